@@ -1,0 +1,29 @@
+"""Shared fixtures: the real reference data beside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path | None:
+    env = os.environ.get("ANTIGENSCOUT_SHARED")
+    candidates = [Path(env) / "data"] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ``../shared/data``; tests that need it are skipped when it is absent."""
+    path = _shared_data()
+    if path is None:
+        pytest.skip("../shared/data is not beside the repository")
+    return path
