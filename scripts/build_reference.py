@@ -1,0 +1,680 @@
+"""Build the embedded healthy reference of antigenscout from the raw public tables.
+
+Reads the read-only data folder (``../shared/data`` beside the repository by default) and
+writes compact Parquet files (zstd, float32) plus ``metadata.json`` into
+``src/antigenscout/reference/data``; the bulk tumour tables go to
+``src/antigenscout/datasets/data``. The output is deterministic: the same inputs and library
+versions give byte-identical Parquet files (``metadata.json`` also records the build date,
+taken from ``SOURCE_DATE_EPOCH`` when that is set).
+
+Usage::
+
+    python scripts/build_reference.py [--shared ../shared/data]
+        [--out src/antigenscout/reference/data] [--datasets-out src/antigenscout/datasets/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
+
+HPA_LICENCE = "CC BY-SA 4.0 (Human Protein Atlas, proteinatlas.org)"
+
+#: Source files: path relative to the shared data folder, version and licence (PROVENANCE.md).
+SOURCES: dict[str, dict[str, str]] = {
+    "hpa_single_cell_type": {
+        "path": "hpa/hpa_single_cell_type_ntpm.csv",
+        "version": "HPA single-cell type consensus (version not stated; via pirlygenes 4.50.15)",
+        "licence": f"{HPA_LICENCE}; redistributed by pirlygenes under Apache-2.0",
+    },
+    "hpa_tissue_consensus": {
+        "path": "hpa/rna_tissue_consensus_v21.1.tsv.gz",
+        "version": "HPA 21.1 (2022-05-31), Ensembl 103 (via Bioconductor hpar)",
+        "licence": HPA_LICENCE,
+    },
+    "hpa_blood_cell_types": {
+        "path": "hpa/rna_blood_cell_types_v20.tsv.gz",
+        "version": "HPA ~20 (via github kircherlab/cfDNA @8891e408)",
+        "licence": f"{HPA_LICENCE}; repository MIT",
+    },
+    "hpa_normal_tissue_ihc": {
+        "path": "hpa/normal_tissue_v21.1.tsv.gz",
+        "version": "HPA 21.1 (2022-05-31), Ensembl 103 (via Bioconductor hpar)",
+        "licence": f"{HPA_LICENCE}; hpar Artistic-2.0",
+    },
+    "hpa_subcellular_location": {
+        "path": "hpa/subcellular_location_v21.1.tsv.gz",
+        "version": "HPA 21.1 (via Bioconductor hpar)",
+        "licence": HPA_LICENCE,
+    },
+    "hpa_proteinatlas_v18": {
+        "path": "hpa/proteinatlas_v18.tsv.zip",
+        "version": "HPA ~18 (2018-10)",
+        "licence": HPA_LICENCE,
+    },
+    "hpa_cell_lines": {
+        "path": "hpa/rna_celline_v19.3.tsv.gz",
+        "version": "HPA 19.3 (2020-03-06) (via Bioconductor hpar)",
+        "licence": HPA_LICENCE,
+    },
+    "tcga_medians": {
+        "path": "hpa/pan_cancer_hpa_tissue_ntpm_tcga_median.csv",
+        "version": "HPA v23 tissues; TCGA (GDC) medians (via pirlygenes 4.50.15)",
+        "licence": "TCGA open access; HPA CC BY-SA 4.0; pirlygenes Apache-2.0",
+    },
+    "surface_evidence": {
+        "path": "surfaceome/surface_evidence_by_source.tsv",
+        "version": "Deliverome accessible-surfaceome whole_proteome_catalog @d71e3cde (2026-05)",
+        "licence": "repository MIT (upstream UniProt CC BY 4.0, GO CC BY 4.0, HPA CC BY-SA 4.0)",
+    },
+    "surfy": {
+        "path": "surfaceome/surfy_in_silico_surfaceome.tsv",
+        "version": "SURFY in silico surfaceome, Bausch-Fluck et al. 2018 PNAS 115:E10988",
+        "licence": "repository MIT (github steveneschrich/surfaceome)",
+    },
+    "cspa": {
+        "path": "surfaceome/cspa_human_tableA.tsv",
+        "version": "Cell Surface Protein Atlas, Bausch-Fluck et al. 2015 PLoS One, Table A",
+        "licence": "repository MIT (github steveneschrich/surfaceome)",
+    },
+}
+MARROW_SAMPLES = ("BM1", "BM2", "BM3")
+MARROW_DIR = "singlecell/vangalen2019_aml"
+MARROW_VERSION = "van Galen et al. 2019 Cell, GEO GSE116256 (healthy donors BM1-BM3)"
+MARROW_LICENCE = "GEO public data"
+MIN_MARROW_CELLS = 20
+
+PARQUET_KW = {"compression": "zstd", "compression_level": 19, "use_dictionary": True}
+ANNOTATION_COLUMNS = [
+    "context",
+    "name",
+    "kind",
+    "source",
+    "tissue",
+    "system",
+    "vital_weight",
+    "immune_privileged",
+    "rationale",
+]
+
+IHC_LEVELS = {"Not detected": 0, "Low": 1, "Medium": 2, "High": 3}
+#: IHC tissue names whose reference context is not simply ``tissue:<same name>``.
+IHC_TISSUE_ALIASES = {
+    "hippocampus": "hippocampal formation",
+    "caudate": "basal ganglia",
+    "substantia nigra": "midbrain",
+    "dorsal raphe": "midbrain",
+}
+
+#: Weights of the surface evidence score (sum to 1).
+SURFACE_WEIGHTS = {"cspa": 0.30, "uniprot": 0.25, "go": 0.15, "hpa": 0.15, "surfy": 0.15}
+SURFACE_THRESHOLD = 0.40
+
+
+# ----------------------------------------------------------------------------- utilities
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def round_sig(x: np.ndarray, digits: int = 3) -> np.ndarray:
+    """Round to ``digits`` significant digits (NaN and 0 are kept)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = x.copy()
+    ok = np.isfinite(x) & (x != 0)
+    mag = np.floor(np.log10(np.abs(x[ok])))
+    scale = 10.0 ** (digits - 1 - mag)
+    out[ok] = np.round(x[ok] * scale) / scale
+    return out
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` (index kept) deterministically with zstd compression."""
+    keep_index = None if isinstance(df.index, pd.RangeIndex) else True
+    table = pa.Table.from_pandas(df, preserve_index=keep_index)
+    pq.write_table(table, path, **PARQUET_KW)
+
+
+def strip_version(ids: pd.Series) -> pd.Series:
+    return ids.astype("string").str.replace(r"\.\d+$", "", regex=True)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
+    def p(key: str) -> Path:
+        return shared / SOURCES[key]["path"]
+
+    raw: dict[str, pd.DataFrame] = {}
+    raw["sc"] = pd.read_csv(p("hpa_single_cell_type"))
+    raw["tissue"] = pd.read_csv(p("hpa_tissue_consensus"), sep="\t")
+    raw["blood"] = pd.read_csv(p("hpa_blood_cell_types"), sep="\t")
+    raw["ihc"] = pd.read_csv(p("hpa_normal_tissue_ihc"), sep="\t", keep_default_na=False)
+    raw["subcell"] = pd.read_csv(p("hpa_subcellular_location"), sep="\t")
+    raw["v18"] = pd.read_csv(p("hpa_proteinatlas_v18"), sep="\t")
+    raw["celline"] = pd.read_csv(p("hpa_cell_lines"), sep="\t")
+    raw["pancancer"] = pd.read_csv(p("tcga_medians"))
+    raw["evidence"] = pd.read_csv(p("surface_evidence"), sep="\t")
+    raw["surfy"] = pd.read_csv(p("surfy"), sep="\t")
+    raw["cspa"] = pd.read_csv(p("cspa"), sep="\t")
+    return raw
+
+
+def marrow_files(shared: Path) -> list[tuple[str, Path, Path]]:
+    folder = shared / MARROW_DIR
+    out = []
+    for sample in MARROW_SAMPLES:
+        dem = sorted(folder.glob(f"GSM*_{sample}.dem.txt.gz"))
+        anno = sorted(folder.glob(f"GSM*_{sample}.anno.txt.gz"))
+        if len(dem) != 1 or len(anno) != 1:
+            msg = (
+                f"Expected one dem and one anno file for {sample} in {folder}; found {dem} {anno}."
+            )
+            raise SystemExit(msg)
+        out.append((sample, dem[0], anno[0]))
+    return out
+
+
+# ----------------------------------------------------------------------------- genes
+
+
+def ensembl_symbol_pairs(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(ensembl, symbol, rank) from every Ensembl-keyed source; lower rank = more authoritative."""
+    ev = raw["evidence"]
+    parts = [
+        (ev["ensembl_gene"], ev["hgnc_symbol"]),  # HGNC (2026), authoritative
+        (raw["pancancer"]["Ensembl_Gene_ID"], raw["pancancer"]["Symbol"]),  # HPA v23
+        (raw["sc"]["Ensembl_Gene_ID"], raw["sc"]["Symbol"]),  # HPA single cell
+        (raw["tissue"]["Gene"], raw["tissue"]["Gene.name"]),  # HPA 21.1
+        (raw["ihc"]["Gene"], raw["ihc"]["Gene.name"]),
+        (raw["subcell"]["Gene"], raw["subcell"]["Gene.name"]),
+        (raw["celline"]["Gene"], raw["celline"]["Gene.name"]),  # HPA 19.3
+        (raw["v18"]["Ensembl"], raw["v18"]["Gene"]),  # HPA 18
+    ]
+    frames = []
+    for rank, (ens, sym) in enumerate(parts):
+        df = pd.DataFrame({"ensembl": strip_version(ens), "symbol": sym.astype("string")})
+        df = df.dropna().drop_duplicates()
+        df = df[(df["symbol"].str.strip() != "") & df["ensembl"].str.startswith("ENSG")]
+        df["rank"] = rank
+        frames.append(df)
+    # Ensembl ids seen only in the blood table carry no symbol: they get their id as symbol.
+    blood = strip_version(raw["blood"]["GeneID"]).drop_duplicates()
+    frames.append(pd.DataFrame({"ensembl": blood, "symbol": blood, "rank": len(parts)}))
+    pairs = pd.concat(frames, ignore_index=True)
+    pairs["symbol"] = pairs["symbol"].str.strip()
+    return pairs.sort_values(["ensembl", "rank", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def resolve_canonical(pairs: pd.DataFrame) -> pd.Series:
+    """One unique canonical symbol per Ensembl id.
+
+    Each id takes its symbol from its most authoritative source. When several ids claim the
+    same symbol, the claim from the better-ranked source wins (ties: the id seen in more
+    sources, then the smaller id); a loser falls back to its next symbol that is still free,
+    else to its Ensembl id.
+    """
+    best = pairs.groupby("ensembl", sort=True).first()  # lowest rank (pairs sorted)
+    n_sources = pairs.groupby("ensembl")["rank"].nunique()
+    cand = pd.DataFrame(
+        {"symbol": best["symbol"], "rank": best["rank"], "n": n_sources.reindex(best.index)}
+    )
+    cand = cand.reset_index().sort_values(
+        ["symbol", "rank", "n", "ensembl"], ascending=[True, True, False, True], kind="stable"
+    )
+    winners = ~cand.duplicated("symbol", keep="first")
+    canon = dict(zip(cand.loc[winners, "ensembl"], cand.loc[winners, "symbol"], strict=True))
+    taken = set(canon.values())
+    alt = pairs.groupby("ensembl")["symbol"].apply(list)
+    for ens in sorted(cand.loc[~winners, "ensembl"]):
+        choice = next((s for s in alt[ens] if s not in taken), ens)
+        canon[ens] = choice
+        taken.add(choice)
+    return pd.Series(canon, name="symbol").sort_index()
+
+
+def build_aliases(pairs: pd.DataFrame, canon: pd.Series, v18: pd.DataFrame) -> dict[str, str]:
+    """Alias -> canonical symbol, keeping only unambiguous aliases.
+
+    Kind 0: another symbol the same Ensembl id carries in some source (previous symbol);
+    kind 1: an HPA v18 "Gene synonym". An alias equal to a canonical symbol is never used;
+    an alias claimed by several genes at its best kind is dropped.
+    """
+    prev = pairs[["ensembl", "symbol"]].rename(columns={"symbol": "alias"}).copy()
+    prev["kind"] = 0
+    syn = v18[["Ensembl", "Gene synonym"]].dropna()
+    syn = syn.assign(alias=syn["Gene synonym"].str.split(",")).explode("alias")
+    syn = pd.DataFrame(
+        {"ensembl": strip_version(syn["Ensembl"]), "alias": syn["alias"].str.strip(), "kind": 1}
+    )
+    al = pd.concat([prev, syn], ignore_index=True).dropna()
+    al = al[(al["alias"] != "") & ~al["alias"].str.match(r"ENSG\d+")]
+    al["target"] = al["ensembl"].map(canon)
+    al = al.dropna(subset=["target"])
+    canonical = set(canon.values)
+    al = al[~al["alias"].isin(canonical) & (al["alias"] != al["target"])]
+    al = al.sort_values(["alias", "kind", "target"]).drop_duplicates(["alias", "target"])
+    best_kind = al.groupby("alias")["kind"].transform("min")
+    al = al[al["kind"] == best_kind]
+    n_targets = al.groupby("alias")["target"].transform("nunique")
+    al = al[n_targets == 1]
+    return dict(zip(al["alias"], al["target"], strict=True))
+
+
+def resolve_symbols(
+    names: Iterable[str], canonical: set[str], aliases: dict[str, str]
+) -> dict[str, str]:
+    """Resolve symbol-only rows (e.g. the van Galen matrix) to canonical symbols.
+
+    Exact canonical match first, then an unambiguous alias, then a case-insensitive canonical
+    match. A name whose target another row of the same table already claims, or that does not
+    resolve at all, becomes a new canonical symbol of its own.
+    """
+    names = list(names)
+    upper: dict[str, str] = {}
+    for s in sorted(canonical):
+        upper.setdefault(s.upper(), s)
+    out: dict[str, str] = {}
+    claimed: set[str] = {n for n in names if n in canonical}
+    for n in names:
+        if n in canonical:
+            out[n] = n
+    for n in sorted(set(names) - set(out)):
+        target = aliases.get(n) or upper.get(n.upper())
+        if target is not None and target not in claimed:
+            out[n] = target
+            claimed.add(target)
+        else:
+            out[n] = n
+    return out
+
+
+# ----------------------------------------------------------------------------- contexts
+
+
+def hpa_wide(long: pd.DataFrame, value: str, canon: pd.Series) -> pd.DataFrame:
+    wide = long.pivot(index="Gene", columns="Tissue", values=value)
+    wide.index = wide.index.map(canon)
+    return wide
+
+
+def marrow_pseudobulk(shared: Path) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """CPM pseudobulk (sum of counts / sum of library sizes x 1e6) per healthy marrow cell type.
+
+    Returns the genes x cell-type CPM table (all types), the cell count per type and the raw
+    gene names of the count matrices.
+    """
+    sums: pd.DataFrame | None = None
+    libs = pd.Series(dtype=np.float64)
+    cells = pd.Series(dtype=np.int64)
+    genes: list[str] | None = None
+    for _sample, dem, anno in marrow_files(shared):
+        counts = pd.read_csv(dem, sep="\t", index_col=0)
+        ann = pd.read_csv(anno, sep="\t", index_col=0)
+        ct = ann["CellType"].reindex(counts.columns)
+        if ct.isna().any():
+            msg = f"{dem.name}: {int(ct.isna().sum())} cells lack a CellType in {anno.name}."
+            raise SystemExit(msg)
+        s = counts.T.groupby(ct.to_numpy()).sum().T.astype(np.float64)
+        lib = counts.sum(axis=0).groupby(ct.to_numpy()).sum().astype(np.float64)
+        n = ct.value_counts()
+        sums = s if sums is None else sums.add(s, fill_value=0)
+        libs = libs.add(lib, fill_value=0)
+        cells = cells.add(n, fill_value=0)
+        if genes is None:
+            genes = list(counts.index)
+        elif list(counts.index) != genes:
+            msg = f"{dem.name}: gene rows differ from the other marrow samples."
+            raise SystemExit(msg)
+    assert sums is not None
+    assert genes is not None
+    cpm = sums.div(libs.reindex(sums.columns), axis=1) * 1e6
+    return cpm, cells.astype(np.int64), genes
+
+
+def load_annotations() -> pd.DataFrame:
+    ann = pd.read_csv(ANNOTATIONS, sep="\t", dtype=str, keep_default_na=False)
+    if list(ann.columns) != ANNOTATION_COLUMNS:
+        msg = f"{ANNOTATIONS}: columns must be {ANNOTATION_COLUMNS}, got {list(ann.columns)}."
+        raise SystemExit(msg)
+    if ann["context"].duplicated().any():
+        dup = ann.loc[ann["context"].duplicated(), "context"].tolist()
+        msg = f"{ANNOTATIONS}: duplicated contexts {dup}."
+        raise SystemExit(msg)
+    ann["vital_weight"] = pd.to_numeric(ann["vital_weight"], errors="coerce")
+    bad = ann.loc[~ann["vital_weight"].between(0, 1), "context"].tolist()
+    bad += ann.loc[~ann["immune_privileged"].isin(["true", "false"]), "context"].tolist()
+    bad += ann.loc[~ann["kind"].isin(["cell_type", "tissue"]), "context"].tolist()
+    bad += ann.loc[ann[ANNOTATION_COLUMNS].eq("").any(axis=1), "context"].tolist()
+    if bad:
+        msg = f"{ANNOTATIONS}: invalid or incomplete annotation rows {sorted(set(bad))}."
+        raise SystemExit(msg)
+    ann["immune_privileged"] = ann["immune_privileged"].eq("true")
+    return ann.set_index("context")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def build_ihc(raw: pd.DataFrame, canon: pd.Series, contexts: pd.Index) -> pd.DataFrame:
+    df = raw[raw["Level"].isin(list(IHC_LEVELS))].copy()
+    df = df[df["Tissue"].ne("N/A")]
+    tissue_norm = df["Tissue"].str.replace(r"\s+\d+$", "", regex=True)
+    tissue_norm = tissue_norm.replace(IHC_TISSUE_ALIASES)
+    ctx = "tissue:" + tissue_norm
+    ctx = ctx.where(ctx.isin(contexts))
+    out = pd.DataFrame(
+        {
+            "symbol": strip_version(df["Gene"]).map(canon).to_numpy(),
+            "tissue": df["Tissue"].to_numpy(),
+            "cell_type": df["Cell.type"].to_numpy(),
+            "level": df["Level"].map(IHC_LEVELS).astype(np.int8).to_numpy(),
+            "reliability": df["Reliability"].to_numpy(),
+            "context": ctx.to_numpy(),
+        }
+    )
+    out = out.sort_values(["symbol", "tissue", "cell_type"], kind="stable").reset_index(drop=True)
+    for col in ("symbol", "tissue", "cell_type", "reliability", "context"):
+        out[col] = out[col].astype("category")
+    return out
+
+
+def build_surface(
+    raw: dict[str, pd.DataFrame],
+    canon: pd.Series,
+    resolve_sym: dict[str, str],
+) -> pd.DataFrame:
+    ev = raw["evidence"].copy()
+    ens = strip_version(ev["ensembl_gene"])
+    ev["symbol"] = ens.map(canon).fillna(ev["hgnc_symbol"].map(resolve_sym))
+    ev = ev.dropna(subset=["symbol"]).drop_duplicates("symbol").set_index("symbol")
+    flags = pd.DataFrame(
+        {
+            "uniprot": ev["uniprot_surface_flag"].eq(1),
+            "go": ev["go_surface_flag"].eq(1),
+            "hpa": ev["hpa_surface_flag"].eq(1),
+            "surfy": ev["surfy_surface_flag"].eq(1),
+            "cspa": ev["cspa_surface_flag"].eq(1),
+        }
+    )
+
+    def to_symbol(ens_col: pd.Series | None, sym_col: pd.Series) -> pd.Series:
+        sym = sym_col.astype("string").str.strip().map(resolve_sym)
+        if ens_col is not None:
+            first = ens_col.astype("string").str.split(";").str[0]
+            sym = strip_version(first).map(canon).fillna(sym)
+        return sym
+
+    # SURFY in silico surfaceome: every row is labelled 'surface'; keep the best ML score.
+    sf = raw["surfy"]
+    sf = sf.assign(symbol=to_symbol(sf["Ensembl gene"], sf["UniProt gene"].fillna("")))
+    sf = sf[sf["Surfaceome Label"].eq("surface")].dropna(subset=["symbol"])
+    sf = sf.sort_values(["symbol", "MachineLearning score"], ascending=[True, False])
+    sf = sf.drop_duplicates("symbol").set_index("symbol")
+    # CSPA: high-confidence experimental surface detection.
+    cs = raw["cspa"]
+    cs = cs.assign(symbol=to_symbol(None, cs["ENTREZ gene symbol"].fillna("")))
+    cs = cs.dropna(subset=["symbol"])
+    cs_high = set(cs.loc[cs["CSPA category"].eq("1 - high confidence"), "symbol"])
+    # HPA v18 protein classes.
+    v18 = raw["v18"]
+    v18 = v18.assign(symbol=to_symbol(v18["Ensembl"], v18["Gene"])).dropna(subset=["symbol"])
+    v18 = v18.drop_duplicates("symbol").set_index("symbol")
+    pclass = v18["Protein class"].fillna("")
+
+    index = flags.index.union(sf.index).union(pd.Index(sorted(cs_high))).sort_values()
+    flags = flags.reindex(index, fill_value=False).astype(bool)
+    flags["surfy"] |= index.isin(sf.index)
+    flags["cspa"] |= index.isin(list(cs_high))
+    cd_marker = pclass.str.contains("CD markers").reindex(index, fill_value=False).astype(bool)
+    flags["hpa"] |= cd_marker
+
+    surf = flags.copy()
+    surf["n_sources"] = flags.sum(axis=1).astype(np.int8)
+    cd_surfy = sf["CD number"].dropna().astype(str).str.strip()
+    cd_cspa = cs.loc[~cs["CD"].isin(["no", ""]) & cs["CD"].notna(), ["symbol", "CD"]]
+    cd_cspa = cd_cspa.drop_duplicates("symbol").set_index("symbol")["CD"].astype(str)
+    cd = cd_surfy.reindex(index).fillna(cd_cspa.reindex(index))
+    surf["cd"] = cd.astype("string")
+    surf["surfy_ml_score"] = sf["MachineLearning score"].reindex(index).astype(np.float32)
+    surf["hpa_predicted_membrane"] = (
+        pclass.str.contains("Predicted membrane proteins").reindex(index, fill_value=False)
+    ).astype(bool)
+    surf["hpa_cd_marker"] = cd_marker
+    score = sum(w * flags[k].astype(np.float64) for k, w in SURFACE_WEIGHTS.items())
+    surf["surface_evidence"] = np.round(score, 4).astype(np.float32)
+    strong = flags["uniprot"] | flags["cspa"] | flags["surfy"]
+    has_cd = surf["cd"].notna().to_numpy()
+    surf["is_surface"] = strong & ((score >= SURFACE_THRESHOLD) | has_cd)
+
+    sub = raw["subcell"]
+    sub = sub.assign(symbol=strip_version(sub["Gene"]).map(canon)).dropna(subset=["symbol"])
+    sub = sub.drop_duplicates("symbol").set_index("symbol")["Main.location"]
+    surf["subcellular_main"] = sub.reindex(index).astype("string")
+    surf.index.name = "symbol"
+    return surf
+
+
+def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+    cols = [c for c in raw.columns if c.startswith("FPKM_")]
+    df = raw.set_index(strip_version(raw["Ensembl_Gene_ID"]).map(canon))[cols]
+    df.columns = [c.removeprefix("FPKM_") for c in cols]
+    df = df.sort_index()
+    df.index.name = "symbol"
+    return pd.DataFrame(
+        round_sig(df.to_numpy()).astype(np.float32), index=df.index, columns=df.columns
+    )
+
+
+def build_cell_lines(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+    wide = raw.pivot(index="Gene", columns="Cell.line", values="TPM")
+    wide.index = strip_version(wide.index.to_series()).map(canon)
+    wide = wide.sort_index().sort_index(axis=1)
+    wide.index.name = "symbol"
+    wide.columns.name = None
+    return pd.DataFrame(
+        round_sig(wide.to_numpy()).astype(np.float32), index=wide.index, columns=wide.columns
+    )
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[str, int]:
+    shared = shared.resolve()
+    raw = read_sources(shared)
+    pairs = ensembl_symbol_pairs(raw)
+    canon = resolve_canonical(pairs)
+    aliases = build_aliases(pairs, canon, raw["v18"])
+
+    cpm, n_cells, marrow_genes = marrow_pseudobulk(shared)
+    marrow_map = resolve_symbols(marrow_genes, set(canon.values), aliases)
+    new_symbols = sorted(set(marrow_map.values()) - set(canon.values))
+    for s in new_symbols:  # a name that became canonical can no longer be an alias
+        aliases.pop(s, None)
+
+    # ---- expression (genes x contexts)
+    sc = raw["sc"].set_index(strip_version(raw["sc"]["Ensembl_Gene_ID"]).map(canon))
+    sc = sc.drop(columns=["Ensembl_Gene_ID", "Symbol"]).add_prefix("sc:")
+    tissue = hpa_wide(raw["tissue"], "nTPM", canon).add_prefix("tissue:")
+    blood = raw["blood"].set_index(strip_version(raw["blood"]["GeneID"]).map(canon))
+    blood = blood.drop(columns=["GeneID", "total_PBMC"]).add_prefix("blood:")
+    keep = n_cells[n_cells >= MIN_MARROW_CELLS].index
+    marrow = cpm[sorted(keep)].copy()
+    marrow.index = marrow.index.map(marrow_map)
+    marrow = pd.DataFrame(round_sig(marrow.to_numpy()), index=marrow.index, columns=marrow.columns)
+    marrow = marrow.add_prefix("marrow:")
+    for name, df in {"sc": sc, "tissue": tissue, "blood": blood, "marrow": marrow}.items():
+        if not df.index.is_unique or df.index.isna().any():
+            msg = f"{name}: gene index not unique after mapping to canonical symbols."
+            raise SystemExit(msg)
+
+    ann = load_annotations()
+    data_ctx = [*sc.columns, *tissue.columns, *blood.columns, *marrow.columns]
+    missing = sorted(set(data_ctx) - set(ann.index))
+    extra = sorted(set(ann.index) - set(data_ctx))
+    if missing or extra:
+        msg = (
+            f"contexts.tsv does not match the data: contexts without annotation {missing}; "
+            f"annotations without data {extra}. Edit {ANNOTATIONS}."
+        )
+        raise SystemExit(msg)
+    genes_expr = sorted(set(sc.index) | set(tissue.index) | set(blood.index) | set(marrow.index))
+    expr = pd.concat([d.reindex(genes_expr) for d in (sc, tissue, blood, marrow)], axis=1).reindex(
+        columns=list(ann.index)
+    )
+    expr = expr.astype(np.float32)
+    expr.index.name = "symbol"
+    expr.columns.name = None
+
+    contexts = ann.copy()
+    contexts["n_cells"] = pd.array(
+        [
+            n_cells.get(c.removeprefix("marrow:")) if c.startswith("marrow:") else None
+            for c in contexts.index
+        ],
+        dtype="Int64",
+    )
+    contexts["vital_weight"] = contexts["vital_weight"].astype(np.float32)
+    for col in ("name", "kind", "source", "tissue", "system", "rationale"):
+        contexts[col] = contexts[col].astype("string")
+
+    # ---- genes
+    ens_of = pd.Series(canon.index.to_numpy(), index=canon.to_numpy())
+    symbols = sorted(set(canon.values) | set(new_symbols))
+    syn_lists: dict[str, list[str]] = {}
+    for alias, target in aliases.items():
+        syn_lists.setdefault(target, []).append(alias)
+    genes = pd.DataFrame(index=pd.Index(symbols, name="symbol"))
+    genes["ensembl_id"] = ens_of.reindex(genes.index).astype("string")
+    genes["synonyms"] = pd.array(
+        ["|".join(sorted(syn_lists.get(s, []))) for s in symbols], dtype="string"
+    )
+
+    resolve_sym = dict(aliases)
+    resolve_sym.update({s: s for s in symbols})
+    ihc = build_ihc(raw["ihc"], canon, contexts.index)
+    surface = build_surface(raw, canon, resolve_sym)
+    tcga = build_tcga(raw["pancancer"], canon)
+    lines = build_cell_lines(raw["celline"], canon)
+
+    out.mkdir(parents=True, exist_ok=True)
+    datasets_out.mkdir(parents=True, exist_ok=True)
+    files = {
+        out / "genes.parquet": genes,
+        out / "contexts.parquet": contexts,
+        out / "expression.parquet": expr,
+        out / "ihc.parquet": ihc,
+        out / "surface.parquet": surface,
+        datasets_out / "tcga_medians.parquet": tcga,
+        datasets_out / "hpa_cell_lines.parquet": lines,
+    }
+    for path, df in files.items():
+        write_parquet(df, path)
+
+    # ---- metadata
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    sources = {}
+    for key, info in SOURCES.items():
+        sources[key] = {**info, "sha256": sha256(shared / info["path"])}
+    for sample, dem, anno in marrow_files(shared):
+        for kind, f in (("counts", dem), ("annotation", anno)):
+            sources[f"vangalen2019_{sample}_{kind}"] = {
+                "path": str(f.relative_to(shared)),
+                "version": MARROW_VERSION,
+                "licence": MARROW_LICENCE,
+                "sha256": sha256(f),
+            }
+    sources["contexts_annotation"] = {
+        "path": str(ANNOTATIONS.relative_to(REPO)),
+        "version": "hand-curated (antigenscout)",
+        "licence": "BSD-3-Clause (antigenscout)",
+        "sha256": sha256(ANNOTATIONS),
+    }
+    units = {
+        "expression": {
+            "sc:": "nTPM (HPA single-cell type consensus)",
+            "tissue:": "nTPM (HPA consensus tissue)",
+            "blood:": "nTPM (HPA blood cell types)",
+            "marrow:": "CPM pseudobulk (sum UMI / sum library size x 1e6), 3 significant digits",
+        },
+        "tcga_medians": "FPKM-like median per TCGA cohort, 3 significant digits",
+        "hpa_cell_lines": "TPM (HPA 19.3 cell lines), 3 significant digits",
+    }
+    meta = {
+        "name": "antigenscout healthy reference",
+        "build_date": when.date().isoformat(),
+        "build_command": " ".join(["python scripts/build_reference.py", *argv]),
+        "library_versions": {"pandas": pd.__version__, "pyarrow": pa.__version__},
+        "sources": sources,
+        "units": units,
+        "marrow": {
+            "samples": list(MARROW_SAMPLES),
+            "min_cells": MIN_MARROW_CELLS,
+            "cells_per_type": {k: int(v) for k, v in sorted(n_cells.items())},
+            "kept": [str(k) for k in sorted(keep)],
+            "genes_new_symbols": len(new_symbols),
+        },
+        "surface": {"weights": SURFACE_WEIGHTS, "threshold": SURFACE_THRESHOLD},
+        "ihc_tissue_aliases": IHC_TISSUE_ALIASES,
+        "counts": {
+            "genes": len(genes),
+            "expression_genes": len(expr),
+            "contexts": len(contexts),
+            "contexts_by_source": {
+                k: int(v) for k, v in contexts.index.str.split(":").str[0].value_counts().items()
+            },
+            "aliases": len(aliases),
+            "ihc_rows": len(ihc),
+            "surface_genes": len(surface),
+            "is_surface": int(surface["is_surface"].sum()),
+        },
+        "files": {p.name: {"sha256": sha256(p), "bytes": p.stat().st_size} for p in files},
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    return {
+        str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p): p.stat().st_size
+        for p in [*files, out / "metadata.json"]
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "src" / "antigenscout" / "reference" / "data"
+    )
+    parser.add_argument(
+        "--datasets-out", type=Path, default=REPO / "src" / "antigenscout" / "datasets" / "data"
+    )
+    args = parser.parse_args(argv)
+    sizes = build(args.shared, args.out, args.datasets_out, argv)
+    for path, size in sizes.items():
+        print(f"{size / 1e6:8.3f} MB  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""The embedded healthy reference: genes, contexts, expression, IHC and surface evidence.
+
+The tables are built by ``scripts/build_reference.py`` from public data (HPA, van Galen 2019,
+SURFY, CSPA; see ``docs/reference.md``) and shipped inside the package as Parquet files.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from antigenscout._errors import InputError, ReferenceLookupError
+
+__all__ = ["REFERENCE_FILES", "Reference", "load_reference"]
+
+#: Files a reference directory must contain.
+REFERENCE_FILES = (
+    "genes.parquet",
+    "contexts.parquet",
+    "expression.parquet",
+    "ihc.parquet",
+    "surface.parquet",
+    "metadata.json",
+)
+_ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """Healthy-tissue reference used to judge on-target, off-tumour risk.
+
+    Attributes
+    ----------
+    genes
+        Index canonical (HGNC-style) symbol; columns ``ensembl_id`` and ``synonyms``
+        ('|'-joined aliases and previous symbols usable for mapping).
+    contexts
+        Index context id (``sc:``, ``tissue:``, ``blood:``, ``marrow:`` prefixes); columns
+        ``name``, ``kind``, ``source``, ``tissue``, ``system``, ``vital_weight``,
+        ``immune_privileged``, ``rationale``, ``n_cells`` (NA unless single-cell pseudobulk).
+    expression
+        float32 genes x contexts in nTPM-like units (marrow: CPM); NaN where a gene is absent
+        from the source of a context.
+    ihc
+        Tidy HPA normal-tissue immunohistochemistry: ``symbol``, ``tissue``, ``cell_type``,
+        ``level`` (0-3), ``reliability``, ``context`` (NA when no clear reference context).
+    surface
+        Index symbol; surface evidence flags, ``n_sources``, ``cd``, ``surface_evidence``,
+        ``is_surface``, ``subcellular_main``.
+    metadata
+        Sources (path, version, licence, sha256), build date and command, units.
+
+    Examples
+    --------
+    >>> from antigenscout.reference import load_reference
+    >>> ref = load_reference()
+    >>> symbols, unmapped = ref.map_genes(["CD19", "ENSG00000105383.14", "nonsense"])
+    >>> symbols.tolist()[:2], unmapped
+    (['CD19', 'CD33'], ['nonsense'])
+    """
+
+    genes: pd.DataFrame
+    contexts: pd.DataFrame
+    expression: pd.DataFrame
+    ihc: pd.DataFrame
+    surface: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ gene mapping
+    @functools.cached_property
+    def _lookups(self) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+        """Exact, Ensembl, synonym and upper-case dictionaries (built once per instance)."""
+        symbols = self.genes.index.astype(str)
+        exact = dict(zip(symbols, symbols, strict=True))
+        ens = self.genes["ensembl_id"].dropna().astype(str)
+        ensembl = dict(zip(ens.to_numpy(), ens.index.astype(str), strict=True))
+        syn = self.genes["synonyms"].fillna("").astype(str)
+        syn = syn[syn != ""].str.split("|").explode()
+        synonyms: dict[str, str] = {}
+        for alias, symbol in zip(syn.to_numpy(), syn.index, strict=True):
+            if alias not in exact:  # a canonical symbol always wins over an alias
+                synonyms.setdefault(alias, symbol)
+        upper: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for key, symbol in [*exact.items(), *synonyms.items()]:
+            u = key.upper()
+            if u in upper and upper[u] != symbol:
+                # keep a canonical symbol's own upper-case form; otherwise drop the key
+                if upper[u].upper() != u:
+                    ambiguous.add(u)
+                continue
+            upper[u] = symbol
+        for u in ambiguous:
+            upper.pop(u, None)
+        return exact, ensembl, synonyms, upper
+
+    def map_genes(self, names: Sequence[str]) -> tuple[pd.Series, list[str]]:
+        """Map gene identifiers to canonical reference symbols.
+
+        Tries, in order: the canonical symbol, an Ensembl gene id (a version suffix such as
+        ``.12`` is ignored), a synonym or previous symbol, then a case-insensitive match of
+        symbols and synonyms.
+
+        Parameters
+        ----------
+        names
+            Gene identifiers (symbols, Ensembl ids, synonyms).
+
+        Returns
+        -------
+        A Series of canonical symbols aligned to ``names`` (NA where unmapped; its index is
+        ``names``) and the list of unmapped names in input order.
+
+        Examples
+        --------
+        >>> from antigenscout.reference import load_reference
+        >>> mapped, missing = load_reference().map_genes(["cd19", "ENSG00000105383"])
+        >>> mapped.tolist(), missing
+        (['CD19', 'CD33'], [])
+        """
+        if isinstance(names, str):
+            msg = (
+                "map_genes expects a sequence of gene names, got a single string "
+                f"{names!r}. Wrap it in a list: map_genes([{names!r}])."
+            )
+            raise InputError(msg)
+        exact, ensembl, synonyms, upper = self._lookups
+        raw = pd.Series(list(names), dtype=object)
+        keys = raw.map(lambda x: x.strip() if isinstance(x, str) else "")
+        out = keys.map(exact)
+        todo = out.isna()
+        if todo.any():
+            ens = keys[todo].str.replace(_ENSEMBL_VERSION, r"\1", regex=True)
+            out[todo] = ens.map(ensembl)
+            todo = out.isna()
+        if todo.any():
+            out[todo] = keys[todo].map(synonyms)
+            todo = out.isna()
+        if todo.any():
+            out[todo] = keys[todo].str.upper().map(upper)
+        result = pd.Series(
+            pd.array(out.where(out.notna(), None), dtype="string"),
+            index=pd.Index(raw.astype(str), name="query"),
+            name="symbol",
+        )
+        unmapped = [str(n) for n, m in zip(raw, result.isna().to_numpy(), strict=True) if m]
+        return result, unmapped
+
+    # ------------------------------------------------------------------ summaries
+    def systems(self) -> pd.DataFrame:
+        """Per anatomical system: vital weight (max over its contexts) and context count.
+
+        Returns
+        -------
+        DataFrame indexed by ``system`` with ``vital_weight`` and ``n_contexts``, sorted by
+        decreasing weight.
+        """
+        g = self.contexts.groupby("system", observed=True)
+        out = pd.DataFrame(
+            {
+                "vital_weight": g["vital_weight"].max().astype(np.float64),
+                "n_contexts": g.size().astype(np.int64),
+            }
+        )
+        out.index = out.index.astype(str)
+        out.index.name = "system"
+        return out.sort_values(["vital_weight", "n_contexts"], ascending=[False, False])
+
+    def __repr__(self) -> str:
+        built = self.metadata.get("build_date", "?")
+        return (
+            f"Reference({self.expression.shape[0]} genes x {self.expression.shape[1]} contexts, "
+            f"{len(self.surface)} surface records, {len(self.ihc)} IHC rows, built {built})"
+        )
+
+    # ------------------------------------------------------------------ IO
+    @classmethod
+    def from_dir(cls, path: str | os.PathLike[str]) -> Reference:
+        """Read a reference directory written by ``scripts/build_reference.py``.
+
+        Parameters
+        ----------
+        path
+            Directory with ``genes.parquet``, ``contexts.parquet``, ``expression.parquet``,
+            ``ihc.parquet``, ``surface.parquet`` and ``metadata.json``.
+
+        Raises
+        ------
+        ReferenceLookupError
+            If the directory or one of the files is missing.
+        InputError
+            If the tables are inconsistent (expression columns differ from the contexts).
+        """
+        root = Path(path)
+        if not root.is_dir():
+            msg = (
+                f"Reference directory {str(root)!r} does not exist. Pass the folder written by "
+                "scripts/build_reference.py, or None for the embedded reference."
+            )
+            raise ReferenceLookupError(msg)
+        missing = [f for f in REFERENCE_FILES if not (root / f).is_file()]
+        if missing:
+            msg = (
+                f"Reference directory {str(root)!r} lacks {missing}. Rebuild it with "
+                "'python scripts/build_reference.py --out <dir>'."
+            )
+            raise ReferenceLookupError(msg)
+        genes = pd.read_parquet(root / "genes.parquet")
+        contexts = pd.read_parquet(root / "contexts.parquet")
+        expression = pd.read_parquet(root / "expression.parquet")
+        ihc = pd.read_parquet(root / "ihc.parquet")
+        surface = pd.read_parquet(root / "surface.parquet")
+        metadata = json.loads((root / "metadata.json").read_text())
+        if list(expression.columns) != list(contexts.index):
+            msg = (
+                f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
+                "Rebuild the reference with scripts/build_reference.py."
+            )
+            raise InputError(msg)
+        return cls(
+            genes=genes,
+            contexts=contexts,
+            expression=expression,
+            ihc=ihc,
+            surface=surface,
+            metadata=metadata,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str | None) -> Reference:
+    if path is None:
+        with resources.as_file(resources.files("antigenscout.reference") / "data") as root:
+            return Reference.from_dir(root)
+    return Reference.from_dir(path)
+
+
+def load_reference(path: str | os.PathLike[str] | None = None) -> Reference:
+    """Load a healthy reference; ``None`` gives the embedded default.
+
+    Results are cached per path, so repeated calls are free (treat the tables as read-only).
+
+    Parameters
+    ----------
+    path
+        A directory written by ``scripts/build_reference.py``, or ``None``.
+
+    Returns
+    -------
+    The :class:`Reference`.
+
+    Examples
+    --------
+    >>> from antigenscout.reference import load_reference
+    >>> ref = load_reference()
+    >>> float(ref.contexts.loc["marrow:HSC", "vital_weight"])
+    1.0
+    """
+    key = None if path is None else str(Path(path).resolve())
+    return _load_cached(key)
