@@ -1,0 +1,112 @@
+"""``antigenscout simulate``: therapy simulation over a virtual cohort."""
+
+from __future__ import annotations
+
+import click
+
+from ._models import MODELS
+
+__all__ = ["simulate_command"]
+
+
+@click.command("simulate")
+@click.option(
+    "--model", "model", required=True, type=click.Choice(sorted(MODELS)), help="Kinetic model."
+)
+@click.option(
+    "--patients", "n_patients", default=200, show_default=True, type=int, help="Virtual patients."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Sampling seed.")
+@click.option("--days", default=365.0, show_default=True, type=float, help="Simulated days.")
+@click.option("--typical", is_flag=True, help="Simulate only the typical patient.")
+@click.option(
+    "--from", "run_dir", type=click.Path(), default=None, help="Ranking output directory."
+)
+@click.option("--target", default=None, help="Target in the ranking's targets.tsv (with --from).")
+@click.option("--with-inhibitor", is_flag=True, help="Give the imatinib-like kinase inhibitor.")
+@click.option(
+    "--inhibitor-stop-day", type=float, default=None, help="Stop the inhibitor on this day."
+)
+@click.option(
+    "--healthy-turnover",
+    type=float,
+    default=None,
+    help="Turnover (1/day) of the healthy cell type.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory.")
+def simulate_command(
+    model: str,
+    n_patients: int,
+    seed: int,
+    days: float,
+    typical: bool,
+    run_dir: str | None,
+    target: str | None,
+    with_inhibitor: bool,
+    inhibitor_stop_day: float | None,
+    healthy_turnover: float | None,
+    out_dir: str,
+) -> None:
+    """Simulate CAR-T kinetics, tumour response and healthy-cell depletion in a cohort.
+
+    Writes cohort.tsv (one row per patient), summary.json and curves.tsv into --out.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .._errors import InputError
+    from ._scenario import Scenario, scenario_from_run
+    from ._simulate import simulate, write_simulation
+
+    if (run_dir is None) != (target is None):
+        msg = "--from and --target go together: give both (a ranking directory and a target)."
+        raise InputError(msg)
+    scenario: Scenario | None = None
+    if run_dir is not None and target is not None:
+        scenario = scenario_from_run(run_dir, target, healthy_turnover_per_day=healthy_turnover)
+    elif healthy_turnover is not None:
+        spec = MODELS[model]
+        if spec.default_scenario is None:
+            msg = "--healthy-turnover needs a scenario: add --from DIR --target NAME."
+            raise InputError(msg)
+        d = spec.default_scenario
+        scenario = Scenario(
+            target=d.target,
+            tumour_coverage=d.tumour_coverage,
+            healthy_cell_type=d.healthy_cell_type,
+            healthy_positive_fraction=d.healthy_positive_fraction,
+            healthy_turnover_per_day=healthy_turnover,
+            source=d.source,
+        )
+    console = Console(stderr=True)
+    kwargs = {
+        "n_patients": n_patients,
+        "seed": seed,
+        "typical": typical,
+        "days": days,
+        "scenario": scenario,
+        "with_inhibitor": True if with_inhibitor else None,
+        "inhibitor_stop_day": inhibitor_stop_day,
+    }
+    if typical or n_patients < 5000:
+        result = simulate(model, **kwargs)  # type: ignore[arg-type]
+    else:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"simulating {n_patients} patients", total=n_patients)
+            result = simulate(
+                model,
+                **kwargs,  # type: ignore[arg-type]
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    paths = write_simulation(result, out_dir)
+    s = result.summary
+    parts = [f"{model}: {s['n_patients']} patients"]
+    for key in ("cmax", "auc_0_28"):
+        if key in s:
+            parts.append(f"median {key} {s[key]['median']:.4g}")  # type: ignore[index]
+    for key in ("healthy_depleted_fraction_day30", "remission_fraction_1y"):
+        if key in s:
+            parts.append(f"{key} {s[key]:.2f}")
+    console.print("; ".join(parts))
+    for p in paths:
+        click.echo(str(p))
