@@ -6,6 +6,8 @@ these into a one-line message and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 __all__ = [
@@ -39,8 +41,11 @@ class UnmappedGenesWarning(AntigenscoutWarning):
 
 
 def warn(message: str, category: type[Warning] = AntigenscoutWarning) -> None:
-    """Emit a warning attributed to the caller outside antigenscout."""
-    import antigenscout
-
-    prefix = str(antigenscout.__path__[0])
-    warnings.warn(message, category, stacklevel=2, skip_file_prefixes=(prefix,))
+    """Emit a warning attributed to the first caller outside antigenscout."""
+    prefix = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(prefix):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level - 1)

@@ -1,0 +1,17 @@
+"""Real example and reference datasets.
+
+``demo()``, ``tcga_medians()`` and ``hpa_cell_lines()`` load files shipped inside the package;
+``vangalen2019(path)`` and ``citeseq_triana2021(path)`` read the original public files.
+"""
+
+from __future__ import annotations
+
+from ._datasets import (
+    citeseq_triana2021,
+    demo,
+    hpa_cell_lines,
+    tcga_medians,
+    vangalen2019,
+)
+
+__all__ = ["citeseq_triana2021", "demo", "hpa_cell_lines", "tcga_medians", "vangalen2019"]

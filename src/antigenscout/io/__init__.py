@@ -1,0 +1,27 @@
+"""Readers that turn expression files into AnnData, and atomic writers.
+
+Every reader returns cells/samples × genes with raw values in ``.X``, the identifiers found
+in the file in ``var['gene_id_input']`` and ``uns['antigenscout']['kind']``
+(``'single_cell'`` or ``'bulk'``).
+"""
+
+from __future__ import annotations
+
+from ._h5ad import read_h5ad
+from ._read import read
+from ._soma import read_soma
+from ._table import read_table
+from ._tenx import read_10x_h5, read_10x_mtx
+from ._write import prepare_out_dir, write_json, write_table
+
+__all__ = [
+    "prepare_out_dir",
+    "read",
+    "read_10x_h5",
+    "read_10x_mtx",
+    "read_h5ad",
+    "read_soma",
+    "read_table",
+    "write_json",
+    "write_table",
+]
