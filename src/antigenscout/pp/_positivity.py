@@ -1,0 +1,580 @@
+"""Per-cell antigen positivity: is this cell positive for this gene?
+
+Three methods sit behind one streaming interface, :func:`positive_blocks`:
+
+``"detected"``
+    count > 0 (the rule of the anchor tools, kept as a baseline).
+``"cp10k"``
+    library-size aware: count / library_size × 1e4 ≥ ``threshold``.
+``"knn"`` (default, dropout-aware)
+    pool the counts of each cell with those of its nearest neighbours, put a Gamma prior on the
+    cell's expression rate λ (UMIs of the gene per UMI of the cell), update it with the pooled
+    counts (Poisson likelihood), and call the cell positive when P(λ ≥ λ0 | data) ≥ 0.5 with
+    λ0 = ``threshold`` / 1e4.
+
+The knn posterior
+-----------------
+Let ``g_ij`` be the affinity of cell ``i`` to cell ``j`` (the supplied graph, e.g.
+``adata.obsp['connectivities']``, with the diagonal set to the row's largest off-diagonal
+weight so that a cell counts as much as its closest neighbour; 1 for a cell without neighbours).
+With row-normalised weights ``w_ij = g_ij / Σ_j g_ij`` and Kish's effective number of pooled cells
+``n_i = 1 / Σ_j w_ij²`` the pooled evidence is
+
+    y_i = n_i Σ_j w_ij x_j        (pooled count of the gene)
+    s_i = n_i Σ_j w_ij L_j        (pooled library size)
+
+which for a binary k-nearest-neighbour graph is exactly the sum over the cell and its k neighbours.
+Prior: λ ~ Gamma(shape a0, rate a0 / λ0), whose mean is the threshold itself and whose weight is
+``a0`` pseudo-counts (``prior_shape``, default 0.5, the Jeffreys shape of a Poisson rate). The
+prior thus makes no claim either way about the cell; because the median of a Gamma distribution
+lies below its mean, a cell with no pooled count is never called positive, which keeps the output
+sparse. Posterior: λ | y ~ Gamma(a0 + y_i, a0/λ0 + s_i) and
+
+    P(λ ≥ λ0) = Q(a0 + y_i, (a0/λ0 + s_i) λ0)   (Q = regularised upper incomplete gamma).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.special import gammaincc
+
+from antigenscout._errors import InputError
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = [
+    "DEFAULT_N_NEIGHBORS",
+    "DEFAULT_PRIOR_SHAPE",
+    "DEFAULT_THRESHOLD",
+    "PositivityMethod",
+    "methods",
+    "positive_blocks",
+    "positivity",
+]
+
+#: Default threshold λ0 in counts per 10,000 UMIs of the cell (whole-transcriptome library).
+#: Chosen in ``docs/positivity.md`` from the Triana 2021 CITE-seq RNA/protein agreement, converted
+#: from the targeted-panel scale to the whole-transcriptome scale.
+DEFAULT_THRESHOLD: float = 0.2
+#: Default number of neighbours pooled with each cell by the ``"knn"`` method.
+DEFAULT_N_NEIGHBORS: int = 5
+#: Default prior shape a0 (pseudo-counts) of the Gamma prior on the expression rate.
+DEFAULT_PRIOR_SHAPE: float = 0.5
+
+
+@dataclass(frozen=True)
+class PositivityMethod:
+    """Registry entry of one positivity method.
+
+    Parameters
+    ----------
+    name
+        Value of the ``method`` argument.
+    description
+        One-line statement of the rule.
+    reference
+        Where the rule comes from.
+    """
+
+    name: str
+    description: str
+    reference: str
+
+
+_METHODS: dict[str, PositivityMethod] = {
+    m.name: m
+    for m in (
+        PositivityMethod(
+            "detected",
+            "positive if the raw count is > 0 (baseline; blind to library size and dropout)",
+            "rule of the anchor tools; e.g. Perna et al. 2017 Cancer Cell 32:506",
+        ),
+        PositivityMethod(
+            "cp10k",
+            "positive if count / library_size * 1e4 >= threshold (library-size aware)",
+            "counts-per-10k normalisation as in scanpy.pp.normalize_total(target_sum=1e4)",
+        ),
+        PositivityMethod(
+            "knn",
+            "pool counts over the cell and its kNN neighbours; Gamma-Poisson posterior on the "
+            "expression rate; positive if P(rate >= threshold/1e4) >= 0.5 (dropout-aware)",
+            "kNN smoothing: Wagner et al. 2018 bioRxiv 217737; Gamma-Poisson: "
+            "Sarkar & Stephens 2021 Nat Genet 53:770; see docs/positivity.md",
+        ),
+    )
+}
+
+
+def methods() -> pd.DataFrame:
+    """Table of the available positivity methods.
+
+    Returns
+    -------
+    DataFrame with columns ``name``, ``description``, ``reference``, one row per method.
+
+    Examples
+    --------
+    >>> from antigenscout.pp._positivity import methods
+    >>> methods()["name"].tolist()
+    ['detected', 'cp10k', 'knn']
+    """
+    return pd.DataFrame(
+        [(m.name, m.description, m.reference) for m in _METHODS.values()],
+        columns=["name", "description", "reference"],
+    )
+
+
+# --------------------------------------------------------------------------- validation
+def _check_method(method: str) -> str:
+    if method not in _METHODS:
+        msg = (
+            f"The 'method' parameter must be one of {sorted(_METHODS)}. Got {method!r}; "
+            "pass method='knn' (default), 'cp10k' or 'detected'."
+        )
+        raise InputError(msg)
+    return method
+
+
+def _check_counts(X: sp.spmatrix | sp.sparray | np.ndarray, block_size: int) -> None:
+    """Raise InputError if X holds negative or non-finite entries (streamed for dense X)."""
+    n_nan = n_neg = n_inf = 0
+    if sp.issparse(X):
+        data = X.data
+        n_nan = int(np.isnan(data).sum())
+        n_inf = int(np.isinf(data).sum())
+        n_neg = int((data < 0).sum())
+    else:
+        for start in range(0, X.shape[0], block_size):
+            blk = np.asarray(X[start : start + block_size])
+            n_nan += int(np.isnan(blk).sum())
+            n_inf += int(np.isinf(blk).sum())
+            n_neg += int((blk < 0).sum())
+    if n_nan or n_inf or n_neg:
+        msg = (
+            f"The counts contain {n_nan} NaN, {n_inf} infinite and {n_neg} negative entries. "
+            "Positivity needs raw, non-negative UMI counts: pass the raw counts layer "
+            "(e.g. layer='counts'), not log-normalised or scaled values."
+        )
+        raise InputError(msg)
+
+
+def _as_counts(X: object) -> sp.csr_matrix | np.ndarray:
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+    elif isinstance(X, np.ndarray):
+        if X.ndim != 2:
+            msg = f"The counts must be a 2-D cells × genes array. Got {X.ndim} dimensions."
+            raise InputError(msg)
+    else:
+        msg = (
+            "The counts must be a scipy.sparse matrix or a numpy.ndarray (cells × genes). "
+            f"Got {type(X).__name__}; convert it with scipy.sparse.csr_matrix(...)."
+        )
+        raise InputError(msg)
+    if not (np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)):
+        msg = f"The counts must be numeric. Got dtype {X.dtype}."
+        raise InputError(msg)
+    return X
+
+
+def _check_library(library_size: object, X: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    lib = np.asarray(library_size, dtype=np.float64).ravel()
+    if lib.shape[0] != X.shape[0]:
+        msg = (
+            f"library_size has {lib.shape[0]} entries but the counts have {X.shape[0]} cells; "
+            "pass one total count per cell (e.g. adata.obs['total_counts'])."
+        )
+        raise InputError(msg)
+    bad = ~np.isfinite(lib) | (lib < 0)
+    if bad.any():
+        msg = (
+            f"library_size has {int(bad.sum())} negative or non-finite entries; pass the total "
+            "UMI count of each cell (>= 0)."
+        )
+        raise InputError(msg)
+    rowsum = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    over = rowsum > lib * (1 + 1e-6) + 1e-6
+    if over.any():
+        msg = (
+            f"{int(over.sum())} cells have more counts in X than their library_size "
+            f"(first: cell {int(np.flatnonzero(over)[0])}). library_size must be each cell's "
+            "total count over all genes; pass adata.obs['total_counts'] or the row sums."
+        )
+        raise InputError(msg)
+    return lib
+
+
+def _check_threshold(threshold: float, method: str) -> float:
+    t = float(threshold)
+    if method != "detected" and not (np.isfinite(t) and t > 0):
+        msg = (
+            f"The 'threshold' parameter (counts per 10k) must be a finite number > 0 for "
+            f"method={method!r}. Got {threshold!r}; the calibrated default is {DEFAULT_THRESHOLD}."
+        )
+        raise InputError(msg)
+    return t
+
+
+def _check_genes(genes: object, n_genes: int) -> np.ndarray | None:
+    if genes is None:
+        return None
+    g = np.asarray(genes)
+    if g.dtype == bool:
+        if g.shape != (n_genes,):
+            msg = f"A boolean 'genes' mask must have length {n_genes}. Got shape {g.shape}."
+            raise InputError(msg)
+        return np.flatnonzero(g)
+    if g.ndim != 1 or not np.issubdtype(g.dtype, np.integer):
+        msg = "The 'genes' parameter must be a 1-D array of column indices or a boolean mask."
+        raise InputError(msg)
+    if g.size and (g.min() < -n_genes or g.max() >= n_genes):
+        msg = f"The 'genes' indices must lie in [0, {n_genes}). Got min {g.min()}, max {g.max()}."
+        raise InputError(msg)
+    return np.where(g < 0, g + n_genes, g).astype(np.intp)
+
+
+def _prepare_graph(graph: object, n_cells: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Return the affinity graph with self-weights and the per-row pooling scale ``n_i/Σg``.
+
+    The pooled value of row ``i`` is ``scale_i * (G @ x)_i`` with ``scale_i = Σ_j g_ij /
+    Σ_j g_ij²`` (= ``n_i Σ_j w_ij x_j`` with ``w = g / Σg`` and ``n_i = 1/Σ w²``).
+    """
+    if graph is None:
+        msg = (
+            "method='knn' needs a cells × cells neighbour graph. Build one with "
+            "antigenscout.pp.neighbor_graph(adata) or pass adata.obsp['connectivities']; "
+            "or use method='cp10k'."
+        )
+        raise InputError(msg)
+    if not sp.issparse(graph):
+        msg = f"The 'graph' must be a scipy.sparse matrix. Got {type(graph).__name__}."
+        raise InputError(msg)
+    G = sp.csr_matrix(graph, dtype=np.float64, copy=True)
+    if G.shape != (n_cells, n_cells):
+        msg = f"The 'graph' must be {n_cells} × {n_cells} (cells × cells). Got {G.shape}."
+        raise InputError(msg)
+    bad = ~np.isfinite(G.data) | (G.data < 0)
+    if bad.any():
+        msg = (
+            f"The 'graph' has {int(bad.sum())} negative or non-finite weights; pass affinities "
+            "(larger = closer) such as adata.obsp['connectivities'], not distances."
+        )
+        raise InputError(msg)
+    diag = G.diagonal()
+    if diag.any():
+        G = sp.csr_matrix(G - sp.diags(diag, format="csr"))
+    G.eliminate_zeros()
+    rowmax = np.asarray(G.max(axis=1).toarray(), dtype=np.float64).ravel()
+    rowmax[rowmax == 0] = 1.0
+    G = sp.csr_matrix(G + sp.diags(rowmax, format="csr"))
+    G.sort_indices()
+    rowsum = np.asarray(G.sum(axis=1), dtype=np.float64).ravel()
+    sq = G.multiply(G).sum(axis=1)
+    scale = rowsum / np.asarray(sq, dtype=np.float64).ravel()
+    return G, scale
+
+
+# --------------------------------------------------------------------------- kernels
+def _tail_probability(
+    pooled_counts: np.ndarray,
+    pooled_library: np.ndarray,
+    lam0: float,
+    prior_shape: float,
+) -> np.ndarray:
+    """P(λ ≥ λ0) under the posterior Gamma(a0 + y, a0/λ0 + s); vectorised.
+
+    Parameters
+    ----------
+    pooled_counts
+        Pooled counts ``y`` of the gene.
+    pooled_library
+        Pooled library sizes ``s`` (same shape as ``pooled_counts``).
+    lam0
+        Threshold rate per UMI (CP10k / 1e4).
+    prior_shape
+        Prior shape ``a0``.
+    """
+    shape = prior_shape + pooled_counts
+    x = (prior_shape / lam0 + pooled_library) * lam0
+    return gammaincc(shape, x)
+
+
+def _csr_from_entries(
+    n_rows: int,
+    n_cols: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    values: np.ndarray,
+    dtype: type,
+) -> sp.csr_matrix:
+    out = sp.csr_matrix(
+        (values.astype(dtype, copy=False), (rows, cols)), shape=(n_rows, n_cols), dtype=dtype
+    )
+    out.sort_indices()
+    return out
+
+
+def _block_entries(
+    block: sp.csr_matrix | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and value of the non-zero entries of a block (dense or CSR)."""
+    if sp.issparse(block):
+        coo = sp.coo_matrix(block)
+        keep = coo.data != 0
+        return coo.row[keep], coo.col[keep], np.asarray(coo.data[keep], dtype=np.float64)
+    rows, cols = np.nonzero(block)
+    return rows, cols, np.asarray(block[rows, cols], dtype=np.float64)
+
+
+def positive_blocks(
+    X: sp.csr_matrix | np.ndarray,
+    library_size: np.ndarray,
+    *,
+    method: str = "knn",
+    threshold: float = DEFAULT_THRESHOLD,
+    graph: sp.csr_matrix | None = None,
+    genes: np.ndarray | None = None,
+    block_size: int = 8192,
+    return_probability: bool = False,
+    prior_shape: float = DEFAULT_PRIOR_SHAPE,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """Stream positivity calls over blocks of cells.
+
+    Parameters
+    ----------
+    X
+        Cells × genes raw counts (non-negative), CSR (other sparse formats are converted) or
+        dense. Never densified: the knn method computes ``graph[rows] @ X`` one block at a time.
+    library_size
+        Total counts of each cell over *all* genes (not only those in ``X``).
+    method
+        ``"knn"`` (default), ``"cp10k"`` or ``"detected"``; see :func:`methods`.
+    threshold
+        λ0 in counts per 10,000 UMIs (ignored by ``"detected"``).
+    graph
+        Cells × cells affinities (e.g. ``adata.obsp['connectivities']`` or
+        :func:`~antigenscout.pp.neighbor_graph`); required for ``"knn"``. The diagonal is set to
+        the row's largest off-diagonal weight and rows are normalised inside.
+    genes
+        Column indices (or boolean mask) of the genes to evaluate; ``None`` = all columns.
+    block_size
+        Number of cells per yielded block.
+    return_probability
+        Yield float32 probabilities instead of booleans. For ``"knn"`` this is the posterior
+        P(λ ≥ λ0), stored for every entry with a non-zero pooled count; entries without any
+        pooled count are left implicit (0) although their exact value is the prior-only tail
+        ``Q(a0, a0 + s_i λ0)``, which is below 0.5 and so never makes a positive call.
+        For ``"detected"``/``"cp10k"`` the values are 1.0 at positive entries.
+    prior_shape
+        Shape ``a0`` of the Gamma prior (knn only), in pseudo-counts; the prior mean is λ0.
+
+    Yields
+    ------
+    ``(rows, block)``: ``rows`` is the slice of cells, ``block`` a CSR matrix
+    ``len(rows) × n_genes`` of dtype bool (or float32 when ``return_probability``).
+    Cells with ``library_size == 0`` are never positive.
+
+    Raises
+    ------
+    InputError
+        Negative/NaN counts, wrong shapes, missing graph for knn, bad threshold. Raised when the
+        generator is created, before any block is yielded.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> X = sp.csr_matrix(np.array([[0, 3], [1, 0], [0, 0]]))
+    >>> lib = np.array([1000.0, 100.0, 50.0])
+    >>> [b.toarray().tolist() for _, b in positive_blocks(X, lib, method="cp10k", threshold=50)]
+    [[[False, True], [True, False], [False, False]]]
+    """
+    method = _check_method(method)
+    if not (isinstance(block_size, int | np.integer) and block_size > 0):
+        msg = f"The 'block_size' parameter must be a positive int. Got {block_size!r}."
+        raise InputError(msg)
+    X = _as_counts(X)
+    _check_counts(X, block_size)
+    lib = _check_library(library_size, X)
+    t = _check_threshold(threshold, method)
+    a0 = float(prior_shape)
+    if method == "knn" and not (np.isfinite(a0) and a0 > 0):
+        msg = f"The 'prior_shape' parameter must be > 0. Got {prior_shape!r}."
+        raise InputError(msg)
+    cols = _check_genes(genes, X.shape[1])
+    G = scale = None
+    if method == "knn":
+        G, scale = _prepare_graph(graph, X.shape[0])
+    return _iter_blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0)
+
+
+def _iter_blocks(
+    X: sp.csr_matrix | np.ndarray,
+    lib: np.ndarray,
+    method: str,
+    t: float,
+    G: sp.csr_matrix | None,
+    scale: np.ndarray | None,
+    cols: np.ndarray | None,
+    block_size: int,
+    return_probability: bool,
+    a0: float,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    Xg = X if cols is None else X[:, cols]
+    if sp.issparse(Xg):
+        Xg = sp.csr_matrix(Xg)
+    n_cells, n_out = Xg.shape
+    lam0 = t / 1e4
+    dtype = np.float32 if return_probability else np.bool_
+    for start in range(0, n_cells, block_size):
+        rows = slice(start, min(start + block_size, n_cells))
+        nb = rows.stop - rows.start
+        lib_b = lib[rows]
+        if method == "knn":
+            Gb = G[rows]
+            pooled = Gb @ Xg
+            r, c, v = _block_entries(pooled)
+            sc = scale[rows]
+            y = v * sc[r]
+            s = (np.asarray(Gb @ lib, dtype=np.float64) * sc)[r]
+            p = _tail_probability(y, s, lam0, a0)
+            ok = lib_b[r] > 0
+            if return_probability:
+                keep, val = ok & (p > 0), p
+            else:
+                keep, val = ok & (p >= 0.5), np.ones_like(p)
+        else:
+            r, c, v = _block_entries(Xg[rows])
+            ok = lib_b[r] > 0
+            # cp10k >= t  <=>  count * 1e4 >= t * library  (no division by a zero library)
+            keep = ok if method == "detected" else ok & (v * 1e4 >= t * lib_b[r])
+            val = np.ones_like(v)
+        yield rows, _csr_from_entries(nb, n_out, r[keep], c[keep], val[keep], dtype)
+
+
+# --------------------------------------------------------------------------- AnnData API
+def positivity(
+    adata: AnnData,
+    *,
+    method: str = "knn",
+    layer: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_neighbors: int = DEFAULT_N_NEIGHBORS,
+    batch_key: str | None = None,
+    obsp: str | None = None,
+    prior_shape: float = DEFAULT_PRIOR_SHAPE,
+    block_size: int = 8192,
+    key_added: str = "positive",
+    copy: bool = False,
+) -> AnnData | None:
+    """Call every cell positive or negative for every gene.
+
+    Parameters
+    ----------
+    adata
+        Cells × genes AnnData holding raw counts in ``layer`` (or ``X``).
+    method
+        ``"knn"`` (default, dropout-aware), ``"cp10k"`` or ``"detected"``; see :func:`methods`.
+    layer
+        Layer with raw counts; ``None`` uses ``adata.X``.
+    threshold
+        λ0 in counts per 10,000 UMIs (ignored by ``"detected"``).
+    n_neighbors
+        Neighbours pooled with each cell (knn; used when the graph is built here).
+    batch_key
+        ``adata.obs`` column; the kNN graph is built within each batch (e.g. patient).
+    obsp
+        Use ``adata.obsp[obsp]`` (e.g. ``"connectivities"``) as the graph instead of building one.
+    prior_shape
+        Prior shape a0 (knn).
+    block_size
+        Cells per block.
+    key_added
+        Name of the layer and ``uns`` entry written.
+    copy
+        Return a modified copy instead of writing in place.
+
+    Returns
+    -------
+    ``None`` (or the copy if ``copy=True``). Sets ``adata.layers[key_added]`` (boolean CSR,
+    cells × all genes) and ``adata.uns[key_added] = {"params": {...}}``. The library size is
+    ``adata.obs['total_counts']`` when present, else the row sums of the counts.
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np, scipy.sparse as sp
+    >>> rng = np.random.default_rng(0)
+    >>> a = ad.AnnData(sp.csr_matrix(rng.poisson(0.5, (60, 8)).astype(np.float32)))
+    >>> positivity(a, method="cp10k", threshold=1000)
+    >>> a.layers["positive"].dtype
+    dtype('bool')
+    """
+    method = _check_method(method)
+    if copy:
+        adata = adata.copy()
+    if layer is None:
+        X = adata.X
+    elif layer in adata.layers:
+        X = adata.layers[layer]
+    else:
+        msg = f"Layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of those."
+        raise InputError(msg)
+    if X is None:
+        msg = "adata.X is empty; pass layer= naming the raw counts layer."
+        raise InputError(msg)
+    if "total_counts" in adata.obs:
+        library = adata.obs["total_counts"].to_numpy(dtype=np.float64)
+        lib_source = "obs['total_counts']"
+    else:
+        library = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        lib_source = "row sums"
+    graph = None
+    graph_source = None
+    if method == "knn":
+        if obsp is not None:
+            if obsp not in adata.obsp:
+                msg = (
+                    f"{obsp!r} is not in adata.obsp ({list(adata.obsp)}); run scanpy.pp.neighbors "
+                    "first or leave obsp=None to build the graph here."
+                )
+                raise InputError(msg)
+            graph = adata.obsp[obsp]
+            graph_source = f"obsp['{obsp}']"
+        else:
+            from antigenscout.pp._graph import neighbor_graph
+
+            graph = neighbor_graph(adata, n_neighbors=n_neighbors, batch_key=batch_key, layer=layer)
+            graph_source = "neighbor_graph"
+    blocks = [
+        b
+        for _, b in positive_blocks(
+            X,
+            library,
+            method=method,
+            threshold=threshold,
+            graph=graph,
+            block_size=block_size,
+            prior_shape=prior_shape,
+        )
+    ]
+    adata.layers[key_added] = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=bool)
+    adata.uns[key_added] = {
+        "params": {
+            "method": method,
+            "layer": layer,
+            "threshold": float(threshold),
+            "threshold_unit": "CP10k",
+            "n_neighbors": int(n_neighbors) if method == "knn" and obsp is None else None,
+            "batch_key": batch_key,
+            "graph": graph_source,
+            "prior_shape": float(prior_shape) if method == "knn" else None,
+            "library_size": lib_source,
+        }
+    }
+    return adata if copy else None
