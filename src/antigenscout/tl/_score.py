@@ -1,0 +1,503 @@
+"""Score single-antigen targets: tumour coverage against healthy risk.
+
+Coverage comes from per-cell positivity calls on the malignant cells (single cells) or
+from per-sample expression (bulk); healthy risk comes from the reference through
+:mod:`antigenscout.tl._risk`. Every number carries its denominator: ``n_tumor_cells``
+(or samples) and ``n_patients``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._errors import InputError
+from .._types import MODALITIES, SURFACE_MODALITIES
+from ._risk import CP10K_TO_NTPM, healthy_risk, positive_fraction_from_mean
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..reference import Reference
+
+__all__ = ["TumourGroups", "candidate_genes", "pareto_rank", "score_targets", "tumour_groups"]
+
+KEY_ADDED = "antigenscout_targets"
+#: Rows read at a time when streaming per-cell positivity.
+STREAM_CHUNK = 65536
+
+
+@dataclass
+class TumourGroups:
+    """Malignant cells (or samples) and how they split into patients and compartments."""
+
+    rows: np.ndarray  #: row indices of malignant cells in the AnnData
+    patient: pd.Categorical  #: patient of each malignant cell
+    compartment: pd.Categorical | None = None  #: compartment of each malignant cell
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
+def _parse_key_value(spec: str) -> tuple[str, str]:
+    if "=" not in spec:
+        msg = (
+            f"malignant selector {spec!r} is not COLUMN=VALUE; "
+            "write e.g. --malignant-key malignant=malignant"
+        )
+        raise InputError(msg)
+    col, value = spec.split("=", 1)
+    return col.strip(), value.strip()
+
+
+def _obs_column(adata: AnnData, key: str, what: str) -> pd.Series:
+    if key not in adata.obs.columns:
+        cols = ", ".join(map(str, adata.obs.columns[:12]))
+        msg = f"{what} column {key!r} is not in the input's obs; available columns: {cols}"
+        raise InputError(msg)
+    return adata.obs[key]
+
+
+def tumour_groups(
+    adata: AnnData,
+    *,
+    malignant_key: str | None,
+    patient_key: str | None,
+    compartment_key: str | None = None,
+) -> TumourGroups:
+    """Select malignant cells and label them by patient and compartment.
+
+    Parameters
+    ----------
+    adata
+        Cells (or samples) × genes.
+    malignant_key
+        ``COLUMN=VALUE`` selecting malignant cells; ``None`` takes every row (bulk tumours).
+    patient_key
+        Column naming each cell's patient; ``None`` treats all cells as one patient.
+    compartment_key
+        Optional column such as ``cell_type`` whose values (e.g. ``HSC-like``) define
+        compartments reported separately.
+    """
+    n = adata.n_obs
+    if malignant_key is None:
+        mask = np.ones(n, dtype=bool)
+        params: dict[str, Any] = {"malignant_key": None}
+    else:
+        col, value = _parse_key_value(malignant_key)
+        values = _obs_column(adata, col, "malignant").astype(str)
+        mask = (values == value).to_numpy()
+        if not mask.any():
+            seen = ", ".join(sorted(map(str, values.unique()))[:10])
+            msg = (
+                f"no malignant cells: no row has {col} == {value!r} "
+                f"(values present: {seen}); pick one of those values"
+            )
+            raise InputError(msg)
+        params = {"malignant_key": col, "malignant_value": value}
+    rows = np.flatnonzero(mask)
+    if patient_key is None:
+        patient = pd.Categorical(np.repeat("all", len(rows)))
+    else:
+        col_values = _obs_column(adata, patient_key, "patient").astype(str).to_numpy()
+        patient = pd.Categorical(col_values[rows])
+    compartment = None
+    if compartment_key is not None:
+        comp = _obs_column(adata, compartment_key, "compartment").astype(str).to_numpy()
+        compartment = pd.Categorical(comp[rows])
+    params.update(patient_key=patient_key, compartment_key=compartment_key)
+    return TumourGroups(rows=rows, patient=patient, compartment=compartment, params=params)
+
+
+def candidate_genes(
+    genes: pd.Index,
+    reference: Reference,
+    modality: str | None,
+    *,
+    min_surface_evidence: float = 0.0,
+) -> pd.Index:
+    """Genes eligible as targets of ``modality``.
+
+    Surface-binding modalities (CAR-T/NK, antibody, ADC, bispecific) need a surface
+    protein (``reference.surface.is_surface``); TCR-T and vaccines accept any protein
+    (peptides are presented on HLA); ``None`` accepts every gene.
+    """
+    if modality is None:
+        return genes
+    if modality not in MODALITIES:
+        msg = f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
+        raise InputError(msg)
+    surface = reference.surface
+    if modality in SURFACE_MODALITIES:
+        ok = surface.index[
+            surface["is_surface"].astype(bool)
+            & (surface["surface_evidence"] >= min_surface_evidence)
+        ]
+    else:
+        ok = surface.index  # protein-coding universe
+    return genes[genes.isin(ok)]
+
+
+def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
+    """Integer code per malignant cell for (patient[, compartment]) and group names."""
+    if groups.compartment is None:
+        return groups.patient.codes.astype(np.int64), list(groups.patient.categories)
+    pc = groups.patient.codes.astype(np.int64)
+    cc = groups.compartment.codes.astype(np.int64)
+    n_c = len(groups.compartment.categories)
+    code = pc * n_c + cc
+    names = [f"{p}\t{c}" for p in groups.patient.categories for c in groups.compartment.categories]
+    return code, names
+
+
+def _aggregate_blocks(blocks: Any, codes: np.ndarray, n_groups: int, n_genes: int) -> np.ndarray:
+    """Sum positive calls per group over streamed ``(row_slice, csr_block)`` pairs."""
+    counts = np.zeros((n_groups, n_genes), dtype=np.float64)
+    for rows, block in blocks:
+        c = codes[rows]
+        ind = sparse.csr_matrix(
+            (np.ones(len(c), dtype=np.float32), (c, np.arange(len(c)))), shape=(n_groups, len(c))
+        )
+        counts += (ind @ sparse.csr_matrix(block, dtype=np.float32)).toarray()
+    return counts
+
+
+def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting level (1 = Pareto front) maximising coverage, minimising risk.
+
+    A point is dominated when another has coverage >= and risk <= with one strict.
+    O(n log n) per front via a sweep in coverage order.
+    """
+    n = len(coverage)
+    level = np.zeros(n, dtype=np.int64)
+    remaining = np.arange(n)
+    current = 1
+    while len(remaining):
+        cov, rk = coverage[remaining], risk[remaining]
+        order = np.lexsort((rk, -cov))  # coverage desc, then risk asc
+        best_risk = np.inf
+        best_cov = np.nan
+        front = np.zeros(len(remaining), dtype=bool)
+        for i in order:
+            if rk[i] < best_risk or (rk[i] == best_risk and cov[i] == best_cov):
+                front[i] = True
+                best_risk = min(best_risk, rk[i])
+                best_cov = cov[i]
+        level[remaining[front]] = current
+        remaining = remaining[~front]
+        current += 1
+    return level
+
+
+def score_targets(
+    adata: AnnData,
+    *,
+    malignant_key: str | None,
+    patient_key: str | None = None,
+    compartment_key: str | None = None,
+    modality: str | None = "car-t",
+    reference: Reference | None = None,
+    positivity: Literal["detected", "cp10k", "knn"] = "knn",
+    threshold: float | None = None,
+    layer: str | None = None,
+    kind: Literal["auto", "single_cell", "bulk"] = "auto",
+    patient_threshold: float = 0.8,
+    n_neighbors: int | None = None,
+    graph_key: str | None = "connectivities",
+    min_surface_evidence: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+    key_added: str = KEY_ADDED,
+    copy: bool = False,
+) -> AnnData | None:
+    """Rank single antigens by tumour coverage against healthy risk.
+
+    Parameters
+    ----------
+    adata
+        Tumour cells (or bulk samples) × genes with raw counts in ``X`` or ``layer``
+        (bulk: TPM/FPKM-like expression); gene names harmonised
+        (:func:`antigenscout.pp.harmonise_genes`).
+    malignant_key
+        ``COLUMN=VALUE`` selecting malignant cells; ``None`` uses all rows.
+    patient_key
+        obs column naming patients (per-patient coverage); ``None`` = one patient.
+    compartment_key
+        obs column whose values define compartments (e.g. stem/progenitor-like).
+    modality
+        Therapy modality, which decides the candidate filter (see :func:`candidate_genes`).
+    reference
+        Healthy reference; the embedded default when ``None``.
+    positivity
+        Positivity model for single cells (see :func:`antigenscout.pp.methods`).
+    threshold
+        Positivity threshold in CP10k; the calibrated default when ``None``.
+    layer
+        Layer holding raw counts; ``X`` when ``None``.
+    kind
+        ``'single_cell'`` or ``'bulk'``; ``'auto'`` reads ``adata.uns['antigenscout']['kind']``.
+    patient_threshold
+        A patient counts as covered when its coverage is at least this.
+    n_neighbors
+        Neighbours pooled by the ``knn`` model when the graph is built here.
+    graph_key
+        ``adata.obsp`` key of a precomputed cell graph (e.g. scanpy's ``connectivities``)
+        used by the ``knn`` model; when absent a kNN graph is built within each patient.
+    min_surface_evidence
+        Minimum surface-evidence score for surface modalities.
+    progress
+        Called as ``progress(done, total)`` while cells are streamed.
+    key_added
+        ``adata.uns`` key receiving the results.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    Sets ``adata.uns[key_added]`` with ``'targets'`` (DataFrame, one row per candidate,
+    sorted by rank), ``'patient_coverage'`` (targets × patients), ``'params'`` and
+    ``'denominators'``; returns the AnnData when ``copy=True``.
+    """
+    from ..pp import _positivity as pos
+    from ..reference import load_reference
+
+    adata = adata.copy() if copy else adata
+    reference = load_reference() if reference is None else reference
+    if not 0 < patient_threshold <= 1:
+        msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
+        raise InputError(msg)
+    if kind == "auto":
+        kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
+    threshold = pos.DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    if threshold <= 0:
+        msg = f"threshold must be > 0 (CP10k); got {threshold}"
+        raise InputError(msg)
+
+    groups = tumour_groups(
+        adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
+    )
+    var = pd.Index(adata.var_names.astype(str))
+    cands = candidate_genes(var, reference, modality, min_surface_evidence=min_surface_evidence)
+    if len(cands) == 0:
+        msg = (
+            f"none of the input's {len(var)} genes is a candidate for modality {modality!r}; "
+            "check that gene names are symbols or Ensembl ids (run harmonise_genes first)"
+        )
+        raise InputError(msg)
+    col_idx = var.get_indexer(cands)
+    X = adata.layers[layer] if layer is not None else adata.X
+    if X is None:
+        msg = "the input has no expression matrix in X; pass --layer naming the counts layer"
+        raise InputError(msg)
+    lib_obs = (
+        adata.obs["total_counts"].to_numpy(dtype=np.float64)
+        if "total_counts" in adata.obs
+        else None
+    )
+
+    codes, group_names = _group_codes(groups)
+    n_groups = len(group_names)
+    covered = None
+    if kind == "bulk":
+        frac = _bulk_fraction(_take_rows(X, groups.rows), col_idx, threshold)
+        counts = np.zeros((n_groups, len(cands)))
+        np.add.at(counts, codes, frac)
+        covered = np.zeros_like(counts)
+        np.add.at(covered, codes, (frac >= 0.5).astype(float))
+        params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
+    elif positivity == "knn":
+        from ..pp._graph import neighbor_graph
+
+        Xm = _take_rows(X, groups.rows)
+        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
+        if graph_key is not None and graph_key in adata.obsp:
+            graph = adata.obsp[graph_key][groups.rows][:, groups.rows]
+            graph_source = f"obsp[{graph_key!r}]"
+        else:
+            sub = AnnData(X=Xm)
+            sub.obs["patient"] = np.asarray(groups.patient)
+            sub.obs["total_counts"] = lib
+            kw = {} if n_neighbors is None else {"n_neighbors": n_neighbors}
+            graph = neighbor_graph(sub, batch_key="patient" if patient_key else None, **kw)
+            graph_source = "neighbor_graph (within patient)" if patient_key else "neighbor_graph"
+        blocks = pos.positive_blocks(
+            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+        )
+        if progress is not None:
+            blocks = _report(blocks, groups.n, progress)
+        counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
+        params_pos = {
+            "model": "knn",
+            "threshold_cp10k": threshold,
+            "n_neighbors": n_neighbors or pos.DEFAULT_N_NEIGHBORS,
+            "graph": graph_source,
+        }
+    else:
+        blocks = _stream_positive(
+            X, groups.rows, lib_obs, method=positivity, threshold=threshold, genes=col_idx
+        )
+        if progress is not None:
+            blocks = _report(blocks, groups.n, progress)
+        counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
+        params_pos = {"model": positivity, "threshold_cp10k": threshold}
+
+    group_sizes = np.bincount(codes, minlength=len(group_names)).astype(float)
+    table, patient_cov = _coverage_table(
+        counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
+    )
+    hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
+    table = table.join(hr.summary(cands))
+    table = table.join(_protein_evidence(reference, cands))
+    surf = reference.surface.reindex(cands)
+    table["surface_evidence"] = surf["surface_evidence"].fillna(0.0).to_numpy()
+    table["is_surface"] = surf["is_surface"].fillna(False).astype(bool).to_numpy()
+    table["score"] = table["tumor_coverage"] * (1.0 - table["vital_risk"])
+    table["pareto_rank"] = pareto_rank(
+        table["tumor_coverage"].to_numpy(), table["vital_risk"].to_numpy()
+    )
+    table = table.sort_values(["score", "tumor_coverage"], ascending=False, kind="stable")
+    table["rank"] = np.arange(1, len(table) + 1)
+    table.index.name = "target"
+
+    params = {
+        **groups.params,
+        "modality": modality,
+        "kind": kind,
+        "positivity": params_pos,
+        "patient_threshold": patient_threshold,
+        "min_surface_evidence": min_surface_evidence,
+        "reference": reference.metadata.get("name", "embedded"),
+        "score": "tumor_coverage * (1 - vital_risk)",
+    }
+    adata.uns[key_added] = {
+        "targets": table,
+        "patient_coverage": patient_cov.loc[table.index],
+        "params": params,
+        "denominators": {
+            "n_tumor_cells": int(groups.n),
+            "n_patients": len(groups.patient.categories),
+            "n_candidates": len(cands),
+            "n_genes_input": len(var),
+        },
+    }
+    return adata if copy else None
+
+
+def _report(blocks: Any, total: int, progress: Callable[[int, int], None]) -> Any:
+    done = 0
+    for rows, block in blocks:
+        done += rows.stop - rows.start
+        progress(done, total)
+        yield rows, block
+
+
+def _take_rows(X: Any, rows: np.ndarray) -> Any:
+    """Rows of an in-memory or backed matrix, read in contiguous chunks when backed."""
+    if isinstance(X, np.ndarray) or sparse.issparse(X):
+        return X[rows]
+    parts = [sub for _, sub in _chunks(X, rows)]
+    return sparse.vstack(parts, format="csr") if parts else X[0:0]
+
+
+def _chunks(X: Any, rows: np.ndarray, chunk: int = STREAM_CHUNK) -> Any:
+    """Yield ``(slice into rows, matrix of those rows)`` over contiguous chunks of ``X``.
+
+    Works on in-memory arrays and on backed (on-disk) AnnData matrices alike, so a
+    million-cell file is read one chunk at a time.
+    """
+    n = X.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        if lo == hi:
+            continue
+        block = X[start:stop]
+        if not isinstance(block, np.ndarray):
+            block = sparse.csr_matrix(block)
+        yield slice(int(lo), int(hi)), block[rows[lo:hi] - start]
+
+
+def _stream_positive(
+    X: Any,
+    rows: np.ndarray,
+    lib_obs: np.ndarray | None,
+    *,
+    method: str,
+    threshold: float,
+    genes: np.ndarray,
+) -> Any:
+    """Per-cell positivity of the malignant ``rows`` streamed chunk by chunk."""
+    from ..pp._positivity import positive_blocks
+
+    for sl, sub in _chunks(X, rows):
+        lib = lib_obs[rows[sl]] if lib_obs is not None else np.asarray(sub.sum(axis=1)).ravel()
+        for r, block in positive_blocks(
+            sub, lib, method=method, threshold=threshold, genes=genes, block_size=sub.shape[0]
+        ):
+            yield slice(sl.start + r.start, sl.start + r.stop), block
+
+
+def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:
+    """Modelled positive-cell fraction of each bulk sample (see the risk model)."""
+    X = X.toarray() if sparse.issparse(X) else np.asarray(X)
+    expr = np.asarray(X[:, col_idx], dtype=np.float64)
+    return positive_fraction_from_mean(expr, threshold * CP10K_TO_NTPM)
+
+
+def _coverage_table(
+    counts: np.ndarray,
+    group_sizes: np.ndarray,
+    groups: TumourGroups,
+    genes: pd.Index,
+    patient_threshold: float,
+    covered_samples: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    patients = list(groups.patient.categories)
+    n_p = len(patients)
+    n_c = 1 if groups.compartment is None else len(groups.compartment.categories)
+    c3 = counts.reshape(n_p, n_c, -1)
+    s3 = group_sizes.reshape(n_p, n_c)
+    pos_patient = c3.sum(axis=1)  # patients × genes
+    size_patient = s3.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pcov = pos_patient / size_patient[:, None]
+    total = group_sizes.sum()
+    table = pd.DataFrame(index=genes)
+    table["tumor_coverage"] = pos_patient.sum(axis=0) / total
+    table["n_tumor_cells"] = int(total)
+    table["n_positive_cells"] = pos_patient.sum(axis=0)
+    table["patient_coverage_median"] = np.median(pcov, axis=0)
+    table["patient_coverage_min"] = pcov.min(axis=0)
+    table["patients_covered_fraction"] = (pcov >= patient_threshold).mean(axis=0)
+    table["n_patients"] = n_p
+    if covered_samples is not None:
+        table["samples_covered_fraction"] = covered_samples.sum(axis=0) / total
+    if groups.compartment is not None:
+        for j, comp in enumerate(groups.compartment.categories):
+            size = s3[:, j].sum()
+            table[f"coverage__{comp}"] = c3[:, j, :].sum(axis=0) / size if size else np.nan
+            table[f"n_cells__{comp}"] = int(size)
+    patient_cov = pd.DataFrame(pcov.T, index=genes, columns=patients)
+    return table, patient_cov
+
+
+def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
+    """IHC summary per gene: highest level in any tissue and in the vital tissues."""
+    ihc = reference.ihc
+    ihc = ihc[ihc["symbol"].isin(genes)]
+    out = pd.DataFrame(index=genes)
+    if ihc.empty:
+        out["ihc_max_level"] = np.nan
+        out["ihc_tissues_detected"] = 0
+        return out
+    by_gene = ihc.groupby("symbol", observed=True)
+    out["ihc_max_level"] = by_gene["level"].max().reindex(genes)
+    detected = ihc[ihc["level"] > 0].groupby("symbol", observed=True)["tissue"].nunique()
+    out["ihc_tissues_detected"] = detected.reindex(genes).fillna(0).astype(int)
+    return out

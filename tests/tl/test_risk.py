@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from antigenscout.tl import pareto_rank, positive_fraction_from_mean
+
+
+@pytest.mark.parametrize("shape", [0.5, 1.0, 3.0])
+def test_positive_fraction_is_gamma_tail(shape: float) -> None:
+    mean = np.array([0.0, 1.0, 10.0, 50.0, 1000.0])
+    got = positive_fraction_from_mean(mean, 50.0, shape)
+    want = np.where(
+        mean > 0, stats.gamma.sf(50.0, a=shape, scale=np.maximum(mean, 1e-300) / shape), 0
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-300)
+
+
+def test_positive_fraction_monotone_in_mean() -> None:
+    mean = np.linspace(0, 1000, 200)
+    f = positive_fraction_from_mean(mean, 50.0)
+    assert np.all(np.diff(f) >= 0)
+    assert f[0] == 0
+    assert 0.9 < f[-1] <= 1
+
+
+def _brute_pareto(cov: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    n = len(cov)
+    level = np.zeros(n, dtype=int)
+    left = set(range(n))
+    k = 1
+    while left:
+        front = {
+            i
+            for i in left
+            if not any(
+                cov[j] >= cov[i] and risk[j] <= risk[i] and (cov[j] > cov[i] or risk[j] < risk[i])
+                for j in left
+            )
+        }
+        for i in front:
+            level[i] = k
+        left -= front
+        k += 1
+    return level
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_rank_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cov = rng.integers(0, 10, 60) / 10  # ties on purpose
+    risk = rng.integers(0, 10, 60) / 10
+    np.testing.assert_array_equal(pareto_rank(cov, risk), _brute_pareto(cov, risk))
