@@ -11,11 +11,22 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, get, io, pp, reference, tl
+from . import datasets, get, io, kinetics, pl, pp, reference, report, tl
 
 try:
     __version__ = version("antigenscout")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__", "datasets", "get", "io", "pp", "reference", "tl"]
+__all__ = [
+    "__version__",
+    "datasets",
+    "get",
+    "io",
+    "kinetics",
+    "pl",
+    "pp",
+    "reference",
+    "report",
+    "tl",
+]

@@ -252,8 +252,10 @@ def profile(
 
 def _register_subcommands() -> None:
     from .kinetics._cli import simulate_command
+    from .report._cli import report_command
 
     cli.add_command(simulate_command, "simulate")
+    cli.add_command(report_command, "report")
 
 
 _register_subcommands()

@@ -1,0 +1,499 @@
+"""Static matplotlib figures of a run (for notebooks and papers).
+
+Every function takes a run directory (or the matching DataFrame) and returns a
+:class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`, so no global
+state, backend or style is touched; save it with ``fig.savefig("x.png")`` or ``.svg``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InputError
+from ..report._run import (
+    RunData,
+    load_run,
+    patient_matrix,
+    risk_matrix,
+    system_matrix,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+__all__ = ["coverage_risk", "gate_scatter", "kinetics_curves", "patient_coverage", "risk_heatmap"]
+
+_RISK_STOPS = ["#f7f7f7", "#fde9d9", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]
+_RISK_POS = [0.0, 0.05, 0.2, 0.4, 0.7, 1.0]
+_COV_STOPS = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]
+
+
+def _mpl() -> Any:
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib ships with scanpy
+        msg = "antigenscout.pl needs matplotlib: pip install 'antigenscout[plot]' (or matplotlib)."
+        raise InputError(msg) from None
+    return matplotlib, Figure
+
+
+def _cmap(kind: str) -> Colormap:
+    from matplotlib.colors import LinearSegmentedColormap
+
+    if kind == "risk":
+        return LinearSegmentedColormap.from_list(
+            "asc_risk", list(zip(_RISK_POS, _RISK_STOPS, strict=True))
+        )
+    return LinearSegmentedColormap.from_list("asc_cov", _COV_STOPS)
+
+
+def _frame(data: Any, name: str, what: str) -> tuple[pd.DataFrame | None, RunData | None]:
+    """``(table, run)`` from a run directory, a RunData or the table itself."""
+    if isinstance(data, pd.DataFrame):
+        return data, None
+    if isinstance(data, RunData):
+        run = data
+    elif isinstance(data, str | os.PathLike):
+        run = load_run(data)
+    else:
+        msg = f"expected a run directory or a {what} DataFrame, got {type(data).__name__}."
+        raise InputError(msg)
+    table = getattr(run, name)
+    if table is None:
+        msg = (
+            f"the run directory {str(run.run_dir)!r} has no {what}; "
+            "run the command that writes it first."
+        )
+        raise InputError(msg)
+    return table, run
+
+
+def _require(df: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        msg = (
+            f"the {what} table lacks the column(s) {missing}; pass a table written by antigenscout."
+        )
+        raise InputError(msg)
+
+
+def _new_figure(figsize: tuple[float, float], ax: Axes | None) -> tuple[Figure, Axes]:
+    _, Figure = _mpl()
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def coverage_risk(
+    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    *,
+    n_labels: int = 10,
+    risk: str | None = None,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = (6.5, 4.8),
+) -> Figure:
+    """Tumour coverage against vital healthy risk, Pareto front highlighted.
+
+    Parameters
+    ----------
+    data
+        A run directory, or a ``targets.tsv`` DataFrame.
+    n_labels
+        Label this many best-ranked candidates (and the Pareto front, up to 10).
+    risk
+        Column for the y axis; default ``vital_risk``, else ``worst_healthy_risk``.
+    ax
+        Draw into this Axes instead of a new figure.
+    figsize
+        Size of a new figure in inches.
+
+    Returns
+    -------
+    The figure.
+
+    Examples
+    --------
+    >>> fig = asc.pl.coverage_risk("runs/demo")  # doctest: +SKIP
+    >>> fig.savefig("coverage_risk.png", dpi=200)  # doctest: +SKIP
+    """
+    t, _ = _frame(data, "targets", "targets.tsv")
+    assert t is not None
+    if risk is None:
+        risk = next(
+            (c for c in ("vital_risk", "worst_healthy_risk") if c in t.columns), "vital_risk"
+        )
+    _require(t, ("target", "tumor_coverage", risk), "targets")
+    if "rank" in t.columns:
+        t = t.sort_values("rank", kind="stable")
+    fig, ax = _new_figure(figsize, ax)
+    x = t["tumor_coverage"].to_numpy(float)
+    y = t[risk].to_numpy(float)
+    front = (
+        (t["pareto_rank"] == 1).to_numpy() if "pareto_rank" in t.columns else np.zeros(len(t), bool)
+    )
+    ax.axvspan(0.8, 1.0, ymax=0.2, color="#e5f5e0", zorder=0, lw=0)
+    ax.scatter(x[~front], y[~front], s=10, c="#9e9e9e", alpha=0.55, lw=0, label="candidates")
+    if front.any():
+        order = np.argsort(x[front])
+        fx, fy = x[front][order], y[front][order]
+        ax.step(fx, fy, where="post", color="#d95f02", lw=1.2, ls="--", alpha=0.8)
+        ax.scatter(
+            fx, fy, s=36, c="#d95f02", edgecolors="white", lw=0.6, zorder=3, label="Pareto front"
+        )
+    names = t["target"].astype(str).to_numpy()
+    lab = list(range(min(n_labels, len(t)))) + list(np.flatnonzero(front)[:10])
+    for i in dict.fromkeys(int(k) for k in lab):
+        if np.isfinite(x[i]) and np.isfinite(y[i]):
+            ax.annotate(
+                names[i],
+                (x[i], y[i]),
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize=8,
+                fontweight="bold",
+            )
+    ax.set_xlim(0, 1.02)
+    ymax = np.nanmax(y) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
+    ax.set_ylim(0, 1.05 if ymax > 0.5 else max(0.05, ymax * 1.15))
+    ax.set_xlabel("tumour coverage (fraction of tumour cells positive)")
+    ax.set_ylabel(f"{risk.replace('_', ' ')} (fraction × vital weight)")
+    ax.grid(alpha=0.25)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
+    return fig
+
+
+def risk_heatmap(
+    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    *,
+    targets: list[str] | None = None,
+    n_top: int = 20,
+    level: str = "context",
+    max_contexts: int = 45,
+    min_risk: float = 0.02,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Healthy risk of the top candidates per healthy context, grouped by anatomical system.
+
+    Parameters
+    ----------
+    data
+        A run directory, or a ``risk.tsv`` DataFrame (long format).
+    targets
+        Columns in display order; default the ``n_top`` best-ranked (run directory) or the
+        first ``n_top`` targets of the table.
+    n_top
+        Number of candidates when ``targets`` is not given.
+    level
+        ``'context'`` (cell types and tissues, grouped by system) or ``'system'`` (maximum per
+        anatomical system).
+    max_contexts, min_risk
+        Keep at most ``max_contexts`` contexts whose risk reaches ``min_risk`` for a shown target.
+    figsize
+        Figure size in inches; default from the matrix shape.
+
+    Returns
+    -------
+    The figure.
+    """
+    if level not in {"context", "system"}:
+        msg = f"The 'level' parameter of risk_heatmap must be 'context' or 'system'. Got {level!r}."
+        raise InputError(msg)
+    r, run = _frame(data, "risk", "risk.tsv")
+    assert r is not None
+    _require(r, ("target", "name", "risk"), "risk")
+    if targets is None:
+        order = (
+            run.target_order() if run is not None else list(dict.fromkeys(r["target"].astype(str)))
+        )
+        targets = order[:n_top]
+    if level == "system":
+        mat = system_matrix(r, targets)
+        groups = None
+    else:
+        mat, groups = risk_matrix(r, targets, max_contexts=max_contexts, min_risk=min_risk)
+    if mat.empty:
+        msg = f"no healthy context reaches risk {min_risk} for the chosen targets; lower min_risk."
+        raise InputError(msg)
+    n_r, n_c = mat.shape
+    if figsize is None:
+        figsize = (2.8 + 0.32 * n_c + (1.4 if groups is not None else 0), 1.4 + 0.22 * n_r)
+    _, Figure = _mpl()
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(
+        mat.to_numpy(float),
+        cmap=_cmap("risk"),
+        vmin=0,
+        vmax=1,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    ax.set_xticks(range(n_c), [str(c) for c in mat.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n_r), [str(i) for i in mat.index], fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(-0.5, n_c), minor=True)
+    ax.set_yticks(np.arange(-0.5, n_r), minor=True)
+    ax.grid(which="minor", color="white", lw=0.8)
+    ax.tick_params(which="minor", length=0)
+    if groups is not None:
+        g = groups.to_numpy()
+        starts = [0] + [k for k in range(1, n_r) if g[k] != g[k - 1]]
+        ends = [*starts[1:], n_r]
+        for s, e in zip(starts, ends, strict=True):
+            if s:
+                ax.axhline(s - 0.5, color="#333", lw=1.2)
+            ax.annotate(
+                g[s],
+                xy=(1, (s + e - 1) / 2),
+                xycoords=("axes fraction", "data"),
+                xytext=(0.6, 0),
+                textcoords="offset fontsize",
+                ha="left",
+                va="center",
+                fontsize=8,
+                fontweight="bold",
+                color="#334",
+            )
+    fig.colorbar(
+        im, ax=ax, shrink=0.6, label="healthy risk (fraction × vital weight)", location="bottom"
+    )
+    ax.set_title(
+        f"healthy risk by {'anatomical system' if level == 'system' else 'context'}", fontsize=10
+    )
+    return fig
+
+
+def patient_coverage(
+    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    *,
+    targets: list[str] | None = None,
+    n_top: int = 20,
+    annotate: bool | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Per-patient tumour coverage of the top candidates (targets × patients heatmap).
+
+    Parameters
+    ----------
+    data
+        A run directory, or a ``patient_coverage.tsv`` DataFrame (index = target).
+    targets
+        Rows in display order; default the ``n_top`` best-ranked.
+    n_top
+        Number of candidates when ``targets`` is not given.
+    annotate
+        Write the values in the cells; default when there are at most 20 patients.
+    figsize
+        Figure size in inches; default from the matrix shape.
+
+    Returns
+    -------
+    The figure.
+    """
+    pc, run = _frame(data, "patient_coverage", "patient_coverage.tsv")
+    assert pc is not None
+    if "target" in pc.columns:
+        pc = pc.set_index("target")
+    if targets is None:
+        order = run.target_order() if run is not None else list(pc.index.astype(str))
+        targets = order[:n_top]
+    mat = patient_matrix(pc, targets)
+    if mat.empty:
+        msg = "none of the requested targets is in the patient-coverage table; check the names."
+        raise InputError(msg)
+    n_r, n_c = mat.shape
+    if annotate is None:
+        annotate = n_c <= 20
+    if figsize is None:
+        figsize = (2.0 + 0.38 * n_c, 1.2 + 0.26 * n_r)
+    _, Figure = _mpl()
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    vals = mat.to_numpy(float)
+    im = ax.imshow(
+        vals, cmap=_cmap("coverage"), vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+    )
+    ax.set_xticks(range(n_c), [str(c) for c in mat.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n_r), [str(i) for i in mat.index], fontsize=8)
+    ax.tick_params(length=0)
+    if annotate:
+        for i in range(n_r):
+            for j in range(n_c):
+                v = vals[i, j]
+                if np.isfinite(v):
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.2f}".lstrip("0"),
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if v > 0.55 else "black",
+                    )
+    fig.colorbar(im, ax=ax, shrink=0.7, label="tumour coverage")
+    ax.set_xlabel("patient")
+    ax.set_title("coverage per patient", fontsize=10)
+    return fig
+
+
+def gate_scatter(
+    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    *,
+    n_labels: int = 8,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = (6.5, 4.8),
+) -> Figure:
+    """Tumour coverage against worst healthy risk for logic gates (``gates.tsv``).
+
+    Gates whose risk is a Fréchet upper bound (``risk_is_bound``) are drawn hollow.
+
+    Parameters
+    ----------
+    data
+        A run directory, or a ``gates.tsv`` DataFrame.
+    n_labels
+        Label this many best-ranked gates.
+    ax
+        Draw into this Axes instead of a new figure.
+    figsize
+        Size of a new figure in inches.
+
+    Returns
+    -------
+    The figure.
+    """
+    g, _ = _frame(data, "gates", "gates.tsv")
+    assert g is not None
+    _require(g, ("gate", "tumor_coverage", "worst_healthy_risk"), "gates")
+    if "rank" in g.columns:
+        g = g.sort_values("rank", kind="stable")
+    fig, ax = _new_figure(figsize, ax)
+    x = g["tumor_coverage"].to_numpy(float)
+    y = g["worst_healthy_risk"].to_numpy(float)
+    front = (
+        g["pareto"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+        if "pareto" in g.columns
+        else np.zeros(len(g), bool)
+    )
+    bound = (
+        g["risk_is_bound"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+        if "risk_is_bound" in g.columns
+        else np.zeros(len(g), bool)
+    )
+    colour = np.where(front, "#d95f02", "#7f7f7f")
+    for mask, face, lab in ((~bound, True, "exact risk"), (bound, False, "risk is an upper bound")):
+        if mask.any():
+            ax.scatter(
+                x[mask],
+                y[mask],
+                s=30,
+                edgecolors=colour[mask],
+                facecolors=colour[mask] if face else "none",
+                lw=1.2,
+                label=lab,
+            )
+    names = g["gate"].astype(str).to_numpy()
+    for i in range(min(n_labels, len(g))):
+        ax.annotate(names[i], (x[i], y[i]), xytext=(4, 4), textcoords="offset points", fontsize=7.5)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("tumour coverage")
+    ax.set_ylabel("worst healthy risk")
+    ax.grid(alpha=0.25)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.set_title("logic gates (orange = Pareto front)", fontsize=10)
+    return fig
+
+
+def kinetics_curves(
+    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    *,
+    quantities: list[str] | None = None,
+    log: bool | None = None,
+    ncols: int = 3,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Simulated curves: cohort median with a 5–95 % band (typical patient dashed).
+
+    Parameters
+    ----------
+    data
+        A run directory of ``antigenscout simulate``, or a ``curves.tsv`` DataFrame.
+    quantities
+        Which quantities to draw (one panel each); default all.
+    log
+        Logarithmic y axes; default per panel when the values span more than 3 decades.
+    ncols
+        Panels per row.
+    figsize
+        Figure size in inches; default from the number of panels.
+
+    Returns
+    -------
+    The figure.
+    """
+    cv, _ = _frame(data, "curves", "curves.tsv")
+    assert cv is not None
+    _require(cv, ("time_days", "quantity", "p50"), "curves")
+    names = list(dict.fromkeys(cv["quantity"].astype(str)))
+    if quantities is not None:
+        unknown = [q for q in quantities if q not in names]
+        if unknown:
+            msg = f"unknown quantities {unknown}; the curves table has {names}."
+            raise InputError(msg)
+        names = list(quantities)
+    n = len(names)
+    if n == 0:
+        msg = "the curves table is empty; re-run 'antigenscout simulate'."
+        raise InputError(msg)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    if figsize is None:
+        figsize = (3.6 * ncols, 2.8 * nrows)
+    _, Figure = _mpl()
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, name in enumerate(names):
+        ax = axes[k // ncols][k % ncols]
+        sub = cv[cv["quantity"].astype(str) == name].sort_values("time_days")
+        t = sub["time_days"].to_numpy(float)
+        if "p05" in sub.columns and "p95" in sub.columns:
+            ax.fill_between(
+                t,
+                sub["p05"].to_numpy(float),
+                sub["p95"].to_numpy(float),
+                color="#6baed6",
+                alpha=0.3,
+                lw=0,
+                label="5–95 %",
+            )
+        ax.plot(t, sub["p50"].to_numpy(float), color="#08519c", lw=1.8, label="median")
+        if "typical" in sub.columns:
+            ax.plot(t, sub["typical"].to_numpy(float), color="#555", lw=1, ls="--", label="typical")
+        vals = sub[[c for c in ("p05", "p50", "p95") if c in sub.columns]].to_numpy(float)
+        pos = vals[np.isfinite(vals) & (vals > 0)]
+        use_log = (
+            log
+            if log is not None
+            else bool(
+                pos.size and (vals[np.isfinite(vals)] > 0).all() and pos.max() / pos.min() > 1e3
+            )
+        )
+        if use_log:
+            ax.set_yscale("log")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("time (days)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25)
+    for k in range(n, nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    axes[0][0].legend(fontsize=7, frameon=False)
+    return fig

@@ -1,0 +1,45 @@
+"""``antigenscout report RUN_DIR [--out FILE]`` and the ``--report`` hook of other commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+__all__ = ["add_report", "report_command"]
+
+
+def add_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Write ``<run_dir>/report.html`` for a finished run (used by ``--report`` flags).
+
+    Parameters
+    ----------
+    run_dir
+        The ``--out`` directory of ``rank``, ``demo``, ``gates`` or ``simulate``.
+
+    Returns
+    -------
+    Path of the report.
+    """
+    from .html import write_html
+
+    return write_html(run_dir)
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="HTML file to write [default: RUN_DIR/report.html].",
+)
+def report_command(run_dir: Path, out: Path | None) -> None:
+    """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,
+    gates or simulate). The file opens offline in any browser."""
+    from .html import write_html
+
+    path = write_html(run_dir, out)
+    click.echo(f"report written to {path}")

@@ -1,0 +1,313 @@
+"""Read a run directory written by the CLI into one :class:`RunData` object.
+
+Shared by :mod:`antigenscout.report` (HTML) and :mod:`antigenscout.pl` (matplotlib), so
+both draw the same numbers. Every file except one of the primary outputs is optional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InputError
+
+__all__ = [
+    "PRIMARY_FILES",
+    "RunData",
+    "cohort_summary",
+    "coverage_by_compartment",
+    "load_run",
+    "patient_matrix",
+    "risk_matrix",
+    "system_matrix",
+    "top_contexts",
+]
+
+#: Files of which at least one must exist for a directory to count as a run.
+PRIMARY_FILES: tuple[str, ...] = ("targets.tsv", "gates.tsv", "curves.tsv", "cohort.tsv")
+
+_TARGET_REQUIRED = ("target", "tumor_coverage")
+_RISK_REQUIRED = ("target", "name", "positive_fraction", "risk")
+_GATES_REQUIRED = ("gate", "tumor_coverage")
+_CURVES_REQUIRED = ("time_days", "quantity", "p50")
+
+
+@dataclass
+class RunData:
+    """Everything the report and the plots need from one run directory.
+
+    Attributes are ``None`` when the corresponding file is absent.
+    """
+
+    run_dir: Path | None = None
+    targets: pd.DataFrame | None = None
+    risk: pd.DataFrame | None = None
+    patient_coverage: pd.DataFrame | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+    gates: pd.DataFrame | None = None
+    cohort: pd.DataFrame | None = None
+    summary: dict[str, Any] | None = None
+    curves: pd.DataFrame | None = None
+
+    @property
+    def has_kinetics(self) -> bool:
+        """Whether any simulation output is present."""
+        return self.curves is not None or self.cohort is not None or self.summary is not None
+
+    def target_order(self) -> list[str]:
+        """Targets in rank order (from ``targets.tsv``, else first appearance in ``risk.tsv``)."""
+        if self.targets is not None:
+            return self.targets["target"].astype(str).tolist()
+        if self.risk is not None:
+            return list(dict.fromkeys(self.risk["target"].astype(str)))
+        if self.patient_coverage is not None:
+            return self.patient_coverage.index.astype(str).tolist()
+        return []
+
+
+def _read_tsv(
+    path: Path, required: tuple[str, ...], *, index_col: int | None = None
+) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, sep="\t", index_col=index_col)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        msg = (
+            f"{str(path)!r} is not a readable tab-separated table ({e}); "
+            "re-run the command that wrote it."
+        )
+        raise InputError(msg) from None
+    missing = [c for c in required if c not in df.columns and c != df.index.name]
+    if missing:
+        msg = (
+            f"{str(path)!r} lacks the column(s) {missing}; it was not written by a compatible "
+            "antigenscout version. Re-run the command that wrote it."
+        )
+        raise InputError(msg)
+    return df
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        msg = f"{str(path)!r} is not valid JSON ({e}); re-run the command that wrote it."
+        raise InputError(msg) from None
+    if not isinstance(obj, dict):
+        msg = f"{str(path)!r} must hold a JSON object; re-run the command that wrote it."
+        raise InputError(msg)
+    return obj
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunData:
+    """Read the outputs of ``antigenscout rank|demo|gates|simulate`` from ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir
+        Directory holding ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
+        ``run.json`` and optionally ``gates.tsv`` and simulation outputs (``cohort.tsv``,
+        ``summary.json``, ``curves.tsv``).
+
+    Returns
+    -------
+    The parsed tables; absent files give ``None``.
+
+    Raises
+    ------
+    InputError
+        If ``run_dir`` is not a directory, holds none of :data:`PRIMARY_FILES`, or a file
+        is unreadable or lacks required columns.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        msg = (
+            f"run directory {str(path)!r} does not exist or is not a directory; pass the --out "
+            "directory of 'antigenscout rank', 'demo', 'gates' or 'simulate'."
+        )
+        raise InputError(msg)
+    if not any((path / f).is_file() for f in PRIMARY_FILES):
+        msg = (
+            f"run directory {str(path)!r} holds none of {', '.join(PRIMARY_FILES)}; pass the "
+            "--out directory of 'antigenscout rank', 'demo', 'gates' or 'simulate'."
+        )
+        raise InputError(msg)
+    data = RunData(run_dir=path)
+    if (p := path / "targets.tsv").is_file():
+        t = _read_tsv(p, _TARGET_REQUIRED)
+        t["target"] = t["target"].astype(str)
+        if "rank" in t.columns:
+            t = t.sort_values("rank", kind="stable").reset_index(drop=True)
+        else:
+            t["rank"] = np.arange(1, len(t) + 1)
+        data.targets = t
+    if (p := path / "risk.tsv").is_file():
+        r = _read_tsv(p, _RISK_REQUIRED)
+        r["target"] = r["target"].astype(str)
+        data.risk = r
+    if (p := path / "patient_coverage.tsv").is_file():
+        pc = _read_tsv(p, (), index_col=0)
+        pc.index = pc.index.astype(str)
+        pc.index.name = "target"
+        pc.columns = pc.columns.astype(str)
+        data.patient_coverage = pc.apply(pd.to_numeric, errors="coerce")
+    if (p := path / "run.json").is_file():
+        data.run = _read_json(p)
+    if (p := path / "gates.tsv").is_file():
+        g = _read_tsv(p, _GATES_REQUIRED)
+        if "rank" in g.columns:
+            g = g.sort_values("rank", kind="stable").reset_index(drop=True)
+        data.gates = g
+    if (p := path / "cohort.tsv").is_file():
+        data.cohort = _read_tsv(p, ())
+    if (p := path / "summary.json").is_file():
+        data.summary = _read_json(p)
+    if (p := path / "curves.tsv").is_file():
+        data.curves = _read_tsv(p, _CURVES_REQUIRED)
+    return data
+
+
+def as_run(obj: Any) -> RunData:
+    """Return ``obj`` as :class:`RunData`: a run directory path or an existing RunData."""
+    if isinstance(obj, RunData):
+        return obj
+    if isinstance(obj, str | os.PathLike):
+        return load_run(obj)
+    msg = (
+        f"expected a run directory path or RunData, got {type(obj).__name__}; "
+        "pass the --out directory of an antigenscout command."
+    )
+    raise InputError(msg)
+
+
+# --------------------------------------------------------------------------- derived tables
+
+
+def top_contexts(risk: pd.DataFrame, target: str, n: int = 5) -> pd.DataFrame:
+    """The ``n`` healthy contexts with the highest weighted risk for ``target``."""
+    sub = risk[risk["target"] == target]
+    return sub.sort_values(["risk", "positive_fraction"], ascending=False).head(n)
+
+
+def risk_matrix(
+    risk: pd.DataFrame,
+    targets: list[str],
+    *,
+    max_contexts: int = 45,
+    min_risk: float = 0.02,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Contexts × targets weighted risk, rows grouped by anatomical system.
+
+    Parameters
+    ----------
+    risk
+        Long table as in ``risk.tsv``.
+    targets
+        Columns, in display order; targets absent from ``risk`` get zeros.
+    max_contexts
+        Keep at most this many contexts (those with the highest maximum risk).
+    min_risk
+        Drop contexts whose maximum risk over ``targets`` is below this.
+
+    Returns
+    -------
+    ``(matrix, system)``: the matrix indexed by context name, and each row's system. Systems
+    are ordered by their highest risk, contexts within a system likewise.
+    """
+    sub = risk[risk["target"].isin(targets)].copy()
+    if "system" not in sub.columns:
+        sub["system"] = "unknown"
+    sub["system"] = sub["system"].fillna("unknown").astype(str)
+    key = "context" if "context" in sub.columns else "name"
+    mat = sub.pivot_table(index=key, columns="target", values="risk", aggfunc="max", fill_value=0.0)
+    mat = mat.reindex(columns=targets, fill_value=0.0)
+    meta = sub.drop_duplicates(key).set_index(key)
+    peak = mat.max(axis=1)
+    keep = peak[peak >= min_risk].sort_values(ascending=False).head(max_contexts).index
+    mat = mat.loc[keep]
+    system = meta.loc[mat.index, "system"]
+    sys_peak = mat.groupby(system.to_numpy()).max().max(axis=1)
+    order = sorted(
+        mat.index,
+        key=lambda c: (-sys_peak[system[c]], system[c], -mat.loc[c].max(), str(c)),
+    )
+    mat = mat.loc[order]
+    names = meta.loc[order, "name"].astype(str).to_numpy() if "name" in meta.columns else order
+    system = pd.Series(system.loc[order].to_numpy(), index=names, name="system")
+    mat.index = names
+    mat.columns.name = None
+    return mat, system
+
+
+def system_matrix(risk: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
+    """Systems × targets maximum weighted risk (systems ordered by their highest risk)."""
+    sub = risk[risk["target"].isin(targets)].copy()
+    if "system" not in sub.columns:
+        sub["system"] = "unknown"
+    sub["system"] = sub["system"].fillna("unknown").astype(str)
+    mat = sub.pivot_table(
+        index="system", columns="target", values="risk", aggfunc="max", fill_value=0.0
+    )
+    mat = mat.reindex(columns=targets, fill_value=0.0)
+    mat = mat.loc[mat.max(axis=1).sort_values(ascending=False, kind="stable").index]
+    mat.columns.name = None
+    return mat
+
+
+def patient_matrix(patient_coverage: pd.DataFrame, targets: list[str]) -> pd.DataFrame:
+    """Targets × patients coverage for ``targets`` present in the table, in that order."""
+    keep = [t for t in targets if t in patient_coverage.index]
+    return patient_coverage.loc[keep]
+
+
+def coverage_by_compartment(targets: pd.DataFrame) -> pd.DataFrame:
+    """Targets × compartments coverage from the ``coverage__<compartment>`` columns."""
+    cols = [c for c in targets.columns if c.startswith("coverage__")]
+    out = targets.set_index("target")[cols]
+    out.columns = [c.removeprefix("coverage__") for c in cols]
+    return out
+
+
+def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Summarise a virtual-patient cohort column by column.
+
+    Returns
+    -------
+    One row per metric: ``metric``, ``kind`` (``'fraction'`` for yes/no columns, whose
+    ``median`` holds the fraction true, else ``'distribution'``), ``n`` (finite values),
+    ``median``, ``p05``, ``p95`` and ``n_missing`` (empty or infinite values, e.g. no
+    relapse within the simulated horizon).
+    """
+    rows = []
+    for col in cohort.columns:
+        s = cohort[col]
+        if str(col).lower() in {"patient", "patient_id", "id", "seed", "replicate"}:
+            continue
+        if s.dtype == object:
+            lowered = s.dropna().astype(str).str.lower()
+            if len(lowered) and lowered.isin(["true", "false"]).all():
+                s = s.astype(str).str.lower().map({"true": 1.0, "false": 0.0})
+            else:
+                continue
+        v = pd.to_numeric(s, errors="coerce").astype(float)
+        finite = v[np.isfinite(v)]
+        if finite.empty:
+            continue
+        is_flag = s.dtype == bool or set(np.unique(finite)) <= {0.0, 1.0}
+        rows.append(
+            {
+                "metric": str(col),
+                "kind": "fraction" if is_flag else "distribution",
+                "n": len(finite),
+                "median": float(finite.mean() if is_flag else finite.median()),
+                "p05": np.nan if is_flag else float(finite.quantile(0.05)),
+                "p95": np.nan if is_flag else float(finite.quantile(0.95)),
+                "n_missing": int(len(v) - len(finite)),
+            }
+        )
+    return pd.DataFrame(rows, columns=["metric", "kind", "n", "median", "p05", "p95", "n_missing"])

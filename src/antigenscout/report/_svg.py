@@ -1,0 +1,547 @@
+"""Small inline-SVG chart builders (no plotting library, no network at view time).
+
+Every interactive mark carries either ``data-tip`` (tooltip text, lines joined by ``\\n``)
+or ``data-i`` (a row index into a JSON dataset named by the enclosing ``<svg data-set>``);
+the inlined ``report.js`` turns both into hover tooltips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from html import escape
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COVERAGE_RAMP",
+    "RISK_RAMP",
+    "bands_svg",
+    "heatmap_svg",
+    "legend_svg",
+    "nice_ticks",
+    "ramp",
+    "scatter_svg",
+]
+
+#: White → dark red, for vital-weighted healthy risk in [0, 1].
+RISK_RAMP: tuple[tuple[float, str], ...] = (
+    (0.0, "#f7f7f7"),
+    (0.05, "#fde9d9"),
+    (0.2, "#fcbba1"),
+    (0.4, "#fb6a4a"),
+    (0.7, "#cb181d"),
+    (1.0, "#67000d"),
+)
+#: White → dark blue, for tumour/patient coverage in [0, 1].
+COVERAGE_RAMP: tuple[tuple[float, str], ...] = (
+    (0.0, "#f7fbff"),
+    (0.25, "#c6dbef"),
+    (0.5, "#6baed6"),
+    (0.75, "#2171b5"),
+    (1.0, "#08306b"),
+)
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    return int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)
+
+
+def ramp(value: float, stops: Sequence[tuple[float, str]] = RISK_RAMP) -> str:
+    """Colour for ``value`` on a piecewise-linear ramp (NaN → light grey)."""
+    if value is None or not np.isfinite(value):
+        return "#e0e0e0"
+    v = min(max(float(value), stops[0][0]), stops[-1][0])
+    for (a, ca), (b, cb) in itertools.pairwise(stops):
+        if v <= b:
+            t = 0.0 if b == a else (v - a) / (b - a)
+            ra, ga, ba = _hex(ca)
+            rb, gb, bb = _hex(cb)
+            rgb = (round(ra + t * (rb - ra)), round(ga + t * (gb - ga)), round(ba + t * (bb - ba)))
+            return "#{:02x}{:02x}{:02x}".format(*rgb)
+    return stops[-1][1]
+
+
+def _ink(fill: str) -> str:
+    r, g, b = _hex(fill)
+    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering ``[lo, hi]``."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    v = start
+    while v <= hi + step * 1e-9:
+        ticks.append(round(v, 10))
+        v += step
+    return ticks
+
+
+def _fmt_tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-3:
+        mant, exp = f"{v:.1e}".split("e")
+        return f"{mant.removesuffix('.0')}e{int(exp)}"
+    return f"{v:g}"
+
+
+def _t(x: float) -> str:
+    """Compact coordinate."""
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _text(
+    x: float, y: float, s: str, *, anchor: str = "start", size: float = 11, extra: str = ""
+) -> str:
+    return (
+        f'<text x="{_t(x)}" y="{_t(y)}" font-size="{size}" text-anchor="{anchor}"{extra}>'
+        f"{escape(s)}</text>"
+    )
+
+
+def _axes(
+    *,
+    left: float,
+    top: float,
+    pw: float,
+    ph: float,
+    xticks: list[float],
+    yticks: list[float],
+    sx: Callable[[float], float],
+    sy: Callable[[float], float],
+    xlabel: str,
+    ylabel: str,
+    yfmt: Callable[[float], str] = _fmt_tick,
+) -> list[str]:
+    out = [f'<g class="axes" fill="#444" font-family="{FONT}">']
+    for v in xticks:
+        x = sx(v)
+        out.append(
+            f'<line x1="{_t(x)}" x2="{_t(x)}" y1="{_t(top)}" y2="{_t(top + ph)}" stroke="#eee"/>'
+        )
+        out.append(_text(x, top + ph + 15, _fmt_tick(v), anchor="middle", size=10))
+    for v in yticks:
+        y = sy(v)
+        out.append(
+            f'<line x1="{_t(left)}" x2="{_t(left + pw)}" y1="{_t(y)}" y2="{_t(y)}" stroke="#eee"/>'
+        )
+        out.append(_text(left - 6, y + 3.5, yfmt(v), anchor="end", size=10))
+    out.append(
+        f'<rect x="{_t(left)}" y="{_t(top)}" width="{_t(pw)}" height="{_t(ph)}" fill="none" '
+        'stroke="#999"/>'
+    )
+    out.append(_text(left + pw / 2, top + ph + 34, xlabel, anchor="middle", size=12))
+    cy = top + ph / 2
+    out.append(
+        _text(
+            left - 42,
+            cy,
+            ylabel,
+            anchor="middle",
+            size=12,
+            extra=f' transform="rotate(-90 {_t(left - 42)} {_t(cy)})"',
+        )
+    )
+    out.append("</g>")
+    return out
+
+
+def scatter_svg(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    highlight: np.ndarray,
+    labels: dict[int, str],
+    dataset: str,
+    xlabel: str,
+    ylabel: str,
+    width: int = 760,
+    height: int = 470,
+    front: bool = True,
+    title: str = "",
+) -> str:
+    """Scatter of ``y`` against ``x`` (both in [0, 1]) with highlighted points joined by a
+    step line (the Pareto front: coverage up, risk down) and text labels for ``labels``.
+
+    Each point carries ``data-i`` (its row in the JSON dataset ``dataset``).
+    """
+    left, top, right, bottom = 60, 14, 16, 48
+    pw, ph = width - left - right, height - top - bottom
+    ymax = float(np.nanmax(y)) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
+    ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)
+
+    def sx(v: float) -> float:
+        return left + min(max(v, 0.0), 1.0) * pw
+
+    def sy(v: float) -> float:
+        return top + ph - min(max(v, 0.0), ymax) / ymax * ph
+
+    parts = [
+        f'<svg class="chart scatter" data-set="{escape(dataset)}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title or ylabel)}" '
+        f'font-family="{FONT}">'
+    ]
+    # the desirable corner: high coverage, low risk
+    parts.append(
+        f'<rect x="{_t(sx(0.8))}" y="{_t(sy(ymax * 0.2))}" width="{_t(sx(1) - sx(0.8))}" '
+        f'height="{_t(sy(0) - sy(ymax * 0.2))}" fill="#e5f5e0"/>'
+    )
+    parts.append(
+        _text(
+            sx(1) - 4,
+            sy(ymax * 0.2) + 12,
+            "high coverage, low risk",
+            anchor="end",
+            size=10,
+            extra=' fill="#31a354"',
+        )
+    )
+    parts += _axes(
+        left=left,
+        top=top,
+        pw=pw,
+        ph=ph,
+        xticks=nice_ticks(0, 1),
+        yticks=nice_ticks(0, ymax),
+        sx=sx,
+        sy=sy,
+        xlabel=xlabel,
+        ylabel=ylabel,
+    )
+    hi = np.asarray(highlight, dtype=bool)
+    if front and hi.sum() >= 2:
+        idx = np.flatnonzero(hi)
+        idx = idx[np.lexsort((y[idx], x[idx]))]
+        pts = []
+        for k, i in enumerate(idx):
+            if k:
+                pts.append(f"{_t(sx(x[i]))},{_t(sy(y[idx[k - 1]]))}")
+            pts.append(f"{_t(sx(x[i]))},{_t(sy(y[i]))}")
+        parts.append(
+            f'<polyline points="{" ".join(pts)}" fill="none" stroke="#d95f02" stroke-width="1.5" '
+            'stroke-dasharray="4 3" opacity="0.8"/>'
+        )
+    parts.append('<g class="pts" fill="#9e9e9e" fill-opacity="0.55">')
+    for i in np.flatnonzero(~hi):
+        if np.isfinite(x[i]) and np.isfinite(y[i]):
+            parts.append(f'<circle cx="{_t(sx(x[i]))}" cy="{_t(sy(y[i]))}" r="3" data-i="{i}"/>')
+    parts.append("</g>")
+    parts.append('<g class="pts front" fill="#d95f02" stroke="#fff" stroke-width="0.8">')
+    for i in np.flatnonzero(hi):
+        if np.isfinite(x[i]) and np.isfinite(y[i]):
+            parts.append(f'<circle cx="{_t(sx(x[i]))}" cy="{_t(sy(y[i]))}" r="5" data-i="{i}"/>')
+    parts.append("</g>")
+    parts.append(f'<g class="labels" font-family="{FONT}" fill="#222" pointer-events="none">')
+    placed: list[tuple[float, float]] = []
+    for i, lab in labels.items():
+        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            continue
+        px, py = sx(x[i]), sy(y[i])
+        ly = py - 8
+        for _ in range(6):  # nudge labels that would overlap an earlier one
+            if all(abs(ly - qy) > 11 or abs(px - qx) > 8 * max(len(lab), 4) for qx, qy in placed):
+                break
+            ly -= 11
+        placed.append((px, ly))
+        anchor = "end" if px > left + pw - 60 else "start"
+        dx = -6 if anchor == "end" else 6
+        parts.append(_text(px + dx, ly, lab, anchor=anchor, size=11, extra=' font-weight="600"'))
+    parts.append("</g></svg>")
+    return "".join(parts)
+
+
+def heatmap_svg(
+    mat: pd.DataFrame,
+    *,
+    stops: Sequence[tuple[float, str]],
+    tip: Callable[[str, str, float], str],
+    row_groups: pd.Series | None = None,
+    cell_w: float = 26,
+    cell_h: float = 16,
+    label_w: float = 190,
+    group_w: float = 0,
+    col_label_h: float = 64,
+    annotate: bool = False,
+    title: str = "",
+    vmax: float = 1.0,
+) -> str:
+    """Heatmap of ``mat`` (rows × columns, values in ``[0, vmax]``).
+
+    Rows sharing a ``row_groups`` value are drawn as one block with the group name in a
+    band on the left and a gap between blocks. ``tip(row, col, value)`` gives the tooltip.
+    """
+    rows = [str(r) for r in mat.index]
+    cols = [str(c) for c in mat.columns]
+    vals = mat.to_numpy(dtype=float)
+    groups = [str(g) for g in row_groups.to_numpy()] if row_groups is not None else [""] * len(rows)
+    gap = 6.0 if row_groups is not None else 0.0
+    ys: list[float] = []
+    y = col_label_h
+    for k in range(len(rows)):
+        if k and groups[k] != groups[k - 1]:
+            y += gap
+        ys.append(y)
+        y += cell_h
+    x0 = group_w + label_w
+    longest = max((len(c) for c in cols), default=0)
+    width = x0 + cell_w * len(cols) + 10 + longest * 6.2 * 0.57
+    height = y + 8
+    parts = [
+        f'<svg class="chart heatmap" viewBox="0 0 {_t(width)} {_t(height)}" width="{_t(width)}" '
+        f'height="{_t(height)}" role="img" aria-label="{escape(title)}" '
+        f'font-family="{FONT}">'
+    ]
+    parts.append('<g class="collabels" fill="#222">')
+    for j, c in enumerate(cols):
+        cx = x0 + (j + 0.5) * cell_w
+        cy = col_label_h - 6
+        parts.append(
+            _text(
+                cx + 3,
+                cy,
+                c,
+                size=11,
+                extra=f' transform="rotate(-55 {_t(cx + 3)} {_t(cy)})" font-weight="600"',
+            )
+        )
+    parts.append("</g>")
+    if row_groups is not None:
+        parts.append('<g class="groups">')
+        k = 0
+        while k < len(rows):
+            k2 = k
+            while k2 + 1 < len(rows) and groups[k2 + 1] == groups[k]:
+                k2 += 1
+            y_a, y_b = ys[k], ys[k2] + cell_h
+            shade = "#eef2f7" if len({*groups[:k]}) % 2 == 0 else "#f7f4ee"
+            parts.append(
+                f'<rect x="0" y="{_t(y_a)}" width="{_t(width - 10)}" height="{_t(y_b - y_a)}" '
+                f'fill="{shade}"/>'
+            )
+            label = groups[k]
+            size = 10.5
+            if (k2 - k + 1) * cell_h < 13:
+                label = label if len(label) <= 22 else label[:21] + "…"
+            parts.append(
+                _text(
+                    4,
+                    (y_a + y_b) / 2 + 3.5,
+                    label,
+                    size=size,
+                    extra=' font-weight="600" fill="#334"',
+                )
+            )
+            k = k2 + 1
+        parts.append("</g>")
+    parts.append('<g class="rowlabels" fill="#222">')
+    for k, r in enumerate(rows):
+        lab = r if len(r) <= 34 else r[:33] + "…"
+        parts.append(_text(x0 - 5, ys[k] + cell_h / 2 + 3.5, lab, anchor="end", size=10.5))
+    parts.append("</g>")
+    parts.append('<g class="cells" stroke="#fff" stroke-width="1">')
+    for k, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            v = vals[k, j]
+            fill = ramp(v / vmax if vmax else v, stops)
+            parts.append(
+                f'<rect x="{_t(x0 + j * cell_w)}" y="{_t(ys[k])}" width="{_t(cell_w)}" '
+                f'height="{_t(cell_h)}" fill="{fill}" data-tip="{escape(tip(r, c, v))}"/>'
+            )
+            if annotate and np.isfinite(v) and v >= 0.005:
+                parts.append(
+                    _text(
+                        x0 + (j + 0.5) * cell_w,
+                        ys[k] + cell_h / 2 + 3.2,
+                        f"{v:.2f}".lstrip("0"),
+                        anchor="middle",
+                        size=8.5,
+                        extra=f' fill="{_ink(fill)}" stroke="none" pointer-events="none"',
+                    )
+                )
+    parts.append("</g></svg>")
+    return "".join(parts)
+
+
+def legend_svg(
+    stops: Sequence[tuple[float, str]], label: str, *, vmax: float = 1.0, width: int = 220
+) -> str:
+    """Horizontal colour bar with ticks at 0, ½ and the maximum."""
+    h = 34
+    n = 40
+    parts = [
+        f'<svg class="legend" viewBox="0 0 {width} {h}" width="{width}" height="{h}" '
+        f'font-family="{FONT}">'
+    ]
+    bw = (width - 20) / n
+    for k in range(n):
+        parts.append(
+            f'<rect x="{_t(10 + k * bw)}" y="14" width="{_t(bw + 0.6)}" height="9" '
+            f'fill="{ramp((k + 0.5) / n, stops)}"/>'
+        )
+    parts.append(_text(10, 10, label, size=10, extra=' fill="#333"'))
+    for frac in (0.0, 0.5, 1.0):
+        parts.append(
+            _text(
+                10 + frac * (width - 20),
+                33,
+                f"{frac * vmax:g}",
+                anchor="middle",
+                size=9,
+                extra=' fill="#333"',
+            )
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bands_svg(
+    df: pd.DataFrame,
+    *,
+    title: str,
+    width: int = 380,
+    height: int = 230,
+    log: bool | None = None,
+) -> str:
+    """Median line with a shaded 5–95 % band over ``time_days`` (optional ``typical`` dashed).
+
+    ``df`` has columns ``time_days``, ``p50`` and optionally ``p05``, ``p95``, ``typical``.
+    """
+    left, top, right, bottom = 58, 24, 12, 40
+    pw, ph = width - left - right, height - top - bottom
+    df = df.sort_values("time_days")
+    t = df["time_days"].to_numpy(dtype=float)
+    cols = [c for c in ("p05", "p50", "p95", "typical") if c in df.columns]
+    vals = df[cols].to_numpy(dtype=float)
+    finite = vals[np.isfinite(vals)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    pos = finite[finite > 0]
+    if log is None:
+        log = bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > 1e3)
+    if log:
+        lo_l = math.floor(math.log10(pos.min())) if pos.size else 0
+        hi_l = math.ceil(math.log10(hi)) if hi > 0 else 1
+        hi_l = max(hi_l, lo_l + 1)
+
+        def tr(v: float) -> float:
+            return math.log10(v) if v > 0 else float(lo_l)
+
+        ylo, yhi = float(lo_l), float(hi_l)
+        step = max(1, math.ceil((hi_l - lo_l) / 5))
+        yticks = [float(e) for e in range(lo_l, hi_l + 1, step)]
+
+        def yfmt(v: float) -> str:
+            return f"1e{int(v)}"
+    else:
+        ylo = min(0.0, lo)
+        yhi = hi if hi > ylo else ylo + 1
+        yhi += (yhi - ylo) * 0.05
+
+        def tr(v: float) -> float:
+            return v
+
+        yticks = nice_ticks(ylo, yhi, 4)
+        yfmt = _fmt_tick
+    tmin, tmax = (float(t.min()), float(t.max())) if t.size else (0.0, 1.0)
+    if tmax <= tmin:
+        tmax = tmin + 1
+
+    def sx(v: float) -> float:
+        return left + (v - tmin) / (tmax - tmin) * pw
+
+    def sy(v: float) -> float:  # v already on the (possibly log10) axis scale
+        return top + ph - (min(max(v, ylo), yhi) - ylo) / (yhi - ylo) * ph
+
+    def py(v: float) -> float:
+        return sy(tr(v))
+
+    parts = [
+        f'<svg class="chart bands" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" '
+        f'role="img" aria-label="{escape(title)}" font-family="{FONT}">'
+    ]
+    parts.append(
+        _text(left, 15, title.replace("_", " "), size=12, extra=' font-weight="600" fill="#222"')
+    )
+    parts += _axes(
+        left=left,
+        top=top,
+        pw=pw,
+        ph=ph,
+        xticks=nice_ticks(tmin, tmax, 5),
+        yticks=yticks,
+        sx=sx,
+        sy=sy,
+        xlabel="time (days)",
+        ylabel="",
+        yfmt=yfmt,
+    )
+    if "p05" in df.columns and "p95" in df.columns:
+        ok = np.isfinite(df["p05"].to_numpy(float)) & np.isfinite(df["p95"].to_numpy(float))
+        up = [
+            f"{_t(sx(a))},{_t(py(b))}"
+            for a, b in zip(t[ok], df["p95"].to_numpy(float)[ok], strict=True)
+        ]
+        dn = [
+            f"{_t(sx(a))},{_t(py(b))}"
+            for a, b in zip(t[ok][::-1], df["p05"].to_numpy(float)[ok][::-1], strict=True)
+        ]
+        if up:
+            parts.append(
+                f'<polygon points="{" ".join(up + dn)}" fill="#6baed6" fill-opacity="0.3" '
+                'stroke="none"/>'
+            )
+    for col, style in (
+        ("typical", 'stroke="#555" stroke-dasharray="5 3"'),
+        ("p50", 'stroke="#08519c" stroke-width="2"'),
+    ):
+        if col in df.columns:
+            v = df[col].to_numpy(float)
+            ok = np.isfinite(v)
+            pts = " ".join(f"{_t(sx(a))},{_t(py(b))}" for a, b in zip(t[ok], v[ok], strict=True))
+            if pts:
+                parts.append(f'<polyline points="{pts}" fill="none" {style}/>')
+    # hover targets: a thin invisible column per sampled time point
+    n = len(t)
+    take = np.unique(np.linspace(0, n - 1, min(n, 60)).round().astype(int)) if n else []
+    colw = max(pw / max(len(take), 1), 2)
+    parts.append('<g class="hover" fill="transparent">')
+    for i in take:
+        lines = [f"{title}", f"day {t[i]:g}"]
+        row = df.iloc[int(i)]
+        lines.append(f"median {_fmt_val(row['p50'])}")
+        if "p05" in df.columns and "p95" in df.columns:
+            lines.append(f"5–95 %: {_fmt_val(row['p05'])} – {_fmt_val(row['p95'])}")
+        if "typical" in df.columns:
+            lines.append(f"typical patient {_fmt_val(row['typical'])}")
+        parts.append(
+            f'<rect x="{_t(sx(t[i]) - colw / 2)}" y="{top}" width="{_t(colw)}" height="{_t(ph)}" '
+            f'data-tip="{escape(chr(10).join(lines))}"/>'
+        )
+    parts.append("</g></svg>")
+    return "".join(parts)
+
+
+def _fmt_val(v: float) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not np.isfinite(v):
+        return "–"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e5 or abs(v) < 1e-3:
+        return f"{v:.3g}"
+    return f"{v:.4g}"
