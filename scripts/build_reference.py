@@ -352,6 +352,54 @@ def marrow_pseudobulk(shared: Path) -> tuple[pd.DataFrame, pd.Series, list[str]]
     return cpm, cells.astype(np.int64), genes
 
 
+def marrow_measured_fraction(
+    shared: Path, marrow_map: dict[str, str], keep: Iterable[str]
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Measured positive fraction per gene and healthy marrow cell type.
+
+    Each healthy donor cell is called positive or negative by antigenscout's own default
+    positivity model (``knn`` at the calibrated threshold), with the neighbour graph built
+    within each cell type so that positivity never leaks between types; the fraction is
+    the share of positive cells of the type. This replaces the mean-based model for these
+    single-cell contexts, where a few doublets can dominate a small pseudobulk.
+    """
+    import anndata as ad
+    from scipy import sparse
+
+    from antigenscout.pp import DEFAULT_N_NEIGHBORS, DEFAULT_THRESHOLD, positivity
+
+    keep = sorted(keep)
+    mats, types, genes = [], [], None
+    for _sample, dem, anno in marrow_files(shared):
+        counts = pd.read_csv(dem, sep="\t", index_col=0)
+        ann = pd.read_csv(anno, sep="\t", index_col=0)
+        ct = ann["CellType"].reindex(counts.columns).astype(str)
+        genes = list(counts.index)
+        mats.append(sparse.csr_matrix(counts.to_numpy(dtype=np.float32).T))
+        types.append(ct.to_numpy())
+    assert genes is not None
+    adata = ad.AnnData(X=sparse.vstack(mats, format="csr"))
+    adata.obs["cell_type"] = np.concatenate(types)
+    adata = adata[adata.obs["cell_type"].isin(keep)].copy()
+    positivity(adata, method="knn", batch_key="cell_type")
+    pos = adata.layers["positive"]
+    ct = adata.obs["cell_type"].to_numpy()
+    frac = np.vstack(
+        [np.asarray(pos[ct == t].mean(axis=0), dtype=np.float64).ravel() for t in keep]
+    ).T
+    out = pd.DataFrame(round_sig(frac), index=[marrow_map[g] for g in genes], columns=keep)
+    out = out.add_prefix("marrow:").astype(np.float32)
+    out = out[(out > 0).any(axis=1)]
+    out.index.name = "symbol"
+    params = {
+        "method": "knn",
+        "threshold_cp10k": DEFAULT_THRESHOLD,
+        "n_neighbors": DEFAULT_N_NEIGHBORS,
+        "graph": "within each cell type",
+    }
+    return out, params
+
+
 def load_annotations() -> pd.DataFrame:
     ann = pd.read_csv(ANNOTATIONS, sep="\t", dtype=str, keep_default_na=False)
     if list(ann.columns) != ANNOTATION_COLUMNS:
@@ -577,6 +625,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     surface = build_surface(raw, canon, resolve_sym)
     tcga = build_tcga(raw["pancancer"], canon)
     lines = build_cell_lines(raw["celline"], canon)
+    measured, measured_params = marrow_measured_fraction(shared, marrow_map, keep)
 
     out.mkdir(parents=True, exist_ok=True)
     datasets_out.mkdir(parents=True, exist_ok=True)
@@ -586,6 +635,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
         out / "expression.parquet": expr,
         out / "ihc.parquet": ihc,
         out / "surface.parquet": surface,
+        out / "fraction.parquet": measured,
         datasets_out / "tcga_medians.parquet": tcga,
         datasets_out / "hpa_cell_lines.parquet": lines,
     }
@@ -635,6 +685,11 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
             "cells_per_type": {k: int(v) for k, v in sorted(n_cells.items())},
             "kept": [str(k) for k in sorted(keep)],
             "genes_new_symbols": len(new_symbols),
+        },
+        "measured_fraction": {
+            **measured_params,
+            "contexts": list(measured.columns),
+            "genes": len(measured),
         },
         "surface": {"weights": SURFACE_WEIGHTS, "threshold": SURFACE_THRESHOLD},
         "ihc_tissue_aliases": IHC_TISSUE_ALIASES,

@@ -52,3 +52,38 @@ def test_pareto_rank_matches_brute_force(seed: int) -> None:
     cov = rng.integers(0, 10, 60) / 10  # ties on purpose
     risk = rng.integers(0, 10, 60) / 10
     np.testing.assert_array_equal(pareto_rank(cov, risk), _brute_pareto(cov, risk))
+
+
+def test_measured_fraction_replaces_model_only_at_its_threshold() -> None:
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl import healthy_risk
+
+    ctx = pd.DataFrame(
+        {
+            "name": ["HSC", "liver"],
+            "kind": ["cell_type", "tissue"],
+            "tissue": ["bone marrow", "liver"],
+            "system": ["haematopoietic", "hepatobiliary"],
+            "vital_weight": [1.0, 1.0],
+            "immune_privileged": [False, False],
+        },
+        index=["marrow:HSC", "tissue:liver"],
+    )
+    expr = pd.DataFrame({"marrow:HSC": [100.0], "tissue:liver": [100.0]}, index=["G"])
+    measured = pd.DataFrame({"marrow:HSC": [0.05]}, index=["G"])
+    ref = Reference(
+        genes=pd.DataFrame(index=["G"]),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(columns=["symbol", "context", "level", "reliability"]),
+        surface=pd.DataFrame(index=["G"]),
+        metadata={"measured_fraction": {"threshold_cp10k": 0.2}},
+        measured_fraction=measured,
+    )
+    at = healthy_risk(ref, threshold_cp10k=0.2).fraction
+    assert at.loc["G", "marrow:HSC"] == pytest.approx(0.05)
+    assert at.loc["G", "tissue:liver"] == pytest.approx(np.exp(-20.0 / 100.0))
+    other = healthy_risk(ref, threshold_cp10k=0.5).fraction
+    assert other.loc["G", "marrow:HSC"] == pytest.approx(np.exp(-50.0 / 100.0))

@@ -32,6 +32,8 @@ REFERENCE_FILES = (
     "surface.parquet",
     "metadata.json",
 )
+#: Optional file: measured positive fractions of single-cell-derived contexts.
+MEASURED_FRACTION_FILE = "fraction.parquet"
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
 
 
@@ -59,6 +61,10 @@ class Reference:
         ``is_surface``, ``subcellular_main``.
     metadata
         Sources (path, version, licence, sha256), build date and command, units.
+    measured_fraction
+        Genes x single-cell-derived contexts (``marrow:``): fraction of the context's cells
+        called positive by the default positivity model at the threshold recorded in
+        ``metadata['measured_fraction']``; ``None`` when the reference has none.
 
     Examples
     --------
@@ -75,6 +81,7 @@ class Reference:
     ihc: pd.DataFrame
     surface: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    measured_fraction: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ gene mapping
     @functools.cached_property
@@ -221,6 +228,11 @@ class Reference:
         ihc = pd.read_parquet(root / "ihc.parquet")
         surface = pd.read_parquet(root / "surface.parquet")
         metadata = json.loads((root / "metadata.json").read_text())
+        measured = (
+            pd.read_parquet(root / MEASURED_FRACTION_FILE)
+            if (root / MEASURED_FRACTION_FILE).is_file()
+            else None
+        )
         if list(expression.columns) != list(contexts.index):
             msg = (
                 f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
@@ -234,6 +246,7 @@ class Reference:
             ihc=ihc,
             surface=surface,
             metadata=metadata,
+            measured_fraction=measured,
         )
 
 

@@ -18,6 +18,10 @@ tissue is reachable whatever the RNA says, but a staining intensity says nothing
 what fraction of the tissue's cells carry it, hence the cap. Approved/Uncertain calls
 (single antibodies, unconfirmed by RNA) are reported as evidence only.
 
+For single-cell-derived contexts (the healthy marrow), the reference stores the
+*measured* fraction of cells called positive by the same positivity model; it replaces
+the mean-based model whenever the run's threshold is the one it was measured at.
+
 Risk in a context is ``vital_weight * f``; a tissue's or system's risk is the maximum
 over its contexts. For TCR-T and vaccines (peptide presented on HLA) immune-privileged
 contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
@@ -210,6 +214,11 @@ def _healthy_risk_cached(
         expr.to_numpy(dtype=np.float64), threshold_cp10k * CP10K_TO_NTPM, shape
     )
     fraction = pd.DataFrame(frac, index=expr.index, columns=contexts.index)
+    measured = measured_fraction(reference, threshold_cp10k)
+    if measured is not None:
+        cols = [c for c in measured.columns if c in fraction.columns]
+        m = measured[cols].reindex(fraction.index).fillna(0.0)
+        fraction[cols] = m.to_numpy(dtype=np.float64)
     if use_ihc and len(reference.ihc):
         floor = _ihc_floor(reference.ihc, fraction.index, contexts.index)
         fraction = fraction.where(fraction >= floor, floor)
@@ -218,6 +227,17 @@ def _healthy_risk_cached(
         privileged = contexts["immune_privileged"].astype(bool)
         weight[privileged] *= IMMUNE_PRIVILEGE_DISCOUNT
     return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts)
+
+
+def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
+    """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""
+    measured = getattr(reference, "measured_fraction", None)
+    if measured is None:
+        return None
+    at = reference.metadata.get("measured_fraction", {}).get("threshold_cp10k")
+    if at is None or not np.isclose(float(at), threshold_cp10k):
+        return None
+    return measured
 
 
 def _ihc_floor(ihc: pd.DataFrame, genes: pd.Index, contexts: pd.Index) -> pd.DataFrame:
