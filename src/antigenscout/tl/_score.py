@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numba
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -29,7 +30,7 @@ __all__ = ["TumourGroups", "candidate_genes", "pareto_rank", "score_targets", "t
 
 KEY_ADDED = "antigenscout_targets"
 #: Rows read at a time when streaming per-cell positivity.
-STREAM_CHUNK = 65536
+STREAM_CHUNK = 32768
 
 
 @dataclass
@@ -172,28 +173,27 @@ def _aggregate_blocks(blocks: Any, codes: np.ndarray, n_groups: int, n_genes: in
 def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
     """Non-dominated sorting level (1 = Pareto front) maximising coverage, minimising risk.
 
-    A point is dominated when another has coverage >= and risk <= with one strict.
-    O(n log n) per front via a sweep in coverage order.
+    ``j`` dominates ``i`` when ``coverage[j] >= coverage[i]`` and ``risk[j] <= risk[i]``
+    with one inequality strict; identical points share a level. One sweep in order of
+    decreasing coverage keeps, per level, the lowest risk seen so far (increasing with
+    the level), so each point's level is found by bisection: O(n log n).
     """
-    n = len(coverage)
-    level = np.zeros(n, dtype=np.int64)
-    remaining = np.arange(n)
-    current = 1
-    while len(remaining):
-        cov, rk = coverage[remaining], risk[remaining]
-        order = np.lexsort((rk, -cov))  # coverage desc, then risk asc
-        best_risk = np.inf
-        best_cov = np.nan
-        front = np.zeros(len(remaining), dtype=bool)
-        for i in order:
-            if rk[i] < best_risk or (rk[i] == best_risk and cov[i] == best_cov):
-                front[i] = True
-                best_risk = min(best_risk, rk[i])
-                best_cov = cov[i]
-        level[remaining[front]] = current
-        remaining = remaining[~front]
-        current += 1
-    return level
+    from bisect import bisect_right
+
+    coverage = np.asarray(coverage, dtype=np.float64)
+    risk = np.asarray(risk, dtype=np.float64)
+    pts, inverse = np.unique(np.column_stack([-coverage, risk]), axis=0, return_inverse=True)
+    # np.unique sorts lexicographically: coverage descending, then risk ascending
+    level_min: list[float] = []
+    levels = np.empty(len(pts), dtype=np.int64)
+    for i, r in enumerate(pts[:, 1]):
+        lv = bisect_right(level_min, r)
+        if lv == len(level_min):
+            level_min.append(r)
+        else:
+            level_min[lv] = r
+        levels[i] = lv + 1
+    return levels[np.asarray(inverse).ravel()]
 
 
 def score_targets(
@@ -339,12 +339,17 @@ def score_targets(
             "graph": graph_source,
         }
     else:
-        blocks = _stream_positive(
-            X, groups.rows, lib_obs, method=positivity, threshold=threshold, genes=col_idx
-        )
-        if progress is not None:
-            blocks = _report(blocks, groups.n, progress)
-        counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
+        counts = _count_streamed(
+            X,
+            groups.rows,
+            codes,
+            lib_obs,
+            method=positivity,
+            threshold=threshold,
+            genes=col_idx,
+            n_groups=n_groups,
+            progress=progress,
+        ).astype(np.float64)
         params_pos = {"model": positivity, "threshold_cp10k": threshold}
 
     group_sizes = np.bincount(codes, minlength=len(group_names)).astype(float)
@@ -356,7 +361,7 @@ def score_targets(
     table = table.join(_protein_evidence(reference, cands))
     surf = reference.surface.reindex(cands)
     table["surface_evidence"] = surf["surface_evidence"].fillna(0.0).to_numpy()
-    table["is_surface"] = surf["is_surface"].fillna(False).astype(bool).to_numpy()
+    table["is_surface"] = surf["is_surface"].astype("boolean").fillna(False).to_numpy(bool)
     table["score"] = table["tumor_coverage"] * (1.0 - table["vital_risk"])
     table["pareto_rank"] = pareto_rank(
         table["tumor_coverage"].to_numpy(), table["vital_risk"].to_numpy()
@@ -423,24 +428,59 @@ def _chunks(X: Any, rows: np.ndarray, chunk: int = STREAM_CHUNK) -> Any:
         yield slice(int(lo), int(hi)), block[rows[lo:hi] - start]
 
 
-def _stream_positive(
+def _count_streamed(
     X: Any,
     rows: np.ndarray,
+    codes: np.ndarray,
     lib_obs: np.ndarray | None,
     *,
     method: str,
     threshold: float,
     genes: np.ndarray,
-) -> Any:
-    """Per-cell positivity of the malignant ``rows`` streamed chunk by chunk."""
-    from ..pp._positivity import positive_blocks
+    n_groups: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Positive malignant cells per (group, gene), read chunk by chunk.
 
-    for sl, sub in _chunks(X, rows):
-        lib = lib_obs[rows[sl]] if lib_obs is not None else np.asarray(sub.sum(axis=1)).ravel()
-        for r, block in positive_blocks(
-            sub, lib, method=method, threshold=threshold, genes=genes, block_size=sub.shape[0]
-        ):
-            yield slice(sl.start + r.start, sl.start + r.stop), block
+    Works on in-memory and backed (on-disk) matrices; each chunk is called and counted by
+    one numba pass over its CSR arrays (:mod:`antigenscout.pp._kernels`).
+    """
+    from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums
+    from ..pp._positivity import _check_counts, _colmap
+
+    code = DETECTED if method == "detected" else CP10K
+    n = X.shape[0]
+    row_group = np.full(n, -1, dtype=np.int64)
+    row_group[rows] = codes
+    colmap = _colmap(np.asarray(genes), X.shape[1])
+    counts = np.zeros((n_groups, len(genes)), dtype=np.int64)
+    done = 0
+    for start in range(0, n, STREAM_CHUNK):
+        stop = min(n, start + STREAM_CHUNK)
+        rg = row_group[start:stop]
+        n_here = int((rg >= 0).sum())
+        if n_here == 0:
+            continue
+        block = sparse.csr_matrix(X[start:stop])
+        _check_counts(block, STREAM_CHUNK)
+        lib = lib_obs[start:stop] if lib_obs is not None else row_sums(block.indptr, block.data)
+        counts += count_positive_by_group(
+            block.indptr,
+            block.indices,
+            block.data,
+            rg,
+            np.asarray(lib, dtype=np.float64),
+            float(threshold),
+            code,
+            colmap,
+            n_groups,
+            len(genes),
+            numba.get_num_threads(),
+        )
+        done += n_here
+        if progress is not None:
+            progress(done, len(rows))
+    return counts
 
 
 def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:
