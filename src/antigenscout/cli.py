@@ -251,11 +251,13 @@ def profile(
 
 
 def _register_subcommands() -> None:
+    from .benchmark._cli import benchmark_command
     from .kinetics._cli import simulate_command
     from .report._cli import report_command
 
     cli.add_command(simulate_command, "simulate")
     cli.add_command(report_command, "report")
+    cli.add_command(benchmark_command, "benchmark")
 
 
 _register_subcommands()

@@ -1,0 +1,776 @@
+"""Benchmark antigenscout and two anchor baselines against the clinical record.
+
+See ``docs/clinical_benchmark.md`` for the definitions; the rules that read the clinical
+tables are in :mod:`antigenscout.benchmark._rules`, the tissue vocabulary in
+:mod:`antigenscout.benchmark._vocabulary` and the metric formulas in
+:mod:`antigenscout.benchmark._metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._errors import AntigenscoutError, InputError
+from .._types import SURFACE_MODALITIES
+from ._metrics import KS, percentile_of, summarise_percentiles, top_contexts, topk_hits
+from ._rules import (
+    IndicationRule,
+    attribution_class,
+    gate_op,
+    is_clinical,
+    load_indications,
+    match_indication,
+    not_gene_product,
+    parse_genes,
+    parse_modalities,
+    split_top_level,
+)
+from ._vocabulary import TissueVocabulary
+
+if TYPE_CHECKING:
+    from ..reference import Reference
+
+__all__ = ["METHODS", "BenchmarkResult", "default_shared", "run_benchmark"]
+
+#: Rankers compared; the first is the engine.
+METHODS = ("antigenscout", "fold_change", "sens_at_spec")
+#: Pseudobulk analogue of "count > 0": HPA's detection limit, 1 nTPM (or TPM / FPKM).
+DETECTED_NTPM = 1.0
+#: Pooled-specificity floor of the LogiCAR-style baseline (fitness 0 below it).
+MIN_SPECIFICITY = 0.9
+#: Contexts at least this vital count as "serious" for none-reported negative controls.
+VITAL_WEIGHT = 0.8
+#: Pseudocount (nTPM-like units) of the fold-change baseline.
+FC_PSEUDOCOUNT = 1.0
+VANGALEN_SUBDIR = Path("data") / "singlecell" / "vangalen2019_aml"
+TARGET_COLUMNS = ("id", "indication", "target_genes", "antigen_note", "modality")
+TOXICITY_COLUMNS = (
+    "id",
+    "therapy",
+    "modality",
+    "target_genes",
+    "antigen_note",
+    "off_tumor_tissue_or_cell",
+    "evidence_type",
+    "attribution",
+)
+
+
+def default_shared() -> Path | None:
+    """``$ANTIGENSCOUT_SHARED``, else ``shared/`` beside the repository, else ``None``."""
+    env = os.environ.get("ANTIGENSCOUT_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[3].parent / "shared")
+    candidates.append(Path.cwd().parent / "shared")
+    for c in candidates:
+        if (c / "benchmark").is_dir():
+            return c
+    return None
+
+
+@dataclass
+class BenchmarkResult:
+    """Outcome of :func:`run_benchmark`.
+
+    Attributes
+    ----------
+    metrics
+        Nested dict written to ``metrics.json`` (see ``docs/clinical_benchmark.md``).
+    targets_rows
+        One row per validated-target row: mapping, percentiles per method, or the reason it
+        was not scored.
+    toxicity_rows
+        One row per toxicity row (or part of a row): class, mapped contexts, ranks and hits
+        per method, or the reason it was not scored.
+    indications
+        Indication text → rule, dataset and samples used.
+    out_dir
+        Where the files were written (``None`` when not written).
+    seconds
+        Wall time.
+    """
+
+    metrics: dict[str, Any]
+    targets_rows: pd.DataFrame
+    toxicity_rows: pd.DataFrame
+    indications: pd.DataFrame
+    out_dir: Path | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> pd.DataFrame:
+        """Methods × headline metrics (antigenscout first, then the baselines)."""
+        rows = {}
+        for m in METHODS:
+            block = self.metrics if m == "antigenscout" else self.metrics["baselines"][m]
+            t, tox = block["targets"], block["toxicity"]
+            rows[m] = {
+                "targets scored": t["n_scored"],
+                "median percentile": t["median_percentile"],
+                "top 5%": t["top5_fraction"],
+                "top 1%": t["top1_fraction"],
+                "on-target recall@1": tox["on_target"]["recall_at_1"],
+                "on-target recall@3": tox["on_target"]["recall_at_3"],
+                "on-target recall@5": tox["on_target"]["recall_at_5"],
+                "neg. control flag@3 (lower is better)": tox["negative_controls"]["flag_rate_at_3"],
+            }
+        return pd.DataFrame(rows).T
+
+
+# --------------------------------------------------------------------------- tumour data
+
+
+@dataclass
+class _Tumour:
+    """Tumour expression prepared for the engine and the baselines."""
+
+    name: str
+    adata: AnnData
+    kind: str  # single_cell | bulk
+    malignant_key: str | None
+    patient_key: str | None
+    mean_ntpm: pd.Series  # per gene, tumour mean in nTPM-like units
+    positive: Callable[[list[str], str], float]  # sensitivity of a gene set under a gate op
+    engine: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _bulk_tumour(name: str, adata: AnnData) -> _Tumour:
+    X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    var = pd.Index(adata.var_names.astype(str))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = pd.Series(np.nanmean(X, axis=0), index=var).fillna(0.0)
+    detected = np.nan_to_num(X, nan=0.0) >= DETECTED_NTPM
+
+    def positive(genes: list[str], op: str) -> float:
+        cols = detected[:, var.get_indexer(genes)]
+        hit = cols.all(axis=1) if op == "and" else cols.any(axis=1)
+        return float(hit.mean())
+
+    return _Tumour(name, adata, "bulk", None, None, mean, positive)
+
+
+def _single_cell_tumour(name: str, adata: AnnData) -> _Tumour:
+    mask = (adata.obs["malignant"].astype(str) == "malignant").to_numpy()
+    if not mask.any():
+        msg = f"{name}: no cells with obs['malignant'] == 'malignant'; cannot define the tumour"
+        raise InputError(msg)
+    X = sparse.csr_matrix(adata.X[mask], dtype=np.float64)
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    lib[lib == 0] = 1.0
+    cpm = sparse.diags(1e6 / lib) @ X
+    var = pd.Index(adata.var_names.astype(str))
+    mean = pd.Series(np.asarray(cpm.mean(axis=0)).ravel(), index=var)
+    Xc = X.tocsc()
+
+    def positive(genes: list[str], op: str) -> float:
+        cols = (Xc[:, var.get_indexer(genes)] > 0).toarray()
+        hit = cols.all(axis=1) if op == "and" else cols.any(axis=1)
+        return float(hit.mean())
+
+    patient = "patient" if "patient" in adata.obs else None
+    return _Tumour(name, adata, "single_cell", "malignant=malignant", patient, mean, positive)
+
+
+class _TumourStore:
+    """Loads each dataset once, on first use."""
+
+    def __init__(
+        self,
+        shared: Path | None,
+        override: Mapping[str, AnnData] | None,
+        reference: Reference,
+    ) -> None:
+        self.shared = shared
+        self.reference = reference
+        self.override = dict(override or {})
+        self._full: dict[str, AnnData] = {}
+        self._made: dict[tuple[str, tuple[str, ...]], _Tumour] = {}
+
+    def _load_full(self, dataset: str) -> AnnData:
+        if dataset in self._full:
+            return self._full[dataset]
+        from .. import datasets
+        from ..pp import harmonise_genes
+
+        if dataset in self.override:
+            adata = self.override[dataset].copy()
+        elif dataset == "tcga":
+            adata = datasets.tcga_medians()
+        elif dataset == "cell_lines":
+            adata = datasets.hpa_cell_lines()
+        elif dataset == "vangalen2019":
+            folder = None if self.shared is None else self.shared / VANGALEN_SUBDIR
+            if folder is None or not folder.is_dir():
+                msg = (
+                    "van Galen 2019 AML files not found (expected "
+                    f"<shared>/{VANGALEN_SUBDIR}); pass --shared DIR"
+                )
+                raise InputError(msg)
+            adata = datasets.vangalen2019(folder)
+        else:  # pragma: no cover - guarded by load_indications
+            msg = f"unknown dataset {dataset!r}"
+            raise InputError(msg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unmapped genes are expected and listed in uns
+            harmonise_genes(adata, self.reference)
+        self._full[dataset] = adata
+        return adata
+
+    def get(self, rule: IndicationRule) -> _Tumour:
+        key = (rule.dataset, rule.samples)
+        if key in self._made:
+            return self._made[key]
+        full = self._load_full(rule.dataset)
+        name = rule.dataset if not rule.samples else f"{rule.dataset}:{'+'.join(rule.samples)}"
+        if (
+            rule.dataset == "vangalen2019"
+            or full.uns.get("antigenscout", {}).get("kind") == "single_cell"
+        ):
+            tum = _single_cell_tumour(name, full)
+        else:
+            missing = [s for s in rule.samples if s not in full.obs_names]
+            if missing:
+                msg = (
+                    f"samples {missing} of indication rule {rule.rule!r} are not in the "
+                    f"{rule.dataset} table; fix indications.tsv"
+                )
+                raise InputError(msg)
+            sub = full[list(rule.samples)].copy() if rule.samples else full
+            tum = _bulk_tumour(name, sub)
+        self._made[key] = tum
+        return tum
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _modality_class(modality: str) -> str:
+    """Surface modalities share candidates and risk weights, so one run serves them all."""
+    return "surface" if modality in SURFACE_MODALITIES else modality
+
+
+def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataFrame:
+    key = _modality_class(modality)
+    if key not in tum.engine:
+        from ..tl import score_targets
+
+        adata = tum.adata
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score_targets(
+                adata,
+                malignant_key=tum.malignant_key,
+                patient_key=tum.patient_key,
+                modality=modality,
+                reference=reference,
+                kind="single_cell" if tum.kind == "single_cell" else "bulk",
+            )
+        tum.engine[key] = adata.uns["antigenscout_targets"]["targets"].copy()
+        del adata.uns["antigenscout_targets"]
+    return tum.engine[key]
+
+
+def _combine(values: np.ndarray, op: str) -> np.ndarray:
+    """Gate a genes × k array: AND = min (Fréchet upper bound), OR = min(1, sum)."""
+    if values.shape[0] == 1:
+        return values[0]
+    return values.min(axis=0) if op == "and" else np.minimum(1.0, values.sum(axis=0))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+@dataclass
+class _Healthy:
+    """Pooled-normal summaries of the reference (shared by the baselines)."""
+
+    expression: pd.DataFrame  # genes × contexts, NaN kept
+    mean: pd.Series  # pooled normal mean per gene
+    detected: pd.DataFrame  # genes × contexts bool (>= DETECTED_NTPM)
+    measured: pd.Series  # contexts with a value per gene
+
+    @classmethod
+    def from_reference(cls, reference: Reference) -> _Healthy:
+        expr = reference.expression
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = expr.mean(axis=1, skipna=True).fillna(0.0)
+        return cls(expr, mean, expr >= DETECTED_NTPM, expr.notna().sum(axis=1))
+
+    def expressed_fraction(self, genes: list[str], op: str) -> float:
+        det = self.detected.reindex(genes).fillna(False).to_numpy(dtype=bool)
+        hit = det.all(axis=0) if op == "and" else det.any(axis=0)
+        n = int(self.measured.reindex(genes).fillna(0).max())
+        return float(hit.sum() / n) if n else 0.0
+
+
+def _baseline_scores(tum: _Tumour, cands: pd.Index, healthy: _Healthy) -> dict[str, pd.Series]:
+    """Fold change and LogiCAR-style fitness of every single candidate."""
+    t = tum.mean_ntpm.reindex(cands).fillna(0.0)
+    n = healthy.mean.reindex(cands).fillna(0.0)
+    fc = (t + FC_PSEUDOCOUNT) / (n + FC_PSEUDOCOUNT)
+    # sensitivity of each candidate
+    X = tum.adata.X
+    var = pd.Index(tum.adata.var_names.astype(str))
+    idx = var.get_indexer(cands)
+    if tum.kind == "single_cell":
+        mask = (tum.adata.obs["malignant"].astype(str) == "malignant").to_numpy()
+        Xm = sparse.csr_matrix(X[mask])[:, idx]
+        sens = np.asarray((Xm > 0).mean(axis=0)).ravel()
+    else:
+        Xd = X.toarray() if sparse.issparse(X) else np.asarray(X)
+        sens = (np.nan_to_num(np.asarray(Xd, dtype=np.float64)[:, idx]) >= DETECTED_NTPM).mean(0)
+    det = healthy.detected.reindex(cands).fillna(False).to_numpy(dtype=bool)
+    measured = healthy.measured.reindex(cands).fillna(0).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normal_frac = np.where(measured > 0, det.sum(axis=1) / measured, 0.0)
+    spec_ok = (1.0 - normal_frac) >= MIN_SPECIFICITY
+    fit = pd.Series(np.where(spec_ok, sens, 0.0), index=cands)
+    return {"fold_change": fc, "sens_at_spec": fit}
+
+
+def _baseline_gate(tum: _Tumour, genes: list[str], op: str, healthy: _Healthy) -> dict[str, float]:
+    t = tum.mean_ntpm.reindex(genes).fillna(0.0).to_numpy()
+    n = healthy.mean.reindex(genes).fillna(0.0).to_numpy()
+    if op == "and":
+        fc = (t.min() + FC_PSEUDOCOUNT) / (n.min() + FC_PSEUDOCOUNT)
+    else:
+        fc = (t.sum() + FC_PSEUDOCOUNT) / (n.sum() + FC_PSEUDOCOUNT)
+    sens = tum.positive(genes, op)
+    spec = 1.0 - healthy.expressed_fraction(genes, op)
+    return {"fold_change": float(fc), "sens_at_spec": sens if spec >= MIN_SPECIFICITY else 0.0}
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    if not path.is_file():
+        msg = f"{what} table {str(path)!r} does not exist; pass an existing TSV with --{what}"
+        raise InputError(msg)
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        msg = (
+            f"{str(path)!r} lacks the columns {missing}; the {what} table needs "
+            f"{', '.join(columns)}"
+        )
+        raise InputError(msg)
+    return df
+
+
+def _map_genes(genes: list[str], reference: Reference) -> tuple[list[str], list[str]]:
+    if not genes:
+        return [], []
+    mapped, unmapped = reference.map_genes(genes)
+    return [str(s) for s in mapped.dropna()], unmapped
+
+
+def _score_target_row(
+    row: pd.Series,
+    rules: list[IndicationRule],
+    store: _TumourStore,
+    reference: Reference,
+    healthy: _Healthy,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "indication": row["indication"],
+        "target_genes": row["target_genes"],
+        "modality_text": row["modality"],
+    }
+
+    def skip(reason: str) -> dict[str, Any]:
+        out["status"] = "not_scored"
+        out["reason"] = reason
+        return out
+
+    mods = parse_modalities(row["modality"])
+    out["modality"] = mods[0] if mods else None
+    rule = match_indication(row["indication"], rules)
+    if rule is not None:
+        out.update(rule=rule.rule, dataset=rule.dataset, samples=";".join(rule.samples))
+    ngp = not_gene_product(row["target_genes"], row.get("antigen_note", ""))
+    if ngp:
+        return skip(f"target is not a gene product: {ngp}")
+    if not mods:
+        return skip(f"modality {row['modality']!r} not recognised")
+    raw = parse_genes(row["target_genes"])
+    genes, unmapped = _map_genes(raw, reference)
+    if unmapped or not genes:
+        return skip(f"gene symbols not in the reference: {unmapped or row['target_genes']}")
+    op = gate_op(row.get("antigen_note", ""), row["modality"])
+    out["genes"] = ";".join(genes)
+    out["gate"] = op if len(genes) > 1 else ""
+    if rule is None:
+        return skip("no indication rule matches (add one to indications.tsv)")
+    if rule.dataset == "none":
+        return skip(f"no tumour data: {rule.rationale}")
+    try:
+        tum = store.get(rule)
+    except AntigenscoutError as e:
+        return skip(f"tumour data unavailable: {e}")
+    var = pd.Index(tum.adata.var_names.astype(str))
+    absent = [g for g in genes if g not in var]
+    if absent:
+        return skip(f"{absent} not measured in {tum.name}")
+    table = _engine_table(tum, out["modality"], reference)
+    cands = pd.Index(table.index.astype(str))
+    out["n_candidates"] = len(cands)
+    filtered = [g for g in genes if g not in cands]
+    out["status"] = "scored"
+    out["reason"] = ""
+    if filtered:
+        # the modality's candidate filter (e.g. surface protein) dropped a real target:
+        # counted as a miss for every ranker (all rank the same candidate set)
+        out["reason"] = f"{filtered} not a {out['modality']} candidate (filtered out): miss"
+        for m in METHODS:
+            out[f"{m}_percentile"] = 0.0
+        return out
+
+    base = _baseline_scores(tum, cands, healthy)
+    if len(genes) == 1:
+        g = genes[0]
+        others = table.drop(index=g)
+        keys = ["score", "tumor_coverage"]
+        out["antigenscout_percentile"] = percentile_of(
+            table.loc[g, keys].to_numpy(dtype=float), others[keys].to_numpy(dtype=float)
+        )
+        out["antigenscout_rank"] = int(table.loc[g, "rank"])
+        out["tumor_coverage"] = float(table.loc[g, "tumor_coverage"])
+        out["vital_risk"] = float(table.loc[g, "vital_risk"])
+        out["worst_context"] = str(table.loc[g, "worst_context"])
+        for m, s in base.items():
+            out[f"{m}_percentile"] = percentile_of(float(s[g]), s.drop(index=g).to_numpy())
+            out[f"{m}_rank"] = int((s > s[g]).sum() + 1)
+            out[f"{m}_value"] = float(s[g])
+        return out
+
+    # a gate: evaluated with per-gene fractions (Fréchet bound for AND, union bound for OR)
+    from ..pp import DEFAULT_THRESHOLD
+    from ..tl import healthy_risk
+
+    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=out["modality"])
+    cov = _combine(table.loc[genes, "tumor_coverage"].to_numpy(dtype=float)[:, None], op)[0]
+    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
+    risk = float((_combine(frac, op) * hr.weight.to_numpy()).max())
+    score = cov * (1.0 - risk)
+    keys = ["score", "tumor_coverage"]
+    singles = table[keys].to_numpy(dtype=float)
+    out["antigenscout_percentile"] = percentile_of(np.array([score, cov]), singles)
+    out["antigenscout_rank"] = int((table["score"] > score).sum() + 1)
+    out["tumor_coverage"] = float(cov)
+    out["vital_risk"] = risk
+    gate_base = _baseline_gate(tum, genes, op, healthy)
+    for m, s in base.items():
+        v = gate_base[m]
+        out[f"{m}_percentile"] = percentile_of(v, s.to_numpy())
+        out[f"{m}_rank"] = int((s > v).sum() + 1)
+        out[f"{m}_value"] = float(v)
+    return out
+
+
+# --------------------------------------------------------------------------- toxicity
+
+
+def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
+    """``(part id, tissue text, attribution text)``; a row whose tissue and attribution
+    both list the same number (> 1) of ';'-separated parts is split pairwise."""
+    tissues = split_top_level(row["off_tumor_tissue_or_cell"])
+    attrs = split_top_level(row["attribution"])
+    if len(tissues) > 1 and len(tissues) == len(attrs):
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        return [
+            (f"{row['id']}{letters[i]}", t, a)
+            for i, (t, a) in enumerate(zip(tissues, attrs, strict=True))
+        ]
+    return [(row["id"], row["off_tumor_tissue_or_cell"], row["attribution"])]
+
+
+def _context_values(
+    genes: list[str], op: str, modality: str | None, reference: Reference
+) -> dict[str, pd.Series]:
+    from ..pp import DEFAULT_THRESHOLD
+    from ..tl import healthy_risk
+
+    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=modality)
+    ctx = reference.contexts.index
+    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
+    engine = pd.Series(_combine(frac, op) * hr.weight.to_numpy(), index=ctx)
+    expr = reference.expression.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(float)
+    raw = expr.min(axis=0) if op == "and" else expr.sum(axis=0)
+    det = expr >= DETECTED_NTPM
+    detected = det.all(axis=0) if op == "and" else det.any(axis=0)
+    return {
+        "antigenscout": engine,
+        "antigenscout_unweighted": pd.Series(_combine(frac, op), index=ctx),
+        "fold_change": pd.Series(raw, index=ctx),
+        "sens_at_spec": pd.Series(detected.astype(float), index=ctx),
+    }
+
+
+def _score_toxicity_rows(
+    row: pd.Series, reference: Reference, vocab: TissueVocabulary
+) -> list[dict[str, Any]]:
+    results = []
+    vital = reference.contexts.index[
+        reference.contexts["vital_weight"].astype(float) >= VITAL_WEIGHT
+    ]
+    for part_id, tissue, attribution in _toxicity_parts(row):
+        cls, sub = attribution_class(attribution)
+        out: dict[str, Any] = {
+            "id": part_id,
+            "therapy": row.get("therapy", ""),
+            "target_genes": row["target_genes"],
+            "modality_text": row["modality"],
+            "tissue_text": tissue,
+            "attribution": attribution,
+            "class": cls,
+            "subclass": sub,
+            "clinical_evidence": is_clinical(row.get("evidence_type", "")),
+        }
+        mods = parse_modalities(row["modality"])
+        out["modality"] = mods[0] if mods else None
+        mapping = vocab.map(tissue)
+        out["mapping_status"] = mapping.status
+        out["mapped_contexts"] = ";".join(mapping.contexts)
+        out["unmapped_segments"] = ";".join(mapping.unmapped_segments)
+        results.append(out)
+
+        ngp = not_gene_product(row["target_genes"], row.get("antigen_note", ""))
+        if ngp:
+            out.update(status="not_scored", reason=f"target is not a gene product: {ngp}")
+            continue
+        genes, unmapped = _map_genes(parse_genes(row["target_genes"]), reference)
+        if unmapped or not genes:
+            reason = f"gene symbols not in the reference: {unmapped or row['target_genes']}"
+            out.update(status="not_scored", reason=reason)
+            continue
+        op = gate_op(row.get("antigen_note", ""), row["modality"])
+        out["genes"] = ";".join(genes)
+        out["gate"] = op if len(genes) > 1 else ""
+        if sub == "none_reported":
+            # nothing was damaged: flag = a serious (vital) context among the top k,
+            # except contexts the text names as the observed exception ("beyond X")
+            targets = [c for c in vital if c not in set(mapping.contexts)]
+            out["checked"] = f"vital contexts (weight >= {VITAL_WEIGHT})"
+        elif mapping.contexts:
+            targets = list(mapping.contexts)
+            out["checked"] = "mapped contexts"
+        else:
+            out.update(
+                status="not_scored",
+                reason=f"tissue text not mapped to the reference: {tissue!r}",
+            )
+            continue
+        values = _context_values(genes, op, out["modality"], reference)
+        for m, v in values.items():
+            hits = topk_hits(v, targets)
+            out[f"{m}_best_rank"] = hits["best_rank"]
+            for k in KS:
+                out[f"{m}_hit_at_{k}"] = hits[f"hit_at_{k}"]
+            out[f"{m}_top3"] = ";".join(top_contexts(v, 3))
+        out.update(status="scored", reason="")
+    return results
+
+
+def _toxicity_metrics(df: pd.DataFrame, method: str) -> dict[str, Any]:
+    scored = df[df["status"] == "scored"] if len(df) else df
+    out: dict[str, Any] = {"n_rows": len(df)}
+    for cls, key, name in (
+        ("on_target", "recall", "on_target"),
+        ("negative_control", "flag_rate", "negative_controls"),
+        ("uncertain", "hit_rate", "uncertain"),
+    ):
+        block_all = df[df["class"] == cls] if len(df) else df
+        block = scored[scored["class"] == cls] if len(scored) else scored
+        res: dict[str, Any] = {"n_rows": len(block_all), "n_scored": len(block)}
+        for k in KS:
+            col = f"{method}_hit_at_{k}"
+            res[f"{key}_at_{k}"] = float(block[col].mean()) if len(block) else None
+        if cls == "on_target" and len(block):
+            clin = block[block["clinical_evidence"].astype(bool)]
+            res["clinical_only"] = {
+                "n_scored": len(clin),
+                **{
+                    f"recall_at_{k}": (
+                        float(clin[f"{method}_hit_at_{k}"].mean()) if len(clin) else None
+                    )
+                    for k in KS
+                },
+            }
+        out[name] = res
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_benchmark(
+    targets_path: str | os.PathLike[str] | None = None,
+    toxicities_path: str | os.PathLike[str] | None = None,
+    *,
+    shared: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    reference: Reference | None = None,
+    indications: str | os.PathLike[str] | None = None,
+    datasets: Mapping[str, AnnData] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BenchmarkResult:
+    """Score antigenscout and the anchor baselines against the clinical record.
+
+    Parameters
+    ----------
+    targets_path
+        ``validated_targets.tsv``; default ``<shared>/benchmark/validated_targets.tsv``.
+    toxicities_path
+        ``toxicities.tsv``; default ``<shared>/benchmark/toxicities.tsv``.
+    shared
+        The shared folder (``benchmark/``, ``data/singlecell/vangalen2019_aml``); default
+        ``$ANTIGENSCOUT_SHARED`` or ``shared/`` beside the repository.
+    out_dir
+        Folder receiving ``metrics.json``, ``targets_rows.tsv``, ``toxicity_rows.tsv`` and
+        ``indications_used.tsv``; nothing is written when ``None``.
+    reference
+        Healthy reference; the embedded one when ``None``.
+    indications
+        Indication-rule table; the packaged ``indications.tsv`` when ``None``.
+    datasets
+        Tumour data to use instead of the packaged loaders, keyed ``'tcga'``,
+        ``'cell_lines'`` (bulk samples × genes) or ``'vangalen2019'`` (cells × genes with
+        ``obs['malignant']`` and ``obs['patient']``).
+    progress
+        Called with a short message as each stage starts.
+
+    Returns
+    -------
+    :class:`BenchmarkResult`.
+
+    Examples
+    --------
+    >>> from antigenscout.benchmark import run_benchmark
+    >>> res = run_benchmark(out_dir="bench_out")  # doctest: +SKIP
+    >>> res.metrics["targets"]["median_percentile"]  # doctest: +SKIP
+    """
+    from .. import __version__
+    from ..io._write import prepare_out_dir, write_json, write_table
+    from ..pp import DEFAULT_THRESHOLD
+    from ..reference import load_reference
+
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    shared_dir = Path(shared) if shared is not None else default_shared()
+    if shared is not None and not Path(shared).is_dir():
+        msg = f"--shared {str(shared)!r} is not a folder; give the folder holding benchmark/"
+        raise InputError(msg)
+    if (targets_path is None or toxicities_path is None) and shared_dir is None:
+        msg = (
+            "no clinical tables: pass --targets and --toxicities, or --shared DIR (or set "
+            "$ANTIGENSCOUT_SHARED) pointing at the folder with benchmark/*.tsv"
+        )
+        raise InputError(msg)
+    bench = (shared_dir or Path(".")) / "benchmark"
+    tpath = Path(targets_path) if targets_path else bench / "validated_targets.tsv"
+    xpath = Path(toxicities_path) if toxicities_path else bench / "toxicities.tsv"
+    targets = _read_table(tpath, TARGET_COLUMNS, "targets")
+    toxic = _read_table(xpath, TOXICITY_COLUMNS, "toxicities")
+    out_path = prepare_out_dir(out_dir) if out_dir is not None else None
+
+    say("loading reference")
+    reference = load_reference() if reference is None else reference
+    rules = load_indications(indications)
+    store = _TumourStore(shared_dir, datasets, reference)
+    healthy = _Healthy.from_reference(reference)
+
+    say("scoring validated targets")
+    trows = [_score_target_row(r, rules, store, reference, healthy) for _, r in targets.iterrows()]
+    tdf = pd.DataFrame(trows)
+    say("scoring toxicities")
+    vocab = TissueVocabulary.from_reference(reference)
+    xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
+    xdf = pd.DataFrame(xrows)
+    for m in (*METHODS, "antigenscout_unweighted"):
+        for k in KS:
+            col = f"{m}_hit_at_{k}"
+            if col not in xdf:
+                xdf[col] = np.nan
+        if m in METHODS and f"{m}_percentile" not in tdf:
+            tdf[f"{m}_percentile"] = np.nan
+
+    ind = (
+        tdf[["indication", "rule", "dataset", "samples"]]
+        .drop_duplicates("indication")
+        .reset_index(drop=True)
+        if "rule" in tdf
+        else pd.DataFrame(columns=["indication", "rule", "dataset", "samples"])
+    )
+
+    def block(method: str) -> dict[str, Any]:
+        scored = tdf[tdf.get("status", pd.Series(dtype=str)) == "scored"] if len(tdf) else tdf
+        p = scored[f"{method}_percentile"] if len(scored) else pd.Series(dtype=float)
+        return {
+            "targets": {"n_rows": len(tdf), **summarise_percentiles(p)},
+            "toxicity": _toxicity_metrics(xdf, method),
+        }
+
+    engine = block("antigenscout")
+    seconds = time.perf_counter() - t0
+    metrics: dict[str, Any] = {
+        **engine,
+        "baselines": {
+            "fold_change": {
+                **block("fold_change"),
+                "description": (
+                    "targets: (tumour mean + 1) / (pooled-normal mean + 1), all reference "
+                    "contexts pooled; toxicity: contexts ranked by raw expression"
+                ),
+            },
+            "sens_at_spec": {
+                **block("sens_at_spec"),
+                "description": (
+                    "targets: fraction of tumour cells with count > 0 (bulk: samples >= 1 "
+                    "TPM) if the fraction of reference contexts with >= 1 nTPM is <= 0.1, "
+                    "else 0; toxicity: every context with >= 1 nTPM flagged (all tied)"
+                ),
+            },
+        },
+        "diagnostics": {
+            "antigenscout_unweighted_toxicity": {
+                **_toxicity_metrics(xdf, "antigenscout_unweighted"),
+                "description": (
+                    "antigenscout's modelled positive fraction per context without vital "
+                    "weights: separates the positivity model from the weighting"
+                ),
+            },
+        },
+        "params": {
+            "threshold_cp10k": DEFAULT_THRESHOLD,
+            "detected_ntpm": DETECTED_NTPM,
+            "min_specificity": MIN_SPECIFICITY,
+            "vital_weight": VITAL_WEIGHT,
+            "ks": list(KS),
+            "reference": reference.metadata.get("name", "embedded"),
+            "antigenscout_version": __version__,
+        },
+        "inputs": {"targets": str(tpath), "toxicities": str(xpath)},
+        "seconds": round(seconds, 2),
+    }
+    result = BenchmarkResult(metrics, tdf, xdf, ind, out_path, seconds)
+    if out_path is not None:
+        write_json(out_path / "metrics.json", metrics)
+        write_table(tdf, out_path / "targets_rows.tsv")
+        write_table(xdf, out_path / "toxicity_rows.tsv")
+        write_table(ind, out_path / "indications_used.tsv")
+    return result

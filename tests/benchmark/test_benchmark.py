@@ -1,0 +1,302 @@
+"""Clinical benchmark: metric formulas, rules, vocabulary and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+from antigenscout._errors import InputError
+from antigenscout.benchmark import (
+    TissueVocabulary,
+    attribution_class,
+    load_indications,
+    match_indication,
+    parse_genes,
+    parse_modalities,
+    percentile_of,
+    run_benchmark,
+    summarise_percentiles,
+    topk_hits,
+)
+from antigenscout.reference import Reference
+
+# ----------------------------------------------------------------------------- fixtures
+
+CONTEXTS = [
+    # id, name, kind, tissue, system, vital weight
+    ("sc:B-cells", "B cells", "cell_type", "blood/lymphoid tissue", "immune (lymphoid)", 0.2),
+    ("blood:naive_B_cell", "Naive B cells", "cell_type", "blood", "immune (lymphoid)", 0.2),
+    ("blood:memory_B_cell", "Memory B cells", "cell_type", "blood", "immune (lymphoid)", 0.2),
+    ("sc:T-cells", "T cells", "cell_type", "blood/lymphoid tissue", "immune (lymphoid)", 0.7),
+    ("sc:Cholangiocytes", "Cholangiocytes", "cell_type", "liver/bile ducts", "hepatobiliary", 1.0),
+    ("sc:Hepatocytes", "Hepatocytes", "cell_type", "liver", "hepatobiliary", 1.0),
+    ("tissue:liver", "Liver", "tissue", "liver", "hepatobiliary", 1.0),
+    ("tissue:gallbladder", "Gallbladder", "tissue", "gallbladder", "hepatobiliary", 0.5),
+    ("sc:Basal keratinocytes", "Basal keratinocytes", "cell_type", "skin", "skin", 0.5),
+    ("sc:Melanocytes", "Melanocytes", "cell_type", "skin", "skin", 0.2),
+    ("tissue:skin", "Skin", "tissue", "skin", "skin", 0.5),
+    ("sc:Cardiomyocytes", "Cardiomyocytes", "cell_type", "heart muscle", "cardiovascular", 1.0),
+    ("tissue:salivary gland", "Salivary gland", "tissue", "salivary gland", "gi", 0.4),
+]
+GENES = ["BCELL1", "SKIN1", "HEART1", "FLAT1", "TUM1", "TUM2", "NONE1", "NONE2"]
+
+
+def _contexts() -> pd.DataFrame:
+    df = pd.DataFrame(
+        CONTEXTS, columns=["context", "name", "kind", "tissue", "system", "vital_weight"]
+    ).set_index("context")
+    df["source"] = "test"
+    df["immune_privileged"] = False
+    df["rationale"] = ""
+    df["n_cells"] = np.nan
+    return df
+
+
+@pytest.fixture(scope="module")
+def fake_reference() -> Reference:
+    contexts = _contexts()
+    expr = pd.DataFrame(0.0, index=pd.Index(GENES, name="symbol"), columns=contexts.index)
+    b_ctx = ["sc:B-cells", "blood:naive_B_cell", "blood:memory_B_cell"]
+    expr.loc["BCELL1", b_ctx] = 800.0
+    expr.loc["SKIN1", ["sc:Basal keratinocytes", "tissue:skin"]] = 500.0
+    expr.loc["SKIN1", "sc:Hepatocytes"] = 5.0
+    expr.loc["HEART1", "sc:Cardiomyocytes"] = 900.0
+    expr.loc["FLAT1"] = 30.0
+    expr.loc["TUM1"] = 0.5
+    expr.loc["TUM2", "sc:T-cells"] = 2.0
+    expr = expr.astype(np.float32)
+    surface = pd.DataFrame(
+        {"is_surface": True, "surface_evidence": 1.0}, index=pd.Index(GENES, name="symbol")
+    )
+    genes = pd.DataFrame(
+        {"ensembl_id": [f"ENSG{i:011d}" for i in range(len(GENES))], "synonyms": ""},
+        index=pd.Index(GENES, name="symbol"),
+    )
+    ihc = pd.DataFrame(columns=["symbol", "tissue", "cell_type", "level", "reliability", "context"])
+    return Reference(
+        genes=genes,
+        contexts=contexts,
+        expression=expr,
+        ihc=ihc,
+        surface=surface,
+        metadata={"name": "fake"},
+    )
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_percentile_perfect_and_reversed() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=200)
+    best = truth.max()
+    perfect = [percentile_of(best, np.delete(truth, truth.argmax())) for _ in range(3)]
+    reversed_ = percentile_of(truth.min(), np.delete(truth, truth.argmin()))
+    s = summarise_percentiles(perfect)
+    assert s["median_percentile"] == 1.0
+    assert s["top1_fraction"] == 1.0
+    assert s["top5_fraction"] == 1.0
+    r = summarise_percentiles([reversed_])
+    assert r["median_percentile"] == 0.0
+    assert r["top1_fraction"] == 0.0
+
+
+def test_percentile_ties_and_lexicographic() -> None:
+    assert percentile_of(1.0, np.array([1.0, 1.0])) == 0.5
+    keys = np.array([[0.5, 0.1], [0.5, 0.9], [0.2, 1.0]])
+    # same score as two others, higher tie-break than one of them, above the third
+    assert percentile_of(np.array([0.5, 0.5]), keys) == pytest.approx(2 / 3)
+    assert np.isnan(percentile_of(1.0, np.array([])))
+    assert summarise_percentiles([np.nan])["n_scored"] == 0
+
+
+def test_topk_hits_competition_rank() -> None:
+    v = pd.Series([0.9, 0.9, 0.5, 0.0], index=["a", "b", "c", "d"])
+    assert topk_hits(v, ["b"])["best_rank"] == 1.0  # ties share the better rank
+    hits = topk_hits(v, ["c"])
+    assert (hits["hit_at_1"], hits["hit_at_3"]) == (0.0, 1.0)
+    # a zero value is never flagged
+    assert topk_hits(v, ["d"])["hit_at_5"] == 0.0
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def test_modality_gene_and_attribution_rules() -> None:
+    assert parse_modalities("CAR-T; antibody; ADC") == ["car-t", "antibody", "adc"]
+    assert parse_modalities("immunotoxin (antibody fragment-toxin)") == ["antibody"]
+    assert parse_modalities("bispecific (TCR-based ImmTAC)") == ["tcr-t"]
+    assert parse_modalities("TCR-T") == ["tcr-t"]
+    assert parse_genes("MS4A1; CD52") == ["MS4A1", "CD52"]
+    assert attribution_class("none-reported (negative control)") == (
+        "negative_control",
+        "none_reported",
+    )
+    assert attribution_class("on-target/off-tumor + payload")[0] == "on_target"
+    assert attribution_class("debated: on-target vs off-target")[0] == "uncertain"
+    assert attribution_class("predicted on-target; none reported clinically") == (
+        "uncertain",
+        "conflicting",
+    )
+
+
+def test_packaged_indication_rules_match_by_keyword() -> None:
+    rules = load_indications()
+    assert match_indication("Acute myeloid leukemia", rules).dataset == "vangalen2019"
+    assert match_indication("relapsed B-ALL in adults", rules).samples == ("REH",)
+    assert match_indication("NSCLC (non-squamous)", rules).samples == ("LUAD",)
+    assert match_indication("squamous NSCLC", rules).samples == ("LUSC",)
+    assert match_indication("Classical Hodgkin lymphoma", rules).samples == ("HDLM-2",)
+    assert match_indication("something unheard of", rules) is None
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+def test_vocabulary_general_phrases(fake_reference: Reference) -> None:
+    vocab = TissueVocabulary.from_reference(fake_reference)
+    b = vocab.map("normal B-cells")
+    assert set(b.contexts) == {"sc:B-cells", "blood:naive_B_cell", "blood:memory_B_cell"}
+    assert b.status == "mapped"
+    bile = vocab.map("bile duct epithelium")
+    assert "sc:Cholangiocytes" in bile.contexts
+    assert "tissue:gallbladder" in bile.contexts
+    skin = vocab.map("epidermal keratinocytes")
+    assert skin.contexts == ("sc:Basal keratinocytes",)
+    assert vocab.map("Salivary glands.").contexts == ("tissue:salivary gland",)
+    mel = vocab.map("healthy melanocytes in skin")
+    assert mel.contexts == ("sc:Melanocytes",)
+    odd = vocab.map("xyzzy organ")
+    assert odd.status == "unmapped"
+    assert odd.unmapped_segments == ("xyzzy organ",)
+    part = vocab.map("cardiomyocytes; inner ear")
+    assert part.status == "partial"
+    assert part.contexts == ("sc:Cardiomyocytes",)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
+    rules = tmp_path / "ind.tsv"
+    rules.write_text(
+        "rule\tpattern\tdataset\tsamples\trationale\n"
+        "alpha\talpha\ttcga\tT1;T2\talpha tumours\n"
+        "beta\tbeta\tnone\t\tno beta samples packaged\n"
+    )
+    targets = _write(
+        tmp_path / "targets.tsv",
+        [
+            {"id": "V1", "indication": "alpha cancer", "target_genes": "TUM1",
+             "antigen_note": "", "modality": "CAR-T"},
+            {"id": "V2", "indication": "beta cancer", "target_genes": "TUM1",
+             "antigen_note": "", "modality": "antibody"},
+            {"id": "V3", "indication": "alpha cancer", "target_genes": "NOTAGENE (enzyme)",
+             "antigen_note": "glycolipid, not a gene product", "modality": "antibody"},
+            {"id": "V4", "indication": "alpha cancer", "target_genes": "TUM1; TUM2",
+             "antigen_note": "", "modality": "bispecific"},
+            {"id": "V5", "indication": "gamma cancer", "target_genes": "TUM1",
+             "antigen_note": "", "modality": "ADC"},
+        ],
+    )  # fmt: skip
+    tox_base = {"therapy": "x", "antigen_note": "", "evidence_type": "clinical"}
+    toxic = _write(
+        tmp_path / "tox.tsv",
+        [
+            {**tox_base, "id": "X1", "modality": "CAR-T", "target_genes": "BCELL1",
+             "off_tumor_tissue_or_cell": "normal B cells", "attribution": "on-target/off-tumor"},
+            {**tox_base, "id": "X2", "modality": "ADC", "target_genes": "HEART1",
+             "off_tumor_tissue_or_cell": "skin", "attribution": "payload-driven"},
+            {**tox_base, "id": "X3", "modality": "CAR-T", "target_genes": "FLAT1",
+             "off_tumor_tissue_or_cell": "none reported",
+             "attribution": "none-reported (negative control)"},
+            {**tox_base, "id": "X4", "modality": "CAR-T", "target_genes": "SKIN1",
+             "off_tumor_tissue_or_cell": "xyzzy organ", "attribution": "on-target"},
+            {**tox_base, "id": "X5", "modality": "TCR-T", "target_genes": "BCELL1; SKIN1",
+             "off_tumor_tissue_or_cell": "skin; normal B cells",
+             "attribution": "on-target; off-target"},
+        ],
+    )  # fmt: skip
+    X = np.zeros((2, len(GENES)), dtype=np.float32)
+    X[:, GENES.index("TUM1")] = [400.0, 300.0]
+    X[:, GENES.index("TUM2")] = [50.0, 0.0]
+    X[:, GENES.index("FLAT1")] = 10.0
+    tumour = AnnData(X=X, obs=pd.DataFrame(index=["T1", "T2"]), var=pd.DataFrame(index=GENES))
+    tumour.uns["antigenscout"] = {"kind": "bulk"}
+
+    res = run_benchmark(
+        targets,
+        toxic,
+        out_dir=tmp_path / "out",
+        reference=fake_reference,
+        indications=rules,
+        datasets={"tcga": tumour},
+    )
+    t = res.targets_rows.set_index("id")
+    assert len(t) == 5  # nothing dropped
+    assert t.loc["V1", "status"] == "scored"
+    assert t.loc["V1", "antigenscout_percentile"] == 1.0  # the obvious target is ranked first
+    assert t.loc["V1", "fold_change_percentile"] == 1.0
+    assert t.loc["V2", "status"] == "not_scored"
+    assert "no beta samples packaged" in t.loc["V2", "reason"]
+    assert "not a gene product" in t.loc["V3", "reason"]
+    assert t.loc["V4", "gate"] == "or"
+    assert t.loc["V4", "status"] == "scored"
+    assert "no indication rule" in t.loc["V5", "reason"]
+
+    x = res.toxicity_rows.set_index("id")
+    assert x.loc["X1", "antigenscout_hit_at_1"] == 1.0
+    assert x.loc["X2", "class"] == "negative_control"
+    assert x.loc["X2", "antigenscout_hit_at_5"] == 0.0  # HEART1 is not in skin
+    assert x.loc["X3", "subclass"] == "none_reported"
+    assert x.loc["X4", "status"] == "not_scored"
+    assert "not mapped" in x.loc["X4", "reason"]
+    assert {"X5a", "X5b"} <= set(x.index)  # pairwise split of tissue and attribution
+    assert x.loc["X5b", "class"] == "negative_control"
+
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    for block in (metrics, *metrics["baselines"].values()):
+        assert block["targets"]["n_rows"] == 5
+        assert block["targets"]["n_scored"] == 2
+        for k in ("median_percentile", "top5_fraction", "top1_fraction"):
+            assert k in block["targets"]
+        tox = block["toxicity"]
+        assert tox["on_target"]["n_scored"] == 2
+        for k in (1, 3, 5):
+            assert f"recall_at_{k}" in tox["on_target"]
+        assert "flag_rate_at_3" in tox["negative_controls"]
+    assert metrics["toxicity"]["on_target"]["recall_at_1"] == 1.0
+    for name in ("targets_rows.tsv", "toxicity_rows.tsv"):
+        assert (tmp_path / "out" / name).is_file()
+    assert set(res.summary().index) == {"antigenscout", "fold_change", "sens_at_spec"}
+
+
+def test_missing_tables_raise(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        run_benchmark(tmp_path / "nope.tsv", tmp_path / "nope2.tsv")
+    with pytest.raises(InputError, match="not a folder"):
+        run_benchmark(shared=tmp_path / "absent")
+
+
+def test_cli_reports_missing_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from antigenscout.benchmark._cli import benchmark_command
+
+    out = CliRunner().invoke(
+        benchmark_command,
+        ["--targets", str(tmp_path / "a.tsv"), "--toxicities", str(tmp_path / "b.tsv"),
+         "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert out.exit_code != 0
+    assert isinstance(out.exception, InputError)
