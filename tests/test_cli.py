@@ -149,3 +149,15 @@ def test_console_script_has_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error:")
+
+
+def test_outputs_respect_umask(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    import os
+    import stat
+
+    out = tmp_path / "o"
+    main(["profile", "CD33", "--out", str(out)])
+    mode = stat.S_IMODE(os.stat(out / "profile.tsv").st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask

@@ -49,7 +49,9 @@ def cli() -> None:
     """antigenscout: choose immunotherapy targets that cover the tumour and spare the body."""
 
 
-def _run_rank(adata: Any, out: Path, *, label: str, **kw: Any) -> Path:
+def _run_rank(
+    adata: Any, out: Path, *, label: str, reference_dir: Path | None = None, **kw: Any
+) -> Path:
     """Score, write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``, ``run.json``."""
     from . import get, tl
     from .io._write import prepare_out_dir, write_json, write_table
@@ -57,7 +59,7 @@ def _run_rank(adata: Any, out: Path, *, label: str, **kw: Any) -> Path:
 
     out = prepare_out_dir(out)
     t0 = time.perf_counter()
-    reference = load_reference()
+    reference = load_reference(reference_dir)
     with _progress() as bar:
         task = bar.add_task("positivity + coverage", total=None)
 
@@ -127,12 +129,23 @@ _threshold = click.option(
 _out = click.option(
     "--out", "out", type=click.Path(path_type=Path), required=True, help="Output directory."
 )
+_report = click.option(
+    "--report", "with_report", is_flag=True, help="Also write a self-contained report.html."
+)
+
+
+def _maybe_report(out: Path, with_report: bool) -> None:
+    if with_report:
+        from .report import add_report
+
+        err_console.print(f"wrote {add_report(out)}")
 
 
 @cli.command()
 @_out
 @_modality
-def demo(out: Path, modality: str) -> None:
+@_report
+def demo(out: Path, modality: str, with_report: bool) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
     from . import datasets
 
@@ -148,6 +161,7 @@ def demo(out: Path, modality: str) -> None:
         compartment_key="compartment",
         modality=modality,
     )
+    _maybe_report(out, with_report)
 
 
 @cli.command()
@@ -180,6 +194,7 @@ def demo(out: Path, modality: str) -> None:
     help="Directory of a reference built by scripts/build_reference.py (default: embedded).",
 )
 @_out
+@_report
 def rank(
     input_path: Path,
     malignant_key: str | None,
@@ -192,19 +207,20 @@ def rank(
     patient_threshold: float,
     reference_dir: Path | None,
     out: Path,
+    with_report: bool,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, 10x .h5/mtx folder, TSV/CSV table)."""
     from . import io, pp
     from .reference import load_reference
 
-    if reference_dir is not None:
-        load_reference(reference_dir)  # validate early, before any work
+    reference = load_reference(reference_dir)  # validate early, before any work
     adata = io.read(input_path, layer=layer)
-    pp.harmonise_genes(adata)
+    pp.harmonise_genes(adata, reference)
     _run_rank(
         adata,
         out,
         label="rank",
+        reference_dir=reference_dir,
         malignant_key=malignant_key,
         patient_key=patient_key,
         compartment_key=compartment_key,
@@ -213,6 +229,7 @@ def rank(
         threshold=threshold,
         patient_threshold=patient_threshold,
     )
+    _maybe_report(out, with_report)
 
 
 @cli.command()
