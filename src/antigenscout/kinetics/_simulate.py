@@ -25,6 +25,12 @@ __all__ = ["SimulationResult", "output_grid", "simulate", "write_simulation"]
 DEPLETION_THRESHOLD = 0.5
 _PCTS = (5.0, 50.0, 95.0)
 _F32_MAX = float(np.finfo(np.float32).max)
+#: Reported tumour burden is capped at this multiple of baseline. Kimmel 2021's tumour grows
+#: exponentially; over a year a non-responder's burden would reach 1e38 x baseline, whereas a
+#: 100-fold rise over a presenting burden of 1e10-1e12 cells already exceeds ~1e12 cells
+#: (~1 kg, Del Monte 2009 Cell Cycle 8:505), a burden incompatible with life. The model's
+#: dynamics are unchanged; only curves and endpoints are capped, and the day is reported.
+BURDEN_CAP_FOLD = 100.0
 _KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 90.0, 180.0, 365.0)
 
 
@@ -171,6 +177,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     relapse = _first_cross(t, rel, MRD_THRESHOLD, False, np.minimum(rem_j, len(t) - 1))
     relapse[np.isnan(rem_day)] = np.nan
     out["time_to_relapse_days"] = relapse
+    out["burden_cap_day"] = _first_cross(t, rel, BURDEN_CAP_FOLD, False, zero)
     neg = obs[:, -1, K.O_TUMOUR_NEG]
     with np.errstate(divide="ignore", invalid="ignore"):
         out["antigen_negative_fraction_end"] = np.where(tum[:, -1] > 0, neg / tum[:, -1], np.nan)
@@ -263,7 +270,7 @@ def _ode_quantities(spec: ModelSpec, obs: np.ndarray, hpos: float) -> dict[str, 
         q["car_t"] = obs[:, :, K.O_C]
         q["normal_t"] = obs[:, :, K.O_N]
     tum = obs[:, :, K.O_TUMOUR]
-    q["tumour_fraction"] = tum / tum[:, :1]
+    q["tumour_fraction"] = np.minimum(tum / tum[:, :1], BURDEN_CAP_FOLD)
     if spec.tumour == "hierarchy":
         stem = obs[:, :, K.O_STEM]
         q["stem_fraction"] = stem / stem[:, :1]
@@ -429,6 +436,8 @@ def _definitions(spec: ModelSpec) -> dict[str, str]:
         d |= {
             "tumour_nadir": "minimum tumour burden as a fraction of baseline",
             "remission": f"burden below {MRD_THRESHOLD:g} of baseline (MRD < 0.01 %, = MR4 in CML)",
+            "burden_cap_day": f"first day the burden reaches {BURDEN_CAP_FOLD:g} x baseline "
+            "(reported curves are capped there; NaN: never)",
             "time_to_relapse_days": "first day after remission at which burden is back at "
             f">= {MRD_THRESHOLD:g} of baseline (NaN: no remission, or no relapse in the horizon)",
             "remission_1y": "in remission and burden below the threshold at day 365",
