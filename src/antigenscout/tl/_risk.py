@@ -18,6 +18,15 @@ tissue is reachable whatever the RNA says, but a staining intensity says nothing
 what fraction of the tissue's cells carry it, hence the cap. Approved/Uncertain calls
 (single antibodies, unconfirmed by RNA) are reported as evidence only.
 
+Whole-tissue RNA mixes a tissue's own cells with its immune infiltrate (CD19 in the small
+intestine comes from Peyer's patches, not enterocytes), and the infiltrate is already
+represented, at its own vital weight, by the immune cell-type contexts. Each tissue's immune
+fraction ``phi`` is estimated from PTPRC (CD45): tissue PTPRC over the median PTPRC of the
+immune cell types. For every gene the most the infiltrate could contribute,
+``phi * max(immune cell-type expression)``, is subtracted before the fraction is computed,
+and IHC calls on immune cell types (germinal centres, lymphoid and haematopoietic cells,
+macrophages, Langerhans cells) do not raise a tissue's floor.
+
 For single-cell-derived contexts (the healthy marrow), the reference stores the
 *measured* fraction of cells called positive by the same positivity model; it replaces
 the mean-based model whenever the run's threshold is the one it was measured at.
@@ -55,6 +64,22 @@ IHC_RELIABILITY_WEIGHT: dict[str, float] = {"Enhanced": 1.0, "Supported": 0.8}
 IHC_MAX_FLOOR = 0.5
 #: Factor applied to the vital weight of immune-privileged contexts for HLA-presented targets.
 IMMUNE_PRIVILEGE_DISCOUNT = 0.1
+#: Systems whose cell types form the immune infiltrate of whole tissues.
+IMMUNE_SYSTEMS = frozenset({"immune (lymphoid)", "immune (myeloid)"})
+#: HPA IHC cell types that belong to the immune infiltrate, not the tissue itself.
+IHC_IMMUNE_CELL_TYPES = frozenset(
+    {
+        "germinal center cells",
+        "non-germinal center cells",
+        "mucosal lymphoid cells",
+        "lymphoid tissue",
+        "cells in red pulp",
+        "cells in white pulp",
+        "hematopoietic cells",
+        "macrophages",
+        "Langerhans",
+    }
+)
 #: nTPM / CPM per CP10k.
 CP10K_TO_NTPM = 100.0
 
@@ -209,7 +234,7 @@ def _healthy_risk_cached(
     use_ihc: bool,
 ) -> HealthyRisk:
     contexts = reference.contexts
-    expr = reference.expression[contexts.index]
+    expr = tissue_minus_infiltrate(reference)
     frac = positive_fraction_from_mean(
         expr.to_numpy(dtype=np.float64), threshold_cp10k * CP10K_TO_NTPM, shape
     )
@@ -229,6 +254,34 @@ def _healthy_risk_cached(
     return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts)
 
 
+def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
+    """Expression with each tissue context's immune-infiltrate share removed.
+
+    Returns
+    -------
+    Genes × contexts expression; cell-type contexts unchanged, tissue contexts reduced by
+    ``phi_t * max_immune(g)`` (floored at 0), ``phi_t`` = tissue PTPRC / median immune PTPRC.
+    """
+    ctx = reference.contexts
+    expr = reference.expression[ctx.index]
+    immune = ctx.index[
+        (ctx["kind"] == "cell_type")
+        & ctx["system"].isin(IMMUNE_SYSTEMS)
+        & ~ctx.index.str.startswith("marrow:")
+    ]
+    tissues = ctx.index[ctx["kind"] == "tissue"]
+    if len(immune) == 0 or len(tissues) == 0 or "PTPRC" not in expr.index:
+        return expr
+    ptprc_ref = float(np.nanmedian(expr.loc["PTPRC", immune].to_numpy(dtype=float)))
+    phi = np.clip(expr.loc["PTPRC", tissues].to_numpy(dtype=float) / ptprc_ref, 0.0, 1.0)
+    phi = np.nan_to_num(phi, nan=0.0)
+    immune_max = np.nan_to_num(expr[immune].to_numpy(dtype=float)).max(axis=1)
+    out = expr.astype(np.float64)
+    tissue_vals = out[tissues].to_numpy()
+    out[tissues] = np.maximum(0.0, tissue_vals - immune_max[:, None] * phi[None, :])
+    return out
+
+
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
     """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""
     measured = getattr(reference, "measured_fraction", None)
@@ -244,6 +297,7 @@ def _ihc_floor(ihc: pd.DataFrame, genes: pd.Index, contexts: pd.Index) -> pd.Dat
     """Genes × contexts lower bound on the positive fraction from IHC detection."""
     ihc = ihc.dropna(subset=["context"])
     ihc = ihc[ihc["symbol"].isin(genes) & ihc["context"].isin(contexts)]
+    ihc = ihc[~ihc["cell_type"].astype(str).isin(IHC_IMMUNE_CELL_TYPES)]
     rel = ihc["reliability"].astype(str).map(IHC_RELIABILITY_WEIGHT).fillna(0.0)
     value = IHC_MAX_FLOOR * ihc["level"].to_numpy(dtype=float) / 3.0 * rel.to_numpy()
     floor = (
