@@ -87,3 +87,40 @@ def test_measured_fraction_replaces_model_only_at_its_threshold() -> None:
     assert at.loc["G", "tissue:liver"] == pytest.approx(np.exp(-20.0 / 100.0))
     other = healthy_risk(ref, threshold_cp10k=0.5).fraction
     assert other.loc["G", "marrow:HSC"] == pytest.approx(np.exp(-50.0 / 100.0))
+
+
+def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl._risk import tissue_minus_infiltrate
+
+    ctx = pd.DataFrame(
+        {
+            "name": ["B", "T", "gut"],
+            "kind": ["cell_type", "cell_type", "tissue"],
+            "system": ["immune (lymphoid)", "immune (lymphoid)", "gastrointestinal"],
+        },
+        index=["sc:B", "sc:T", "tissue:gut"],
+    )
+    # PTPRC: immune median 1000, gut 100 -> phi = 0.1
+    expr = pd.DataFrame(
+        {
+            "sc:B": [800.0, 300.0, 0.0],
+            "sc:T": [1200.0, 0.0, 5.0],
+            "tissue:gut": [100.0, 40.0, 50.0],
+        },
+        index=["PTPRC", "CD19", "VIL1"],
+    )
+    ref = Reference(
+        genes=pd.DataFrame(index=expr.index),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(),
+        surface=pd.DataFrame(),
+    )
+    out = tissue_minus_infiltrate(ref)
+    assert out.loc["CD19", "tissue:gut"] == pytest.approx(40.0 - 0.1 * 300.0)
+    assert out.loc["VIL1", "tissue:gut"] == pytest.approx(50.0 - 0.1 * 5.0)
+    assert out.loc["PTPRC", "tissue:gut"] == pytest.approx(0.0)
+    assert out.loc["CD19", "sc:B"] == 300.0  # cell types untouched
