@@ -233,6 +233,138 @@ def rank(
 
 
 @cli.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--malignant-key", default=None, help="COLUMN=VALUE selecting malignant cells.")
+@click.option("--patient-key", default=None, help="obs column naming each cell's patient.")
+@click.option("--compartment-key", default=None, help="obs column of compartments.")
+@click.option(
+    "--healthy-key",
+    default=None,
+    help="With --healthy-value: obs column naming cell types of the input's healthy cells, "
+    "used as an exact single-cell healthy reference.",
+)
+@click.option(
+    "--healthy-value",
+    default=None,
+    help="COLUMN=VALUE selecting the input's healthy cells (e.g. malignant=normal).",
+)
+@click.option("--max-genes", type=click.IntRange(1, 5), default=2, show_default=True)
+@click.option("--ops", default="and,or,not", show_default=True, help="Allowed operators.")
+@click.option(
+    "--max-vital-risk",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Cap on a gate's worst vital-weighted healthy risk.",
+)
+@click.option(
+    "--objective", type=click.Choice(["coverage", "score"]), default="coverage", show_default=True
+)
+@click.option("--candidates", "n_candidates", type=int, default=None, help="Top-N genes only.")
+@click.option("--top", "top_k", type=int, default=50, show_default=True, help="Gates written.")
+@_modality
+@_positivity
+@_threshold
+@click.option("--layer", default=None, help="Layer with raw counts (default: X).")
+@_out
+@_report
+def gates(
+    input_path: Path,
+    malignant_key: str | None,
+    patient_key: str | None,
+    compartment_key: str | None,
+    healthy_key: str | None,
+    healthy_value: str | None,
+    max_genes: int,
+    ops: str,
+    max_vital_risk: float,
+    objective: str,
+    n_candidates: int | None,
+    top_k: int,
+    modality: str,
+    positivity: str,
+    threshold: float | None,
+    layer: str | None,
+    out: Path,
+    with_report: bool,
+) -> None:
+    """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
+    from . import get, io, pp, tl
+    from .io._write import prepare_out_dir, write_json, write_table
+    from .reference import load_reference
+    from .tl._score import _parse_key_value
+
+    out = prepare_out_dir(out)
+    t0 = time.perf_counter()
+    reference = load_reference()
+    adata = io.read(input_path, layer=layer)
+    pp.harmonise_genes(adata, reference)
+    healthy = None
+    if healthy_value is not None:
+        col, value = _parse_key_value(healthy_value)
+        if col not in adata.obs:
+            msg = f"healthy column {col!r} is not in the input's obs"
+            raise AntigenscoutError(msg)
+        healthy = adata[adata.obs[col].astype(str) == value].copy()
+        if healthy.n_obs == 0:
+            msg = f"no healthy cells: no row has {col} == {value!r}"
+            raise AntigenscoutError(msg)
+    with err_console.status("searching gates…"):
+        tl.search_gates(
+            adata,
+            malignant_key=malignant_key,
+            patient_key=patient_key,
+            compartment_key=compartment_key,
+            modality=modality,
+            reference=reference,
+            healthy=healthy,
+            healthy_key=healthy_key,
+            max_genes=max_genes,
+            ops=[o.strip() for o in ops.split(",") if o.strip()],
+            max_vital_risk=max_vital_risk,
+            objective=objective,  # type: ignore[arg-type]
+            n_candidates=n_candidates,
+            top_k=top_k,
+            positivity=positivity,  # type: ignore[arg-type]
+            threshold=threshold,
+        )
+    res = adata.uns["antigenscout_gates"]
+    table = get.gates_df(adata)
+    write_table(table, out / "gates.tsv")
+    write_json(
+        out / "run.json",
+        {
+            "command": "gates",
+            "params": res["params"],
+            "denominators": res["denominators"],
+            "reference": reference.metadata,
+            "seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    t = Table(
+        title=f"Top gates ({res['denominators']['n_tumor_cells']:,} tumour cells, "
+        f"{res['denominators']['n_candidates']:,} candidates, risk ≤ {max_vital_risk})"
+    )
+    for col in ("rank", "gate", "coverage", "patients ≥ thr", "worst healthy", "risk"):
+        t.add_column(col)
+    for row in table.head(10).itertuples():
+        bound = "≤" if row.risk_is_bound else ""
+        t.add_row(
+            str(row.rank),
+            row.gate,
+            f"{row.tumor_coverage:.2f}",
+            f"{row.patients_covered_fraction:.2f}",
+            str(row.worst_healthy_cell_type),
+            f"{bound}{row.worst_healthy_risk:.2f}",
+        )
+    console.print(t)
+    if table.empty:
+        err_console.print("no gate within the risk cap; relax --max-vital-risk")
+    err_console.print(f"wrote {out}/gates.tsv, run.json")
+    _maybe_report(out, with_report)
+
+
+@cli.command()
 @click.argument("genes", nargs=-1, required=True)
 @click.option(
     "--gate",

@@ -12,7 +12,7 @@ from .._errors import InputError
 if TYPE_CHECKING:
     from ..reference import Reference
 
-__all__ = ["patient_coverage_df", "risk_df", "targets_df"]
+__all__ = ["gates_df", "patient_coverage_df", "risk_df", "targets_df"]
 
 
 def _result(adata: AnnData, key: str) -> dict:
@@ -25,6 +25,14 @@ def _result(adata: AnnData, key: str) -> dict:
 def targets_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:
     """Ranked targets, one row per candidate gene (column ``target`` first)."""
     return _result(adata, key)["targets"].reset_index()
+
+
+def gates_df(adata: AnnData, *, key: str = "antigenscout_gates") -> pd.DataFrame:
+    """Gates found by :func:`antigenscout.tl.search_gates`, best first."""
+    if key not in adata.uns:
+        msg = f"no results under adata.uns[{key!r}]; run antigenscout.tl.search_gates first"
+        raise InputError(msg)
+    return adata.uns[key]["gates"]
 
 
 def patient_coverage_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:

@@ -291,15 +291,7 @@ def score_targets(
         )
         raise InputError(msg)
     col_idx = var.get_indexer(cands)
-    X = adata.layers[layer] if layer is not None else adata.X
-    if X is None:
-        msg = "the input has no expression matrix in X; pass --layer naming the counts layer"
-        raise InputError(msg)
-    lib_obs = (
-        adata.obs["total_counts"].to_numpy(dtype=np.float64)
-        if "total_counts" in adata.obs
-        else None
-    )
+    X, lib_obs = counts_matrix(adata, layer)
 
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
@@ -312,32 +304,19 @@ def score_targets(
         np.add.at(covered, codes, (frac >= 0.5).astype(float))
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
-        from ..pp._graph import neighbor_graph
-
-        Xm = _take_rows(X, groups.rows)
-        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
-        if graph_key is not None and graph_key in adata.obsp:
-            graph = adata.obsp[graph_key][groups.rows][:, groups.rows]
-            graph_source = f"obsp[{graph_key!r}]"
-        else:
-            sub = AnnData(X=Xm)
-            sub.obs["patient"] = np.asarray(groups.patient)
-            sub.obs["total_counts"] = lib
-            kw = {} if n_neighbors is None else {"n_neighbors": n_neighbors}
-            graph = neighbor_graph(sub, batch_key="patient" if patient_key else None, **kw)
-            graph_source = "neighbor_graph (within patient)" if patient_key else "neighbor_graph"
-        blocks = pos.positive_blocks(
-            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+        blocks, params_pos = _knn_blocks(
+            adata,
+            X,
+            groups,
+            lib_obs,
+            col_idx,
+            threshold=threshold,
+            n_neighbors=n_neighbors,
+            graph_key=graph_key,
         )
         if progress is not None:
             blocks = _report(blocks, groups.n, progress)
         counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
-        params_pos = {
-            "model": "knn",
-            "threshold_cp10k": threshold,
-            "n_neighbors": n_neighbors or pos.DEFAULT_N_NEIGHBORS,
-            "graph": graph_source,
-        }
     else:
         counts = _count_streamed(
             X,
@@ -392,6 +371,95 @@ def score_targets(
         },
     }
     return adata if copy else None
+
+
+def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | None]:
+    """The raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""
+    X = adata.layers[layer] if layer is not None else adata.X
+    if X is None:
+        msg = "the input has no expression matrix in X; pass --layer naming the counts layer"
+        raise InputError(msg)
+    lib_obs = (
+        adata.obs["total_counts"].to_numpy(dtype=np.float64)
+        if "total_counts" in adata.obs
+        else None
+    )
+    return X, lib_obs
+
+
+def _knn_blocks(
+    adata: AnnData,
+    X: Any,
+    groups: TumourGroups,
+    lib_obs: np.ndarray | None,
+    col_idx: np.ndarray,
+    *,
+    threshold: float,
+    n_neighbors: int | None,
+    graph_key: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    """Dropout-aware positivity blocks of the malignant cells (graph within each patient)."""
+    from ..pp import _positivity as pos
+    from ..pp._graph import neighbor_graph
+
+    Xm = _take_rows(X, groups.rows)
+    lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
+    by_patient = groups.params.get("patient_key") is not None
+    if graph_key is not None and graph_key in adata.obsp:
+        graph = adata.obsp[graph_key][groups.rows][:, groups.rows]
+        source = f"obsp[{graph_key!r}]"
+    else:
+        sub = AnnData(X=Xm)
+        sub.obs["patient"] = np.asarray(groups.patient)
+        sub.obs["total_counts"] = lib
+        kw = {} if n_neighbors is None else {"n_neighbors": n_neighbors}
+        graph = neighbor_graph(sub, batch_key="patient" if by_patient else None, **kw)
+        source = "neighbor_graph (within patient)" if by_patient else "neighbor_graph"
+    blocks = pos.positive_blocks(
+        Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+    )
+    params = {
+        "model": "knn",
+        "threshold_cp10k": threshold,
+        "n_neighbors": n_neighbors or pos.DEFAULT_N_NEIGHBORS,
+        "graph": source,
+    }
+    return blocks, params
+
+
+def tumour_positivity(
+    adata: AnnData,
+    groups: TumourGroups,
+    col_idx: np.ndarray,
+    *,
+    positivity: str,
+    threshold: float,
+    layer: str | None = None,
+    n_neighbors: int | None = None,
+    graph_key: str | None = "connectivities",
+) -> tuple[sparse.csr_matrix, dict[str, Any]]:
+    """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params."""
+    from ..pp._positivity import positive_blocks
+
+    X, lib_obs = counts_matrix(adata, layer)
+    if positivity == "knn":
+        blocks, params = _knn_blocks(
+            adata,
+            X,
+            groups,
+            lib_obs,
+            col_idx,
+            threshold=threshold,
+            n_neighbors=n_neighbors,
+            graph_key=graph_key,
+        )
+    else:
+        Xm = _take_rows(X, groups.rows)
+        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
+        blocks = positive_blocks(Xm, lib, method=positivity, threshold=threshold, genes=col_idx)
+        params = {"model": positivity, "threshold_cp10k": threshold}
+    mat = sparse.vstack([b for _, b in blocks], format="csr")
+    return sparse.csr_matrix(mat, dtype=bool), params
 
 
 def _report(blocks: Any, total: int, progress: Callable[[int, int], None]) -> Any:

@@ -1,0 +1,1168 @@
+"""Exact logic-gate evaluation and search on array inputs.
+
+A gate is a Boolean formula over 1–5 antigens built from AND, OR and NOT on single antigens
+(:class:`Gate`). This module evaluates gates exactly on tumour and healthy cells and searches the
+space of gates for the best coverage under a cap on vital healthy risk (:func:`search_gates`).
+The bounds used for pruning are stated and proved in ``docs/gates.md``.
+
+Definitions (all denominators explicit):
+
+* tumour coverage = (tumour cells positive for the gate) / (all tumour cells);
+* per-patient coverage = the same within one patient; ``patients_covered_fraction`` = fraction of
+  patients whose coverage is at least ``coverage_threshold``;
+* risk in healthy cell type ``c`` = ``w_c`` × (type-``c`` cells positive for the gate) /
+  (type-``c`` cells); ``worst_healthy_risk`` = the maximum over types. With a pseudobulk healthy
+  reference (fractions only) the per-type gate fraction is unknown and the Fréchet upper bound is
+  used instead (``risk_is_bound=True``);
+* a gate is feasible when ``worst_healthy_risk <= max_vital_risk``;
+* ``score`` = ``tumor_coverage * (1 - worst_healthy_risk)`` for feasible gates, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numba
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from antigenscout._errors import InputError
+
+from ._kernels import (
+    MODE_AND,
+    MODE_ANDNOT,
+    MODE_OR,
+    PackedBits,
+    as_csc_bool,
+    count_ext,
+    frechet_pair_risk,
+    gram_counts,
+    group_popcount,
+    pack_groups,
+    pair_and_counts_bits,
+    triple_candidates,
+    update_pair_risk,
+)
+
+__all__ = [
+    "Gate",
+    "HealthyCells",
+    "HealthyPseudobulk",
+    "evaluate_gates",
+    "parse_gate",
+    "search_gates",
+]
+
+GateOp = Literal["and", "or", "not"]
+Objective = Literal["coverage", "score"]
+_OPS: tuple[str, ...] = ("and", "or", "not")
+_EPS = 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# Gate representation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A Boolean formula over gene indices in canonical form.
+
+    Build gates with :meth:`lit`, :meth:`and_`, :meth:`or_` and :meth:`negate` (or
+    :func:`parse_gate`); these flatten nested AND/OR, sort children (positive genes first, then
+    sub-formulas, then negated genes) and refuse a gene that appears twice, so two gates that
+    differ only in order are equal and hash alike.
+
+    Attributes
+    ----------
+    op
+        ``"lit"``, ``"and"`` or ``"or"``.
+    gene
+        Gene index of a literal (``-1`` otherwise).
+    negated
+        Whether a literal is negated.
+    children
+        Sub-formulas of an AND/OR.
+    """
+
+    op: Literal["lit", "and", "or"]
+    gene: int = -1
+    negated: bool = False
+    children: tuple[Gate, ...] = field(default=())
+
+    # construction ---------------------------------------------------------------------------
+    @staticmethod
+    def lit(gene: int, negated: bool = False) -> Gate:
+        """A single gene (``negated=True`` for ``NOT gene``)."""
+        return Gate("lit", int(gene), bool(negated))
+
+    @staticmethod
+    def and_(*children: Gate) -> Gate:
+        """Conjunction of ``children`` (flattened, sorted, no repeated gene)."""
+        return Gate._combine("and", children)
+
+    @staticmethod
+    def or_(*children: Gate) -> Gate:
+        """Disjunction of ``children`` (flattened, sorted, no repeated gene)."""
+        return Gate._combine("or", children)
+
+    @staticmethod
+    def _combine(op: Literal["and", "or"], children: Iterable[Gate]) -> Gate:
+        flat: list[Gate] = []
+        for c in children:
+            if c.op == op:
+                flat.extend(c.children)
+            else:
+                flat.append(c)
+        if len(flat) == 1:
+            return flat[0]
+        if not flat:
+            msg = f"An {op.upper()} gate needs at least one operand."
+            raise InputError(msg)
+        seen: set[int] = set()
+        for c in flat:
+            g = set(c.genes)
+            if seen & g:
+                msg = (
+                    f"Gene index {sorted(seen & g)[0]} appears twice in one gate; use each "
+                    "antigen at most once (A AND A is A; A AND NOT A is empty)."
+                )
+                raise InputError(msg)
+            seen |= g
+        flat.sort(key=Gate.sort_key)
+        return Gate(op, -1, False, tuple(flat))
+
+    def negate(self) -> Gate:
+        """Logical complement, pushed down to the genes by De Morgan's laws."""
+        if self.op == "lit":
+            return Gate("lit", self.gene, not self.negated)
+        flipped = [c.negate() for c in self.children]
+        return Gate.or_(*flipped) if self.op == "and" else Gate.and_(*flipped)
+
+    # properties -----------------------------------------------------------------------------
+    def sort_key(self) -> tuple:
+        """Total order used for canonical sorting of children."""
+        if self.op == "lit":
+            return (2, self.gene) if self.negated else (0, self.gene)
+        return (1, self.op, tuple(c.sort_key() for c in self.children))
+
+    @property
+    def genes(self) -> tuple[int, ...]:
+        """Sorted gene indices used by the gate."""
+        if self.op == "lit":
+            return (self.gene,)
+        return tuple(sorted(g for c in self.children for g in c.genes))
+
+    @property
+    def n_genes(self) -> int:
+        """Number of distinct genes."""
+        return len(self.genes)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """Operators used, a subset of ``("and", "or", "not")`` in that order."""
+        used: set[str] = set()
+        stack = [self]
+        while stack:
+            x = stack.pop()
+            if x.op == "lit":
+                if x.negated:
+                    used.add("not")
+            else:
+                used.add(x.op)
+                stack.extend(x.children)
+        return tuple(o for o in _OPS if o in used)
+
+    def to_string(self, names: Sequence[str] | None = None) -> str:
+        """Readable form, e.g. ``CD33 AND NOT CD34`` or ``(A OR B) AND NOT C``."""
+        if self.op == "lit":
+            name = str(names[self.gene]) if names is not None else f"g{self.gene}"
+            return f"NOT {name}" if self.negated else name
+        parts = []
+        for c in self.children:
+            s = c.to_string(names)
+            parts.append(f"({s})" if c.op != "lit" else s)
+        return f" {self.op.upper()} ".join(parts)
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    # evaluation -----------------------------------------------------------------------------
+    def bits(self, packed: PackedBits) -> np.ndarray:
+        """Bitset (``uint64`` words laid out like ``packed``) of the cells positive for the gate.
+
+        Padding bits are always zero, also under ``NOT``.
+        """
+        if self.op == "lit":
+            w = packed.words[self.gene]
+            return (~w) & packed.valid if self.negated else w.copy()
+        out = self.children[0].bits(packed)
+        for c in self.children[1:]:
+            if self.op == "and":
+                out &= c.bits(packed)
+            else:
+                out |= c.bits(packed)
+        return out
+
+    def frechet(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fréchet bounds ``(lower, upper)`` on the positive fraction per row of ``frac``.
+
+        ``frac`` is ``(n_types, n_genes)`` of per-type positive fractions. For a literal the
+        bounds are its fraction (``1 - f`` if negated); for an AND of ``k`` operands
+        ``[max(0, Σ L - (k - 1)), min U]``; for an OR ``[max L, min(1, Σ U)]``.
+        """
+        if self.op == "lit":
+            f = frac[:, self.gene].astype(np.float64)
+            f = 1.0 - f if self.negated else f
+            return f, f.copy()
+        lo_hi = [c.frechet(frac) for c in self.children]
+        lows = np.stack([x[0] for x in lo_hi])
+        highs = np.stack([x[1] for x in lo_hi])
+        k = len(self.children)
+        if self.op == "and":
+            return np.maximum(0.0, lows.sum(0) - (k - 1)), highs.min(0)
+        return lows.max(0), np.minimum(1.0, highs.sum(0))
+
+
+_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+
+
+def parse_gate(text: str, genes: Sequence[str]) -> Gate:
+    """Parse ``"(A OR B) AND NOT C"`` into a :class:`Gate` over indices into ``genes``.
+
+    ``NOT`` binds tighter than ``AND``, which binds tighter than ``OR``; keywords are
+    case-insensitive. ``NOT`` of a parenthesised formula is pushed down to the genes.
+
+    Raises
+    ------
+    InputError
+        On a syntax error, an unknown gene or a repeated gene.
+    """
+    index = {str(g): i for i, g in enumerate(genes)}
+    toks = _TOKEN.findall(text)
+    pos = 0
+
+    def peek() -> str | None:
+        return toks[pos] if pos < len(toks) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(toks):
+            msg = f"Gate {text!r} ends too early; check for a missing gene or ')'."
+            raise InputError(msg)
+        pos += 1
+        return toks[pos - 1]
+
+    def expr_or() -> Gate:
+        parts = [expr_and()]
+        while (t := peek()) is not None and t.upper() == "OR":
+            take()
+            parts.append(expr_and())
+        return Gate.or_(*parts)
+
+    def expr_and() -> Gate:
+        parts = [expr_not()]
+        while (t := peek()) is not None and t.upper() == "AND":
+            take()
+            parts.append(expr_not())
+        return Gate.and_(*parts)
+
+    def expr_not() -> Gate:
+        t = take()
+        if t.upper() == "NOT":
+            return expr_not().negate()
+        if t == "(":
+            g = expr_or()
+            if take() != ")":
+                msg = f"Gate {text!r}: expected ')'."
+                raise InputError(msg)
+            return g
+        if t not in index:
+            msg = f"Gate {text!r}: unknown gene {t!r}; use names from the gene list."
+            raise InputError(msg)
+        return Gate.lit(index[t])
+
+    g = expr_or()
+    if pos != len(toks):
+        msg = f"Gate {text!r}: unexpected {toks[pos]!r}; join terms with AND / OR."
+        raise InputError(msg)
+    return g
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HealthyCells:
+    """Single-cell healthy reference: exact co-positivity per cell type.
+
+    Parameters
+    ----------
+    X
+        Healthy cells × genes positivity (dense bool or scipy sparse), genes aligned with the
+        tumour matrix.
+    cell_types
+        Integer cell-type code per healthy cell, in ``0 .. n_types - 1``.
+    weights
+        ``(n_types,)`` vital weight per type in [0, 1].
+    names
+        Optional ``(n_types,)`` cell-type names (default ``type0``, ``type1``, ...).
+    """
+
+    X: object
+    cell_types: np.ndarray
+    weights: np.ndarray
+    names: Sequence[str] | None = None
+
+
+@dataclass
+class HealthyPseudobulk:
+    """Pseudobulk healthy reference: per-type positive fractions; gate risks are Fréchet bounds.
+
+    Parameters
+    ----------
+    fractions
+        ``(n_types, n_genes)`` positive fraction per cell type and gene, in [0, 1].
+    weights
+        ``(n_types,)`` vital weight per type in [0, 1].
+    names
+        Optional ``(n_types,)`` cell-type names.
+    """
+
+    fractions: np.ndarray
+    weights: np.ndarray
+    names: Sequence[str] | None = None
+
+
+class _Problem:
+    """Validated, packed inputs shared by evaluation and search."""
+
+    def __init__(
+        self,
+        T: object,
+        patients: np.ndarray,
+        healthy: HealthyCells | HealthyPseudobulk,
+        genes: Sequence[str],
+        compartments: np.ndarray | None,
+    ) -> None:
+        self.genes = np.asarray([str(g) for g in genes], dtype=object)
+        g = self.genes.size
+        self.T = as_csc_bool(T, "T (tumour positivity)")
+        n_t = self.T.shape[0]
+        if self.T.shape[1] != g:
+            msg = f"T has {self.T.shape[1]} gene columns but {g} gene names were given."
+            raise InputError(msg)
+        if n_t == 0:
+            msg = "T has no tumour cells; pass at least one cell."
+            raise InputError(msg)
+        if len(set(self.genes.tolist())) != g:
+            msg = "Gene names must be unique; de-duplicate them before the gate search."
+            raise InputError(msg)
+        patients = np.asarray(patients)
+        if patients.shape != (n_t,):
+            msg = f"patients must hold one label per tumour cell ({n_t}); got {patients.shape}."
+            raise InputError(msg)
+        self.tumour = pack_groups(self.T, patients, name="T")
+        self.n_tumour = n_t
+        self.compartments: dict[str, np.ndarray] = {}
+        if compartments is not None:
+            comp = np.asarray(compartments)
+            if comp.shape != (n_t,):
+                msg = f"compartments must hold one label per tumour cell ({n_t}); got {comp.shape}."
+                raise InputError(msg)
+            for lab in np.unique(comp):
+                self.compartments[str(lab)] = self.tumour.mask(comp == lab)
+        self.pseudobulk = isinstance(healthy, HealthyPseudobulk)
+        if isinstance(healthy, HealthyPseudobulk):
+            frac = np.asarray(healthy.fractions, dtype=np.float64)
+            if frac.ndim != 2 or frac.shape[1] != g:
+                msg = f"healthy.fractions must be (n_types, {g}); got {frac.shape}."
+                raise InputError(msg)
+            if not np.all((frac >= 0) & (frac <= 1)):
+                msg = "healthy.fractions must lie in [0, 1] (fractions of positive cells)."
+                raise InputError(msg)
+            self.frac = np.ascontiguousarray(frac)
+            n_types = frac.shape[0]
+            self.healthy: PackedBits | None = None
+            self.type_sizes = np.ones(n_types, dtype=np.int64)
+        elif isinstance(healthy, HealthyCells):
+            H = as_csc_bool(healthy.X, "healthy.X")
+            if H.shape[1] != g:
+                msg = f"healthy.X has {H.shape[1]} gene columns; expected {g} (as T)."
+                raise InputError(msg)
+            ct = np.asarray(healthy.cell_types)
+            if ct.shape != (H.shape[0],) or not np.issubdtype(ct.dtype, np.integer):
+                msg = "healthy.cell_types must be integer codes, one per healthy cell."
+                raise InputError(msg)
+            n_types = int(np.asarray(healthy.weights).shape[0])
+            if ct.size and (ct.min() < 0 or ct.max() >= n_types):
+                msg = (
+                    f"healthy.cell_types must lie in 0..{n_types - 1} (one weight per type); "
+                    f"got {ct.min()}..{ct.max()}."
+                )
+                raise InputError(msg)
+            self.healthy = pack_groups(H, ct, name="healthy.X")
+            self.H = H
+            self.h_labels = ct
+            self.htypes = self.healthy.groups.astype(np.int64)  # types that have cells
+            self.type_sizes = self.healthy.group_sizes
+            self.frac = None
+        else:
+            msg = "healthy must be a HealthyCells or HealthyPseudobulk instance."
+            raise InputError(msg)
+        w = np.asarray(healthy.weights, dtype=np.float64)
+        if w.ndim != 1 or not np.all((w >= 0) & (w <= 1)):
+            msg = "healthy.weights must be a 1-D array of vital weights in [0, 1]."
+            raise InputError(msg)
+        self.weights_all = w
+        names = healthy.names
+        if names is None:
+            names = [f"type{i}" for i in range(w.size)]
+        if len(names) != w.size:
+            msg = f"healthy.names has {len(names)} entries; expected {w.size} (one per weight)."
+            raise InputError(msg)
+        self.type_names_all = np.asarray([str(x) for x in names], dtype=object)
+        if self.pseudobulk:
+            if w.size != self.frac.shape[0]:
+                msg = f"healthy.weights has {w.size} entries; fractions has {self.frac.shape[0]}."
+                raise InputError(msg)
+            self.w = w
+            self.type_names = self.type_names_all
+        else:
+            self.w = w[self.htypes]
+            self.type_names = self.type_names_all[self.htypes]
+        # single-gene statistics
+        self.s = np.diff(self.T.indptr).astype(np.int64)  # tumour positives per gene
+        if self.pseudobulk:
+            self.h_single_frac = self.frac  # (types, genes)
+        else:
+            h_counts = np.zeros((self.type_sizes.size, g), dtype=np.int64)
+            Hr = sparse.csr_array(H)
+            rows = np.searchsorted(self.htypes, ct)
+            for k in range(self.type_sizes.size):
+                sub = Hr[rows == k]
+                h_counts[k] = np.bincount(sub.indices, minlength=g)
+            self.h_counts = h_counts
+            self.h_single_frac = h_counts / self.type_sizes[:, None]
+        self.r_single = (
+            (self.w[:, None] * self.h_single_frac).max(0) if self.w.size else (np.zeros(g))
+        )
+
+    # exact healthy risk per type for an evaluated gate ------------------------------------
+    def healthy_fraction(self, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
+        """Per-type (lower, upper) gate fraction; equal for single-cell input."""
+        if self.pseudobulk:
+            return gate.frechet(self.frac)
+        bits = gate.bits(self.healthy)
+        counts = _group_counts(bits, self.healthy.word_ptr)
+        f = counts / self.type_sizes
+        return f, f
+
+
+def _group_counts(bits: np.ndarray, word_ptr: np.ndarray) -> np.ndarray:
+    return group_popcount(bits, word_ptr)
+
+
+@contextmanager
+def _threads(n_jobs: int | None):
+    if n_jobs is None:
+        yield
+        return
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        msg = f"n_jobs must be a positive int, -1 (all cores) or None; got {n_jobs!r}."
+        raise InputError(msg)
+    old = numba.get_num_threads()
+    n = (
+        numba.config.NUMBA_NUM_THREADS
+        if n_jobs < 0
+        else min(n_jobs, numba.config.NUMBA_NUM_THREADS)
+    )
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _row(
+    prob: _Problem, gate: Gate, coverage_threshold: float, max_vital_risk: float
+) -> dict[str, object]:
+    bits = gate.bits(prob.tumour)
+    per_patient = _group_counts(bits, prob.tumour.word_ptr)
+    n_pos = int(per_patient.sum())
+    cov = n_pos / prob.n_tumour
+    pcov = per_patient / prob.tumour.group_sizes
+    lo, hi = prob.healthy_fraction(gate)
+    risk_hi = prob.w * hi
+    risk_lo = prob.w * lo
+    if risk_hi.size:
+        k = int(np.argmax(risk_hi))
+        worst, worst_type, worst_lo = (
+            float(risk_hi[k]),
+            str(prob.type_names[k]),
+            float(risk_lo.max()),
+        )
+    else:
+        worst, worst_type, worst_lo = 0.0, "", 0.0
+    feasible = worst <= max_vital_risk + _EPS
+    row: dict[str, object] = {
+        "gate": gate.to_string(prob.genes),
+        "n_genes": gate.n_genes,
+        "genes": ",".join(prob.genes[list(gate.genes)]),
+        "ops": ",".join(gate.ops),
+        "tumor_coverage": cov,
+        "tumor_n_positive": n_pos,
+        "patients_covered_fraction": float(np.mean(pcov >= coverage_threshold - _EPS)),
+        "patient_coverage_median": float(np.median(pcov)),
+        "patient_coverage_min": float(pcov.min()),
+        "worst_healthy_cell_type": worst_type,
+        "worst_healthy_risk": worst,
+        "worst_healthy_risk_lower": worst_lo,
+        "risk_is_bound": prob.pseudobulk,
+        "feasible": feasible,
+        "score": cov * (1.0 - worst) if feasible else 0.0,
+    }
+    for name, mask in prob.compartments.items():
+        num = int(_group_counts(bits & mask, np.array([0, mask.size], dtype=np.int64))[0])
+        den = int(_group_counts(mask, np.array([0, mask.size], dtype=np.int64))[0])
+        row[f"coverage_{name}"] = num / den
+    return row
+
+
+def evaluate_gates(
+    gates: Sequence[Gate | str],
+    T: object,
+    patients: np.ndarray,
+    healthy: HealthyCells | HealthyPseudobulk,
+    *,
+    genes: Sequence[str],
+    max_vital_risk: float = 0.1,
+    coverage_threshold: float = 0.8,
+    compartments: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Evaluate given gates exactly: tumour coverage (overall, per patient, per compartment) and
+    worst vital healthy risk.
+
+    Parameters
+    ----------
+    gates
+        :class:`Gate` objects or strings such as ``"CD33 AND NOT CD34"``.
+    T
+        Tumour cells × genes positivity (dense bool, or scipy sparse CSR/CSC bool or 0/1).
+    patients
+        Patient label per tumour cell.
+    healthy
+        :class:`HealthyCells` (exact) or :class:`HealthyPseudobulk` (Fréchet upper bound).
+    genes
+        Gene names, one per column.
+    max_vital_risk
+        Cap on the worst weighted healthy risk that defines ``feasible``.
+    coverage_threshold
+        Per-patient coverage a patient needs to count as covered.
+    compartments
+        Optional compartment label per tumour cell (adds ``coverage_<label>`` columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gate with the columns described in :func:`search_gates` (no ``rank``).
+    """
+    prob = _Problem(T, patients, healthy, genes, compartments)
+    parsed = [g if isinstance(g, Gate) else parse_gate(str(g), prob.genes) for g in gates]
+    return pd.DataFrame([_row(prob, g, coverage_threshold, max_vital_risk) for g in parsed])
+
+
+# --------------------------------------------------------------------------------------------
+# Search
+# --------------------------------------------------------------------------------------------
+
+
+class _TopK:
+    """The ``k`` best feasible gates seen so far (min-heap on the objective)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.heap: list[tuple[float, tuple, Gate]] = []
+        self.members: set[Gate] = set()
+
+    @property
+    def tau(self) -> float:
+        """Value a new gate must exceed to enter (``-inf`` until ``k`` gates are held)."""
+        return self.heap[0][0] if len(self.heap) >= self.k else -math.inf
+
+    def push(self, value: float, gate: Gate) -> None:
+        if gate in self.members:
+            return
+        # ties: fewer genes, then canonical order, are preferred (kept)
+        item = (value, (-gate.n_genes, _tie_key(gate)), gate)
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, item)
+            self.members.add(gate)
+        elif item[:2] > self.heap[0][:2]:
+            old = heapq.heapreplace(self.heap, item)
+            self.members.discard(old[2])
+            self.members.add(gate)
+
+    def sorted(self) -> list[tuple[float, Gate]]:
+        return [(v, g) for v, _, g in sorted(self.heap, key=lambda x: x[:2], reverse=True)]
+
+
+def _tie_key(gate: Gate) -> tuple[int, ...]:
+    # larger for canonically earlier gates, so ties keep them (deterministic)
+    return tuple(-ord(ch) for ch in repr(gate.sort_key()))
+
+
+@dataclass
+class _PairStats:
+    """Exact pair statistics for every gene pair."""
+
+    P: np.ndarray  # tumour |i ∧ j| (genes × genes, int64), diagonal = singles
+    r_and: np.ndarray  # worst risk of i ∧ j
+    r_or: np.ndarray  # worst risk of i ∨ j
+    r_andnot: np.ndarray  # worst risk of i ∧ ¬j (ordered)
+
+
+def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
+    g = prob.genes.size
+    P = gram_counts(prob.T) if pair_method == "gram" else pair_and_counts_bits(prob.tumour)
+    r_and = np.zeros((g, g))
+    r_or = np.zeros((g, g))
+    r_an = np.zeros((g, g))
+    if prob.pseudobulk:
+        frechet_pair_risk(prob.frac, prob.w, r_and, r_or, r_an)
+    else:
+        Hr = sparse.csr_array(prob.H)
+        ct = np.searchsorted(prob.htypes, prob.h_labels)
+        for k in range(prob.type_sizes.size):
+            if pair_method == "gram":
+                counts = gram_counts(Hr, np.flatnonzero(ct == k))
+            else:
+                counts = pair_and_counts_bits(prob.healthy, k)
+            update_pair_risk(
+                r_and,
+                r_or,
+                r_an,
+                counts,
+                prob.h_counts[k],
+                float(prob.type_sizes[k]),
+                float(prob.w[k]),
+            )
+    return _PairStats(P, r_and, r_or, r_an)
+
+
+def _objective(cov: np.ndarray, risk: np.ndarray, cap: float, objective: str) -> np.ndarray:
+    val = cov * (1.0 - risk) if objective == "score" else cov.astype(np.float64)
+    return np.where(risk <= cap + _EPS, val, -np.inf)
+
+
+class _Search:
+    """Branch and bound over gates of 1–3 genes; beam search with a stated gap for 4–5."""
+
+    def __init__(
+        self,
+        prob: _Problem,
+        stats: _PairStats,
+        cand: np.ndarray,
+        ops: frozenset[str],
+        cap: float,
+        objective: str,
+    ) -> None:
+        self.prob = prob
+        self.st = stats
+        self.cand = cand
+        self.ops = ops
+        self.cap = cap
+        self.objective = objective
+        self.N = prob.n_tumour
+        self.s = prob.s
+        self.n_evaluated = 0
+
+    # ---- exact evaluation of many one-literal extensions of one base gate --------------
+    def _extend_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
+        """Exact tumour coverage of ``base op gene`` for each gene."""
+        tb = base.bits(self.prob.tumour)
+        counts = count_ext(
+            tb,
+            self.prob.tumour.words,
+            genes,
+            mode,
+            self.prob.tumour.valid,
+            self.prob.tumour.word_ptr,
+        ).sum(1)
+        self.n_evaluated += genes.size
+        return counts / self.N
+
+    def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
+        """Exact (single-cell) or Fréchet-upper (pseudobulk) worst risk of ``base op gene``."""
+        prob = self.prob
+        if genes.size == 0:
+            return np.zeros(0)
+        if prob.w.size == 0:
+            return np.zeros(genes.size)
+        if prob.pseudobulk:
+            _, u = base.frechet(prob.frac)
+            f = prob.frac[:, genes]
+            if mode == MODE_AND:
+                uu = np.minimum(u[:, None], f)
+            elif mode == MODE_ANDNOT:
+                uu = np.minimum(u[:, None], 1.0 - f)
+            else:
+                uu = np.minimum(1.0, u[:, None] + f)
+            return (prob.w[:, None] * uu).max(0)
+        hb = base.bits(prob.healthy)
+        counts = count_ext(
+            hb, prob.healthy.words, genes, mode, prob.healthy.valid, prob.healthy.word_ptr
+        )
+        return (counts / prob.type_sizes[None, :] * prob.w[None, :]).max(1)
+
+    # ---- singles and pairs (exhaustive) --------------------------------------------------
+    def singles_and_pairs(self, top: _TopK, max_genes: int, min_genes: int) -> None:
+        c = self.cand
+        s, N = self.s, self.N
+        if min_genes <= 1:
+            vals = _objective(s[c] / N, self.prob.r_single[c], self.cap, self.objective)
+            for i in _top_indices(vals, top.k):
+                top.push(float(vals[i]), Gate.lit(int(c[i])))
+        if max_genes < 2 or min_genes > 2:
+            return
+        P = self.st.P[np.ix_(c, c)]
+        sc = s[c]
+        iu = np.triu(np.ones((c.size, c.size), dtype=bool), 1)
+        kinds: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        if "and" in self.ops:
+            kinds.append(("and", P, self.st.r_and[np.ix_(c, c)], iu))
+        if "or" in self.ops:
+            kinds.append(("or", sc[:, None] + sc[None, :] - P, self.st.r_or[np.ix_(c, c)], iu))
+        if "not" in self.ops:
+            off = ~np.eye(c.size, dtype=bool)
+            kinds.append(("andnot", sc[:, None] - P, self.st.r_andnot[np.ix_(c, c)], off))
+        for kind, cov, risk, mask in kinds:
+            vals = _objective(cov / N, risk, self.cap, self.objective)
+            vals[~mask] = -np.inf
+            flat = vals.ravel()
+            for f in _top_indices(flat, top.k):
+                i, j = divmod(int(f), c.size)
+                top.push(float(flat[f]), _pair_gate(kind, int(c[i]), int(c[j])))
+
+    # ---- triples: exact branch and bound -------------------------------------------------
+    def triples(self, top: _TopK) -> None:
+        """Exact search over all 3-gene gates (see docs/gates.md for the bounds)."""
+        c = self.cand
+        s, N, P = self.s, self.N, self.st.P
+        cap = self.cap
+        feas_single = c[self.prob.r_single[c] <= cap + _EPS]
+        smax_feas = float(s[feas_single].max()) if feas_single.size else -math.inf
+        tau = top.tau
+        sub = np.ix_(c, c)
+        Pc = P[sub]
+        sc = s[c]
+        kinds = []
+        if "and" in self.ops:
+            kinds.append(("and", Pc, self.st.r_and[sub], True))
+            if "not" in self.ops:
+                kinds.append(("andnot", sc[:, None] - Pc, self.st.r_andnot[sub], False))
+        if "or" in self.ops:
+            kinds.append(("or", sc[:, None] + sc[None, :] - Pc, self.st.r_or[sub], True))
+        cols: list[list[np.ndarray]] = [[], [], [], [], [], []]
+        for kid, (_kind, cov, risk, sym) in enumerate(kinds):
+            covf = cov / N
+            # parent-level bounds: an AND-child has coverage ≤ cov(P); a feasible OR-child needs
+            # a feasible P and a feasible gene, so coverage ≤ cov(P) + max feasible single.
+            ub = covf.copy() if "and" in self.ops else np.full_like(covf, -np.inf)
+            if "or" in self.ops and smax_feas > -math.inf:
+                ub_or = np.where(risk <= cap + _EPS, np.minimum(1.0, covf + smax_feas / N), -np.inf)
+                if self.objective == "score":
+                    ub_or = ub_or * (1.0 - risk)
+                ub = np.maximum(ub, ub_or)
+            mask = np.triu(np.ones_like(ub, dtype=bool), 1) if sym else ~np.eye(c.size, dtype=bool)
+            ii, jj = np.nonzero(mask & (ub > tau))
+            for col, arr in zip(
+                cols,
+                [ub[ii, jj], np.full(ii.size, kid), c[ii], c[jj], covf[ii, jj], risk[ii, jj]],
+                strict=True,
+            ):
+                col.append(arr)
+        if not cols[0]:
+            return
+        ub_all, kid_all, a_all, b_all, cov_all, risk_all = (np.concatenate(x) for x in cols)
+        order = np.lexsort((b_all, a_all, kid_all, -cov_all, -ub_all))
+        kind_code = np.array([_KIND_CODE[k[0]] for k in kinds], dtype=np.int64)[kid_all[order]]
+        a_all, b_all = a_all[order].astype(np.int64), b_all[order].astype(np.int64)
+        ub_all, cov_all, risk_all = ub_all[order], cov_all[order] * N, risk_all[order]
+        modes = np.array(self._modes(), dtype=np.int64)
+        seen: set[Gate] = set()
+        batch = 2048
+        for p0 in range(0, ub_all.size, batch):
+            if ub_all[p0] <= top.tau:
+                break
+            p1 = min(ub_all.size, p0 + batch)
+            par, gene, mode, obj_ub = triple_candidates(
+                kind_code[p0:p1],
+                a_all[p0:p1],
+                b_all[p0:p1],
+                cov_all[p0:p1],
+                risk_all[p0:p1],
+                c,
+                modes,
+                P,
+                s,
+                float(N),
+                self.prob.r_single,
+                self.st.r_and,
+                self.st.r_or,
+                self.st.r_andnot,
+                float(cap),
+                float(top.tau),
+                self.objective == "score",
+            )
+            # evaluate parent by parent (bits of the parent computed once), best parents first
+            bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
+            for q in range(p1 - p0):
+                if ub_all[p0 + q] <= top.tau:
+                    return
+                lo, hi = bounds[q], bounds[q + 1]
+                if lo == hi:
+                    continue
+                self._evaluate_ext(
+                    top,
+                    _KIND_NAME[int(kind_code[p0 + q])],
+                    int(a_all[p0 + q]),
+                    int(b_all[p0 + q]),
+                    gene[lo:hi],
+                    mode[lo:hi],
+                    obj_ub[lo:hi],
+                    seen,
+                )
+
+    def _evaluate_ext(
+        self,
+        top: _TopK,
+        kind: str,
+        a: int,
+        b: int,
+        genes: np.ndarray,
+        modes: np.ndarray,
+        obj_ub: np.ndarray,
+        seen: set[Gate],
+    ) -> None:
+        base = _pair_gate(kind, a, b)
+        for mode in np.unique(modes).tolist():
+            sel = (modes == mode) & (obj_ub > top.tau)
+            if not sel.any():
+                continue
+            gates = [_combine(base, int(x), mode) for x in genes[sel]]
+            fresh = np.array([gt not in seen for gt in gates], dtype=bool)
+            if not fresh.any():
+                continue
+            gs = genes[sel][fresh]
+            gts = [gt for gt, f in zip(gates, fresh, strict=True) if f]
+            seen.update(gts)
+            cov = self._extend_exact(base, gs, mode)
+            # risk ≥ 0, so coverage alone bounds both objectives
+            go = cov > top.tau
+            if not go.any():
+                continue
+            risk = self._risk_exact(base, gs[go], mode)
+            vals = _objective(cov[go], risk, self.cap, self.objective)
+            for v, gt in zip(vals, [g for g, k in zip(gts, go, strict=True) if k], strict=True):
+                if v > -math.inf:
+                    top.push(float(v), gt)
+
+    # ---- 4–5 genes: beam search with an upper bound on what it skipped ------------------
+    def beam(self, top: _TopK, max_genes: int, beam_width: int) -> float:
+        """Extend the best gates one literal at a time (AND, AND NOT, OR).
+
+        Parents of each level are the ``beam_width`` gates of the previous level with the highest
+        coverage (whatever their risk, since AND NOT can lower risk) and the ``beam_width``
+        feasible ones with the highest coverage. Returns an upper bound on the objective of any
+        4–``max_genes``-gene chain gate that was not evaluated (``-inf`` if none was skipped).
+        """
+        cap, B, N = self.cap, beam_width, self.N
+        with_or = "or" in self.ops
+        cand = self.cand
+        feas_single = cand[self.prob.r_single[cand] <= cap + _EPS]
+        smax_feas = float(self.s[feas_single].max()) / N if feas_single.size else -math.inf
+        smax_all = float(self.s[cand].max()) / N
+        # level 3 is searched exactly: its top B+1 by coverage (no cap) and top B+1 feasible
+        free = _Search(self.prob, self.st, cand, self.ops, math.inf, "coverage")
+        by_cov = _TopK(B + 1)
+        free.triples(by_cov)
+        capped = _Search(self.prob, self.st, cand, self.ops, cap, "coverage")
+        by_feas = _TopK(B + 1)
+        capped.triples(by_feas)
+        self.n_evaluated += free.n_evaluated + capped.n_evaluated
+        cov_list = [(v, g) for v, g in by_cov.sorted()]
+        feas_list = [(v, g) for v, g in by_feas.sorted()]
+        c_skip = cov_list[B][0] if len(cov_list) > B else -math.inf
+        f_skip = feas_list[B][0] if len(feas_list) > B else -math.inf
+        parents = [g for _, g in cov_list[:B]] + [g for _, g in feas_list[:B]]
+        ub_skipped = -math.inf
+        for _level in range(4, max_genes + 1):
+            # a skipped child has a skipped parent: AND-children have coverage ≤ the parent's
+            # (≤ c_skip); a feasible OR-child needs a feasible parent (≤ f_skip) and gene.
+            ub_level = c_skip
+            if with_or and f_skip > -math.inf and smax_feas > -math.inf:
+                ub_level = max(ub_level, min(1.0, f_skip + smax_feas))
+            ub_level = min(ub_level, 1.0)
+            ub_skipped = max(ub_skipped, ub_level)
+            pool_cov: dict[Gate, float] = {}
+            pool_feas: dict[Gate, float] = {}
+            for base in dict.fromkeys(parents):
+                used = set(base.genes)
+                genes = np.array([x for x in cand.tolist() if x not in used], dtype=np.int64)
+                if genes.size == 0:
+                    continue
+                for mode in self._modes():
+                    cov = self._extend_exact(base, genes, mode)
+                    risk = self._risk_exact(base, genes, mode)
+                    ok = risk <= cap + _EPS
+                    vals = np.where(
+                        ok, cov * (1.0 - risk) if self.objective == "score" else cov, -np.inf
+                    )
+                    for i in _top_indices(vals, top.k):
+                        top.push(float(vals[i]), _combine(base, int(genes[i]), mode))
+                    for i in _top_indices(cov.astype(np.float64), B + 1):
+                        pool_cov[_combine(base, int(genes[i]), mode)] = float(cov[i])
+                    for i in _top_indices(np.where(ok, cov, -np.inf), B + 1):
+                        pool_feas[_combine(base, int(genes[i]), mode)] = float(cov[i])
+            ev_cov = sorted(pool_cov.items(), key=lambda x: (-x[1], _tie_key(x[0])))
+            ev_feas = sorted(pool_feas.items(), key=lambda x: (-x[1], _tie_key(x[0])))
+            # children of skipped parents were never evaluated: coverage ≤ c_skip (AND) or
+            # ≤ min(1, c_skip + best single) (OR, any risk); feasible ones ≤ ub_level.
+            unev_cov = min(1.0, c_skip + smax_all) if with_or else c_skip
+            c_skip = max(ev_cov[B][1] if len(ev_cov) > B else -math.inf, unev_cov)
+            f_skip = max(ev_feas[B][1] if len(ev_feas) > B else -math.inf, ub_level)
+            parents = [g for g, _ in ev_cov[:B]] + [g for g, _ in ev_feas[:B]]
+        return ub_skipped
+
+    def _modes(self) -> list[int]:
+        modes = []
+        if "and" in self.ops:
+            modes.append(MODE_AND)
+            if "not" in self.ops:
+                modes.append(MODE_ANDNOT)
+        if "or" in self.ops:
+            modes.append(MODE_OR)
+        return modes
+
+
+def _top_indices(vals: np.ndarray, k: int) -> np.ndarray:
+    finite = np.flatnonzero(vals > -np.inf)
+    if finite.size > k:
+        part = np.argpartition(-vals[finite], k - 1)[:k]
+        # keep every value tied with the k-th so tie-breaking is by the gate, not by position
+        kth = vals[finite[part]].min()
+        finite = finite[vals[finite] >= kth]
+    return finite
+
+
+_KIND_CODE = {"and": 0, "andnot": 1, "or": 2}
+_KIND_NAME = {v: k for k, v in _KIND_CODE.items()}
+
+
+def _pair_gate(kind: str, a: int, b: int) -> Gate:
+    if kind == "and":
+        return Gate.and_(Gate.lit(a), Gate.lit(b))
+    if kind == "or":
+        return Gate.or_(Gate.lit(a), Gate.lit(b))
+    return Gate.and_(Gate.lit(a), Gate.lit(b, negated=True))
+
+
+def _combine(base: Gate, gene: int, mode: int) -> Gate:
+    if mode == MODE_AND:
+        return Gate.and_(base, Gate.lit(gene))
+    if mode == MODE_ANDNOT:
+        return Gate.and_(base, Gate.lit(gene, negated=True))
+    return Gate.or_(base, Gate.lit(gene))
+
+
+def _resolve_candidates(genes: np.ndarray, candidates: Sequence[str] | None) -> np.ndarray:
+    if candidates is None:
+        return np.arange(genes.size, dtype=np.int64)
+    index = {g: i for i, g in enumerate(genes.tolist())}
+    missing = [c for c in candidates if str(c) not in index]
+    if missing:
+        msg = f"candidates not among genes: {missing[:5]}; pass names from the gene list."
+        raise InputError(msg)
+    return np.array(sorted({index[str(c)] for c in candidates}), dtype=np.int64)
+
+
+def search_gates(
+    T: object,
+    patients: np.ndarray,
+    healthy: HealthyCells | HealthyPseudobulk,
+    *,
+    genes: Sequence[str],
+    max_genes: int = 2,
+    min_genes: int = 1,
+    ops: Sequence[GateOp] = ("and", "or", "not"),
+    max_vital_risk: float = 0.1,
+    coverage_threshold: float = 0.8,
+    top_k: int = 50,
+    objective: Objective = "coverage",
+    compartments: np.ndarray | None = None,
+    candidates: Sequence[str] | None = None,
+    beam_width: int = 64,
+    pair_method: Literal["bits", "gram"] = "bits",
+    n_jobs: int | None = None,
+) -> pd.DataFrame:
+    """Find the gates with the highest tumour coverage whose worst vital healthy risk is capped.
+
+    Gates of 1–3 genes are searched exactly (every pair via exact pair counts; triples by branch
+    and bound); 4–5 genes by a beam search that reports an upper bound on what it skipped.
+
+    Parameters
+    ----------
+    T
+        Tumour cells × genes positivity (dense bool, or scipy sparse CSR/CSC bool or 0/1).
+    patients
+        Patient label per tumour cell.
+    healthy
+        :class:`HealthyCells` (exact per-type co-positivity) or :class:`HealthyPseudobulk`
+        (per-type fractions; risk is the Fréchet upper bound and ``risk_is_bound`` is True).
+    genes
+        Gene names, one per column of ``T`` (and of the healthy matrix).
+    max_genes
+        Largest gate, 1–5.
+    min_genes
+        Smallest gate reported (1 includes single genes as baselines).
+    ops
+        Operators allowed, from ``("and", "or", "not")``; ``"not"`` needs ``"and"`` (a gate is
+        never a bare ``NOT``).
+    max_vital_risk
+        Cap on the worst weighted healthy risk ``max_c w_c × fraction_c``.
+    coverage_threshold
+        Per-patient coverage that counts a patient as covered.
+    top_k
+        Number of feasible gates returned.
+    objective
+        ``"coverage"`` (maximise tumour coverage) or ``"score"`` (coverage × (1 − risk)).
+    compartments
+        Optional compartment label per tumour cell; adds ``coverage_<label>`` columns.
+    candidates
+        Restrict the search to these gene names (default: all genes).
+    beam_width
+        Gates kept per level in the 4–5-gene beam search.
+    pair_method
+        ``"bits"`` (popcount; the faster on the development machine) or ``"gram"`` (BLAS).
+    n_jobs
+        Threads for the numba kernels (``None``: numba's default, ``-1``: all cores).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per gate, best first, with columns ``gate``, ``n_genes``, ``genes``, ``ops``,
+        ``tumor_coverage``, ``tumor_n_positive``, ``patients_covered_fraction``,
+        ``patient_coverage_median``, ``patient_coverage_min``, ``worst_healthy_cell_type``,
+        ``worst_healthy_risk``, ``worst_healthy_risk_lower``, ``risk_is_bound``, ``feasible``,
+        ``score``, ``objective``, ``rank``, ``optimal``, ``optimality_gap``, ``pareto`` and one
+        ``coverage_<compartment>`` per compartment. ``optimal`` is True when no gate in the
+        searched space outside the table can beat the row (``optimality_gap`` = 0);
+        otherwise ``optimality_gap`` bounds by how much a skipped gate could exceed the row's
+        ``objective``. ``pareto`` marks rows not dominated in (coverage ↑, risk ↓) by another row.
+        ``df.attrs`` holds the parameters and ``n_evaluated`` (gates counted exactly beyond pairs).
+    """
+    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:
+        msg = f"max_genes must be an int in 1..5; got {max_genes!r}."
+        raise InputError(msg)
+    if not isinstance(min_genes, int) or not 1 <= min_genes <= max_genes:
+        msg = f"min_genes must be an int in 1..max_genes ({max_genes}); got {min_genes!r}."
+        raise InputError(msg)
+    if isinstance(ops, str):
+        ops = (ops,)
+    bad = [o for o in ops if o not in _OPS]
+    if bad:
+        msg = f"The 'ops' parameter of search_gates must be among {set(_OPS)}. Got {bad[0]!r}."
+        raise InputError(msg)
+    opset = frozenset(ops)
+    if "not" in opset and "and" not in opset:
+        msg = "ops with 'not' also needs 'and' (NOT is used as A AND NOT B); add 'and'."
+        raise InputError(msg)
+    if max_genes >= 2 and not opset & {"and", "or"}:
+        msg = "ops must include 'and' or 'or' to build gates of 2+ genes."
+        raise InputError(msg)
+    if not 0 <= max_vital_risk <= 1 or not 0 <= coverage_threshold <= 1:
+        msg = "max_vital_risk and coverage_threshold must lie in [0, 1]."
+        raise InputError(msg)
+    if not isinstance(top_k, int) or top_k < 1:
+        msg = f"top_k must be a positive int; got {top_k!r}."
+        raise InputError(msg)
+    if objective not in ("coverage", "score"):
+        msg = f"objective must be 'coverage' or 'score'; got {objective!r}."
+        raise InputError(msg)
+    if pair_method not in ("bits", "gram"):
+        msg = f"pair_method must be 'bits' or 'gram'; got {pair_method!r}."
+        raise InputError(msg)
+    if not isinstance(beam_width, int) or beam_width < 1:
+        msg = f"beam_width must be a positive int; got {beam_width!r}."
+        raise InputError(msg)
+
+    with _threads(n_jobs):
+        prob = _Problem(T, patients, healthy, genes, compartments)
+        cand = _resolve_candidates(prob.genes, candidates)
+        stats = (
+            _pair_stats(prob, pair_method)
+            if max_genes >= 2
+            else _PairStats(np.diag(prob.s), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)))
+        )
+        search = _Search(prob, stats, cand, opset, max_vital_risk, objective)
+        top = _TopK(top_k)
+        search.singles_and_pairs(top, max_genes, min_genes)
+        if max_genes >= 3 and min_genes <= 3:
+            search.triples(top)
+        skipped = -math.inf
+        if max_genes >= 4:
+            skipped = search.beam(top, max_genes, beam_width)
+        best = [(v, g) for v, g in top.sorted() if g.n_genes >= min_genes]
+        rows = []
+        for v, g in best:
+            row = _row(prob, g, coverage_threshold, max_vital_risk)
+            row["objective"] = v
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=["gate", "n_genes", "genes", "ops", "tumor_coverage", "rank"])
+    else:
+        df["rank"] = np.arange(1, len(df) + 1)
+        gap = np.maximum(0.0, skipped - df["objective"].to_numpy())
+        df["optimality_gap"] = gap
+        df["optimal"] = gap <= 0.0
+        df["pareto"] = _pareto(df["tumor_coverage"].to_numpy(), df["worst_healthy_risk"].to_numpy())
+    df.attrs["params"] = {
+        "max_genes": max_genes,
+        "min_genes": min_genes,
+        "ops": sorted(opset),
+        "max_vital_risk": max_vital_risk,
+        "coverage_threshold": coverage_threshold,
+        "top_k": top_k,
+        "objective": objective,
+        "beam_width": beam_width,
+        "risk_is_bound": prob.pseudobulk,
+    }
+    df.attrs["n_evaluated"] = search.n_evaluated
+    df.attrs["skipped_upper_bound"] = skipped
+    return df
+
+
+def _pareto(cov: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """True where no other row has coverage ≥ and risk ≤ with one strict."""
+    n = cov.size
+    out = np.ones(n, dtype=bool)
+    for i in range(n):
+        dom = (cov >= cov[i]) & (risk <= risk[i]) & ((cov > cov[i]) | (risk < risk[i]))
+        out[i] = not dom.any()
+    return out

@@ -1,0 +1,605 @@
+"""Bit-packed and BLAS kernels for exact logic-gate counting.
+
+Two ways to count co-positive cells are provided.
+
+* **Bitsets.** Each gene's cells are packed once into ``uint64`` words, one row of words per gene
+  (:func:`pack_groups`). Cells are laid out group after group (patients, healthy cell types) and
+  every group starts on a word boundary, so one popcount over a word range counts one group.
+  Padding bits are zero; complements (``NOT``) are masked with :attr:`PackedBits.valid`, so padding
+  never counts. :func:`count_ext` evaluates ``base AND g`` / ``base AND NOT g`` / ``base OR g`` for
+  many genes ``g`` at once, per group.
+* **Gram matrix.** For all pairs at once, ``|A ∧ B|`` per group is an entry of ``Gᵀ G`` where ``G``
+  is the group's 0/1 cells × genes matrix. :func:`gram_counts` densifies blocks of cells to
+  ``float32`` and calls BLAS ``ssyrk``; each block has fewer than ``2**24`` cells, so every float32
+  entry is an exact integer, and blocks are accumulated in ``int64``. The result is deterministic.
+
+On the development machine (2 cores, AVX-512) the Gram path is faster for all pairs than the
+popcount all-pairs kernel (:func:`pair_and_counts_bits`); see ``docs/gates.md`` for the numbers.
+The bitset path is used for every formula deeper than a pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import prange, types
+from numba.extending import intrinsic
+from scipy import sparse
+from scipy.linalg import blas
+
+from antigenscout._errors import InputError
+
+__all__ = [
+    "MODE_AND",
+    "MODE_ANDNOT",
+    "MODE_OR",
+    "PackedBits",
+    "count_ext",
+    "frechet_pair_risk",
+    "gram_counts",
+    "group_popcount",
+    "pack_groups",
+    "pair_and_counts_bits",
+    "update_pair_risk",
+]
+
+MODE_AND = 0
+MODE_ANDNOT = 1
+MODE_OR = 2
+
+#: Rows per BLAS block; far below 2**24 so float32 counts are exact integers.
+_GRAM_BLOCK = 8192
+
+
+@intrinsic
+def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
+    """LLVM ``ctpop`` on a uint64 (one ``popcnt`` instruction)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@dataclass(frozen=True)
+class PackedBits:
+    """Cells of one side (tumour or healthy) packed into ``uint64`` words, group by group.
+
+    Attributes
+    ----------
+    words
+        ``(n_genes, n_words)`` uint64; bit ``b`` of word ``w`` is cell slot ``64 * w + b``.
+    valid
+        ``(n_words,)`` uint64 with a 1 for every slot that holds a real cell (mask for ``NOT``).
+    word_ptr
+        ``(n_groups + 1,)`` int64; group ``k`` owns words ``word_ptr[k]:word_ptr[k + 1]``.
+    group_sizes
+        ``(n_groups,)`` int64 number of cells per group.
+    groups
+        ``(n_groups,)`` the group labels in packing order.
+    slot
+        ``(n_cells,)`` int64 slot of each input cell (its bit position).
+    """
+
+    words: np.ndarray
+    valid: np.ndarray
+    word_ptr: np.ndarray
+    group_sizes: np.ndarray
+    groups: np.ndarray
+    slot: np.ndarray
+
+    @property
+    def n_genes(self) -> int:
+        """Number of genes (rows of :attr:`words`)."""
+        return int(self.words.shape[0])
+
+    @property
+    def n_cells(self) -> int:
+        """Number of real cells."""
+        return int(self.group_sizes.sum())
+
+    def mask(self, cells: np.ndarray) -> np.ndarray:
+        """Pack a boolean cell mask (input order) into words laid out like :attr:`words`."""
+        out = np.zeros(self.valid.shape[0], dtype=np.uint64)
+        slots = self.slot[np.asarray(cells, dtype=bool)]
+        np.bitwise_or.at(
+            out, slots >> 6, np.left_shift(np.uint64(1), (slots & 63).astype(np.uint64))
+        )
+        return out
+
+
+def as_csc_bool(x: object, name: str) -> sparse.csc_array:
+    """Return ``x`` (dense bool or scipy sparse) as a CSC bool array without duplicate entries.
+
+    Raises
+    ------
+    InputError
+        If ``x`` is not 2-D or not boolean / 0-1.
+    """
+    if sparse.issparse(x):
+        m = sparse.csc_array(x)
+    else:
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            msg = f"{name} must be a 2-D cells × genes matrix; got shape {arr.shape}."
+            raise InputError(msg)
+        m = sparse.csc_array(arr)
+    if m.dtype != np.bool_:
+        data = m.data
+        if data.size and not np.all((data == 0) | (data == 1)):
+            msg = (
+                f"{name} must be boolean positivity (True/False or 0/1); got values other than "
+                "0 and 1. Binarise it first (e.g. counts > threshold)."
+            )
+            raise InputError(msg)
+        m = m.astype(bool)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+@numba.njit(parallel=True, cache=True)
+def _pack_csc(indptr, indices, slot, n_genes, n_words):  # pragma: no cover - numba
+    out = np.zeros((n_genes, n_words), dtype=np.uint64)
+    for g in prange(n_genes):
+        for p in range(indptr[g], indptr[g + 1]):
+            s = slot[indices[p]]
+            out[g, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    return out
+
+
+def pack_groups(x: object, labels: np.ndarray | None = None, *, name: str = "X") -> PackedBits:
+    """Pack a cells × genes positivity matrix into per-gene bitsets, one word range per group.
+
+    Parameters
+    ----------
+    x
+        Dense bool array or scipy sparse matrix (CSR/CSC; bool or 0/1), cells × genes.
+    labels
+        Integer-like group label per cell (patient, cell type); ``None`` puts all cells in one
+        group. Groups are laid out in sorted label order, each padded to whole words.
+    name
+        Name used in error messages.
+
+    Returns
+    -------
+    PackedBits
+        The packed cells; padding bits are zero.
+    """
+    m = as_csc_bool(x, name)
+    n_cells, n_genes = m.shape
+    if labels is None:
+        labels = np.zeros(n_cells, dtype=np.int64)
+    labels = np.asarray(labels)
+    if labels.shape != (n_cells,):
+        msg = f"{name}: expected {n_cells} group labels (one per cell); got shape {labels.shape}."
+        raise InputError(msg)
+    groups, inv = np.unique(labels, return_inverse=True)
+    sizes = np.bincount(inv, minlength=groups.size).astype(np.int64)
+    words_per = (sizes + 63) // 64
+    word_ptr = np.zeros(groups.size + 1, dtype=np.int64)
+    np.cumsum(words_per, out=word_ptr[1:])
+    n_words = int(word_ptr[-1])
+    order = np.argsort(inv, kind="stable")
+    rank = np.empty(n_cells, dtype=np.int64)
+    start_cell = np.zeros(groups.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=start_cell[1:])
+    rank[order] = np.arange(n_cells, dtype=np.int64) - start_cell[inv[order]]
+    slot = word_ptr[inv] * 64 + rank
+    words = _pack_csc(m.indptr.astype(np.int64), m.indices.astype(np.int64), slot, n_genes, n_words)
+    valid = np.zeros(n_words, dtype=np.uint64)
+    for k in range(groups.size):
+        full, rem = divmod(int(sizes[k]), 64)
+        w0 = int(word_ptr[k])
+        valid[w0 : w0 + full] = np.uint64(0xFFFFFFFFFFFFFFFF)
+        if rem:
+            valid[w0 + full] = np.uint64((1 << rem) - 1)
+    return PackedBits(words, valid, word_ptr, sizes, groups, slot)
+
+
+@numba.njit(cache=True)
+def group_popcount(bits, word_ptr):  # pragma: no cover - numba
+    """Popcount of one bitset per group: ``out[k] = popcount(bits[word_ptr[k]:word_ptr[k+1]])``."""
+    n_groups = word_ptr.shape[0] - 1
+    out = np.zeros(n_groups, dtype=np.int64)
+    for k in range(n_groups):
+        acc = np.uint64(0)
+        for w in range(word_ptr[k], word_ptr[k + 1]):
+            acc += _popcount(bits[w])
+        out[k] = np.int64(acc)
+    return out
+
+
+@numba.njit(cache=True)
+def _count_one(base, words, g, mode, valid, word_ptr, out_row):  # pragma: no cover - numba
+    for k in range(word_ptr.shape[0] - 1):
+        acc = np.uint64(0)
+        if mode == 0:
+            for w in range(word_ptr[k], word_ptr[k + 1]):
+                acc += _popcount(base[w] & words[g, w])
+        elif mode == 1:
+            for w in range(word_ptr[k], word_ptr[k + 1]):
+                acc += _popcount(base[w] & ~words[g, w] & valid[w])
+        else:
+            for w in range(word_ptr[k], word_ptr[k + 1]):
+                acc += _popcount(base[w] | words[g, w])
+        out_row[k] = np.int64(acc)
+
+
+@numba.njit(parallel=True, cache=True)
+def _count_ext_par(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba
+    out = np.zeros((genes.shape[0], word_ptr.shape[0] - 1), dtype=np.int64)
+    for c in prange(genes.shape[0]):
+        _count_one(base, words, genes[c], mode, valid, word_ptr, out[c])
+    return out
+
+
+@numba.njit(cache=True)
+def _count_ext_ser(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba
+    out = np.zeros((genes.shape[0], word_ptr.shape[0] - 1), dtype=np.int64)
+    for c in range(genes.shape[0]):
+        _count_one(base, words, genes[c], mode, valid, word_ptr, out[c])
+    return out
+
+
+def count_ext(
+    base: np.ndarray,
+    words: np.ndarray,
+    genes: np.ndarray,
+    mode: int,
+    valid: np.ndarray,
+    word_ptr: np.ndarray,
+) -> np.ndarray:
+    """Per-group popcounts of ``base op words[g]`` for every gene index in ``genes``.
+
+    Parameters
+    ----------
+    base
+        ``(n_words,)`` uint64 bitset (already zero in padding).
+    words
+        ``(n_genes, n_words)`` packed genes.
+    genes
+        ``(n_cand,)`` int64 gene rows to combine with ``base``.
+    mode
+        :data:`MODE_AND` (``base ∧ g``), :data:`MODE_ANDNOT` (``base ∧ ¬g``) or
+        :data:`MODE_OR` (``base ∨ g``).
+    valid, word_ptr
+        From :class:`PackedBits`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_cand, n_groups)`` int64 counts.
+    """
+    genes = np.ascontiguousarray(genes, dtype=np.int64)
+    # small batches run serially: waking the thread pool costs more than the work
+    if genes.shape[0] * words.shape[1] < 1 << 16:
+        return _count_ext_ser(base, words, genes, mode, valid, word_ptr)
+    return _count_ext_par(base, words, genes, mode, valid, word_ptr)
+
+
+@numba.njit(parallel=True, cache=True)
+def _pair_and_bits(words, chunk):  # pragma: no cover - numba
+    n_genes, n_words = words.shape
+    out = np.zeros((n_genes, n_genes), dtype=np.int64)
+    for w0 in range(0, n_words, chunk):
+        w1 = min(n_words, w0 + chunk)
+        for i in prange(n_genes):
+            nq = (n_genes - i) // 4
+            # four partners per pass: the words of gene i are loaded once for four popcounts
+            for q in range(nq):
+                j = i + 4 * q
+                a0 = np.uint64(0)
+                a1 = np.uint64(0)
+                a2 = np.uint64(0)
+                a3 = np.uint64(0)
+                for w in range(w0, w1):
+                    x = words[i, w]
+                    a0 += _popcount(x & words[j, w])
+                    a1 += _popcount(x & words[j + 1, w])
+                    a2 += _popcount(x & words[j + 2, w])
+                    a3 += _popcount(x & words[j + 3, w])
+                out[i, j] += np.int64(a0)
+                out[i, j + 1] += np.int64(a1)
+                out[i, j + 2] += np.int64(a2)
+                out[i, j + 3] += np.int64(a3)
+            for jt in range(i + 4 * nq, n_genes):
+                a0 = np.uint64(0)
+                for w in range(w0, w1):
+                    a0 += _popcount(words[i, w] & words[jt, w])
+                out[i, jt] += np.int64(a0)
+    for r in range(n_genes):
+        for q in range(r + 1, n_genes):
+            out[q, r] = out[r, q]
+    return out
+
+
+def pair_and_counts_bits(
+    packed: PackedBits, group: int | None = None, *, chunk: int = 256
+) -> np.ndarray:
+    """All-pairs ``|A ∧ B|`` (genes × genes, int64) by popcount, word-chunked for cache reuse.
+
+    Parameters
+    ----------
+    packed
+        Packed cells.
+    group
+        Count only this group (its position in ``packed.groups``); ``None`` counts all cells.
+    chunk
+        Words per cache block.
+    """
+    words = packed.words
+    if group is not None:
+        w0, w1 = int(packed.word_ptr[group]), int(packed.word_ptr[group + 1])
+        words = np.ascontiguousarray(words[:, w0:w1])
+    return _pair_and_bits(words, chunk)
+
+
+@numba.njit(parallel=True, cache=True)
+def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  # pragma: no cover
+    """Fold one healthy cell type's exact pair counts into running worst-risk matrices.
+
+    ``r_and[i, j] = max(r_and[i, j], weight * |i ∧ j| / n)``; likewise ``r_or`` with
+    ``|i ∨ j| = |i| + |j| - |i ∧ j|`` and the ordered ``r_andnot[i, j]`` with
+    ``|i ∧ ¬j| = |i| - |i ∧ j|``.
+    """
+    g = counts.shape[0]
+    scale = weight / n_cells
+    for i in prange(g):
+        for j in range(g):
+            c = counts[i, j]
+            v = scale * c
+            if v > r_and[i, j]:
+                r_and[i, j] = v
+            v = scale * (single[i] + single[j] - c)
+            if v > r_or[i, j]:
+                r_or[i, j] = v
+            v = scale * (single[i] - c)
+            if v > r_andnot[i, j]:
+                r_andnot[i, j] = v
+
+
+@numba.njit(parallel=True, cache=True)
+def frechet_pair_risk(frac, weights, r_and, r_or, r_andnot):  # pragma: no cover
+    """Worst weighted Fréchet upper bounds for every pair from per-type positive fractions.
+
+    ``frac`` is ``(n_types, n_genes)``; for type ``c`` with fractions ``a, b``:
+    ``U(a ∧ b) = min(a, b)``, ``U(a ∨ b) = min(1, a + b)``, ``U(a ∧ ¬b) = min(a, 1 - b)``.
+    """
+    n_types, g = frac.shape
+    for i in prange(g):
+        for j in range(g):
+            m_and = 0.0
+            m_or = 0.0
+            m_an = 0.0
+            for c in range(n_types):
+                a = frac[c, i]
+                b = frac[c, j]
+                w = weights[c]
+                v = w * min(a, b)
+                m_and = max(m_and, v)
+                v = w * min(1.0, a + b)
+                m_or = max(m_or, v)
+                v = w * min(a, 1.0 - b)
+                m_an = max(m_an, v)
+            r_and[i, j] = m_and
+            r_or[i, j] = m_or
+            r_andnot[i, j] = m_an
+
+
+def gram_counts(
+    x: sparse.csc_array | sparse.csr_array,
+    rows: np.ndarray | None = None,
+    *,
+    block: int = _GRAM_BLOCK,
+) -> np.ndarray:
+    """Exact co-positivity counts ``Gᵀ G`` (genes × genes, int64) over the selected cells.
+
+    Parameters
+    ----------
+    x
+        Cells × genes bool/0-1 sparse matrix (CSR preferred for row slicing).
+    rows
+        Cell indices to include (default all).
+    block
+        Cells per BLAS call (< 2**24 keeps float32 sums exact).
+
+    Returns
+    -------
+    numpy.ndarray
+        Symmetric int64 matrix; the diagonal holds single-gene counts.
+    """
+    if block >= 2**24:
+        msg = f"block must be < 2**24 for exact float32 counts; got {block}."
+        raise InputError(msg)
+    xr = sparse.csr_array(x)
+    if rows is not None:
+        xr = xr[np.asarray(rows)]
+    n, g = xr.shape
+    indptr = xr.indptr.astype(np.int64)
+    indices = xr.indices.astype(np.int64)
+    acc = np.zeros((g, g), dtype=np.int64)
+    buf = np.zeros((g, block), dtype=np.float32, order="F")  # genes × cells; a cell is a column
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        _fill_block(buf, indptr, indices, r0, r1)
+        # C = A Aᵀ with A = buf (genes × cells): the genes × genes co-positivity counts
+        c = blas.ssyrk(1.0, buf[:, : r1 - r0], trans=0, lower=0)
+        _accumulate_upper(acc, c)
+    for i in range(g):
+        acc[i + 1 :, i] = acc[i, i + 1 :]
+    return acc
+
+
+@numba.njit(cache=True)
+def _fill_block(buf, indptr, indices, r0, r1):  # pragma: no cover - numba
+    g = buf.shape[0]
+    # serial on purpose: idle OpenMP workers would spin against the BLAS threads
+    for r in range(r0, r1):
+        for k in range(g):
+            buf[k, r - r0] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            buf[indices[p], r - r0] = 1.0
+
+
+@numba.njit(cache=True)
+def _accumulate_upper(acc, c):  # pragma: no cover - numba
+    g = acc.shape[0]
+    for i in range(g):
+        for j in range(i, g):
+            acc[i, j] += np.int64(c[i, j] + 0.5)
+
+
+@numba.njit(cache=True)
+def _lit_pair(pxc, sx, sc, n, pos_x, pos_c):  # pragma: no cover - numba
+    # |x^± ∧ c^±| from |x ∧ c|, |x|, |c| and n
+    if pos_x and pos_c:
+        return pxc
+    if pos_x:
+        return sx - pxc
+    if pos_c:
+        return sc - pxc
+    return n - sx - sc + pxc
+
+
+@numba.njit(cache=True)
+def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or, r_an):
+    """Upper bound on the tumour count and lower bound on the worst risk of one extension.
+
+    ``kind``: 0 = a ∧ b, 1 = a ∧ ¬b, 2 = a ∨ b; ``mode``: 0 = ∧ c, 1 = ∧ ¬c, 2 = ∨ c.
+    The bounds are proved in docs/gates.md (section "Triple bounds").
+    """  # pragma: no cover - numba
+    sa = float(s[a])
+    sb = float(s[b])
+    sc = float(s[c])
+    pac = float(P[a, c])
+    pbc = float(P[b, c])
+    pos_b = kind != 1
+    if mode <= 1:
+        pos_c = mode == 0
+        cnt_c = sc if pos_c else n - sc
+        if kind == 2:
+            ub = min(
+                covp,
+                cnt_c,
+                _lit_pair(pac, sa, sc, n, True, pos_c) + _lit_pair(pbc, sb, sc, n, True, pos_c),
+            )
+            rlb = max(r_and[a, c], r_and[b, c]) if pos_c else max(r_an[a, c], r_an[b, c])
+        else:
+            ub = min(
+                covp,
+                _lit_pair(pac, sa, sc, n, True, pos_c),
+                _lit_pair(pbc, sb, sc, n, pos_b, pos_c),
+            )
+            rlb = 0.0
+    else:
+        if kind == 2:
+            lb3 = max(pac, pbc)
+            rlb = max(riskp, r_single[c], r_or[a, c], r_or[b, c])
+        else:
+            nb = sb if pos_b else n - sb
+            x = _lit_pair(pac, sa, sc, n, True, True)
+            y = _lit_pair(pbc, sb, sc, n, pos_b, True)
+            lb3 = max(0.0, x + y - sc, covp + x - sa, covp + y - nb)
+            rlb = max(riskp, r_single[c])
+        ub = covp + sc - lb3
+    return ub, rlb
+
+
+@numba.njit(parallel=True, cache=True)
+def triple_candidates(
+    kind, pa, pb, covp, riskp, cand, modes, P, s, n, r_single, r_and, r_or, r_an, cap, tau, score
+):  # pragma: no cover - numba
+    """Extensions ``parent op c`` whose bounds can still beat ``tau`` under the risk cap.
+
+    Returns ``(parent index, gene, mode, objective upper bound)`` arrays. Two passes (count,
+    then fill) keep the output exact-sized and deterministic.
+    """
+    n_par = kind.shape[0]
+    n_c = cand.shape[0]
+    counts = np.zeros(n_par, dtype=np.int64)
+    for p in prange(n_par):
+        k = 0
+        for ci in range(n_c):
+            c = cand[ci]
+            if c == pa[p] or c == pb[p]:
+                continue
+            for m in modes:
+                # cheap necessary conditions first: an AND-child never exceeds its parent's
+                # coverage; a feasible OR-child needs a feasible parent and a feasible gene
+                if m <= 1 and covp[p] / n <= tau:
+                    continue
+                if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
+                    continue
+                ub, rlb = _ext_bounds(
+                    kind[p],
+                    pa[p],
+                    pb[p],
+                    covp[p],
+                    riskp[p],
+                    c,
+                    m,
+                    P,
+                    s,
+                    n,
+                    r_single,
+                    r_and,
+                    r_or,
+                    r_an,
+                )
+                obj = min(ub / n, 1.0)
+                if score:
+                    obj *= 1.0 - rlb
+                if obj > tau and rlb <= cap + 1e-12:
+                    k += 1
+        counts[p] = k
+    start = np.zeros(n_par + 1, dtype=np.int64)
+    for p in range(n_par):
+        start[p + 1] = start[p] + counts[p]
+    tot = start[n_par]
+    o_par = np.empty(tot, dtype=np.int64)
+    o_gene = np.empty(tot, dtype=np.int64)
+    o_mode = np.empty(tot, dtype=np.int64)
+    o_ub = np.empty(tot, dtype=np.float64)
+    for p in prange(n_par):
+        k = start[p]
+        for ci in range(n_c):
+            c = cand[ci]
+            if c == pa[p] or c == pb[p]:
+                continue
+            for m in modes:
+                # cheap necessary conditions first: an AND-child never exceeds its parent's
+                # coverage; a feasible OR-child needs a feasible parent and a feasible gene
+                if m <= 1 and covp[p] / n <= tau:
+                    continue
+                if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
+                    continue
+                ub, rlb = _ext_bounds(
+                    kind[p],
+                    pa[p],
+                    pb[p],
+                    covp[p],
+                    riskp[p],
+                    c,
+                    m,
+                    P,
+                    s,
+                    n,
+                    r_single,
+                    r_and,
+                    r_or,
+                    r_an,
+                )
+                obj = min(ub / n, 1.0)
+                if score:
+                    obj *= 1.0 - rlb
+                if obj > tau and rlb <= cap + 1e-12:
+                    o_par[k] = p
+                    o_gene[k] = c
+                    o_mode[k] = m
+                    o_ub[k] = obj
+                    k += 1
+    return o_par, o_gene, o_mode, o_ub

@@ -1,0 +1,261 @@
+"""Logic-gate search on AnnData: the scanpy-style front of :mod:`antigenscout.tl._gates`.
+
+Tumour positivity comes from the same model as single targets
+(:func:`antigenscout.tl._score.tumour_positivity`); healthy risk either from the embedded
+pseudobulk reference (per-type fractions only, so a gate's risk is a Fréchet upper bound,
+``risk_is_bound=True``) or from healthy single cells (exact co-positivity per cell type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import AntigenscoutWarning, InputError, warn
+from ._gates import HealthyCells, HealthyPseudobulk
+from ._gates import search_gates as _search_arrays
+from ._risk import healthy_risk
+from ._score import candidate_genes, tumour_groups, tumour_positivity
+
+if TYPE_CHECKING:
+    from ..reference import Reference
+
+__all__ = ["search_gates"]
+
+KEY_ADDED = "antigenscout_gates"
+_OPS = ("and", "or", "not")
+
+
+def _healthy_from_cells(
+    healthy: AnnData,
+    healthy_key: str,
+    genes: pd.Index,
+    reference: Reference,
+    *,
+    positivity: str,
+    threshold: float,
+    layer: str | None,
+    weight_default: float,
+) -> tuple[HealthyCells, dict[str, Any]]:
+    """Exact per-cell-type positivity of healthy single cells, weights from the reference."""
+    if healthy_key not in healthy.obs:
+        msg = f"healthy cell-type column {healthy_key!r} is not in the healthy data's obs"
+        raise InputError(msg)
+    var = pd.Index(healthy.var_names.astype(str))
+    missing = genes.difference(var)
+    if len(missing):
+        msg = (
+            f"{len(missing)} candidate genes are absent from the healthy cells "
+            f"(e.g. {', '.join(missing[:5])}); harmonise both inputs to the same genes"
+        )
+        raise InputError(msg)
+    groups = tumour_groups(healthy, malignant_key=None, patient_key=None)
+    H, params = tumour_positivity(
+        healthy,
+        groups,
+        var.get_indexer(genes),
+        positivity=positivity,
+        threshold=threshold,
+        layer=layer,
+    )
+    types = pd.Categorical(healthy.obs[healthy_key].astype(str))
+    ctx = reference.contexts
+    by_name = {
+        str(n).lower(): float(w) for n, w in zip(ctx["name"], ctx["vital_weight"], strict=True)
+    }
+    weights, unknown = [], []
+    for t in types.categories:
+        w = ctx["vital_weight"].get(f"marrow:{t}", by_name.get(t.lower()))
+        if w is None or pd.isna(w):
+            unknown.append(t)
+            w = weight_default
+        weights.append(float(w))
+    if unknown:
+        warn(
+            f"no vital weight for healthy cell types {', '.join(unknown)}; using {weight_default}",
+            AntigenscoutWarning,
+        )
+    hc = HealthyCells(
+        H, types.codes.astype(np.int64), np.asarray(weights), names=list(types.categories)
+    )
+    return hc, {**params, "cell_types": len(types.categories), "cells": healthy.n_obs}
+
+
+def search_gates(
+    adata: AnnData,
+    *,
+    malignant_key: str | None,
+    patient_key: str | None = None,
+    compartment_key: str | None = None,
+    modality: str | None = "car-t",
+    reference: Reference | None = None,
+    healthy: AnnData | None = None,
+    healthy_key: str | None = None,
+    max_genes: int = 2,
+    ops: Sequence[str] = _OPS,
+    max_vital_risk: float = 0.5,
+    objective: Literal["coverage", "score"] = "coverage",
+    patient_threshold: float = 0.8,
+    n_candidates: int | None = None,
+    top_k: int = 50,
+    positivity: Literal["detected", "cp10k", "knn"] = "knn",
+    threshold: float | None = None,
+    layer: str | None = None,
+    key_added: str = KEY_ADDED,
+    copy: bool = False,
+) -> AnnData | None:
+    """Search AND / OR / NOT gates of up to ``max_genes`` antigens.
+
+    Parameters
+    ----------
+    adata
+        Tumour cells × genes with raw counts (gene names harmonised).
+    malignant_key, patient_key, compartment_key
+        As in :func:`antigenscout.tl.score_targets`.
+    modality
+        Decides the candidate genes (surface proteins for CAR/antibody modalities).
+    reference
+        Healthy reference; the embedded default when ``None``.
+    healthy
+        Optional healthy single cells (raw counts, same genes) for exact co-positivity per
+        cell type; without it the reference's per-context fractions give Fréchet bounds.
+    healthy_key
+        obs column of ``healthy`` naming cell types (matched to the reference's vital weights
+        by name, e.g. ``HSC`` → ``marrow:HSC``).
+    max_genes
+        Largest gate (1–5): pairs exhaustive, triples exact by branch and bound, 4–5 by a
+        bounded beam search that reports its optimality gap.
+    ops
+        Operators from ``("and", "or", "not")``.
+    max_vital_risk
+        Cap on the worst vital-weighted healthy risk of a gate.
+    objective
+        ``"coverage"`` (tumour coverage under the cap) or ``"score"`` (coverage × (1 − risk)).
+    patient_threshold
+        Per-patient coverage at which a patient counts as covered.
+    n_candidates
+        Keep only this many candidates, those with the highest single-gene tumour coverage
+        (the search is exact within them); ``None`` keeps all.
+    top_k
+        Gates returned.
+    positivity, threshold, layer
+        Positivity model, its threshold (CP10k) and the counts layer.
+    key_added
+        ``adata.uns`` key receiving the results.
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    Sets ``adata.uns[key_added]`` with ``'gates'`` (DataFrame, best first: ``gate``,
+    ``n_genes``, ``genes`` (';'-joined), ``tumor_coverage``, ``patients_covered_fraction``,
+    ``worst_healthy_cell_type``, ``worst_healthy_risk``, ``risk_is_bound``, ``score``,
+    ``rank``, ``optimal``, ``optimality_gap``, ``pareto`` …) and ``'params'``.
+    """
+    from ..pp._positivity import DEFAULT_THRESHOLD
+    from ..reference import load_reference
+
+    adata = adata.copy() if copy else adata
+    reference = load_reference() if reference is None else reference
+    bad = [o for o in ops if o not in _OPS]
+    if bad or not ops:
+        msg = f"--ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
+        raise InputError(msg)
+    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:
+        msg = f"--max-genes must be an integer from 1 to 5; got {max_genes!r}"
+        raise InputError(msg)
+    if not 0 <= max_vital_risk <= 1:
+        msg = f"--max-vital-risk must lie in [0, 1]; got {max_vital_risk}"
+        raise InputError(msg)
+    threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+
+    groups = tumour_groups(
+        adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
+    )
+    var = pd.Index(adata.var_names.astype(str))
+    cands = candidate_genes(var, reference, modality)
+    if len(cands) == 0:
+        msg = f"none of the input's genes is a candidate for modality {modality!r}"
+        raise InputError(msg)
+    T, pos_params = tumour_positivity(
+        adata,
+        groups,
+        var.get_indexer(cands),
+        positivity=positivity,
+        threshold=threshold,
+        layer=layer,
+    )
+    if n_candidates is not None and n_candidates < len(cands):
+        cov = np.asarray(T.sum(axis=0)).ravel()
+        keep = np.sort(np.argsort(-cov, kind="stable")[:n_candidates])
+        T = T[:, keep]
+        cands = cands[keep]
+
+    if healthy is not None:
+        if healthy_key is None:
+            msg = "healthy single cells need --healthy-key naming their cell-type column"
+            raise InputError(msg)
+        hdata, healthy_params = _healthy_from_cells(
+            healthy,
+            healthy_key,
+            cands,
+            reference,
+            positivity=positivity,
+            threshold=threshold,
+            layer=layer,
+            weight_default=1.0,
+        )
+        healthy_source = "single cells (exact)"
+    else:
+        hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
+        frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
+        hdata = HealthyPseudobulk(
+            frac, hr.weight.to_numpy(dtype=np.float64), names=list(hr.contexts["name"])
+        )
+        healthy_params = {"contexts": len(hr.contexts)}
+        healthy_source = "reference pseudobulk (Fréchet upper bound)"
+
+    comps = None if groups.compartment is None else np.asarray(groups.compartment)
+    table = _search_arrays(
+        T,
+        np.asarray(groups.patient),
+        hdata,
+        genes=list(cands),
+        max_genes=max_genes,
+        ops=tuple(ops),
+        max_vital_risk=max_vital_risk,
+        coverage_threshold=patient_threshold,
+        top_k=top_k,
+        objective=objective,
+        compartments=comps,
+    )
+    table["genes"] = table["genes"].str.replace(",", ";", regex=False)
+    params = {
+        **groups.params,
+        "modality": modality,
+        "positivity": pos_params,
+        "healthy": healthy_source,
+        "healthy_params": healthy_params,
+        "max_genes": max_genes,
+        "ops": list(ops),
+        "max_vital_risk": max_vital_risk,
+        "objective": objective,
+        "patient_threshold": patient_threshold,
+        "n_candidates": len(cands),
+        "search": {k: v for k, v in table.attrs.items() if isinstance(v, int | float | str)},
+    }
+    table.attrs = {}
+    adata.uns[key_added] = {
+        "gates": table,
+        "params": params,
+        "denominators": {
+            "n_tumor_cells": int(groups.n),
+            "n_patients": len(groups.patient.categories),
+            "n_candidates": len(cands),
+        },
+    }
+    return adata if copy else None

@@ -1,0 +1,532 @@
+"""Gate evaluation and search against brute force on plain numpy boolean arrays."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from antigenscout._errors import InputError
+from antigenscout.tl._gates import (
+    Gate,
+    HealthyCells,
+    HealthyPseudobulk,
+    evaluate_gates,
+    parse_gate,
+    search_gates,
+)
+
+# ---------------------------------------------------------------------------------------------
+# brute force: every gate of 1–3 genes in the search space, evaluated with numpy booleans
+# ---------------------------------------------------------------------------------------------
+
+
+def _shapes(ops: set[str]):
+    """(name, arity, function on boolean columns, ops used) for the search space."""
+    a, o, n = "and" in ops, "or" in ops, "not" in ops
+    out = [("A", 1, lambda x: x[0], set())]
+    if a:
+        out.append(("A&B", 2, lambda x: x[0] & x[1], {"and"}))
+        out.append(("A&B&C", 3, lambda x: x[0] & x[1] & x[2], {"and"}))
+    if a and n:
+        out.append(("A&~B", 2, lambda x: x[0] & ~x[1], {"and", "not"}))
+        out.append(("A&B&~C", 3, lambda x: x[0] & x[1] & ~x[2], {"and", "not"}))
+        out.append(("A&~B&~C", 3, lambda x: x[0] & ~x[1] & ~x[2], {"and", "not"}))
+    if o:
+        out.append(("A|B", 2, lambda x: x[0] | x[1], {"or"}))
+        out.append(("A|B|C", 3, lambda x: x[0] | x[1] | x[2], {"or"}))
+    if a and o:
+        out.append(("(A|B)&C", 3, lambda x: (x[0] | x[1]) & x[2], {"and", "or"}))
+        out.append(("(A&B)|C", 3, lambda x: (x[0] & x[1]) | x[2], {"and", "or"}))
+    if a and o and n:
+        out.append(("(A|B)&~C", 3, lambda x: (x[0] | x[1]) & ~x[2], set(ops)))
+        out.append(("(A&~B)|C", 3, lambda x: (x[0] & ~x[1]) | x[2], set(ops)))
+    return out
+
+
+def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1):
+    """Objective of every feasible gate (all role assignments; duplicates are harmless)."""
+    g = T.shape[1]
+    vals = []
+    seen = set()
+    for _name, k, f, _ in _shapes(set(ops)):
+        if not min_genes <= k <= max_genes:
+            continue
+        for combo in itertools.permutations(range(g), k):
+            # one gate = one Boolean function of its (sorted) genes: skip role permutations
+            srt = sorted(combo)
+            table = tuple(
+                bool(f([np.array([bits[srt.index(i)]]) for i in combo])[0])
+                for bits in itertools.product([False, True], repeat=k)
+            )
+            if (tuple(srt), table) in seen:
+                continue
+            seen.add((tuple(srt), table))
+            cov = f([T[:, i] for i in combo]).mean()
+            if frac is None:
+                risk = max(
+                    (w[t] * f([Hs[ct == t][:, i] for i in combo]).mean() for t in np.unique(ct)),
+                    default=0.0,
+                )
+            else:
+                risk = _frechet_brute(f, k, combo, frac, w)
+            if risk <= cap + 1e-12:
+                vals.append(cov * (1 - risk) if objective == "score" else cov)
+    return np.sort(np.array(vals))[::-1]
+
+
+def _frechet_brute(f, k, combo, frac, w):
+    """Sharp upper bound of P(formula) given marginals: max over all joint distributions of the
+    k events is a linear programme; for read-once formulas the recursive Fréchet bound equals
+    the bound computed here by enumerating the extreme 'comonotone/countermonotone' couplings
+    is not needed: we check the recursion directly with independent scalar code."""
+    out = 0.0
+    for t in range(frac.shape[0]):
+        m = [frac[t, i] for i in combo]
+        u = _u(f, m)
+        out = max(out, w[t] * u)
+    return out
+
+
+def _u(f, m):
+    # evaluate the formula's Fréchet upper bound by probing its structure on truth tables
+    # (independent scalar re-implementation of the recursion for the shapes above)
+    name = f.__code__.co_consts
+    del name
+    table = {}
+    for bits in itertools.product([False, True], repeat=len(m)):
+        table[bits] = bool(f([np.array([b]) for b in bits])[0])
+    # identify the shape by its truth table and apply the scalar recursion
+    a = m[0]
+    b = m[1] if len(m) > 1 else None
+    c = m[2] if len(m) > 2 else None
+    cands = {
+        "A": lambda: a,
+        "A&B": lambda: min(a, b),
+        "A&~B": lambda: min(a, 1 - b),
+        "A|B": lambda: min(1.0, a + b),
+        "A&B&C": lambda: min(a, b, c),
+        "A&B&~C": lambda: min(a, b, 1 - c),
+        "A&~B&~C": lambda: min(a, 1 - b, 1 - c),
+        "A|B|C": lambda: min(1.0, a + b + c),
+        "(A|B)&C": lambda: min(min(1.0, a + b), c),
+        "(A&B)|C": lambda: min(1.0, min(a, b) + c),
+        "(A|B)&~C": lambda: min(min(1.0, a + b), 1 - c),
+        "(A&~B)|C": lambda: min(1.0, min(a, 1 - b) + c),
+    }
+    for name, _k, ff, _ in _shapes({"and", "or", "not"}):
+        if len(m) == _k:
+            tt = {
+                bits: bool(ff([np.array([x]) for x in bits])[0])
+                for bits in itertools.product([False, True], repeat=len(m))
+            }
+            if tt == table:
+                return cands[name]()
+    raise AssertionError
+
+
+def _data(seed, n_t=120, n_h=150, g=6, n_types=3, n_pat=3):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.1, 0.8, g)
+    T = rng.random((n_t, g)) < p
+    H = rng.random((n_h, g)) < rng.uniform(0.0, 0.5, g)
+    ct = rng.integers(0, n_types, n_h)
+    w = rng.uniform(0.2, 1.0, n_types)
+    pat = rng.integers(0, n_pat, n_t)
+    return T, H, ct, w, pat
+
+
+GENES6 = [f"G{i}" for i in range(6)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate representation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_canonical_form_and_strings():
+    a, b, c = Gate.lit(0), Gate.lit(1), Gate.lit(2)
+    assert Gate.and_(a, b) == Gate.and_(b, a)
+    assert hash(Gate.and_(a, Gate.and_(b, c))) == hash(Gate.and_(Gate.and_(c, a), b))
+    g = Gate.and_(Gate.or_(b, a), c.negate())
+    assert g.to_string(["A", "B", "C"]) == "(A OR B) AND NOT C"
+    assert Gate.and_(Gate.lit(1, negated=True), a).to_string(["CD33", "CD34"]) == (
+        "CD33 AND NOT CD34"
+    )
+    assert parse_gate("(A or B) and not C", ["A", "B", "C"]) == g
+    assert parse_gate("NOT (A OR B) AND C", ["A", "B", "C"]).to_string(["A", "B", "C"]) == (
+        "C AND NOT A AND NOT B"
+    )
+    assert g.ops == ("and", "or", "not")
+    assert g.genes == (0, 1, 2)
+
+
+def test_repeated_literal_refused():
+    with pytest.raises(InputError, match="twice"):
+        Gate.and_(Gate.lit(0), Gate.lit(0, negated=True))
+    with pytest.raises(InputError, match="twice"):
+        parse_gate("A OR (B AND A)", ["A", "B"])
+    with pytest.raises(InputError, match="unknown gene"):
+        parse_gate("A AND Z", ["A", "B"])
+
+
+# ---------------------------------------------------------------------------------------------
+# exact evaluation vs numpy
+# ---------------------------------------------------------------------------------------------
+
+ARRAY_TYPES = [
+    pytest.param(lambda x: x, id="dense"),
+    pytest.param(sparse.csr_array, id="csr"),
+    pytest.param(sparse.csc_matrix, id="csc_matrix"),
+]
+
+
+@pytest.mark.parametrize("to_array", ARRAY_TYPES)
+def test_evaluate_all_shapes_vs_numpy(to_array):
+    # 131 tumour cells: three patients of odd sizes, so every group has padding bits
+    T, H, ct, w, pat = _data(1, n_t=131, n_h=97)
+    Tin = to_array(T)
+    assert (type(Tin) is np.ndarray) == (to_array is ARRAY_TYPES[0].values[0])
+    healthy = HealthyCells(to_array(H), ct, w)
+    names = ["A", "B", "C"]
+    for name, k, f, _ in _shapes({"and", "or", "not"}):
+        for combo in itertools.permutations(range(6), k):
+            text = name
+            for r, letter in enumerate(names[:k]):
+                text = text.replace(letter, f"G{combo[r]}")
+            text = text.replace("&", " AND ").replace("|", " OR ").replace("~", "NOT ")
+            df = evaluate_gates([text], Tin, pat, healthy, genes=GENES6, max_vital_risk=1.0)
+            x = f([T[:, i] for i in combo])
+            assert df["tumor_n_positive"].iloc[0] == x.sum()
+            assert df["tumor_coverage"].iloc[0] == pytest.approx(x.mean())
+            per = [x[pat == p].mean() for p in np.unique(pat)]
+            assert df["patient_coverage_median"].iloc[0] == pytest.approx(np.median(per))
+            assert df["patients_covered_fraction"].iloc[0] == pytest.approx(
+                np.mean(np.array(per) >= 0.8)
+            )
+            risks = [w[t] * f([H[ct == t][:, i] for i in combo]).mean() for t in range(3)]
+            assert df["worst_healthy_risk"].iloc[0] == pytest.approx(max(risks))
+            assert df["worst_healthy_cell_type"].iloc[0] == f"type{int(np.argmax(risks))}"
+            assert not df["risk_is_bound"].iloc[0]
+        if k == 3:
+            break  # the 3-gene permutations of one shape suffice per parametrisation
+
+
+def test_not_never_counts_padding():
+    # 65 cells: the second word holds one real cell and 63 padding bits
+    T = np.zeros((65, 2), dtype=bool)
+    T[:, 0] = True
+    H = np.zeros((3, 2), dtype=bool)
+    df = evaluate_gates(
+        ["G0 AND NOT G1"],
+        T,
+        np.zeros(65, int),
+        HealthyCells(H, np.zeros(3, int), np.ones(1)),
+        genes=["G0", "G1"],
+    )
+    assert df["tumor_n_positive"].iloc[0] == 65
+    assert df["tumor_coverage"].iloc[0] == 1.0
+
+
+def test_or_coverage_never_above_one():
+    T = np.ones((70, 3), dtype=bool)
+    df = evaluate_gates(
+        ["G0 OR G1 OR G2"],
+        T,
+        np.zeros(70, int),
+        HealthyCells(T[:5], np.zeros(5, int), np.ones(1)),
+        genes=["G0", "G1", "G2"],
+    )
+    assert df["tumor_coverage"].iloc[0] == 1.0
+
+
+def test_pseudobulk_frechet_bounds():
+    rng = np.random.default_rng(3)
+    frac = rng.uniform(0, 1, (4, 3))
+    w = rng.uniform(0, 1, 4)
+    T = rng.random((50, 3)) < 0.5
+    hb = HealthyPseudobulk(frac, w)
+    names = ["G0", "G1", "G2"]
+    cases = {
+        "G0 AND G1": (lambda a, b, c: max(0, a + b - 1), lambda a, b, c: min(a, b)),
+        "G0 OR G1": (lambda a, b, c: max(a, b), lambda a, b, c: min(1, a + b)),
+        "G0 AND NOT G1": (lambda a, b, c: max(0, a - b), lambda a, b, c: min(a, 1 - b)),
+        "(G0 OR G1) AND NOT G2": (
+            lambda a, b, c: max(0, max(a, b) + (1 - c) - 1),
+            lambda a, b, c: min(min(1, a + b), 1 - c),
+        ),
+    }
+    for text, (lo, hi) in cases.items():
+        df = evaluate_gates([text], T, np.zeros(50, int), hb, genes=names, max_vital_risk=1.0)
+        up = [w[t] * hi(*frac[t]) for t in range(4)]
+        low = [w[t] * lo(*frac[t]) for t in range(4)]
+        assert df["worst_healthy_risk"].iloc[0] == pytest.approx(max(up))
+        assert df["worst_healthy_risk_lower"].iloc[0] == pytest.approx(max(low))
+        assert df["risk_is_bound"].iloc[0]
+
+
+def test_compartments():
+    T, H, ct, w, pat = _data(5, n_t=90)
+    comp = np.where(np.arange(90) % 3 == 0, "stem", "bulk")
+    df = evaluate_gates(
+        ["G0 AND NOT G1"], T, pat, HealthyCells(H, ct, w), genes=GENES6, compartments=comp
+    )
+    x = T[:, 0] & ~T[:, 1]
+    assert df["coverage_stem"].iloc[0] == pytest.approx(x[comp == "stem"].mean())
+    assert df["coverage_bulk"].iloc[0] == pytest.approx(x[comp == "bulk"].mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# search vs brute force
+# ---------------------------------------------------------------------------------------------
+
+OPS = [("and",), ("or",), ("and", "not"), ("and", "or"), ("and", "or", "not")]
+
+
+@pytest.mark.parametrize("ops", OPS, ids=["+".join(o) for o in OPS])
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+@pytest.mark.parametrize("pseudobulk", [False, True], ids=["cells", "pseudobulk"])
+def test_search_exact_up_to_three(ops, objective, pseudobulk):
+    T, H, ct, w, pat = _data(7, g=6)
+    cap = 0.25
+    if pseudobulk:
+        frac = np.stack([H[ct == t].mean(0) for t in range(3)])
+        healthy = HealthyPseudobulk(frac, w)
+        expect = _brute_values(T, None, None, w, 3, ops, cap, objective, frac=frac)
+    else:
+        healthy = HealthyCells(sparse.csr_array(H), ct, w)
+        expect = _brute_values(T, H, ct, w, 3, ops, cap, objective)
+    k = 15
+    df = search_gates(
+        sparse.csc_array(T),
+        pat,
+        healthy,
+        genes=GENES6,
+        max_genes=3,
+        ops=ops,
+        max_vital_risk=cap,
+        top_k=k,
+        objective=objective,
+    )
+    got = df["objective"].to_numpy()
+    n = min(k, expect.size)
+    np.testing.assert_allclose(got[:n], expect[:n], rtol=0, atol=1e-12)
+    assert len(df) == n
+    assert df["optimal"].all()
+    assert (df["worst_healthy_risk"] <= cap + 1e-12).all()
+    assert df["gate"].is_unique
+    assert (df["tumor_coverage"] <= 1).all()
+    assert df["risk_is_bound"].all() == pseudobulk
+    # every reported gate uses allowed ops and no repeated gene
+    for ops_used, gene_list in zip(df["ops"], df["genes"], strict=True):
+        assert set(filter(None, ops_used.split(","))) <= set(ops)
+        assert len(set(gene_list.split(","))) == len(gene_list.split(","))
+
+
+@pytest.mark.parametrize("min_genes", [2, 3])
+def test_min_genes(min_genes):
+    T, H, ct, w, pat = _data(17, g=6)
+    ops = ("and", "or", "not")
+    expect = _brute_values(T, H, ct, w, 3, ops, 0.2, "coverage", min_genes=min_genes)
+    df = search_gates(
+        T,
+        pat,
+        HealthyCells(H, ct, w),
+        genes=GENES6,
+        max_genes=3,
+        min_genes=min_genes,
+        max_vital_risk=0.2,
+        top_k=10,
+    )
+    assert (df["n_genes"] >= min_genes).all()
+    np.testing.assert_allclose(df["objective"], expect[: len(df)], atol=1e-12)
+    assert len(df) == min(10, expect.size)
+
+
+def test_pair_methods_agree():
+    T, H, ct, w, pat = _data(11, g=6)
+    kw = {"genes": GENES6, "max_genes": 2, "top_k": 40, "max_vital_risk": 0.3}
+    a = search_gates(T, pat, HealthyCells(H, ct, w), pair_method="bits", **kw)
+    b = search_gates(T, pat, HealthyCells(H, ct, w), pair_method="gram", **kw)
+    assert a["gate"].tolist() == b["gate"].tolist()
+
+
+def test_beam_four_five_is_sound():
+    T, H, ct, w, pat = _data(13, g=7, n_t=150)
+    genes = [f"G{i}" for i in range(7)]
+    df = search_gates(
+        T,
+        pat,
+        HealthyCells(H, ct, w),
+        genes=genes,
+        max_genes=5,
+        top_k=10,
+        beam_width=4,
+        max_vital_risk=0.2,
+    )
+    ev = evaluate_gates(df["gate"].tolist(), T, pat, HealthyCells(H, ct, w), genes=genes)
+    np.testing.assert_allclose(ev["tumor_coverage"], df["tumor_coverage"])
+    assert (df["optimality_gap"] >= 0).all()
+    assert ((df["optimality_gap"] == 0) == df["optimal"]).all()
+    # with a beam wide enough to hold everything nothing is skipped
+    full = search_gates(
+        T,
+        pat,
+        HealthyCells(H, ct, w),
+        genes=genes,
+        max_genes=4,
+        top_k=10,
+        beam_width=10_000,
+        max_vital_risk=0.2,
+    )
+    assert full["optimal"].all()
+    assert full["objective"].iloc[0] >= df["objective"].iloc[0] - full["optimality_gap"].max()
+
+
+def _np_eval(gate: Gate, X: np.ndarray) -> np.ndarray:
+    """Independent dense evaluation of a gate tree."""
+    if gate.op == "lit":
+        col = X[:, gate.gene]
+        return ~col if gate.negated else col
+    parts = [_np_eval(c, X) for c in gate.children]
+    return np.logical_and.reduce(parts) if gate.op == "and" else np.logical_or.reduce(parts)
+
+
+def test_wide_beam_is_exact_on_four_gene_chains():
+    T, H, ct, w, pat = _data(19, g=5, n_t=80, n_h=90)
+    genes = [f"G{i}" for i in range(5)]
+    cap = 0.2
+    # all gates of ≤ 3 genes, then every one-literal extension (AND, AND NOT, OR) to 4 genes
+    level = {Gate.lit(i) for i in range(5)}
+    every = set(level)
+    for _ in range(3):
+        nxt = set()
+        for base in level:
+            for i in set(range(5)) - set(base.genes):
+                nxt.add(Gate.and_(base, Gate.lit(i)))
+                nxt.add(Gate.or_(base, Gate.lit(i)))
+                nxt.add(Gate.and_(base, Gate.lit(i, negated=True)))
+        level = nxt
+        every |= nxt
+    vals = []
+    for gt in every:
+        if gt.op == "lit" and gt.negated:
+            continue
+        risk = max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(3))
+        if risk <= cap + 1e-12:
+            vals.append(_np_eval(gt, T).mean())
+    expect = np.sort(vals)[::-1]
+    df = search_gates(
+        T,
+        pat,
+        HealthyCells(H, ct, w),
+        genes=genes,
+        max_genes=4,
+        max_vital_risk=cap,
+        top_k=12,
+        beam_width=100_000,
+    )
+    assert df["optimal"].all()
+    np.testing.assert_allclose(df["objective"], expect[:12], atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cap=st.sampled_from([0.0, 0.1, 0.3, 1.0]),
+    g=st.integers(3, 5),
+)
+def test_property_search_matches_brute_force(seed, cap, g):
+    T, H, ct, w, pat = _data(seed, n_t=70, n_h=60, g=g)
+    genes = [f"G{i}" for i in range(g)]
+    ops = ("and", "or", "not")
+    expect = _brute_values(T, H, ct, w, 3, ops, cap, "coverage")
+    df = search_gates(
+        T,
+        pat,
+        HealthyCells(H, ct, w),
+        genes=genes,
+        max_genes=3,
+        ops=ops,
+        max_vital_risk=cap,
+        top_k=8,
+    )
+    n = min(8, expect.size)
+    assert len(df) == n
+    if n:
+        np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the planted pair of ANCHORS.md
+# ---------------------------------------------------------------------------------------------
+
+
+def planted_pair(seed: int = 0):
+    """200 genes, 5,000 tumour and 10,000 normal cells; G0 AND G1 covers 85.1% of tumour cells
+    and no normal cell is positive for both."""
+    rng = np.random.default_rng(seed)
+    n_t, n_h, g = 5000, 10_000, 200
+    freq_t = np.clip(np.exp(rng.normal(np.log(0.2), 0.8, g)), 0.01, 0.9)
+    freq_h = np.clip(np.exp(rng.normal(np.log(0.2), 0.8, g)), 0.05, 0.9)
+    T = rng.random((n_t, g)) < freq_t
+    H = rng.random((n_h, g)) < freq_h
+    # tumour: 85.1% both, 6.9% only G0, 6.9% only G1, 1.1% neither (each single ~92%)
+    perm = rng.permutation(n_t)
+    both, only0, only1 = 4255, 345, 345
+    T[:, :2] = False
+    T[perm[:both], :2] = True
+    T[perm[both : both + only0], 0] = True
+    T[perm[both + only0 : both + only0 + only1], 1] = True
+    # normal: G0 and G1 each in ~40% of normal cells, in disjoint subsets
+    hp = rng.permutation(n_h)
+    H[:, :2] = False
+    H[hp[:4000], 0] = True
+    H[hp[4000:8000], 1] = True
+    ct = rng.integers(0, 10, n_h)
+    return T, H, ct, rng.integers(0, 8, n_t)
+
+
+def test_planted_pair_is_top_and_gate():
+    T, H, ct, pat = planted_pair()
+    genes = [f"G{i}" for i in range(T.shape[1])]
+    df = search_gates(
+        sparse.csr_array(T),
+        pat,
+        HealthyCells(sparse.csr_array(H), ct, np.ones(10)),
+        genes=genes,
+        max_genes=2,
+        ops=("and",),
+        max_vital_risk=0.0,
+        min_genes=2,
+        top_k=5,
+    )
+    top = df.iloc[0]
+    assert top["gate"] == "G0 AND G1"
+    assert top["tumor_coverage"] == pytest.approx(0.851)
+    assert top["worst_healthy_risk"] == 0.0
+    assert top["optimal"]
+    # each single gene alone is far from specific
+    assert H[:, 0].mean() > 0.3
+    assert H[:, 1].mean() > 0.3
+
+
+def test_input_errors():
+    T, H, ct, w, pat = _data(2)
+    hc = HealthyCells(H, ct, w)
+    with pytest.raises(InputError, match="ops"):
+        search_gates(T, pat, hc, genes=GENES6, ops=("xor",))
+    with pytest.raises(InputError, match="needs 'and'"):
+        search_gates(T, pat, hc, genes=GENES6, ops=("or", "not"))
+    with pytest.raises(InputError, match="max_genes"):
+        search_gates(T, pat, hc, genes=GENES6, max_genes=6)
+    with pytest.raises(InputError, match="gene names"):
+        search_gates(T, pat, hc, genes=GENES6[:5])
+    with pytest.raises(InputError, match="0 and 1"):
+        search_gates(T * 2.5, pat, hc, genes=GENES6)
+    with pytest.raises(InputError, match="one label per tumour cell"):
+        search_gates(T, pat[:-1], hc, genes=GENES6)

@@ -1,0 +1,96 @@
+"""Bitset and BLAS kernels against plain numpy boolean logic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from antigenscout._errors import InputError
+from antigenscout.tl._kernels import (
+    MODE_AND,
+    MODE_ANDNOT,
+    MODE_OR,
+    count_ext,
+    gram_counts,
+    group_popcount,
+    pack_groups,
+    pair_and_counts_bits,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.random((333, 9)) < rng.uniform(0.05, 0.9, 9)
+    labels = rng.integers(0, 4, 333)  # groups of odd sizes: every group has padding
+    return X, labels
+
+
+@pytest.mark.parametrize(
+    "to_array", [np.asarray, sparse.csr_array, sparse.csc_matrix], ids=["dense", "csr", "csc"]
+)
+def test_pack_roundtrip_and_padding(data, to_array):
+    X, labels = data
+    p = pack_groups(to_array(X), labels)
+    for k, lab in enumerate(p.groups):
+        w0, w1 = p.word_ptr[k], p.word_ptr[k + 1]
+        for gi in range(X.shape[1]):
+            bits = np.unpackbits(p.words[gi, w0:w1].view(np.uint8), bitorder="little")
+            sub = X[labels == lab, gi]
+            np.testing.assert_array_equal(bits[: sub.size].astype(bool), sub)
+            assert not bits[sub.size :].any()  # padding is zero
+        vbits = np.unpackbits(p.valid[w0:w1].view(np.uint8), bitorder="little")
+        assert vbits.sum() == (labels == lab).sum()
+
+
+def test_count_ext_modes(data):
+    X, labels = data
+    p = pack_groups(X, labels)
+    base = p.words[0].copy()
+    genes = np.arange(1, 9, dtype=np.int64)
+    for mode, f in [
+        (MODE_AND, lambda a, b: a & b),
+        (MODE_ANDNOT, lambda a, b: a & ~b),
+        (MODE_OR, lambda a, b: a | b),
+    ]:
+        got = count_ext(base, p.words, genes, mode, p.valid, p.word_ptr)
+        for c, g in enumerate(genes):
+            for k, lab in enumerate(p.groups):
+                m = labels == lab
+                assert got[c, k] == f(X[m, 0], X[m, g]).sum()
+
+
+def test_not_masks_tail(data):
+    X, labels = data
+    p = pack_groups(X, labels)
+    comp = (~p.words[3]) & p.valid
+    got = group_popcount(comp, p.word_ptr)
+    expect = [(~X[labels == lab, 3]).sum() for lab in p.groups]
+    np.testing.assert_array_equal(got, expect)
+
+
+def test_pair_counts_bits_and_gram_agree(data):
+    X, labels = data
+    expect = X.T.astype(np.int64) @ X.astype(np.int64)
+    p = pack_groups(sparse.csr_array(X), labels)
+    np.testing.assert_array_equal(pair_and_counts_bits(p), expect)
+    np.testing.assert_array_equal(gram_counts(sparse.csr_array(X), block=50), expect)
+    k = 2
+    m = labels == p.groups[k]
+    np.testing.assert_array_equal(
+        pair_and_counts_bits(p, k), X[m].T.astype(np.int64) @ X[m].astype(np.int64)
+    )
+    np.testing.assert_array_equal(
+        gram_counts(sparse.csr_array(X), np.flatnonzero(m)),
+        X[m].T.astype(np.int64) @ X[m].astype(np.int64),
+    )
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="0 and 1"):
+        pack_groups(np.full((3, 2), 0.5))
+    with pytest.raises(InputError, match="2-D"):
+        pack_groups(np.zeros(3, dtype=bool))
+    with pytest.raises(InputError, match="group labels"):
+        pack_groups(np.zeros((3, 2), dtype=bool), np.zeros(4))
