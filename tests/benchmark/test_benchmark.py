@@ -122,6 +122,16 @@ def test_topk_hits_competition_rank() -> None:
     assert (hits["hit_at_1"], hits["hit_at_3"]) == (0.0, 1.0)
     # a zero value is never flagged
     assert topk_hits(v, ["d"])["hit_at_5"] == 0.0
+    # ties earn the expected hit under random tie-breaking: b shares rank 1 with a
+    assert topk_hits(v, ["b"])["hit_at_1"] == pytest.approx(0.5)
+
+
+def test_tying_everything_gains_nothing() -> None:
+    # 10 contexts all tied: P(named one in top 3) = 3/10, not 1
+    v = pd.Series(1.0, index=[f"c{i}" for i in range(10)])
+    assert topk_hits(v, ["c7"])["hit_at_3"] == pytest.approx(0.3)
+    # two named among 10 tied, k=1 -> 2/10
+    assert topk_hits(v, ["c1", "c2"])["hit_at_1"] == pytest.approx(0.2)
 
 
 # ----------------------------------------------------------------------------- rules

@@ -102,8 +102,10 @@ def topk_hits(values: pd.Series, contexts: list[str] | tuple[str, ...]) -> dict[
 
     Returns
     -------
-    ``{'best_rank': r, 'hit_at_1': 0/1, 'hit_at_3': ..., 'hit_at_5': ...}`` (``best_rank``
-    NaN when none of the contexts has a positive value).
+    ``{'best_rank': r, 'hit_at_1': p, 'hit_at_3': ..., 'hit_at_5': ...}``: ``best_rank`` is the
+    competition rank of the best named context (NaN when none has a positive value);
+    ``hit_at_k`` is the probability that a named context is among the top ``k`` when ties
+    are broken at random (1 or 0 without ties), so a ranker gains nothing by tying contexts.
 
     Examples
     --------
@@ -115,9 +117,29 @@ def topk_hits(values: pd.Series, contexts: list[str] | tuple[str, ...]) -> dict[
     sel = rank.reindex(list(contexts)).dropna()
     best = float(sel.min()) if len(sel) else float("nan")
     out = {"best_rank": best}
+    v = values.astype(float).fillna(0.0)
+    named = v.index.isin(list(contexts))
+    hit_level = v[named & (v > 0)].max() if (named & (v > 0)).any() else None
     for k in KS:
-        out[f"hit_at_{k}"] = float(best <= k) if np.isfinite(best) else 0.0
+        out[f"hit_at_{k}"] = _expected_hit(v, named, hit_level, k)
     return out
+
+
+def _expected_hit(v: pd.Series, named: np.ndarray, level: float | None, k: int) -> float:
+    """P(a named context is in the top ``k``) under random tie-breaking."""
+    from math import comb
+
+    if level is None:
+        return 0.0
+    above = int((v > level).sum())
+    slots = k - above
+    if slots <= 0:
+        return 0.0
+    at = (v == level).to_numpy()
+    m, d = int(at.sum()), int((at & named).sum())
+    if slots >= m:
+        return 1.0
+    return 1.0 - comb(m - d, slots) / comb(m, slots)
 
 
 def top_contexts(values: pd.Series, n: int = 3) -> list[str]:
