@@ -50,7 +50,7 @@ def main() -> None:
     targets = asc.get.targets_df(adata)
     out = prepare_out_dir(a.out_dir)
     write_table(targets, out / "targets.tsv")
-    write_table(asc.get.risk_df(adata, n_top=100), out / "risk.tsv")
+    write_table(asc.get.risk_df(adata, n_top=100, include=CLINICAL), out / "risk.tsv")
     write_table(asc.get.patient_coverage_df(adata), out / "patient_coverage.tsv", index=True)
     write_json(
         out / "run.json",
@@ -143,8 +143,8 @@ Housekeeping surface proteins (B2M, HLA class I/II, ENO1, CD47, PTPRC …) cover
 malignant cell and therefore lead any ranking by coverage alone; they are also on every
 healthy cell, so their vital risk is ~1 and the composite score puts them last. The
 clinically used targets all sit in the top {cov_top:.0%} by coverage among {n:,} surface
-candidates and, once healthy risk is weighed, the best of them in the top {score_best:.1%} — their worst healthy contexts are
-haematopoietic progenitors and myeloid cells, the known on-target toxicity of CD33/CD123/
+candidates and, once healthy risk is weighed, the best of them in the top {score_best:.1%} —
+their worst healthy contexts are haematopoietic progenitors and myeloid cells, the known on-target toxicity of CD33/CD123/
 CLL-1 therapies (myelosuppression). IL3RA's single worst context is endothelium (CD123 is on
 endothelial cells; tagraxofusp's capillary-leak syndrome). RNA still under-calls CD33 and
 IL3RA relative to flow cytometry (see docs/positivity.md): the dropout-aware model raises CD33

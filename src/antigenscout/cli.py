@@ -50,7 +50,13 @@ def cli() -> None:
 
 
 def _run_rank(
-    adata: Any, out: Path, *, label: str, reference_dir: Path | None = None, **kw: Any
+    adata: Any,
+    out: Path,
+    *,
+    label: str,
+    reference_dir: Path | None = None,
+    highlight: tuple[str, ...] = (),
+    **kw: Any,
 ) -> Path:
     """Score, write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``, ``run.json``."""
     from . import get, tl
@@ -69,7 +75,8 @@ def _run_rank(
         tl.score_targets(adata, reference=reference, progress=progress, **kw)
     targets = get.targets_df(adata)
     write_table(targets, out / "targets.tsv")
-    write_table(get.risk_df(adata, n_top=N_RISK_TARGETS, reference=reference), out / "risk.tsv")
+    risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
+    write_table(risk, out / "risk.tsv")
     write_table(get.patient_coverage_df(adata), out / "patient_coverage.tsv", index=True)
     res = adata.uns["antigenscout_targets"]
     write_json(
@@ -132,20 +139,30 @@ _out = click.option(
 _report = click.option(
     "--report", "with_report", is_flag=True, help="Also write a self-contained report.html."
 )
+_highlight = click.option(
+    "--highlight",
+    default="",
+    help="Comma-separated targets always kept in risk.tsv and shown first in the report.",
+)
 
 
-def _maybe_report(out: Path, with_report: bool) -> None:
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in text.split(",") if h.strip())
+
+
+def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ()) -> None:
     if with_report:
-        from .report import add_report
+        from .report.html import write_html
 
-        err_console.print(f"wrote {add_report(out)}")
+        err_console.print(f"wrote {write_html(out, highlight=highlight)}")
 
 
 @cli.command()
 @_out
 @_modality
 @_report
-def demo(out: Path, modality: str, with_report: bool) -> None:
+@_highlight
+def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
     from . import datasets
 
@@ -160,8 +177,9 @@ def demo(out: Path, modality: str, with_report: bool) -> None:
         patient_key="patient",
         compartment_key="compartment",
         modality=modality,
+        highlight=_names(highlight),
     )
-    _maybe_report(out, with_report)
+    _maybe_report(out, with_report, _names(highlight))
 
 
 @cli.command()
@@ -195,6 +213,7 @@ def demo(out: Path, modality: str, with_report: bool) -> None:
 )
 @_out
 @_report
+@_highlight
 def rank(
     input_path: Path,
     malignant_key: str | None,
@@ -208,6 +227,7 @@ def rank(
     reference_dir: Path | None,
     out: Path,
     with_report: bool,
+    highlight: str,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, 10x .h5/mtx folder, TSV/CSV table)."""
     from . import io, pp
@@ -228,8 +248,9 @@ def rank(
         positivity=positivity,
         threshold=threshold,
         patient_threshold=patient_threshold,
+        highlight=_names(highlight),
     )
-    _maybe_report(out, with_report)
+    _maybe_report(out, with_report, _names(highlight))
 
 
 @cli.command()

@@ -45,9 +45,10 @@ def risk_df(
     *,
     key: str = "antigenscout_targets",
     n_top: int = 50,
+    include: tuple[str, ...] | list[str] = (),
     reference: Reference | None = None,
 ) -> pd.DataFrame:
-    """Per-context healthy risk of the ``n_top`` ranked targets (long table)."""
+    """Per-context healthy risk of the ``n_top`` ranked targets plus ``include`` (long table)."""
     from ..reference import load_reference
     from ..tl._risk import healthy_risk
 
@@ -59,5 +60,10 @@ def risk_df(
         threshold_cp10k=params["positivity"]["threshold_cp10k"],
         modality=params["modality"],
     )
-    genes = list(res["targets"].index[:n_top])
+    ranked = res["targets"].index
+    missing = [g for g in include if g not in ranked]
+    if missing:
+        msg = f"not among the ranked candidates: {', '.join(missing)}"
+        raise InputError(msg)
+    genes = list(dict.fromkeys([*include, *ranked[:n_top]]))
     return hr.long(genes).reset_index(drop=True)

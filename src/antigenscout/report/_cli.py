@@ -36,10 +36,16 @@ def add_report(run_dir: str | os.PathLike[str]) -> Path:
     default=None,
     help="HTML file to write [default: RUN_DIR/report.html].",
 )
-def report_command(run_dir: Path, out: Path | None) -> None:
+@click.option(
+    "--highlight",
+    default="",
+    help="Comma-separated targets shown first in every per-target section (e.g. CD33,IL3RA).",
+)
+def report_command(run_dir: Path, out: Path | None, highlight: str) -> None:
     """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,
     gates or simulate). The file opens offline in any browser."""
     from .html import write_html
 
-    path = write_html(run_dir, out)
+    names = tuple(h.strip() for h in highlight.split(",") if h.strip())
+    path = write_html(run_dir, out, highlight=names)
     click.echo(f"report written to {path}")

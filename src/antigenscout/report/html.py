@@ -10,7 +10,8 @@ import datetime as _dt
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from html import escape
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
@@ -1047,19 +1048,39 @@ def _version() -> str:
         return "0.0.0"
 
 
-def render_html(run: RunData | str | os.PathLike[str]) -> str:
+def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
+    """Move the highlighted targets to the front so every section shows them first."""
+    if not highlight:
+        return data
+    if data.targets is None:
+        msg = "--highlight needs a run with targets.tsv (rank or demo output)"
+        raise InputError(msg)
+    names = data.targets["target"].astype(str)
+    missing = [h for h in highlight if h not in set(names)]
+    if missing:
+        msg = f"--highlight target(s) not in targets.tsv: {', '.join(missing)}"
+        raise InputError(msg)
+    first = data.targets[names.isin(highlight)]
+    first = first.set_index(first["target"].astype(str)).loc[list(highlight)].reset_index(drop=True)
+    rest = data.targets[~names.isin(highlight)]
+    return replace(data, targets=pd.concat([first, rest], ignore_index=True))
+
+
+def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[str] = ()) -> str:
     """Build the report as one HTML string.
 
     Parameters
     ----------
     run
         A run directory or a :class:`~antigenscout.report._run.RunData`.
+    highlight
+        Targets shown first in every per-target section (body map, patients, explanations).
 
     Returns
     -------
     The complete, self-contained HTML document.
     """
-    data = as_run(run)
+    data = _with_highlight(as_run(run), highlight)
     sections: list[str] = []
     scripts: list[str] = []
     present: list[str] = []
@@ -1123,7 +1144,10 @@ def render_html(run: RunData | str | os.PathLike[str]) -> str:
 
 
 def write_html(
-    run_dir: str | os.PathLike[str], out_path: str | os.PathLike[str] | None = None
+    run_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    highlight: Sequence[str] = (),
 ) -> Path:
     """Write a self-contained HTML report of a run directory.
 
@@ -1133,6 +1157,8 @@ def write_html(
         Output directory of ``antigenscout rank``, ``demo``, ``gates`` or ``simulate``.
     out_path
         Where to write the report; default ``<run_dir>/report.html``.
+    highlight
+        Targets shown first in every per-target section.
 
     Returns
     -------
@@ -1161,7 +1187,7 @@ def write_html(
     if not out.parent.is_dir():
         msg = f"the folder of --out {str(out)!r} does not exist; create it or choose another path."
         raise InputError(msg)
-    html = render_html(data)
+    html = render_html(data, highlight=highlight)
     try:
         return write_text(out, html)
     except OSError as e:
