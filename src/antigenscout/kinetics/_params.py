@@ -135,9 +135,15 @@ LEON_TRIANA: dict[str, Param] = {
 }
 
 #: Turnover rate (1/day) of healthy antigen-positive cell types, matched on a lower-case
-#: substring of the cell-type name. B cells: 1/tau_B of León-Triana 2021 (60 d). Myeloid
-#: end cells: the terminally-differentiated death rate d3 = 1/day of Michor 2005.
+#: substring of the cell-type name, first match wins (so the haematopoietic hierarchy levels
+#: come before the end-cell names they contain). Stem cells, progenitors and precursors: the
+#: death rates d0, d1, d2 of Michor 2005's normal hierarchy. B cells: 1/tau_B of León-Triana
+#: 2021 (60 d). Myeloid end cells: the terminally-differentiated death rate d3 = 1/day.
 HEALTHY_TURNOVER: dict[str, tuple[float, str]] = {
+    "stem": (0.003, "Michor 2005, d0 = 0.003/day (haematopoietic stem cells)"),
+    "progenitor": (0.008, "Michor 2005, d1 = 0.008/day (progenitors)"),
+    "promonocyte": (0.05, "Michor 2005, d2 = 0.05/day (differentiated precursors)"),
+    "precursor": (0.05, "Michor 2005, d2 = 0.05/day (differentiated precursors)"),
     "b cell": (1.0 / 60.0, "León-Triana 2021, tau_B = 60 d"),
     "b-cell": (1.0 / 60.0, "León-Triana 2021, tau_B = 60 d"),
     "b lymph": (1.0 / 60.0, "León-Triana 2021, tau_B = 60 d"),
