@@ -161,3 +161,18 @@ def test_outputs_respect_umask(good_h5ad: Path, tmp_path: Path, capsys) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert mode == 0o666 & ~mask
+
+
+def test_profile_il1rap_engages_monocytes(tmp_path: Path, capsys) -> None:
+    assert main(["profile", "IL1RAP", "--out", str(tmp_path)]) == 0
+    prof = pd.read_csv(tmp_path / "profile.tsv", sep="\t")
+    engaged = prof.loc[prof["engaged"], "cell_type"].str.lower()
+    assert engaged.str.contains("monocyte").any()
+
+
+def test_profile_mhc_class_ii_engages_dc_b_and_monocytes(tmp_path: Path, capsys) -> None:
+    assert main(["profile", "HLA-DRA", "HLA-DRB1", "--out", str(tmp_path)]) == 0
+    prof = pd.read_csv(tmp_path / "profile.tsv", sep="\t")
+    engaged = " | ".join(prof.loc[prof["engaged"], "cell_type"].str.lower())
+    for kind in ("dendritic", "b cells", "monocyte"):
+        assert kind in engaged, kind
