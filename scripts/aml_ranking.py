@@ -144,11 +144,12 @@ malignant cell and therefore lead any ranking by coverage alone; they are also o
 healthy cell, so their vital risk is ~1 and the composite score puts them last. The
 clinically used targets all sit in the top {cov_top:.0%} by coverage among {n:,} surface
 candidates and, once healthy risk is weighed, the best of them in the top {score_best:.1%} —
-their worst healthy contexts are haematopoietic progenitors and myeloid cells, the known on-target toxicity of CD33/CD123/
-CLL-1 therapies (myelosuppression). IL3RA's single worst context is endothelium (CD123 is on
-endothelial cells; tagraxofusp's capillary-leak syndrome). RNA still under-calls CD33 and
-IL3RA relative to flow cytometry (see docs/positivity.md): the dropout-aware model raises CD33
-from 8% (count > 0) to 34%, the rest of the gap is RNA vs surface protein at this depth.
+their worst healthy contexts are haematopoietic progenitors and myeloid cells, the known
+on-target toxicity of CD33/CD123/CLL-1 therapies (myelosuppression). IL3RA's single worst
+context is endothelium (CD123 is on endothelial cells; tagraxofusp's capillary-leak
+syndrome). RNA still under-calls CD33 and IL3RA relative to flow cytometry: the
+dropout-aware model lifts them well above raw detection (count > 0; per-method fractions
+in docs/positivity.md), the rest of the gap is RNA vs surface protein at this depth.
 
 ## The clinically used AML targets and controls
 

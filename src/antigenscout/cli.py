@@ -269,6 +269,11 @@ def rank(
     default=None,
     help="COLUMN=VALUE selecting the input's healthy cells (e.g. malignant=normal).",
 )
+@click.option(
+    "--healthy-only",
+    is_flag=True,
+    help="Judge risk on the healthy cells alone (a whole-body atlas), without the reference.",
+)
 @click.option("--max-genes", type=click.IntRange(1, 5), default=2, show_default=True)
 @click.option("--ops", default="and,or,not", show_default=True, help="Allowed operators.")
 @click.option(
@@ -296,6 +301,7 @@ def gates(
     compartment_key: str | None,
     healthy_key: str | None,
     healthy_value: str | None,
+    healthy_only: bool,
     max_genes: int,
     ops: str,
     max_vital_risk: float,
@@ -340,6 +346,7 @@ def gates(
             reference=reference,
             healthy=healthy,
             healthy_key=healthy_key,
+            healthy_only=healthy_only,
             max_genes=max_genes,
             ops=[o.strip() for o in ops.split(",") if o.strip()],
             max_vital_risk=max_vital_risk,

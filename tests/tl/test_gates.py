@@ -5,20 +5,26 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
+from anndata import AnnData
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
 from antigenscout._errors import InputError
+from antigenscout.pp._positivity import DEFAULT_THRESHOLD
+from antigenscout.tl import healthy_risk
 from antigenscout.tl._gates import (
     Gate,
     HealthyCells,
+    HealthyMixed,
     HealthyPseudobulk,
     evaluate_gates,
     parse_gate,
     search_gates,
 )
+from antigenscout.tl._search import search_gates as search_adata
 
 # ---------------------------------------------------------------------------------------------
 # brute force: every gate of 1–3 genes in the search space, evaluated with numpy booleans
@@ -48,8 +54,11 @@ def _shapes(ops: set[str]):
     return out
 
 
-def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1):
-    """Objective of every feasible gate (all role assignments; duplicates are harmless)."""
+def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1, bulk=None):
+    """Objective of every feasible gate (all role assignments; duplicates are harmless).
+
+    ``frac``: pseudobulk alone (weights ``w``); ``bulk=(frac, w_bulk)``: mixed input, risk =
+    max(exact single-cell risk over ``Hs``, Fréchet upper risk over ``frac``)."""
     g = T.shape[1]
     vals = []
     seen = set()
@@ -74,6 +83,8 @@ def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_g
                 )
             else:
                 risk = _frechet_brute(f, k, combo, frac, w)
+            if bulk is not None:
+                risk = max(risk, _frechet_brute(f, k, combo, *bulk))
             if risk <= cap + 1e-12:
                 vals.append(cov * (1 - risk) if objective == "score" else cov)
     return np.sort(np.array(vals))[::-1]
@@ -459,6 +470,305 @@ def test_property_search_matches_brute_force(seed, cap, g):
     assert len(df) == n
     if n:
         np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# mixed healthy input: exact single cells for some types, pseudobulk (Fréchet) for the others
+# ---------------------------------------------------------------------------------------------
+
+# independent scalar Fréchet bounds (lower, upper) of every searched shape
+FRECHET = {
+    "A": (lambda a, b, c: a, lambda a, b, c: a),
+    "A&B": (lambda a, b, c: max(0.0, a + b - 1), lambda a, b, c: min(a, b)),
+    "A&~B": (lambda a, b, c: max(0.0, a - b), lambda a, b, c: min(a, 1 - b)),
+    "A|B": (lambda a, b, c: max(a, b), lambda a, b, c: min(1.0, a + b)),
+    "A&B&C": (lambda a, b, c: max(0.0, a + b + c - 2), lambda a, b, c: min(a, b, c)),
+    "A&B&~C": (lambda a, b, c: max(0.0, a + b - c - 1), lambda a, b, c: min(a, b, 1 - c)),
+    "A&~B&~C": (lambda a, b, c: max(0.0, a - b - c), lambda a, b, c: min(a, 1 - b, 1 - c)),
+    "A|B|C": (lambda a, b, c: max(a, b, c), lambda a, b, c: min(1.0, a + b + c)),
+    "(A|B)&C": (
+        lambda a, b, c: max(0.0, max(a, b) + c - 1),
+        lambda a, b, c: min(1.0, a + b, c),
+    ),
+    "(A&B)|C": (
+        lambda a, b, c: max(max(0.0, a + b - 1), c),
+        lambda a, b, c: min(1.0, min(a, b) + c),
+    ),
+    "(A|B)&~C": (
+        lambda a, b, c: max(0.0, max(a, b) - c),
+        lambda a, b, c: min(1.0, a + b, 1 - c),
+    ),
+    "(A&~B)|C": (
+        lambda a, b, c: max(max(0.0, a - b), c),
+        lambda a, b, c: min(1.0, min(a, 1 - b) + c),
+    ),
+}
+
+
+def _mixed_data(seed, n_t=120, n_h=150, g=6, n_cell_types=3, n_bulk_types=4, n_pat=3):
+    """Tumour, healthy single cells (exact part) and a pseudobulk part made from hidden cells,
+    so its true per-type gate fractions are known too."""
+    T, H, ct, w, pat = _data(seed, n_t=n_t, n_h=n_h, g=g, n_types=n_cell_types, n_pat=n_pat)
+    rng = np.random.default_rng(seed + 1000)
+    H2 = rng.random((200, g)) < rng.uniform(0.0, 0.6, g)
+    ct2 = np.arange(200) % n_bulk_types
+    frac = np.stack([H2[ct2 == t].mean(0) for t in range(n_bulk_types)])
+    w_pb = rng.uniform(0.2, 1.0, n_bulk_types)
+    return T, H, ct, w, pat, frac, w_pb, H2, ct2
+
+
+def _mixed(H, ct, w, frac, w_pb):
+    cells = HealthyCells(H, ct, w, names=[f"cell{t}" for t in range(w.size)])
+    bulk = HealthyPseudobulk(frac, w_pb, names=[f"bulk{t}" for t in range(w_pb.size)])
+    return HealthyMixed(cells, bulk)
+
+
+def test_evaluate_mixed_all_shapes_vs_numpy():
+    # odd group sizes: padding bits in every tumour patient and healthy type
+    T, H, ct, w, pat, frac, w_pb, H2, ct2 = _mixed_data(21, n_t=131, n_h=97, g=5)
+    genes = GENES6[:5]
+    texts, expect = [], []
+    for name, k, f, _ in _shapes({"and", "or", "not"}):
+        for combo in itertools.permutations(range(5), k):
+            text = name
+            for r, letter in enumerate("ABC"[:k]):
+                text = text.replace(letter, f"G{combo[r]}")
+            texts.append(text.replace("&", " AND ").replace("|", " OR ").replace("~", "NOT "))
+            exact = [w[t] * f([H[ct == t][:, i] for i in combo]).mean() for t in range(w.size)]
+            lo_f, hi_f = FRECHET[name]
+            m = [[frac[t, i] for i in combo] + [0.0] * (3 - k) for t in range(w_pb.size)]
+            upper = [w_pb[t] * hi_f(*m[t]) for t in range(w_pb.size)]
+            lower = [w_pb[t] * lo_f(*m[t]) for t in range(w_pb.size)]
+            truth = [w_pb[t] * f([H2[ct2 == t][:, i] for i in combo]).mean() for t in range(4)]
+            expect.append((exact, upper, lower, max(exact + truth)))
+    df = evaluate_gates(texts, T, pat, _mixed(H, ct, w, frac, w_pb), genes=genes)
+    assert len(df) == len(texts)
+    names = [f"cell{t}" for t in range(3)] + [f"bulk{t}" for t in range(4)]
+    for (exact, upper, lower, truth), (_, row) in zip(expect, df.iterrows(), strict=True):
+        both = np.array(exact + upper)
+        assert row["worst_healthy_risk"] == pytest.approx(max(max(exact), max(upper)), abs=1e-12)
+        # argmax over the cells' types first: ties name the exact type
+        assert row["worst_healthy_cell_type"] == names[int(np.argmax(both))]
+        assert row["risk_is_bound"] == (max(upper) > max(exact))
+        assert row["worst_healthy_risk_lower"] == pytest.approx(
+            max(max(exact), max(lower)), abs=1e-12
+        )
+        # the lower and upper risks bracket the true worst risk of the hidden cells
+        assert row["worst_healthy_risk_lower"] <= truth + 1e-12
+        assert truth <= row["worst_healthy_risk"] + 1e-12
+        if not row["risk_is_bound"]:
+            assert row["worst_healthy_risk"] == pytest.approx(row["worst_healthy_risk_lower"])
+    assert df["risk_is_bound"].any()
+    assert not df["risk_is_bound"].all()
+
+
+def test_mixed_tie_names_the_exact_type():
+    # the pseudobulk repeats the single cells' own fractions with the same weight: every single
+    # gene ties, and the tie goes to the exact type (the risk is attained, so it is exact)
+    T, H, ct, w, pat = _data(23, g=4)
+    frac = np.stack([H[ct == t].mean(0) for t in range(3)])
+    healthy = _mixed(H, ct, w, frac, w.copy())
+    df = evaluate_gates(["G0", "G1", "G2", "G3"], T, pat, healthy, genes=GENES6[:4])
+    for i, (_, row) in enumerate(df.iterrows()):
+        exact = [w[t] * H[ct == t][:, i].mean() for t in range(3)]
+        assert row["worst_healthy_cell_type"] == f"cell{int(np.argmax(exact))}"
+        assert not row["risk_is_bound"]
+        assert row["worst_healthy_risk"] == pytest.approx(max(exact))
+
+
+@pytest.mark.parametrize("ops", OPS, ids=["+".join(o) for o in OPS])
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+def test_search_exact_up_to_three_mixed(ops, objective):
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(7, g=6)
+    cap = 0.3
+    expect = _brute_values(T, H, ct, w, 3, ops, cap, objective, bulk=(frac, w_pb))
+    healthy = _mixed(sparse.csr_array(H), ct, w, frac, w_pb)
+    k = 15
+    df = search_gates(
+        sparse.csc_array(T),
+        pat,
+        healthy,
+        genes=GENES6,
+        max_genes=3,
+        ops=ops,
+        max_vital_risk=cap,
+        top_k=k,
+        objective=objective,
+    )
+    n = min(k, expect.size)
+    assert len(df) == n
+    np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], rtol=0, atol=1e-12)
+    assert df["optimal"].all()
+    assert (df["worst_healthy_risk"] <= cap + 1e-12).all()
+    assert df["gate"].is_unique
+    assert df.attrs["params"]["healthy_mode"] == "mixed"
+    # the search reports what evaluate_gates reports
+    ev = evaluate_gates(df["gate"].tolist(), T, pat, healthy, genes=GENES6)
+    for col in ["worst_healthy_risk", "worst_healthy_risk_lower", "tumor_coverage"]:
+        np.testing.assert_allclose(ev[col], df[col], atol=1e-12)
+    assert ev["risk_is_bound"].tolist() == df["risk_is_bound"].tolist()
+    assert ev["worst_healthy_cell_type"].tolist() == df["worst_healthy_cell_type"].tolist()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    cap=st.sampled_from([0.0, 0.1, 0.3, 1.0]),
+    g=st.integers(3, 5),
+    objective=st.sampled_from(["coverage", "score"]),
+)
+def test_property_mixed_search_matches_brute_force(seed, cap, g, objective):
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(seed, n_t=70, n_h=60, g=g)
+    genes = [f"G{i}" for i in range(g)]
+    ops = ("and", "or", "not")
+    expect = _brute_values(T, H, ct, w, 3, ops, cap, objective, bulk=(frac, w_pb))
+    df = search_gates(
+        T,
+        pat,
+        _mixed(H, ct, w, frac, w_pb),
+        genes=genes,
+        max_genes=3,
+        ops=ops,
+        max_vital_risk=cap,
+        top_k=8,
+        objective=objective,
+    )
+    n = min(8, expect.size)
+    assert len(df) == n
+    if n:
+        np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], atol=1e-12)
+
+
+def test_mixed_wide_beam_is_exact_on_four_gene_chains():
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(19, n_t=80, n_h=90, g=5)
+    genes = [f"G{i}" for i in range(5)]
+    cap = 0.35
+    level = {Gate.lit(i) for i in range(5)}
+    every = set(level)
+    for _ in range(3):
+        nxt = set()
+        for base in level:
+            for i in set(range(5)) - set(base.genes):
+                nxt.add(Gate.and_(base, Gate.lit(i)))
+                nxt.add(Gate.or_(base, Gate.lit(i)))
+                nxt.add(Gate.and_(base, Gate.lit(i, negated=True)))
+        level = nxt
+        every |= nxt
+    vals = []
+    for gt in every:
+        exact = max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(3))
+        bound = (w_pb * gt.frechet(frac)[1]).max()  # Gate.frechet is checked above by scalars
+        if max(exact, bound) <= cap + 1e-12:
+            vals.append(_np_eval(gt, T).mean())
+    expect = np.sort(vals)[::-1]
+    df = search_gates(
+        T,
+        pat,
+        _mixed(H, ct, w, frac, w_pb),
+        genes=genes,
+        max_genes=4,
+        max_vital_risk=cap,
+        top_k=12,
+        beam_width=100_000,
+    )
+    assert df["optimal"].all()
+    np.testing.assert_allclose(df["objective"], expect[:12], atol=1e-12)
+
+
+def test_mixed_input_forms_and_errors():
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(3, g=6)
+    mixed = _mixed(H, ct, w, frac, w_pb)
+    kw = {"genes": GENES6, "max_genes": 2, "top_k": 30, "max_vital_risk": 0.4}
+    a = search_gates(T, pat, mixed, **kw)
+    b = search_gates(T, pat, [mixed.pseudobulk, mixed.cells], **kw)  # a pair, either order
+    c = search_gates(T, pat, mixed, pair_method="gram", **kw)
+    assert a["gate"].tolist() == b["gate"].tolist() == c["gate"].tolist()
+    np.testing.assert_array_equal(a["worst_healthy_risk"], c["worst_healthy_risk"])
+    with pytest.raises(InputError, match="HealthyMixed"):
+        search_gates(T, pat, [mixed.cells, mixed.cells], **kw)
+    with pytest.raises(InputError, match="HealthyMixed"):
+        search_gates(T, pat, (mixed.cells,), **kw)
+    with pytest.raises(InputError, match=r"healthy\.pseudobulk\.fractions"):
+        search_gates(T, pat, _mixed(H, ct, w, frac[:, :5], w_pb), **kw)
+    with pytest.raises(InputError, match=r"healthy\.cells\.weights"):
+        search_gates(T, pat, _mixed(H, ct, w * 2, frac, w_pb), **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# the AnnData wrapper: single cells + reference pseudobulk by default, healthy_only for atlases
+# ---------------------------------------------------------------------------------------------
+
+
+def _healthy_adata(genes, seed=3, n=120):
+    rng = np.random.default_rng(seed)
+    Xh = rng.poisson(0.6, (n, len(genes))).astype(np.float32)
+    obs = pd.DataFrame(
+        {"ct": rng.choice(["B cells", "Heart cells"], n)}, index=[f"h{i}" for i in range(n)]
+    )
+    return AnnData(X=sparse.csr_matrix(Xh), obs=obs, var=pd.DataFrame(index=genes)), Xh
+
+
+@pytest.mark.parametrize("healthy_only", [False, True])
+def test_anndata_mixed_and_healthy_only(tumour, mini_reference, healthy_only):
+    genes = list(tumour.var_names)
+    healthy, Xh = _healthy_adata(genes)
+    search_adata(
+        tumour,
+        malignant_key="status=malignant",
+        modality=None,
+        reference=mini_reference,
+        healthy=healthy,
+        healthy_key="ct",
+        healthy_only=healthy_only,
+        positivity="detected",
+        max_genes=2,
+        ops=("and", "not"),
+        max_vital_risk=1.0,
+        top_k=10_000,
+    )
+    out = tumour.uns["antigenscout_gates"]
+    gates = out["gates"]
+    pos = Xh > 0
+    ct = healthy.obs["ct"].to_numpy()
+    w = {"B cells": 0.2, "Heart cells": 1.0}  # the cells' weights, matched by context name
+    F = healthy_risk(mini_reference, threshold_cp10k=DEFAULT_THRESHOLD).fraction.loc[genes]
+    f_liver = F["tissue:liver"].to_numpy()  # the one context the cells do not replace
+    pairs = gates[gates["n_genes"] == 2]
+    assert len(pairs) > 0
+    for _, row in pairs.iterrows():
+        a, b = (genes.index(x) for x in row["genes"].split(";"))
+        if " AND NOT " in row["gate"]:
+            # "X AND NOT Y": the genes column is sorted, the gate names the positive one first
+            x, y = (genes.index(t) for t in row["gate"].split(" AND NOT "))
+            cells = pos[:, x] & ~pos[:, y]
+            bound = min(f_liver[x], 1 - f_liver[y])
+        else:
+            cells = pos[:, a] & pos[:, b]
+            bound = min(f_liver[a], f_liver[b])
+        exact = max(w[t] * cells[ct == t].mean() for t in w)
+        want = exact if healthy_only else max(exact, 0.9 * bound)
+        assert row["worst_healthy_risk"] == pytest.approx(want, abs=1e-9)
+        assert row["risk_is_bound"] == (not healthy_only and 0.9 * bound > exact)
+    hp = out["params"]["healthy_params"]
+    if healthy_only:
+        assert not gates["risk_is_bound"].any()
+        assert "contexts_replaced_by_cells" not in hp
+    else:
+        assert gates["risk_is_bound"].any()
+        assert sorted(hp["contexts_replaced_by_cells"]) == ["sc:b", "sc:heart"]
+        assert hp["contexts"] == 1
+
+
+def test_anndata_healthy_only_needs_cells(tumour, mini_reference):
+    with pytest.raises(InputError, match="healthy_only"):
+        search_adata(
+            tumour,
+            malignant_key="status=malignant",
+            modality=None,
+            reference=mini_reference,
+            positivity="detected",
+            healthy_only=True,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from antigenscout.tl._kernels import (
     MODE_ANDNOT,
     MODE_OR,
     count_ext,
+    frechet_pair_risk,
     gram_counts,
     group_popcount,
     pack_groups,
     pair_and_counts_bits,
+    update_pair_risk,
 )
 
 
@@ -85,6 +87,62 @@ def test_pair_counts_bits_and_gram_agree(data):
         gram_counts(sparse.csr_array(X), np.flatnonzero(m)),
         X[m].T.astype(np.int64) @ X[m].astype(np.int64),
     )
+
+
+def _pair_risk_numpy(X, labels, w, frac, w_pb):
+    """Worst pair risks in plain numpy: exact per cell type, Fréchet upper per pseudobulk type."""
+    g = X.shape[1]
+    r = {k: np.zeros((g, g)) for k in ("and", "or", "andnot")}
+    for i in range(g):
+        for j in range(g):
+            vals = {k: [] for k in r}
+            for t, lab in enumerate(np.unique(labels)):
+                a, b = X[labels == lab, i], X[labels == lab, j]
+                vals["and"].append(w[t] * (a & b).mean())
+                vals["or"].append(w[t] * (a | b).mean())
+                vals["andnot"].append(w[t] * (a & ~b).mean())
+            for t in range(frac.shape[0]):
+                a, b = frac[t, i], frac[t, j]
+                vals["and"].append(w_pb[t] * min(a, b))
+                vals["or"].append(w_pb[t] * min(1.0, a + b))
+                vals["andnot"].append(w_pb[t] * min(a, 1 - b))
+            for k in r:
+                r[k][i, j] = max(vals[k], default=0.0)
+    return r
+
+
+@pytest.mark.parametrize("order", ["bulk_first", "cells_first"])
+@pytest.mark.parametrize("parts", ["cells", "bulk", "mixed"])
+def test_pair_risk_kernels_fold_into_running_max(data, order, parts):
+    # both kernels fold into the same matrices, so a mixed input gets the max of its parts
+    X, labels = data
+    rng = np.random.default_rng(5)
+    g = X.shape[1]
+    w = rng.uniform(0.1, 1.0, 4)
+    frac = rng.uniform(0.0, 1.0, (3, g))
+    w_pb = rng.uniform(0.1, 1.0, 3)
+    use_cells, use_bulk = parts in ("cells", "mixed"), parts in ("bulk", "mixed")
+    r_and, r_or, r_an = np.zeros((g, g)), np.zeros((g, g)), np.zeros((g, g))
+    p = pack_groups(X, labels)
+
+    def cells():
+        for k, lab in enumerate(p.groups):
+            single = X[labels == lab].sum(0).astype(np.int64)
+            n = float((labels == lab).sum())
+            update_pair_risk(r_and, r_or, r_an, pair_and_counts_bits(p, k), single, n, w[k])
+
+    def bulk():
+        frechet_pair_risk(frac, w_pb, r_and, r_or, r_an)
+
+    steps = [s for s, u in ((bulk, use_bulk), (cells, use_cells)) if u]
+    for step in steps if order == "bulk_first" else steps[::-1]:
+        step()
+    want = _pair_risk_numpy(
+        X, labels if use_cells else np.array([], int), w, frac[: 3 if use_bulk else 0], w_pb
+    )
+    np.testing.assert_allclose(r_and, want["and"], atol=1e-12)
+    np.testing.assert_allclose(r_or, want["or"], atol=1e-12)
+    np.testing.assert_allclose(r_an, want["andnot"], atol=1e-12)
 
 
 def test_bad_input():

@@ -77,6 +77,7 @@ def test_exact_healthy_cells_give_exact_risk(tumour: AnnData, mini_reference) ->
         reference=mini_reference,
         healthy=healthy,
         healthy_key="ct",
+        healthy_only=True,
         positivity="detected",
         max_genes=2,
         ops=("and",),

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ._gates import Gate, HealthyCells, HealthyPseudobulk, evaluate_gates, parse_gate
+from ._gates import (
+    Gate,
+    HealthyCells,
+    HealthyMixed,
+    HealthyPseudobulk,
+    evaluate_gates,
+    parse_gate,
+)
 from ._profile import profile_agent
 from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
 from ._score import candidate_genes, pareto_rank, score_targets
@@ -11,6 +18,7 @@ from ._search import search_gates
 __all__ = [
     "Gate",
     "HealthyCells",
+    "HealthyMixed",
     "HealthyPseudobulk",
     "HealthyRisk",
     "candidate_genes",

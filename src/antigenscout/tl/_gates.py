@@ -13,7 +13,9 @@ Definitions (all denominators explicit):
 * risk in healthy cell type ``c`` = ``w_c`` × (type-``c`` cells positive for the gate) /
   (type-``c`` cells); ``worst_healthy_risk`` = the maximum over types. With a pseudobulk healthy
   reference (fractions only) the per-type gate fraction is unknown and the Fréchet upper bound is
-  used instead (``risk_is_bound=True``);
+  used instead (``risk_is_bound=True``). A mixed input (:class:`HealthyMixed`) holds single
+  cells of some types and fractions of the others: the maximum runs over both, and
+  ``risk_is_bound`` says whether the maximum came from a pseudobulk type;
 * a gate is feasible when ``worst_healthy_risk <= max_vital_risk``;
 * ``score`` = ``tumor_coverage * (1 - worst_healthy_risk)`` for feasible gates, 0 otherwise.
 """
@@ -54,6 +56,7 @@ from ._kernels import (
 __all__ = [
     "Gate",
     "HealthyCells",
+    "HealthyMixed",
     "HealthyPseudobulk",
     "evaluate_gates",
     "parse_gate",
@@ -343,14 +346,88 @@ class HealthyPseudobulk:
     names: Sequence[str] | None = None
 
 
+@dataclass
+class HealthyMixed:
+    """Healthy single cells of some types plus pseudobulk fractions of the others.
+
+    A gate's per-type fraction is exact for the single-cell types and the Fréchet interval for
+    the pseudobulk types; the worst risk is the maximum over the types of both parts. Typical
+    use: healthy cells of one organ (bone marrow inside an AML dataset) with the rest of the
+    body from a pseudobulk reference. The two parts should describe different cell types (a type
+    in both is simply counted twice, which is conservative).
+
+    ``risk_is_bound`` is True for a gate exactly when its worst (upper) risk comes from a
+    pseudobulk type; on a tie the single-cell type is named, because then the reported risk is
+    attained by an exact count and is itself exact.
+
+    Parameters
+    ----------
+    cells
+        The single-cell part (exact co-positivity).
+    pseudobulk
+        The pseudobulk part (per-type fractions over the same genes).
+    """
+
+    cells: HealthyCells
+    pseudobulk: HealthyPseudobulk
+
+
+HealthyInput = (
+    HealthyCells | HealthyPseudobulk | HealthyMixed | Sequence[HealthyCells | HealthyPseudobulk]
+)
+
+
+def _split_healthy(
+    healthy: HealthyInput,
+) -> tuple[HealthyCells | None, HealthyPseudobulk | None]:
+    """The single-cell and pseudobulk parts of any accepted healthy input."""
+    if isinstance(healthy, HealthyCells):
+        return healthy, None
+    if isinstance(healthy, HealthyPseudobulk):
+        return None, healthy
+    if isinstance(healthy, HealthyMixed):
+        parts: list[object] = [healthy.cells, healthy.pseudobulk]
+    elif isinstance(healthy, Sequence) and not isinstance(healthy, str):
+        parts = list(healthy)
+    else:
+        parts = []
+    cells = [p for p in parts if isinstance(p, HealthyCells)]
+    bulk = [p for p in parts if isinstance(p, HealthyPseudobulk)]
+    if len(cells) != 1 or len(bulk) != 1 or len(parts) != 2:
+        msg = (
+            "healthy must be a HealthyCells, a HealthyPseudobulk, or a HealthyMixed "
+            "(equivalently a pair of one HealthyCells and one HealthyPseudobulk)."
+        )
+        raise InputError(msg)
+    return cells[0], bulk[0]
+
+
+def _weights_names(part: HealthyCells | HealthyPseudobulk, where: str) -> tuple[np.ndarray, list]:
+    w = np.asarray(part.weights, dtype=np.float64)
+    if w.ndim != 1 or not np.all((w >= 0) & (w <= 1)):
+        msg = f"{where}.weights must be a 1-D array of vital weights in [0, 1]."
+        raise InputError(msg)
+    names = part.names
+    if names is None:
+        names = [f"type{i}" for i in range(w.size)]
+    if len(names) != w.size:
+        msg = f"{where}.names has {len(names)} entries; expected {w.size} (one per weight)."
+        raise InputError(msg)
+    return w, [str(x) for x in names]
+
+
 class _Problem:
-    """Validated, packed inputs shared by evaluation and search."""
+    """Validated, packed inputs shared by evaluation and search.
+
+    Healthy types are held in one list: first the single-cell types that have cells (exact),
+    then the pseudobulk types (Fréchet bounds); ``type_is_bound`` tells them apart.
+    """
 
     def __init__(
         self,
         T: object,
         patients: np.ndarray,
-        healthy: HealthyCells | HealthyPseudobulk,
+        healthy: HealthyInput,
         genes: Sequence[str],
         compartments: np.ndarray | None,
     ) -> None:
@@ -381,91 +458,104 @@ class _Problem:
                 raise InputError(msg)
             for lab in np.unique(comp):
                 self.compartments[str(lab)] = self.tumour.mask(comp == lab)
-        self.pseudobulk = isinstance(healthy, HealthyPseudobulk)
-        if isinstance(healthy, HealthyPseudobulk):
-            frac = np.asarray(healthy.fractions, dtype=np.float64)
-            if frac.ndim != 2 or frac.shape[1] != g:
-                msg = f"healthy.fractions must be (n_types, {g}); got {frac.shape}."
-                raise InputError(msg)
-            if not np.all((frac >= 0) & (frac <= 1)):
-                msg = "healthy.fractions must lie in [0, 1] (fractions of positive cells)."
-                raise InputError(msg)
-            self.frac = np.ascontiguousarray(frac)
-            n_types = frac.shape[0]
-            self.healthy: PackedBits | None = None
-            self.type_sizes = np.ones(n_types, dtype=np.int64)
-        elif isinstance(healthy, HealthyCells):
-            H = as_csc_bool(healthy.X, "healthy.X")
-            if H.shape[1] != g:
-                msg = f"healthy.X has {H.shape[1]} gene columns; expected {g} (as T)."
-                raise InputError(msg)
-            ct = np.asarray(healthy.cell_types)
-            if ct.shape != (H.shape[0],) or not np.issubdtype(ct.dtype, np.integer):
-                msg = "healthy.cell_types must be integer codes, one per healthy cell."
-                raise InputError(msg)
-            n_types = int(np.asarray(healthy.weights).shape[0])
-            if ct.size and (ct.min() < 0 or ct.max() >= n_types):
-                msg = (
-                    f"healthy.cell_types must lie in 0..{n_types - 1} (one weight per type); "
-                    f"got {ct.min()}..{ct.max()}."
-                )
-                raise InputError(msg)
-            self.healthy = pack_groups(H, ct, name="healthy.X")
-            self.H = H
-            self.h_labels = ct
-            self.htypes = self.healthy.groups.astype(np.int64)  # types that have cells
-            self.type_sizes = self.healthy.group_sizes
-            self.frac = None
-        else:
-            msg = "healthy must be a HealthyCells or HealthyPseudobulk instance."
-            raise InputError(msg)
-        w = np.asarray(healthy.weights, dtype=np.float64)
-        if w.ndim != 1 or not np.all((w >= 0) & (w <= 1)):
-            msg = "healthy.weights must be a 1-D array of vital weights in [0, 1]."
-            raise InputError(msg)
-        self.weights_all = w
-        names = healthy.names
-        if names is None:
-            names = [f"type{i}" for i in range(w.size)]
-        if len(names) != w.size:
-            msg = f"healthy.names has {len(names)} entries; expected {w.size} (one per weight)."
-            raise InputError(msg)
-        self.type_names_all = np.asarray([str(x) for x in names], dtype=object)
-        if self.pseudobulk:
-            if w.size != self.frac.shape[0]:
-                msg = f"healthy.weights has {w.size} entries; fractions has {self.frac.shape[0]}."
-                raise InputError(msg)
-            self.w = w
-            self.type_names = self.type_names_all
-        else:
-            self.w = w[self.htypes]
-            self.type_names = self.type_names_all[self.htypes]
-        # single-gene statistics
+        cells, bulk = _split_healthy(healthy)
+        mixed = cells is not None and bulk is not None
+        self.has_cells = cells is not None
+        self.has_bulk = bulk is not None
+        self.healthy: PackedBits | None = None
+        self.frac: np.ndarray | None = None
         self.s = np.diff(self.T.indptr).astype(np.int64)  # tumour positives per gene
-        if self.pseudobulk:
-            self.h_single_frac = self.frac  # (types, genes)
-        else:
-            h_counts = np.zeros((self.type_sizes.size, g), dtype=np.int64)
-            Hr = sparse.csr_array(H)
-            rows = np.searchsorted(self.htypes, ct)
-            for k in range(self.type_sizes.size):
-                sub = Hr[rows == k]
-                h_counts[k] = np.bincount(sub.indices, minlength=g)
-            self.h_counts = h_counts
-            self.h_single_frac = h_counts / self.type_sizes[:, None]
-        self.r_single = (
-            (self.w[:, None] * self.h_single_frac).max(0) if self.w.size else (np.zeros(g))
-        )
+        w_parts: list[np.ndarray] = []
+        name_parts: list[list[str]] = []
+        single_parts: list[np.ndarray] = []  # per-type single-gene (upper) fractions
+        if cells is not None:
+            self._init_cells(cells, "healthy.cells" if mixed else "healthy", g)
+            w_parts.append(self.w_cells)
+            name_parts.append(self.names_cells)
+            single_parts.append(self.h_counts / self.cell_sizes[:, None])
+        if bulk is not None:
+            self._init_bulk(bulk, "healthy.pseudobulk" if mixed else "healthy", g)
+            w_parts.append(self.w_bulk)
+            name_parts.append(self.names_bulk)
+            single_parts.append(self.frac)
+        self.w = np.concatenate(w_parts)
+        self.type_names = np.asarray([n for p in name_parts for n in p], dtype=object)
+        n_exact = self.w_cells.size if cells is not None else 0
+        self.type_is_bound = np.arange(self.w.size) >= n_exact  # pseudobulk types come last
+        h_single = np.concatenate(single_parts, axis=0)
+        self.r_single = (self.w[:, None] * h_single).max(0) if self.w.size else np.zeros(g)
 
-    # exact healthy risk per type for an evaluated gate ------------------------------------
+    def _init_cells(self, cells: HealthyCells, where: str, g: int) -> None:
+        w, names = _weights_names(cells, where)
+        H = as_csc_bool(cells.X, f"{where}.X")
+        if H.shape[1] != g:
+            msg = f"{where}.X has {H.shape[1]} gene columns; expected {g} (as T)."
+            raise InputError(msg)
+        ct = np.asarray(cells.cell_types)
+        if ct.shape != (H.shape[0],) or not np.issubdtype(ct.dtype, np.integer):
+            msg = f"{where}.cell_types must be integer codes, one per healthy cell."
+            raise InputError(msg)
+        n_types = w.size
+        if ct.size and (ct.min() < 0 or ct.max() >= n_types):
+            msg = (
+                f"{where}.cell_types must lie in 0..{n_types - 1} (one weight per type); "
+                f"got {ct.min()}..{ct.max()}."
+            )
+            raise InputError(msg)
+        self.healthy = pack_groups(H, ct, name=f"{where}.X")
+        self.H = H
+        self.h_labels = ct
+        self.htypes = self.healthy.groups.astype(np.int64)  # types that have cells
+        self.cell_sizes = self.healthy.group_sizes
+        self.w_cells = w[self.htypes]
+        self.names_cells = [names[i] for i in self.htypes.tolist()]
+        h_counts = np.zeros((self.cell_sizes.size, g), dtype=np.int64)
+        Hr = sparse.csr_array(H)
+        rows = np.searchsorted(self.htypes, ct)
+        for k in range(self.cell_sizes.size):
+            h_counts[k] = np.bincount(Hr[rows == k].indices, minlength=g)
+        self.h_counts = h_counts
+
+    def _init_bulk(self, bulk: HealthyPseudobulk, where: str, g: int) -> None:
+        w, names = _weights_names(bulk, where)
+        frac = np.asarray(bulk.fractions, dtype=np.float64)
+        if frac.ndim != 2 or frac.shape[1] != g:
+            msg = f"{where}.fractions must be (n_types, {g}); got {frac.shape}."
+            raise InputError(msg)
+        if not np.all((frac >= 0) & (frac <= 1)):
+            msg = f"{where}.fractions must lie in [0, 1] (fractions of positive cells)."
+            raise InputError(msg)
+        if w.size != frac.shape[0]:
+            msg = f"{where}.weights has {w.size} entries; fractions has {frac.shape[0]}."
+            raise InputError(msg)
+        self.frac = np.ascontiguousarray(frac)
+        self.w_bulk = w
+        self.names_bulk = names
+
+    # per-type gate fractions for an evaluated gate ------------------------------------------
     def healthy_fraction(self, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
-        """Per-type (lower, upper) gate fraction; equal for single-cell input."""
-        if self.pseudobulk:
-            return gate.frechet(self.frac)
-        bits = gate.bits(self.healthy)
-        counts = _group_counts(bits, self.healthy.word_ptr)
-        f = counts / self.type_sizes
-        return f, f
+        """Per-type (lower, upper) gate fraction over all types (single-cell types first).
+
+        Exact (lower = upper) for single-cell types, the Fréchet interval for pseudobulk types.
+        """
+        lows: list[np.ndarray] = []
+        highs: list[np.ndarray] = []
+        if self.healthy is not None:
+            bits = gate.bits(self.healthy)
+            f = _group_counts(bits, self.healthy.word_ptr) / self.cell_sizes
+            lows.append(f)
+            highs.append(f)
+        if self.frac is not None:
+            lo, hi = gate.frechet(self.frac)
+            lows.append(lo)
+            highs.append(hi)
+        return np.concatenate(lows), np.concatenate(highs)
+
+
+def _healthy_mode(prob: _Problem) -> str:
+    if prob.has_cells and prob.has_bulk:
+        return "mixed"
+    return "cells" if prob.has_cells else "pseudobulk"
 
 
 def _group_counts(bits: np.ndarray, word_ptr: np.ndarray) -> np.ndarray:
@@ -510,14 +600,18 @@ def _row(
     risk_hi = prob.w * hi
     risk_lo = prob.w * lo
     if risk_hi.size:
+        # np.argmax takes the first maximum and single-cell types come first: on a tie the
+        # exact type is named (the reported risk is then attained exactly, not only bounded)
         k = int(np.argmax(risk_hi))
         worst, worst_type, worst_lo = (
             float(risk_hi[k]),
             str(prob.type_names[k]),
             float(risk_lo.max()),
         )
+        is_bound = bool(prob.type_is_bound[k])
     else:
         worst, worst_type, worst_lo = 0.0, "", 0.0
+        is_bound = not prob.has_cells
     feasible = worst <= max_vital_risk + _EPS
     row: dict[str, object] = {
         "gate": gate.to_string(prob.genes),
@@ -532,7 +626,7 @@ def _row(
         "worst_healthy_cell_type": worst_type,
         "worst_healthy_risk": worst,
         "worst_healthy_risk_lower": worst_lo,
-        "risk_is_bound": prob.pseudobulk,
+        "risk_is_bound": is_bound,
         "feasible": feasible,
         "score": cov * (1.0 - worst) if feasible else 0.0,
     }
@@ -547,7 +641,7 @@ def evaluate_gates(
     gates: Sequence[Gate | str],
     T: object,
     patients: np.ndarray,
-    healthy: HealthyCells | HealthyPseudobulk,
+    healthy: HealthyInput,
     *,
     genes: Sequence[str],
     max_vital_risk: float = 0.1,
@@ -566,7 +660,8 @@ def evaluate_gates(
     patients
         Patient label per tumour cell.
     healthy
-        :class:`HealthyCells` (exact) or :class:`HealthyPseudobulk` (Fréchet upper bound).
+        :class:`HealthyCells` (exact), :class:`HealthyPseudobulk` (Fréchet upper bound) or
+        :class:`HealthyMixed` (both; also accepted as a pair ``(cells, pseudobulk)``).
     genes
         Gene names, one per column.
     max_vital_risk
@@ -642,12 +737,13 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     r_and = np.zeros((g, g))
     r_or = np.zeros((g, g))
     r_an = np.zeros((g, g))
-    if prob.pseudobulk:
-        frechet_pair_risk(prob.frac, prob.w, r_and, r_or, r_an)
-    else:
+    # both kernels fold into running maxima, so a mixed input gets the max of its two parts
+    if prob.frac is not None:
+        frechet_pair_risk(prob.frac, prob.w_bulk, r_and, r_or, r_an)
+    if prob.healthy is not None:
         Hr = sparse.csr_array(prob.H)
         ct = np.searchsorted(prob.htypes, prob.h_labels)
-        for k in range(prob.type_sizes.size):
+        for k in range(prob.cell_sizes.size):
             if pair_method == "gram":
                 counts = gram_counts(Hr, np.flatnonzero(ct == k))
             else:
@@ -658,8 +754,8 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
                 r_an,
                 counts,
                 prob.h_counts[k],
-                float(prob.type_sizes[k]),
-                float(prob.w[k]),
+                float(prob.cell_sizes[k]),
+                float(prob.w_cells[k]),
             )
     return _PairStats(P, r_and, r_or, r_an)
 
@@ -707,13 +803,13 @@ class _Search:
         return counts / self.N
 
     def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
-        """Exact (single-cell) or Fréchet-upper (pseudobulk) worst risk of ``base op gene``."""
+        """Worst risk of ``base op gene``: exact over single-cell types, Fréchet upper bound
+        over pseudobulk types, the maximum of both for mixed input (0 without types)."""
         prob = self.prob
+        risk = np.zeros(genes.size)
         if genes.size == 0:
-            return np.zeros(0)
-        if prob.w.size == 0:
-            return np.zeros(genes.size)
-        if prob.pseudobulk:
+            return risk
+        if prob.frac is not None and prob.w_bulk.size:
             _, u = base.frechet(prob.frac)
             f = prob.frac[:, genes]
             if mode == MODE_AND:
@@ -722,12 +818,14 @@ class _Search:
                 uu = np.minimum(u[:, None], 1.0 - f)
             else:
                 uu = np.minimum(1.0, u[:, None] + f)
-            return (prob.w[:, None] * uu).max(0)
-        hb = base.bits(prob.healthy)
-        counts = count_ext(
-            hb, prob.healthy.words, genes, mode, prob.healthy.valid, prob.healthy.word_ptr
-        )
-        return (counts / prob.type_sizes[None, :] * prob.w[None, :]).max(1)
+            risk = np.maximum(risk, (prob.w_bulk[:, None] * uu).max(0))
+        if prob.healthy is not None and prob.w_cells.size:
+            hb = base.bits(prob.healthy)
+            counts = count_ext(
+                hb, prob.healthy.words, genes, mode, prob.healthy.valid, prob.healthy.word_ptr
+            )
+            risk = np.maximum(risk, (counts / prob.cell_sizes[None, :] * prob.w_cells).max(1))
+        return risk
 
     # ---- singles and pairs (exhaustive) --------------------------------------------------
     def singles_and_pairs(self, top: _TopK, max_genes: int, min_genes: int) -> None:
@@ -1004,7 +1102,7 @@ def _resolve_candidates(genes: np.ndarray, candidates: Sequence[str] | None) -> 
 def search_gates(
     T: object,
     patients: np.ndarray,
-    healthy: HealthyCells | HealthyPseudobulk,
+    healthy: HealthyInput,
     *,
     genes: Sequence[str],
     max_genes: int = 2,
@@ -1032,8 +1130,11 @@ def search_gates(
     patients
         Patient label per tumour cell.
     healthy
-        :class:`HealthyCells` (exact per-type co-positivity) or :class:`HealthyPseudobulk`
-        (per-type fractions; risk is the Fréchet upper bound and ``risk_is_bound`` is True).
+        :class:`HealthyCells` (exact per-type co-positivity), :class:`HealthyPseudobulk`
+        (per-type fractions; risk is the Fréchet upper bound and ``risk_is_bound`` is True) or
+        :class:`HealthyMixed` (single cells of some types, pseudobulk for the rest; also
+        accepted as a pair ``(cells, pseudobulk)``): the worst risk is the maximum over the
+        types of both parts and ``risk_is_bound`` is True when it comes from a pseudobulk type.
     genes
         Gene names, one per column of ``T`` (and of the healthy matrix).
     max_genes
@@ -1074,7 +1175,10 @@ def search_gates(
         searched space outside the table can beat the row (``optimality_gap`` = 0);
         otherwise ``optimality_gap`` bounds by how much a skipped gate could exceed the row's
         ``objective``. ``pareto`` marks rows not dominated in (coverage ↑, risk ↓) by another row.
-        ``df.attrs`` holds the parameters and ``n_evaluated`` (gates counted exactly beyond pairs).
+        ``risk_is_bound`` is per row: True when the row's worst risk is a Fréchet upper bound
+        (it comes from a pseudobulk type). ``df.attrs`` holds the parameters (with
+        ``healthy_mode``: ``"cells"``, ``"pseudobulk"`` or ``"mixed"``, and ``risk_is_bound``:
+        whether any risk may be a bound) and ``n_evaluated`` (gates counted exactly beyond pairs).
     """
     if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:
         msg = f"max_genes must be an int in 1..5; got {max_genes!r}."
@@ -1151,7 +1255,8 @@ def search_gates(
         "top_k": top_k,
         "objective": objective,
         "beam_width": beam_width,
-        "risk_is_bound": prob.pseudobulk,
+        "risk_is_bound": prob.has_bulk,
+        "healthy_mode": _healthy_mode(prob),
     }
     df.attrs["n_evaluated"] = search.n_evaluated
     df.attrs["skipped_upper_bound"] = skipped

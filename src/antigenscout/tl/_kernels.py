@@ -364,17 +364,20 @@ def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  #
 
 @numba.njit(parallel=True, cache=True)
 def frechet_pair_risk(frac, weights, r_and, r_or, r_andnot):  # pragma: no cover
-    """Worst weighted Fréchet upper bounds for every pair from per-type positive fractions.
+    """Fold worst weighted Fréchet upper bounds for every pair into running maxima.
 
     ``frac`` is ``(n_types, n_genes)``; for type ``c`` with fractions ``a, b``:
     ``U(a ∧ b) = min(a, b)``, ``U(a ∨ b) = min(1, a + b)``, ``U(a ∧ ¬b) = min(a, 1 - b)``.
+    Like :func:`update_pair_risk`, ``r_and[i, j] = max(r_and[i, j], max_c w_c U_c(i ∧ j))`` (and
+    so on): start from zeros for pseudobulk alone, or fold both kernels into the same matrices for
+    a mixed single-cell + pseudobulk input (the max of the two parts), in either order.
     """
     n_types, g = frac.shape
     for i in prange(g):
         for j in range(g):
-            m_and = 0.0
-            m_or = 0.0
-            m_an = 0.0
+            m_and = r_and[i, j]
+            m_or = r_or[i, j]
+            m_an = r_andnot[i, j]
             for c in range(n_types):
                 a = frac[c, i]
                 b = frac[c, j]

@@ -1,9 +1,11 @@
 """Logic-gate search on AnnData: the scanpy-style front of :mod:`antigenscout.tl._gates`.
 
 Tumour positivity comes from the same model as single targets
-(:func:`antigenscout.tl._score.tumour_positivity`); healthy risk either from the embedded
-pseudobulk reference (per-type fractions only, so a gate's risk is a Fréchet upper bound,
-``risk_is_bound=True``) or from healthy single cells (exact co-positivity per cell type).
+(:func:`antigenscout.tl._score.tumour_positivity`); healthy risk from the embedded pseudobulk
+reference (per-type fractions only, so a gate's risk is a Fréchet upper bound,
+``risk_is_bound=True``), from healthy single cells (exact co-positivity per cell type) with
+``healthy_only=True``, or, by default when single cells are given, from both (exact in the
+cells' types, Fréchet bounds in the reference's other contexts).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import AntigenscoutWarning, InputError, warn
-from ._gates import HealthyCells, HealthyPseudobulk
+from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import healthy_risk
 from ._score import candidate_genes, tumour_groups, tumour_positivity
@@ -95,6 +97,7 @@ def search_gates(
     reference: Reference | None = None,
     healthy: AnnData | None = None,
     healthy_key: str | None = None,
+    healthy_only: bool = False,
     max_genes: int = 2,
     ops: Sequence[str] = _OPS,
     max_vital_risk: float = 0.5,
@@ -122,10 +125,19 @@ def search_gates(
         Healthy reference; the embedded default when ``None``.
     healthy
         Optional healthy single cells (raw counts, same genes) for exact co-positivity per
-        cell type; without it the reference's per-context fractions give Fréchet bounds.
+        cell type (e.g. healthy bone marrow in an AML dataset). By default they are combined
+        with the reference (:class:`~antigenscout.tl.HealthyMixed`): exact risk in the cell
+        types they hold, which replace the reference contexts they match (the same match that
+        gives their vital weights), and Fréchet upper bounds from the reference's per-context
+        fractions everywhere else in the body; a gate's ``risk_is_bound`` is True when its worst
+        risk comes from a reference context. Without ``healthy`` the reference alone gives
+        Fréchet bounds.
     healthy_key
         obs column of ``healthy`` naming cell types (matched to the reference's vital weights
         by name, e.g. ``HSC`` → ``marrow:HSC``).
+    healthy_only
+        Use the healthy single cells alone (exact risk only, no reference contexts), for a
+        whole-body healthy atlas. Needs ``healthy``.
     max_genes
         Largest gate (1–5): pairs exhaustive, triples exact by branch and bound, 4–5 by a
         bounded beam search that reports its optimality gap.
@@ -195,11 +207,16 @@ def search_gates(
         T = T[:, keep]
         cands = cands[keep]
 
+    if healthy_only and healthy is None:
+        msg = "healthy_only=True needs healthy single cells (pass healthy= and healthy_key=)"
+        raise InputError(msg)
+    hdata: HealthyCells | HealthyPseudobulk | HealthyMixed
+    hcells = None
     if healthy is not None:
         if healthy_key is None:
             msg = "healthy single cells need --healthy-key naming their cell-type column"
             raise InputError(msg)
-        hdata, healthy_params = _healthy_from_cells(
+        hcells, healthy_params = _healthy_from_cells(
             healthy,
             healthy_key,
             cands,
@@ -209,15 +226,45 @@ def search_gates(
             layer=layer,
             weight_default=1.0,
         )
+        hdata = hcells
         healthy_source = "single cells (exact)"
-    else:
+    if not healthy_only:
         hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
+        ctx = hr.contexts
+        keep = np.ones(len(ctx), dtype=bool)
+        replaced: list[str] = []
+        if hcells is not None:
+            # reference contexts the single cells stand for (the match that gave their vital
+            # weights: 'marrow:<type>', else the context name) are replaced by the exact cells
+            lower = ctx["name"].astype(str).str.lower().to_numpy()
+            for t in hcells.names or []:
+                hit = ctx.index == f"marrow:{t}"
+                if not hit.any():
+                    hit = lower == str(t).lower()
+                keep &= ~hit
+            replaced = [str(c) for c in ctx.index[~keep]]
         frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
-        hdata = HealthyPseudobulk(
-            frac, hr.weight.to_numpy(dtype=np.float64), names=list(hr.contexts["name"])
+        bulk = HealthyPseudobulk(
+            frac[keep],
+            hr.weight.to_numpy(dtype=np.float64)[keep],
+            names=[str(n) for n in ctx["name"].to_numpy()[keep]],
         )
-        healthy_params = {"contexts": len(hr.contexts)}
-        healthy_source = "reference pseudobulk (Fréchet upper bound)"
+        if hcells is None:
+            hdata = bulk
+            healthy_params = {"contexts": len(ctx)}
+            healthy_source = "reference pseudobulk (Fréchet upper bound)"
+        else:
+            healthy_params = {
+                **healthy_params,
+                "contexts": int(keep.sum()),
+                "contexts_replaced_by_cells": replaced,
+            }
+            if keep.any():  # else every context is replaced: the cells alone are exact
+                hdata = HealthyMixed(hcells, bulk)
+                healthy_source = (
+                    "single cells (exact) + reference pseudobulk for the other contexts "
+                    "(Fréchet upper bound)"
+                )
 
     comps = None if groups.compartment is None else np.asarray(groups.compartment)
     table = _search_arrays(
