@@ -32,6 +32,22 @@ KEY_ADDED = "antigenscout_gates"
 _OPS = ("and", "or", "not")
 
 
+def matching_context(contexts: pd.DataFrame, cell_type: str) -> str | None:
+    """The reference context a healthy cell-type label stands for, or ``None``.
+
+    ``marrow:<label>`` first, then a context whose name is the label, ``<label> cells`` or
+    ``<label>-cells`` (case-insensitive), e.g. ``HSC`` → ``marrow:HSC``, ``NK`` → NK cells.
+    """
+    if f"marrow:{cell_type}" in contexts.index:
+        return f"marrow:{cell_type}"
+    names = contexts["name"].astype(str).str.lower()
+    for alias in (cell_type, f"{cell_type} cells", f"{cell_type}-cells"):
+        hit = contexts.index[(names == alias.lower()).to_numpy()]
+        if len(hit):
+            return str(hit[0])
+    return None
+
+
 def _healthy_from_cells(
     healthy: AnnData,
     healthy_key: str,
@@ -71,7 +87,10 @@ def _healthy_from_cells(
     }
     weights, unknown = [], []
     for t in types.categories:
-        w = ctx["vital_weight"].get(f"marrow:{t}", by_name.get(t.lower()))
+        w = ctx["vital_weight"].get(f"marrow:{t}")
+        for alias in (t, f"{t} cells", f"{t}-cells"):
+            if w is None or pd.isna(w):
+                w = by_name.get(alias.lower())
         if w is None or pd.isna(w):
             unknown.append(t)
             w = weight_default
@@ -236,12 +255,8 @@ def search_gates(
         if hcells is not None:
             # reference contexts the single cells stand for (the match that gave their vital
             # weights: 'marrow:<type>', else the context name) are replaced by the exact cells
-            lower = ctx["name"].astype(str).str.lower().to_numpy()
             for t in hcells.names or []:
-                hit = ctx.index == f"marrow:{t}"
-                if not hit.any():
-                    hit = lower == str(t).lower()
-                keep &= ~hit
+                keep &= ctx.index != matching_context(ctx, str(t))
             replaced = [str(c) for c in ctx.index[~keep]]
         frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
         bulk = HealthyPseudobulk(
