@@ -176,3 +176,19 @@ def test_profile_mhc_class_ii_engages_dc_b_and_monocytes(tmp_path: Path, capsys)
     engaged = " | ".join(prof.loc[prof["engaged"], "cell_type"].str.lower())
     for kind in ("dendritic", "b cells", "monocyte"):
         assert kind in engaged, kind
+
+
+def test_unmapped_genes_warn_in_one_line(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(4)
+    genes = [*GENES, "NOT_A_GENE_1"]
+    path = _write_h5ad(
+        tmp_path / "in.h5ad", rng.poisson(2.0, (40, len(genes))).astype(np.float32), genes
+    )
+    argv = ["rank", str(path), "--malignant-key", "status=malignant", "--positivity", "cp10k"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        code = main([*argv, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 0
+    line = next(x for x in err.splitlines() if "NOT_A_GENE_1" in x)
+    assert line.startswith("warning:")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -440,10 +441,16 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
+    err_console.print(f"warning: {message}", soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 success, 2 user error)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except AntigenscoutError as e:
         err_console.print(f"error: {e}", soft_wrap=True)
         return 2
