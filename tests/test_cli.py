@@ -192,3 +192,26 @@ def test_unmapped_genes_warn_in_one_line(tmp_path: Path, capsys) -> None:
     assert code == 0
     line = next(x for x in err.splitlines() if "NOT_A_GENE_1" in x)
     assert line.startswith("warning:")
+
+
+def test_gates_writes_required_columns(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "g"
+    argv = ["gates", str(good_h5ad), "--malignant-key", "status=malignant"]
+    argv += ["--patient-key", "patient", "--positivity", "cp10k", "--max-genes", "2"]
+    argv += ["--ops", "and,not", "--max-vital-risk", "1", "--out", str(out)]
+    assert main(argv) == 0
+    gates = pd.read_csv(out / "gates.tsv", sep="\t")
+    required = {
+        "gate",
+        "n_genes",
+        "tumor_coverage",
+        "patients_covered_fraction",
+        "worst_healthy_cell_type",
+        "worst_healthy_risk",
+        "risk_is_bound",
+        "score",
+        "rank",
+    }
+    assert required <= set(gates.columns)
+    assert (gates["tumor_coverage"] <= 1).all()
+    assert gates["gate"].str.contains(" AND ").any()
