@@ -34,6 +34,7 @@ __all__ = ["simulate_command"]
     help="Turnover (1/day) of the healthy cell type.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory.")
+@click.option("--report", "with_report", is_flag=True, help="Also write report.html.")
 def simulate_command(
     model: str,
     n_patients: int,
@@ -46,6 +47,7 @@ def simulate_command(
     inhibitor_stop_day: float | None,
     healthy_turnover: float | None,
     out_dir: str,
+    with_report: bool,
 ) -> None:
     """Simulate CAR-T kinetics, tumour response and healthy-cell depletion in a cohort.
 
@@ -110,3 +112,7 @@ def simulate_command(
     console.print("; ".join(parts))
     for p in paths:
         click.echo(str(p))
+    if with_report:
+        from ..report.html import write_html
+
+        click.echo(str(write_html(out_dir)))
