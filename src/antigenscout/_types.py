@@ -9,4 +9,4 @@ MODALITIES: tuple[str, ...] = get_args(Modality)
 #: Modalities whose agent binds an intact protein on the cell surface.
 SURFACE_MODALITIES: frozenset[str] = frozenset({"car-t", "car-nk", "antibody", "adc", "bispecific"})
 
-PositivityMethod = Literal["detected", "cp10k", "knn"]
+Positivity = Literal["detected", "cp10k", "knn"]

@@ -18,7 +18,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import InputError
-from .._types import MODALITIES, SURFACE_MODALITIES
+from .._types import MODALITIES, SURFACE_MODALITIES, Positivity
 from ._risk import CP10K_TO_NTPM, healthy_risk, positive_fraction_from_mean
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def score_targets(
     compartment_key: str | None = None,
     modality: str | None = "car-t",
     reference: Reference | None = None,
-    positivity: Literal["detected", "cp10k", "knn"] = "knn",
+    positivity: Positivity = "knn",
     threshold: float | None = None,
     layer: str | None = None,
     kind: Literal["auto", "single_cell", "bulk"] = "auto",

@@ -18,6 +18,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import AntigenscoutWarning, InputError, warn
+from .._types import Positivity
 from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import healthy_risk
@@ -124,7 +125,7 @@ def search_gates(
     patient_threshold: float = 0.8,
     n_candidates: int | None = None,
     top_k: int = 50,
-    positivity: Literal["detected", "cp10k", "knn"] = "knn",
+    positivity: Positivity = "knn",
     threshold: float | None = None,
     layer: str | None = None,
     key_added: str = KEY_ADDED,
