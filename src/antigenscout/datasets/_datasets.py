@@ -36,8 +36,16 @@ _VG_CATEGORICAL = ("patient", "sample", "condition", "malignant", "cell_type")
 _VG_FILE = re.compile(r"^(?P<gsm>GSM\d+)_(?P<sample>.+)\.(?P<what>dem|anno)\.txt(?:\.gz)?$")
 
 
-def _data_path(name: str) -> resources.abc.Traversable:
-    return resources.files("antigenscout.datasets").joinpath("data", name)
+def _data_path(name: str, *, rebuild: str) -> resources.abc.Traversable:
+    """A packaged data file; a clear error naming the rebuild script when it is missing."""
+    res = resources.files("antigenscout.datasets").joinpath("data", name)
+    if not res.is_file():
+        msg = (
+            f"the packaged file {name} is missing from antigenscout/datasets/data; "
+            f"reinstall antigenscout or run {rebuild}"
+        )
+        raise InputError(msg)
+    return res
 
 
 # --------------------------------------------------------------------------- van Galen 2019
@@ -243,13 +251,7 @@ def demo() -> AnnData:
     """
     import anndata
 
-    res = _data_path(DEMO_FILE)
-    if not res.is_file():
-        msg = (
-            f"the packaged demo file {DEMO_FILE} is missing from antigenscout/datasets/data; "
-            "reinstall antigenscout or run scripts/build_demo.py"
-        )
-        raise InputError(msg)
+    res = _data_path(DEMO_FILE, rebuild="scripts/build_demo.py")
     with resources.as_file(res) as p:
         adata = anndata.read_h5ad(p)
     if "gene_id_input" not in adata.var.columns:  # dropped from the file to save space
@@ -306,13 +308,7 @@ def hpa_cell_lines() -> AnnData:
 
 
 def _bulk_table(name: str, *, unit: str, source: str, licence: str) -> AnnData:
-    res = _data_path(name)
-    if not res.is_file():
-        msg = (
-            f"the packaged table {name} is missing from antigenscout/datasets/data; "
-            "reinstall antigenscout or run scripts/build_reference.py"
-        )
-        raise InputError(msg)
+    res = _data_path(name, rebuild="scripts/build_reference.py")
     with resources.as_file(res) as p:
         df = pd.read_parquet(p)
     df = df[df.index.notna()]
