@@ -97,3 +97,32 @@ def test_bulk_coverage_is_modelled_fraction(mini_reference: Reference) -> None:
 def test_bad_keys_raise(tumour: AnnData, mini_reference: Reference, kw: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
         score_targets(tumour, modality=None, reference=mini_reference, positivity="cp10k", **kw)
+
+
+@pytest.mark.parametrize("method", ["cp10k", "detected"])
+def test_backed_file_streams_to_the_same_result(
+    tumour: AnnData, mini_reference: Reference, tmp_path, method: str, monkeypatch
+) -> None:
+    import anndata as ad
+
+    import antigenscout.tl._score as score_mod
+
+    monkeypatch.setattr(score_mod, "STREAM_CHUNK", 37)  # many chunks, ragged last one
+    path = tmp_path / "t.h5ad"
+    tumour.write_h5ad(path)
+    kw = dict(
+        malignant_key="status=malignant",
+        patient_key="patient",
+        compartment_key="compartment",
+        modality=None,
+        reference=mini_reference,
+        positivity=method,
+        threshold=2.0,
+    )
+    score_targets(tumour, **kw)
+    backed = ad.read_h5ad(path, backed="r")
+    score_targets(backed, **kw)
+    a = tumour.uns["antigenscout_targets"]["targets"]
+    b = backed.uns["antigenscout_targets"]["targets"]
+    pd.testing.assert_frame_equal(a, b)
+    backed.file.close()
