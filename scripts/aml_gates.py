@@ -145,7 +145,19 @@ exhaustive; triples exact by branch and bound within the stated candidates (`opt
 
 {chr(10).join(lines)}
 
-{chr(10).join(sections)}"""
+{chr(10).join(sections)}
+## Limit: exact triples over all candidates
+
+An exact AND/NOT triple search over all 2,913 candidates with the same inputs and cap did not
+finish within 25 minutes on 2 cores (measured 2026-11-22: `search_gates(..., max_genes=3,
+ops=("and", "not"), max_vital_risk=0.5)` under `timeout 1500`). The reason is structural:
+a NOT literal can lower a gate's healthy risk almost arbitrarily, so risky high-coverage
+parents (HLA, B2M, PTPRC pairs) cannot be pruned by risk, and every NOT-extension by any of
+the 2,913 genes has to be counted exactly. Restricting to the top candidates by coverage
+(as above) makes it seconds, at the price of exactness outside them. A per-cell-type risk
+lower bound for `P AND NOT c` (fraction(P) − fraction(c) per type) would prune most of
+these and is the next step.
+"""
     a.doc.write_text(text)
     print(text)
 
