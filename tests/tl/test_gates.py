@@ -16,14 +16,22 @@ from antigenscout._errors import InputError
 from antigenscout.pp._positivity import DEFAULT_THRESHOLD
 from antigenscout.tl import healthy_risk
 from antigenscout.tl._gates import (
+    _KIND_CODE,
+    _OPS,
     Gate,
     HealthyCells,
     HealthyMixed,
     HealthyPseudobulk,
+    _combine,
+    _pair_gate,
+    _pair_stats,
+    _Problem,
+    _Search,
     evaluate_gates,
     parse_gate,
     search_gates,
 )
+from antigenscout.tl._kernels import MODE_AND, MODE_ANDNOT, child_risk_lower
 from antigenscout.tl._search import search_gates as search_adata
 
 # ---------------------------------------------------------------------------------------------
@@ -637,6 +645,59 @@ def test_property_mixed_search_matches_brute_force(seed, cap, g, objective):
     assert len(df) == n
     if n:
         np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind_of_healthy", ["cells", "pseudobulk", "mixed"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_child_risk_lower_bound_never_above_reported_risk(kind_of_healthy, seed):
+    """The per-type risk lower bound of ``P AND NOT c`` / ``P AND c`` (child_risk_lower) is
+    never above the risk the search reports for the child, for every pair parent ``P`` and gene
+    ``c``; for pseudobulk alone it equals the reported (upper Fréchet) risk."""
+    g = 6
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(seed, n_t=50, n_h=90, g=g)
+    rng = np.random.default_rng(seed)
+    # broad and rare genes side by side, so the bound is often far from 0 and often tight
+    H = H | (rng.random(H.shape) < rng.choice([0.0, 0.9], g))
+    frac = np.clip(frac + rng.choice([0.0, 0.5], g), 0.0, 1.0)
+    genes = [f"G{i}" for i in range(g)]
+    healthy = {
+        "cells": HealthyCells(H, ct, w),
+        "pseudobulk": HealthyPseudobulk(frac, w_pb),
+        "mixed": _mixed(H, ct, w, frac, w_pb),
+    }[kind_of_healthy]
+    prob = _Problem(T, pat, healthy, genes, None)
+    search = _Search(prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(_OPS), 0.5, "score")
+    pairs = [
+        (k, a, b) for k in ("and", "andnot", "or") for a in range(g) for b in range(g) if a != b
+    ]
+    kind = np.array([_KIND_CODE[k] for k, _, _ in pairs], dtype=np.int64)
+    pa = np.array([a for _, a, _ in pairs], dtype=np.int64)
+    pb = np.array([b for _, _, b in pairs], dtype=np.int64)
+    tv = search._parent_types(kind, pa, pb)
+    assert tv[0].shape == (len(pairs), prob.w.size)
+    n_pos = 0
+    for p, (k, a, b) in enumerate(pairs):
+        for c in set(range(g)) - {a, b}:
+            for mode in (MODE_AND, MODE_ANDNOT):
+                lb = child_risk_lower(p, c, mode, 0.0, np.inf, *tv)
+                gate = _combine(_pair_gate(k, a, b), c, mode)
+                _, hi = prob.healthy_fraction(gate)
+                reported = float((prob.w * hi).max())
+                assert lb <= reported, (gate, lb, reported)
+                # the search's own vectorised risk of the child agrees with the row's
+                risk = search._risk_exact(_pair_gate(k, a, b), np.array([c]), mode)[0]
+                assert lb <= risk
+                if kind_of_healthy == "pseudobulk":
+                    assert lb == reported
+                if kind_of_healthy == "cells":
+                    # independent numpy count of the child's worst risk
+                    lit = {"and": (H[:, a] & H[:, b]), "andnot": H[:, a] & ~H[:, b]}
+                    par = lit.get(k, H[:, a] | H[:, b])
+                    child = par & (H[:, c] if mode == MODE_AND else ~H[:, c])
+                    brute = max(w[t] * child[ct == t].mean() for t in np.unique(ct))
+                    assert lb <= brute + 1e-12
+                n_pos += lb > 0
+    assert n_pos > 0  # the bound is not vacuous on this data
 
 
 def test_mixed_wide_beam_is_exact_on_four_gene_chains():

@@ -17,6 +17,7 @@ from antigenscout.tl._kernels import (
     group_popcount,
     pack_groups,
     pair_and_counts_bits,
+    pair_group_counts,
     update_pair_risk,
 )
 
@@ -61,6 +62,20 @@ def test_count_ext_modes(data):
             for k, lab in enumerate(p.groups):
                 m = labels == lab
                 assert got[c, k] == f(X[m, 0], X[m, g]).sum()
+
+
+def test_pair_group_counts(data):
+    X, labels = data
+    p = pack_groups(X, labels)
+    fs = [lambda a, b: a & b, lambda a, b: a & ~b, lambda a, b: a | b]
+    trip = [(k, a, b) for k in range(3) for a in range(9) for b in range(9) if a != b]
+    kind, pa, pb = (np.array(x, dtype=np.int64) for x in zip(*trip, strict=True))
+    got = pair_group_counts(kind, pa, pb, p.words, p.valid, p.word_ptr)
+    assert got.shape == (len(trip), p.groups.size)
+    for r, (k, a, b) in enumerate(trip):
+        for q, lab in enumerate(p.groups):
+            m = labels == lab
+            assert got[r, q] == fs[k](X[m, a], X[m, b]).sum()
 
 
 def test_not_masks_tail(data):

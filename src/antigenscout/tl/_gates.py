@@ -49,6 +49,7 @@ from ._kernels import (
     group_popcount,
     pack_groups,
     pair_and_counts_bits,
+    pair_group_counts,
     triple_candidates,
     update_pair_risk,
 )
@@ -483,6 +484,7 @@ class _Problem:
         n_exact = self.w_cells.size if cells is not None else 0
         self.type_is_bound = np.arange(self.w.size) >= n_exact  # pseudobulk types come last
         h_single = np.concatenate(single_parts, axis=0)
+        self.h_single = h_single  # (n_types, n_genes) single-gene (upper) fraction per type
         self.r_single = (self.w[:, None] * h_single).max(0) if self.w.size else np.zeros(g)
 
     def _init_cells(self, cells: HealthyCells, where: str, g: int) -> None:
@@ -908,6 +910,7 @@ class _Search:
             if ub_all[p0] <= top.tau:
                 break
             p1 = min(ub_all.size, p0 + batch)
+            tv = self._parent_types(kind_code[p0:p1], a_all[p0:p1], b_all[p0:p1])
             par, gene, mode, obj_ub = triple_candidates(
                 kind_code[p0:p1],
                 a_all[p0:p1],
@@ -926,6 +929,7 @@ class _Search:
                 float(cap),
                 float(top.tau),
                 self.objective == "score",
+                *tv,
             )
             # evaluate parent by parent (bits of the parent computed once), best parents first
             bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
@@ -945,6 +949,65 @@ class _Search:
                     obj_ub[lo:hi],
                     seen,
                 )
+
+    def _parent_types(self, kind: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
+        """Per-parent healthy-type arrays for :func:`child_risk_lower` (see its docstring).
+
+        For pair parents ``a kind b``: exact per-type counts (single-cell types) by popcount,
+        the Fréchet upper fraction ``U_t`` (pseudobulk types) as ``Gate.frechet`` computes it,
+        and the types ordered by ``w_t`` × the parent's reported fraction, largest first. Returns
+        ``(t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells, par_u, frac, w_bulk)``;
+        ``t_order`` has no columns when the bound cannot prune (coverage objective, cap ≥ 1).
+        """
+        prob = self.prob
+        n_par = kind.size
+        g = prob.genes.size
+        has_c = prob.healthy is not None and prob.w_cells.size > 0
+        has_b = prob.frac is not None and prob.w_bulk.size > 0
+        if has_c:
+            h = prob.healthy
+            par_cnt = pair_group_counts(kind, a, b, h.words, h.valid, h.word_ptr)
+            h_counts = prob.h_counts
+            sizes = prob.cell_sizes.astype(np.int64)
+            w_cells = prob.w_cells.astype(np.float64)
+            wpar_c = par_cnt / sizes[None, :] * w_cells[None, :]
+        else:
+            par_cnt = np.zeros((n_par, 0), dtype=np.int64)
+            h_counts = np.zeros((0, g), dtype=np.int64)
+            sizes = np.zeros(0, dtype=np.int64)
+            w_cells = np.zeros(0)
+            wpar_c = np.zeros((n_par, 0))
+        if has_b:
+            frac, w_bulk = prob.frac, prob.w_bulk.astype(np.float64)
+            fa, fb = frac[:, a].T, frac[:, b].T
+            par_u = np.where(
+                (kind == 0)[:, None],
+                np.minimum(fa, fb),
+                np.where((kind == 1)[:, None], np.minimum(fa, 1.0 - fb), np.minimum(1.0, fa + fb)),
+            )
+            wpar_b = w_bulk[None, :] * par_u
+        else:
+            frac = np.zeros((0, g))
+            w_bulk = np.zeros(0)
+            par_u = np.zeros((n_par, 0))
+            wpar_b = np.zeros((n_par, 0))
+        wpar = np.concatenate([wpar_c, wpar_b], axis=1)
+        if self.objective != "score" and self.cap >= 1.0:
+            t_order = np.zeros((n_par, 0), dtype=np.int64)
+        else:
+            t_order = np.argsort(-wpar, axis=1, kind="stable").astype(np.int64)
+        t_wpar = np.ascontiguousarray(np.take_along_axis(wpar, t_order, axis=1))
+        return (
+            np.ascontiguousarray(t_order),
+            t_wpar,
+            np.ascontiguousarray(par_cnt),
+            np.ascontiguousarray(h_counts),
+            sizes,
+            w_cells,
+            np.ascontiguousarray(par_u),
+            np.ascontiguousarray(frac),
+            w_bulk,
+        )
 
     def _evaluate_ext(
         self,

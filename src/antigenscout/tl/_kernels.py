@@ -36,12 +36,14 @@ __all__ = [
     "MODE_ANDNOT",
     "MODE_OR",
     "PackedBits",
+    "child_risk_lower",
     "count_ext",
     "frechet_pair_risk",
     "gram_counts",
     "group_popcount",
     "pack_groups",
     "pair_and_counts_bits",
+    "pair_group_counts",
     "update_pair_risk",
 ]
 
@@ -512,14 +514,196 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
     return ub, rlb
 
 
+@numba.njit(cache=True)
+def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover - numba
+    """Per-group popcounts of pair gates: ``out[p, k] = |pa[p] op pb[p]|`` in group ``k``.
+
+    ``kind``: 0 = ``a ∧ b``, 1 = ``a ∧ ¬b``, 2 = ``a ∨ b`` (as in :func:`triple_candidates`).
+    Returns ``(n_pairs, n_groups)`` int64.
+    """
+    n_par = kind.shape[0]
+    n_groups = word_ptr.shape[0] - 1
+    out = np.zeros((n_par, n_groups), dtype=np.int64)
+    for p in range(n_par):
+        a = pa[p]
+        b = pb[p]
+        m = kind[p]
+        for k in range(n_groups):
+            acc = np.uint64(0)
+            if m == 0:
+                for w in range(word_ptr[k], word_ptr[k + 1]):
+                    acc += _popcount(words[a, w] & words[b, w])
+            elif m == 1:
+                for w in range(word_ptr[k], word_ptr[k + 1]):
+                    acc += _popcount(words[a, w] & ~words[b, w] & valid[w])
+            else:
+                for w in range(word_ptr[k], word_ptr[k + 1]):
+                    acc += _popcount(words[a, w] | words[b, w])
+            out[p, k] = np.int64(acc)
+    return out
+
+
+@numba.njit(cache=True)
+def child_risk_lower(
+    p,
+    c,
+    mode,
+    rl,
+    cap,
+    t_order,
+    t_wpar,
+    par_cnt,
+    h_counts,
+    cell_sizes,
+    w_cells,
+    par_u,
+    frac,
+    w_bulk,
+):  # pragma: no cover - numba
+    """Raise ``rl``, a lower bound on the reported worst risk of ``P ∧ c`` / ``P ∧ ¬c``.
+
+    Per healthy type ``t`` of the parent ``P`` (row ``p`` of the per-parent arrays):
+
+    * single-cell type (``t < n_ct``, exact counts, ``n_t`` cells): ``|P ∧ ¬c|_t ≥ |P|_t − |c|_t``
+      and ``|P ∧ c|_t ≥ |P|_t + |c|_t − n_t``; the bound is ``w_t × max(0, that) / n_t``;
+    * pseudobulk type (``t ≥ n_ct``): the reported (upper Fréchet) fraction of the child is
+      exactly ``min(U_t(P), 1 − f_t(c))`` (``min(U_t(P), f_t(c))`` for ``∧ c``).
+
+    ``t_order[p]`` lists the types by decreasing ``t_wpar[p]`` (``w_t`` × the parent's reported
+    fraction), which bounds every child term from above; the loop stops once no remaining type can
+    raise ``rl`` or ``rl`` exceeds ``cap + 1e-12`` (pass ``cap = inf`` for the full maximum).
+    ``mode``: 0 = ``∧ c``, 1 = ``∧ ¬c``. Proof in docs/gates.md ("Triple bounds", case 5).
+    """
+    n_ct = par_cnt.shape[1]
+    for j in range(t_order.shape[1]):
+        if t_wpar[p, j] <= rl or rl > cap + 1e-12:
+            break
+        t = t_order[p, j]
+        v = 0.0
+        if t < n_ct:
+            if mode == 0:
+                k = par_cnt[p, t] + h_counts[t, c] - cell_sizes[t]
+            else:
+                k = par_cnt[p, t] - h_counts[t, c]
+            if k > 0:
+                # same float operations as the exact risk (count / n × w): monotone in the count
+                v = np.float64(k) / np.float64(cell_sizes[t]) * w_cells[t]
+        else:
+            b = t - n_ct
+            f = frac[b, c]
+            v = w_bulk[b] * min(par_u[p, b], 1.0 - f if mode == 1 else f)
+        if v > rl:
+            rl = v
+    return rl
+
+
+@numba.njit(cache=True)
+def _candidate_obj(
+    p,
+    c,
+    m,
+    kind,
+    pa,
+    pb,
+    covp,
+    riskp,
+    P,
+    s,
+    n,
+    r_single,
+    r_and,
+    r_or,
+    r_an,
+    cap,
+    tau,
+    score,
+    t_order,
+    t_wpar,
+    par_cnt,
+    h_counts,
+    cell_sizes,
+    w_cells,
+    par_u,
+    frac,
+    w_bulk,
+):  # pragma: no cover - numba
+    # objective upper bound of parent p op c, or -1.0 when the child is pruned
+    # cheap necessary conditions first: an AND-child never exceeds its parent's
+    # coverage; a feasible OR-child needs a feasible parent and a feasible gene
+    if m <= 1 and covp[p] / n <= tau:
+        return -1.0
+    if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
+        return -1.0
+    ub, rlb = _ext_bounds(
+        kind[p], pa[p], pb[p], covp[p], riskp[p], c, m, P, s, n, r_single, r_and, r_or, r_an
+    )
+    cov_ub = min(ub / n, 1.0)
+    obj = cov_ub
+    if score:
+        obj *= 1.0 - rlb
+    if obj <= tau or rlb > cap + 1e-12:
+        return -1.0
+    if m <= 1 and t_order.shape[1] > 0:
+        rlb = child_risk_lower(
+            p,
+            c,
+            m,
+            rlb,
+            cap,
+            t_order,
+            t_wpar,
+            par_cnt,
+            h_counts,
+            cell_sizes,
+            w_cells,
+            par_u,
+            frac,
+            w_bulk,
+        )
+        if rlb > cap + 1e-12:
+            return -1.0
+        if score:
+            obj = cov_ub * (1.0 - rlb)
+            if obj <= tau:
+                return -1.0
+    return obj
+
+
 @numba.njit(parallel=True, cache=True)
 def triple_candidates(
-    kind, pa, pb, covp, riskp, cand, modes, P, s, n, r_single, r_and, r_or, r_an, cap, tau, score
+    kind,
+    pa,
+    pb,
+    covp,
+    riskp,
+    cand,
+    modes,
+    P,
+    s,
+    n,
+    r_single,
+    r_and,
+    r_or,
+    r_an,
+    cap,
+    tau,
+    score,
+    t_order,
+    t_wpar,
+    par_cnt,
+    h_counts,
+    cell_sizes,
+    w_cells,
+    par_u,
+    frac,
+    w_bulk,
 ):  # pragma: no cover - numba
     """Extensions ``parent op c`` whose bounds can still beat ``tau`` under the risk cap.
 
-    Returns ``(parent index, gene, mode, objective upper bound)`` arrays. Two passes (count,
-    then fill) keep the output exact-sized and deterministic.
+    The per-parent type arrays (``t_order`` … ``w_bulk``) feed :func:`child_risk_lower`, the
+    per-type risk lower bound of AND / AND NOT children; pass ``t_order`` with zero columns to
+    skip it. Returns ``(parent index, gene, mode, objective upper bound)`` arrays. Two passes
+    (count, then fill) keep the output exact-sized and deterministic.
     """
     n_par = kind.shape[0]
     n_c = cand.shape[0]
@@ -531,32 +715,12 @@ def triple_candidates(
             if c == pa[p] or c == pb[p]:
                 continue
             for m in modes:
-                # cheap necessary conditions first: an AND-child never exceeds its parent's
-                # coverage; a feasible OR-child needs a feasible parent and a feasible gene
-                if m <= 1 and covp[p] / n <= tau:
-                    continue
-                if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
-                    continue
-                ub, rlb = _ext_bounds(
-                    kind[p],
-                    pa[p],
-                    pb[p],
-                    covp[p],
-                    riskp[p],
-                    c,
-                    m,
-                    P,
-                    s,
-                    n,
-                    r_single,
-                    r_and,
-                    r_or,
-                    r_an,
-                )
-                obj = min(ub / n, 1.0)
-                if score:
-                    obj *= 1.0 - rlb
-                if obj > tau and rlb <= cap + 1e-12:
+                obj = _candidate_obj(
+                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
+                    par_u, frac, w_bulk,
+                )  # fmt: skip
+                if obj >= 0.0:
                     k += 1
         counts[p] = k
     start = np.zeros(n_par + 1, dtype=np.int64)
@@ -574,32 +738,12 @@ def triple_candidates(
             if c == pa[p] or c == pb[p]:
                 continue
             for m in modes:
-                # cheap necessary conditions first: an AND-child never exceeds its parent's
-                # coverage; a feasible OR-child needs a feasible parent and a feasible gene
-                if m <= 1 and covp[p] / n <= tau:
-                    continue
-                if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
-                    continue
-                ub, rlb = _ext_bounds(
-                    kind[p],
-                    pa[p],
-                    pb[p],
-                    covp[p],
-                    riskp[p],
-                    c,
-                    m,
-                    P,
-                    s,
-                    n,
-                    r_single,
-                    r_and,
-                    r_or,
-                    r_an,
-                )
-                obj = min(ub / n, 1.0)
-                if score:
-                    obj *= 1.0 - rlb
-                if obj > tau and rlb <= cap + 1e-12:
+                obj = _candidate_obj(
+                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
+                    par_u, frac, w_bulk,
+                )  # fmt: skip
+                if obj >= 0.0:
                     o_par[k] = p
                     o_gene[k] = c
                     o_mode[k] = m
