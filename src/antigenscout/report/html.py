@@ -241,7 +241,7 @@ def _overview(data: RunData) -> str:
         )
     parts.append(
         _how(
-            "Tumour coverage is the fraction of malignant cells in which the antigen is detected. "
+            "Tumour coverage is the fraction of malignant cells called antigen-positive by the positivity model (docs/positivity.md). "
             "Healthy risk of a context (cell type or tissue) = fraction of its cells that express "
             "the antigen × the context's vital weight (1 = vital and non-regenerating, e.g. "
             "cardiomyocytes; 0.1–0.3 = dispensable or replaceable). A candidate's <i>vital "
@@ -604,7 +604,7 @@ def _patients(data: RunData) -> str:
             mat = pc.head(N_TOP_PATIENTS)
         parts.append(
             _how(
-                "Fraction of each patient's tumour cells in which the antigen is detected, for "
+                "Fraction of each patient's tumour cells called antigen-positive, for "
                 "the "
                 f"{len(mat)} best-ranked candidates (rows) and {mat.shape[1]} patients (columns). "
                 "A pale "
