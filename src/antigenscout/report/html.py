@@ -241,7 +241,8 @@ def _overview(data: RunData) -> str:
         )
     parts.append(
         _how(
-            "Tumour coverage is the fraction of malignant cells called antigen-positive by the positivity model (docs/positivity.md). "
+            "Tumour coverage is the fraction of malignant cells called antigen-positive by the "
+            "positivity model (docs/positivity.md). "
             "Healthy risk of a context (cell type or tissue) = fraction of its cells that express "
             "the antigen × the context's vital weight (1 = vital and non-regenerating, e.g. "
             "cardiomyocytes; 0.1–0.3 = dispensable or replaceable). A candidate's <i>vital "
