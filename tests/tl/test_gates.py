@@ -5,16 +5,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
-from anndata import AnnData
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
 from antigenscout._errors import InputError
-from antigenscout.pp._positivity import DEFAULT_THRESHOLD
-from antigenscout.tl import healthy_risk
 from antigenscout.tl._gates import (
     _KIND_CODE,
     _OPS,
@@ -32,7 +28,6 @@ from antigenscout.tl._gates import (
     search_gates,
 )
 from antigenscout.tl._kernels import MODE_AND, MODE_ANDNOT, child_risk_lower
-from antigenscout.tl._search import search_gates as search_adata
 
 # ---------------------------------------------------------------------------------------------
 # brute force: every gate of 1–3 genes in the search space, evaluated with numpy booleans
@@ -753,83 +748,6 @@ def test_mixed_input_forms_and_errors():
         search_gates(T, pat, _mixed(H, ct, w, frac[:, :5], w_pb), **kw)
     with pytest.raises(InputError, match=r"healthy\.cells\.weights"):
         search_gates(T, pat, _mixed(H, ct, w * 2, frac, w_pb), **kw)
-
-
-# ---------------------------------------------------------------------------------------------
-# the AnnData wrapper: single cells + reference pseudobulk by default, healthy_only for atlases
-# ---------------------------------------------------------------------------------------------
-
-
-def _healthy_adata(genes, seed=3, n=120):
-    rng = np.random.default_rng(seed)
-    Xh = rng.poisson(0.6, (n, len(genes))).astype(np.float32)
-    obs = pd.DataFrame(
-        {"ct": rng.choice(["B cells", "Heart cells"], n)}, index=[f"h{i}" for i in range(n)]
-    )
-    return AnnData(X=sparse.csr_matrix(Xh), obs=obs, var=pd.DataFrame(index=genes)), Xh
-
-
-@pytest.mark.parametrize("healthy_only", [False, True])
-def test_anndata_mixed_and_healthy_only(tumour, mini_reference, healthy_only):
-    genes = list(tumour.var_names)
-    healthy, Xh = _healthy_adata(genes)
-    search_adata(
-        tumour,
-        malignant_key="status=malignant",
-        modality=None,
-        reference=mini_reference,
-        healthy=healthy,
-        healthy_key="ct",
-        healthy_only=healthy_only,
-        positivity="detected",
-        max_genes=2,
-        ops=("and", "not"),
-        max_vital_risk=1.0,
-        top_k=10_000,
-    )
-    out = tumour.uns["antigenscout_gates"]
-    gates = out["gates"]
-    pos = Xh > 0
-    ct = healthy.obs["ct"].to_numpy()
-    w = {"B cells": 0.2, "Heart cells": 1.0}  # the cells' weights, matched by context name
-    F = healthy_risk(mini_reference, threshold_cp10k=DEFAULT_THRESHOLD).fraction.loc[genes]
-    f_liver = F["tissue:liver"].to_numpy()  # the one context the cells do not replace
-    pairs = gates[gates["n_genes"] == 2]
-    assert len(pairs) > 0
-    for _, row in pairs.iterrows():
-        a, b = (genes.index(x) for x in row["genes"].split(";"))
-        if " AND NOT " in row["gate"]:
-            # "X AND NOT Y": the genes column is sorted, the gate names the positive one first
-            x, y = (genes.index(t) for t in row["gate"].split(" AND NOT "))
-            cells = pos[:, x] & ~pos[:, y]
-            bound = min(f_liver[x], 1 - f_liver[y])
-        else:
-            cells = pos[:, a] & pos[:, b]
-            bound = min(f_liver[a], f_liver[b])
-        exact = max(w[t] * cells[ct == t].mean() for t in w)
-        want = exact if healthy_only else max(exact, 0.9 * bound)
-        assert row["worst_healthy_risk"] == pytest.approx(want, abs=1e-9)
-        assert row["risk_is_bound"] == (not healthy_only and 0.9 * bound > exact)
-    hp = out["params"]["healthy_params"]
-    if healthy_only:
-        assert not gates["risk_is_bound"].any()
-        assert "contexts_replaced_by_cells" not in hp
-    else:
-        assert gates["risk_is_bound"].any()
-        assert sorted(hp["contexts_replaced_by_cells"]) == ["sc:b", "sc:heart"]
-        assert hp["contexts"] == 1
-
-
-def test_anndata_healthy_only_needs_cells(tumour, mini_reference):
-    with pytest.raises(InputError, match="healthy_only"):
-        search_adata(
-            tumour,
-            malignant_key="status=malignant",
-            modality=None,
-            reference=mini_reference,
-            positivity="detected",
-            healthy_only=True,
-        )
 
 
 # ---------------------------------------------------------------------------------------------

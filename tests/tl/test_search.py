@@ -11,6 +11,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from antigenscout._errors import InputError
+from antigenscout.pp._positivity import DEFAULT_THRESHOLD
 from antigenscout.tl import healthy_risk, search_gates
 
 GENES = [f"G{i}" for i in range(12)]  # as in conftest.py
@@ -60,16 +61,31 @@ def test_pairs_match_brute_force(tumour: AnnData, mini_reference) -> None:
     assert got["genes"].str.contains(",").sum() == 0
 
 
-def test_exact_healthy_cells_give_exact_risk(tumour: AnnData, mini_reference) -> None:
-    rng = np.random.default_rng(3)
-    Xh = rng.poisson(1.0, (120, len(GENES))).astype(np.float32)
-    healthy = AnnData(
-        X=sparse.csr_matrix(Xh),
-        obs=pd.DataFrame(
-            {"ct": rng.choice(["B cells", "Heart cells"], 120)}, index=[f"h{i}" for i in range(120)]
-        ),
-        var=pd.DataFrame(index=GENES),
+def test_bad_ops_raise(tumour: AnnData, mini_reference) -> None:
+    with pytest.raises(InputError, match="ops"):
+        search_gates(
+            tumour, malignant_key="status=malignant", reference=mini_reference, ops=["xor"]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# healthy single cells: exact, plus the reference pseudobulk unless healthy_only
+# ---------------------------------------------------------------------------------------------
+
+
+def _healthy_adata(genes, seed=3, n=120):
+    rng = np.random.default_rng(seed)
+    Xh = rng.poisson(0.6, (n, len(genes))).astype(np.float32)
+    obs = pd.DataFrame(
+        {"ct": rng.choice(["B cells", "Heart cells"], n)}, index=[f"h{i}" for i in range(n)]
     )
+    return AnnData(X=sparse.csr_matrix(Xh), obs=obs, var=pd.DataFrame(index=genes)), Xh
+
+
+@pytest.mark.parametrize("healthy_only", [False, True])
+def test_anndata_mixed_and_healthy_only(tumour, mini_reference, healthy_only):
+    genes = list(tumour.var_names)
+    healthy, Xh = _healthy_adata(genes)
     search_gates(
         tumour,
         malignant_key="status=malignant",
@@ -77,27 +93,53 @@ def test_exact_healthy_cells_give_exact_risk(tumour: AnnData, mini_reference) ->
         reference=mini_reference,
         healthy=healthy,
         healthy_key="ct",
-        healthy_only=True,
+        healthy_only=healthy_only,
         positivity="detected",
         max_genes=2,
-        ops=("and",),
+        ops=("and", "not"),
         max_vital_risk=1.0,
-        top_k=5,
+        top_k=10_000,
     )
-    gates = tumour.uns["antigenscout_gates"]["gates"]
-    assert not gates["risk_is_bound"].any()
-    row = gates.iloc[0]
-    a, b = row["genes"].split(";") if ";" in row["genes"] else (row["genes"], row["genes"])
-    ia, ib = GENES.index(a), GENES.index(b)
-    both = (Xh[:, ia] > 0) & (Xh[:, ib] > 0)
+    out = tumour.uns["antigenscout_gates"]
+    gates = out["gates"]
+    pos = Xh > 0
     ct = healthy.obs["ct"].to_numpy()
-    w = {"B cells": 0.2, "Heart cells": 1.0}
-    want = max(w[t] * both[ct == t].mean() for t in w)
-    assert row["worst_healthy_risk"] == pytest.approx(want)
+    w = {"B cells": 0.2, "Heart cells": 1.0}  # the cells' weights, matched by context name
+    F = healthy_risk(mini_reference, threshold_cp10k=DEFAULT_THRESHOLD).fraction.loc[genes]
+    f_liver = F["tissue:liver"].to_numpy()  # the one context the cells do not replace
+    pairs = gates[gates["n_genes"] == 2]
+    assert len(pairs) > 0
+    for _, row in pairs.iterrows():
+        a, b = (genes.index(x) for x in row["genes"].split(";"))
+        if " AND NOT " in row["gate"]:
+            # "X AND NOT Y": the genes column is sorted, the gate names the positive one first
+            x, y = (genes.index(t) for t in row["gate"].split(" AND NOT "))
+            cells = pos[:, x] & ~pos[:, y]
+            bound = min(f_liver[x], 1 - f_liver[y])
+        else:
+            cells = pos[:, a] & pos[:, b]
+            bound = min(f_liver[a], f_liver[b])
+        exact = max(w[t] * cells[ct == t].mean() for t in w)
+        want = exact if healthy_only else max(exact, 0.9 * bound)
+        assert row["worst_healthy_risk"] == pytest.approx(want, abs=1e-9)
+        assert row["risk_is_bound"] == (not healthy_only and 0.9 * bound > exact)
+    hp = out["params"]["healthy_params"]
+    if healthy_only:
+        assert not gates["risk_is_bound"].any()
+        assert "contexts_replaced_by_cells" not in hp
+    else:
+        assert gates["risk_is_bound"].any()
+        assert sorted(hp["contexts_replaced_by_cells"]) == ["sc:b", "sc:heart"]
+        assert hp["contexts"] == 1
 
 
-def test_bad_ops_raise(tumour: AnnData, mini_reference) -> None:
-    with pytest.raises(InputError, match="ops"):
+def test_anndata_healthy_only_needs_cells(tumour, mini_reference):
+    with pytest.raises(InputError, match="healthy_only"):
         search_gates(
-            tumour, malignant_key="status=malignant", reference=mini_reference, ops=["xor"]
+            tumour,
+            malignant_key="status=malignant",
+            modality=None,
+            reference=mini_reference,
+            positivity="detected",
+            healthy_only=True,
         )

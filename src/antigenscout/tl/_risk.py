@@ -221,13 +221,12 @@ def healthy_risk(
     -------
     :class:`HealthyRisk`
     """
-    return _healthy_risk_cached(id(reference), reference, threshold_cp10k, modality, shape, use_ihc)
+    return _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
 
 
 @lru_cache(maxsize=8)
 def _healthy_risk_cached(
-    _ref_id: int,
-    reference: Reference,
+    reference: Reference,  # hashed by identity (Reference is eq=False)
     threshold_cp10k: float,
     modality: str | None,
     shape: float,
