@@ -9,14 +9,36 @@ Subpackages follow scanpy's layout: :mod:`~antigenscout.io` (readers),
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
-from . import datasets, get, io, kinetics, pl, pp, reference, report, tl
+if TYPE_CHECKING:
+    from . import datasets, get, io, kinetics, pl, pp, reference, report, tl
 
 try:
-    __version__ = version("antigenscout")
+    __version__ = _version("antigenscout")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
+
+#: Subpackages, imported on first attribute access so that ``import antigenscout`` (and the
+#: CLI's ``--help``) stays fast; ``asc.tl`` etc. behave as if imported eagerly.
+_SUBPACKAGES = frozenset(
+    {"datasets", "get", "io", "kinetics", "pl", "pp", "reference", "report", "tl"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBPACKAGES})
+
 
 __all__ = [
     "__version__",

@@ -1,101 +1,333 @@
-"""Command-line interface: ``antigenscout demo | rank | profile | ...``.
+"""Command-line interface: ``antigenscout demo | rank | gates | profile | ...``.
 
 ``main(argv)`` does the work and returns an exit code; ``console_main`` calls
-``sys.exit``. Errors a user can cause end in one line on stderr and exit code 2.
+``sys.exit``. Every failure a user can cause (bad input or options, a missing or
+unwritable path, a full disk) ends in one ``error:`` line on stderr and exit code 2;
+a fault in antigenscout's own code shows its traceback and asks to be reported (exit 1).
+
+Heavy modules (numpy, pandas, anndata, numba) are imported inside the commands, and the
+commands of other subpackages are loaded on first use, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import importlib
+import math
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ._errors import AntigenscoutError
+from ._errors import AntigenscoutError, InputError
 from ._types import MODALITIES
 
-__all__ = ["console_main", "main"]
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from rich.console import Console
 
-err_console = Console(stderr=True, highlight=False)
-console = Console(highlight=False)
+    from .reference import Reference
+
+__all__ = ["console_main", "main"]
 
 N_RISK_TARGETS = 100
 #: van Galen 2019 malignant cell types counted as the stem/progenitor compartment.
 STEM_PROGENITOR = ("HSC-like", "Prog-like")
+#: Issue tracker text shown with a traceback of an internal fault.
+REPORT_BUG = (
+    "this is a bug in antigenscout, not in your input: please report it with the command "
+    "you ran and the traceback above"
+)
 
 
-def _progress() -> Progress:
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _progress(console: Console) -> Any:
+    """A transient progress bar on a terminal; silent in a pipe or CI log."""
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class CellsColumn(ProgressColumn):
+        """``done/total cells``, or ``done cells`` while the total is not yet known."""
+
+        def render(self, task: Any) -> Text:
+            done = f"{int(task.completed):,}"
+            if task.total is None:
+                return Text(f"{done} cells")
+            return Text(f"{done}/{int(task.total):,} cells")
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,}/{task.total:,} cells"),
+        CellsColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=console,
         transient=True,
-        disable=not err_console.is_terminal,
+        disable=not console.is_terminal,
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands from other subpackages are imported on first use.
+
+    ``lazy`` maps a command name to ``("module:attribute", "short help")``; the short help
+    is kept here so that ``--help`` lists the commands without importing them.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            target, _ = self.lazy[cmd_name]
+            module, attr = target.split(":")
+            return getattr(importlib.import_module(module, __package__), attr)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][1]))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None and not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "simulate": (
+            ".kinetics._cli:simulate_command",
+            "Simulate CAR-T kinetics, tumour response and healthy-cell depletion in a cohort.",
+        ),
+        "report": (".report._cli:report_command", "Write a self-contained HTML report of RUN_DIR."),
+        "benchmark": (
+            ".benchmark._cli:benchmark_command",
+            "Score the engine and the baselines against the clinical record.",
+        ),
+    },
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="antigenscout")
 def cli() -> None:
     """antigenscout: choose immunotherapy targets that cover the tumour and spare the body."""
 
 
+# ----------------------------------------------------------------------------- options
+
+
+class Number(click.ParamType):
+    """A finite number within bounds (click's ranges let NaN and infinity through)."""
+
+    name = "number"
+
+    def __init__(
+        self,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        lo_open: bool = False,
+        integer: bool = False,
+    ) -> None:
+        self.lo, self.hi, self.lo_open, self.integer = lo, hi, lo_open, integer
+        self.name = "integer" if integer else "number"
+
+    def _range(self) -> str:
+        lo = "" if self.lo is None else f"{'>' if self.lo_open else '≥'} {self.lo:g}"
+        hi = "" if self.hi is None else f"≤ {self.hi:g}"
+        return " and ".join(x for x in (lo, hi) if x)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            v = value
+        else:
+            try:
+                v = int(str(value)) if self.integer else float(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.integer else 'a number'}")
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number; give a value {self._range()}")
+        low = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        if low or (self.hi is not None and v > self.hi):
+            self.fail(f"{value!r} is out of range; give a value {self._range()}")
+        return v
+
+
+_modality = click.option(
+    "--modality",
+    type=click.Choice(MODALITIES),
+    default="car-t",
+    show_default=True,
+    help="Therapy modality; decides the candidate filter (surface vs any protein).",
+)
+_positivity = click.option(
+    "--positivity",
+    type=click.Choice(["knn", "cp10k", "detected"]),
+    default="knn",
+    show_default=True,
+    help="Positivity model for single cells (knn = dropout-aware neighbourhood pooling).",
+)
+_threshold = click.option(
+    "--threshold",
+    type=Number(0, 1e4, lo_open=True),
+    default=None,
+    help="Positivity threshold in CP10k (> 0).",
+)
+_layer = click.option(
+    "--layer",
+    default=None,
+    help="Layer with raw counts in an .h5ad/.zarr/.loom input (default: X, else a counts layer).",
+)
+_out = click.option(
+    "--out", "out", type=click.Path(path_type=Path), required=True, help="Output directory."
+)
+_report = click.option(
+    "--report", "with_report", is_flag=True, help="Also write a self-contained report.html."
+)
+_highlight = click.option(
+    "--highlight",
+    default="",
+    help="Comma-separated targets (symbols or synonyms, e.g. CD123) always kept in risk.tsv "
+    "and shown first in the report.",
+)
+_input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in text.split(",") if h.strip())
+
+
+def _resolve_highlight(text: str, reference: Reference) -> tuple[str, ...]:
+    """Canonical symbols of ``--highlight`` names (synonyms allowed), checked before work."""
+    names = _names(text)
+    if not names:
+        return ()
+    mapped, missing = reference.map_genes(list(names))
+    if missing:
+        msg = (
+            f"--highlight names unknown genes: {', '.join(missing)}; give HGNC symbols, "
+            "Ensembl ids or common synonyms (e.g. CD123 for IL3RA)"
+        )
+        raise InputError(msg)
+    return tuple(dict.fromkeys(str(s) for s in mapped))
+
+
+def _check_highlight_candidates(
+    highlight: tuple[str, ...], adata: AnnData, reference: Reference, modality: str
+) -> None:
+    """Refuse highlighted targets that will not be ranked, before the work starts."""
+    if not highlight:
+        return
+    import pandas as pd
+
+    from .tl import candidate_genes
+
+    genes = pd.Index(adata.var_names.astype(str))
+    absent = [g for g in highlight if g not in genes]
+    if absent:
+        msg = f"--highlight {', '.join(absent)}: not among the input's genes; drop it"
+        raise InputError(msg)
+    cands = candidate_genes(pd.Index(list(highlight)), reference, modality)
+    other = [g for g in highlight if g not in cands]
+    if other:
+        msg = (
+            f"--highlight {', '.join(other)}: not a {modality} candidate (no surface evidence); "
+            "drop it or choose --modality tcr-t/vaccine, which accept any protein"
+        )
+        raise InputError(msg)
+
+
+def _read_input(path: Path, layer: str | None, reference: Reference) -> AnnData:
+    """Read INPUT with the one reader path every format shares, then harmonise genes."""
+    from . import io, pp
+
+    adata = io.read(path, layer=layer)
+    pp.harmonise_genes(adata, reference)
+    return adata
+
+
+def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ()) -> None:
+    if with_report:
+        from .report.html import write_html
+
+        _stderr().print(f"wrote {write_html(out, highlight=highlight)}")
+
+
+# ----------------------------------------------------------------------------- ranking
+
+
 def _run_rank(
-    adata: Any,
+    adata: AnnData,
     out: Path,
     *,
     label: str,
-    reference_dir: Path | None = None,
+    reference: Reference,
     highlight: tuple[str, ...] = (),
     **kw: Any,
 ) -> Path:
-    """Score, write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``, ``run.json``."""
+    """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``, ``run.json``."""
     from . import get, tl
-    from .io._write import prepare_out_dir, write_json, write_table
-    from .reference import load_reference
+    from .io._write import staged_run, write_json, write_table
 
-    out = prepare_out_dir(out)
+    _check_highlight_candidates(highlight, adata, reference, kw.get("modality", "car-t"))
     t0 = time.perf_counter()
-    reference = load_reference(reference_dir)
-    with _progress() as bar:
-        task = bar.add_task("positivity + coverage", total=None)
+    err = _stderr()
+    with staged_run(out, label) as stage:
+        with _progress(err) as bar:
+            task = bar.add_task("positivity + coverage", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        tl.score_targets(adata, reference=reference, progress=progress, **kw)
-    targets = get.targets_df(adata)
-    write_table(targets, out / "targets.tsv")
-    risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
-    write_table(risk, out / "risk.tsv")
-    write_table(get.patient_coverage_df(adata), out / "patient_coverage.tsv", index=True)
-    res = adata.uns["antigenscout_targets"]
-    write_json(
-        out / "run.json",
-        {
-            "command": label,
-            "params": res["params"],
-            "denominators": res["denominators"],
-            "reference": reference.metadata,
-            "seconds": round(time.perf_counter() - t0, 3),
-        },
-    )
+            tl.score_targets(adata, reference=reference, progress=progress, **kw)
+        targets = get.targets_df(adata)
+        write_table(targets, stage / "targets.tsv")
+        risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
+        write_table(risk, stage / "risk.tsv")
+        write_table(get.patient_coverage_df(adata), stage / "patient_coverage.tsv", index=True)
+        res = adata.uns["antigenscout_targets"]
+        write_json(
+            stage / "run.json",
+            {
+                "command": label,
+                "params": res["params"],
+                "denominators": res["denominators"],
+                "reference": reference.metadata,
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
+        )
     _print_targets(targets, res["denominators"])
-    err_console.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, run.json")
+    err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, run.json")
     return out
 
 
 def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
+    from rich.table import Table
+
     table = Table(
         title=(
             f"Top {min(n, len(targets))} of {den['n_candidates']:,} candidates "
@@ -114,48 +346,7 @@ def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
             f"{row.vital_risk:.2f}",
             f"{row.score:.3f}",
         )
-    console.print(table)
-
-
-_modality = click.option(
-    "--modality",
-    type=click.Choice(MODALITIES),
-    default="car-t",
-    show_default=True,
-    help="Therapy modality; decides the candidate filter (surface vs any protein).",
-)
-_positivity = click.option(
-    "--positivity",
-    type=click.Choice(["knn", "cp10k", "detected"]),
-    default="knn",
-    show_default=True,
-    help="Positivity model for single cells (knn = dropout-aware neighbourhood pooling).",
-)
-_threshold = click.option(
-    "--threshold", type=float, default=None, help="Positivity threshold in CP10k."
-)
-_out = click.option(
-    "--out", "out", type=click.Path(path_type=Path), required=True, help="Output directory."
-)
-_report = click.option(
-    "--report", "with_report", is_flag=True, help="Also write a self-contained report.html."
-)
-_highlight = click.option(
-    "--highlight",
-    default="",
-    help="Comma-separated targets always kept in risk.tsv and shown first in the report.",
-)
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(h.strip() for h in text.split(",") if h.strip())
-
-
-def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ()) -> None:
-    if with_report:
-        from .report.html import write_html
-
-        err_console.print(f"wrote {write_html(out, highlight=highlight)}")
+    _stdout().print(table)
 
 
 @cli.command()
@@ -165,8 +356,13 @@ def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ())
 @_highlight
 def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
-    from . import datasets
+    import numpy as np
 
+    from . import datasets
+    from .reference import load_reference
+
+    reference = load_reference()
+    names = _resolve_highlight(highlight, reference)
     adata = datasets.demo()
     stem = adata.obs["cell_type"].astype(str).isin(STEM_PROGENITOR)
     adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
@@ -174,17 +370,18 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
         adata,
         out,
         label="demo",
+        reference=reference,
         malignant_key="malignant=malignant",
         patient_key="patient",
         compartment_key="compartment",
         modality=modality,
-        highlight=_names(highlight),
+        highlight=names,
     )
-    _maybe_report(out, with_report, _names(highlight))
+    _maybe_report(out, with_report, names)
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@_input
 @click.option(
     "--malignant-key",
     default=None,
@@ -197,13 +394,13 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
 @_modality
 @_positivity
 @_threshold
-@click.option("--layer", default=None, help="Layer with raw counts (default: X).")
+@_layer
 @click.option(
     "--patient-threshold",
-    type=float,
+    type=Number(0, 1, lo_open=True),
     default=0.8,
     show_default=True,
-    help="Coverage at which a patient counts as covered.",
+    help="Coverage at which a patient counts as covered (0 < x ≤ 1).",
 )
 @click.option(
     "--reference",
@@ -230,18 +427,18 @@ def rank(
     with_report: bool,
     highlight: str,
 ) -> None:
-    """Rank single-antigen targets of INPUT (.h5ad, 10x .h5/mtx folder, TSV/CSV table)."""
-    from . import io, pp
+    """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
+    TSV/CSV table of single cells or bulk samples)."""
     from .reference import load_reference
 
     reference = load_reference(reference_dir)  # validate early, before any work
-    adata = io.read(input_path, layer=layer)
-    pp.harmonise_genes(adata, reference)
+    names = _resolve_highlight(highlight, reference)
+    adata = _read_input(input_path, layer, reference)
     _run_rank(
         adata,
         out,
         label="rank",
-        reference_dir=reference_dir,
+        reference=reference,
         malignant_key=malignant_key,
         patient_key=patient_key,
         compartment_key=compartment_key,
@@ -249,13 +446,16 @@ def rank(
         positivity=positivity,
         threshold=threshold,
         patient_threshold=patient_threshold,
-        highlight=_names(highlight),
+        highlight=names,
     )
-    _maybe_report(out, with_report, _names(highlight))
+    _maybe_report(out, with_report, names)
+
+
+# ----------------------------------------------------------------------------- gates
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@_input
 @click.option("--malignant-key", default=None, help="COLUMN=VALUE selecting malignant cells.")
 @click.option("--patient-key", default=None, help="obs column naming each cell's patient.")
 @click.option("--compartment-key", default=None, help="obs column of compartments.")
@@ -279,20 +479,33 @@ def rank(
 @click.option("--ops", default="and,or,not", show_default=True, help="Allowed operators.")
 @click.option(
     "--max-vital-risk",
-    type=float,
+    type=Number(0, 1),
     default=0.5,
     show_default=True,
-    help="Cap on a gate's worst vital-weighted healthy risk.",
+    help="Cap on a gate's worst vital-weighted healthy risk (0 to 1).",
 )
 @click.option(
     "--objective", type=click.Choice(["coverage", "score"]), default="coverage", show_default=True
 )
-@click.option("--candidates", "n_candidates", type=int, default=None, help="Top-N genes only.")
-@click.option("--top", "top_k", type=int, default=50, show_default=True, help="Gates written.")
+@click.option(
+    "--candidates",
+    "n_candidates",
+    type=Number(1, integer=True),
+    default=None,
+    help="Top-N genes only (≥ 1).",
+)
+@click.option(
+    "--top",
+    "top_k",
+    type=Number(1, integer=True),
+    default=50,
+    show_default=True,
+    help="Gates written (≥ 1).",
+)
 @_modality
 @_positivity
 @_threshold
-@click.option("--layer", default=None, help="Layer with raw counts (default: X).")
+@_layer
 @_out
 @_report
 def gates(
@@ -317,62 +530,77 @@ def gates(
     with_report: bool,
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
-    from . import get, io, pp, tl
-    from .io._write import prepare_out_dir, write_json, write_table
+    from . import get, tl
+    from .io._write import staged_run, write_json, write_table
     from .reference import load_reference
     from .tl._score import _parse_key_value
 
-    out = prepare_out_dir(out)
     t0 = time.perf_counter()
     reference = load_reference()
-    adata = io.read(input_path, layer=layer)
-    pp.harmonise_genes(adata, reference)
+    op_list = [o.strip().lower() for o in ops.split(",") if o.strip()]
+    bad = sorted(set(op_list) - {"and", "or", "not"})
+    if bad or not op_list:
+        msg = f"--ops {ops!r}: allowed operators are and, or, not (comma-separated)"
+        raise InputError(msg)
+    adata = _read_input(input_path, layer, reference)
     healthy = None
     if healthy_value is not None:
         col, value = _parse_key_value(healthy_value)
         if col not in adata.obs:
             msg = f"healthy column {col!r} is not in the input's obs"
-            raise AntigenscoutError(msg)
+            raise InputError(msg)
         healthy = adata[adata.obs[col].astype(str) == value].copy()
         if healthy.n_obs == 0:
             msg = f"no healthy cells: no row has {col} == {value!r}"
-            raise AntigenscoutError(msg)
-    with err_console.status("searching gates…"):
-        tl.search_gates(
-            adata,
-            malignant_key=malignant_key,
-            patient_key=patient_key,
-            compartment_key=compartment_key,
-            modality=modality,
-            reference=reference,
-            healthy=healthy,
-            healthy_key=healthy_key,
-            healthy_only=healthy_only,
-            max_genes=max_genes,
-            ops=[o.strip() for o in ops.split(",") if o.strip()],
-            max_vital_risk=max_vital_risk,
-            objective=objective,  # type: ignore[arg-type]
-            n_candidates=n_candidates,
-            top_k=top_k,
-            positivity=positivity,  # type: ignore[arg-type]
-            threshold=threshold,
+            raise InputError(msg)
+    err = _stderr()
+    with staged_run(out, "gates") as stage:
+        with err.status("searching gates…") if err.is_terminal else contextlib.nullcontext():
+            tl.search_gates(
+                adata,
+                malignant_key=malignant_key,
+                patient_key=patient_key,
+                compartment_key=compartment_key,
+                modality=modality,
+                reference=reference,
+                healthy=healthy,
+                healthy_key=healthy_key,
+                healthy_only=healthy_only,
+                max_genes=max_genes,
+                ops=op_list,
+                max_vital_risk=max_vital_risk,
+                objective=objective,  # type: ignore[arg-type]
+                n_candidates=n_candidates,
+                top_k=top_k,
+                positivity=positivity,  # type: ignore[arg-type]
+                threshold=threshold,
+            )
+        res = adata.uns["antigenscout_gates"]
+        table = get.gates_df(adata)
+        write_table(table, stage / "gates.tsv")
+        write_json(
+            stage / "run.json",
+            {
+                "command": "gates",
+                "params": res["params"],
+                "denominators": res["denominators"],
+                "reference": reference.metadata,
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
         )
-    res = adata.uns["antigenscout_gates"]
-    table = get.gates_df(adata)
-    write_table(table, out / "gates.tsv")
-    write_json(
-        out / "run.json",
-        {
-            "command": "gates",
-            "params": res["params"],
-            "denominators": res["denominators"],
-            "reference": reference.metadata,
-            "seconds": round(time.perf_counter() - t0, 3),
-        },
-    )
+    _print_gates(table, res["denominators"], max_vital_risk)
+    if table.empty:
+        err.print("no gate within the risk cap; relax --max-vital-risk")
+    err.print(f"wrote {out}/gates.tsv, run.json")
+    _maybe_report(out, with_report)
+
+
+def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None:
+    from rich.table import Table
+
     t = Table(
-        title=f"Top gates ({res['denominators']['n_tumor_cells']:,} tumour cells, "
-        f"{res['denominators']['n_candidates']:,} candidates, risk ≤ {max_vital_risk})"
+        title=f"Top gates ({den['n_tumor_cells']:,} tumour cells, "
+        f"{den['n_candidates']:,} candidates, risk ≤ {max_vital_risk})"
     )
     for col in ("rank", "gate", "coverage", "patients ≥ thr", "worst healthy", "risk"):
         t.add_column(col)
@@ -386,11 +614,10 @@ def gates(
             str(row.worst_healthy_cell_type),
             f"{bound}{row.worst_healthy_risk:.2f}",
         )
-    console.print(t)
-    if table.empty:
-        err_console.print("no gate within the risk cap; relax --max-vital-risk")
-    err_console.print(f"wrote {out}/gates.tsv, run.json")
-    _maybe_report(out, with_report)
+    _stdout().print(t)
+
+
+# ----------------------------------------------------------------------------- profile
 
 
 @cli.command()
@@ -409,13 +636,22 @@ def profile(
     genes: tuple[str, ...], gate: str, tissues: bool, threshold: float | None, out: Path
 ) -> None:
     """Which healthy cell types does an agent binding GENES engage?"""
-    from .io._write import prepare_out_dir, write_table
+    from rich.table import Table
+
+    from .io._write import staged_run, write_json, write_table
     from .tl import profile_agent
 
-    out = prepare_out_dir(out)
     kinds = ("cell_type", "tissue") if tissues else ("cell_type",)
     prof = profile_agent(list(genes), gate=gate, threshold=threshold, kinds=kinds)  # type: ignore[arg-type]
-    write_table(prof, out / "profile.tsv")
+    with staged_run(out, "profile") as stage:
+        write_table(prof, stage / "profile.tsv")
+        write_json(
+            stage / "run.json",
+            {
+                "command": "profile",
+                "params": {"genes": list(genes), "gate": gate, "threshold_cp10k": threshold},
+            },
+        )
     engaged = prof[prof["engaged"]]
     table = Table(title=f"{' + '.join(genes)}: {len(engaged)} of {len(prof)} contexts engaged")
     for col in ("cell type", "system", "nTPM", "positive fraction"):
@@ -424,47 +660,73 @@ def profile(
         table.add_row(
             row.cell_type, row.system, f"{row.expression:.1f}", f"{row.positive_fraction:.2f}"
         )
-    console.print(table)
-    err_console.print(f"wrote {out}/profile.tsv")
+    _stdout().print(table)
+    _stderr().print(f"wrote {out}/profile.tsv")
 
 
-def _register_subcommands() -> None:
-    from .benchmark._cli import benchmark_command
-    from .kinetics._cli import simulate_command
-    from .report._cli import report_command
-
-    cli.add_command(simulate_command, "simulate")
-    cli.add_command(report_command, "report")
-    cli.add_command(benchmark_command, "benchmark")
-
-
-_register_subcommands()
+# ----------------------------------------------------------------------------- main
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
-    err_console.print(f"warning: {message}", soft_wrap=True)
+    _stderr().print(f"warning: {message}", soft_wrap=True, markup=False)
+
+
+#: A hint per errno for failures of the file system.
+_OS_HINTS: dict[int, str] = {
+    errno.ENOSPC: "the disk is full: free space or choose another --out",
+    errno.EDQUOT: "the disk quota is exceeded: free space or choose another --out",
+    errno.EACCES: "permission denied: check the path's permissions or choose another path",
+    errno.EPERM: "operation not permitted: check the path's permissions",
+    errno.EROFS: "the file system is read-only: choose another --out",
+    errno.ENOENT: "no such file or directory: check the path",
+    errno.ENOTDIR: "a part of the path is not a directory: check the path",
+    errno.EISDIR: "the path is a directory: give a file",
+    errno.ENAMETOOLONG: "the file name is too long: choose a shorter path",
+}
+
+
+def _os_message(e: OSError) -> str:
+    where = f" ({e.filename})" if e.filename else ""
+    hint = _OS_HINTS.get(e.errno or -1, f"{e.strerror or e}: check the paths and the disk")
+    return f"{hint}{where}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 success, 2 user error)."""
+    """Run the CLI and return its exit code.
+
+    0 on success; 2 for any failure the user can fix (the message says how); 130 when
+    interrupted; 1, with a traceback, for a fault in antigenscout itself.
+    """
+    err = None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except AntigenscoutError as e:
-        err_console.print(f"error: {e}", soft_wrap=True)
-        return 2
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
+        err = f"error: {e}"
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort
+            err = "error: unexpected end of input; check that the input file is complete"
+        else:
+            _stderr().print("aborted")
+            return 130
     except click.ClickException as e:
-        err_console.print(f"error: {e.format_message()}", soft_wrap=True)
-        return 2
-    except FileNotFoundError as e:
-        err_console.print(f"error: file not found: {e.filename}; check the path", soft_wrap=True)
-        return 2
+        err = f"error: {e.format_message()}"
     except MemoryError:
-        err_console.print("error: out of memory; try a smaller input or fewer genes")
+        err = "error: out of memory; try a smaller input, fewer genes or --candidates"
+    except OSError as e:
+        err = f"error: {_os_message(e)}"
+    except KeyboardInterrupt:
+        _stderr().print("aborted")
+        return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        _stderr().print(f"internal error: {REPORT_BUG}", soft_wrap=True, markup=False)
+        return 1
+    if err is not None:
+        _stderr().print(" ".join(err.split()), soft_wrap=True, markup=False)
         return 2
     return 0
 

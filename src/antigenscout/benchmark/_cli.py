@@ -52,16 +52,18 @@ def benchmark_command(
     from rich.console import Console
     from rich.table import Table
 
+    from ..io._write import staged_run
     from ._run import run_benchmark
 
     err = Console(stderr=True, highlight=False)
-    res = run_benchmark(
-        targets,
-        toxicities,
-        shared=shared,
-        out_dir=out,
-        progress=lambda msg: err.print(f"[dim]{msg}…[/dim]"),
-    )
+    with staged_run(out, "benchmark") as stage:
+        res = run_benchmark(
+            targets,
+            toxicities,
+            shared=shared,
+            out_dir=stage,
+            progress=lambda msg: err.print(f"[dim]{msg}…[/dim]"),
+        )
     summary = res.summary()
     table = Table(title="clinical benchmark (antigenscout vs anchor baselines)")
     table.add_column("metric")
@@ -75,5 +77,5 @@ def benchmark_command(
     n_skip = int((t["status"] != "scored").sum()) if "status" in t else 0
     console.print(
         f"{n_skip} target rows not scored (reasons in targets_rows.tsv); "
-        f"wrote {res.out_dir} in {res.seconds:.1f} s"
+        f"wrote {out} in {res.seconds:.1f} s"
     )

@@ -4,8 +4,11 @@ never replaces a user's earlier result."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,29 @@ import pandas as pd
 
 from .._errors import InputError
 
-__all__ = ["atomic_open", "prepare_out_dir", "write_json", "write_table", "write_text"]
+__all__ = [
+    "OUTPUT_FILES",
+    "atomic_open",
+    "prepare_out_dir",
+    "staged_run",
+    "write_json",
+    "write_table",
+    "write_text",
+]
+
+#: Files a command writes into its ``--out`` directory, by command family.
+OUTPUT_FILES: dict[str, frozenset[str]] = {
+    "rank": frozenset({"targets.tsv", "risk.tsv", "patient_coverage.tsv"}),
+    "gates": frozenset({"gates.tsv"}),
+    "profile": frozenset({"profile.tsv"}),
+    "simulate": frozenset({"cohort.tsv", "summary.json", "curves.tsv"}),
+    "benchmark": frozenset(
+        {"metrics.json", "targets_rows.tsv", "toxicity_rows.tsv", "indications_used.tsv"}
+    ),
+}
+#: Files any run may hold besides its family's own.
+_COMMON_FILES = frozenset({"run.json", "report.html"})
+_FAMILY = {"demo": "rank"}
 
 
 def prepare_out_dir(out: str | os.PathLike[str]) -> Path:
@@ -113,3 +138,120 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# --------------------------------------------------------------------------- whole runs
+
+
+def _family(command: str) -> str:
+    return _FAMILY.get(command, command)
+
+
+def _families_in(path: Path) -> set[str]:
+    """Command families whose outputs lie in ``path``."""
+    names = {p.name for p in path.iterdir()}
+    return {fam for fam, files in OUTPUT_FILES.items() if names & files}
+
+
+def _is_ours(name: str) -> bool:
+    return name in _COMMON_FILES or any(name in files for files in OUTPUT_FILES.values())
+
+
+@contextlib.contextmanager
+def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
+    """Write a whole run into a fresh folder beside ``out`` and swap it in on success.
+
+    ``out`` afterwards holds either the complete new run or, after any failure (an error,
+    a full disk, Ctrl-C), the previous content untouched. A previous run of the same
+    command is replaced as a whole; files in ``out`` that no antigenscout command writes
+    (a user's notes) are kept. A run of another command in ``out`` is never replaced:
+    the two would not belong together, so :class:`InputError` asks for another folder.
+
+    Parameters
+    ----------
+    out
+        The ``--out`` directory.
+    command
+        The command writing the run (``rank``, ``demo``, ``gates``, ``profile``,
+        ``simulate``, ``benchmark``).
+
+    Yields
+    ------
+    The staging directory to write every output into.
+    """
+    out = Path(out)
+    family = _family(command)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {str(out)!r} exists and is not a directory; choose a directory path."
+        raise InputError(msg)
+    if out.is_dir():
+        if not os.access(out, os.W_OK | os.X_OK):
+            msg = f"output directory {str(out)!r} is not writable; choose a writable path."
+            raise InputError(msg)
+        other = _families_in(out) - {family}
+        if other:
+            msg = (
+                f"--out {str(out)!r} holds the results of a {sorted(other)[0]!r} run; "
+                f"writing {command!r} there would mix two runs: choose another --out folder"
+            )
+            raise InputError(msg)
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".partial"))
+    except OSError as e:
+        msg = f"cannot create output directory {str(out)!r}: {e.strerror}; choose a writable path."
+        raise InputError(msg) from None
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
+        _commit(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Move ``stage`` to ``out``, carrying over foreign files, removing the old run."""
+    try:
+        os.rename(stage, out)  # out absent (or an empty folder): one atomic step
+        return
+    except OSError as e:
+        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    kept = [p for p in out.iterdir() if not _is_ours(p.name) and not (stage / p.name).exists()]
+    for p in kept:
+        os.rename(p, stage / p.name)
+    try:
+        if _exchange(stage, out):
+            shutil.rmtree(stage, ignore_errors=True)  # stage now holds the old run
+            return
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        os.rename(out, old / "run")
+        os.rename(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        for p in kept:  # put the user's files back where they were
+            with contextlib.suppress(OSError):
+                os.rename(stage / p.name, out / p.name)
+        raise
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux ``renameat2``); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ._models import MODELS
@@ -57,6 +59,7 @@ def simulate_command(
     from rich.progress import Progress
 
     from .._errors import InputError
+    from ..io._write import staged_run, write_json
     from ._scenario import Scenario, scenario_from_run
     from ._simulate import simulate, write_simulation
 
@@ -100,7 +103,27 @@ def simulate_command(
                 **kwargs,  # type: ignore[arg-type]
                 progress=lambda done, total: bar.update(task, completed=done),
             )
-    paths = write_simulation(result, out_dir)
+    with staged_run(out_dir, "simulate") as stage:
+        write_simulation(result, stage)
+        write_json(
+            stage / "run.json",
+            {
+                "command": "simulate",
+                "params": {
+                    "model": model,
+                    "n_patients": n_patients,
+                    "seed": seed,
+                    "days": days,
+                    "typical": typical,
+                    "from": run_dir,
+                    "target": target,
+                    "with_inhibitor": with_inhibitor,
+                    "inhibitor_stop_day": inhibitor_stop_day,
+                    "healthy_turnover_per_day": healthy_turnover,
+                },
+            },
+        )
+    paths = [Path(out_dir) / name for name in ("cohort.tsv", "summary.json", "curves.tsv")]
     s = result.summary
     parts = [f"{model}: {s['n_patients']} patients"]
     for key in ("cmax", "auc_0_28"):
