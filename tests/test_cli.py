@@ -215,3 +215,307 @@ def test_gates_writes_required_columns(good_h5ad: Path, tmp_path: Path, capsys) 
     assert required <= set(gates.columns)
     assert (gates["tumor_coverage"] <= 1).all()
     assert gates["gate"].str.contains(" AND ").any()
+
+
+# ----------------------------------------------------------------------------- terminal
+
+
+def _run_in_terminal(argv: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal, as a person types it."""
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env.pop("CI", None)  # rich treats CI as "no terminal"; a person's shell has none
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "antigenscout", *argv],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=cwd,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    else:
+        proc.kill()
+    os.close(master)
+    code = proc.wait(timeout=30)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_readme_demo_command_in_a_terminal(tmp_path: Path) -> None:
+    """The README's first command, progress bars and report included, under a real tty."""
+    code, text = _run_in_terminal(
+        ["demo", "--out", "antigenscout-demo", "--report", "--highlight", "CD123"], tmp_path
+    )
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "Top 10 of" in text
+    out = tmp_path / "antigenscout-demo"
+    assert {"targets.tsv", "risk.tsv", "run.json", "report.html"} <= {p.name for p in out.iterdir()}
+    risk = pd.read_csv(out / "risk.tsv", sep="\t")
+    assert "IL3RA" in set(risk["target"])  # CD123 is IL3RA's common name
+
+
+def test_rank_in_a_terminal_shows_progress_and_finishes(good_h5ad: Path, tmp_path: Path) -> None:
+    argv = ["rank", str(good_h5ad), "--malignant-key", "status=malignant"]
+    argv += ["--patient-key", "patient", "--out", str(tmp_path / "o")]
+    code, text = _run_in_terminal(argv, tmp_path)
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert (tmp_path / "o" / "targets.tsv").is_file()
+
+
+def test_help_does_not_import_the_engine() -> None:
+    code = (
+        "import sys; from antigenscout.cli import main; main(['--help']); "
+        "heavy = [m for m in ('numpy', 'pandas', 'anndata', 'numba', 'scanpy') "
+        "if m in sys.modules]; print('HEAVY', heavy)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in proc.stdout
+    for cmd in ("demo", "rank", "gates", "profile", "simulate", "report", "benchmark"):
+        assert cmd in proc.stdout
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+@pytest.fixture
+def counts() -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(7)
+    return rng.poisson(1.5, (120, len(GENES))).astype(np.int32), GENES
+
+
+def _write_format(fmt: str, X: np.ndarray, genes: list[str], tmp: Path) -> Path:
+    import gzip
+
+    import h5py
+    import scipy.io
+
+    barcodes = [f"cell{i}" for i in range(X.shape[0])]
+    if fmt == "h5ad":
+        adata = ad.AnnData(X=sparse.csr_matrix(X.astype(np.float32)))
+        adata.obs_names, adata.var_names = barcodes, genes
+        adata.write_h5ad(tmp / "in.h5ad")
+        return tmp / "in.h5ad"
+    if fmt == "10x_h5":
+        m = sparse.csc_matrix(X.T)
+        with h5py.File(tmp / "in.h5", "w") as f:
+            g = f.create_group("matrix")
+            g["data"], g["indices"], g["indptr"] = m.data, m.indices, m.indptr
+            g["shape"] = np.array(m.shape)
+            g["barcodes"] = np.array(barcodes, dtype="S")
+            feat = g.create_group("features")
+            feat["id"] = np.array(genes, dtype="S")
+            feat["name"] = np.array(genes, dtype="S")
+            feat["feature_type"] = np.array(["Gene Expression"] * len(genes), dtype="S")
+        return tmp / "in.h5"
+    if fmt == "10x_mtx":
+        d = tmp / "mtx"
+        d.mkdir()
+        with gzip.open(d / "matrix.mtx.gz", "wb") as fh:
+            scipy.io.mmwrite(fh, sparse.coo_matrix(X.T))
+        pd.DataFrame({"id": genes, "name": genes, "t": "Gene Expression"}).to_csv(
+            d / "features.tsv.gz", sep="\t", header=False, index=False
+        )
+        pd.Series(barcodes).to_csv(d / "barcodes.tsv.gz", header=False, index=False)
+        return d
+    if fmt == "tsv":
+        pd.DataFrame(X.T, index=genes, columns=barcodes).to_csv(tmp / "in.tsv", sep="\t")
+        return tmp / "in.tsv"
+    if fmt == "csv":
+        pd.DataFrame(X, index=barcodes, columns=genes).to_csv(tmp / "in.csv")
+        return tmp / "in.csv"
+    raise AssertionError(fmt)
+
+
+FORMATS = ("h5ad", "10x_h5", "10x_mtx", "tsv", "csv")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rank_and_gates_on_every_format(fmt: str, counts, tmp_path: Path, capsys) -> None:
+    """The same counts in each documented format give the same ranking and gates."""
+    X, genes = counts
+    path = _write_format(fmt, X, genes, tmp_path)
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    ref = _write_format("h5ad", X, genes, ref_dir)
+    common = ["--positivity", "cp10k"]
+    results = {}
+    for name, p in (("fmt", path), ("ref", ref)):
+        out = tmp_path / f"rank_{name}"
+        assert main(["rank", str(p), *common, "--out", str(out)]) == 0, capsys.readouterr().err
+        results[name] = pd.read_csv(out / "targets.tsv", sep="\t")
+        gout = tmp_path / f"gates_{name}"
+        argv = ["gates", str(p), *common, "--max-vital-risk", "1", "--out", str(gout)]
+        assert main(argv) == 0, capsys.readouterr().err
+        results[f"g{name}"] = pd.read_csv(gout / "gates.tsv", sep="\t")
+    pd.testing.assert_frame_equal(results["fmt"], results["ref"])
+    pd.testing.assert_frame_equal(results["gfmt"], results["gref"])
+    assert len(results["gfmt"]) > 0
+
+
+@pytest.mark.parametrize("fmt", ["10x_h5", "10x_mtx", "tsv"])
+def test_layer_on_a_format_without_layers_is_a_clear_error(
+    fmt: str, counts, tmp_path: Path, capsys
+) -> None:
+    X, genes = counts
+    path = _write_format(fmt, X, genes, tmp_path)
+    code, err = _run(["rank", str(path), "--layer", "counts", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert err.startswith("error:")
+    assert "layer" in err
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--threshold", "nan"], "not a finite number"),
+        (["--threshold", "-1"], "out of range"),
+        (["--threshold", "inf"], "not a finite number"),
+        (["--patient-threshold", "1.5"], "out of range"),
+        (["--highlight", "NOTAGENE9"], "unknown genes"),
+        (["--highlight", "CD33,XYZ42NOTAGENE"], "XYZ42NOTAGENE"),
+    ],
+)
+def test_bad_options_fail_before_work(
+    extra: list[str], message: str, tmp_path: Path, capsys
+) -> None:
+    # the input does not exist: a failure about it would mean the option was checked late
+    argv = ["rank", str(tmp_path / "absent.h5ad"), "--out", str(tmp_path / "o"), *extra]
+    code, err = _run(argv, capsys)
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:")
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--candidates", "-5"], "out of range"),
+        (["--candidates", "0"], "out of range"),
+        (["--top", "0"], "out of range"),
+        (["--max-vital-risk", "nan"], "not a finite number"),
+        (["--ops", "and,xor"], "allowed operators"),
+    ],
+)
+def test_bad_gate_options(extra: list[str], message: str, good_h5ad: Path, tmp_path: Path, capsys):
+    argv = ["gates", str(good_h5ad), "--out", str(tmp_path / "o"), *extra]
+    code, err = _run(argv, capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_patient_labels_are_an_error_not_a_patient_called_nan(
+    tmp_path: Path, capsys
+) -> None:
+    rng = np.random.default_rng(3)
+    path = _write_h5ad(tmp_path / "in.h5ad", rng.poisson(2.0, (60, len(GENES))).astype("f4"))
+    adata = ad.read_h5ad(path)
+    adata.obs.loc[adata.obs_names[:4], "patient"] = np.nan
+    adata.write_h5ad(path)
+    argv = ["rank", str(path), "--malignant-key", "status=malignant", "--patient-key", "patient"]
+    code, err = _run([*argv, "--positivity", "cp10k", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert "no patient label" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_compartment_labels_form_an_unassigned_group(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(3)
+    path = _write_h5ad(tmp_path / "in.h5ad", rng.poisson(2.0, (60, len(GENES))).astype("f4"))
+    adata = ad.read_h5ad(path)
+    adata.obs["comp"] = pd.Categorical(np.where(np.arange(60) < 10, None, "stem"))
+    adata.write_h5ad(path)
+    argv = ["rank", str(path), "--compartment-key", "comp", "--positivity", "cp10k"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    cols = pd.read_csv(tmp_path / "o" / "targets.tsv", sep="\t").columns
+    assert any("unassigned" in c for c in cols)
+    assert not any("nan" in c.lower().split("__")[-1] for c in cols)
+
+
+def test_rank_then_gates_into_one_out_is_refused(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o"
+    base = [str(good_h5ad), "--positivity", "cp10k", "--out", str(out)]
+    assert main(["rank", *base]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, err = _run(["gates", *base, "--max-vital-risk", "1"], capsys)
+    assert code == 2
+    assert "another --out" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_full_disk_is_one_line_and_keeps_previous_run(
+    good_h5ad: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import errno
+
+    from antigenscout.io import _write
+
+    out = tmp_path / "o"
+    base = ["rank", str(good_h5ad), "--positivity", "cp10k", "--out", str(out)]
+    assert main(base) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = {"n": 0}
+    real = _write.write_table
+
+    def full(df, path, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(df, path, **kw)
+
+    monkeypatch.setattr(_write, "write_table", full)
+    code, err = _run([*base, "--threshold", "0.5"], capsys)
+    assert code == 2
+    assert "disk is full" in err
+    assert len(err.strip().splitlines()) == 1
+    assert ".partial" not in err  # the message names --out, not the staging folder
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_internal_fault_shows_traceback_and_asks_for_a_report(
+    good_h5ad: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from antigenscout import tl
+
+    def broken(*a, **k):
+        raise ZeroDivisionError(1)
+
+    monkeypatch.setattr(tl, "score_targets", broken)
+    code = main(["rank", str(good_h5ad), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" in err
+    assert "ZeroDivisionError" in err
+    assert "report it" in err
+    assert not (tmp_path / "o").exists()

@@ -206,6 +206,11 @@ def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
         yield stage
         os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
         _commit(stage, out)
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(e.filename, str):  # name the user's folder, not the staging one
+            e.filename = e.filename.replace(str(stage), str(out))
+        raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -66,6 +66,19 @@ def _obs_column(adata: AnnData, key: str, what: str) -> pd.Series:
     return adata.obs[key]
 
 
+#: Compartment of malignant cells whose compartment label is missing.
+UNASSIGNED = "unassigned"
+
+
+def _labels(column: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """String labels of ``rows`` and a mask of the missing ones (NA or blank)."""
+    sub = column.iloc[rows]
+    missing = sub.isna().to_numpy()
+    values = sub.astype(object).where(~missing, "").astype(str).str.strip().to_numpy(dtype=object)
+    missing |= values == ""
+    return values, missing
+
+
 def tumour_groups(
     adata: AnnData,
     *,
@@ -85,7 +98,14 @@ def tumour_groups(
         Column naming each cell's patient; ``None`` treats all cells as one patient.
     compartment_key
         Optional column such as ``cell_type`` whose values (e.g. ``HSC-like``) define
-        compartments reported separately.
+        compartments reported separately; cells without a value form the compartment
+        ``'unassigned'``.
+
+    Raises
+    ------
+    InputError
+        If a malignant cell has no patient label (NA or blank): a patient called ``nan``
+        would be reported as if it were real.
     """
     n = adata.n_obs
     if malignant_key is None:
@@ -107,12 +127,20 @@ def tumour_groups(
     if patient_key is None:
         patient = pd.Categorical(np.repeat("all", len(rows)))
     else:
-        col_values = _obs_column(adata, patient_key, "patient").astype(str).to_numpy()
-        patient = pd.Categorical(col_values[rows])
+        values, missing = _labels(_obs_column(adata, patient_key, "patient"), rows)
+        if missing.any():
+            msg = (
+                f"{int(missing.sum()):,} of {len(rows):,} malignant cells have no patient label "
+                f"in obs[{patient_key!r}] (missing or empty); label them (e.g. 'unassigned') "
+                "or drop those cells"
+            )
+            raise InputError(msg)
+        patient = pd.Categorical(values)
     compartment = None
     if compartment_key is not None:
-        comp = _obs_column(adata, compartment_key, "compartment").astype(str).to_numpy()
-        compartment = pd.Categorical(comp[rows])
+        values, missing = _labels(_obs_column(adata, compartment_key, "compartment"), rows)
+        values[missing] = UNASSIGNED
+        compartment = pd.Categorical(values)
     params.update(patient_key=patient_key, compartment_key=compartment_key)
     return TumourGroups(rows=rows, patient=patient, compartment=compartment, params=params)
 
@@ -269,14 +297,14 @@ def score_targets(
 
     adata = adata.copy() if copy else adata
     reference = load_reference() if reference is None else reference
-    if not 0 < patient_threshold <= 1:
+    if not 0 < float(patient_threshold) <= 1:  # also refuses NaN
         msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
         raise InputError(msg)
     if kind == "auto":
         kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
     threshold = pos.DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    if threshold <= 0:
-        msg = f"threshold must be > 0 (CP10k); got {threshold}"
+    if not (np.isfinite(threshold) and threshold > 0):
+        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
         raise InputError(msg)
 
     groups = tumour_groups(

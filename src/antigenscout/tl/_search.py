@@ -81,7 +81,15 @@ def _healthy_from_cells(
         threshold=threshold,
         layer=layer,
     )
-    types = pd.Categorical(healthy.obs[healthy_key].astype(str))
+    labels = healthy.obs[healthy_key]
+    blank = labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        msg = (
+            f"{int(blank.sum()):,} healthy cells have no cell type in obs[{healthy_key!r}]; "
+            "label or drop them"
+        )
+        raise InputError(msg)
+    types = pd.Categorical(labels.astype(str))
     ctx = reference.contexts
     by_name = {
         str(n).lower(): float(w) for n, w in zip(ctx["name"], ctx["vital_weight"], strict=True)
@@ -204,6 +212,13 @@ def search_gates(
         msg = f"--max-vital-risk must lie in [0, 1]; got {max_vital_risk}"
         raise InputError(msg)
     threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    if not (np.isfinite(threshold) and threshold > 0):
+        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
+        raise InputError(msg)
+    for name, value in (("n_candidates", n_candidates), ("top_k", top_k)):
+        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+            msg = f"{name} must be an integer ≥ 1; got {value!r}"
+            raise InputError(msg)
 
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key

@@ -1,0 +1,98 @@
+"""Whole-run staging: ``--out`` holds one complete run or the previous one, untouched."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from antigenscout._errors import InputError
+from antigenscout.io._write import staged_run, write_json, write_table
+
+
+def _snapshot(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _leftovers(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def _write_rank(stage: Path, tag: str) -> None:
+    import pandas as pd
+
+    write_table(pd.DataFrame({"target": [tag]}), stage / "targets.tsv")
+    write_json(stage / "run.json", {"command": "rank", "tag": tag})
+
+
+def test_new_out_is_created_whole(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "run"
+    with staged_run(out, "rank") as stage:
+        assert stage.parent == out.parent
+        assert not out.exists()  # nothing visible before the run is complete
+        _write_rank(stage, "one")
+    assert sorted(p.name for p in out.iterdir()) == ["run.json", "targets.tsv"]
+    assert _leftovers(out.parent) == []
+
+
+def test_failure_leaves_previous_run_byte_identical(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with staged_run(out, "rank") as stage:
+        _write_rank(stage, "one")
+    before = _snapshot(out)
+
+    def full_disk() -> None:
+        with staged_run(out, "rank") as stage:
+            _write_rank(stage, "two")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        full_disk()
+    assert _snapshot(out) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_rerun_replaces_whole_run_and_keeps_foreign_files(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with staged_run(out, "demo") as stage:
+        _write_rank(stage, "one")
+        (stage / "risk.tsv").write_text("old risk\n")
+    (out / "notes.txt").write_text("my notes\n")
+    with staged_run(out, "rank") as stage:  # demo and rank write the same kind of run
+        _write_rank(stage, "two")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "run.json", "targets.tsv"]
+    assert "two" in (out / "targets.tsv").read_text()  # risk.tsv of run one is gone
+    assert (out / "notes.txt").read_text() == "my notes\n"
+    assert _leftovers(tmp_path) == []
+
+
+def test_run_of_another_command_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with staged_run(out, "rank") as stage:
+        _write_rank(stage, "one")
+    before = _snapshot(out)
+    with pytest.raises(InputError, match=r"'rank' run.*another --out"), staged_run(out, "gates"):
+        pass
+    assert _snapshot(out) == before
+
+
+def test_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "file"
+    out.write_text("keep\n")
+    with pytest.raises(InputError, match="not a directory"), staged_run(out, "rank"):
+        pass
+    assert out.read_text() == "keep\n"
+
+
+def test_empty_existing_folder_is_used(tmp_path: Path) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    with staged_run(out, "profile") as stage:
+        (stage / "profile.tsv").write_text("x\n")
+    assert (out / "profile.tsv").read_text() == "x\n"
