@@ -14,6 +14,14 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
+from ._errors import (
+    AntigenscoutError,
+    AntigenscoutWarning,
+    InputError,
+    ReferenceLookupError,
+    UnmappedGenesWarning,
+)
+
 if TYPE_CHECKING:
     from . import datasets, get, io, kinetics, pl, pp, reference, report, tl
 
@@ -41,6 +49,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AntigenscoutError",
+    "AntigenscoutWarning",
+    "InputError",
+    "ReferenceLookupError",
+    "UnmappedGenesWarning",
     "__version__",
     "datasets",
     "get",

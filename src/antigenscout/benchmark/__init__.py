@@ -6,8 +6,6 @@ LogiCAR-style sensitivity at pooled specificity) on the curated tables in
 ``docs/clinical_benchmark.md``.
 """
 
-from __future__ import annotations
-
 from ._metrics import percentile_of, summarise_percentiles, topk_hits
 from ._rules import (
     attribution_class,

@@ -4,8 +4,6 @@
 ``vangalen2019(path)`` and ``citeseq_triana2021(path)`` read the original public files.
 """
 
-from __future__ import annotations
-
 from ._datasets import (
     citeseq_triana2021,
     demo,

@@ -7,8 +7,6 @@ Kimmel 2021 (axi-cel CAR-T / normal T / tumour), Michor 2005 (CML hierarchy unde
 imatinib) and two compositions driven by a target's coverages (:class:`Scenario`).
 """
 
-from __future__ import annotations
-
 from ._models import models
 from ._scenario import Scenario, scenario_from_run
 from ._simulate import SimulationResult, simulate, write_simulation

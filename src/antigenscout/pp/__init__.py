@@ -1,7 +1,5 @@
 """Preprocessing: gene-identifier harmonising and per-cell antigen positivity."""
 
-from __future__ import annotations
-
 from ._genes import harmonise_genes
 from ._graph import neighbor_graph
 from ._positivity import (

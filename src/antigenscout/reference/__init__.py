@@ -1,7 +1,5 @@
 """Embedded healthy reference: cell types, tissues, expression, IHC and surface evidence."""
 
-from __future__ import annotations
-
 from ._reference import REFERENCE_FILES, Reference, load_reference
 
 __all__ = ["REFERENCE_FILES", "Reference", "load_reference"]

@@ -1,7 +1,5 @@
 """Tools: score single targets, search logic gates, profile agents, the healthy-risk model."""
 
-from __future__ import annotations
-
 from ._gates import (
     Gate,
     HealthyCells,

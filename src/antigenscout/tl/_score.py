@@ -263,7 +263,7 @@ def score_targets(
     reference
         Healthy reference; the embedded default when ``None``.
     positivity
-        Positivity model for single cells (see :func:`antigenscout.pp.methods`).
+        Positivity model for single cells (see :func:`antigenscout.pp.positivity_methods`).
     threshold
         Positivity threshold in CP10k; the calibrated default when ``None``.
     layer

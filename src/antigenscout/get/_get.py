@@ -1,0 +1,69 @@
+"""Tidy tables from results stored in ``adata.uns`` (after scanpy's ``sc.get``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from anndata import AnnData
+
+from .._errors import InputError
+
+if TYPE_CHECKING:
+    from ..reference import Reference
+
+__all__ = ["gates_df", "patient_coverage_df", "risk_df", "targets_df"]
+
+
+def _result(adata: AnnData, key: str) -> dict:
+    if key not in adata.uns:
+        msg = f"no results under adata.uns[{key!r}]; run antigenscout.tl.score_targets first"
+        raise InputError(msg)
+    return adata.uns[key]
+
+
+def targets_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:
+    """Ranked targets, one row per candidate gene (column ``target`` first)."""
+    return _result(adata, key)["targets"].reset_index()
+
+
+def gates_df(adata: AnnData, *, key: str = "antigenscout_gates") -> pd.DataFrame:
+    """Gates found by :func:`antigenscout.tl.search_gates`, best first."""
+    if key not in adata.uns:
+        msg = f"no results under adata.uns[{key!r}]; run antigenscout.tl.search_gates first"
+        raise InputError(msg)
+    return adata.uns[key]["gates"]
+
+
+def patient_coverage_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:
+    """Coverage of each target (rows) in each patient (columns)."""
+    return _result(adata, key)["patient_coverage"]
+
+
+def risk_df(
+    adata: AnnData,
+    *,
+    key: str = "antigenscout_targets",
+    n_top: int = 50,
+    include: tuple[str, ...] | list[str] = (),
+    reference: Reference | None = None,
+) -> pd.DataFrame:
+    """Per-context healthy risk of the ``n_top`` ranked targets plus ``include`` (long table)."""
+    from ..reference import load_reference
+    from ..tl._risk import healthy_risk
+
+    res = _result(adata, key)
+    reference = load_reference() if reference is None else reference
+    params = res["params"]
+    hr = healthy_risk(
+        reference,
+        threshold_cp10k=params["positivity"]["threshold_cp10k"],
+        modality=params["modality"],
+    )
+    ranked = res["targets"].index
+    missing = [g for g in include if g not in ranked]
+    if missing:
+        msg = f"not among the ranked candidates: {', '.join(missing)}"
+        raise InputError(msg)
+    genes = list(dict.fromkeys([*include, *ranked[:n_top]]))
+    return hr.long(genes).reset_index(drop=True)
