@@ -682,6 +682,8 @@ _OS_HINTS: dict[int, str] = {
     errno.ENOTDIR: "a part of the path is not a directory: check the path",
     errno.EISDIR: "the path is a directory: give a file",
     errno.ENAMETOOLONG: "the file name is too long: choose a shorter path",
+    errno.EFBIG: "a file grew past the size the file system or a limit allows: free space, "
+    "raise the limit or choose another --out",
 }
 
 

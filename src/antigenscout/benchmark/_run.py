@@ -360,13 +360,26 @@ def _read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame
     if not path.is_file():
         msg = f"{what} table {str(path)!r} does not exist; pass an existing TSV with --{what}"
         raise InputError(msg)
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        msg = f"{what} table {str(path)!r} is empty; it needs a header with {', '.join(columns)}"
+        raise InputError(msg) from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as e:
+        msg = (
+            f"{what} table {str(path)!r} is not a UTF-8 tab-separated table "
+            f"({type(e).__name__}); give a TSV with the columns {', '.join(columns)}"
+        )
+        raise InputError(msg) from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         msg = (
             f"{str(path)!r} lacks the columns {missing}; the {what} table needs "
             f"{', '.join(columns)}"
         )
+        raise InputError(msg)
+    if df.empty:
+        msg = f"{what} table {str(path)!r} has a header but no rows; add at least one row"
         raise InputError(msg)
     return df
 
