@@ -35,6 +35,9 @@ R = TypeVar("R")
 PROBE_FULL_BYTES = 4 << 20
 #: Files of at most this many bytes have every dataset read in full by the probe.
 PROBE_SMALL_FILE = 64 << 20
+#: ... but a dataset of a small file declaring more than this many bytes (a hostile
+#: shape) is only sampled.
+PROBE_SMALL_FILE_CAP = 256 << 20
 #: Seconds the probe may take before the file is declared unreadable.
 PROBE_TIMEOUT_S = 120.0
 
@@ -149,6 +152,7 @@ except (ValueError, OSError):
 import h5py
 
 full_bytes, read_all = int(sys.argv[2]), sys.argv[3] == "1"
+cap_bytes = int(sys.argv[5])
 out = {"nbytes": 0, "objects": 0, "datasets": {}}
 
 def attrs(obj):
@@ -167,12 +171,10 @@ def visit(name, obj):
     out["datasets"][name] = [list(obj.shape) if obj.shape is not None else None, dt.str, nbytes]
     if n == 0:
         return
-    if read_all or nbytes <= full_bytes:
+    if nbytes <= full_bytes or (read_all and nbytes <= cap_bytes):
         obj[()]
-    elif obj.chunks is not None:
-        obj[tuple(slice(0, c) for c in obj.chunks)]
-    else:
-        obj[(slice(0, 1),) * obj.ndim]
+    else:  # a corner of at most 64 entries per axis: touches the first chunk only
+        obj[tuple(slice(0, 64) for _ in obj.shape)]
 
 with h5py.File(sys.argv[1], "r") as f:
     attrs(f)
@@ -185,8 +187,8 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
     """Walk an HDF5 file in a child process; raise :class:`InputError` if it is corrupt.
 
     The child opens the file with h5py, reads every attribute and the metadata of every
-    object, reads each dataset in full when the file is small (≤ 64 MB) or the dataset is
-    (≤ 4 MB), else its first chunk. A child killed by a signal (libhdf5 segfaults on some
+    object, reads each dataset in full when it is small (≤ 4 MB) or the file is (≤ 64 MB,
+    datasets declaring ≤ 256 MB), else a corner of at most 64 entries per axis. A child killed by a signal (libhdf5 segfaults on some
     damaged files), one that fails, or one that runs past two minutes means the file is
     unreadable. Its address space is capped at the machine's memory.
 
@@ -207,7 +209,13 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
     read_all = path.stat().st_size <= PROBE_SMALL_FILE
     limit = max(memory_budget(), 2 << 30)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    args = [str(path), str(PROBE_FULL_BYTES), "1" if read_all else "0", str(limit)]
+    args = [
+        str(path),
+        str(PROBE_FULL_BYTES),
+        "1" if read_all else "0",
+        str(limit),
+        str(PROBE_SMALL_FILE_CAP),
+    ]
     try:
         proc = subprocess.run(
             [sys.executable, "-P", "-c", _PROBE, *args],
