@@ -188,9 +188,10 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
 
     The child opens the file with h5py, reads every attribute and the metadata of every
     object, reads each dataset in full when it is small (≤ 4 MB) or the file is (≤ 64 MB,
-    datasets declaring ≤ 256 MB), else a corner of at most 64 entries per axis. A child killed by a signal (libhdf5 segfaults on some
-    damaged files), one that fails, or one that runs past two minutes means the file is
-    unreadable. Its address space is capped at the machine's memory.
+    datasets declaring ≤ 256 MB), else a corner of at most 64 entries per axis. A child
+    killed by a signal (libhdf5 segfaults on some damaged files), one that fails, or one
+    that runs past two minutes means the file is unreadable. Its address space is capped
+    at the machine's memory.
 
     Parameters
     ----------
