@@ -90,7 +90,7 @@ def test_lognormalised_without_counts_is_refused(tmp_path: Path) -> None:
 
 
 def test_bulk_keeps_non_integer_values(tmp_path: Path) -> None:
-    tpm = _lognorm(_counts(4))
+    tpm = np.expm1(_lognorm(_counts(4)) * 3.0)  # linear scale, max in the thousands
     a = _adata(tpm)
     a.uns["antigenscout"] = {"kind": "bulk"}
     path = tmp_path / "bulk.h5ad"

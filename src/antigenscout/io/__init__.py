@@ -8,11 +8,13 @@ in the file in ``var['gene_id_input']`` and ``uns['antigenscout']['kind']``
 from __future__ import annotations
 
 from ._h5ad import read_h5ad
+from ._loom import read_loom
 from ._read import read
 from ._soma import read_soma
 from ._table import read_table
 from ._tenx import read_10x_h5, read_10x_mtx
 from ._write import prepare_out_dir, write_json, write_table
+from ._zarr import read_zarr
 
 __all__ = [
     "prepare_out_dir",
@@ -20,8 +22,10 @@ __all__ = [
     "read_10x_h5",
     "read_10x_mtx",
     "read_h5ad",
+    "read_loom",
     "read_soma",
     "read_table",
+    "read_zarr",
     "write_json",
     "write_table",
 ]

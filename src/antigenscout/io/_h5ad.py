@@ -1,31 +1,57 @@
-"""Read an AnnData ``.h5ad`` file, locating the raw counts."""
+"""Read an AnnData ``.h5ad`` file, locating the raw counts; shared AnnData count logic."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import anndata
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
-from ._read import check_file, finalise, is_integer_valued
+from ._guard import check_fits, probe_hdf5, reader_errors
+from ._read import (
+    _stored,
+    check_dtype,
+    check_file,
+    check_kind,
+    check_unique_genes,
+    check_values,
+    finalise,
+    is_integer_valued,
+    normalisation_hint,
+)
 
-__all__ = ["read_h5ad"]
+__all__ = ["from_anndata", "read_h5ad"]
 
 #: Layer names searched, in order, when ``.X`` does not hold counts.
 COUNT_LAYERS: tuple[str, ...] = ("counts", "raw_counts", "count", "umi_counts", "umis", "UMI")
 
+#: Stored values of a backed ``.X`` checked for integer counts when opening it.
+BACKED_SAMPLE = 1_000_000
 
+#: Declared dataset bytes × this factor must fit in memory to read an h5ad fully.
+_READ_OVERHEAD = 2.0
+
+
+@reader_errors("an h5ad file")
 def read_h5ad(
     path: str | os.PathLike[str],
     *,
     layer: str | None = None,
     kind: str | None = None,
+    backed: bool = False,
 ) -> AnnData:
     """Read a ``.h5ad`` file with raw counts in ``.X``, a layer or ``.raw``.
+
+    The file's HDF5 structure is first walked in a child process (see
+    :func:`~antigenscout.io._guard.probe_hdf5`), so a damaged file that would crash
+    libhdf5 raises :class:`~antigenscout.InputError` instead; a file whose datasets would
+    not fit in memory is refused before anything is loaded.
 
     Parameters
     ----------
@@ -41,20 +67,42 @@ def read_h5ad(
         ``'single_cell'`` or ``'bulk'``; defaults to the value stored in
         ``uns['antigenscout']['kind']`` by antigenscout, else ``'single_cell'``. Bulk data may
         hold non-integer values (e.g. TPM).
+    backed
+        Open the file read-only on disk (anndata ``backed='r'``) without loading ``.X``:
+        for files larger than memory. The counts must be in ``.X`` (``layer`` may only be
+        ``None`` or ``"X"``) stored dense or as CSR. The metadata are validated (``obs``,
+        ``var``, unique gene ids, the dtype and shape of ``.X``) and the first million
+        stored values are checked to be non-negative whole numbers; the rest is checked
+        chunk by chunk when :func:`~antigenscout.tl.score_targets` streams it. Layers and
+        ``.raw`` are not loaded. Close the file with ``adata.file.close()``.
 
     Returns
     -------
     AnnData with counts in ``.X`` (float32 CSR for single cells), the file's ``obs``,
-    ``obsm`` and ``uns``, ``var['gene_id_input']`` and ``uns['antigenscout']['kind']``.
-    Other layers, ``.raw``, ``varm`` and pairwise matrices are not kept.
+    ``obsm``, ``obsp`` (e.g. a neighbour graph's ``connectivities`` and ``distances``) and
+    ``uns``, ``var['gene_id_input']`` and ``uns['antigenscout']`` with ``kind``, ``source``
+    and ``counts_from``. Other layers, ``.raw`` and ``varm`` are not kept. With
+    ``backed=True``, ``.X`` stays on disk with the file's dtype and
+    ``uns['antigenscout']['backed']`` is True.
 
     Examples
     --------
     >>> import antigenscout as asc
     >>> adata = asc.io.read_h5ad("tumour.h5ad", layer="counts")  # doctest: +SKIP
+    >>> big = asc.io.read_h5ad("atlas.h5ad", backed=True)  # doctest: +SKIP
     """
     p = check_file(path)
+    if kind is not None:
+        check_kind(kind)
     source = repr(str(p))
+    info = probe_hdf5(p, source=source, what="an h5ad file")
+    if backed:
+        return _read_backed(p, info, layer=layer, kind=kind, source=source)
+    check_fits(
+        info["nbytes"] * _READ_OVERHEAD,
+        what=f"{len(info['datasets'])} datasets of {info['nbytes']:,} bytes in all",
+        source=source,
+    )
     try:
         with warnings.catch_warnings():
             # duplicated names are reported below with a fix; anndata's warning adds nothing
@@ -64,23 +112,51 @@ def read_h5ad(
             adata = anndata.read_h5ad(p)
     except Exception as e:
         msg = (
-            f"cannot read {source} as an h5ad file ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            f"cannot read {source} as an h5ad file ({type(e).__name__}: "
+            f"{(str(e).splitlines() or [''])[0][:200]}); "
             "check that it is a complete AnnData .h5ad file"
         )
         raise InputError(msg) from e
+    return from_anndata(adata, layer=layer, kind=kind, source=source)
+
+
+def from_anndata(adata: AnnData, *, layer: str | None, kind: str | None, source: str) -> AnnData:
+    """Locate the raw counts of an in-memory AnnData and return it validated.
+
+    The logic shared by :func:`read_h5ad`, :func:`~antigenscout.io.read_zarr` and
+    :func:`~antigenscout.io.read_loom`: ``layer`` and ``kind`` as in :func:`read_h5ad`.
+
+    Parameters
+    ----------
+    adata
+        AnnData as read from the file.
+    layer
+        Slot with the counts (``None``: find it; ``"X"``; ``"raw"``; a layer name).
+    kind
+        ``'single_cell'``, ``'bulk'`` or ``None`` (stored value, else single-cell).
+    source
+        Quoted file name, used in messages.
+
+    Returns
+    -------
+    AnnData as described in :func:`read_h5ad`.
+    """
     stored = adata.uns.get("antigenscout", {})
     if kind is None:
         kind = stored.get("kind", "single_cell") if isinstance(stored, dict) else "single_cell"
-    X, var, where = _pick_counts(adata, layer=layer, kind=str(kind), source=source)
+    kind = str(kind)
+    check_kind(kind)
+    X, var, where = _pick_counts(adata, layer=layer, kind=kind, source=source)
     uns = {k: v for k, v in adata.uns.items() if k != "antigenscout"}
     out = finalise(
         X,
         adata.obs,
         var,
-        kind=str(kind),
+        kind=kind,
         source=source,
         require_counts=kind == "single_cell",
         obsm=dict(adata.obsm.items()) or None,
+        obsp=dict(adata.obsp.items()) or None,
     )
     out.uns.update(uns)
     out.uns["antigenscout"]["counts_from"] = where
@@ -111,17 +187,143 @@ def _pick_counts(
             raise InputError(msg)
         return adata.layers[layer], adata.var, f"layers[{layer!r}]"
 
-    if adata.X is not None and (kind != "single_cell" or is_integer_valued(adata.X)):
-        return adata.X, adata.var, "X"
+    if adata.X is not None:
+        check_dtype(_stored(adata.X).dtype, source, where=".X")
+        if kind != "single_cell" or is_integer_valued(adata.X):
+            return adata.X, adata.var, "X"
     for name in COUNT_LAYERS:
         if name in adata.layers and is_integer_valued(adata.layers[name]):
             return adata.layers[name], adata.var, f"layers[{name!r}]"
     if adata.raw is not None and is_integer_valued(adata.raw.X):
         return adata.raw.X, adata.raw.var, "raw"
-    state = "is missing" if adata.X is None else "holds non-integer values (log-normalised?)"
+    if adata.X is None:
+        state = "is missing"
+    else:
+        hint = normalisation_hint(adata.X)
+        state = f"holds non-integer values ({hint or 'normalised?'})"
     msg = (
         f".X of {source} {state} and no integer 'counts' layer or .raw was found; "
         "antigenscout needs raw counts: store them in adata.layers['counts'] and pass "
         "layer='counts' (CLI: --layer counts)"
     )
     raise InputError(msg)
+
+
+# --------------------------------------------------------------------------- backed
+
+
+def _read_backed(
+    p: Path, info: dict[str, Any], *, layer: str | None, kind: str | None, source: str
+) -> AnnData:
+    """Open ``p`` with ``.X`` on disk after validating its metadata (see :func:`read_h5ad`)."""
+    import h5py
+    from anndata.io import read_elem
+
+    if layer not in (None, "X"):
+        msg = (
+            f"backed reading streams .X only, but layer={layer!r} was given for {source}; "
+            "copy the counts into .X and re-save the file, or read it without backed"
+        )
+        raise InputError(msg)
+    f = h5py.File(p, "r")
+    try:
+        for key in ("X", "obs", "var"):
+            if key not in f:
+                msg = (
+                    f"{source} has no {key!r} element, so it cannot be opened backed; "
+                    "check that it is an AnnData .h5ad file with counts in .X"
+                )
+                raise InputError(msg)
+        elems = {k: read_elem(f[k]) for k in ("obs", "var", "obsm", "obsp", "uns") if k in f}
+        obs: pd.DataFrame = elems["obs"]
+        var: pd.DataFrame = elems["var"]
+        sample = _check_backed_x(f["X"], n_obs=len(obs), n_var=len(var), source=source)
+        stored = elems.get("uns", {}).get("antigenscout", {})
+        if kind is None:
+            kind = stored.get("kind", "single_cell") if isinstance(stored, dict) else None
+        kind = str(kind or "single_cell")
+        check_kind(kind)
+        check_values(sample, source)
+        if kind == "single_cell" and not is_integer_valued(sample):
+            hint = normalisation_hint(sample)
+            msg = (
+                f".X of {source} holds non-integer values ({hint or 'normalised?'}) and "
+                "backed reading streams .X only; re-save the file with raw counts in .X"
+            )
+            raise InputError(msg)
+        var = var.copy()
+        var.index = pd.Index(var.index.astype(str), name=None)
+        check_unique_genes(var.index, source)
+        if "gene_id_input" not in var.columns:
+            var.insert(0, "gene_id_input", var.index.to_numpy(dtype=object))
+        obs = obs.copy()
+        obs.index = pd.Index(obs.index.astype(str), name=None)
+        if not obs.index.is_unique:
+            obs.index = anndata.utils.make_index_unique(obs.index)
+        elems.update(obs=obs, var=var)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not unique", category=UserWarning)
+            adata = AnnData(filename=f, **elems)  # type: ignore[arg-type]
+    except BaseException:
+        f.close()
+        raise
+    uns = adata.uns.get("antigenscout")
+    adata.uns["antigenscout"] = {
+        **(uns if isinstance(uns, dict) else {}),
+        "kind": kind,
+        "source": source,
+        "counts_from": "X",
+        "backed": True,
+    }
+    return adata
+
+
+def _check_backed_x(x: Any, *, n_obs: int, n_var: int, source: str) -> np.ndarray:
+    """Validate a backed ``.X`` element; return up to :data:`BACKED_SAMPLE` stored values."""
+    import h5py
+
+    if isinstance(x, h5py.Dataset):
+        if x.ndim != 2 or tuple(x.shape) != (n_obs, n_var):
+            msg = (
+                f".X of {source} has shape {x.shape} but obs/var have {n_obs} × {n_var}; "
+                "the file is inconsistent: re-export it"
+            )
+            raise InputError(msg)
+        check_dtype(x.dtype, source, where=".X")
+        rows = max(1, min(n_obs, BACKED_SAMPLE // max(n_var, 1)))
+        return np.asarray(x[:rows])
+    encoding = str(x.attrs.get("encoding-type", ""))
+    if encoding not in ("csr_matrix", "csc_matrix"):
+        msg = (
+            f".X of {source} is stored as {encoding or 'an unknown group'}, which cannot be "
+            "opened backed; re-save it with a dense or CSR .X, or read it without backed"
+        )
+        raise InputError(msg)
+    if encoding == "csc_matrix":
+        msg = (
+            f".X of {source} is stored CSC (by gene), which cannot be streamed by cell; "
+            "re-save it as CSR (adata.X = adata.X.tocsr()) or read it without backed"
+        )
+        raise InputError(msg)
+    for key in ("data", "indices", "indptr"):
+        if key not in x or not isinstance(x[key], h5py.Dataset) or x[key].ndim != 1:
+            msg = f".X of {source} lacks a 1-D {key!r} array; the file is corrupt: re-export it"
+            raise InputError(msg)
+    shape = tuple(int(s) for s in x.attrs.get("shape", ()))
+    if shape != (n_obs, n_var) or len(x["indptr"]) != n_obs + 1:
+        msg = (
+            f".X of {source} declares shape {shape} with {len(x['indptr'])} row pointers but "
+            f"obs/var have {n_obs} × {n_var}; the file is inconsistent: re-export it"
+        )
+        raise InputError(msg)
+    if len(x["data"]) != len(x["indices"]):
+        msg = (
+            f".X of {source} has {len(x['data'])} values but {len(x['indices'])} column "
+            "indices; the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    check_dtype(x["data"].dtype, source, where=".X")
+    if len(x["data"]) == 0:
+        msg = f"no counts in {source}: its .X stores no non-zero value; give the counts file"
+        raise InputError(msg)
+    return np.asarray(x["data"][:BACKED_SAMPLE])

@@ -8,7 +8,9 @@ for bulk samples), the identifiers as found in the file in ``var['gene_id_input'
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +20,7 @@ from anndata import AnnData
 from anndata.utils import make_index_unique
 from scipy import sparse
 
-from .._errors import InputError
+from .._errors import InputError, warn
 
 __all__ = ["read"]
 
@@ -27,15 +29,43 @@ KINDS: tuple[str, ...] = ("single_cell", "bulk")
 
 #: Largest integer a float32 holds exactly; larger counts are kept as float64.
 _F32_EXACT = 2**24
+#: Single-cell values below this maximum that are not whole numbers look log1p-normalised.
+LOG_MAX = 20.0
+#: Bulk values whose maximum is at most this, mostly non-integer, look log-scale.
+BULK_LOG_MAX = 25.0
 
 
-def read(path: str | os.PathLike[str], **kwargs: Any) -> AnnData:
+#: Formats whose files hold several matrices, so that ``layer=`` can pick one.
+LAYERED: frozenset[str] = frozenset({"h5ad", "zarr", "loom", "soma"})
+
+#: Human names of the formats, used in messages.
+FORMAT_NAMES: dict[str, str] = {
+    "h5ad": "AnnData .h5ad",
+    "zarr": "AnnData .zarr",
+    "loom": "loom",
+    "10x_h5": "10x HDF5 (.h5)",
+    "10x_mtx": "10x MatrixMarket",
+    "table": "delimited table (TSV/CSV)",
+    "soma": "TileDB-SOMA",
+}
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    kind: str | None = None,
+    backed: bool = False,
+    **options: Any,
+) -> AnnData:
     """Read an expression matrix, choosing the reader from the path.
 
     ========================================  ==========================================
     path                                      reader
     ========================================  ==========================================
     ``*.h5ad``                                :func:`~antigenscout.io.read_h5ad`
+    ``*.zarr`` folder (AnnData zarr store)    :func:`~antigenscout.io.read_zarr`
+    ``*.loom``                                :func:`~antigenscout.io.read_loom`
     ``*.h5`` (CellRanger HDF5)                :func:`~antigenscout.io.read_10x_h5`
     directory, ``matrix.mtx(.gz)``            :func:`~antigenscout.io.read_10x_mtx`
     ``*.tsv``, ``*.csv``, ``*.txt`` (+.gz)    :func:`~antigenscout.io.read_table`
@@ -46,8 +76,20 @@ def read(path: str | os.PathLike[str], **kwargs: Any) -> AnnData:
     ----------
     path
         File, directory or SOMA URI.
-    **kwargs
-        Passed on to the chosen reader (e.g. ``layer="counts"`` for h5ad).
+    layer
+        Matrix holding the raw counts, for formats with several (h5ad, zarr, loom, SOMA);
+        ``None`` lets the reader find the counts. Giving a layer for a format without
+        layers (10x, tables) raises :class:`~antigenscout.InputError`.
+    kind
+        ``'single_cell'`` or ``'bulk'``; ``None`` uses the reader's default.
+    backed
+        Open an ``.h5ad`` file read-only on disk (``backed='r'``) instead of loading ``.X``;
+        see :func:`~antigenscout.io.read_h5ad`. Other formats are always read into memory,
+        so ``backed=True`` with them raises :class:`~antigenscout.InputError`.
+    **options
+        Format-specific options passed to the chosen reader (e.g. ``orientation=`` for
+        tables, ``obs_value_filter=`` for SOMA); an option the format does not have raises
+        :class:`~antigenscout.InputError`.
 
     Returns
     -------
@@ -58,35 +100,94 @@ def read(path: str | os.PathLike[str], **kwargs: Any) -> AnnData:
     >>> import antigenscout as asc
     >>> adata = asc.io.read("tumour.h5ad", layer="counts")  # doctest: +SKIP
     """
-    from ._h5ad import read_h5ad
-    from ._soma import read_soma
-    from ._table import read_table
-    from ._tenx import read_10x_h5, read_10x_mtx
+    fmt, target = detect_format(path)
+    reader = _reader(fmt)
+    if layer is not None and fmt not in LAYERED:
+        msg = (
+            f"layer={layer!r} was given but {FORMAT_NAMES[fmt]} files have no layers; "
+            "drop the layer option (CLI: --layer) for this input"
+        )
+        raise InputError(msg)
+    if backed and fmt != "h5ad":
+        msg = (
+            f"backed reading is only available for .h5ad files, not {FORMAT_NAMES[fmt]}; "
+            "drop backed=True (the file is read into memory)"
+        )
+        raise InputError(msg)
+    params = inspect.signature(reader).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        allowed = [k for k in params if k not in ("path", "uri", "layer", "kind", "backed")]
+        msg = (
+            f"option {unknown[0]!r} does not apply to {FORMAT_NAMES[fmt]} files "
+            f"(their options: {', '.join(allowed) or 'none'}); drop it"
+        )
+        raise InputError(msg)
+    kwargs: dict[str, Any] = dict(options)
+    if layer is not None:
+        kwargs["layer"] = layer
+    if kind is not None:
+        kwargs["kind"] = kind
+    if backed:
+        kwargs["backed"] = True
+    return reader(target, **kwargs)
 
+
+def detect_format(path: str | os.PathLike[str]) -> tuple[str, Any]:
+    """Return ``(format, target)`` for ``path``; ``target`` is what the reader is given.
+
+    Raises :class:`InputError` when the path does not exist or its format is unknown.
+    """
     text = os.fspath(path)
     if "://" in text and not text.startswith("file://"):
-        return read_soma(text, **kwargs)
+        return "soma", text
     p = Path(text.removeprefix("file://"))
     name = p.name.lower()
     if p.is_dir():
         if (p / "__tiledb_group.tdb").exists() or (p / "__group").is_dir():
-            return read_soma(str(p), **kwargs)
-        return read_10x_mtx(p, **kwargs)
+            return "soma", str(p)
+        if name.endswith(".zarr") or any(
+            (p / marker).is_file() for marker in (".zgroup", "zarr.json", ".zattrs")
+        ):
+            return "zarr", p
+        return "10x_mtx", p
     check_file(p)
     if name.endswith(".h5ad"):
-        return read_h5ad(p, **kwargs)
+        return "h5ad", p
+    if name.endswith(".loom"):
+        return "loom", p
     if name.endswith((".h5", ".hdf5")):
-        return read_10x_h5(p, **kwargs)
+        return "10x_h5", p
     if name.endswith((".mtx", ".mtx.gz")):
-        return read_10x_mtx(p.parent, **kwargs)
+        return "10x_mtx", p.parent
     stem = name.removesuffix(".gz")
     if stem.endswith((".tsv", ".csv", ".txt", ".tab")):
-        return read_table(p, **kwargs)
+        return "table", p
     msg = (
-        f"cannot tell the format of {str(p)!r} from its name; use a .h5ad, .h5 (10x), "
-        ".mtx folder, or .tsv/.csv(.gz) file"
+        f"cannot tell the format of {str(p)!r} from its name; use a .h5ad, .zarr, .loom, "
+        ".h5 (10x), .mtx folder, or .tsv/.csv(.gz) file"
     )
     raise InputError(msg)
+
+
+def _reader(fmt: str) -> Callable[..., AnnData]:
+    from ._h5ad import read_h5ad
+    from ._loom import read_loom
+    from ._soma import read_soma
+    from ._table import read_table
+    from ._tenx import read_10x_h5, read_10x_mtx
+    from ._zarr import read_zarr
+
+    readers: dict[str, Callable[..., AnnData]] = {
+        "h5ad": read_h5ad,
+        "zarr": read_zarr,
+        "loom": read_loom,
+        "10x_h5": read_10x_h5,
+        "10x_mtx": read_10x_mtx,
+        "table": read_table,
+        "soma": read_soma,
+    }
+    return readers[fmt]
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -120,24 +221,59 @@ def _examples(names: pd.Index | list[str] | np.ndarray, n: int = 5) -> str:
     return ", ".join(repr(x) for x in items) + (f" and {more} more" if more > 0 else "")
 
 
+def _stored(X: Any) -> np.ndarray:
+    """The stored values of a dense or sparse matrix, as a NumPy array."""
+    return X.data if isinstance(X, sparse.spmatrix | sparse.sparray) else np.asarray(X)
+
+
+def check_dtype(dtype: Any, source: str, *, where: str = "the matrix") -> None:
+    """Raise :class:`InputError` unless ``dtype`` is integer, float or bool.
+
+    Parameters
+    ----------
+    dtype
+        The dtype of the values (anything :class:`numpy.dtype` accepts).
+    source
+        Quoted file name, used in the message.
+    where
+        Which matrix of the file, e.g. ``"layers['counts']"``.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = np.dtype(object)
+    if dt.kind in "biuf":
+        return
+    what = {
+        "c": "complex numbers",
+        "U": "text",
+        "S": "text",
+        "O": "text or mixed objects",
+        "M": "dates",
+        "m": "time spans",
+    }.get(dt.kind, "non-numeric values")
+    msg = (
+        f"{where} in {source} holds {what} (dtype {dt}); expression values must be integer, "
+        "float or bool: store the raw counts as numbers"
+    )
+    raise InputError(msg)
+
+
 def is_integer_valued(X: Any) -> bool:
-    """Whether every stored value of ``X`` is a whole number."""
-    data = X.data if isinstance(X, sparse.spmatrix | sparse.sparray) else np.asarray(X)
-    if np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.bool_):
+    """Whether every stored value of ``X`` is a whole number (False for non-numeric X)."""
+    data = _stored(X)
+    if data.dtype.kind in "biu":
         return True
+    if data.dtype.kind != "f":
+        return False
     data = data[np.isfinite(data)]  # NaN/inf are reported by check_values
     return bool(np.all(np.equal(np.mod(data, 1), 0)))
 
 
 def check_values(X: Any, source: str) -> None:
-    """Raise :class:`InputError` for NaN, infinite or negative values in ``X``."""
-    data = X.data if isinstance(X, sparse.spmatrix | sparse.sparray) else np.asarray(X)
-    if not (np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.bool_)):
-        msg = (
-            f"the matrix in {source} holds non-numeric values (dtype {data.dtype}); "
-            "keep only numeric expression values in it"
-        )
-        raise InputError(msg)
+    """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values."""
+    data = _stored(X)
+    check_dtype(data.dtype, source)
     if np.issubdtype(data.dtype, np.floating):
         bad = ~np.isfinite(data)
         if bad.any():
@@ -150,9 +286,48 @@ def check_values(X: Any, source: str) -> None:
         n = int((data < 0).sum())
         msg = (
             f"the matrix in {source} contains {n} negative values (minimum {data.min():g}); "
-            "antigenscout needs raw non-negative counts, not scaled or centred data"
+            "antigenscout needs raw non-negative counts, not scaled, centred or log-ratio data"
         )
         raise InputError(msg)
+
+
+def normalisation_hint(X: Any) -> str:
+    """Describe how a non-integer matrix looks normalised, or ``''`` if it does not.
+
+    ``'looks log1p-normalised …'`` when the values are small non-integers (maximum below
+    :data:`LOG_MAX`), ``'looks CP10k/CPM-normalised …'`` when every non-empty row sums to
+    about the same total (coefficient of variation below 1e-3).
+    """
+    data = _stored(X)
+    if data.dtype.kind != "f":
+        return ""
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return ""
+    top = float(finite.max())
+    if top < LOG_MAX:
+        return f"it looks log1p-normalised (non-integer values, maximum {top:.3g})"
+    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    totals = totals[np.isfinite(totals) & (totals > 0)]
+    if totals.size >= 2 and totals.std() <= 1e-3 * totals.mean():
+        return f"it looks CP10k/CPM-normalised (every cell sums to about {totals.mean():.6g})"
+    return ""
+
+
+def looks_log_scale(X: Any) -> bool:
+    """Whether bulk values look log-transformed rather than linear TPM/FPKM/counts.
+
+    True when the largest value is at most :data:`BULK_LOG_MAX` and more than half of the
+    non-zero values are not whole numbers (linear TPM of a transcriptome reaches the
+    thousands for its top genes; log2(TPM+1) stays below ~20).
+    """
+    data = _stored(X)
+    if data.dtype.kind != "f":
+        return False
+    nz = data[np.isfinite(data) & (data != 0)]
+    if nz.size == 0:
+        return False
+    return bool(nz.max() <= BULK_LOG_MAX and np.mean(np.mod(nz, 1) != 0) > 0.5)
 
 
 def check_unique_genes(names: pd.Index, source: str) -> None:
@@ -183,13 +358,14 @@ def finalise(
     source: str,
     require_counts: bool | None = None,
     obsm: dict[str, Any] | None = None,
+    obsp: dict[str, Any] | None = None,
 ) -> AnnData:
     """Validate a cells/samples × genes matrix and wrap it as AnnData.
 
     Parameters
     ----------
     X
-        Matrix, obs × var, dense or sparse.
+        Matrix, obs × var, dense or sparse, of integer, float or bool values.
     obs, var
         Annotation frames; their index gives ``obs_names`` and ``var_names``.
     kind
@@ -200,6 +376,21 @@ def finalise(
         Whether non-integer values are an error; defaults to ``kind == 'single_cell'``.
     obsm
         Extra per-cell matrices (e.g. protein counts).
+    obsp
+        Pairwise per-cell matrices (e.g. a neighbour graph's ``connectivities`` and
+        ``distances``); each must be ``n_obs × n_obs`` in the order of ``obs``.
+
+    Returns
+    -------
+    The AnnData, with ``uns['antigenscout'] = {'kind': kind, 'source': source}``.
+
+    Raises
+    ------
+    InputError
+        For an empty or all-zero matrix, a non-numeric dtype, NaN, infinite or negative
+        values, repeated gene ids, non-integer single-cell values (the message says when
+        they look log1p- or CP10k-normalised) or a mis-shaped ``obsp`` matrix. Bulk values
+        that look log-scale give an :class:`~antigenscout.AntigenscoutWarning`.
     """
     check_kind(kind)
     n_obs, n_var = X.shape
@@ -220,8 +411,10 @@ def finalise(
     if require_counts is None:
         require_counts = kind == "single_cell"
     if require_counts and not is_integer_valued(X):
+        hint = normalisation_hint(X)
         msg = (
-            f"the matrix in {source} holds non-integer values (normalised data?); "
+            f"the matrix in {source} holds non-integer values"
+            f"{'; ' + hint if hint else ' (normalised data?)'}; "
             "antigenscout needs raw integer counts: supply the unnormalised matrix"
         )
         raise InputError(msg)
@@ -229,14 +422,37 @@ def finalise(
         X = sparse.csr_matrix(X)
         X.sum_duplicates()
         X.eliminate_zeros()
-    elif isinstance(X, sparse.spmatrix | sparse.sparray):
-        X = X.toarray()
+        empty = X.nnz == 0
+    else:
+        if isinstance(X, sparse.spmatrix | sparse.sparray):
+            X = X.toarray()
+        empty = not np.any(X)
+    if empty:
+        msg = (
+            f"no counts in {source}: every value of its {n_obs} × {n_var} matrix is 0; "
+            "give the file (or layer=) that holds the expression values"
+        )
+        raise InputError(msg)
+    if kind == "bulk" and looks_log_scale(X):
+        warn(
+            f"the values in {source} look log-scale (all ≤ {BULK_LOG_MAX:g}, mostly "
+            "non-integer); antigenscout expects linear-scale TPM/FPKM or counts: pass "
+            "linear values (e.g. 2**x - 1 of log2(TPM+1))"
+        )
     X = _as_float(X)
     if "gene_id_input" not in var.columns:
         var.insert(0, "gene_id_input", var.index.to_numpy(dtype=object))
     if obsm:
         obsm = {k: _align_obsm(v, obs.index) for k, v in obsm.items()}
-    adata = AnnData(X=X, obs=obs, var=var, obsm=obsm)
+    if obsp:
+        for key, value in obsp.items():
+            if tuple(value.shape) != (n_obs, n_obs):
+                msg = (
+                    f"obsp[{key!r}] in {source} is {value.shape[0]} × {value.shape[1]} but "
+                    f"there are {n_obs} cells; recompute the neighbour graph on these cells"
+                )
+                raise InputError(msg)
+    adata = AnnData(X=X, obs=obs, var=var, obsm=obsm, obsp=obsp or None)
     adata.uns["antigenscout"] = {"kind": kind, "source": source}
     return adata
 

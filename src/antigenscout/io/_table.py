@@ -13,6 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
+from ._guard import describe_failure, reader_errors
 from ._read import check_file, check_kind, finalise, is_integer_valued
 
 __all__ = ["read_table"]
@@ -35,6 +36,7 @@ _BARCODE = re.compile(r"[ACGTN]{10,}")
 _SAMPLE = re.compile(r"^(TCGA|GTEX|GSM|SRR|ERR|SAMN|sample|patient|donor|cell)", re.IGNORECASE)
 
 
+@reader_errors("a delimited table")
 def read_table(
     path: str | os.PathLike[str],
     *,
@@ -107,12 +109,8 @@ def _read_frame(p: Path, *, sep: str | None, source: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         msg = f"input file {source} is empty; give a table with gene and sample labels"
         raise InputError(msg) from None
-    except Exception as e:
-        msg = (
-            f"cannot read {source} as a delimited table ({type(e).__name__}: {e}); "
-            "check that it is a complete TSV/CSV file"
-        )
-        raise InputError(msg) from e
+    except Exception as e:  # EOFError, zlib.error, UnicodeDecodeError, ParserError, …
+        raise InputError(describe_failure(source, "a delimited table", e)) from e
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         example = df[bad[0]].dropna().astype(str).head(1).tolist()
@@ -129,10 +127,9 @@ def _sniff(p: Path) -> str:
     opener = gzip.open if p.suffix == ".gz" else open
     try:
         with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
-            line = fh.readline()
-    except OSError as e:
-        msg = f"cannot read {str(p)!r} ({e}); check that the file is complete"
-        raise InputError(msg) from e
+            line = fh.readline(1 << 20)
+    except Exception as e:  # EOFError, zlib.error, BadGzipFile (OSError), …
+        raise InputError(describe_failure(repr(str(p)), "a delimited table", e)) from e
     return "," if line.count(",") > line.count("\t") else "\t"
 
 

@@ -9,12 +9,13 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
-import scipy.io
 from anndata import AnnData
 from scipy import sparse
 
 from .._errors import InputError
-from ._read import check_file, check_kind, finalise
+from ._guard import check_fits, probe_hdf5, reader_errors
+from ._mtx import read_mtx
+from ._read import check_dtype, check_file, check_kind, finalise
 
 __all__ = ["read_10x_h5", "read_10x_mtx"]
 
@@ -23,8 +24,16 @@ _GEX = "Gene Expression"
 _ADT = "Antibody Capture"
 
 
+@reader_errors("a 10x HDF5 matrix")
 def read_10x_h5(path: str | os.PathLike[str], *, kind: str = "single_cell") -> AnnData:
     """Read a CellRanger HDF5 matrix (``filtered_feature_bc_matrix.h5``; v3 or v2 layout).
+
+    The file is first walked in a child process (a damaged file that crashes libhdf5
+    raises :class:`~antigenscout.InputError`), then its CSC arrays are checked before the
+    matrix is built: ``data``, ``indices`` and ``indptr`` exist and are 1-D,
+    ``len(indptr) == n_cells + 1``, ``indptr`` starts at 0, never decreases and ends at
+    ``len(data) == len(indices)``, every index is below ``n_features``, ``shape`` matches
+    the features and barcodes, and the declared sizes fit in memory.
 
     Parameters
     ----------
@@ -50,51 +59,157 @@ def read_10x_h5(path: str | os.PathLike[str], *, kind: str = "single_cell") -> A
     check_kind(kind)
     p = check_file(path)
     source = repr(str(p))
+    probe_hdf5(p, source=source, what="a 10x HDF5 matrix")
     try:
-        with h5py.File(p, "r") as f:
-            if "matrix" in f:
-                g = f["matrix"]
-                feat = g["features"]
-                ids = _strings(feat["id"][:])
-                names = _strings(feat["name"][:])
-                ftype = (
-                    _strings(feat["feature_type"][:])
-                    if "feature_type" in feat
-                    else np.full(len(ids), _GEX, dtype=object)
-                )
-            else:
-                genomes = [k for k in f if isinstance(f[k], h5py.Group)]
-                if len(genomes) != 1:
-                    msg = (
-                        f"{source} is not a CellRanger HDF5 matrix (no 'matrix' group); "
-                        "give the filtered_feature_bc_matrix.h5 written by CellRanger"
-                    )
-                    raise InputError(msg)
-                g = f[genomes[0]]
-                ids = _strings(g["genes"][:])
-                names = _strings(g["gene_names"][:])
-                ftype = np.full(len(ids), _GEX, dtype=object)
-            barcodes = _strings(g["barcodes"][:])
-            n_feat, n_cells = (int(x) for x in g["shape"][:])
-            m = sparse.csc_matrix(
-                (g["data"][:], g["indices"][:], g["indptr"][:]), shape=(n_feat, n_cells)
-            )
-    except InputError:
-        raise
+        f = h5py.File(p, "r")
     except Exception as e:
         msg = (
             f"cannot read {source} as a 10x HDF5 matrix ({type(e).__name__}: {e}); "
             "check that it is a complete CellRanger .h5 file"
         )
         raise InputError(msg) from e
+    with f:
+        if "matrix" in f and isinstance(f["matrix"], h5py.Group):
+            g = f["matrix"]
+            feat = _group(g, "features", source)
+            ids = _strings(_vector(feat, "id", source))
+            names = _strings(_vector(feat, "name", source, n=len(ids)))
+            ftype = (
+                _strings(_vector(feat, "feature_type", source, n=len(ids)))
+                if "feature_type" in feat
+                else np.full(len(ids), _GEX, dtype=object)
+            )
+        else:
+            genomes = [k for k in f if isinstance(f[k], h5py.Group)]
+            if len(genomes) != 1 or "genes" not in f[genomes[0]]:
+                msg = (
+                    f"{source} is not a CellRanger HDF5 matrix (no 'matrix' group); "
+                    "give the filtered_feature_bc_matrix.h5 written by CellRanger"
+                )
+                raise InputError(msg)
+            g = f[genomes[0]]
+            ids = _strings(_vector(g, "genes", source))
+            names = _strings(_vector(g, "gene_names", source, n=len(ids)))
+            ftype = np.full(len(ids), _GEX, dtype=object)
+        barcodes = _strings(_vector(g, "barcodes", source))
+        m = _csc(g, n_features=len(ids), n_cells=len(barcodes), source=source)
     return _assemble(m.T.tocsr(), ids, names, ftype, barcodes, kind=kind, source=source)
 
 
+def _group(parent: Any, key: str, source: str) -> Any:
+    import h5py
+
+    if key not in parent or not isinstance(parent[key], h5py.Group):
+        msg = (
+            f"{source} lacks the group {parent.name.rstrip('/')}/{key}; it is not a complete "
+            "CellRanger HDF5 matrix: give the filtered_feature_bc_matrix.h5"
+        )
+        raise InputError(msg)
+    return parent[key]
+
+
+def _dataset(parent: Any, key: str, source: str) -> Any:
+    """The 1-D dataset ``parent[key]``, or InputError naming it."""
+    import h5py
+
+    where = f"{parent.name.rstrip('/')}/{key}"
+    if key not in parent or not isinstance(parent[key], h5py.Dataset):
+        msg = (
+            f"{source} lacks the dataset {where}; it is not a complete CellRanger HDF5 "
+            "matrix: give the filtered_feature_bc_matrix.h5"
+        )
+        raise InputError(msg)
+    ds = parent[key]
+    if ds.ndim != 1:
+        msg = f"{where} in {source} is {ds.ndim}-D, not 1-D; the file is corrupt: re-export it"
+        raise InputError(msg)
+    return ds
+
+
+def _vector(parent: Any, key: str, source: str, *, n: int | None = None) -> np.ndarray:
+    """Read a 1-D dataset (of at most ``n`` entries when given) after checking its size."""
+    ds = _dataset(parent, key, source)
+    where = f"{parent.name.rstrip('/')}/{key}"
+    if n is not None and len(ds) != n:
+        msg = (
+            f"{where} in {source} has {len(ds):,} entries but there are {n:,} features; "
+            "the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    check_fits(
+        float(len(ds)) * max(ds.dtype.itemsize, 8) * 4,
+        what=f"{len(ds):,} entries in {where}",
+        source=source,
+    )
+    return np.asarray(ds[()])
+
+
+def _csc(g: Any, *, n_features: int, n_cells: int, source: str) -> sparse.csc_matrix:
+    """Validate and read the features × cells CSC matrix of a 10x HDF5 group."""
+    shape = _vector(g, "shape", source)
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+        msg = (
+            f"{g.name}/shape in {source} is {shape.tolist()!r}, not two non-negative "
+            "integers; the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    n_feat, n_bc = (int(x) for x in shape)
+    if (n_feat, n_bc) != (n_features, n_cells):
+        msg = (
+            f"{source} declares a {n_feat:,} × {n_bc:,} matrix but lists {n_features:,} "
+            f"features and {n_cells:,} barcodes; the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    data, indices, indptr = (_dataset(g, k, source) for k in ("data", "indices", "indptr"))
+    check_dtype(data.dtype, source, where=f"{g.name}/data")
+    for ds in (indices, indptr):
+        if ds.dtype.kind not in "iu":
+            msg = (
+                f"{ds.name} in {source} has dtype {ds.dtype}, not integer; the file is "
+                "corrupt: re-export it"
+            )
+            raise InputError(msg)
+    nnz = len(data)
+    if len(indices) != nnz or len(indptr) != n_cells + 1:
+        msg = (
+            f"{source} has {nnz:,} values, {len(indices):,} indices and {len(indptr):,} "
+            f"column pointers for {n_cells:,} barcodes (need equal values and indices, and "
+            "barcodes + 1 pointers); the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    per = data.dtype.itemsize + 8 + 24  # values, indices, and the CSC → CSR + float copies
+    check_fits(
+        float(nnz) * per + float(n_cells + n_features) * 16,
+        what=f"{nnz:,} stored values in a {n_feat:,} × {n_bc:,} matrix",
+        source=source,
+    )
+    ptr = np.asarray(indptr[()], dtype=np.int64)
+    if ptr[0] != 0 or ptr[-1] != nnz or (np.diff(ptr) < 0).any():
+        msg = (
+            f"the column pointers (indptr) of {source} do not run from 0 up to {nnz:,} "
+            "without decreasing; the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    idx = np.asarray(indices[()], dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_features):
+        msg = (
+            f"{source} has feature indices outside 0..{n_features - 1} "
+            f"(min {idx.min()}, max {idx.max()}); the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    values = np.asarray(data[()])
+    return sparse.csc_matrix((values, idx, ptr), shape=(n_feat, n_bc))
+
+
+@reader_errors("a 10x MatrixMarket folder")
 def read_10x_mtx(path: str | os.PathLike[str], *, kind: str = "single_cell") -> AnnData:
     """Read a CellRanger MatrixMarket folder.
 
     The folder holds ``matrix.mtx`` (genes × cells), ``features.tsv`` (v3) or ``genes.tsv``
-    (v2) and ``barcodes.tsv``, each optionally gzip-compressed.
+    (v2) and ``barcodes.tsv``, each optionally gzip-compressed. The MatrixMarket header is
+    validated (banner, integer/real/pattern field, ``general`` symmetry, a size line of
+    non-negative integers matching the features and barcodes, a declared size that fits
+    in memory) before its body is parsed (see :mod:`antigenscout.io._mtx`).
 
     Parameters
     ----------
@@ -124,18 +239,8 @@ def read_10x_mtx(path: str | os.PathLike[str], *, kind: str = "single_cell") -> 
     mtx = _find(d, ("matrix.mtx",))
     feats = _find(d, ("features.tsv", "genes.tsv"))
     bcs = _find(d, ("barcodes.tsv",))
-    try:
-        with _open(mtx) as fh:
-            m = scipy.io.mmread(fh)
-        table = pd.read_csv(feats, sep="\t", header=None, dtype=str, keep_default_na=False)
-        barcodes = pd.read_csv(bcs, sep="\t", header=None, dtype=str, keep_default_na=False)
-    except Exception as e:
-        msg = (
-            f"cannot read the 10x files in {source} ({type(e).__name__}: {e}); "
-            "check that matrix.mtx, features.tsv and barcodes.tsv are complete"
-        )
-        raise InputError(msg) from e
-    m = sparse.csr_matrix(m)
+    table = _tsv(feats, source)
+    barcodes = _tsv(bcs, source)
     ids = table.iloc[:, 0].to_numpy(dtype=object)
     names = table.iloc[:, 1].to_numpy(dtype=object) if table.shape[1] > 1 else ids
     ftype = (
@@ -143,14 +248,25 @@ def read_10x_mtx(path: str | os.PathLike[str], *, kind: str = "single_cell") -> 
         if table.shape[1] > 2
         else np.full(len(ids), _GEX, dtype=object)
     )
-    bc = barcodes.iloc[:, 0].to_numpy(dtype=object)
-    if m.shape != (len(ids), len(bc)):
-        msg = (
-            f"matrix.mtx in {source} is {m.shape[0]} × {m.shape[1]} but there are {len(ids)} "
-            f"features and {len(bc)} barcodes; the three files must come from the same run"
-        )
-        raise InputError(msg)
+    bc = barcodes.iloc[:, 0].to_numpy(dtype=object) if barcodes.shape[1] else np.array([])
+    with _open(mtx) as fh:
+        m = read_mtx(fh, repr(str(mtx)), shape=(len(ids), len(bc)))
     return _assemble(m.T.tocsr(), ids, names, ftype, bc, kind=kind, source=source)
+
+
+def _tsv(path: Path, source: str) -> pd.DataFrame:
+    """Read features.tsv / barcodes.tsv as strings; an empty file gives no rows."""
+    try:
+        return pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as e:
+        msg = (
+            f"cannot read {path.name} in {source} ({type(e).__name__}: "
+            f"{(str(e).splitlines() or [''])[0][:200]}); the file is truncated or corrupt: "
+            "check that matrix.mtx, features.tsv and barcodes.tsv are complete"
+        )
+        raise InputError(msg) from e
 
 
 def _assemble(

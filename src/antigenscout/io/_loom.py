@@ -1,0 +1,162 @@
+"""Read a ``.loom`` file (genes × cells HDF5) with h5py, locating the raw counts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._errors import InputError
+from ._guard import check_fits, probe_hdf5, reader_errors
+from ._h5ad import COUNT_LAYERS, from_anndata
+from ._read import check_dtype, check_file, check_kind
+
+__all__ = ["read_loom"]
+
+#: Row (gene) attributes tried, in order, for the gene identifiers.
+GENE_ATTRS: tuple[str, ...] = ("Gene", "var_names", "Accession", "gene_ids", "gene_id")
+#: Column (cell) attributes tried, in order, for the cell identifiers.
+CELL_ATTRS: tuple[str, ...] = ("CellID", "obs_names", "cell_names", "CellId")
+#: Cells read per block when converting the dense on-disk matrix to CSR.
+BLOCK_CELLS = 4096
+#: A declared dense matrix may exceed memory by this factor (it is read block by block
+#: into a sparse matrix), no more.
+DENSE_SLACK = 8.0
+
+
+@reader_errors("a loom file")
+def read_loom(
+    path: str | os.PathLike[str],
+    *,
+    layer: str | None = None,
+    kind: str | None = None,
+) -> AnnData:
+    """Read a ``.loom`` file: counts in the main matrix or a layer, genes × cells.
+
+    Parameters
+    ----------
+    path
+        The ``.loom`` file.
+    layer
+        ``None``: the main ``/matrix`` if it holds whole numbers, else the first integer
+        layer among ``counts``, ``raw_counts``, ``count``, ``umi_counts``, ``umis``,
+        ``UMI``; ``"X"`` or ``"matrix"``: the main matrix; otherwise a ``/layers`` name.
+    kind
+        ``'single_cell'`` (default) or ``'bulk'``.
+
+    Returns
+    -------
+    AnnData laid out as by :func:`~antigenscout.io.read_h5ad`: cells × genes, float32 CSR.
+    ``var_names`` come from ``/row_attrs/Gene`` (else ``var_names``, ``Accession``,
+    ``gene_ids``), ``obs_names`` from ``/col_attrs/CellID`` (else ``obs_names``,
+    ``cell_names``); other one-dimensional attributes become ``var``/``obs`` columns.
+
+    Examples
+    --------
+    >>> import antigenscout as asc
+    >>> adata = asc.io.read_loom("velocyto.loom", layer="spliced")  # doctest: +SKIP
+    """
+    import h5py
+
+    p = check_file(path)
+    if kind is not None:
+        check_kind(kind)
+    source = repr(str(p))
+    probe_hdf5(p, source=source, what="a loom file")
+    with h5py.File(p, "r") as f:
+        if "matrix" not in f or not isinstance(f["matrix"], h5py.Dataset):
+            msg = f"{source} has no /matrix dataset, so it is not a loom file; give a .loom file"
+            raise InputError(msg)
+        main = f["matrix"]
+        if main.ndim != 2:
+            msg = f"/matrix of {source} is {main.ndim}-D, not genes × cells; re-export the file"
+            raise InputError(msg)
+        n_genes, n_cells = (int(s) for s in main.shape)
+        layers_group = f.get("layers", {})
+        available = [k for k in layers_group if isinstance(layers_group[k], h5py.Dataset)]
+        if layer in ("X", "matrix"):
+            wanted: list[str] = [""]
+            layer = "X"
+        elif layer is not None:
+            if layer not in available:
+                msg = (
+                    f"layer {layer!r} is not in {source} (layers: {available or 'none'}); "
+                    "pass one of those or 'X' for the main matrix"
+                )
+                raise InputError(msg)
+            wanted = [layer]
+        else:
+            wanted = ["", *(n for n in COUNT_LAYERS if n in available)]
+        mats: dict[str, Any] = {}
+        for name in wanted:
+            ds = main if name == "" else layers_group[name]
+            mats[name] = _read_dense_as_csr(ds, (n_genes, n_cells), name or "/matrix", source)
+        var = _attrs(f, "row_attrs", n_genes, GENE_ATTRS, source)
+        obs = _attrs(f, "col_attrs", n_cells, CELL_ATTRS, source)
+    adata = AnnData(
+        X=mats.pop("", None),
+        obs=obs,
+        var=var,
+        layers=mats or None,
+    )
+    return from_anndata(adata, layer=layer, kind=kind, source=source)
+
+
+def _read_dense_as_csr(ds: Any, shape: tuple[int, int], name: str, source: str) -> Any:
+    """Read a genes × cells on-disk dataset block by block into a cells × genes CSR."""
+    if tuple(ds.shape) != shape:
+        msg = (
+            f"{name} of {source} is {ds.shape} but /matrix is {shape}; every loom layer must "
+            "have the shape of the main matrix: re-export the file"
+        )
+        raise InputError(msg)
+    check_dtype(ds.dtype, source, where=name)
+    n_genes, n_cells = shape
+    itemsize = ds.dtype.itemsize
+    check_fits(
+        float(n_genes) * n_cells * itemsize / DENSE_SLACK,
+        what=f"a {n_genes:,} × {n_cells:,} {ds.dtype} matrix in {name}",
+        source=source,
+    )
+    step = max(1, min(BLOCK_CELLS, (256 << 20) // max(1, n_genes * itemsize)))
+    blocks = [
+        sparse.csr_matrix(np.asarray(ds[:, start : start + step]).T)
+        for start in range(0, n_cells, step)
+    ]
+    if not blocks:
+        return sparse.csr_matrix((n_cells, n_genes), dtype=ds.dtype)
+    return sparse.vstack(blocks, format="csr")
+
+
+def _attrs(f: Any, group: str, n: int, id_names: tuple[str, ...], source: str) -> pd.DataFrame:
+    """One-dimensional attributes of ``/row_attrs`` or ``/col_attrs`` as a DataFrame."""
+    import h5py
+
+    cols: dict[str, np.ndarray] = {}
+    if group in f:
+        for key, ds in f[group].items():
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                continue
+            if len(ds) != n:
+                msg = (
+                    f"/{group}/{key} of {source} has {len(ds)} entries but the matrix has {n} "
+                    f"{'genes' if group == 'row_attrs' else 'cells'}; re-export the file"
+                )
+                raise InputError(msg)
+            values = ds[()]
+            if values.dtype.kind in "SO":
+                values = np.array(
+                    [v.decode() if isinstance(v, bytes) else str(v) for v in values],
+                    dtype=object,
+                )
+            cols[key] = values
+    id_key = next((k for k in id_names if k in cols), None)
+    if id_key is None:
+        index = pd.Index([str(i) for i in range(n)])
+    else:
+        index = pd.Index(np.asarray(cols.pop(id_key)).astype(str))
+    return pd.DataFrame(cols, index=index)

@@ -1,0 +1,233 @@
+"""Property-based fuzzing of the readers: a damaged file gives a valid AnnData or InputError.
+
+Each test starts from a small valid file of one format, applies random byte flips,
+truncations or (for MatrixMarket) header rewrites, and calls the reader. Any exception
+other than :class:`InputError` fails the test; a native crash would kill the run; the
+process's peak resident memory may not grow by more than :data:`MAX_RSS_GROWTH`.
+Runs are derandomised and use no example database, so CI sees the same examples.
+"""
+
+from __future__ import annotations
+
+import gzip
+import resource
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+from anndata import AnnData
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import sparse
+
+from antigenscout._errors import AntigenscoutWarning, InputError
+from antigenscout.io import read_10x_h5, read_10x_mtx, read_h5ad, read_table
+
+GENES = ["CD33", "CLEC12A", "IL3RA", "CD34", "PTPRC", "MPO", "FLT3", "KIT"]
+#: Largest growth of the peak resident memory (ru_maxrss) one fuzz test may cause.
+MAX_RSS_GROWTH = 512 << 20
+
+FAST = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # rss_bound spans all examples on purpose
+    ],
+)
+#: HDF5 readers start a probe child per call (~0.15 s), so they get fewer examples.
+HDF5 = settings(FAST, max_examples=60)
+
+
+def _counts() -> np.ndarray:
+    return np.random.default_rng(7).poisson(2.0, size=(12, len(GENES))).astype(np.int64)
+
+
+def _seed_table() -> bytes:
+    df = pd.DataFrame(_counts().T * 37.5, index=GENES, columns=[f"S{i}" for i in range(12)])
+    return gzip.compress(df.to_csv(sep="\t").encode(), mtime=0)
+
+
+def _seed_mtx() -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        scipy.io.mmwrite(Path(d) / "m.mtx", sparse.coo_matrix(_counts().T))
+        return (Path(d) / "m.mtx").read_bytes()
+
+
+def _seed_h5() -> bytes:
+    csc = sparse.csc_matrix(_counts().T)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.h5"
+        with h5py.File(path, "w") as f:
+            g = f.create_group("matrix")
+            g["data"], g["indices"], g["indptr"] = csc.data, csc.indices, csc.indptr
+            g["shape"] = np.array(csc.shape)
+            g["barcodes"] = np.array([f"AAACCTG-{i}" for i in range(12)], dtype="S")
+            g["features/id"] = np.array(GENES, dtype="S")
+            g["features/name"] = np.array(GENES, dtype="S")
+            g["features/feature_type"] = np.array(["Gene Expression"] * len(GENES), dtype="S")
+        return path.read_bytes()
+
+
+def _seed_h5ad() -> bytes:
+    counts = _counts()
+    obs = pd.DataFrame({"cell_type": pd.Categorical(["a", "b"] * 6)})
+    obs.index = [f"c{i}" for i in range(12)]
+    a = AnnData(X=sparse.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=GENES))
+    a.layers["counts"] = counts
+    a.obsp["connectivities"] = sparse.identity(12, format="csr")
+    with tempfile.TemporaryDirectory() as d:
+        a.write_h5ad(Path(d) / "a.h5ad")
+        return (Path(d) / "a.h5ad").read_bytes()
+
+
+def _mutations(size: int, *, head: int = 4096) -> st.SearchStrategy[list[tuple]]:
+    """Lists of byte flips (biased to the first ``head`` bytes, where headers live),
+    overwritten runs and one optional truncation."""
+    pos = st.one_of(st.integers(0, min(size, head) - 1), st.integers(0, size - 1))
+    flip = st.tuples(st.just("flip"), pos, st.integers(0, 255))
+    run = st.tuples(st.just("run"), pos, st.binary(min_size=1, max_size=16))
+    cut = st.tuples(st.just("cut"), st.integers(0, size - 1), st.just(0))
+    return st.lists(st.one_of(flip, flip, run, cut), min_size=1, max_size=6)
+
+
+def _apply(blob: bytes, ops: list[tuple]) -> bytes:
+    out = bytearray(blob)
+    for op, at, value in ops:
+        if at >= len(out):
+            continue
+        if op == "flip":
+            out[at] = value
+        elif op == "run":
+            out[at : at + len(value)] = value
+        else:
+            del out[at:]
+    return bytes(out)
+
+
+def _check(read: Callable[[], AnnData]) -> None:
+    """The reader returns a valid AnnData or raises InputError; nothing else."""
+    try:
+        with warnings.catch_warnings():
+            # a damaged table may look log-scale: that warning is a valid outcome
+            warnings.simplefilter("ignore", AntigenscoutWarning)
+            out = read()
+    except InputError as e:
+        message = str(e)
+    else:
+        message = ""
+    if message:
+        assert "\n" not in message
+        return
+    assert isinstance(out, AnnData)
+    X = out.X
+    data = X.data if sparse.issparse(X) else np.asarray(X)
+    assert X.shape == (out.n_obs, out.n_vars)
+    assert np.isfinite(data).all()
+    assert (data >= 0).all()
+    assert data.any()
+    assert out.var_names.is_unique
+
+
+@pytest.fixture
+def rss_bound() -> object:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    yield
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert after - before < MAX_RSS_GROWTH, f"peak memory grew by {after - before:,} bytes"
+
+
+TABLE, MTX, H5, H5AD = _seed_table(), _seed_mtx(), _seed_h5(), _seed_h5ad()
+
+
+def test_seeds_are_valid() -> None:
+    """The unmutated seeds read back to the same counts (so mutations start from valid)."""
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / "t.tsv.gz").write_bytes(TABLE)
+        tab = read_table(root / "t.tsv.gz", orientation="genes_by_samples")
+        np.testing.assert_allclose(tab.X, _counts() * 37.5)
+        _mtx_folder(root / "m", MTX)
+        np.testing.assert_array_equal(read_10x_mtx(root / "m").X.toarray(), _counts())
+        (root / "m.h5").write_bytes(H5)
+        np.testing.assert_array_equal(read_10x_h5(root / "m.h5").X.toarray(), _counts())
+        (root / "a.h5ad").write_bytes(H5AD)
+        np.testing.assert_array_equal(read_h5ad(root / "a.h5ad").X.toarray(), _counts())
+    assert len(H5AD) < 64_000
+
+
+def _mtx_folder(d: Path, blob: bytes) -> Path:
+    d.mkdir()
+    (d / "matrix.mtx").write_bytes(blob)
+    (d / "features.tsv").write_text("".join(f"{g}\t{g}\tGene Expression\n" for g in GENES))
+    (d / "barcodes.tsv").write_text("".join(f"bc{i}\n" for i in range(12)))
+    return d
+
+
+@FAST
+@given(ops=_mutations(len(TABLE), head=64))
+def test_fuzz_table(rss_bound: object, ops: list[tuple]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.tsv.gz"
+        path.write_bytes(_apply(TABLE, ops))
+        _check(lambda: read_table(path))
+
+
+_INTS = st.one_of(
+    st.integers(0, 20), st.sampled_from([2**31, 2**32 + 1, 2**63 - 1, 10**19]), st.integers()
+)
+_SIZE_LINE = st.one_of(
+    st.lists(_INTS, min_size=0, max_size=4).map(lambda xs: " ".join(map(str, xs))),
+    st.text(alphabet="0123456789 -e.x%\t", max_size=20),
+)
+_BANNER = st.sampled_from(
+    [
+        "%%MatrixMarket matrix coordinate integer general",
+        "%%MatrixMarket matrix coordinate real general",
+        "%%MatrixMarket matrix coordinate pattern general",
+        "%%MatrixMarket matrix coordinate complex general",
+        "%%MatrixMarket matrix array integer general",
+        "%%MatrixMarket matrix coordinate integer symmetric",
+        "%%MatrixMarket vector coordinate integer general",
+        "%%matrixmarket",
+        "",
+    ]
+)
+
+
+@FAST
+@given(banner=_BANNER, size=_SIZE_LINE, ops=_mutations(len(MTX), head=128))
+def test_fuzz_mtx(rss_bound: object, banner: str, size: str, ops: list[tuple]) -> None:
+    lines = MTX.decode().splitlines(keepends=True)
+    body = [x for x in lines[1:] if not x.startswith("%")]
+    mutated = f"{banner}\n%\n{size}\n".encode() + "".join(body[1:]).encode()
+    with tempfile.TemporaryDirectory() as d:
+        folder = _mtx_folder(Path(d) / "m", _apply(mutated, ops[:2]))
+        _check(lambda: read_10x_mtx(folder))
+
+
+@HDF5
+@given(ops=_mutations(len(H5)))
+def test_fuzz_10x_h5(rss_bound: object, ops: list[tuple]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.h5"
+        path.write_bytes(_apply(H5, ops))
+        _check(lambda: read_10x_h5(path))
+
+
+@HDF5
+@given(ops=_mutations(len(H5AD)))
+def test_fuzz_h5ad(rss_bound: object, ops: list[tuple]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "a.h5ad"
+        path.write_bytes(_apply(H5AD, ops))
+        _check(lambda: read_h5ad(path))
