@@ -157,3 +157,40 @@ def test_partial_runs_render_without_errors(
     assert page.locator("#tooltip").is_visible()
     assert errors == []
     page.close()
+
+
+def test_hostile_labels_fire_no_dialog(browser: object, tmp_path: Path) -> None:
+    import antigenscout_tests_synthetic_run as synthetic  # registered by conftest.py
+
+    run = synthetic.write_hostile_run(tmp_path)
+    html = write_html(run, tmp_path / "hostile.html")
+    dialogs: list[str] = []
+    page = browser.new_page()  # type: ignore[attr-defined]
+
+    def on_dialog(d: object) -> None:
+        dialogs.append(d.message)  # type: ignore[attr-defined]
+        d.dismiss()  # type: ignore[attr-defined]
+
+    page.on("dialog", on_dialog)
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    # exercise the scripted parts: tooltips, table filter with a hostile query, row clicks
+    for sel in ('svg[data-set="candidates"] circle', "#body-map .cells rect", "#gates td"):
+        loc = page.locator(sel)
+        for k in range(min(loc.count(), 5)):
+            loc.nth(k).scroll_into_view_if_needed()
+            loc.nth(k).hover(force=True)
+    page.fill("#coverage-risk input[type=search]", synthetic.HOSTILE["img"])
+    page.locator("#coverage-risk table.sortable tbody tr").first.click()
+    page.fill("#coverage-risk input[type=search]", "")
+    page.locator("#coverage-risk table.sortable th").nth(1).click()  # sort by target name
+    page.wait_for_timeout(300)
+    counts = page.evaluate(
+        "['img', 'iframe', 'script', 'body svg[onload]'].map("
+        "s => document.querySelectorAll(s).length)"
+    )
+    title = page.title()
+    page.close()
+    assert dialogs == []
+    assert counts == [0, 0, 3, 0]
+    assert synthetic.HOSTILE["img"] in title

@@ -10,7 +10,8 @@ import datetime as _dt
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from html import escape
 from importlib import resources
@@ -35,7 +36,7 @@ from ._run import (
     top_contexts,
 )
 
-__all__ = ["SECTIONS", "render_html", "write_html"]
+__all__ = ["SECTIONS", "Safe", "fill_template", "json_for_script", "render_html", "write_html"]
 
 #: Section ids in page order, with their headings.
 SECTIONS: dict[str, str] = {
@@ -141,9 +142,39 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+#: Characters escaped as ``\\uXXXX`` inside inline JSON: ``<``, ``>`` and ``&`` (so no
+#: ``</script>``, ``<!--`` or entity can end or alter the script element) and the JavaScript
+#: line terminators U+2028 / U+2029.
+_JSON_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def json_for_script(obj: Any) -> str:
+    """Serialise ``obj`` as JSON that is inert inside an HTML ``<script>`` element.
+
+    Parameters
+    ----------
+    obj
+        A JSON-serialisable value (NaN and infinities are rejected).
+
+    Returns
+    -------
+    JSON text in which ``<``, ``>``, ``&``, U+2028 and U+2029 appear only as ``\\u``
+    escapes; ``json.loads`` of it gives back ``obj``.
+    """
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.translate(_JSON_SCRIPT_ESCAPES)
+
+
 def _dataset_script(name: str, obj: dict[str, Any]) -> str:
-    text = json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    return f'<script type="application/json" id="data-{escape(name)}">{text}</script>'
+    return (
+        f'<script type="application/json" id="data-{escape(name)}">{json_for_script(obj)}</script>'
+    )
 
 
 def _columns_json(df: pd.DataFrame, cols: Iterable[str]) -> dict[str, list[Any]]:
@@ -1042,6 +1073,56 @@ def _asset(name: str) -> str:
     )
 
 
+def _raw_text_asset(name: str, element: str) -> str:
+    """An inlined asset, checked not to close the ``<style>``/``<script>`` element it fills."""
+    text = _asset(name)
+    if f"</{element}" in text.lower() or "<!--" in text:
+        msg = f"template asset {name!r} contains '</{element}' or '<!--'"  # pragma: no cover
+        raise RuntimeError(msg)  # pragma: no cover
+    return text
+
+
+class Safe(str):
+    """A string of pre-rendered, already escaped HTML that :func:`fill_template` keeps as is.
+
+    Everything not wrapped in :class:`Safe` is HTML-escaped when filled in.
+    """
+
+    __slots__ = ()
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def fill_template(template: str, values: Mapping[str, str | Safe]) -> str:
+    """Replace every ``{{name}}`` of ``template`` in one pass.
+
+    Parameters
+    ----------
+    template
+        Text with ``{{name}}`` placeholders.
+    values
+        Value of each placeholder: a :class:`Safe` value is inserted verbatim, any other
+        string HTML-escaped. Inserted text is never scanned for placeholders again, so a
+        label such as ``P{{data}}`` stays literal.
+
+    Returns
+    -------
+    The filled template.
+
+    Raises
+    ------
+    KeyError
+        If the template names a placeholder missing from ``values``.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        v = values[m.group(1)]
+        return str(v) if isinstance(v, Safe) else escape(str(v))
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
 def _version() -> str:
     try:
         return version("antigenscout")
@@ -1128,20 +1209,18 @@ def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[st
         sub_bits.append(f"{_int(den['n_candidates'])} candidates")
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = _asset("report.html")
-    fills = {
-        "title": escape(title),
-        "subtitle": escape(" · ".join(sub_bits)),
-        "version": escape(_version()),
+    fills: dict[str, str | Safe] = {
+        "title": title,
+        "subtitle": " · ".join(sub_bits),
+        "version": _version(),
         "generated": now,
-        "nav": nav,
-        "body": "\n".join(html for _, html in pairs),
-        "data": "\n".join(scripts),
-        "css": _asset("report.css"),
-        "js": _asset("report.js"),
+        "nav": Safe(nav),
+        "body": Safe("\n".join(html for _, html in pairs)),
+        "data": Safe("\n".join(scripts)),
+        "css": Safe(_raw_text_asset("report.css", "style")),
+        "js": Safe(_raw_text_asset("report.js", "script")),
     }
-    for k, v in fills.items():
-        page = page.replace("{{" + k + "}}", v)
-    return page
+    return fill_template(page, fills)
 
 
 def write_html(
