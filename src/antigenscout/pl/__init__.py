@@ -5,8 +5,6 @@ returns a :class:`matplotlib.figure.Figure`; nothing is shown and no global matp
 state is changed. The interactive equivalents are in :func:`antigenscout.report.write_html`.
 """
 
-from __future__ import annotations
-
 from ._plots import coverage_risk, gate_scatter, kinetics_curves, patient_coverage, risk_heatmap
 
 __all__ = ["coverage_risk", "gate_scatter", "kinetics_curves", "patient_coverage", "risk_heatmap"]
