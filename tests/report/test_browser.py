@@ -7,6 +7,7 @@ Needs ``chromium`` on PATH and the ``playwright`` Python package (both installed
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_report_in_browser(browser: object, full_run: Path, tmp_path: Path) -> N
     assert names
     assert all("CD3" in n for n in names)
     page.fill("#coverage-risk input[type=search]", "")
-    page.locator("#coverage-risk table.sortable th", has_text="tumour coverage").click()
+    page.locator("#coverage-risk table.sortable th", has_text=re.compile("^coverage$")).click()
     first = rows.first.locator("td").nth(1).inner_text()
     assert first == t.sort_values("tumor_coverage", ascending=False)["target"].iloc[0]
     page.check("#coverage-risk input[data-filter=front]")
@@ -194,3 +195,20 @@ def test_hostile_labels_fire_no_dialog(browser: object, tmp_path: Path) -> None:
     assert dialogs == []
     assert counts == [0, 0, 3, 0]
     assert synthetic.HOSTILE["img"] in title
+
+
+def test_tables_fit_a_1400px_page(browser: object, full_run: Path) -> None:
+    page, errors = _open(browser, write_html(full_run))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    more = page.locator("#coverage-risk .showmore")
+    if more.is_visible():
+        more.click()
+    sizes = page.evaluate(
+        "Array.from(document.querySelectorAll('#overview .scroll, #coverage-risk .tablewrap,"
+        " #gates .scroll')).map(e => [e.scrollWidth, e.clientWidth])"
+    )
+    assert len(sizes) == 3
+    assert all(sw <= cw + 1 for sw, cw in sizes), sizes
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
+    assert errors == []
+    page.close()

@@ -16,6 +16,7 @@ import pandas as pd
 from .._errors import InputError
 from ..report._run import (
     RunData,
+    curve_label,
     load_run,
     patient_matrix,
     risk_matrix,
@@ -440,7 +441,7 @@ def kinetics_curves(
     -------
     The figure.
     """
-    cv, _ = _frame(data, "curves", "curves.tsv")
+    cv, run = _frame(data, "curves", "curves.tsv")
     assert cv is not None
     _require(cv, ("time_days", "quantity", "p50"), "curves")
     names = list(dict.fromkeys(cv["quantity"].astype(str)))
@@ -489,7 +490,9 @@ def kinetics_curves(
         )
         if use_log:
             ax.set_yscale("log")
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        lab = curve_label(run if run is not None else RunData(), name)
+        ax.set_title(lab.title, fontsize=9)
+        ax.set_ylabel(lab.ylabel, fontsize=8)
         ax.set_xlabel("time (days)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)

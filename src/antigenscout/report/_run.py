@@ -19,10 +19,13 @@ from .._errors import InputError
 
 __all__ = [
     "PRIMARY_FILES",
+    "CurveLabel",
     "RunData",
     "cohort_summary",
     "coverage_by_compartment",
+    "curve_label",
     "load_run",
+    "metric_unit",
     "patient_matrix",
     "risk_matrix",
     "system_matrix",
@@ -54,6 +57,9 @@ class RunData:
     cohort: pd.DataFrame | None = None
     summary: dict[str, Any] | None = None
     curves: pd.DataFrame | None = None
+    #: Targets the user asked to see first (``--highlight``); ``targets`` then lists them
+    #: first, so the best-ranked target is the one with the lowest ``rank``, not row 0.
+    highlight: tuple[str, ...] = ()
 
     @property
     def has_kinetics(self) -> bool:
@@ -311,3 +317,94 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["metric", "kind", "n", "median", "p05", "p95", "n_missing"])
+
+
+# --------------------------------------------------------------------------- kinetics labels
+
+#: Quantity in ``curves.tsv`` → (what it is, unit). ``None`` unit: the CAR-T unit of the model.
+_QUANTITIES: dict[str, tuple[str, str | None]] = {
+    "car_t": ("CAR-T cells", None),
+    "normal_t": ("normal T cells", "cells/µL"),
+    "tumour_fraction": ("tumour burden", "fraction of day 0"),
+    "stem_fraction": ("leukaemic stem cells", "fraction of day 0"),
+    "bcr_abl_ratio": ("BCR-ABL / (BCR-ABL + 2 ABL)", "ratio"),
+    "healthy_fraction": ("healthy target cells", "fraction of day 0"),
+}
+#: CAR-T level unit per model: Stein 2019 measures transgene copies by qPCR; the Kimmel
+#: 2021 based ODE models (kimmel2021, cart-leukaemia, cart-cml) count cells per µL blood.
+_CAR_T_UNIT = {"stein2019": "copies/µg DNA"}
+
+
+@dataclass(frozen=True)
+class CurveLabel:
+    """Human-readable title and y-axis label of one simulated quantity."""
+
+    title: str
+    ylabel: str
+    unit: str
+
+
+def _model_and_scenario(data: RunData) -> tuple[str | None, dict[str, Any]]:
+    summ = data.summary or {}
+    settings = summ.get("settings") if isinstance(summ.get("settings"), dict) else {}
+    params = data.run.get("params") if isinstance(data.run.get("params"), dict) else {}
+    model = summ.get("model") or settings.get("model") or params.get("model")
+    scen = summ.get("scenario") if isinstance(summ.get("scenario"), dict) else {}
+    return (str(model) if model is not None else None), scen
+
+
+def curve_label(data: RunData, quantity: str) -> CurveLabel:
+    """Title (with the target when the run simulated one) and y label with units.
+
+    Parameters
+    ----------
+    data
+        The run (reads the model and scenario from ``summary.json`` / ``run.json``).
+    quantity
+        A ``quantity`` value of ``curves.tsv``.
+
+    Returns
+    -------
+    The labels; unknown quantities keep their name, with no unit.
+    """
+    model, scen = _model_and_scenario(data)
+    what, unit = _QUANTITIES.get(quantity, (quantity.replace("_", " "), ""))
+    if unit is None:
+        unit = _CAR_T_UNIT.get(model or "", "cells/µL")
+    if quantity == "healthy_fraction" and scen.get("healthy_cell_type"):
+        what = f"healthy {scen['healthy_cell_type']}"
+    title = what
+    if scen.get("target"):
+        title = f"{scen['target']}: {what}"
+    if model:
+        title += f" ({model})"
+    ylabel = f"{what} ({unit})" if unit else what
+    return CurveLabel(title=title, ylabel=ylabel, unit=unit)
+
+
+def metric_unit(data: RunData, metric: str) -> str:
+    """Unit of a ``cohort.tsv`` column ("" when unknown or dimensionless).
+
+    Parameters
+    ----------
+    data
+        The run (its model decides the CAR-T unit).
+    metric
+        Column name of ``cohort.tsv``.
+
+    Returns
+    -------
+    The unit, e.g. ``"days"``, ``"1/day"`` or the model's CAR-T unit.
+    """
+    model, _ = _model_and_scenario(data)
+    cart = _CAR_T_UNIT.get(model or "", "cells/µL")
+    m = metric.lower()
+    if m.endswith("_days") or m in {"tmax", "time_to_relapse", "time_to_remission"}:
+        return "days"
+    if m in {"alpha", "beta", "rho_c", "r_n", "r_b", "gamma_b"}:
+        return "1/day"
+    if m == "cmax" or m.startswith("car_t_day") or m.startswith("cmax_"):
+        return cart
+    if m.startswith("auc"):
+        return f"{cart} × day"
+    return ""

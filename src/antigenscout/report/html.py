@@ -30,6 +30,8 @@ from ._run import (
     as_run,
     cohort_summary,
     coverage_by_compartment,
+    curve_label,
+    metric_unit,
     patient_matrix,
     risk_matrix,
     system_matrix,
@@ -257,7 +259,11 @@ def _overview(data: RunData) -> str:
     t = data.targets
     if t is not None and len(t):
         parts.append(_findings(data))
-        parts.append("<h3>Top candidates</h3>")
+        parts.append(
+            "<h3>Highlighted, then top-ranked candidates</h3>"
+            if data.highlight
+            else "<h3>Top candidates</h3>"
+        )
         parts.append(_top_table(t.head(10), data))
     elif data.gates is not None and len(data.gates):
         g = data.gates.iloc[0]
@@ -290,22 +296,14 @@ def _findings(data: RunData) -> str:
     assert t is not None
     rc = _risk_col(t)
     items = []
-    best = t.iloc[0]
-    line = f"Top-ranked: <b>{escape(best['target'])}</b> covers {_pct(best['tumor_coverage'])}"
-    line += " of tumour cells"
-    if "patients_covered_fraction" in t.columns:
-        line += f" and {_pct(best['patients_covered_fraction'], 0)} of patients"
-    if rc and _num(best[rc]) <= 0:
-        line += "; it is not expressed in any healthy context of the reference"
-    elif rc:
-        ctx = best.get("worst_context", best.get("worst_healthy_cell_type"))
-        line += f"; its largest healthy risk is {_f(best[rc])}"
-        if isinstance(ctx, str):
-            line += f" ({escape(ctx)}"
-            if isinstance(best.get("worst_system"), str):
-                line += f", {escape(best['worst_system'])}"
-            line += ")"
-    items.append(line + ".")
+    ranks = pd.to_numeric(t["rank"], errors="coerce")
+    best = t.loc[ranks.idxmin()] if ranks.notna().any() else t.iloc[0]
+    items.append(_target_line("Top-ranked", best, rc))
+    for name in data.highlight:
+        rows = t[t["target"].astype(str) == name]
+        if len(rows) and rows.index[0] != best.name:
+            r = rows.iloc[0]
+            items.append(_target_line(f"Highlighted (rank {_int(r['rank'])})", r, rc))
     if "pareto_rank" in t.columns:
         front = t[t["pareto_rank"] == 1]["target"].tolist()
         if front:
@@ -324,6 +322,31 @@ def _findings(data: RunData) -> str:
     return '<ul class="findings">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
+def _where(name: Any, system: Any) -> str:
+    """``"name (system)"`` escaped, without doubled parentheses for systems such as
+    ``immune (lymphoid)``."""
+    out = escape(_txt(name))
+    if isinstance(system, str) and system:
+        out += f" · {escape(system)}" if "(" in system else f" ({escape(system)})"
+    return out
+
+
+def _target_line(lead: str, r: pd.Series, rc: str | None) -> str:
+    """One findings sentence about target row ``r``."""
+    line = f"{escape(lead)}: <b>{escape(str(r['target']))}</b> covers {_pct(r['tumor_coverage'])}"
+    line += " of tumour cells"
+    if "patients_covered_fraction" in r.index:
+        line += f" and {_pct(r['patients_covered_fraction'], 0)} of patients"
+    if rc and _num(r[rc]) <= 0:
+        line += "; it is not expressed in any healthy context of the reference"
+    elif rc:
+        ctx = r.get("worst_context", r.get("worst_healthy_cell_type"))
+        line += f"; its largest healthy risk is {_f(r[rc])}"
+        if isinstance(ctx, str):
+            line += f", in {_where(ctx, r.get('worst_system'))}"
+    return line + "."
+
+
 def _risk_driver(data: RunData, row: pd.Series) -> str:
     """One phrase naming the healthy context that drives a target's risk, with numbers."""
     rc = _risk_col(data.targets) if data.targets is not None else None
@@ -333,17 +356,14 @@ def _risk_driver(data: RunData, row: pd.Series) -> str:
         top = top_contexts(data.risk, row["target"], 1)
         if len(top):
             c = top.iloc[0]
-            where = escape(str(c["name"]))
-            if isinstance(c.get("system"), str):
-                where += f" ({escape(c['system'])})"
+            where = _where(c["name"], c.get("system"))
             return (
                 f"{_pct(c['positive_fraction'], 0)} of {where} express it, vital weight "
                 f"{_f(c.get('vital_weight'), 2)} → risk {_f(c['risk'])}"
             )
     ctx = row.get("worst_context", row.get("worst_healthy_cell_type", "?"))
     sysname = row.get("worst_system")
-    where = escape(str(ctx)) + (f" ({escape(sysname)})" if isinstance(sysname, str) else "")
-    return f"risk {_f(row[rc]) if rc else '–'} in {where}"
+    return f"risk {_f(row[rc]) if rc else '–'} in {_where(ctx, sysname)}"
 
 
 def _top_table(t: pd.DataFrame, data: RunData) -> str:
@@ -358,12 +378,15 @@ def _top_table(t: pd.DataFrame, data: RunData) -> str:
         if rc and _num(r[rc]) <= 0:
             drv = '<span class="muted">no healthy expression</span>'
         elif isinstance(r.get("worst_system"), str):
-            drv += f' <span class="muted">({escape(r["worst_system"])})</span>'
+            drv += f' <span class="muted">· {escape(r["worst_system"])}</span>'
         badge = (
             ' <span class="badge front" title="on the Pareto front">front</span>'
             if r.get("pareto_rank") == 1
             else ""
         )
+        if str(r["target"]) in data.highlight:
+            badge += ' <span class="badge hl" title="chosen with --highlight">highlighted</span>'
+
         cells = [
             f'<td class="num">{_int(r["rank"])}</td>',
             f'<td><a href="#explain-{escape(r["target"])}">{escape(r["target"])}</a>{badge}</td>',
@@ -438,17 +461,10 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
     table = [["rank", "#", "int", "rank by score"], ["target", "target", "text", ""]]
     if "score" in sub.columns:
         table.append(["score", "score", "f3", "ranking score"])
-    table.append(
-        ["tumor_coverage", "tumour coverage", "covbar", "fraction of tumour cells positive"]
-    )
+    table.append(["tumor_coverage", "coverage", "covbar", "fraction of tumour cells positive"])
     if "patients_covered_fraction" in sub.columns:
         table.append(
-            [
-                "patients_covered_fraction",
-                "patients covered",
-                "covbar",
-                "fraction of patients covered",
-            ]
+            ["patients_covered_fraction", "patients", "covbar", "fraction of patients covered"]
         )
     if "patient_coverage_median" in sub.columns:
         table.append(
@@ -457,9 +473,12 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
     if rc:
         table.append([rc, "vital risk", "riskbar", "largest vital-weighted healthy risk"])
     worst = "worst_context" if "worst_context" in sub.columns else "worst_healthy_cell_type"
-    for c, lab in ((worst, "worst context"), ("worst_system", "system")):
+    for c, lab, desc in (
+        (worst, "worst context", "healthy context with the largest risk"),
+        ("worst_system", "system", "its anatomical system"),
+    ):
         if c in sub.columns:
-            table.append([c, lab, "text", ""])
+            table.append([c, lab, "text", desc])
     if "is_surface" in sub.columns:
         table.append(["is_surface", "surface", "bool", "surface protein evidence"])
     if "pareto_rank" in sub.columns:
@@ -547,7 +566,8 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
 def _body_map(data: RunData) -> str:
     risk = data.risk
     assert risk is not None
-    order = data.target_order()[:N_TOP_BODY]
+    unlisted = _risk_unlisted(data)
+    order = [x for x in data.target_order() if x not in unlisted][:N_TOP_BODY]
     if not set(order) & set(risk["target"]):
         order = list(dict.fromkeys(risk["target"]))[:N_TOP_BODY]
     lookup: dict[tuple[str, str], pd.Series] = {}
@@ -562,6 +582,15 @@ def _body_map(data: RunData) -> str:
             "for the fraction and weight behind it."
         )
     ]
+    shown_unlisted = [x for x in data.target_order()[:N_TOP_BODY] if x in unlisted]
+    if shown_unlisted:
+        parts.append(
+            "<p class='muted'>Not shown: "
+            + ", ".join(f"<b>{escape(x)}</b>" for x in shown_unlisted)
+            + " — risk.tsv holds per-context rows only for the best-ranked targets and those "
+            "passed to <code>--highlight</code> of the ranking command; re-run it with "
+            "<code>--highlight</code> to map these.</p>"
+        )
     smat = system_matrix(risk, order)
 
     def stip(row: str, col: str, v: float) -> str:
@@ -624,6 +653,19 @@ def _body_map(data: RunData) -> str:
     else:
         parts.append("<p>No healthy context reaches risk 0.02 for these candidates.</p>")
     return _section("body-map", "\n".join(parts))
+
+
+def _risk_unlisted(data: RunData) -> set[str]:
+    """Targets with a healthy risk above 0 in ``targets.tsv`` but no rows in ``risk.tsv``
+    (the ranking writes per-context rows only for its best-ranked and highlighted targets).
+    """
+    t = data.targets
+    if t is None or data.risk is None:
+        return set()
+    rc = _risk_col(t)
+    have = set(data.risk["target"].astype(str))
+    risky = t if rc is None else t[~(pd.to_numeric(t[rc], errors="coerce") <= 0)]
+    return {x for x in risky["target"].astype(str) if x not in have}
 
 
 def _patients(data: RunData) -> str:
@@ -952,6 +994,12 @@ def _explain(data: RunData) -> str:
                     "weight</th><th>risk</th></tr></thead>"
                     f"<tbody>{rows}</tbody></table>"
                 )
+            elif name in _risk_unlisted(data):
+                risk_html = (
+                    "<p class='muted'>risk.tsv has no per-context rows for this target (the "
+                    "ranking writes them for its best-ranked and <code>--highlight</code> "
+                    "targets); the vital risk above comes from targets.tsv.</p>"
+                )
             else:
                 risk_html = (
                     "<p class='muted'>Not detected in any healthy context of the reference.</p>"
@@ -996,8 +1044,12 @@ def _kinetics(data: RunData) -> str:
         charts = []
         for key, sub in cv.groupby(groups, sort=False) if groups else [((), cv)]:
             key = key if isinstance(key, tuple) else (key,)
-            title = " · ".join(str(k) for k in key) or "curve"
-            charts.append(_svg.bands_svg(sub, title=title))
+            if groups == ["quantity"]:
+                lab = curve_label(data, str(key[0]))
+                title, ylabel, unit = lab.title, lab.ylabel, lab.unit
+            else:
+                title, ylabel, unit = " · ".join(str(k) for k in key) or "curve", "", ""
+            charts.append(_svg.bands_svg(sub, title=title, ylabel=ylabel, unit=unit))
         parts.append(f'<div class="kin-grid">{"".join(charts)}</div>')
     if data.cohort is not None and len(data.cohort):
         summ = cohort_summary(data.cohort)
@@ -1010,13 +1062,16 @@ def _kinetics(data: RunData) -> str:
                 val = _svg._fmt_val(s["median"])
                 rng = f"{_svg._fmt_val(s['p05'])} – {_svg._fmt_val(s['p95'])}"
             miss = f" ({int(s['n_missing'])} without event)" if s.get("n_missing", 0) else ""
+            unit = metric_unit(data, str(s["metric"]))
             rows.append(
-                f"<tr><td>{escape(str(s['metric']))}</td><td class='num'>{val}</td>"
+                f"<tr><td>{escape(str(s['metric']))}</td><td>{escape(unit)}</td>"
+                f"<td class='num'>{val}</td>"
                 f"<td class='num'>{rng}</td><td class='num'>{int(s['n'])}{miss}</td></tr>"
             )
         parts.append(
             f"<h3>Cohort of {len(data.cohort):,} virtual patients</h3>"
-            "<table class='cohort'><thead><tr><th>metric</th><th class='num'>median</th>"
+            "<table class='cohort'><thead><tr><th>metric</th><th>unit</th>"
+            "<th class='num'>median</th>"
             "<th class='num'>5–95 %</th><th class='num'>n</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
@@ -1145,7 +1200,9 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
     first = data.targets[names.isin(highlight)]
     first = first.set_index(first["target"].astype(str)).loc[list(highlight)].reset_index(drop=True)
     rest = data.targets[~names.isin(highlight)]
-    return replace(data, targets=pd.concat([first, rest], ignore_index=True))
+    return replace(
+        data, targets=pd.concat([first, rest], ignore_index=True), highlight=tuple(highlight)
+    )
 
 
 def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[str] = ()) -> str:
