@@ -17,7 +17,7 @@ from html import escape
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from ._run import (
     system_matrix,
     top_contexts,
 )
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 __all__ = ["SECTIONS", "Safe", "fill_template", "json_for_script", "render_html", "write_html"]
 
@@ -229,7 +232,9 @@ def _overview(data: RunData) -> str:
     parts = []
     cmd = run.get("command")
     bits = []
-    if cmd:
+    if cmd and str(cmd).startswith("tl."):
+        bits.append(f"Computed in Python by <code>antigenscout.{escape(str(cmd))}</code>")
+    elif cmd:
         bits.append(f"Command <code>antigenscout {escape(str(cmd))}</code>")
     if data.run_dir is not None:
         bits.append(f"run directory <code>{escape(str(data.run_dir))}</code>")
@@ -1205,13 +1210,17 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
     )
 
 
-def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[str] = ()) -> str:
+def render_html(
+    run: RunData | AnnData | str | os.PathLike[str], *, highlight: Sequence[str] = ()
+) -> str:
     """Build the report as one HTML string.
 
     Parameters
     ----------
     run
-        A run directory or a :class:`~antigenscout.report._run.RunData`.
+        A run directory, an AnnData scored by :func:`antigenscout.tl.score_targets` and/or
+        :func:`antigenscout.tl.search_gates` (results in ``adata.uns``), or a
+        :class:`~antigenscout.report._run.RunData`.
     highlight
         Targets shown first in every per-target section (body map, patients, explanations).
 
@@ -1219,7 +1228,7 @@ def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[st
     -------
     The complete, self-contained HTML document.
     """
-    data = _with_highlight(as_run(run), highlight)
+    data = _with_highlight(as_run(run, include=highlight), highlight)
     sections: list[str] = []
     scripts: list[str] = []
     present: list[str] = []
@@ -1281,19 +1290,21 @@ def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[st
 
 
 def write_html(
-    run_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | AnnData | RunData,
     out_path: str | os.PathLike[str] | None = None,
     *,
     highlight: Sequence[str] = (),
 ) -> Path:
-    """Write a self-contained HTML report of a run directory.
+    """Write a self-contained HTML report of a run directory or a scored AnnData.
 
     Parameters
     ----------
     run_dir
-        Output directory of ``antigenscout rank``, ``demo``, ``gates`` or ``simulate``.
+        Output directory of ``antigenscout rank``, ``demo``, ``gates`` or ``simulate``; or an
+        AnnData scored by :func:`antigenscout.tl.score_targets` / ``tl.search_gates``.
     out_path
-        Where to write the report; default ``<run_dir>/report.html``.
+        Where to write the report; default ``<run_dir>/report.html`` (required for an
+        AnnData).
     highlight
         Targets shown first in every per-target section.
 
@@ -1312,9 +1323,17 @@ def write_html(
     >>> from antigenscout.report import write_html
     >>> write_html("runs/demo")  # doctest: +SKIP
     PosixPath('runs/demo/report.html')
+    >>> asc.tl.score_targets(adata, malignant_key="malignant=malignant")  # doctest: +SKIP
+    >>> write_html(adata, "report.html")  # doctest: +SKIP
+    PosixPath('report.html')
     """
-    data = as_run(run_dir)
-    out = Path(out_path) if out_path is not None else Path(run_dir) / "report.html"
+    data = as_run(run_dir, include=highlight)
+    if out_path is None:
+        if data.run_dir is None:
+            msg = "write_html of an AnnData needs out_path, e.g. write_html(adata, 'report.html')"
+            raise InputError(msg)
+        out_path = data.run_dir / "report.html"
+    out = Path(out_path)
     if out.is_dir():
         msg = (
             f"--out {str(out)!r} is a directory; give a file path such as "
