@@ -132,6 +132,7 @@ def test_kinetics_axes_have_units_and_target(tmp_path: Path) -> None:
     ]
     assert ">CAR-T cells (cells/µL)</text>" in html2
     assert ">tumour burden (fraction of day 0)</text>" in html2
+    assert ">healthy target cells (fraction of day 0)</text>" in html2
 
 
 @pytest.mark.parametrize(
@@ -141,6 +142,8 @@ def test_kinetics_axes_have_units_and_target(tmp_path: Path) -> None:
         ("car_t_day28", "copies/µg DNA"),
         ("auc_0_28", "copies/µg DNA × day"),
         ("tmax_days", "days"),
+        ("healthy_recovery_day", "days"),
+        ("K_C", "cells/µL"),
         ("alpha", "1/day"),
         ("foldx", ""),
     ],

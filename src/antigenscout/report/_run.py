@@ -516,6 +516,7 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
     what, unit = _QUANTITIES.get(quantity, (quantity.replace("_", " "), ""))
     if unit is None:
         unit = _CAR_T_UNIT.get(model or "", "cells/µL")
+    ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis
     if quantity == "healthy_fraction" and scen.get("healthy_cell_type"):
         what = f"healthy {scen['healthy_cell_type']}"
     title = what
@@ -523,7 +524,6 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
         title = f"{scen['target']}: {what}"
     if model:
         title += f" ({model})"
-    ylabel = f"{what} ({unit})" if unit else what
     return CurveLabel(title=title, ylabel=ylabel, unit=unit)
 
 
@@ -544,10 +544,14 @@ def metric_unit(data: RunData, metric: str) -> str:
     model, _ = _model_and_scenario(data)
     cart = _CAR_T_UNIT.get(model or "", "cells/µL")
     m = metric.lower()
-    if m.endswith("_days") or m in {"tmax", "time_to_relapse", "time_to_remission"}:
+    if m.startswith("car_t_day") or m == "cmax" or m.startswith("cmax_"):
+        return cart
+    if m.endswith(("_days", "_day")) or m in {"tmax", "time_to_relapse", "time_to_remission"}:
         return "days"
     if m in {"alpha", "beta", "rho_c", "r_n", "r_b", "gamma_b"}:
         return "1/day"
+    if m in {"k_c", "k_n", "k_b", "n0", "c0"}:
+        return "cells/µL"
     if m == "cmax" or m.startswith("car_t_day") or m.startswith("cmax_"):
         return cart
     if m.startswith("auc"):
