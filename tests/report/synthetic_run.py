@@ -312,6 +312,97 @@ def write_full_run(path: Path) -> Path:
     return path
 
 
+#: Labels that would run script, inject markup or re-enter the template if a field reached
+#: the page unescaped: used for genes, patients, contexts, systems, compartments, gates,
+#: kinetics quantities and run metadata by :func:`write_hostile_run`.
+HOSTILE = {
+    "img": '"><img src=x onerror=alert(6)>',
+    "script": "<script>alert(1)</script>",
+    "data": "P{{data}}",
+    "js": "{{js}}",
+    "close": "</script><script>alert(2)</script>",
+    "lines": "L\u2028S\u2029P",
+    "svg": "<svg onload=alert(3)>",
+    "attr": "' onmouseover='alert(4)' x='",
+    "url": "javascript:alert(5)",
+    "comment": "<!--<script>alert(7)//-->",
+}
+#: A run-directory name (no ``/``) and a file name with the same intent.
+HOSTILE_DIR = '"><img src=x onerror=alert(8)>{{data}}'
+HOSTILE_FILE = "<img src=x onerror=alert(9)>.json"
+
+
+def write_hostile_run(parent: Path) -> Path:
+    """:func:`write_full_run` with every label the report shows replaced by a hostile one.
+
+    Returns the run directory, ``parent / HOSTILE_DIR``.
+    """
+    path = write_full_run(parent / HOSTILE_DIR)
+    h = list(HOSTILE.values())
+    genes = {"CD33": h[0], "CLEC12A": h[1], "IL3RA": h[2], "CD70": h[3], "ADGRE2": h[4]}
+    genes |= {"FLT3": h[5], "CD34": h[6], "KIT": h[7], "TNNT2": h[8], "GFAP": h[9]}
+    names = {c[1]: h[k % len(h)] + f" ctx{k}" for k, c in enumerate(CONTEXTS)}
+    systems = {c[4]: h[(k + 3) % len(h)] for k, c in enumerate(CONTEXTS)}
+    tissues = {c[3]: h[(k + 5) % len(h)] for k, c in enumerate(CONTEXTS)}
+    comps = {c: h[k] for k, c in enumerate(COMPARTMENTS)}
+    patients = {p: h[k % len(h)] + p for k, p in enumerate(PATIENTS)}
+
+    t = pd.read_csv(path / "targets.tsv", sep="\t")
+    t["target"] = t["target"].replace(genes)
+    for col in ("worst_healthy_cell_type", "worst_context"):
+        t[col] = t[col].replace(names)
+    t["worst_system"] = t["worst_system"].replace(systems)
+    t["worst_tissue"] = t["worst_tissue"].replace(tissues)
+    t["ihc_max_level"] = h[1]
+    t["surface_evidence"] = h[0]
+    t = t.rename(
+        columns={
+            f"{pre}{c}": f"{pre}{v}"
+            for c, v in comps.items()
+            for pre in ("coverage__", "n_cells__")
+        }
+    )
+    t.to_csv(path / "targets.tsv", sep="\t", index=False)
+    r = pd.read_csv(path / "risk.tsv", sep="\t")
+    r["target"] = r["target"].replace(genes)
+    r["name"] = r["name"].replace(names)
+    r["context"] = "sc:" + r["name"]
+    r["system"] = r["system"].replace(systems)
+    r["tissue"] = r["tissue"].replace(tissues)
+    r.to_csv(path / "risk.tsv", sep="\t", index=False)
+    pc = pd.read_csv(path / "patient_coverage.tsv", sep="\t", index_col=0)
+    pc.index = pc.index.map(lambda g: genes.get(g, g))
+    pc = pc.rename(columns=patients)
+    pc.to_csv(path / "patient_coverage.tsv", sep="\t")
+    g = pd.read_csv(path / "gates.tsv", sep="\t")
+    for old, new in genes.items():
+        g["gate"] = g["gate"].str.replace(old, new, regex=False)
+    g["worst_healthy_cell_type"] = g["worst_healthy_cell_type"].replace(names)
+    g.to_csv(path / "gates.tsv", sep="\t", index=False)
+    cv = pd.read_csv(path / "curves.tsv", sep="\t")
+    quantities = {q: h[k] for k, q in enumerate(dict.fromkeys(cv["quantity"]))}
+    cv["quantity"] = cv["quantity"].replace(quantities)
+    cv.to_csv(path / "curves.tsv", sep="\t", index=False)
+    co = pd.read_csv(path / "cohort.tsv", sep="\t")
+    co = co.rename(columns={"cmax": h[0], "auc_0_28": h[4]})
+    co["patient"] = h[1]
+    co.to_csv(path / "cohort.tsv", sep="\t", index=False)
+    summary = json.loads((path / "summary.json").read_text())
+    summary[h[1]] = h[0]
+    summary["model"] = h[4]
+    summary["scenario"] = {"target": h[0], "healthy_cell_type": h[2]}
+    (path / "summary.json").write_text(json.dumps(summary))
+    run = json.loads((path / "run.json").read_text())
+    run["command"] = h[0] + h[3]
+    run["params"] |= {"groupby": h[1], h[2]: h[4], "malignant_key": h[7], "url": h[8]}
+    run["denominators"][h[0]] = 3
+    run["reference"]["hpa"]["url"] = h[8]
+    run["reference"][h[9]] = h[5]
+    (path / "run.json").write_text(json.dumps(run))
+    (path / HOSTILE_FILE).write_text("{}")
+    return path
+
+
 if __name__ == "__main__":  # pragma: no cover - manual preview
     import sys
 

@@ -7,6 +7,7 @@ Needs ``chromium`` on PATH and the ``playwright`` Python package (both installed
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_report_in_browser(browser: object, full_run: Path, tmp_path: Path) -> N
     assert names
     assert all("CD3" in n for n in names)
     page.fill("#coverage-risk input[type=search]", "")
-    page.locator("#coverage-risk table.sortable th", has_text="tumour coverage").click()
+    page.locator("#coverage-risk table.sortable th", has_text=re.compile("^coverage$")).click()
     first = rows.first.locator("td").nth(1).inner_text()
     assert first == t.sort_values("tumor_coverage", ascending=False)["target"].iloc[0]
     page.check("#coverage-risk input[data-filter=front]")
@@ -155,5 +156,59 @@ def test_partial_runs_render_without_errors(
     hover.scroll_into_view_if_needed()
     hover.hover()
     assert page.locator("#tooltip").is_visible()
+    assert errors == []
+    page.close()
+
+
+def test_hostile_labels_fire_no_dialog(browser: object, tmp_path: Path) -> None:
+    import antigenscout_tests_synthetic_run as synthetic  # registered by conftest.py
+
+    run = synthetic.write_hostile_run(tmp_path)
+    html = write_html(run, tmp_path / "hostile.html")
+    dialogs: list[str] = []
+    page = browser.new_page()  # type: ignore[attr-defined]
+
+    def on_dialog(d: object) -> None:
+        dialogs.append(d.message)  # type: ignore[attr-defined]
+        d.dismiss()  # type: ignore[attr-defined]
+
+    page.on("dialog", on_dialog)
+    page.goto(html.as_uri())
+    page.wait_for_load_state("load")
+    # exercise the scripted parts: tooltips, table filter with a hostile query, row clicks
+    for sel in ('svg[data-set="candidates"] circle', "#body-map .cells rect", "#gates td"):
+        loc = page.locator(sel)
+        for k in range(min(loc.count(), 5)):
+            loc.nth(k).scroll_into_view_if_needed()
+            loc.nth(k).hover(force=True)
+    page.fill("#coverage-risk input[type=search]", synthetic.HOSTILE["img"])
+    page.locator("#coverage-risk table.sortable tbody tr").first.click()
+    page.fill("#coverage-risk input[type=search]", "")
+    page.locator("#coverage-risk table.sortable th").nth(1).click()  # sort by target name
+    page.wait_for_timeout(300)
+    counts = page.evaluate(
+        "['img', 'iframe', 'script', 'body svg[onload]'].map("
+        "s => document.querySelectorAll(s).length)"
+    )
+    title = page.title()
+    page.close()
+    assert dialogs == []
+    assert counts == [0, 0, 3, 0]
+    assert synthetic.HOSTILE["img"] in title
+
+
+def test_tables_fit_a_1400px_page(browser: object, full_run: Path) -> None:
+    page, errors = _open(browser, write_html(full_run))
+    page.set_viewport_size({"width": 1400, "height": 900})
+    more = page.locator("#coverage-risk .showmore")
+    if more.is_visible():
+        more.click()
+    sizes = page.evaluate(
+        "Array.from(document.querySelectorAll('#overview .scroll, #coverage-risk .tablewrap,"
+        " #gates .scroll')).map(e => [e.scrollWidth, e.clientWidth])"
+    )
+    assert len(sizes) == 3
+    assert all(sw <= cw + 1 for sw, cw in sizes), sizes
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
     assert errors == []
     page.close()

@@ -1,6 +1,7 @@
 """Static matplotlib figures of a run (for notebooks and papers).
 
-Every function takes a run directory (or the matching DataFrame) and returns a
+Every function takes a run directory, an AnnData scored by :mod:`antigenscout.tl` (results in
+``adata.uns``, scanpy's ``pl`` convention) or the matching DataFrame, and returns a
 :class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`, so no global
 state, backend or style is touched; save it with ``fig.savefig("x.png")`` or ``.svg``.
 """
@@ -8,6 +9,7 @@ state, backend or style is touched; save it with ``fig.savefig("x.png")`` or ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,13 +18,16 @@ import pandas as pd
 from .._errors import InputError
 from ..report._run import (
     RunData,
-    load_run,
+    as_run,
+    curve_label,
+    is_anndata,
     patient_matrix,
     risk_matrix,
     system_matrix,
 )
 
 if TYPE_CHECKING:
+    from anndata import AnnData
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
@@ -54,23 +59,25 @@ def _cmap(kind: str) -> Colormap:
     return LinearSegmentedColormap.from_list("asc_cov", _COV_STOPS)
 
 
-def _frame(data: Any, name: str, what: str) -> tuple[pd.DataFrame | None, RunData | None]:
-    """``(table, run)`` from a run directory, a RunData or the table itself."""
+def _frame(
+    data: Any, name: str, what: str, *, include: Sequence[str] = ()
+) -> tuple[pd.DataFrame | None, RunData | None]:
+    """``(table, run)`` from a run directory, an AnnData scored by ``antigenscout.tl``, a
+    RunData or the table itself (``include``: targets an AnnData's risk table must hold)."""
     if isinstance(data, pd.DataFrame):
         return data, None
-    if isinstance(data, RunData):
-        run = data
-    elif isinstance(data, str | os.PathLike):
-        run = load_run(data)
+    if isinstance(data, RunData | str | os.PathLike) or is_anndata(data):
+        run = as_run(data, include=include)
     else:
-        msg = f"expected a run directory or a {what} DataFrame, got {type(data).__name__}."
+        msg = (
+            f"expected a run directory, an AnnData scored by antigenscout.tl or a {what} "
+            f"DataFrame, got {type(data).__name__}."
+        )
         raise InputError(msg)
     table = getattr(run, name)
     if table is None:
-        msg = (
-            f"the run directory {str(run.run_dir)!r} has no {what}; "
-            "run the command that writes it first."
-        )
+        where = "AnnData" if run.run_dir is None else f"run directory {str(run.run_dir)!r}"
+        msg = f"the {where} has no {what}; run the command that writes it first."
         raise InputError(msg)
     return table, run
 
@@ -93,7 +100,7 @@ def _new_figure(figsize: tuple[float, float], ax: Axes | None) -> tuple[Figure, 
 
 
 def coverage_risk(
-    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     n_labels: int = 10,
     risk: str | None = None,
@@ -105,7 +112,8 @@ def coverage_risk(
     Parameters
     ----------
     data
-        A run directory, or a ``targets.tsv`` DataFrame.
+        A run directory, an AnnData scored by :func:`antigenscout.tl.score_targets`, or a
+        ``targets.tsv`` DataFrame.
     n_labels
         Label this many best-ranked candidates (and the Pareto front, up to 10).
     risk
@@ -171,7 +179,7 @@ def coverage_risk(
 
 
 def risk_heatmap(
-    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     targets: list[str] | None = None,
     n_top: int = 20,
@@ -185,7 +193,8 @@ def risk_heatmap(
     Parameters
     ----------
     data
-        A run directory, or a ``risk.tsv`` DataFrame (long format).
+        A run directory, an AnnData scored by :func:`antigenscout.tl.score_targets`, or a
+        ``risk.tsv`` DataFrame (long format).
     targets
         Columns in display order; default the ``n_top`` best-ranked (run directory) or the
         first ``n_top`` targets of the table.
@@ -206,7 +215,7 @@ def risk_heatmap(
     if level not in {"context", "system"}:
         msg = f"The 'level' parameter of risk_heatmap must be 'context' or 'system'. Got {level!r}."
         raise InputError(msg)
-    r, run = _frame(data, "risk", "risk.tsv")
+    r, run = _frame(data, "risk", "risk.tsv", include=targets or ())
     assert r is not None
     _require(r, ("target", "name", "risk"), "risk")
     if targets is None:
@@ -272,7 +281,7 @@ def risk_heatmap(
 
 
 def patient_coverage(
-    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     targets: list[str] | None = None,
     n_top: int = 20,
@@ -284,7 +293,8 @@ def patient_coverage(
     Parameters
     ----------
     data
-        A run directory, or a ``patient_coverage.tsv`` DataFrame (index = target).
+        A run directory, an AnnData scored by :func:`antigenscout.tl.score_targets`, or a
+        ``patient_coverage.tsv`` DataFrame (index = target).
     targets
         Rows in display order; default the ``n_top`` best-ranked.
     n_top
@@ -345,7 +355,7 @@ def patient_coverage(
 
 
 def gate_scatter(
-    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     n_labels: int = 8,
     ax: Axes | None = None,
@@ -358,7 +368,8 @@ def gate_scatter(
     Parameters
     ----------
     data
-        A run directory, or a ``gates.tsv`` DataFrame.
+        A run directory, an AnnData searched by :func:`antigenscout.tl.search_gates`, or a
+        ``gates.tsv`` DataFrame.
     n_labels
         Label this many best-ranked gates.
     ax
@@ -414,7 +425,7 @@ def gate_scatter(
 
 
 def kinetics_curves(
-    data: str | os.PathLike[str] | pd.DataFrame | RunData,
+    data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     quantities: list[str] | None = None,
     log: bool | None = None,
@@ -440,7 +451,7 @@ def kinetics_curves(
     -------
     The figure.
     """
-    cv, _ = _frame(data, "curves", "curves.tsv")
+    cv, run = _frame(data, "curves", "curves.tsv")
     assert cv is not None
     _require(cv, ("time_days", "quantity", "p50"), "curves")
     names = list(dict.fromkeys(cv["quantity"].astype(str)))
@@ -489,7 +500,9 @@ def kinetics_curves(
         )
         if use_log:
             ax.set_yscale("log")
-        ax.set_title(name.replace("_", " "), fontsize=9)
+        lab = curve_label(run if run is not None else RunData(), name)
+        ax.set_title(lab.title, fontsize=9)
+        ax.set_ylabel(lab.ylabel, fontsize=8)
         ax.set_xlabel("time (days)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)

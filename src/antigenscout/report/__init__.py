@@ -6,8 +6,6 @@ access at view time). The static matplotlib versions of the charts live in
 :mod:`antigenscout.pl`.
 """
 
-from __future__ import annotations
-
 from ._cli import add_report
 from ._run import RunData, load_run
 from .html import SECTIONS, render_html, write_html

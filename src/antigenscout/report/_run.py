@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,16 @@ from .._errors import InputError
 
 __all__ = [
     "PRIMARY_FILES",
+    "CurveLabel",
     "RunData",
+    "as_run",
     "cohort_summary",
     "coverage_by_compartment",
+    "curve_label",
+    "from_anndata",
+    "is_anndata",
     "load_run",
+    "metric_unit",
     "patient_matrix",
     "risk_matrix",
     "system_matrix",
@@ -54,6 +61,9 @@ class RunData:
     cohort: pd.DataFrame | None = None
     summary: dict[str, Any] | None = None
     curves: pd.DataFrame | None = None
+    #: Targets the user asked to see first (``--highlight``); ``targets`` then lists them
+    #: first, so the best-ranked target is the one with the lowest ``rank``, not row 0.
+    highlight: tuple[str, ...] = ()
 
     @property
     def has_kinetics(self) -> bool:
@@ -139,30 +149,17 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         raise InputError(msg)
     data = RunData(run_dir=path)
     if (p := path / "targets.tsv").is_file():
-        t = _read_tsv(p, _TARGET_REQUIRED)
-        t["target"] = t["target"].astype(str)
-        if "rank" in t.columns:
-            t = t.sort_values("rank", kind="stable").reset_index(drop=True)
-        else:
-            t["rank"] = np.arange(1, len(t) + 1)
-        data.targets = t
+        data.targets = _targets_table(_read_tsv(p, _TARGET_REQUIRED))
     if (p := path / "risk.tsv").is_file():
         r = _read_tsv(p, _RISK_REQUIRED)
         r["target"] = r["target"].astype(str)
         data.risk = r
     if (p := path / "patient_coverage.tsv").is_file():
-        pc = _read_tsv(p, (), index_col=0)
-        pc.index = pc.index.astype(str)
-        pc.index.name = "target"
-        pc.columns = pc.columns.astype(str)
-        data.patient_coverage = pc.apply(pd.to_numeric, errors="coerce")
+        data.patient_coverage = _patient_table(_read_tsv(p, (), index_col=0))
     if (p := path / "run.json").is_file():
         data.run = _read_json(p)
     if (p := path / "gates.tsv").is_file():
-        g = _read_tsv(p, _GATES_REQUIRED)
-        if "rank" in g.columns:
-            g = g.sort_values("rank", kind="stable").reset_index(drop=True)
-        data.gates = g
+        data.gates = _gates_table(_read_tsv(p, _GATES_REQUIRED))
     if (p := path / "cohort.tsv").is_file():
         data.cohort = _read_tsv(p, ())
     if (p := path / "summary.json").is_file():
@@ -172,15 +169,169 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     return data
 
 
-def as_run(obj: Any) -> RunData:
-    """Return ``obj`` as :class:`RunData`: a run directory path or an existing RunData."""
+#: Targets with per-context rows in ``risk.tsv`` written by ``antigenscout rank``/``demo``
+#: (mirrors ``antigenscout.cli.N_RISK_TARGETS``); :func:`from_anndata` uses the same number.
+N_RISK_TARGETS = 100
+TARGETS_KEY = "antigenscout_targets"
+GATES_KEY = "antigenscout_gates"
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Categorical / pandas-string / nullable columns as plain NumPy dtypes, as a TSV read
+    gives them (so an in-memory table renders exactly like its file)."""
+    out = df.copy()
+    for c in out.columns:
+        dt = out[c].dtype
+        if isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dt):
+            out[c] = out[c].astype(object).where(out[c].notna(), np.nan)
+        elif isinstance(dt, pd.BooleanDtype):
+            col = out[c]
+            out[c] = col.astype(bool) if col.notna().all() else col.astype(object)
+        elif pd.api.types.is_extension_array_dtype(dt) and pd.api.types.is_numeric_dtype(dt):
+            out[c] = out[c].astype(float)
+    return out
+
+
+def _targets_table(t: pd.DataFrame) -> pd.DataFrame:
+    t = t.copy()
+    t["target"] = t["target"].astype(str)
+    if "rank" in t.columns:
+        return t.sort_values("rank", kind="stable").reset_index(drop=True)
+    t["rank"] = np.arange(1, len(t) + 1)
+    return t
+
+
+def _patient_table(pc: pd.DataFrame) -> pd.DataFrame:
+    pc = pc.copy()
+    pc.index = pc.index.astype(str)
+    pc.index.name = "target"
+    pc.columns = pc.columns.astype(str)
+    return pc.apply(pd.to_numeric, errors="coerce")
+
+
+def _gates_table(g: pd.DataFrame) -> pd.DataFrame:
+    if "rank" in g.columns:
+        return g.sort_values("rank", kind="stable").reset_index(drop=True)
+    return g
+
+
+def is_anndata(obj: Any) -> bool:
+    """Whether ``obj`` is an :class:`anndata.AnnData` (without importing anndata eagerly)."""
+    try:
+        from anndata import AnnData
+    except ImportError:  # pragma: no cover - anndata is a dependency
+        return False
+    return isinstance(obj, AnnData)
+
+
+def from_anndata(
+    adata: Any,
+    *,
+    include: Sequence[str] = (),
+    n_risk: int = N_RISK_TARGETS,
+    reference: Any = None,
+    targets_key: str = TARGETS_KEY,
+    gates_key: str = GATES_KEY,
+) -> RunData:
+    """The :class:`RunData` of results stored in an AnnData by ``antigenscout.tl``.
+
+    Reads what :func:`antigenscout.tl.score_targets` and :func:`antigenscout.tl.search_gates`
+    wrote to ``adata.uns`` through the tidy tables of :mod:`antigenscout.get`, exactly as
+    ``antigenscout rank``/``gates`` write them to a run directory, so a report or plot of
+    the AnnData shows the same numbers as one of that directory.
+
+    Parameters
+    ----------
+    adata
+        AnnData scored by ``tl.score_targets`` and/or ``tl.search_gates``.
+    include
+        Targets whose per-context healthy risk is always computed (e.g. highlighted ones),
+        besides the ``n_risk`` best-ranked.
+    n_risk
+        Best-ranked targets with a per-context risk table (as ``risk.tsv``).
+    reference
+        Healthy reference for the per-context risk; the embedded default when ``None``.
+    targets_key, gates_key
+        ``adata.uns`` keys of the results.
+
+    Returns
+    -------
+    The run; ``run_dir`` is ``None``.
+
+    Raises
+    ------
+    InputError
+        If ``adata.uns`` holds neither result, or ``include`` names an unranked target.
+    """
+    from .. import get
+    from ..reference import load_reference
+
+    has_t, has_g = targets_key in adata.uns, gates_key in adata.uns
+    if not (has_t or has_g):
+        msg = (
+            f"the AnnData holds no antigenscout results (adata.uns[{targets_key!r}] or "
+            f"[{gates_key!r}]); run antigenscout.tl.score_targets or tl.search_gates first."
+        )
+        raise InputError(msg)
+    data = RunData()
+    meta: dict[str, Any] = {}
+    if has_t:
+        reference = load_reference() if reference is None else reference
+        res = adata.uns[targets_key]
+        data.targets = _targets_table(_plain(get.targets_df(adata, key=targets_key)))
+        risk = get.risk_df(
+            adata, key=targets_key, n_top=n_risk, include=tuple(include), reference=reference
+        )
+        data.risk = _plain(risk).assign(target=lambda d: d["target"].astype(str))
+        data.patient_coverage = _patient_table(get.patient_coverage_df(adata, key=targets_key))
+        meta = {
+            "command": "tl.score_targets",
+            "params": res.get("params", {}),
+            "denominators": res.get("denominators", {}),
+            "reference": dict(getattr(reference, "metadata", {}) or {}),
+        }
+    if has_g:
+        res_g = adata.uns[gates_key]
+        data.gates = _gates_table(_plain(get.gates_df(adata, key=gates_key)))
+        if not has_t:
+            meta = {
+                "command": "tl.search_gates",
+                "params": res_g.get("params", {}),
+                "denominators": res_g.get("denominators", {}),
+            }
+    data.run = meta
+    return data
+
+
+def as_run(obj: Any, *, include: Sequence[str] = ()) -> RunData:
+    """Return ``obj`` as :class:`RunData`.
+
+    Parameters
+    ----------
+    obj
+        A run directory path, an AnnData scored by ``antigenscout.tl`` (see
+        :func:`from_anndata`) or an existing RunData.
+    include
+        For an AnnData: targets whose per-context risk is always computed.
+
+    Returns
+    -------
+    The run.
+
+    Raises
+    ------
+    InputError
+        If ``obj`` is none of these, or the directory / AnnData holds no results.
+    """
     if isinstance(obj, RunData):
         return obj
     if isinstance(obj, str | os.PathLike):
         return load_run(obj)
+    if is_anndata(obj):
+        return from_anndata(obj, include=include)
     msg = (
-        f"expected a run directory path or RunData, got {type(obj).__name__}; "
-        "pass the --out directory of an antigenscout command."
+        f"expected a run directory path, an AnnData scored by antigenscout.tl or RunData, "
+        f"got {type(obj).__name__}; pass the --out directory of an antigenscout command."
     )
     raise InputError(msg)
 
@@ -311,3 +462,98 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["metric", "kind", "n", "median", "p05", "p95", "n_missing"])
+
+
+# --------------------------------------------------------------------------- kinetics labels
+
+#: Quantity in ``curves.tsv`` → (what it is, unit). ``None`` unit: the CAR-T unit of the model.
+_QUANTITIES: dict[str, tuple[str, str | None]] = {
+    "car_t": ("CAR-T cells", None),
+    "normal_t": ("normal T cells", "cells/µL"),
+    "tumour_fraction": ("tumour burden", "fraction of day 0"),
+    "stem_fraction": ("leukaemic stem cells", "fraction of day 0"),
+    "bcr_abl_ratio": ("BCR-ABL / (BCR-ABL + 2 ABL)", "ratio"),
+    "healthy_fraction": ("healthy target cells", "fraction of day 0"),
+}
+#: CAR-T level unit per model: Stein 2019 measures transgene copies by qPCR; the Kimmel
+#: 2021 based ODE models (kimmel2021, cart-leukaemia, cart-cml) count cells per µL blood.
+_CAR_T_UNIT = {"stein2019": "copies/µg DNA"}
+
+
+@dataclass(frozen=True)
+class CurveLabel:
+    """Human-readable title and y-axis label of one simulated quantity."""
+
+    title: str
+    ylabel: str
+    unit: str
+
+
+def _model_and_scenario(data: RunData) -> tuple[str | None, dict[str, Any]]:
+    summ = data.summary or {}
+    settings = summ.get("settings") if isinstance(summ.get("settings"), dict) else {}
+    params = data.run.get("params") if isinstance(data.run.get("params"), dict) else {}
+    model = summ.get("model") or settings.get("model") or params.get("model")
+    scen = summ.get("scenario") if isinstance(summ.get("scenario"), dict) else {}
+    return (str(model) if model is not None else None), scen
+
+
+def curve_label(data: RunData, quantity: str) -> CurveLabel:
+    """Title (with the target when the run simulated one) and y label with units.
+
+    Parameters
+    ----------
+    data
+        The run (reads the model and scenario from ``summary.json`` / ``run.json``).
+    quantity
+        A ``quantity`` value of ``curves.tsv``.
+
+    Returns
+    -------
+    The labels; unknown quantities keep their name, with no unit.
+    """
+    model, scen = _model_and_scenario(data)
+    what, unit = _QUANTITIES.get(quantity, (quantity.replace("_", " "), ""))
+    if unit is None:
+        unit = _CAR_T_UNIT.get(model or "", "cells/µL")
+    ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis
+    if quantity == "healthy_fraction" and scen.get("healthy_cell_type"):
+        what = f"healthy {scen['healthy_cell_type']}"
+    title = what
+    if scen.get("target"):
+        title = f"{scen['target']}: {what}"
+    if model:
+        title += f" ({model})"
+    return CurveLabel(title=title, ylabel=ylabel, unit=unit)
+
+
+def metric_unit(data: RunData, metric: str) -> str:
+    """Unit of a ``cohort.tsv`` column ("" when unknown or dimensionless).
+
+    Parameters
+    ----------
+    data
+        The run (its model decides the CAR-T unit).
+    metric
+        Column name of ``cohort.tsv``.
+
+    Returns
+    -------
+    The unit, e.g. ``"days"``, ``"1/day"`` or the model's CAR-T unit.
+    """
+    model, _ = _model_and_scenario(data)
+    cart = _CAR_T_UNIT.get(model or "", "cells/µL")
+    m = metric.lower()
+    if m.startswith("car_t_day") or m == "cmax" or m.startswith("cmax_"):
+        return cart
+    if m.endswith(("_days", "_day")) or m in {"tmax", "time_to_relapse", "time_to_remission"}:
+        return "days"
+    if m in {"alpha", "beta", "rho_c", "r_n", "r_b", "gamma_b"}:
+        return "1/day"
+    if m in {"k_c", "k_n", "k_b", "n0", "c0"}:
+        return "cells/µL"
+    if m == "cmax" or m.startswith("car_t_day") or m.startswith("cmax_"):
+        return cart
+    if m.startswith("auc"):
+        return f"{cart} × day"
+    return ""

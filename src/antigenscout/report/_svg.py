@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from html import escape
 
 import numpy as np
@@ -18,10 +19,12 @@ import pandas as pd
 __all__ = [
     "COVERAGE_RAMP",
     "RISK_RAMP",
+    "LabelSpot",
     "bands_svg",
     "heatmap_svg",
     "legend_svg",
     "nice_ticks",
+    "place_labels",
     "ramp",
     "scatter_svg",
 ]
@@ -157,6 +160,99 @@ def _axes(
     return out
 
 
+LABEL_SIZE = 11.0
+
+
+def label_width(text: str, size: float = LABEL_SIZE) -> float:
+    """Approximate rendered width (px) of bold sans-serif ``text`` at ``size`` px."""
+    return 0.62 * size * len(text) + 2
+
+
+@dataclass(frozen=True)
+class LabelSpot:
+    """Where one label goes: text anchor point, anchor side, box and leader-line end."""
+
+    x: float
+    y: float
+    anchor: str
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    leader: bool
+    lx: float
+    ly: float
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(
+    points: Sequence[tuple[float, float, str]],
+    *,
+    bounds: tuple[float, float, float, float],
+    markers: Sequence[tuple[float, float, float]] = (),
+    size: float = LABEL_SIZE,
+) -> list[LabelSpot | None]:
+    """Greedy, collision-free placement of point labels (earlier labels have priority).
+
+    Each label tries positions around its point (right, left, above, below, then further out
+    with a leader line) and takes the first whose box stays inside ``bounds`` and overlaps
+    neither an already placed label nor a marker; a label with no free position is skipped.
+
+    Parameters
+    ----------
+    points
+        ``(x, y, text)`` in SVG pixels, in priority order.
+    bounds
+        ``(x0, y0, x1, y1)`` the labels must stay within (the plot area).
+    markers
+        ``(x, y, radius)`` of drawn markers labels must not cover.
+    size
+        Font size in pixels.
+
+    Returns
+    -------
+    One :class:`LabelSpot` per point, or ``None`` where the label was skipped.
+    """
+    h = size + 1
+    asc = 0.78 * size  # baseline to the top of capitals
+    near = [(8, 4, "start"), (-8, 4, "end"), (4, -8, "start"), (-4, -8, "end")]
+    near += [(4, 16, "start"), (-4, 16, "end")]
+    far = [
+        (dx, dy, a)
+        for dy in (-20, 26, -34, 40, -48)
+        for dx, a in ((14, "start"), (-14, "end"), (0, "middle"))
+    ]
+    dots = [(mx - r, my - r, mx + r, my + r) for mx, my, r in markers]
+    taken: list[tuple[float, float, float, float]] = []
+    out: list[LabelSpot | None] = []
+    for px, py, text in points:
+        w = label_width(text, size)
+        # every marker but the labelled point's own one is an obstacle
+        others = taken + [
+            b for b in dots if abs(b[0] + b[2] - 2 * px) + abs(b[1] + b[3] - 2 * py) > 0.02
+        ]
+        spot = None
+        for k, (dx, dy, anchor) in enumerate(near + far):
+            tx, ty = px + dx, py + dy
+            x0 = tx if anchor == "start" else tx - w if anchor == "end" else tx - w / 2
+            box = (x0, ty - asc, x0 + w, ty - asc + h)
+            if box[0] < bounds[0] or box[2] > bounds[2] or box[1] < bounds[1]:
+                continue
+            if box[3] > bounds[3]:
+                continue
+            if any(_overlaps(box, b) for b in others):
+                continue
+            leader = k >= len(near)
+            ly = box[3] if dy < 0 else box[1]
+            lx = min(max(px, box[0]), box[2])
+            spot = LabelSpot(tx, ty, anchor, box, leader, lx, ly)
+            break
+        out.append(spot)
+        if spot is not None:
+            taken.append(spot.box)
+    return out
+
+
 def scatter_svg(
     x: np.ndarray,
     y: np.ndarray,
@@ -242,21 +338,40 @@ def scatter_svg(
         if np.isfinite(x[i]) and np.isfinite(y[i]):
             parts.append(f'<circle cx="{_t(sx(x[i]))}" cy="{_t(sy(y[i]))}" r="5" data-i="{i}"/>')
     parts.append("</g>")
-    parts.append(f'<g class="labels" font-family="{FONT}" fill="#222" pointer-events="none">')
-    placed: list[tuple[float, float]] = []
-    for i, lab in labels.items():
-        if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+    pts = [
+        (i, sx(x[i]), sy(y[i]), lab)
+        for i, lab in labels.items()
+        if np.isfinite(x[i]) and np.isfinite(y[i])
+    ]
+    markers = [(sx(x[i]), sy(y[i]), 5.0) for i in np.flatnonzero(hi) if np.isfinite(x[i] + y[i])]
+    markers += [(px, py, 3.0) for _, px, py, _ in pts]
+    placed = place_labels(
+        [(px, py, lab) for _, px, py, lab in pts],
+        bounds=(left, top, left + pw, top + ph),
+        markers=markers,
+    )
+    parts.append(
+        f'<g class="labels" font-family="{FONT}" fill="#222" pointer-events="none" '
+        'stroke="#fff" stroke-width="3" stroke-linejoin="round" paint-order="stroke">'
+    )
+    for (i, px, py, lab), spot in zip(pts, placed, strict=True):
+        if spot is None:
             continue
-        px, py = sx(x[i]), sy(y[i])
-        ly = py - 8
-        for _ in range(6):  # nudge labels that would overlap an earlier one
-            if all(abs(ly - qy) > 11 or abs(px - qx) > 8 * max(len(lab), 4) for qx, qy in placed):
-                break
-            ly -= 11
-        placed.append((px, ly))
-        anchor = "end" if px > left + pw - 60 else "start"
-        dx = -6 if anchor == "end" else 6
-        parts.append(_text(px + dx, ly, lab, anchor=anchor, size=11, extra=' font-weight="600"'))
+        if spot.leader:
+            parts.append(
+                f'<line x1="{_t(px)}" y1="{_t(py)}" x2="{_t(spot.lx)}" y2="{_t(spot.ly)}" '
+                'stroke="#888" stroke-width="0.8"/>'
+            )
+        parts.append(
+            _text(
+                spot.x,
+                spot.y,
+                lab,
+                anchor=spot.anchor,
+                size=LABEL_SIZE,
+                extra=f' font-weight="600" data-label-for="{i}"',
+            )
+        )
     parts.append("</g></svg>")
     return "".join(parts)
 
@@ -409,15 +524,18 @@ def bands_svg(
     df: pd.DataFrame,
     *,
     title: str,
-    width: int = 380,
-    height: int = 230,
+    ylabel: str = "",
+    unit: str = "",
+    width: int = 440,
+    height: int = 270,
     log: bool | None = None,
 ) -> str:
     """Median line with a shaded 5–95 % band over ``time_days`` (optional ``typical`` dashed).
 
     ``df`` has columns ``time_days``, ``p50`` and optionally ``p05``, ``p95``, ``typical``.
+    ``ylabel`` labels the y axis (with its unit); ``unit`` follows values in tooltips.
     """
-    left, top, right, bottom = 58, 24, 12, 40
+    left, top, right, bottom = 64, 24, 12, 40
     pw, ph = width - left - right, height - top - bottom
     df = df.sort_values("time_days")
     t = df["time_days"].to_numpy(dtype=float)
@@ -471,9 +589,7 @@ def bands_svg(
         f'height="{height}" '
         f'role="img" aria-label="{escape(title)}" font-family="{FONT}">'
     ]
-    parts.append(
-        _text(left, 15, title.replace("_", " "), size=12, extra=' font-weight="600" fill="#222"')
-    )
+    parts.append(_text(left, 15, title, size=12, extra=' font-weight="600" fill="#222"'))
     parts += _axes(
         left=left,
         top=top,
@@ -484,7 +600,7 @@ def bands_svg(
         sx=sx,
         sy=sy,
         xlabel="time (days)",
-        ylabel="",
+        ylabel=ylabel,
         yfmt=yfmt,
     )
     if "p05" in df.columns and "p95" in df.columns:
@@ -520,7 +636,8 @@ def bands_svg(
     for i in take:
         lines = [f"{title}", f"day {t[i]:g}"]
         row = df.iloc[int(i)]
-        lines.append(f"median {_fmt_val(row['p50'])}")
+        u = f" {unit}" if unit else ""
+        lines.append(f"median {_fmt_val(row['p50'])}{u}")
         if "p05" in df.columns and "p95" in df.columns:
             lines.append(f"5–95 %: {_fmt_val(row['p05'])} – {_fmt_val(row['p95'])}")
         if "typical" in df.columns:

@@ -10,13 +10,14 @@ import datetime as _dt
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from html import escape
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +30,18 @@ from ._run import (
     as_run,
     cohort_summary,
     coverage_by_compartment,
+    curve_label,
+    metric_unit,
     patient_matrix,
     risk_matrix,
     system_matrix,
     top_contexts,
 )
 
-__all__ = ["SECTIONS", "render_html", "write_html"]
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["SECTIONS", "Safe", "fill_template", "json_for_script", "render_html", "write_html"]
 
 #: Section ids in page order, with their headings.
 SECTIONS: dict[str, str] = {
@@ -141,9 +147,39 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+#: Characters escaped as ``\\uXXXX`` inside inline JSON: ``<``, ``>`` and ``&`` (so no
+#: ``</script>``, ``<!--`` or entity can end or alter the script element) and the JavaScript
+#: line terminators U+2028 / U+2029.
+_JSON_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def json_for_script(obj: Any) -> str:
+    """Serialise ``obj`` as JSON that is inert inside an HTML ``<script>`` element.
+
+    Parameters
+    ----------
+    obj
+        A JSON-serialisable value (NaN and infinities are rejected).
+
+    Returns
+    -------
+    JSON text in which ``<``, ``>``, ``&``, U+2028 and U+2029 appear only as ``\\u``
+    escapes; ``json.loads`` of it gives back ``obj``.
+    """
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return text.translate(_JSON_SCRIPT_ESCAPES)
+
+
 def _dataset_script(name: str, obj: dict[str, Any]) -> str:
-    text = json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    return f'<script type="application/json" id="data-{escape(name)}">{text}</script>'
+    return (
+        f'<script type="application/json" id="data-{escape(name)}">{json_for_script(obj)}</script>'
+    )
 
 
 def _columns_json(df: pd.DataFrame, cols: Iterable[str]) -> dict[str, list[Any]]:
@@ -196,7 +232,9 @@ def _overview(data: RunData) -> str:
     parts = []
     cmd = run.get("command")
     bits = []
-    if cmd:
+    if cmd and str(cmd).startswith("tl."):
+        bits.append(f"Computed in Python by <code>antigenscout.{escape(str(cmd))}</code>")
+    elif cmd:
         bits.append(f"Command <code>antigenscout {escape(str(cmd))}</code>")
     if data.run_dir is not None:
         bits.append(f"run directory <code>{escape(str(data.run_dir))}</code>")
@@ -226,7 +264,11 @@ def _overview(data: RunData) -> str:
     t = data.targets
     if t is not None and len(t):
         parts.append(_findings(data))
-        parts.append("<h3>Top candidates</h3>")
+        parts.append(
+            "<h3>Highlighted, then top-ranked candidates</h3>"
+            if data.highlight
+            else "<h3>Top candidates</h3>"
+        )
         parts.append(_top_table(t.head(10), data))
     elif data.gates is not None and len(data.gates):
         g = data.gates.iloc[0]
@@ -259,22 +301,14 @@ def _findings(data: RunData) -> str:
     assert t is not None
     rc = _risk_col(t)
     items = []
-    best = t.iloc[0]
-    line = f"Top-ranked: <b>{escape(best['target'])}</b> covers {_pct(best['tumor_coverage'])}"
-    line += " of tumour cells"
-    if "patients_covered_fraction" in t.columns:
-        line += f" and {_pct(best['patients_covered_fraction'], 0)} of patients"
-    if rc and _num(best[rc]) <= 0:
-        line += "; it is not expressed in any healthy context of the reference"
-    elif rc:
-        ctx = best.get("worst_context", best.get("worst_healthy_cell_type"))
-        line += f"; its largest healthy risk is {_f(best[rc])}"
-        if isinstance(ctx, str):
-            line += f" ({escape(ctx)}"
-            if isinstance(best.get("worst_system"), str):
-                line += f", {escape(best['worst_system'])}"
-            line += ")"
-    items.append(line + ".")
+    ranks = pd.to_numeric(t["rank"], errors="coerce")
+    best = t.loc[ranks.idxmin()] if ranks.notna().any() else t.iloc[0]
+    items.append(_target_line("Top-ranked", best, rc))
+    for name in data.highlight:
+        rows = t[t["target"].astype(str) == name]
+        if len(rows) and rows.index[0] != best.name:
+            r = rows.iloc[0]
+            items.append(_target_line(f"Highlighted (rank {_int(r['rank'])})", r, rc))
     if "pareto_rank" in t.columns:
         front = t[t["pareto_rank"] == 1]["target"].tolist()
         if front:
@@ -293,6 +327,31 @@ def _findings(data: RunData) -> str:
     return '<ul class="findings">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
+def _where(name: Any, system: Any) -> str:
+    """``"name (system)"`` escaped, without doubled parentheses for systems such as
+    ``immune (lymphoid)``."""
+    out = escape(_txt(name))
+    if isinstance(system, str) and system:
+        out += f" · {escape(system)}" if "(" in system else f" ({escape(system)})"
+    return out
+
+
+def _target_line(lead: str, r: pd.Series, rc: str | None) -> str:
+    """One findings sentence about target row ``r``."""
+    line = f"{escape(lead)}: <b>{escape(str(r['target']))}</b> covers {_pct(r['tumor_coverage'])}"
+    line += " of tumour cells"
+    if "patients_covered_fraction" in r.index:
+        line += f" and {_pct(r['patients_covered_fraction'], 0)} of patients"
+    if rc and _num(r[rc]) <= 0:
+        line += "; it is not expressed in any healthy context of the reference"
+    elif rc:
+        ctx = r.get("worst_context", r.get("worst_healthy_cell_type"))
+        line += f"; its largest healthy risk is {_f(r[rc])}"
+        if isinstance(ctx, str):
+            line += f", in {_where(ctx, r.get('worst_system'))}"
+    return line + "."
+
+
 def _risk_driver(data: RunData, row: pd.Series) -> str:
     """One phrase naming the healthy context that drives a target's risk, with numbers."""
     rc = _risk_col(data.targets) if data.targets is not None else None
@@ -302,17 +361,14 @@ def _risk_driver(data: RunData, row: pd.Series) -> str:
         top = top_contexts(data.risk, row["target"], 1)
         if len(top):
             c = top.iloc[0]
-            where = escape(str(c["name"]))
-            if isinstance(c.get("system"), str):
-                where += f" ({escape(c['system'])})"
+            where = _where(c["name"], c.get("system"))
             return (
                 f"{_pct(c['positive_fraction'], 0)} of {where} express it, vital weight "
                 f"{_f(c.get('vital_weight'), 2)} → risk {_f(c['risk'])}"
             )
     ctx = row.get("worst_context", row.get("worst_healthy_cell_type", "?"))
     sysname = row.get("worst_system")
-    where = escape(str(ctx)) + (f" ({escape(sysname)})" if isinstance(sysname, str) else "")
-    return f"risk {_f(row[rc]) if rc else '–'} in {where}"
+    return f"risk {_f(row[rc]) if rc else '–'} in {_where(ctx, sysname)}"
 
 
 def _top_table(t: pd.DataFrame, data: RunData) -> str:
@@ -327,12 +383,15 @@ def _top_table(t: pd.DataFrame, data: RunData) -> str:
         if rc and _num(r[rc]) <= 0:
             drv = '<span class="muted">no healthy expression</span>'
         elif isinstance(r.get("worst_system"), str):
-            drv += f' <span class="muted">({escape(r["worst_system"])})</span>'
+            drv += f' <span class="muted">· {escape(r["worst_system"])}</span>'
         badge = (
             ' <span class="badge front" title="on the Pareto front">front</span>'
             if r.get("pareto_rank") == 1
             else ""
         )
+        if str(r["target"]) in data.highlight:
+            badge += ' <span class="badge hl" title="chosen with --highlight">highlighted</span>'
+
         cells = [
             f'<td class="num">{_int(r["rank"])}</td>',
             f'<td><a href="#explain-{escape(r["target"])}">{escape(r["target"])}</a>{badge}</td>',
@@ -407,17 +466,10 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
     table = [["rank", "#", "int", "rank by score"], ["target", "target", "text", ""]]
     if "score" in sub.columns:
         table.append(["score", "score", "f3", "ranking score"])
-    table.append(
-        ["tumor_coverage", "tumour coverage", "covbar", "fraction of tumour cells positive"]
-    )
+    table.append(["tumor_coverage", "coverage", "covbar", "fraction of tumour cells positive"])
     if "patients_covered_fraction" in sub.columns:
         table.append(
-            [
-                "patients_covered_fraction",
-                "patients covered",
-                "covbar",
-                "fraction of patients covered",
-            ]
+            ["patients_covered_fraction", "patients", "covbar", "fraction of patients covered"]
         )
     if "patient_coverage_median" in sub.columns:
         table.append(
@@ -426,9 +478,12 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
     if rc:
         table.append([rc, "vital risk", "riskbar", "largest vital-weighted healthy risk"])
     worst = "worst_context" if "worst_context" in sub.columns else "worst_healthy_cell_type"
-    for c, lab in ((worst, "worst context"), ("worst_system", "system")):
+    for c, lab, desc in (
+        (worst, "worst context", "healthy context with the largest risk"),
+        ("worst_system", "system", "its anatomical system"),
+    ):
         if c in sub.columns:
-            table.append([c, lab, "text", ""])
+            table.append([c, lab, "text", desc])
     if "is_surface" in sub.columns:
         table.append(["is_surface", "surface", "bool", "surface protein evidence"])
     if "pareto_rank" in sub.columns:
@@ -516,7 +571,8 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
 def _body_map(data: RunData) -> str:
     risk = data.risk
     assert risk is not None
-    order = data.target_order()[:N_TOP_BODY]
+    unlisted = _risk_unlisted(data)
+    order = [x for x in data.target_order() if x not in unlisted][:N_TOP_BODY]
     if not set(order) & set(risk["target"]):
         order = list(dict.fromkeys(risk["target"]))[:N_TOP_BODY]
     lookup: dict[tuple[str, str], pd.Series] = {}
@@ -531,6 +587,15 @@ def _body_map(data: RunData) -> str:
             "for the fraction and weight behind it."
         )
     ]
+    shown_unlisted = [x for x in data.target_order()[:N_TOP_BODY] if x in unlisted]
+    if shown_unlisted:
+        parts.append(
+            "<p class='muted'>Not shown: "
+            + ", ".join(f"<b>{escape(x)}</b>" for x in shown_unlisted)
+            + " — risk.tsv holds per-context rows only for the best-ranked targets and those "
+            "passed to <code>--highlight</code> of the ranking command; re-run it with "
+            "<code>--highlight</code> to map these.</p>"
+        )
     smat = system_matrix(risk, order)
 
     def stip(row: str, col: str, v: float) -> str:
@@ -593,6 +658,19 @@ def _body_map(data: RunData) -> str:
     else:
         parts.append("<p>No healthy context reaches risk 0.02 for these candidates.</p>")
     return _section("body-map", "\n".join(parts))
+
+
+def _risk_unlisted(data: RunData) -> set[str]:
+    """Targets with a healthy risk above 0 in ``targets.tsv`` but no rows in ``risk.tsv``
+    (the ranking writes per-context rows only for its best-ranked and highlighted targets).
+    """
+    t = data.targets
+    if t is None or data.risk is None:
+        return set()
+    rc = _risk_col(t)
+    have = set(data.risk["target"].astype(str))
+    risky = t if rc is None else t[~(pd.to_numeric(t[rc], errors="coerce") <= 0)]
+    return {x for x in risky["target"].astype(str) if x not in have}
 
 
 def _patients(data: RunData) -> str:
@@ -921,6 +999,12 @@ def _explain(data: RunData) -> str:
                     "weight</th><th>risk</th></tr></thead>"
                     f"<tbody>{rows}</tbody></table>"
                 )
+            elif name in _risk_unlisted(data):
+                risk_html = (
+                    "<p class='muted'>risk.tsv has no per-context rows for this target (the "
+                    "ranking writes them for its best-ranked and <code>--highlight</code> "
+                    "targets); the vital risk above comes from targets.tsv.</p>"
+                )
             else:
                 risk_html = (
                     "<p class='muted'>Not detected in any healthy context of the reference.</p>"
@@ -965,8 +1049,12 @@ def _kinetics(data: RunData) -> str:
         charts = []
         for key, sub in cv.groupby(groups, sort=False) if groups else [((), cv)]:
             key = key if isinstance(key, tuple) else (key,)
-            title = " · ".join(str(k) for k in key) or "curve"
-            charts.append(_svg.bands_svg(sub, title=title))
+            if groups == ["quantity"]:
+                lab = curve_label(data, str(key[0]))
+                title, ylabel, unit = lab.title, lab.ylabel, lab.unit
+            else:
+                title, ylabel, unit = " · ".join(str(k) for k in key) or "curve", "", ""
+            charts.append(_svg.bands_svg(sub, title=title, ylabel=ylabel, unit=unit))
         parts.append(f'<div class="kin-grid">{"".join(charts)}</div>')
     if data.cohort is not None and len(data.cohort):
         summ = cohort_summary(data.cohort)
@@ -979,13 +1067,16 @@ def _kinetics(data: RunData) -> str:
                 val = _svg._fmt_val(s["median"])
                 rng = f"{_svg._fmt_val(s['p05'])} – {_svg._fmt_val(s['p95'])}"
             miss = f" ({int(s['n_missing'])} without event)" if s.get("n_missing", 0) else ""
+            unit = metric_unit(data, str(s["metric"]))
             rows.append(
-                f"<tr><td>{escape(str(s['metric']))}</td><td class='num'>{val}</td>"
+                f"<tr><td>{escape(str(s['metric']))}</td><td>{escape(unit)}</td>"
+                f"<td class='num'>{val}</td>"
                 f"<td class='num'>{rng}</td><td class='num'>{int(s['n'])}{miss}</td></tr>"
             )
         parts.append(
             f"<h3>Cohort of {len(data.cohort):,} virtual patients</h3>"
-            "<table class='cohort'><thead><tr><th>metric</th><th class='num'>median</th>"
+            "<table class='cohort'><thead><tr><th>metric</th><th>unit</th>"
+            "<th class='num'>median</th>"
             "<th class='num'>5–95 %</th><th class='num'>n</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
@@ -1042,6 +1133,56 @@ def _asset(name: str) -> str:
     )
 
 
+def _raw_text_asset(name: str, element: str) -> str:
+    """An inlined asset, checked not to close the ``<style>``/``<script>`` element it fills."""
+    text = _asset(name)
+    if f"</{element}" in text.lower() or "<!--" in text:
+        msg = f"template asset {name!r} contains '</{element}' or '<!--'"  # pragma: no cover
+        raise RuntimeError(msg)  # pragma: no cover
+    return text
+
+
+class Safe(str):
+    """A string of pre-rendered, already escaped HTML that :func:`fill_template` keeps as is.
+
+    Everything not wrapped in :class:`Safe` is HTML-escaped when filled in.
+    """
+
+    __slots__ = ()
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def fill_template(template: str, values: Mapping[str, str | Safe]) -> str:
+    """Replace every ``{{name}}`` of ``template`` in one pass.
+
+    Parameters
+    ----------
+    template
+        Text with ``{{name}}`` placeholders.
+    values
+        Value of each placeholder: a :class:`Safe` value is inserted verbatim, any other
+        string HTML-escaped. Inserted text is never scanned for placeholders again, so a
+        label such as ``P{{data}}`` stays literal.
+
+    Returns
+    -------
+    The filled template.
+
+    Raises
+    ------
+    KeyError
+        If the template names a placeholder missing from ``values``.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        v = values[m.group(1)]
+        return str(v) if isinstance(v, Safe) else escape(str(v))
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
 def _version() -> str:
     try:
         return version("antigenscout")
@@ -1064,16 +1205,22 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
     first = data.targets[names.isin(highlight)]
     first = first.set_index(first["target"].astype(str)).loc[list(highlight)].reset_index(drop=True)
     rest = data.targets[~names.isin(highlight)]
-    return replace(data, targets=pd.concat([first, rest], ignore_index=True))
+    return replace(
+        data, targets=pd.concat([first, rest], ignore_index=True), highlight=tuple(highlight)
+    )
 
 
-def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[str] = ()) -> str:
+def render_html(
+    run: RunData | AnnData | str | os.PathLike[str], *, highlight: Sequence[str] = ()
+) -> str:
     """Build the report as one HTML string.
 
     Parameters
     ----------
     run
-        A run directory or a :class:`~antigenscout.report._run.RunData`.
+        A run directory, an AnnData scored by :func:`antigenscout.tl.score_targets` and/or
+        :func:`antigenscout.tl.search_gates` (results in ``adata.uns``), or a
+        :class:`~antigenscout.report._run.RunData`.
     highlight
         Targets shown first in every per-target section (body map, patients, explanations).
 
@@ -1081,7 +1228,7 @@ def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[st
     -------
     The complete, self-contained HTML document.
     """
-    data = _with_highlight(as_run(run), highlight)
+    data = _with_highlight(as_run(run, include=highlight), highlight)
     sections: list[str] = []
     scripts: list[str] = []
     present: list[str] = []
@@ -1128,36 +1275,36 @@ def render_html(run: RunData | str | os.PathLike[str], *, highlight: Sequence[st
         sub_bits.append(f"{_int(den['n_candidates'])} candidates")
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = _asset("report.html")
-    fills = {
-        "title": escape(title),
-        "subtitle": escape(" · ".join(sub_bits)),
-        "version": escape(_version()),
+    fills: dict[str, str | Safe] = {
+        "title": title,
+        "subtitle": " · ".join(sub_bits),
+        "version": _version(),
         "generated": now,
-        "nav": nav,
-        "body": "\n".join(html for _, html in pairs),
-        "data": "\n".join(scripts),
-        "css": _asset("report.css"),
-        "js": _asset("report.js"),
+        "nav": Safe(nav),
+        "body": Safe("\n".join(html for _, html in pairs)),
+        "data": Safe("\n".join(scripts)),
+        "css": Safe(_raw_text_asset("report.css", "style")),
+        "js": Safe(_raw_text_asset("report.js", "script")),
     }
-    for k, v in fills.items():
-        page = page.replace("{{" + k + "}}", v)
-    return page
+    return fill_template(page, fills)
 
 
 def write_html(
-    run_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | AnnData | RunData,
     out_path: str | os.PathLike[str] | None = None,
     *,
     highlight: Sequence[str] = (),
 ) -> Path:
-    """Write a self-contained HTML report of a run directory.
+    """Write a self-contained HTML report of a run directory or a scored AnnData.
 
     Parameters
     ----------
     run_dir
-        Output directory of ``antigenscout rank``, ``demo``, ``gates`` or ``simulate``.
+        Output directory of ``antigenscout rank``, ``demo``, ``gates`` or ``simulate``; or an
+        AnnData scored by :func:`antigenscout.tl.score_targets` / ``tl.search_gates``.
     out_path
-        Where to write the report; default ``<run_dir>/report.html``.
+        Where to write the report; default ``<run_dir>/report.html`` (required for an
+        AnnData).
     highlight
         Targets shown first in every per-target section.
 
@@ -1176,9 +1323,17 @@ def write_html(
     >>> from antigenscout.report import write_html
     >>> write_html("runs/demo")  # doctest: +SKIP
     PosixPath('runs/demo/report.html')
+    >>> asc.tl.score_targets(adata, malignant_key="malignant=malignant")  # doctest: +SKIP
+    >>> write_html(adata, "report.html")  # doctest: +SKIP
+    PosixPath('report.html')
     """
-    data = as_run(run_dir)
-    out = Path(out_path) if out_path is not None else Path(run_dir) / "report.html"
+    data = as_run(run_dir, include=highlight)
+    if out_path is None:
+        if data.run_dir is None:
+            msg = "write_html of an AnnData needs out_path, e.g. write_html(adata, 'report.html')"
+            raise InputError(msg)
+        out_path = data.run_dir / "report.html"
+    out = Path(out_path)
     if out.is_dir():
         msg = (
             f"--out {str(out)!r} is a directory; give a file path such as "
