@@ -360,7 +360,7 @@ def test_rank_and_gates_on_every_format(fmt: str, counts, tmp_path: Path, capsys
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     ref = _write_format("h5ad", X, genes, ref_dir)
-    common = ["--positivity", "cp10k"]
+    common = ["--positivity", "cp10k", "--kind", "single-cell"]
     results = {}
     for name, p in (("fmt", path), ("ref", ref)):
         out = tmp_path / f"rank_{name}"

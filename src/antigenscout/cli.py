@@ -215,6 +215,14 @@ _highlight = click.option(
     "and shown first in the report.",
 )
 _input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+_kind = click.option(
+    "--kind",
+    type=click.Choice(["auto", "single-cell", "bulk"]),
+    default="auto",
+    show_default=True,
+    help="Whether INPUT holds single cells or bulk samples (auto: stored kind, else a table "
+    "of > 1,000 integer-count samples is single cells).",
+)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -261,11 +269,11 @@ def _check_highlight_candidates(
         raise InputError(msg)
 
 
-def _read_input(path: Path, layer: str | None, reference: Reference) -> AnnData:
+def _read_input(path: Path, layer: str | None, kind: str, reference: Reference) -> AnnData:
     """Read INPUT with the one reader path every format shares, then harmonise genes."""
     from . import io, pp
 
-    adata = io.read(path, layer=layer)
+    adata = io.read(path, layer=layer, kind=None if kind == "auto" else kind.replace("-", "_"))
     pp.harmonise_genes(adata, reference)
     return adata
 
@@ -395,6 +403,7 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
 @_positivity
 @_threshold
 @_layer
+@_kind
 @click.option(
     "--patient-threshold",
     type=Number(0, 1, lo_open=True),
@@ -421,6 +430,7 @@ def rank(
     positivity: str,
     threshold: float | None,
     layer: str | None,
+    kind: str,
     patient_threshold: float,
     reference_dir: Path | None,
     out: Path,
@@ -433,7 +443,7 @@ def rank(
 
     reference = load_reference(reference_dir)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
-    adata = _read_input(input_path, layer, reference)
+    adata = _read_input(input_path, layer, kind, reference)
     _run_rank(
         adata,
         out,
@@ -506,6 +516,7 @@ def rank(
 @_positivity
 @_threshold
 @_layer
+@_kind
 @_out
 @_report
 def gates(
@@ -526,6 +537,7 @@ def gates(
     positivity: str,
     threshold: float | None,
     layer: str | None,
+    kind: str,
     out: Path,
     with_report: bool,
 ) -> None:
@@ -542,7 +554,7 @@ def gates(
     if bad or not op_list:
         msg = f"--ops {ops!r}: allowed operators are and, or, not (comma-separated)"
         raise InputError(msg)
-    adata = _read_input(input_path, layer, reference)
+    adata = _read_input(input_path, layer, kind, reference)
     healthy = None
     if healthy_value is not None:
         col, value = _parse_key_value(healthy_value)

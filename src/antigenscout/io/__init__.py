@@ -5,8 +5,6 @@ in the file in ``var['gene_id_input']`` and ``uns['antigenscout']['kind']``
 (``'single_cell'`` or ``'bulk'``).
 """
 
-from __future__ import annotations
-
 from ._h5ad import read_h5ad
 from ._loom import read_loom
 from ._read import read

@@ -111,7 +111,25 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         msg = f"{str(path)!r} must hold a JSON object; re-run the command that wrote it."
         raise InputError(msg)
+    for key, kind in _JSON_TYPES.items():
+        if key in obj and obj[key] is not None and not isinstance(obj[key], kind[0]):
+            msg = (
+                f"{str(path)!r}: {key!r} must be {kind[1]}, not {type(obj[key]).__name__}; "
+                "re-run the command that wrote it."
+            )
+            raise InputError(msg)
     return obj
+
+
+#: Types of the run.json / summary.json fields the report reads.
+_JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "command": (str, "a string"),
+    "params": (dict, "an object"),
+    "denominators": (dict, "an object"),
+    "reference": (dict, "an object"),
+    "seconds": ((int, float), "a number"),
+    "model": (str, "a string"),
+}
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunData:
