@@ -519,3 +519,12 @@ def test_internal_fault_shows_traceback_and_asks_for_a_report(
     assert "ZeroDivisionError" in err
     assert "report it" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_backed_rank_equals_in_memory(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    base = ["rank", str(good_h5ad), "--positivity", "cp10k", "--malignant-key", "status=malignant"]
+    assert main([*base, "--backed", "--out", str(tmp_path / "b")]) == 0
+    assert main([*base, "--in-memory", "--out", str(tmp_path / "m")]) == 0
+    backed = pd.read_csv(tmp_path / "b" / "targets.tsv", sep="\t")
+    memory = pd.read_csv(tmp_path / "m" / "targets.tsv", sep="\t")
+    pd.testing.assert_frame_equal(backed, memory)

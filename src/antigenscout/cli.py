@@ -215,6 +215,12 @@ _highlight = click.option(
     "and shown first in the report.",
 )
 _input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+_backed = click.option(
+    "--backed/--in-memory",
+    default=None,
+    help="Stream an .h5ad from disk instead of loading it [default: backed when the file is "
+    "over 1/8 of the memory]; counts must be in X.",
+)
 _kind = click.option(
     "--kind",
     type=click.Choice(["auto", "single-cell", "bulk"]),
@@ -269,11 +275,27 @@ def _check_highlight_candidates(
         raise InputError(msg)
 
 
-def _read_input(path: Path, layer: str | None, kind: str, reference: Reference) -> AnnData:
-    """Read INPUT with the one reader path every format shares, then harmonise genes."""
-    from . import io, pp
+#: An ``.h5ad`` larger than this share of the memory budget is read backed (streamed).
+BACKED_SHARE = 0.125
 
-    adata = io.read(path, layer=layer, kind=None if kind == "auto" else kind.replace("-", "_"))
+
+def _read_input(
+    path: Path, layer: str | None, kind: str, reference: Reference, backed: bool | None = None
+) -> AnnData:
+    """Read INPUT with the one reader path every format shares, then harmonise genes.
+
+    A large ``.h5ad`` (over :data:`BACKED_SHARE` of the memory budget, or ``backed=True``)
+    is opened backed: its matrix stays on disk and is streamed in row chunks.
+    """
+    from . import io, pp
+    from .io._guard import memory_budget
+
+    if backed is None:
+        big = path.is_file() and path.stat().st_size > BACKED_SHARE * memory_budget()
+        backed = path.name.lower().endswith(".h5ad") and big and layer is None
+    opts: dict[str, Any] = {"backed": True} if backed else {}
+    kind_opt = None if kind == "auto" else kind.replace("-", "_")
+    adata = io.read(path, layer=layer, kind=kind_opt, **opts)
     pp.harmonise_genes(adata, reference)
     return adata
 
@@ -404,6 +426,7 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
 @_threshold
 @_layer
 @_kind
+@_backed
 @click.option(
     "--patient-threshold",
     type=Number(0, 1, lo_open=True),
@@ -431,6 +454,7 @@ def rank(
     threshold: float | None,
     layer: str | None,
     kind: str,
+    backed: bool | None,
     patient_threshold: float,
     reference_dir: Path | None,
     out: Path,
@@ -443,7 +467,7 @@ def rank(
 
     reference = load_reference(reference_dir)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
-    adata = _read_input(input_path, layer, kind, reference)
+    adata = _read_input(input_path, layer, kind, reference, backed)
     _run_rank(
         adata,
         out,
@@ -517,6 +541,7 @@ def rank(
 @_threshold
 @_layer
 @_kind
+@_backed
 @_out
 @_report
 def gates(
@@ -538,6 +563,7 @@ def gates(
     threshold: float | None,
     layer: str | None,
     kind: str,
+    backed: bool | None,
     out: Path,
     with_report: bool,
 ) -> None:
@@ -554,7 +580,7 @@ def gates(
     if bad or not op_list:
         msg = f"--ops {ops!r}: allowed operators are and, or, not (comma-separated)"
         raise InputError(msg)
-    adata = _read_input(input_path, layer, kind, reference)
+    adata = _read_input(input_path, layer, kind, reference, backed)
     healthy = None
     if healthy_value is not None:
         col, value = _parse_key_value(healthy_value)

@@ -105,6 +105,14 @@ def harmonise_genes(
     codes, uniques = pd.factorize(final)  # order of first occurrence
     counts = np.bincount(codes, minlength=len(uniques))
     merged: dict[str, list[str]] = {}
+    if (counts > 1).any() and adata.isbacked:
+        dup = [str(u) for u, c in zip(uniques, counts, strict=True) if c > 1]
+        msg = (
+            f"{len(dup)} gene symbols gather several input ids (e.g. {_examples(dup)}), and a "
+            "backed file cannot be summed in place: read it into memory (CLI: --in-memory) "
+            "or merge those genes in the file"
+        )
+        raise InputError(msg)
     if (counts > 1).any():
         first = np.array([np.flatnonzero(codes == k)[0] for k in range(len(uniques))])
         for k in np.flatnonzero(counts > 1):
