@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs import CASES, MAX_RSS_MB, MAX_SECONDS, Case, run_case
+from bad_inputs import (
+    CASES,
+    HANG_H5AD,
+    MAX_RSS_MB,
+    MAX_SECONDS,
+    SEGFAULT_H5AD,
+    Case,
+    run_case,
+)
 
 
 @pytest.mark.slow
@@ -21,3 +29,22 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
     assert res.out_unchanged
     assert res.seconds < MAX_SECONDS
     assert res.max_rss_mb < MAX_RSS_MB
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "how"), [(SEGFAULT_H5AD, "signal"), (HANG_H5AD, "hang")])
+def test_fixtures_really_crash_a_plain_reader(path: Path, how: str) -> None:
+    """The damaged files are real crashers of anndata/libhdf5, not merely invalid files."""
+    import subprocess
+    import sys
+
+    code = f"import anndata; anndata.read_h5ad({str(path)!r})"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        assert how == "hang"
+        return
+    if proc.returncode == 0:
+        pytest.skip(f"this anndata/h5py reads {path.name} without crashing now")
+    assert how == "signal"
+    assert proc.returncode < 0

@@ -38,8 +38,19 @@ PROBE_SMALL_FILE = 64 << 20
 #: ... but a dataset of a small file declaring more than this many bytes (a hostile
 #: shape) is only sampled.
 PROBE_SMALL_FILE_CAP = 256 << 20
-#: Seconds the probe may take before the file is declared unreadable.
-PROBE_TIMEOUT_S = 120.0
+#: Seconds the probe may take before the file is declared unreadable: a base (starting
+#: Python and h5py takes well under a second) plus time to read what it reads in full at a
+#: slow 5 MB/s, at most two minutes. Damaged variable-length string heaps can make libhdf5
+#: loop forever on a 31 KB file; the budget keeps that to seconds for small files.
+PROBE_BASE_TIMEOUT_S = 10.0
+PROBE_MAX_TIMEOUT_S = 120.0
+PROBE_SLOW_BYTES_PER_S = 5 << 20
+
+
+def probe_timeout(size: int, read_all: bool) -> float:
+    """Seconds allowed to probe a file of ``size`` bytes (see :data:`PROBE_BASE_TIMEOUT_S`)."""
+    extra = size / PROBE_SLOW_BYTES_PER_S if read_all else 30.0
+    return min(PROBE_MAX_TIMEOUT_S, PROBE_BASE_TIMEOUT_S + extra)
 
 
 def memory_budget() -> int:
@@ -190,7 +201,7 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
     object, reads each dataset in full when it is small (≤ 4 MB) or the file is (≤ 64 MB,
     datasets declaring ≤ 256 MB), else a corner of at most 64 entries per axis. A child
     killed by a signal (libhdf5 segfaults on some damaged files), one that fails, or one
-    that runs past two minutes means the file is unreadable. Its address space is capped
+    that runs past :func:`probe_timeout` means the file is unreadable. Its address space is capped
     at the machine's memory.
 
     Parameters
@@ -207,7 +218,9 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
     ``{'nbytes': total declared dataset bytes, 'objects': n,
     'datasets': {name: [shape, dtype, nbytes]}}``.
     """
-    read_all = path.stat().st_size <= PROBE_SMALL_FILE
+    size = path.stat().st_size
+    read_all = size <= PROBE_SMALL_FILE
+    timeout = probe_timeout(size, read_all)
     limit = max(memory_budget(), 2 << 30)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     args = [
@@ -222,13 +235,13 @@ def probe_hdf5(path: Path, *, source: str, what: str) -> dict[str, Any]:
             [sys.executable, "-P", "-c", _PROBE, *args],
             capture_output=True,
             text=True,
-            timeout=PROBE_TIMEOUT_S,
+            timeout=timeout,
             env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:
         msg = (
-            f"reading the HDF5 structure of {source} did not finish in {PROBE_TIMEOUT_S:.0f} s; "
+            f"reading the HDF5 structure of {source} did not finish in {timeout:.0f} s; "
             f"the file is corrupt (not {what}): re-download or re-export it"
         )
         raise InputError(msg) from None
