@@ -48,7 +48,7 @@ def solve_one(p: np.ndarray, y0: np.ndarray, t: np.ndarray, method: str, rtol: f
 
         def f(_t: float, yy: np.ndarray, auc_on: bool = auc_on) -> np.ndarray:
             dy = np.empty_like(yy)
-            K.rhs(yy, p, auc_on, False, dy)
+            K.rhs(_t, yy, p, auc_on, False, dy)
             return dy
 
         while t0 < seg_end:
@@ -74,7 +74,7 @@ def solve_one(p: np.ndarray, y0: np.ndarray, t: np.ndarray, method: str, rtol: f
             )
             mask = (t >= t0) & (t <= sol.t[-1])
             for i in np.nonzero(mask)[0]:
-                K._observe(sol.sol(t[i]), obs[i])
+                K._observe(t[i], sol.sol(t[i]), p, obs[i])
             y = sol.y[:, -1].copy()
             t0 = sol.t[-1]
             if sol.status == 1:
