@@ -663,7 +663,11 @@ def _run_ode(
             y0=y0[start:stop_i], params=p[start:stop_i], t=t, rtol=rtol, atol=atol
         )
         steps_all[start:stop_i] = steps
-        frames.append(ode_endpoints(spec, t, obs, hpos))
+        ep = ode_endpoints(spec, t, obs, hpos)
+        if spec.car_kinetics == "stein":
+            # Stein's peak is a kink at Tmax: take it from the closed form, not the grid
+            ep["cmax"], ep["tmax_days"] = _stein_peak(p[start:stop_i])
+        frames.append(ep)
         for k, v in _ode_quantities(spec, obs, hpos).items():
             if k not in curve_store:
                 curve_store[k] = np.empty((n, curve_idx.size), dtype=np.float32)
@@ -680,6 +684,23 @@ def _run_ode(
         ignore_index=True,
     )
     return cohort, curves
+
+
+def _stein_peak(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact CAR-T peak and its day with Stein kinetics (expansion stops at Tmax).
+
+    With a clearance ``k`` from day ``t_rej`` on, the level rises at ``rho - k`` after
+    ``t_rej``; if that is negative the peak moves to ``t_rej``.
+    """
+    tmax = p[:, K.P_S_TMAX]
+    rho = p[:, K.P_S_RHO]
+    k = p[:, K.P_REJ_RATE]
+    t_rej = p[:, K.P_REJ_DAY]
+    early = (k > 0) & (t_rej < tmax) & (rho < k)
+    tpk = np.where(early, t_rej, tmax)
+    level = p[:, K.P_S_CMAX] * np.exp(rho * (tpk - tmax))
+    level = level * np.exp(-np.where(k > 0, k * np.maximum(tpk - t_rej, 0.0), 0.0))
+    return level, tpk
 
 
 def integrate(
