@@ -296,8 +296,11 @@ def build_ode_cohort(
             else cml_iiv
         )
         div = np.full(n, med)
-        if rng is not None and inhibitor:
-            div = np.maximum(1.0, med * _lognormal(rng, n, omega))
+        if rng is not None:
+            # drawn with or without the inhibitor, so both arms share their other draws
+            eta = _lognormal(rng, n, omega)
+            if inhibitor:
+                div = np.maximum(1.0, med * eta)
         if inhibitor:
             sampled["imatinib_by_divisor"] = div
         p[:, K.P_A1_TKI] = m["ay"] / m["ay_imatinib_divisor"]
