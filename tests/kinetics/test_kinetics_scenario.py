@@ -52,11 +52,14 @@ def test_scenario_from_run(run_dir):
 
 
 def test_unknown_turnover_needs_override(run_dir):
-    sc = scenario_from_run(run_dir, "CD33")
-    with pytest.raises(InputError, match="healthy_turnover_per_day"):
-        sc.healthy_turnover()
-    sc = scenario_from_run(run_dir, "CD33", healthy_turnover_per_day=0.01)
-    assert sc.healthy_turnover()[0] == 0.01
+    # CD33's only healthy context (hepatocyte) has no published turnover: refused by default
+    with pytest.raises(InputError, match="--healthy NAME --healthy-turnover"):
+        scenario_from_run(run_dir, "CD33")
+    with pytest.raises(InputError, match="--healthy-turnover"):
+        scenario_from_run(run_dir, "CD33", healthy="hepatocyte")
+    sc = scenario_from_run(run_dir, "CD33", healthy="hepatocyte", healthy_turnover_per_day=0.01)
+    assert sc.healthy_turnover() == (0.01, "user input")
+    assert sc.healthy_cell_type == "hepatocyte"
 
 
 def test_missing_inputs_raise(run_dir, tmp_path_factory):

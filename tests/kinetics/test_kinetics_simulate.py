@@ -61,7 +61,7 @@ def test_curves_and_files(tmp_path):
     res = simulate("cart-leukaemia", n_patients=20, seed=0, days=60)
     cur = res.curves
     assert list(cur.columns) == ["time_days", "quantity", "p05", "p50", "p95", "typical"]
-    assert {"car_t", "tumour_fraction", "healthy_fraction"} <= set(cur["quantity"])
+    assert {"car_t", "tumour_burden", "healthy_fraction"} <= set(cur["quantity"])
     sub = cur[cur["quantity"] == "car_t"]
     assert (sub["p05"] <= sub["p50"]).all()
     assert (sub["p50"] <= sub["p95"]).all()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ._models import MODELS
+from ._params import PRODUCTS
 
 __all__ = ["simulate_command"]
 
@@ -30,10 +31,29 @@ __all__ = ["simulate_command"]
     "--inhibitor-stop-day", type=float, default=None, help="Stop the inhibitor on this day."
 )
 @click.option(
+    "--healthy",
+    "healthy",
+    default=None,
+    help="Healthy context to simulate (a 'name' of the target's rows in risk.tsv; with "
+    "--from). Default: the most engaged context with a published turnover.",
+)
+@click.option(
     "--healthy-turnover",
     type=float,
     default=None,
-    help="Turnover (1/day) of the healthy cell type.",
+    help="Turnover (1/day) of the healthy cell type (needed for one without a published rate).",
+)
+@click.option(
+    "--product",
+    type=click.Choice(sorted(PRODUCTS)),
+    default="autologous-car-t",
+    show_default=True,
+    help="Cell-therapy product (cart-leukaemia, cart-cml).",
+)
+@click.option(
+    "--allow-other-indication",
+    is_flag=True,
+    help="Simulate a ranking of another disease than the model's (recorded as a warning).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory.")
 @click.option("--report", "with_report", is_flag=True, help="Also write report.html.")
@@ -47,13 +67,18 @@ def simulate_command(
     target: str | None,
     with_inhibitor: bool,
     inhibitor_stop_day: float | None,
+    healthy: str | None,
     healthy_turnover: float | None,
+    product: str,
+    allow_other_indication: bool,
     out_dir: str,
     with_report: bool,
 ) -> None:
     """Simulate CAR-T kinetics, tumour response and healthy-cell depletion in a cohort.
 
-    Writes cohort.tsv (one row per patient), summary.json and curves.tsv into --out.
+    Writes cohort.tsv (one row per patient), summary.json and curves.tsv into --out;
+    warnings (an engaged vital context not simulated, a ranking of another disease) are
+    printed and kept in summary.json.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -66,9 +91,17 @@ def simulate_command(
     if (run_dir is None) != (target is None):
         msg = "--from and --target go together: give both (a ranking directory and a target)."
         raise InputError(msg)
+    if healthy is not None and run_dir is None:
+        msg = "--healthy names a context of a ranking: add --from DIR --target NAME."
+        raise InputError(msg)
     scenario: Scenario | None = None
     if run_dir is not None and target is not None:
-        scenario = scenario_from_run(run_dir, target, healthy_turnover_per_day=healthy_turnover)
+        if not MODELS[model].takes_scenario:
+            msg = "--from/--target need a model that takes a target: cart-leukaemia or cart-cml."
+            raise InputError(msg)
+        scenario = scenario_from_run(
+            run_dir, target, healthy=healthy, healthy_turnover_per_day=healthy_turnover
+        )
     elif healthy_turnover is not None:
         spec = MODELS[model]
         if spec.default_scenario is None:
@@ -92,6 +125,8 @@ def simulate_command(
         "scenario": scenario,
         "with_inhibitor": True if with_inhibitor else None,
         "inhibitor_stop_day": inhibitor_stop_day,
+        "product": product,
+        "allow_other_indication": allow_other_indication,
     }
     if typical or n_patients < 5000:
         result = simulate(model, **kwargs)  # type: ignore[arg-type]
@@ -119,20 +154,32 @@ def simulate_command(
                     "target": target,
                     "with_inhibitor": with_inhibitor,
                     "inhibitor_stop_day": inhibitor_stop_day,
+                    "healthy": healthy,
                     "healthy_turnover_per_day": healthy_turnover,
+                    "product": product,
+                    "allow_other_indication": allow_other_indication,
                 },
             },
         )
     paths = [Path(out_dir) / name for name in ("cohort.tsv", "summary.json", "curves.tsv")]
     s = result.summary
     parts = [f"{model}: {s['n_patients']} patients"]
-    for key in ("cmax", "auc_0_28"):
+    units = s.get("units", {})
+    for key in ("cmax", "auc_0_28", "bcr_abl_ratio_12m"):
         if key in s:
-            parts.append(f"median {key} {s[key]['median']:.4g}")  # type: ignore[index]
-    for key in ("healthy_depleted_fraction_day30", "remission_fraction_1y"):
+            unit = str(units.get(key, "")).split(" (")[0]  # type: ignore[union-attr]
+            parts.append(f"median {key} {s[key]['median']:.4g} {unit}".rstrip())  # type: ignore[index]
+    for key in (
+        "remission_fraction",
+        "healthy_depleted_fraction_day30",
+        "healthy_recovered_fraction_1y",
+        "mmr_fraction_12m",
+    ):
         if key in s:
             parts.append(f"{key} {s[key]:.2f}")
     console.print("; ".join(parts))
+    for w in s.get("warnings", []):  # type: ignore[union-attr]
+        console.print(f"warning: {w}", markup=False, highlight=False)
     for p in paths:
         click.echo(str(p))
     if with_report:

@@ -3,13 +3,20 @@
 
 State layout (one row per patient, :data:`N_STATES` columns)::
 
-    0 N      normal T cells (cells/uL)            Kimmel 2021
-    1 C      CAR-T cells (cells/uL)               Kimmel 2021
+    0 N      normal T cells (cells/uL)            Kimmel 2021 (unused with Stein kinetics)
+    1 C      CAR-T cells (cells/uL)               Kimmel 2021 (unused with Stein kinetics)
     2 AUC    integral of C over [0, auc_end]      quadrature state
     3..10    tumour level k = 0..3 (stem, progenitor, differentiated, terminal/bulk),
              antigen-positive at 3 + 2k, antigen-negative at 4 + 2k
     11..13   normal haematopoiesis X1, X2, X3     Michor 2005 (X0 held at its set point)
     14, 15   healthy cell type, antigen-positive / antigen-negative, as fraction of baseline
+
+CAR-T kinetics come in two modes (parameter ``P_MODE``): ``MODE_KIMMEL`` integrates Kimmel
+2021's normal-T / CAR-T competition ODE (cells/uL); ``MODE_STEIN`` evaluates Stein 2019's
+closed-form expansion / biexponential decline (transgene copies/ug) at the stage time, so the
+CAR-T level is exact and only the cells it kills are integrated. Both modes take an extra
+first-order clearance ``P_REJ_RATE`` from day ``P_REJ_DAY`` on (host rejection of an
+allogeneic product, short-lived CAR-NK cells; 0 for autologous CAR-T).
 
 Why an explicit method: every rate in these models is at most a few per day (largest:
 CAR-T growth ~1.7/d, Michor d3 = 1/d, killing gamma_B = 1.15/d), so an explicit method's
@@ -35,7 +42,14 @@ P_KH = 34
 P_HPOS = 35
 P_EXT = 36
 P_AUC_END = 37
-N_PARAMS = 38
+P_MODE = 38
+P_S_RHO, P_S_TMAX, P_S_CMAX, P_S_ALPHA, P_S_FB, P_S_BETA = range(39, 45)
+P_REJ_RATE = 45
+P_REJ_DAY = 46
+N_PARAMS = 47
+
+MODE_KIMMEL = 0.0
+MODE_STEIN = 1.0
 
 # ---- state indices -------------------------------------------------------------------
 S_N, S_C, S_AUC = 0, 1, 2
@@ -61,6 +75,8 @@ _A = np.array(
         [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
     ]
 )
+# stage nodes
+_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0])
 # 5th minus embedded 4th order weights
 _E = np.array(
     [
@@ -76,16 +92,41 @@ _E = np.array(
 
 
 @nb.njit(cache=True)
-def rhs(y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: np.ndarray) -> None:
-    """Right-hand side of the composite model for one patient (writes ``dy``)."""
-    n = y[S_N]
-    c = y[S_C]
-    kn = p[P_KN]
-    tot = n + c
-    dev = (tot - kn) * (tot - kn)
-    r_c = p[P_RHOC] + p[P_B] * dev / (p[P_A] * tot * tot + dev)
-    dy[S_N] = -p[P_RN] * n * math.log(tot / kn)
-    dy[S_C] = -r_c * c * math.log(tot / p[P_KC])
+def car_level(t: float, y: np.ndarray, p: np.ndarray) -> float:
+    """CAR-T level at time ``t``: Stein closed form, or the Kimmel state ``C``."""
+    if p[P_MODE] != MODE_STEIN:
+        return y[S_C]
+    s = t - p[P_S_TMAX]
+    if s < 0.0:
+        c = p[P_S_CMAX] * math.exp(p[P_S_RHO] * s)
+    else:
+        fb = p[P_S_FB]
+        c = p[P_S_CMAX] * (
+            (1.0 - fb) * math.exp(-p[P_S_ALPHA] * s) + fb * math.exp(-p[P_S_BETA] * s)
+        )
+    late = t - p[P_REJ_DAY]
+    if p[P_REJ_RATE] > 0.0 and late > 0.0:
+        c *= math.exp(-p[P_REJ_RATE] * late)
+    return c
+
+
+@nb.njit(cache=True)
+def rhs(t: float, y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: np.ndarray) -> None:
+    """Right-hand side of the composite model for one patient at time ``t`` (writes ``dy``)."""
+    c = car_level(t, y, p)
+    if p[P_MODE] == MODE_STEIN:
+        dy[S_N] = 0.0
+        dy[S_C] = 0.0
+    else:
+        n = y[S_N]
+        kn = p[P_KN]
+        tot = n + c
+        dev = (tot - kn) * (tot - kn)
+        r_c = p[P_RHOC] + p[P_B] * dev / (p[P_A] * tot * tot + dev)
+        dy[S_N] = -p[P_RN] * n * math.log(tot / kn)
+        dy[S_C] = -r_c * c * math.log(tot / p[P_KC])
+        if p[P_REJ_RATE] > 0.0 and t >= p[P_REJ_DAY]:
+            dy[S_C] -= p[P_REJ_RATE] * c
     dy[S_AUC] = c if auc_on else 0.0
     kill = p[P_GAMMA] * c / (p[P_KB] + c)
     upstream = 0.0
@@ -116,8 +157,8 @@ def rhs(y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: np.ndarray
 
 
 @nb.njit(cache=True)
-def _observe(y: np.ndarray, out: np.ndarray) -> None:
-    out[O_C] = y[S_C]
+def _observe(t: float, y: np.ndarray, p: np.ndarray, out: np.ndarray) -> None:
+    out[O_C] = car_level(t, y, p)
     out[O_N] = y[S_N]
     tum = 0.0
     neg = 0.0
@@ -167,7 +208,7 @@ def integrate_one(
     k = np.empty((7, ns))
     ext = p[P_EXT]
     _clamp_extinct(y, ext)
-    _observe(y, obs[0])
+    _observe(t_grid[0], y, p, obs[0])
     t = t_grid[0]
     h = h0
     need_k1 = True
@@ -180,7 +221,7 @@ def integrate_one(
             auc_on = t < p[P_AUC_END]
             tki_on = t < p[P_TKI_STOP]
             if need_k1 or auc_on != last_auc or tki_on != last_tki:
-                rhs(y, p, auc_on, tki_on, k[0])
+                rhs(t, y, p, auc_on, tki_on, k[0])
                 need_k1 = False
             last_auc = auc_on
             last_tki = tki_on
@@ -196,11 +237,11 @@ def integrate_one(
                         acc += _A[s, m] * k[m, i]
                     ytmp[i] = y[i] + h_try * acc
                 if s < 6:
-                    rhs(ytmp, p, auc_on, tki_on, k[s])
+                    rhs(t + _C[s] * h_try, ytmp, p, auc_on, tki_on, k[s])
                 else:
                     for i in range(ns):
                         ynew[i] = ytmp[i]
-                    rhs(ynew, p, auc_on, tki_on, k[6])
+                    rhs(t + h_try, ynew, p, auc_on, tki_on, k[6])
             err = 0.0
             for i in range(ns):
                 e = 0.0
@@ -224,7 +265,7 @@ def integrate_one(
             else:
                 fac = 0.2 if math.isnan(err) else max(0.2, 0.9 * err ** (-0.2))
                 h = h_try * fac
-        _observe(y, obs[j])
+        _observe(t, y, p, obs[j])
     return accepted
 
 

@@ -9,10 +9,21 @@ import pandas as pd
 
 from .._errors import InputError
 from . import _kernels as K
-from ._params import KIMMEL, KIMMEL_IIV_OMEGA, KIMMEL_R_B_RANGE, MICHOR
+from ._params import (
+    BALL_FIT,
+    CML_IIV,
+    HEALTHY_POOL,
+    KIMMEL,
+    KIMMEL_IIV_OMEGA,
+    KIMMEL_R_B_RANGE,
+    LEON_TRIANA,
+    MICHOR,
+    PRODUCTS,
+)
 from ._scenario import Scenario
+from ._stein import stein_sample, stein_typical
 
-__all__ = ["MODELS", "ModelSpec", "build_ode_cohort", "get_model", "models"]
+__all__ = ["MODELS", "ModelSpec", "antigen_factor", "build_ode_cohort", "get_model", "models"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +39,13 @@ class ModelSpec:
     takes_scenario: bool
     default_inhibitor: bool
     default_scenario: Scenario | None = None
+    car_kinetics: str | None = None  # "stein", "kimmel" or None
+    indication: str | None = None  # disease the scenario is calibrated for
 
 
 _KIMMEL_REF = "Kimmel, Locke & Altrock 2021 Proc R Soc B 288:20210229 (BIOMD0000001041)"
 _MICHOR_REF = "Michor et al. 2005 Nature 435:1267"
+_STEIN_REF = "Stein et al. 2019 CPT Pharmacometrics Syst Pharmacol 8:285, Table 1"
 _LEON_REF = "León-Triana et al. 2021 Commun Nonlinear Sci Numer Simul 94:105570"
 
 MODELS: dict[str, ModelSpec] = {
@@ -59,25 +73,30 @@ MODELS: dict[str, ModelSpec] = {
             True,
             False,
             False,
+            car_kinetics="kimmel",
+            indication="LBCL",
         ),
         ModelSpec(
             "michor2005",
             "CML hierarchy (stem, progenitor, differentiated, terminal; normal and "
-            "leukaemic) under imatinib: progenitor output divided by 100 and 750, stem "
-            "cells spared. No published IIV: every patient is the typical one.",
+            "leukaemic) under imatinib: progenitor output divided by 100 and by a per-patient "
+            "divisor (lognormal, fitted to IRIS 12-month CCyR and MMR), stem cells spared.",
             _MICHOR_REF,
             "ode",
             "hierarchy",
             False,
             False,
             True,
+            indication="CML",
         ),
         ModelSpec(
             "cart-leukaemia",
-            "Kimmel 2021 CAR-T kinetics and killing + tumour split into antigen-positive "
-            "and antigen-negative cells + a healthy antigen-positive cell type with "
-            "production and turnover (León-Triana 2021 structure). Default: CD19.",
-            f"{_KIMMEL_REF}; {_LEON_REF}",
+            "B-ALL: Stein 2019 tisagenlecleucel kinetics (B-ALL population, Table 1 IIV; "
+            "expansion scaled by the antigen load) killing antigen-positive leukaemic and "
+            "healthy B cells with Kimmel 2021's saturating term (half-saturation fitted to "
+            "1-year B-cell recovery); León-Triana 2021 blast growth, burden and B-cell "
+            "turnover. Default: CD19.",
+            f"{_STEIN_REF}; {_KIMMEL_REF}; {_LEON_REF}",
             "ode",
             "flat",
             True,
@@ -89,20 +108,26 @@ MODELS: dict[str, ModelSpec] = {
                 healthy_cell_type="B cell",
                 healthy_positive_fraction=1.0,
                 source="default: CD19 on every leukaemic and healthy B cell (León-Triana 2021)",
+                indication="B-ALL",
             ),
+            car_kinetics="stein",
+            indication="B-ALL",
         ),
         ModelSpec(
             "cart-cml",
-            "Kimmel 2021 CAR-T kinetics and killing applied per antigen-positive cell of the "
-            "Michor 2005 CML hierarchy (stem/progenitor/differentiated/terminal, each split "
-            "antigen +/-) + a healthy antigen-positive cell type; optional imatinib-like "
-            "inhibitor. Needs a scenario.",
+            "Kimmel 2021 CAR-T kinetics (carrying capacity scaled by the antigen load) and "
+            "killing applied per antigen-positive cell of the Michor 2005 CML hierarchy "
+            "(stem/progenitor/differentiated/terminal, each split antigen +/-) + a healthy "
+            "antigen-positive cell type; optional imatinib (per-patient effect fitted to "
+            "IRIS). Needs a scenario.",
             f"{_KIMMEL_REF}; {_MICHOR_REF}; {_LEON_REF}",
             "ode",
             "hierarchy",
             True,
             True,
             False,
+            car_kinetics="kimmel",
+            indication="CML",
         ),
     )
 }
@@ -141,6 +166,42 @@ def _lognormal(rng: np.random.Generator, n: int, omega: float) -> np.ndarray:
     return np.exp(omega * rng.standard_normal(n))
 
 
+def antigen_factor(load: np.ndarray | float, reference: float) -> np.ndarray:
+    """Relative expansion stimulus of an antigen load (cells) against a trial's reference load.
+
+    ``phi(A) = A / (A + K_A)`` (the saturating antigen-driven expansion of Chaudhury 2020,
+    BIOMD0000001025, in a static form: Singh 2021 and Hardiansyah & Ng 2019 report that
+    baseline burden, not dose, drives exposure), with ``K_A`` = the reference load
+    (ASSUMPTION: half-maximal stimulation at the burden of the trial the kinetics were fitted
+    on). Returned as ``phi(A) / phi(A_ref) = 2 A / (A + A_ref)``: 1 at the reference load,
+    0 without antigen, at most 2.
+    """
+    a = np.asarray(load, dtype=float)
+    return 2.0 * a / (a + reference)
+
+
+def _healthy_pool(scenario: Scenario | None) -> tuple[float, str]:
+    """Cells in the healthy antigen-positive pool at baseline (0 when not published)."""
+    if scenario is None or scenario.healthy_positive_fraction == 0.0:
+        return 0.0, "no antigen-positive healthy cells"
+    name = (scenario.healthy_cell_type or "").lower()
+    for key, (cells, src) in HEALTHY_POOL.items():
+        if key in name:
+            return cells, src
+    return 0.0, "no published pool size: killed, but not counted in the antigen load"
+
+
+def _tumour_coverage(
+    scenario: Scenario | None, n: int, rng: np.random.Generator | None
+) -> np.ndarray:
+    """Per-patient bulk tumour coverage: a ranking patient's coverage drawn per virtual patient."""
+    if scenario is None:
+        return np.ones(n)
+    if rng is not None and scenario.patient_coverage:
+        return rng.choice(np.asarray(scenario.patient_coverage, dtype=float), size=n)
+    return np.full(n, scenario.tumour_coverage)
+
+
 def build_ode_cohort(
     spec: ModelSpec,
     n: int,
@@ -149,72 +210,101 @@ def build_ode_cohort(
     *,
     inhibitor: bool,
     inhibitor_stop_day: float | None,
+    product: str = "autologous-car-t",
+    ec50: float | None = None,
+    cml_iiv: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Parameters (n, N_PARAMS), initial states (n, N_STATES) and a table of sampled values.
 
-    ``rng=None`` gives ``n`` typical patients.
+    ``rng=None`` gives ``n`` typical patients. ``ec50`` and ``cml_iiv`` override the fitted
+    values of ``_params`` (used by the calibration).
     """
+    if product not in PRODUCTS:
+        msg = f"unknown product {product!r}; choose one of {sorted(PRODUCTS)}."
+        raise InputError(msg)
+    prod = PRODUCTS[product]
     p = np.zeros((n, K.N_PARAMS))
     y0 = np.zeros((n, K.N_STATES))
     kv = {k: v.value for k, v in KIMMEL.items()}
     sampled: dict[str, np.ndarray] = {}
 
-    def iiv(name: str) -> np.ndarray:
-        base = np.full(n, kv[name])
+    def iiv(name: str, typical: float | None = None) -> np.ndarray:
+        base = np.full(n, kv[name] if typical is None else typical)
         if rng is not None and spec.car_t:
             base = base * _lognormal(rng, n, KIMMEL_IIV_OMEGA[name])
-        sampled[name] = base
         return base
 
+    sc = scenario
+    stein = spec.car_kinetics == "stein"
     p[:, K.P_KN] = kv["K_N"]
     p[:, K.P_RN] = kv["r_N"]
     p[:, K.P_A] = kv["a"]
     p[:, K.P_B] = kv["b"]
-    p[:, K.P_KC] = iiv("K_C")
-    p[:, K.P_RHOC] = iiv("rho_C")
-    p[:, K.P_GAMMA] = iiv("gamma_B")
-    p[:, K.P_KB] = iiv("k_B")
     p[:, K.P_AUC_END] = 28.0
     p[:, K.P_TKI_STOP] = -1.0
-    if spec.car_t:
-        y0[:, K.S_N] = kv["N0"]
-        y0[:, K.S_C] = kv["C0"]
-    else:
-        # No CAR-T: normal T cells sit at their carrying capacity and nothing is killed.
-        y0[:, K.S_N] = kv["K_N"]
-        p[:, K.P_GAMMA] = 0.0
-        sampled = {}
+    p[:, K.P_MODE] = K.MODE_STEIN if stein else K.MODE_KIMMEL
+    cov = _tumour_coverage(sc, n, rng)
+    pool, _ = _healthy_pool(sc)
+    hpos = 0.0 if sc is None else sc.healthy_positive_fraction
 
-    sc = scenario
+    # ---- tumour -------------------------------------------------------------------
     if spec.tumour == "flat":
-        r_b = rng.uniform(*KIMMEL_R_B_RANGE, size=n) if rng is not None else np.full(n, kv["r_B"])
-        sampled["r_B"] = r_b
-        cov = 1.0 if sc is None else sc.tumour_coverage
+        if stein:
+            lt = {k: v.value for k, v in LEON_TRIANA.items()}
+            r_b = np.full(n, lt["rho_L"])
+            b0 = lt["L0"] / kv["cells_per_mL"]  # in units of 1e9 cells
+            load_ref = lt["L0"] + lt["B0"]
+            load = cov * lt["L0"] + hpos * pool
+        else:
+            r_b = (
+                rng.uniform(*KIMMEL_R_B_RANGE, size=n) if rng is not None else np.full(n, kv["r_B"])
+            )
+            sampled["r_B"] = r_b
+            b0 = kv["B0"]
+            load_ref = b0 * kv["cells_per_mL"]
+            load = cov * load_ref + hpos * pool
         base = K.P_LEVEL + 4 * 3
         p[:, base] = r_b
         p[:, base + 3] = cov
-        b0 = kv["B0"]
         y0[:, K.S_L + 6] = cov * b0
         y0[:, K.S_L + 7] = (1.0 - cov) * b0
         p[:, K.P_EXT] = 1.0 / kv["cells_per_mL"]
     else:
         m = {k: v.value for k, v in MICHOR.items()}
-        covs = (1.0, 1.0, 1.0, 1.0)
-        if sc is not None:
-            covs = (sc.stem, sc.progenitor, sc.progenitor, sc.tumour_coverage)
+        c_stem = np.full(n, 1.0 if sc is None else sc.stem)
+        c_prog = np.full(n, 1.0 if sc is None else sc.progenitor)
+        covs = (c_stem, c_prog, c_prog, cov)
         levels = (
             (m["ry"], m["d0"], 0.0, m["Y0"]),
             (0.0, m["d1"], m["ay"], m["Y1"]),
             (0.0, m["d2"], m["by"], m["Y2"]),
             (0.0, m["d3"], m["cy"], m["Y3"]),
         )
+        load = np.zeros(n)
         for k, (g, d, a, init) in enumerate(levels):
             base = K.P_LEVEL + 4 * k
-            p[:, base : base + 4] = (g, d, a, covs[k])
+            p[:, base : base + 3] = (g, d, a)
+            p[:, base + 3] = covs[k]
             y0[:, K.S_L + 2 * k] = covs[k] * init
             y0[:, K.S_L + 2 * k + 1] = (1.0 - covs[k]) * init
+            load += covs[k] * init
+        load = load + hpos * pool
+        load_ref = kv["B0"] * kv["cells_per_mL"]
+        med, omega = (
+            (CML_IIV["by_divisor_median"].value, CML_IIV["by_divisor_omega"].value)
+            if cml_iiv is None
+            else cml_iiv
+        )
+        div = np.full(n, med)
+        if rng is not None:
+            # drawn with or without the inhibitor, so both arms share their other draws
+            eta = _lognormal(rng, n, omega)
+            if inhibitor:
+                div = np.maximum(1.0, med * eta)
+        if inhibitor:
+            sampled["imatinib_by_divisor"] = div
         p[:, K.P_A1_TKI] = m["ay"] / m["ay_imatinib_divisor"]
-        p[:, K.P_A2_TKI] = m["by"] / m["by_imatinib_divisor"]
+        p[:, K.P_A2_TKI] = m["by"] / div
         if inhibitor:
             p[:, K.P_TKI_STOP] = np.inf if inhibitor_stop_day is None else inhibitor_stop_day
         p[:, K.P_SP] = m["sp"]
@@ -228,9 +318,57 @@ def build_ode_cohort(
         y0[:, K.S_X2] = m["X2"]
         y0[:, K.S_X3] = m["X3"]
         p[:, K.P_EXT] = 1.0
+    if sc is not None:
+        sampled["tumour_coverage"] = cov
 
-    hpos = 0.0 if sc is None else sc.healthy_positive_fraction
-    kh = 1.0 / 60.0 if sc is None else sc.healthy_turnover()[0]
+    # ---- CAR-T kinetics and killing -------------------------------------------------
+    if not spec.car_t:
+        # No CAR-T: normal T cells sit at their carrying capacity and nothing is killed.
+        y0[:, K.S_N] = kv["K_N"]
+        p[:, K.P_GAMMA] = 0.0
+        p[:, K.P_KB] = kv["k_B"]
+        p[:, K.P_KC] = kv["K_C"]
+        p[:, K.P_RHOC] = kv["rho_C"]
+    else:
+        s_ag = np.ones(n) if sc is None and not stein else antigen_factor(load, load_ref)
+        sampled["antigen_factor"] = s_ag
+        if stein:
+            sp = stein_typical() if rng is None else stein_sample(n, rng)
+            sp = {k: np.broadcast_to(v, (n,)).copy() for k, v in sp.items()}
+            rho = np.log(sp["foldx"]) / sp["tmax"]
+            # antigen-driven expansion: the expansion rate scales with the stimulus
+            cmax = sp["cmax"] * np.exp(rho * (s_ag - 1.0) * sp["tmax"])
+            fb = np.minimum(1.0, sp["fb"] * float(prod["fb_multiplier"]))  # type: ignore[arg-type]
+            p[:, K.P_S_RHO] = rho * s_ag
+            p[:, K.P_S_TMAX] = sp["tmax"]
+            p[:, K.P_S_CMAX] = cmax
+            p[:, K.P_S_ALPHA] = sp["alpha"]
+            p[:, K.P_S_FB] = fb
+            p[:, K.P_S_BETA] = sp["beta"]
+            p[:, K.P_REJ_RATE] = prod["clearance_per_day"]
+            p[:, K.P_REJ_DAY] = prod["clearance_day"]
+            for k, v in sp.items():
+                sampled[f"stein_{k}"] = v
+            sampled["cmax_stimulated"] = cmax
+            e50 = BALL_FIT["ec50"].value if ec50 is None else ec50
+            p[:, K.P_GAMMA] = iiv("gamma_B")
+            p[:, K.P_KB] = iiv("k_B", e50)
+            sampled["gamma_B"] = p[:, K.P_GAMMA].copy()
+            sampled["ec50_copies_per_ug"] = p[:, K.P_KB].copy()
+        else:
+            p[:, K.P_KC] = iiv("K_C") * s_ag
+            p[:, K.P_RHOC] = iiv("rho_C")
+            p[:, K.P_GAMMA] = iiv("gamma_B")
+            p[:, K.P_KB] = iiv("k_B")
+            for name, j in (("K_C", K.P_KC), ("rho_C", K.P_RHOC), ("gamma_B", K.P_GAMMA)):
+                sampled[name] = p[:, j].copy()
+            sampled["k_B"] = p[:, K.P_KB].copy()
+            p[:, K.P_REJ_RATE] = prod["kimmel_clearance_per_day"]
+            p[:, K.P_REJ_DAY] = prod["kimmel_clearance_day"]
+            y0[:, K.S_N] = kv["N0"]
+            y0[:, K.S_C] = kv["C0"]
+
+    kh = 1.0 / 60.0 if sc is None or hpos == 0.0 else sc.healthy_turnover()[0]
     p[:, K.P_KH] = kh
     p[:, K.P_HPOS] = hpos
     y0[:, K.S_HP] = hpos

@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 
 __all__ = [
+    "BALL_FIT",
+    "CML_IIV",
+    "HEALTHY_POOL",
     "HEALTHY_TURNOVER",
     "KIMMEL",
     "KIMMEL_IIV_OMEGA",
@@ -17,6 +20,7 @@ __all__ = [
     "LEON_TRIANA",
     "MICHOR",
     "MRD_THRESHOLD",
+    "PRODUCTS",
     "STEIN",
     "STEIN_OMEGA2",
     "Param",
@@ -130,8 +134,12 @@ MICHOR: dict[str, Param] = {
 # --------------------------------------------------------------------------------------
 # León-Triana et al. 2021, Commun Nonlinear Sci Numer Simul 94:105570 (healthy B cells).
 # --------------------------------------------------------------------------------------
+_LEON = "León-Triana 2021 CNSNS 94:105570, parameter table"
 LEON_TRIANA: dict[str, Param] = {
-    "tau_B": Param(60.0, "day", "León-Triana 2021 CNSNS 94:105570, parameter table"),
+    "tau_B": Param(60.0, "day", _LEON),
+    "rho_L": Param(1.0 / 30.0, "1/day", _LEON + " (B-ALL blast growth rate)"),
+    "L0": Param(5e10, "cells", _LEON + " (initial leukaemic B cells)"),
+    "B0": Param(2.5e10, "cells", _LEON + " (initial healthy B cells)"),
 }
 
 #: Turnover rate (1/day) of healthy antigen-positive cell types, matched on a lower-case
@@ -156,3 +164,76 @@ HEALTHY_TURNOVER: dict[str, tuple[float, str]] = {
 #: Remission / relapse threshold as a fraction of the baseline burden: MRD < 0.01 % (FDA
 #: tisagenlecleucel approval summary, Clin Cancer Res 25:1142) = MR4 (BCR-ABL <= 0.01 %).
 MRD_THRESHOLD = 1e-4
+
+
+#: Size (cells) of a healthy antigen-positive pool, where published: it adds to the antigen
+#: load that drives expansion. Other cell types are killed but add nothing to the load.
+HEALTHY_POOL: dict[str, tuple[float, str]] = {
+    "b cell": (2.5e10, "León-Triana 2021, B(0) = 2.5e10 healthy B cells"),
+    "b-cell": (2.5e10, "León-Triana 2021, B(0) = 2.5e10 healthy B cells"),
+    "b lymph": (2.5e10, "León-Triana 2021, B(0) = 2.5e10 healthy B cells"),
+}
+
+# --------------------------------------------------------------------------------------
+# Fitted values. Each was produced by a function of ``_calibrate.py`` (command recorded);
+# tests re-run the fit or check that the cohort reproduces the fitted endpoint.
+# --------------------------------------------------------------------------------------
+
+#: B-ALL (``cart-leukaemia``): half-saturation of CAR-T killing in Stein's units
+#: (copies/ug), fitted so that 50 % of virtual patients have B cells back above half of
+#: baseline at day 365 (Kimmel 2021: "only 50 % of patients had recovered any normal B
+#: cells by 1 year"). Fit: ``python -m antigenscout.kinetics._calibrate ball``.
+BALL_FIT: dict[str, Param] = {
+    "ec50": Param(3520.68, "copies/ug", "[fitted] B-cell recovery at 1 y = 50 % (Kimmel 2021)"),
+}
+
+#: CML under imatinib: inter-patient variability of the imatinib effect on leukaemic
+#: progenitor output (Michor's divisor of ``by``, 750 in the paper), lognormal with median
+#: and log-SD fitted to IRIS at 12 months: complete cytogenetic response 69 % (read as
+#: BCR-ABL <= 1 %) and major molecular response 39 % (BCR-ABL <= 0.1 %). Divisors below 1
+#: (no drug effect) are set to 1. Fit: ``python -m antigenscout.kinetics._calibrate cml``.
+CML_IIV: dict[str, Param] = {
+    "by_divisor_median": Param(10.7338, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
+    "by_divisor_omega": Param(2.98211, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
+}
+
+#: Cell-therapy products. ``fb_multiplier`` scales Stein's fraction entering the slow
+#: (persistent) phase; ``clearance_per_day`` from ``clearance_day`` on is an extra
+#: first-order loss of the product (host rejection, short NK lifespan). Every value that is
+#: not copied from a source says so.
+PRODUCTS: dict[str, dict[str, object]] = {
+    "autologous-car-t": {
+        "fb_multiplier": 1.0,
+        "clearance_per_day": 0.0,
+        "clearance_day": 0.0,
+        "kimmel_clearance_per_day": 0.0,
+        "kimmel_clearance_day": 0.0,
+        "gvhd": "none (autologous)",
+        "source": "Stein 2019 / Kimmel 2021 as published",
+    },
+    "allogeneic-car-t": {
+        "fb_multiplier": 1.0,
+        "clearance_per_day": 0.1,
+        "clearance_day": 11.0,
+        "kimmel_clearance_per_day": 0.1,
+        "kimmel_clearance_day": 11.0,
+        "gvhd": "possible (donor T cells); not simulated",
+        "source": "ASSUMPTION: rejection starts when the host's T cells are back at half "
+        "of K_N after lymphodepletion (day 11 [derived] from Kimmel 2021 r_N = 0.17/d, "
+        "N(0) = 6, K_N = 500 cells/uL) and clears the product with half-life 6.9 d "
+        "(rate 0.1/d, ASSUMPTION, no published rate in kinetics-literature.md)",
+    },
+    "car-nk": {
+        "fb_multiplier": 0.0,
+        "clearance_per_day": 0.0,
+        "clearance_day": 0.0,
+        "kimmel_clearance_per_day": 0.16,
+        "kimmel_clearance_day": 7.0,
+        "gvhd": "none reported for cord-blood CAR-NK (Liu 2020 NEJM 382:545; from memory, "
+        "not in kinetics-literature.md)",
+        "source": "ASSUMPTION: same expansion as CAR-T, no persistent (memory) phase "
+        "(Stein FB = 0), so the product decays with the fast half-life 4.3 d; with Kimmel "
+        "kinetics, an extra clearance at Stein's fast rate alpha = 0.16/d after Kimmel's "
+        "typical peak (day 7); no published CAR-NK kinetic model in kinetics-literature.md",
+    },
+}

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._errors import InputError
 from ._params import HEALTHY_TURNOVER
 
-__all__ = ["Scenario", "scenario_from_run"]
+__all__ = ["Scenario", "detect_indication", "same_indication", "scenario_from_run", "turnover_for"]
 
 # Which tumour level a ranking compartment name maps to (matched case-insensitively).
 _STEM_RE = re.compile(r"hsc|stem|lsc|\blt-|\bst-", re.IGNORECASE)
@@ -57,6 +59,19 @@ class Scenario:
         Raw per-compartment coverages read from a ranking run (for the record).
     source
         Where the scenario came from.
+    patient_coverage
+        Per-patient tumour coverages of the ranking (``patient_coverage.tsv``); each virtual
+        patient draws one of them for its bulk tumour coverage. Empty: every patient gets
+        ``tumour_coverage``.
+    indication
+        Disease of the data the ranking was run on, where known (e.g. ``"AML"``).
+    healthy_vital_weight
+        Vital weight of the healthy context (``risk.tsv``), for flagging its loss.
+    healthy_system
+        Organ system of the healthy context (``risk.tsv``); turnover is looked up only for
+        haematopoietic / immune systems.
+    warnings
+        Problems found while reading the ranking (also written to ``summary.json``).
     """
 
     target: str
@@ -68,12 +83,19 @@ class Scenario:
     healthy_turnover_per_day: float | None = None
     compartment_coverage: dict[str, float] = field(default_factory=dict)
     source: str | None = None
+    patient_coverage: tuple[float, ...] = ()
+    indication: str | None = None
+    healthy_vital_weight: float | None = None
+    healthy_system: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_fraction("tumour_coverage", self.tumour_coverage)
         _check_fraction("stem_coverage", self.stem_coverage)
         _check_fraction("progenitor_coverage", self.progenitor_coverage)
         _check_fraction("healthy_positive_fraction", self.healthy_positive_fraction)
+        for v in self.patient_coverage:
+            _check_fraction("patient_coverage", v)
         k = self.healthy_turnover_per_day
         if k is not None and not (isinstance(k, int | float) and math.isfinite(k) and k > 0):
             msg = f"Scenario healthy_turnover_per_day must be a positive number. Got {k!r}."
@@ -96,11 +118,10 @@ class Scenario:
         if self.healthy_turnover_per_day is not None:
             return float(self.healthy_turnover_per_day), "user input"
         if self.healthy_positive_fraction == 0.0:
-            return 1.0 / 60.0, "unused (no antigen-positive healthy cells)"
-        name = (self.healthy_cell_type or "").lower()
-        for key, (rate, src) in HEALTHY_TURNOVER.items():
-            if key in name:
-                return rate, src
+            return 1.0 / 60.0, "not used: no antigen-positive healthy cells"
+        found = turnover_for(self.healthy_cell_type or "", self.healthy_system)
+        if found is not None:
+            return found
         known = sorted({k for k in HEALTHY_TURNOVER})
         msg = (
             f"no published turnover rate for healthy cell type {self.healthy_cell_type!r} "
@@ -122,6 +143,9 @@ class Scenario:
             "healthy_turnover_per_day": rate,
             "healthy_turnover_source": src,
             "compartment_coverage": dict(self.compartment_coverage),
+            "patient_coverage": list(self.patient_coverage),
+            "indication_of_data": self.indication,
+            "healthy_vital_weight": self.healthy_vital_weight,
             "source": self.source,
         }
 
@@ -152,10 +176,92 @@ def _fraction(value: object, what: str) -> float:
     return x
 
 
+_HAEM_SYSTEM_RE = re.compile(r"haematopoietic|hematopoietic|immune|blood|lymph|myeloid", re.I)
+#: A healthy context engaged at least this much and of at least this vital weight is flagged
+#: when it is not the simulated compartment.
+_FLAG_POSITIVE = 0.1
+_FLAG_VITAL = 0.8
+#: Indication prefixes recognised in patient identifiers (e.g. ``AML328``).
+_INDICATION_RE = re.compile(r"^(B-ALL|T-ALL|AML|CML|ALL|CLL|MM|DLBCL|LBCL|MDS)", re.I)
+
+
+def turnover_for(name: str, system: str | None = None) -> tuple[float, str] | None:
+    """Published turnover (1/day, source) of a healthy cell type, or ``None``.
+
+    Matched on a lower-case substring of the name (:data:`HEALTHY_TURNOVER`); when the
+    ranking gives the context's ``system``, only haematopoietic / immune contexts match
+    (an intestinal crypt stem cell is not a haematopoietic stem cell).
+    """
+    if system is not None and isinstance(system, str) and not _HAEM_SYSTEM_RE.search(system):
+        return None
+    low = name.lower()
+    for key, (rate, src) in HEALTHY_TURNOVER.items():
+        if key in low:
+            return rate, src
+    return None
+
+
+def same_indication(a: str, b: str) -> bool:
+    """Whether two indication labels name the same disease (``ALL`` = ``B-ALL``)."""
+
+    def norm(x: str) -> str:
+        x = x.strip().upper()
+        return "ALL" if x in {"B-ALL", "ALL"} else ("LBCL" if x == "DLBCL" else x)
+
+    return norm(a) == norm(b)
+
+
+def detect_indication(run_dir: str | os.PathLike[str]) -> tuple[str | None, str]:
+    """Indication of a ranking run and how it was found.
+
+    Order: an ``indication`` entry of ``run.json`` (top level or ``params``); the ``demo``
+    command (the embedded van Galen 2019 AML subset); patient identifiers of
+    ``patient_coverage.tsv`` that all start with the same disease abbreviation.
+    """
+    run = Path(run_dir)
+    meta: dict[str, object] = {}
+    if (run / "run.json").is_file():
+        try:
+            meta = json.loads((run / "run.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            meta = {}
+    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    for where in (meta, params):
+        ind = where.get("indication") if isinstance(where, dict) else None  # type: ignore[union-attr]
+        if isinstance(ind, str) and ind:
+            return ind, "run.json 'indication'"
+    if meta.get("command") == "demo":
+        return "AML", "run.json: 'demo' ranks the van Galen 2019 AML subset"
+    pc = run / "patient_coverage.tsv"
+    if pc.is_file():
+        try:
+            cols = list(pd.read_csv(pc, sep="\t", nrows=0).columns[1:])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            cols = []
+        found = {m.group(1).upper() for c in cols if (m := _INDICATION_RE.match(str(c)))}
+        if cols and len(found) == 1 and all(_INDICATION_RE.match(str(c)) for c in cols):
+            return found.pop(), "patient identifiers in patient_coverage.tsv"
+    return None, "not recorded in run.json or the patient identifiers"
+
+
+def _patient_coverage(run: Path, target: str) -> tuple[float, ...]:
+    path = run / "patient_coverage.tsv"
+    if not path.is_file():
+        return ()
+    pc = _read_tsv(path, "patient coverage table")
+    key = pc.columns[0]
+    rows = pc[pc[key].astype(str) == target]
+    if rows.empty:
+        return ()
+    vals = pd.to_numeric(rows.iloc[0, 1:], errors="coerce").dropna()
+    return tuple(_fraction(v, f"patient coverage of {target!r}") for v in vals)
+
+
 def scenario_from_run(
     run_dir: str | os.PathLike[str],
     target: str,
     *,
+    healthy: str | None = None,
     healthy_turnover_per_day: float | None = None,
 ) -> Scenario:
     """Build a :class:`Scenario` from a ranking output directory.
@@ -164,21 +270,33 @@ def scenario_from_run(
     ----------
     run_dir
         Directory holding ``targets.tsv`` (columns ``target``, ``tumor_coverage``,
-        ``patient_coverage_median``, ``worst_healthy_cell_type``, ``coverage__<compartment>``)
-        and ``risk.tsv`` (``target``, ``context``, ``name``, ``system``,
-        ``positive_fraction``, ``vital_weight``, ``risk``).
+        ``coverage__<compartment>``, ...), ``risk.tsv`` (``target``, ``context``, ``name``,
+        ``system``, ``positive_fraction``, ``vital_weight``, ``risk``) and, optionally,
+        ``patient_coverage.tsv`` (one row per target, one column per patient) and
+        ``run.json``.
     target
         Row of ``targets.tsv`` to simulate.
+    healthy
+        Healthy compartment to simulate: a ``name`` (or ``context``) of the target's rows in
+        ``risk.tsv``. Default: the most engaged (largest ``positive_fraction``) context that
+        has a published turnover.
     healthy_turnover_per_day
-        Override for the healthy cell type's turnover rate.
+        Turnover rate of the healthy compartment; needed when it has no published turnover.
 
     Returns
     -------
     The scenario. Compartments whose name looks like a stem cell (``HSC``, ``stem``,
     ``LSC``) set ``stem_coverage``; progenitor-like names (``progenitor``, ``MPP``, ``GMP``,
-    ``CMP``, ``blast``…) set ``progenitor_coverage`` (mean when several match). The healthy
-    compartment is ``worst_healthy_cell_type`` and its ``positive_fraction`` in ``risk.tsv``
-    (largest over contexts); when the column is empty, the row of largest ``risk``.
+    ``CMP``, ``blast``…) set ``progenitor_coverage`` (mean when several match); the
+    per-patient coverages of ``patient_coverage.tsv`` are kept for the cohort. Engaged vital
+    contexts that are not simulated are listed in ``warnings``.
+
+    Raises
+    ------
+    InputError
+        When a file or column is missing, the target is not ranked, the target has no rows in
+        ``risk.tsv`` (re-run the ranking with ``--highlight``), or the healthy compartment
+        has no published turnover and none is given.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -213,22 +331,84 @@ def scenario_from_run(
         if col not in risk.columns:
             msg = f"risk.tsv in {str(run)!r} has no {col!r} column; re-run the ranking."
             raise InputError(msg)
-    rt = risk[risk["target"].astype(str) == target]
-    worst = row.get("worst_healthy_cell_type")
-    cell_type: str | None = None
-    pos = 0.0
-    if not rt.empty:
-        if isinstance(worst, str) and worst and (rt["name"].astype(str) == worst).any():
-            sel = rt[rt["name"].astype(str) == worst]
-        elif "risk" in rt.columns:
-            sel = rt[rt["name"] == rt.loc[rt["risk"].astype(float).idxmax(), "name"]]
-        else:
-            sel = rt
-        best = sel.loc[sel["positive_fraction"].astype(float).idxmax()]
-        cell_type = str(best["name"])
-        pos = _fraction(best["positive_fraction"], f"positive_fraction of {cell_type!r}")
-    elif isinstance(worst, str) and worst:
-        cell_type = worst
+    rt = risk[risk["target"].astype(str) == target].copy()
+    if rt.empty:
+        msg = (
+            f"target {target!r} has no rows in {str(run / 'risk.tsv')!r} (the ranking keeps "
+            f"healthy contexts for its top targets only), so its healthy compartment is "
+            f"unknown; re-run the ranking with --highlight {target}."
+        )
+        raise InputError(msg)
+    rt["positive_fraction"] = [
+        _fraction(v, f"positive_fraction of {target!r}") for v in rt["positive_fraction"]
+    ]
+    rt = rt.sort_values("positive_fraction", ascending=False, kind="stable")
+    system = rt["system"] if "system" in rt.columns else pd.Series(None, index=rt.index)
+    known = [
+        turnover_for(str(n), s if isinstance(s, str) else None)
+        for n, s in zip(rt["name"], system, strict=True)
+    ]
+    if healthy is not None:
+        want = healthy.strip().lower()
+        hit = rt["name"].astype(str).str.lower() == want
+        if not hit.any() and "context" in rt.columns:
+            hit = rt["context"].astype(str).str.lower() == want
+        if not hit.any():
+            names = ", ".join(dict.fromkeys(rt["name"].astype(str).head(8)))
+            msg = (
+                f"--healthy {healthy!r} is not a healthy context of {target!r} in risk.tsv "
+                f"(most engaged: {names}); pass one of its 'name' values."
+            )
+            raise InputError(msg)
+        pick = int(np.flatnonzero(hit.to_numpy())[0])
+        if known[pick] is None and healthy_turnover_per_day is None:
+            msg = (
+                f"no published turnover rate for healthy context {healthy!r}; pass "
+                "--healthy-turnover RATE_PER_DAY (healthy_turnover_per_day=) to simulate it."
+            )
+            raise InputError(msg)
+    else:
+        cand = [i for i, k in enumerate(known) if k is not None]
+        cand = [i for i in cand if rt["positive_fraction"].iloc[i] > 0] or cand
+        if not cand:
+            top = "; ".join(
+                f"{n} {f:.2f}"
+                for n, f in zip(rt["name"].head(3), rt["positive_fraction"].head(3), strict=False)
+            )
+            msg = (
+                f"none of the healthy contexts of {target!r} has a published turnover (most "
+                f"engaged: {top}); choose one with --healthy NAME --healthy-turnover RATE."
+            )
+            raise InputError(msg)
+        pick = cand[0]
+    best = rt.iloc[pick]
+    cell_type = str(best["name"])
+    pos = float(best["positive_fraction"])
+    vital = None
+    if "vital_weight" in rt.columns and pd.notna(best["vital_weight"]):
+        vital = float(best["vital_weight"])
+    if known[pick] is None and healthy_turnover_per_day is not None:
+        turnover = float(healthy_turnover_per_day)
+    else:
+        turnover = healthy_turnover_per_day
+    warnings: list[str] = []
+    if "vital_weight" in rt.columns:
+        others = rt.drop(index=rt.index[pick])
+        vit = pd.to_numeric(others["vital_weight"], errors="coerce")
+        flag = others[(others["positive_fraction"] >= _FLAG_POSITIVE) & (vit >= _FLAG_VITAL)]
+        for _, r in flag.head(3).iterrows():
+            sys_ = r.get("system")
+            has = turnover_for(str(r["name"]), sys_ if isinstance(sys_, str) else None)
+            hint = f"--healthy {json.dumps(str(r['name']))}"
+            if has is None:
+                hint += " --healthy-turnover RATE"
+            warnings.append(
+                f"{r['name']} ({r.get('tissue', r.get('system', '?'))}, vital weight "
+                f"{float(r['vital_weight']):g}) is {float(r['positive_fraction']):.0%} "
+                f"antigen-positive but is not simulated: its loss is not modelled (simulate it "
+                f"with {hint})."
+            )
+    ind, _how = detect_indication(run)
     return Scenario(
         target=target,
         tumour_coverage=tumour,
@@ -236,7 +416,12 @@ def scenario_from_run(
         progenitor_coverage=prog,
         healthy_cell_type=cell_type,
         healthy_positive_fraction=pos,
-        healthy_turnover_per_day=healthy_turnover_per_day,
+        healthy_turnover_per_day=turnover,
         compartment_coverage=comp,
         source=str(run),
+        patient_coverage=_patient_coverage(run, target),
+        indication=ind,
+        healthy_vital_weight=vital,
+        healthy_system=str(best["system"]) if "system" in rt.columns else None,
+        warnings=tuple(warnings),
     )

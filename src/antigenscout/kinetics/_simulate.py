@@ -15,8 +15,8 @@ from .._errors import InputError
 from ..io._write import prepare_out_dir, write_json, write_table
 from . import _kernels as K
 from ._models import ModelSpec, atol_vector, build_ode_cohort, get_model
-from ._params import MRD_THRESHOLD
-from ._scenario import Scenario
+from ._params import MRD_THRESHOLD, PRODUCTS
+from ._scenario import Scenario, same_indication
 from ._stein import stein_auc, stein_concentration, stein_sample, stein_typical
 
 __all__ = ["SimulationResult", "output_grid", "simulate", "write_simulation"]
@@ -31,7 +31,10 @@ _F32_MAX = float(np.finfo(np.float32).max)
 #: (~1 kg, Del Monte 2009 Cell Cycle 8:505), a burden incompatible with life. The model's
 #: dynamics are unchanged; only curves and endpoints are capped, and the day is reported.
 BURDEN_CAP_FOLD = 100.0
-_KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 90.0, 180.0, 365.0)
+_KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 60.0, 90.0, 180.0, 250.0, 365.0, 730.0)
+#: BCR-ABL response levels (ratio, as a fraction): major molecular response (0.1 % IS),
+#: MR4 (0.01 %) and MR4.5 (0.0032 %) (European LeukemiaNet definitions).
+MOLECULAR_RESPONSE = {"mmr": 1e-3, "mr4": 1e-4, "mr45": 3.2e-5}
 
 
 @dataclass
@@ -193,6 +196,18 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
         x3 = obs[:, :, K.O_X3]
         ratio = y3 / (y3 + 2.0 * x3)
         out["bcr_abl_ratio_end"] = ratio[:, -1]
+        for months, day in ((12, 365.0), (24, 730.0)):
+            r = _at(t, ratio, day)
+            if np.isnan(r).all():
+                continue
+            out[f"bcr_abl_ratio_{months}m"] = r
+            for name, thr in MOLECULAR_RESPONSE.items():
+                out[f"{name}_{months}m"] = r <= thr
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lr = np.log(ratio)
+            # Tang 2011 windows: first (differentiated-cell) and second (progenitor) phase
+            out["bcr_abl_slope1_per_day"] = (_at(t, lr, 60.0) - _at(t, lr, 30.0)) / 30.0
+            out["bcr_abl_slope2_per_day"] = (_at(t, lr, 365.0) - _at(t, lr, 250.0)) / 115.0
     if hpos > 0:
         h = obs[:, :, K.O_HEALTHY] / obs[:, :1, K.O_HEALTHY]
         out["healthy_nadir"] = h.min(axis=1)
@@ -237,6 +252,10 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
         "healthy_recovery_day",
         "stem_fraction_end",
         "bcr_abl_ratio_end",
+        "bcr_abl_ratio_12m",
+        "bcr_abl_ratio_24m",
+        "bcr_abl_slope1_per_day",
+        "bcr_abl_slope2_per_day",
     ):
         if col in cohort:
             s[col] = _band(cohort[col])
@@ -247,13 +266,91 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
         ("remission_1y", "remission_fraction_1y"),
         ("tumour_extinct", "tumour_extinct_fraction"),
         ("stem_extinct", "stem_extinct_fraction"),
+        *(
+            (f"{name}_{m}m", f"{name}_fraction_{m}m")
+            for m in (12, 24)
+            for name in MOLECULAR_RESPONSE
+        ),
     ):
         if col in cohort:
             v = pd.to_numeric(cohort[col], errors="coerce").dropna()
             s[key] = float(v.mean()) if len(v) else math.nan
     if "time_to_relapse_days" in cohort:
         s["relapse_fraction"] = float(cohort["time_to_relapse_days"].notna().mean())
+        if "antigen_negative_fraction_end" in cohort:
+            rel = cohort["time_to_relapse_days"].notna()
+            neg = pd.to_numeric(cohort["antigen_negative_fraction_end"], errors="coerce") > 0.5
+            s["antigen_negative_relapse_fraction"] = float((rel & neg).mean())
+    for col in ("bcr_abl_slope1_per_day", "bcr_abl_slope2_per_day"):
+        if col in cohort:
+            v = pd.to_numeric(cohort[col], errors="coerce").dropna()
+            s[col]["mean"] = float(v.mean())  # type: ignore[index]
+            s[col]["sd"] = float(v.std())  # type: ignore[index]
     return s
+
+
+def _units(spec: ModelSpec) -> dict[str, str]:
+    """Unit of every summary / curve quantity of a model ("-": dimensionless)."""
+    car = "copies/ug" if spec.car_kinetics in (None, "stein") else "cells/uL"
+    car_long = "transgene copies/ug genomic DNA" if car == "copies/ug" else "CAR-T cells/uL blood"
+    u = {
+        "n_patients": "patients",
+        "cmax": car_long,
+        "tmax_days": "day",
+        "auc_0_28": f"{car} x day",
+        "car_t": car_long,
+        "normal_t": "cells/uL blood",
+        "time_days": "day",
+        "tumour_nadir": "fraction of baseline burden (0-1)",
+        "tumour_burden": "fold of baseline burden (capped at 100)",
+        "time_to_relapse_days": "day",
+        "healthy_depletion_days": "days",
+        "healthy_recovery_day": "day",
+        "healthy_fraction": "fraction of baseline (0-1)",
+        "stem_fraction_end": "fold of baseline",
+        "stem_fraction": "fold of baseline",
+        "bcr_abl_ratio": "fraction (0-1)",
+        "bcr_abl_ratio_end": "fraction (0-1)",
+        "bcr_abl_ratio_12m": "fraction (0-1)",
+        "bcr_abl_ratio_24m": "fraction (0-1)",
+        "bcr_abl_slope1_per_day": "1/day",
+        "bcr_abl_slope2_per_day": "1/day",
+        **{f"car_t_day{d}": car_long for d in (7, 14, 28, 90, 180, 365)},
+    }
+    for key in (
+        "healthy_depleted_fraction_day30",
+        "healthy_recovered_fraction_1y",
+        "remission_fraction",
+        "remission_fraction_1y",
+        "tumour_extinct_fraction",
+        "stem_extinct_fraction",
+        "relapse_fraction",
+        "antigen_negative_relapse_fraction",
+        *(f"{n}_fraction_{m}m" for m in (12, 24) for n in MOLECULAR_RESPONSE),
+    ):
+        u[key] = "fraction of patients"
+    return u
+
+
+#: A healthy context with this vital weight or more is flagged when it is depleted.
+VITAL_FLAG_WEIGHT = 0.8
+
+
+def _healthy_loss_warning(scenario: Scenario, cohort: pd.DataFrame) -> list[str]:
+    """Flag loss of the simulated healthy compartment when it is vital or widely depleted."""
+    if "healthy_nadir" not in cohort:
+        return []
+    lost = float((cohort["healthy_nadir"] < DEPLETION_THRESHOLD).mean())
+    if lost == 0.0:
+        return []
+    w = scenario.healthy_vital_weight
+    name = scenario.healthy_cell_type
+    if w is not None and w >= VITAL_FLAG_WEIGHT:
+        return [
+            f"{name} (vital weight {w:g}) falls below {DEPLETION_THRESHOLD:g} of baseline in "
+            f"{lost:.0%} of patients: on-target, off-tumour loss of a vital cell type."
+        ]
+    return []
 
 
 def _curve_rows(t: np.ndarray, name: str, values: np.ndarray, typical: np.ndarray) -> pd.DataFrame:
@@ -268,9 +365,10 @@ def _ode_quantities(spec: ModelSpec, obs: np.ndarray, hpos: float) -> dict[str, 
     q: dict[str, np.ndarray] = {}
     if spec.car_t:
         q["car_t"] = obs[:, :, K.O_C]
-        q["normal_t"] = obs[:, :, K.O_N]
+        if spec.car_kinetics == "kimmel":
+            q["normal_t"] = obs[:, :, K.O_N]
     tum = obs[:, :, K.O_TUMOUR]
-    q["tumour_fraction"] = np.minimum(tum / tum[:, :1], BURDEN_CAP_FOLD)
+    q["tumour_burden"] = np.minimum(tum / tum[:, :1], BURDEN_CAP_FOLD)
     if spec.tumour == "hierarchy":
         stem = obs[:, :, K.O_STEM]
         q["stem_fraction"] = stem / stem[:, :1]
@@ -301,6 +399,8 @@ def simulate(
     scenario: Scenario | None = None,
     with_inhibitor: bool | None = None,
     inhibitor_stop_day: float | None = None,
+    product: str = "autologous-car-t",
+    allow_other_indication: bool = False,
     rtol: float = 1e-6,
     chunk_size: int = 1000,
     progress: Callable[[int, int], None] | None = None,
@@ -327,6 +427,13 @@ def simulate(
         default (on for ``michor2005``, off for ``cart-cml``).
     inhibitor_stop_day
         Day the inhibitor is stopped (``None``: given throughout).
+    product
+        Cell-therapy product (``cart-*`` models): ``autologous-car-t`` (default),
+        ``allogeneic-car-t`` (host rejection) or ``car-nk`` (no persistent phase); see
+        ``_params.PRODUCTS`` for values and sources.
+    allow_other_indication
+        Simulate a scenario whose ranking was run on another disease than the model's
+        (recorded as a warning); by default that is refused.
     rtol
         Relative tolerance of the adaptive integrator.
     chunk_size
@@ -380,6 +487,41 @@ def simulate(
         msg = f"rtol must be in (0, 0.01). Got {rtol!r}."
         raise InputError(msg)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
+    if product not in PRODUCTS:
+        msg = f"unknown product {product!r}; choose one of {sorted(PRODUCTS)}."
+        raise InputError(msg)
+    if product != "autologous-car-t" and not spec.takes_scenario:
+        msg = (
+            f"product {product!r} applies to the cart-leukaemia and cart-cml models; "
+            f"model {model!r} is a published autologous fit as is."
+        )
+        raise InputError(msg)
+    warnings: list[str] = []
+    if scenario is not None:
+        warnings.extend(scenario.warnings)
+        if scenario.indication is not None and spec.indication is not None:
+            if not same_indication(scenario.indication, spec.indication):
+                if not allow_other_indication:
+                    msg = (
+                        f"the ranking in {scenario.source!r} is {scenario.indication} data but "
+                        f"{model!r} models {spec.indication}; rank {spec.indication} tumour "
+                        "cells, or pass allow_other_indication=True (CLI: "
+                        "--allow-other-indication) to carry the coverages over anyway."
+                    )
+                    raise InputError(msg)
+                warnings.append(
+                    f"the ranking is {scenario.indication} data but {model!r} models "
+                    f"{spec.indication}: coverages were carried over as they are."
+                )
+        elif (
+            scenario.source is not None
+            and Path(scenario.source).is_dir()
+            and spec.indication is not None
+        ):
+            warnings.append(
+                f"the indication of the ranking in {scenario.source!r} is not recorded; "
+                f"{model!r} assumes its coverages were measured on {spec.indication} cells."
+            )
 
     rng = np.random.default_rng(seed)
     extra = () if inhibitor_stop_day is None else (float(inhibitor_stop_day),)
@@ -396,6 +538,7 @@ def simulate(
         "days": days,
         "with_inhibitor": bool(with_inhibitor),
         "inhibitor_stop_day": inhibitor_stop_day,
+        "product": product,
         "rtol": rtol,
     }
 
@@ -412,6 +555,7 @@ def simulate(
             scenario,
             bool(with_inhibitor),
             inhibitor_stop_day,
+            product,
             rtol,
             chunk_size,
             progress,
@@ -420,8 +564,14 @@ def simulate(
     summary["settings"] = settings
     summary["reference"] = spec.reference
     summary["definitions"] = _definitions(spec)
+    quantities = set(curves["quantity"]) | set(summary) | set(cohort.columns)
+    summary["units"] = {k: v for k, v in _units(spec).items() if k in quantities}
+    if spec.takes_scenario:
+        summary["product"] = {"name": product, **PRODUCTS[product]}
     if scenario is not None:
         summary["scenario"] = scenario.as_dict()
+        warnings.extend(_healthy_loss_warning(scenario, cohort))
+    summary["warnings"] = warnings
     cohort.insert(0, "patient", np.arange(len(cohort)))
     return SimulationResult(model, cohort, summary, curves, scenario, settings)
 
@@ -492,17 +642,15 @@ def _run_ode(
     scenario: Scenario | None,
     inhibitor: bool,
     stop: float | None,
+    product: str,
     rtol: float,
     chunk_size: int,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     hpos = 0.0 if scenario is None else scenario.healthy_positive_fraction
-    p, y0, sampled = build_ode_cohort(
-        spec, n, None if typical else rng, scenario, inhibitor=inhibitor, inhibitor_stop_day=stop
-    )
-    pt, yt, _ = build_ode_cohort(
-        spec, 1, None, scenario, inhibitor=inhibitor, inhibitor_stop_day=stop
-    )
+    kw = {"inhibitor": inhibitor, "inhibitor_stop_day": stop, "product": product}
+    p, y0, sampled = build_ode_cohort(spec, n, None if typical else rng, scenario, **kw)
+    pt, yt, _ = build_ode_cohort(spec, 1, None, scenario, **kw)
     atol = atol_vector(spec)
     obs_t, _ = integrate(y0=yt, params=pt, t=t, rtol=rtol, atol=atol)
     typ = {k: v[0, curve_idx] for k, v in _ode_quantities(spec, obs_t, hpos).items()}
@@ -515,7 +663,11 @@ def _run_ode(
             y0=y0[start:stop_i], params=p[start:stop_i], t=t, rtol=rtol, atol=atol
         )
         steps_all[start:stop_i] = steps
-        frames.append(ode_endpoints(spec, t, obs, hpos))
+        ep = ode_endpoints(spec, t, obs, hpos)
+        if spec.car_kinetics == "stein":
+            # Stein's peak is a kink at Tmax: take it from the closed form, not the grid
+            ep["cmax"], ep["tmax_days"] = _stein_peak(p[start:stop_i])
+        frames.append(ep)
         for k, v in _ode_quantities(spec, obs, hpos).items():
             if k not in curve_store:
                 curve_store[k] = np.empty((n, curve_idx.size), dtype=np.float32)
@@ -532,6 +684,23 @@ def _run_ode(
         ignore_index=True,
     )
     return cohort, curves
+
+
+def _stein_peak(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact CAR-T peak and its day with Stein kinetics (expansion stops at Tmax).
+
+    With a clearance ``k`` from day ``t_rej`` on, the level rises at ``rho - k`` after
+    ``t_rej``; if that is negative the peak moves to ``t_rej``.
+    """
+    tmax = p[:, K.P_S_TMAX]
+    rho = p[:, K.P_S_RHO]
+    k = p[:, K.P_REJ_RATE]
+    t_rej = p[:, K.P_REJ_DAY]
+    early = (k > 0) & (t_rej < tmax) & (rho < k)
+    tpk = np.where(early, t_rej, tmax)
+    level = p[:, K.P_S_CMAX] * np.exp(rho * (tpk - tmax))
+    level = level * np.exp(-np.where(k > 0, k * np.maximum(tpk - t_rej, 0.0), 0.0))
+    return level, tpk
 
 
 def integrate(
