@@ -30,6 +30,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from antigenscout.reference._topology import ectodomain  # noqa: E402
 ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
 
 HPA_LICENCE = "CC BY-SA 4.0 (Human Protein Atlas, proteinatlas.org)"
@@ -522,8 +525,44 @@ def build_surface(
 
     sub = raw["subcell"]
     sub = sub.assign(symbol=strip_version(sub["Gene"]).map(canon)).dropna(subset=["symbol"])
-    sub = sub.drop_duplicates("symbol").set_index("symbol")["Main.location"]
-    surf["subcellular_main"] = sub.reindex(index).astype("string")
+    sub = sub.drop_duplicates("symbol").set_index("symbol")
+    surf["subcellular_main"] = sub["Main.location"].reindex(index).astype("string")
+    located = sub["Main.location"].fillna("") + ";" + sub["Additional.location"].fillna("")
+    surf["hpa_plasma_membrane"] = (
+        located.str.contains("Plasma membrane|Cell Junctions", regex=True)
+        .reindex(index, fill_value=False)
+        .astype(bool)
+    )
+    # ---- reachability: topology, anchors, soluble forms, endocytosis (docs/modalities.md)
+    topo = sf["topology"].dropna().map(ectodomain)
+    surf["ectodomain_aa"] = (
+        topo.map(lambda e: e.largest_aa).reindex(index).astype("Int32")
+    )
+    surf["ectodomain_total_aa"] = topo.map(lambda e: e.total_aa).reindex(index).astype("Int32")
+    surf["n_tm"] = sf["TM domains"].reindex(index).astype("Int16")
+    up_loc = sf["UniProt subcellular"].fillna("").reindex(index, fill_value="")
+    gpi_cspa = set(cs.loc[cs["GPI"].eq(1), "symbol"])
+    surf["gpi_anchor"] = up_loc.str.contains("GPI-anchor", regex=False) | index.isin(
+        list(gpi_cspa)
+    )
+    surf["cspa_category"] = (
+        cs.drop_duplicates("symbol")
+        .set_index("symbol")["CSPA category"]
+        .str.extract(r"^(\d)")[0]
+        .reindex(index)
+        .astype("Int8")
+    )
+    surf["secreted_form"] = up_loc.str.contains("Secreted", regex=False) | pclass.str.contains(
+        "Predicted secreted proteins"
+    ).reindex(index, fill_value=False).astype(bool)
+    surf["endocytic"] = up_loc.str.contains(
+        "Endosome|Lysosome|clathrin-coated|Cytoplasmic vesicle", regex=True
+    )
+    surf["hpa_predicted_intracellular"] = (
+        pclass.str.contains("Predicted intracellular proteins")
+        .reindex(index, fill_value=False)
+        .astype(bool)
+    )
     surf.index.name = "symbol"
     return surf
 

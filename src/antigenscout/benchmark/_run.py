@@ -22,7 +22,6 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import AntigenscoutError, InputError
-from .._types import SURFACE_MODALITIES
 from ._metrics import KS, percentile_of, summarise_percentiles, top_contexts, topk_hits
 from ._rules import (
     IndicationRule,
@@ -256,13 +255,8 @@ class _TumourStore:
 # --------------------------------------------------------------------------- engine
 
 
-def _modality_class(modality: str) -> str:
-    """Surface modalities share candidates and risk weights, so one run serves them all."""
-    return "surface" if modality in SURFACE_MODALITIES else modality
-
-
 def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataFrame:
-    key = _modality_class(modality)
+    key = modality
     if key not in tum.engine:
         from ..tl import score_targets
 

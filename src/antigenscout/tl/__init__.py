@@ -12,20 +12,25 @@ from ._profile import profile_agent
 from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
 from ._score import candidate_genes, pareto_rank, score_targets
 from ._search import search_gates
+from ._targetability import MODALITY_PROFILES, ModalityProfile, modalities, reachability
 
 __all__ = [
+    "MODALITY_PROFILES",
     "Gate",
     "HealthyCells",
     "HealthyMixed",
     "HealthyPseudobulk",
     "HealthyRisk",
+    "ModalityProfile",
     "candidate_genes",
     "evaluate_gates",
     "healthy_risk",
+    "modalities",
     "pareto_rank",
     "parse_gate",
     "positive_fraction_from_mean",
     "profile_agent",
+    "reachability",
     "score_targets",
     "search_gates",
 ]

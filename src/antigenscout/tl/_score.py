@@ -18,8 +18,9 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import InputError
-from .._types import MODALITIES, SURFACE_MODALITIES, Positivity
+from .._types import MODALITIES, Positivity
 from ._risk import CP10K_TO_NTPM, healthy_risk, positive_fraction_from_mean
+from ._targetability import MODALITY_PROFILES, targetability
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -150,25 +151,27 @@ def candidate_genes(
     reference: Reference,
     modality: str | None,
     *,
-    min_surface_evidence: float = 0.0,
+    min_reach: float = 0.0,
 ) -> pd.Index:
     """Genes eligible as targets of ``modality``.
 
-    Surface-binding modalities (CAR-T/NK, antibody, ADC, bispecific) need a surface
-    protein (``reference.surface.is_surface``); TCR-T and vaccines accept any protein
-    (peptides are presented on HLA); ``None`` accepts every gene.
+    Binder modalities (CAR-T/NK, antibody, ADC, bispecific, radioligand, agonist) need a
+    protein a binder can reach: ``reach > min_reach`` (a membrane anchor and some surface
+    evidence; see :func:`antigenscout.tl.reachability`). TCR-T and vaccines accept any
+    protein-coding gene (peptides are presented on HLA); ``'any'`` or ``None`` accepts every
+    gene (antibody panels, non-human or non-HPA features).
     """
-    if modality is None:
+    from ._targetability import MODALITY_PROFILES, reachability
+
+    if modality is None or modality == "any":
         return genes
     if modality not in MODALITIES:
         msg = f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
         raise InputError(msg)
     surface = reference.surface
-    if modality in SURFACE_MODALITIES:
-        ok = surface.index[
-            surface["is_surface"].astype(bool)
-            & (surface["surface_evidence"] >= min_surface_evidence)
-        ]
+    if MODALITY_PROFILES[modality].binder:
+        reach = reachability(surface)["reach"]
+        ok = reach.index[reach.to_numpy() > min_reach]
     else:
         ok = surface.index  # protein-coding universe
     return genes[genes.isin(ok)]
@@ -239,7 +242,7 @@ def score_targets(
     patient_threshold: float = 0.8,
     n_neighbors: int | None = None,
     graph_key: str | None = "connectivities",
-    min_surface_evidence: float = 0.0,
+    min_reach: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     key_added: str = KEY_ADDED,
     copy: bool = False,
@@ -277,8 +280,9 @@ def score_targets(
     graph_key
         ``adata.obsp`` key of a precomputed cell graph (e.g. scanpy's ``connectivities``)
         used by the ``knn`` model; when absent a kNN graph is built within each patient.
-    min_surface_evidence
-        Minimum surface-evidence score for surface modalities.
+    min_reach
+        Binder modalities: candidates need a reachability above this (see
+        :func:`candidate_genes`).
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     key_added
@@ -311,7 +315,7 @@ def score_targets(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
     var = pd.Index(adata.var_names.astype(str))
-    cands = candidate_genes(var, reference, modality, min_surface_evidence=min_surface_evidence)
+    cands = candidate_genes(var, reference, modality, min_reach=min_reach)
     if len(cands) == 0:
         msg = (
             f"none of the input's {len(var)} genes is a candidate for modality {modality!r}; "
@@ -369,7 +373,22 @@ def score_targets(
     surf = reference.surface.reindex(cands)
     table["surface_evidence"] = surf["surface_evidence"].fillna(0.0).to_numpy()
     table["is_surface"] = surf["is_surface"].astype("boolean").fillna(False).to_numpy(bool)
-    table["score"] = table["tumor_coverage"] * (1.0 - table["vital_risk"])
+    profile = MODALITY_PROFILES[modality or "any"]
+    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
+    table["tumor_mean_cp10k"] = np.round(mean, 4)
+    table = table.join(
+        targetability(
+            cands,
+            reference,
+            profile.name,
+            healthy_fraction=hr.fraction,
+            tumor_mean_cp10k=mean,
+            patient_coverage=patient_cov,
+        )
+    )
+    cover = table["coverage_q25"] if "coverage_q25" in table else table["tumor_coverage"]
+    harm = np.clip(table["vital_risk"] * profile.harm_factor, 0.0, 1.0)
+    table["score"] = cover * (1.0 - harm) * table["modality_factor"]
     table["pareto_rank"] = pareto_rank(
         table["tumor_coverage"].to_numpy(), table["vital_risk"].to_numpy()
     )
@@ -383,9 +402,12 @@ def score_targets(
         "kind": kind,
         "positivity": params_pos,
         "patient_threshold": patient_threshold,
-        "min_surface_evidence": min_surface_evidence,
+        "min_reach": min_reach,
         "reference": reference.metadata.get("name", "embedded"),
-        "score": "tumor_coverage * (1 - vital_risk)",
+        "score": (
+            ("coverage_q25" if profile.patient_heterogeneity else "tumor_coverage")
+            + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
+        ),
     }
     adata.uns[key_added] = {
         "targets": table,
@@ -577,6 +599,31 @@ def _count_streamed(
         if progress is not None:
             progress(done, len(rows))
     return counts
+
+
+def _tumour_mean_cp10k(
+    X: Any, rows: np.ndarray, lib_obs: np.ndarray | None, col_idx: np.ndarray, *, kind: str
+) -> np.ndarray:
+    """Mean expression of ``col_idx`` genes over the malignant ``rows``, in CP10k.
+
+    Single cells: each cell's counts over its library size × 10^4, averaged (streamed in
+    chunks, so backed files work). Bulk: TPM-like values / 100 (per 10^4 instead of 10^6).
+    """
+    total = np.zeros(len(col_idx), dtype=np.float64)
+    for sl, block in _chunks(X, rows):
+        if kind == "bulk":
+            sub = np.asarray(block.toarray() if sparse.issparse(block) else block)
+            total += sub[:, col_idx].sum(axis=0) / 100.0
+            continue
+        block = sparse.csr_matrix(block)
+        lib = (
+            lib_obs[rows[sl]]
+            if lib_obs is not None
+            else np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+        )
+        scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
+        total += np.asarray(block[:, col_idx].T @ scale).ravel()
+    return total / max(len(rows), 1)
 
 
 def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:

@@ -23,6 +23,12 @@ from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import healthy_risk
 from ._score import candidate_genes, tumour_groups, tumour_positivity
+from ._targetability import MODALITY_PROFILES, reachability
+
+#: Reachability every arm of a binder's gate needs: an inhibitory (NOT) arm must bind too,
+#: and a gate's logic is only as good as its weakest arm. 0.3 excludes every protein without
+#: a topology-shown ectodomain (their reach is at most 0.1).
+GATE_MIN_REACH = 0.3
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -148,7 +154,10 @@ def search_gates(
     malignant_key, patient_key, compartment_key
         As in :func:`antigenscout.tl.score_targets`.
     modality
-        Decides the candidate genes (surface proteins for CAR/antibody modalities).
+        Decides the candidate genes. For binder modalities (CAR-T/NK, antibody, ADC,
+        bispecific, radioligand, agonist) every arm, NOT arms included, must be reachable
+        on the cell surface: ``reach >= GATE_MIN_REACH`` (an ectodomain shown by topology
+        and at least one good surface source; see :func:`antigenscout.tl.reachability`).
     reference
         Healthy reference; the embedded default when ``None``.
     healthy
@@ -225,6 +234,9 @@ def search_gates(
     )
     var = pd.Index(adata.var_names.astype(str))
     cands = candidate_genes(var, reference, modality)
+    if modality in MODALITY_PROFILES and MODALITY_PROFILES[modality].binder:
+        reach = reachability(reference.surface.reindex(cands))["reach"]
+        cands = cands[reach.to_numpy() >= GATE_MIN_REACH]
     if len(cands) == 0:
         msg = f"none of the input's genes is a candidate for modality {modality!r}"
         raise InputError(msg)
