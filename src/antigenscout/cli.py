@@ -182,7 +182,8 @@ _modality = click.option(
     type=click.Choice(MODALITIES),
     default="car-t",
     show_default=True,
-    help="Therapy modality; decides the candidate filter (surface vs any protein).",
+    help="Therapy modality: decides the candidates (reachable surface protein, any protein, "
+    "or any gene) and what the score needs (fratricide, density, ...; docs/modalities.md).",
 )
 _positivity = click.option(
     "--positivity",
