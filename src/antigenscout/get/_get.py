@@ -48,19 +48,31 @@ def risk_df(
     include: tuple[str, ...] | list[str] = (),
     reference: Reference | None = None,
 ) -> pd.DataFrame:
-    """Per-context healthy risk of the ``n_top`` ranked targets plus ``include`` (long table)."""
+    """Per-context engagement and severity of the ``n_top`` ranked targets plus ``include``.
+
+    One row per target and engaged context (see :meth:`antigenscout.tl.HealthyRisk.long`):
+    the engagement (``positive_fraction``) at the target's own engagement threshold, its
+    interval and source, the vital weight and the severity (``risk``).
+    """
     from ..reference import load_reference
     from ..tl._risk import healthy_risk
 
     res = _result(adata, key)
     reference = load_reference() if reference is None else reference
     params = res["params"]
+    targets = res["targets"]
+    thresholds = (
+        targets["engagement_threshold_cp10k"]
+        if "engagement_threshold_cp10k" in targets.columns
+        else None
+    )
     hr = healthy_risk(
         reference,
         threshold_cp10k=params["positivity"]["threshold_cp10k"],
         modality=params["modality"],
+        gene_threshold_cp10k=thresholds,
     )
-    ranked = res["targets"].index
+    ranked = targets.index
     missing = [g for g in include if g not in ranked]
     if missing:
         msg = f"not among the ranked candidates: {', '.join(missing)}"

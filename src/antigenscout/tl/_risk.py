@@ -53,7 +53,9 @@ __all__ = [
     "IHC_MAX_FLOOR",
     "IHC_RELIABILITY_WEIGHT",
     "IMMUNE_PRIVILEGE_DISCOUNT",
+    "INTERVAL_SHAPES",
     "HealthyRisk",
+    "engagement_threshold",
     "healthy_risk",
     "positive_fraction_from_mean",
 ]
@@ -131,6 +133,9 @@ class HealthyRisk:
     fraction: pd.DataFrame
     weight: pd.Series
     contexts: pd.DataFrame
+    low: pd.DataFrame | None = None
+    high: pd.DataFrame | None = None
+    threshold_cp10k: pd.Series | None = None
 
     @property
     def risk(self) -> pd.DataFrame:
@@ -174,19 +179,69 @@ class HealthyRisk:
         )
 
     def long(self, genes: list[str]) -> pd.DataFrame:
-        """Tidy table ``target, context, name, kind, tissue, system, positive_fraction,
-        vital_weight, risk`` for ``genes`` (rows with zero fraction dropped)."""
+        """Tidy table, one row per target and context it engages (zero rows dropped).
+
+        Columns ``target, context, name, kind, tissue, system``, ``positive_fraction``
+        (engagement: the fraction of the context's cells carrying enough antigen),
+        ``engagement_low``/``engagement_high`` (its interval), ``source`` (what judged it:
+        ``measured single cells``, ``RNA model`` or ``RNA model, IHC floor``),
+        ``threshold_cp10k`` (the antigen level a cell needs to be engaged), ``n_cells``,
+        ``vital_weight`` and ``risk`` (severity = engagement × vital weight).
+        """
         frac = self.fraction.reindex(genes).fillna(0.0)
         out = frac.stack().rename("positive_fraction").reset_index()
         out.columns = ["target", "context", "positive_fraction"]
+        for name, df in (("engagement_low", self.low), ("engagement_high", self.high)):
+            src = df if df is not None else self.fraction
+            out[name] = src.reindex(genes).fillna(0.0).to_numpy().ravel()
+        out["source"] = self._source(genes).to_numpy().ravel()
         out = out[out["positive_fraction"] > 0]
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
+        thr = self.threshold_cp10k
+        out["threshold_cp10k"] = (
+            thr.reindex(out["target"]).to_numpy(dtype=float) if thr is not None else np.nan
+        )
+        n_cells = self.contexts.get("n_cells")
+        out["n_cells"] = (
+            n_cells.reindex(out["context"]).to_numpy() if n_cells is not None else pd.NA
+        )
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
         order = ["target", "context", "name", "kind", "tissue", "system"]
-        order += ["positive_fraction", "vital_weight", "risk"]
+        order += ["positive_fraction", "engagement_low", "engagement_high", "source"]
+        order += ["threshold_cp10k", "n_cells", "vital_weight", "risk"]
         return out[order].sort_values(["target", "risk"], ascending=[True, False])
+
+    def _source(self, genes: list[str]) -> pd.DataFrame:
+        """Genes × contexts: what judged each engagement."""
+        measured = self.contexts.get("n_cells")
+        is_measured = (
+            measured.notna().to_numpy() if measured is not None else np.zeros(len(self.contexts))
+        ).astype(bool)
+        src = np.where(is_measured, "measured single cells", "RNA model")
+        out = pd.DataFrame(
+            np.tile(src, (len(genes), 1)), index=pd.Index(genes), columns=self.contexts.index
+        )
+        return out
+
+    def localisation(self, genes: pd.Index | list[str], n: int = 3) -> pd.Series:
+        """Where each gene binds: its ``n`` most engaged contexts, by engagement alone.
+
+        Returns
+        -------
+        Series indexed by gene: ``'name 0.93; name 0.88; name 0.71'``.
+        """
+        frac = self.fraction.reindex(pd.Index(genes)).fillna(0.0)
+        names = self.contexts["name"].astype(str).to_numpy()
+        vals = frac.to_numpy(dtype=float)
+        top = np.argsort(-vals, axis=1, kind="stable")[:, :n]
+        rows = [
+            "; ".join(f"{names[j]} {vals[i, j]:.2f}" for j in top[i] if vals[i, j] > 0)
+            or "none"
+            for i in range(len(frac))
+        ]
+        return pd.Series(rows, index=frac.index, name="binds_most")
 
     def rollup(self, genes: list[str], level: str) -> pd.DataFrame:
         """Genes × ``level`` ('tissue' or 'system') maximum weighted risk."""
@@ -201,6 +256,7 @@ def healthy_risk(
     modality: str | None = None,
     shape: float = 1.0,
     use_ihc: bool = True,
+    gene_threshold_cp10k: pd.Series | None = None,
 ) -> HealthyRisk:
     """Positive fraction and vital weight of every reference context for every gene.
 
@@ -216,12 +272,109 @@ def healthy_risk(
         Shape of the within-context Gamma distribution of expression.
     use_ihc
         Raise tissue fractions to the IHC protein level where HPA detects the protein.
+    gene_threshold_cp10k
+        Per-gene antigen level a cell needs to be engaged (see
+        :func:`engagement_threshold`); those genes' fractions are recomputed at their own
+        thresholds, with intervals (``HealthyRisk.low``/``high``).
 
     Returns
     -------
     :class:`HealthyRisk`
     """
-    return _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
+    base = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
+    if gene_threshold_cp10k is None:
+        return base
+    return _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc)
+
+
+#: Shapes of the within-context Gamma distribution spanned by the engagement interval.
+INTERVAL_SHAPES = (0.5, 2.0)
+
+
+def _rethreshold(
+    base: HealthyRisk,
+    reference: Reference,
+    thresholds: pd.Series,
+    measured_at: float,
+    shape: float,
+    use_ihc: bool,
+) -> HealthyRisk:
+    """Engagement of ``thresholds.index`` genes at their own antigen thresholds (CP10k).
+
+    Modelled contexts: the Gamma model at the gene's threshold, with an interval spanning
+    shapes :data:`INTERVAL_SHAPES`. Measured single-cell contexts: the fraction ``f0``
+    measured at ``measured_at`` carried to threshold ``t`` by the exponential model through
+    the same data, ``f0 ** (t / measured_at)``, with a Wilson 90% interval on ``f0``.
+    """
+    genes = pd.Index(thresholds.index).intersection(base.fraction.index)
+    t = thresholds.reindex(genes).to_numpy(dtype=np.float64)[:, None] * CP10K_TO_NTPM
+    expr = tissue_minus_infiltrate(reference).reindex(genes)[base.contexts.index]
+    mu = np.nan_to_num(expr.to_numpy(dtype=np.float64))
+    est = np.zeros_like(mu)
+    pos = mu > 0
+    tt = np.broadcast_to(t, mu.shape)
+    est[pos] = special.gammaincc(shape, shape * tt[pos] / mu[pos])
+    lo, hi = est.copy(), est.copy()
+    for k in INTERVAL_SHAPES:
+        alt = np.zeros_like(mu)
+        alt[pos] = special.gammaincc(k, k * tt[pos] / mu[pos])
+        lo, hi = np.minimum(lo, alt), np.maximum(hi, alt)
+    measured = measured_fraction(reference, measured_at)
+    if measured is not None:
+        cols = [c for c in measured.columns if c in base.contexts.index]
+        idx = base.contexts.index.get_indexer(cols)
+        f0 = measured[cols].reindex(genes).fillna(0.0).to_numpy(dtype=np.float64)
+        n = base.contexts["n_cells"].reindex(cols).astype(float).fillna(0).to_numpy()
+        f_lo, f_hi = _wilson(f0, n[None, :])
+        power = t / (measured_at * CP10K_TO_NTPM)
+        est[:, idx] = np.power(np.clip(f0, 0.0, 1.0), power)
+        lo[:, idx] = np.power(f_lo, power)
+        hi[:, idx] = np.power(f_hi, power)
+    frames = [pd.DataFrame(a, index=genes, columns=base.contexts.index) for a in (est, lo, hi)]
+    if use_ihc and len(reference.ihc):
+        floor = _ihc_floor(reference.ihc, genes, base.contexts.index)
+        frames = [f.where(f >= floor, floor) for f in frames]
+    fraction = base.fraction.copy()
+    low = base.fraction.copy()
+    high = base.fraction.copy()
+    fraction.loc[genes] = frames[0]
+    low.loc[genes] = frames[1]
+    high.loc[genes] = frames[2]
+    thr = pd.Series(measured_at, index=base.fraction.index, dtype=float)
+    thr.loc[genes] = thresholds.reindex(genes).to_numpy(dtype=float)
+    return HealthyRisk(
+        fraction=fraction,
+        weight=base.weight,
+        contexts=base.contexts,
+        low=low,
+        high=high,
+        threshold_cp10k=thr,
+    )
+
+
+def _wilson(p: np.ndarray, n: np.ndarray, z: float = 1.645) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (90% for ``z = 1.645``) of proportions ``p`` out of ``n``."""
+    n = np.where(n > 0, n, np.nan)
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    lo = np.nan_to_num(centre - half, nan=0.0)
+    hi = np.nan_to_num(centre + half, nan=1.0)
+    return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+
+
+def engagement_threshold(
+    tumour_level_cp10k: np.ndarray, *, floor_cp10k: float, window: float
+) -> np.ndarray:
+    """Antigen level (CP10k) a healthy cell needs to be engaged by the agent.
+
+    ``max(floor, window × tumour level)``: the agent class's own floor (how little antigen
+    it can act on) or, when the tumour carries much more antigen than that, a fixed share of
+    the tumour's level (the therapeutic window: cells with far less antigen than the tumour
+    are spared). See docs/engagement.md.
+    """
+    level = np.nan_to_num(np.asarray(tumour_level_cp10k, dtype=np.float64))
+    return np.maximum(floor_cp10k, window * level)
 
 
 @lru_cache(maxsize=8)

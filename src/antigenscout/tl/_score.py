@@ -19,7 +19,12 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import MODALITIES, Positivity
-from ._risk import CP10K_TO_NTPM, healthy_risk, positive_fraction_from_mean
+from ._risk import (
+    CP10K_TO_NTPM,
+    engagement_threshold,
+    healthy_risk,
+    positive_fraction_from_mean,
+)
 from ._targetability import MODALITY_PROFILES, targetability
 
 if TYPE_CHECKING:
@@ -32,6 +37,9 @@ __all__ = ["TumourGroups", "candidate_genes", "pareto_rank", "score_targets", "t
 KEY_ADDED = "antigenscout_targets"
 #: Rows read at a time when streaming per-cell positivity.
 STREAM_CHUNK = 32768
+#: Coverage below which the tumour's positive-cell level is not extrapolated further
+#: (mean / coverage would blow up for a gene seen in a handful of cells).
+MIN_COVERAGE_FOR_LEVEL = 0.05
 
 
 @dataclass
@@ -367,15 +375,33 @@ def score_targets(
     table, patient_cov = _coverage_table(
         counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
     )
-    hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
+    profile = MODALITY_PROFILES[modality or "any"]
+    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
+    table["tumor_mean_cp10k"] = np.round(mean, 4)
+    # the antigen level of the tumour's positive cells (bulk: the sample level itself)
+    cov = table["tumor_coverage"].to_numpy(dtype=float)
+    level = mean if kind == "bulk" else mean / np.maximum(cov, MIN_COVERAGE_FOR_LEVEL)
+    table["tumor_level_cp10k"] = np.round(level, 4)
+    engage_at = engagement_threshold(
+        level,
+        floor_cp10k=max(profile.engage_floor_cp10k, threshold)
+        if profile.name != "agonist"
+        else profile.engage_floor_cp10k,
+        window=profile.window,
+    )
+    table["engagement_threshold_cp10k"] = np.round(engage_at, 4)
+    hr = healthy_risk(
+        reference,
+        threshold_cp10k=threshold,
+        modality=modality,
+        gene_threshold_cp10k=pd.Series(engage_at, index=cands),
+    )
     table = table.join(hr.summary(cands))
+    table["binds_most"] = hr.localisation(cands)
     table = table.join(_protein_evidence(reference, cands))
     surf = reference.surface.reindex(cands)
     table["surface_evidence"] = surf["surface_evidence"].fillna(0.0).to_numpy()
     table["is_surface"] = surf["is_surface"].astype("boolean").fillna(False).to_numpy(bool)
-    profile = MODALITY_PROFILES[modality or "any"]
-    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
-    table["tumor_mean_cp10k"] = np.round(mean, 4)
     table = table.join(
         targetability(
             cands,
