@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from antigenscout.reference._topology import ectodomain  # noqa: E402
+
 ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
 
 HPA_LICENCE = "CC BY-SA 4.0 (Human Protein Atlas, proteinatlas.org)"
@@ -58,6 +59,11 @@ SOURCES: dict[str, dict[str, str]] = {
         "path": "hpa/normal_tissue_v21.1.tsv.gz",
         "version": "HPA 21.1 (2022-05-31), Ensembl 103 (via Bioconductor hpar)",
         "licence": f"{HPA_LICENCE}; hpar Artistic-2.0",
+    },
+    "hpa_pathology": {
+        "path": "hpa/pathology_v21.1.tsv.gz",
+        "version": "HPA 21.1 (2022-05-31), tumour IHC (via Bioconductor hpar)",
+        "licence": HPA_LICENCE,
     },
     "hpa_subcellular_location": {
         "path": "hpa/subcellular_location_v21.1.tsv.gz",
@@ -174,6 +180,7 @@ def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
     raw["blood"] = pd.read_csv(p("hpa_blood_cell_types"), sep="\t")
     raw["ihc"] = pd.read_csv(p("hpa_normal_tissue_ihc"), sep="\t", keep_default_na=False)
     raw["subcell"] = pd.read_csv(p("hpa_subcellular_location"), sep="\t")
+    raw["pathology"] = pd.read_csv(p("hpa_pathology"), sep="\t")
     raw["v18"] = pd.read_csv(p("hpa_proteinatlas_v18"), sep="\t")
     raw["celline"] = pd.read_csv(p("hpa_cell_lines"), sep="\t")
     raw["pancancer"] = pd.read_csv(p("tcga_medians"))
@@ -535,16 +542,12 @@ def build_surface(
     )
     # ---- reachability: topology, anchors, soluble forms, endocytosis (docs/modalities.md)
     topo = sf["topology"].dropna().map(ectodomain)
-    surf["ectodomain_aa"] = (
-        topo.map(lambda e: e.largest_aa).reindex(index).astype("Int32")
-    )
+    surf["ectodomain_aa"] = topo.map(lambda e: e.largest_aa).reindex(index).astype("Int32")
     surf["ectodomain_total_aa"] = topo.map(lambda e: e.total_aa).reindex(index).astype("Int32")
     surf["n_tm"] = sf["TM domains"].reindex(index).astype("Int16")
     up_loc = sf["UniProt subcellular"].fillna("").reindex(index, fill_value="")
     gpi_cspa = set(cs.loc[cs["GPI"].eq(1), "symbol"])
-    surf["gpi_anchor"] = up_loc.str.contains("GPI-anchor", regex=False) | index.isin(
-        list(gpi_cspa)
-    )
+    surf["gpi_anchor"] = up_loc.str.contains("GPI-anchor", regex=False) | index.isin(list(gpi_cspa))
     surf["cspa_category"] = (
         cs.drop_duplicates("symbol")
         .set_index("symbol")["CSPA category"]
@@ -565,6 +568,21 @@ def build_surface(
     )
     surf.index.name = "symbol"
     return surf
+
+
+def build_pathology(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+    """HPA tumour IHC: patients per staining level, per gene and cancer (rows with data)."""
+    levels = ["High", "Medium", "Low", "Not.detected"]
+    df = raw.assign(symbol=strip_version(raw["Gene"]).map(canon)).dropna(subset=["symbol"])
+    df = df.dropna(subset=levels, how="all")
+    counts = df[levels].fillna(0).astype(np.int16)
+    counts.columns = ["high", "medium", "low", "not_detected"]
+    out = pd.concat([df[["symbol", "Cancer"]].rename(columns={"Cancer": "cancer"}), counts], axis=1)
+    out = out[counts.sum(axis=1) > 0]
+    out = out.drop_duplicates(["symbol", "cancer"]).sort_values(["symbol", "cancer"])
+    for col in ("symbol", "cancer"):
+        out[col] = out[col].astype("category")
+    return out.reset_index(drop=True)
 
 
 def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
@@ -668,6 +686,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     ihc = build_ihc(raw["ihc"], canon, contexts.index)
     surface = build_surface(raw, canon, resolve_sym)
     tcga = build_tcga(raw["pancancer"], canon)
+    pathology = build_pathology(raw["pathology"], canon)
     lines = build_cell_lines(raw["celline"], canon)
     measured, measured_params = marrow_measured_fraction(shared, marrow_map, keep)
 
@@ -680,6 +699,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
         out / "ihc.parquet": ihc,
         out / "surface.parquet": surface,
         out / "fraction.parquet": measured,
+        out / "pathology.parquet": pathology,
         datasets_out / "tcga_medians.parquet": tcga,
         datasets_out / "hpa_cell_lines.parquet": lines,
     }

@@ -436,6 +436,12 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     help="Coverage at which a patient counts as covered (0 < x ≤ 1).",
 )
 @click.option(
+    "--cancer",
+    default=None,
+    help="Bulk tumours: HPA cancer type (e.g. 'breast cancer'); coverage becomes the fraction "
+    "of patients whose tumour stains High/Medium in HPA, where HPA stained the protein.",
+)
+@click.option(
     "--reference",
     "reference_dir",
     type=click.Path(path_type=Path),
@@ -457,6 +463,7 @@ def rank(
     kind: str,
     backed: bool | None,
     patient_threshold: float,
+    cancer: str | None,
     reference_dir: Path | None,
     out: Path,
     with_report: bool,
@@ -481,6 +488,7 @@ def rank(
         positivity=positivity,
         threshold=threshold,
         patient_threshold=patient_threshold,
+        cancer=cancer,
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -660,44 +668,76 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 
 
 @cli.command()
-@click.argument("genes", nargs=-1, required=True)
+@click.argument("receptor", nargs=-1, required=True)
 @click.option(
     "--gate",
     type=click.Choice(["all", "any"]),
     default="all",
     show_default=True,
-    help="all = the receptor needs every gene (heterodimer); any = one gene suffices.",
+    help="For a list of genes: all = one receptor made of every gene (a heterodimer); "
+    "any = alternatives. An expression such as '(HLA-DRA AND HLA-DRB1) OR HLA-DPA1' "
+    "needs no --gate.",
+)
+@click.option(
+    "--agent",
+    type=click.Choice(MODALITIES),
+    default="agonist",
+    show_default=True,
+    help="Agent class, which sets the antigen level a cell needs (docs/modalities.md).",
 )
 @click.option("--tissues/--no-tissues", default=False, help="Also list whole tissues.")
 @_threshold
 @_out
 def profile(
-    genes: tuple[str, ...], gate: str, tissues: bool, threshold: float | None, out: Path
+    receptor: tuple[str, ...],
+    gate: str,
+    agent: str,
+    tissues: bool,
+    threshold: float | None,
+    out: Path,
 ) -> None:
-    """Which healthy cell types does an agent binding GENES engage?"""
+    """Which healthy cells, and what fraction of each, does an agent binding RECEPTOR engage?
+
+    RECEPTOR is one or more genes (combined by --gate) or a logic expression in quotes.
+    """
     from rich.table import Table
 
     from .io._write import staged_run, write_json, write_table
     from .tl import profile_agent
 
+    words = " ".join(receptor)
+    is_expr = any(t.upper() in {"AND", "OR", "NOT"} or "(" in t for t in words.split())
+    query: str | list[str] = words if is_expr else list(receptor)
     kinds = ("cell_type", "tissue") if tissues else ("cell_type",)
-    prof = profile_agent(list(genes), gate=gate, threshold=threshold, kinds=kinds)  # type: ignore[arg-type]
+    prof = profile_agent(query, gate=gate, agent=agent, threshold=threshold, kinds=kinds)  # type: ignore[arg-type]
+    text = prof.attrs["receptor"]
     with staged_run(out, "profile") as stage:
         write_table(prof, stage / "profile.tsv")
         write_json(
             stage / "run.json",
             {
                 "command": "profile",
-                "params": {"genes": list(genes), "gate": gate, "threshold_cp10k": threshold},
+                "params": {
+                    "receptor": text,
+                    "agent": agent,
+                    "threshold_cp10k": prof.attrs["threshold_cp10k"],
+                },
             },
         )
     engaged = prof[prof["engaged"]]
-    table = Table(title=f"{' + '.join(genes)}: {len(engaged)} of {len(prof)} contexts engaged")
-    for col in ("cell type", "system", "nTPM", "positive fraction"):
+    table = Table(
+        title=f"{text}: at least half of the cells engaged in {len(engaged)} of {len(prof)} "
+        f"contexts (antigen ≥ {prof.attrs['threshold_cp10k']:g} CP10k, {agent})"
+    )
+    for col in ("cell type", "system", "cells engaged", "interval", "source"):
         table.add_column(col)
     for row in prof.head(12).itertuples():
         table.add_row(
-            row.cell_type, row.system, f"{row.expression:.1f}", f"{row.positive_fraction:.2f}"
+            row.cell_type,
+            row.system,
+            f"{row.positive_fraction:.0%}",
+            f"{row.fraction_low:.0%}–{row.fraction_high:.0%}",
+            row.source,
         )
     _stdout().print(table)
     _stderr().print(f"wrote {out}/profile.tsv")

@@ -126,3 +126,24 @@ def test_backed_file_streams_to_the_same_result(
     b = backed.uns["antigenscout_targets"]["targets"]
     pd.testing.assert_frame_equal(a, b)
     backed.file.close()
+
+
+def test_pathology_coverage_counts_patients_by_hand() -> None:
+    """HPA tumour IHC: coverage = patients High or Medium over patients stained."""
+    import pandas as pd
+
+    from antigenscout.reference import load_reference
+    from antigenscout.tl._score import pathology_coverage
+
+    ref = load_reference()
+    path = ref.pathology
+    row = path[(path["symbol"] == "ERBB2") & (path["cancer"] == "breast cancer")].iloc[0]
+    n = row[["high", "medium", "low", "not_detected"]].sum()
+    cov = pathology_coverage(ref, "Breast cancer", pd.Index(["ERBB2", "NOTAGENE"]))
+    assert cov.loc["ERBB2", "stained_fraction"] == pytest.approx((row.high + row.medium) / n)
+    assert cov.loc["ERBB2", "n_patients_stained"] == n
+    lo, hi = cov.loc["ERBB2", ["stained_low", "stained_high"]]
+    assert lo <= cov.loc["ERBB2", "stained_fraction"] <= hi
+    assert cov.loc["NOTAGENE", "n_patients_stained"] == 0
+    with pytest.raises(InputError, match="not an HPA cancer type"):
+        pathology_coverage(ref, "breast", pd.Index(["ERBB2"]))

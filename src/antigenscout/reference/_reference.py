@@ -34,6 +34,8 @@ REFERENCE_FILES = (
 )
 #: Optional file: measured positive fractions of single-cell-derived contexts.
 MEASURED_FRACTION_FILE = "fraction.parquet"
+#: Optional file: HPA tumour IHC, patients per staining level per gene and cancer.
+PATHOLOGY_FILE = "pathology.parquet"
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
 
 
@@ -65,6 +67,10 @@ class Reference:
         Genes x single-cell-derived contexts (``marrow:``): fraction of the context's cells
         called positive by the default positivity model at the threshold recorded in
         ``metadata['measured_fraction']``; ``None`` when the reference has none.
+    pathology
+        HPA tumour immunohistochemistry: ``symbol``, ``cancer`` (20 HPA cancer types),
+        ``high``, ``medium``, ``low``, ``not_detected`` (numbers of patients); ``None`` when
+        the reference has none.
 
     Examples
     --------
@@ -82,6 +88,7 @@ class Reference:
     surface: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
     measured_fraction: pd.DataFrame | None = None
+    pathology: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ gene mapping
     @functools.cached_property
@@ -233,6 +240,9 @@ class Reference:
             if (root / MEASURED_FRACTION_FILE).is_file()
             else None
         )
+        pathology = (
+            pd.read_parquet(root / PATHOLOGY_FILE) if (root / PATHOLOGY_FILE).is_file() else None
+        )
         if list(expression.columns) != list(contexts.index):
             msg = (
                 f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
@@ -247,6 +257,7 @@ class Reference:
             surface=surface,
             metadata=metadata,
             measured_fraction=measured,
+            pathology=pathology,
         )
 
 

@@ -1,4 +1,17 @@
-"""Profile an agent by its receptor genes: which healthy cells does it engage?"""
+"""Profile an agent by its receptor: which healthy cells, and what fraction of each, it engages.
+
+A receptor is a logic expression over genes: ``CD19``; a heterodimer ``HLA-DRA AND HLA-DRB1``;
+alternatives ``(HLA-DRA AND HLA-DRB1) OR (HLA-DPA1 AND HLA-DPB1)``; cytokine receptors with
+shared subunits ``IL2RB AND IL2RG``. Per healthy context each gene has an engagement (the
+fraction of cells carrying enough of it, :mod:`antigenscout.tl._risk`); the expression's
+fraction is computed from them:
+
+- ``A AND B``: chains of one receptor are made by the same cells, so the estimate is the
+  smaller fraction (the Fréchet upper bound); the lower bound is ``max(0, a + b - 1)``;
+- ``A OR B``: alternative receptors, estimated as independent, ``1 - (1 - a)(1 - b)``, between
+  the lower bound ``max(a, b)`` and the upper bound ``min(1, a + b)``;
+- ``NOT A``: ``1 - a``.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +21,100 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
+from ._gates import Gate, parse_gate
 from ._risk import healthy_risk
 
 if TYPE_CHECKING:
     from ..reference import Reference
 
-__all__ = ["profile_agent"]
+__all__ = ["gate_fraction", "profile_agent"]
+
+
+def gate_fraction(gate: Gate, fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimate and bounds of the fraction of cells a receptor expression engages.
+
+    Parameters
+    ----------
+    gate
+        Expression over row indices of ``fraction``.
+    fraction
+        Genes × contexts engaged fractions in [0, 1].
+
+    Returns
+    -------
+    ``(estimate, lower, upper)`` per context (see the module docstring).
+
+    Examples
+    --------
+    >>> from antigenscout.tl._gates import Gate
+    >>> f = np.array([[0.8], [0.5]])
+    >>> [round(float(x[0]), 2) for x in gate_fraction(Gate.and_(Gate.lit(0), Gate.lit(1)), f)]
+    [0.5, 0.3, 0.5]
+    >>> [round(float(x[0]), 2) for x in gate_fraction(Gate.or_(Gate.lit(0), Gate.lit(1)), f)]
+    [0.9, 0.8, 1.0]
+    """
+    if gate.op == "lit":
+        f = fraction[gate.gene]
+        return (1.0 - f, 1.0 - f, 1.0 - f) if gate.negated else (f, f, f)
+    parts = [gate_fraction(c, fraction) for c in gate.children]
+    est = np.stack([p[0] for p in parts])
+    lo = np.stack([p[1] for p in parts])
+    hi = np.stack([p[2] for p in parts])
+    if gate.op == "and":
+        return (
+            est.min(axis=0),
+            np.maximum(0.0, lo.sum(axis=0) - (len(parts) - 1)),
+            hi.min(axis=0),
+        )
+    return (
+        1.0 - np.prod(1.0 - est, axis=0),
+        lo.max(axis=0),
+        np.minimum(1.0, hi.sum(axis=0)),
+    )
 
 
 def profile_agent(
-    genes: list[str] | tuple[str, ...],
+    genes: list[str] | tuple[str, ...] | str,
     *,
     gate: Literal["all", "any"] = "all",
+    agent: str = "agonist",
     reference: Reference | None = None,
     threshold: float | None = None,
     engaged_fraction: float = 0.5,
     kinds: tuple[str, ...] = ("cell_type",),
 ) -> pd.DataFrame:
-    """Healthy contexts an agent engages through its receptor genes.
+    """Healthy contexts an agent engages through its receptor, as fractions of their cells.
 
     Parameters
     ----------
     genes
-        Receptor (binding partner) genes of the agent, e.g. ``["HLA-DRA", "HLA-DRB1"]``
-        for an MHC class II binder. Symbols, Ensembl ids or synonyms.
+        The receptor: a logic expression (``"(HLA-DRA AND HLA-DRB1) OR (HLA-DPA1 AND
+        HLA-DPB1)"``) or a list of genes combined by ``gate``. Symbols, Ensembl ids or
+        synonyms.
     gate
-        ``'all'``: the receptor needs every gene (a heterodimer such as HLA-DR α/β; the
-        fraction is the Fréchet upper bound ``min`` of the members); ``'any'``: any one
-        gene suffices (the fraction is the upper bound ``min(1, sum)``).
+        For a list: ``'all'`` (one receptor made of every gene, e.g. a heterodimer) or
+        ``'any'`` (alternatives).
+    agent
+        The agent class (a ``--modality``), which sets the antigen level a cell needs:
+        ``'agonist'`` (a cytokine or ligand engages at low receptor density), ``'car-t'``,
+        ``'adc'``, ...; see docs/modalities.md.
     reference
         Healthy reference; the embedded default when ``None``.
     threshold
-        Positivity threshold in CP10k (the calibrated default when ``None``).
+        Antigen level (CP10k) a cell needs; overrides the agent class's floor.
     engaged_fraction
-        A context counts as engaged when at least this fraction of its cells is positive.
+        A context counts as engaged when at least this fraction of its cells is.
     kinds
         Context kinds to list: ``'cell_type'`` and/or ``'tissue'``.
 
     Returns
     -------
-    DataFrame with one row per context, sorted by positive fraction then expression:
-    ``context``, ``cell_type`` (readable name), ``kind``, ``tissue``, ``system``,
-    ``expression`` (nTPM; min over genes for ``all``, sum for ``any``),
-    ``positive_fraction``, ``vital_weight``, ``engaged``, and one ``expr__<gene>``
-    column per receptor gene.
+    DataFrame with one row per context, most engaged first: ``context``, ``cell_type``
+    (readable name), ``kind``, ``tissue``, ``system``, ``expression`` (nTPM of the least
+    expressed gene of the receptor), ``positive_fraction`` (estimated fraction of cells
+    engaged), ``fraction_low``/``fraction_high`` (bounds from the logic and the engagement
+    interval), ``source``, ``vital_weight``, ``engaged``, and ``frac__<gene>`` /
+    ``expr__<gene>`` per gene.
 
     Examples
     --------
@@ -60,39 +123,65 @@ def profile_agent(
     >>> "B" in prof.iloc[0]["cell_type"]
     True
     """
-    from ..pp._positivity import DEFAULT_THRESHOLD
     from ..reference import load_reference
+    from ._targetability import MODALITY_PROFILES
 
-    if not genes:
-        msg = "profile needs at least one receptor gene, e.g. `antigenscout profile CD19`"
-        raise InputError(msg)
-    if gate not in ("all", "any"):
-        msg = f"gate must be 'all' or 'any'; got {gate!r}"
+    if isinstance(genes, str):
+        expression = genes
+    else:
+        if not genes:
+            msg = "profile needs at least one receptor gene, e.g. `antigenscout profile CD19`"
+            raise InputError(msg)
+        if gate not in ("all", "any"):
+            msg = f"gate must be 'all' or 'any'; got {gate!r}"
+            raise InputError(msg)
+        expression = f" {'AND' if gate == 'all' else 'OR'} ".join(genes)
+    if agent not in MODALITY_PROFILES:
+        msg = f"agent must be one of {', '.join(MODALITY_PROFILES)}; got {agent!r}"
         raise InputError(msg)
     reference = load_reference() if reference is None else reference
-    mapped, unmapped = reference.map_genes(list(genes))
+    words = [
+        t
+        for t in expression.replace("(", " ").replace(")", " ").split()
+        if t.upper() not in {"AND", "OR", "NOT"}
+    ]
+    if not words:
+        msg = f"the receptor {expression!r} names no gene"
+        raise InputError(msg)
+    mapped, unmapped = reference.map_genes(words)
     if unmapped:
         msg = (
             f"unknown gene(s): {', '.join(unmapped)}; use HGNC symbols or Ensembl ids "
             "(e.g. CD19, ENSG00000177455)"
         )
         raise ReferenceLookupError(msg)
-    symbols = list(dict.fromkeys(mapped.astype(str)))
+    canon = dict(zip(words, mapped.astype(str), strict=True))
+    symbols = list(dict.fromkeys(canon.values()))
     missing = [g for g in symbols if g not in reference.expression.index]
     if missing:
         msg = f"no healthy expression data for {', '.join(missing)} in the reference"
         raise ReferenceLookupError(msg)
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    hr = healthy_risk(reference, threshold_cp10k=threshold)
+    text = " ".join(canon.get(t, t) for t in _tokens(expression))
+    receptor = parse_gate(text, symbols)
+
+    floor = MODALITY_PROFILES[agent].engage_floor_cp10k if threshold is None else threshold
+    if not np.isfinite(floor) or floor <= 0:
+        msg = f"threshold must be a finite number > 0 (CP10k); got {floor}"
+        raise InputError(msg)
+    hr = healthy_risk(
+        reference,
+        threshold_cp10k=floor,
+        gene_threshold_cp10k=pd.Series(floor, index=symbols, dtype=float),
+    )
     ctx = reference.contexts
-    expr = reference.expression.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
     frac = hr.fraction.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
-    if gate == "all":
-        f = frac.min(axis=0)
-        e = expr.min(axis=0)
-    else:
-        f = np.minimum(1.0, frac.sum(axis=0))
-        e = expr.sum(axis=0)
+    lo_g = (hr.low if hr.low is not None else hr.fraction).loc[symbols, ctx.index].to_numpy()
+    hi_g = (hr.high if hr.high is not None else hr.fraction).loc[symbols, ctx.index].to_numpy()
+    est, _, _ = gate_fraction(receptor, frac)
+    _, lo, _ = gate_fraction(receptor, lo_g)
+    _, _, hi = gate_fraction(receptor, hi_g)
+    expr = reference.expression.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
+    measured = ctx["n_cells"].notna().to_numpy() if "n_cells" in ctx else np.zeros(len(ctx))
     out = pd.DataFrame(
         {
             "context": ctx.index,
@@ -100,15 +189,25 @@ def profile_agent(
             "kind": ctx["kind"].to_numpy(),
             "tissue": ctx["tissue"].to_numpy(),
             "system": ctx["system"].to_numpy(),
-            "expression": e,
-            "positive_fraction": f,
+            "expression": np.nanmin(np.nan_to_num(expr, nan=0.0), axis=0),
+            "positive_fraction": est,
+            "fraction_low": np.minimum(lo, est),
+            "fraction_high": np.maximum(hi, est),
+            "source": np.where(measured.astype(bool), "measured single cells", "RNA model"),
             "vital_weight": ctx["vital_weight"].to_numpy(dtype=float),
-            "engaged": f >= engaged_fraction,
+            "engaged": est >= engaged_fraction,
         }
     )
-    for g, row in zip(symbols, expr, strict=True):
-        out[f"expr__{g}"] = row
+    for g, f_row, e_row in zip(symbols, frac, expr, strict=True):
+        out[f"frac__{g}"] = f_row
+        out[f"expr__{g}"] = e_row
     out = out[out["kind"].isin(kinds)]
+    out.attrs["receptor"] = text
+    out.attrs["threshold_cp10k"] = floor
     return out.sort_values(
         ["positive_fraction", "expression"], ascending=False, kind="stable"
     ).reset_index(drop=True)
+
+
+def _tokens(text: str) -> list[str]:
+    return text.replace("(", " ( ").replace(")", " ) ").split()

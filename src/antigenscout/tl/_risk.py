@@ -237,8 +237,7 @@ class HealthyRisk:
         vals = frac.to_numpy(dtype=float)
         top = np.argsort(-vals, axis=1, kind="stable")[:, :n]
         rows = [
-            "; ".join(f"{names[j]} {vals[i, j]:.2f}" for j in top[i] if vals[i, j] > 0)
-            or "none"
+            "; ".join(f"{names[j]} {vals[i, j]:.2f}" for j in top[i] if vals[i, j] > 0) or "none"
             for i in range(len(frac))
         ]
         return pd.Series(rows, index=frac.index, name="binds_most")
@@ -326,7 +325,9 @@ def _rethreshold(
         f0 = measured[cols].reindex(genes).fillna(0.0).to_numpy(dtype=np.float64)
         n = base.contexts["n_cells"].reindex(cols).astype(float).fillna(0).to_numpy()
         f_lo, f_hi = _wilson(f0, n[None, :])
-        power = t / (measured_at * CP10K_TO_NTPM)
+        # carried only upwards: below the level it was measured at, pooled single-cell
+        # data cannot tell more positives apart, so the measured fraction stands
+        power = np.maximum(t / (measured_at * CP10K_TO_NTPM), 1.0)
         est[:, idx] = np.power(np.clip(f0, 0.0, 1.0), power)
         lo[:, idx] = np.power(f_lo, power)
         hi[:, idx] = np.power(f_hi, power)

@@ -21,6 +21,7 @@ from .._errors import InputError
 from .._types import MODALITIES, Positivity
 from ._risk import (
     CP10K_TO_NTPM,
+    IHC_RELIABILITY_WEIGHT,
     engagement_threshold,
     healthy_risk,
     positive_fraction_from_mean,
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
 
     from ..reference import Reference
 
-__all__ = ["TumourGroups", "candidate_genes", "pareto_rank", "score_targets", "tumour_groups"]
+__all__ = [
+    "TumourGroups",
+    "candidate_genes",
+    "pareto_rank",
+    "pathology_coverage",
+    "score_targets",
+    "tumour_groups",
+]
 
 KEY_ADDED = "antigenscout_targets"
 #: Rows read at a time when streaming per-cell positivity.
@@ -251,6 +259,7 @@ def score_targets(
     n_neighbors: int | None = None,
     graph_key: str | None = "connectivities",
     min_reach: float = 0.0,
+    cancer: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     key_added: str = KEY_ADDED,
     copy: bool = False,
@@ -291,6 +300,11 @@ def score_targets(
     min_reach
         Binder modalities: candidates need a reachability above this (see
         :func:`candidate_genes`).
+    cancer
+        Bulk tumours: the HPA cancer type (e.g. ``'breast cancer'``; see
+        :func:`pathology_coverage`). Where HPA stained the protein in that cancer, coverage
+        is the fraction of patients whose tumour stains High or Medium, with a 90% interval,
+        instead of a transform of the bulk level.
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     key_added
@@ -375,6 +389,19 @@ def score_targets(
     table, patient_cov = _coverage_table(
         counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
     )
+    if kind == "bulk":
+        table["coverage_source"] = "RNA model (bulk level)"
+        if cancer is not None:
+            path_cov = pathology_coverage(reference, cancer, cands)
+            reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
+            have = path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
+            table = table.join(path_cov)
+            table.loc[have, "tumor_coverage"] = path_cov.loc[have, "stained_fraction"]
+            table.loc[have, "patients_covered_fraction"] = path_cov.loc[have, "stained_fraction"]
+            table.loc[have, "coverage_source"] = "HPA tumour IHC: patients High/Medium"
+    elif cancer is not None:
+        msg = "cancer= applies to bulk tumours only; single cells are measured directly"
+        raise InputError(msg)
     profile = MODALITY_PROFILES[modality or "any"]
     mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
     table["tumor_mean_cp10k"] = np.round(mean, 4)
@@ -429,6 +456,7 @@ def score_targets(
         "positivity": params_pos,
         "patient_threshold": patient_threshold,
         "min_reach": min_reach,
+        "cancer": cancer,
         "reference": reference.metadata.get("name", "embedded"),
         "score": (
             ("coverage_q25" if profile.patient_heterogeneity else "tumor_coverage")
@@ -694,6 +722,76 @@ def _coverage_table(
             table[f"n_cells__{comp}"] = int(size)
     patient_cov = pd.DataFrame(pcov.T, index=genes, columns=patients)
     return table, patient_cov
+
+
+#: HPA pathology levels that count a patient's tumour as carrying targetable antigen.
+STAINED_LEVELS = ("high", "medium")
+
+
+def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
+    """Fraction of a cancer's patients whose tumour stains for each gene (HPA IHC).
+
+    Parameters
+    ----------
+    reference
+        A reference with ``pathology`` (HPA 21.1 tumour IHC: patients per level).
+    cancer
+        HPA cancer type, e.g. ``'breast cancer'``, ``'prostate cancer'``.
+    genes
+        Genes to report.
+
+    Returns
+    -------
+    DataFrame indexed by gene: ``stained_fraction`` (patients High or Medium / patients
+    stained), ``stained_low``/``stained_high`` (Wilson 90% interval), ``any_stain_fraction``
+    (High, Medium or Low), ``n_patients_stained`` (0 where HPA has no data) and
+    ``ihc_reliability`` (HPA's antibody reliability; :func:`score_targets` uses the stains of
+    *Enhanced* and *Supported* antibodies only, as for normal tissues).
+
+    Raises
+    ------
+    InputError
+        If the reference has no pathology table or does not know ``cancer``.
+    """
+    from ._risk import _wilson
+
+    path = reference.pathology
+    if path is None:
+        msg = "this reference has no HPA pathology table; rebuild it with build_reference.py"
+        raise InputError(msg)
+    known = sorted(map(str, path["cancer"].cat.categories))
+    key = cancer.strip().lower()
+    if key not in known:
+        msg = f"cancer {cancer!r} is not an HPA cancer type; choose one of: {', '.join(known)}"
+        raise InputError(msg)
+    sub = path[path["cancer"].astype(str) == key]
+    sub = sub.set_index(sub["symbol"].astype(str)).reindex(genes)
+    levels = ["high", "medium", "low", "not_detected"]
+    counts = sub[levels].fillna(0).to_numpy(dtype=float)
+    n = counts.sum(axis=1)
+    stained = counts[:, 0] + counts[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(n > 0, stained / n, np.nan)
+        any_frac = np.where(n > 0, (stained + counts[:, 2]) / n, np.nan)
+    lo, hi = _wilson(np.nan_to_num(frac), n)
+    return pd.DataFrame(
+        {
+            "stained_fraction": frac,
+            "stained_low": np.where(n > 0, lo, np.nan),
+            "stained_high": np.where(n > 0, hi, np.nan),
+            "any_stain_fraction": any_frac,
+            "n_patients_stained": n.astype(int),
+            "ihc_reliability": _ihc_reliability(reference, genes),
+        },
+        index=genes,
+    )
+
+
+def _ihc_reliability(reference: Reference, genes: pd.Index) -> np.ndarray:
+    """HPA antibody reliability per gene (from the normal-tissue IHC table), '' if none."""
+    ihc = reference.ihc
+    rel = ihc.groupby(ihc["symbol"].astype(str))["reliability"].first().astype(str)
+    return rel.reindex(genes).fillna("").to_numpy(dtype=object)
 
 
 def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
