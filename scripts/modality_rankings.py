@@ -132,10 +132,9 @@ def main() -> None:
         cells = ["" if pd.isna(v) else f"{int(v):,}" for v in row]
         body.append(f"| {g} | " + " | ".join(cells) + " |")
     body += ["", "| gene | modality | flags |", "|---|---|---|", *frat_lines, ""]
-    body += sections
     text = DOC.read_text() if DOC.exists() else ""
-    head = text.split(MARK)[0].rstrip() + "\n\n" if MARK in text else text
-    DOC.write_text(head + "\n\n".join(body) + "\n")
+    head = text.split(MARK)[0].rstrip() + "\n\n" if MARK in text else text.rstrip() + "\n\n"
+    DOC.write_text(head + "\n".join(body) + "\n" + "\n\n".join(sections) + "\n")
     print(f"wrote {DOC} in {seconds:.0f} s")
 
 
