@@ -147,3 +147,27 @@ def test_pathology_coverage_counts_patients_by_hand() -> None:
     assert cov.loc["NOTAGENE", "n_patients_stained"] == 0
     with pytest.raises(InputError, match="not an HPA cancer type"):
         pathology_coverage(ref, "breast", pd.Index(["ERBB2"]))
+
+
+def test_confident_patient_coverage_by_hand(tumour: AnnData, mini_reference: Reference) -> None:
+    """A patient counts as confidently covered when its Wilson 90% lower bound reaches it."""
+    from antigenscout.tl._risk import _wilson
+
+    score_targets(
+        tumour,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        modality=None,
+        reference=mini_reference,
+        positivity="cp10k",
+        patient_threshold=0.3,
+    )
+    res = tumour.uns["antigenscout_targets"]
+    pcov = res["patient_coverage"]
+    sizes = tumour.obs.loc[tumour.obs["status"] == "malignant", "patient"].value_counts()
+    sizes = sizes.reindex(pcov.columns).to_numpy(dtype=float)
+    lo, _ = _wilson(pcov.to_numpy(), sizes[None, :])
+    expect = (lo >= 0.3).mean(axis=1)
+    got = res["targets"].loc[pcov.index, "patients_confidently_covered_fraction"].to_numpy()
+    np.testing.assert_allclose(got, expect)
+    assert (got <= res["targets"].loc[pcov.index, "patients_covered_fraction"] + 1e-12).all()

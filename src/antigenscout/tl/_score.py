@@ -22,6 +22,7 @@ from .._types import MODALITIES, Positivity
 from ._risk import (
     CP10K_TO_NTPM,
     IHC_RELIABILITY_WEIGHT,
+    _wilson,
     engagement_threshold,
     healthy_risk,
     positive_fraction_from_mean,
@@ -48,6 +49,9 @@ STREAM_CHUNK = 32768
 #: Coverage below which the tumour's positive-cell level is not extrapolated further
 #: (mean / coverage would blow up for a gene seen in a handful of cells).
 MIN_COVERAGE_FOR_LEVEL = 0.05
+#: Malignant cells a patient needs for its coverage to be known to ±0.1 (Wilson 90%
+#: half-width at coverage 0.5: 1.645 × 0.5 / sqrt(n) ≤ 0.1 gives n ≥ 68).
+MIN_CELLS_PER_PATIENT = 68
 
 
 @dataclass
@@ -712,6 +716,11 @@ def _coverage_table(
     table["patient_coverage_median"] = np.median(pcov, axis=0)
     table["patient_coverage_min"] = pcov.min(axis=0)
     table["patients_covered_fraction"] = (pcov >= patient_threshold).mean(axis=0)
+    # a patient is *confidently* covered when the lower end of the Wilson 90% interval of
+    # its coverage (from its number of malignant cells) reaches the threshold
+    lo, _ = _wilson(np.nan_to_num(pcov), size_patient[:, None])
+    table["patients_confidently_covered_fraction"] = (lo >= patient_threshold).mean(axis=0)
+    table["n_patients_few_cells"] = int((size_patient < MIN_CELLS_PER_PATIENT).sum())
     table["n_patients"] = n_p
     if covered_samples is not None:
         table["samples_covered_fraction"] = covered_samples.sum(axis=0) / total
@@ -753,8 +762,6 @@ def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd
     InputError
         If the reference has no pathology table or does not know ``cancer``.
     """
-    from ._risk import _wilson
-
     path = reference.pathology
     if path is None:
         msg = "this reference has no HPA pathology table; rebuild it with build_reference.py"
