@@ -128,12 +128,12 @@ def main() -> None:
 Command: `python scripts/aml_ranking.py` (loading {t_load:.0f} s, ranking {t_rank:.0f} s on
 2 cores). Tumour: the {den["n_tumor_cells"]:,} malignant cells of {den["n_patients"]} patients
 (4 of the 15 diagnosis samples have no cell labelled malignant); stem/progenitor compartment:
-HSC-like + Prog-like malignant cells. Candidates: {den["n_candidates"]:,} surface genes
+HSC-like + Prog-like malignant cells. Candidates: {den["n_candidates"]:,} genes a CAR can reach (docs/modalities.md)
 (CAR-T modality). Positivity: {res["params"]["positivity"]}. Healthy risk: the embedded
 reference ({asc.reference.load_reference().contexts.shape[0]} contexts), vital-weighted.
 
 `coverage_rank` ranks all {n:,} candidates by tumour coverage (1 = highest);
-`rank` is the composite score `tumor_coverage * (1 - vital_risk)`.
+`rank` is the composite score `{res["params"]["score"]}` (docs/engagement.md, docs/modalities.md).
 
 ## Reading
 
