@@ -123,14 +123,15 @@ def main() -> None:
         list(CLINICAL) + [g for g in ALSO if g in set(targets["target"])]
     ]
     den = res["denominators"]
+    n_ctx = asc.reference.load_reference().contexts.shape[0]
     text = f"""# Surface antigens on all van Galen 2019 AML patients
 
 Command: `python scripts/aml_ranking.py` (loading {t_load:.0f} s, ranking {t_rank:.0f} s on
 2 cores). Tumour: the {den["n_tumor_cells"]:,} malignant cells of {den["n_patients"]} patients
 (4 of the 15 diagnosis samples have no cell labelled malignant); stem/progenitor compartment:
-HSC-like + Prog-like malignant cells. Candidates: {den["n_candidates"]:,} genes a CAR can reach (docs/modalities.md)
-(CAR-T modality). Positivity: {res["params"]["positivity"]}. Healthy risk: the embedded
-reference ({asc.reference.load_reference().contexts.shape[0]} contexts), vital-weighted.
+HSC-like + Prog-like malignant cells. Candidates: {den["n_candidates"]:,} genes a CAR can
+reach (CAR-T modality, docs/modalities.md). Positivity: {res["params"]["positivity"]}.
+Healthy risk: the embedded reference ({n_ctx} contexts), vital-weighted.
 
 `coverage_rank` ranks all {n:,} candidates by tumour coverage (1 = highest);
 `rank` is the composite score `{res["params"]["score"]}` (docs/engagement.md, docs/modalities.md).
