@@ -418,3 +418,14 @@ def test_extended_set_from_the_real_lists() -> None:
     dll3 = rows[(rows["target_genes"] == "DLL3") & rows["indication"].str.contains("SCLC")]
     assert len(dll3)
     assert all(match_indication(x, rules).rule == "sclc" for x in dll3["indication"])
+
+
+def test_cli_has_extended_and_bootstrap_options() -> None:
+    from click.testing import CliRunner
+
+    from antigenscout.benchmark._cli import benchmark_command
+
+    out = CliRunner().invoke(benchmark_command, ["--help"])
+    assert out.exit_code == 0
+    for opt in ("--extended", "--n-boot", "--seed"):
+        assert opt in out.output
