@@ -362,9 +362,8 @@ class TissueVocabulary:
             unmatched.extend(seg_unmatched)
             absent.extend(seg_absent)
             has_context = bool(cell_set or tissue_set or resolved_any)
-            if not has_context and (seg_unmatched or seg_absent or ambiguous):
-                unmapped.append(seg)
-            elif seg_terms == 0 and seg_unmatched:
+            nothing = not has_context and bool(seg_unmatched or seg_absent or ambiguous)
+            if nothing or (seg_terms == 0 and seg_unmatched):
                 unmapped.append(seg)
         return TissueMapping(
             phrase=str(phrase),
