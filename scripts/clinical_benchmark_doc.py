@@ -1,17 +1,25 @@
 """Run the clinical benchmark and regenerate the results part of docs/clinical_benchmark.md.
 
 Everything from the heading "## 4. Results" to the end of the file is rewritten from the
-run's metrics.json and per-row tables; the sections above it (mappings, definitions) are
-hand-written. Run::
+run's metrics.json and per-row tables (visible rows and the extended set built from the
+agent lists); the sections above it are hand-written, except the two rule tables between
+``<!-- BEGIN ... -->`` / ``<!-- END ... -->`` markers, which are refreshed from
+``indications.tsv`` and ``tissue_synonyms.tsv``. Nothing is tuned here: the script reports
+what the engine gives. Run::
 
-    python scripts/clinical_benchmark_doc.py [--out-dir runs/benchmark]
+    python scripts/clinical_benchmark_doc.py [--out-dir runs/benchmark] [--n-boot 2000]
+    python scripts/clinical_benchmark_doc.py --out-dir DIR --reuse   # rewrite from DIR's files
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 
@@ -19,8 +27,22 @@ from antigenscout.benchmark import run_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "clinical_benchmark.md"
+PKG = REPO / "src" / "antigenscout" / "benchmark"
 MARK = "## 4. Results"
 METHODS = ("antigenscout", "fold_change", "sens_at_spec")
+BASELINES = METHODS[1:]
+
+TARGET_ROWS = [
+    ("median percentile", "median_percentile"),
+    ("mean percentile", "mean_percentile"),
+    ("top 1% fraction", "top1_fraction"),
+    ("top 5% fraction", "top5_fraction"),
+    ("top 10% fraction", "top10_fraction"),
+]
+TOX_ROWS = [(f"on-target recall@{k}", "on_target", f"recall_at_{k}") for k in (1, 3, 5)] + [
+    (f"negative-control flag rate@{k} (lower is better)", "negative_controls", f"flag_rate_at_{k}")
+    for k in (1, 3, 5)
+]
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -30,72 +52,171 @@ def _md(df: pd.DataFrame) -> str:
         cells = []
         for v in row:
             if isinstance(v, float):
-                cells.append("" if pd.isna(v) else f"{v:.3f}")
+                cells.append("" if pd.isna(v) else (f"{v:.0f}" if v.is_integer() and abs(v) > 1
+                                                     else f"{v:.3f}"))  # fmt: skip
             else:
-                cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+                cells.append("" if v is None else str(v))
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _ci(v: float | None, ci: list[float] | None) -> str:
+    if v is None:
+        return "–"
+    if not ci:
+        return f"{v:.3f}"
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _diff(d: dict[str, Any] | None) -> str:
+    if not d or d.get("estimate") is None:
+        return "–"
+    lo, hi = d["ci95"]
+    mark = {"better": " ✔", "worse": " ✘"}.get(d["verdict"], "")
+    return f"{d['estimate']:+.3f} [{lo:+.3f}, {hi:+.3f}]{mark}"
+
+
+def _target_table(blocks: dict[str, dict[str, Any]], paired: dict[str, Any]) -> str:
+    head = "| metric | " + " | ".join(METHODS) + " | " + " | ".join(
+        f"Δ vs {b}" for b in BASELINES
+    ) + " |"  # fmt: skip
+    lines = [head, "|" + "---|" * (1 + len(METHODS) + len(BASELINES))]
+    n = blocks["antigenscout"]
+    lines.append(
+        f"| rows / scored | {n['n_rows']} / {n['n_scored']} | "
+        + " | ".join(f"{blocks[m]['n_rows']} / {blocks[m]['n_scored']}" for m in BASELINES)
+        + " | | |"
+    )
+    for label, key in TARGET_ROWS:
+        cells = [_ci(blocks[m].get(key), blocks[m].get("ci95", {}).get(key)) for m in METHODS]
+        deltas = [_diff(paired[b]["targets"].get(key)) for b in BASELINES]
+        lines.append(f"| {label} | " + " | ".join(cells + deltas) + " |")
+    return "\n".join(lines)
+
+
+def _tox_table(m: dict[str, Any]) -> str:
+    head = "| metric | " + " | ".join(METHODS) + " | " + " | ".join(
+        f"Δ vs {b}" for b in BASELINES
+    ) + " |"  # fmt: skip
+    lines = [head, "|" + "---|" * (1 + len(METHODS) + len(BASELINES))]
+    for label, cls, key in TOX_ROWS:
+        cells = []
+        for meth in METHODS:
+            blk = (m if meth == "antigenscout" else m["baselines"][meth])["toxicity"][cls]
+            cells.append(_ci(blk.get(key), blk.get("ci95", {}).get(key)))
+        deltas = [_diff(m["paired_differences"][b]["toxicity"][cls].get(key)) for b in BASELINES]
+        lines.append(f"| {label} | " + " | ".join(cells + deltas) + " |")
+    return "\n".join(lines)
+
+
+def _verdicts(paired: dict[str, Any], rows: list[tuple[str, tuple[str, ...]]]) -> str:
+    out = []
+    for label, path in rows:
+        parts = []
+        for b in BASELINES:
+            d: Any = paired[b]
+            for k in path:
+                d = d.get(k) if isinstance(d, dict) else None
+            if not d or d.get("estimate") is None:
+                parts.append(f"vs {b}: not computed")
+                continue
+            word = {
+                "better": "**beats**",
+                "worse": "is **worse than**",
+                "not distinguishable": "does not beat (interval includes 0)",
+            }[d["verdict"]]
+            lo, hi = d["ci95"]
+            parts.append(f"{word} {b} (Δ {d['estimate']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}])")
+        out.append(f"- {label}: antigenscout " + "; ".join(parts) + ".")
+    return "\n".join(out)
+
+
+def _ties_line(blocks: dict[str, Any], what: str) -> str:
+    parts = []
+    for meth in METHODS:
+        t = blocks[meth].get("ties") or {}
+        if not t.get("n_rows"):
+            continue
+        parts.append(
+            f"{meth} {t['rows_with_ties']} of {t['n_rows']} rows (median {t['median_tied']:.0f},"
+            f" max {t['max_tied']} tied)"
+        )
+    return f"Ties with the known {what}: " + "; ".join(parts) + "."
+
+
+def _refresh_tables(doc: str) -> str:
+    """Rewrite the rule tables between their markers from the packaged TSVs."""
+    for name in ("indications.tsv", "tissue_synonyms.tsv"):
+        df = pd.read_csv(PKG / name, sep="\t", comment="#", dtype=str, keep_default_na=False)
+        head = "| " + " | ".join(c.replace("_", " ") for c in df.columns) + " |\n"
+        head += "|" + "---|" * len(df.columns) + "\n"
+        body = "\n".join(
+            "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+            for row in df.itertuples(index=False)
+        )
+        pat = re.compile(
+            rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(\n<!-- END {re.escape(name)} -->)", re.S
+        )
+        doc = pat.sub(lambda mm, t=head + body: mm.group(1) + t + mm.group(2), doc)
+    return doc
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=REPO / "runs" / "benchmark")
-    a = p.parse_args()
-    t0 = time.perf_counter()
-    res = run_benchmark(out_dir=a.out_dir)
-    secs = time.perf_counter() - t0
-    m = res.metrics
-
-    def get(method: str, *path: str) -> float | None:
-        d = m if method == "antigenscout" else m["baselines"][method]
-        for k in path:
-            d = d.get(k) if isinstance(d, dict) else None
-        return d  # type: ignore[return-value]
-
-    rows = [
-        ("median percentile", ("targets", "median_percentile"), True),
-        ("mean percentile", ("targets", "mean_percentile"), True),
-        ("top 5% fraction", ("targets", "top5_fraction"), True),
-        ("top 1% fraction", ("targets", "top1_fraction"), True),
-    ]
-    rows += [
-        (f"on-target recall@{k}", ("toxicity", "on_target", f"recall_at_{k}"), True)
-        for k in (1, 3, 5)
-    ]
-    rows += [
-        (
-            f"negative-control flag rate@{k} (lower is better)",
-            ("toxicity", "negative_controls", f"flag_rate_at_{k}"),
-            False,
-        )
-        for k in (1, 3, 5)
-    ]
-    table = ["| metric | " + " | ".join(METHODS) + " |", "|---|---|---|---|"]
-    n_t = m["targets"]
-    table.append(
-        f"| target rows / scored | {n_t['n_rows']} / {n_t['n_scored']} | "
-        + " | ".join(f"{n_t['n_rows']} / {n_t['n_scored']}" for _ in METHODS[1:])
-        + " |"
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="do not run: rewrite the doc from the files an earlier run wrote to --out-dir",
     )
+    a = p.parse_args()
+    if a.reuse:
+        d = a.out_dir
+
+        def tsv(name: str) -> pd.DataFrame:
+            return pd.read_csv(d / name, sep="\t", keep_default_na=False, na_values=[""])
+
+        metrics = json.loads((d / "metrics.json").read_text())
+        res: Any = SimpleNamespace(
+            metrics=metrics,
+            targets_rows=tsv("targets_rows.tsv"),
+            toxicity_rows=tsv("toxicity_rows.tsv"),
+            extended_rows=tsv("extended_targets_rows.tsv"),
+            extended_excluded=tsv("extended_excluded.tsv"),
+        )
+        secs = float(metrics["seconds"])
+    else:
+        t0 = time.perf_counter()
+        res = run_benchmark(out_dir=a.out_dir, extended=True, n_boot=a.n_boot, seed=a.seed)
+        secs = time.perf_counter() - t0
+    m = res.metrics
+    vis_blocks = {meth: (m if meth == "antigenscout" else m["baselines"][meth])["targets"]
+                  for meth in METHODS}  # fmt: skip
+    ext = m["extended"]
+    ext_blocks = {meth: (ext if meth == "antigenscout" else ext["baselines"][meth])["targets"]
+                  for meth in METHODS}  # fmt: skip
+    tox_blocks = {meth: (m if meth == "antigenscout" else m["baselines"][meth])["toxicity"][
+        "on_target"] for meth in METHODS}  # fmt: skip
     n_on = m["toxicity"]["on_target"]["n_scored"]
     n_neg = m["toxicity"]["negative_controls"]["n_scored"]
-    for label, path, higher in rows:
-        vals = [get(meth, *path) for meth in METHODS]
-        ok = [v for v in vals if v is not None]
-        best = (max(ok) if higher else min(ok)) if ok else None
-        cells = [("" if v is None else (f"**{v:.3f}**" if v == best else f"{v:.3f}")) for v in vals]
-        table.append(f"| {label} | " + " | ".join(cells) + " |")
     diag = m.get("diagnostics", {}).get("antigenscout_unweighted_toxicity", {})
     dline = ""
     if diag:
         on, neg = diag["on_target"], diag["negative_controls"]
+        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
         dline = (
             "Diagnostic (not a baseline): antigenscout's positive fraction *without* vital "
-            f"weights reaches on-target recall@1/3/5 = {on['recall_at_1']:.3f} / "
-            f"{on['recall_at_3']:.3f} / {on['recall_at_5']:.3f} and negative-control flag "
-            f"rate@1/3/5 = {neg['flag_rate_at_1']:.3f} / {neg['flag_rate_at_3']:.3f} / "
-            f"{neg['flag_rate_at_5']:.3f}."
+            f"weights reaches on-target recall@1/3/5 = {f(on['recall_at_1'])} / "
+            f"{f(on['recall_at_3'])} / {f(on['recall_at_5'])} and negative-control flag "
+            f"rate@1/3/5 = {f(neg['flag_rate_at_1'])} / {f(neg['flag_rate_at_3'])} / "
+            f"{f(neg['flag_rate_at_5'])}."
         )
+    verdict_rows = [(label, ("targets", key)) for label, key in TARGET_ROWS] + [
+        (label, ("toxicity", cls, key)) for label, cls, key in TOX_ROWS
+    ]
+    ext_verdict_rows = [(label, ("targets", key)) for label, key in TARGET_ROWS]
 
     tr = res.targets_rows
     scored = tr[tr["status"] == "scored"].copy()
@@ -105,87 +226,158 @@ def main() -> None:
 
     def listing(df: pd.DataFrame) -> str:
         return "; ".join(
-            f"{r.id} {r.target_genes} ({r.antigenscout_percentile:.3f} vs "
-            f"{r.fold_change_percentile:.3f}, worst context {r.worst_context})"
+            f"{r.id} {r.target_genes} ({r.modality}: {r.antigenscout_percentile:.3f} vs "
+            f"{r.fold_change_percentile:.3f})"
             for r in df.itertuples()
         )
 
     tcols = [
-        "id",
-        "indication",
-        "samples",
-        "genes",
-        "gate",
-        "modality",
-        "status",
-        "antigenscout_percentile",
-        "fold_change_percentile",
-        "sens_at_spec_percentile",
-        "antigenscout_rank",
-        "n_candidates",
-        "worst_context",
-        "reason",
-    ]
+        "id", "indication", "samples", "genes", "gate", "modality", "status",
+        "antigenscout_percentile", "fold_change_percentile", "sens_at_spec_percentile",
+        "antigenscout_ties", "fold_change_ties", "sens_at_spec_ties",
+        "antigenscout_rank", "n_candidates", "worst_context", "reason",
+    ]  # fmt: skip
     xr = res.toxicity_rows
     xcols = [
-        "id",
-        "target_genes",
-        "tissue_text",
-        "class",
-        "mapped_contexts",
-        "status",
-        "antigenscout_best_rank",
-        "antigenscout_hit_at_3",
-        "fold_change_best_rank",
-        "fold_change_hit_at_3",
-        "antigenscout_top3",
-        "reason",
-    ]
+        "id", "target_genes", "tissue_text", "class", "mapped_contexts", "status",
+        "antigenscout_best_rank", "antigenscout_ties", "antigenscout_hit_at_3",
+        "fold_change_best_rank", "fold_change_hit_at_3", "sens_at_spec_ties",
+        "antigenscout_top3", "reason",
+    ]  # fmt: skip
     not_scored = pd.concat(
         [
             tr.loc[tr["status"] != "scored", ["id", "reason"]],
             xr.loc[xr["status"] != "scored", ["id", "reason"]],
         ]
     )
+    er = res.extended_rows if res.extended_rows is not None else pd.DataFrame()
+    exc = res.extended_excluded if res.extended_excluded is not None else pd.DataFrame()
+    er_scored = er[er["status"] == "scored"] if len(er) else er
+    er_not = er[er["status"] != "scored"] if len(er) else er
+    ecols = [
+        "id", "indication", "samples", "genes", "modality", "drugs",
+        "antigenscout_percentile", "fold_change_percentile", "sens_at_spec_percentile",
+        "antigenscout_ties", "n_candidates", "reason",
+    ]  # fmt: skip
+    not_reasons = (
+        er_not["reason"]
+        .str.replace(r"^(no tumour data): .*", r"\1 (rule without data)", regex=True)
+        .str.replace(r"^\[.*\] not measured in .*", "gene not measured in the tumour data",
+                     regex=True)
+        .value_counts().rename_axis("reason").reset_index(name="rows")
+        if len(er_not) else pd.DataFrame(columns=["reason", "rows"])
+    )  # fmt: skip
+    exc_reasons = (
+        exc["reason"].str.replace(r"\(.*", "", regex=True)
+        .str.replace(r"^seen: .*", "seen: same genes and tumour data as a visible row",
+                     regex=True).str.strip()
+        .value_counts().rename_axis("reason").reset_index(name="entries")
+        if len(exc) else pd.DataFrame(columns=["reason", "entries"])
+    )  # fmt: skip
+
+    def zero_cov(df: pd.DataFrame) -> pd.DataFrame:
+        if not len(df) or "tumor_coverage" not in df:
+            return df.iloc[0:0]
+        sc = df[df["status"] == "scored"]
+        return sc[pd.to_numeric(sc["tumor_coverage"], errors="coerce") < 1e-6]
+
+    zv, ze = zero_cov(tr), zero_cov(er)
+    zero_line = (
+        f"{len(zv)} visible and {len(ze)} extended scored rows have a modelled tumour coverage "
+        "below 1e-6 for the known target ("
+        + ", ".join(f"{r.id} {r.genes} {r.modality}" for r in pd.concat([zv, ze]).itertuples())
+        + "); all rankers see the same tumour data, but with (almost) no modelled coverage "
+        "antigenscout's score is ~0 for these targets, so they rank low (exact ties are "
+        "counted above). Cohort medians and single cell lines miss antigens expressed by a "
+        "minority of tumours (cancer-testis antigens in particular)."
+        if len(zv) + len(ze)
+        else "No scored row has a zero modelled tumour coverage."
+    )
+    bym = pd.DataFrame(ext.get("by_modality", {})).T.reset_index(names="modality")
+    c = ext["counts"]
+    boot = m["bootstrap"]
+
     text = f"""{MARK} (generated by `python scripts/clinical_benchmark_doc.py`)
 
-Command: `antigenscout benchmark --out DIR` on the embedded reference; this run took
-{secs:.0f} s. On-target toxicity rows scored: {n_on}; negative controls: {n_neg}. Ties are
-broken at random in expectation (a ranker gains nothing by tying contexts).
+Command: `antigenscout benchmark --extended --out DIR` (here `run_benchmark(extended=True,
+n_boot={boot["n_resamples"]}, seed={boot["seed"]})`) on the embedded reference; this run took
+{secs:.0f} s on a shared 2-core machine. Intervals: {boot["n_resamples"]} paired bootstrap
+resamples of the rows (seed {boot["seed"]}), 95% percentile intervals; **Δ** = antigenscout −
+baseline on the same resampled rows, ✔ where its interval lies entirely on the good side of 0
+(antigenscout beats the baseline), ✘ where entirely on the bad side. Nothing was tuned: the
+engine, the rules and the baselines are scored as they are. Ties are broken at random in
+expectation (percentiles give half credit to ties; top-q and top-k hits are expected hits),
+so no ranker gains by tying.
 
-{chr(10).join(table)}
+### 4.1 Visible rows (`shared/benchmark`)
+
+Validated targets:
+
+{_target_table(vis_blocks, m["paired_differences"])}
+
+{_ties_line(vis_blocks, "target (other candidates with the same key)")}
+
+Toxicities (on-target rows scored: {n_on}; negative controls: {n_neg}):
+
+{_tox_table(m)}
+
+{_ties_line(tox_blocks, "best named context (on-target rows; other contexts with the same value)")}
 
 {dline}
 
-### Where antigenscout does not beat a baseline, why, and what would fix it
+Does antigenscout beat each baseline (interval of the paired difference above 0; below 0 for
+flag rates)?
+
+{_verdicts(m["paired_differences"], verdict_rows)}
+
+### 4.2 Rows it has never seen (extended set from `shared/data/reference_lists`)
+
+Built by `antigenscout.benchmark._extended.build_extended_targets` from the approved and
+trialled CAR-T, ADC, bispecific/multispecific T-cell engager, TCR-T and radioligand lists:
+{c["entries"]} list entries gave {c["rows"]} evaluation rows after removing {c["excluded_seen"]}
+(agent, indication) pairs whose genes and tumour data are a visible row's, and
+{c["excluded_other"]} entries for the reasons below. The lists score the engine only; they are
+not read by it. Rows are not independent (one target in several indications or modalities),
+so the intervals are, if anything, too narrow.
+
+{_target_table(ext_blocks, ext["paired_differences"])}
+
+{_ties_line(ext_blocks, "target")}
+
+{_verdicts(ext["paired_differences"], ext_verdict_rows)}
+
+Per modality (point estimates; scored rows):
+
+{_md(bym) if len(bym) else "no scored rows"}
+
+Extended rows not scored, by reason:
+
+{_md(not_reasons)}
+
+List entries not made into rows, by reason:
+
+{_md(exc_reasons)}
+
+### 4.3 Where antigenscout loses to fold change on the visible rows
 
 Rows where antigenscout's percentile is below fold change's by more than 0.02:
 {listing(losses) or "none"}.
 
 Rows where it is above by more than 0.02: {listing(wins) or "none"}.
 
-- **Target percentile vs fold change.** The score is `coverage × (1 − vital_risk)` with
-  `vital_risk` the *maximum* weighted risk over all healthy contexts. Haematological targets
-  whose healthy lineage the clinic accepts (myeloid progenitors for CLL-1/IL-1RAP, B cells
-  for CD19/CD20/CD22) are penalised by that lineage; bulk coverage saturates near 1 for every
-  well-expressed gene, so bulk rows are decided by risk alone, while fold change keeps the
-  magnitude of over-expression. OR gates (MS4A1;CD52, EGFR;MET) take the union bound of two
-  broadly expressed genes. Fixes, none fitted to these rows: indication-aware tolerance for a
-  lineage that the tumour shares and that transplant or IVIG rescues; a coverage term that
-  keeps the margin of tumour over vital healthy expression instead of saturating; exact gate
-  risk on single cells.
-- **Toxicity recall vs raw expression.** The engine ranks contexts by *vital-weighted* risk,
-  which answers "what is most dangerous", not "what will be hit": damaged but tolerable
-  lineages (B/plasma cells, weight 0.2–0.25) fall behind weakly engaged vital organs. The
-  unweighted diagnostic above separates the positivity model from the weighting. A fix is to
-  report both lists and score recall on "will be engaged".
-- **sens_at_spec** ties every context with ≥ 1 nTPM; with random tie-breaking its recall is
-  near chance, and its target ranking is at chance because almost every gene fails the
-  pooled-specificity rule.
+These lists describe the current engine; they were not used to change any rule, weight or
+parameter of the benchmark. The engine's risk/engagement model is being rewritten; rerun
+this script afterwards.
+
+- **sens_at_spec** ties every context with ≥ 1 nTPM and most candidates at 0 (see the tie
+  counts above); with random tie-breaking its recall and target ranking are near chance.
+- **Zero coverage.** {zero_line}
+- **Toxicity recall** is scored on the engine's vital-weighted risk ("what is most
+  dangerous"); the unweighted diagnostic above shows how much of the gap is the weighting.
 
 ## 5. Per-row tables (this run)
 
-### Validated targets (`targets_rows.tsv`)
+### Validated targets, visible (`targets_rows.tsv`; ties = other candidates with the same key)
 
 {_md(tr[[c for c in tcols if c in tr.columns]])}
 
@@ -193,13 +385,21 @@ Rows where it is above by more than 0.02: {listing(wins) or "none"}.
 
 {_md(xr[[c for c in xcols if c in xr.columns]])}
 
-## 6. Rows not scored
+### Extended set, scored rows (`extended_targets_rows.tsv`)
+
+{_md(er_scored[[c for c in ecols if c in er_scored.columns]]) if len(er_scored) else "none"}
+
+## 6. Rows not scored (visible)
 
 {_md(not_scored)}
+
+Extended rows not scored are listed with their reasons in `extended_targets_rows.tsv`, and
+list entries not made into rows in `extended_excluded.tsv`.
 """
     doc = DOC.read_text()
     head = doc.split(MARK)[0] if MARK in doc else doc + "\n"
-    DOC.write_text(head + text)
+    head = head.replace("{RUN_SECONDS}", f"{secs:.0f}")
+    DOC.write_text(_refresh_tables(head) + text)
     print(f"rewrote {DOC} from {a.out_dir} ({secs:.0f} s)")
 
 

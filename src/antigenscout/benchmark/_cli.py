@@ -42,13 +42,36 @@ def _fmt(v: object) -> str:
     "../shared beside the repository].",
 )
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option(
+    "--extended",
+    is_flag=True,
+    default=False,
+    help="Also score rows built from the approved/trialled agent lists in "
+    "<shared>/data/reference_lists (evaluation only; reported apart as 'extended').",
+)
+@click.option(
+    "--n-boot",
+    "n_boot",
+    type=click.IntRange(min=100),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples for the 95% intervals and paired differences.",
+)
+@click.option("--seed", type=int, default=20240601, show_default=True, help="Bootstrap seed.")
 def benchmark_command(
-    targets: Path | None, toxicities: Path | None, shared: Path | None, out: Path
+    targets: Path | None,
+    toxicities: Path | None,
+    shared: Path | None,
+    out: Path,
+    extended: bool,
+    n_boot: int,
+    seed: int,
 ) -> None:
     """Rank each validated target among its modality's candidates for its indication, and
     check whether observed toxicities are among the target's top healthy risks, for
-    antigenscout and two anchor baselines. Writes metrics.json, targets_rows.tsv and
-    toxicity_rows.tsv to OUT."""
+    antigenscout and two anchor baselines, with paired bootstrap 95% intervals. Writes
+    metrics.json, targets_rows.tsv and toxicity_rows.tsv to OUT (with --extended also
+    extended_targets_rows.tsv and extended_excluded.tsv)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -63,6 +86,9 @@ def benchmark_command(
             shared=shared,
             out_dir=stage,
             progress=lambda msg: err.print(f"[dim]{msg}…[/dim]"),
+            extended=extended,
+            n_boot=n_boot,
+            seed=seed,
         )
     summary = res.summary()
     table = Table(title="clinical benchmark (antigenscout vs anchor baselines)")
@@ -73,6 +99,25 @@ def benchmark_command(
         table.add_row(col, *(_fmt(summary.loc[m, col]) for m in summary.index))
     console = Console(highlight=False)
     console.print(table)
+    for b, d in res.metrics["paired_differences"].items():
+        parts = [
+            f"{name} {v['estimate']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] {v['verdict']}"
+            for name, v in (
+                ("median pct", d["targets"]["median_percentile"]),
+                ("top5", d["targets"]["top5_fraction"]),
+                ("recall@3", d["toxicity"]["on_target"]["recall_at_3"]),
+            )
+            if v["estimate"] is not None
+        ]
+        console.print(f"antigenscout - {b}: " + "; ".join(parts))
+    ext = res.metrics.get("extended")
+    if ext:
+        et = ext["targets"]
+        console.print(
+            f"extended set: {ext['counts']['rows']} rows, {et['n_scored']} scored; "
+            f"antigenscout median percentile {_fmt(et['median_percentile'])}, top 5% "
+            f"{_fmt(et['top5_fraction'])}"
+        )
     t = res.targets_rows
     n_skip = int((t["status"] != "scored").sum()) if "status" in t else 0
     console.print(

@@ -29,11 +29,23 @@ __all__ = [
 
 #: (pattern, antigenscout modality), tried in order on each ';'-separated part of the text.
 MODALITY_RULES: tuple[tuple[str, str], ...] = (
-    (r"\btcr", "tcr-t"),  # TCR-T and TCR-based bispecifics (ImmTAC) bind peptide-HLA
-    (r"\bcar[- ]?nk\b", "car-nk"),
+    # TCR-T and TCR-based bispecifics (ImmTAC, TCR-Fc engagers) bind peptide-HLA
+    (r"\btcr|immtac", "tcr-t"),
+    (r"\bcar[- ]?nk\b|\bnk[- ]?car\b", "car-nk"),
     (r"\bcar[- ]?t\b|\bcar\b", "car-t"),
+    # radiolabelled ligands and antibodies: before ADC/antibody ("radioimmunoconjugate")
+    (
+        r"radioligand|radiopharm|radionuclide|radioimmun|radioconjugate|radiolabel"
+        r"|\b(?:177)?lu-?177\b|\b177lu|\b225ac|\bac-?225\b|\b90y\b|\by-?90\b|\b131i\b"
+        r"|\bi-?131\b",
+        "radioligand",
+    ),
     (r"\badc\b|drug conjugate|antibody-drug", "adc"),
-    (r"bispecific|trispecific|trifunctional|\bbite\b|engager", "bispecific"),
+    (
+        r"bispecific|trispecific|multispecific|trifunctional|\bbite\b|engager|\btce\b",
+        "bispecific",
+    ),
+    (r"agonis", "agonist"),
     (r"immunotoxin|toxin|fusion", "antibody"),  # protein binders without a T-cell arm
     (r"antibod|\bmab\b", "antibody"),
     (r"vaccin", "vaccine"),
@@ -51,6 +63,8 @@ def parse_modalities(text: str) -> list[str]:
     ['tcr-t']
     >>> parse_modalities("IL-3-diphtheria toxin fusion")
     ['antibody']
+    >>> parse_modalities("radioligand (177Lu-PSMA-617)")
+    ['radioligand']
     """
     out: list[str] = []
     for part in str(text).split(";"):

@@ -22,7 +22,18 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import AntigenscoutError, InputError
-from ._metrics import KS, percentile_of, summarise_percentiles, top_contexts, topk_hits
+from ._metrics import (
+    KS,
+    N_BOOT,
+    SEED,
+    TOP_QS,
+    expected_top_hit,
+    paired_bootstrap,
+    percentile_parts,
+    summarise_percentiles,
+    top_contexts,
+    topk_hits,
+)
 from ._rules import (
     IndicationRule,
     attribution_class,
@@ -98,6 +109,10 @@ class BenchmarkResult:
         Where the files were written (``None`` when not written).
     seconds
         Wall time.
+    extended_rows
+        Like ``targets_rows`` for the extended set (``None`` unless ``extended=True``).
+    extended_excluded
+        Agent-list entries not made into extended rows, with the reason.
     """
 
     metrics: dict[str, Any]
@@ -106,6 +121,8 @@ class BenchmarkResult:
     indications: pd.DataFrame
     out_dir: Path | None = None
     seconds: float = 0.0
+    extended_rows: pd.DataFrame | None = None
+    extended_excluded: pd.DataFrame | None = None
 
     def summary(self) -> pd.DataFrame:
         """Methods × headline metrics (antigenscout first, then the baselines)."""
@@ -116,6 +133,7 @@ class BenchmarkResult:
             rows[m] = {
                 "targets scored": t["n_scored"],
                 "median percentile": t["median_percentile"],
+                "top 10%": t["top10_fraction"],
                 "top 5%": t["top5_fraction"],
                 "top 1%": t["top1_fraction"],
                 "on-target recall@1": tox["on_target"]["recall_at_1"],
@@ -445,48 +463,94 @@ def _score_target_row(
         out["reason"] = f"{filtered} not a {out['modality']} candidate (filtered out): miss"
         for m in METHODS:
             out[f"{m}_percentile"] = 0.0
+            for key in TOP_QS:
+                out[f"{m}_{_top_col(key)}"] = 0.0
         return out
 
+    def place(method: str, value: np.ndarray | float, others: np.ndarray) -> None:
+        below, tied, n = percentile_parts(value, others)
+        out[f"{method}_percentile"] = (below + 0.5 * tied) / n if n else float("nan")
+        out[f"{method}_ties"] = tied
+        for key, q in TOP_QS.items():
+            out[f"{method}_{_top_col(key)}"] = expected_top_hit(below, tied, n, q)
+
     base = _baseline_scores(tum, cands, healthy)
+    keys = ["score", "tumor_coverage"]
     if len(genes) == 1:
         g = genes[0]
         others = table.drop(index=g)
-        keys = ["score", "tumor_coverage"]
-        out["antigenscout_percentile"] = percentile_of(
-            table.loc[g, keys].to_numpy(dtype=float), others[keys].to_numpy(dtype=float)
+        place(
+            "antigenscout",
+            table.loc[g, keys].to_numpy(dtype=float),
+            others[keys].to_numpy(dtype=float),
         )
         out["antigenscout_rank"] = int(table.loc[g, "rank"])
         out["tumor_coverage"] = float(table.loc[g, "tumor_coverage"])
         out["vital_risk"] = float(table.loc[g, "vital_risk"])
         out["worst_context"] = str(table.loc[g, "worst_context"])
         for m, s in base.items():
-            out[f"{m}_percentile"] = percentile_of(float(s[g]), s.drop(index=g).to_numpy())
+            place(m, float(s[g]), s.drop(index=g).to_numpy())
             out[f"{m}_rank"] = int((s > s[g]).sum() + 1)
             out[f"{m}_value"] = float(s[g])
         return out
 
     # a gate: evaluated with per-gene fractions (Fréchet bound for AND, union bound for OR)
-    from ..pp import DEFAULT_THRESHOLD
-    from ..tl import healthy_risk
-
-    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=out["modality"])
-    cov = _combine(table.loc[genes, "tumor_coverage"].to_numpy(dtype=float)[:, None], op)[0]
-    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
-    risk = float((_combine(frac, op) * hr.weight.to_numpy()).max())
-    score = cov * (1.0 - risk)
-    keys = ["score", "tumor_coverage"]
-    singles = table[keys].to_numpy(dtype=float)
-    out["antigenscout_percentile"] = percentile_of(np.array([score, cov]), singles)
+    score, cov, risk = _gate_score(table, genes, op, out["modality"], reference)
+    place("antigenscout", np.array([score, cov]), table[keys].to_numpy(dtype=float))
     out["antigenscout_rank"] = int((table["score"] > score).sum() + 1)
     out["tumor_coverage"] = float(cov)
     out["vital_risk"] = risk
     gate_base = _baseline_gate(tum, genes, op, healthy)
     for m, s in base.items():
         v = gate_base[m]
-        out[f"{m}_percentile"] = percentile_of(v, s.to_numpy())
+        place(m, v, s.to_numpy())
         out[f"{m}_rank"] = int((s > v).sum() + 1)
         out[f"{m}_value"] = float(v)
     return out
+
+
+def _top_col(key: str) -> str:
+    """``top5_fraction`` → ``top5`` (the per-row expected-hit column suffix)."""
+    return key.removesuffix("_fraction")
+
+
+def _gate_score(
+    table: pd.DataFrame, genes: list[str], op: str, modality: str, reference: Reference
+) -> tuple[float, float, float]:
+    """``(score, coverage, vital_risk)`` of a gate, on the engine's single-gene scale.
+
+    The engine's score is ``cover × (1 − harm_factor × vital_risk) × modality_factor``
+    (``cover`` = ``coverage_q25`` where the engine reports it, i.e. for modalities ranked
+    on per-patient coverage, else ``tumor_coverage``). For a gate, coverages and healthy
+    fractions are combined with :func:`_combine` (AND = min, OR = min(1, sum)); the
+    modality factor is the smallest
+    (AND: every antigen must be reachable) or largest (OR: either suffices) of the genes'.
+    Columns missing from the engine's table are taken as 1 (factor) or as
+    ``tumor_coverage`` (cover), so a rewritten engine degrades to ``cover × (1 − risk)``.
+    """
+    from ..pp import DEFAULT_THRESHOLD
+    from ..tl import healthy_risk
+
+    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=modality)
+    cov = float(_combine(table.loc[genes, "tumor_coverage"].to_numpy(dtype=float)[:, None], op)[0])
+    # the engine adds coverage_q25 only for modalities ranked on per-patient coverage
+    cover_col = "coverage_q25" if "coverage_q25" in table else "tumor_coverage"
+    try:
+        from ..tl._targetability import MODALITY_PROFILES
+
+        harm = float(getattr(MODALITY_PROFILES.get(modality), "harm_factor", 1.0))
+    except ImportError:  # pragma: no cover - engine rewritten
+        harm = 1.0
+    cover = float(_combine(table.loc[genes, cover_col].to_numpy(dtype=float)[:, None], op)[0])
+    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
+    risk = float((_combine(frac, op) * hr.weight.to_numpy()).max())
+    if "modality_factor" in table:
+        f = table.loc[genes, "modality_factor"].to_numpy(dtype=float)
+        factor = float(f.min() if op == "and" else f.max())
+    else:
+        factor = 1.0
+    score = cover * (1.0 - min(1.0, max(0.0, harm * risk))) * factor
+    return score, cov, risk
 
 
 # --------------------------------------------------------------------------- toxicity
@@ -586,6 +650,7 @@ def _score_toxicity_rows(
         for m, v in values.items():
             hits = topk_hits(v, targets)
             out[f"{m}_best_rank"] = hits["best_rank"]
+            out[f"{m}_ties"] = hits["ties"]
             for k in KS:
                 out[f"{m}_hit_at_{k}"] = hits[f"hit_at_{k}"]
             out[f"{m}_top3"] = ";".join(top_contexts(v, 3))
@@ -635,6 +700,10 @@ def run_benchmark(
     indications: str | os.PathLike[str] | None = None,
     datasets: Mapping[str, AnnData] | None = None,
     progress: Callable[[str], None] | None = None,
+    extended: bool = False,
+    lists_dir: str | os.PathLike[str] | None = None,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
 ) -> BenchmarkResult:
     """Score antigenscout and the anchor baselines against the clinical record.
 
@@ -660,6 +729,13 @@ def run_benchmark(
         ``obs['malignant']`` and ``obs['patient']``).
     progress
         Called with a short message as each stage starts.
+    extended
+        Also score the rows built from the agent lists (:mod:`._extended`), reported under
+        ``metrics['extended']`` and in ``extended_targets_rows.tsv``.
+    lists_dir
+        The agent lists; default ``<shared>/data/reference_lists``.
+    n_boot, seed
+        Bootstrap resamples and seed of the 95% intervals and paired differences.
 
     Returns
     -------
@@ -703,7 +779,7 @@ def run_benchmark(
 
     say("scoring validated targets")
     trows = [_score_target_row(r, rules, store, reference, healthy) for _, r in targets.iterrows()]
-    tdf = pd.DataFrame(trows)
+    tdf = _complete_targets(pd.DataFrame(trows))
     say("scoring toxicities")
     vocab = TissueVocabulary.from_reference(reference)
     xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
@@ -713,27 +789,16 @@ def run_benchmark(
             col = f"{m}_hit_at_{k}"
             if col not in xdf:
                 xdf[col] = np.nan
-        if m in METHODS and f"{m}_percentile" not in tdf:
-            tdf[f"{m}_percentile"] = np.nan
 
-    ind = (
-        tdf[["indication", "rule", "dataset", "samples"]]
-        .drop_duplicates("indication")
-        .reset_index(drop=True)
-        if "rule" in tdf
-        else pd.DataFrame(columns=["indication", "rule", "dataset", "samples"])
-    )
+    ind = _indications_used(tdf)
+    boot = {"n_resamples": int(n_boot), "seed": int(seed)}
+    tblocks = _target_blocks(tdf, n_boot, seed)
+    xblocks = _toxicity_blocks(xdf, n_boot, seed)
 
     def block(method: str) -> dict[str, Any]:
-        scored = tdf[tdf.get("status", pd.Series(dtype=str)) == "scored"] if len(tdf) else tdf
-        p = scored[f"{method}_percentile"] if len(scored) else pd.Series(dtype=float)
-        return {
-            "targets": {"n_rows": len(tdf), **summarise_percentiles(p)},
-            "toxicity": _toxicity_metrics(xdf, method),
-        }
+        return {"targets": tblocks[method], "toxicity": xblocks[method]}
 
     engine = block("antigenscout")
-    seconds = time.perf_counter() - t0
     metrics: dict[str, Any] = {
         **engine,
         "baselines": {
@@ -753,6 +818,30 @@ def run_benchmark(
                 ),
             },
         },
+        "paired_differences": {
+            b: {
+                "targets": tblocks["paired"][b],
+                "toxicity": {
+                    "on_target": xblocks["paired"]["on_target"][b],
+                    "negative_controls": xblocks["paired"]["negative_controls"][b],
+                },
+            }
+            for b in METHODS[1:]
+        },
+        "bootstrap": {
+            **boot,
+            "method": (
+                "rows resampled with replacement, the same resample for every method "
+                "(paired); 95% percentile intervals; difference = antigenscout - baseline; "
+                "verdict 'better' when the difference's interval excludes 0 in the "
+                "metric's good direction"
+            ),
+            "units": {
+                "targets": "scored validated-target rows",
+                "toxicity.on_target": "scored on-target toxicity rows",
+                "toxicity.negative_controls": "scored negative-control rows",
+            },
+        },
         "diagnostics": {
             "antigenscout_unweighted_toxicity": {
                 **_toxicity_metrics(xdf, "antigenscout_unweighted"),
@@ -768,16 +857,163 @@ def run_benchmark(
             "min_specificity": MIN_SPECIFICITY,
             "vital_weight": VITAL_WEIGHT,
             "ks": list(KS),
+            "top_qs": dict(TOP_QS),
             "reference": reference.metadata.get("name", "embedded"),
             "antigenscout_version": __version__,
         },
         "inputs": {"targets": str(tpath), "toxicities": str(xpath)},
-        "seconds": round(seconds, 2),
     }
-    result = BenchmarkResult(metrics, tdf, xdf, ind, out_path, seconds)
+
+    ext_rows: pd.DataFrame | None = None
+    ext_excluded: pd.DataFrame | None = None
+    if extended:
+        from ._extended import LISTS_SUBDIR, build_extended_targets
+
+        folder = Path(lists_dir) if lists_dir is not None else None
+        if folder is None and shared_dir is not None:
+            folder = shared_dir / LISTS_SUBDIR
+        if folder is None:
+            msg = "--extended needs the agent lists: pass --shared DIR (with data/reference_lists)"
+            raise InputError(msg)
+        say("building the extended evaluation set from the agent lists")
+        ext = build_extended_targets(folder, visible=targets, reference=reference, rules=rules)
+        say(f"scoring {len(ext.rows)} extended rows")
+        erows = [
+            _score_target_row(r, rules, store, reference, healthy) for _, r in ext.rows.iterrows()
+        ]
+        ext_rows = _complete_targets(pd.DataFrame(erows))
+        if len(ext_rows):
+            ext_rows.insert(4, "drugs", ext.rows["drugs"].to_numpy())
+            ext_rows["source"] = ext.rows["source"].to_numpy()
+        ext_excluded = ext.excluded
+        eblocks = _target_blocks(ext_rows, n_boot, seed)
+        metrics["extended"] = {
+            "description": (
+                "rows built from shared/data/reference_lists (approved and trialled CAR-T, "
+                "ADC, bispecific/multispecific T-cell engager, TCR-T and radioligand agents) "
+                "that the engine was never shown; (genes, tumour data) pairs of the visible "
+                "rows removed; evaluation only"
+            ),
+            "lists": str(folder),
+            "counts": ext.counts,
+            "targets": eblocks["antigenscout"],
+            "baselines": {b: {"targets": eblocks[b]} for b in METHODS[1:]},
+            "paired_differences": {b: {"targets": eblocks["paired"][b]} for b in METHODS[1:]},
+            "by_modality": _by_modality(ext_rows),
+        }
+    seconds = time.perf_counter() - t0
+    metrics["seconds"] = round(seconds, 2)
+    result = BenchmarkResult(metrics, tdf, xdf, ind, out_path, seconds, ext_rows, ext_excluded)
     if out_path is not None:
         write_json(out_path / "metrics.json", metrics)
         write_table(tdf, out_path / "targets_rows.tsv")
         write_table(xdf, out_path / "toxicity_rows.tsv")
         write_table(ind, out_path / "indications_used.tsv")
+        if ext_rows is not None and ext_excluded is not None:
+            write_table(ext_rows, out_path / "extended_targets_rows.tsv")
+            write_table(ext_excluded, out_path / "extended_excluded.tsv")
     return result
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _complete_targets(tdf: pd.DataFrame) -> pd.DataFrame:
+    """Add the per-method columns that no row filled (e.g. nothing scored)."""
+    if "status" not in tdf:
+        tdf["status"] = pd.Series(dtype=str)
+    for m in METHODS:
+        for col in ("percentile", "ties", *(_top_col(k) for k in TOP_QS)):
+            if f"{m}_{col}" not in tdf:
+                tdf[f"{m}_{col}"] = np.nan
+    return tdf
+
+
+def _indications_used(tdf: pd.DataFrame) -> pd.DataFrame:
+    cols = ["indication", "rule", "dataset", "samples"]
+    if "rule" not in tdf:
+        return pd.DataFrame(columns=cols)
+    return tdf[cols].drop_duplicates("indication").reset_index(drop=True)
+
+
+def _ties_summary(ties: pd.Series) -> dict[str, Any]:
+    t = pd.Series(ties, dtype=float).dropna()
+    return {
+        "n_rows": len(t),
+        "rows_with_ties": int((t > 0).sum()),
+        "median_tied": float(t.median()) if len(t) else None,
+        "max_tied": int(t.max()) if len(t) else None,
+    }
+
+
+_TARGET_STATS = {
+    "median_percentile": ("percentile", lambda a: np.median(a, axis=1), True),
+    "mean_percentile": ("percentile", lambda a: a.mean(axis=1), True),
+    **{key: (_top_col(key), lambda a: a.mean(axis=1), True) for key in TOP_QS},
+}
+
+
+def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    """Per-method target metrics with ``ci95`` and ``ties``, and the paired differences."""
+    scored = tdf[tdf["status"] == "scored"] if len(tdf) else tdf
+    cols = [f"{m}_{c}" for m in METHODS for c in ("percentile", *(_top_col(k) for k in TOP_QS))]
+    both = scored.dropna(subset=cols) if len(scored) else scored
+    values = {
+        m: {c: both[f"{m}_{c}"].to_numpy(dtype=float) for c in ("percentile",
+            *(_top_col(k) for k in TOP_QS))}
+        for m in METHODS
+    }  # fmt: skip
+    boot = paired_bootstrap(values, _TARGET_STATS, n_boot=n_boot, seed=seed)
+    out: dict[str, Any] = {}
+    for m in METHODS:
+        p = scored[f"{m}_percentile"] if len(scored) else pd.Series(dtype=float)
+        tops = {k: scored[f"{m}_{_top_col(k)}"] for k in TOP_QS} if len(scored) else None
+        out[m] = {
+            "n_rows": len(tdf),
+            **summarise_percentiles(p, tops),
+            "ci95": boot["ci95"][m],
+            "ties": _ties_summary(scored[f"{m}_ties"] if len(scored) else pd.Series()),
+        }
+    out["paired"] = boot["paired"]
+    return out
+
+
+def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    """Per-method toxicity metrics with ``ci95`` and ``ties``, and the paired differences."""
+    scored = xdf[xdf["status"] == "scored"] if len(xdf) and "status" in xdf else xdf.iloc[0:0]
+    out: dict[str, Any] = {m: _toxicity_metrics(xdf, m) for m in METHODS}
+    out["paired"] = {}
+    for cls, name, key, hib in (
+        ("on_target", "on_target", "recall", True),
+        ("negative_control", "negative_controls", "flag_rate", False),
+    ):
+        block = scored[scored["class"] == cls] if len(scored) else scored
+        values = {
+            m: {f"hit_at_{k}": (block[f"{m}_hit_at_{k}"].to_numpy(dtype=float) if len(block)
+                                else np.array([])) for k in KS}
+            for m in METHODS
+        }  # fmt: skip
+        stats = {f"{key}_at_{k}": (f"hit_at_{k}", lambda a: a.mean(axis=1), hib) for k in KS}
+        boot = paired_bootstrap(values, stats, n_boot=n_boot, seed=seed)
+        for m in METHODS:
+            out[m][name]["ci95"] = boot["ci95"][m]
+            ties_col = f"{m}_ties"
+            ties = block[ties_col] if len(block) and ties_col in block else pd.Series()
+            out[m][name]["ties"] = _ties_summary(ties)
+        out["paired"][name] = boot["paired"]
+    return out
+
+
+def _by_modality(tdf: pd.DataFrame) -> dict[str, Any]:
+    """Scored rows and medians per engine modality (point estimates only)."""
+    if not len(tdf) or "modality" not in tdf:
+        return {}
+    scored = tdf[tdf["status"] == "scored"]
+    out: dict[str, Any] = {}
+    for mod, g in scored.groupby("modality"):
+        out[str(mod)] = {
+            "n_scored": len(g),
+            **{f"{m}_median_percentile": float(g[f"{m}_percentile"].median()) for m in METHODS},
+            **{f"{m}_top5_fraction": float(g[f"{m}_top5"].mean()) for m in METHODS},
+        }
+    return out

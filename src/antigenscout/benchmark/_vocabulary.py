@@ -19,14 +19,25 @@ Algorithm
    - every ``/``-separated part of a context's ``tissue`` and every tissue context's
      name (``liver``, ``oral mucosa``, ``pleura``) → the contexts of that tissue;
    - synonyms, whose targets are resolved as tissue parts, as word sequences contained in
-     context names (``erythroid``), or as ``system:<system>``; a synonym overrides an
-     automatic term spelled the same.
+     context names (``erythroid``), as ``system:<system>`` or as ``context:<id>``; a synonym
+     overrides an automatic term spelled the same.
 
 4. Within a segment, named cell types are intersected with named tissues ("melanocytes in
-   skin" → skin melanocytes); when the intersection is empty both are kept. Words marked
-   ``generic`` (epithelium, mucosa) only mean "the tissue" and add nothing.
-5. Marker annotations (``CD33+``, ``Sca-1+``) are dropped: they name antigens, not anatomy.
-6. Words that are neither terms nor stop words are reported as unmatched; a segment with
+   skin" → skin melanocytes). When the intersection is empty (the reference has no such
+   cell type in that organ: "alveolar macrophages", "marrow stromal cells") the cell type's
+   contexts are kept together with the organ's *bulk tissue* contexts only, not with every
+   other cell type of the organ. Words marked ``generic`` (epithelium, mucosa) only mean
+   "the tissue" and add nothing.
+5. Terms marked ``unmapped`` name anatomy that the reference does not have (ocular surface,
+   cornea, uvea, inner ear): they are consumed (so that a shorter term such as *ocular*
+   cannot claim them) and their segment is reported as unmapped.
+6. Terms marked ``organ:`` are ambiguous cell types (*stem cells*, *progenitors*): their
+   candidate contexts are intersected with the organ named in the same segment, else
+   anywhere in the phrase ("intestinal stem cells" → crypt stem cells, "marrow stem cells"
+   → HSC). With no organ named the segment is reported as unmapped (``ambiguous_terms``);
+   with an organ that has none of the candidates only the organ is kept.
+7. Marker annotations (``CD33+``, ``Sca-1+``) are dropped: they name antigens, not anatomy.
+8. Words that are neither terms nor stop words are reported as unmatched; a segment with
    such words and no term is an *unmapped segment*.
 """
 
@@ -131,6 +142,10 @@ class TissueMapping:
         Segments with content words but no term.
     unmatched_words
         Content words not covered by any term.
+    absent_terms
+        Terms naming anatomy that the reference lacks (``unmapped`` in the synonym table).
+    ambiguous_terms
+        Ambiguous cell terms (``organ:``) left unresolved because no organ was named.
     """
 
     phrase: str
@@ -138,6 +153,8 @@ class TissueMapping:
     terms: tuple[str, ...] = ()
     unmapped_segments: tuple[str, ...] = ()
     unmatched_words: tuple[str, ...] = ()
+    absent_terms: tuple[str, ...] = ()
+    ambiguous_terms: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -192,6 +209,7 @@ class TissueVocabulary:
             got[0].add(c)
 
         kinds = ctx["kind"].astype(str)
+        self._kinds = {str(c): str(k) for c, k in kinds.items()}
         for c in ctx.index:
             if kinds[c] == "cell_type":
                 words = names[c].split()
@@ -216,8 +234,17 @@ class TissueVocabulary:
             if targets == ["generic"]:
                 final[key] = (frozenset(), "generic")
                 continue
+            if targets == ["unmapped"]:
+                final[key] = (frozenset(), "absent")
+                continue
             resolved: set[str] = set()
             kind = "tissue"
+            if targets[0].startswith("organ:"):
+                targets = [targets[0].split(":", 1)[1], *targets[1:]]
+                for t in targets:
+                    resolved |= self._resolve(t, final)[0]
+                final[key] = (frozenset(resolved), "ambiguous")
+                continue
             for t in targets:
                 cs, k = self._resolve(t, final)
                 resolved |= cs
@@ -244,6 +271,9 @@ class TissueVocabulary:
         if target.startswith("system:"):
             system = target.split(":", 1)[1].strip()
             return {c for c, s in self._systems.items() if s == system}, "tissue"
+        if target.startswith("context:"):
+            cid = target.split(":", 1)[1].strip()
+            return ({cid} if cid in self._order else set()), "tissue"
         t = normalise(target)
         tissue = self._tissue_contexts(t)
         if t in terms and terms[t][1] == "tissue":
@@ -275,10 +305,16 @@ class TissueVocabulary:
         found: list[str] = []
         unmapped: list[str] = []
         unmatched: list[str] = []
+        absent: list[str] = []
+        ambiguous_left: list[str] = []
+        # first pass: terms per segment
+        parsed = []
         for seg in _segments(phrase):
             words = seg.split()
             cells: list[frozenset[str]] = []
             tissues: list[frozenset[str]] = []
+            ambiguous: list[tuple[str, frozenset[str]]] = []
+            seg_absent: list[str] = []
             seg_unmatched: list[str] = []
             seg_terms = 0
             i = 0
@@ -288,34 +324,60 @@ class TissueVocabulary:
                     if key in self.terms and not (n == 1 and key in STOP_WORDS):
                         cs, kind = self.terms[key]
                         found.append(key)
-                        seg_terms += 1
+                        if kind == "absent":
+                            seg_absent.append(key)
+                        else:
+                            seg_terms += 1
                         if kind == "cell":
                             cells.append(cs)
                         elif kind == "tissue":
                             tissues.append(cs)
+                        elif kind == "ambiguous":
+                            ambiguous.append((key, cs))
                         i += n
                         break
                 else:
                     if words[i] not in STOP_WORDS and not words[i].isdigit():
                         seg_unmatched.append(words[i])
                     i += 1
+            parsed.append((seg, cells, tissues, ambiguous, seg_absent, seg_unmatched, seg_terms))
+        phrase_tissue = frozenset().union(*(t for p in parsed for t in p[2]))
+        # second pass: combine within segments, resolve ambiguous terms by organ
+        for seg, cells, tissues, ambiguous, seg_absent, seg_unmatched, seg_terms in parsed:
             cell_set = frozenset().union(*cells)
             tissue_set = frozenset().union(*tissues)
+            resolved_any = False
+            for key, cs in ambiguous:
+                organ = tissue_set or phrase_tissue
+                if not organ:
+                    ambiguous_left.append(key)
+                    continue
+                resolved_any = True
+                cell_set |= cs & organ
             if cell_set and tissue_set:
                 both = cell_set & tissue_set
-                contexts |= both if both else cell_set | tissue_set
+                contexts |= both if both else cell_set | self._bulk(tissue_set)
             else:
                 contexts |= cell_set | tissue_set
             unmatched.extend(seg_unmatched)
-            if seg_terms == 0 and seg_unmatched:
+            absent.extend(seg_absent)
+            has_context = bool(cell_set or tissue_set or resolved_any)
+            nothing = not has_context and bool(seg_unmatched or seg_absent or ambiguous)
+            if nothing or (seg_terms == 0 and seg_unmatched):
                 unmapped.append(seg)
         return TissueMapping(
             phrase=str(phrase),
             contexts=self._sorted(contexts),
             terms=tuple(dict.fromkeys(found)),
-            unmapped_segments=tuple(unmapped),
+            unmapped_segments=tuple(dict.fromkeys(unmapped)),
             unmatched_words=tuple(dict.fromkeys(unmatched)),
+            absent_terms=tuple(dict.fromkeys(absent)),
+            ambiguous_terms=tuple(dict.fromkeys(ambiguous_left)),
         )
+
+    def _bulk(self, cs: frozenset[str]) -> set[str]:
+        """The bulk tissue (non-cell-type) contexts among ``cs``."""
+        return {c for c in cs if self._kinds.get(c) != "cell_type"}
 
 
 def load_synonyms() -> pd.DataFrame:
