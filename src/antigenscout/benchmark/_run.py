@@ -288,10 +288,22 @@ def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataF
                 modality=modality,
                 reference=reference,
                 kind="single_cell" if tum.kind == "single_cell" else "bulk",
+                cancer=_hpa_cancer(tum) if reference.pathology is not None else None,
             )
         tum.engine[key] = adata.uns["antigenscout_targets"]["targets"].copy()
         del adata.uns["antigenscout_targets"]
     return tum.engine[key]
+
+
+def _hpa_cancer(tum: _Tumour) -> str | None:
+    """The HPA pathology cancer type of a bulk TCGA tumour, when all its cohorts share one."""
+    from ..datasets import TCGA_HPA_CANCER
+
+    if tum.kind != "bulk" or not tum.name.startswith("tcga"):
+        return None
+    codes = tum.name.partition(":")[2].split("+") if ":" in tum.name else []
+    cancers = {TCGA_HPA_CANCER.get(c) for c in codes}
+    return cancers.pop() if len(cancers) == 1 and None not in cancers else None
 
 
 def _combine(values: np.ndarray, op: str) -> np.ndarray:

@@ -5,6 +5,7 @@
 """
 
 from ._datasets import (
+    TCGA_HPA_CANCER,
     citeseq_triana2021,
     demo,
     hpa_cell_lines,
@@ -12,4 +13,11 @@ from ._datasets import (
     vangalen2019,
 )
 
-__all__ = ["citeseq_triana2021", "demo", "hpa_cell_lines", "tcga_medians", "vangalen2019"]
+__all__ = [
+    "TCGA_HPA_CANCER",
+    "citeseq_triana2021",
+    "demo",
+    "hpa_cell_lines",
+    "tcga_medians",
+    "vangalen2019",
+]

@@ -20,6 +20,7 @@ from .._errors import InputError
 
 __all__ = [
     "DEMO_FILE",
+    "TCGA_HPA_CANCER",
     "citeseq_triana2021",
     "demo",
     "hpa_cell_lines",
@@ -260,6 +261,35 @@ def demo() -> AnnData:
 
 
 # --------------------------------------------------------------------------- bulk tables
+
+
+#: TCGA cohort -> HPA pathology cancer type, where the two describe the same disease (HPA's
+#: tumour IHC covers 20 cancers; cohorts without a same-disease HPA cancer are left out).
+TCGA_HPA_CANCER: dict[str, str] = {
+    "BLCA": "urothelial cancer",
+    "BRCA": "breast cancer",
+    "CESC": "cervical cancer",
+    "COAD": "colorectal cancer",
+    "READ": "colorectal cancer",
+    "DLBC": "lymphoma",
+    "GBM": "glioma",
+    "LGG": "glioma",
+    "HNSC": "head and neck cancer",
+    "KIRC": "renal cancer",
+    "KIRP": "renal cancer",
+    "KICH": "renal cancer",
+    "LIHC": "liver cancer",
+    "LUAD": "lung cancer",
+    "LUSC": "lung cancer",
+    "OV": "ovarian cancer",
+    "PAAD": "pancreatic cancer",
+    "PRAD": "prostate cancer",
+    "SKCM": "melanoma",
+    "STAD": "stomach cancer",
+    "TGCT": "testis cancer",
+    "THCA": "thyroid cancer",
+    "UCEC": "endometrial cancer",
+}
 
 
 def tcga_medians() -> AnnData:
