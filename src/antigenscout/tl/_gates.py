@@ -48,8 +48,9 @@ from ._kernels import (
     gram_counts,
     group_popcount,
     pack_groups,
-    pair_and_counts_bits,
     pair_group_counts,
+    pair_layout,
+    pair_stats_fused,
     triple_candidates,
     update_pair_risk,
 )
@@ -735,31 +736,50 @@ class _PairStats:
 
 def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     g = prob.genes.size
-    P = gram_counts(prob.T) if pair_method == "gram" else pair_and_counts_bits(prob.tumour)
     r_and = np.zeros((g, g))
     r_or = np.zeros((g, g))
     r_an = np.zeros((g, g))
     # both kernels fold into running maxima, so a mixed input gets the max of its two parts
     if prob.frac is not None:
         frechet_pair_risk(prob.frac, prob.w_bulk, r_and, r_or, r_an)
-    if prob.healthy is not None:
-        Hr = sparse.csr_array(prob.H)
-        ct = np.searchsorted(prob.htypes, prob.h_labels)
-        for k in range(prob.cell_sizes.size):
-            if pair_method == "gram":
+    if pair_method == "gram":
+        P = gram_counts(prob.T)
+        if prob.healthy is not None:
+            Hr = sparse.csr_array(prob.H)
+            ct = np.searchsorted(prob.htypes, prob.h_labels)
+            for k in range(prob.cell_sizes.size):
                 counts = gram_counts(Hr, np.flatnonzero(ct == k))
-            else:
-                counts = pair_and_counts_bits(prob.healthy, k)
-            update_pair_risk(
-                r_and,
-                r_or,
-                r_an,
-                counts,
-                prob.h_counts[k],
-                float(prob.cell_sizes[k]),
-                float(prob.w_cells[k]),
-            )
+                update_pair_risk(
+                    r_and,
+                    r_or,
+                    r_an,
+                    counts,
+                    prob.h_counts[k],
+                    float(prob.cell_sizes[k]),
+                    float(prob.w_cells[k]),
+                )
+        return _PairStats(P, r_and, r_or, r_an)
+    # one pass over the tumour and every healthy cell type (docs/gates.md, "Pair statistics")
+    segments = [prob.tumour.words]
+    h_single = np.zeros((0, g), dtype=np.int64)
+    h_scale = np.zeros(0)
+    if prob.healthy is not None:
+        wp = prob.healthy.word_ptr
+        segments += [prob.healthy.words[:, wp[k] : wp[k + 1]] for k in range(wp.size - 1)]
+        h_single = prob.h_counts
+        h_scale = prob.w_cells.astype(np.float64) / prob.cell_sizes.astype(np.float64)
+    words, seg_ptr = pair_layout(segments)
+    del segments
+    P = np.empty((g, g), dtype=np.int64)
+    pair_stats_fused(
+        words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, _PAIR_BLOCK, _PAIR_CHUNK
+    )
     return _PairStats(P, r_and, r_or, r_an)
+
+
+#: Genes per parallel block of the pair kernel and words per cache slice (see pair_stats_fused).
+_PAIR_BLOCK = 64
+_PAIR_CHUNK = 512
 
 
 def _objective(cov: np.ndarray, risk: np.ndarray, cap: float, objective: str) -> np.ndarray:
