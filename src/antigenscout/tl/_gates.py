@@ -924,6 +924,7 @@ class _Search:
         a_all, b_all = a_all[order].astype(np.int64), b_all[order].astype(np.int64)
         ub_all, cov_all, risk_all = ub_all[order], cov_all[order] * N, risk_all[order]
         modes = np.array(self._modes(), dtype=np.int64)
+        orders = self._type_orders()
         seen: set[Gate] = set()
         batch = 2048
         for p0 in range(0, ub_all.size, batch):
@@ -950,6 +951,7 @@ class _Search:
                 float(top.tau),
                 self.objective == "score",
                 *tv,
+                *orders,
             )
             # evaluate parent by parent (bits of the parent computed once), best parents first
             bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
@@ -969,6 +971,37 @@ class _Search:
                     obj_ub[lo:hi],
                     seen,
                 )
+
+    def _type_orders(self) -> tuple[np.ndarray, ...]:
+        """Candidates sorted by their count in each single-cell type, their fraction in each
+        pseudobulk type and (decreasing) tumour count, and every gene's per-type values:
+        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)`` for :func:`triple_candidates`."""
+        prob, c = self.prob, self.cand
+        if prob.healthy is not None and prob.w_cells.size:
+            hc = prob.h_counts[:, c]
+        else:
+            hc = np.zeros((0, c.size), dtype=np.int64)
+        fb = prob.frac[:, c] if prob.frac is not None else np.zeros((0, c.size))
+        oc = np.argsort(hc, axis=1, kind="stable")
+        ob = np.argsort(fb, axis=1, kind="stable")
+        return (
+            np.ascontiguousarray(c[oc], dtype=np.int64),
+            np.ascontiguousarray(np.take_along_axis(hc, oc, axis=1), dtype=np.int64),
+            np.ascontiguousarray(c[ob], dtype=np.int64),
+            np.ascontiguousarray(np.take_along_axis(fb, ob, axis=1), dtype=np.float64),
+            np.ascontiguousarray(c[np.argsort(-self.s[c], kind="stable")], dtype=np.int64),
+            np.ascontiguousarray(
+                np.concatenate(
+                    [
+                        prob.h_counts.T.astype(np.float64)
+                        if prob.healthy is not None
+                        else np.zeros((prob.genes.size, 0)),
+                        prob.frac.T if prob.frac is not None else np.zeros((prob.genes.size, 0)),
+                    ],
+                    axis=1,
+                )
+            ),
+        )
 
     def _parent_types(self, kind: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
         """Per-parent healthy-type arrays for :func:`child_risk_lower` (see its docstring).

@@ -869,60 +869,206 @@ def _candidate_obj(
     return obj
 
 
+@numba.njit(cache=True)
+def _kmax(n_t, w, lim):  # pragma: no cover - numba
+    # largest k >= 0 with float(k) / n_t × w <= lim (the float operations of child_risk_lower)
+    if w <= 0.0:
+        return np.int64(n_t)
+    k = np.int64(max(0.0, min(float(n_t), lim * n_t / w)))
+    while k < n_t and np.float64(k + 1) / np.float64(n_t) * w <= lim:
+        k += 1
+    while k > 0 and np.float64(k) / np.float64(n_t) * w > lim:
+        k -= 1
+    return k
+
+
+@numba.njit(cache=True)
+def _child_ranges(
+    p, cap, t_order, t_wpar, par_cnt, cell_sizes, par_u, w_bulk, val_c, val_b, kmax, chk, rng
+):  # pragma: no cover - numba
+    """Where the children ``P ∧ c`` (mode 0) and ``P ∧ ¬c`` (mode 1) that can pass the cap lie.
+
+    For each healthy type ``t`` in which the parent ``P`` itself breaks the cap (the prefix of
+    ``t_order[p]`` with ``t_wpar > cap``), the per-type bound of :func:`child_risk_lower` keeps a
+    child only if ``c``'s count (fraction) in ``t`` is high enough (``∧ ¬c`` must remove cells of
+    ``t``) or low enough (``∧ c``): a suffix or prefix of the candidates sorted by their value in
+    ``t`` (``val_c``: counts per single-cell type, ``val_b``: fractions per pseudobulk type, rows
+    sorted ascending). For mode ``m`` this writes ``rng[m] = (source, t, lo, hi)``, the shortest
+    such range (``source`` 0 = single-cell type, 1 = pseudobulk type, -1 = no type constrains
+    the children), and ``chk[m, :n]`` = every constraining type as ``(column, threshold)`` with
+    the enumerated one first (columns index ``[single-cell types, pseudobulk types]``; a child
+    needs a value ≥ threshold for ``∧ ¬c``, ≤ threshold for ``∧ c``); returns ``n``. Every child
+    outside the range, or failing a row, is pruned by :func:`child_risk_lower`, so checking
+    these first gives the same candidates (docs/gates.md, "Triple bounds", case 5).
+    """
+    lim = cap + 1e-12
+    n_ct = val_c.shape[0]
+    n_cand = val_c.shape[1] if n_ct > 0 else val_b.shape[1]
+    for m in range(2):
+        rng[m, 0] = -1
+        rng[m, 1] = 0
+        rng[m, 2] = 0
+        rng[m, 3] = n_cand
+    best = np.zeros(2, dtype=np.int64)
+    n_chk = 0
+    for j in range(t_order.shape[1]):
+        if t_wpar[p, j] <= lim:
+            break  # sorted: no later type breaks the cap, and a child term is ≤ the parent's
+        t = t_order[p, j]
+        for m in range(2):
+            if t < n_ct:
+                n_t = cell_sizes[t]
+                pc = par_cnt[p, t]
+                km = kmax[t]
+                if m == 1:  # k = |P|_t − |c|_t ≤ km
+                    thr = np.float64(pc - km)
+                    lo = np.searchsorted(val_c[t], pc - km, side="left")
+                    hi = n_cand
+                else:  # k = |P|_t + |c|_t − n_t ≤ km
+                    thr = np.float64(km - pc + n_t)
+                    lo = 0
+                    hi = np.searchsorted(val_c[t], km - pc + n_t, side="right")
+                src, row = 0, t
+            else:
+                b = t - n_ct
+                w = w_bulk[b]
+                if m == 1:  # w (1 − f) ≤ lim; the 1e-9 slack keeps a superset
+                    thr = 1.0 - lim / w - 1e-9
+                    lo = np.searchsorted(val_b[b], thr, side="left")
+                    hi = n_cand
+                else:  # w f ≤ lim
+                    thr = lim / w + 1e-9
+                    lo = 0
+                    hi = np.searchsorted(val_b[b], thr, side="right")
+                src, row = 1, b
+            chk[m, n_chk, 0] = t
+            chk[m, n_chk, 1] = thr
+            if rng[m, 0] < 0 or hi - lo < rng[m, 3] - rng[m, 2]:
+                rng[m, 0] = src
+                rng[m, 1] = row
+                rng[m, 2] = lo
+                rng[m, 3] = hi
+                best[m] = n_chk
+        n_chk += 1
+    for m in range(2):  # the enumerated type goes first: it holds by construction
+        q = best[m]
+        if q > 0:
+            for x in range(2):
+                tmp = chk[m, 0, x]
+                chk[m, 0, x] = chk[m, q, x]
+                chk[m, q, x] = tmp
+    return n_chk
+
+
+@numba.njit(cache=True)
+def _passes_checks(c, m, chk, r0, n_chk, type_val):  # pragma: no cover - numba
+    # rows r0:n_chk of chk (see _child_range); type_val[c] = [count in each single-cell type,
+    # fraction in each pseudobulk type]
+    row = type_val[c]
+    for r in range(r0, n_chk):
+        v = row[np.int64(chk[r, 0])]
+        if m == 1:
+            if v < chk[r, 1]:
+                return False
+        elif v > chk[r, 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _parent_children(
+    p, emit, o_gene, o_mode, o_ub, k0, kind, pa, pb, covp, riskp, cand, modes, P, s, n,
+    r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt, h_counts,
+    cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b, ord_s, n_cov,
+    type_val, kmax,
+):  # fmt: skip  # pragma: no cover - numba
+    # count (emit=False) or write (emit=True, from k0) the surviving children of parent p
+    k = k0
+    use_range = t_order.shape[1] > 0
+    chk = np.empty((2, t_order.shape[1], 2), dtype=np.float64)
+    rng = np.empty((2, 4), dtype=np.int64)
+    n_chk = 0
+    if use_range:
+        n_chk = _child_ranges(
+            p, cap, t_order, t_wpar, par_cnt, cell_sizes, par_u, w_bulk, val_c, val_b, kmax,
+            chk, rng,
+        )  # fmt: skip
+    for m in modes:
+        src, t, lo, hi = -1, 0, 0, cand.shape[0]
+        if m <= 1 and n_chk > 0:
+            src, t, lo, hi = rng[m, 0], rng[m, 1], rng[m, 2], rng[m, 3]
+        if m == 0 and n_cov < hi - lo:
+            # an AND child has coverage ≤ |c| / N: only the n_cov most frequent genes can pass
+            src, lo, hi = 2, 0, n_cov
+        for pos in range(lo, hi):
+            if src < 0:
+                c = cand[pos]
+            elif src == 0:
+                c = ord_c[t, pos]
+            elif src == 1:
+                c = ord_b[t, pos]
+            else:
+                c = ord_s[pos]
+            if c == pa[p] or c == pb[p]:
+                continue
+            # row 0 is the type whose range is enumerated (src 0 / 1): it holds already
+            r0 = 1 if src == 0 or src == 1 else 0
+            if m <= 1 and n_chk > r0 and not _passes_checks(c, m, chk[m], r0, n_chk, type_val):
+                continue
+            obj = _candidate_obj(
+                p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
+                par_u, frac, w_bulk,
+            )  # fmt: skip
+            if obj >= 0.0:
+                if emit:
+                    o_gene[k] = c
+                    o_mode[k] = m
+                    o_ub[k] = obj
+                k += 1
+    return k - k0
+
+
 @numba.njit(parallel=True, cache=True)
 def triple_candidates(
-    kind,
-    pa,
-    pb,
-    covp,
-    riskp,
-    cand,
-    modes,
-    P,
-    s,
-    n,
-    r_single,
-    r_and,
-    r_or,
-    r_an,
-    cap,
-    tau,
-    score,
-    t_order,
-    t_wpar,
-    par_cnt,
-    h_counts,
-    cell_sizes,
-    w_cells,
-    par_u,
-    frac,
-    w_bulk,
-):  # pragma: no cover - numba
+    kind, pa, pb, covp, riskp, cand, modes, P, s, n, r_single, r_and, r_or, r_an, cap, tau,
+    score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells, par_u, frac, w_bulk,
+    ord_c, val_c, ord_b, val_b, ord_s, type_val,
+):  # fmt: skip  # pragma: no cover - numba
     """Extensions ``parent op c`` whose bounds can still beat ``tau`` under the risk cap.
 
     The per-parent type arrays (``t_order`` … ``w_bulk``) feed :func:`child_risk_lower`, the
     per-type risk lower bound of AND / AND NOT children; pass ``t_order`` with zero columns to
-    skip it. Returns ``(parent index, gene, mode, objective upper bound)`` arrays. Two passes
-    (count, then fill) keep the output exact-sized and deterministic.
+    skip it. ``ord_c``/``val_c`` (``ord_b``/``val_b``) hold, per single-cell (pseudobulk) type,
+    the candidate genes sorted by their count (fraction) in that type and those values: AND /
+    AND NOT children are enumerated only over the range :func:`_child_range` returns, which
+    holds every child that can pass the cap, so a parent that breaks the cap in some type costs
+    a few binary searches instead of a pass over all candidates. ``ord_s`` lists the candidates
+    by decreasing tumour count ``s``; an AND child (coverage ≤ ``s_c / N``) is looked for only
+    among those with ``s_c / N > tau``. ``type_val`` is ``(n_genes, n_types)``: each gene's count
+    per single-cell type then fraction per pseudobulk type (see :func:`_passes_checks`). Parents
+    run in parallel.
+    Returns ``(parent index, gene, mode, objective upper bound)`` arrays, by parent, then mode,
+    then the enumeration order. Two passes (count, then fill) keep the output exact-sized and
+    deterministic.
     """
     n_par = kind.shape[0]
-    n_c = cand.shape[0]
+    n_cov = 0
+    while n_cov < ord_s.shape[0] and s[ord_s[n_cov]] / n > tau:
+        n_cov += 1
+    kmax = np.empty(cell_sizes.shape[0], dtype=np.int64)
+    for t in range(cell_sizes.shape[0]):
+        kmax[t] = _kmax(cell_sizes[t], w_cells[t], cap + 1e-12)
     counts = np.zeros(n_par, dtype=np.int64)
+    dummy_i = np.zeros(0, dtype=np.int64)
+    dummy_f = np.zeros(0, dtype=np.float64)
     for p in prange(n_par):
-        k = 0
-        for ci in range(n_c):
-            c = cand[ci]
-            if c == pa[p] or c == pb[p]:
-                continue
-            for m in modes:
-                obj = _candidate_obj(
-                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
-                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
-                    par_u, frac, w_bulk,
-                )  # fmt: skip
-                if obj >= 0.0:
-                    k += 1
-        counts[p] = k
+        counts[p] = _parent_children(
+            p, False, dummy_i, dummy_i, dummy_f, 0, kind, pa, pb, covp, riskp, cand, modes, P,
+            s, n, r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt,
+            h_counts, cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b,
+            ord_s, n_cov, type_val, kmax,
+        )  # fmt: skip
     start = np.zeros(n_par + 1, dtype=np.int64)
     for p in range(n_par):
         start[p + 1] = start[p] + counts[p]
@@ -932,21 +1078,11 @@ def triple_candidates(
     o_mode = np.empty(tot, dtype=np.int64)
     o_ub = np.empty(tot, dtype=np.float64)
     for p in prange(n_par):
-        k = start[p]
-        for ci in range(n_c):
-            c = cand[ci]
-            if c == pa[p] or c == pb[p]:
-                continue
-            for m in modes:
-                obj = _candidate_obj(
-                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
-                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
-                    par_u, frac, w_bulk,
-                )  # fmt: skip
-                if obj >= 0.0:
-                    o_par[k] = p
-                    o_gene[k] = c
-                    o_mode[k] = m
-                    o_ub[k] = obj
-                    k += 1
+        o_par[start[p] : start[p + 1]] = p
+        _parent_children(
+            p, True, o_gene, o_mode, o_ub, start[p], kind, pa, pb, covp, riskp, cand, modes, P,
+            s, n, r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt,
+            h_counts, cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b,
+            ord_s, n_cov, type_val, kmax,
+        )  # fmt: skip
     return o_par, o_gene, o_mode, o_ub
