@@ -51,6 +51,7 @@ from ._kernels import (
     pair_group_counts,
     pair_layout,
     pair_stats_fused,
+    parent_type_terms,
     triple_candidates,
     update_pair_risk,
 )
@@ -1023,33 +1024,32 @@ class _Search:
             h_counts = prob.h_counts
             sizes = prob.cell_sizes.astype(np.int64)
             w_cells = prob.w_cells.astype(np.float64)
-            wpar_c = par_cnt / sizes[None, :] * w_cells[None, :]
         else:
             par_cnt = np.zeros((n_par, 0), dtype=np.int64)
             h_counts = np.zeros((0, g), dtype=np.int64)
             sizes = np.zeros(0, dtype=np.int64)
             w_cells = np.zeros(0)
-            wpar_c = np.zeros((n_par, 0))
         if has_b:
             frac, w_bulk = prob.frac, prob.w_bulk.astype(np.float64)
-            fa, fb = frac[:, a].T, frac[:, b].T
-            par_u = np.where(
-                (kind == 0)[:, None],
-                np.minimum(fa, fb),
-                np.where((kind == 1)[:, None], np.minimum(fa, 1.0 - fb), np.minimum(1.0, fa + fb)),
-            )
-            wpar_b = w_bulk[None, :] * par_u
+            if getattr(self, "_frac_t", None) is None:
+                self._frac_t = np.ascontiguousarray(frac.T)
+            frac_t = self._frac_t
         else:
             frac = np.zeros((0, g))
             w_bulk = np.zeros(0)
-            par_u = np.zeros((n_par, 0))
-            wpar_b = np.zeros((n_par, 0))
-        wpar = np.concatenate([wpar_c, wpar_b], axis=1)
-        if self.objective != "score" and self.cap >= 1.0:
-            t_order = np.zeros((n_par, 0), dtype=np.int64)
-        else:
-            t_order = np.argsort(-wpar, axis=1, kind="stable").astype(np.int64)
-        t_wpar = np.ascontiguousarray(np.take_along_axis(wpar, t_order, axis=1))
+            frac_t = np.zeros((g, 0))
+        order = not (self.objective != "score" and self.cap >= 1.0)
+        t_order, t_wpar, par_u = parent_type_terms(
+            kind.astype(np.int64),
+            a.astype(np.int64),
+            b.astype(np.int64),
+            np.ascontiguousarray(par_cnt),
+            sizes,
+            w_cells,
+            frac_t,
+            w_bulk,
+            order,
+        )
         return (
             np.ascontiguousarray(t_order),
             t_wpar,

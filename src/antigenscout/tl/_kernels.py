@@ -48,6 +48,7 @@ __all__ = [
     "pair_group_counts",
     "pair_layout",
     "pair_stats_fused",
+    "parent_type_terms",
     "update_pair_risk",
 ]
 
@@ -714,7 +715,7 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
     return ub, rlb
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover - numba
     """Per-group popcounts of pair gates: ``out[p, k] = |pa[p] op pb[p]|`` in group ``k``.
 
@@ -724,7 +725,7 @@ def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover
     n_par = kind.shape[0]
     n_groups = word_ptr.shape[0] - 1
     out = np.zeros((n_par, n_groups), dtype=np.int64)
-    for p in range(n_par):
+    for p in prange(n_par):
         a = pa[p]
         b = pb[p]
         m = kind[p]
@@ -741,6 +742,51 @@ def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover
                     acc += _popcount(words[a, w] | words[b, w])
             out[p, k] = np.int64(acc)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def parent_type_terms(kind, pa, pb, par_cnt, sizes, w_cells, frac_t, w_bulk, order):
+    """Per-parent healthy-type terms of pair parents ``a kind b`` for :func:`child_risk_lower`.
+
+    ``par_u[p, b]`` is the Fréchet upper fraction of the parent in pseudobulk type ``b``
+    (``min(f_a, f_b)``, ``min(f_a, 1 − f_b)``, ``min(1, f_a + f_b)`` for kinds 0, 1, 2;
+    ``frac_t`` is ``(n_genes, n_bulk)``); the parent's weighted terms are
+    ``par_cnt / n_t × w_t`` (single-cell types first) then ``w_b × par_u``. With ``order`` the
+    types are sorted by decreasing term (stable, as ``np.argsort(-terms, kind="stable")``);
+    without, ``t_order`` has no columns. Returns ``(t_order, t_wpar, par_u)``.
+    """  # pragma: no cover - numba
+    n_par = kind.shape[0]
+    n_ct = sizes.shape[0]
+    n_b = w_bulk.shape[0]
+    n_t = n_ct + n_b
+    par_u = np.empty((n_par, n_b))
+    n_cols = n_t if order else 0
+    t_order = np.empty((n_par, n_cols), dtype=np.int64)
+    t_wpar = np.empty((n_par, n_cols))
+    for p in prange(n_par):
+        a = pa[p]
+        b = pb[p]
+        k = kind[p]
+        for j in range(n_b):
+            fa = frac_t[a, j]
+            fb = frac_t[b, j]
+            if k == 0:
+                par_u[p, j] = min(fa, fb)
+            elif k == 1:
+                par_u[p, j] = min(fa, 1.0 - fb)
+            else:
+                par_u[p, j] = min(1.0, fa + fb)
+        if order:
+            terms = np.empty(n_t)
+            for t in range(n_ct):
+                terms[t] = np.float64(par_cnt[p, t]) / np.float64(sizes[t]) * w_cells[t]
+            for j in range(n_b):
+                terms[n_ct + j] = w_bulk[j] * par_u[p, j]
+            o = np.argsort(-terms, kind="mergesort")
+            for t in range(n_t):
+                t_order[p, t] = o[t]
+                t_wpar[p, t] = terms[o[t]]
+    return t_order, t_wpar, par_u
 
 
 @numba.njit(cache=True)
@@ -1078,6 +1124,8 @@ def triple_candidates(
     o_mode = np.empty(tot, dtype=np.int64)
     o_ub = np.empty(tot, dtype=np.float64)
     for p in prange(n_par):
+        if counts[p] == 0:
+            continue  # most parents have no surviving child: do not enumerate them twice
         o_par[start[p] : start[p + 1]] = p
         _parent_children(
             p, True, o_gene, o_mode, o_ub, start[p], kind, pa, pb, covp, riskp, cand, modes, P,
