@@ -760,22 +760,128 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
                     float(prob.w_cells[k]),
                 )
         return _PairStats(P, r_and, r_or, r_an)
-    # one pass over the tumour and every healthy cell type (docs/gates.md, "Pair statistics")
-    segments = [prob.tumour.words]
+    P = np.empty((g, g), dtype=np.int64)
+    _pair_stats_rows(prob, np.arange(g), P, r_and, r_or, r_an)
+    return _PairStats(P, r_and, r_or, r_an)
+
+
+def _pair_stats_rows(
+    prob: _Problem,
+    rows: np.ndarray,
+    P: np.ndarray,
+    r_and: np.ndarray,
+    r_or: np.ndarray,
+    r_an: np.ndarray,
+    cut: float = 0.0,
+    kinds: int = 7,
+) -> None:
+    """Fill ``P`` and fold the cell-type risks for the genes ``rows`` (in that order) in one
+    pass over the tumour and every healthy type (docs/gates.md, "Pair statistics"). With
+    ``cut > 0`` the rows must be sorted by decreasing tumour count; see
+    :func:`pair_stats_fused` for the tiles it skips."""
+    g = rows.size
+    segments = [prob.tumour.words[rows]]
     h_single = np.zeros((0, g), dtype=np.int64)
     h_scale = np.zeros(0)
     if prob.healthy is not None:
         wp = prob.healthy.word_ptr
-        segments += [prob.healthy.words[:, wp[k] : wp[k + 1]] for k in range(wp.size - 1)]
-        h_single = prob.h_counts
+        hw = prob.healthy.words[rows]
+        segments += [hw[:, wp[k] : wp[k + 1]] for k in range(wp.size - 1)]
+        h_single = np.ascontiguousarray(prob.h_counts[:, rows])
         h_scale = prob.w_cells.astype(np.float64) / prob.cell_sizes.astype(np.float64)
     words, seg_ptr = pair_layout(segments)
     del segments
-    P = np.empty((g, g), dtype=np.int64)
+    s_rows = np.zeros(words.shape[0], dtype=np.int64)
+    s_rows[:g] = prob.s[rows]
     pair_stats_fused(
-        words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, _PAIR_BLOCK, _PAIR_CHUNK
-    )
-    return _PairStats(P, r_and, r_or, r_an)
+        words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, _PAIR_BLOCK, _PAIR_CHUNK,
+        s_rows, float(cut), kinds,
+    )  # fmt: skip
+
+
+def _pair_stats_top(
+    prob: _Problem,
+    cand: np.ndarray,
+    ops: frozenset[str],
+    cap: float,
+    objective: str,
+    top_k: int,
+    min_genes: int,
+) -> _PairStats:
+    """Pair statistics for a search of at most 2 genes: only pairs that can enter the top k.
+
+    The candidates are sorted by decreasing tumour count; the pairs among the first
+    :data:`_SEED_GENES` are counted exactly, and the ``top_k``-th best objective among them
+    (and the single genes when ``min_genes`` is 1) is a cut ``τ₀`` that the final top k cannot
+    fall below (they are gates of the search space). The kernel then skips every tile whose
+    coverage bound ``b`` (a count) has ``b / N < τ₀`` (a pair's objective is at most its
+    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search.singles_and_pairs` treats as
+    absent, and so do genes outside ``cand``. The result equals the full search's.
+    """
+    g, N = prob.genes.size, prob.n_tumour
+    order = cand[np.argsort(-prob.s[cand], kind="stable")]
+    kinds = (1 if "and" in ops else 0) | (2 if "or" in ops else 0) | (4 if "not" in ops else 0)
+    cut = 0.0
+    m = min(order.size, _SEED_GENES)
+    if order.size > m:
+        seed = order[:m]
+        sub = [np.zeros((m, m)) for _ in range(3)]
+        if prob.frac is not None:
+            frechet_pair_risk(np.ascontiguousarray(prob.frac[:, seed]), prob.w_bulk, *sub)
+        Ps = np.empty((m, m), dtype=np.int64)
+        _pair_stats_rows(prob, seed, Ps, *sub)
+        vals = [_pair_values(Ps, prob.s[seed], sub, N, ops, cap, objective)]
+        if min_genes <= 1:
+            vals.append(_objective(prob.s[cand] / N, prob.r_single[cand], cap, objective))
+        allv = np.concatenate(vals)
+        allv = allv[allv > -np.inf]
+        if allv.size >= top_k:
+            tau0 = float(np.partition(allv, allv.size - top_k)[allv.size - top_k])
+            # the smallest count b with b / N >= tau0: tiles whose bound is below it are skipped
+            b = max(0, int(np.floor(tau0 * N)) - 2)
+            while b / N < tau0:
+                b += 1
+            cut = float(b)
+    r = [np.zeros((order.size, order.size)) for _ in range(3)]
+    if prob.frac is not None:
+        frechet_pair_risk(np.ascontiguousarray(prob.frac[:, order]), prob.w_bulk, *r)
+    Po = np.full((order.size, order.size), -1, dtype=np.int64)
+    _pair_stats_rows(prob, order, Po, *r, cut=cut, kinds=kinds)
+    P = np.full((g, g), -1, dtype=np.int64)
+    full = [np.zeros((g, g)) for _ in range(3)]
+    ix = np.ix_(order, order)
+    P[ix] = Po
+    for dst, src in zip(full, r, strict=True):
+        dst[ix] = src
+    return _PairStats(P, *full)
+
+
+def _pair_values(
+    P: np.ndarray,
+    s: np.ndarray,
+    risks: list[np.ndarray],
+    N: int,
+    ops: frozenset[str],
+    cap: float,
+    objective: str,
+) -> np.ndarray:
+    """Objectives of every pair gate among a set of genes (as in ``singles_and_pairs``)."""
+    r_and, r_or, r_an = risks
+    g = s.size
+    iu = np.triu(np.ones((g, g), dtype=bool), 1)
+    out = []
+    if "and" in ops:
+        out.append(_objective(P / N, r_and, cap, objective)[iu])
+    if "or" in ops:
+        out.append(_objective((s[:, None] + s[None, :] - P) / N, r_or, cap, objective)[iu])
+    if "not" in ops:
+        off = ~np.eye(g, dtype=bool)
+        out.append(_objective((s[:, None] - P) / N, r_an, cap, objective)[off])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+#: Candidates (the most frequent in the tumour) whose pairs seed the top-k cut of a 2-gene search.
+_SEED_GENES = 256
 
 
 #: Genes per parallel block of the pair kernel and words per cache slice (see pair_stats_fused).
@@ -871,9 +977,10 @@ class _Search:
         if "not" in self.ops:
             off = ~np.eye(c.size, dtype=bool)
             kinds.append(("andnot", sc[:, None] - P, self.st.r_andnot[np.ix_(c, c)], off))
+        counted = P >= 0  # pairs a 2-gene search skipped (cannot enter the top k) hold −1
         for kind, cov, risk, mask in kinds:
             vals = _objective(cov / N, risk, self.cap, self.objective)
-            vals[~mask] = -np.inf
+            vals[~(mask & counted)] = -np.inf
             flat = vals.ravel()
             for f in _top_indices(flat, top.k):
                 i, j = divmod(int(f), c.size)
@@ -1334,11 +1441,14 @@ def search_gates(
     with _threads(n_jobs):
         prob = _Problem(T, patients, healthy, genes, compartments)
         cand = _resolve_candidates(prob.genes, candidates)
-        stats = (
-            _pair_stats(prob, pair_method)
-            if max_genes >= 2
-            else _PairStats(np.diag(prob.s), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)))
-        )
+        if max_genes >= 3 or pair_method == "gram":
+            stats = _pair_stats(prob, pair_method)
+        elif max_genes == 2:
+            stats = _pair_stats_top(prob, cand, opset, max_vital_risk, objective, top_k, min_genes)
+        else:
+            stats = _PairStats(
+                np.diag(prob.s), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
+            )
         search = _Search(prob, stats, cand, opset, max_vital_risk, objective)
         top = _TopK(top_k)
         search.singles_and_pairs(top, max_genes, min_genes)

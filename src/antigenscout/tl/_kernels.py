@@ -464,8 +464,9 @@ def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # 
 
 @numba.njit(cache=True)
 def _pair_block_task(
-    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb
-):  # pragma: no cover - numba
+    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb, s_rows,
+    cut, kinds,
+):  # fmt: skip  # pragma: no cover - numba
     # one (ib, jb) block pair of pair_stats_fused: every segment, then its fold
     i0 = ib * block
     j0 = jb * block
@@ -476,12 +477,33 @@ def _pair_block_task(
     diag = ib == jb
     cnt = np.zeros(nti * ntj * 16, dtype=np.int64)
     todo = np.ones(nti * ntj, dtype=np.bool_)
+    if cut > 0.0:
+        # rows are sorted by decreasing tumour count: a tile's first row and column bound the
+        # coverage of every pair gate in it (AND ≤ min, OR ≤ sum, AND NOT ≤ max)
+        n_todo = 0
+        for ti in range(nti):
+            for tj in range(ti if diag else 0, ntj):
+                si = s_rows[i0 + 4 * ti]
+                sj = s_rows[j0 + 4 * tj]
+                ub = 0
+                if kinds & 1:
+                    ub = max(ub, min(si, sj))
+                if kinds & 2:
+                    ub = max(ub, si + sj)
+                if kinds & 4:
+                    ub = max(ub, max(si, sj))
+                todo[ti * ntj + tj] = ub >= cut
+                n_todo += ub >= cut
+        if n_todo == 0:
+            return
     for k in range(seg_ptr.shape[0] - 1):
         cnt[:] = 0
         _count_segment(words, seg_ptr[k], seg_ptr[k + 1], i0, j0, nti, ntj, diag, chunk, cnt, todo)
         scale = h_scale[k - 1] if k > 0 else 0.0
         for ti in range(nti):
             for tj in range(ti if diag else 0, ntj):
+                if not todo[ti * ntj + tj]:
+                    continue
                 t = (ti * ntj + tj) * 16
                 for a in range(4):
                     i = i0 + 4 * ti + a
@@ -518,8 +540,9 @@ def _pair_block_task(
 
 @numba.njit(parallel=True, cache=True)
 def pair_stats_fused(
-    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk
-):  # pragma: no cover - numba
+    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, s_rows=None,
+    cut=0.0, kinds=7,
+):  # fmt: skip  # pragma: no cover - numba
     """Exact pair counts of segment 0 and worst pair risks over segments 1.. in one pass.
 
     ``words``/``seg_ptr`` come from :func:`pair_layout`: segment 0 holds the tumour cells (its
@@ -532,13 +555,22 @@ def pair_stats_fused(
     Work is split into blocks of ``block`` genes (a multiple of 4); each pair of blocks is one
     parallel task that sweeps every segment in ``chunk``-word slices (a multiple of 8, so the
     slices stay in cache) with the 4 × 4 register tile :func:`_and_popcount_tile`.
+
+    With ``cut > 0`` (a count) and rows sorted by decreasing tumour count ``s_rows`` (padded to
+    the row count), a 4 × 4 tile is skipped when no pair gate in it can reach ``cut`` tumour
+    cells (``kinds``: bit 0 AND ≤ ``min(s_i, s_j)``, bit 1 OR ≤ ``s_i + s_j``, bit 2 AND NOT
+    ≤ ``max(s_i, s_j)``); its entries are left as they were (the caller fills ``P`` with −1).
     """
     nb = (g + block - 1) // block
+    if s_rows is None:
+        s_rows = np.zeros(0, dtype=np.int64)
+        cut = 0.0
     for bp in prange(nb * (nb + 1) // 2):
         ib, jb = _block_pair(bp, nb)
         _pair_block_task(
-            words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb
-        )
+            words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb,
+            s_rows, cut, kinds,
+        )  # fmt: skip
 
 
 @numba.njit(parallel=True, cache=True)
