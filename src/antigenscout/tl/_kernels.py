@@ -13,9 +13,11 @@ Two ways to count co-positive cells are provided.
   ``float32`` and calls BLAS ``ssyrk``; each block has fewer than ``2**24`` cells, so every float32
   entry is an exact integer, and blocks are accumulated in ``int64``. The result is deterministic.
 
-On the development machine (2 cores, AVX-512) the Gram path is faster for all pairs than the
-popcount all-pairs kernel (:func:`pair_and_counts_bits`); see ``docs/gates.md`` for the numbers.
-The bitset path is used for every formula deeper than a pair.
+The search's default for all pairs is :func:`pair_stats_fused`: one pass over the tumour and every
+healthy type with a 4 × 4 register tile of ``<8 x i64>`` AND + popcount (``vpopcntq`` on AVX-512
+VPOPCNTDQ), folding each type's counts into the worst-risk maxima at once;
+:func:`pair_and_counts_bits` is the plain scalar kernel it replaced, kept as a reference. The
+bitset path is used for every formula deeper than a pair. Measured figures: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
