@@ -375,6 +375,32 @@ def test_pair_methods_agree():
     assert a["gate"].tolist() == b["gate"].tolist()
 
 
+@pytest.mark.parametrize("healthy_kind", ["cells", "mixed"])
+@pytest.mark.parametrize("ops", [("and", "or", "not"), ("and", "not"), ("and",), ("or",)])
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind, ops, objective):
+    """A 2-gene search counts only the pair tiles that can reach the top-k cut seeded by the
+    most frequent candidates; its table equals the full pair statistics' (the Gram path)."""
+    import antigenscout.tl._gates as gates_mod
+
+    monkeypatch.setattr(gates_mod, "_SEED_GENES", 6)  # seed on 6 of 37 genes: tiles are skipped
+    g = 37
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(23, n_t=300, n_h=200, g=g)
+    rng = np.random.default_rng(4)
+    T = rng.random(T.shape) < rng.uniform(0.0, 0.9, g) ** 2  # frequent and rare genes
+    healthy = HealthyCells(H, ct, w) if healthy_kind == "cells" else _mixed(H, ct, w, frac, w_pb)
+    genes = [f"G{i}" for i in range(g)]
+    kw = {"genes": genes, "max_genes": 2, "top_k": 15, "ops": ops, "objective": objective}
+    for cap, min_genes in ((0.4, 1), (1.0, 2)):
+        cands = genes[3:]  # a candidate subset, so genes outside it are skipped too
+        a = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+                         candidates=cands, **kw)  # fmt: skip
+        b = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+                         candidates=cands, pair_method="gram", **kw)  # fmt: skip
+        assert a["gate"].tolist() == b["gate"].tolist()
+        np.testing.assert_array_equal(a["objective"].to_numpy(), b["objective"].to_numpy())
+
+
 def test_beam_four_five_is_sound():
     T, H, ct, w, pat = _data(13, g=7, n_t=150)
     genes = [f"G{i}" for i in range(7)]
