@@ -28,6 +28,7 @@ import os
 import resource
 import time
 import tracemalloc
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -52,6 +53,28 @@ ENDPOINTS = (
     "healthy_recovery_day",
 )
 FLAGS = ("remission", "remission_1y", "tumour_extinct", "healthy_depleted_day30")
+
+
+def cpu_report() -> str:
+    """CPU model, logical cores, AVX-512 flags (Linux) and BLAS thread pools."""
+    from threadpoolctl import threadpool_info
+
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    avx = " ".join(sorted(f for f in flags if f.startswith("avx512"))) or "none"
+    pools = "; ".join(
+        f"{d.get('internal_api')} threads={d.get('num_threads')}" for d in threadpool_info()
+    )
+    return (
+        f"cpu: {model}; logical cores: {os.cpu_count()}; avx512 flags: {avx}; threadpools: {pools}"
+    )
 
 
 def solve_one(p: np.ndarray, y0: np.ndarray, t: np.ndarray, method: str, rtol: float) -> np.ndarray:
@@ -172,6 +195,7 @@ def main() -> None:
     ap.add_argument("--stacked-rtol", type=float, default=1e-6)
     args = ap.parse_args()
     spec = get_model("cart-leukaemia")
+    print(cpu_report())
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"CPU cores available: {len(os.sched_getaffinity(0))}; numba threads: "

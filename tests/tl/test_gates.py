@@ -376,7 +376,7 @@ def test_pair_methods_agree():
 
 
 @pytest.mark.parametrize("healthy_kind", ["cells", "mixed"])
-@pytest.mark.parametrize("ops", [("and", "or", "not"), ("and", "not"), ("and",), ("or",)])
+@pytest.mark.parametrize("ops", [("and", "or", "not"), ("and", "not"), ("or",)])
 @pytest.mark.parametrize("objective", ["coverage", "score"])
 def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind, ops, objective):
     """A 2-gene search counts only the pair tiles that can reach the top-k cut seeded by the
