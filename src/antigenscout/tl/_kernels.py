@@ -567,12 +567,18 @@ def pair_stats_fused(
     if s_rows is None:
         s_rows = np.zeros(0, dtype=np.int64)
         cut = 0.0
-    for bp in prange(nb * (nb + 1) // 2):
-        ib, jb = _block_pair(bp, nb)
-        _pair_block_task(
-            words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb,
-            s_rows, cut, kinds,
-        )  # fmt: skip
+    n_bp = nb * (nb + 1) // 2
+    # numba splits a prange into contiguous chunks per thread; with rows sorted by count (and
+    # tiles skipped) the work sits in the first block rows, so each parallel task takes every
+    # n_task-th block pair instead: the threads get equal shares of every part of the triangle
+    n_task = min(n_bp, 256)
+    for q in prange(n_task):
+        for bp in range(q, n_bp, n_task):
+            ib, jb = _block_pair(bp, nb)
+            _pair_block_task(
+                words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib,
+                jb, s_rows, cut, kinds,
+            )  # fmt: skip
 
 
 @numba.njit(parallel=True, cache=True)
