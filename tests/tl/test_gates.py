@@ -27,7 +27,13 @@ from antigenscout.tl._gates import (
     parse_gate,
     search_gates,
 )
-from antigenscout.tl._kernels import MODE_AND, MODE_ANDNOT, child_risk_lower
+from antigenscout.tl._kernels import (
+    MODE_AND,
+    MODE_ANDNOT,
+    _candidate_obj,
+    child_risk_lower,
+    triple_candidates,
+)
 
 # ---------------------------------------------------------------------------------------------
 # brute force: every gate of 1–3 genes in the search space, evaluated with numpy booleans
@@ -369,6 +375,32 @@ def test_pair_methods_agree():
     assert a["gate"].tolist() == b["gate"].tolist()
 
 
+@pytest.mark.parametrize("healthy_kind", ["cells", "mixed"])
+@pytest.mark.parametrize("ops", [("and", "or", "not"), ("and", "not"), ("or",)])
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind, ops, objective):
+    """A 2-gene search counts only the pair tiles that can reach the top-k cut seeded by the
+    most frequent candidates; its table equals the full pair statistics' (the Gram path)."""
+    import antigenscout.tl._gates as gates_mod
+
+    monkeypatch.setattr(gates_mod, "_SEED_GENES", 6)  # seed on 6 of 37 genes: tiles are skipped
+    g = 37
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(23, n_t=300, n_h=200, g=g)
+    rng = np.random.default_rng(4)
+    T = rng.random(T.shape) < rng.uniform(0.0, 0.9, g) ** 2  # frequent and rare genes
+    healthy = HealthyCells(H, ct, w) if healthy_kind == "cells" else _mixed(H, ct, w, frac, w_pb)
+    genes = [f"G{i}" for i in range(g)]
+    kw = {"genes": genes, "max_genes": 2, "top_k": 15, "ops": ops, "objective": objective}
+    for cap, min_genes in ((0.4, 1), (1.0, 2)):
+        cands = genes[3:]  # a candidate subset, so genes outside it are skipped too
+        a = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+                         candidates=cands, **kw)  # fmt: skip
+        b = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+                         candidates=cands, pair_method="gram", **kw)  # fmt: skip
+        assert a["gate"].tolist() == b["gate"].tolist()
+        np.testing.assert_array_equal(a["objective"].to_numpy(), b["objective"].to_numpy())
+
+
 def test_beam_four_five_is_sound():
     T, H, ct, w, pat = _data(13, g=7, n_t=150)
     genes = [f"G{i}" for i in range(7)]
@@ -693,6 +725,52 @@ def test_child_risk_lower_bound_never_above_reported_risk(kind_of_healthy, seed)
                     assert lb <= brute + 1e-12
                 n_pos += lb > 0
     assert n_pos > 0  # the bound is not vacuous on this data
+
+
+@pytest.mark.parametrize("kind_of_healthy", ["cells", "pseudobulk", "mixed"])
+@pytest.mark.parametrize(("objective", "cap", "tau"), [("coverage", 0.3, 0.2), ("score", 0.5, 0.1)])
+def test_triple_candidates_equal_full_enumeration(kind_of_healthy, objective, cap, tau):
+    """Enumerating AND / AND NOT children only over the per-type ranges (and the AND children
+    only over frequent enough genes) yields exactly the candidates of testing every gene."""
+    g = 9
+    T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(3, n_t=70, n_h=120, g=g)
+    rng = np.random.default_rng(7)
+    H = H | (rng.random(H.shape) < rng.choice([0.0, 0.9], g))  # broad genes: risky parents
+    frac = np.clip(frac + rng.choice([0.0, 0.6], g), 0.0, 1.0)
+    T = T | (rng.random(T.shape) < rng.choice([0.0, 0.7], g))
+    healthy = {
+        "cells": HealthyCells(H, ct, w),
+        "pseudobulk": HealthyPseudobulk(frac, w_pb),
+        "mixed": _mixed(H, ct, w, frac, w_pb),
+    }[kind_of_healthy]
+    prob = _Problem(T, pat, healthy, [f"G{i}" for i in range(g)], None)
+    search = _Search(prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(_OPS), cap, objective)
+    st_ = search.st
+    pairs = [(k, a, b) for k in (0, 1, 2) for a in range(g) for b in range(g) if a != b]
+    kind = np.array([k for k, _, _ in pairs], dtype=np.int64)
+    pa = np.array([a for _, a, _ in pairs], dtype=np.int64)
+    pb = np.array([b for _, _, b in pairs], dtype=np.int64)
+    sa, sb, P = prob.s[pa], prob.s[pb], st_.P[pa, pb]
+    covp = np.select([kind == 0, kind == 1], [P, sa - P], sa + sb - P).astype(np.float64)
+    riskp = np.select([kind == 0, kind == 1], [st_.r_and[pa, pb], st_.r_andnot[pa, pb]])
+    riskp = np.where(kind == 2, st_.r_or[pa, pb], riskp)
+    modes = np.array([0, 1, 2], dtype=np.int64)
+    tv = search._parent_types(kind, pa, pb)
+    args = (
+        kind, pa, pb, covp, riskp, np.arange(g), modes, st_.P, prob.s, float(prob.n_tumour),
+        prob.r_single, st_.r_and, st_.r_or, st_.r_andnot, cap, tau, objective == "score",
+    )  # fmt: skip
+    par, gene, mode, ub = triple_candidates(*args, *tv, *search._type_orders())
+    got = sorted(zip(par.tolist(), gene.tolist(), mode.tolist(), ub.tolist(), strict=True))
+    want = []
+    for p in range(len(pairs)):
+        for c in set(range(g)) - {int(pa[p]), int(pb[p])}:
+            for m in (0, 1, 2):
+                obj = _candidate_obj(p, c, m, *args[:5], *args[7:], *tv)
+                if obj >= 0.0:
+                    want.append((p, c, m, obj))
+    assert got == sorted(want)
+    assert 0 < len(want) < len(pairs) * (g - 2) * 3  # the bounds prune some, not all
 
 
 def test_mixed_wide_beam_is_exact_on_four_gene_chains():

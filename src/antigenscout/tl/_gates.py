@@ -48,8 +48,10 @@ from ._kernels import (
     gram_counts,
     group_popcount,
     pack_groups,
-    pair_and_counts_bits,
     pair_group_counts,
+    pair_layout,
+    pair_stats_fused,
+    parent_type_terms,
     triple_candidates,
     update_pair_risk,
 )
@@ -735,31 +737,156 @@ class _PairStats:
 
 def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     g = prob.genes.size
-    P = gram_counts(prob.T) if pair_method == "gram" else pair_and_counts_bits(prob.tumour)
     r_and = np.zeros((g, g))
     r_or = np.zeros((g, g))
     r_an = np.zeros((g, g))
     # both kernels fold into running maxima, so a mixed input gets the max of its two parts
     if prob.frac is not None:
         frechet_pair_risk(prob.frac, prob.w_bulk, r_and, r_or, r_an)
-    if prob.healthy is not None:
-        Hr = sparse.csr_array(prob.H)
-        ct = np.searchsorted(prob.htypes, prob.h_labels)
-        for k in range(prob.cell_sizes.size):
-            if pair_method == "gram":
+    if pair_method == "gram":
+        P = gram_counts(prob.T)
+        if prob.healthy is not None:
+            Hr = sparse.csr_array(prob.H)
+            ct = np.searchsorted(prob.htypes, prob.h_labels)
+            for k in range(prob.cell_sizes.size):
                 counts = gram_counts(Hr, np.flatnonzero(ct == k))
-            else:
-                counts = pair_and_counts_bits(prob.healthy, k)
-            update_pair_risk(
-                r_and,
-                r_or,
-                r_an,
-                counts,
-                prob.h_counts[k],
-                float(prob.cell_sizes[k]),
-                float(prob.w_cells[k]),
-            )
+                update_pair_risk(
+                    r_and,
+                    r_or,
+                    r_an,
+                    counts,
+                    prob.h_counts[k],
+                    float(prob.cell_sizes[k]),
+                    float(prob.w_cells[k]),
+                )
+        return _PairStats(P, r_and, r_or, r_an)
+    P = np.empty((g, g), dtype=np.int64)
+    _pair_stats_rows(prob, np.arange(g), P, r_and, r_or, r_an)
     return _PairStats(P, r_and, r_or, r_an)
+
+
+def _pair_stats_rows(
+    prob: _Problem,
+    rows: np.ndarray,
+    P: np.ndarray,
+    r_and: np.ndarray,
+    r_or: np.ndarray,
+    r_an: np.ndarray,
+    cut: float = 0.0,
+    kinds: int = 7,
+) -> None:
+    """Fill ``P`` and fold the cell-type risks for the genes ``rows`` (in that order) in one
+    pass over the tumour and every healthy type (docs/gates.md, "Pair statistics"). With
+    ``cut > 0`` the rows must be sorted by decreasing tumour count; see
+    :func:`pair_stats_fused` for the tiles it skips."""
+    g = rows.size
+    segments = [prob.tumour.words[rows]]
+    h_single = np.zeros((0, g), dtype=np.int64)
+    h_scale = np.zeros(0)
+    if prob.healthy is not None:
+        wp = prob.healthy.word_ptr
+        hw = prob.healthy.words[rows]
+        segments += [hw[:, wp[k] : wp[k + 1]] for k in range(wp.size - 1)]
+        h_single = np.ascontiguousarray(prob.h_counts[:, rows])
+        h_scale = prob.w_cells.astype(np.float64) / prob.cell_sizes.astype(np.float64)
+    words, seg_ptr = pair_layout(segments)
+    del segments
+    s_rows = np.zeros(words.shape[0], dtype=np.int64)
+    s_rows[:g] = prob.s[rows]
+    pair_stats_fused(
+        words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, _PAIR_BLOCK, _PAIR_CHUNK,
+        s_rows, float(cut), kinds,
+    )  # fmt: skip
+
+
+def _pair_stats_top(
+    prob: _Problem,
+    cand: np.ndarray,
+    ops: frozenset[str],
+    cap: float,
+    objective: str,
+    top_k: int,
+    min_genes: int,
+) -> _PairStats:
+    """Pair statistics for a search of at most 2 genes: only pairs that can enter the top k.
+
+    The candidates are sorted by decreasing tumour count; the pairs among the first
+    :data:`_SEED_GENES` are counted exactly, and the ``top_k``-th best objective among them
+    (and the single genes when ``min_genes`` is 1) is a cut ``τ₀`` that the final top k cannot
+    fall below (they are gates of the search space). The kernel then skips every tile whose
+    coverage bound ``b`` (a count) has ``b / N < τ₀`` (a pair's objective is at most its
+    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search.singles_and_pairs` treats as
+    absent, and so do genes outside ``cand``. The result equals the full search's.
+    """
+    g, N = prob.genes.size, prob.n_tumour
+    order = cand[np.argsort(-prob.s[cand], kind="stable")]
+    kinds = (1 if "and" in ops else 0) | (2 if "or" in ops else 0) | (4 if "not" in ops else 0)
+    cut = 0.0
+    m = min(order.size, _SEED_GENES)
+    if order.size > m:
+        seed = order[:m]
+        sub = [np.zeros((m, m)) for _ in range(3)]
+        if prob.frac is not None:
+            frechet_pair_risk(np.ascontiguousarray(prob.frac[:, seed]), prob.w_bulk, *sub)
+        Ps = np.empty((m, m), dtype=np.int64)
+        _pair_stats_rows(prob, seed, Ps, *sub)
+        vals = [_pair_values(Ps, prob.s[seed], sub, N, ops, cap, objective)]
+        if min_genes <= 1:
+            vals.append(_objective(prob.s[cand] / N, prob.r_single[cand], cap, objective))
+        allv = np.concatenate(vals)
+        allv = allv[allv > -np.inf]
+        if allv.size >= top_k:
+            tau0 = float(np.partition(allv, allv.size - top_k)[allv.size - top_k])
+            # the smallest count b with b / N >= tau0: tiles whose bound is below it are skipped
+            b = max(0, int(np.floor(tau0 * N)) - 2)
+            while b / N < tau0:
+                b += 1
+            cut = float(b)
+    r = [np.zeros((order.size, order.size)) for _ in range(3)]
+    if prob.frac is not None:
+        frechet_pair_risk(np.ascontiguousarray(prob.frac[:, order]), prob.w_bulk, *r)
+    Po = np.full((order.size, order.size), -1, dtype=np.int64)
+    _pair_stats_rows(prob, order, Po, *r, cut=cut, kinds=kinds)
+    P = np.full((g, g), -1, dtype=np.int64)
+    full = [np.zeros((g, g)) for _ in range(3)]
+    ix = np.ix_(order, order)
+    P[ix] = Po
+    for dst, src in zip(full, r, strict=True):
+        dst[ix] = src
+    return _PairStats(P, *full)
+
+
+def _pair_values(
+    P: np.ndarray,
+    s: np.ndarray,
+    risks: list[np.ndarray],
+    N: int,
+    ops: frozenset[str],
+    cap: float,
+    objective: str,
+) -> np.ndarray:
+    """Objectives of every pair gate among a set of genes (as in ``singles_and_pairs``)."""
+    r_and, r_or, r_an = risks
+    g = s.size
+    iu = np.triu(np.ones((g, g), dtype=bool), 1)
+    out = []
+    if "and" in ops:
+        out.append(_objective(P / N, r_and, cap, objective)[iu])
+    if "or" in ops:
+        out.append(_objective((s[:, None] + s[None, :] - P) / N, r_or, cap, objective)[iu])
+    if "not" in ops:
+        off = ~np.eye(g, dtype=bool)
+        out.append(_objective((s[:, None] - P) / N, r_an, cap, objective)[off])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+#: Candidates (the most frequent in the tumour) whose pairs seed the top-k cut of a 2-gene search.
+_SEED_GENES = 256
+
+
+#: Genes per parallel block of the pair kernel and words per cache slice (see pair_stats_fused).
+_PAIR_BLOCK = 64
+_PAIR_CHUNK = 512
 
 
 def _objective(cov: np.ndarray, risk: np.ndarray, cap: float, objective: str) -> np.ndarray:
@@ -850,9 +977,10 @@ class _Search:
         if "not" in self.ops:
             off = ~np.eye(c.size, dtype=bool)
             kinds.append(("andnot", sc[:, None] - P, self.st.r_andnot[np.ix_(c, c)], off))
+        counted = P >= 0  # pairs a 2-gene search skipped (cannot enter the top k) hold −1
         for kind, cov, risk, mask in kinds:
             vals = _objective(cov / N, risk, self.cap, self.objective)
-            vals[~mask] = -np.inf
+            vals[~(mask & counted)] = -np.inf
             flat = vals.ravel()
             for f in _top_indices(flat, top.k):
                 i, j = divmod(int(f), c.size)
@@ -904,6 +1032,7 @@ class _Search:
         a_all, b_all = a_all[order].astype(np.int64), b_all[order].astype(np.int64)
         ub_all, cov_all, risk_all = ub_all[order], cov_all[order] * N, risk_all[order]
         modes = np.array(self._modes(), dtype=np.int64)
+        orders = self._type_orders()
         seen: set[Gate] = set()
         batch = 2048
         for p0 in range(0, ub_all.size, batch):
@@ -930,6 +1059,7 @@ class _Search:
                 float(top.tau),
                 self.objective == "score",
                 *tv,
+                *orders,
             )
             # evaluate parent by parent (bits of the parent computed once), best parents first
             bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
@@ -949,6 +1079,37 @@ class _Search:
                     obj_ub[lo:hi],
                     seen,
                 )
+
+    def _type_orders(self) -> tuple[np.ndarray, ...]:
+        """Candidates sorted by their count in each single-cell type, their fraction in each
+        pseudobulk type and (decreasing) tumour count, and every gene's per-type values:
+        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)`` for :func:`triple_candidates`."""
+        prob, c = self.prob, self.cand
+        if prob.healthy is not None and prob.w_cells.size:
+            hc = prob.h_counts[:, c]
+        else:
+            hc = np.zeros((0, c.size), dtype=np.int64)
+        fb = prob.frac[:, c] if prob.frac is not None else np.zeros((0, c.size))
+        oc = np.argsort(hc, axis=1, kind="stable")
+        ob = np.argsort(fb, axis=1, kind="stable")
+        return (
+            np.ascontiguousarray(c[oc], dtype=np.int64),
+            np.ascontiguousarray(np.take_along_axis(hc, oc, axis=1), dtype=np.int64),
+            np.ascontiguousarray(c[ob], dtype=np.int64),
+            np.ascontiguousarray(np.take_along_axis(fb, ob, axis=1), dtype=np.float64),
+            np.ascontiguousarray(c[np.argsort(-self.s[c], kind="stable")], dtype=np.int64),
+            np.ascontiguousarray(
+                np.concatenate(
+                    [
+                        prob.h_counts.T.astype(np.float64)
+                        if prob.healthy is not None
+                        else np.zeros((prob.genes.size, 0)),
+                        prob.frac.T if prob.frac is not None else np.zeros((prob.genes.size, 0)),
+                    ],
+                    axis=1,
+                )
+            ),
+        )
 
     def _parent_types(self, kind: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
         """Per-parent healthy-type arrays for :func:`child_risk_lower` (see its docstring).
@@ -970,33 +1131,32 @@ class _Search:
             h_counts = prob.h_counts
             sizes = prob.cell_sizes.astype(np.int64)
             w_cells = prob.w_cells.astype(np.float64)
-            wpar_c = par_cnt / sizes[None, :] * w_cells[None, :]
         else:
             par_cnt = np.zeros((n_par, 0), dtype=np.int64)
             h_counts = np.zeros((0, g), dtype=np.int64)
             sizes = np.zeros(0, dtype=np.int64)
             w_cells = np.zeros(0)
-            wpar_c = np.zeros((n_par, 0))
         if has_b:
             frac, w_bulk = prob.frac, prob.w_bulk.astype(np.float64)
-            fa, fb = frac[:, a].T, frac[:, b].T
-            par_u = np.where(
-                (kind == 0)[:, None],
-                np.minimum(fa, fb),
-                np.where((kind == 1)[:, None], np.minimum(fa, 1.0 - fb), np.minimum(1.0, fa + fb)),
-            )
-            wpar_b = w_bulk[None, :] * par_u
+            if getattr(self, "_frac_t", None) is None:
+                self._frac_t = np.ascontiguousarray(frac.T)
+            frac_t = self._frac_t
         else:
             frac = np.zeros((0, g))
             w_bulk = np.zeros(0)
-            par_u = np.zeros((n_par, 0))
-            wpar_b = np.zeros((n_par, 0))
-        wpar = np.concatenate([wpar_c, wpar_b], axis=1)
-        if self.objective != "score" and self.cap >= 1.0:
-            t_order = np.zeros((n_par, 0), dtype=np.int64)
-        else:
-            t_order = np.argsort(-wpar, axis=1, kind="stable").astype(np.int64)
-        t_wpar = np.ascontiguousarray(np.take_along_axis(wpar, t_order, axis=1))
+            frac_t = np.zeros((g, 0))
+        order = not (self.objective != "score" and self.cap >= 1.0)
+        t_order, t_wpar, par_u = parent_type_terms(
+            kind.astype(np.int64),
+            a.astype(np.int64),
+            b.astype(np.int64),
+            np.ascontiguousarray(par_cnt),
+            sizes,
+            w_cells,
+            frac_t,
+            w_bulk,
+            order,
+        )
         return (
             np.ascontiguousarray(t_order),
             t_wpar,
@@ -1281,11 +1441,14 @@ def search_gates(
     with _threads(n_jobs):
         prob = _Problem(T, patients, healthy, genes, compartments)
         cand = _resolve_candidates(prob.genes, candidates)
-        stats = (
-            _pair_stats(prob, pair_method)
-            if max_genes >= 2
-            else _PairStats(np.diag(prob.s), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)))
-        )
+        if max_genes >= 3 or pair_method == "gram":
+            stats = _pair_stats(prob, pair_method)
+        elif max_genes == 2:
+            stats = _pair_stats_top(prob, cand, opset, max_vital_risk, objective, top_k, min_genes)
+        else:
+            stats = _PairStats(
+                np.diag(prob.s), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
+            )
         search = _Search(prob, stats, cand, opset, max_vital_risk, objective)
         top = _TopK(top_k)
         search.singles_and_pairs(top, max_genes, min_genes)

@@ -13,9 +13,11 @@ Two ways to count co-positive cells are provided.
   ``float32`` and calls BLAS ``ssyrk``; each block has fewer than ``2**24`` cells, so every float32
   entry is an exact integer, and blocks are accumulated in ``int64``. The result is deterministic.
 
-On the development machine (2 cores, AVX-512) the Gram path is faster for all pairs than the
-popcount all-pairs kernel (:func:`pair_and_counts_bits`); see ``docs/gates.md`` for the numbers.
-The bitset path is used for every formula deeper than a pair.
+The search's default for all pairs is :func:`pair_stats_fused`: one pass over the tumour and every
+healthy type with a 4 × 4 register tile of ``<8 x i64>`` AND + popcount (``vpopcntq`` on AVX-512
+VPOPCNTDQ), folding each type's counts into the worst-risk maxima at once;
+:func:`pair_and_counts_bits` is the plain scalar kernel it replaced, kept as a reference. The
+bitset path is used for every formula deeper than a pair. Measured figures: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 from scipy import sparse
 from scipy.linalg import blas
@@ -44,6 +48,9 @@ __all__ = [
     "pack_groups",
     "pair_and_counts_bits",
     "pair_group_counts",
+    "pair_layout",
+    "pair_stats_fused",
+    "parent_type_terms",
     "update_pair_risk",
 ]
 
@@ -62,6 +69,75 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
 
     def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+#: Words per vector (512 bits) in the tile kernel; pair layouts align every segment to it.
+VEC_WORDS = 8
+#: Genes per side of a register tile (``TILE × TILE`` pair counts held in vector registers).
+TILE = 4
+
+
+@intrinsic
+def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: no cover - numba
+    """``out[off + 4 a + b] += Σ_w popcount(words[i0 + a, w] & words[j0 + b, w])``, a, b < 4.
+
+    The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors. The
+    loop is written in LLVM IR on ``<8 x i64>`` vectors with 16 vector accumulators (a 4 × 4
+    register tile: 8 loads feed 16 AND + popcount + add), so LLVM emits ``vpopcntq`` on 512-bit
+    registers where the CPU has AVX-512 VPOPCNTDQ and legalises the same IR to narrower vectors
+    (or scalar ``popcnt``) elsewhere; the result is exact on every target.
+    """
+    sig = types.void(words, i0, j0, w0, w1, out, off)
+
+    def codegen(context, builder, signature, args):
+        wty, ity, jty, w0ty, w1ty, oty, offty = signature.args
+        words_v, i0_v, j0_v, w0_v, w1_v, out_v, off_v = args
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(i64, VEC_WORDS)
+        arr = context.make_array(wty)(context, builder, value=words_v)
+        oarr = context.make_array(oty)(context, builder, value=out_v)
+        base = builder.bitcast(arr.data, ir.IntType(8).as_pointer())
+        stride = cgutils.unpack_tuple(builder, arr.strides)[0]
+
+        def row_ptr(first, fty, k):
+            r = builder.add(context.cast(builder, first, fty, types.intp), ir.Constant(i64, k))
+            return builder.gep(base, [builder.mul(r, stride)])
+
+        rows = [row_ptr(i0_v, ity, a) for a in range(TILE)]
+        cols = [row_ptr(j0_v, jty, b) for b in range(TILE)]
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(16)]
+        ctpop = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [vec]), "llvm.ctpop.v8i64"
+        )
+        start = context.cast(builder, w0_v, w0ty, types.intp)
+        stop = context.cast(builder, w1_v, w1ty, types.intp)
+        with cgutils.for_range_slice(builder, start, stop, ir.Constant(i64, VEC_WORDS)) as (w, _):
+            byte_off = builder.mul(w, ir.Constant(i64, 8))
+
+            def load(p):
+                q = builder.bitcast(builder.gep(p, [byte_off]), vec.as_pointer())
+                return builder.load(q, align=8)
+
+            xs = [load(p) for p in rows]
+            ys = [load(p) for p in cols]
+            for a in range(TILE):
+                for b in range(TILE):
+                    acc = accs[a * TILE + b]
+                    pc = builder.call(ctpop, [builder.and_(xs[a], ys[b])])
+                    builder.store(builder.add(builder.load(acc), pc), acc)
+        optr = builder.bitcast(oarr.data, i64.as_pointer())
+        o0 = context.cast(builder, off_v, offty, types.intp)
+        for k in range(16):
+            v = builder.load(accs[k])
+            total = builder.extract_element(v, ir.Constant(i32, 0))
+            for e in range(1, VEC_WORDS):
+                total = builder.add(total, builder.extract_element(v, ir.Constant(i32, e)))
+            p = builder.gep(optr, [builder.add(o0, ir.Constant(i64, k))])
+            builder.store(builder.add(builder.load(p), total), p)
+        return context.get_dummy_value()
 
     return sig, codegen
 
@@ -340,6 +416,171 @@ def pair_and_counts_bits(
     return _pair_and_bits(words, chunk)
 
 
+def pair_layout(segments: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Copy word segments (each ``(n_genes, n_words_k)``) side by side for the tile kernel.
+
+    Every segment starts on a :data:`VEC_WORDS` boundary and is zero-padded to a whole number of
+    vectors; rows are zero-padded to a multiple of :data:`TILE`. Zero padding never counts in an
+    AND.
+
+    Returns
+    -------
+    words
+        ``(ceil(n_genes / 4) * 4, total)`` uint64, C-contiguous.
+    seg_ptr
+        ``(n_segments + 1,)`` int64; segment ``k`` owns words ``seg_ptr[k]:seg_ptr[k + 1]``.
+    """
+    g = segments[0].shape[0]
+    lens = [-(-s.shape[1] // VEC_WORDS) * VEC_WORDS for s in segments]
+    seg_ptr = np.zeros(len(segments) + 1, dtype=np.int64)
+    np.cumsum(lens, out=seg_ptr[1:])
+    rows = -(-g // TILE) * TILE
+    out = np.zeros((rows, int(seg_ptr[-1])), dtype=np.uint64)
+    for k, seg in enumerate(segments):
+        out[:g, seg_ptr[k] : seg_ptr[k] + seg.shape[1]] = seg
+    return out, seg_ptr
+
+
+@numba.njit(cache=True)
+def _block_pair(bp, nb):  # pragma: no cover - numba
+    # bp-th (ib, jb) with jb >= ib, row by row
+    bp = np.int64(bp)
+    ib = np.int64(0)
+    while bp >= nb - ib:
+        bp -= nb - ib
+        ib += 1
+    return ib, ib + bp
+
+
+@numba.njit(cache=True)
+def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # pragma: no cover
+    # cnt[(ti * ntj + tj) * 16 + 4a + b] += |row i0+4ti+a ∧ row j0+4tj+b| over words lo:hi
+    for c0 in range(lo, hi, chunk):
+        c1 = min(hi, c0 + chunk)
+        for ti in range(nti):
+            for tj in range(ti if diag else 0, ntj):
+                t = ti * ntj + tj
+                if todo[t]:
+                    _and_popcount_tile(words, i0 + 4 * ti, j0 + 4 * tj, c0, c1, cnt, t * 16)
+
+
+@numba.njit(cache=True)
+def _pair_block_task(
+    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb, s_rows,
+    cut, kinds,
+):  # fmt: skip  # pragma: no cover - numba
+    # one (ib, jb) block pair of pair_stats_fused: every segment, then its fold
+    i0 = ib * block
+    j0 = jb * block
+    ni = min(g, i0 + block) - i0
+    nj = min(g, j0 + block) - j0
+    nti = (ni + 3) // 4
+    ntj = (nj + 3) // 4
+    diag = ib == jb
+    cnt = np.zeros(nti * ntj * 16, dtype=np.int64)
+    todo = np.ones(nti * ntj, dtype=np.bool_)
+    if cut > 0.0:
+        # rows are sorted by decreasing tumour count: a tile's first row and column bound the
+        # coverage of every pair gate in it (AND ≤ min, OR ≤ sum, AND NOT ≤ max)
+        n_todo = 0
+        for ti in range(nti):
+            for tj in range(ti if diag else 0, ntj):
+                si = s_rows[i0 + 4 * ti]
+                sj = s_rows[j0 + 4 * tj]
+                ub = 0
+                if kinds & 1:
+                    ub = max(ub, min(si, sj))
+                if kinds & 2:
+                    ub = max(ub, si + sj)
+                if kinds & 4:
+                    ub = max(ub, max(si, sj))
+                todo[ti * ntj + tj] = ub >= cut
+                n_todo += ub >= cut
+        if n_todo == 0:
+            return
+    for k in range(seg_ptr.shape[0] - 1):
+        cnt[:] = 0
+        _count_segment(words, seg_ptr[k], seg_ptr[k + 1], i0, j0, nti, ntj, diag, chunk, cnt, todo)
+        scale = h_scale[k - 1] if k > 0 else 0.0
+        for ti in range(nti):
+            for tj in range(ti if diag else 0, ntj):
+                if not todo[ti * ntj + tj]:
+                    continue
+                t = (ti * ntj + tj) * 16
+                for a in range(4):
+                    i = i0 + 4 * ti + a
+                    if i >= g:
+                        break
+                    for b in range(4):
+                        j = j0 + 4 * tj + b
+                        if j >= g:
+                            break
+                        if diag and j < i:
+                            continue
+                        c = cnt[t + 4 * a + b]
+                        if k == 0:
+                            P[i, j] = c
+                            P[j, i] = c
+                            continue
+                        si = h_single[k - 1, i]
+                        sj = h_single[k - 1, j]
+                        v = scale * c
+                        if v > r_and[i, j]:
+                            r_and[i, j] = v
+                            r_and[j, i] = v
+                        v = scale * (si + sj - c)
+                        if v > r_or[i, j]:
+                            r_or[i, j] = v
+                            r_or[j, i] = v
+                        v = scale * (si - c)
+                        if v > r_an[i, j]:
+                            r_an[i, j] = v
+                        v = scale * (sj - c)
+                        if v > r_an[j, i]:
+                            r_an[j, i] = v
+
+
+@numba.njit(parallel=True, cache=True)
+def pair_stats_fused(
+    words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, s_rows=None,
+    cut=0.0, kinds=7,
+):  # fmt: skip  # pragma: no cover - numba
+    """Exact pair counts of segment 0 and worst pair risks over segments 1.. in one pass.
+
+    ``words``/``seg_ptr`` come from :func:`pair_layout`: segment 0 holds the tumour cells (its
+    counts go to ``P[i, j] = |i ∧ j|``, diagonal included), segment ``k ≥ 1`` the healthy cells of
+    type ``k - 1``, whose counts ``c`` are folded at once into the running maxima as in
+    :func:`update_pair_risk` (``h_single[k - 1]`` single-gene counts, ``h_scale[k - 1]`` =
+    weight / cells): ``r_and = max(r_and, scale × c)``, ``r_or`` with ``s_i + s_j − c`` and the
+    ordered ``r_an[i, j]`` with ``s_i − c``. No per-type genes × genes matrix is formed.
+
+    Work is split into blocks of ``block`` genes (a multiple of 4); each pair of blocks is one
+    parallel task that sweeps every segment in ``chunk``-word slices (a multiple of 8, so the
+    slices stay in cache) with the 4 × 4 register tile :func:`_and_popcount_tile`.
+
+    With ``cut > 0`` (a count) and rows sorted by decreasing tumour count ``s_rows`` (padded to
+    the row count), a 4 × 4 tile is skipped when no pair gate in it can reach ``cut`` tumour
+    cells (``kinds``: bit 0 AND ≤ ``min(s_i, s_j)``, bit 1 OR ≤ ``s_i + s_j``, bit 2 AND NOT
+    ≤ ``max(s_i, s_j)``); its entries are left as they were (the caller fills ``P`` with −1).
+    """
+    nb = (g + block - 1) // block
+    if s_rows is None:
+        s_rows = np.zeros(0, dtype=np.int64)
+        cut = 0.0
+    n_bp = nb * (nb + 1) // 2
+    # numba splits a prange into contiguous chunks per thread; with rows sorted by count (and
+    # tiles skipped) the work sits in the first block rows, so each parallel task takes every
+    # n_task-th block pair instead: the threads get equal shares of every part of the triangle
+    n_task = min(n_bp, 256)
+    for q in prange(n_task):
+        for bp in range(q, n_bp, n_task):
+            ib, jb = _block_pair(bp, nb)
+            _pair_block_task(
+                words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib,
+                jb, s_rows, cut, kinds,
+            )  # fmt: skip
+
+
 @numba.njit(parallel=True, cache=True)
 def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  # pragma: no cover
     """Fold one healthy cell type's exact pair counts into running worst-risk matrices.
@@ -372,27 +613,27 @@ def frechet_pair_risk(frac, weights, r_and, r_or, r_andnot):  # pragma: no cover
     ``U(a ∧ b) = min(a, b)``, ``U(a ∨ b) = min(1, a + b)``, ``U(a ∧ ¬b) = min(a, 1 - b)``.
     Like :func:`update_pair_risk`, ``r_and[i, j] = max(r_and[i, j], max_c w_c U_c(i ∧ j))`` (and
     so on): start from zeros for pseudobulk alone, or fold both kernels into the same matrices for
-    a mixed single-cell + pseudobulk input (the max of the two parts), in either order.
+    a mixed single-cell + pseudobulk input (the max of the two parts), in either order. The inner
+    loop runs over ``j`` along a row of ``frac`` (contiguous, vectorised); a maximum does not
+    depend on the order in which it is taken, so the result is the same bit for bit.
     """
     n_types, g = frac.shape
     for i in prange(g):
-        for j in range(g):
-            m_and = r_and[i, j]
-            m_or = r_or[i, j]
-            m_an = r_andnot[i, j]
-            for c in range(n_types):
-                a = frac[c, i]
-                b = frac[c, j]
-                w = weights[c]
-                v = w * min(a, b)
-                m_and = max(m_and, v)
-                v = w * min(1.0, a + b)
-                m_or = max(m_or, v)
-                v = w * min(a, 1.0 - b)
-                m_an = max(m_an, v)
-            r_and[i, j] = m_and
-            r_or[i, j] = m_or
-            r_andnot[i, j] = m_an
+        m_and = r_and[i].copy()
+        m_or = r_or[i].copy()
+        m_an = r_andnot[i].copy()
+        for c in range(n_types):
+            a = frac[c, i]
+            w = weights[c]
+            row = frac[c]
+            for j in range(g):
+                b = row[j]
+                m_and[j] = max(m_and[j], w * min(a, b))
+                m_or[j] = max(m_or[j], w * min(1.0, a + b))
+                m_an[j] = max(m_an[j], w * min(a, 1.0 - b))
+        r_and[i] = m_and
+        r_or[i] = m_or
+        r_andnot[i] = m_an
 
 
 def gram_counts(
@@ -514,7 +755,7 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
     return ub, rlb
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover - numba
     """Per-group popcounts of pair gates: ``out[p, k] = |pa[p] op pb[p]|`` in group ``k``.
 
@@ -524,7 +765,7 @@ def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover
     n_par = kind.shape[0]
     n_groups = word_ptr.shape[0] - 1
     out = np.zeros((n_par, n_groups), dtype=np.int64)
-    for p in range(n_par):
+    for p in prange(n_par):
         a = pa[p]
         b = pb[p]
         m = kind[p]
@@ -541,6 +782,51 @@ def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover
                     acc += _popcount(words[a, w] | words[b, w])
             out[p, k] = np.int64(acc)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def parent_type_terms(kind, pa, pb, par_cnt, sizes, w_cells, frac_t, w_bulk, order):
+    """Per-parent healthy-type terms of pair parents ``a kind b`` for :func:`child_risk_lower`.
+
+    ``par_u[p, b]`` is the Fréchet upper fraction of the parent in pseudobulk type ``b``
+    (``min(f_a, f_b)``, ``min(f_a, 1 − f_b)``, ``min(1, f_a + f_b)`` for kinds 0, 1, 2;
+    ``frac_t`` is ``(n_genes, n_bulk)``); the parent's weighted terms are
+    ``par_cnt / n_t × w_t`` (single-cell types first) then ``w_b × par_u``. With ``order`` the
+    types are sorted by decreasing term (stable, as ``np.argsort(-terms, kind="stable")``);
+    without, ``t_order`` has no columns. Returns ``(t_order, t_wpar, par_u)``.
+    """  # pragma: no cover - numba
+    n_par = kind.shape[0]
+    n_ct = sizes.shape[0]
+    n_b = w_bulk.shape[0]
+    n_t = n_ct + n_b
+    par_u = np.empty((n_par, n_b))
+    n_cols = n_t if order else 0
+    t_order = np.empty((n_par, n_cols), dtype=np.int64)
+    t_wpar = np.empty((n_par, n_cols))
+    for p in prange(n_par):
+        a = pa[p]
+        b = pb[p]
+        k = kind[p]
+        for j in range(n_b):
+            fa = frac_t[a, j]
+            fb = frac_t[b, j]
+            if k == 0:
+                par_u[p, j] = min(fa, fb)
+            elif k == 1:
+                par_u[p, j] = min(fa, 1.0 - fb)
+            else:
+                par_u[p, j] = min(1.0, fa + fb)
+        if order:
+            terms = np.empty(n_t)
+            for t in range(n_ct):
+                terms[t] = np.float64(par_cnt[p, t]) / np.float64(sizes[t]) * w_cells[t]
+            for j in range(n_b):
+                terms[n_ct + j] = w_bulk[j] * par_u[p, j]
+            o = np.argsort(-terms, kind="mergesort")
+            for t in range(n_t):
+                t_order[p, t] = o[t]
+                t_wpar[p, t] = terms[o[t]]
+    return t_order, t_wpar, par_u
 
 
 @numba.njit(cache=True)
@@ -669,60 +955,206 @@ def _candidate_obj(
     return obj
 
 
+@numba.njit(cache=True)
+def _kmax(n_t, w, lim):  # pragma: no cover - numba
+    # largest k >= 0 with float(k) / n_t × w <= lim (the float operations of child_risk_lower)
+    if w <= 0.0:
+        return np.int64(n_t)
+    k = np.int64(max(0.0, min(float(n_t), lim * n_t / w)))
+    while k < n_t and np.float64(k + 1) / np.float64(n_t) * w <= lim:
+        k += 1
+    while k > 0 and np.float64(k) / np.float64(n_t) * w > lim:
+        k -= 1
+    return k
+
+
+@numba.njit(cache=True)
+def _child_ranges(
+    p, cap, t_order, t_wpar, par_cnt, cell_sizes, par_u, w_bulk, val_c, val_b, kmax, chk, rng
+):  # pragma: no cover - numba
+    """Where the children ``P ∧ c`` (mode 0) and ``P ∧ ¬c`` (mode 1) that can pass the cap lie.
+
+    For each healthy type ``t`` in which the parent ``P`` itself breaks the cap (the prefix of
+    ``t_order[p]`` with ``t_wpar > cap``), the per-type bound of :func:`child_risk_lower` keeps a
+    child only if ``c``'s count (fraction) in ``t`` is high enough (``∧ ¬c`` must remove cells of
+    ``t``) or low enough (``∧ c``): a suffix or prefix of the candidates sorted by their value in
+    ``t`` (``val_c``: counts per single-cell type, ``val_b``: fractions per pseudobulk type, rows
+    sorted ascending). For mode ``m`` this writes ``rng[m] = (source, t, lo, hi)``, the shortest
+    such range (``source`` 0 = single-cell type, 1 = pseudobulk type, -1 = no type constrains
+    the children), and ``chk[m, :n]`` = every constraining type as ``(column, threshold)`` with
+    the enumerated one first (columns index ``[single-cell types, pseudobulk types]``; a child
+    needs a value ≥ threshold for ``∧ ¬c``, ≤ threshold for ``∧ c``); returns ``n``. Every child
+    outside the range, or failing a row, is pruned by :func:`child_risk_lower`, so checking
+    these first gives the same candidates (docs/gates.md, "Triple bounds", case 5).
+    """
+    lim = cap + 1e-12
+    n_ct = val_c.shape[0]
+    n_cand = val_c.shape[1] if n_ct > 0 else val_b.shape[1]
+    for m in range(2):
+        rng[m, 0] = -1
+        rng[m, 1] = 0
+        rng[m, 2] = 0
+        rng[m, 3] = n_cand
+    best = np.zeros(2, dtype=np.int64)
+    n_chk = 0
+    for j in range(t_order.shape[1]):
+        if t_wpar[p, j] <= lim:
+            break  # sorted: no later type breaks the cap, and a child term is ≤ the parent's
+        t = t_order[p, j]
+        for m in range(2):
+            if t < n_ct:
+                n_t = cell_sizes[t]
+                pc = par_cnt[p, t]
+                km = kmax[t]
+                if m == 1:  # k = |P|_t − |c|_t ≤ km
+                    thr = np.float64(pc - km)
+                    lo = np.searchsorted(val_c[t], pc - km, side="left")
+                    hi = n_cand
+                else:  # k = |P|_t + |c|_t − n_t ≤ km
+                    thr = np.float64(km - pc + n_t)
+                    lo = 0
+                    hi = np.searchsorted(val_c[t], km - pc + n_t, side="right")
+                src, row = 0, t
+            else:
+                b = t - n_ct
+                w = w_bulk[b]
+                if m == 1:  # w (1 − f) ≤ lim; the 1e-9 slack keeps a superset
+                    thr = 1.0 - lim / w - 1e-9
+                    lo = np.searchsorted(val_b[b], thr, side="left")
+                    hi = n_cand
+                else:  # w f ≤ lim
+                    thr = lim / w + 1e-9
+                    lo = 0
+                    hi = np.searchsorted(val_b[b], thr, side="right")
+                src, row = 1, b
+            chk[m, n_chk, 0] = t
+            chk[m, n_chk, 1] = thr
+            if rng[m, 0] < 0 or hi - lo < rng[m, 3] - rng[m, 2]:
+                rng[m, 0] = src
+                rng[m, 1] = row
+                rng[m, 2] = lo
+                rng[m, 3] = hi
+                best[m] = n_chk
+        n_chk += 1
+    for m in range(2):  # the enumerated type goes first: it holds by construction
+        q = best[m]
+        if q > 0:
+            for x in range(2):
+                tmp = chk[m, 0, x]
+                chk[m, 0, x] = chk[m, q, x]
+                chk[m, q, x] = tmp
+    return n_chk
+
+
+@numba.njit(cache=True)
+def _passes_checks(c, m, chk, r0, n_chk, type_val):  # pragma: no cover - numba
+    # rows r0:n_chk of chk (see _child_range); type_val[c] = [count in each single-cell type,
+    # fraction in each pseudobulk type]
+    row = type_val[c]
+    for r in range(r0, n_chk):
+        v = row[np.int64(chk[r, 0])]
+        if m == 1:
+            if v < chk[r, 1]:
+                return False
+        elif v > chk[r, 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _parent_children(
+    p, emit, o_gene, o_mode, o_ub, k0, kind, pa, pb, covp, riskp, cand, modes, P, s, n,
+    r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt, h_counts,
+    cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b, ord_s, n_cov,
+    type_val, kmax,
+):  # fmt: skip  # pragma: no cover - numba
+    # count (emit=False) or write (emit=True, from k0) the surviving children of parent p
+    k = k0
+    use_range = t_order.shape[1] > 0
+    chk = np.empty((2, t_order.shape[1], 2), dtype=np.float64)
+    rng = np.empty((2, 4), dtype=np.int64)
+    n_chk = 0
+    if use_range:
+        n_chk = _child_ranges(
+            p, cap, t_order, t_wpar, par_cnt, cell_sizes, par_u, w_bulk, val_c, val_b, kmax,
+            chk, rng,
+        )  # fmt: skip
+    for m in modes:
+        src, t, lo, hi = -1, 0, 0, cand.shape[0]
+        if m <= 1 and n_chk > 0:
+            src, t, lo, hi = rng[m, 0], rng[m, 1], rng[m, 2], rng[m, 3]
+        if m == 0 and n_cov < hi - lo:
+            # an AND child has coverage ≤ |c| / N: only the n_cov most frequent genes can pass
+            src, lo, hi = 2, 0, n_cov
+        for pos in range(lo, hi):
+            if src < 0:
+                c = cand[pos]
+            elif src == 0:
+                c = ord_c[t, pos]
+            elif src == 1:
+                c = ord_b[t, pos]
+            else:
+                c = ord_s[pos]
+            if c == pa[p] or c == pb[p]:
+                continue
+            # row 0 is the type whose range is enumerated (src 0 / 1): it holds already
+            r0 = 1 if src == 0 or src == 1 else 0
+            if m <= 1 and n_chk > r0 and not _passes_checks(c, m, chk[m], r0, n_chk, type_val):
+                continue
+            obj = _candidate_obj(
+                p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
+                par_u, frac, w_bulk,
+            )  # fmt: skip
+            if obj >= 0.0:
+                if emit:
+                    o_gene[k] = c
+                    o_mode[k] = m
+                    o_ub[k] = obj
+                k += 1
+    return k - k0
+
+
 @numba.njit(parallel=True, cache=True)
 def triple_candidates(
-    kind,
-    pa,
-    pb,
-    covp,
-    riskp,
-    cand,
-    modes,
-    P,
-    s,
-    n,
-    r_single,
-    r_and,
-    r_or,
-    r_an,
-    cap,
-    tau,
-    score,
-    t_order,
-    t_wpar,
-    par_cnt,
-    h_counts,
-    cell_sizes,
-    w_cells,
-    par_u,
-    frac,
-    w_bulk,
-):  # pragma: no cover - numba
+    kind, pa, pb, covp, riskp, cand, modes, P, s, n, r_single, r_and, r_or, r_an, cap, tau,
+    score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells, par_u, frac, w_bulk,
+    ord_c, val_c, ord_b, val_b, ord_s, type_val,
+):  # fmt: skip  # pragma: no cover - numba
     """Extensions ``parent op c`` whose bounds can still beat ``tau`` under the risk cap.
 
     The per-parent type arrays (``t_order`` … ``w_bulk``) feed :func:`child_risk_lower`, the
     per-type risk lower bound of AND / AND NOT children; pass ``t_order`` with zero columns to
-    skip it. Returns ``(parent index, gene, mode, objective upper bound)`` arrays. Two passes
-    (count, then fill) keep the output exact-sized and deterministic.
+    skip it. ``ord_c``/``val_c`` (``ord_b``/``val_b``) hold, per single-cell (pseudobulk) type,
+    the candidate genes sorted by their count (fraction) in that type and those values: AND /
+    AND NOT children are enumerated only over the range :func:`_child_range` returns, which
+    holds every child that can pass the cap, so a parent that breaks the cap in some type costs
+    a few binary searches instead of a pass over all candidates. ``ord_s`` lists the candidates
+    by decreasing tumour count ``s``; an AND child (coverage ≤ ``s_c / N``) is looked for only
+    among those with ``s_c / N > tau``. ``type_val`` is ``(n_genes, n_types)``: each gene's count
+    per single-cell type then fraction per pseudobulk type (see :func:`_passes_checks`). Parents
+    run in parallel.
+    Returns ``(parent index, gene, mode, objective upper bound)`` arrays, by parent, then mode,
+    then the enumeration order. Two passes (count, then fill) keep the output exact-sized and
+    deterministic.
     """
     n_par = kind.shape[0]
-    n_c = cand.shape[0]
+    n_cov = 0
+    while n_cov < ord_s.shape[0] and s[ord_s[n_cov]] / n > tau:
+        n_cov += 1
+    kmax = np.empty(cell_sizes.shape[0], dtype=np.int64)
+    for t in range(cell_sizes.shape[0]):
+        kmax[t] = _kmax(cell_sizes[t], w_cells[t], cap + 1e-12)
     counts = np.zeros(n_par, dtype=np.int64)
+    dummy_i = np.zeros(0, dtype=np.int64)
+    dummy_f = np.zeros(0, dtype=np.float64)
     for p in prange(n_par):
-        k = 0
-        for ci in range(n_c):
-            c = cand[ci]
-            if c == pa[p] or c == pb[p]:
-                continue
-            for m in modes:
-                obj = _candidate_obj(
-                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
-                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
-                    par_u, frac, w_bulk,
-                )  # fmt: skip
-                if obj >= 0.0:
-                    k += 1
-        counts[p] = k
+        counts[p] = _parent_children(
+            p, False, dummy_i, dummy_i, dummy_f, 0, kind, pa, pb, covp, riskp, cand, modes, P,
+            s, n, r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt,
+            h_counts, cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b,
+            ord_s, n_cov, type_val, kmax,
+        )  # fmt: skip
     start = np.zeros(n_par + 1, dtype=np.int64)
     for p in range(n_par):
         start[p + 1] = start[p] + counts[p]
@@ -732,21 +1164,13 @@ def triple_candidates(
     o_mode = np.empty(tot, dtype=np.int64)
     o_ub = np.empty(tot, dtype=np.float64)
     for p in prange(n_par):
-        k = start[p]
-        for ci in range(n_c):
-            c = cand[ci]
-            if c == pa[p] or c == pb[p]:
-                continue
-            for m in modes:
-                obj = _candidate_obj(
-                    p, c, m, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
-                    cap, tau, score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells,
-                    par_u, frac, w_bulk,
-                )  # fmt: skip
-                if obj >= 0.0:
-                    o_par[k] = p
-                    o_gene[k] = c
-                    o_mode[k] = m
-                    o_ub[k] = obj
-                    k += 1
+        if counts[p] == 0:
+            continue  # most parents have no surviving child: do not enumerate them twice
+        o_par[start[p] : start[p + 1]] = p
+        _parent_children(
+            p, True, o_gene, o_mode, o_ub, start[p], kind, pa, pb, covp, riskp, cand, modes, P,
+            s, n, r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt,
+            h_counts, cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b,
+            ord_s, n_cov, type_val, kmax,
+        )  # fmt: skip
     return o_par, o_gene, o_mode, o_ub

@@ -1,0 +1,138 @@
+"""Benchmark: exact AND/NOT gates of up to 2 and up to 3 genes on all van Galen 2019 AML patients.
+
+The input is that of ``scripts/aml_gates.py``: the malignant cells of the 11 patients with
+malignant calls, every CAR-T surface candidate (no ``n_candidates`` cut), the dataset's own
+normal cells grouped by cell type (exact co-positivity) plus the embedded reference's other
+contexts (Fréchet bounds), vital-weighted risk ≤ 0.5, ``top_k`` 25. Both searches run in this
+one process on the same loaded data, ``max_genes=2`` first, after a warm-up search on tiny
+data (numba's compilation or cache load is paid there, not in either timed run); each is the
+whole :func:`antigenscout.tl.search_gates` call (tumour positivity, healthy positivity,
+reference, search) and, separately, its array search.
+
+Run::
+
+    python benchmarks/bench_aml_gates.py [--shared ../shared/data] [--ops and,not]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+import antigenscout as asc
+from antigenscout.tl import _search
+from antigenscout.tl._gates import HealthyCells, HealthyMixed, HealthyPseudobulk, search_gates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_report() -> str:
+    """Model name, core count and the AVX-512 flags of this machine (Linux)."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    avx = sorted(f for f in flags if f.startswith("avx512"))
+    return f"cpu: {model}; cores: {os.cpu_count()}; avx512 flags: {' '.join(avx) or 'none'}"
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel of a 3-gene mixed-input search on tiny
+    random data, so that neither timed run pays for compilation."""
+    rng = np.random.default_rng(0)
+    g = 12
+    T = sparse.csr_array(rng.random((300, g)) < 0.3)
+    cells = HealthyCells(sparse.csr_array(rng.random((200, g)) < 0.3), rng.integers(0, 3, 200),
+                         np.full(3, 0.5))  # fmt: skip
+    bulk = HealthyPseudobulk(rng.random((4, g)), np.full(4, 0.5))
+    t0 = time.perf_counter()
+    for mg in (2, 3):
+        search_gates(T, rng.integers(0, 3, 300), HealthyMixed(cells, bulk),
+                     genes=[f"g{i}" for i in range(g)], max_genes=mg, ops=("and", "not"),
+                     max_vital_risk=0.5, top_k=5)  # fmt: skip
+    print(f"warm-up (numba cache load or compile): {time.perf_counter() - t0:.1f} s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--ops", default="and,not")
+    p.add_argument("--cap", type=float, default=0.5)
+    p.add_argument("--max-genes", default="2,3", help="comma-separated runs, in order")
+    a = p.parse_args()
+    print(cpu_report())
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+
+    t0 = time.perf_counter()
+    adata = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
+    asc.pp.harmonise_genes(adata)
+    stem = adata.obs["cell_type"].astype(str).isin(("HSC-like", "Prog-like"))
+    adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
+    healthy = adata[adata.obs["malignant"].astype(str) == "normal"].copy()
+    t_load = time.perf_counter() - t0
+    print(f"loaded {adata.n_obs:,} cells x {adata.n_vars:,} genes in {t_load:.0f} s")
+
+    warm_up()
+    inner = _search._search_arrays
+    search_s: list[float] = []
+
+    def timed(*args: object, **kwargs: object) -> object:
+        t = time.perf_counter()
+        out = inner(*args, **kwargs)
+        search_s.append(time.perf_counter() - t)
+        return out
+
+    _search._search_arrays = timed
+    ops = tuple(o for o in a.ops.split(",") if o)
+    times: dict[int, tuple[float, float]] = {}
+    try:
+        for mg in (int(x) for x in a.max_genes.split(",")):
+            t0 = time.perf_counter()
+            asc.tl.search_gates(
+                adata,
+                malignant_key="malignant=malignant",
+                patient_key="patient",
+                compartment_key="compartment",
+                healthy=healthy,
+                healthy_key="cell_type",
+                max_genes=mg,
+                ops=ops,
+                max_vital_risk=a.cap,
+                top_k=25,
+            )
+            total = time.perf_counter() - t0
+            times[mg] = (total, search_s[-1])
+            res = adata.uns["antigenscout_gates"]
+            df = res["gates"]
+            best = df.iloc[0]
+            print(
+                f"max_genes={mg} ops={a.ops}: {total:.1f} s whole call, {search_s[-1]:.1f} s "
+                f"array search; {res['denominators']['n_tumor_cells']:,} tumour cells, "
+                f"{res['denominators']['n_candidates']:,} candidates; gates evaluated beyond "
+                f"pairs {res['params']['search'].get('n_evaluated', 0):,}; best {best['gate']} "
+                f"coverage={best['tumor_coverage']:.4f} risk={best['worst_healthy_risk']:.4f} "
+                f"optimal={bool(df['optimal'].all())}"
+            )
+    finally:
+        _search._search_arrays = inner
+    if 2 in times and 3 in times:
+        (t2, s2), (t3, s3) = times[2], times[3]
+        print(
+            f"ratio max_genes 3 / 2: whole call {t3 / t2:.2f}x, array search {s3 / s2:.2f}x "
+            f"(goal: whole call <= 3x)"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
