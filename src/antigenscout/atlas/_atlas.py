@@ -76,9 +76,16 @@ def map_cell_types(
         msg = f"the cell-type mapping table lacks columns {sorted(need)}"
         raise InputError(msg)
     ctx = load_reference().contexts
-    by_name = {str(k).strip().lower(): v for k, v in zip(mapping["cl_name"], mapping["context"])}
-    by_id = {str(k).strip(): v for k, v in zip(mapping["cl_id"], mapping["context"]) if k == k}
-    ctx_names = {str(n).lower(): i for i, n in zip(ctx.index, ctx["name"])}
+    by_name = {
+        str(k).strip().lower(): v
+        for k, v in zip(mapping["cl_name"], mapping["context"], strict=False)
+    }
+    by_id = {
+        str(k).strip(): v
+        for k, v in zip(mapping["cl_id"], mapping["context"], strict=False)
+        if k == k
+    }
+    ctx_names = {str(n).lower(): i for i, n in zip(ctx.index, ctx["name"], strict=False)}
     out = cell_types.copy()
     hits, how = [], []
     for label in out.index.astype(str):
@@ -112,7 +119,7 @@ def map_cell_types(
     out["immune_privileged"] = out["immune_privileged"].astype(bool)
     out["system"] = out["system"].astype(str)
     out["tissue"] = out["tissue"].astype("string")
-    unmapped = [str(t) for t, k in zip(out.index, known) if not k]
+    unmapped = [str(t) for t, k in zip(out.index, known, strict=False) if not k]
     return out, unmapped
 
 
@@ -242,11 +249,17 @@ class Atlas:
         """Read an atlas directory written by ``antigenscout atlas build``."""
         root = Path(path)
         if not root.is_dir():
-            msg = f"atlas {str(root)!r} is not a directory; give the --out folder of 'antigenscout atlas build' or an .h5ad"
+            msg = (
+                f"atlas {str(root)!r} is not a directory; give the --out folder of "
+                "'antigenscout atlas build' or an .h5ad"
+            )
             raise InputError(msg)
         missing = [f for f in ATLAS_FILES if not (root / f).is_file()]
         if missing:
-            msg = f"atlas {str(root)!r} lacks {', '.join(missing)}; rebuild it with 'antigenscout atlas build'"
+            msg = (
+                f"atlas {str(root)!r} lacks {', '.join(missing)}; "
+                "rebuild it with 'antigenscout atlas build'"
+            )
             raise InputError(msg)
         try:
             meta = json.loads((root / "atlas.json").read_text())

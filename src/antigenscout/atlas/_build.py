@@ -320,7 +320,10 @@ def build_atlas(
     labels = obs[cell_type_key]
     blank = labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy()
     if blank.any():
-        msg = f"{int(blank.sum()):,} cells have no cell type in obs[{cell_type_key!r}]; label or drop them"
+        msg = (
+            f"{int(blank.sum()):,} cells have no cell type in obs[{cell_type_key!r}]; "
+            "label or drop them"
+        )
         raise InputError(msg)
     cat = pd.Categorical(labels.astype(str))
     types = cat.codes.astype(np.int64)

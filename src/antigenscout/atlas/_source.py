@@ -85,7 +85,8 @@ def _h5ad_rows(path: str, rows: np.ndarray) -> sparse.csr_matrix:
 def _soma_rows(src: CellSource, rows: np.ndarray) -> sparse.csr_matrix:
     import tiledbsoma as soma
 
-    assert src.soma_joinids is not None and src.var_joinids is not None
+    assert src.soma_joinids is not None
+    assert src.var_joinids is not None
     ids = src.soma_joinids[rows]
     with soma.Experiment.open(src.path) as exp:
         X = exp.ms[src.measurement].X[src.layer]
@@ -143,7 +144,10 @@ def open_source(
     if _is_soma(p) or str(path).startswith(("s3://", "tiledb://")):
         return _soma_source(str(path), columns, measurement, layer)
     if not p.exists():
-        msg = f"atlas input {str(p)!r} does not exist; give an .h5ad, a SOMA experiment or a 10x folder"
+        msg = (
+            f"atlas input {str(p)!r} does not exist; give an .h5ad, a SOMA experiment "
+            "or a 10x folder"
+        )
         raise InputError(msg)
     from .. import io
 
