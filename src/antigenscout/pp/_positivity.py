@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_PRIOR_SHAPE",
     "DEFAULT_THRESHOLD",
     "PositivityMethod",
+    "knn_blocks_streamed",
     "methods",
     "positive_blocks",
     "positivity",
@@ -493,6 +494,93 @@ def _colmap(cols: np.ndarray | None, n_genes: int) -> np.ndarray:
     colmap = np.full(n_genes, -1, dtype=np.int64)
     colmap[cols] = np.arange(len(cols))
     return colmap
+
+
+# --------------------------------------------------------------------------- at scale
+def knn_blocks_streamed(
+    X: Any,
+    rows: np.ndarray,
+    batches: np.ndarray,
+    genes: np.ndarray,
+    *,
+    library: np.ndarray | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_neighbors: int = DEFAULT_N_NEIGHBORS,
+    prior_shape: float = DEFAULT_PRIOR_SHAPE,
+    block_size: int = 8192,
+    random_state: int = 0,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
+
+    One pass over the rows, chunk by chunk: each cell is projected on one shared PCA of
+    informative genes (:func:`antigenscout.pp._graph.fit_embedding`, fitted first on at most
+    20,000 cells) and only the ``genes`` columns are kept. Neighbours are then found within
+    each batch (patient) on the projections (exact up to 20,000 cells, partition trees above),
+    and the pooled posterior is evaluated block by block. Memory: the ``genes`` columns of the
+    rows, ``n_pcs`` floats per cell and the graph — never the whole matrix.
+
+    Parameters
+    ----------
+    X
+        Cells × genes raw counts, in memory or backed (an on-disk AnnData matrix).
+    rows
+        Sorted row positions of the cells to call.
+    batches
+        Integer batch (patient) code per entry of ``rows``; neighbours stay within a batch.
+    genes
+        Column indices to call.
+    library
+        Library size per entry of ``rows`` (default: row sums over all genes).
+    threshold, n_neighbors, prior_shape, block_size
+        As in :func:`positive_blocks`.
+    random_state
+        Seed of the PCA and the neighbour trees.
+
+    Yields
+    ------
+    ``(slice into rows, bool CSR block)`` in the order of ``rows``.
+    """
+    from ._graph import _knn_adjacency, fit_embedding, iter_row_chunks
+
+    rows = np.asarray(rows, dtype=np.int64)
+    batches = np.asarray(batches)
+    genes = np.asarray(genes, dtype=np.int64)
+    n = rows.size
+    lib = np.empty(n) if library is None else np.asarray(library, dtype=np.float64)
+    if library is None:  # library sizes: one cheap pass for row sums
+        for sl, blk in iter_row_chunks(X, rows):
+            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
+    emb = fit_embedding(X, lib, rows=rows, random_state=random_state)
+    Y = np.empty((n, emb.components.shape[0]), dtype=np.float32)
+    parts = []
+    for sl, blk in iter_row_chunks(X, rows):
+        _check_counts(blk, block_size)
+        Y[sl] = emb.transform(blk, lib[sl])
+        parts.append(sp.csr_matrix(blk[:, genes], dtype=np.float32))
+    Xg = sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, genes.size))
+    del parts
+    r_all, c_all = [], []
+    codes, _ = pd.factorize(batches, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for idx in np.split(order, bounds):
+        if idx.size == 0:
+            continue
+        coo = _knn_adjacency(Y[idx], int(n_neighbors), random_state).tocoo()
+        r_all.append(idx[coo.row])
+        c_all.append(idx[coo.col])
+    r = np.concatenate(r_all) if r_all else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(c_all) if c_all else np.zeros(0, dtype=np.int64)
+    graph = sp.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)), shape=(n, n))
+    yield from positive_blocks(
+        Xg,
+        lib,
+        method="knn",
+        threshold=threshold,
+        graph=graph,
+        block_size=block_size,
+        prior_shape=prior_shape,
+    )
 
 
 # --------------------------------------------------------------------------- AnnData API
