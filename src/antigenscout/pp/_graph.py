@@ -101,7 +101,7 @@ class Embedding:
 
 def fit_embedding(
     X: Any,
-    library: np.ndarray,
+    library: np.ndarray | None = None,
     *,
     rows: np.ndarray | None = None,
     n_top_genes: int = DEFAULT_N_TOP_GENES,
@@ -120,7 +120,7 @@ def fit_embedding(
     X
         Cells × genes raw counts, in memory or backed.
     library
-        Library size of each of ``rows``.
+        Library size of each of ``rows`` (default: row sums of the fitted cells).
     rows
         Sorted row positions to use (default all).
     n_top_genes
@@ -147,7 +147,12 @@ def fit_embedding(
         starts = np.linspace(0, n - w, 20).astype(np.int64)
         pick = np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
     counts = _read_rows(X, rows[pick])
-    z = _log_norm(counts, np.asarray(library, dtype=np.float64)[pick])
+    lib = (
+        np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+        if library is None
+        else np.asarray(library, dtype=np.float64)[pick]
+    )
+    z = _log_norm(counts, lib)
     mean = np.asarray(z.mean(axis=0)).ravel()
     var = np.asarray(z.multiply(z).mean(axis=0)).ravel() - mean**2
     k = int(min(n_top_genes, np.count_nonzero(var > 0) or 1))

@@ -547,14 +547,13 @@ def knn_blocks_streamed(
     genes = np.asarray(genes, dtype=np.int64)
     n = rows.size
     lib = np.empty(n) if library is None else np.asarray(library, dtype=np.float64)
-    if library is None:  # library sizes: one cheap pass for row sums
-        for sl, blk in iter_row_chunks(X, rows):
-            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-    emb = fit_embedding(X, lib, rows=rows, random_state=random_state)
+    emb = fit_embedding(X, None if library is None else lib, rows=rows, random_state=random_state)
     Y = np.empty((n, emb.components.shape[0]), dtype=np.float32)
     parts = []
     for sl, blk in iter_row_chunks(X, rows):
         _check_counts(blk, block_size)
+        if library is None:
+            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
         Y[sl] = emb.transform(blk, lib[sl])
         parts.append(sp.csr_matrix(blk[:, genes], dtype=np.float32))
     Xg = sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, genes.size))
