@@ -30,9 +30,9 @@ __all__ = ["Embedding", "approx_knn", "fit_embedding", "neighbor_graph"]
 _EXACT_MAX_CELLS = 20_000
 #: Shared PCA: informative genes, cells the PCA is fitted on, leaf size of the partition trees.
 DEFAULT_N_TOP_GENES = 2000
-DEFAULT_MAX_PCA_CELLS = 20_000
-_LEAF_SIZE = 1024
-_N_TREES = 3
+DEFAULT_MAX_PCA_CELLS = 10_000
+_LEAF_SIZE = 512
+_N_TREES = 2
 #: Rows read at a time from a backed matrix.
 _READ_CHUNK = 10_000
 
@@ -74,6 +74,27 @@ def iter_row_chunks(
         yield slice(int(lo), int(hi)), blk[rows[lo:hi] - start]
 
 
+def _project_select(
+    X: sp.csr_matrix, scale: np.ndarray, W: np.ndarray, gene_row: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """One sweep over CSR counts: PCA scores and the ``keep`` columns (numba kernel)."""
+    from ._graph_kernels import project_select
+
+    X = sp.csr_matrix(X)
+    Y, ptr, idx, val = project_select(
+        X.indptr.astype(np.int64),
+        X.indices.astype(np.int64),
+        X.data.astype(np.float64),
+        scale.astype(np.float64),
+        W,
+        gene_row,
+        keep,
+    )
+    n_keep = int(keep.max()) + 1 if keep.size and keep.max() >= 0 else 0
+    sel = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_keep))
+    return Y, sel
+
+
 @dataclass(frozen=True)
 class Embedding:
     """A PCA of log-normalised informative genes, fitted once, applied to any cells.
@@ -94,9 +115,31 @@ class Embedding:
 
     def transform(self, counts: sp.csr_matrix, library: np.ndarray) -> np.ndarray:
         """Cells × n_pcs coordinates (float32) of ``counts`` (cells × all genes)."""
-        z = _log_norm(sp.csr_matrix(counts)[:, self.genes], library)
-        out = np.asarray(z @ self.components.T) - (self.mean @ self.components.T)[None, :]
-        return out.astype(np.float32)
+        Y, _ = self.transform_select(counts, library, np.zeros(0, dtype=np.int64))
+        return Y
+
+    def transform_select(
+        self, counts: sp.csr_matrix, library: np.ndarray, columns: np.ndarray
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Coordinates of ``counts`` and its ``columns`` (float32 CSR), in one sweep.
+
+        ``log1p(count / library * 1e4)`` of the informative genes, centred, times the axes.
+        """
+        n_genes = counts.shape[1]
+        gene_row = np.full(n_genes, -1, dtype=np.int64)
+        gene_row[self.genes] = np.arange(self.genes.size)
+        keep = np.full(n_genes, -1, dtype=np.int64)
+        keep[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
+        lib = np.asarray(library, dtype=np.float64)
+        scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
+        W = np.ascontiguousarray(self.components.T, dtype=np.float64)
+        Y, sel = _project_select(counts, scale, W, gene_row, keep)
+        Y -= (self.mean @ self.components.T)[None, :]
+        sel = sp.csr_matrix(
+            (sel.data, sel.indices, sel.indptr), shape=(counts.shape[0], len(columns))
+        )
+        sel.sort_indices()
+        return Y.astype(np.float32), sel
 
 
 def fit_embedding(
@@ -136,8 +179,6 @@ def fit_embedding(
     -------
     The :class:`Embedding`.
     """
-    from sklearn.decomposition import PCA
-
     rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
     n = len(rows)
     if n <= max_cells:
@@ -157,14 +198,41 @@ def fit_embedding(
     var = np.asarray(z.multiply(z).mean(axis=0)).ravel() - mean**2
     k = int(min(n_top_genes, np.count_nonzero(var > 0) or 1))
     genes = np.sort(np.argsort(-var, kind="stable")[:k])
-    dense = z[:, genes].toarray()
-    n_comps = max(1, min(n_pcs, dense.shape[0] - 1, dense.shape[1] - 1))
-    if dense.shape[0] < 2 or dense.shape[1] < 2:
-        comps = np.zeros((1, len(genes)))
-        return Embedding(genes, mean[genes], comps)
-    pca = PCA(n_components=n_comps, svd_solver="randomized", random_state=random_state)
-    pca.fit(dense)
-    return Embedding(genes, pca.mean_.astype(np.float64), pca.components_.astype(np.float64))
+    zs = sp.csr_matrix(z[:, genes])
+    m, g = zs.shape
+    n_comps = max(1, min(n_pcs, m - 1, g - 1))
+    mu = mean[genes]
+    if m < 2 or g < 2:
+        return Embedding(genes, mu, np.zeros((1, g)))
+    # randomised SVD of the implicitly centred matrix (Halko et al. 2011; 4 power iterations),
+    # on one BLAS thread: deterministic, and threads only spin on a shared 2-core machine
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return Embedding(genes, mu, _randomised_axes(zs, mu, n_comps, random_state))
+
+
+def _randomised_axes(zs: sp.csr_matrix, mu: np.ndarray, n_comps: int, seed: int) -> np.ndarray:
+    """Top ``n_comps`` principal axes of ``zs`` centred on ``mu`` (randomised SVD)."""
+    m, g = zs.shape
+    rng = np.random.default_rng(seed)
+    ones = np.ones(m)
+    width = min(g, n_comps + 10)
+
+    def times(V: np.ndarray) -> np.ndarray:  # (Z - 1 mu^T) V
+        return zs @ V - np.outer(ones, mu @ V)
+
+    def times_t(U: np.ndarray) -> np.ndarray:  # (Z - 1 mu^T)^T U
+        return zs.T @ U - np.outer(mu, ones @ U)
+
+    Q = np.linalg.qr(times(rng.standard_normal((g, width))))[0]
+    for _ in range(4):
+        Q = np.linalg.qr(times(np.linalg.qr(times_t(Q))[0]))[0]
+    _, _, vt = np.linalg.svd(times_t(Q).T, full_matrices=False)
+    comps = vt[:n_comps]
+    signs = np.sign(comps[np.arange(n_comps), np.argmax(np.abs(comps), axis=1)])
+    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]  # deterministic sign
+    return np.ascontiguousarray(comps)
 
 
 def _leaves(Z: np.ndarray, leaf_size: int) -> list[np.ndarray]:
@@ -256,13 +324,11 @@ def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
         idx = nn.kneighbors(return_distance=False)[:, :k]  # excludes each query point itself
     else:
         idx = approx_knn(Y, k, random_state=random_state)
-    ok = idx >= 0
+    ok = (idx >= 0) & (idx != np.arange(n)[:, None])  # never itself
     r = np.repeat(np.arange(n), k)[ok.ravel()]
     adj = sp.csr_matrix(
         (np.ones(r.size, dtype=np.float32), (r, idx.ravel()[ok.ravel()])), shape=(n, n)
     )
-    adj.setdiag(0)
-    adj.eliminate_zeros()
     adj.sort_indices()
     return adj
 

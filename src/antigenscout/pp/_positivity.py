@@ -554,32 +554,81 @@ def knn_blocks_streamed(
         _check_counts(blk, block_size)
         if library is None:
             lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-        Y[sl] = emb.transform(blk, lib[sl])
-        parts.append(sp.csr_matrix(blk[:, genes], dtype=np.float32))
+        Y[sl], sel = emb.transform_select(blk, lib[sl], genes)
+        parts.append(sel)
     Xg = sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, genes.size))
     del parts
-    r_all, c_all = [], []
+    k = int(n_neighbors)
+    nbr = np.full((n, k), -1, dtype=np.int64)
     codes, _ = pd.factorize(batches, use_na_sentinel=False)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     for idx in np.split(order, bounds):
         if idx.size == 0:
             continue
-        coo = _knn_adjacency(Y[idx], int(n_neighbors), random_state).tocoo()
-        r_all.append(idx[coo.row])
-        c_all.append(idx[coo.col])
-    r = np.concatenate(r_all) if r_all else np.zeros(0, dtype=np.int64)
-    c = np.concatenate(c_all) if c_all else np.zeros(0, dtype=np.int64)
-    graph = sp.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)), shape=(n, n))
-    yield from positive_blocks(
-        Xg,
-        lib,
-        method="knn",
-        threshold=threshold,
-        graph=graph,
-        block_size=block_size,
-        prior_shape=prior_shape,
+        adj = _knn_adjacency(Y[idx], k, random_state)
+        for r in range(idx.size):  # at most k neighbours per row
+            nb = adj.indices[adj.indptr[r] : adj.indptr[r + 1]]
+            nbr[idx[r], : nb.size] = idx[nb]
+    del Y
+    yield from _knn_blocks_from_neighbours(
+        Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
     )
+
+
+#: Largest pooled count tabulated for the fast knn kernel (beyond: the general path).
+_MAX_TABLE = 5_000_000
+
+
+def _knn_blocks_from_neighbours(
+    Xg: sp.csr_matrix,
+    lib: np.ndarray,
+    nbr: np.ndarray,
+    *,
+    threshold: float,
+    prior_shape: float,
+    block_size: int,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """knn calls on a binary neighbour list: the numba kernel for whole counts, else
+    :func:`positive_blocks` on the same graph (identical rule)."""
+    from scipy.special import gammainccinv
+
+    from ._graph_kernels import knn_positive_block
+
+    n, m = Xg.shape
+    t = _check_threshold(threshold, "knn")
+    a0 = float(prior_shape)
+    data = np.asarray(Xg.data, dtype=np.float64)
+    whole = bool(np.all(data == np.round(data)))
+    top = (nbr.shape[1] + 1) * (float(data.max()) if data.size else 0.0)
+    if not whole or top > _MAX_TABLE:
+        rows = np.repeat(np.arange(n), nbr.shape[1])
+        cols = nbr.ravel()
+        ok = cols >= 0
+        graph = sp.csr_matrix(
+            (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])), shape=(n, n)
+        )
+        yield from positive_blocks(
+            Xg,
+            lib,
+            method="knn",
+            threshold=t,
+            graph=graph,
+            block_size=block_size,
+            prior_shape=a0,
+        )
+        return
+    _check_library(lib, Xg)
+    median = gammainccinv(a0 + np.arange(int(top) + 1, dtype=np.float64), 0.5)
+    indptr = Xg.indptr.astype(np.int64)
+    indices = Xg.indices.astype(np.int64)
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        ptr, idx = knn_positive_block(
+            indptr, indices, data, lib, nbr, start, stop, median, a0, t / 1e4
+        )
+        blk = sp.csr_matrix((np.ones(idx.size, dtype=bool), idx, ptr), shape=(stop - start, m))
+        yield slice(start, stop), blk
 
 
 # --------------------------------------------------------------------------- AnnData API

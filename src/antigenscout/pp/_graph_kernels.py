@@ -1,0 +1,132 @@
+"""Numba kernel of the shared-PCA projection (one sweep over CSR counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["project_select"]
+
+
+@njit(cache=True)
+def project_select(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    scale: np.ndarray,
+    W: np.ndarray,
+    gene_row: np.ndarray,
+    keep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores ``Σ_g log1p(x_g * scale) W[row(g)]`` and the CSR of the ``keep`` columns.
+
+    ``gene_row[g]`` is ``g``'s row of ``W`` (-1: not informative); ``keep[g]`` its output
+    column (-1: dropped). Returns ``Y`` (cells × components) and ``indptr, indices, data``.
+    """
+    n = indptr.size - 1
+    k = W.shape[1]
+    Y = np.zeros((n, k))
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        c = 0
+        for j in range(indptr[r], indptr[r + 1]):
+            if keep[indices[j]] >= 0 and data[j] != 0.0:
+                c += 1
+        ptr[r + 1] = ptr[r] + c
+    out_idx = np.empty(ptr[n], dtype=np.int32)
+    out_val = np.empty(ptr[n], dtype=np.float32)
+    for r in range(n):
+        p = ptr[r]
+        s = scale[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            g = indices[j]
+            x = data[j]
+            if x == 0.0:
+                continue
+            row = gene_row[g]
+            if row >= 0 and s > 0.0:
+                v = np.log1p(x * s)
+                for q in range(k):
+                    Y[r, q] += v * W[row, q]
+            col = keep[g]
+            if col >= 0:
+                out_idx[p] = col
+                out_val[p] = x
+                p += 1
+    return Y, ptr, out_idx, out_val
+
+
+@njit(cache=True)
+def knn_positive_block(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    lib: np.ndarray,
+    nbr: np.ndarray,
+    start: int,
+    stop: int,
+    median: np.ndarray,
+    a0: float,
+    lam0: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """knn positivity of rows ``start:stop`` on a binary neighbour list (self weight 1).
+
+    For a binary kNN graph the pooled count is the plain sum ``y`` over the cell and its
+    neighbours (``nbr``, -1 = none) and the pooled library the sum ``s`` of their libraries;
+    the cell is positive for a gene when ``P(λ ≥ λ0) = Q(a0 + y, a0 + s λ0) ≥ 0.5``, i.e. when
+    ``a0 + s λ0 ≤ median[y]`` with ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts).
+    Returns the CSR ``indptr`` and sorted column ``indices`` of the positive entries.
+    """
+    n_genes = 0
+    for j in range(indices.size):
+        if indices[j] + 1 > n_genes:
+            n_genes = indices[j] + 1
+    acc = np.zeros(n_genes)
+    mark = np.zeros(n_genes, dtype=np.bool_)
+    touched = np.empty(n_genes, dtype=np.int64)
+    cap = 1024
+    out = np.empty(cap, dtype=np.int32)
+    ptr = np.zeros(stop - start + 1, dtype=np.int64)
+    k = nbr.shape[1]
+    p = 0
+    for r in range(start, stop):
+        nt = 0
+        s = lib[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            g = indices[j]
+            if not mark[g]:
+                mark[g] = True
+                touched[nt] = g
+                nt += 1
+            acc[g] += data[j]
+        for q in range(k):
+            c = nbr[r, q]
+            if c < 0:
+                continue
+            s += lib[c]
+            for j in range(indptr[c], indptr[c + 1]):
+                g = indices[j]
+                if not mark[g]:
+                    mark[g] = True
+                    touched[nt] = g
+                    nt += 1
+                acc[g] += data[j]
+        if p + nt > cap:
+            while p + nt > cap:
+                cap *= 2
+            bigger = np.empty(cap, dtype=np.int32)
+            bigger[:p] = out[:p]
+            out = bigger
+        x = a0 + s * lam0
+        first = p
+        for t in range(nt):
+            g = touched[t]
+            y = acc[g]
+            if lib[r] > 0.0 and y > 0.0 and x <= median[int(y)]:
+                out[p] = g
+                p += 1
+            acc[g] = 0.0
+            mark[g] = False
+        out[first:p].sort()
+        ptr[r - start + 1] = p
+    return ptr, out[:p]
