@@ -69,9 +69,10 @@ def iter_row_chunks(
         lo, hi = np.searchsorted(rows, [start, stop])
         if lo == hi:
             continue
-        blk = X[start:stop]
-        blk = sp.csr_matrix(blk, dtype=np.float64)
-        yield slice(int(lo), int(hi)), blk[rows[lo:hi] - start]
+        blk = sp.csr_matrix(X[start:stop])
+        if hi - lo != stop - start:  # some rows of the chunk are not wanted
+            blk = blk[rows[lo:hi] - start]
+        yield slice(int(lo), int(hi)), blk
 
 
 def _project_select(
@@ -81,15 +82,7 @@ def _project_select(
     from ._graph_kernels import project_select
 
     X = sp.csr_matrix(X)
-    Y, ptr, idx, val = project_select(
-        X.indptr.astype(np.int64),
-        X.indices.astype(np.int64),
-        X.data.astype(np.float64),
-        scale.astype(np.float64),
-        W,
-        gene_row,
-        keep,
-    )
+    Y, ptr, idx, val = project_select(X.indptr, X.indices, X.data, scale, W, gene_row, keep)
     n_keep = int(keep.max()) + 1 if keep.size and keep.max() >= 0 else 0
     sel = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_keep))
     return Y, sel
@@ -278,36 +271,19 @@ def approx_knn(
     -------
     ``(n, k)`` int64 neighbour indices, nearest first.
     """
-    Y = np.asarray(Y, dtype=np.float32)
+    from ._graph_kernels import leaf_knn_update
+
+    Y = np.ascontiguousarray(Y, dtype=np.float32)
     n, d = Y.shape
     rng = np.random.default_rng(random_state)
-    best_d = np.full((n, k), np.inf, dtype=np.float32)
+    best_d = np.full((n, k), np.inf, dtype=np.float64)
     best_i = np.full((n, k), -1, dtype=np.int64)
-    sq = (Y * Y).sum(axis=1)
     for t in range(n_trees if n > leaf_size else 1):
         rot = np.linalg.qr(rng.normal(size=(d, d)))[0].astype(np.float32) if t else None
-        Z = Y if rot is None else Y @ rot
-        for leaf in _leaves(Z, leaf_size):
-            P = Y[leaf]
-            D = sq[leaf][:, None] + sq[leaf][None, :] - 2.0 * (P @ P.T)
-            np.fill_diagonal(D, np.inf)
-            kk = min(k, leaf.size - 1)
-            if kk < 1:
-                continue
-            near = np.argpartition(D, kk - 1, axis=1)[:, :kk]
-            cand_d = np.take_along_axis(D, near, axis=1)
-            cand_i = leaf[near]
-            all_d = np.concatenate([best_d[leaf], cand_d], axis=1)
-            all_i = np.concatenate([best_i[leaf], cand_i], axis=1)
-            order = np.argsort(all_i, axis=1, kind="stable")
-            si = np.take_along_axis(all_i, order, axis=1)
-            sd = np.take_along_axis(all_d, order, axis=1)
-            dup = np.zeros_like(si, dtype=bool)
-            dup[:, 1:] = si[:, 1:] == si[:, :-1]
-            sd[dup | (si < 0)] = np.inf
-            top = np.argsort(sd, axis=1, kind="stable")[:, :k]
-            best_d[leaf] = np.take_along_axis(sd, top, axis=1)
-            best_i[leaf] = np.take_along_axis(si, top, axis=1)
+        leaves = _leaves(Y if rot is None else Y @ rot, leaf_size)
+        order = np.concatenate(leaves).astype(np.int64)
+        ptr = np.concatenate([[0], np.cumsum([leaf.size for leaf in leaves])]).astype(np.int64)
+        leaf_knn_update(Y, order, ptr, best_d, best_i)
     return best_i
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-__all__ = ["project_select"]
+__all__ = ["knn_positive_block", "leaf_knn_update", "project_select"]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def project_select(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -22,37 +22,43 @@ def project_select(
 
     ``gene_row[g]`` is ``g``'s row of ``W`` (-1: not informative); ``keep[g]`` its output
     column (-1: dropped). Returns ``Y`` (cells × components) and ``indptr, indices, data``.
+    Rows run in parallel; each row's result is the same whatever the thread count.
     """
     n = indptr.size - 1
     k = W.shape[1]
     Y = np.zeros((n, k))
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    for r in range(n):
+    counts = np.zeros(n, dtype=np.int64)
+    for r in prange(n):
         c = 0
         for j in range(indptr[r], indptr[r + 1]):
-            if keep[indices[j]] >= 0 and data[j] != 0.0:
+            if keep[indices[j]] >= 0 and data[j] != 0:
                 c += 1
-        ptr[r + 1] = ptr[r] + c
+        counts[r] = c
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(counts)
     out_idx = np.empty(ptr[n], dtype=np.int32)
     out_val = np.empty(ptr[n], dtype=np.float32)
-    for r in range(n):
+    for r in prange(n):
         p = ptr[r]
         s = scale[r]
+        acc = np.zeros(k)
         for j in range(indptr[r], indptr[r + 1]):
             g = indices[j]
-            x = data[j]
+            x = float(data[j])
             if x == 0.0:
                 continue
             row = gene_row[g]
             if row >= 0 and s > 0.0:
                 v = np.log1p(x * s)
                 for q in range(k):
-                    Y[r, q] += v * W[row, q]
+                    acc[q] += v * W[row, q]
             col = keep[g]
             if col >= 0:
                 out_idx[p] = col
                 out_val[p] = x
                 p += 1
+        for q in range(k):
+            Y[r, q] = acc[q]
     return Y, ptr, out_idx, out_val
 
 
@@ -130,3 +136,50 @@ def knn_positive_block(
         out[first:p].sort()
         ptr[r - start + 1] = p
     return ptr, out[:p]
+
+
+@njit(parallel=True, cache=True)
+def leaf_knn_update(
+    Y: np.ndarray,
+    order: np.ndarray,
+    leaf_ptr: np.ndarray,
+    best_d: np.ndarray,
+    best_i: np.ndarray,
+) -> None:
+    """Exact neighbours within each leaf, merged into the running best lists (in place).
+
+    ``order[leaf_ptr[L]:leaf_ptr[L + 1]]`` are the points of leaf ``L``; each point lies in one
+    leaf, so leaves run in parallel without races. Lists stay sorted by distance; a point
+    already listed is not added twice; on equal distances the earlier candidate is kept.
+    """
+    k = best_d.shape[1]
+    dims = Y.shape[1]
+    for leaf in prange(leaf_ptr.size - 1):
+        a = leaf_ptr[leaf]
+        b = leaf_ptr[leaf + 1]
+        for ii in range(a, b):
+            i = order[ii]
+            for jj in range(a, b):
+                if jj == ii:
+                    continue
+                j = order[jj]
+                d = 0.0
+                for q in range(dims):
+                    t = Y[i, q] - Y[j, q]
+                    d += t * t
+                if d >= best_d[i, k - 1]:
+                    continue
+                seen = False
+                for m in range(k):
+                    if best_i[i, m] == j:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                m = k - 1
+                while m > 0 and best_d[i, m - 1] > d:
+                    best_d[i, m] = best_d[i, m - 1]
+                    best_i[i, m] = best_i[i, m - 1]
+                    m -= 1
+                best_d[i, m] = d
+                best_i[i, m] = j
