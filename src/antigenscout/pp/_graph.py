@@ -33,6 +33,8 @@ DEFAULT_N_TOP_GENES = 2000
 DEFAULT_MAX_PCA_CELLS = 10_000
 _LEAF_SIZE = 512
 _N_TREES = 2
+#: Batches up to this size: exact neighbours by the numba kernel (one leaf), above: sklearn.
+_ONE_LEAF_MAX_CELLS = 4096
 #: Rows read at a time from a backed matrix.
 _READ_CHUNK = 10_000
 
@@ -125,9 +127,9 @@ class Embedding:
         keep[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
         lib = np.asarray(library, dtype=np.float64)
         scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
-        W = np.ascontiguousarray(self.components.T, dtype=np.float64)
+        W = np.ascontiguousarray(self.components.T, dtype=np.float32)
         Y, sel = _project_select(counts, scale, W, gene_row, keep)
-        Y -= (self.mean @ self.components.T)[None, :]
+        Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
         sel = sp.csr_matrix(
             (sel.data, sel.indices, sel.indptr), shape=(counts.shape[0], len(columns))
         )
@@ -293,7 +295,9 @@ def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
     k = min(k, n - 1)
     if k < 1:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    if n <= _EXACT_MAX_CELLS:
+    if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
+        idx = approx_knn(Y, k, leaf_size=n, random_state=random_state)
+    elif n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
         nn = NearestNeighbors(n_neighbors=k + 1).fit(Y)
@@ -333,7 +337,9 @@ def _knn_one_batch(
     tmp = ad.AnnData(norm)
     n_comps = max(1, min(n_pcs, n - 1, tmp.n_vars - 1))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    if n <= _EXACT_MAX_CELLS:
+    if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
+        idx = approx_knn(Y, k, leaf_size=n, random_state=random_state)
+    elif n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
         nn = NearestNeighbors(n_neighbors=k + 1).fit(tmp.obsm["X_pca"])

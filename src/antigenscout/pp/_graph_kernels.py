@@ -26,7 +26,7 @@ def project_select(
     """
     n = indptr.size - 1
     k = W.shape[1]
-    Y = np.zeros((n, k))
+    Y = np.zeros((n, k), dtype=np.float32)
     counts = np.zeros(n, dtype=np.int64)
     for r in prange(n):
         c = 0
@@ -41,7 +41,7 @@ def project_select(
     for r in prange(n):
         p = ptr[r]
         s = scale[r]
-        acc = np.zeros(k)
+        acc = np.zeros(k, dtype=np.float32)
         for j in range(indptr[r], indptr[r + 1]):
             g = indices[j]
             x = float(data[j])
@@ -49,7 +49,7 @@ def project_select(
                 continue
             row = gene_row[g]
             if row >= 0 and s > 0.0:
-                v = np.log1p(x * s)
+                v = np.float32(np.log1p(x * s))
                 for q in range(k):
                     acc[q] += v * W[row, q]
             col = keep[g]
@@ -62,7 +62,7 @@ def project_select(
     return Y, ptr, out_idx, out_val
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def knn_positive_block(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -74,6 +74,7 @@ def knn_positive_block(
     median: np.ndarray,
     a0: float,
     lam0: float,
+    n_genes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """knn positivity of rows ``start:stop`` on a binary neighbour list (self weight 1).
 
@@ -81,61 +82,61 @@ def knn_positive_block(
     neighbours (``nbr``, -1 = none) and the pooled library the sum ``s`` of their libraries;
     the cell is positive for a gene when ``P(λ ≥ λ0) = Q(a0 + y, a0 + s λ0) ≥ 0.5``, i.e. when
     ``a0 + s λ0 ≤ median[y]`` with ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts).
-    Returns the CSR ``indptr`` and sorted column ``indices`` of the positive entries.
+    Sub-blocks of rows run in parallel, each with its own scratch. Returns the CSR ``indptr``
+    and sorted column ``indices`` of the positive entries.
     """
-    n_genes = 0
-    for j in range(indices.size):
-        if indices[j] + 1 > n_genes:
-            n_genes = indices[j] + 1
-    acc = np.zeros(n_genes)
-    mark = np.zeros(n_genes, dtype=np.bool_)
-    touched = np.empty(n_genes, dtype=np.int64)
-    cap = 1024
-    out = np.empty(cap, dtype=np.int32)
-    ptr = np.zeros(stop - start + 1, dtype=np.int64)
+    nb = stop - start
     k = nbr.shape[1]
-    p = 0
+    bound = np.zeros(nb + 1, dtype=np.int64)  # most entries a row can have: its pooled nnz
     for r in range(start, stop):
-        nt = 0
-        s = lib[r]
-        for j in range(indptr[r], indptr[r + 1]):
-            g = indices[j]
-            if not mark[g]:
-                mark[g] = True
-                touched[nt] = g
-                nt += 1
-            acc[g] += data[j]
+        c = indptr[r + 1] - indptr[r]
         for q in range(k):
-            c = nbr[r, q]
-            if c < 0:
-                continue
-            s += lib[c]
-            for j in range(indptr[c], indptr[c + 1]):
-                g = indices[j]
-                if not mark[g]:
-                    mark[g] = True
-                    touched[nt] = g
-                    nt += 1
-                acc[g] += data[j]
-        if p + nt > cap:
-            while p + nt > cap:
-                cap *= 2
-            bigger = np.empty(cap, dtype=np.int32)
-            bigger[:p] = out[:p]
-            out = bigger
-        x = a0 + s * lam0
-        first = p
-        for t in range(nt):
-            g = touched[t]
-            y = acc[g]
-            if lib[r] > 0.0 and y > 0.0 and x <= median[int(y)]:
-                out[p] = g
-                p += 1
-            acc[g] = 0.0
-            mark[g] = False
-        out[first:p].sort()
-        ptr[r - start + 1] = p
-    return ptr, out[:p]
+            if nbr[r, q] >= 0:
+                c += indptr[nbr[r, q] + 1] - indptr[nbr[r, q]]
+        bound[r - start + 1] = bound[r - start] + min(c, n_genes)
+    out = np.empty(bound[nb], dtype=np.int32)
+    count = np.zeros(nb, dtype=np.int64)
+    n_sub = 16
+    step = (nb + n_sub - 1) // n_sub
+    for sub in prange(n_sub):
+        acc = np.zeros(n_genes)
+        mark = np.zeros(n_genes, dtype=np.bool_)
+        touched = np.empty(n_genes, dtype=np.int64)
+        for rr in range(sub * step, min(nb, (sub + 1) * step)):
+            r = start + rr
+            nt = 0
+            s = lib[r]
+            for q in range(-1, k):
+                c = r if q < 0 else nbr[r, q]
+                if c < 0:
+                    continue
+                if q >= 0:
+                    s += lib[c]
+                for j in range(indptr[c], indptr[c + 1]):
+                    g = indices[j]
+                    if not mark[g]:
+                        mark[g] = True
+                        touched[nt] = g
+                        nt += 1
+                    acc[g] += data[j]
+            x = a0 + s * lam0
+            p = bound[rr]
+            for t in range(nt):
+                g = touched[t]
+                y = acc[g]
+                if lib[r] > 0.0 and y > 0.0 and x <= median[int(y)]:
+                    out[p] = g
+                    p += 1
+                acc[g] = 0.0
+                mark[g] = False
+            out[bound[rr] : p].sort()
+            count[rr] = p - bound[rr]
+    ptr = np.zeros(nb + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(count)
+    res = np.empty(ptr[nb], dtype=np.int32)
+    for rr in range(nb):
+        res[ptr[rr] : ptr[rr + 1]] = out[bound[rr] : bound[rr] + count[rr]]
+    return ptr, res
 
 
 @njit(parallel=True, cache=True)

@@ -625,7 +625,7 @@ def _knn_blocks_from_neighbours(
     for start in range(0, n, block_size):
         stop = min(n, start + block_size)
         ptr, idx = knn_positive_block(
-            indptr, indices, data, lib, nbr, start, stop, median, a0, t / 1e4
+            indptr, indices, data, lib, nbr, start, stop, median, a0, t / 1e4, m
         )
         blk = sp.csr_matrix((np.ones(idx.size, dtype=bool), idx, ptr), shape=(stop - start, m))
         yield slice(start, stop), blk
