@@ -337,9 +337,7 @@ def _knn_one_batch(
     tmp = ad.AnnData(norm)
     n_comps = max(1, min(n_pcs, n - 1, tmp.n_vars - 1))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
-    if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
-        idx = approx_knn(Y, k, leaf_size=n, random_state=random_state)
-    elif n <= _EXACT_MAX_CELLS:
+    if n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
         nn = NearestNeighbors(n_neighbors=k + 1).fit(tmp.obsm["X_pca"])
