@@ -106,7 +106,7 @@ def _chunk_partial(
     from threadpoolctl import threadpool_limits
 
     from ..pp._graph import neighbor_graph
-    from ..pp._positivity import positive_blocks
+    from ..pp._positivity import knn_blocks_from_neighbours
 
     t0 = time.perf_counter()
     with threadpool_limits(1):
@@ -121,8 +121,12 @@ def _chunk_partial(
         sub = AnnData(X=X)
         sub.obs["total_counts"] = lib
         graph = neighbor_graph(sub, n_neighbors=n_neighbors)
-        blocks = positive_blocks(
-            X, lib, method="knn", threshold=threshold, graph=graph, prior_shape=prior_shape
+        nbr = np.full((rows.size, n_neighbors), -1, dtype=np.int64)
+        for r in range(rows.size):  # binary kNN graph: at most n_neighbors per row
+            nb = graph.indices[graph.indptr[r] : graph.indptr[r + 1]]
+            nbr[r, : nb.size] = nb
+        blocks = knn_blocks_from_neighbours(
+            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192
         )
         pos = sparse.csr_matrix(sparse.vstack([b for _, b in blocks], format="csr"), dtype=bool)
     codes, inv = np.unique(types, return_inverse=True)

@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_PRIOR_SHAPE",
     "DEFAULT_THRESHOLD",
     "PositivityMethod",
+    "knn_blocks_from_neighbours",
     "knn_blocks_streamed",
     "methods",
     "positive_blocks",
@@ -571,7 +572,7 @@ def knn_blocks_streamed(
             nb = adj.indices[adj.indptr[r] : adj.indptr[r + 1]]
             nbr[idx[r], : nb.size] = idx[nb]
     del Y
-    yield from _knn_blocks_from_neighbours(
+    yield from knn_blocks_from_neighbours(
         Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
     )
 
@@ -580,7 +581,7 @@ def knn_blocks_streamed(
 _MAX_TABLE = 5_000_000
 
 
-def _knn_blocks_from_neighbours(
+def knn_blocks_from_neighbours(
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -589,8 +590,25 @@ def _knn_blocks_from_neighbours(
     prior_shape: float,
     block_size: int,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """knn calls on a binary neighbour list: the numba kernel for whole counts, else
-    :func:`positive_blocks` on the same graph (identical rule)."""
+    """knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
+    weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
+
+    Parameters
+    ----------
+    Xg
+        Cells × genes raw counts (CSR) of the genes to call.
+    lib
+        Library size of each cell over all genes.
+    nbr
+        ``(cells, k)`` neighbour indices, -1 where a cell has fewer neighbours.
+    threshold, prior_shape, block_size
+        As in :func:`positive_blocks`.
+
+    Yields
+    ------
+    ``(rows, bool CSR block)`` in row order, equal to :func:`positive_blocks` on the same
+    graph (tested).
+    """
     from scipy.special import gammainccinv
 
     from ._graph_kernels import knn_positive_block
