@@ -853,6 +853,11 @@ def atlas() -> None:
     show_default=True,
     help="TileDB-SOMA X layer with raw counts (SOMA input only).",
 )
+@click.option(
+    "--obs-filter",
+    default=None,
+    help="TileDB-SOMA value filter on cells, e.g. \"disease == 'normal'\" (SOMA input only).",
+)
 @_out
 def atlas_build(
     input_path: Path,
@@ -865,6 +870,7 @@ def atlas_build(
     sample_cells: int | None,
     measurement: str,
     soma_layer: str,
+    obs_filter: str | None,
     out: Path,
 ) -> None:
     """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
@@ -885,6 +891,7 @@ def atlas_build(
         sample_cells=DEFAULT_SAMPLE_CELLS if sample_cells is None else int(sample_cells),
         measurement=measurement,
         layer=soma_layer,
+        obs_filter=obs_filter,
     )
     with staged_run(out, "atlas") as stage:
         built.write(stage)
@@ -897,6 +904,7 @@ def atlas_build(
                     "cell_type_key": cell_type_key,
                     "donor_key": donor_key,
                     "dask": dask_address,
+                    "obs_filter": obs_filter,
                 },
                 "build": built.metadata["build"],
                 "seconds": round(time.perf_counter() - t0, 3),

@@ -196,3 +196,19 @@ def test_plan_chunks_within_donor() -> None:
     donors = np.array([0, 1, 0, 0, 1, 0, 0])
     chunks = plan_chunks(donors, 2)
     assert [c.tolist() for c in chunks] == [[0, 5], [2, 6], [3], [1, 4]]
+
+
+def test_soma_obs_filter(files: dict[str, str], healthy: ad.AnnData) -> None:
+    donor = str(healthy.obs["donor_id"].iloc[0])
+    a = build_atlas(
+        files["soma"],
+        cell_type_key="cell_type",
+        donor_key="donor_id",
+        obs_filter=f"donor_id == '{donor}'",
+    )
+    assert a.metadata["n_cells"] == int((healthy.obs["donor_id"] == donor).sum())
+    assert (a.cell_types["n_donors"] == 1).all()
+    with pytest.raises(InputError, match="SOMA inputs only"):
+        build_atlas(files["h5ad"], cell_type_key="cell_type", obs_filter="x == 1")
+    with pytest.raises(InputError, match="--obs-filter"):
+        build_atlas(files["soma"], cell_type_key="cell_type", obs_filter="nonsense ==")

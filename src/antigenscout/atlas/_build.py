@@ -257,6 +257,7 @@ def build_atlas(
     seed: int = 0,
     measurement: str = "RNA",
     layer: str = "raw",
+    obs_filter: str | None = None,
     mapping: pd.DataFrame | None = None,
 ) -> Atlas:
     """Measure every cell type of a healthy single-cell atlas, chunk by chunk.
@@ -289,6 +290,9 @@ def build_atlas(
         Seed of the cell sample.
     measurement, layer
         SOMA measurement and raw-count X layer.
+    obs_filter
+        SOMA value filter on cells (e.g. ``"disease == 'normal' and is_primary_data == True"``
+        for the healthy, non-duplicated cells of the CELLxGENE Census).
     mapping
         Cell Ontology mapping table (default: the packaged ``cell_ontology.tsv``).
 
@@ -317,7 +321,9 @@ def build_atlas(
         raise InputError(msg)
     t_start = time.perf_counter()
     columns = [cell_type_key] + ([donor_key] if donor_key and donor_key != cell_type_key else [])
-    src, obs, var = open_source(source, columns, measurement=measurement, layer=layer)
+    src, obs, var = open_source(
+        source, columns, measurement=measurement, layer=layer, obs_filter=obs_filter
+    )
     if len(obs) == 0:
         msg = "the atlas input holds no cells"
         raise InputError(msg)
@@ -383,6 +389,7 @@ def build_atlas(
         "source_kind": src.kind,
         "cell_type_key": cell_type_key,
         "donor_key": donor_key,
+        "obs_filter": obs_filter,
         "n_cells": int(total.cells),
         "n_genes": len(genes),
         "n_donors": len(dcat.categories),

@@ -115,6 +115,7 @@ def open_source(
     *,
     measurement: str = "RNA",
     layer: str = "raw",
+    obs_filter: str | None = None,
 ) -> tuple[CellSource, pd.DataFrame, pd.DataFrame]:
     """Open a cell source and read only what planning needs.
 
@@ -128,6 +129,8 @@ def open_source(
         obs columns to read (cell type, donor).
     measurement, layer
         SOMA measurement and X layer.
+    obs_filter
+        SOMA only: value filter on cells, e.g. ``"disease == 'normal'"``.
 
     Returns
     -------
@@ -136,13 +139,19 @@ def open_source(
     """
     from anndata import AnnData
 
+    soma = not isinstance(path, AnnData) and (
+        _is_soma(Path(os.fspath(path))) or str(path).startswith(("s3://", "tiledb://"))
+    )
+    if obs_filter and not soma:
+        msg = "--obs-filter applies to TileDB-SOMA inputs only; subset other inputs first"
+        raise InputError(msg)
     if isinstance(path, AnnData):
         return _memory_source(path, columns, "AnnData")
     p = Path(os.fspath(path))
+    if soma:
+        return _soma_source(str(path), columns, measurement, layer, obs_filter)
     if p.name.lower().endswith(".h5ad") and p.is_file():
         return _h5ad_source(p, columns)
-    if _is_soma(p) or str(path).startswith(("s3://", "tiledb://")):
-        return _soma_source(str(path), columns, measurement, layer)
     if not p.exists():
         msg = (
             f"atlas input {str(p)!r} does not exist; give an .h5ad, a SOMA experiment "
@@ -203,7 +212,7 @@ def _h5ad_source(path: Path, columns: list[str]) -> tuple[CellSource, pd.DataFra
 
 
 def _soma_source(
-    uri: str, columns: list[str], measurement: str, layer: str
+    uri: str, columns: list[str], measurement: str, layer: str, obs_filter: str | None = None
 ) -> tuple[CellSource, pd.DataFrame, pd.DataFrame]:
     from ..io._soma import _import_tiledbsoma
 
@@ -224,7 +233,15 @@ def _soma_source(
             have = sorted(ms.X.keys()) if "X" in ms else []
             msg = f"X layer {layer!r} is not in measurement {measurement!r} of {uri!r} (has {have})"
             raise InputError(msg)
-        obs = exp.obs.read(column_names=["soma_joinid", *columns]).concat().to_pandas()
+        try:
+            obs = (
+                exp.obs.read(column_names=["soma_joinid", *columns], value_filter=obs_filter)
+                .concat()
+                .to_pandas()
+            )
+        except Exception as e:
+            msg = f"--obs-filter {obs_filter!r} failed on {uri!r} ({type(e).__name__}: {e})"
+            raise InputError(msg) from e
         var = ms.var.read().concat().to_pandas()
     obs = obs.sort_values("soma_joinid", kind="stable").reset_index(drop=True)
     var = var.sort_values("soma_joinid", kind="stable").reset_index(drop=True)

@@ -52,12 +52,17 @@ def _read_rows(X: Any, rows: np.ndarray) -> sp.csr_matrix:
     if isinstance(X, np.ndarray) or sp.issparse(X):
         return sp.csr_matrix(X[rows], dtype=np.float64)
     parts = []
-    for start in range(0, len(rows), _READ_CHUNK):
-        r = rows[start : start + _READ_CHUNK]
-        lo, hi = int(r[0]), int(r[-1]) + 1
-        blk = X[lo:hi]
-        blk = sp.csr_matrix(blk)
-        parts.append(blk[r - lo])
+    # contiguous reads of at most _READ_CHUNK rows, never spanning a gap of > 1,024 rows
+    # (reading from the first to the last wanted row of a spread-out sample reads the file)
+    breaks = np.flatnonzero(np.diff(rows) > 1024) + 1
+    for run in np.split(rows, breaks):
+        for start in range(0, len(run), _READ_CHUNK):
+            r = run[start : start + _READ_CHUNK]
+            lo, hi = int(r[0]), int(r[-1]) + 1
+            if hi - lo > 4 * _READ_CHUNK:  # sparse picks inside a run: row by row groups
+                parts.extend(sp.csr_matrix(X[int(i) : int(i) + 1]) for i in r)
+                continue
+            parts.append(sp.csr_matrix(X[lo:hi])[r - lo])
     return sp.csr_matrix(sp.vstack(parts, format="csr"), dtype=np.float64)
 
 

@@ -49,7 +49,7 @@ def project_select(
                 continue
             row = gene_row[g]
             if row >= 0 and s > 0.0:
-                v = np.float32(np.log1p(x * s))
+                v = np.log1p(np.float32(x * s))
                 for q in range(k):
                     acc[q] += v * W[row, q]
             col = keep[g]

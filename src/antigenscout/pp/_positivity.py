@@ -557,8 +557,7 @@ def knn_blocks_streamed(
             lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
         Y[sl], sel = emb.transform_select(blk, lib[sl], genes)
         parts.append(sel)
-    Xg = sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, genes.size))
-    del parts
+    Xg = _stack_freeing(parts, genes.size)
     k = int(n_neighbors)
     nbr = np.full((n, k), -1, dtype=np.int64)
     codes, _ = pd.factorize(batches, use_na_sentinel=False)
@@ -575,6 +574,26 @@ def knn_blocks_streamed(
     yield from knn_blocks_from_neighbours(
         Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
     )
+
+
+def _stack_freeing(parts: list[sp.csr_matrix], n_cols: int) -> sp.csr_matrix:
+    """Row-stack CSR parts into one matrix, freeing each part once copied (peak: result +
+    one part, not twice the result as with ``scipy.sparse.vstack``)."""
+    nnz = sum(p.nnz for p in parts)
+    n = sum(p.shape[0] for p in parts)
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    at = row = 0
+    while parts:
+        p = parts.pop(0)
+        data[at : at + p.nnz] = p.data
+        indices[at : at + p.nnz] = p.indices
+        indptr[row + 1 : row + 1 + p.shape[0]] = p.indptr[1:] + at
+        at += p.nnz
+        row += p.shape[0]
+        del p
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n_cols))
 
 
 #: Largest pooled count tabulated for the fast knn kernel (beyond: the general path).
@@ -616,8 +635,11 @@ def knn_blocks_from_neighbours(
     n, m = Xg.shape
     t = _check_threshold(threshold, "knn")
     a0 = float(prior_shape)
-    data = np.asarray(Xg.data, dtype=np.float64)
-    whole = bool(np.all(data == np.round(data)))
+    data = Xg.data  # no copies: the kernel reads any numeric dtype
+    whole = all(
+        bool(np.all(data[i : i + (1 << 24)] == np.round(data[i : i + (1 << 24)])))
+        for i in range(0, data.size, 1 << 24)
+    )
     top = (nbr.shape[1] + 1) * (float(data.max()) if data.size else 0.0)
     if not whole or top > _MAX_TABLE:
         rows = np.repeat(np.arange(n), nbr.shape[1])
@@ -638,8 +660,7 @@ def knn_blocks_from_neighbours(
         return
     _check_library(lib, Xg)
     median = gammainccinv(a0 + np.arange(int(top) + 1, dtype=np.float64), 0.5)
-    indptr = Xg.indptr.astype(np.int64)
-    indices = Xg.indices.astype(np.int64)
+    indptr, indices = Xg.indptr, Xg.indices
     for start in range(0, n, block_size):
         stop = min(n, start + block_size)
         ptr, idx = knn_positive_block(
