@@ -232,6 +232,65 @@ _kind = click.option(
 )
 
 
+_atlas_opt = click.option(
+    "--atlas",
+    "atlas_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Healthy atlas (a folder from 'antigenscout atlas build', or an .h5ad of healthy cells "
+    "with obs 'cell_type' and, if present, 'donor_id'): measured fractions and exact gate risk "
+    "for its cell types, the embedded reference for the rest of the body.",
+)
+_graph_key = click.option(
+    "--graph-key",
+    default="connectivities",
+    show_default=True,
+    help="obsp key of a precomputed cells × cells neighbour graph used by --positivity knn when "
+    "the input has it ('none': always build the graph here).",
+)
+
+
+def _load_reference(reference_dir: Path | None, atlas_path: Path | None) -> Reference:
+    """The reference (embedded or ``--reference``), with ``--atlas`` merged in when given."""
+    from .reference import load_reference
+
+    reference = load_reference(reference_dir)
+    if atlas_path is None:
+        return reference
+    from .atlas import load_atlas
+
+    if not atlas_path.exists():
+        msg = f"--atlas {str(atlas_path)!r} does not exist; give an atlas folder or an .h5ad"
+        raise InputError(msg)
+    donor = None
+    if atlas_path.is_file():
+        import h5py
+
+        with contextlib.suppress(OSError, KeyError), h5py.File(atlas_path, "r") as f:
+            donor = "donor_id" if "donor_id" in f["obs"] else None
+    atlas = load_atlas(atlas_path, cell_type_key="cell_type", donor_key=donor)
+    unmapped = atlas.metadata.get("unmapped_cell_types") or []
+    if unmapped:
+        _stderr().print(
+            f"atlas {atlas.name}: {len(unmapped)} cell types map to no body context and weigh "
+            f"1.0: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}",
+            soft_wrap=True,
+            markup=False,
+        )
+    return reference.with_atlas(atlas)
+
+
+def _graph_key_value(graph_key: str) -> str | None:
+    return None if graph_key.strip().lower() in {"", "none"} else graph_key
+
+
+def _source_column(names: Any, reference: Reference) -> Any:
+    """Which source judged each row, from context names (``atlas:<name>`` or the embedded)."""
+    ctx = reference.contexts
+    by_name = dict(zip(ctx["name"].astype(str), ctx["source"].astype(str), strict=True))
+    return [by_name.get(str(n), "") for n in names]
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(h.strip() for h in text.split(",") if h.strip())
 
@@ -336,8 +395,13 @@ def _run_rank(
 
             tl.score_targets(adata, reference=reference, progress=progress, **kw)
         targets = get.targets_df(adata)
-        write_table(targets, stage / "targets.tsv")
         risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
+        if reference.atlas is not None:  # say which source judged each row
+            targets["worst_healthy_source"] = _source_column(
+                targets["worst_healthy_cell_type"], reference
+            )
+            risk["source"] = reference.contexts["source"].reindex(risk["context"]).to_numpy()
+        write_table(targets, stage / "targets.tsv")
         write_table(risk, stage / "risk.tsv")
         write_table(get.patient_coverage_df(adata), stage / "patient_coverage.tsv", index=True)
         res = adata.uns["antigenscout_targets"]
@@ -448,6 +512,8 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     default=None,
     help="Directory of a reference built by scripts/build_reference.py (default: embedded).",
 )
+@_atlas_opt
+@_graph_key
 @_out
 @_report
 @_highlight
@@ -465,15 +531,15 @@ def rank(
     patient_threshold: float,
     cancer: str | None,
     reference_dir: Path | None,
+    atlas_path: Path | None,
+    graph_key: str,
     out: Path,
     with_report: bool,
     highlight: str,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
     TSV/CSV table of single cells or bulk samples)."""
-    from .reference import load_reference
-
-    reference = load_reference(reference_dir)  # validate early, before any work
+    reference = _load_reference(reference_dir, atlas_path)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
     adata = _read_input(input_path, layer, kind, reference, backed)
     _run_rank(
@@ -489,6 +555,7 @@ def rank(
         threshold=threshold,
         patient_threshold=patient_threshold,
         cancer=cancer,
+        graph_key=_graph_key_value(graph_key),
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -551,6 +618,8 @@ def rank(
 @_layer
 @_kind
 @_backed
+@_atlas_opt
+@_graph_key
 @_out
 @_report
 def gates(
@@ -573,17 +642,18 @@ def gates(
     layer: str | None,
     kind: str,
     backed: bool | None,
+    atlas_path: Path | None,
+    graph_key: str,
     out: Path,
     with_report: bool,
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
     from .io._write import staged_run, write_json, write_table
-    from .reference import load_reference
     from .tl._score import _parse_key_value
 
     t0 = time.perf_counter()
-    reference = load_reference()
+    reference = _load_reference(None, atlas_path)
     op_list = [o.strip().lower() for o in ops.split(",") if o.strip()]
     bad = sorted(set(op_list) - {"and", "or", "not"})
     if bad or not op_list:
@@ -621,9 +691,14 @@ def gates(
                 top_k=top_k,
                 positivity=positivity,  # type: ignore[arg-type]
                 threshold=threshold,
+                graph_key=_graph_key_value(graph_key),
             )
         res = adata.uns["antigenscout_gates"]
         table = get.gates_df(adata)
+        if reference.atlas is not None:
+            table["worst_healthy_source"] = _source_column(
+                table["worst_healthy_cell_type"], reference
+            )
         write_table(table, stage / "gates.tsv")
         write_json(
             stage / "run.json",
@@ -687,6 +762,7 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 )
 @click.option("--tissues/--no-tissues", default=False, help="Also list whole tissues.")
 @_threshold
+@_atlas_opt
 @_out
 def profile(
     receptor: tuple[str, ...],
@@ -694,6 +770,7 @@ def profile(
     agent: str,
     tissues: bool,
     threshold: float | None,
+    atlas_path: Path | None,
     out: Path,
 ) -> None:
     """Which healthy cells, and what fraction of each, does an agent binding RECEPTOR engage?
@@ -708,8 +785,20 @@ def profile(
     words = " ".join(receptor)
     is_expr = any(t.upper() in {"AND", "OR", "NOT"} or "(" in t for t in words.split())
     query: str | list[str] = words if is_expr else list(receptor)
+    reference = _load_reference(None, atlas_path)
     kinds = ("cell_type", "tissue") if tissues else ("cell_type",)
-    prof = profile_agent(query, gate=gate, agent=agent, threshold=threshold, kinds=kinds)  # type: ignore[arg-type]
+    prof = profile_agent(
+        query,
+        gate=gate,  # type: ignore[arg-type]
+        agent=agent,
+        threshold=threshold,
+        kinds=kinds,
+        reference=reference,
+    )
+    if reference.atlas is not None:
+        atlas_src = reference.contexts["source"].reindex(prof["context"]).astype(str)
+        is_atlas = atlas_src.str.startswith("atlas").to_numpy()
+        prof.loc[is_atlas, "source"] = atlas_src.to_numpy()[is_atlas]
     text = prof.attrs["receptor"]
     with staged_run(out, "profile") as stage:
         write_table(prof, stage / "profile.tsv")
@@ -721,7 +810,9 @@ def profile(
                     "receptor": text,
                     "agent": agent,
                     "threshold_cp10k": prof.attrs["threshold_cp10k"],
+                    "atlas": None if atlas_path is None else str(atlas_path),
                 },
+                **({"atlas": reference.metadata["atlas"]} if reference.atlas is not None else {}),
             },
         )
     engaged = prof[prof["engaged"]]
@@ -741,6 +832,139 @@ def profile(
         )
     _stdout().print(table)
     _stderr().print(f"wrote {out}/profile.tsv")
+
+
+# ----------------------------------------------------------------------------- atlas
+
+
+@cli.group()
+def atlas() -> None:
+    """Build a healthy reference from a single-cell atlas (use it with --atlas)."""
+
+
+@atlas.command("build")
+@_input
+@click.option(
+    "--cell-type-key",
+    required=True,
+    help="obs column of cell types (Cell Ontology names map to body systems and vital "
+    "weights; docs/atlas.md).",
+)
+@click.option(
+    "--donor-key",
+    default=None,
+    help="obs column of donors: neighbours are pooled within a donor (default: one donor).",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    default=None,
+    help="Run on dask.distributed: local:N (N worker processes here) or tcp://HOST:PORT "
+    "(an existing scheduler). Default: in this process.",
+)
+@click.option("--name", default=None, help="Atlas name (rows say source atlas:NAME).")
+@_threshold
+@click.option(
+    "--chunk-cells",
+    type=Number(2, 10_000_000, integer=True),
+    default=None,
+    help="Most cells per chunk (one task) [default: 10,000].",
+)
+@click.option(
+    "--sample-cells",
+    type=Number(0, 1_000_000, integer=True),
+    default=None,
+    help="Cells per cell type kept (bit-packed) for exact gate co-positivity [default: 500].",
+)
+@click.option(
+    "--measurement",
+    default="RNA",
+    show_default=True,
+    help="TileDB-SOMA measurement (SOMA input only).",
+)
+@click.option(
+    "--soma-layer",
+    default="raw",
+    show_default=True,
+    help="TileDB-SOMA X layer with raw counts (SOMA input only).",
+)
+@click.option(
+    "--obs-filter",
+    default=None,
+    help="TileDB-SOMA value filter on cells, e.g. \"disease == 'normal'\" (SOMA input only).",
+)
+@_out
+def atlas_build(
+    input_path: Path,
+    cell_type_key: str,
+    donor_key: str | None,
+    dask_address: str | None,
+    name: str | None,
+    threshold: float | None,
+    chunk_cells: int | None,
+    sample_cells: int | None,
+    measurement: str,
+    soma_layer: str,
+    obs_filter: str | None,
+    out: Path,
+) -> None:
+    """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
+    CELLxGENE Census copy, or a 10x/.zarr/.loom input) and write an atlas folder."""
+    from .atlas import DEFAULT_CHUNK_CELLS, DEFAULT_SAMPLE_CELLS, build_atlas
+    from .io._write import OUTPUT_FILES, staged_run, write_json
+    from .pp import DEFAULT_THRESHOLD
+
+    t0 = time.perf_counter()
+    built = build_atlas(
+        str(input_path),
+        cell_type_key=cell_type_key,
+        donor_key=donor_key,
+        name=name,
+        dask=dask_address,
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        chunk_cells=DEFAULT_CHUNK_CELLS if chunk_cells is None else int(chunk_cells),
+        sample_cells=DEFAULT_SAMPLE_CELLS if sample_cells is None else int(sample_cells),
+        measurement=measurement,
+        layer=soma_layer,
+        obs_filter=obs_filter,
+    )
+    with staged_run(out, "atlas") as stage:
+        built.write(stage)
+        write_json(
+            stage / "run.json",
+            {
+                "command": "atlas build",
+                "params": {
+                    "input": str(input_path),
+                    "cell_type_key": cell_type_key,
+                    "donor_key": donor_key,
+                    "dask": dask_address,
+                    "obs_filter": obs_filter,
+                },
+                "build": built.metadata["build"],
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
+        )
+    meta = built.metadata
+    b = meta["build"]
+    err = _stderr()
+    rate = meta["n_cells"] / max(b["wall_seconds"], 1e-9)
+    err.print(
+        f"{meta['n_cells']:,} cells, {len(built.cell_types)} cell types, {meta['n_genes']:,} "
+        f"genes; {b['chunks']} chunks on {b['workers']} worker(s) in {b['wall_seconds']:.1f} s "
+        f"({rate:,.0f} cells/s)",
+        soft_wrap=True,
+        markup=False,
+    )
+    unmapped = meta.get("unmapped_cell_types") or []
+    if unmapped:
+        err.print(
+            f"{len(unmapped)} cell types map to no body context (vital weight 1.0): "
+            f"{', '.join(unmapped)}",
+            soft_wrap=True,
+            markup=False,
+        )
+    err.print(f"wrote {out}/ ({', '.join(sorted(OUTPUT_FILES['atlas']))}, run.json)")
 
 
 # ----------------------------------------------------------------------------- main

@@ -33,6 +33,17 @@ OUTPUT_FILES: dict[str, frozenset[str]] = {
     "rank": frozenset({"targets.tsv", "risk.tsv", "patient_coverage.tsv"}),
     "gates": frozenset({"gates.tsv"}),
     "profile": frozenset({"profile.tsv"}),
+    "atlas": frozenset(
+        {
+            "atlas.json",
+            "cell_types.parquet",
+            "genes.parquet",
+            "fraction.parquet",
+            "mean.parquet",
+            "detected.parquet",
+            "samples.npz",
+        }
+    ),
     "simulate": frozenset({"cohort.tsv", "summary.json", "curves.tsv"}),
     "benchmark": frozenset(
         {"metrics.json", "targets_rows.tsv", "toxicity_rows.tsv", "indications_used.tsv"}

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,8 @@ __all__ = [
     "DEFAULT_PRIOR_SHAPE",
     "DEFAULT_THRESHOLD",
     "PositivityMethod",
+    "knn_blocks_from_neighbours",
+    "knn_blocks_streamed",
     "methods",
     "positive_blocks",
     "positivity",
@@ -493,6 +495,179 @@ def _colmap(cols: np.ndarray | None, n_genes: int) -> np.ndarray:
     colmap = np.full(n_genes, -1, dtype=np.int64)
     colmap[cols] = np.arange(len(cols))
     return colmap
+
+
+# --------------------------------------------------------------------------- at scale
+def knn_blocks_streamed(
+    X: Any,
+    rows: np.ndarray,
+    batches: np.ndarray,
+    genes: np.ndarray,
+    *,
+    library: np.ndarray | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    n_neighbors: int = DEFAULT_N_NEIGHBORS,
+    prior_shape: float = DEFAULT_PRIOR_SHAPE,
+    block_size: int = 8192,
+    random_state: int = 0,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
+
+    One pass over the rows, chunk by chunk: each cell is projected on one shared PCA of
+    informative genes (:func:`antigenscout.pp._graph.fit_embedding`, fitted first on at most
+    20,000 cells) and only the ``genes`` columns are kept. Neighbours are then found within
+    each batch (patient) on the projections (exact up to 20,000 cells, partition trees above),
+    and the pooled posterior is evaluated block by block. Memory: the ``genes`` columns of the
+    rows, ``n_pcs`` floats per cell and the graph — never the whole matrix.
+
+    Parameters
+    ----------
+    X
+        Cells × genes raw counts, in memory or backed (an on-disk AnnData matrix).
+    rows
+        Sorted row positions of the cells to call.
+    batches
+        Integer batch (patient) code per entry of ``rows``; neighbours stay within a batch.
+    genes
+        Column indices to call.
+    library
+        Library size per entry of ``rows`` (default: row sums over all genes).
+    threshold, n_neighbors, prior_shape, block_size
+        As in :func:`positive_blocks`.
+    random_state
+        Seed of the PCA and the neighbour trees.
+
+    Yields
+    ------
+    ``(slice into rows, bool CSR block)`` in the order of ``rows``.
+    """
+    from ._graph import _knn_adjacency, fit_embedding, iter_row_chunks
+
+    rows = np.asarray(rows, dtype=np.int64)
+    batches = np.asarray(batches)
+    genes = np.asarray(genes, dtype=np.int64)
+    n = rows.size
+    lib = np.empty(n) if library is None else np.asarray(library, dtype=np.float64)
+    emb = fit_embedding(X, None if library is None else lib, rows=rows, random_state=random_state)
+    Y = np.empty((n, emb.components.shape[0]), dtype=np.float32)
+    parts = []
+    for sl, blk in iter_row_chunks(X, rows):
+        _check_counts(blk, block_size)
+        if library is None:
+            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
+        Y[sl], sel = emb.transform_select(blk, lib[sl], genes)
+        parts.append(sel)
+    Xg = _stack_freeing(parts, genes.size)
+    k = int(n_neighbors)
+    nbr = np.full((n, k), -1, dtype=np.int64)
+    codes, _ = pd.factorize(batches, use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    for idx in np.split(order, bounds):
+        if idx.size == 0:
+            continue
+        adj = _knn_adjacency(Y[idx], k, random_state)
+        for r in range(idx.size):  # at most k neighbours per row
+            nb = adj.indices[adj.indptr[r] : adj.indptr[r + 1]]
+            nbr[idx[r], : nb.size] = idx[nb]
+    del Y
+    yield from knn_blocks_from_neighbours(
+        Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
+    )
+
+
+def _stack_freeing(parts: list[sp.csr_matrix], n_cols: int) -> sp.csr_matrix:
+    """Row-stack CSR parts into one matrix, freeing each part once copied (peak: result +
+    one part, not twice the result as with ``scipy.sparse.vstack``)."""
+    nnz = sum(p.nnz for p in parts)
+    n = sum(p.shape[0] for p in parts)
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=np.int32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    at = row = 0
+    while parts:
+        p = parts.pop(0)
+        data[at : at + p.nnz] = p.data
+        indices[at : at + p.nnz] = p.indices
+        indptr[row + 1 : row + 1 + p.shape[0]] = p.indptr[1:] + at
+        at += p.nnz
+        row += p.shape[0]
+        del p
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n_cols))
+
+
+#: Largest pooled count tabulated for the fast knn kernel (beyond: the general path).
+_MAX_TABLE = 5_000_000
+
+
+def knn_blocks_from_neighbours(
+    Xg: sp.csr_matrix,
+    lib: np.ndarray,
+    nbr: np.ndarray,
+    *,
+    threshold: float,
+    prior_shape: float,
+    block_size: int,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
+    weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
+
+    Parameters
+    ----------
+    Xg
+        Cells × genes raw counts (CSR) of the genes to call.
+    lib
+        Library size of each cell over all genes.
+    nbr
+        ``(cells, k)`` neighbour indices, -1 where a cell has fewer neighbours.
+    threshold, prior_shape, block_size
+        As in :func:`positive_blocks`.
+
+    Yields
+    ------
+    ``(rows, bool CSR block)`` in row order, equal to :func:`positive_blocks` on the same
+    graph (tested).
+    """
+    from scipy.special import gammainccinv
+
+    from ._graph_kernels import knn_positive_block
+
+    n, m = Xg.shape
+    t = _check_threshold(threshold, "knn")
+    a0 = float(prior_shape)
+    data = Xg.data  # no copies: the kernel reads any numeric dtype
+    whole = all(
+        bool(np.all(data[i : i + (1 << 24)] == np.round(data[i : i + (1 << 24)])))
+        for i in range(0, data.size, 1 << 24)
+    )
+    top = (nbr.shape[1] + 1) * (float(data.max()) if data.size else 0.0)
+    if not whole or top > _MAX_TABLE:
+        rows = np.repeat(np.arange(n), nbr.shape[1])
+        cols = nbr.ravel()
+        ok = cols >= 0
+        graph = sp.csr_matrix(
+            (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])), shape=(n, n)
+        )
+        yield from positive_blocks(
+            Xg,
+            lib,
+            method="knn",
+            threshold=t,
+            graph=graph,
+            block_size=block_size,
+            prior_shape=a0,
+        )
+        return
+    _check_library(lib, Xg)
+    median = gammainccinv(a0 + np.arange(int(top) + 1, dtype=np.float64), 0.5)
+    indptr, indices = Xg.indptr, Xg.indices
+    for start in range(0, n, block_size):
+        stop = min(n, start + block_size)
+        ptr, idx = knn_positive_block(
+            indptr, indices, data, lib, nbr, start, stop, median, a0, t / 1e4, m
+        )
+        blk = sp.csr_matrix((np.ones(idx.size, dtype=bool), idx, ptr), shape=(stop - start, m))
+        yield slice(start, stop), blk
 
 
 # --------------------------------------------------------------------------- AnnData API

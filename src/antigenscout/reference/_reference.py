@@ -71,6 +71,9 @@ class Reference:
         HPA tumour immunohistochemistry: ``symbol``, ``cancer`` (20 HPA cancer types),
         ``high``, ``medium``, ``low``, ``not_detected`` (numbers of patients); ``None`` when
         the reference has none.
+    atlas
+        The healthy atlas merged in by :meth:`with_atlas`, whose sampled cells give exact
+        gate co-positivity; ``None`` otherwise.
 
     Examples
     --------
@@ -89,6 +92,8 @@ class Reference:
     metadata: dict[str, Any] = field(default_factory=dict)
     measured_fraction: pd.DataFrame | None = None
     pathology: pd.DataFrame | None = None
+    #: The :class:`~antigenscout.atlas.Atlas` merged in by :meth:`with_atlas` (else ``None``).
+    atlas: Any = None
 
     # ------------------------------------------------------------------ gene mapping
     @functools.cached_property
@@ -195,6 +200,134 @@ class Reference:
         return (
             f"Reference({self.expression.shape[0]} genes x {self.expression.shape[1]} contexts, "
             f"{len(self.surface)} surface records, {len(self.ihc)} IHC rows, built {built})"
+        )
+
+    # ------------------------------------------------------------------ atlas
+    def with_atlas(self, atlas: Any) -> Reference:
+        """This reference with a healthy single-cell atlas's cell types as measured contexts.
+
+        Each atlas cell type becomes a single-cell context ``atlas:<cell type>`` (kind
+        ``cell_type``, ``source`` ``'atlas:<name>'``) with the atlas's pseudobulk CPM as
+        expression and its measured positive fractions in :attr:`measured_fraction`, like the
+        marrow contexts. An embedded context that an atlas cell type maps to (see
+        :func:`antigenscout.atlas.map_cell_types`) is dropped: the atlas judges that cell type,
+        the embedded reference the rest of the body. Atlas genes are mapped to the reference's
+        symbols (a symbol measured twice keeps its first gene); genes the atlas lacks read 0
+        in its contexts.
+
+        Parameters
+        ----------
+        atlas
+            An :class:`antigenscout.atlas.Atlas`.
+
+        Returns
+        -------
+        A new :class:`Reference`; ``metadata['atlas']`` lists the contexts added and replaced.
+
+        Raises
+        ------
+        InputError
+            If the atlas was measured at another threshold than this reference's measured
+            fractions.
+        """
+        meta_mf = dict(self.metadata.get("measured_fraction") or {})
+        at = meta_mf.get("threshold_cp10k")
+        if at is not None and not np.isclose(float(at), atlas.threshold_cp10k):
+            msg = (
+                f"the atlas was measured at {atlas.threshold_cp10k} CP10k but the reference's "
+                f"measured fractions at {at}; rebuild the atlas with --threshold {at}"
+            )
+            raise InputError(msg)
+        ct = atlas.cell_types
+        source = f"atlas:{atlas.name}"
+        ids = pd.Index([f"atlas:{t}" for t in ct.index.astype(str)], name=self.contexts.index.name)
+        replaced = sorted({str(c) for c in ct["context"].dropna() if c in self.contexts.index})
+        keep = self.contexts.index.difference(pd.Index(replaced), sort=False)
+        kept = self.contexts.loc[keep]
+        taken = set(kept["name"].astype(str).str.lower())
+        names = [
+            f"{t} (atlas)" if str(t).lower() in taken else str(t) for t in ct.index.astype(str)
+        ]
+        new = pd.DataFrame(
+            {
+                "name": names,
+                "kind": "cell_type",
+                "source": source,
+                "tissue": ct["tissue"].to_numpy(),
+                "system": ct["system"].to_numpy(),
+                "vital_weight": ct["vital_weight"].to_numpy(dtype=np.float64),
+                "immune_privileged": ct["immune_privileged"].to_numpy(dtype=bool),
+                "rationale": [
+                    f"measured in atlas {atlas.name!r}; weight of {c}"
+                    if isinstance(c, str)
+                    else f"measured in atlas {atlas.name!r}; unmapped cell type, weight "
+                    f"{float(w):g} (conservative)"
+                    for c, w in zip(
+                        ct["context"].astype(object).where(ct["context"].notna(), None),
+                        ct["vital_weight"],
+                        strict=True,
+                    )
+                ],
+                "n_cells": ct["n_cells"].to_numpy(),
+            },
+            index=ids,
+        )
+        new = new.astype(
+            {c: kept[c].dtype for c in new.columns if c in kept.columns}, errors="ignore"
+        )
+        contexts = pd.concat([kept, new[kept.columns.intersection(new.columns)]])
+        symbols, _ = self.map_genes(list(atlas.genes["symbol"].astype(str)))
+        first = ~symbols.isna().to_numpy() & ~pd.Index(symbols.to_numpy()).duplicated()
+        first &= ~pd.isna(symbols.to_numpy())
+
+        def aligned(table: pd.DataFrame) -> pd.DataFrame:
+            sub = table.iloc[np.flatnonzero(first)]
+            sub.index = pd.Index(symbols.to_numpy()[first].astype(str))
+            sub.columns = ids
+            return sub.reindex(self.expression.index)
+
+        expression = pd.concat(
+            [self.expression[keep], aligned(atlas.mean).astype(np.float32)], axis=1
+        )
+        frac = aligned(atlas.fraction).fillna(0.0).astype(np.float32)
+        if self.measured_fraction is not None:
+            old = self.measured_fraction[
+                [c for c in self.measured_fraction.columns if c not in replaced]
+            ]
+            measured = pd.concat([old.reindex(frac.index), frac], axis=1).fillna(0.0)
+        else:
+            measured = frac
+        measured = measured.astype(np.float32)
+        measured.index.name = self.expression.index.name
+        meta_mf.update(
+            {
+                "threshold_cp10k": atlas.threshold_cp10k,
+                "contexts": [str(c) for c in measured.columns],
+            }
+        )
+        metadata = {
+            **self.metadata,
+            "measured_fraction": meta_mf,
+            "atlas": {
+                "name": atlas.name,
+                "source": source,
+                "contexts_added": [str(i) for i in ids],
+                "contexts_replaced": replaced,
+                "unmapped_cell_types": list(atlas.metadata.get("unmapped_cell_types", [])),
+                "genes_mapped": int(first.sum()),
+                "genes": len(atlas.genes),
+                "built": atlas.metadata,
+            },
+        }
+        return Reference(
+            genes=self.genes,
+            contexts=contexts,
+            expression=expression[contexts.index],
+            ihc=self.ihc,
+            surface=self.surface,
+            metadata=metadata,
+            measured_fraction=measured,
+            atlas=atlas,
         )
 
     # ------------------------------------------------------------------ IO

@@ -508,24 +508,31 @@ def _knn_blocks(
 ) -> tuple[Any, dict[str, Any]]:
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient)."""
     from ..pp import _positivity as pos
-    from ..pp._graph import neighbor_graph
 
-    Xm = _take_rows(X, groups.rows)
-    lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
     by_patient = groups.params.get("patient_key") is not None
     if graph_key is not None and graph_key in adata.obsp:
+        Xm = _take_rows(X, groups.rows)
+        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
         graph = adata.obsp[graph_key][groups.rows][:, groups.rows]
         source = f"obsp[{graph_key!r}]"
-    else:
-        sub = AnnData(X=Xm)
-        sub.obs["patient"] = np.asarray(groups.patient)
-        sub.obs["total_counts"] = lib
+        blocks = pos.positive_blocks(
+            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+        )
+    else:  # streamed: one shared PCA, neighbours within each patient (pp.knn_blocks_streamed)
+        batches = np.asarray(groups.patient) if by_patient else np.zeros(groups.n, dtype=int)
         kw = {} if n_neighbors is None else {"n_neighbors": n_neighbors}
-        graph = neighbor_graph(sub, batch_key="patient" if by_patient else None, **kw)
-        source = "neighbor_graph (within patient)" if by_patient else "neighbor_graph"
-    blocks = pos.positive_blocks(
-        Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
-    )
+        blocks = pos.knn_blocks_streamed(
+            X,
+            groups.rows,
+            batches,
+            col_idx,
+            library=None if lib_obs is None else lib_obs[groups.rows],
+            threshold=threshold,
+            **kw,
+        )
+        source = "shared PCA of informative genes; neighbours " + (
+            "within patient" if by_patient else "over all cells"
+        )
     params = {
         "model": "knn",
         "threshold_cp10k": threshold,

@@ -142,6 +142,7 @@ def search_gates(
     positivity: Positivity = "knn",
     threshold: float | None = None,
     layer: str | None = None,
+    graph_key: str | None = "connectivities",
     key_added: str = KEY_ADDED,
     copy: bool = False,
 ) -> AnnData | None:
@@ -193,6 +194,8 @@ def search_gates(
         Gates returned.
     positivity, threshold, layer
         Positivity model, its threshold (CP10k) and the counts layer.
+    graph_key
+        ``adata.obsp`` key of a precomputed neighbour graph for ``knn`` (used when present).
     key_added
         ``adata.uns`` key receiving the results.
     copy
@@ -247,6 +250,7 @@ def search_gates(
         positivity=positivity,
         threshold=threshold,
         layer=layer,
+        graph_key=graph_key,
     )
     if n_candidates is not None and n_candidates < len(cands):
         cov = np.asarray(T.sum(axis=0)).ravel()
@@ -275,6 +279,16 @@ def search_gates(
         )
         hdata = hcells
         healthy_source = "single cells (exact)"
+    atlas_ctx: list[str] = []
+    if hcells is None and getattr(reference, "atlas", None) is not None:
+        # a healthy atlas merged into the reference: its sampled cells give exact co-positivity
+        from ..atlas._use import atlas_healthy_cells
+
+        found = atlas_healthy_cells(reference, cands, threshold)
+        if found is not None:
+            hcells, healthy_params, atlas_ctx = found
+            hdata = hcells
+            healthy_source = f"atlas single cells (exact, {reference.atlas.name})"
     if not healthy_only:
         hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
         ctx = hr.contexts
@@ -283,8 +297,9 @@ def search_gates(
         if hcells is not None:
             # reference contexts the single cells stand for (the match that gave their vital
             # weights: 'marrow:<type>', else the context name) are replaced by the exact cells
-            for t in hcells.names or []:
+            for t in [] if atlas_ctx else hcells.names or []:
                 keep &= ctx.index != matching_context(ctx, str(t))
+            keep &= ~ctx.index.isin(atlas_ctx)
             replaced = [str(c) for c in ctx.index[~keep]]
         frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
         bulk = HealthyPseudobulk(
@@ -305,7 +320,7 @@ def search_gates(
             if keep.any():  # else every context is replaced: the cells alone are exact
                 hdata = HealthyMixed(hcells, bulk)
                 healthy_source = (
-                    "single cells (exact) + reference pseudobulk for the other contexts "
+                    f"{healthy_source} + reference pseudobulk for the other contexts "
                     "(Fréchet upper bound)"
                 )
 

@@ -1,0 +1,214 @@
+"""Atlas build: .h5ad and TileDB-SOMA, in-process and on a dask LocalCluster, same tables;
+tables checked against an independent computation with antigenscout.pp.positivity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from antigenscout import datasets
+from antigenscout._errors import InputError
+from antigenscout.atlas import Atlas, build_atlas, load_atlas, map_cell_types, plan_chunks
+from antigenscout.pp import positivity
+from antigenscout.reference import load_reference
+
+CL = {
+    "HSC": "hematopoietic stem cell",
+    "Mono": "monocyte",
+    "T": "T cell",
+    "earlyEry": "erythroid progenitor cell",
+    "lateEry": "erythroblast",
+}
+
+
+@pytest.fixture(scope="module")
+def healthy() -> ad.AnnData:
+    """Real healthy marrow cells of the packaged van Galen subset, 3,000 genes, CL names."""
+    d = datasets.demo()
+    d = d[(d.obs["malignant"] == "normal").to_numpy()].copy()
+    rng = np.random.default_rng(0)
+    keep = np.sort(rng.choice(d.n_vars, 3000, replace=False))
+    expressed = np.flatnonzero(np.asarray((d.X > 0).sum(axis=0)).ravel() >= 20)
+    genes = np.union1d(keep, expressed[:500])
+    a = ad.AnnData(
+        X=sparse.csr_matrix(d.X[:, genes], dtype=np.float32),
+        obs=pd.DataFrame(
+            {
+                "cell_type": d.obs["cell_type"].astype(str).replace(CL).to_numpy(),
+                "donor_id": d.obs["patient"].astype(str).to_numpy(),
+            },
+            index=d.obs_names.astype(str),
+        ),
+        var=pd.DataFrame(
+            {"feature_name": d.var_names.astype(str)[genes]},
+            index=pd.Index(d.var_names.astype(str)[genes]),
+        ),
+    )
+    a.var["feature_id"] = a.var_names
+    return a
+
+
+@pytest.fixture(scope="module")
+def files(healthy: ad.AnnData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("atlas")
+    h5 = root / "healthy.h5ad"
+    healthy.write_h5ad(h5)
+    out = {"h5ad": str(h5)}
+    soma_io = pytest.importorskip("tiledbsoma.io")
+    uri = str(root / "soma")
+    soma_io.from_anndata(uri, healthy, measurement_name="RNA", X_layer_name="raw")
+    out["soma"] = uri
+    return out
+
+
+def _same(a: Atlas, b: Atlas) -> None:
+    for name in ("fraction", "mean", "detected"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_names=False)
+    pd.testing.assert_frame_equal(a.cell_types, b.cell_types)
+    np.testing.assert_array_equal(a.sample_types, b.sample_types)
+    np.testing.assert_array_equal(a.sample_genes, b.sample_genes)
+    np.testing.assert_array_equal(a.sample_bits, b.sample_bits)
+
+
+@pytest.fixture(scope="module")
+def built(files: dict[str, str]) -> dict[str, Atlas]:
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id", "chunk_cells": 400}
+    return {
+        "h5ad": build_atlas(files["h5ad"], **kw),
+        "soma": build_atlas(files["soma"], **kw),
+    }
+
+
+def test_h5ad_and_soma_give_identical_tables(built: dict[str, Atlas]) -> None:
+    _same(built["h5ad"], built["soma"])
+    assert built["h5ad"].metadata["source_kind"] == "h5ad"
+    assert built["soma"].metadata["source_kind"] == "soma"
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_identical_tables(
+    files: dict[str, str], built: dict[str, Atlas]
+) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id", "chunk_cells": 400}
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for kind in ("h5ad", "soma"):
+            on_dask = build_atlas(files[kind], dask=client, **kw)
+            assert on_dask.metadata["build"]["workers"] == 2
+            _same(on_dask, built["h5ad"])
+
+
+def test_tables_match_independent_positivity(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
+    """chunk_cells=400 splits each donor round-robin; recompute each chunk with pp.positivity."""
+    atlas = built["h5ad"]
+    donors = pd.Categorical(healthy.obs["donor_id"]).codes
+    pos = sparse.lil_matrix(healthy.shape, dtype=bool)
+    for rows in plan_chunks(donors.astype(np.int64), 400):
+        sub = healthy[rows].copy()
+        positivity(sub, method="knn")
+        pos[rows] = sub.layers["positive"]
+    pos = sparse.csr_matrix(pos)
+    types = healthy.obs["cell_type"].to_numpy()
+    X = sparse.csr_matrix(healthy.X, dtype=np.float64)
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    for t in atlas.cell_types.index:
+        m = types == t
+        frac = np.asarray(pos[m].mean(axis=0)).ravel()
+        np.testing.assert_allclose(atlas.fraction[t].to_numpy(), frac, rtol=0, atol=1e-6)
+        cpm = np.asarray(X[m].sum(axis=0)).ravel() / lib[m].sum() * 1e6
+        np.testing.assert_allclose(atlas.mean[t].to_numpy(), cpm, rtol=1e-6)
+        det = np.asarray((X[m] > 0).mean(axis=0)).ravel()
+        np.testing.assert_allclose(atlas.detected[t].to_numpy(), det, atol=1e-6)
+        assert atlas.cell_types.loc[t, "n_cells"] == m.sum()
+        assert atlas.cell_types.loc[t, "n_donors"] == healthy.obs.loc[m, "donor_id"].nunique()
+    # the bit-packed sample holds exactly the positivity of the sampled cells
+    sampled = atlas.sample_positive(np.arange(healthy.n_vars))
+    assert sampled.shape[0] == healthy.n_obs  # every type has <= 500 cells: all sampled
+    np.testing.assert_array_equal(sampled, pos.toarray())
+
+
+def test_write_read_roundtrip(built: dict[str, Atlas], tmp_path: Path) -> None:
+    atlas = built["h5ad"]
+    atlas.write(tmp_path / "a")
+    _same(load_atlas(tmp_path / "a"), atlas)
+
+
+def test_cell_ontology_mapping(built: dict[str, Atlas]) -> None:
+    ct = built["h5ad"].cell_types
+    assert ct.loc["hematopoietic stem cell", "context"] == "marrow:HSC"
+    assert ct.loc["hematopoietic stem cell", "mapped_by"] == "cell ontology"
+    ref = load_reference()
+    assert ct.loc["monocyte", "vital_weight"] == pytest.approx(
+        float(ref.contexts.loc["marrow:Mono", "vital_weight"])
+    )
+    # non-CL labels fall back to the reference's own context names; nonsense is listed
+    out, unmapped = map_cell_types(pd.DataFrame(index=["GMP", "NK", "zorblax cell"]))
+    assert out.loc["GMP", "context"] == "marrow:GMP"
+    assert out.loc["NK", "mapped_by"] == "context name"
+    assert unmapped == ["zorblax cell"]
+    assert out.loc["zorblax cell", "vital_weight"] == 1.0
+
+
+def test_reference_with_atlas(built: dict[str, Atlas]) -> None:
+    from antigenscout.tl._risk import healthy_risk
+
+    atlas = built["h5ad"]
+    ref = load_reference().with_atlas(atlas)
+    ids = [f"atlas:{t}" for t in atlas.cell_types.index]
+    assert set(ids) <= set(ref.contexts.index)
+    assert (ref.contexts.loc[ids, "source"] == "atlas:healthy").all()
+    assert "marrow:HSC" not in ref.contexts.index  # superseded by the atlas
+    assert "sc:Hepatocytes" in ref.contexts.index  # the rest of the body stays
+    hr = healthy_risk(ref, threshold_cp10k=0.2)
+    sym = atlas.genes["symbol"].to_numpy()
+    g = "CD74" if "CD74" in sym else sym[int(np.argmax(atlas.fraction.to_numpy().sum(axis=1)))]
+    want = atlas.fraction.loc[atlas.genes.index[sym == g][0], "monocyte"]
+    assert hr.fraction.loc[g, "atlas:monocyte"] == pytest.approx(float(want))
+
+
+def test_bad_input(healthy: ad.AnnData, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no column 'tissue'"):
+        build_atlas(healthy, cell_type_key="tissue")
+    bad = healthy.copy()
+    bad.X = bad.X * 0.5
+    with pytest.raises(InputError, match="non-integer"):
+        build_atlas(bad, cell_type_key="cell_type")
+    with pytest.raises(InputError, match="local:N"):
+        build_atlas(healthy, cell_type_key="cell_type", dask="local:zero")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="lacks"):
+        load_atlas(tmp_path / "empty")
+    with pytest.raises(InputError, match="chunk_cells"):
+        build_atlas(healthy, cell_type_key="cell_type", chunk_cells=1)
+
+
+def test_plan_chunks_within_donor() -> None:
+    donors = np.array([0, 1, 0, 0, 1, 0, 0])
+    chunks = plan_chunks(donors, 2)
+    assert [c.tolist() for c in chunks] == [[0, 5], [2, 6], [3], [1, 4]]
+
+
+def test_soma_obs_filter(files: dict[str, str], healthy: ad.AnnData) -> None:
+    donor = str(healthy.obs["donor_id"].iloc[0])
+    a = build_atlas(
+        files["soma"],
+        cell_type_key="cell_type",
+        donor_key="donor_id",
+        obs_filter=f"donor_id == '{donor}'",
+    )
+    assert a.metadata["n_cells"] == int((healthy.obs["donor_id"] == donor).sum())
+    assert (a.cell_types["n_donors"] == 1).all()
+    with pytest.raises(InputError, match="SOMA inputs only"):
+        build_atlas(files["h5ad"], cell_type_key="cell_type", obs_filter="x == 1")
+    with pytest.raises(InputError, match="--obs-filter"):
+        build_atlas(files["soma"], cell_type_key="cell_type", obs_filter="nonsense ==")
