@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_report
 from scipy import sparse
 
 import antigenscout as asc
@@ -29,21 +30,6 @@ from antigenscout.tl import _search
 from antigenscout.tl._gates import HealthyCells, HealthyMixed, HealthyPseudobulk, search_gates
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_report() -> str:
-    """Model name, core count and the AVX-512 flags of this machine (Linux)."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    avx = sorted(f for f in flags if f.startswith("avx512"))
-    return f"cpu: {model}; cores: {os.cpu_count()}; avx512 flags: {' '.join(avx) or 'none'}"
 
 
 def warm_up() -> None:

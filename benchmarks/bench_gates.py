@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numba
 import numpy as np
+from _machine import cpu_report
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -48,21 +47,6 @@ from threadpoolctl import threadpool_info
 
 from antigenscout.tl._gates import HealthyCells, _Problem, search_gates
 from antigenscout.tl._kernels import pair_layout, pair_stats_fused
-
-
-def cpu_report() -> str:
-    """CPU model, logical cores and AVX-512 flags (Linux ``/proc/cpuinfo``)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    avx = " ".join(sorted(f for f in flags if f.startswith("avx512"))) or "none"
-    return f"cpu: {model}; logical cores: {os.cpu_count()}; avx512 flags: {avx}"
 
 
 def blas_report() -> str:

@@ -15,19 +15,12 @@ import pandas as pd
 from scipy import sparse
 
 from .._errors import InputError
+from ..io._write import OUTPUT_FILES
 
 __all__ = ["ATLAS_FILES", "Atlas", "cell_ontology_map", "load_atlas", "map_cell_types"]
 
-#: Files of an atlas directory.
-ATLAS_FILES = (
-    "atlas.json",
-    "cell_types.parquet",
-    "genes.parquet",
-    "fraction.parquet",
-    "mean.parquet",
-    "detected.parquet",
-    "samples.npz",
-)
+#: Files of an atlas directory (the atlas family of the outputs ``staged_run`` knows).
+ATLAS_FILES = tuple(sorted(OUTPUT_FILES["atlas"]))
 #: Vital weight given to a cell type that maps to nothing (conservative: as vital as any).
 UNMAPPED_VITAL_WEIGHT = 1.0
 
