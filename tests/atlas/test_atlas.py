@@ -212,3 +212,30 @@ def test_soma_obs_filter(files: dict[str, str], healthy: ad.AnnData) -> None:
         build_atlas(files["h5ad"], cell_type_key="cell_type", obs_filter="x == 1")
     with pytest.raises(InputError, match="--obs-filter"):
         build_atlas(files["soma"], cell_type_key="cell_type", obs_filter="nonsense ==")
+
+
+@pytest.mark.slow
+def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path: Path) -> None:
+    """The commands end to end on the real-cell atlas; every row says which source judged it."""
+    from antigenscout.cli import main
+
+    atlas_dir = tmp_path / "atlas"
+    args = ["atlas", "build", files["h5ad"], "--cell-type-key", "cell_type"]
+    assert main([*args, "--donor-key", "donor_id", "--out", str(atlas_dir)]) == 0
+    assert main(["atlas", "build", files["h5ad"], "--cell-type-key", "nope", "--out", "x"]) == 2
+    tumour = tmp_path / "demo.h5ad"
+    datasets.demo().write_h5ad(tumour)
+    common = [str(tumour), "--malignant-key", "malignant=malignant", "--patient-key", "patient"]
+    assert main(["rank", *common, "--atlas", str(atlas_dir), "--out", str(tmp_path / "r")]) == 0
+    targets = pd.read_csv(tmp_path / "r" / "targets.tsv", sep="\t")
+    risk = pd.read_csv(tmp_path / "r" / "risk.tsv", sep="\t")
+    assert targets["worst_healthy_source"].notna().all()
+    assert "atlas:healthy" in set(risk["source"])
+    out = tmp_path / "g"
+    gates = ["gates", *common, "--atlas", str(atlas_dir), "--candidates", "15", "--out", str(out)]
+    assert main([*gates, "--max-genes", "2"]) == 0
+    assert "worst_healthy_source" in pd.read_csv(out / "gates.tsv", sep="\t").columns
+    assert main(["profile", "CD74", "--atlas", str(atlas_dir), "--out", str(tmp_path / "p")]) == 0
+    prof = pd.read_csv(tmp_path / "p" / "profile.tsv", sep="\t")
+    assert (prof.loc[prof["context"].str.startswith("atlas:"), "source"] == "atlas:healthy").all()
+    assert main(["profile", "CD74", "--atlas", str(tmp_path / "none"), "--out", "y"]) == 2

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["knn_positive_block", "leaf_knn_update", "project_select"]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def project_select(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -22,13 +22,13 @@ def project_select(
 
     ``gene_row[g]`` is ``g``'s row of ``W`` (-1: not informative); ``keep[g]`` its output
     column (-1: dropped). Returns ``Y`` (cells × components) and ``indptr, indices, data``.
-    Rows run in parallel; each row's result is the same whatever the thread count.
+    Serial: numba parallel regions stall on a shared, loaded machine (measured 6-13x slower).
     """
     n = indptr.size - 1
     k = W.shape[1]
     Y = np.zeros((n, k), dtype=np.float32)
     counts = np.zeros(n, dtype=np.int64)
-    for r in prange(n):
+    for r in range(n):
         c = 0
         for j in range(indptr[r], indptr[r + 1]):
             if keep[indices[j]] >= 0 and data[j] != 0:
@@ -38,7 +38,7 @@ def project_select(
     ptr[1:] = np.cumsum(counts)
     out_idx = np.empty(ptr[n], dtype=np.int32)
     out_val = np.empty(ptr[n], dtype=np.float32)
-    for r in prange(n):
+    for r in range(n):
         p = ptr[r]
         s = scale[r]
         acc = np.zeros(k, dtype=np.float32)
@@ -62,7 +62,7 @@ def project_select(
     return Y, ptr, out_idx, out_val
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def knn_positive_block(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -82,7 +82,7 @@ def knn_positive_block(
     neighbours (``nbr``, -1 = none) and the pooled library the sum ``s`` of their libraries;
     the cell is positive for a gene when ``P(λ ≥ λ0) = Q(a0 + y, a0 + s λ0) ≥ 0.5``, i.e. when
     ``a0 + s λ0 ≤ median[y]`` with ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts).
-    Sub-blocks of rows run in parallel, each with its own scratch. Returns the CSR ``indptr``
+    Returns the CSR ``indptr``
     and sorted column ``indices`` of the positive entries.
     """
     nb = stop - start
@@ -98,7 +98,7 @@ def knn_positive_block(
     count = np.zeros(nb, dtype=np.int64)
     n_sub = 16
     step = (nb + n_sub - 1) // n_sub
-    for sub in prange(n_sub):
+    for sub in range(n_sub):
         acc = np.zeros(n_genes)
         mark = np.zeros(n_genes, dtype=np.bool_)
         touched = np.empty(n_genes, dtype=np.int64)
@@ -139,7 +139,7 @@ def knn_positive_block(
     return ptr, res
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def leaf_knn_update(
     Y: np.ndarray,
     order: np.ndarray,
@@ -150,12 +150,12 @@ def leaf_knn_update(
     """Exact neighbours within each leaf, merged into the running best lists (in place).
 
     ``order[leaf_ptr[L]:leaf_ptr[L + 1]]`` are the points of leaf ``L``; each point lies in one
-    leaf, so leaves run in parallel without races. Lists stay sorted by distance; a point
+    leaf. Lists stay sorted by distance; a point
     already listed is not added twice; on equal distances the earlier candidate is kept.
     """
     k = best_d.shape[1]
     dims = Y.shape[1]
-    for leaf in prange(leaf_ptr.size - 1):
+    for leaf in range(leaf_ptr.size - 1):
         a = leaf_ptr[leaf]
         b = leaf_ptr[leaf + 1]
         for ii in range(a, b):
