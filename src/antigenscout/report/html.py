@@ -285,12 +285,12 @@ def _overview(data: RunData) -> str:
         _how(
             "Tumour coverage is the fraction of malignant cells called antigen-positive by the "
             "positivity model (docs/positivity.md). "
-            "Healthy risk of a context (cell type or tissue) = fraction of its cells that express "
-            "the antigen × the context's vital weight (1 = vital and non-regenerating, e.g. "
-            "cardiomyocytes; 0.1–0.3 = dispensable or replaceable). A candidate's <i>vital "
-            "risk</i> "
-            "is its largest risk over all healthy contexts. Good targets sit at high coverage and "
-            "low risk."
+            "Healthy risk of a context (cell type or tissue) = its engagement (the fraction of "
+            "its cells carrying enough antigen for the agent, docs/engagement.md) × the "
+            "context's vital weight (1 = vital and non-regenerating, e.g. cardiomyocytes; "
+            "0.1–0.3 = dispensable or replaceable). A candidate's <i>vital risk</i> is its "
+            "largest risk over all healthy contexts; the score also weighs what the modality "
+            "needs (docs/modalities.md). Good targets sit at high coverage and low risk."
         )
     )
     return _section("overview", "\n".join(parts))
