@@ -400,7 +400,6 @@ def _run_rank(
             targets["worst_healthy_source"] = _source_column(
                 targets["worst_healthy_cell_type"], reference
             )
-            risk["source"] = reference.contexts["source"].reindex(risk["context"]).to_numpy()
         write_table(targets, stage / "targets.tsv")
         write_table(risk, stage / "risk.tsv")
         write_table(get.patient_coverage_df(adata), stage / "patient_coverage.tsv", index=True)
@@ -795,10 +794,6 @@ def profile(
         kinds=kinds,
         reference=reference,
     )
-    if reference.atlas is not None:
-        atlas_src = reference.contexts["source"].reindex(prof["context"]).astype(str)
-        is_atlas = atlas_src.str.startswith("atlas").to_numpy()
-        prof.loc[is_atlas, "source"] = atlas_src.to_numpy()[is_atlas]
     text = prof.attrs["receptor"]
     with staged_run(out, "profile") as stage:
         write_table(prof, stage / "profile.tsv")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
-from ._risk import healthy_risk
+from ._risk import context_source, healthy_risk
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -181,7 +181,6 @@ def profile_agent(
     _, lo, _ = gate_fraction(receptor, lo_g)
     _, _, hi = gate_fraction(receptor, hi_g)
     expr = reference.expression.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
-    measured = ctx["n_cells"].notna().to_numpy() if "n_cells" in ctx else np.zeros(len(ctx))
     out = pd.DataFrame(
         {
             "context": ctx.index,
@@ -193,7 +192,7 @@ def profile_agent(
             "positive_fraction": est,
             "fraction_low": np.minimum(lo, est),
             "fraction_high": np.maximum(hi, est),
-            "source": np.where(measured.astype(bool), "measured single cells", "RNA model"),
+            "source": context_source(ctx).to_numpy(),
             "vital_weight": ctx["vital_weight"].to_numpy(dtype=float),
             "engaged": est >= engaged_fraction,
         }

@@ -55,6 +55,7 @@ __all__ = [
     "IMMUNE_PRIVILEGE_DISCOUNT",
     "INTERVAL_SHAPES",
     "HealthyRisk",
+    "context_source",
     "engagement_threshold",
     "healthy_risk",
     "positive_fraction_from_mean",
@@ -183,8 +184,8 @@ class HealthyRisk:
 
         Columns ``target, context, name, kind, tissue, system``, ``positive_fraction``
         (engagement: the fraction of the context's cells carrying enough antigen),
-        ``engagement_low``/``engagement_high`` (its interval), ``source`` (what judged it:
-        ``measured single cells``, ``RNA model`` or ``RNA model, IHC floor``),
+        ``engagement_low``/``engagement_high`` (its interval), ``source`` (what judged it,
+        :func:`context_source`),
         ``threshold_cp10k`` (the antigen level a cell needs to be engaged), ``n_cells``,
         ``vital_weight`` and ``risk`` (severity = engagement × vital weight).
         """
@@ -194,8 +195,8 @@ class HealthyRisk:
         for name, df in (("engagement_low", self.low), ("engagement_high", self.high)):
             src = df if df is not None else self.fraction
             out[name] = src.reindex(genes).fillna(0.0).to_numpy().ravel()
-        out["source"] = self._source(genes).to_numpy().ravel()
         out = out[out["positive_fraction"] > 0]
+        out["source"] = context_source(self.contexts).reindex(out["context"]).to_numpy()
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
         thr = self.threshold_cp10k
@@ -212,18 +213,6 @@ class HealthyRisk:
         order += ["positive_fraction", "engagement_low", "engagement_high", "source"]
         order += ["threshold_cp10k", "n_cells", "vital_weight", "risk"]
         return out[order].sort_values(["target", "risk"], ascending=[True, False])
-
-    def _source(self, genes: list[str]) -> pd.DataFrame:
-        """Genes × contexts: what judged each engagement."""
-        measured = self.contexts.get("n_cells")
-        is_measured = (
-            measured.notna().to_numpy() if measured is not None else np.zeros(len(self.contexts))
-        ).astype(bool)
-        src = np.where(is_measured, "measured single cells", "RNA model")
-        out = pd.DataFrame(
-            np.tile(src, (len(genes), 1)), index=pd.Index(genes), columns=self.contexts.index
-        )
-        return out
 
     def localisation(self, genes: pd.Index | list[str], n: int = 3) -> pd.Series:
         """Where each gene binds: its ``n`` most engaged contexts, by engagement alone.
@@ -407,6 +396,23 @@ def _healthy_risk_cached(
     return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts)
 
 
+def context_source(contexts: pd.DataFrame) -> pd.Series:
+    """What judges each context's engagement: ``atlas:<name>`` for a user's atlas,
+    ``measured single cells`` for other single-cell contexts, else ``RNA model``."""
+    declared = contexts["source"].astype(str) if "source" in contexts else None
+    measured = (
+        contexts["n_cells"].notna().to_numpy()
+        if "n_cells" in contexts
+        else np.zeros(len(contexts), dtype=bool)
+    )
+    out = np.where(measured, "measured single cells", "RNA model").astype(object)
+    if declared is not None:
+        atlas = declared.str.startswith("atlas").to_numpy()
+        out[atlas] = declared.to_numpy()[atlas]
+    return pd.Series(out, index=contexts.index, name="source")
+
+
+@lru_cache(maxsize=8)
 def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
     """Expression with each tissue context's immune-infiltrate share removed.
 
@@ -414,6 +420,7 @@ def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
     -------
     Genes × contexts expression; cell-type contexts unchanged, tissue contexts reduced by
     ``phi_t * max_immune(g)`` (floored at 0), ``phi_t`` = tissue PTPRC / median immune PTPRC.
+    Cached per reference (hashed by identity): callers must not modify it.
     """
     ctx = reference.contexts
     expr = reference.expression[ctx.index]
