@@ -62,8 +62,7 @@ def main() -> None:
     t0 = time.perf_counter()
     adata = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
     asc.pp.harmonise_genes(adata)
-    stem = adata.obs["cell_type"].astype(str).isin(("HSC-like", "Prog-like"))
-    adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
+    asc.datasets.add_vangalen_compartment(adata)
     healthy = adata[adata.obs["malignant"].astype(str) == "normal"].copy()
     t_load = time.perf_counter() - t0
     print(f"loaded {adata.n_obs:,} cells x {adata.n_vars:,} genes in {t_load:.0f} s")

@@ -15,7 +15,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import antigenscout as asc
@@ -63,8 +62,7 @@ def main() -> None:
 
     adata = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
     asc.pp.harmonise_genes(adata)
-    stem = adata.obs["cell_type"].astype(str).isin(("HSC-like", "Prog-like"))
-    adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
+    asc.datasets.add_vangalen_compartment(adata)
     healthy = adata[adata.obs["malignant"].astype(str) == "normal"].copy()
     ops = tuple(o for o in a.ops.split(",") if o)
     runs = {}

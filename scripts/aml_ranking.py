@@ -12,7 +12,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import antigenscout as asc
@@ -21,7 +20,6 @@ from antigenscout.io import prepare_out_dir, write_json, write_table
 REPO = Path(__file__).resolve().parents[1]
 CLINICAL = ("CD33", "IL3RA", "CLEC12A")
 ALSO = ("IL1RAP", "CD34", "KIT", "FLT3", "CD38", "CD47", "CD70", "CD19", "MS4A1", "CD7")
-STEM = ("HSC-like", "Prog-like")
 
 
 def main() -> None:
@@ -34,8 +32,7 @@ def main() -> None:
     t0 = time.perf_counter()
     adata = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
     asc.pp.harmonise_genes(adata)
-    stem = adata.obs["cell_type"].astype(str).isin(STEM)
-    adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
+    asc.datasets.add_vangalen_compartment(adata)
     t_load = time.perf_counter() - t0
     t1 = time.perf_counter()
     asc.tl.score_targets(

@@ -25,7 +25,6 @@ from antigenscout._types import MODALITIES
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "modalities.md"
 MARK = "<!-- generated -->"
-STEM = ("HSC-like", "Prog-like")
 SOLID = "PRAD"
 ADAPTORS = ("TYROBP", "HCST", "FCER1G", "CD247", "CYBA")
 FRATRICIDE = ("CD5", "CD7")
@@ -58,9 +57,7 @@ def main() -> None:
     t0 = time.perf_counter()
     aml = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
     asc.pp.harmonise_genes(aml)
-    aml.obs["compartment"] = np.where(
-        aml.obs["cell_type"].astype(str).isin(STEM), "stem_progenitor", "other"
-    )
+    asc.datasets.add_vangalen_compartment(aml)
     tcga = asc.datasets.tcga_medians()
     solid = tcga[[SOLID]].copy()
     solid.X = np.nan_to_num(np.asarray(solid.X, dtype=np.float32))

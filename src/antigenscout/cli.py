@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["console_main", "main"]
 
 N_RISK_TARGETS = 100
-#: van Galen 2019 malignant cell types counted as the stem/progenitor compartment.
-STEM_PROGENITOR = ("HSC-like", "Prog-like")
 #: Issue tracker text shown with a traceback of an internal fault.
 REPORT_BUG = (
     "this is a bug in antigenscout, not in your input: please report it with the command "
@@ -450,7 +448,6 @@ def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
 @_highlight
 def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
-    import numpy as np
 
     from . import datasets
     from .reference import load_reference
@@ -458,8 +455,7 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     reference = load_reference()
     names = _resolve_highlight(highlight, reference)
     adata = datasets.demo()
-    stem = adata.obs["cell_type"].astype(str).isin(STEM_PROGENITOR)
-    adata.obs["compartment"] = np.where(stem, "stem_progenitor", "other")
+    datasets.add_vangalen_compartment(adata)
     _run_rank(
         adata,
         out,

@@ -6,6 +6,8 @@
 
 from ._datasets import (
     TCGA_HPA_CANCER,
+    VANGALEN_STEM_PROGENITOR,
+    add_vangalen_compartment,
     citeseq_triana2021,
     demo,
     hpa_cell_lines,
@@ -15,6 +17,8 @@ from ._datasets import (
 
 __all__ = [
     "TCGA_HPA_CANCER",
+    "VANGALEN_STEM_PROGENITOR",
+    "add_vangalen_compartment",
     "citeseq_triana2021",
     "demo",
     "hpa_cell_lines",

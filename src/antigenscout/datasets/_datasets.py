@@ -21,6 +21,8 @@ from .._errors import InputError
 __all__ = [
     "DEMO_FILE",
     "TCGA_HPA_CANCER",
+    "VANGALEN_STEM_PROGENITOR",
+    "add_vangalen_compartment",
     "citeseq_triana2021",
     "demo",
     "hpa_cell_lines",
@@ -30,6 +32,17 @@ __all__ = [
 
 #: File name of the packaged van Galen 2019 subset, in ``antigenscout/datasets/data``.
 DEMO_FILE = "vangalen2019_demo.h5ad"
+
+#: van Galen 2019 malignant cell types counted as the stem/progenitor compartment.
+VANGALEN_STEM_PROGENITOR: tuple[str, ...] = ("HSC-like", "Prog-like")
+
+
+def add_vangalen_compartment(adata: AnnData, key: str = "compartment") -> None:
+    """Set ``obs[key]`` to ``'stem_progenitor'`` for HSC-like and Prog-like cells, else
+    ``'other'`` (van Galen 2019 ``cell_type`` labels)."""
+    stem = adata.obs["cell_type"].astype(str).isin(VANGALEN_STEM_PROGENITOR)
+    adata.obs[key] = np.where(stem, "stem_progenitor", "other")
+
 
 #: Columns of the van Galen annotation renamed to the package's obs names.
 _VG_RENAME = {"PredictionRefined": "malignant", "CellType": "cell_type"}
