@@ -25,6 +25,7 @@ COLS = [
     "gate",
     "n_genes",
     "tumor_coverage",
+    "tumor_coverage_cells",
     "patients_covered_fraction",
     "patient_coverage_median",
     "coverage_stem_progenitor",
@@ -138,6 +139,15 @@ plus the embedded reference's contexts for the rest of the body (Fréchet upper 
 coverage subject to worst vital-weighted healthy risk ≤ {a.cap}; operators {a.ops}. Pairs are
 exhaustive; triples exact by branch and bound (`optimal`), using per-type risk lower bounds
 for NOT extensions (docs/gates.md).
+
+NOT arms count on evidence only (docs/gates.md, "NOT arms on evidence"): a veto lowers the
+risk of a reference context only where measured cells or HPA immunohistochemistry show its
+antigen there (an RNA-modelled fraction vetoes nothing), and in the tumour only where each
+patient's pseudobulk shows the antigen absent: `tumor_coverage` takes off the cells that may
+carry it undetected, `tumor_coverage_cells` is the plain per-cell count. The single-risk cap
+is a hard line, so many rows are a near-cap antigen whose NOT arm trims a measured cell type's
+risk just under it (the HLA-H pairs): read them as "the antigen, nearly feasible alone", not
+as a designed gate.
 {("Notes: " + "; ".join(notes)) if notes else ""}
 
 ## Summary

@@ -708,7 +708,7 @@ def test_child_risk_lower_bound_never_above_reported_risk(kind_of_healthy, seed)
             for mode in (MODE_AND, MODE_ANDNOT):
                 lb = child_risk_lower(p, c, mode, 0.0, np.inf, *tv)
                 gate = _combine(_pair_gate(k, a, b), c, mode)
-                _, hi = prob.healthy_fraction(gate)
+                _, hi, _ = prob.healthy_fraction(gate)
                 reported = float((prob.w * hi).max())
                 assert lb <= reported, (gate, lb, reported)
                 # the search's own vectorised risk of the child agrees with the row's
@@ -897,3 +897,137 @@ def test_input_errors():
         search_gates(T * 2.5, pat, hc, genes=GENES6)
     with pytest.raises(InputError, match="one label per tumour cell"):
         search_gates(T, pat[:-1], hc, genes=GENES6)
+
+
+# ---------------------------------------------------------------------------------------------
+# NOT arms on evidence: a veto counts only where shown (healthy) and shown absent (tumour)
+# ---------------------------------------------------------------------------------------------
+
+# independent scalar formulas: Fréchet upper bound with literal fractions ``m`` and, for the
+# negated positions, the shown fractions ``v``; and the negated positions of each shape
+_VETO_U = {
+    "A": (lambda m, v: m[0], []),
+    "A&B": (lambda m, v: min(m[0], m[1]), []),
+    "A&~B": (lambda m, v: min(m[0], 1 - v[1]), [1]),
+    "A|B": (lambda m, v: min(1.0, m[0] + m[1]), []),
+    "A&B&C": (lambda m, v: min(m), []),
+    "A&B&~C": (lambda m, v: min(m[0], m[1], 1 - v[2]), [2]),
+    "A&~B&~C": (lambda m, v: min(m[0], 1 - v[1], 1 - v[2]), [1, 2]),
+    "A|B|C": (lambda m, v: min(1.0, sum(m)), []),
+    "(A|B)&C": (lambda m, v: min(min(1.0, m[0] + m[1]), m[2]), []),
+    "(A&B)|C": (lambda m, v: min(1.0, min(m[0], m[1]) + m[2]), []),
+    "(A|B)&~C": (lambda m, v: min(min(1.0, m[0] + m[1]), 1 - v[2]), [2]),
+    "(A&~B)|C": (lambda m, v: min(1.0, min(m[0], 1 - v[1]) + m[2]), [1]),
+}
+
+
+def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):
+    g = T.shape[1]
+    miss = miss_pg.sum(0)
+    vals, seen = [], set()
+    for name, k, f, _ in _shapes({"and", "or", "not"}):
+        if k > max_genes:
+            continue
+        u_fn, neg_pos = _VETO_U[name]
+        for combo in itertools.permutations(range(g), k):
+            srt = sorted(combo)
+            table = tuple(
+                bool(f([np.array([bits[srt.index(i)]]) for i in combo])[0])
+                for bits in itertools.product([False, True], repeat=k)
+            )
+            if (tuple(srt), table) in seen:
+                continue
+            seen.add((tuple(srt), table))
+            count = f([T[:, i] for i in combo]).sum()
+            cov = max(0.0, count - sum(miss[combo[p]] for p in neg_pos)) / T.shape[0]
+            risk = max(
+                w[t] * u_fn([frac[t, i] for i in combo], [shown[t, i] for i in combo])
+                for t in range(frac.shape[0])
+            )
+            if risk <= cap + 1e-12:
+                vals.append(cov * (1 - risk) if objective == "score" else cov)
+    return np.sort(np.array(vals))[::-1]
+
+
+def _veto_data(seed, g=6, n_t=150, n_types=4, n_pat=3):
+    rng = np.random.default_rng(seed)
+    T = rng.random((n_t, g)) < rng.uniform(0.1, 0.8, g)
+    pat = rng.integers(0, n_pat, n_t)
+    frac = rng.uniform(0, 0.9, (n_types, g))
+    shown = frac * (rng.random((n_types, g)) < 0.5) * rng.uniform(0, 1, (n_types, g))
+    w = rng.uniform(0.3, 1.0, n_types)
+    sizes = np.bincount(pat, minlength=n_pat)
+    miss_pg = rng.uniform(0, 0.3, (n_pat, g)) * sizes[:, None] * (rng.random((n_pat, g)) < 0.6)
+    return T, pat, frac, shown, w, miss_pg
+
+
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_not_arm_on_evidence_matches_brute_force(objective, seed):
+    T, pat, frac, shown, w, miss_pg = _veto_data(seed)
+    cap = 0.6
+    expect = _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective)
+    df = search_gates(
+        sparse.csc_array(T),
+        pat,
+        HealthyPseudobulk(frac, w, shown=shown),
+        genes=GENES6,
+        max_genes=3,
+        max_vital_risk=cap,
+        top_k=20,
+        objective=objective,
+        not_missed=miss_pg,
+    )
+    n = min(20, expect.size)
+    np.testing.assert_allclose(df["objective"].to_numpy(), expect[:n], rtol=0, atol=1e-12)
+    assert df["optimal"].all()
+    ev = evaluate_gates(
+        df["gate"].tolist(),
+        T,
+        pat,
+        HealthyPseudobulk(frac, w, shown=shown),
+        genes=GENES6,
+        not_missed=miss_pg,
+    )
+    for col in ["worst_healthy_risk", "tumor_coverage", "tumor_coverage_cells"]:
+        np.testing.assert_allclose(ev[col], df[col], atol=1e-12)
+
+
+def test_not_arm_hand_worked():
+    # 10 tumour cells in two patients of 5; A in all, B detected in cells 0-1 (patient 0)
+    T = np.zeros((10, 2), dtype=bool)
+    T[:, 0] = True
+    T[:2, 1] = True
+    pat = np.array([0] * 5 + [1] * 5)
+    # patient 0 may hold 2 more B-positive cells than called, patient 1 none
+    miss = np.array([[0.0, 2.0], [0.0, 0.0]])
+    # one healthy type with A in 80% of cells; B modelled in 90% but shown in only 30%
+    frac = np.array([[0.8, 0.9]])
+    shown = np.array([[0.8, 0.3]])
+    healthy = HealthyPseudobulk(frac, np.array([1.0]), shown=shown)
+    row = evaluate_gates(
+        ["G0 AND NOT G1"], T, pat, healthy, genes=["G0", "G1"], not_missed=miss
+    ).iloc[0]
+    assert row["tumor_coverage_cells"] == pytest.approx(8 / 10)
+    assert row["tumor_coverage"] == pytest.approx((8 - 2) / 10)
+    assert row["patient_coverage_min"] == pytest.approx((3 - 2) / 5)
+    # the veto counts only where shown: min(0.8, 1 - 0.3), not min(0.8, 1 - 0.9)
+    assert row["worst_healthy_risk"] == pytest.approx(0.7)
+    plain = evaluate_gates(["G0 AND NOT G1"], T, pat, HealthyPseudobulk(frac, np.ones(1)),
+                           genes=["G0", "G1"]).iloc[0]  # fmt: skip
+    assert plain["worst_healthy_risk"] == pytest.approx(0.1)
+    assert plain["tumor_coverage"] == pytest.approx(0.8)
+
+
+def test_or_risk_reports_bound_and_estimate():
+    T = np.ones((4, 2), dtype=bool)
+    frac = np.array([[0.5, 0.6], [0.2, 0.1]])
+    w = np.array([1.0, 0.5])
+    row = evaluate_gates(
+        ["G0 OR G1", "G0 AND G1"], T, np.zeros(4), HealthyPseudobulk(frac, w), genes=["G0", "G1"]
+    )
+    or_, and_ = row.iloc[0], row.iloc[1]
+    assert or_["worst_healthy_risk"] == pytest.approx(1.0)  # union bound min(1, 0.5 + 0.6)
+    assert or_["worst_healthy_risk_lower"] == pytest.approx(0.6)  # max(0.5, 0.6)
+    assert or_["worst_healthy_risk_estimate"] == pytest.approx(1 - 0.5 * 0.4)  # independence
+    assert and_["worst_healthy_risk_estimate"] == pytest.approx(0.3)  # 0.5 × 0.6

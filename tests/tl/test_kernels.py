@@ -214,7 +214,7 @@ def test_pair_risk_kernels_fold_into_running_max(data, order, parts):
             update_pair_risk(r_and, r_or, r_an, pair_and_counts_bits(p, k), single, n, w[k])
 
     def bulk():
-        frechet_pair_risk(frac, w_pb, r_and, r_or, r_an)
+        frechet_pair_risk(frac, frac, w_pb, r_and, r_or, r_an)
 
     steps = [s for s, u in ((bulk, use_bulk), (cells, use_cells)) if u]
     for step in steps if order == "bulk_first" else steps[::-1]:

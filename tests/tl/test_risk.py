@@ -124,3 +124,55 @@ def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
     assert out.loc["VIL1", "tissue:gut"] == pytest.approx(50.0 - 0.1 * 5.0)
     assert out.loc["PTPRC", "tissue:gut"] == pytest.approx(0.0)
     assert out.loc["CD19", "sc:B"] == 300.0  # cell types untouched
+
+
+def test_shown_fraction_keeps_measured_and_protein_only() -> None:
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import IHC_MAX_FLOOR, shown_fraction
+
+    ctx = pd.DataFrame(
+        {
+            "name": ["HSC", "liver", "kidney"],
+            "kind": ["cell_type", "tissue", "tissue"],
+            "tissue": ["bone marrow", "liver", "kidney"],
+            "system": ["haematopoietic", "hepatobiliary", "renal"],
+            "vital_weight": [1.0, 1.0, 1.0],
+            "immune_privileged": [False, False, False],
+            "n_cells": [200.0, np.nan, np.nan],
+        },
+        index=["marrow:HSC", "tissue:liver", "tissue:kidney"],
+    )
+    expr = pd.DataFrame(
+        {"marrow:HSC": [100.0], "tissue:liver": [100.0], "tissue:kidney": [100.0]}, index=["G"]
+    )
+    # kidney stains High with an Enhanced antibody; liver has RNA only
+    ihc = pd.DataFrame(
+        {
+            "symbol": ["G"],
+            "tissue": ["kidney"],
+            "cell_type": ["cells in tubules"],
+            "level": [3.0],
+            "reliability": ["Enhanced"],
+            "context": ["tissue:kidney"],
+        }
+    )
+    ref = Reference(
+        genes=pd.DataFrame(index=["G"]),
+        contexts=ctx,
+        expression=expr,
+        ihc=ihc,
+        surface=pd.DataFrame(index=["G"]),
+        metadata={"measured_fraction": {"threshold_cp10k": 0.2}},
+        measured_fraction=pd.DataFrame({"marrow:HSC": [0.4]}, index=["G"]),
+    )
+    hr = healthy_risk(ref, threshold_cp10k=0.2)
+    shown = shown_fraction(hr, ref, ["G"]).loc["G"]
+    assert shown["marrow:HSC"] == pytest.approx(0.4)  # measured cells
+    assert shown["tissue:liver"] == 0.0  # RNA model alone shows nothing
+    # the IHC floor, High (3/3) and Enhanced (1.0), never above the engagement
+    want = min(IHC_MAX_FLOOR, hr.fraction.loc["G", "tissue:kidney"])
+    assert shown["tissue:kidney"] == pytest.approx(want)
+    assert hr.fraction.loc["G", "tissue:liver"] == pytest.approx(np.exp(-20.0 / 100.0))

@@ -217,24 +217,45 @@ class Gate:
                 out |= c.bits(packed)
         return out
 
-    def frechet(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def frechet(
+        self, frac: np.ndarray, shown: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fréchet bounds ``(lower, upper)`` on the positive fraction per row of ``frac``.
 
-        ``frac`` is ``(n_types, n_genes)`` of per-type positive fractions. For a literal the
-        bounds are its fraction (``1 - f`` if negated); for an AND of ``k`` operands
-        ``[max(0, Σ L - (k - 1)), min U]``; for an OR ``[max L, min(1, Σ U)]``.
+        ``frac`` is ``(n_types, n_genes)`` of per-type positive fractions; ``shown`` (same
+        shape, ``shown <= frac``; default ``frac``) is the part of it shown by measurement
+        (protein or measured cells). A positive literal is ``[f, f]``; a negated one
+        ``[1 - f, 1 - shown]``: a veto only counts where its antigen is shown present. For an
+        AND of ``k`` operands ``[max(0, Σ L - (k - 1)), min U]``; for an OR
+        ``[max L, min(1, Σ U)]``.
         """
         if self.op == "lit":
             f = frac[:, self.gene].astype(np.float64)
-            f = 1.0 - f if self.negated else f
-            return f, f.copy()
-        lo_hi = [c.frechet(frac) for c in self.children]
+            if not self.negated:
+                return f, f.copy()
+            v = f if shown is None else shown[:, self.gene].astype(np.float64)
+            return 1.0 - f, 1.0 - v
+        lo_hi = [c.frechet(frac, shown) for c in self.children]
         lows = np.stack([x[0] for x in lo_hi])
         highs = np.stack([x[1] for x in lo_hi])
         k = len(self.children)
         if self.op == "and":
             return np.maximum(0.0, lows.sum(0) - (k - 1)), highs.min(0)
         return lows.max(0), np.minimum(1.0, highs.sum(0))
+
+    def independent(self, frac: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
+        """Estimate of the positive fraction per row of ``frac`` if the antigens were
+        independent within a type: AND multiplies, OR is ``1 − Π(1 − x)``; a negated literal
+        is ``1 − shown`` (a veto counts only where shown, as in :meth:`frechet`)."""
+        if self.op == "lit":
+            f = frac[:, self.gene].astype(np.float64)
+            if not self.negated:
+                return f
+            return 1.0 - (f if shown is None else shown[:, self.gene].astype(np.float64))
+        parts = np.stack([c.independent(frac, shown) for c in self.children])
+        if self.op == "and":
+            return parts.prod(0)
+        return 1.0 - (1.0 - parts).prod(0)
 
 
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
@@ -342,11 +363,16 @@ class HealthyPseudobulk:
         ``(n_types,)`` vital weight per type in [0, 1].
     names
         Optional ``(n_types,)`` cell-type names.
+    shown
+        Optional ``(n_types, n_genes)``: the fraction of cells *shown* to carry the antigen
+        (protein, measured cells); a NOT arm vetoes only those (``Gate.frechet``). Values
+        above ``fractions`` are lowered to it. ``None``: the fractions themselves.
     """
 
     fractions: np.ndarray
     weights: np.ndarray
     names: Sequence[str] | None = None
+    shown: np.ndarray | None = None
 
 
 @dataclass
@@ -433,6 +459,7 @@ class _Problem:
         healthy: HealthyInput,
         genes: Sequence[str],
         compartments: np.ndarray | None,
+        not_missed: np.ndarray | None = None,
     ) -> None:
         self.genes = np.asarray([str(g) for g in genes], dtype=object)
         g = self.genes.size
@@ -453,6 +480,19 @@ class _Problem:
             raise InputError(msg)
         self.tumour = pack_groups(self.T, patients, name="T")
         self.n_tumour = n_t
+        n_p = self.tumour.group_sizes.size
+        if not_missed is None:
+            self.miss_pg = np.zeros((n_p, g))
+        else:
+            self.miss_pg = np.asarray(not_missed, dtype=np.float64)
+            if self.miss_pg.shape != (n_p, g) or not np.all(np.isfinite(self.miss_pg)):
+                msg = (
+                    f"not_missed must be ({n_p} patients in sorted order, {g} genes) finite "
+                    f"cell counts; got {self.miss_pg.shape}."
+                )
+                raise InputError(msg)
+            self.miss_pg = np.clip(self.miss_pg, 0.0, self.tumour.group_sizes[:, None])
+        self.miss = self.miss_pg.sum(0)  # tumour cells per gene a NOT arm may wrongly count
         self.compartments: dict[str, np.ndarray] = {}
         if compartments is not None:
             comp = np.asarray(compartments)
@@ -467,6 +507,7 @@ class _Problem:
         self.has_bulk = bulk is not None
         self.healthy: PackedBits | None = None
         self.frac: np.ndarray | None = None
+        self.frac_shown: np.ndarray | None = None
         self.s = np.diff(self.T.indptr).astype(np.int64)  # tumour positives per gene
         w_parts: list[np.ndarray] = []
         name_parts: list[list[str]] = []
@@ -533,27 +574,40 @@ class _Problem:
             msg = f"{where}.weights has {w.size} entries; fractions has {frac.shape[0]}."
             raise InputError(msg)
         self.frac = np.ascontiguousarray(frac)
+        if bulk.shown is None:
+            self.frac_shown = self.frac
+        else:
+            shown = np.asarray(bulk.shown, dtype=np.float64)
+            if shown.shape != frac.shape or not np.all((shown >= 0) & (shown <= 1)):
+                msg = f"{where}.shown must be {frac.shape} fractions in [0, 1], like fractions."
+                raise InputError(msg)
+            self.frac_shown = np.ascontiguousarray(np.minimum(shown, frac))
         self.w_bulk = w
         self.names_bulk = names
 
     # per-type gate fractions for an evaluated gate ------------------------------------------
-    def healthy_fraction(self, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
-        """Per-type (lower, upper) gate fraction over all types (single-cell types first).
+    def healthy_fraction(self, gate: Gate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-type (lower, upper, estimate) gate fraction over all types (single-cell first).
 
-        Exact (lower = upper) for single-cell types, the Fréchet interval for pseudobulk types.
+        Exact (lower = upper = estimate) for single-cell types; for pseudobulk types the
+        Fréchet interval and the estimate under independence (:meth:`Gate.independent`),
+        clipped into the interval.
         """
         lows: list[np.ndarray] = []
         highs: list[np.ndarray] = []
+        ests: list[np.ndarray] = []
         if self.healthy is not None:
             bits = gate.bits(self.healthy)
             f = _group_counts(bits, self.healthy.word_ptr) / self.cell_sizes
             lows.append(f)
             highs.append(f)
+            ests.append(f)
         if self.frac is not None:
-            lo, hi = gate.frechet(self.frac)
+            lo, hi = gate.frechet(self.frac, self.frac_shown)
             lows.append(lo)
             highs.append(hi)
-        return np.concatenate(lows), np.concatenate(highs)
+            ests.append(np.clip(gate.independent(self.frac, self.frac_shown), lo, hi))
+        return np.concatenate(lows), np.concatenate(highs), np.concatenate(ests)
 
 
 def _healthy_mode(prob: _Problem) -> str:
@@ -597,12 +651,17 @@ def _row(
 ) -> dict[str, object]:
     bits = gate.bits(prob.tumour)
     per_patient = _group_counts(bits, prob.tumour.word_ptr)
-    n_pos = int(per_patient.sum())
+    n_cells = int(per_patient.sum())
+    neg = _negated(gate)
+    # a NOT arm counts a cell only where the vetoing antigen is shown absent: cells that may
+    # carry it undetected (``not_missed``) are taken off, per patient and in total
+    n_pos = max(0.0, n_cells - float(prob.miss[neg].sum()))
     cov = n_pos / prob.n_tumour
-    pcov = per_patient / prob.tumour.group_sizes
-    lo, hi = prob.healthy_fraction(gate)
+    pcov = np.maximum(0.0, per_patient - prob.miss_pg[:, neg].sum(1)) / prob.tumour.group_sizes
+    lo, hi, est = prob.healthy_fraction(gate)
     risk_hi = prob.w * hi
     risk_lo = prob.w * lo
+    risk_est = float((prob.w * est).max()) if est.size else 0.0
     if risk_hi.size:
         # np.argmax takes the first maximum and single-cell types come first: on a tie the
         # exact type is named (the reported risk is then attained exactly, not only bounded)
@@ -623,13 +682,15 @@ def _row(
         "genes": ",".join(prob.genes[list(gate.genes)]),
         "ops": ",".join(gate.ops),
         "tumor_coverage": cov,
-        "tumor_n_positive": n_pos,
+        "tumor_n_positive": n_cells,
+        "tumor_coverage_cells": n_cells / prob.n_tumour,
         "patients_covered_fraction": float(np.mean(pcov >= coverage_threshold - _EPS)),
         "patient_coverage_median": float(np.median(pcov)),
         "patient_coverage_min": float(pcov.min()),
         "worst_healthy_cell_type": worst_type,
         "worst_healthy_risk": worst,
         "worst_healthy_risk_lower": worst_lo,
+        "worst_healthy_risk_estimate": risk_est,
         "risk_is_bound": is_bound,
         "feasible": feasible,
         "score": cov * (1.0 - worst) if feasible else 0.0,
@@ -651,6 +712,7 @@ def evaluate_gates(
     max_vital_risk: float = 0.1,
     coverage_threshold: float = 0.8,
     compartments: np.ndarray | None = None,
+    not_missed: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Evaluate given gates exactly: tumour coverage (overall, per patient, per compartment) and
     worst vital healthy risk.
@@ -674,13 +736,21 @@ def evaluate_gates(
         Per-patient coverage a patient needs to count as covered.
     compartments
         Optional compartment label per tumour cell (adds ``coverage_<label>`` columns).
+    not_missed
+        Optional ``(n_patients, n_genes)``: per patient (in ``np.unique(patients)`` order) and
+        gene, how many tumour cells may carry the antigen although called negative (e.g. a
+        pseudobulk upper bound on the positive fraction minus the called fraction, times the
+        patient's cells). A NOT arm then counts a cell only where its antigen is shown absent:
+        a gate's coverage is its per-cell count minus these cells for every negated gene
+        (floored at 0), per patient and in total (``tumor_coverage_cells`` keeps the per-cell
+        count). ``None``: per-cell calls are trusted.
 
     Returns
     -------
     pandas.DataFrame
         One row per gate with the columns described in :func:`search_gates` (no ``rank``).
     """
-    prob = _Problem(T, patients, healthy, genes, compartments)
+    prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
     parsed = [g if isinstance(g, Gate) else parse_gate(str(g), prob.genes) for g in gates]
     return pd.DataFrame([_row(prob, g, coverage_threshold, max_vital_risk) for g in parsed])
 
@@ -742,7 +812,7 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     r_an = np.zeros((g, g))
     # both kernels fold into running maxima, so a mixed input gets the max of its two parts
     if prob.frac is not None:
-        frechet_pair_risk(prob.frac, prob.w_bulk, r_and, r_or, r_an)
+        frechet_pair_risk(prob.frac, prob.frac_shown, prob.w_bulk, r_and, r_or, r_an)
     if pair_method == "gram":
         P = gram_counts(prob.T)
         if prob.healthy is not None:
@@ -827,10 +897,15 @@ def _pair_stats_top(
         seed = order[:m]
         sub = [np.zeros((m, m)) for _ in range(3)]
         if prob.frac is not None:
-            frechet_pair_risk(np.ascontiguousarray(prob.frac[:, seed]), prob.w_bulk, *sub)
+            frechet_pair_risk(
+                np.ascontiguousarray(prob.frac[:, seed]),
+                np.ascontiguousarray(prob.frac_shown[:, seed]),
+                prob.w_bulk,
+                *sub,
+            )
         Ps = np.empty((m, m), dtype=np.int64)
         _pair_stats_rows(prob, seed, Ps, *sub)
-        vals = [_pair_values(Ps, prob.s[seed], sub, N, ops, cap, objective)]
+        vals = [_pair_values(Ps, prob.s[seed], prob.miss[seed], sub, N, ops, cap, objective)]
         if min_genes <= 1:
             vals.append(_objective(prob.s[cand] / N, prob.r_single[cand], cap, objective))
         allv = np.concatenate(vals)
@@ -844,7 +919,12 @@ def _pair_stats_top(
             cut = float(b)
     r = [np.zeros((order.size, order.size)) for _ in range(3)]
     if prob.frac is not None:
-        frechet_pair_risk(np.ascontiguousarray(prob.frac[:, order]), prob.w_bulk, *r)
+        frechet_pair_risk(
+            np.ascontiguousarray(prob.frac[:, order]),
+            np.ascontiguousarray(prob.frac_shown[:, order]),
+            prob.w_bulk,
+            *r,
+        )
     Po = np.full((order.size, order.size), -1, dtype=np.int64)
     _pair_stats_rows(prob, order, Po, *r, cut=cut, kinds=kinds)
     P = np.full((g, g), -1, dtype=np.int64)
@@ -859,6 +939,7 @@ def _pair_stats_top(
 def _pair_values(
     P: np.ndarray,
     s: np.ndarray,
+    miss: np.ndarray,
     risks: list[np.ndarray],
     N: int,
     ops: frozenset[str],
@@ -876,7 +957,8 @@ def _pair_values(
         out.append(_objective((s[:, None] + s[None, :] - P) / N, r_or, cap, objective)[iu])
     if "not" in ops:
         off = ~np.eye(g, dtype=bool)
-        out.append(_objective((s[:, None] - P) / N, r_an, cap, objective)[off])
+        cov_an = np.maximum(0.0, s[:, None] - P - miss[None, :])
+        out.append(_objective(cov_an / N, r_an, cap, objective)[off])
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -929,7 +1011,9 @@ class _Search:
             self.prob.tumour.word_ptr,
         ).sum(1)
         self.n_evaluated += genes.size
-        return counts / self.N
+        miss = self.prob.miss
+        off = float(miss[_negated(base)].sum()) + (miss[genes] if mode == MODE_ANDNOT else 0.0)
+        return np.maximum(0.0, counts - off) / self.N
 
     def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
         """Worst risk of ``base op gene``: exact over single-cell types, Fréchet upper bound
@@ -939,12 +1023,12 @@ class _Search:
         if genes.size == 0:
             return risk
         if prob.frac is not None and prob.w_bulk.size:
-            _, u = base.frechet(prob.frac)
+            _, u = base.frechet(prob.frac, prob.frac_shown)
             f = prob.frac[:, genes]
             if mode == MODE_AND:
                 uu = np.minimum(u[:, None], f)
             elif mode == MODE_ANDNOT:
-                uu = np.minimum(u[:, None], 1.0 - f)
+                uu = np.minimum(u[:, None], 1.0 - prob.frac_shown[:, genes])
             else:
                 uu = np.minimum(1.0, u[:, None] + f)
             risk = np.maximum(risk, (prob.w_bulk[:, None] * uu).max(0))
@@ -976,7 +1060,8 @@ class _Search:
             kinds.append(("or", sc[:, None] + sc[None, :] - P, self.st.r_or[np.ix_(c, c)], iu))
         if "not" in self.ops:
             off = ~np.eye(c.size, dtype=bool)
-            kinds.append(("andnot", sc[:, None] - P, self.st.r_andnot[np.ix_(c, c)], off))
+            cov_an = np.maximum(0.0, sc[:, None] - P - self.prob.miss[c][None, :])
+            kinds.append(("andnot", cov_an, self.st.r_andnot[np.ix_(c, c)], off))
         counted = P >= 0  # pairs a 2-gene search skipped (cannot enter the top k) hold −1
         for kind, cov, risk, mask in kinds:
             vals = _objective(cov / N, risk, self.cap, self.objective)
@@ -1291,6 +1376,13 @@ def _top_indices(vals: np.ndarray, k: int) -> np.ndarray:
     return finite
 
 
+def _negated(gate: Gate) -> list[int]:
+    """Genes that appear under NOT in ``gate``."""
+    if gate.op == "lit":
+        return [gate.gene] if gate.negated else []
+    return [g for c in gate.children for g in _negated(c)]
+
+
 _KIND_CODE = {"and": 0, "andnot": 1, "or": 2}
 _KIND_NAME = {v: k for k, v in _KIND_CODE.items()}
 
@@ -1340,6 +1432,7 @@ def search_gates(
     beam_width: int = 64,
     pair_method: Literal["bits", "gram"] = "bits",
     n_jobs: int | None = None,
+    not_missed: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Find the gates with the highest tumour coverage whose worst vital healthy risk is capped.
 
@@ -1385,12 +1478,21 @@ def search_gates(
         ``"bits"`` (popcount; the faster on the development machine) or ``"gram"`` (BLAS).
     n_jobs
         Threads for the numba kernels (``None``: numba's default, ``-1``: all cores).
+    not_missed
+        Optional ``(n_patients, n_genes)``: per patient (in ``np.unique(patients)`` order) and
+        gene, how many tumour cells may carry the antigen although called negative (e.g. a
+        pseudobulk upper bound on the positive fraction minus the called fraction, times the
+        patient's cells). A NOT arm then counts a cell only where its antigen is shown absent:
+        a gate's coverage is its per-cell count minus these cells for every negated gene
+        (floored at 0), per patient and in total (``tumor_coverage_cells`` keeps the per-cell
+        count). ``None``: per-cell calls are trusted.
 
     Returns
     -------
     pandas.DataFrame
         One row per gate, best first, with columns ``gate``, ``n_genes``, ``genes``, ``ops``,
-        ``tumor_coverage``, ``tumor_n_positive``, ``patients_covered_fraction``,
+        ``tumor_coverage``, ``tumor_n_positive``, ``tumor_coverage_cells``,
+        ``patients_covered_fraction``,
         ``patient_coverage_median``, ``patient_coverage_min``, ``worst_healthy_cell_type``,
         ``worst_healthy_risk``, ``worst_healthy_risk_lower``, ``risk_is_bound``, ``feasible``,
         ``score``, ``objective``, ``rank``, ``optimal``, ``optimality_gap``, ``pareto`` and one
@@ -1439,7 +1541,7 @@ def search_gates(
         raise InputError(msg)
 
     with _threads(n_jobs):
-        prob = _Problem(T, patients, healthy, genes, compartments)
+        prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
         cand = _resolve_candidates(prob.genes, candidates)
         if max_genes >= 3 or pair_method == "gram":
             stats = _pair_stats(prob, pair_method)

@@ -606,11 +606,12 @@ def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  #
 
 
 @numba.njit(parallel=True, cache=True)
-def frechet_pair_risk(frac, weights, r_and, r_or, r_andnot):  # pragma: no cover
+def frechet_pair_risk(frac, shown, weights, r_and, r_or, r_andnot):  # pragma: no cover
     """Fold worst weighted Fréchet upper bounds for every pair into running maxima.
 
-    ``frac`` is ``(n_types, n_genes)``; for type ``c`` with fractions ``a, b``:
-    ``U(a ∧ b) = min(a, b)``, ``U(a ∨ b) = min(1, a + b)``, ``U(a ∧ ¬b) = min(a, 1 - b)``.
+    ``frac`` is ``(n_types, n_genes)``, ``shown`` (same shape, ``<= frac``) the part shown by
+    measurement; for type ``c`` with fractions ``a, b`` and ``b`` shown ``v``:
+    ``U(a ∧ b) = min(a, b)``, ``U(a ∨ b) = min(1, a + b)``, ``U(a ∧ ¬b) = min(a, 1 - v)``.
     Like :func:`update_pair_risk`, ``r_and[i, j] = max(r_and[i, j], max_c w_c U_c(i ∧ j))`` (and
     so on): start from zeros for pseudobulk alone, or fold both kernels into the same matrices for
     a mixed single-cell + pseudobulk input (the max of the two parts), in either order. The inner
@@ -626,11 +627,12 @@ def frechet_pair_risk(frac, weights, r_and, r_or, r_andnot):  # pragma: no cover
             a = frac[c, i]
             w = weights[c]
             row = frac[c]
+            vrow = shown[c]
             for j in range(g):
                 b = row[j]
                 m_and[j] = max(m_and[j], w * min(a, b))
                 m_or[j] = max(m_or[j], w * min(1.0, a + b))
-                m_an[j] = max(m_an[j], w * min(a, 1.0 - b))
+                m_an[j] = max(m_an[j], w * min(a, 1.0 - vrow[j]))
         r_and[i] = m_and
         r_or[i] = m_or
         r_andnot[i] = m_an

@@ -47,6 +47,8 @@ import pandas as pd
 from scipy import special
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..reference import Reference
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "engagement_threshold",
     "healthy_risk",
     "positive_fraction_from_mean",
+    "shown_fraction",
 ]
 
 #: Weight of an HPA IHC call by its reliability class.
@@ -410,6 +413,29 @@ def context_source(contexts: pd.DataFrame) -> pd.Series:
         atlas = declared.str.startswith("atlas").to_numpy()
         out[atlas] = declared.to_numpy()[atlas]
     return pd.Series(out, index=contexts.index, name="source")
+
+
+def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]) -> pd.DataFrame:
+    """Genes × contexts: the fraction of each context's cells *shown* to carry the antigen.
+
+    Measured contexts (single cells, an atlas) keep their measured engagement (its lower
+    interval end where there is one); contexts judged by the RNA model only keep what HPA
+    immunohistochemistry shows (the IHC floor), else 0. Never above the engagement. A NOT arm
+    of a gate vetoes only these cells (:class:`antigenscout.tl.HealthyPseudobulk`).
+    """
+    genes = pd.Index(genes)
+    est = risk.fraction.reindex(genes).fillna(0.0)
+    base = (risk.low if risk.low is not None else risk.fraction).reindex(genes).fillna(0.0)
+    measured = (context_source(risk.contexts) != "RNA model").to_numpy()
+    out = pd.DataFrame(
+        np.where(measured[None, :], base.to_numpy(dtype=np.float64), 0.0),
+        index=genes,
+        columns=risk.contexts.index,
+    )
+    if len(reference.ihc):
+        floor = _ihc_floor(reference.ihc, genes, risk.contexts.index)
+        out = out.where(out >= floor, floor)
+    return out.clip(lower=0.0, upper=est.to_numpy(dtype=np.float64), axis=None)
 
 
 @lru_cache(maxsize=8)

@@ -16,13 +16,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
 from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
-from ._risk import healthy_risk
-from ._score import candidate_genes, tumour_groups, tumour_positivity
+from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
+from ._score import (
+    _tumour_mean_cp10k,
+    candidate_genes,
+    counts_matrix,
+    tumour_groups,
+    tumour_positivity,
+)
 from ._targetability import MODALITY_PROFILES, reachability
 
 #: Reachability every arm of a binder's gate needs: an inhibitory (NOT) arm must bind too,
@@ -119,6 +126,43 @@ def _healthy_from_cells(
         H, types.codes.astype(np.int64), np.asarray(weights), names=list(types.categories)
     )
     return hc, {**params, "cell_types": len(types.categories), "cells": healthy.n_obs}
+
+
+def not_shown_absent(
+    adata: AnnData,
+    groups: Any,
+    col_idx: np.ndarray,
+    T: Any,
+    threshold: float,
+    layer: str | None,
+) -> np.ndarray:
+    """Tumour cells per patient and gene that may carry the antigen although called negative.
+
+    A NOT arm is trusted only where its antigen is shown absent in the tumour. Per patient,
+    the patient's pseudobulk (mean CP10k over its malignant cells) bounds the fraction of its
+    cells above the positivity threshold from above: the largest Gamma-model fraction over the
+    shapes ``k`` in {1} ∪ :data:`~antigenscout.tl._risk.INTERVAL_SHAPES`. What that bound
+    exceeds the called fraction by, times the patient's cells, may hide undetected positives.
+
+    Returns
+    -------
+    ``(n_patients, n_genes)`` cell counts, patients in sorted label order.
+    """
+    X, lib_obs = counts_matrix(adata, layer)
+    labels = np.asarray(groups.patient)
+    order = np.unique(labels)  # the order the gate search packs patients in
+    T = sparse.csr_array(T)
+    out = np.zeros((order.size, len(col_idx)))
+    for p, lab in enumerate(order):
+        sel = np.flatnonzero(labels == lab)
+        mean = _tumour_mean_cp10k(X, groups.rows[sel], lib_obs, col_idx, kind="single_cell")
+        upper = np.max(
+            [positive_fraction_from_mean(mean, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
+            axis=0,
+        )
+        called = np.asarray(T[sel].sum(axis=0)).ravel() / sel.size
+        out[p] = np.maximum(0.0, upper - called) * sel.size
+    return out
 
 
 def search_gates(
@@ -302,10 +346,12 @@ def search_gates(
             keep &= ~ctx.index.isin(atlas_ctx)
             replaced = [str(c) for c in ctx.index[~keep]]
         frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
+        shown = shown_fraction(hr, reference, cands).to_numpy(dtype=np.float64).T
         bulk = HealthyPseudobulk(
             frac[keep],
             hr.weight.to_numpy(dtype=np.float64)[keep],
             names=[str(n) for n in ctx["name"].to_numpy()[keep]],
+            shown=shown[keep],
         )
         if hcells is None:
             hdata = bulk
@@ -325,6 +371,11 @@ def search_gates(
                 )
 
     comps = None if groups.compartment is None else np.asarray(groups.compartment)
+    missed = (
+        not_shown_absent(adata, groups, var.get_indexer(cands), T, threshold, layer)
+        if "not" in ops
+        else None
+    )
     table = _search_arrays(
         T,
         np.asarray(groups.patient),
@@ -337,6 +388,7 @@ def search_gates(
         top_k=top_k,
         objective=objective,
         compartments=comps,
+        not_missed=missed,
     )
     table["genes"] = table["genes"].str.replace(",", ";", regex=False)
     params = {
