@@ -201,18 +201,28 @@ def main() -> None:
         "on_target"] for meth in METHODS}  # fmt: skip
     n_on = m["toxicity"]["on_target"]["n_scored"]
     n_neg = m["toxicity"]["negative_controls"]["n_scored"]
-    diag = m.get("diagnostics", {}).get("antigenscout_unweighted_toxicity", {})
-    dline = ""
-    if diag:
-        on, neg = diag["on_target"], diag["negative_controls"]
-        f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        dline = (
-            "Diagnostic (not a baseline): antigenscout's positive fraction *without* vital "
-            f"weights reaches on-target recall@1/3/5 = {f(on['recall_at_1'])} / "
-            f"{f(on['recall_at_3'])} / {f(on['recall_at_5'])} and negative-control flag "
+    diags = m.get("diagnostics", {})
+    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    dparts = []
+    for key, label in (
+        ("antigenscout_severity_toxicity", "every row ranked by severity (engagement × weight)"),
+        ("antigenscout_localisation_toxicity", "every row ranked by engagement alone"),
+    ):
+        d = diags.get(key)
+        if not d:
+            continue
+        on, neg = d["on_target"], d["negative_controls"]
+        dparts.append(
+            f"{label}: on-target recall@1/3/5 = {f(on['recall_at_1'])} / "
+            f"{f(on['recall_at_3'])} / {f(on['recall_at_5'])}, negative-control flag "
             f"rate@1/3/5 = {f(neg['flag_rate_at_1'])} / {f(neg['flag_rate_at_3'])} / "
-            f"{f(neg['flag_rate_at_5'])}."
+            f"{f(neg['flag_rate_at_5'])}"
         )
+    dline = (
+        "Diagnostics (not baselines): antigenscout with " + "; with ".join(dparts) + "."
+        if dparts
+        else ""
+    )
     verdict_rows = [(label, ("targets", key)) for label, key in TARGET_ROWS] + [
         (label, ("toxicity", cls, key)) for label, cls, key in TOX_ROWS
     ]
@@ -366,14 +376,14 @@ Rows where antigenscout's percentile is below fold change's by more than 0.02:
 Rows where it is above by more than 0.02: {listing(wins) or "none"}.
 
 These lists describe the current engine; they were not used to change any rule, weight or
-parameter of the benchmark. The engine's risk/engagement model is being rewritten; rerun
-this script afterwards.
+parameter of the engine or the benchmark.
 
 - **sens_at_spec** ties every context with ≥ 1 nTPM and most candidates at 0 (see the tie
   counts above); with random tie-breaking its recall and target ranking are near chance.
 - **Zero coverage.** {zero_line}
-- **Toxicity recall** is scored on the engine's vital-weighted risk ("what is most
-  dangerous"); the unweighted diagnostic above shows how much of the gap is the weighting.
+- **Toxicity recall** is scored on localisation (engagement alone) for on-target rows and on
+  severity (engagement × vital weight) for negative controls (§2); the diagnostics above
+  give each ranking on every row.
 
 ## 5. Per-row tables (this run)
 

@@ -55,6 +55,8 @@ __all__ = ["METHODS", "BenchmarkResult", "default_shared", "run_benchmark"]
 
 #: Rankers compared; the first is the engine.
 METHODS = ("antigenscout", "fold_change", "sens_at_spec")
+#: Toxicity rankings reported as diagnostics beside the methods (not baselines).
+DIAGNOSTICS = ("antigenscout_severity", "antigenscout_localisation")
 #: Pseudobulk analogue of "count > 0": HPA's detection limit, 1 nTPM (or TPM / FPKM).
 DETECTED_NTPM = 1.0
 #: Pooled-specificity floor of the LogiCAR-style baseline (fitness 0 below it).
@@ -583,22 +585,48 @@ def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
 
 
 def _context_values(
-    genes: list[str], op: str, modality: str | None, reference: Reference
+    genes: list[str], op: str, modality: str | None, reference: Reference, cls: str
 ) -> dict[str, pd.Series]:
+    """Per-context values each method ranks for a toxicity row.
+
+    antigenscout answers each row's question with the quantity it outputs for it
+    (docs/engagement.md): where damage happened (on-target and uncertain rows) is
+    *localisation*, engagement alone; whether a serious alarm is raised where none happened
+    (negative controls) is *severity*, engagement × vital weight. Engagement is judged at the
+    modality's engagement floor, as ``profile`` judges an agent without a tumour (a toxicity
+    row has no tumour level for the therapeutic window). ``antigenscout_severity`` and
+    ``antigenscout_localisation`` are both kept as diagnostics.
+    """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
+    from ..tl._targetability import MODALITY_PROFILES
 
-    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=modality)
+    profile = MODALITY_PROFILES.get(modality or "")
+    floor = DEFAULT_THRESHOLD
+    if profile is not None:
+        floor = (
+            profile.engage_floor_cp10k
+            if profile.name == "agonist"
+            else max(profile.engage_floor_cp10k, DEFAULT_THRESHOLD)
+        )
+    hr = healthy_risk(
+        reference,
+        threshold_cp10k=DEFAULT_THRESHOLD,
+        modality=modality,
+        gene_threshold_cp10k=pd.Series(floor, index=genes, dtype=float),
+    )
     ctx = reference.contexts.index
-    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
-    engine = pd.Series(_combine(frac, op) * hr.weight.to_numpy(), index=ctx)
+    frac = hr.fraction.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(dtype=float)
+    engaged = pd.Series(_combine(frac, op), index=ctx)
+    severity = engaged * hr.weight.reindex(ctx).to_numpy()
     expr = reference.expression.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(float)
     raw = expr.min(axis=0) if op == "and" else expr.sum(axis=0)
     det = expr >= DETECTED_NTPM
     detected = det.all(axis=0) if op == "and" else det.any(axis=0)
     return {
-        "antigenscout": engine,
-        "antigenscout_unweighted": pd.Series(_combine(frac, op), index=ctx),
+        "antigenscout": severity if cls == "negative_control" else engaged,
+        "antigenscout_severity": severity,
+        "antigenscout_localisation": engaged,
         "fold_change": pd.Series(raw, index=ctx),
         "sens_at_spec": pd.Series(detected.astype(float), index=ctx),
     }
@@ -658,7 +686,7 @@ def _score_toxicity_rows(
                 reason=f"tissue text not mapped to the reference: {tissue!r}",
             )
             continue
-        values = _context_values(genes, op, out["modality"], reference)
+        values = _context_values(genes, op, out["modality"], reference, cls)
         for m, v in values.items():
             hits = topk_hits(v, targets)
             out[f"{m}_best_rank"] = hits["best_rank"]
@@ -796,7 +824,7 @@ def run_benchmark(
     vocab = TissueVocabulary.from_reference(reference)
     xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
     xdf = pd.DataFrame(xrows)
-    for m in (*METHODS, "antigenscout_unweighted"):
+    for m in (*METHODS, *DIAGNOSTICS):
         for k in KS:
             col = f"{m}_hit_at_{k}"
             if col not in xdf:
@@ -855,11 +883,18 @@ def run_benchmark(
             },
         },
         "diagnostics": {
-            "antigenscout_unweighted_toxicity": {
-                **_toxicity_metrics(xdf, "antigenscout_unweighted"),
+            "antigenscout_severity_toxicity": {
+                **_toxicity_metrics(xdf, "antigenscout_severity"),
                 "description": (
-                    "antigenscout's modelled positive fraction per context without vital "
-                    "weights: separates the positivity model from the weighting"
+                    "every toxicity row ranked by severity (engagement x vital weight), "
+                    "as the benchmark ranked all rows before localisation was separated"
+                ),
+            },
+            "antigenscout_localisation_toxicity": {
+                **_toxicity_metrics(xdf, "antigenscout_localisation"),
+                "description": (
+                    "every toxicity row ranked by engagement alone (localisation), negative "
+                    "controls included"
                 ),
             },
         },
