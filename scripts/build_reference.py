@@ -33,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from antigenscout.reference._topology import ectodomain  # noqa: E402
+from blood_protein import DATASET as PROTEIN_DATASET  # noqa: E402
+from blood_protein import FILE as PROTEIN_FILE  # noqa: E402
+from blood_protein import blood_protein_table  # noqa: E402
 
 ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
 
@@ -689,6 +692,8 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     pathology = build_pathology(raw["pathology"], canon)
     lines = build_cell_lines(raw["celline"], canon)
     measured, measured_params = marrow_measured_fraction(shared, marrow_map, keep)
+    protein, protein_params = blood_protein_table(shared)
+    protein = protein[protein["gene"].isin(genes.index) & protein["context"].isin(contexts.index)]
 
     out.mkdir(parents=True, exist_ok=True)
     datasets_out.mkdir(parents=True, exist_ok=True)
@@ -700,6 +705,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
         out / "surface.parquet": surface,
         out / "fraction.parquet": measured,
         out / "pathology.parquet": pathology,
+        out / "protein.parquet": protein.reset_index(drop=True),
         datasets_out / "tcga_medians.parquet": tcga,
         datasets_out / "hpa_cell_lines.parquet": lines,
     }
@@ -720,6 +726,12 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
                 "licence": MARROW_LICENCE,
                 "sha256": sha256(f),
             }
+    sources["kotliarov2020_pbmc_citeseq"] = {
+        "path": PROTEIN_FILE,
+        "version": f"{PROTEIN_DATASET} (niaid/dsb @aab21279)",
+        "licence": "CC0",
+        "sha256": sha256(shared / PROTEIN_FILE),
+    }
     sources["contexts_annotation"] = {
         "path": str(ANNOTATIONS.relative_to(REPO)),
         "version": "hand-curated (antigenscout)",
@@ -754,6 +766,12 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
             **measured_params,
             "contexts": list(measured.columns),
             "genes": len(measured),
+        },
+        "protein_fraction": {
+            **protein_params,
+            "measured_at_cp10k": measured_params.get("threshold_cp10k"),
+            "genes": int(protein["gene"].nunique()),
+            "contexts": sorted(protein["context"].unique().tolist()),
         },
         "surface": {"weights": SURFACE_WEIGHTS, "threshold": SURFACE_THRESHOLD},
         "ihc_tissue_aliases": IHC_TISSUE_ALIASES,

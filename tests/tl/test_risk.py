@@ -176,3 +176,58 @@ def test_shown_fraction_keeps_measured_and_protein_only() -> None:
     want = min(IHC_MAX_FLOOR, hr.fraction.loc["G", "tissue:kidney"])
     assert shown["tissue:kidney"] == pytest.approx(want)
     assert hr.fraction.loc["G", "tissue:liver"] == pytest.approx(np.exp(-20.0 / 100.0))
+
+
+def test_measured_protein_replaces_the_rna_model() -> None:
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import PROTEIN_SOURCE, _wilson, shown_fraction
+
+    ctx = pd.DataFrame(
+        {
+            "name": ["mDC", "liver"],
+            "kind": ["cell_type", "tissue"],
+            "tissue": ["blood", "liver"],
+            "system": ["immune (myeloid)", "hepatobiliary"],
+            "vital_weight": [0.4, 1.0],
+            "immune_privileged": [False, False],
+        },
+        index=["blood:myeloid_DC", "tissue:liver"],
+    )
+    # RNA says almost nothing in mDCs (the HLA-DR mapping problem); protein says 30 of 40
+    expr = pd.DataFrame({"blood:myeloid_DC": [1.0, 1.0], "tissue:liver": [100.0, 100.0]},
+                        index=["G", "H"])  # fmt: skip
+    protein = pd.DataFrame(
+        {"gene": ["G"], "context": ["blood:myeloid_DC"], "antibody": ["AB"],
+         "n_cells": [40], "n_positive": [30]}
+    )  # fmt: skip
+    ref = Reference(
+        genes=pd.DataFrame(index=["G", "H"]),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(columns=["symbol", "context", "level", "reliability"]),
+        surface=pd.DataFrame(index=["G", "H"]),
+        metadata={"protein_fraction": {"measured_at_cp10k": 0.2}},
+        protein=protein,
+    )
+    base = healthy_risk(ref, threshold_cp10k=0.2)
+    assert base.fraction.loc["G", "blood:myeloid_DC"] == pytest.approx(0.75)
+    assert base.fraction.loc["H", "blood:myeloid_DC"] == pytest.approx(np.exp(-20.0))  # RNA
+    assert base.fraction.loc["G", "tissue:liver"] == pytest.approx(np.exp(-0.2))
+    # carried to a 0.5 CP10k engagement threshold like measured cells: 0.75 ** (0.5 / 0.2)
+    at = healthy_risk(
+        ref, threshold_cp10k=0.2, gene_threshold_cp10k=pd.Series({"G": 0.5, "H": 0.5})
+    )
+    assert at.fraction.loc["G", "blood:myeloid_DC"] == pytest.approx(0.75**2.5)
+    lo, hi = _wilson(np.array([0.75]), np.array([40.0]))
+    assert at.low.loc["G", "blood:myeloid_DC"] == pytest.approx(lo[0] ** 2.5)
+    assert at.high.loc["G", "blood:myeloid_DC"] == pytest.approx(hi[0] ** 2.5)
+    long = at.long(["G", "H"]).set_index(["target", "context"])
+    assert long.loc[("G", "blood:myeloid_DC"), "source"] == PROTEIN_SOURCE
+    assert long.loc[("G", "tissue:liver"), "source"] == "RNA model"
+    # measured protein shows the antigen present: a NOT arm on G may veto there
+    shown = shown_fraction(at, ref, ["G", "H"])
+    assert shown.loc["G", "blood:myeloid_DC"] == pytest.approx(lo[0] ** 2.5)
+    assert shown.loc["H", "blood:myeloid_DC"] == 0.0

@@ -36,6 +36,8 @@ REFERENCE_FILES = (
 MEASURED_FRACTION_FILE = "fraction.parquet"
 #: Optional file: HPA tumour IHC, patients per staining level per gene and cancer.
 PATHOLOGY_FILE = "pathology.parquet"
+#: Optional file: measured surface-protein fractions of blood cell types (CITE-seq).
+PROTEIN_FILE = "protein.parquet"
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
 
 
@@ -71,6 +73,10 @@ class Reference:
         HPA tumour immunohistochemistry: ``symbol``, ``cancer`` (20 HPA cancer types),
         ``high``, ``medium``, ``low``, ``not_detected`` (numbers of patients); ``None`` when
         the reference has none.
+    protein
+        Measured surface-protein fractions (CITE-seq, ``scripts/blood_protein.py``): ``gene``,
+        ``context``, ``antibody``, ``n_cells``, ``n_positive``; where a (gene, context) has a
+        row, engagement is measured protein, not the RNA model. ``None`` when absent.
     atlas
         The healthy atlas merged in by :meth:`with_atlas`, whose sampled cells give exact
         gate co-positivity; ``None`` otherwise.
@@ -92,6 +98,7 @@ class Reference:
     metadata: dict[str, Any] = field(default_factory=dict)
     measured_fraction: pd.DataFrame | None = None
     pathology: pd.DataFrame | None = None
+    protein: pd.DataFrame | None = None
     #: The :class:`~antigenscout.atlas.Atlas` merged in by :meth:`with_atlas` (else ``None``).
     atlas: Any = None
 
@@ -327,6 +334,10 @@ class Reference:
             surface=self.surface,
             metadata=metadata,
             measured_fraction=measured,
+            pathology=self.pathology,
+            protein=None
+            if self.protein is None
+            else self.protein[~self.protein["context"].isin(replaced)].reset_index(drop=True),
             atlas=atlas,
         )
 
@@ -376,6 +387,7 @@ class Reference:
         pathology = (
             pd.read_parquet(root / PATHOLOGY_FILE) if (root / PATHOLOGY_FILE).is_file() else None
         )
+        protein = pd.read_parquet(root / PROTEIN_FILE) if (root / PROTEIN_FILE).is_file() else None
         if list(expression.columns) != list(contexts.index):
             msg = (
                 f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
@@ -391,6 +403,7 @@ class Reference:
             metadata=metadata,
             measured_fraction=measured,
             pathology=pathology,
+            protein=protein,
         )
 
 

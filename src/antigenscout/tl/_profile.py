@@ -15,14 +15,14 @@ fraction is computed from them:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
-from ._risk import context_source, healthy_risk
+from ._risk import PROTEIN_SOURCE, context_source, healthy_risk
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -192,7 +192,7 @@ def profile_agent(
             "positive_fraction": est,
             "fraction_low": np.minimum(lo, est),
             "fraction_high": np.maximum(hi, est),
-            "source": context_source(ctx).to_numpy(),
+            "source": _sources(hr, symbols, ctx),
             "vital_weight": ctx["vital_weight"].to_numpy(dtype=float),
             "engaged": est >= engaged_fraction,
         }
@@ -206,6 +206,20 @@ def profile_agent(
     return out.sort_values(
         ["positive_fraction", "expression"], ascending=False, kind="stable"
     ).reset_index(drop=True)
+
+
+def _sources(hr: Any, symbols: list[str], ctx: pd.DataFrame) -> np.ndarray:
+    """Per context: what judged it; measured protein named with the genes it covers."""
+    base = context_source(ctx).to_numpy().astype(object)
+    if hr.protein is None:
+        return base
+    prot = hr.protein.reindex(index=symbols, columns=ctx.index).fillna(False).to_numpy(bool)
+    out = base.copy()
+    for j in np.flatnonzero(prot.any(axis=0)):
+        genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]
+        rest = "" if prot[:, j].all() else f"; {base[j]} for the other genes"
+        out[j] = f"{PROTEIN_SOURCE}: {', '.join(genes)}{rest}"
+    return out
 
 
 def _tokens(text: str) -> list[str]:

@@ -140,6 +140,8 @@ class HealthyRisk:
     low: pd.DataFrame | None = None
     high: pd.DataFrame | None = None
     threshold_cp10k: pd.Series | None = None
+    #: Genes × contexts, True where engagement is measured surface protein (CITE-seq).
+    protein: pd.DataFrame | None = None
 
     @property
     def risk(self) -> pd.DataFrame:
@@ -198,8 +200,17 @@ class HealthyRisk:
         for name, df in (("engagement_low", self.low), ("engagement_high", self.high)):
             src = df if df is not None else self.fraction
             out[name] = src.reindex(genes).fillna(0.0).to_numpy().ravel()
+        if self.protein is not None:
+            out["protein"] = (
+                self.protein.reindex(index=genes, columns=self.contexts.index)
+                .fillna(False)
+                .to_numpy(dtype=bool)
+                .ravel()
+            )
         out = out[out["positive_fraction"] > 0]
         out["source"] = context_source(self.contexts).reindex(out["context"]).to_numpy()
+        if "protein" in out:
+            out.loc[out.pop("protein").to_numpy(dtype=bool), "source"] = PROTEIN_SOURCE
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
         thr = self.threshold_cp10k
@@ -323,6 +334,20 @@ def _rethreshold(
         est[:, idx] = np.power(np.clip(f0, 0.0, 1.0), power)
         lo[:, idx] = np.power(f_lo, power)
         hi[:, idx] = np.power(f_hi, power)
+    prot = protein_fraction(reference)
+    mask = None
+    if prot is not None:
+        f0_p, n_p, at = prot
+        like = pd.DataFrame(index=genes, columns=base.contexts.index)
+        mask = _protein_mask(f0_p, like)
+        m = mask.to_numpy()
+        f0 = f0_p.reindex_like(like).to_numpy(dtype=np.float64)
+        n = n_p.reindex_like(like).to_numpy(dtype=np.float64)
+        f_lo, f_hi = _wilson(np.nan_to_num(f0), np.nan_to_num(n))
+        power = np.broadcast_to(np.maximum(t / (at * CP10K_TO_NTPM), 1.0), mu.shape)
+        est[m] = np.power(f0[m], power[m])
+        lo[m] = np.power(f_lo[m], power[m])
+        hi[m] = np.power(f_hi[m], power[m])
     frames = [pd.DataFrame(a, index=genes, columns=base.contexts.index) for a in (est, lo, hi)]
     if use_ihc and len(reference.ihc):
         floor = _ihc_floor(reference.ihc, genes, base.contexts.index)
@@ -335,6 +360,14 @@ def _rethreshold(
     high.loc[genes] = frames[2]
     thr = pd.Series(measured_at, index=base.fraction.index, dtype=float)
     thr.loc[genes] = thresholds.reindex(genes).to_numpy(dtype=float)
+    protein = base.protein
+    if mask is not None:
+        protein = (
+            base.protein.copy()
+            if base.protein is not None
+            else pd.DataFrame(False, index=fraction.index, columns=fraction.columns)
+        )
+        protein.loc[genes] = mask.to_numpy()
     return HealthyRisk(
         fraction=fraction,
         weight=base.weight,
@@ -342,6 +375,7 @@ def _rethreshold(
         low=low,
         high=high,
         threshold_cp10k=thr,
+        protein=protein,
     )
 
 
@@ -389,6 +423,13 @@ def _healthy_risk_cached(
         cols = [c for c in measured.columns if c in fraction.columns]
         m = measured[cols].reindex(fraction.index).fillna(0.0)
         fraction[cols] = m.to_numpy(dtype=np.float64)
+    mask = None
+    prot = protein_fraction(reference)
+    if prot is not None:
+        f0, _, at = prot
+        mask = _protein_mask(f0, fraction)
+        power = max(threshold_cp10k / at, 1.0)
+        fraction = fraction.where(~mask, np.power(f0.reindex_like(fraction), power))
     if use_ihc and len(reference.ihc):
         floor = _ihc_floor(reference.ihc, fraction.index, contexts.index)
         fraction = fraction.where(fraction >= floor, floor)
@@ -396,7 +437,38 @@ def _healthy_risk_cached(
     if modality in {"tcr-t", "vaccine"}:
         privileged = contexts["immune_privileged"].astype(bool)
         weight[privileged] *= IMMUNE_PRIVILEGE_DISCOUNT
-    return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts)
+    return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts, protein=mask)
+
+
+#: ``source`` of an engagement measured as surface protein.
+PROTEIN_SOURCE = "measured protein (CITE-seq)"
+
+
+def protein_fraction(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame, float] | None:
+    """Measured protein fractions as wide tables: ``(fraction, n_cells, measured_at_cp10k)``.
+
+    Genes × contexts, NaN where not measured. ``measured_at_cp10k``: the RNA level protein
+    positivity stands for (the reference's measured-fraction threshold; the default 0.2
+    CP10k), from which it is carried to higher engagement thresholds as the measured
+    single-cell fractions are.
+    """
+    table = getattr(reference, "protein", None)
+    if table is None or len(table) == 0:
+        return None
+    table = table[table["context"].isin(reference.contexts.index)]
+    frac = (table["n_positive"] / table["n_cells"]).to_numpy(dtype=np.float64)
+    f0 = pd.DataFrame({"gene": table["gene"], "context": table["context"], "v": frac})
+    f0 = f0.pivot_table(index="gene", columns="context", values="v", aggfunc="max")
+    n = table.pivot_table(index="gene", columns="context", values="n_cells", aggfunc="max")
+    meta = reference.metadata.get("protein_fraction", {})
+    at = meta.get("measured_at_cp10k") or reference.metadata.get("measured_fraction", {}).get(
+        "threshold_cp10k", 0.2
+    )
+    return f0, n.reindex_like(f0), float(at)
+
+
+def _protein_mask(f0: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    return f0.reindex(index=like.index, columns=like.columns).notna()
 
 
 def context_source(contexts: pd.DataFrame) -> pd.Series:
@@ -418,7 +490,7 @@ def context_source(contexts: pd.DataFrame) -> pd.Series:
 def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]) -> pd.DataFrame:
     """Genes × contexts: the fraction of each context's cells *shown* to carry the antigen.
 
-    Measured contexts (single cells, an atlas) keep their measured engagement (its lower
+    Measured contexts (single cells, an atlas) and measured protein keep their engagement (its lower
     interval end where there is one); contexts judged by the RNA model only keep what HPA
     immunohistochemistry shows (the IHC floor), else 0. Never above the engagement. A NOT arm
     of a gate vetoes only these cells (:class:`antigenscout.tl.HealthyPseudobulk`).
@@ -426,9 +498,15 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     genes = pd.Index(genes)
     est = risk.fraction.reindex(genes).fillna(0.0)
     base = (risk.low if risk.low is not None else risk.fraction).reindex(genes).fillna(0.0)
-    measured = (context_source(risk.contexts) != "RNA model").to_numpy()
+    measured = np.broadcast_to(
+        (context_source(risk.contexts) != "RNA model").to_numpy()[None, :], base.shape
+    )
+    if risk.protein is not None:
+        measured = measured | risk.protein.reindex(index=genes, columns=risk.contexts.index).fillna(
+            False
+        ).to_numpy(dtype=bool)
     out = pd.DataFrame(
-        np.where(measured[None, :], base.to_numpy(dtype=np.float64), 0.0),
+        np.where(measured, base.to_numpy(dtype=np.float64), 0.0),
         index=genes,
         columns=risk.contexts.index,
     )
