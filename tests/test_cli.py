@@ -71,6 +71,15 @@ def test_rank_writes_outputs(good_h5ad: Path, tmp_path: Path, capsys) -> None:
     assert (out / "risk.tsv").is_file()
     assert (out / "run.json").is_file()
     assert not list(out.glob(".*.tmp"))  # no temporary file left behind
+    # the per-patient rate model of the ranked targets, with the per-cell coverage beside it
+    model = pd.read_csv(out / "patient_model.tsv", sep="\t")
+    patients = pd.read_csv(out / "patient_coverage.tsv", sep="\t", index_col=0)
+    assert set(model["target"]) == set(targets["target"])
+    assert len(model) == len(targets) * patients.shape[1]
+    assert ((model["coverage_low"] <= model["coverage_model"])
+            & (model["coverage_model"] <= model["coverage_high"])).all()  # fmt: skip
+    row = model.iloc[0]
+    assert row["coverage_cells"] == pytest.approx(patients.loc[row["target"], str(row["patient"])])
 
 
 def test_profile_cd19_names_b_cells_first(tmp_path: Path, capsys) -> None:

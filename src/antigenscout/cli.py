@@ -377,7 +377,8 @@ def _run_rank(
     highlight: tuple[str, ...] = (),
     **kw: Any,
 ) -> Path:
-    """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``, ``run.json``."""
+    """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
+    ``patient_model.tsv`` (single cells) and ``run.json``."""
     from . import get, tl
     from .io._write import staged_run, write_json, write_table
 
@@ -400,8 +401,25 @@ def _run_rank(
             )
         write_table(targets, stage / "targets.tsv")
         write_table(risk, stage / "risk.tsv")
-        write_table(get.patient_coverage_df(adata), stage / "patient_coverage.tsv", index=True)
+        patient_cov = get.patient_coverage_df(adata)
+        write_table(patient_cov, stage / "patient_coverage.tsv", index=True)
         res = adata.uns["antigenscout_targets"]
+        params = res["params"]
+        if params["kind"] != "bulk":
+            # the per-patient rate model of the targets risk.tsv describes (docs/engagement.md)
+            genes = list(dict.fromkeys([*targets["target"].head(N_RISK_TARGETS), *highlight]))
+            genes = [g for g in genes if g in set(adata.var_names)]
+            model = tl.patient_rate_coverage(
+                adata,
+                genes,
+                malignant_key=kw.get("malignant_key"),
+                patient_key=kw.get("patient_key"),
+                compartment_key=kw.get("compartment_key"),
+                threshold=params["positivity"]["threshold_cp10k"],
+                layer=kw.get("layer"),
+                observed=patient_cov,
+            )
+            write_table(model, stage / "patient_model.tsv")
         write_json(
             stage / "run.json",
             {
@@ -413,7 +431,9 @@ def _run_rank(
             },
         )
     _print_targets(targets, res["denominators"])
-    err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, run.json")
+    err.print(
+        f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, patient_model.tsv, run.json"
+    )
     return out
 
 

@@ -9,6 +9,7 @@ from ._gates import (
     parse_gate,
 )
 from ._profile import profile_agent
+from ._rate import patient_rate_coverage
 from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
 from ._score import candidate_genes, pareto_rank, score_targets
 from ._search import search_gates
@@ -28,6 +29,7 @@ __all__ = [
     "modalities",
     "pareto_rank",
     "parse_gate",
+    "patient_rate_coverage",
     "positive_fraction_from_mean",
     "profile_agent",
     "reachability",

@@ -1,0 +1,288 @@
+"""Per-patient coverage from a Gamma–Poisson rate model, with an interval and a depth check.
+
+Per-cell calls say whether *one* cell shows its antigen; at the engagement threshold
+(0.2 CP10k) a cell of 2,000 UMIs carries 0.04 expected reads, so a single cell cannot be
+called and the default positivity borrows its neighbours. This model asks the patient-level
+question directly. Within one patient (and compartment, when given) each malignant cell
+``i`` has an expression rate ``λ_i`` (CP10k) drawn from ``Gamma(k, k/μ)`` and shows
+``x_i ~ Poisson(λ_i s_i)`` reads, ``s_i`` = library size / 10⁴: the negative binomial of
+scRNA-seq. Method of moments over the group's cells (sufficient statistics Σx, Σx², Σxs,
+Σs, Σs², one streamed pass):
+
+* ``μ̂ = Σx / Σs`` (the group's mean rate, CP10k);
+* ``1/k̂ = (Σ(x − μ̂s)² − μ̂Σs) / (μ̂² Σs²)``, clipped to ``k ∈ [K_MIN, K_MAX]`` (no
+  overdispersion left: ``K_MAX``, a near-homogeneous group);
+* coverage = ``P(λ ≥ λ0) = Q(k̂, k̂ λ0 / μ̂)``, the regularised upper incomplete gamma.
+
+Interval (90%): the wider of two. (1) Garwood's exact Poisson interval on the group's total
+reads, after dividing them by the negative-binomial variance inflation
+``φ = 1 + μ̂Σs²/(k̂Σs)`` (an effective count), scaled back and pushed through the coverage
+(monotone in ``μ`` at fixed ``k̂``): it holds when reads are few (with none at all, its upper
+end is what 3 reads would give). (2) A delete-one-block jackknife of the coverage over
+``JACKKNIFE_BLOCKS`` random blocks of the group's cells: it carries the uncertainty of
+``k̂``, which dominates when reads are many.
+
+Depth: ``reads_at_threshold`` = λ0 × the group's median ``s``, the reads a median cell at the
+threshold shows. A call needs the group's total expected reads at the threshold,
+``λ0 Σs``, to be at least ``MIN_READS_AT_THRESHOLD`` (10: an antigen at the threshold in every
+cell would then show ≥ 4 reads with probability 0.99); otherwise ``callable`` is False and the
+interval is wide by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, special
+from scipy.stats import chi2 as stats_chi2
+
+__all__ = [
+    "K_MAX",
+    "K_MIN",
+    "MIN_READS_AT_THRESHOLD",
+    "RateModel",
+    "group_rate_stats",
+    "patient_rate_coverage",
+    "rate_model",
+]
+
+#: Bounds of the Gamma shape (overdispersion) estimate.
+K_MIN, K_MAX = 0.05, 50.0
+#: Random blocks of cells for the delete-one-block jackknife of the interval.
+JACKKNIFE_BLOCKS = 20
+#: Least expected reads at the threshold, summed over a group's cells, for a call.
+MIN_READS_AT_THRESHOLD = 10.0
+_Z90 = 1.6448536269514722
+
+
+@dataclass(frozen=True)
+class RateModel:
+    """Per (group, gene) Gamma–Poisson fit and the coverage it implies.
+
+    All arrays are ``(n_groups, n_genes)`` except ``n_cells``, ``sum_s`` and ``median_s``
+    (``(n_groups,)``).
+    """
+
+    mean_cp10k: np.ndarray
+    shape: np.ndarray
+    coverage: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n_cells: np.ndarray
+    sum_s: np.ndarray
+    median_s: np.ndarray
+    threshold_cp10k: float
+
+    @property
+    def callable(self) -> np.ndarray:
+        """``(n_groups,)``: enough depth for a call (see the module docstring)."""
+        return self.threshold_cp10k * self.sum_s >= MIN_READS_AT_THRESHOLD
+
+
+def group_rate_stats(
+    chunks: Any,
+    codes: np.ndarray,
+    n_groups: int,
+    genes: np.ndarray,
+    library: np.ndarray | None = None,
+    *,
+    n_blocks: int = JACKKNIFE_BLOCKS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Sufficient statistics per jackknife block and group from ``(row slice, block)`` pairs.
+
+    ``codes`` gives each row's group; ``library`` each row's library size (UMIs; default:
+    the block's row sums over all its columns); ``genes`` the block columns to model. Each
+    row falls in one of ``n_blocks`` random blocks (seeded); arrays are
+    ``(n_blocks, n_groups[, n_genes])``.
+    """
+    g = len(genes)
+    J = max(int(n_blocks), 1)
+    block_of = np.random.default_rng(seed).integers(0, J, len(codes))
+    key = block_of * n_groups + codes
+    out = {k: np.zeros((J * n_groups, g)) for k in ("x", "x2", "xs")}
+    s_all = np.zeros(len(codes))
+    for sl, block in chunks:
+        c = key[sl]
+        B = sparse.csr_matrix(block)
+        lib = (
+            library[sl]
+            if library is not None
+            else np.asarray(B.sum(axis=1), dtype=np.float64).ravel()
+        )
+        s = np.asarray(lib, dtype=np.float64) / 1e4
+        s_all[sl] = s
+        X = B[:, genes].astype(np.float64)
+        ind = sparse.csr_matrix(
+            (np.ones(len(c)), (c, np.arange(len(c)))), shape=(J * n_groups, len(c))
+        )
+        out["x"] += (ind @ X).toarray()
+        out["x2"] += (ind @ X.multiply(X)).toarray()
+        out["xs"] += (ind @ sparse.diags(s) @ X).toarray()
+    res = {k: v.reshape(J, n_groups, g) for k, v in out.items()}
+    m = J * n_groups
+    res["n"] = np.bincount(key, minlength=m).astype(np.float64).reshape(J, n_groups)
+    res["s"] = np.bincount(key, weights=s_all, minlength=m).reshape(J, n_groups, 1)
+    res["s2"] = np.bincount(key, weights=s_all**2, minlength=m).reshape(J, n_groups, 1)
+    res["median_s"] = np.array(
+        [np.median(s_all[codes == k]) if np.any(codes == k) else 0.0 for k in range(n_groups)]
+    )
+    return res
+
+
+def patient_rate_coverage(
+    adata: Any,
+    genes: list[str] | pd.Index,
+    *,
+    malignant_key: str | None,
+    patient_key: str | None = None,
+    compartment_key: str | None = None,
+    threshold: float | None = None,
+    layer: str | None = None,
+    observed: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per-patient (× compartment) coverage of ``genes`` by the Gamma–Poisson rate model.
+
+    Parameters
+    ----------
+    adata
+        Tumour cells × genes with raw counts (in memory or backed).
+    genes
+        Targets to model (names in ``adata.var_names``).
+    malignant_key, patient_key, compartment_key
+        As in :func:`antigenscout.tl.score_targets`.
+    threshold
+        Engagement level in CP10k (default: the positivity threshold, 0.2).
+    layer
+        Counts layer (default ``X``).
+    observed
+        Optional targets × patients coverage from per-cell calls (``patient_coverage.tsv``),
+        put beside the model as ``coverage_cells``.
+
+    Returns
+    -------
+    DataFrame, one row per (target, patient[, compartment]): ``n_cells``, ``mean_cp10k``,
+    ``shape_k``, ``coverage_model`` with its 90% interval ``coverage_low``/``coverage_high``,
+    ``reads_at_threshold_median_cell`` and ``callable`` (enough depth, see the module).
+    """
+    from ..pp._positivity import DEFAULT_THRESHOLD
+    from ._score import _chunks, _group_codes, counts_matrix, tumour_groups
+
+    thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    groups = tumour_groups(
+        adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
+    )
+    var = pd.Index(adata.var_names.astype(str))
+    genes = pd.Index([str(g) for g in genes])
+    idx = var.get_indexer(genes)
+    if (idx < 0).any():
+        missing = ", ".join(genes[idx < 0][:5])
+        msg = f"genes not in the input: {missing}"
+        raise KeyError(msg)
+    X, lib_obs = counts_matrix(adata, layer)
+    codes, names = _group_codes(groups)
+    lib = lib_obs[groups.rows] if lib_obs is not None else None
+    stats = group_rate_stats(_chunks(X, groups.rows), codes, len(names), idx, lib)
+    model = rate_model(stats, thr)
+    table = rate_table(model, genes, names)
+    if "\t" in "".join(names):
+        parts = table["group"].str.split("\t", n=1, expand=True)
+        table.insert(1, "patient", parts[0])
+        table.insert(2, "compartment", parts[1])
+    else:
+        table.insert(1, "patient", table["group"])
+    table = table.drop(columns="group")
+    if observed is not None and groups.compartment is None:
+        obs = observed.reindex(index=genes, columns=names).to_numpy(dtype=float)
+        table.insert(3, "coverage_cells", obs.T.ravel())
+    return table
+
+
+def _fit(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
+    """``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments."""
+    S, S2 = stats["s"], stats["s2"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = np.where(S > 0, stats["x"] / S, 0.0)
+        resid = stats["x2"] - 2 * mu * stats["xs"] + mu**2 * S2
+        inv_k = (resid - mu * S) / (mu**2 * S2)
+    inv_k = np.where(np.isfinite(inv_k), inv_k, 1.0 / K_MAX)
+    k = 1.0 / np.clip(inv_k, 1.0 / K_MAX, 1.0 / K_MIN)
+    return mu, k, _cover(mu, k, thr)
+
+
+def _cover(m: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
+    m = np.broadcast_to(m, k.shape)
+    out = np.zeros(k.shape, dtype=np.float64)
+    pos = (m > 0) & np.isfinite(m)
+    out[pos] = special.gammaincc(k[pos], k[pos] * thr / m[pos])
+    out[np.isinf(m)] = 1.0
+    return out
+
+
+def rate_model(stats: dict[str, np.ndarray], threshold_cp10k: float) -> RateModel:
+    """Fit the Gamma–Poisson model of every (group, gene) from :func:`group_rate_stats`.
+
+    ``stats`` holds per-block statistics (leading axis: jackknife blocks); the fit uses
+    their sum, the interval the wider of a delete-one-block jackknife (which carries the
+    uncertainty of ``k̂``) and Garwood's count interval (which holds when reads are few).
+    """
+    thr = float(threshold_cp10k)
+    keys = ("x", "x2", "xs", "s", "s2")
+    total = {key: stats[key].sum(0) for key in keys}
+    mu, k, cov = _fit(total, thr)
+    S, S2 = total["s"], total["s2"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = 1.0 + np.where(S > 0, mu * S2 / (k * S), 0.0)
+        t_eff = total["x"] / phi
+        lo_t = np.where(t_eff > 0, stats_chi2.ppf(0.05, 2 * t_eff) / 2, 0.0)
+        hi_t = stats_chi2.ppf(0.95, 2 * t_eff + 2) / 2
+        lo_mu = np.where(S > 0, lo_t * phi / S, 0.0)
+        hi_mu = np.where(S > 0, hi_t * phi / S, np.inf)
+    low, high = _cover(lo_mu, k, thr), _cover(hi_mu, k, thr)
+    J = stats["x"].shape[0]
+    if J >= 2:
+        reps = np.stack(
+            [_fit({key: total[key] - stats[key][j] for key in keys}, thr)[2] for j in range(J)]
+        )
+        se = np.sqrt((J - 1) / J * ((reps - reps.mean(0)) ** 2).sum(0))
+        low = np.minimum(low, np.clip(cov - _Z90 * se, 0.0, 1.0))
+        high = np.maximum(high, np.clip(cov + _Z90 * se, 0.0, 1.0))
+    return RateModel(
+        mean_cp10k=mu,
+        shape=k,
+        coverage=cov,
+        low=np.minimum(low, cov),
+        high=np.maximum(high, cov),
+        n_cells=total_n(stats),
+        sum_s=total["s"][:, 0],
+        median_s=stats["median_s"],
+        threshold_cp10k=thr,
+    )
+
+
+def total_n(stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Cells per group, summed over the jackknife blocks."""
+    return stats["n"].sum(0)
+
+
+def rate_table(model: RateModel, genes: pd.Index, group_names: list[str]) -> pd.DataFrame:
+    """Long table: one row per (target, group) with the model's coverage, interval and depth."""
+    n_g, n_genes = model.coverage.shape
+    rows = {
+        "target": np.tile(np.asarray(genes, dtype=object), n_g),
+        "group": np.repeat(np.asarray(group_names, dtype=object), n_genes),
+        "n_cells": np.repeat(model.n_cells, n_genes).astype(int),
+        "mean_cp10k": model.mean_cp10k.ravel(),
+        "shape_k": model.shape.ravel(),
+        "coverage_model": model.coverage.ravel(),
+        "coverage_low": model.low.ravel(),
+        "coverage_high": model.high.ravel(),
+        "reads_at_threshold_median_cell": np.repeat(
+            model.threshold_cp10k * model.median_s, n_genes
+        ),
+        "callable": np.repeat(model.callable, n_genes),
+    }
+    return pd.DataFrame(rows)
