@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from calibrate_protein import protein_table
 
 FILE = "singlecell/citeseq/kotliarov2020_pbmc_adt87_2872cells.h5ad"
@@ -168,7 +167,8 @@ def blood_protein_table(shared: Path) -> tuple[pd.DataFrame, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    default = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--shared", type=Path, default=default)
     a = parser.parse_args(argv)
     table, params = blood_protein_table(a.shared / "data")
     print(params["cells_per_context"])

@@ -32,10 +32,11 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from antigenscout.reference._topology import ectodomain  # noqa: E402
 from blood_protein import DATASET as PROTEIN_DATASET  # noqa: E402
 from blood_protein import FILE as PROTEIN_FILE  # noqa: E402
 from blood_protein import blood_protein_table  # noqa: E402
+
+from antigenscout.reference._topology import ectodomain  # noqa: E402
 
 ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
 

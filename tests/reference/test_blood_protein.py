@@ -10,7 +10,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-import blood_protein as bp  # noqa: E402
+import blood_protein as bp
 
 
 def _calls(rows: dict[str, dict[str, bool]]) -> pd.DataFrame:
@@ -62,8 +62,10 @@ def test_embedded_table_never_reports_a_context_own_gating_marker():
 
     ref = load_reference()
     t = ref.protein
-    assert t is not None and len(t)
-    assert (t["n_positive"] <= t["n_cells"]).all() and (t["n_cells"] >= bp.MIN_CELLS).all()
+    assert t is not None
+    assert len(t)
+    assert (t["n_positive"] <= t["n_cells"]).all()
+    assert (t["n_cells"] >= bp.MIN_CELLS).all()
     assert t["context"].isin(ref.contexts.index).all()
     for ctx, (pos, neg) in bp.GATES.items():
         gating = {bp.AB_TO_GENE.get(m) for m in (*pos, *neg)} - {None}
