@@ -1479,13 +1479,7 @@ def search_gates(
     n_jobs
         Threads for the numba kernels (``None``: numba's default, ``-1``: all cores).
     not_missed
-        Optional ``(n_patients, n_genes)``: per patient (in ``np.unique(patients)`` order) and
-        gene, how many tumour cells may carry the antigen although called negative (e.g. a
-        pseudobulk upper bound on the positive fraction minus the called fraction, times the
-        patient's cells). A NOT arm then counts a cell only where its antigen is shown absent:
-        a gate's coverage is its per-cell count minus these cells for every negated gene
-        (floored at 0), per patient and in total (``tumor_coverage_cells`` keeps the per-cell
-        count). ``None``: per-cell calls are trusted.
+        Tumour cells that may hide each gene, per patient: as in :func:`evaluate_gates`.
 
     Returns
     -------
