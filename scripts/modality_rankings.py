@@ -66,6 +66,7 @@ def main() -> None:
 
     sections = []
     checks = []
+    saturation = []
     for m in MODALITIES:
         ta = _rank(
             aml,
@@ -76,6 +77,13 @@ def main() -> None:
         )
         ts = _rank(solid, m, malignant_key=None, kind="bulk")
         print(f"{m}: AML {len(ta)} candidates, {SOLID} {len(ts)}", flush=True)
+        for name, t in (("AML", ta), (SOLID, ts)):
+            v = t["vital_risk"].to_numpy(dtype=float)
+            saturation.append(
+                {"modality": m, "tumour": name, "candidates": len(t),
+                 ">= 0.5": (v >= 0.5).mean(), ">= 0.8": (v >= 0.8).mean(),
+                 "median": float(np.median(v))}
+            )  # fmt: skip
         lines = [
             f"### `--modality {m}`",
             "",
@@ -129,6 +137,22 @@ def main() -> None:
         cells = ["" if pd.isna(v) else f"{int(v):,}" for v in row]
         body.append(f"| {g} | " + " | ".join(cells) + " |")
     body += ["", "| gene | modality | flags |", "|---|---|---|", *frat_lines, ""]
+    sat = pd.DataFrame(saturation)
+    body += [
+        "### Does vital risk saturate?",
+        "",
+        "Share of each modality's candidates whose vital risk (the largest engagement × vital "
+        "weight over the 165 contexts, at the gene's engagement threshold) reaches 0.5 and 0.8:",
+        "",
+        "| modality | tumour | candidates | vital risk ≥ 0.5 | ≥ 0.8 | median |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r.modality} | {r.tumour} | {r.candidates:,} | {r._4:.2f} | {r._5:.2f} | "
+            f"{r.median:.2f} |"
+            for r in sat.itertuples()
+        ],
+        "",
+    ]
     text = DOC.read_text() if DOC.exists() else ""
     head = text.split(MARK)[0].rstrip() + "\n\n" if MARK in text else text.rstrip() + "\n\n"
     DOC.write_text(head + "\n".join(body) + "\n" + "\n\n".join(sections) + "\n")
