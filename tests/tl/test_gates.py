@@ -389,8 +389,16 @@ def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind
     rng = np.random.default_rng(4)
     T = rng.random(T.shape) < rng.uniform(0.0, 0.9, g) ** 2  # frequent and rare genes
     healthy = HealthyCells(H, ct, w) if healthy_kind == "cells" else _mixed(H, ct, w, frac, w_pb)
+    if healthy_kind != "cells":  # a veto shown in part of the pseudobulk types
+        healthy = HealthyMixed(
+            healthy.cells,
+            HealthyPseudobulk(frac, w_pb, shown=frac * (rng.random(frac.shape) < 0.5)),
+        )
     genes = [f"G{i}" for i in range(g)]
-    kw = {"genes": genes, "max_genes": 2, "top_k": 15, "ops": ops, "objective": objective}
+    n_pat = np.unique(pat).size
+    missed = rng.uniform(0, 8, (n_pat, g)) * (rng.random((n_pat, g)) < 0.3)
+    kw = {"genes": genes, "max_genes": 2, "top_k": 15, "ops": ops, "objective": objective,
+          "not_missed": missed}  # fmt: skip
     for cap, min_genes in ((0.4, 1), (1.0, 2)):
         cands = genes[3:]  # a candidate subset, so genes outside it are skipped too
         a = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
@@ -961,18 +969,19 @@ def _veto_data(seed, g=6, n_t=150, n_types=4, n_pat=3):
     return T, pat, frac, shown, w, miss_pg
 
 
+@pytest.mark.parametrize("max_genes", [2, 3])  # 2: the top-k pair path; 3: full pair stats
 @pytest.mark.parametrize("objective", ["coverage", "score"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_not_arm_on_evidence_matches_brute_force(objective, seed):
+def test_not_arm_on_evidence_matches_brute_force(objective, seed, max_genes):
     T, pat, frac, shown, w, miss_pg = _veto_data(seed)
     cap = 0.6
-    expect = _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective)
+    expect = _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=max_genes)
     df = search_gates(
         sparse.csc_array(T),
         pat,
         HealthyPseudobulk(frac, w, shown=shown),
         genes=GENES6,
-        max_genes=3,
+        max_genes=max_genes,
         max_vital_risk=cap,
         top_k=20,
         objective=objective,
