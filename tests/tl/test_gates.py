@@ -931,7 +931,6 @@ _VETO_U = {
 
 def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):
     g = T.shape[1]
-    miss = miss_pg.sum(0)
     vals, seen = [], set()
     for name, k, f, _ in _shapes({"and", "or", "not"}):
         if k > max_genes:
@@ -946,8 +945,15 @@ def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):
             if (tuple(srt), table) in seen:
                 continue
             seen.add((tuple(srt), table))
-            count = f([T[:, i] for i in combo]).sum()
-            cov = max(0.0, count - sum(miss[combo[p]] for p in neg_pos)) / T.shape[0]
+            hit = f([T[:, i] for i in combo])
+            # per patient: a patient loses at most its own hidden cells
+            cov = (
+                sum(
+                    max(0.0, hit[pat == p].sum() - sum(miss_pg[pi, combo[q]] for q in neg_pos))
+                    for pi, p in enumerate(np.unique(pat))
+                )
+                / T.shape[0]
+            )
             risk = max(
                 w[t] * u_fn([frac[t, i] for i in combo], [shown[t, i] for i in combo])
                 for t in range(frac.shape[0])
@@ -1000,6 +1006,21 @@ def test_not_arm_on_evidence_matches_brute_force(objective, seed, max_genes):
     )
     for col in ["worst_healthy_risk", "tumor_coverage", "tumor_coverage_cells"]:
         np.testing.assert_allclose(ev[col], df[col], atol=1e-12)
+
+
+def test_not_arm_hidden_cells_stay_in_their_patient():
+    # patient 0 fully covered and nothing hidden; patient 1 uncovered with 100 hidden cells
+    T = np.zeros((20, 2), dtype=bool)
+    T[:10, 0] = True
+    pat = np.array([0] * 10 + [1] * 10)
+    miss = np.array([[0.0, 0.0], [0.0, 100.0]])
+    healthy = HealthyPseudobulk(np.zeros((1, 2)), np.ones(1))
+    row = evaluate_gates(["G0 AND NOT G1"], T, pat, healthy, genes=["G0", "G1"],
+                         not_missed=miss).iloc[0]  # fmt: skip
+    assert row["tumor_coverage"] == pytest.approx(0.5)
+    df = search_gates(T, pat, healthy, genes=["G0", "G1"], max_genes=2, min_genes=2,
+                      ops=("and", "not"), max_vital_risk=1.0, not_missed=miss)  # fmt: skip
+    assert df.set_index("gate").loc["G0 AND NOT G1", "tumor_coverage"] == pytest.approx(0.5)
 
 
 def test_not_arm_hand_worked():

@@ -46,7 +46,7 @@ def test_pairs_match_brute_force(tumour: AnnData, mini_reference) -> None:
     # Gamma bound from the patient's mean CP10k (largest over k = 0.5, 1, 2) minus the called
     # fraction may hide B-positive cells; they are taken off the coverage.
     patients = tumour.obs["patient"].to_numpy()[mal]
-    missed = np.zeros(len(GENES))
+    missed = {}
     for p in np.unique(patients):
         sel = patients == p
         mean = (Xm[sel] * 1e4 / np.maximum(lib[sel], 1)).mean(axis=0).astype(np.float64)
@@ -55,14 +55,15 @@ def test_pairs_match_brute_force(tumour: AnnData, mini_reference) -> None:
              for k in (0.5, 1.0, 2.0)],
             axis=0,
         )  # fmt: skip
-        missed += np.maximum(0.0, upper - pos[sel].mean(axis=0)) * sel.sum()
+        missed[p] = (sel, np.maximum(0.0, upper - pos[sel].mean(axis=0)) * sel.sum())
     want = {}
     for a, b in itertools.permutations(range(len(GENES)), 2):
         cov_and = (pos[:, a] & pos[:, b]).mean()
         risk_and = (w * np.minimum(F[:, a], F[:, b])).max()
         if a < b:
             want[f"{GENES[a]} AND {GENES[b]}"] = (cov_and, risk_and)
-        cov_not = max(0.0, (pos[:, a] & ~pos[:, b]).sum() - missed[b]) / len(pos)
+        hit = pos[:, a] & ~pos[:, b]
+        cov_not = sum(max(0.0, hit[sel].sum() - m[b]) for sel, m in missed.values()) / len(pos)
         risk_not = (w * F[:, a]).max()
         want[f"{GENES[a]} AND NOT {GENES[b]}"] = (cov_not, risk_not)
     got = gates.set_index("gate")

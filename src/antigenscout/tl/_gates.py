@@ -493,6 +493,7 @@ class _Problem:
                 raise InputError(msg)
             self.miss_pg = np.clip(self.miss_pg, 0.0, self.tumour.group_sizes[:, None])
         self.miss = self.miss_pg.sum(0)  # tumour cells per gene a NOT arm may wrongly count
+        self.any_miss = bool(self.miss.any())
         self.compartments: dict[str, np.ndarray] = {}
         if compartments is not None:
             comp = np.asarray(compartments)
@@ -653,11 +654,12 @@ def _row(
     per_patient = _group_counts(bits, prob.tumour.word_ptr)
     n_cells = int(per_patient.sum())
     neg = _negated(gate)
-    # a NOT arm counts a cell only where the vetoing antigen is shown absent: cells that may
-    # carry it undetected (``not_missed``) are taken off, per patient and in total
-    n_pos = max(0.0, n_cells - float(prob.miss[neg].sum()))
-    cov = n_pos / prob.n_tumour
-    pcov = np.maximum(0.0, per_patient - prob.miss_pg[:, neg].sum(1)) / prob.tumour.group_sizes
+    # a NOT arm counts a cell only where the vetoing antigen is shown absent: the cells of a
+    # patient that may carry it undetected (``not_missed``) are taken off that patient's count
+    miss_p = prob.miss_pg[:, neg].sum(1)
+    kept = np.maximum(0.0, per_patient - miss_p)
+    cov = float(kept.sum()) / prob.n_tumour
+    pcov = kept / prob.tumour.group_sizes
     lo, hi, est = prob.healthy_fraction(gate)
     risk_hi = prob.w * hi
     risk_lo = prob.w * lo
@@ -696,9 +698,10 @@ def _row(
         "score": cov * (1.0 - worst) if feasible else 0.0,
     }
     for name, mask in prob.compartments.items():
-        num = int(_group_counts(bits & mask, np.array([0, mask.size], dtype=np.int64))[0])
+        # per patient; a patient's hidden cells may all lie in this compartment (lower bound)
+        num = _group_counts(bits & mask, prob.tumour.word_ptr).astype(np.float64)
         den = int(_group_counts(mask, np.array([0, mask.size], dtype=np.int64))[0])
-        row[f"coverage_{name}"] = num / den
+        row[f"coverage_{name}"] = float(np.maximum(0.0, num - miss_p).sum()) / den
     return row
 
 
@@ -1009,11 +1012,15 @@ class _Search:
             mode,
             self.prob.tumour.valid,
             self.prob.tumour.word_ptr,
-        ).sum(1)
+        )  # (genes, patients)
         self.n_evaluated += genes.size
-        miss = self.prob.miss
-        off = float(miss[_negated(base)].sum()) + (miss[genes] if mode == MODE_ANDNOT else 0.0)
-        return np.maximum(0.0, counts - off) / self.N
+        if not self.prob.any_miss:
+            return counts.sum(1) / self.N
+        mpg = self.prob.miss_pg
+        off = mpg[:, _negated(base)].sum(1)[None, :]
+        if mode == MODE_ANDNOT:
+            off = off + mpg[:, genes].T
+        return np.maximum(0.0, counts - off).sum(1) / self.N
 
     def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
         """Worst risk of ``base op gene``: exact over single-cell types, Fréchet upper bound
@@ -1060,16 +1067,49 @@ class _Search:
             kinds.append(("or", sc[:, None] + sc[None, :] - P, self.st.r_or[np.ix_(c, c)], iu))
         if "not" in self.ops:
             off = ~np.eye(c.size, dtype=bool)
-            cov_an = np.maximum(0.0, sc[:, None] - P - self.prob.miss[c][None, :])
-            kinds.append(("andnot", cov_an, self.st.r_andnot[np.ix_(c, c)], off))
+            kinds.append(("andnot", sc[:, None] - P, self.st.r_andnot[np.ix_(c, c)], off))
         counted = P >= 0  # pairs a 2-gene search skipped (cannot enter the top k) hold −1
         for kind, cov, risk, mask in kinds:
             vals = _objective(cov / N, risk, self.cap, self.objective)
             vals[~(mask & counted)] = -np.inf
+            if kind == "andnot" and self.prob.any_miss:
+                self._andnot_pairs_exact(top, vals, risk)
+                continue
             flat = vals.ravel()
             for f in _top_indices(flat, top.k):
                 i, j = divmod(int(f), c.size)
                 top.push(float(flat[f]), _pair_gate(kind, int(c[i]), int(c[j])))
+
+    def _andnot_pairs_exact(self, top: _TopK, ub: np.ndarray, risk: np.ndarray) -> None:
+        """Push the best ``a AND NOT b`` pairs by their per-patient adjusted coverage.
+
+        ``ub`` (candidates × candidates) is each pair's objective on its per-cell count, an
+        upper bound of the adjusted one; pairs are counted per patient in decreasing ``ub``
+        order until the bound cannot beat the running top-k cut.
+        """
+        c, prob = self.cand, self.prob
+        flat = ub.ravel()
+        order = np.argsort(-flat, kind="stable")
+        order = order[flat[order] > -np.inf]
+        batch = 1024
+        for p0 in range(0, order.size, batch):
+            f = order[p0 : p0 + batch]
+            if len(top.heap) >= top.k and flat[f[0]] <= top.tau:
+                return
+            i, j = np.divmod(f, c.size)
+            a, b = c[i].astype(np.int64), c[j].astype(np.int64)
+            cnt = pair_group_counts(
+                np.full(f.size, _KIND_CODE["andnot"], dtype=np.int64),
+                a,
+                b,
+                prob.tumour.words,
+                prob.tumour.valid,
+                prob.tumour.word_ptr,
+            )
+            cov = np.maximum(0.0, cnt - prob.miss_pg[:, b].T).sum(1) / self.N
+            vals = _objective(cov, risk.ravel()[f], self.cap, self.objective)
+            for q in np.flatnonzero(vals > -np.inf):
+                top.push(float(vals[q]), _pair_gate("andnot", int(a[q]), int(b[q])))
 
     # ---- triples: exact branch and bound -------------------------------------------------
     def triples(self, top: _TopK) -> None:

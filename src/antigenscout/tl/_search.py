@@ -24,7 +24,7 @@ from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
-    _tumour_mean_cp10k,
+    _chunks,
     candidate_genes,
     counts_matrix,
     tumour_groups,
@@ -141,8 +141,10 @@ def not_shown_absent(
     A NOT arm is trusted only where its antigen is shown absent in the tumour. Per patient,
     the patient's pseudobulk (mean CP10k over its malignant cells) bounds the fraction of its
     cells above the positivity threshold from above: the largest Gamma-model fraction over the
-    shapes ``k`` in {1} ∪ :data:`~antigenscout.tl._risk.INTERVAL_SHAPES`. What that bound
+    shapes ``k`` in {1} ∪ :data:`~antigenscout.tl._risk.INTERVAL_SHAPES` (a pessimistic
+    model-based bound, not a distribution-free one: a bimodal antigen can exceed it). What it
     exceeds the called fraction by, times the patient's cells, may hide undetected positives.
+    One pass over the malignant rows.
 
     Returns
     -------
@@ -150,19 +152,31 @@ def not_shown_absent(
     """
     X, lib_obs = counts_matrix(adata, layer)
     labels = np.asarray(groups.patient)
-    order = np.unique(labels)  # the order the gate search packs patients in
-    T = sparse.csr_array(T)
-    out = np.zeros((order.size, len(col_idx)))
-    for p, lab in enumerate(order):
-        sel = np.flatnonzero(labels == lab)
-        mean = _tumour_mean_cp10k(X, groups.rows[sel], lib_obs, col_idx, kind="single_cell")
-        upper = np.max(
-            [positive_fraction_from_mean(mean, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
-            axis=0,
+    order, code = np.unique(labels, return_inverse=True)  # the order the gate search packs
+    n_p = order.size
+    sums = np.zeros((n_p, len(col_idx)))
+    for sl, block in _chunks(X, groups.rows):  # one pass over the malignant rows
+        B = sparse.csr_matrix(block)
+        lib = (
+            lib_obs[groups.rows[sl]]
+            if lib_obs is not None
+            else np.asarray(B.sum(axis=1), dtype=np.float64).ravel()
         )
-        called = np.asarray(T[sel].sum(axis=0)).ravel() / sel.size
-        out[p] = np.maximum(0.0, upper - called) * sel.size
-    return out
+        scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
+        c = code[sl]
+        ind = sparse.csr_matrix((scale, (c, np.arange(len(c)))), shape=(n_p, len(c)))
+        sums += (ind @ B[:, col_idx].astype(np.float64)).toarray()
+    sizes = np.bincount(code, minlength=n_p).astype(np.float64)
+    mean = sums / sizes[:, None]  # mean CP10k per patient and gene
+    upper = np.max(
+        [positive_fraction_from_mean(mean, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
+        axis=0,
+    )
+    ind = sparse.csr_matrix(
+        (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_p, len(code))
+    )
+    called = (ind @ sparse.csr_matrix(T, dtype=np.float64)).toarray() / sizes[:, None]
+    return np.maximum(0.0, upper - called) * sizes[:, None]
 
 
 def search_gates(
