@@ -14,13 +14,14 @@ scRNA-seq. Method of moments over the group's cells (sufficient statistics Σx, 
   overdispersion left: ``K_MAX``, a near-homogeneous group);
 * coverage = ``P(λ ≥ λ0) = Q(k̂, k̂ λ0 / μ̂)``, the regularised upper incomplete gamma.
 
-Interval (90%): the wider of two. (1) Garwood's exact Poisson interval on the group's total
-reads, after dividing them by the negative-binomial variance inflation
-``φ = 1 + μ̂Σs²/(k̂Σs)`` (an effective count), scaled back and pushed through the coverage
-(monotone in ``μ`` at fixed ``k̂``): it holds when reads are few (with none at all, its upper
-end is what 3 reads would give). (2) A delete-one-block jackknife of the coverage over
-``JACKKNIFE_BLOCKS`` random blocks of the group's cells: it carries the uncertainty of
-``k̂``, which dominates when reads are many.
+Interval (90%): the coverage at the corners of a box in (``μ``, ``k``), widened by a
+jackknife. ``μ`` spans Garwood's exact Poisson interval on the group's total reads, after
+dividing them by the negative-binomial variance inflation ``φ = 1 + μ̂Σs²/(k̂Σs)`` (an
+effective count), scaled back: it holds when reads are few (with none at all, its upper end
+is what 3 reads would give). ``k`` spans ``k̂ exp(±1.645 SE)``, SE the delete-one-block
+jackknife's (over ``JACKKNIFE_BLOCKS`` random blocks of cells) of ``log k̂``; where ``k̂``
+sits at a clip bound (the reads cannot tell the shape) it spans the engagement model's
+smallest shape (0.5) to ``K_MAX``. The coverage's own jackknife interval is kept where wider.
 
 Depth: ``reads_at_threshold`` = λ0 × the group's median ``s``, the reads a median cell at the
 threshold shows. A call needs the group's total expected reads at the threshold,
@@ -38,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, special
 from scipy.stats import chi2 as stats_chi2
+
+from ._risk import INTERVAL_SHAPES
 
 __all__ = [
     "K_MAX",
@@ -241,15 +244,25 @@ def rate_model(stats: dict[str, np.ndarray], threshold_cp10k: float) -> RateMode
         hi_t = stats_chi2.ppf(0.95, 2 * t_eff + 2) / 2
         lo_mu = np.where(S > 0, lo_t * phi / S, 0.0)
         hi_mu = np.where(S > 0, hi_t * phi / S, np.inf)
-    low, high = _cover(lo_mu, k, thr), _cover(hi_mu, k, thr)
+    # the shape's range: the jackknife's spread of log k̂; where k̂ sits at a clip bound the
+    # data cannot estimate it, and the range opens to [min(INTERVAL_SHAPES), K_MAX]
     J = stats["x"].shape[0]
+    k_lo, k_hi = k.copy(), k.copy()
+    se = np.zeros_like(cov)
     if J >= 2:
-        reps = np.stack(
-            [_fit({key: total[key] - stats[key][j] for key in keys}, thr)[2] for j in range(J)]
-        )
-        se = np.sqrt((J - 1) / J * ((reps - reps.mean(0)) ** 2).sum(0))
-        low = np.minimum(low, np.clip(cov - _Z90 * se, 0.0, 1.0))
-        high = np.maximum(high, np.clip(cov + _Z90 * se, 0.0, 1.0))
+        fits = [_fit({key: total[key] - stats[key][j] for key in keys}, thr) for j in range(J)]
+        reps_c = np.stack([f[2] for f in fits])
+        reps_k = np.log(np.stack([f[1] for f in fits]))
+        se = np.sqrt((J - 1) / J * ((reps_c - reps_c.mean(0)) ** 2).sum(0))
+        se_k = np.sqrt((J - 1) / J * ((reps_k - reps_k.mean(0)) ** 2).sum(0))
+        k_lo = np.clip(k * np.exp(-_Z90 * se_k), K_MIN, K_MAX)
+        k_hi = np.clip(k * np.exp(_Z90 * se_k), K_MIN, K_MAX)
+    clipped = (k >= K_MAX * (1 - 1e-9)) | (k <= K_MIN * (1 + 1e-9))
+    k_lo = np.where(clipped, np.minimum(k_lo, min(INTERVAL_SHAPES)), k_lo)
+    k_hi = np.where(clipped, K_MAX, k_hi)
+    corners = [_cover(m, kk, thr) for m in (lo_mu, hi_mu) for kk in (k_lo, k_hi)]
+    low = np.minimum(np.min(corners, axis=0), np.clip(cov - _Z90 * se, 0.0, 1.0))
+    high = np.maximum(np.max(corners, axis=0), np.clip(cov + _Z90 * se, 0.0, 1.0))
     return RateModel(
         mean_cp10k=mu,
         shape=k,
