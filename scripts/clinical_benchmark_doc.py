@@ -206,7 +206,6 @@ def main() -> None:
     dparts = []
     for key, label in (
         ("antigenscout_severity_toxicity", "every row ranked by severity (engagement × weight)"),
-        ("antigenscout_localisation_toxicity", "every row ranked by engagement alone"),
     ):
         d = diags.get(key)
         if not d:
@@ -219,7 +218,7 @@ def main() -> None:
             f"{f(neg['flag_rate_at_5'])}"
         )
     dline = (
-        "Diagnostics (not baselines): antigenscout with " + "; with ".join(dparts) + "."
+        "Diagnostic (not a baseline): antigenscout with " + "; with ".join(dparts) + "."
         if dparts
         else ""
     )
@@ -392,9 +391,8 @@ parameter of the engine or the benchmark.
 - **sens_at_spec** ties every context with ≥ 1 nTPM and most candidates at 0 (see the tie
   counts above); with random tie-breaking its recall and target ranking are near chance.
 - **Zero coverage.** {zero_line}
-- **Toxicity recall** is scored on localisation (engagement alone) for on-target rows and on
-  severity (engagement × vital weight) for negative controls (§2); the diagnostics above
-  give each ranking on every row.
+- **Toxicity** rows are ranked by localisation (engagement alone) for every row (§2); the
+  diagnostic above gives severity (engagement × vital weight) on the same rows.
 
 ## 5. Per-row tables (this run)
 

@@ -56,7 +56,7 @@ __all__ = ["METHODS", "BenchmarkResult", "default_shared", "run_benchmark"]
 #: Rankers compared; the first is the engine.
 METHODS = ("antigenscout", "fold_change", "sens_at_spec")
 #: Toxicity rankings reported as diagnostics beside the methods (not baselines).
-DIAGNOSTICS = ("antigenscout_severity", "antigenscout_localisation")
+DIAGNOSTICS = ("antigenscout_severity",)
 #: Pseudobulk analogue of "count > 0": HPA's detection limit, 1 nTPM (or TPM / FPKM).
 DETECTED_NTPM = 1.0
 #: Pooled-specificity floor of the LogiCAR-style baseline (fitness 0 below it).
@@ -585,17 +585,15 @@ def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
 
 
 def _context_values(
-    genes: list[str], op: str, modality: str | None, reference: Reference, cls: str
+    genes: list[str], op: str, modality: str | None, reference: Reference
 ) -> dict[str, pd.Series]:
     """Per-context values each method ranks for a toxicity row.
 
-    antigenscout answers each row's question with the quantity it outputs for it
-    (docs/engagement.md): where damage happened (on-target and uncertain rows) is
-    *localisation*, engagement alone; whether a serious alarm is raised where none happened
-    (negative controls) is *severity*, engagement × vital weight. Engagement is judged at the
-    modality's engagement floor, as ``profile`` judges an agent without a tumour (a toxicity
-    row has no tumour level for the therapeutic window). ``antigenscout_severity`` and
-    ``antigenscout_localisation`` are both kept as diagnostics.
+    antigenscout ranks every row by *localisation*, engagement alone (docs/engagement.md:
+    "where will it bind"), one rule whatever the row's class, like the baselines. Engagement
+    is judged at the modality's engagement floor, as ``profile`` judges an agent without a
+    tumour (a toxicity row has no tumour level for the therapeutic window). Severity
+    (engagement × vital weight) is kept as the diagnostic ``antigenscout_severity``.
     """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
@@ -624,9 +622,8 @@ def _context_values(
     det = expr >= DETECTED_NTPM
     detected = det.all(axis=0) if op == "and" else det.any(axis=0)
     return {
-        "antigenscout": severity if cls == "negative_control" else engaged,
+        "antigenscout": engaged,
         "antigenscout_severity": severity,
-        "antigenscout_localisation": engaged,
         "fold_change": pd.Series(raw, index=ctx),
         "sens_at_spec": pd.Series(detected.astype(float), index=ctx),
     }
@@ -686,7 +683,7 @@ def _score_toxicity_rows(
                 reason=f"tissue text not mapped to the reference: {tissue!r}",
             )
             continue
-        values = _context_values(genes, op, out["modality"], reference, cls)
+        values = _context_values(genes, op, out["modality"], reference)
         for m, v in values.items():
             hits = topk_hits(v, targets)
             out[f"{m}_best_rank"] = hits["best_rank"]
@@ -888,13 +885,6 @@ def run_benchmark(
                 "description": (
                     "every toxicity row ranked by severity (engagement x vital weight), "
                     "as the benchmark ranked all rows before localisation was separated"
-                ),
-            },
-            "antigenscout_localisation_toxicity": {
-                **_toxicity_metrics(xdf, "antigenscout_localisation"),
-                "description": (
-                    "every toxicity row ranked by engagement alone (localisation), negative "
-                    "controls included"
                 ),
             },
         },
