@@ -12,6 +12,7 @@ from antigenscout.tl._kernels import (
     MODE_AND,
     MODE_ANDNOT,
     MODE_OR,
+    TILE_MAX_WORDS,
     _and_popcount_tile,
     count_ext,
     frechet_pair_risk,
@@ -129,6 +130,19 @@ def test_and_popcount_tile_vs_numpy(n_words):
     np.testing.assert_array_equal(out[:3], 7)
 
 
+def test_and_popcount_tile_largest_counts():
+    """At the largest word range a call may sweep, counts near 2^16 do not spill between the
+    16-bit fields of the packed horizontal sums."""
+    n = TILE_MAX_WORDS
+    words = np.full((8, n), np.uint64(0xFFFFFFFFFFFFFFFF))
+    words[5, :] = np.uint64(0x7FFFFFFFFFFFFFFF)  # 63 bits per word in one column gene
+    out = np.zeros(16, dtype=np.int64)
+    _tile(words, 0, 4, 0, n, out, 0)
+    expect = np.full((4, 4), 64 * n)
+    expect[:, 1] = 63 * n
+    np.testing.assert_array_equal(out, expect.ravel())
+
+
 def test_pair_layout_aligns_and_pads():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 2**63, (5, 3), dtype=np.int64).view(np.uint64)
@@ -169,6 +183,22 @@ def test_pair_stats_fused_vs_brute_force(g, block, chunk):
         update_pair_risk(*want, Hk.T @ Hk, single[k], float(Hk.shape[0]), float(w[k]))
     for got, exp in zip(r, want, strict=True):
         np.testing.assert_array_equal(got, exp)  # same float operations: bit for bit
+
+
+def test_pair_stats_fused_long_segment_large_chunk():
+    """A segment longer than TILE_MAX_WORDS with a larger chunk: counts above 2^16 come out
+    exact (the kernel splits the sweep so that each tile call stays within 16-bit sums)."""
+    rng = np.random.default_rng(5)
+    n, g = 140_000, 6
+    T = rng.random((n, g)) < np.array([0.99, 0.95, 0.9, 0.5, 0.98, 0.7])
+    words, ptr = pair_layout([pack_groups(T).words])
+    P = np.full((g, g), -1, dtype=np.int64)
+    r = [np.zeros((g, g)) for _ in range(3)]
+    pair_stats_fused(
+        words, ptr, g, np.zeros((0, g), dtype=np.int64), np.zeros(0), P, *r, 4, 4096
+    )
+    np.testing.assert_array_equal(P, T.T.astype(np.int64) @ T.astype(np.int64))
+    assert P.max() > 2**17
 
 
 def _pair_risk_numpy(X, labels, w, frac, w_pb):

@@ -77,13 +77,17 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
 VEC_WORDS = 8
 #: Genes per side of a register tile (``TILE × TILE`` pair counts held in vector registers).
 TILE = 4
+#: Most words one call of :func:`_and_popcount_tile` may sweep: a pair's count over them stays
+#: below 2^16 (64 × 1016 = 65,024), which its packed horizontal sums rely on.
+TILE_MAX_WORDS = 1016
 
 
 @intrinsic
 def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: no cover - numba
     """``out[off + 4 a + b] += Σ_w popcount(words[i0 + a, w] & words[j0 + b, w])``, a, b < 4.
 
-    The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors. The
+    The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors, at most
+    :data:`TILE_MAX_WORDS` words (so that every count fits in 16 bits). The
     loop is written in LLVM IR on ``<8 x i64>`` vectors with 16 vector accumulators (a 4 × 4
     register tile: 8 loads feed 16 AND + popcount + add), so LLVM emits ``vpopcntq`` on 512-bit
     registers where the CPU has AVX-512 VPOPCNTDQ and legalises the same IR to narrower vectors
@@ -130,13 +134,23 @@ def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: n
                     builder.store(builder.add(builder.load(acc), pc), acc)
         optr = builder.bitcast(oarr.data, i64.as_pointer())
         o0 = context.cast(builder, off_v, offty, types.intp)
-        for k in range(16):
-            v = builder.load(accs[k])
-            total = builder.extract_element(v, ir.Constant(i32, 0))
-            for e in range(1, VEC_WORDS):
-                total = builder.add(total, builder.extract_element(v, ir.Constant(i32, e)))
-            p = builder.gep(optr, [builder.add(o0, ir.Constant(i64, k))])
-            builder.store(builder.add(builder.load(p), total), p)
+        # Horizontal sums, four accumulators at a time: a lane holds at most 64 × (w1 − w0) / 8
+        # < 2^16 (the caller keeps w1 − w0 ≤ _TILE_MAX_WORDS), so four lanes packed into 16-bit
+        # fields of one <8 x i64> sum without carries; one reduction then serves four pairs.
+        reduce = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
+        )
+        mask16 = ir.Constant(i64, 0xFFFF)
+        for q in range(4):
+            packed = builder.load(accs[4 * q])
+            for r in range(1, 4):
+                sh = ir.Constant(vec, [ir.Constant(i64, 16 * r)] * VEC_WORDS)
+                packed = builder.or_(packed, builder.shl(builder.load(accs[4 * q + r]), sh))
+            total = builder.call(reduce, [packed])
+            for r in range(4):
+                part = builder.and_(builder.lshr(total, ir.Constant(i64, 16 * r)), mask16)
+                p = builder.gep(optr, [builder.add(o0, ir.Constant(i64, 4 * q + r))])
+                builder.store(builder.add(builder.load(p), part), p)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -455,8 +469,9 @@ def _block_pair(bp, nb):  # pragma: no cover - numba
 @numba.njit(cache=True)
 def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # pragma: no cover
     # cnt[(ti * ntj + tj) * 16 + 4a + b] += |row i0+4ti+a ∧ row j0+4tj+b| over words lo:hi
-    for c0 in range(lo, hi, chunk):
-        c1 = min(hi, c0 + chunk)
+    step = min(chunk, TILE_MAX_WORDS)  # the tile's packed sums need < 2^16 per call
+    for c0 in range(lo, hi, step):
+        c1 = min(hi, c0 + step)
         for ti in range(nti):
             for tj in range(ti if diag else 0, ntj):
                 t = ti * ntj + tj
