@@ -194,9 +194,7 @@ def test_pair_stats_fused_long_segment_large_chunk():
     words, ptr = pair_layout([pack_groups(T).words])
     P = np.full((g, g), -1, dtype=np.int64)
     r = [np.zeros((g, g)) for _ in range(3)]
-    pair_stats_fused(
-        words, ptr, g, np.zeros((0, g), dtype=np.int64), np.zeros(0), P, *r, 4, 4096
-    )
+    pair_stats_fused(words, ptr, g, np.zeros((0, g), dtype=np.int64), np.zeros(0), P, *r, 4, 4096)
     np.testing.assert_array_equal(P, T.T.astype(np.int64) @ T.astype(np.int64))
     assert P.max() > 2**17
 

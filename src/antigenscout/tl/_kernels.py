@@ -99,7 +99,6 @@ def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: n
         wty, ity, jty, w0ty, w1ty, oty, offty = signature.args
         words_v, i0_v, j0_v, w0_v, w1_v, out_v, off_v = args
         i64 = ir.IntType(64)
-        i32 = ir.IntType(32)
         vec = ir.VectorType(i64, VEC_WORDS)
         arr = context.make_array(wty)(context, builder, value=words_v)
         oarr = context.make_array(oty)(context, builder, value=out_v)
