@@ -880,6 +880,11 @@ def _pair_values(
     return np.concatenate(out) if out else np.zeros(0)
 
 
+#: Default OR-child work of an exact triple search (see ``search_gates(triple_budget=...)``):
+#: 10^8 (e.g. 100,000 feasible parents × 1,000 feasible genes), about a minute of OR children
+#: on the development machine (0.6 µs per unit measured); docs/gates.md, "OR triples".
+TRIPLE_BUDGET = 100_000_000
+
 #: Candidates (the most frequent in the tumour) whose pairs seed the top-k cut of a 2-gene search.
 _SEED_GENES = 256
 
@@ -915,6 +920,8 @@ class _Search:
         self.N = prob.n_tumour
         self.s = prob.s
         self.n_evaluated = 0
+        self.triple_work = 0  # OR-child work estimate of the last triple search
+        self.triple_beam = False  # whether a triple search beamed its OR children
 
     # ---- exact evaluation of many one-literal extensions of one base gate --------------
     def _extend_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
@@ -987,8 +994,20 @@ class _Search:
                 top.push(float(flat[f]), _pair_gate(kind, int(c[i]), int(c[j])))
 
     # ---- triples: exact branch and bound -------------------------------------------------
-    def triples(self, top: _TopK) -> None:
-        """Exact search over all 3-gene gates (see docs/gates.md for the bounds)."""
+    def triples(self, top: _TopK, budget: int | None = None) -> float:
+        """Search all 3-gene gates: exact, or with OR children beamed when over ``budget``.
+
+        The OR work is estimated before any child is looked at: the parents whose OR children
+        can pass the parent bound (feasible pair gates with ``min(1, cov + best feasible
+        single) > τ``) times the feasible candidate genes, each a child the kernel must bound
+        and possibly count. Within ``budget`` (or with ``budget=None``) the search is exact
+        (docs/gates.md). Above it, OR children are expanded only for the parents with the
+        highest bounds until the budget is spent; AND / AND NOT children of every parent are
+        still searched exactly. Returns an upper bound on the objective of every 3-gene gate
+        that may have been missed (the largest OR bound among parents whose OR children were
+        not expanded), ``-inf`` when the search was exact. Sets :attr:`triple_work` (the
+        estimate) and :attr:`triple_beam`.
+        """
         c = self.cand
         s, N, P = self.s, self.N, self.st.P
         cap = self.cap
@@ -1005,12 +1024,13 @@ class _Search:
                 kinds.append(("andnot", sc[:, None] - Pc, self.st.r_andnot[sub], False))
         if "or" in self.ops:
             kinds.append(("or", sc[:, None] + sc[None, :] - Pc, self.st.r_or[sub], True))
-        cols: list[list[np.ndarray]] = [[], [], [], [], [], []]
+        cols: list[list[np.ndarray]] = [[], [], [], [], [], [], []]
         for kid, (_kind, cov, risk, sym) in enumerate(kinds):
             covf = cov / N
             # parent-level bounds: an AND-child has coverage ≤ cov(P); a feasible OR-child needs
             # a feasible P and a feasible gene, so coverage ≤ cov(P) + max feasible single.
             ub = covf.copy() if "and" in self.ops else np.full_like(covf, -np.inf)
+            ub_or = np.full_like(covf, -np.inf)
             if "or" in self.ops and smax_feas > -math.inf:
                 ub_or = np.where(risk <= cap + _EPS, np.minimum(1.0, covf + smax_feas / N), -np.inf)
                 if self.objective == "score":
@@ -1020,65 +1040,126 @@ class _Search:
             ii, jj = np.nonzero(mask & (ub > tau))
             for col, arr in zip(
                 cols,
-                [ub[ii, jj], np.full(ii.size, kid), c[ii], c[jj], covf[ii, jj], risk[ii, jj]],
+                [
+                    ub[ii, jj],
+                    np.full(ii.size, kid),
+                    c[ii],
+                    c[jj],
+                    covf[ii, jj],
+                    risk[ii, jj],
+                    ub_or[ii, jj],
+                ],
                 strict=True,
             ):
                 col.append(arr)
+        self.triple_work = 0
         if not cols[0]:
-            return
-        ub_all, kid_all, a_all, b_all, cov_all, risk_all = (np.concatenate(x) for x in cols)
+            return -math.inf
+        ub_all, kid_all, a_all, b_all, cov_all, risk_all, ub_or_all = (
+            np.concatenate(x) for x in cols
+        )
+        if ub_all.size == 0:
+            return -math.inf
         order = np.lexsort((b_all, a_all, kid_all, -cov_all, -ub_all))
         kind_code = np.array([_KIND_CODE[k[0]] for k in kinds], dtype=np.int64)[kid_all[order]]
         a_all, b_all = a_all[order].astype(np.int64), b_all[order].astype(np.int64)
         ub_all, cov_all, risk_all = ub_all[order], cov_all[order] * N, risk_all[order]
+        ub_or_all = ub_or_all[order]
         modes = np.array(self._modes(), dtype=np.int64)
+        # OR work: parents whose OR children can pass × feasible genes (each child is bounded,
+        # many are counted); beyond the budget only the first parents (best bound) get them
+        or_cost = np.where(ub_or_all > tau, feas_single.size, 0).astype(np.int64)
+        cum = np.cumsum(or_cost)
+        self.triple_work = int(cum[-1])
+        n_or = ub_all.size
+        if budget is not None and self.triple_work > budget:
+            self.triple_beam = True
+            n_or = int(np.searchsorted(cum, budget, side="right"))
+        skipped = float(ub_or_all[n_or:].max()) if n_or < ub_all.size else -math.inf
+        modes_no_or = modes[modes != MODE_OR]
         orders = self._type_orders()
         seen: set[Gate] = set()
-        batch = 2048
-        for p0 in range(0, ub_all.size, batch):
-            if ub_all[p0] <= top.tau:
+        # the parents before n_or get every mode (best bound first); the rest only AND / AND
+        # NOT children, whose bound is the parent's coverage: those that can still beat τ, by
+        # decreasing coverage
+        segments = [(np.arange(n_or), modes, ub_all)]
+        if n_or < ub_all.size and modes_no_or.size:
+            segments.append((np.arange(n_or, ub_all.size), modes_no_or, cov_all / N))
+        for k_seg, (idx0, m_use, bound_all) in enumerate(segments):
+            idx = idx0
+            if k_seg == 1:
+                idx = idx0[bound_all[idx0] > top.tau]
+                idx = idx[np.argsort(-bound_all[idx], kind="stable")]
+            if not self._expand(top, idx, m_use, bound_all, kind_code, a_all, b_all, cov_all,
+                                risk_all, orders, seen):  # fmt: skip
                 break
-            p1 = min(ub_all.size, p0 + batch)
-            tv = self._parent_types(kind_code[p0:p1], a_all[p0:p1], b_all[p0:p1])
+        return skipped
+
+    def _expand(
+        self,
+        top: _TopK,
+        idx: np.ndarray,
+        modes: np.ndarray,
+        bound_all: np.ndarray,
+        kind_code: np.ndarray,
+        a_all: np.ndarray,
+        b_all: np.ndarray,
+        cov_all: np.ndarray,
+        risk_all: np.ndarray,
+        orders: tuple[np.ndarray, ...],
+        seen: set[Gate],
+    ) -> bool:
+        """Expand the parents ``idx`` (sorted by decreasing ``bound_all``) by the ``modes``
+        children, in batches; returns False once a parent's bound is ``≤ τ`` (the rest cannot
+        contribute), True when every parent was expanded."""
+        batch = 2048
+        N = self.N
+        for p0 in range(0, idx.size, batch):
+            sel = idx[p0 : p0 + batch]
+            if bound_all[sel[0]] <= top.tau:
+                return False
+            kc, pa, pb = kind_code[sel], a_all[sel], b_all[sel]
+            tv = self._parent_types(kc, pa, pb)
             par, gene, mode, obj_ub = triple_candidates(
-                kind_code[p0:p1],
-                a_all[p0:p1],
-                b_all[p0:p1],
-                cov_all[p0:p1],
-                risk_all[p0:p1],
-                c,
+                kc,
+                pa,
+                pb,
+                cov_all[sel],
+                risk_all[sel],
+                self.cand,
                 modes,
-                P,
-                s,
+                self.st.P,
+                self.s,
                 float(N),
                 self.prob.r_single,
                 self.st.r_and,
                 self.st.r_or,
                 self.st.r_andnot,
-                float(cap),
+                float(self.cap),
                 float(top.tau),
                 self.objective == "score",
                 *tv,
                 *orders,
             )
             # evaluate parent by parent (bits of the parent computed once), best parents first
-            bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
-            for q in range(p1 - p0):
-                if ub_all[p0 + q] <= top.tau:
-                    return
+            bounds = np.searchsorted(par, np.arange(sel.size + 1))
+            for q in range(sel.size):
+                if bound_all[sel[q]] <= top.tau:
+                    return False
                 lo, hi = bounds[q], bounds[q + 1]
                 if lo == hi:
                     continue
                 self._evaluate_ext(
                     top,
-                    _KIND_NAME[int(kind_code[p0 + q])],
-                    int(a_all[p0 + q]),
-                    int(b_all[p0 + q]),
+                    _KIND_NAME[int(kc[q])],
+                    int(pa[q]),
+                    int(pb[q]),
                     gene[lo:hi],
                     mode[lo:hi],
                     obj_ub[lo:hi],
                     seen,
                 )
+        return True
 
     def _type_orders(self) -> tuple[np.ndarray, ...]:
         """Candidates sorted by their count in each single-cell type, their fraction in each
@@ -1204,7 +1285,7 @@ class _Search:
                     top.push(float(v), gt)
 
     # ---- 4–5 genes: beam search with an upper bound on what it skipped ------------------
-    def beam(self, top: _TopK, max_genes: int, beam_width: int) -> float:
+    def beam(self, top: _TopK, max_genes: int, beam_width: int, budget: int | None = None) -> float:
         """Extend the best gates one literal at a time (AND, AND NOT, OR).
 
         Parents of each level are the ``beam_width`` gates of the previous level with the highest
@@ -1221,15 +1302,17 @@ class _Search:
         # level 3 is searched exactly: its top B+1 by coverage (no cap) and top B+1 feasible
         free = _Search(self.prob, self.st, cand, self.ops, math.inf, "coverage")
         by_cov = _TopK(B + 1)
-        free.triples(by_cov)
+        miss_free = free.triples(by_cov, budget)
         capped = _Search(self.prob, self.st, cand, self.ops, cap, "coverage")
         by_feas = _TopK(B + 1)
-        capped.triples(by_feas)
+        miss_capped = capped.triples(by_feas, budget)
         self.n_evaluated += free.n_evaluated + capped.n_evaluated
+        self.triple_beam = self.triple_beam or free.triple_beam or capped.triple_beam
         cov_list = [(v, g) for v, g in by_cov.sorted()]
         feas_list = [(v, g) for v, g in by_feas.sorted()]
-        c_skip = cov_list[B][0] if len(cov_list) > B else -math.inf
-        f_skip = feas_list[B][0] if len(feas_list) > B else -math.inf
+        # a triple the (possibly beamed) level-3 searches missed has coverage ≤ their bound
+        c_skip = max(cov_list[B][0] if len(cov_list) > B else -math.inf, miss_free)
+        f_skip = max(feas_list[B][0] if len(feas_list) > B else -math.inf, miss_capped)
         parents = [g for _, g in cov_list[:B]] + [g for _, g in feas_list[:B]]
         ub_skipped = -math.inf
         for _level in range(4, max_genes + 1):
@@ -1338,6 +1421,7 @@ def search_gates(
     compartments: np.ndarray | None = None,
     candidates: Sequence[str] | None = None,
     beam_width: int = 64,
+    triple_budget: int | None = TRIPLE_BUDGET,
     pair_method: Literal["bits", "gram"] = "bits",
     n_jobs: int | None = None,
 ) -> pd.DataFrame:
@@ -1381,6 +1465,15 @@ def search_gates(
         Restrict the search to these gene names (default: all genes).
     beam_width
         Gates kept per level in the 4–5-gene beam search.
+    triple_budget
+        Work allowed for the OR children of the triple search, estimated before they are
+        looked at as (pair gates whose OR children can pass the bound) × (feasible candidate
+        genes). Within it triples are exact; above it OR children are expanded only for the
+        parents with the highest bounds until the budget is spent (AND / AND NOT children stay
+        exact), and rows that a skipped OR triple could beat get ``optimal=False`` and their
+        ``optimality_gap``. ``None``: always exact (can take very long with OR on thousands
+        of genes). The estimate and whether the beam ran are in ``df.attrs``
+        (``triple_or_work``, ``triple_beam``).
     pair_method
         ``"bits"`` (popcount; the faster on the development machine) or ``"gram"`` (BLAS).
     n_jobs
@@ -1437,6 +1530,11 @@ def search_gates(
     if not isinstance(beam_width, int) or beam_width < 1:
         msg = f"beam_width must be a positive int; got {beam_width!r}."
         raise InputError(msg)
+    if triple_budget is not None and (
+        not isinstance(triple_budget, int | np.integer) or triple_budget < 0
+    ):
+        msg = f"triple_budget must be an int ≥ 0 or None; got {triple_budget!r}."
+        raise InputError(msg)
 
     with _threads(n_jobs):
         prob = _Problem(T, patients, healthy, genes, compartments)
@@ -1452,11 +1550,11 @@ def search_gates(
         search = _Search(prob, stats, cand, opset, max_vital_risk, objective)
         top = _TopK(top_k)
         search.singles_and_pairs(top, max_genes, min_genes)
-        if max_genes >= 3 and min_genes <= 3:
-            search.triples(top)
         skipped = -math.inf
+        if max_genes >= 3 and min_genes <= 3:
+            skipped = search.triples(top, triple_budget)
         if max_genes >= 4:
-            skipped = search.beam(top, max_genes, beam_width)
+            skipped = max(skipped, search.beam(top, max_genes, beam_width, triple_budget))
         best = [(v, g) for v, g in top.sorted() if g.n_genes >= min_genes]
         rows = []
         for v, g in best:
@@ -1481,11 +1579,14 @@ def search_gates(
         "top_k": top_k,
         "objective": objective,
         "beam_width": beam_width,
+        "triple_budget": triple_budget,
         "risk_is_bound": prob.has_bulk,
         "healthy_mode": _healthy_mode(prob),
     }
     df.attrs["n_evaluated"] = search.n_evaluated
     df.attrs["skipped_upper_bound"] = skipped
+    df.attrs["triple_or_work"] = search.triple_work
+    df.attrs["triple_beam"] = search.triple_beam
     return df
 
 

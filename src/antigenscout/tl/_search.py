@@ -19,7 +19,7 @@ from anndata import AnnData
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
+from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import healthy_risk
 from ._score import candidate_genes, tumour_groups, tumour_positivity
@@ -139,6 +139,7 @@ def search_gates(
     patient_threshold: float = 0.8,
     n_candidates: int | None = None,
     top_k: int = 50,
+    triple_budget: int | None = TRIPLE_BUDGET,
     positivity: Positivity = "knn",
     threshold: float | None = None,
     layer: str | None = None,
@@ -192,6 +193,10 @@ def search_gates(
         (the search is exact within them); ``None`` keeps all.
     top_k
         Gates returned.
+    triple_budget
+        Work allowed for OR triples before they are searched by a beam with a stated gap (see
+        :func:`antigenscout.tl._gates.search_gates`); ``None`` keeps them exact however long
+        it takes. Rows a skipped triple could beat get ``optimal=False``.
     positivity, threshold, layer
         Positivity model, its threshold (CP10k) and the counts layer.
     graph_key
@@ -337,6 +342,7 @@ def search_gates(
         top_k=top_k,
         objective=objective,
         compartments=comps,
+        triple_budget=triple_budget,
     )
     table["genes"] = table["genes"].str.replace(",", ";", regex=False)
     params = {
