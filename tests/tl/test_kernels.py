@@ -17,6 +17,7 @@ from antigenscout.tl._kernels import (
     count_ext,
     frechet_pair_risk,
     gram_counts,
+    group_gene_popcount,
     group_popcount,
     pack_groups,
     pair_and_counts_bits,
@@ -50,6 +51,38 @@ def test_pack_roundtrip_and_padding(data, to_array):
             assert not bits[sub.size :].any()  # padding is zero
         vbits = np.unpackbits(p.valid[w0:w1].view(np.uint8), bitorder="little")
         assert vbits.sum() == (labels == lab).sum()
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", [bool, np.float32])
+def test_pack_non_canonical_sparse(data, fmt, dtype):
+    """CSR / CSC input is packed in its own format: explicit zeros do not count, duplicate
+    entries are one positive cell, and the per-group gene counts match numpy."""
+    X, labels = data
+    m = sparse.csr_array(X) if fmt == "csr" else sparse.csc_array(X)
+    rng = np.random.default_rng(3)
+    indptr, indices = m.indptr, m.indices
+    # every stored entry twice, plus an explicit zero in each row / column
+    new_ptr = [0]
+    new_idx: list[int] = []
+    new_dat: list[float] = []
+    n_minor = m.shape[1] if fmt == "csr" else m.shape[0]
+    for r in range(len(indptr) - 1):
+        cols = indices[indptr[r] : indptr[r + 1]].tolist()
+        zero = [c for c in range(n_minor) if c not in cols][:1]
+        row = cols + cols + zero
+        rng.shuffle(row)
+        new_idx += row
+        new_dat += [0.0 if c in zero else 1.0 for c in row]
+        new_ptr.append(len(new_idx))
+    cls = sparse.csr_array if fmt == "csr" else sparse.csc_array
+    odd = cls((np.array(new_dat, dtype=dtype), np.array(new_idx), np.array(new_ptr)), m.shape)
+    assert not odd.has_canonical_format
+    a, b = pack_groups(odd, labels), pack_groups(X, labels)
+    np.testing.assert_array_equal(a.words, b.words)
+    counts = group_gene_popcount(a.words, a.word_ptr)
+    expect = np.stack([X[labels == lab].sum(0) for lab in a.groups])
+    np.testing.assert_array_equal(counts, expect)
 
 
 def test_count_ext_modes(data):

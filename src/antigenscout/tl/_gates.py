@@ -42,10 +42,12 @@ from ._kernels import (
     MODE_ANDNOT,
     MODE_OR,
     PackedBits,
+    as_bool_sparse,
     as_csc_bool,
     count_ext,
     frechet_pair_risk,
     gram_counts,
+    group_gene_popcount,
     group_popcount,
     pack_groups,
     pair_group_counts,
@@ -436,7 +438,7 @@ class _Problem:
     ) -> None:
         self.genes = np.asarray([str(g) for g in genes], dtype=object)
         g = self.genes.size
-        self.T = as_csc_bool(T, "T (tumour positivity)")
+        self.T = as_bool_sparse(T, "T (tumour positivity)")
         n_t = self.T.shape[0]
         if self.T.shape[1] != g:
             msg = f"T has {self.T.shape[1]} gene columns but {g} gene names were given."
@@ -467,7 +469,9 @@ class _Problem:
         self.has_bulk = bulk is not None
         self.healthy: PackedBits | None = None
         self.frac: np.ndarray | None = None
-        self.s = np.diff(self.T.indptr).astype(np.int64)  # tumour positives per gene
+        # tumour positives per gene, from the packed bits (duplicates and explicit zeros of
+        # the sparse input do not count)
+        self.s = group_gene_popcount(self.tumour.words, self.tumour.word_ptr).sum(0)
         w_parts: list[np.ndarray] = []
         name_parts: list[list[str]] = []
         single_parts: list[np.ndarray] = []  # per-type single-gene (upper) fractions
@@ -491,7 +495,7 @@ class _Problem:
 
     def _init_cells(self, cells: HealthyCells, where: str, g: int) -> None:
         w, names = _weights_names(cells, where)
-        H = as_csc_bool(cells.X, f"{where}.X")
+        H = as_bool_sparse(cells.X, f"{where}.X")
         if H.shape[1] != g:
             msg = f"{where}.X has {H.shape[1]} gene columns; expected {g} (as T)."
             raise InputError(msg)
@@ -513,12 +517,7 @@ class _Problem:
         self.cell_sizes = self.healthy.group_sizes
         self.w_cells = w[self.htypes]
         self.names_cells = [names[i] for i in self.htypes.tolist()]
-        h_counts = np.zeros((self.cell_sizes.size, g), dtype=np.int64)
-        Hr = sparse.csr_array(H)
-        rows = np.searchsorted(self.htypes, ct)
-        for k in range(self.cell_sizes.size):
-            h_counts[k] = np.bincount(Hr[rows == k].indices, minlength=g)
-        self.h_counts = h_counts
+        self.h_counts = group_gene_popcount(self.healthy.words, self.healthy.word_ptr)
 
     def _init_bulk(self, bulk: HealthyPseudobulk, where: str, g: int) -> None:
         w, names = _weights_names(bulk, where)
@@ -744,9 +743,9 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     if prob.frac is not None:
         frechet_pair_risk(prob.frac, prob.w_bulk, r_and, r_or, r_an)
     if pair_method == "gram":
-        P = gram_counts(prob.T)
+        P = gram_counts(as_csc_bool(prob.T, "T"))
         if prob.healthy is not None:
-            Hr = sparse.csr_array(prob.H)
+            Hr = sparse.csr_array(as_csc_bool(prob.H, "H"))
             ct = np.searchsorted(prob.htypes, prob.h_labels)
             for k in range(prob.cell_sizes.size):
                 counts = gram_counts(Hr, np.flatnonzero(ct == k))

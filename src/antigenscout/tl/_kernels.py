@@ -44,6 +44,7 @@ __all__ = [
     "count_ext",
     "frechet_pair_risk",
     "gram_counts",
+    "group_gene_popcount",
     "group_popcount",
     "pack_groups",
     "pair_and_counts_bits",
@@ -232,13 +233,76 @@ def as_csc_bool(x: object, name: str) -> sparse.csc_array:
     return m
 
 
+def as_bool_sparse(x: object, name: str) -> sparse.csr_array | sparse.csc_array:
+    """Validate ``x`` (dense bool or scipy sparse, bool or 0/1) without converting its format.
+
+    A CSR or CSC input is returned as it is (no copy, duplicates and explicit zeros allowed:
+    the packers treat an entry as positive when it is non-zero and OR duplicates); other sparse
+    formats and dense arrays become CSR.
+
+    Raises
+    ------
+    InputError
+        If ``x`` is not 2-D or not boolean / 0-1.
+    """
+    if sparse.issparse(x):
+        m = sparse.csc_array(x) if x.format == "csc" else sparse.csr_array(x)
+    else:
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            msg = f"{name} must be a 2-D cells × genes matrix; got shape {arr.shape}."
+            raise InputError(msg)
+        m = sparse.csr_array(arr)
+    if m.dtype != np.bool_:
+        data = m.data
+        if data.size and not np.all((data == 0) | (data == 1)):
+            msg = (
+                f"{name} must be boolean positivity (True/False or 0/1); got values other than "
+                "0 and 1. Binarise it first (e.g. counts > threshold)."
+            )
+            raise InputError(msg)
+    return m
+
+
 @numba.njit(parallel=True, cache=True)
-def _pack_csc(indptr, indices, slot, n_genes, n_words):  # pragma: no cover - numba
+def _pack_csc(indptr, indices, keep, slot, n_genes, n_words):  # pragma: no cover - numba
     out = np.zeros((n_genes, n_words), dtype=np.uint64)
     for g in prange(n_genes):
         for p in range(indptr[g], indptr[g + 1]):
-            s = slot[indices[p]]
-            out[g, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+            if keep[p]:
+                s = slot[indices[p]]
+                out[g, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words):  # pragma: no cover
+    # one parallel task per word: the (up to 64) cells of word w, listed in cells[cell_ptr[w]:
+    # cell_ptr[w + 1]], set their bit in every gene row they are positive in; tasks write
+    # disjoint words, and consecutive words share cache lines of the gene rows
+    out = np.zeros((n_genes, n_words), dtype=np.uint64)
+    for w in prange(n_words):
+        for q in range(cell_ptr[w], cell_ptr[w + 1]):
+            r = cells[q]
+            bit = np.uint64(1) << np.uint64(slot[r] & 63)
+            for p in range(indptr[r], indptr[r + 1]):
+                if keep[p]:
+                    out[indices[p], w] |= bit
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def group_gene_popcount(words, word_ptr):  # pragma: no cover - numba
+    """Positive cells per group and gene: ``out[k, g] = popcount(words[g, word_ptr[k]:…[k+1]])``."""
+    n_genes = words.shape[0]
+    n_groups = word_ptr.shape[0] - 1
+    out = np.zeros((n_groups, n_genes), dtype=np.int64)
+    for g in prange(n_genes):
+        for k in range(n_groups):
+            acc = np.uint64(0)
+            for w in range(word_ptr[k], word_ptr[k + 1]):
+                acc += _popcount(words[g, w])
+            out[k, g] = np.int64(acc)
     return out
 
 
@@ -260,7 +324,7 @@ def pack_groups(x: object, labels: np.ndarray | None = None, *, name: str = "X")
     PackedBits
         The packed cells; padding bits are zero.
     """
-    m = as_csc_bool(x, name)
+    m = as_bool_sparse(x, name)
     n_cells, n_genes = m.shape
     if labels is None:
         labels = np.zeros(n_cells, dtype=np.int64)
@@ -280,7 +344,15 @@ def pack_groups(x: object, labels: np.ndarray | None = None, *, name: str = "X")
     np.cumsum(sizes, out=start_cell[1:])
     rank[order] = np.arange(n_cells, dtype=np.int64) - start_cell[inv[order]]
     slot = word_ptr[inv] * 64 + rank
-    words = _pack_csc(m.indptr.astype(np.int64), m.indices.astype(np.int64), slot, n_genes, n_words)
+    keep = m.data if m.dtype == np.bool_ else m.data != 0
+    indptr, indices = m.indptr, m.indices  # int32 or int64: numba compiles both
+    if m.format == "csc":
+        words = _pack_csc(indptr, indices, keep, slot, n_genes, n_words)
+    else:
+        cells = np.argsort(slot, kind="stable")
+        cell_ptr = np.zeros(n_words + 1, dtype=np.int64)
+        np.cumsum(np.bincount(slot >> 6, minlength=n_words), out=cell_ptr[1:])
+        words = _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words)
     valid = np.zeros(n_words, dtype=np.uint64)
     for k in range(groups.size):
         full, rem = divmod(int(sizes[k]), 64)
