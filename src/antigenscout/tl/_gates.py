@@ -53,6 +53,7 @@ from ._kernels import (
     pair_group_counts,
     pair_layout,
     pair_stats_fused,
+    pair_values_counted,
     parent_type_terms,
     triple_candidates,
     update_pair_risk,
@@ -732,6 +733,9 @@ class _PairStats:
     r_and: np.ndarray  # worst risk of i ∧ j
     r_or: np.ndarray  # worst risk of i ∨ j
     r_andnot: np.ndarray  # worst risk of i ∧ ¬j (ordered)
+    #: when set, the matrices are over these genes only, in this order (a 2-gene search);
+    #: pairs it skipped hold P = −1
+    rows: np.ndarray | None = None
 
 
 def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
@@ -814,10 +818,11 @@ def _pair_stats_top(
     (and the single genes when ``min_genes`` is 1) is a cut ``τ₀`` that the final top k cannot
     fall below (they are gates of the search space). The kernel then skips every tile whose
     coverage bound ``b`` (a count) has ``b / N < τ₀`` (a pair's objective is at most its
-    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search.singles_and_pairs` treats as
-    absent, and so do genes outside ``cand``. The result equals the full search's.
+    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search._pairs_counted` treats as
+    absent. The matrices are over the candidates only, in that sorted order (``rows``). The
+    result equals the full search's.
     """
-    g, N = prob.genes.size, prob.n_tumour
+    N = prob.n_tumour
     order = cand[np.argsort(-prob.s[cand], kind="stable")]
     kinds = (1 if "and" in ops else 0) | (2 if "or" in ops else 0) | (4 if "not" in ops else 0)
     cut = 0.0
@@ -846,13 +851,7 @@ def _pair_stats_top(
         frechet_pair_risk(np.ascontiguousarray(prob.frac[:, order]), prob.w_bulk, *r)
     Po = np.full((order.size, order.size), -1, dtype=np.int64)
     _pair_stats_rows(prob, order, Po, *r, cut=cut, kinds=kinds)
-    P = np.full((g, g), -1, dtype=np.int64)
-    full = [np.zeros((g, g)) for _ in range(3)]
-    ix = np.ix_(order, order)
-    P[ix] = Po
-    for dst, src in zip(full, r, strict=True):
-        dst[ix] = src
-    return _PairStats(P, *full)
+    return _PairStats(Po, *r, rows=order)
 
 
 def _pair_values(
@@ -972,6 +971,9 @@ class _Search:
                 top.push(float(vals[i]), Gate.lit(int(c[i])))
         if max_genes < 2 or min_genes > 2:
             return
+        if self.st.rows is not None:
+            self._pairs_counted(top)
+            return
         P = self.st.P[np.ix_(c, c)]
         sc = s[c]
         iu = np.triu(np.ones((c.size, c.size), dtype=bool), 1)
@@ -991,6 +993,26 @@ class _Search:
             for f in _top_indices(flat, top.k):
                 i, j = divmod(int(f), c.size)
                 top.push(float(flat[f]), _pair_gate(kind, int(c[i]), int(c[j])))
+
+    def _pairs_counted(self, top: _TopK) -> None:
+        """The top pair gates of a 2-gene search from its counted pairs (``st.rows``): one
+        compiled pass per kind instead of genes × genes numpy arrays; the values are the same
+        float operations as :func:`_objective`, so the table is the same."""
+        st, rows = self.st, self.st.rows
+        assert rows is not None
+        s_rows = np.ascontiguousarray(self.s[rows])
+        score = self.objective == "score"
+        for kind in ("and", "or", "andnot"):
+            if (kind == "andnot" and "not" not in self.ops) or (
+                kind != "andnot" and kind not in self.ops
+            ):
+                continue
+            risk = {"and": st.r_and, "or": st.r_or, "andnot": st.r_andnot}[kind]
+            vals, ii, jj = pair_values_counted(
+                st.P, s_rows, risk, _KIND_CODE[kind], float(self.N), float(self.cap) + _EPS, score
+            )
+            for f in _top_indices(vals, top.k):
+                top.push(float(vals[f]), _pair_gate(kind, int(rows[ii[f]]), int(rows[jj[f]])))
 
     # ---- triples: exact branch and bound -------------------------------------------------
     def triples(self, top: _TopK, budget: int | None = None) -> float:

@@ -51,6 +51,7 @@ __all__ = [
     "pair_group_counts",
     "pair_layout",
     "pair_stats_fused",
+    "pair_values_counted",
     "parent_type_terms",
     "update_pair_risk",
 ]
@@ -665,6 +666,57 @@ def pair_stats_fused(
                 words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib,
                 jb, s_rows, cut, kinds,
             )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # pragma: no cover
+    # count (emit=False) or write the finite objectives: the float operations of
+    # _gates._objective (coverage = count / n, times 1 − risk for score; cap as risk <= lim)
+    g = P.shape[0]
+    m = 0
+    for i in range(g):
+        j0 = 0 if kind == 1 else i + 1
+        for j in range(j0, g):
+            p = P[i, j]
+            if p < 0 or j == i:
+                continue
+            r = risk[i, j]
+            if not r <= lim:
+                continue
+            if kind == 0:
+                cov = p
+            elif kind == 2:
+                cov = s[i] + s[j] - p
+            else:
+                cov = s[i] - p
+            if emit:
+                v = np.float64(cov) / n
+                if score:
+                    v = v * (1.0 - r)
+                vals[m] = v
+                ii[m] = i
+                jj[m] = j
+            m += 1
+    return m
+
+
+@numba.njit(cache=True)
+def pair_values_counted(P, s, risk, kind, n, lim, score):  # pragma: no cover - numba
+    """Objectives of the feasible, counted pair gates of one kind, compactly.
+
+    ``P`` is a pair-count matrix in which uncounted pairs hold −1, ``s`` the single counts of
+    its rows, ``risk`` the kind's worst-risk matrix; ``kind`` 0 = ``i ∧ j`` (i < j), 2 = ``i ∨ j``
+    (i < j), 1 = ``i ∧ ¬j`` (i ≠ j); ``lim`` = cap + tolerance. Returns ``(values, i, j)`` of
+    every such pair within the cap (coverage, or coverage × (1 − risk) with ``score``).
+    """
+    e_f = np.empty(0)
+    e_i = np.empty(0, dtype=np.int64)
+    m = _pair_values_pass(P, s, risk, kind, n, lim, score, e_f, e_i, e_i, False)
+    vals = np.empty(m)
+    ii = np.empty(m, dtype=np.int64)
+    jj = np.empty(m, dtype=np.int64)
+    _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, True)
+    return vals, ii, jj
 
 
 @numba.njit(parallel=True, cache=True)
