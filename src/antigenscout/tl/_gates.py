@@ -49,6 +49,7 @@ from ._kernels import (
     gram_counts,
     group_gene_popcount,
     group_popcount,
+    or_child_bound_max,
     pack_groups,
     pair_group_counts,
     pair_layout,
@@ -1025,9 +1026,10 @@ class _Search:
         (docs/gates.md). Above it, OR children are expanded only for the parents with the
         highest bounds until the budget is spent; AND / AND NOT children of every parent are
         still searched exactly. Returns an upper bound on the objective of every 3-gene gate
-        that may have been missed (the largest OR bound among parents whose OR children were
-        not expanded), ``-inf`` when the search was exact. Sets :attr:`triple_work` (the
-        estimate) and :attr:`triple_beam`.
+        that may have been missed: the largest objective bound of an OR child of a parent whose
+        OR children were not expanded (bounded by :func:`or_child_bound_max`, not counted), or
+        ``-inf`` when the search was exact. Sets :attr:`triple_work` (the estimate) and
+        :attr:`triple_beam`.
         """
         c = self.cand
         s, N, P = self.s, self.N, self.st.P
@@ -1096,7 +1098,6 @@ class _Search:
         if budget is not None and self.triple_work > budget:
             self.triple_beam = True
             n_or = int(np.searchsorted(cum, budget, side="right"))
-        skipped = float(ub_or_all[n_or:].max()) if n_or < ub_all.size else -math.inf
         modes_no_or = modes[modes != MODE_OR]
         orders = self._type_orders()
         seen: set[Gate] = set()
@@ -1114,7 +1115,19 @@ class _Search:
             if not self._expand(top, idx, m_use, bound_all, kind_code, a_all, b_all, cov_all,
                                 risk_all, orders, seen):  # fmt: skip
                 break
-        return skipped
+        if n_or == ub_all.size:
+            return -math.inf
+        # the OR children the beam did not expand: bound them (nothing is counted) where the
+        # parent's own OR bound can still beat the final τ; the largest child bound is stated
+        rest = n_or + np.flatnonzero(ub_or_all[n_or:] > top.tau)
+        if rest.size == 0:
+            return -math.inf
+        child_ub = or_child_bound_max(
+            kind_code[rest], a_all[rest], b_all[rest], cov_all[rest], risk_all[rest], c,
+            P, s, float(N), self.prob.r_single, self.st.r_and, self.st.r_or, self.st.r_andnot,
+            float(cap), self.objective == "score",
+        )  # fmt: skip
+        return float(child_ub.max())
 
     def _expand(
         self,

@@ -46,6 +46,7 @@ __all__ = [
     "gram_counts",
     "group_gene_popcount",
     "group_popcount",
+    "or_child_bound_max",
     "pack_groups",
     "pair_and_counts_bits",
     "pair_group_counts",
@@ -1251,6 +1252,37 @@ def _parent_children(
                     o_ub[k] = obj
                 k += 1
     return k - k0
+
+
+@numba.njit(parallel=True, cache=True)
+def or_child_bound_max(
+    kind, pa, pb, covp, riskp, cand, P, s, n, r_single, r_and, r_or, r_an, cap, score
+):  # pragma: no cover - numba
+    """Per parent, the largest objective bound of its OR children ``parent ∨ c`` over the
+    candidates (the bound :func:`triple_candidates` prunes with, docs/gates.md "Triple bounds"
+    cases 3–4); ``-1`` when no child can pass the cap. Nothing is counted: this states what a
+    beam that did not expand these children could have missed. Parents run in parallel."""
+    n_par = kind.shape[0]
+    out = np.full(n_par, -1.0)
+    e_i = np.zeros((n_par, 0), dtype=np.int64)
+    e_f = np.zeros((n_par, 0))
+    e_c = np.zeros((0, 0), dtype=np.int64)
+    e_n = np.zeros(0, dtype=np.int64)
+    e_1 = np.zeros(0)
+    for p in prange(n_par):
+        best = -1.0
+        for q in range(cand.shape[0]):
+            c = cand[q]
+            if c == pa[p] or c == pb[p]:
+                continue
+            obj = _candidate_obj(
+                p, c, 2, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                cap, -np.inf, score, e_i, e_f, e_c, e_c, e_n, e_1, e_f, e_f, e_1,
+            )  # fmt: skip
+            if obj > best:
+                best = obj
+        out[p] = best
+    return out
 
 
 @numba.njit(parallel=True, cache=True)
