@@ -32,6 +32,7 @@ from antigenscout.tl._kernels import (
     MODE_ANDNOT,
     _candidate_obj,
     child_risk_lower,
+    or_child_bound_max,
     triple_candidates,
 )
 
@@ -589,6 +590,44 @@ def test_triple_budget_bound_carries_into_the_four_gene_beam():
     assert (
         expect[:n] <= df["objective"].to_numpy() + df["optimality_gap"].to_numpy() + 1e-12
     ).all()
+
+
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+def test_or_child_bound_max_is_above_every_feasible_or_child(objective):
+    """The stated bound of a beamed parent, ``or_child_bound_max``, is at least the exact
+    objective of each of its feasible OR children ``P ∨ c`` (numpy booleans)."""
+    g = 7
+    T, H, ct, w, pat = _or_heavy(5, g)
+    genes = [f"G{i}" for i in range(g)]
+    cap = 0.35
+    prob = _Problem(T, pat, HealthyCells(H, ct, w), genes, None)
+    st = _pair_stats(prob, "bits")
+    pairs = [(k, a, b) for k in ("and", "or") for a in range(g) for b in range(a + 1, g)]
+    pairs += [("andnot", a, b) for a in range(g) for b in range(g) if a != b]
+    kind = np.array([_KIND_CODE[k] for k, _, _ in pairs], dtype=np.int64)
+    pa = np.array([a for _, a, _ in pairs], dtype=np.int64)
+    pb = np.array([b for _, _, b in pairs], dtype=np.int64)
+    lit = {"and": lambda X, a, b: X[:, a] & X[:, b], "andnot": lambda X, a, b: X[:, a] & ~X[:, b],
+           "or": lambda X, a, b: X[:, a] | X[:, b]}  # fmt: skip
+    covp = np.array([lit[k](T, a, b).sum() for k, a, b in pairs], dtype=np.float64)
+    riskp = np.array(
+        [max(w[t] * lit[k](H, a, b)[ct == t].mean() for t in range(3)) for k, a, b in pairs]
+    )
+    ub = or_child_bound_max(kind, pa, pb, covp, riskp, np.arange(g), st.P, prob.s,
+                            float(T.shape[0]), prob.r_single, st.r_and, st.r_or, st.r_andnot,
+                            cap, objective == "score")  # fmt: skip
+    n_checked = 0
+    for p, (k, a, b) in enumerate(pairs):
+        for c in set(range(g)) - {a, b}:
+            child_t = lit[k](T, a, b) | T[:, c]
+            child_h = lit[k](H, a, b) | H[:, c]
+            risk = max(w[t] * child_h[ct == t].mean() for t in range(3))
+            if risk > cap + 1e-12:
+                continue
+            v = child_t.mean() * ((1 - risk) if objective == "score" else 1.0)
+            assert v <= ub[p] + 1e-12, (k, a, b, c, v, ub[p])
+            n_checked += 1
+    assert n_checked > 20
 
 
 def test_triple_budget_refused():

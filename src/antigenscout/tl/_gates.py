@@ -880,8 +880,8 @@ def _pair_values(
 
 
 #: Default OR-child work of an exact triple search (see ``search_gates(triple_budget=...)``):
-#: 10^8 (e.g. 100,000 feasible parents × 1,000 feasible genes), about a minute of OR children
-#: on the development machine (0.6 µs per unit measured); docs/gates.md, "OR triples".
+#: 10^8 (e.g. 100,000 feasible parents × 1,000 feasible genes): 35–45 s on the 1,000-gene
+#: benchmark on the development machine (docs/benchmarks.md); docs/gates.md, "OR triples".
 TRIPLE_BUDGET = 100_000_000
 
 #: Candidates (the most frequent in the tumour) whose pairs seed the top-k cut of a 2-gene search.
