@@ -1462,7 +1462,9 @@ def search_gates(
     """Find the gates with the highest tumour coverage whose worst vital healthy risk is capped.
 
     Gates of 1–3 genes are searched exactly (every pair via exact pair counts; triples by branch
-    and bound); 4–5 genes by a beam search that reports an upper bound on what it skipped.
+    and bound, OR triples only while their estimated work is within ``triple_budget``, else by
+    a beam that states a bound on what it skipped); 4–5 genes by a beam search that reports an
+    upper bound on what it skipped.
 
     Parameters
     ----------

@@ -178,8 +178,9 @@ def search_gates(
         Use the healthy single cells alone (exact risk only, no reference contexts), for a
         whole-body healthy atlas. Needs ``healthy``.
     max_genes
-        Largest gate (1–5): pairs exhaustive, triples exact by branch and bound, 4–5 by a
-        bounded beam search that reports its optimality gap.
+        Largest gate (1–5): pairs exhaustive, triples exact by branch and bound (OR triples
+        beyond ``triple_budget`` by a beam that reports its gap), 4–5 by a bounded beam search
+        that reports its optimality gap.
     ops
         Operators from ``("and", "or", "not")``.
     max_vital_risk
