@@ -226,6 +226,41 @@ def test_gates_writes_required_columns(good_h5ad: Path, tmp_path: Path, capsys) 
     assert gates["gate"].str.contains(" AND ").any()
 
 
+def test_gates_triple_budget_reports_the_beam(tmp_path: Path, capsys) -> None:
+    """``--triple-budget 0`` beams every OR triple: run.json records the work estimate and the
+    beam, gates.tsv's rows carry optimal / optimality_gap consistent with the stated bound,
+    and the terminal says which rows are not proven optimal; ``--exact-triples`` is exact."""
+    import json
+
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(rng.uniform(0.03, 0.5, len(GENES)) * 8, (300, len(GENES)))
+    path = _write_h5ad(tmp_path / "sparse.h5ad", counts.astype(np.float32))
+    base = ["gates", str(path), "--malignant-key", "status=malignant"]
+    base += ["--patient-key", "patient", "--positivity", "cp10k", "--max-genes", "3"]
+    base += ["--ops", "and,or,not", "--max-vital-risk", "0.5", "--top", "10"]
+    assert main([*base, "--triple-budget", "0", "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    search = run["params"]["search"]
+    assert search["triple_beam"] is True
+    assert search["triple_or_work"] > 0
+    beam = pd.read_csv(tmp_path / "b" / "gates.tsv", sep="\t")
+    gap = (search["skipped_upper_bound"] - beam["objective"]).clip(lower=0)
+    assert (beam["optimality_gap"] - gap).abs().max() < 1e-6  # the TSV rounds
+    assert not beam["optimal"].all()
+    assert "not proven optimal" in err
+    assert main([*base, "--exact-triples", "--out", str(tmp_path / "e")]) == 0
+    exact = pd.read_csv(tmp_path / "e" / "gates.tsv", sep="\t")
+    assert exact["optimal"].all()
+    # the exact top is never beaten by what the beam claims
+    assert (
+        beam["objective"].to_numpy() <= exact["objective"].to_numpy()[: len(beam)] + 1e-12
+    ).all()
+    assert (
+        main([*base, "--exact-triples", "--triple-budget", "5", "--out", str(tmp_path / "x")]) != 0
+    )
+
+
 # ----------------------------------------------------------------------------- terminal
 
 

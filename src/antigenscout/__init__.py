@@ -10,6 +10,13 @@ Subpackages follow scanpy's layout: :mod:`~antigenscout.io` (readers),
 from __future__ import annotations
 
 import importlib
+import os
+
+# numba's OpenMP layer (GNU libgomp) with its default wait policy ran a parallel loop on one
+# core on the 2-vCPU development VM (same wall time on 1 and 2 threads); with passive waiting
+# both threads run (docs/benchmarks.md). libgomp reads this once, when numba first loads it,
+# after this import; a value the user has set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any

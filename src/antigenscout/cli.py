@@ -627,6 +627,20 @@ def rank(
     show_default=True,
     help="Gates written (≥ 1).",
 )
+@click.option(
+    "--triple-budget",
+    type=Number(0, integer=True),
+    default=None,
+    help="Work allowed for exact OR triples, as (pair gates whose OR children can pass the "
+    "bound) x (feasible genes); above it OR triples are searched by a beam and rows it "
+    "cannot prove optimal are marked (optimal, optimality_gap). Default 1e8; 0 never "
+    "expands OR triples.",
+)
+@click.option(
+    "--exact-triples",
+    is_flag=True,
+    help="Search OR triples exactly whatever the work (no beam; can take very long).",
+)
 @_modality
 @_positivity
 @_threshold
@@ -651,6 +665,8 @@ def gates(
     objective: str,
     n_candidates: int | None,
     top_k: int,
+    triple_budget: int | None,
+    exact_triples: bool,
     modality: str,
     positivity: str,
     threshold: float | None,
@@ -665,7 +681,13 @@ def gates(
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
     from .io._write import staged_run, write_json, write_table
+    from .tl._gates import TRIPLE_BUDGET
     from .tl._score import _parse_key_value
+
+    if exact_triples and triple_budget is not None:
+        msg = "--exact-triples and --triple-budget exclude each other; pass one"
+        raise InputError(msg)
+    budget = None if exact_triples else (TRIPLE_BUDGET if triple_budget is None else triple_budget)
 
     t0 = time.perf_counter()
     reference = _load_reference(None, atlas_path)
@@ -704,6 +726,7 @@ def gates(
                 objective=objective,  # type: ignore[arg-type]
                 n_candidates=n_candidates,
                 top_k=top_k,
+                triple_budget=budget,
                 positivity=positivity,  # type: ignore[arg-type]
                 threshold=threshold,
                 graph_key=_graph_key_value(graph_key),
@@ -728,6 +751,19 @@ def gates(
     _print_gates(table, res["denominators"], max_vital_risk)
     if table.empty:
         err.print("no gate within the risk cap; relax --max-vital-risk")
+    elif "optimal" in table and not table["optimal"].all():
+        search = res["params"].get("search", {})
+        bound = search.get("skipped_upper_bound", float("nan"))
+        why = (
+            f"OR triples beamed (work estimate {search.get('triple_or_work', 0):,} > budget "
+            f"{budget:,}; --exact-triples for the exact search)"
+            if search.get("triple_beam")
+            else "4-5 gene gates searched by a beam"
+        )
+        err.print(
+            f"not proven optimal: {int((~table['optimal']).sum())} of {len(table)} rows; {why}; "
+            f"an unexamined gate scores at most {bound:.4f} (see optimality_gap)"
+        )
     err.print(f"wrote {out}/gates.tsv, run.json")
     _maybe_report(out, with_report)
 

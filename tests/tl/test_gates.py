@@ -32,6 +32,7 @@ from antigenscout.tl._kernels import (
     MODE_ANDNOT,
     _candidate_obj,
     child_risk_lower,
+    or_child_bound_max,
     triple_candidates,
 )
 
@@ -161,6 +162,7 @@ def _data(seed, n_t=120, n_h=150, g=6, n_types=3, n_pat=3):
 
 
 GENES6 = [f"G{i}" for i in range(6)]
+_ALL_OPS = ("and", "or", "not")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,6 +488,160 @@ def test_wide_beam_is_exact_on_four_gene_chains():
     )
     assert df["optimal"].all()
     np.testing.assert_allclose(df["objective"], expect[:12], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# OR triples: exact within a work budget, a beam with a stated bound beyond it
+# ---------------------------------------------------------------------------------------------
+
+
+def _or_heavy(seed: int, g: int = 8):
+    """Data with many OR triples near the top: frequent-ish, weakly overlapping genes."""
+    rng = np.random.default_rng(seed)
+    T = rng.random((150, g)) < rng.uniform(0.1, 0.45, g)
+    H = rng.random((160, g)) < rng.uniform(0.0, 0.25, g)
+    ct = rng.integers(0, 3, 160)
+    w = rng.uniform(0.3, 1.0, 3)
+    pat = rng.integers(0, 3, 150)
+    return T, H, ct, w, pat
+
+
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+@pytest.mark.parametrize("healthy_kind", ["cells", "mixed"])
+def test_triple_budget_huge_is_the_exact_search(objective, healthy_kind):
+    """With a budget above the work estimate the triple search is the exact one: the same
+    table as ``triple_budget=None`` and the brute-force values, every row optimal."""
+    g = 8
+    T, H, ct, w, pat = _or_heavy(3, g)
+    genes = [f"G{i}" for i in range(g)]
+    cap = 0.3
+    if healthy_kind == "cells":
+        healthy = HealthyCells(H, ct, w)
+        expect = _brute_values(T, H, ct, w, 3, _ALL_OPS, cap, objective)
+    else:
+        frac = np.random.default_rng(1).uniform(0.0, 0.3, (2, g))
+        w_pb = np.array([0.5, 0.9])
+        healthy = _mixed(H, ct, w, frac, w_pb)
+        expect = _brute_values(T, H, ct, w, 3, _ALL_OPS, cap, objective, bulk=(frac, w_pb))
+    kw = {"genes": genes, "max_genes": 3, "max_vital_risk": cap, "top_k": 20}
+    exact = search_gates(T, pat, healthy, objective=objective, triple_budget=None, **kw)
+    wide = search_gates(T, pat, healthy, objective=objective, triple_budget=10**12, **kw)
+    assert wide.attrs["triple_or_work"] > 0
+    assert not wide.attrs["triple_beam"]
+    assert wide["gate"].tolist() == exact["gate"].tolist()
+    assert wide["optimal"].all()
+    np.testing.assert_allclose(wide["objective"], expect[:20], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("budget", [0, 50, 400])
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+@pytest.mark.parametrize("seed", [3, 8])
+def test_triple_budget_small_states_a_sound_bound(budget, objective, seed):
+    """Over budget the OR children are beamed: every row is evaluated exactly, and the true
+    i-th best value (brute force) is at most row i's objective + its optimality gap, i.e. at
+    most max(row objective, the stated bound); with no OR expansion at all (budget 0) the
+    search cannot prove its OR-rich top optimal."""
+    g = 8
+    T, H, ct, w, pat = _or_heavy(seed, g)
+    genes = [f"G{i}" for i in range(g)]
+    cap = 0.3
+    healthy = HealthyCells(H, ct, w)
+    expect = _brute_values(T, H, ct, w, 3, _ALL_OPS, cap, objective)
+    k = 20
+    df = search_gates(T, pat, healthy, genes=genes, max_genes=3, max_vital_risk=cap, top_k=k,
+                      objective=objective, triple_budget=budget)  # fmt: skip
+    assert df.attrs["triple_beam"]
+    assert df.attrs["triple_or_work"] > budget
+    bound = df.attrs["skipped_upper_bound"]
+    got = df["objective"].to_numpy()
+    gap = df["optimality_gap"].to_numpy()
+    np.testing.assert_allclose(gap, np.maximum(0.0, bound - got), rtol=0, atol=0)
+    assert ((gap == 0) == df["optimal"]).all()
+    n = min(k, expect.size)
+    assert len(df) == n
+    assert (expect[:n] <= got + gap + 1e-12).all()  # brute force ≤ max(found, bound)
+    assert (got <= expect[:n] + 1e-12).all()  # nothing better than the truth is claimed
+    ev = evaluate_gates(df["gate"].tolist(), T, pat, healthy, genes=genes, max_vital_risk=cap)
+    np.testing.assert_allclose(ev["tumor_coverage"], df["tumor_coverage"], atol=1e-12)
+    if budget == 0:
+        assert bound >= expect[0] - 1e-12
+        assert not df["optimal"].all()
+
+
+def test_triple_budget_bound_carries_into_the_four_gene_beam():
+    """With OR triples beamed, the 4-gene beam's stated bound still covers every 4-gene chain
+    gate: brute-force i-th best ≤ row i's objective + gap."""
+    T, H, ct, w, pat = _data(19, g=5, n_t=80, n_h=90)
+    genes = [f"G{i}" for i in range(5)]
+    cap = 0.2
+    level = {Gate.lit(i) for i in range(5)}
+    every = set(level)
+    for _ in range(3):
+        nxt = set()
+        for base in level:
+            for i in set(range(5)) - set(base.genes):
+                nxt.add(Gate.and_(base, Gate.lit(i)))
+                nxt.add(Gate.or_(base, Gate.lit(i)))
+                nxt.add(Gate.and_(base, Gate.lit(i, negated=True)))
+        level = nxt
+        every |= nxt
+    vals = []
+    for gt in every:
+        risk = max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(3))
+        if risk <= cap + 1e-12:
+            vals.append(_np_eval(gt, T).mean())
+    expect = np.sort(vals)[::-1]
+    df = search_gates(T, pat, HealthyCells(H, ct, w), genes=genes, max_genes=4,
+                      max_vital_risk=cap, top_k=12, beam_width=3, triple_budget=0)  # fmt: skip
+    assert df.attrs["triple_beam"]
+    n = len(df)
+    assert (
+        expect[:n] <= df["objective"].to_numpy() + df["optimality_gap"].to_numpy() + 1e-12
+    ).all()
+
+
+@pytest.mark.parametrize("objective", ["coverage", "score"])
+def test_or_child_bound_max_is_above_every_feasible_or_child(objective):
+    """The stated bound of a beamed parent, ``or_child_bound_max``, is at least the exact
+    objective of each of its feasible OR children ``P ∨ c`` (numpy booleans)."""
+    g = 7
+    T, H, ct, w, pat = _or_heavy(5, g)
+    genes = [f"G{i}" for i in range(g)]
+    cap = 0.35
+    prob = _Problem(T, pat, HealthyCells(H, ct, w), genes, None)
+    st = _pair_stats(prob, "bits")
+    pairs = [(k, a, b) for k in ("and", "or") for a in range(g) for b in range(a + 1, g)]
+    pairs += [("andnot", a, b) for a in range(g) for b in range(g) if a != b]
+    kind = np.array([_KIND_CODE[k] for k, _, _ in pairs], dtype=np.int64)
+    pa = np.array([a for _, a, _ in pairs], dtype=np.int64)
+    pb = np.array([b for _, _, b in pairs], dtype=np.int64)
+    lit = {"and": lambda X, a, b: X[:, a] & X[:, b], "andnot": lambda X, a, b: X[:, a] & ~X[:, b],
+           "or": lambda X, a, b: X[:, a] | X[:, b]}  # fmt: skip
+    covp = np.array([lit[k](T, a, b).sum() for k, a, b in pairs], dtype=np.float64)
+    riskp = np.array(
+        [max(w[t] * lit[k](H, a, b)[ct == t].mean() for t in range(3)) for k, a, b in pairs]
+    )
+    ub = or_child_bound_max(kind, pa, pb, covp, riskp, np.arange(g), st.P, prob.s,
+                            float(T.shape[0]), prob.r_single, st.r_and, st.r_or, st.r_andnot,
+                            cap, objective == "score")  # fmt: skip
+    n_checked = 0
+    for p, (k, a, b) in enumerate(pairs):
+        for c in set(range(g)) - {a, b}:
+            child_t = lit[k](T, a, b) | T[:, c]
+            child_h = lit[k](H, a, b) | H[:, c]
+            risk = max(w[t] * child_h[ct == t].mean() for t in range(3))
+            if risk > cap + 1e-12:
+                continue
+            v = child_t.mean() * ((1 - risk) if objective == "score" else 1.0)
+            assert v <= ub[p] + 1e-12, (k, a, b, c, v, ub[p])
+            n_checked += 1
+    assert n_checked > 20
+
+
+def test_triple_budget_refused():
+    T, H, ct, w, pat = _data(1)
+    with pytest.raises(InputError, match="triple_budget"):
+        search_gates(T, pat, HealthyCells(H, ct, w), genes=GENES6, max_genes=3, triple_budget=-1)
 
 
 @settings(max_examples=25, deadline=None)

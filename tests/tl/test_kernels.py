@@ -12,10 +12,12 @@ from antigenscout.tl._kernels import (
     MODE_AND,
     MODE_ANDNOT,
     MODE_OR,
+    TILE_MAX_WORDS,
     _and_popcount_tile,
     count_ext,
     frechet_pair_risk,
     gram_counts,
+    group_gene_popcount,
     group_popcount,
     pack_groups,
     pair_and_counts_bits,
@@ -49,6 +51,38 @@ def test_pack_roundtrip_and_padding(data, to_array):
             assert not bits[sub.size :].any()  # padding is zero
         vbits = np.unpackbits(p.valid[w0:w1].view(np.uint8), bitorder="little")
         assert vbits.sum() == (labels == lab).sum()
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("dtype", [bool, np.float32])
+def test_pack_non_canonical_sparse(data, fmt, dtype):
+    """CSR / CSC input is packed in its own format: explicit zeros do not count, duplicate
+    entries are one positive cell, and the per-group gene counts match numpy."""
+    X, labels = data
+    m = sparse.csr_array(X) if fmt == "csr" else sparse.csc_array(X)
+    rng = np.random.default_rng(3)
+    indptr, indices = m.indptr, m.indices
+    # every stored entry twice, plus an explicit zero in each row / column
+    new_ptr = [0]
+    new_idx: list[int] = []
+    new_dat: list[float] = []
+    n_minor = m.shape[1] if fmt == "csr" else m.shape[0]
+    for r in range(len(indptr) - 1):
+        cols = indices[indptr[r] : indptr[r + 1]].tolist()
+        zero = [c for c in range(n_minor) if c not in cols][:1]
+        row = cols + cols + zero
+        rng.shuffle(row)
+        new_idx += row
+        new_dat += [0.0 if c in zero else 1.0 for c in row]
+        new_ptr.append(len(new_idx))
+    cls = sparse.csr_array if fmt == "csr" else sparse.csc_array
+    odd = cls((np.array(new_dat, dtype=dtype), np.array(new_idx), np.array(new_ptr)), m.shape)
+    assert not odd.has_canonical_format
+    a, b = pack_groups(odd, labels), pack_groups(X, labels)
+    np.testing.assert_array_equal(a.words, b.words)
+    counts = group_gene_popcount(a.words, a.word_ptr)
+    expect = np.stack([X[labels == lab].sum(0) for lab in a.groups])
+    np.testing.assert_array_equal(counts, expect)
 
 
 def test_count_ext_modes(data):
@@ -129,6 +163,19 @@ def test_and_popcount_tile_vs_numpy(n_words):
     np.testing.assert_array_equal(out[:3], 7)
 
 
+def test_and_popcount_tile_largest_counts():
+    """At the largest word range a call may sweep, counts near 2^16 do not spill between the
+    16-bit fields of the packed horizontal sums."""
+    n = TILE_MAX_WORDS
+    words = np.full((8, n), np.uint64(0xFFFFFFFFFFFFFFFF))
+    words[5, :] = np.uint64(0x7FFFFFFFFFFFFFFF)  # 63 bits per word in one column gene
+    out = np.zeros(16, dtype=np.int64)
+    _tile(words, 0, 4, 0, n, out, 0)
+    expect = np.full((4, 4), 64 * n)
+    expect[:, 1] = 63 * n
+    np.testing.assert_array_equal(out, expect.ravel())
+
+
 def test_pair_layout_aligns_and_pads():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 2**63, (5, 3), dtype=np.int64).view(np.uint64)
@@ -169,6 +216,20 @@ def test_pair_stats_fused_vs_brute_force(g, block, chunk):
         update_pair_risk(*want, Hk.T @ Hk, single[k], float(Hk.shape[0]), float(w[k]))
     for got, exp in zip(r, want, strict=True):
         np.testing.assert_array_equal(got, exp)  # same float operations: bit for bit
+
+
+def test_pair_stats_fused_long_segment_large_chunk():
+    """A segment longer than TILE_MAX_WORDS with a larger chunk: counts above 2^16 come out
+    exact (the kernel splits the sweep so that each tile call stays within 16-bit sums)."""
+    rng = np.random.default_rng(5)
+    n, g = 140_000, 6
+    T = rng.random((n, g)) < np.array([0.99, 0.95, 0.9, 0.5, 0.98, 0.7])
+    words, ptr = pair_layout([pack_groups(T).words])
+    P = np.full((g, g), -1, dtype=np.int64)
+    r = [np.zeros((g, g)) for _ in range(3)]
+    pair_stats_fused(words, ptr, g, np.zeros((0, g), dtype=np.int64), np.zeros(0), P, *r, 4, 4096)
+    np.testing.assert_array_equal(P, T.T.astype(np.int64) @ T.astype(np.int64))
+    assert P.max() > 2**17
 
 
 def _pair_risk_numpy(X, labels, w, frac, w_pb):

@@ -42,15 +42,19 @@ from ._kernels import (
     MODE_ANDNOT,
     MODE_OR,
     PackedBits,
+    as_bool_sparse,
     as_csc_bool,
     count_ext,
     frechet_pair_risk,
     gram_counts,
+    group_gene_popcount,
     group_popcount,
+    or_child_bound_max,
     pack_groups,
     pair_group_counts,
     pair_layout,
     pair_stats_fused,
+    pair_values_counted,
     parent_type_terms,
     triple_candidates,
     update_pair_risk,
@@ -463,7 +467,7 @@ class _Problem:
     ) -> None:
         self.genes = np.asarray([str(g) for g in genes], dtype=object)
         g = self.genes.size
-        self.T = as_csc_bool(T, "T (tumour positivity)")
+        self.T = as_bool_sparse(T, "T (tumour positivity)")
         n_t = self.T.shape[0]
         if self.T.shape[1] != g:
             msg = f"T has {self.T.shape[1]} gene columns but {g} gene names were given."
@@ -509,7 +513,9 @@ class _Problem:
         self.healthy: PackedBits | None = None
         self.frac: np.ndarray | None = None
         self.frac_shown: np.ndarray | None = None
-        self.s = np.diff(self.T.indptr).astype(np.int64)  # tumour positives per gene
+        # tumour positives per gene, from the packed bits (duplicates and explicit zeros of
+        # the sparse input do not count)
+        self.s = group_gene_popcount(self.tumour.words, self.tumour.word_ptr).sum(0)
         w_parts: list[np.ndarray] = []
         name_parts: list[list[str]] = []
         single_parts: list[np.ndarray] = []  # per-type single-gene (upper) fractions
@@ -533,7 +539,7 @@ class _Problem:
 
     def _init_cells(self, cells: HealthyCells, where: str, g: int) -> None:
         w, names = _weights_names(cells, where)
-        H = as_csc_bool(cells.X, f"{where}.X")
+        H = as_bool_sparse(cells.X, f"{where}.X")
         if H.shape[1] != g:
             msg = f"{where}.X has {H.shape[1]} gene columns; expected {g} (as T)."
             raise InputError(msg)
@@ -555,12 +561,7 @@ class _Problem:
         self.cell_sizes = self.healthy.group_sizes
         self.w_cells = w[self.htypes]
         self.names_cells = [names[i] for i in self.htypes.tolist()]
-        h_counts = np.zeros((self.cell_sizes.size, g), dtype=np.int64)
-        Hr = sparse.csr_array(H)
-        rows = np.searchsorted(self.htypes, ct)
-        for k in range(self.cell_sizes.size):
-            h_counts[k] = np.bincount(Hr[rows == k].indices, minlength=g)
-        self.h_counts = h_counts
+        self.h_counts = group_gene_popcount(self.healthy.words, self.healthy.word_ptr)
 
     def _init_bulk(self, bulk: HealthyPseudobulk, where: str, g: int) -> None:
         w, names = _weights_names(bulk, where)
@@ -806,6 +807,9 @@ class _PairStats:
     r_and: np.ndarray  # worst risk of i ∧ j
     r_or: np.ndarray  # worst risk of i ∨ j
     r_andnot: np.ndarray  # worst risk of i ∧ ¬j (ordered)
+    #: when set, the matrices are over these genes only, in this order (a 2-gene search);
+    #: pairs it skipped hold P = −1
+    rows: np.ndarray | None = None
 
 
 def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
@@ -817,9 +821,9 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     if prob.frac is not None:
         frechet_pair_risk(prob.frac, prob.frac_shown, prob.w_bulk, r_and, r_or, r_an)
     if pair_method == "gram":
-        P = gram_counts(prob.T)
+        P = gram_counts(as_csc_bool(prob.T, "T"))
         if prob.healthy is not None:
-            Hr = sparse.csr_array(prob.H)
+            Hr = sparse.csr_array(as_csc_bool(prob.H, "H"))
             ct = np.searchsorted(prob.htypes, prob.h_labels)
             for k in range(prob.cell_sizes.size):
                 counts = gram_counts(Hr, np.flatnonzero(ct == k))
@@ -888,10 +892,11 @@ def _pair_stats_top(
     (and the single genes when ``min_genes`` is 1) is a cut ``τ₀`` that the final top k cannot
     fall below (they are gates of the search space). The kernel then skips every tile whose
     coverage bound ``b`` (a count) has ``b / N < τ₀`` (a pair's objective is at most its
-    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search.singles_and_pairs` treats as
-    absent, and so do genes outside ``cand``. The result equals the full search's.
+    coverage); skipped pairs keep ``P = −1``, which :meth:`_Search._pairs_counted` treats as
+    absent. The matrices are over the candidates only, in that sorted order (``rows``). The
+    result equals the full search's.
     """
-    g, N = prob.genes.size, prob.n_tumour
+    N = prob.n_tumour
     order = cand[np.argsort(-prob.s[cand], kind="stable")]
     kinds = (1 if "and" in ops else 0) | (2 if "or" in ops else 0) | (4 if "not" in ops else 0)
     cut = 0.0
@@ -930,13 +935,7 @@ def _pair_stats_top(
         )
     Po = np.full((order.size, order.size), -1, dtype=np.int64)
     _pair_stats_rows(prob, order, Po, *r, cut=cut, kinds=kinds)
-    P = np.full((g, g), -1, dtype=np.int64)
-    full = [np.zeros((g, g)) for _ in range(3)]
-    ix = np.ix_(order, order)
-    P[ix] = Po
-    for dst, src in zip(full, r, strict=True):
-        dst[ix] = src
-    return _PairStats(P, *full)
+    return _PairStats(Po, *r, rows=order)
 
 
 def _pair_values(
@@ -964,6 +963,11 @@ def _pair_values(
         out.append(_objective(cov_an / N, r_an, cap, objective)[off])
     return np.concatenate(out) if out else np.zeros(0)
 
+
+#: Default OR-child work of an exact triple search (see ``search_gates(triple_budget=...)``):
+#: 10^8 (e.g. 100,000 feasible parents × 1,000 feasible genes): 35–45 s on the 1,000-gene
+#: benchmark on the development machine (docs/benchmarks.md); docs/gates.md, "OR triples".
+TRIPLE_BUDGET = 100_000_000
 
 #: Candidates (the most frequent in the tumour) whose pairs seed the top-k cut of a 2-gene search.
 _SEED_GENES = 256
@@ -1000,6 +1004,8 @@ class _Search:
         self.N = prob.n_tumour
         self.s = prob.s
         self.n_evaluated = 0
+        self.triple_work = 0  # OR-child work estimate of the last triple search
+        self.triple_beam = False  # whether a triple search beamed its OR children
 
     # ---- exact evaluation of many one-literal extensions of one base gate --------------
     def _extend_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
@@ -1057,6 +1063,9 @@ class _Search:
                 top.push(float(vals[i]), Gate.lit(int(c[i])))
         if max_genes < 2 or min_genes > 2:
             return
+        if self.st.rows is not None:
+            self._pairs_counted(top)
+            return
         P = self.st.P[np.ix_(c, c)]
         sc = s[c]
         iu = np.triu(np.ones((c.size, c.size), dtype=bool), 1)
@@ -1073,47 +1082,84 @@ class _Search:
             vals = _objective(cov / N, risk, self.cap, self.objective)
             vals[~(mask & counted)] = -np.inf
             if kind == "andnot" and self.prob.any_miss:
-                self._andnot_pairs_exact(top, vals, risk)
+                i, j = np.divmod(np.arange(vals.size), c.size)
+                self._andnot_pairs_exact(top, vals.ravel(), c[i], c[j], risk.ravel())
                 continue
             flat = vals.ravel()
             for f in _top_indices(flat, top.k):
                 i, j = divmod(int(f), c.size)
                 top.push(float(flat[f]), _pair_gate(kind, int(c[i]), int(c[j])))
 
-    def _andnot_pairs_exact(self, top: _TopK, ub: np.ndarray, risk: np.ndarray) -> None:
+    def _andnot_pairs_exact(
+        self, top: _TopK, ub: np.ndarray, a: np.ndarray, b: np.ndarray, risk: np.ndarray
+    ) -> None:
         """Push the best ``a AND NOT b`` pairs by their per-patient adjusted coverage.
 
-        ``ub`` (candidates × candidates) is each pair's objective on its per-cell count, an
-        upper bound of the adjusted one; pairs are counted per patient in decreasing ``ub``
-        order until the bound cannot beat the running top-k cut.
+        ``ub`` is each pair's objective on its per-cell count (an upper bound of the adjusted
+        one), ``a``/``b`` its gene indices and ``risk`` its worst risk; pairs are counted per
+        patient in decreasing ``ub`` order until the bound cannot beat the running top-k cut.
         """
-        c, prob = self.cand, self.prob
-        flat = ub.ravel()
-        order = np.argsort(-flat, kind="stable")
-        order = order[flat[order] > -np.inf]
+        prob = self.prob
+        order = np.argsort(-ub, kind="stable")
+        order = order[ub[order] > -np.inf]
         batch = 1024
         for p0 in range(0, order.size, batch):
             f = order[p0 : p0 + batch]
-            if len(top.heap) >= top.k and flat[f[0]] <= top.tau:
+            if len(top.heap) >= top.k and ub[f[0]] <= top.tau:
                 return
-            i, j = np.divmod(f, c.size)
-            a, b = c[i].astype(np.int64), c[j].astype(np.int64)
+            fa, fb = a[f].astype(np.int64), b[f].astype(np.int64)
             cnt = pair_group_counts(
                 np.full(f.size, _KIND_CODE["andnot"], dtype=np.int64),
-                a,
-                b,
+                fa,
+                fb,
                 prob.tumour.words,
                 prob.tumour.valid,
                 prob.tumour.word_ptr,
             )
-            cov = np.maximum(0.0, cnt - prob.miss_pg[:, b].T).sum(1) / self.N
-            vals = _objective(cov, risk.ravel()[f], self.cap, self.objective)
+            cov = np.maximum(0.0, cnt - prob.miss_pg[:, fb].T).sum(1) / self.N
+            vals = _objective(cov, risk[f], self.cap, self.objective)
             for q in np.flatnonzero(vals > -np.inf):
-                top.push(float(vals[q]), _pair_gate("andnot", int(a[q]), int(b[q])))
+                top.push(float(vals[q]), _pair_gate("andnot", int(fa[q]), int(fb[q])))
+
+    def _pairs_counted(self, top: _TopK) -> None:
+        """The top pair gates of a 2-gene search from its counted pairs (``st.rows``): one
+        compiled pass per kind instead of genes × genes numpy arrays; the values are the same
+        float operations as :func:`_objective`, so the table is the same."""
+        st, rows = self.st, self.st.rows
+        assert rows is not None
+        s_rows = np.ascontiguousarray(self.s[rows])
+        score = self.objective == "score"
+        for kind in ("and", "or", "andnot"):
+            if (kind == "andnot" and "not" not in self.ops) or (
+                kind != "andnot" and kind not in self.ops
+            ):
+                continue
+            risk = {"and": st.r_and, "or": st.r_or, "andnot": st.r_andnot}[kind]
+            vals, ii, jj = pair_values_counted(
+                st.P, s_rows, risk, _KIND_CODE[kind], float(self.N), float(self.cap) + _EPS, score
+            )
+            if kind == "andnot" and self.prob.any_miss:  # values are per-cell upper bounds
+                self._andnot_pairs_exact(top, vals, rows[ii], rows[jj], risk[ii, jj])
+                continue
+            for f in _top_indices(vals, top.k):
+                top.push(float(vals[f]), _pair_gate(kind, int(rows[ii[f]]), int(rows[jj[f]])))
 
     # ---- triples: exact branch and bound -------------------------------------------------
-    def triples(self, top: _TopK) -> None:
-        """Exact search over all 3-gene gates (see docs/gates.md for the bounds)."""
+    def triples(self, top: _TopK, budget: int | None = None) -> float:
+        """Search all 3-gene gates: exact, or with OR children beamed when over ``budget``.
+
+        The OR work is estimated before any child is looked at: the parents whose OR children
+        can pass the parent bound (feasible pair gates with ``min(1, cov + best feasible
+        single) > τ``) times the feasible candidate genes, each a child the kernel must bound
+        and possibly count. Within ``budget`` (or with ``budget=None``) the search is exact
+        (docs/gates.md). Above it, OR children are expanded only for the parents with the
+        highest bounds until the budget is spent; AND / AND NOT children of every parent are
+        still searched exactly. Returns an upper bound on the objective of every 3-gene gate
+        that may have been missed: the largest objective bound of an OR child of a parent whose
+        OR children were not expanded (bounded by :func:`or_child_bound_max`, not counted), or
+        ``-inf`` when the search was exact. Sets :attr:`triple_work` (the estimate) and
+        :attr:`triple_beam`.
+        """
         c = self.cand
         s, N, P = self.s, self.N, self.st.P
         cap = self.cap
@@ -1130,12 +1176,13 @@ class _Search:
                 kinds.append(("andnot", sc[:, None] - Pc, self.st.r_andnot[sub], False))
         if "or" in self.ops:
             kinds.append(("or", sc[:, None] + sc[None, :] - Pc, self.st.r_or[sub], True))
-        cols: list[list[np.ndarray]] = [[], [], [], [], [], []]
+        cols: list[list[np.ndarray]] = [[], [], [], [], [], [], []]
         for kid, (_kind, cov, risk, sym) in enumerate(kinds):
             covf = cov / N
             # parent-level bounds: an AND-child has coverage ≤ cov(P); a feasible OR-child needs
             # a feasible P and a feasible gene, so coverage ≤ cov(P) + max feasible single.
             ub = covf.copy() if "and" in self.ops else np.full_like(covf, -np.inf)
+            ub_or = np.full_like(covf, -np.inf)
             if "or" in self.ops and smax_feas > -math.inf:
                 ub_or = np.where(risk <= cap + _EPS, np.minimum(1.0, covf + smax_feas / N), -np.inf)
                 if self.objective == "score":
@@ -1145,65 +1192,137 @@ class _Search:
             ii, jj = np.nonzero(mask & (ub > tau))
             for col, arr in zip(
                 cols,
-                [ub[ii, jj], np.full(ii.size, kid), c[ii], c[jj], covf[ii, jj], risk[ii, jj]],
+                [
+                    ub[ii, jj],
+                    np.full(ii.size, kid),
+                    c[ii],
+                    c[jj],
+                    covf[ii, jj],
+                    risk[ii, jj],
+                    ub_or[ii, jj],
+                ],
                 strict=True,
             ):
                 col.append(arr)
+        self.triple_work = 0
         if not cols[0]:
-            return
-        ub_all, kid_all, a_all, b_all, cov_all, risk_all = (np.concatenate(x) for x in cols)
+            return -math.inf
+        ub_all, kid_all, a_all, b_all, cov_all, risk_all, ub_or_all = (
+            np.concatenate(x) for x in cols
+        )
+        if ub_all.size == 0:
+            return -math.inf
         order = np.lexsort((b_all, a_all, kid_all, -cov_all, -ub_all))
         kind_code = np.array([_KIND_CODE[k[0]] for k in kinds], dtype=np.int64)[kid_all[order]]
         a_all, b_all = a_all[order].astype(np.int64), b_all[order].astype(np.int64)
         ub_all, cov_all, risk_all = ub_all[order], cov_all[order] * N, risk_all[order]
+        ub_or_all = ub_or_all[order]
         modes = np.array(self._modes(), dtype=np.int64)
+        # OR work: parents whose OR children can pass × feasible genes (each child is bounded,
+        # many are counted); beyond the budget only the first parents (best bound) get them
+        or_cost = np.where(ub_or_all > tau, feas_single.size, 0).astype(np.int64)
+        cum = np.cumsum(or_cost)
+        self.triple_work = int(cum[-1])
+        n_or = ub_all.size
+        if budget is not None and self.triple_work > budget:
+            self.triple_beam = True
+            n_or = int(np.searchsorted(cum, budget, side="right"))
+        modes_no_or = modes[modes != MODE_OR]
         orders = self._type_orders()
         seen: set[Gate] = set()
-        batch = 2048
-        for p0 in range(0, ub_all.size, batch):
-            if ub_all[p0] <= top.tau:
+        # the parents before n_or get every mode (best bound first); the rest only AND / AND
+        # NOT children, whose bound is the parent's coverage: those that can still beat τ, by
+        # decreasing coverage
+        segments = [(np.arange(n_or), modes, ub_all)]
+        if n_or < ub_all.size and modes_no_or.size:
+            segments.append((np.arange(n_or, ub_all.size), modes_no_or, cov_all / N))
+        for k_seg, (idx0, m_use, bound_all) in enumerate(segments):
+            idx = idx0
+            if k_seg == 1:
+                idx = idx0[bound_all[idx0] > top.tau]
+                idx = idx[np.argsort(-bound_all[idx], kind="stable")]
+            if not self._expand(top, idx, m_use, bound_all, kind_code, a_all, b_all, cov_all,
+                                risk_all, orders, seen):  # fmt: skip
                 break
-            p1 = min(ub_all.size, p0 + batch)
-            tv = self._parent_types(kind_code[p0:p1], a_all[p0:p1], b_all[p0:p1])
+        if n_or == ub_all.size:
+            return -math.inf
+        # the OR children the beam did not expand: bound them (nothing is counted) where the
+        # parent's own OR bound can still beat the final τ; the largest child bound is stated
+        rest = n_or + np.flatnonzero(ub_or_all[n_or:] > top.tau)
+        if rest.size == 0:
+            return -math.inf
+        child_ub = or_child_bound_max(
+            kind_code[rest], a_all[rest], b_all[rest], cov_all[rest], risk_all[rest], c,
+            P, s, float(N), self.prob.r_single, self.st.r_and, self.st.r_or, self.st.r_andnot,
+            float(cap), self.objective == "score",
+        )  # fmt: skip
+        return float(child_ub.max())
+
+    def _expand(
+        self,
+        top: _TopK,
+        idx: np.ndarray,
+        modes: np.ndarray,
+        bound_all: np.ndarray,
+        kind_code: np.ndarray,
+        a_all: np.ndarray,
+        b_all: np.ndarray,
+        cov_all: np.ndarray,
+        risk_all: np.ndarray,
+        orders: tuple[np.ndarray, ...],
+        seen: set[Gate],
+    ) -> bool:
+        """Expand the parents ``idx`` (sorted by decreasing ``bound_all``) by the ``modes``
+        children, in batches; returns False once a parent's bound is ``≤ τ`` (the rest cannot
+        contribute), True when every parent was expanded."""
+        batch = 2048
+        N = self.N
+        for p0 in range(0, idx.size, batch):
+            sel = idx[p0 : p0 + batch]
+            if bound_all[sel[0]] <= top.tau:
+                return False
+            kc, pa, pb = kind_code[sel], a_all[sel], b_all[sel]
+            tv = self._parent_types(kc, pa, pb)
             par, gene, mode, obj_ub = triple_candidates(
-                kind_code[p0:p1],
-                a_all[p0:p1],
-                b_all[p0:p1],
-                cov_all[p0:p1],
-                risk_all[p0:p1],
-                c,
+                kc,
+                pa,
+                pb,
+                cov_all[sel],
+                risk_all[sel],
+                self.cand,
                 modes,
-                P,
-                s,
+                self.st.P,
+                self.s,
                 float(N),
                 self.prob.r_single,
                 self.st.r_and,
                 self.st.r_or,
                 self.st.r_andnot,
-                float(cap),
+                float(self.cap),
                 float(top.tau),
                 self.objective == "score",
                 *tv,
                 *orders,
             )
             # evaluate parent by parent (bits of the parent computed once), best parents first
-            bounds = np.searchsorted(par, np.arange(p1 - p0 + 1))
-            for q in range(p1 - p0):
-                if ub_all[p0 + q] <= top.tau:
-                    return
+            bounds = np.searchsorted(par, np.arange(sel.size + 1))
+            for q in range(sel.size):
+                if bound_all[sel[q]] <= top.tau:
+                    return False
                 lo, hi = bounds[q], bounds[q + 1]
                 if lo == hi:
                     continue
                 self._evaluate_ext(
                     top,
-                    _KIND_NAME[int(kind_code[p0 + q])],
-                    int(a_all[p0 + q]),
-                    int(b_all[p0 + q]),
+                    _KIND_NAME[int(kc[q])],
+                    int(pa[q]),
+                    int(pb[q]),
                     gene[lo:hi],
                     mode[lo:hi],
                     obj_ub[lo:hi],
                     seen,
                 )
+        return True
 
     def _type_orders(self) -> tuple[np.ndarray, ...]:
         """Candidates sorted by their count in each single-cell type, their fraction in each
@@ -1329,7 +1448,7 @@ class _Search:
                     top.push(float(v), gt)
 
     # ---- 4–5 genes: beam search with an upper bound on what it skipped ------------------
-    def beam(self, top: _TopK, max_genes: int, beam_width: int) -> float:
+    def beam(self, top: _TopK, max_genes: int, beam_width: int, budget: int | None = None) -> float:
         """Extend the best gates one literal at a time (AND, AND NOT, OR).
 
         Parents of each level are the ``beam_width`` gates of the previous level with the highest
@@ -1346,15 +1465,17 @@ class _Search:
         # level 3 is searched exactly: its top B+1 by coverage (no cap) and top B+1 feasible
         free = _Search(self.prob, self.st, cand, self.ops, math.inf, "coverage")
         by_cov = _TopK(B + 1)
-        free.triples(by_cov)
+        miss_free = free.triples(by_cov, budget)
         capped = _Search(self.prob, self.st, cand, self.ops, cap, "coverage")
         by_feas = _TopK(B + 1)
-        capped.triples(by_feas)
+        miss_capped = capped.triples(by_feas, budget)
         self.n_evaluated += free.n_evaluated + capped.n_evaluated
+        self.triple_beam = self.triple_beam or free.triple_beam or capped.triple_beam
         cov_list = [(v, g) for v, g in by_cov.sorted()]
         feas_list = [(v, g) for v, g in by_feas.sorted()]
-        c_skip = cov_list[B][0] if len(cov_list) > B else -math.inf
-        f_skip = feas_list[B][0] if len(feas_list) > B else -math.inf
+        # a triple the (possibly beamed) level-3 searches missed has coverage ≤ their bound
+        c_skip = max(cov_list[B][0] if len(cov_list) > B else -math.inf, miss_free)
+        f_skip = max(feas_list[B][0] if len(feas_list) > B else -math.inf, miss_capped)
         parents = [g for _, g in cov_list[:B]] + [g for _, g in feas_list[:B]]
         ub_skipped = -math.inf
         for _level in range(4, max_genes + 1):
@@ -1470,6 +1591,7 @@ def search_gates(
     compartments: np.ndarray | None = None,
     candidates: Sequence[str] | None = None,
     beam_width: int = 64,
+    triple_budget: int | None = TRIPLE_BUDGET,
     pair_method: Literal["bits", "gram"] = "bits",
     n_jobs: int | None = None,
     not_missed: np.ndarray | None = None,
@@ -1477,7 +1599,9 @@ def search_gates(
     """Find the gates with the highest tumour coverage whose worst vital healthy risk is capped.
 
     Gates of 1–3 genes are searched exactly (every pair via exact pair counts; triples by branch
-    and bound); 4–5 genes by a beam search that reports an upper bound on what it skipped.
+    and bound, OR triples only while their estimated work is within ``triple_budget``, else by
+    a beam that states a bound on what it skipped); 4–5 genes by a beam search that reports an
+    upper bound on what it skipped.
 
     Parameters
     ----------
@@ -1514,6 +1638,15 @@ def search_gates(
         Restrict the search to these gene names (default: all genes).
     beam_width
         Gates kept per level in the 4–5-gene beam search.
+    triple_budget
+        Work allowed for the OR children of the triple search, estimated before they are
+        looked at as (pair gates whose OR children can pass the bound) × (feasible candidate
+        genes). Within it triples are exact; above it OR children are expanded only for the
+        parents with the highest bounds until the budget is spent (AND / AND NOT children stay
+        exact), and rows that a skipped OR triple could beat get ``optimal=False`` and their
+        ``optimality_gap``. ``None``: always exact (can take very long with OR on thousands
+        of genes). The estimate and whether the beam ran are in ``df.attrs``
+        (``triple_or_work``, ``triple_beam``).
     pair_method
         ``"bits"`` (popcount; the faster on the development machine) or ``"gram"`` (BLAS).
     n_jobs
@@ -1573,6 +1706,11 @@ def search_gates(
     if not isinstance(beam_width, int) or beam_width < 1:
         msg = f"beam_width must be a positive int; got {beam_width!r}."
         raise InputError(msg)
+    if triple_budget is not None and (
+        not isinstance(triple_budget, int | np.integer) or triple_budget < 0
+    ):
+        msg = f"triple_budget must be an int ≥ 0 or None; got {triple_budget!r}."
+        raise InputError(msg)
 
     with _threads(n_jobs):
         prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
@@ -1588,11 +1726,11 @@ def search_gates(
         search = _Search(prob, stats, cand, opset, max_vital_risk, objective)
         top = _TopK(top_k)
         search.singles_and_pairs(top, max_genes, min_genes)
-        if max_genes >= 3 and min_genes <= 3:
-            search.triples(top)
         skipped = -math.inf
+        if max_genes >= 3 and min_genes <= 3:
+            skipped = search.triples(top, triple_budget)
         if max_genes >= 4:
-            skipped = search.beam(top, max_genes, beam_width)
+            skipped = max(skipped, search.beam(top, max_genes, beam_width, triple_budget))
         best = [(v, g) for v, g in top.sorted() if g.n_genes >= min_genes]
         rows = []
         for v, g in best:
@@ -1617,11 +1755,14 @@ def search_gates(
         "top_k": top_k,
         "objective": objective,
         "beam_width": beam_width,
+        "triple_budget": triple_budget,
         "risk_is_bound": prob.has_bulk,
         "healthy_mode": _healthy_mode(prob),
     }
     df.attrs["n_evaluated"] = search.n_evaluated
     df.attrs["skipped_upper_bound"] = skipped
+    df.attrs["triple_or_work"] = search.triple_work
+    df.attrs["triple_beam"] = search.triple_beam
     return df
 
 

@@ -44,12 +44,15 @@ __all__ = [
     "count_ext",
     "frechet_pair_risk",
     "gram_counts",
+    "group_gene_popcount",
     "group_popcount",
+    "or_child_bound_max",
     "pack_groups",
     "pair_and_counts_bits",
     "pair_group_counts",
     "pair_layout",
     "pair_stats_fused",
+    "pair_values_counted",
     "parent_type_terms",
     "update_pair_risk",
 ]
@@ -77,13 +80,17 @@ def _popcount(typingctx, x):  # pragma: no cover - compiled by numba
 VEC_WORDS = 8
 #: Genes per side of a register tile (``TILE × TILE`` pair counts held in vector registers).
 TILE = 4
+#: Most words one call of :func:`_and_popcount_tile` may sweep: a pair's count over them stays
+#: below 2^16 (64 × 1016 = 65,024), which its packed horizontal sums rely on.
+TILE_MAX_WORDS = 1016
 
 
 @intrinsic
 def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: no cover - numba
     """``out[off + 4 a + b] += Σ_w popcount(words[i0 + a, w] & words[j0 + b, w])``, a, b < 4.
 
-    The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors. The
+    The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors, at most
+    :data:`TILE_MAX_WORDS` words (so that every count fits in 16 bits). The
     loop is written in LLVM IR on ``<8 x i64>`` vectors with 16 vector accumulators (a 4 × 4
     register tile: 8 loads feed 16 AND + popcount + add), so LLVM emits ``vpopcntq`` on 512-bit
     registers where the CPU has AVX-512 VPOPCNTDQ and legalises the same IR to narrower vectors
@@ -95,7 +102,6 @@ def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: n
         wty, ity, jty, w0ty, w1ty, oty, offty = signature.args
         words_v, i0_v, j0_v, w0_v, w1_v, out_v, off_v = args
         i64 = ir.IntType(64)
-        i32 = ir.IntType(32)
         vec = ir.VectorType(i64, VEC_WORDS)
         arr = context.make_array(wty)(context, builder, value=words_v)
         oarr = context.make_array(oty)(context, builder, value=out_v)
@@ -130,13 +136,23 @@ def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: n
                     builder.store(builder.add(builder.load(acc), pc), acc)
         optr = builder.bitcast(oarr.data, i64.as_pointer())
         o0 = context.cast(builder, off_v, offty, types.intp)
-        for k in range(16):
-            v = builder.load(accs[k])
-            total = builder.extract_element(v, ir.Constant(i32, 0))
-            for e in range(1, VEC_WORDS):
-                total = builder.add(total, builder.extract_element(v, ir.Constant(i32, e)))
-            p = builder.gep(optr, [builder.add(o0, ir.Constant(i64, k))])
-            builder.store(builder.add(builder.load(p), total), p)
+        # Horizontal sums, four accumulators at a time: a lane holds at most 64 × (w1 − w0) / 8
+        # < 2^16 (the caller keeps w1 − w0 ≤ _TILE_MAX_WORDS), so four lanes packed into 16-bit
+        # fields of one <8 x i64> sum without carries; one reduction then serves four pairs.
+        reduce = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [vec]), "llvm.vector.reduce.add.v8i64"
+        )
+        mask16 = ir.Constant(i64, 0xFFFF)
+        for q in range(4):
+            packed = builder.load(accs[4 * q])
+            for r in range(1, 4):
+                sh = ir.Constant(vec, [ir.Constant(i64, 16 * r)] * VEC_WORDS)
+                packed = builder.or_(packed, builder.shl(builder.load(accs[4 * q + r]), sh))
+            total = builder.call(reduce, [packed])
+            for r in range(4):
+                part = builder.and_(builder.lshr(total, ir.Constant(i64, 16 * r)), mask16)
+                p = builder.gep(optr, [builder.add(o0, ir.Constant(i64, 4 * q + r))])
+                builder.store(builder.add(builder.load(p), part), p)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -219,13 +235,76 @@ def as_csc_bool(x: object, name: str) -> sparse.csc_array:
     return m
 
 
+def as_bool_sparse(x: object, name: str) -> sparse.csr_array | sparse.csc_array:
+    """Validate ``x`` (dense bool or scipy sparse, bool or 0/1) without converting its format.
+
+    A CSR or CSC input is returned as it is (no copy, duplicates and explicit zeros allowed:
+    the packers treat an entry as positive when it is non-zero and OR duplicates); other sparse
+    formats and dense arrays become CSR.
+
+    Raises
+    ------
+    InputError
+        If ``x`` is not 2-D or not boolean / 0-1.
+    """
+    if sparse.issparse(x):
+        m = sparse.csc_array(x) if x.format == "csc" else sparse.csr_array(x)
+    else:
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            msg = f"{name} must be a 2-D cells × genes matrix; got shape {arr.shape}."
+            raise InputError(msg)
+        m = sparse.csr_array(arr)
+    if m.dtype != np.bool_:
+        data = m.data
+        if data.size and not np.all((data == 0) | (data == 1)):
+            msg = (
+                f"{name} must be boolean positivity (True/False or 0/1); got values other than "
+                "0 and 1. Binarise it first (e.g. counts > threshold)."
+            )
+            raise InputError(msg)
+    return m
+
+
 @numba.njit(parallel=True, cache=True)
-def _pack_csc(indptr, indices, slot, n_genes, n_words):  # pragma: no cover - numba
+def _pack_csc(indptr, indices, keep, slot, n_genes, n_words):  # pragma: no cover - numba
     out = np.zeros((n_genes, n_words), dtype=np.uint64)
     for g in prange(n_genes):
         for p in range(indptr[g], indptr[g + 1]):
-            s = slot[indices[p]]
-            out[g, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+            if keep[p]:
+                s = slot[indices[p]]
+                out[g, s >> 6] |= np.uint64(1) << np.uint64(s & 63)
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words):  # pragma: no cover
+    # one parallel task per word: the (up to 64) cells of word w, listed in cells[cell_ptr[w]:
+    # cell_ptr[w + 1]], set their bit in every gene row they are positive in; tasks write
+    # disjoint words, and consecutive words share cache lines of the gene rows
+    out = np.zeros((n_genes, n_words), dtype=np.uint64)
+    for w in prange(n_words):
+        for q in range(cell_ptr[w], cell_ptr[w + 1]):
+            r = cells[q]
+            bit = np.uint64(1) << np.uint64(slot[r] & 63)
+            for p in range(indptr[r], indptr[r + 1]):
+                if keep[p]:
+                    out[indices[p], w] |= bit
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def group_gene_popcount(words, word_ptr):  # pragma: no cover - numba
+    """Positive cells per group and gene: ``out[k, g] = popcount(words[g, word_ptr[k]:…[k+1]])``."""
+    n_genes = words.shape[0]
+    n_groups = word_ptr.shape[0] - 1
+    out = np.zeros((n_groups, n_genes), dtype=np.int64)
+    for g in prange(n_genes):
+        for k in range(n_groups):
+            acc = np.uint64(0)
+            for w in range(word_ptr[k], word_ptr[k + 1]):
+                acc += _popcount(words[g, w])
+            out[k, g] = np.int64(acc)
     return out
 
 
@@ -247,7 +326,7 @@ def pack_groups(x: object, labels: np.ndarray | None = None, *, name: str = "X")
     PackedBits
         The packed cells; padding bits are zero.
     """
-    m = as_csc_bool(x, name)
+    m = as_bool_sparse(x, name)
     n_cells, n_genes = m.shape
     if labels is None:
         labels = np.zeros(n_cells, dtype=np.int64)
@@ -267,7 +346,15 @@ def pack_groups(x: object, labels: np.ndarray | None = None, *, name: str = "X")
     np.cumsum(sizes, out=start_cell[1:])
     rank[order] = np.arange(n_cells, dtype=np.int64) - start_cell[inv[order]]
     slot = word_ptr[inv] * 64 + rank
-    words = _pack_csc(m.indptr.astype(np.int64), m.indices.astype(np.int64), slot, n_genes, n_words)
+    keep = m.data if m.dtype == np.bool_ else m.data != 0
+    indptr, indices = m.indptr, m.indices  # int32 or int64: numba compiles both
+    if m.format == "csc":
+        words = _pack_csc(indptr, indices, keep, slot, n_genes, n_words)
+    else:
+        cells = np.argsort(slot, kind="stable")
+        cell_ptr = np.zeros(n_words + 1, dtype=np.int64)
+        np.cumsum(np.bincount(slot >> 6, minlength=n_words), out=cell_ptr[1:])
+        words = _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words)
     valid = np.zeros(n_words, dtype=np.uint64)
     for k in range(groups.size):
         full, rem = divmod(int(sizes[k]), 64)
@@ -455,8 +542,9 @@ def _block_pair(bp, nb):  # pragma: no cover - numba
 @numba.njit(cache=True)
 def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # pragma: no cover
     # cnt[(ti * ntj + tj) * 16 + 4a + b] += |row i0+4ti+a ∧ row j0+4tj+b| over words lo:hi
-    for c0 in range(lo, hi, chunk):
-        c1 = min(hi, c0 + chunk)
+    step = min(chunk, TILE_MAX_WORDS)  # the tile's packed sums need < 2^16 per call
+    for c0 in range(lo, hi, step):
+        c1 = min(hi, c0 + step)
         for ti in range(nti):
             for tj in range(ti if diag else 0, ntj):
                 t = ti * ntj + tj
@@ -579,6 +667,57 @@ def pair_stats_fused(
                 words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib,
                 jb, s_rows, cut, kinds,
             )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # pragma: no cover
+    # count (emit=False) or write the finite objectives: the float operations of
+    # _gates._objective (coverage = count / n, times 1 − risk for score; cap as risk <= lim)
+    g = P.shape[0]
+    m = 0
+    for i in range(g):
+        j0 = 0 if kind == 1 else i + 1
+        for j in range(j0, g):
+            p = P[i, j]
+            if p < 0 or j == i:
+                continue
+            r = risk[i, j]
+            if not r <= lim:
+                continue
+            if kind == 0:
+                cov = p
+            elif kind == 2:
+                cov = s[i] + s[j] - p
+            else:
+                cov = s[i] - p
+            if emit:
+                v = np.float64(cov) / n
+                if score:
+                    v = v * (1.0 - r)
+                vals[m] = v
+                ii[m] = i
+                jj[m] = j
+            m += 1
+    return m
+
+
+@numba.njit(cache=True)
+def pair_values_counted(P, s, risk, kind, n, lim, score):  # pragma: no cover - numba
+    """Objectives of the feasible, counted pair gates of one kind, compactly.
+
+    ``P`` is a pair-count matrix in which uncounted pairs hold −1, ``s`` the single counts of
+    its rows, ``risk`` the kind's worst-risk matrix; ``kind`` 0 = ``i ∧ j`` (i < j), 2 = ``i ∨ j``
+    (i < j), 1 = ``i ∧ ¬j`` (i ≠ j); ``lim`` = cap + tolerance. Returns ``(values, i, j)`` of
+    every such pair within the cap (coverage, or coverage × (1 − risk) with ``score``).
+    """
+    e_f = np.empty(0)
+    e_i = np.empty(0, dtype=np.int64)
+    m = _pair_values_pass(P, s, risk, kind, n, lim, score, e_f, e_i, e_i, False)
+    vals = np.empty(m)
+    ii = np.empty(m, dtype=np.int64)
+    jj = np.empty(m, dtype=np.int64)
+    _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, True)
+    return vals, ii, jj
 
 
 @numba.njit(parallel=True, cache=True)
@@ -1115,6 +1254,37 @@ def _parent_children(
                     o_ub[k] = obj
                 k += 1
     return k - k0
+
+
+@numba.njit(parallel=True, cache=True)
+def or_child_bound_max(
+    kind, pa, pb, covp, riskp, cand, P, s, n, r_single, r_and, r_or, r_an, cap, score
+):  # pragma: no cover - numba
+    """Per parent, the largest objective bound of its OR children ``parent ∨ c`` over the
+    candidates (the bound :func:`triple_candidates` prunes with, docs/gates.md "Triple bounds"
+    cases 3–4); ``-1`` when no child can pass the cap. Nothing is counted: this states what a
+    beam that did not expand these children could have missed. Parents run in parallel."""
+    n_par = kind.shape[0]
+    out = np.full(n_par, -1.0)
+    e_i = np.zeros((n_par, 0), dtype=np.int64)
+    e_f = np.zeros((n_par, 0))
+    e_c = np.zeros((0, 0), dtype=np.int64)
+    e_n = np.zeros(0, dtype=np.int64)
+    e_1 = np.zeros(0)
+    for p in prange(n_par):
+        best = -1.0
+        for q in range(cand.shape[0]):
+            c = cand[q]
+            if c == pa[p] or c == pb[p]:
+                continue
+            obj = _candidate_obj(
+                p, c, 2, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
+                cap, -np.inf, score, e_i, e_f, e_c, e_c, e_n, e_1, e_f, e_f, e_1,
+            )  # fmt: skip
+            if obj > best:
+                best = obj
+        out[p] = best
+    return out
 
 
 @numba.njit(parallel=True, cache=True)

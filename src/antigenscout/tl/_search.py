@@ -20,7 +20,7 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._gates import HealthyCells, HealthyMixed, HealthyPseudobulk
+from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
@@ -197,6 +197,7 @@ def search_gates(
     patient_threshold: float = 0.8,
     n_candidates: int | None = None,
     top_k: int = 50,
+    triple_budget: int | None = TRIPLE_BUDGET,
     positivity: Positivity = "knn",
     threshold: float | None = None,
     layer: str | None = None,
@@ -235,8 +236,9 @@ def search_gates(
         Use the healthy single cells alone (exact risk only, no reference contexts), for a
         whole-body healthy atlas. Needs ``healthy``.
     max_genes
-        Largest gate (1–5): pairs exhaustive, triples exact by branch and bound, 4–5 by a
-        bounded beam search that reports its optimality gap.
+        Largest gate (1–5): pairs exhaustive, triples exact by branch and bound (OR triples
+        beyond ``triple_budget`` by a beam that reports its gap), 4–5 by a bounded beam search
+        that reports its optimality gap.
     ops
         Operators from ``("and", "or", "not")``.
     max_vital_risk
@@ -250,6 +252,10 @@ def search_gates(
         (the search is exact within them); ``None`` keeps all.
     top_k
         Gates returned.
+    triple_budget
+        Work allowed for OR triples before they are searched by a beam with a stated gap (see
+        :func:`antigenscout.tl._gates.search_gates`); ``None`` keeps them exact however long
+        it takes. Rows a skipped triple could beat get ``optimal=False``.
     positivity, threshold, layer
         Positivity model, its threshold (CP10k) and the counts layer.
     graph_key
@@ -403,6 +409,7 @@ def search_gates(
         objective=objective,
         compartments=comps,
         not_missed=missed,
+        triple_budget=triple_budget,
     )
     table["genes"] = table["genes"].str.replace(",", ";", regex=False)
     params = {
