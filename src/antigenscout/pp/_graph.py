@@ -83,14 +83,29 @@ def iter_row_chunks(
 
 
 def _project_select(
-    X: sp.csr_matrix, scale: np.ndarray, W: np.ndarray, gene_row: np.ndarray, keep: np.ndarray
+    X: sp.csr_matrix,
+    scale: np.ndarray,
+    W: np.ndarray,
+    gene_row: np.ndarray,
+    keep: np.ndarray,
+    n_keep: int,
+    keep_sums: np.ndarray,
 ) -> tuple[np.ndarray, sp.csr_matrix]:
-    """One sweep over CSR counts: PCA scores and the ``keep`` columns (numba kernel)."""
-    from ._graph_kernels import project_select
+    """One sweep over CSR counts: PCA scores and the ``keep`` columns.
+
+    A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts;
+    ``log1p`` and the product with the axes ``W`` are vectorised (numpy, one sparse × dense
+    product).
+    """
+    from ._graph_kernels import gather_select
 
     X = sp.csr_matrix(X)
-    Y, ptr, idx, val = project_select(X.indptr, X.indices, X.data, scale, W, gene_row, keep)
-    n_keep = int(keep.max()) + 1 if keep.size and keep.max() >= 0 else 0
+    zptr, zidx, zval, ptr, idx, val = gather_select(
+        X.indptr, X.indices, X.data, scale, gene_row, keep, keep_sums
+    )
+    np.log1p(zval, out=zval)
+    Z = sp.csr_matrix((zval, zidx, zptr), shape=(X.shape[0], W.shape[0]))
+    Y = np.asarray(Z @ W, dtype=np.float32)
     sel = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_keep))
     return Y, sel
 
@@ -119,11 +134,18 @@ class Embedding:
         return Y
 
     def transform_select(
-        self, counts: sp.csr_matrix, library: np.ndarray, columns: np.ndarray
+        self,
+        counts: sp.csr_matrix,
+        library: np.ndarray,
+        columns: np.ndarray,
+        column_sums: np.ndarray | None = None,
     ) -> tuple[np.ndarray, sp.csr_matrix]:
         """Coordinates of ``counts`` and its ``columns`` (float32 CSR), in one sweep.
 
         ``log1p(count / library * 1e4)`` of the informative genes, centred, times the axes.
+        When ``column_sums`` (float64, one per column) is given, ``count / library * 1e4``
+        of each of ``columns`` summed over the cells is added to it (cells with library 0
+        add 0).
         """
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
@@ -133,13 +155,11 @@ class Embedding:
         lib = np.asarray(library, dtype=np.float64)
         scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
         W = np.ascontiguousarray(self.components.T, dtype=np.float32)
-        Y, sel = _project_select(counts, scale, W, gene_row, keep)
+        sums = np.zeros(len(columns)) if column_sums is None else column_sums
+        Y, sel = _project_select(counts, scale, W, gene_row, keep, len(columns), sums)
         Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
-        sel = sp.csr_matrix(
-            (sel.data, sel.indices, sel.indptr), shape=(counts.shape[0], len(columns))
-        )
         sel.sort_indices()
-        return Y.astype(np.float32), sel
+        return Y, sel
 
 
 def fit_embedding(
@@ -283,7 +303,7 @@ def approx_knn(
     Y = np.ascontiguousarray(Y, dtype=np.float32)
     n, d = Y.shape
     rng = np.random.default_rng(random_state)
-    best_d = np.full((n, k), np.inf, dtype=np.float64)
+    best_d = np.full((n, k), np.inf, dtype=np.float32)
     best_i = np.full((n, k), -1, dtype=np.int64)
     for t in range(n_trees if n > leaf_size else 1):
         rot = np.linalg.qr(rng.normal(size=(d, d)))[0].astype(np.float32) if t else None

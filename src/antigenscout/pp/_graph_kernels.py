@@ -1,65 +1,64 @@
-"""Numba kernel of the shared-PCA projection (one sweep over CSR counts)."""
+"""Numba kernels of the default positivity: projection sweep, leaf neighbours, pooling."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["knn_positive_block", "leaf_knn_update", "project_select"]
+__all__ = ["gather_select", "knn_positive_block", "leaf_knn_update"]
 
 
 @njit(cache=True)
-def project_select(
+def gather_select(
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
     scale: np.ndarray,
-    W: np.ndarray,
     gene_row: np.ndarray,
     keep: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Scores ``Σ_g log1p(x_g * scale) W[row(g)]`` and the CSR of the ``keep`` columns.
+    keep_sums: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One sweep over CSR counts: scaled informative entries and the ``keep`` columns.
 
-    ``gene_row[g]`` is ``g``'s row of ``W`` (-1: not informative); ``keep[g]`` its output
-    column (-1: dropped). Returns ``Y`` (cells × components) and ``indptr, indices, data``.
+    ``gene_row[g]`` is ``g``'s row of the PCA axes (-1: not informative); ``keep[g]`` its
+    output column (-1: dropped). Returns the CSR (``indptr, indices, data``) of
+    ``x_g * scale`` over the informative genes (column ``gene_row[g]``; ``log1p`` and the
+    product with the axes are left to vectorised numpy/scipy, several times faster than a
+    scalar loop here) and the CSR of the raw ``keep`` counts; adds ``x_g * scale`` of each
+    kept column to ``keep_sums`` (the CP10k sums of the tumour mean, so no second pass).
     Serial: numba parallel regions stall on a shared, loaded machine (measured 6-13x slower).
     """
     n = indptr.size - 1
-    k = W.shape[1]
-    Y = np.zeros((n, k), dtype=np.float32)
-    counts = np.zeros(n, dtype=np.int64)
+    nnz = indptr[n]
+    zptr = np.zeros(n + 1, dtype=np.int64)
+    zidx = np.empty(nnz, dtype=np.int32)
+    zval = np.empty(nnz, dtype=np.float32)
+    sptr = np.zeros(n + 1, dtype=np.int64)
+    sidx = np.empty(nnz, dtype=np.int32)
+    sval = np.empty(nnz, dtype=np.float32)
+    pz = 0
+    ps = 0
     for r in range(n):
-        c = 0
-        for j in range(indptr[r], indptr[r + 1]):
-            if keep[indices[j]] >= 0 and data[j] != 0:
-                c += 1
-        counts[r] = c
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    ptr[1:] = np.cumsum(counts)
-    out_idx = np.empty(ptr[n], dtype=np.int32)
-    out_val = np.empty(ptr[n], dtype=np.float32)
-    for r in range(n):
-        p = ptr[r]
         s = scale[r]
-        acc = np.zeros(k, dtype=np.float32)
         for j in range(indptr[r], indptr[r + 1]):
-            g = indices[j]
-            x = float(data[j])
-            if x == 0.0:
+            x = data[j]
+            if x == 0:
                 continue
+            g = indices[j]
             row = gene_row[g]
             if row >= 0 and s > 0.0:
-                v = np.log1p(np.float32(x * s))
-                for q in range(k):
-                    acc[q] += v * W[row, q]
+                zidx[pz] = row
+                zval[pz] = x * s
+                pz += 1
             col = keep[g]
             if col >= 0:
-                out_idx[p] = col
-                out_val[p] = x
-                p += 1
-        for q in range(k):
-            Y[r, q] = acc[q]
-    return Y, ptr, out_idx, out_val
+                sidx[ps] = col
+                sval[ps] = x
+                keep_sums[col] += x * s
+                ps += 1
+        zptr[r + 1] = pz
+        sptr[r + 1] = ps
+    return zptr, zidx[:pz].copy(), zval[:pz].copy(), sptr, sidx[:ps].copy(), sval[:ps].copy()
 
 
 @njit(cache=True)
@@ -139,7 +138,25 @@ def knn_positive_block(
     return ptr, res
 
 
-@njit(cache=True)
+@njit(inline="always")
+def _insert(best_d: np.ndarray, best_i: np.ndarray, i: int, j: int, d: float) -> None:
+    """Put ``j`` at distance ``d`` into ``i``'s sorted best list unless listed or too far."""
+    k = best_d.shape[1]
+    if d >= best_d[i, k - 1]:
+        return
+    for m in range(k):
+        if best_i[i, m] == j:
+            return
+    m = k - 1
+    while m > 0 and best_d[i, m - 1] > d:
+        best_d[i, m] = best_d[i, m - 1]
+        best_i[i, m] = best_i[i, m - 1]
+        m -= 1
+    best_d[i, m] = d
+    best_i[i, m] = j
+
+
+@njit(cache=True, fastmath=True)
 def leaf_knn_update(
     Y: np.ndarray,
     order: np.ndarray,
@@ -150,37 +167,26 @@ def leaf_knn_update(
     """Exact neighbours within each leaf, merged into the running best lists (in place).
 
     ``order[leaf_ptr[L]:leaf_ptr[L + 1]]`` are the points of leaf ``L``; each point lies in one
-    leaf. Lists stay sorted by distance; a point
-    already listed is not added twice; on equal distances the earlier candidate is kept.
+    leaf. Each pair is measured once (squared Euclidean, float32, vectorised) and offered to
+    both points. Lists stay sorted by distance; a point already listed is not added twice; on
+    equal distances the earlier candidate is kept.
     """
-    k = best_d.shape[1]
     dims = Y.shape[1]
     for leaf in range(leaf_ptr.size - 1):
         a = leaf_ptr[leaf]
-        b = leaf_ptr[leaf + 1]
-        for ii in range(a, b):
-            i = order[ii]
-            for jj in range(a, b):
-                if jj == ii:
-                    continue
-                j = order[jj]
-                d = 0.0
+        m = leaf_ptr[leaf + 1] - a
+        P = np.empty((m, dims), dtype=np.float32)  # the leaf's points, contiguous
+        for ii in range(m):
+            P[ii] = Y[order[a + ii]]
+        for ii in range(m):
+            i = order[a + ii]
+            pi = P[ii]
+            for jj in range(ii + 1, m):
+                pj = P[jj]
+                d = np.float32(0.0)
                 for q in range(dims):
-                    t = Y[i, q] - Y[j, q]
+                    t = pi[q] - pj[q]
                     d += t * t
-                if d >= best_d[i, k - 1]:
-                    continue
-                seen = False
-                for m in range(k):
-                    if best_i[i, m] == j:
-                        seen = True
-                        break
-                if seen:
-                    continue
-                m = k - 1
-                while m > 0 and best_d[i, m - 1] > d:
-                    best_d[i, m] = best_d[i, m - 1]
-                    best_i[i, m] = best_i[i, m - 1]
-                    m -= 1
-                best_d[i, m] = d
-                best_i[i, m] = j
+                j = order[a + jj]
+                _insert(best_d, best_i, i, j, d)
+                _insert(best_d, best_i, j, i, d)

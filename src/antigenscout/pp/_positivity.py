@@ -510,6 +510,7 @@ def knn_blocks_streamed(
     prior_shape: float = DEFAULT_PRIOR_SHAPE,
     block_size: int = 8192,
     random_state: int = 0,
+    column_sums: np.ndarray | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
 
@@ -536,6 +537,10 @@ def knn_blocks_streamed(
         As in :func:`positive_blocks`.
     random_state
         Seed of the PCA and the neighbour trees.
+    column_sums
+        Optional float64 array, one entry per gene: ``count / library * 1e4`` summed over
+        the rows is added to it during the pass (filled before the first block is yielded),
+        so a caller needing the mean CP10k reads the matrix once.
 
     Yields
     ------
@@ -555,7 +560,7 @@ def knn_blocks_streamed(
         _check_counts(blk, block_size)
         if library is None:
             lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-        Y[sl], sel = emb.transform_select(blk, lib[sl], genes)
+        Y[sl], sel = emb.transform_select(blk, lib[sl], genes, column_sums)
         parts.append(sel)
     Xg = _stack_freeing(parts, genes.size)
     k = int(n_neighbors)
