@@ -11,6 +11,7 @@ each batch, exact neighbours up to 20,000 cells and pynndescent above.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,6 +83,27 @@ def iter_row_chunks(
         yield slice(int(lo), int(hi)), blk
 
 
+class _Scratch(threading.local):
+    """Reusable buffers of the projection sweep, one set per thread (grown on demand, never
+    shrunk): a fresh allocation per chunk costs page faults of the order of the sweep."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.bufs: tuple[np.ndarray, ...] = ()
+
+    def get(self, nnz: int) -> tuple[np.ndarray, ...]:
+        """Buffers with room for ``nnz`` entries: int32, float32, int32, float32."""
+        if nnz > self.size:
+            self.size = max(nnz, int(self.size * 1.25))
+            self.bufs = tuple(
+                np.empty(self.size, dtype=t) for t in (np.int32, np.float32, np.int32, np.float32)
+            )
+        return self.bufs
+
+
+_SCRATCH = _Scratch()
+
+
 def _project_select(
     X: sp.csr_matrix,
     scale: np.ndarray,
@@ -95,18 +117,22 @@ def _project_select(
 
     A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts;
     ``log1p`` and the product with the axes ``W`` are vectorised (numpy, one sparse × dense
-    product).
+    product). ``keep_sums`` gains the CP10k sum of each kept column.
     """
     from ._graph_kernels import gather_select
 
     X = sp.csr_matrix(X)
-    zptr, zidx, zval, ptr, idx, val = gather_select(
-        X.indptr, X.indices, X.data, scale, gene_row, keep, keep_sums
+    zidx, zval, sidx, sval = _SCRATCH.get(X.nnz)
+    sums = np.zeros(n_keep + 1)
+    zptr, sptr = gather_select(
+        X.indptr, X.indices, X.data, scale, gene_row, keep, sums, zidx, zval, sidx, sval
     )
-    np.log1p(zval, out=zval)
-    Z = sp.csr_matrix((zval, zidx, zptr), shape=(X.shape[0], W.shape[0]))
+    keep_sums += sums[1:]
+    nz, ns = int(zptr[-1]), int(sptr[-1])
+    val = np.log1p(zval[:nz])
+    Z = sp.csr_matrix((val, zidx[:nz], zptr), shape=(X.shape[0], W.shape[0]))
     Y = np.asarray(Z @ W, dtype=np.float32)
-    sel = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_keep))
+    sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(X.shape[0], n_keep))
     return Y, sel
 
 

@@ -17,48 +17,46 @@ def gather_select(
     gene_row: np.ndarray,
     keep: np.ndarray,
     keep_sums: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    zidx: np.ndarray,
+    zval: np.ndarray,
+    sidx: np.ndarray,
+    sval: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """One sweep over CSR counts: scaled informative entries and the ``keep`` columns.
 
     ``gene_row[g]`` is ``g``'s row of the PCA axes (-1: not informative); ``keep[g]`` its
-    output column (-1: dropped). Returns the CSR (``indptr, indices, data``) of
-    ``x_g * scale`` over the informative genes (column ``gene_row[g]``; ``log1p`` and the
-    product with the axes are left to vectorised numpy/scipy, several times faster than a
-    scalar loop here) and the CSR of the raw ``keep`` counts; adds ``x_g * scale`` of each
-    kept column to ``keep_sums`` (the CP10k sums of the tumour mean, so no second pass).
+    output column (-1: dropped). Fills ``zidx, zval`` with the CSR entries of ``x_g * scale``
+    over the informative genes (column ``gene_row[g]``; ``log1p`` and the product with the
+    axes are left to vectorised numpy/scipy) and ``sidx, sval`` with the raw counts of the
+    ``keep`` columns (explicit zeros dropped); ``keep_sums[1 + keep[g]]`` gains ``x_g *
+    scale`` (slot 0 collects the dropped genes), the CP10k sums of the tumour mean. The four
+    buffers need room for ``indptr[-1]`` entries; every entry is written and the positions
+    advance only for the wanted ones, so the loop has no data-dependent branches (3x faster
+    than branching on real counts). Returns the two ``indptr`` arrays.
     Serial: numba parallel regions stall on a shared, loaded machine (measured 6-13x slower).
     """
     n = indptr.size - 1
-    nnz = indptr[n]
     zptr = np.zeros(n + 1, dtype=np.int64)
-    zidx = np.empty(nnz, dtype=np.int32)
-    zval = np.empty(nnz, dtype=np.float32)
     sptr = np.zeros(n + 1, dtype=np.int64)
-    sidx = np.empty(nnz, dtype=np.int32)
-    sval = np.empty(nnz, dtype=np.float32)
     pz = 0
     ps = 0
     for r in range(n):
         s = scale[r]
         for j in range(indptr[r], indptr[r + 1]):
             x = data[j]
-            if x == 0:
-                continue
             g = indices[j]
             row = gene_row[g]
-            if row >= 0 and s > 0.0:
-                zidx[pz] = row
-                zval[pz] = x * s
-                pz += 1
+            zidx[pz] = row
+            zval[pz] = x * s
+            pz += row >= 0
             col = keep[g]
-            if col >= 0:
-                sidx[ps] = col
-                sval[ps] = x
-                keep_sums[col] += x * s
-                ps += 1
+            sidx[ps] = col
+            sval[ps] = x
+            ps += (col >= 0) & (x != 0)
+            keep_sums[col + 1] += x * s
         zptr[r + 1] = pz
         sptr[r + 1] = ps
-    return zptr, zidx[:pz].copy(), zval[:pz].copy(), sptr, sidx[:ps].copy(), sval[:ps].copy()
+    return zptr, sptr
 
 
 @njit(cache=True)
