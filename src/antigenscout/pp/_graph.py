@@ -106,34 +106,39 @@ _SCRATCH = _Scratch()
 
 def _project_select(
     X: sp.csr_matrix,
-    scale: np.ndarray,
+    library: np.ndarray | None,
     W: np.ndarray,
     gene_row: np.ndarray,
     keep: np.ndarray,
     n_keep: int,
     keep_sums: np.ndarray,
-) -> tuple[np.ndarray, sp.csr_matrix]:
-    """One sweep over CSR counts: PCA scores and the ``keep`` columns.
+) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
+    """One sweep over CSR counts: PCA scores, the ``keep`` columns, library sizes.
 
-    A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts;
+    A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts,
+    sums rows when ``library`` is ``None`` and counts negative or non-finite entries;
     ``log1p`` and the product with the axes ``W`` are vectorised (numpy, one sparse × dense
     product). ``keep_sums`` gains the CP10k sum of each kept column.
     """
     from ._graph_kernels import gather_select
 
     X = sp.csr_matrix(X)
+    n = X.shape[0]
     zidx, zval, sidx, sval = _SCRATCH.get(X.nnz)
     sums = np.zeros(n_keep + 1)
-    zptr, sptr = gather_select(
-        X.indptr, X.indices, X.data, scale, gene_row, keep, sums, zidx, zval, sidx, sval
+    given = library is not None
+    lib = np.array(library, dtype=np.float64) if given else np.zeros(n)
+    scale = np.zeros(n)
+    zptr, sptr, bad = gather_select(
+        X.indptr, X.indices, X.data, scale, gene_row, keep, sums, zidx, zval, sidx, sval, lib, given
     )
     keep_sums += sums[1:]
     nz, ns = int(zptr[-1]), int(sptr[-1])
     val = np.log1p(zval[:nz])
-    Z = sp.csr_matrix((val, zidx[:nz], zptr), shape=(X.shape[0], W.shape[0]))
+    Z = sp.csr_matrix((val, zidx[:nz], zptr), shape=(n, W.shape[0]))
     Y = np.asarray(Z @ W, dtype=np.float32)
-    sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(X.shape[0], n_keep))
-    return Y, sel
+    sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(n, n_keep))
+    return Y, sel, lib, int(bad)
 
 
 @dataclass(frozen=True)
@@ -173,19 +178,29 @@ class Embedding:
         of each of ``columns`` summed over the cells is added to it (cells with library 0
         add 0).
         """
+        Y, sel, _, _ = self.sweep(counts, library, columns, column_sums)
+        return Y, sel
+
+    def sweep(
+        self,
+        counts: sp.csr_matrix,
+        library: np.ndarray | None,
+        columns: np.ndarray,
+        column_sums: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
+        """:meth:`transform_select`, also returning the library sizes (row sums when
+        ``library`` is ``None``) and the number of negative or non-finite counts."""
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
         keep = np.full(n_genes, -1, dtype=np.int64)
         keep[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
-        lib = np.asarray(library, dtype=np.float64)
-        scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
         W = np.ascontiguousarray(self.components.T, dtype=np.float32)
         sums = np.zeros(len(columns)) if column_sums is None else column_sums
-        Y, sel = _project_select(counts, scale, W, gene_row, keep, len(columns), sums)
+        Y, sel, lib, bad = _project_select(counts, library, W, gene_row, keep, len(columns), sums)
         Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
         sel.sort_indices()
-        return Y, sel
+        return Y, sel, lib, bad
 
 
 def fit_embedding(

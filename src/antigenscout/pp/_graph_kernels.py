@@ -21,7 +21,9 @@ def gather_select(
     zval: np.ndarray,
     sidx: np.ndarray,
     sval: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    lib: np.ndarray,
+    lib_given: bool,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """One sweep over CSR counts: scaled informative entries and the ``keep`` columns.
 
     ``gene_row[g]`` is ``g``'s row of the PCA axes (-1: not informative); ``keep[g]`` its
@@ -32,7 +34,10 @@ def gather_select(
     scale`` (slot 0 collects the dropped genes), the CP10k sums of the tumour mean. The four
     buffers need room for ``indptr[-1]`` entries; every entry is written and the positions
     advance only for the wanted ones, so the loop has no data-dependent branches (3x faster
-    than branching on real counts). Returns the two ``indptr`` arrays.
+    than branching on real counts). ``lib`` holds each row's library size when ``lib_given``,
+    else it is filled with the row sums; ``scale`` is ``1e4 / lib`` (0 where ``lib`` is 0)
+    and is filled here too. Returns the two ``indptr`` arrays and the number of negative or
+    non-finite entries (the caller refuses them).
     Serial: numba parallel regions stall on a shared, loaded machine (measured 6-13x slower).
     """
     n = indptr.size - 1
@@ -40,10 +45,18 @@ def gather_select(
     sptr = np.zeros(n + 1, dtype=np.int64)
     pz = 0
     ps = 0
+    bad = 0
     for r in range(n):
-        s = scale[r]
+        if not lib_given:
+            t = 0.0
+            for j in range(indptr[r], indptr[r + 1]):
+                t += data[j]
+            lib[r] = t
+        s = 1e4 / lib[r] if lib[r] > 0.0 else 0.0
+        scale[r] = s
         for j in range(indptr[r], indptr[r + 1]):
             x = data[j]
+            bad += (x < 0) | (x != x) | (x == np.inf)
             g = indices[j]
             row = gene_row[g]
             zidx[pz] = row
@@ -56,7 +69,7 @@ def gather_select(
             keep_sums[col + 1] += x * s
         zptr[r + 1] = pz
         sptr[r + 1] = ps
-    return zptr, sptr
+    return zptr, sptr, bad
 
 
 @njit(cache=True)
@@ -136,24 +149,6 @@ def knn_positive_block(
     return ptr, res
 
 
-@njit(inline="always")
-def _insert(best_d: np.ndarray, best_i: np.ndarray, i: int, j: int, d: float) -> None:
-    """Put ``j`` at distance ``d`` into ``i``'s sorted best list unless listed or too far."""
-    k = best_d.shape[1]
-    if d >= best_d[i, k - 1]:
-        return
-    for m in range(k):
-        if best_i[i, m] == j:
-            return
-    m = k - 1
-    while m > 0 and best_d[i, m - 1] > d:
-        best_d[i, m] = best_d[i, m - 1]
-        best_i[i, m] = best_i[i, m - 1]
-        m -= 1
-    best_d[i, m] = d
-    best_i[i, m] = j
-
-
 @njit(cache=True, fastmath=True)
 def leaf_knn_update(
     Y: np.ndarray,
@@ -165,26 +160,47 @@ def leaf_knn_update(
     """Exact neighbours within each leaf, merged into the running best lists (in place).
 
     ``order[leaf_ptr[L]:leaf_ptr[L + 1]]`` are the points of leaf ``L``; each point lies in one
-    leaf. Each pair is measured once (squared Euclidean, float32, vectorised) and offered to
-    both points. Lists stay sorted by distance; a point already listed is not added twice; on
-    equal distances the earlier candidate is kept.
+    leaf. The leaf's points are copied into one contiguous block and distances are squared
+    Euclidean in float32 (vectorised), each point keeping its current worst distance in a
+    register (5x faster than measuring each pair once for both points). Lists stay sorted
+    by distance; a point already listed is not added twice; on equal distances the earlier
+    candidate is kept.
     """
+    k = best_d.shape[1]
     dims = Y.shape[1]
     for leaf in range(leaf_ptr.size - 1):
         a = leaf_ptr[leaf]
         m = leaf_ptr[leaf + 1] - a
-        P = np.empty((m, dims), dtype=np.float32)  # the leaf's points, contiguous
+        P = np.empty((m, dims), dtype=np.float32)
         for ii in range(m):
             P[ii] = Y[order[a + ii]]
         for ii in range(m):
             i = order[a + ii]
             pi = P[ii]
-            for jj in range(ii + 1, m):
+            worst = best_d[i, k - 1]
+            for jj in range(m):
+                if jj == ii:
+                    continue
                 pj = P[jj]
                 d = np.float32(0.0)
                 for q in range(dims):
                     t = pi[q] - pj[q]
                     d += t * t
+                if d >= worst:
+                    continue
                 j = order[a + jj]
-                _insert(best_d, best_i, i, j, d)
-                _insert(best_d, best_i, j, i, d)
+                seen = False
+                for u in range(k):
+                    if best_i[i, u] == j:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                u = k - 1
+                while u > 0 and best_d[i, u - 1] > d:
+                    best_d[i, u] = best_d[i, u - 1]
+                    best_i[i, u] = best_i[i, u - 1]
+                    u -= 1
+                best_d[i, u] = d
+                best_i[i, u] = j
+                worst = best_d[i, k - 1]

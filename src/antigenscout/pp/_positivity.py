@@ -557,10 +557,11 @@ def knn_blocks_streamed(
     Y = np.empty((n, emb.components.shape[0]), dtype=np.float32)
     parts = []
     for sl, blk in iter_row_chunks(X, rows):
-        _check_counts(blk, block_size)
-        if library is None:
-            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-        Y[sl], sel = emb.transform_select(blk, lib[sl], genes, column_sums)
+        Y[sl], sel, lib[sl], bad = emb.sweep(
+            blk, None if library is None else lib[sl], genes, column_sums
+        )
+        if bad:  # negative or non-finite counts, counted by the sweep: say which
+            _check_counts(blk, block_size)
         parts.append(sel)
     Xg = _stack_freeing(parts, genes.size)
     k = int(n_neighbors)
