@@ -70,17 +70,38 @@ def _read_rows(X: Any, rows: np.ndarray) -> sp.csr_matrix:
 def iter_row_chunks(
     X: Any, rows: np.ndarray, chunk: int = _READ_CHUNK
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``(slice into rows, CSR of those rows)`` over contiguous chunks of a (backed) matrix."""
-    n = X.shape[0]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        lo, hi = np.searchsorted(rows, [start, stop])
-        if lo == hi:
-            continue
+    """``(slice into rows, CSR of those rows)`` over contiguous chunks of a (backed) matrix.
+
+    A backed matrix is read one chunk ahead in a helper thread, so reading the file
+    overlaps the caller's work on the previous chunk (the kernels release the GIL).
+    """
+
+    def read(start: int, stop: int, lo: int, hi: int) -> sp.csr_matrix:
         blk = sp.csr_matrix(X[start:stop])
         if hi - lo != stop - start:  # some rows of the chunk are not wanted
             blk = blk[rows[lo:hi] - start]
-        yield slice(int(lo), int(hi)), blk
+        return blk
+
+    n = X.shape[0]
+    spans = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        lo, hi = (int(v) for v in np.searchsorted(rows, [start, stop]))
+        if lo < hi:
+            spans.append((start, stop, lo, hi))
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        for span in spans:
+            yield slice(span[2], span[3]), read(*span)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(read, *spans[0]) if spans else None
+        for i, span in enumerate(spans):
+            assert ahead is not None
+            blk = ahead.result()
+            ahead = pool.submit(read, *spans[i + 1]) if i + 1 < len(spans) else None
+            yield slice(span[2], span[3]), blk
 
 
 class _Scratch(threading.local):
@@ -355,23 +376,33 @@ def approx_knn(
     return best_i
 
 
-def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
-    """Binary directed kNN adjacency of points ``Y`` (exact up to 20,000 points)."""
+def _knn_indices(Y: np.ndarray, k: int, random_state: int) -> np.ndarray:
+    """``(n, k)`` neighbour indices of points ``Y`` (never the point itself; -1 = none):
+    exact up to 20,000 points, partition trees above."""
     n = Y.shape[0]
-    k = min(k, n - 1)
-    if k < 1:
-        return sp.csr_matrix((n, n), dtype=np.float32)
+    out = np.full((n, k), -1, dtype=np.int64)
+    kk = min(k, n - 1)
+    if kk < 1:
+        return out
     if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
-        idx = approx_knn(Y, k, leaf_size=n, random_state=random_state)
+        idx = approx_knn(Y, kk, leaf_size=n, random_state=random_state)
     elif n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=k + 1).fit(Y)
-        idx = nn.kneighbors(return_distance=False)[:, :k]  # excludes each query point itself
+        nn = NearestNeighbors(n_neighbors=kk + 1).fit(Y)
+        idx = nn.kneighbors(return_distance=False)[:, :kk]  # excludes each query point itself
     else:
-        idx = approx_knn(Y, k, random_state=random_state)
-    ok = (idx >= 0) & (idx != np.arange(n)[:, None])  # never itself
-    r = np.repeat(np.arange(n), k)[ok.ravel()]
+        idx = approx_knn(Y, kk, random_state=random_state)
+    out[:, :kk] = np.where(idx == np.arange(n)[:, None], -1, idx)  # never itself
+    return out
+
+
+def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
+    """Binary directed kNN adjacency of points ``Y`` (exact up to 20,000 points)."""
+    n = Y.shape[0]
+    idx = _knn_indices(Y, min(k, max(n - 1, 0)), random_state)
+    ok = idx >= 0
+    r = np.repeat(np.arange(n), idx.shape[1])[ok.ravel()]
     adj = sp.csr_matrix(
         (np.ones(r.size, dtype=np.float32), (r, idx.ravel()[ok.ravel()])), shape=(n, n)
     )

@@ -8,7 +8,7 @@ from numba import njit
 __all__ = ["gather_select", "knn_positive_block", "leaf_knn_update"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather_select(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -72,7 +72,7 @@ def gather_select(
     return zptr, sptr, bad
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def knn_positive_block(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -149,7 +149,7 @@ def knn_positive_block(
     return ptr, res
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def leaf_knn_update(
     Y: np.ndarray,
     order: np.ndarray,

@@ -546,7 +546,7 @@ def knn_blocks_streamed(
     ------
     ``(slice into rows, bool CSR block)`` in the order of ``rows``.
     """
-    from ._graph import _knn_adjacency, fit_embedding, iter_row_chunks
+    from ._graph import _knn_indices, fit_embedding, iter_row_chunks
 
     rows = np.asarray(rows, dtype=np.int64)
     batches = np.asarray(batches)
@@ -572,10 +572,8 @@ def knn_blocks_streamed(
     for idx in np.split(order, bounds):
         if idx.size == 0:
             continue
-        adj = _knn_adjacency(Y[idx], k, random_state)
-        for r in range(idx.size):  # at most k neighbours per row
-            nb = adj.indices[adj.indptr[r] : adj.indptr[r + 1]]
-            nbr[idx[r], : nb.size] = idx[nb]
+        nb = _knn_indices(Y[idx], k, random_state)
+        nbr[idx] = np.where(nb >= 0, idx[np.maximum(nb, 0)], -1)
     del Y
     yield from knn_blocks_from_neighbours(
         Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
