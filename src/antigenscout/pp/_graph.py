@@ -200,6 +200,7 @@ class Embedding:
         add 0).
         """
         Y, sel, _, _ = self.sweep(counts, library, columns, column_sums)
+        sel.sort_indices()
         return Y, sel
 
     def sweep(
@@ -210,7 +211,11 @@ class Embedding:
         column_sums: np.ndarray | None = None,
     ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
         """:meth:`transform_select`, also returning the library sizes (row sums when
-        ``library`` is ``None``) and the number of negative or non-finite counts."""
+        ``library`` is ``None``) and the number of negative or non-finite counts.
+
+        The selected columns come in input order within each row, not sorted (the pooling
+        kernel does not need them sorted; sorting cost as much as the product with the
+        axes)."""
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
@@ -220,7 +225,6 @@ class Embedding:
         sums = np.zeros(len(columns)) if column_sums is None else column_sums
         Y, sel, lib, bad = _project_select(counts, library, W, gene_row, keep, len(columns), sums)
         Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
-        sel.sort_indices()
         return Y, sel, lib, bad
 
 
