@@ -126,7 +126,7 @@ def _chunk_partial(
             nb = graph.indices[graph.indptr[r] : graph.indptr[r + 1]]
             nbr[r, : nb.size] = nb
         blocks = knn_blocks_from_neighbours(
-            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192
+            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192, threads=1
         )
         pos = sparse.csr_matrix(sparse.vstack([b for _, b in blocks], format="csr"), dtype=bool)
     codes, inv = np.unique(types, return_inverse=True)
