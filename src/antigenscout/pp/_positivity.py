@@ -568,17 +568,39 @@ def knn_blocks_streamed(
     members.sort(key=lambda m: int(m.max()))
     searched: list[tuple[np.ndarray, Future[np.ndarray]]] = []
     parts = []
-    with ThreadPoolExecutor(1) as pool:
+
+    def sweep(sl: slice, blk: sp.csr_matrix) -> tuple[Any, ...]:
+        sums = None if column_sums is None else np.zeros(genes.size)
+        got = emb.sweep(blk, None if library is None else lib[sl], genes, sums)
+        return (sl, blk, *got, sums)
+
+    def finish(res: tuple[Any, ...], Y: np.ndarray = Y) -> None:
+        """Store one swept chunk (in row order: sums added in a fixed order) and start the
+        neighbour search of every batch whose last cell it holds."""
+        sl, blk, y, sel, lib_c, bad, sums = res
+        if bad:  # negative or non-finite counts, counted by the sweep: say which
+            _check_counts(blk, block_size)
+        Y[sl], lib[sl] = y, lib_c
+        parts.append(sel)
+        if sums is not None and column_sums is not None:
+            np.add(column_sums, sums, out=column_sums)
+        while len(searched) < len(members) and members[len(searched)].max() < sl.stop:
+            idx = members[len(searched)]
+            searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
+
+    # chunks in pairs: a helper thread sweeps the first while this one sweeps the second
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as helper:
+        ahead: Future[tuple[Any, ...]] | None = None
         for sl, blk in iter_row_chunks(X, rows):
-            Y[sl], sel, lib[sl], bad = emb.sweep(
-                blk, None if library is None else lib[sl], genes, column_sums
-            )
-            if bad:  # negative or non-finite counts, counted by the sweep: say which
-                _check_counts(blk, block_size)
-            parts.append(sel)
-            while len(searched) < len(members) and members[len(searched)].max() < sl.stop:
-                idx = members[len(searched)]
-                searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
+            if ahead is None:
+                ahead = helper.submit(sweep, sl, blk)
+                continue
+            mine = sweep(sl, blk)
+            finish(ahead.result())
+            ahead = None
+            finish(mine)
+        if ahead is not None:
+            finish(ahead.result())
         for idx in members[len(searched) :]:  # rows not covered by any chunk (none expected)
             searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
         Xg = _stack_freeing(parts, genes.size)
@@ -586,7 +608,7 @@ def knn_blocks_streamed(
         for idx, fut in searched:
             nb = fut.result()
             nbr[idx] = np.where(nb >= 0, idx[np.maximum(nb, 0)], -1)
-    del Y
+    del Y, finish  # the projections are not needed for pooling
     yield from knn_blocks_from_neighbours(
         Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
     )
