@@ -474,7 +474,7 @@ def neighbor_graph(
 
     Counts are scaled to 10,000 per cell (library = ``adata.obs['total_counts']`` if present,
     else row sums) and ``log1p``-transformed. With ``pca="shared"`` (default) one PCA on the
-    ``n_top_genes`` most variable genes (:func:`fit_embedding`, fitted on at most 20,000 cells)
+    ``n_top_genes`` most variable genes (:func:`fit_embedding`, fitted on at most 10,000 cells)
     projects all cells on ``n_pcs`` components; with ``pca="per_batch"`` each batch gets its
     own PCA over all genes (:func:`scanpy.pp.pca`). Cells are linked to their ``n_neighbors``
     nearest Euclidean neighbours *within their batch* (e.g. patient), so no cell pools counts
