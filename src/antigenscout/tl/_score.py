@@ -519,8 +519,8 @@ def _knn_blocks(
 ) -> tuple[Any, dict[str, Any]]:
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient).
 
-    ``column_sums`` is passed to :func:`~antigenscout.pp._positivity.knn_blocks_streamed` (the streamed
-    path only; with a graph from ``obsp`` it is left untouched).
+    ``column_sums`` is passed to :func:`~antigenscout.pp._positivity.knn_blocks_streamed`
+    (the streamed path only; with a graph from ``obsp`` it is left untouched).
     """
     from ..pp import _positivity as pos
 
