@@ -15,9 +15,9 @@ a fresh subprocess, so its peak resident memory is its own:
   ``--baseline-cells`` cells in memory (reading them is not timed), scaled up linearly;
 * ``default positivity``: ``score_targets`` with the positivity a user gets by default
   (``knn``: a within-patient neighbour graph, then dropout-aware calls), on the first
-  ``--default-cells`` cells in memory, side by side with ``cp10k`` on the same cells. It is
-  not run on the million cells (the graph alone is out of reach here); its speed is
-  issue #12's, reported, not tuned, here.
+  ``--default-cells`` cells in memory, side by side with ``cp10k`` on the same cells. The
+  default over a million backed cells, beside the library-size rule in the same run, is
+  ``benchmarks/bench_positivity_scale.py`` (figures in ``docs/atlas.md``).
 
 The ``cp10k`` coverages of antigenscout and the baseline are compared on the baseline's
 cells (they must agree exactly) before the ratio is printed.

@@ -239,3 +239,49 @@ def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path
     prof = pd.read_csv(tmp_path / "p" / "profile.tsv", sep="\t")
     assert (prof.loc[prof["context"].str.startswith("atlas:"), "source"] == "atlas:healthy").all()
     assert main(["profile", "CD74", "--atlas", str(tmp_path / "none"), "--out", "y"]) == 2
+
+
+def test_cli_simulate_from_ranking_with_atlas(
+    files: dict[str, str], built: dict[str, Atlas], tmp_path: Path
+) -> None:
+    """simulate --from RANKING --atlas: the healthy compartment's positive fraction is the
+    atlas's measured fraction carried to the target's engagement threshold."""
+    import json
+
+    from antigenscout.cli import main
+
+    atlas_dir = tmp_path / "atlas"
+    built["h5ad"].write(atlas_dir)
+    tumour = tmp_path / "demo.h5ad"
+    datasets.demo().write_h5ad(tumour)
+    run = tmp_path / "r"
+    rank = ["rank", str(tumour), "--malignant-key", "malignant=malignant"]
+    rank += ["--patient-key", "patient", "--highlight", "CD33", "--out", str(run)]
+    assert main(rank) == 0  # no atlas: the embedded reference judges the ranking's contexts
+    targets = pd.read_csv(run / "targets.tsv", sep="\t", index_col=0)
+    engage = float(targets.loc["CD33", "engagement_threshold_cp10k"])
+    sim = ["simulate", "--model", "cart-leukaemia", "--from", str(run), "--target", "CD33"]
+    sim += ["--typical", "--days", "30", "--allow-other-indication"]  # an AML ranking
+    out = tmp_path / "s"
+    assert main([*sim, "--atlas", str(atlas_dir), "--healthy", "monocyte", "--out", str(out)]) == 0
+    sc = json.loads((out / "summary.json").read_text())["scenario"]
+    f0 = float(built["h5ad"].fraction.loc["CD33", "monocyte"])  # measured at 0.2 CP10k
+    assert sc["healthy_cell_type"] == "monocyte"
+    assert sc["healthy_positive_fraction_source"] == "atlas:healthy"
+    assert sc["healthy_positive_fraction"] == pytest.approx(f0 ** (engage / 0.2), rel=1e-6)
+    # the embedded context the atlas's monocytes replace is no longer a choice
+    risk = pd.read_csv(run / "risk.tsv", sep="\t")
+    replaced = built["h5ad"].cell_types.loc["monocyte", "context"]
+    name = risk.loc[(risk["target"] == "CD33") & (risk["context"] == replaced), "name"]
+    assert len(name) == 1
+    bad = [*sim, "--atlas", str(atlas_dir), "--healthy", str(name.iloc[0]), "--out", str(out)]
+    assert main(bad) == 2
+    # the default compartment (most engaged with a published turnover) may be an atlas type
+    assert main([*sim, "--atlas", str(atlas_dir), "--out", str(tmp_path / "s1")]) == 0
+    # without --atlas the ranking's own row is used
+    assert main([*sim, "--healthy", str(name.iloc[0]), "--out", str(tmp_path / "s0")]) == 0
+    sc0 = json.loads((tmp_path / "s0" / "summary.json").read_text())["scenario"]
+    assert sc0["healthy_positive_fraction_source"] != "atlas:healthy"
+    # --atlas needs --from; a missing atlas is one line and exit 2
+    assert main(["simulate", "--model", "cart-leukaemia", "--atlas", str(atlas_dir)]) == 2
+    assert main([*sim, "--atlas", str(tmp_path / "none"), "--out", str(out)]) == 2

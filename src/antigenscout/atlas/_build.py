@@ -52,6 +52,7 @@ class _Partial:
     sample_pos: sparse.csr_matrix  # (s, g) positivity of the sampled cells
     cells: int
     seconds: float
+    cpu_seconds: float  # CPU time of the task's thread: below ``seconds`` when CPU-starved
 
 
 def plan_chunks(donors: np.ndarray, chunk_cells: int) -> list[np.ndarray]:
@@ -109,6 +110,7 @@ def _chunk_partial(
     from ..pp._positivity import knn_blocks_from_neighbours
 
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     with threadpool_limits(1):
         X = source.read_rows(rows)
         if X.data.size and not np.array_equal(X.data, np.round(X.data)):
@@ -126,7 +128,7 @@ def _chunk_partial(
             nb = graph.indices[graph.indptr[r] : graph.indptr[r + 1]]
             nbr[r, : nb.size] = nb
         blocks = knn_blocks_from_neighbours(
-            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192
+            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192, threads=1
         )
         pos = sparse.csr_matrix(sparse.vstack([b for _, b in blocks], format="csr"), dtype=bool)
     codes, inv = np.unique(types, return_inverse=True)
@@ -146,6 +148,7 @@ def _chunk_partial(
         sample_pos=pos[sampled],
         cells=int(rows.size),
         seconds=time.perf_counter() - t0,
+        cpu_seconds=time.thread_time() - c0,
     )
 
 
@@ -176,6 +179,7 @@ def _merge(*parts: _Partial) -> _Partial:
         sample_pos=sparse.csr_matrix(sparse.vstack([p.sample_pos for p in parts], format="csr")),
         cells=sum(p.cells for p in parts),
         seconds=sum(p.seconds for p in parts),
+        cpu_seconds=sum(p.cpu_seconds for p in parts),
     )
 
 
@@ -299,7 +303,8 @@ def build_atlas(
     Returns
     -------
     :class:`~antigenscout.atlas.Atlas`; ``metadata['build']`` has cells, chunks, workers,
-    wall and task seconds.
+    wall seconds, task seconds (summed over tasks) and the tasks' CPU seconds (well below the
+    task seconds when the workers are starved of CPU).
 
     Examples
     --------
@@ -411,6 +416,7 @@ def build_atlas(
             "dask": None if dask is None else str(dask),
             "wall_seconds": round(wall, 3),
             "task_seconds": round(total.seconds, 3),
+            "task_cpu_seconds": round(total.cpu_seconds, 3),
         },
     }
     return Atlas.from_arrays(

@@ -38,6 +38,14 @@ __all__ = ["simulate_command"]
     "--from). Default: the most engaged context with a published turnover.",
 )
 @click.option(
+    "--atlas",
+    "atlas_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Healthy atlas (as for rank/gates/profile; with --from): its cell types replace the "
+    "ranking's contexts they map to, with their measured positive fractions.",
+)
+@click.option(
     "--healthy-turnover",
     type=float,
     default=None,
@@ -68,6 +76,7 @@ def simulate_command(
     with_inhibitor: bool,
     inhibitor_stop_day: float | None,
     healthy: str | None,
+    atlas_path: Path | None,
     healthy_turnover: float | None,
     product: str,
     allow_other_indication: bool,
@@ -94,13 +103,25 @@ def simulate_command(
     if healthy is not None and run_dir is None:
         msg = "--healthy names a context of a ranking: add --from DIR --target NAME."
         raise InputError(msg)
+    if atlas_path is not None and run_dir is None:
+        msg = "--atlas judges the healthy compartment of a ranking: add --from DIR --target NAME."
+        raise InputError(msg)
     scenario: Scenario | None = None
     if run_dir is not None and target is not None:
         if not MODELS[model].takes_scenario:
             msg = "--from/--target need a model that takes a target: cart-leukaemia or cart-cml."
             raise InputError(msg)
+        reference = None
+        if atlas_path is not None:
+            from ..cli import _load_reference
+
+            reference = _load_reference(None, atlas_path)
         scenario = scenario_from_run(
-            run_dir, target, healthy=healthy, healthy_turnover_per_day=healthy_turnover
+            run_dir,
+            target,
+            healthy=healthy,
+            healthy_turnover_per_day=healthy_turnover,
+            reference=reference,
         )
     elif healthy_turnover is not None:
         spec = MODELS[model]
@@ -155,6 +176,7 @@ def simulate_command(
                     "with_inhibitor": with_inhibitor,
                     "inhibitor_stop_day": inhibitor_stop_day,
                     "healthy": healthy,
+                    "atlas": None if atlas_path is None else str(atlas_path),
                     "healthy_turnover_per_day": healthy_turnover,
                     "product": product,
                     "allow_other_indication": allow_other_indication,

@@ -8,12 +8,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .._errors import InputError
 from ._params import HEALTHY_TURNOVER
+
+if TYPE_CHECKING:
+    from ..reference import Reference
 
 __all__ = ["Scenario", "detect_indication", "same_indication", "scenario_from_run", "turnover_for"]
 
@@ -72,6 +76,9 @@ class Scenario:
         haematopoietic / immune systems.
     warnings
         Problems found while reading the ranking (also written to ``summary.json``).
+    healthy_source
+        What measured ``healthy_positive_fraction`` (the ``source`` of its ``risk.tsv`` row,
+        e.g. ``atlas:<name>`` for an atlas cell type).
     """
 
     target: str
@@ -88,6 +95,7 @@ class Scenario:
     healthy_vital_weight: float | None = None
     healthy_system: str | None = None
     warnings: tuple[str, ...] = ()
+    healthy_source: str | None = None
 
     def __post_init__(self) -> None:
         _check_fraction("tumour_coverage", self.tumour_coverage)
@@ -140,6 +148,7 @@ class Scenario:
             "progenitor_coverage": self.progenitor,
             "healthy_cell_type": self.healthy_cell_type,
             "healthy_positive_fraction": self.healthy_positive_fraction,
+            "healthy_positive_fraction_source": self.healthy_source,
             "healthy_turnover_per_day": rate,
             "healthy_turnover_source": src,
             "compartment_coverage": dict(self.compartment_coverage),
@@ -257,12 +266,68 @@ def _patient_coverage(run: Path, target: str) -> tuple[float, ...]:
     return tuple(_fraction(v, f"patient coverage of {target!r}") for v in vals)
 
 
+def _with_atlas_rows(
+    rt: pd.DataFrame, run: Path, target: str, reference: Reference
+) -> pd.DataFrame:
+    """The target's ``risk.tsv`` rows with the atlas's cell types judged by the atlas.
+
+    Rows of embedded contexts that an atlas cell type replaces (and any atlas rows of the
+    ranking) are dropped; every atlas cell type the target engages is added with its
+    measured fraction, carried to the target's engagement threshold exactly as ``rank
+    --atlas`` does (:func:`antigenscout.tl.healthy_risk` at the ranking's threshold and
+    modality from ``run.json``).
+    """
+    from ..tl._risk import healthy_risk
+
+    meta: dict[str, object] = {}
+    if (run / "run.json").is_file():
+        try:
+            meta = json.loads((run / "run.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            meta = {}
+    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    pos = params.get("positivity") if isinstance(params, dict) else None  # type: ignore[union-attr]
+    threshold = pos.get("threshold_cp10k") if isinstance(pos, dict) else None
+    if not isinstance(threshold, int | float):
+        from ..pp._positivity import DEFAULT_THRESHOLD
+
+        threshold = DEFAULT_THRESHOLD
+    modality = params.get("modality") if isinstance(params, dict) else None  # type: ignore[union-attr]
+    engage = None
+    targets = _read_tsv(run / "targets.tsv", "targets table")
+    if "engagement_threshold_cp10k" in targets.columns:
+        hit = targets.loc[targets["target"].astype(str) == target, "engagement_threshold_cp10k"]
+        value = pd.to_numeric(hit, errors="coerce").dropna()
+        if len(value):
+            engage = pd.Series([float(value.iloc[0])], index=[target])
+    if target not in reference.expression.index:
+        msg = (
+            f"target {target!r} is not a gene of the reference, so the atlas cannot judge it; "
+            "drop --atlas to use the ranking's risk.tsv."
+        )
+        raise InputError(msg)
+    hr = healthy_risk(
+        reference,
+        threshold_cp10k=float(threshold),
+        modality=modality if isinstance(modality, str) else None,
+        gene_threshold_cp10k=engage,
+    )
+    atlas_rows = hr.long([target])
+    atlas_rows = atlas_rows[atlas_rows["context"].astype(str).str.startswith("atlas:")]
+    replaced = set((reference.metadata.get("atlas") or {}).get("contexts_replaced") or [])
+    ctx = rt["context"].astype(str) if "context" in rt.columns else pd.Series("", index=rt.index)
+    keep = rt[~ctx.isin(replaced) & ~ctx.str.startswith("atlas:")]
+    cols = [c for c in atlas_rows.columns if c in rt.columns]
+    return pd.concat([keep, atlas_rows[cols]], ignore_index=True)
+
+
 def scenario_from_run(
     run_dir: str | os.PathLike[str],
     target: str,
     *,
     healthy: str | None = None,
     healthy_turnover_per_day: float | None = None,
+    reference: Reference | None = None,
 ) -> Scenario:
     """Build a :class:`Scenario` from a ranking output directory.
 
@@ -282,6 +347,12 @@ def scenario_from_run(
         has a published turnover.
     healthy_turnover_per_day
         Turnover rate of the healthy compartment; needed when it has no published turnover.
+    reference
+        A reference with a healthy atlas merged in
+        (:meth:`~antigenscout.reference.Reference.with_atlas`; CLI ``--atlas``): the atlas's
+        cell types replace the embedded contexts they map to, with their measured positive
+        fractions at the target's engagement threshold, before the compartment is chosen
+        (``--healthy`` may then name an atlas cell type). ``None``: ``risk.tsv`` as written.
 
     Returns
     -------
@@ -339,6 +410,8 @@ def scenario_from_run(
             f"unknown; re-run the ranking with --highlight {target}."
         )
         raise InputError(msg)
+    if reference is not None and reference.atlas is not None:
+        rt = _with_atlas_rows(rt, run, target, reference)
     rt["positive_fraction"] = [
         _fraction(v, f"positive_fraction of {target!r}") for v in rt["positive_fraction"]
     ]
@@ -424,4 +497,5 @@ def scenario_from_run(
         healthy_vital_weight=vital,
         healthy_system=str(best["system"]) if "system" in rt.columns else None,
         warnings=tuple(warnings),
+        healthy_source=str(best["source"]) if "source" in rt.columns else None,
     )

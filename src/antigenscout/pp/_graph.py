@@ -11,6 +11,7 @@ each batch, exact neighbours up to 20,000 cells and pynndescent above.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,30 +70,96 @@ def _read_rows(X: Any, rows: np.ndarray) -> sp.csr_matrix:
 def iter_row_chunks(
     X: Any, rows: np.ndarray, chunk: int = _READ_CHUNK
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``(slice into rows, CSR of those rows)`` over contiguous chunks of a (backed) matrix."""
-    n = X.shape[0]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        lo, hi = np.searchsorted(rows, [start, stop])
-        if lo == hi:
-            continue
+    """``(slice into rows, CSR of those rows)`` over contiguous chunks of a (backed) matrix.
+
+    A backed matrix is read one chunk ahead in a helper thread, so reading the file
+    overlaps the caller's work on the previous chunk (the kernels release the GIL).
+    """
+
+    def read(start: int, stop: int, lo: int, hi: int) -> sp.csr_matrix:
         blk = sp.csr_matrix(X[start:stop])
         if hi - lo != stop - start:  # some rows of the chunk are not wanted
             blk = blk[rows[lo:hi] - start]
-        yield slice(int(lo), int(hi)), blk
+        return blk
+
+    n = X.shape[0]
+    spans = []
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        lo, hi = (int(v) for v in np.searchsorted(rows, [start, stop]))
+        if lo < hi:
+            spans.append((start, stop, lo, hi))
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        for span in spans:
+            yield slice(span[2], span[3]), read(*span)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(read, *spans[0]) if spans else None
+        for i, span in enumerate(spans):
+            assert ahead is not None
+            blk = ahead.result()
+            ahead = pool.submit(read, *spans[i + 1]) if i + 1 < len(spans) else None
+            yield slice(span[2], span[3]), blk
+
+
+class _Scratch(threading.local):
+    """Reusable buffers of the projection sweep, one set per thread (grown on demand, never
+    shrunk): a fresh allocation per chunk costs page faults of the order of the sweep."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.bufs: tuple[np.ndarray, ...] = ()
+
+    def get(self, nnz: int) -> tuple[np.ndarray, ...]:
+        """Buffers with room for ``nnz`` entries: int32, float32, int32, float32."""
+        if nnz > self.size:
+            self.size = max(nnz, int(self.size * 1.25))
+            self.bufs = tuple(
+                np.empty(self.size, dtype=t) for t in (np.int32, np.float32, np.int32, np.float32)
+            )
+        return self.bufs
+
+
+_SCRATCH = _Scratch()
 
 
 def _project_select(
-    X: sp.csr_matrix, scale: np.ndarray, W: np.ndarray, gene_row: np.ndarray, keep: np.ndarray
-) -> tuple[np.ndarray, sp.csr_matrix]:
-    """One sweep over CSR counts: PCA scores and the ``keep`` columns (numba kernel)."""
-    from ._graph_kernels import project_select
+    X: sp.csr_matrix,
+    library: np.ndarray | None,
+    W: np.ndarray,
+    gene_row: np.ndarray,
+    keep: np.ndarray,
+    n_keep: int,
+    keep_sums: np.ndarray,
+) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
+    """One sweep over CSR counts: PCA scores, the ``keep`` columns, library sizes.
+
+    A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts,
+    sums rows when ``library`` is ``None`` and counts negative or non-finite entries;
+    ``log1p`` and the product with the axes ``W`` are vectorised (numpy, one sparse × dense
+    product). ``keep_sums`` gains the CP10k sum of each kept column.
+    """
+    from ._graph_kernels import gather_select
 
     X = sp.csr_matrix(X)
-    Y, ptr, idx, val = project_select(X.indptr, X.indices, X.data, scale, W, gene_row, keep)
-    n_keep = int(keep.max()) + 1 if keep.size and keep.max() >= 0 else 0
-    sel = sp.csr_matrix((val, idx, ptr), shape=(X.shape[0], n_keep))
-    return Y, sel
+    n = X.shape[0]
+    zidx, zval, sidx, sval = _SCRATCH.get(X.nnz)
+    sums = np.zeros(n_keep + 1)
+    given = library is not None
+    lib = np.array(library, dtype=np.float64) if given else np.zeros(n)
+    scale = np.zeros(n)
+    zptr, sptr, bad = gather_select(
+        X.indptr, X.indices, X.data, scale, gene_row, keep, sums, zidx, zval, sidx, sval, lib, given
+    )
+    keep_sums += sums[1:]
+    nz, ns = int(zptr[-1]), int(sptr[-1])
+    val = np.log1p(zval[:nz])
+    Z = sp.csr_matrix((val, zidx[:nz], zptr), shape=(n, W.shape[0]))
+    Y = np.asarray(Z @ W, dtype=np.float32)
+    sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(n, n_keep))
+    return Y, sel, lib, int(bad)
 
 
 @dataclass(frozen=True)
@@ -119,27 +186,46 @@ class Embedding:
         return Y
 
     def transform_select(
-        self, counts: sp.csr_matrix, library: np.ndarray, columns: np.ndarray
+        self,
+        counts: sp.csr_matrix,
+        library: np.ndarray,
+        columns: np.ndarray,
+        column_sums: np.ndarray | None = None,
     ) -> tuple[np.ndarray, sp.csr_matrix]:
         """Coordinates of ``counts`` and its ``columns`` (float32 CSR), in one sweep.
 
         ``log1p(count / library * 1e4)`` of the informative genes, centred, times the axes.
+        When ``column_sums`` (float64, one per column) is given, ``count / library * 1e4``
+        of each of ``columns`` summed over the cells is added to it (cells with library 0
+        add 0).
         """
+        Y, sel, _, _ = self.sweep(counts, library, columns, column_sums)
+        sel.sort_indices()
+        return Y, sel
+
+    def sweep(
+        self,
+        counts: sp.csr_matrix,
+        library: np.ndarray | None,
+        columns: np.ndarray,
+        column_sums: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
+        """:meth:`transform_select`, also returning the library sizes (row sums when
+        ``library`` is ``None``) and the number of negative or non-finite counts.
+
+        The selected columns come in input order within each row, not sorted (the pooling
+        kernel does not need them sorted; sorting cost as much as the product with the
+        axes)."""
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
         keep = np.full(n_genes, -1, dtype=np.int64)
         keep[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
-        lib = np.asarray(library, dtype=np.float64)
-        scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
         W = np.ascontiguousarray(self.components.T, dtype=np.float32)
-        Y, sel = _project_select(counts, scale, W, gene_row, keep)
+        sums = np.zeros(len(columns)) if column_sums is None else column_sums
+        Y, sel, lib, bad = _project_select(counts, library, W, gene_row, keep, len(columns), sums)
         Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
-        sel = sp.csr_matrix(
-            (sel.data, sel.indices, sel.indptr), shape=(counts.shape[0], len(columns))
-        )
-        sel.sort_indices()
-        return Y.astype(np.float32), sel
+        return Y, sel, lib, bad
 
 
 def fit_embedding(
@@ -283,7 +369,7 @@ def approx_knn(
     Y = np.ascontiguousarray(Y, dtype=np.float32)
     n, d = Y.shape
     rng = np.random.default_rng(random_state)
-    best_d = np.full((n, k), np.inf, dtype=np.float64)
+    best_d = np.full((n, k), np.inf, dtype=np.float32)
     best_i = np.full((n, k), -1, dtype=np.int64)
     for t in range(n_trees if n > leaf_size else 1):
         rot = np.linalg.qr(rng.normal(size=(d, d)))[0].astype(np.float32) if t else None
@@ -294,23 +380,33 @@ def approx_knn(
     return best_i
 
 
-def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
-    """Binary directed kNN adjacency of points ``Y`` (exact up to 20,000 points)."""
+def _knn_indices(Y: np.ndarray, k: int, random_state: int) -> np.ndarray:
+    """``(n, k)`` neighbour indices of points ``Y`` (never the point itself; -1 = none):
+    exact up to 20,000 points, partition trees above."""
     n = Y.shape[0]
-    k = min(k, n - 1)
-    if k < 1:
-        return sp.csr_matrix((n, n), dtype=np.float32)
+    out = np.full((n, k), -1, dtype=np.int64)
+    kk = min(k, n - 1)
+    if kk < 1:
+        return out
     if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
-        idx = approx_knn(Y, k, leaf_size=n, random_state=random_state)
+        idx = approx_knn(Y, kk, leaf_size=n, random_state=random_state)
     elif n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=k + 1).fit(Y)
-        idx = nn.kneighbors(return_distance=False)[:, :k]  # excludes each query point itself
+        nn = NearestNeighbors(n_neighbors=kk + 1).fit(Y)
+        idx = nn.kneighbors(return_distance=False)[:, :kk]  # excludes each query point itself
     else:
-        idx = approx_knn(Y, k, random_state=random_state)
-    ok = (idx >= 0) & (idx != np.arange(n)[:, None])  # never itself
-    r = np.repeat(np.arange(n), k)[ok.ravel()]
+        idx = approx_knn(Y, kk, random_state=random_state)
+    out[:, :kk] = np.where(idx == np.arange(n)[:, None], -1, idx)  # never itself
+    return out
+
+
+def _knn_adjacency(Y: np.ndarray, k: int, random_state: int) -> sp.csr_matrix:
+    """Binary directed kNN adjacency of points ``Y`` (exact up to 20,000 points)."""
+    n = Y.shape[0]
+    idx = _knn_indices(Y, min(k, max(n - 1, 0)), random_state)
+    ok = idx >= 0
+    r = np.repeat(np.arange(n), idx.shape[1])[ok.ravel()]
     adj = sp.csr_matrix(
         (np.ones(r.size, dtype=np.float32), (r, idx.ravel()[ok.ravel()])), shape=(n, n)
     )
@@ -378,7 +474,7 @@ def neighbor_graph(
 
     Counts are scaled to 10,000 per cell (library = ``adata.obs['total_counts']`` if present,
     else row sums) and ``log1p``-transformed. With ``pca="shared"`` (default) one PCA on the
-    ``n_top_genes`` most variable genes (:func:`fit_embedding`, fitted on at most 20,000 cells)
+    ``n_top_genes`` most variable genes (:func:`fit_embedding`, fitted on at most 10,000 cells)
     projects all cells on ``n_pcs`` components; with ``pca="per_batch"`` each batch gets its
     own PCA over all genes (:func:`scanpy.pp.pca`). Cells are linked to their ``n_neighbors``
     nearest Euclidean neighbours *within their batch* (e.g. patient), so no cell pools counts

@@ -52,15 +52,18 @@ def count_positive_by_group(
     n_groups: int,
     n_out: int,
     n_threads: int,
-) -> np.ndarray:
-    """Positive cells per (group, output gene) of a CSR block.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positive cells per (group, output gene) of a CSR block, and CP10k sums per gene.
 
     ``row_group[r] < 0`` skips row ``r``; ``colmap[j]`` is the output column of input
-    column ``j`` or -1. Each thread owns a slice of rows and its own accumulator, so the
-    result does not depend on scheduling.
+    column ``j`` or -1. Each thread owns a slice of rows and its own accumulators, so the
+    result does not depend on scheduling. The second result is ``Σ x / lib * 1e4`` over the
+    counted rows of each output gene (rows with ``lib == 0`` add 0): the tumour mean in the
+    same pass.
     """
     n_rows = len(indptr) - 1
     acc = np.zeros((n_threads, n_groups, n_out), dtype=np.int32)
+    acc_s = np.zeros((n_threads, n_out), dtype=np.float64)
     step = (n_rows + n_threads - 1) // n_threads
     for tid in prange(n_threads):
         for r in range(tid * step, min(n_rows, (tid + 1) * step)):
@@ -68,14 +71,19 @@ def count_positive_by_group(
             if g < 0:
                 continue
             lr = lib[r]
+            sc = 1e4 / lr if lr > 0.0 else 0.0
             for k in range(indptr[r], indptr[r + 1]):
                 j = colmap[indices[k]]
-                if j >= 0 and is_positive(data[k], lr, threshold, code):
-                    acc[tid, g, j] += 1
+                if j >= 0:
+                    acc_s[tid, j] += data[k] * sc
+                    if is_positive(data[k], lr, threshold, code):
+                        acc[tid, g, j] += 1
     out = np.zeros((n_groups, n_out), dtype=np.int64)
+    sums = np.zeros(n_out, dtype=np.float64)
     for tid in range(n_threads):
         out += acc[tid]
-    return out
+        sums += acc_s[tid]
+    return out, sums
 
 
 @njit(cache=True)

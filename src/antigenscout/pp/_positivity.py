@@ -510,14 +510,16 @@ def knn_blocks_streamed(
     prior_shape: float = DEFAULT_PRIOR_SHAPE,
     block_size: int = 8192,
     random_state: int = 0,
+    column_sums: np.ndarray | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
 
     One pass over the rows, chunk by chunk: each cell is projected on one shared PCA of
     informative genes (:func:`antigenscout.pp._graph.fit_embedding`, fitted first on at most
-    20,000 cells) and only the ``genes`` columns are kept. Neighbours are then found within
-    each batch (patient) on the projections (exact up to 20,000 cells, partition trees above),
-    and the pooled posterior is evaluated block by block. Memory: the ``genes`` columns of the
+    10,000 cells) and only the ``genes`` columns are kept. Neighbours are found within each
+    batch (patient) on the projections (exact up to 20,000 cells, partition trees above), in
+    a helper thread as soon as a batch's last cell is projected, and the pooled posterior is
+    evaluated block by block. Memory: the ``genes`` columns of the
     rows, ``n_pcs`` floats per cell and the graph — never the whole matrix.
 
     Parameters
@@ -536,41 +538,77 @@ def knn_blocks_streamed(
         As in :func:`positive_blocks`.
     random_state
         Seed of the PCA and the neighbour trees.
+    column_sums
+        Optional float64 array, one entry per gene: ``count / library * 1e4`` summed over
+        the rows is added to it during the pass (filled before the first block is yielded),
+        so a caller needing the mean CP10k reads the matrix once.
 
     Yields
     ------
     ``(slice into rows, bool CSR block)`` in the order of ``rows``.
     """
-    from ._graph import _knn_adjacency, fit_embedding, iter_row_chunks
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from ._graph import _knn_indices, fit_embedding, iter_row_chunks
 
     rows = np.asarray(rows, dtype=np.int64)
     batches = np.asarray(batches)
     genes = np.asarray(genes, dtype=np.int64)
     n = rows.size
+    k = int(n_neighbors)
     lib = np.empty(n) if library is None else np.asarray(library, dtype=np.float64)
     emb = fit_embedding(X, None if library is None else lib, rows=rows, random_state=random_state)
     Y = np.empty((n, emb.components.shape[0]), dtype=np.float32)
-    parts = []
-    for sl, blk in iter_row_chunks(X, rows):
-        _check_counts(blk, block_size)
-        if library is None:
-            lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-        Y[sl], sel = emb.transform_select(blk, lib[sl], genes)
-        parts.append(sel)
-    Xg = _stack_freeing(parts, genes.size)
-    k = int(n_neighbors)
-    nbr = np.full((n, k), -1, dtype=np.int64)
+    # batches in the order their last cell is swept: a batch's neighbours are searched in a
+    # helper thread as soon as all its cells are projected (with a patient-sorted input the
+    # trees of one patient overlap the sweep of the next; no barrier, so no stall under load)
     codes, _ = pd.factorize(batches, use_na_sentinel=False)
     order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    for idx in np.split(order, bounds):
-        if idx.size == 0:
-            continue
-        adj = _knn_adjacency(Y[idx], k, random_state)
-        for r in range(idx.size):  # at most k neighbours per row
-            nb = adj.indices[adj.indptr[r] : adj.indptr[r + 1]]
-            nbr[idx[r], : nb.size] = idx[nb]
-    del Y
+    members = [m for m in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if m.size]
+    members.sort(key=lambda m: int(m.max()))
+    searched: list[tuple[np.ndarray, Future[np.ndarray]]] = []
+    parts = []
+
+    def sweep(sl: slice, blk: sp.csr_matrix) -> tuple[Any, ...]:
+        sums = None if column_sums is None else np.zeros(genes.size)
+        got = emb.sweep(blk, None if library is None else lib[sl], genes, sums)
+        return (sl, blk, *got, sums)
+
+    def finish(res: tuple[Any, ...], Y: np.ndarray = Y) -> None:
+        """Store one swept chunk (in row order: sums added in a fixed order) and start the
+        neighbour search of every batch whose last cell it holds."""
+        sl, blk, y, sel, lib_c, bad, sums = res
+        if bad:  # negative or non-finite counts, counted by the sweep: say which
+            _check_counts(blk, block_size)
+        Y[sl], lib[sl] = y, lib_c
+        parts.append(sel)
+        if sums is not None and column_sums is not None:
+            np.add(column_sums, sums, out=column_sums)
+        while len(searched) < len(members) and members[len(searched)].max() < sl.stop:
+            idx = members[len(searched)]
+            searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
+
+    # chunks in pairs: a helper thread sweeps the first while this one sweeps the second
+    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as helper:
+        ahead: Future[tuple[Any, ...]] | None = None
+        for sl, blk in iter_row_chunks(X, rows):
+            if ahead is None:
+                ahead = helper.submit(sweep, sl, blk)
+                continue
+            mine = sweep(sl, blk)
+            finish(ahead.result())
+            ahead = None
+            finish(mine)
+        if ahead is not None:
+            finish(ahead.result())
+        for idx in members[len(searched) :]:  # rows not covered by any chunk (none expected)
+            searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
+        Xg = _stack_freeing(parts, genes.size)
+        nbr = np.full((n, k), -1, dtype=np.int64)
+        for idx, fut in searched:
+            nb = fut.result()
+            nbr[idx] = np.where(nb >= 0, idx[np.maximum(nb, 0)], -1)
+    del Y, finish  # the projections are not needed for pooling
     yield from knn_blocks_from_neighbours(
         Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
     )
@@ -608,6 +646,7 @@ def knn_blocks_from_neighbours(
     threshold: float,
     prior_shape: float,
     block_size: int,
+    threads: int = 2,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
     weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
@@ -622,6 +661,9 @@ def knn_blocks_from_neighbours(
         ``(cells, k)`` neighbour indices, -1 where a cell has fewer neighbours.
     threshold, prior_shape, block_size
         As in :func:`positive_blocks`.
+    threads
+        2: a helper thread calls every second block (the kernel releases the GIL); 1: all
+        in this thread (a task of a single-threaded Dask worker).
 
     Yields
     ------
@@ -661,13 +703,30 @@ def knn_blocks_from_neighbours(
     _check_library(lib, Xg)
     median = gammainccinv(a0 + np.arange(int(top) + 1, dtype=np.float64), 0.5)
     indptr, indices = Xg.indptr, Xg.indices
-    for start in range(0, n, block_size):
+
+    def call(start: int) -> tuple[slice, sp.csr_matrix]:
         stop = min(n, start + block_size)
         ptr, idx = knn_positive_block(
             indptr, indices, data, lib, nbr, start, stop, median, a0, t / 1e4, m
         )
         blk = sp.csr_matrix((np.ones(idx.size, dtype=bool), idx, ptr), shape=(stop - start, m))
-        yield slice(start, stop), blk
+        return slice(start, stop), blk
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    starts = list(range(0, n, block_size))
+    if threads < 2:
+        for start in starts:
+            yield call(start)
+        return
+    # blocks in pairs: a helper thread calls the second while this one calls the first (the
+    # kernel releases the GIL); at most two blocks in flight, yielded in order
+    with ThreadPoolExecutor(1) as pool:
+        for i in range(0, len(starts), 2):
+            ahead = pool.submit(call, starts[i + 1]) if i + 1 < len(starts) else None
+            yield call(starts[i])
+            if ahead is not None:
+                yield ahead.result()
 
 
 # --------------------------------------------------------------------------- AnnData API

@@ -354,6 +354,9 @@ def score_targets(
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
     covered = None
+    # single cells: Σ count / library × 1e4 per candidate, filled by the positivity pass
+    # itself where it reads the matrix (no second pass over X for the tumour mean)
+    cp10k_sums = np.zeros(len(cands)) if kind != "bulk" else None
     if kind == "bulk":
         frac = _bulk_fraction(_take_rows(X, groups.rows), col_idx, threshold)
         counts = np.zeros((n_groups, len(cands)))
@@ -371,12 +374,15 @@ def score_targets(
             threshold=threshold,
             n_neighbors=n_neighbors,
             graph_key=graph_key,
+            column_sums=cp10k_sums,
         )
         if progress is not None:
             blocks = _report(blocks, groups.n, progress)
         counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
+        if params_pos["graph"].startswith("obsp"):  # a given graph: no streamed pass
+            cp10k_sums = None
     else:
-        counts = _count_streamed(
+        counts, cp10k_sums = _count_streamed(
             X,
             groups.rows,
             codes,
@@ -386,7 +392,8 @@ def score_targets(
             genes=col_idx,
             n_groups=n_groups,
             progress=progress,
-        ).astype(np.float64)
+        )
+        counts = counts.astype(np.float64)
         params_pos = {"model": positivity, "threshold_cp10k": threshold}
 
     group_sizes = np.bincount(codes, minlength=len(group_names)).astype(float)
@@ -407,7 +414,10 @@ def score_targets(
         msg = "cancer= applies to bulk tumours only; single cells are measured directly"
         raise InputError(msg)
     profile = MODALITY_PROFILES[modality or "any"]
-    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
+    if cp10k_sums is not None:
+        mean = cp10k_sums / max(groups.n, 1)
+    else:
+        mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
     table["tumor_mean_cp10k"] = np.round(mean, 4)
     # the antigen level of the tumour's positive cells (bulk: the sample level itself)
     cov = table["tumor_coverage"].to_numpy(dtype=float)
@@ -505,8 +515,13 @@ def _knn_blocks(
     threshold: float,
     n_neighbors: int | None,
     graph_key: str | None,
+    column_sums: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Dropout-aware positivity blocks of the malignant cells (graph within each patient)."""
+    """Dropout-aware positivity blocks of the malignant cells (graph within each patient).
+
+    ``column_sums`` is passed to :func:`~antigenscout.pp._positivity.knn_blocks_streamed`
+    (the streamed path only; with a graph from ``obsp`` it is left untouched).
+    """
     from ..pp import _positivity as pos
 
     by_patient = groups.params.get("patient_key") is not None
@@ -528,6 +543,7 @@ def _knn_blocks(
             col_idx,
             library=None if lib_obs is None else lib_obs[groups.rows],
             threshold=threshold,
+            column_sums=column_sums,
             **kw,
         )
         source = "shared PCA of informative genes; neighbours " + (
@@ -622,11 +638,12 @@ def _count_streamed(
     genes: np.ndarray,
     n_groups: int,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Positive malignant cells per (group, gene), read chunk by chunk.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positive malignant cells per (group, gene), read chunk by chunk, and CP10k sums.
 
     Works on in-memory and backed (on-disk) matrices; each chunk is called and counted by
-    one numba pass over its CSR arrays (:mod:`antigenscout.pp._kernels`).
+    one numba pass over its CSR arrays (:mod:`antigenscout.pp._kernels`), which also sums
+    ``count / library × 1e4`` per gene over the malignant cells (the tumour mean).
     """
     from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums
     from ..pp._positivity import _check_counts, _colmap
@@ -637,6 +654,7 @@ def _count_streamed(
     row_group[rows] = codes
     colmap = _colmap(np.asarray(genes), X.shape[1])
     counts = np.zeros((n_groups, len(genes)), dtype=np.int64)
+    sums = np.zeros(len(genes), dtype=np.float64)
     done = 0
     for start in range(0, n, STREAM_CHUNK):
         stop = min(n, start + STREAM_CHUNK)
@@ -647,7 +665,7 @@ def _count_streamed(
         block = sparse.csr_matrix(X[start:stop])
         _check_counts(block, STREAM_CHUNK)
         lib = lib_obs[start:stop] if lib_obs is not None else row_sums(block.indptr, block.data)
-        counts += count_positive_by_group(
+        c, s = count_positive_by_group(
             block.indptr,
             block.indices,
             block.data,
@@ -660,10 +678,12 @@ def _count_streamed(
             len(genes),
             numba.get_num_threads(),
         )
+        counts += c
+        sums += s
         done += n_here
         if progress is not None:
             progress(done, len(rows))
-    return counts
+    return counts, sums
 
 
 def _tumour_mean_cp10k(
