@@ -201,7 +201,8 @@ def patient_rate_coverage(
     if observed is not None and groups.compartment is None:
         obs = observed.reindex(index=genes, columns=names).to_numpy(dtype=float)
         table.insert(3, "coverage_cells", obs.T.ravel())
-    return table
+    empty = table["n_cells"].to_numpy() == 0  # a patient without cells in a compartment
+    return table.loc[~empty].reset_index(drop=True)
 
 
 def _fit(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:

@@ -354,7 +354,14 @@ def search_gates(
             hdata = hcells
             healthy_source = f"atlas single cells (exact, {reference.atlas.name})"
     if not healthy_only:
-        hr = healthy_risk(reference, threshold_cp10k=threshold, modality=modality)
+        # at the positivity threshold for every candidate, with intervals: a veto counts only
+        # with the lower end of its measured fraction (shown_fraction)
+        hr = healthy_risk(
+            reference,
+            threshold_cp10k=threshold,
+            modality=modality,
+            gene_threshold_cp10k=pd.Series(threshold, index=cands, dtype=float),
+        )
         ctx = hr.contexts
         keep = np.ones(len(ctx), dtype=bool)
         replaced: list[str] = []
