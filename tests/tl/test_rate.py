@@ -80,3 +80,17 @@ def test_mean_matches_pooled_ratio_by_hand():
     t = patient_rate_coverage(ad, ["A"], malignant_key="m=y")
     assert t["mean_cp10k"].iloc[0] == pytest.approx(1.0)
     assert t["n_cells"].iloc[0] == 2
+
+
+def test_compartments_without_cells_are_not_rows():
+    rng = np.random.default_rng(3)
+    ad = _adata({"P1": ([1.0], [1.0], 40, 5000), "P2": ([1.0], [1.0], 30, 5000)}, rng)
+    # P2 has no stem cells
+    ad.obs["comp"] = ["stem" if (p == "P1" and i % 2) else "bulk"
+                      for i, p in enumerate(ad.obs["patient"])]  # fmt: skip
+    t = patient_rate_coverage(ad, ["G0"], malignant_key="mal=yes", patient_key="patient",
+                              compartment_key="comp")  # fmt: skip
+    assert (t["n_cells"] > 0).all()
+    got = {(p, c) for p, c in zip(t["patient"], t["compartment"], strict=True)}
+    assert got == {("P1", "bulk"), ("P1", "stem"), ("P2", "bulk")}
+    assert t["n_cells"].sum() == 70
