@@ -26,6 +26,18 @@ _STEM_RE = re.compile(r"hsc|stem|lsc|\blt-|\bst-", re.IGNORECASE)
 _PROG_RE = re.compile(r"progenitor|mpp|lmpp|cmp|gmp|mep|blast|prog", re.IGNORECASE)
 
 
+def _run_meta(run: Path) -> tuple[dict[str, object], dict[str, object]]:
+    """``run.json`` of a run folder and its ``params`` (empty when absent or unreadable)."""
+    meta: dict[str, object] = {}
+    if (run / "run.json").is_file():
+        try:
+            meta = json.loads((run / "run.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            meta = {}
+    params = meta.get("params")
+    return meta, params if isinstance(params, dict) else {}
+
+
 def _check_fraction(name: str, value: float | None) -> None:
     if value is None:
         return
@@ -228,13 +240,7 @@ def detect_indication(run_dir: str | os.PathLike[str]) -> tuple[str | None, str]
     ``patient_coverage.tsv`` that all start with the same disease abbreviation.
     """
     run = Path(run_dir)
-    meta: dict[str, object] = {}
-    if (run / "run.json").is_file():
-        try:
-            meta = json.loads((run / "run.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            meta = {}
-    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    meta, params = _run_meta(run)
     for where in (meta, params):
         ind = where.get("indication") if isinstance(where, dict) else None  # type: ignore[union-attr]
         if isinstance(ind, str) and ind:
@@ -279,13 +285,7 @@ def _with_atlas_rows(
     """
     from ..tl._risk import healthy_risk
 
-    meta: dict[str, object] = {}
-    if (run / "run.json").is_file():
-        try:
-            meta = json.loads((run / "run.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-            meta = {}
-    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    _, params = _run_meta(run)
     pos = params.get("positivity") if isinstance(params, dict) else None  # type: ignore[union-attr]
     threshold = pos.get("threshold_cp10k") if isinstance(pos, dict) else None
     if not isinstance(threshold, int | float):

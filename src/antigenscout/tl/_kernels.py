@@ -213,22 +213,8 @@ def as_csc_bool(x: object, name: str) -> sparse.csc_array:
     InputError
         If ``x`` is not 2-D or not boolean / 0-1.
     """
-    if sparse.issparse(x):
-        m = sparse.csc_array(x)
-    else:
-        arr = np.asarray(x)
-        if arr.ndim != 2:
-            msg = f"{name} must be a 2-D cells × genes matrix; got shape {arr.shape}."
-            raise InputError(msg)
-        m = sparse.csc_array(arr)
+    m = sparse.csc_array(as_bool_sparse(x, name))
     if m.dtype != np.bool_:
-        data = m.data
-        if data.size and not np.all((data == 0) | (data == 1)):
-            msg = (
-                f"{name} must be boolean positivity (True/False or 0/1); got values other than "
-                "0 and 1. Binarise it first (e.g. counts > threshold)."
-            )
-            raise InputError(msg)
         m = m.astype(bool)
     m.sum_duplicates()
     m.eliminate_zeros()
