@@ -14,8 +14,10 @@ antibody is used only when the components separate (Ashman's D ≥ 2, means ≥ 
 apart, 10 … n − 10 positive cells). Cell types are then gated on those calls, as a flow
 cytometrist gates, into the HPA blood contexts the reference already has (``GATES``). A
 type's own gating markers are never reported for it (CD19 in B cells is positive by
-construction), nor are markers negative by construction; every other evaluable antibody of
-the panel is, as ``n_positive`` of ``n_cells`` for that context. HPA blood types with no gate
+construction), nor are markers negative by construction: those are measured, where
+``ALT_GATES`` has one, on a second gate of the context that does not use them (CD19 on B
+cells gated on CD20). Every evaluable antibody is reported as ``n_positive`` of ``n_cells`` of
+the gate that measured it (``gated_on``). HPA blood types with no gate
 here keep the RNA model: neutrophils and eosinophils (not in PBMC), MAIT cells (no TCR Vα7.2
 antibody), regulatory and γδ T cells (their markers do not pass the QC on this panel).
 """
@@ -87,6 +89,23 @@ GATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+#: Second gates, each built without some of the primary gate's markers, so that those markers
+#: can be measured in the context too (CD19 on B cells gated on CD20, CD3 on T cells gated on
+#: CD5, CD33 on monocytes gated on CD11c, CD56 on NK cells gated on CD16). A marker is
+#: reported from the first alternative that does not use it; cells that a primary gate of
+#: another context takes are left out.
+ALT_GATES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
+    "blood:naive_B_cell": ((("CD20", "IgD"), ("CD27", "CD3")),),
+    "blood:memory_B_cell": ((("CD20", "CD27"), ("CD3",)),),
+    "blood:naive_CD4_T_cell": ((("CD5", "CD4", "CD45RA", "CD62L"), ("CD8", "CD45RO", "CD19")),),
+    "blood:memory_CD4_T_cell": ((("CD5", "CD4", "CD45RO"), ("CD8", "CD45RA", "CD19")),),
+    "blood:naive_CD8_T_cell": ((("CD5", "CD8", "CD45RA", "CD62L"), ("CD4", "CD45RO", "CD19")),),
+    "blood:memory_CD8_T_cell": ((("CD5", "CD8", "CD45RO"), ("CD4", "CD45RA", "CD19")),),
+    "blood:NK_cell": ((("CD16",), ("CD3", "CD19", "CD64", "CD11c", "CD33")),),
+    "blood:classical_monocyte": ((("CD11c", "CD64"), ("CD16", "CD3", "CD19", "CD56")),),
+    "blood:intermediate_monocyte": ((("CD11c", "CD64", "CD16"), ("CD3", "CD19", "CD56")),),
+}
+
 #: Contexts with fewer gated cells are not reported (a Wilson 90% interval on fewer than 20
 #: cells is wider than ±0.18 at a fraction of 0.5).
 MIN_CELLS = 20
@@ -107,6 +126,15 @@ def protein_calls(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return calls, qc
 
 
+def _gate_mask(calls: pd.DataFrame, pos: tuple[str, ...], neg: tuple[str, ...]) -> np.ndarray:
+    mask = np.ones(len(calls), dtype=bool)
+    for m in pos:
+        mask &= calls[m].to_numpy()
+    for m in neg:
+        mask &= ~calls[m].to_numpy()
+    return mask
+
+
 def gate_cells(calls: pd.DataFrame) -> dict[str, np.ndarray]:
     """Boolean mask of each gated blood context (a cell can fall in at most one)."""
     out: dict[str, np.ndarray] = {}
@@ -114,12 +142,7 @@ def gate_cells(calls: pd.DataFrame) -> dict[str, np.ndarray]:
     for ctx, (pos, neg) in GATES.items():
         if any(m not in calls.columns for m in (*pos, *neg)):
             continue  # a gating marker did not pass the antibody QC
-        mask = np.ones(n, dtype=bool)
-        for m in pos:
-            mask &= calls[m].to_numpy()
-        for m in neg:
-            mask &= ~calls[m].to_numpy()
-        out[ctx] = mask
+        out[ctx] = _gate_mask(calls, pos, neg)
     taken = np.zeros(n, dtype=int)
     for mask in out.values():
         taken += mask
@@ -129,25 +152,37 @@ def gate_cells(calls: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def blood_protein_table(shared: Path) -> tuple[pd.DataFrame, dict]:
-    """Tidy table ``gene, context, antibody, n_cells, n_positive`` and build parameters."""
+    """Tidy table ``gene, context, antibody, n_cells, n_positive, gated_on`` and parameters."""
     calls, qc = protein_calls(shared / FILE)
     gates = gate_cells(calls)
     rows = []
     for ctx, mask in gates.items():
-        pos, neg = GATES[ctx]
-        n_cells = int(mask.sum())
-        if n_cells < MIN_CELLS:
-            continue
+        others = np.zeros(len(calls), dtype=bool)
+        for c, m in gates.items():
+            if c != ctx:
+                others |= m
+        options = [(GATES[ctx], mask)]
+        for alt in ALT_GATES.get(ctx, ()):
+            if all(m in calls.columns for m in (*alt[0], *alt[1])):
+                options.append((alt, _gate_mask(calls, *alt) & ~others))
         for ab, gene in AB_TO_GENE.items():
-            if ab not in calls.columns or ab in pos or ab in neg:
+            if ab not in calls.columns:
                 continue
-            k = int(calls[ab].to_numpy()[mask].sum())
-            for g in (gene, ALSO.get(gene)):
-                if g is not None:
-                    rows.append(
-                        {"gene": g, "context": ctx, "antibody": ab.strip(),
-                         "n_cells": n_cells, "n_positive": k}
-                    )  # fmt: skip
+            for (pos, neg), m in options:  # the first gate that does not use this marker
+                if ab in pos or ab in neg:
+                    continue
+                n_cells = int(m.sum())
+                if n_cells < MIN_CELLS:
+                    break
+                k = int(calls[ab].to_numpy()[m].sum())
+                gated = " ".join([*(f"{x}+" for x in pos), *(f"{x}-" for x in neg)])
+                for g in (gene, ALSO.get(gene)):
+                    if g is not None:
+                        rows.append(
+                            {"gene": g, "context": ctx, "antibody": ab.strip(),
+                             "n_cells": n_cells, "n_positive": k, "gated_on": gated}
+                        )  # fmt: skip
+                break
     table = pd.DataFrame(rows).sort_values(["context", "gene"]).reset_index(drop=True)
     params = {
         "dataset": DATASET,
