@@ -226,6 +226,7 @@ def test_measured_protein_replaces_the_rna_model() -> None:
     assert at.high.loc["G", "blood:myeloid_DC"] == pytest.approx(hi[0] ** 2.5)
     long = at.long(["G", "H"]).set_index(["target", "context"])
     assert long.loc[("G", "blood:myeloid_DC"), "source"] == PROTEIN_SOURCE
+    assert long.loc[("G", "blood:myeloid_DC"), "n_cells"] == 40  # the gated cells counted
     assert long.loc[("G", "tissue:liver"), "source"] == "RNA model"
     # measured protein shows the antigen present: a NOT arm on G may veto there
     shown = shown_fraction(at, ref, ["G", "H"])

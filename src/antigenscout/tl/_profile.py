@@ -213,7 +213,7 @@ def _sources(hr: Any, symbols: list[str], ctx: pd.DataFrame) -> np.ndarray:
     base = context_source(ctx).to_numpy().astype(object)
     if hr.protein is None:
         return base
-    prot = hr.protein.reindex(index=symbols, columns=ctx.index).fillna(False).to_numpy(bool)
+    prot = hr.protein_measured(symbols)
     out = base.copy()
     for j in np.flatnonzero(prot.any(axis=0)):
         genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]

@@ -140,8 +140,15 @@ class HealthyRisk:
     low: pd.DataFrame | None = None
     high: pd.DataFrame | None = None
     threshold_cp10k: pd.Series | None = None
-    #: Genes × contexts, True where engagement is measured surface protein (CITE-seq).
+    #: Genes × contexts: the cells of the protein measurement (CITE-seq) where engagement is
+    #: measured surface protein, NaN elsewhere.
     protein: pd.DataFrame | None = None
+
+    def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
+        """Genes × contexts boolean: engagement measured as surface protein."""
+        if self.protein is None:
+            return np.zeros((len(genes), len(self.contexts)), dtype=bool)
+        return self.protein.reindex(index=genes, columns=self.contexts.index).notna().to_numpy()
 
     @property
     def risk(self) -> pd.DataFrame:
@@ -201,16 +208,13 @@ class HealthyRisk:
             src = df if df is not None else self.fraction
             out[name] = src.reindex(genes).fillna(0.0).to_numpy().ravel()
         if self.protein is not None:
-            out["protein"] = (
+            out["protein_cells"] = (
                 self.protein.reindex(index=genes, columns=self.contexts.index)
-                .fillna(False)
-                .to_numpy(dtype=bool)
+                .to_numpy(dtype=np.float64)
                 .ravel()
             )
         out = out[out["positive_fraction"] > 0]
         out["source"] = context_source(self.contexts).reindex(out["context"]).to_numpy()
-        if "protein" in out:
-            out.loc[out.pop("protein").to_numpy(dtype=bool), "source"] = PROTEIN_SOURCE
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
         thr = self.threshold_cp10k
@@ -221,6 +225,12 @@ class HealthyRisk:
         out["n_cells"] = (
             n_cells.reindex(out["context"]).to_numpy() if n_cells is not None else pd.NA
         )
+        if "protein_cells" in out:  # measured protein: its source and the cells it counted
+            pc = out.pop("protein_cells").to_numpy()
+            hit = ~np.isnan(pc)
+            out.loc[hit, "source"] = PROTEIN_SOURCE
+            out["n_cells"] = out["n_cells"].astype("Float64")
+            out.loc[hit, "n_cells"] = pc[hit]
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
         order = ["target", "context", "name", "kind", "tissue", "system"]
@@ -339,8 +349,8 @@ def _rethreshold(
     if prot is not None:
         f0_p, n_p, at = prot
         like = pd.DataFrame(index=genes, columns=base.contexts.index)
-        mask = _protein_mask(f0_p, like)
-        m = mask.to_numpy()
+        mask = n_p.reindex_like(like).astype(np.float64)
+        m = mask.notna().to_numpy()
         f0 = f0_p.reindex_like(like).to_numpy(dtype=np.float64)
         n = n_p.reindex_like(like).to_numpy(dtype=np.float64)
         f_lo, f_hi = _wilson(np.nan_to_num(f0), np.nan_to_num(n))
@@ -365,7 +375,7 @@ def _rethreshold(
         protein = (
             base.protein.copy()
             if base.protein is not None
-            else pd.DataFrame(False, index=fraction.index, columns=fraction.columns)
+            else pd.DataFrame(np.nan, index=fraction.index, columns=fraction.columns)
         )
         protein.loc[genes] = mask.to_numpy()
     return HealthyRisk(
@@ -426,10 +436,10 @@ def _healthy_risk_cached(
     mask = None
     prot = protein_fraction(reference)
     if prot is not None:
-        f0, _, at = prot
-        mask = _protein_mask(f0, fraction)
+        f0, n_p, at = prot
+        mask = n_p.reindex_like(fraction).astype(np.float64)
         power = max(threshold_cp10k / at, 1.0)
-        fraction = fraction.where(~mask, np.power(f0.reindex_like(fraction), power))
+        fraction = fraction.where(mask.isna(), np.power(f0.reindex_like(fraction), power))
     if use_ihc and len(reference.ihc):
         floor = _ihc_floor(reference.ihc, fraction.index, contexts.index)
         fraction = fraction.where(fraction >= floor, floor)
@@ -467,10 +477,6 @@ def protein_fraction(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame, 
     return f0, n.reindex_like(f0), float(at)
 
 
-def _protein_mask(f0: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
-    return f0.reindex(index=like.index, columns=like.columns).notna()
-
-
 def context_source(contexts: pd.DataFrame) -> pd.Series:
     """What judges each context's engagement: ``atlas:<name>`` for a user's atlas,
     ``measured single cells`` for other single-cell contexts, else ``RNA model``."""
@@ -501,10 +507,7 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     measured = np.broadcast_to(
         (context_source(risk.contexts) != "RNA model").to_numpy()[None, :], base.shape
     )
-    if risk.protein is not None:
-        measured = measured | risk.protein.reindex(index=genes, columns=risk.contexts.index).fillna(
-            False
-        ).to_numpy(dtype=bool)
+    measured = measured | risk.protein_measured(genes)
     out = pd.DataFrame(
         np.where(measured, base.to_numpy(dtype=np.float64), 0.0),
         index=genes,
