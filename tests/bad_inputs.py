@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +29,21 @@ GENES = ["CD33", "IL3RA", "CLEC12A", "CD34", "B2M", "PTPRC", "CD19", "MS4A1"]
 #: taking the machine down; a case must also stay under ``MAX_RSS_MB`` of resident memory.
 ADDRESS_SPACE_CAP = 8 << 30
 MAX_RSS_MB = 1500
+
+#: Runs one command under the address-space and file-size caps and writes its exit code and
+#: peak resident memory (``os.wait4``) to a JSON file: ``argv_json cap fsize report``.
+_LAUNCHER = """
+import json, os, resource, subprocess, sys
+argv, cap, fsize, report = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def limits():
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if fsize:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+proc = subprocess.Popen(argv, preexec_fn=limits)
+_, status, usage = os.wait4(proc.pid, 0)
+with open(report, "w") as f:
+    json.dump({"returncode": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}, f)
+"""
 MAX_SECONDS = 60
 
 Setup = Callable[[Path, Path], list[str]]
@@ -393,34 +408,38 @@ def run_case(case: Case, work: Path | None = None) -> Result:
         argv = case.setup(work, out)
         before = _snapshot(out)
 
-        def limits() -> None:
-            resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
-            if case.fsize is not None:
-                resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, case.fsize))
-
         env = {**os.environ, "COLUMNS": "400", "NUMBA_CACHE_DIR": str(work / ".numba")}
+        report = work / "launch.json"
+        launch = [
+            json.dumps([sys.executable, "-m", "antigenscout", *argv]),
+            str(ADDRESS_SPACE_CAP),
+            str(case.fsize or 0),
+            str(report),
+        ]
         t0 = time.perf_counter()
         with (work / "stderr").open("w") as err, (work / "stdout").open("w") as std:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "antigenscout", *argv],
+            # measured through a small launcher: a child forked from this (large) test process
+            # inherits its resident high-water mark in ru_maxrss, a grandchild of a fresh
+            # launcher only the launcher's few MB
+            subprocess.run(
+                [sys.executable, "-c", _LAUNCHER, *launch],
                 stdout=std,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 cwd=work,
                 env=env,
-                preexec_fn=limits,
+                check=False,
             )
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+        launched = json.loads(report.read_text())
         seconds = time.perf_counter() - t0
         stderr = (work / "stderr").read_text(errors="replace")
         return Result(
             case=case,
             argv=argv,
-            code=proc.returncode,
+            code=launched["returncode"],
             stderr=stderr,
             seconds=seconds,
-            max_rss_mb=usage.ru_maxrss / 1024,
+            max_rss_mb=launched["maxrss_kb"] / 1024,
             out_unchanged=_snapshot(out) == before,
             lines=[x for x in stderr.splitlines() if x.strip()],
         )
