@@ -25,6 +25,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
+from ..tl._score import cell_type_labels
 from ._atlas import Atlas, map_cell_types
 from ._source import CellSource, open_source
 
@@ -332,15 +333,7 @@ def build_atlas(
     if len(obs) == 0:
         msg = "the atlas input holds no cells"
         raise InputError(msg)
-    labels = obs[cell_type_key]
-    blank = labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy()
-    if blank.any():
-        msg = (
-            f"{int(blank.sum()):,} cells have no cell type in obs[{cell_type_key!r}]; "
-            "label or drop them"
-        )
-        raise InputError(msg)
-    cat = pd.Categorical(labels.astype(str))
+    cat = cell_type_labels(obs[cell_type_key], cell_type_key)
     types = cat.codes.astype(np.int64)
     if donor_key:
         d = obs[donor_key]

@@ -70,21 +70,8 @@ def percentile_of(value: np.ndarray | float, others: np.ndarray) -> float:
     >>> percentile_of(1.0, np.array([1.0, 2.0]))
     0.25
     """
-    others = np.asarray(others, dtype=np.float64)
-    v = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if others.ndim == 1:
-        others = others[:, None]
-    n = others.shape[0]
-    if n == 0:
-        return float("nan")
-    others = np.nan_to_num(others, nan=-np.inf)
-    v = np.nan_to_num(v, nan=-np.inf)
-    below = np.zeros(n, dtype=bool)
-    tied = np.ones(n, dtype=bool)
-    for j in range(others.shape[1]):
-        below |= tied & (others[:, j] < v[j])
-        tied &= others[:, j] == v[j]
-    return float((below.sum() + 0.5 * tied.sum()) / n)
+    below, tied, n = percentile_parts(value, others)
+    return float((below + 0.5 * tied) / n) if n else float("nan")
 
 
 def percentile_parts(value: np.ndarray | float, others: np.ndarray) -> tuple[int, int, int]:

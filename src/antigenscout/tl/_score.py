@@ -100,6 +100,15 @@ def _labels(column: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return values, missing
 
 
+def cell_type_labels(labels: pd.Series, key: str, cells: str = "cells") -> pd.Categorical:
+    """Cell-type labels as a categorical; a missing or blank label is an error naming ``key``."""
+    blank = labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        msg = f"{int(blank.sum()):,} {cells} have no cell type in obs[{key!r}]; label or drop them"
+        raise InputError(msg)
+    return pd.Categorical(labels.astype(str))
+
+
 def tumour_groups(
     adata: AnnData,
     *,
@@ -687,18 +696,28 @@ def _count_streamed(
 
 
 def _tumour_mean_cp10k(
-    X: Any, rows: np.ndarray, lib_obs: np.ndarray | None, col_idx: np.ndarray, *, kind: str
+    X: Any,
+    rows: np.ndarray,
+    lib_obs: np.ndarray | None,
+    col_idx: np.ndarray,
+    *,
+    kind: str,
+    codes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mean expression of ``col_idx`` genes over the malignant ``rows``, in CP10k.
 
     Single cells: each cell's counts over its library size × 10^4, averaged (streamed in
     chunks, so backed files work). Bulk: TPM-like values / 100 (per 10^4 instead of 10^6).
+    With ``codes`` (a group code per row, 0..G-1) the means are per group, ``(G, genes)``.
     """
-    total = np.zeros(len(col_idx), dtype=np.float64)
+    n_groups = 1 if codes is None else int(codes.max()) + 1 if len(codes) else 0
+    code = np.zeros(len(rows), dtype=np.int64) if codes is None else codes
+    total = np.zeros((n_groups, len(col_idx)), dtype=np.float64)
     for sl, block in _chunks(X, rows):
+        c = code[sl]
         if kind == "bulk":
             sub = np.asarray(block.toarray() if sparse.issparse(block) else block)
-            total += sub[:, col_idx].sum(axis=0) / 100.0
+            np.add.at(total, c, sub[:, col_idx] / 100.0)
             continue
         block = sparse.csr_matrix(block)
         lib = (
@@ -707,8 +726,11 @@ def _tumour_mean_cp10k(
             else np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
         )
         scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
-        total += np.asarray(block[:, col_idx].T @ scale).ravel()
-    return total / max(len(rows), 1)
+        ind = sparse.csr_matrix((scale, (c, np.arange(len(c)))), shape=(n_groups, len(c)))
+        total += (ind @ block[:, col_idx].astype(np.float64)).toarray()
+    sizes = np.bincount(code, minlength=n_groups).astype(np.float64)
+    mean = total / np.maximum(sizes, 1.0)[:, None]
+    return mean[0] if codes is None else mean
 
 
 def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:

@@ -24,8 +24,9 @@ from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
-    _chunks,
+    _tumour_mean_cp10k,
     candidate_genes,
+    cell_type_labels,
     counts_matrix,
     tumour_groups,
     tumour_positivity,
@@ -94,15 +95,7 @@ def _healthy_from_cells(
         threshold=threshold,
         layer=layer,
     )
-    labels = healthy.obs[healthy_key]
-    blank = labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy()
-    if blank.any():
-        msg = (
-            f"{int(blank.sum()):,} healthy cells have no cell type in obs[{healthy_key!r}]; "
-            "label or drop them"
-        )
-        raise InputError(msg)
-    types = pd.Categorical(labels.astype(str))
+    types = cell_type_labels(healthy.obs[healthy_key], healthy_key, "healthy cells")
     ctx = reference.contexts
     by_name = {
         str(n).lower(): float(w) for n, w in zip(ctx["name"], ctx["vital_weight"], strict=True)
@@ -151,23 +144,11 @@ def not_shown_absent(
     ``(n_patients, n_genes)`` cell counts, patients in sorted label order.
     """
     X, lib_obs = counts_matrix(adata, layer)
-    labels = np.asarray(groups.patient)
-    order, code = np.unique(labels, return_inverse=True)  # the order the gate search packs
+    order, code = np.unique(np.asarray(groups.patient), return_inverse=True)  # search's order
     n_p = order.size
-    sums = np.zeros((n_p, len(col_idx)))
-    for sl, block in _chunks(X, groups.rows):  # one pass over the malignant rows
-        B = sparse.csr_matrix(block)
-        lib = (
-            lib_obs[groups.rows[sl]]
-            if lib_obs is not None
-            else np.asarray(B.sum(axis=1), dtype=np.float64).ravel()
-        )
-        scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
-        c = code[sl]
-        ind = sparse.csr_matrix((scale, (c, np.arange(len(c)))), shape=(n_p, len(c)))
-        sums += (ind @ B[:, col_idx].astype(np.float64)).toarray()
+    # mean CP10k per patient and gene, one pass over the malignant rows
+    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind="single_cell", codes=code)
     sizes = np.bincount(code, minlength=n_p).astype(np.float64)
-    mean = sums / sizes[:, None]  # mean CP10k per patient and gene
     upper = np.max(
         [positive_fraction_from_mean(mean, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
         axis=0,
