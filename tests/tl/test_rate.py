@@ -94,3 +94,32 @@ def test_compartments_without_cells_are_not_rows():
     got = {(p, c) for p, c in zip(t["patient"], t["compartment"], strict=True)}
     assert got == {("P1", "bulk"), ("P1", "stem"), ("P2", "bulk")}
     assert t["n_cells"].sum() == 70
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_group_rate_stats_equal_dense_sums(given: bool) -> None:
+    """The streamed kernel's sums equal dense numpy sums per (jackknife block, group)."""
+    from antigenscout.pp._graph import iter_row_chunks
+    from antigenscout.tl._rate import group_rate_stats
+
+    rng = np.random.default_rng(3)
+    dense = rng.poisson(0.4, size=(230, 17)).astype(np.float64)
+    X = sparse.csr_matrix(dense)
+    rows = np.sort(rng.choice(230, 180, replace=False))
+    codes = rng.integers(0, 4, rows.size)
+    genes = np.array([16, 2, 9])
+    lib = dense[rows].sum(1) * 1.5 if given else None
+    got = group_rate_stats(
+        iter_row_chunks(X, rows, chunk=40), codes, 4, genes, lib, n_blocks=5, seed=1
+    )
+    block_of = np.random.default_rng(1).integers(0, 5, rows.size)
+    s = (dense[rows].sum(1) * 1.5 if given else dense[rows].sum(1)) / 1e4
+    x = dense[rows][:, genes].astype(np.float64)
+    for b in range(5):
+        for k in range(4):
+            m = (block_of == b) & (codes == k)
+            np.testing.assert_allclose(got["x"][b, k], x[m].sum(0))
+            np.testing.assert_allclose(got["x2"][b, k], (x[m] ** 2).sum(0))
+            np.testing.assert_allclose(got["xs"][b, k], (x[m] * s[m, None]).sum(0))
+            assert got["n"][b, k] == m.sum()
+            np.testing.assert_allclose(got["s"][b, k, 0], s[m].sum())

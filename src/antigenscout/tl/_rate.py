@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import sparse, special
 from scipy.stats import chi2 as stats_chi2
 
@@ -85,6 +86,39 @@ class RateModel:
         return self.threshold_cp10k * self.sum_s >= MIN_READS_AT_THRESHOLD
 
 
+@njit(cache=True, nogil=True)
+def _rate_sums(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    key: np.ndarray,
+    colmap: np.ndarray,
+    lib: np.ndarray,
+    lib_given: bool,
+    x: np.ndarray,
+    x2: np.ndarray,
+    xs: np.ndarray,
+) -> None:
+    """Add one CSR chunk's ``x``, ``x²`` and ``x·s`` to row ``key[r]`` of the sums, for the
+    columns ``colmap`` keeps (``-1``: not modelled); ``s`` = library / 10⁴. ``lib`` is filled
+    with the row sums over all columns unless ``lib_given``."""
+    for r in range(indptr.size - 1):
+        if not lib_given:
+            t = 0.0
+            for j in range(indptr[r], indptr[r + 1]):
+                t += data[j]
+            lib[r] = t
+        s = lib[r] / 1e4
+        k = key[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            c = colmap[indices[j]]
+            if c >= 0:
+                v = np.float64(data[j])
+                x[k, c] += v
+                x2[k, c] += v * v
+                xs[k, c] += v * s
+
+
 def group_rate_stats(
     chunks: Any,
     codes: np.ndarray,
@@ -108,23 +142,18 @@ def group_rate_stats(
     key = block_of * n_groups + codes
     out = {k: np.zeros((J * n_groups, g)) for k in ("x", "x2", "xs")}
     s_all = np.zeros(len(codes))
+    colmap = np.full(0, -1, dtype=np.int64)
     for sl, block in chunks:
-        c = key[sl]
         B = sparse.csr_matrix(block)
-        lib = (
-            library[sl]
-            if library is not None
-            else np.asarray(B.sum(axis=1), dtype=np.float64).ravel()
+        if colmap.size != B.shape[1]:
+            colmap = np.full(B.shape[1], -1, dtype=np.int64)
+            colmap[np.asarray(genes, dtype=np.int64)] = np.arange(g)
+        given = library is not None
+        lib = np.asarray(library[sl], dtype=np.float64) if given else np.zeros(B.shape[0])
+        _rate_sums(
+            B.indptr, B.indices, B.data, key[sl], colmap, lib, given, out["x"], out["x2"], out["xs"]
         )
-        s = np.asarray(lib, dtype=np.float64) / 1e4
-        s_all[sl] = s
-        X = B[:, genes].astype(np.float64)
-        ind = sparse.csr_matrix(
-            (np.ones(len(c)), (c, np.arange(len(c)))), shape=(J * n_groups, len(c))
-        )
-        out["x"] += (ind @ X).toarray()
-        out["x2"] += (ind @ X.multiply(X)).toarray()
-        out["xs"] += (ind @ sparse.diags(s) @ X).toarray()
+        s_all[sl] = lib / 1e4
     res = {k: v.reshape(J, n_groups, g) for k, v in out.items()}
     m = J * n_groups
     res["n"] = np.bincount(key, minlength=m).astype(np.float64).reshape(J, n_groups)
@@ -171,8 +200,9 @@ def patient_rate_coverage(
     ``shape_k``, ``coverage_model`` with its 90% interval ``coverage_low``/``coverage_high``,
     ``reads_at_threshold_median_cell`` and ``callable`` (enough depth, see the module).
     """
+    from ..pp._graph import iter_row_chunks
     from ..pp._positivity import DEFAULT_THRESHOLD
-    from ._score import _chunks, _group_codes, counts_matrix, tumour_groups
+    from ._score import _group_codes, counts_matrix, tumour_groups
 
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     groups = tumour_groups(
@@ -188,7 +218,7 @@ def patient_rate_coverage(
     X, lib_obs = counts_matrix(adata, layer)
     codes, names = _group_codes(groups)
     lib = lib_obs[groups.rows] if lib_obs is not None else None
-    stats = group_rate_stats(_chunks(X, groups.rows), codes, len(names), idx, lib)
+    stats = group_rate_stats(iter_row_chunks(X, groups.rows), codes, len(names), idx, lib)
     model = rate_model(stats, thr)
     table = rate_table(model, genes, names)
     if "\t" in "".join(names):
