@@ -419,8 +419,7 @@ def score_targets(
         table["coverage_source"] = "RNA model (bulk level)"
         if cancer is not None:
             path_cov = pathology_coverage(reference, cancer, cands)
-            reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
-            have = path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
+            have = _ihc_coverage_genes(path_cov)
             table = table.join(path_cov)
             table = table.join(_cptac_evidence(reference, cancer, cands, path_cov, have))
             table.loc[have, "tumor_coverage"] = path_cov.loc[have, "stained_fraction"]
@@ -1019,6 +1018,12 @@ def _cptac_evidence(
     out["protein_evidence_conflict"] = conflict
     out["protein_evidence_note"] = pd.Series(notes, index=genes, dtype=object)
     return out
+
+
+def _ihc_coverage_genes(path_cov: pd.DataFrame) -> pd.Index:
+    """Genes whose bulk coverage comes from tumour IHC: stained by a reliable antibody."""
+    reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
+    return path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
 
 
 def _ihc_reliability(reference: Reference, genes: pd.Index) -> np.ndarray:
