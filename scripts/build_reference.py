@@ -104,6 +104,14 @@ SOURCES: dict[str, dict[str, str]] = {
         "version": "Cell Surface Protein Atlas, Bausch-Fluck et al. 2015 PLoS One, Table A",
         "licence": "repository MIT (github steveneschrich/surfaceome)",
     },
+    "cptac_protein_detection": {
+        "path": "protein_calibration/rna-protein-calibrations.csv.gz",
+        "version": (
+            "oncoref 1.19.2 (PyPI wheel), cptac-bcm-cohort-v1: CPTAC BCM harmonised tumour "
+            "proteomes, Zenodo 10.5281/zenodo.8394329"
+        ),
+        "licence": "oncoref Apache-2.0; CPTAC CC BY 4.0",
+    },
 }
 MARROW_SAMPLES = ("BM1", "BM2", "BM3")
 MARROW_DIR = "singlecell/vangalen2019_aml"
@@ -136,6 +144,20 @@ IHC_TISSUE_ALIASES = {
 #: Weights of the surface evidence score (sum to 1).
 SURFACE_WEIGHTS = {"cspa": 0.30, "uniprot": 0.25, "go": 0.15, "hpa": 0.15, "surfy": 0.15}
 SURFACE_THRESHOLD = 0.40
+
+#: CPTAC cohort -> HPA pathology cancer type (the two lung cohorts stay separate rows).
+CPTAC_COHORTS = {
+    "BRCA": "breast cancer",
+    "CCRCC": "renal cancer",
+    "COAD": "colorectal cancer",
+    "GBM": "glioma",
+    "HNSCC": "head and neck cancer",
+    "LSCC": "lung cancer",
+    "LUAD": "lung cancer",
+    "OV": "ovarian cancer",
+    "PDAC": "pancreatic cancer",
+    "UCEC": "endometrial cancer",
+}
 
 
 # ----------------------------------------------------------------------------- utilities
@@ -191,6 +213,16 @@ def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
     raw["evidence"] = pd.read_csv(p("surface_evidence"), sep="\t")
     raw["surfy"] = pd.read_csv(p("surfy"), sep="\t")
     raw["cspa"] = pd.read_csv(p("cspa"), sep="\t")
+    raw["cptac"] = pd.read_csv(
+        p("cptac_protein_detection"),
+        usecols=[
+            "cptac_cohort",
+            "canonical_gene_id",
+            "source_gene_id",
+            "n_matched_samples",
+            "n_protein_observed",
+        ],
+    )
     return raw
 
 
@@ -589,6 +621,52 @@ def build_pathology(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def cptac_symbols(raw: pd.DataFrame, canon: pd.Series) -> pd.Series:
+    """Canonical symbol of each CPTAC row: of its canonical Ensembl id, else of its source id."""
+    symbol = strip_version(raw["canonical_gene_id"]).map(canon)
+    return symbol.fillna(strip_version(raw["source_gene_id"]).map(canon))
+
+
+def build_cptac(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+    """CPTAC tumour proteomes: patients whose tumour's protein was detected, per gene and cohort.
+
+    One row per canonical symbol x CPTAC cohort with ``cancer`` (the HPA cancer type of the
+    cohort, :data:`CPTAC_COHORTS`), ``cohort``, ``n_patients`` (tumours with matched RNA and
+    protein) and ``n_detected`` (tumours whose protein was quantified at any level). A gene
+    keeps its CPTAC canonical Ensembl id's symbol, else its source id's; genes that map to no
+    symbol are dropped. The source lists only proteins detected in at least one tumour, so a
+    missing row means "not quantified in that cohort", which the table cannot tell apart from
+    "detected in no tumour".
+    """
+    unknown = sorted(set(raw["cptac_cohort"]) - set(CPTAC_COHORTS))
+    if unknown:
+        msg = f"CPTAC cohorts without an HPA cancer type: {unknown}; extend CPTAC_COHORTS."
+        raise SystemExit(msg)
+    symbol = cptac_symbols(raw, canon)
+    out = pd.DataFrame(
+        {
+            "symbol": symbol.to_numpy(),
+            "cancer": raw["cptac_cohort"].map(CPTAC_COHORTS).to_numpy(),
+            "cohort": raw["cptac_cohort"].to_numpy(),
+            "n_patients": raw["n_matched_samples"].to_numpy(),
+            "n_detected": raw["n_protein_observed"].to_numpy(),
+        }
+    ).dropna(subset=["symbol"])
+    if out.duplicated(["symbol", "cohort"]).any():
+        msg = "CPTAC: two genes of one cohort map to the same symbol."
+        raise SystemExit(msg)
+    bad = (out["n_detected"] < 0) | (out["n_detected"] > out["n_patients"])
+    if bad.any():
+        msg = f"CPTAC: {int(bad.sum())} rows detect the protein in more tumours than measured."
+        raise SystemExit(msg)
+    out = out.sort_values(["symbol", "cohort"]).reset_index(drop=True)
+    for col in ("symbol", "cancer", "cohort"):
+        out[col] = out[col].astype("category")
+    for col in ("n_patients", "n_detected"):
+        out[col] = out[col].astype(np.int32)
+    return out
+
+
 def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
     cols = [c for c in raw.columns if c.startswith("FPKM_")]
     df = raw.set_index(strip_version(raw["Ensembl_Gene_ID"]).map(canon))[cols]
@@ -691,6 +769,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     surface = build_surface(raw, canon, resolve_sym)
     tcga = build_tcga(raw["pancancer"], canon)
     pathology = build_pathology(raw["pathology"], canon)
+    cptac = build_cptac(raw["cptac"], canon)
     lines = build_cell_lines(raw["celline"], canon)
     measured, measured_params = marrow_measured_fraction(shared, marrow_map, keep)
     protein, protein_params = blood_protein_table(shared)
@@ -706,6 +785,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
         out / "surface.parquet": surface,
         out / "fraction.parquet": measured,
         out / "pathology.parquet": pathology,
+        out / "cptac.parquet": cptac,
         out / "protein.parquet": protein.reset_index(drop=True),
         datasets_out / "tcga_medians.parquet": tcga,
         datasets_out / "hpa_cell_lines.parquet": lines,
@@ -775,6 +855,20 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
             "contexts": sorted(protein["context"].unique().tolist()),
         },
         "surface": {"weights": SURFACE_WEIGHTS, "threshold": SURFACE_THRESHOLD},
+        "cptac": {
+            "cohorts": CPTAC_COHORTS,
+            "patients_per_cohort": {
+                str(k): int(v)
+                for k, v in cptac.groupby("cohort", observed=True)["n_patients"].max().items()
+            },
+            "rows": len(cptac),
+            "genes": int(cptac["symbol"].nunique()),
+            "genes_unmapped": int(
+                raw["cptac"]
+                .loc[cptac_symbols(raw["cptac"], canon).isna(), "canonical_gene_id"]
+                .nunique()
+            ),
+        },
         "ihc_tissue_aliases": IHC_TISSUE_ALIASES,
         "counts": {
             "genes": len(genes),

@@ -518,7 +518,8 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
     "--cancer",
     default=None,
     help="Bulk tumours: HPA cancer type (e.g. 'breast cancer'); coverage becomes the fraction "
-    "of patients whose tumour stains High/Medium in HPA, where HPA stained the protein.",
+    "of patients whose tumour stains High/Medium in HPA, where HPA stained the protein; CPTAC "
+    "protein detection (any level, bulk tissue) is reported beside it (cptac_* columns).",
 )
 @click.option(
     "--reference",

@@ -169,6 +169,9 @@ def test_reference_with_atlas(built: dict[str, Atlas]) -> None:
     assert (ref.contexts.loc[ids, "source"] == "atlas:healthy").all()
     assert "marrow:HSC" not in ref.contexts.index  # superseded by the atlas
     assert "sc:Hepatocytes" in ref.contexts.index  # the rest of the body stays
+    assert ref.pathology is load_reference().pathology  # tumour evidence is kept
+    assert ref.cptac is load_reference().cptac
+    assert ref.cptac is not None
     hr = healthy_risk(ref, threshold_cp10k=0.2)
     sym = atlas.genes["symbol"].to_numpy()
     g = "CD74" if "CD74" in sym else sym[int(np.argmax(atlas.fraction.to_numpy().sum(axis=1)))]

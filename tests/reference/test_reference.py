@@ -232,6 +232,39 @@ def test_surface_flags_from_raw(ref: Reference, shared_data: Path) -> None:
     assert ref.surface.loc[mapped.dropna().unique(), "cspa"].all()
 
 
+def test_cptac_matches_raw(ref: Reference, shared_data: Path) -> None:
+    """cptac.parquet: the raw CPTAC rows of a few genes, cohorts renamed to HPA cancers."""
+    raw = pd.read_csv(shared_data / "protein_calibration/rna-protein-calibrations.csv.gz")
+    cancers = {
+        "BRCA": "breast cancer",
+        "CCRCC": "renal cancer",
+        "COAD": "colorectal cancer",
+        "GBM": "glioma",
+        "HNSCC": "head and neck cancer",
+        "LSCC": "lung cancer",
+        "LUAD": "lung cancer",
+        "OV": "ovarian cancer",
+        "PDAC": "pancreatic cancer",
+        "UCEC": "endometrial cancer",
+    }
+    t = ref.cptac
+    assert t is not None
+    assert (t[["n_patients", "n_detected"]].dtypes == np.int32).all()
+    assert (t["n_detected"] <= t["n_patients"]).all()
+    assert not t.duplicated(["symbol", "cohort"]).any()
+    for gene in ["TACSTD2", "ERBB2", "MSLN", "CD19"]:
+        ens = ref.genes.loc[gene, "ensembl_id"]
+        want = raw[raw["canonical_gene_id"] == ens].sort_values("cptac_cohort")
+        got = t[t["symbol"] == gene].sort_values("cohort")
+        assert len(got) == len(want)
+        assert got["cohort"].astype(str).tolist() == want["cptac_cohort"].tolist()
+        assert got["cancer"].astype(str).tolist() == want["cptac_cohort"].map(cancers).tolist()
+        assert got["n_patients"].tolist() == want["n_matched_samples"].tolist()
+        assert got["n_detected"].tolist() == want["n_protein_observed"].tolist()
+    brca = t[(t["symbol"] == "TACSTD2") & (t["cohort"] == "BRCA")].iloc[0]
+    assert (brca["n_detected"], brca["n_patients"], brca["cancer"]) == (121, 121, "breast cancer")
+
+
 # --------------------------------------------------------------------------- metadata
 
 

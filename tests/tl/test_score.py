@@ -171,3 +171,186 @@ def test_confident_patient_coverage_by_hand(tumour: AnnData, mini_reference: Ref
     got = res["targets"].loc[pcov.index, "patients_confidently_covered_fraction"].to_numpy()
     np.testing.assert_allclose(got, expect)
     assert (got <= res["targets"].loc[pcov.index, "patients_covered_fraction"] + 1e-12).all()
+
+
+# --------------------------------------------------------------------------- CPTAC beside IHC
+
+
+def _evidence_reference(mini_reference: Reference) -> Reference:
+    """``mini_reference`` with hand-made tumour IHC (breast cancer) and CPTAC counts.
+
+    ========  ===========================  =============  ==================================
+    gene      IHC breast (H, M, L, ND)     antibody       CPTAC
+    ========  ===========================  =============  ==================================
+    G1        0, 0, 3, 8: 0 of 11          Enhanced       BRCA 120/121; LSCC 10/100,
+                                                          LUAD 30/50 (lung 40/150)
+    G2        5, 5, 0, 0: 10 of 10         Supported      BRCA 5/100; LUAD 7/50
+    G4        1, 0, 0, 9: 1 of 10          Enhanced       BRCA 90/100 (both at the boundary)
+    G5        0, 0, 0, 11: 0 of 11         Uncertain      BRCA 100/100 (IHC not used)
+    G7        1, 1, 0, 8: 2 of 10          Enhanced       BRCA 100/100 (no conflict)
+    G8        none                         none           BRCA 50/100
+    ========  ===========================  =============  ==================================
+    """
+    from dataclasses import replace
+
+    cancers = ["breast cancer", "lung cancer", "prostate cancer"]
+    path = pd.DataFrame(
+        {
+            "symbol": ["G1", "G2", "G4", "G5", "G7", "G1"],
+            "cancer": pd.Categorical(["breast cancer"] * 5 + ["prostate cancer"], cancers),
+            "high": [0, 5, 1, 0, 1, 4],
+            "medium": [0, 5, 0, 0, 1, 0],
+            "low": [3, 0, 0, 0, 0, 0],
+            "not_detected": [8, 0, 9, 11, 8, 0],
+        }
+    )
+    path["symbol"] = path["symbol"].astype("category")
+    rel = {"G1": "Enhanced", "G2": "Supported", "G4": "Enhanced", "G5": "Uncertain"}
+    rel["G7"] = "Enhanced"
+    ihc = pd.DataFrame(
+        {
+            "symbol": list(rel),
+            "tissue": "breast",
+            "cell_type": "glandular cells",
+            "level": 2,
+            "reliability": list(rel.values()),
+            "context": pd.Series([None] * len(rel), dtype=object),
+        }
+    )
+    rows = [
+        ("G1", "breast cancer", "BRCA", 121, 120),
+        ("G1", "lung cancer", "LSCC", 100, 10),
+        ("G1", "lung cancer", "LUAD", 50, 30),
+        ("G2", "breast cancer", "BRCA", 100, 5),
+        ("G2", "lung cancer", "LUAD", 50, 7),
+        ("G4", "breast cancer", "BRCA", 100, 90),
+        ("G5", "breast cancer", "BRCA", 100, 100),
+        ("G7", "breast cancer", "BRCA", 100, 100),
+        ("G8", "breast cancer", "BRCA", 100, 50),
+    ]
+    cptac = pd.DataFrame(rows, columns=["symbol", "cancer", "cohort", "n_patients", "n_detected"])
+    for col in ("symbol", "cancer", "cohort"):
+        cptac[col] = cptac[col].astype("category")
+    cptac[["n_patients", "n_detected"]] = cptac[["n_patients", "n_detected"]].astype(np.int32)
+    return replace(mini_reference, ihc=ihc, pathology=path, cptac=cptac)
+
+
+def _bulk(n_samples: int = 3) -> AnnData:
+    rng = np.random.default_rng(3)
+    adata = AnnData(
+        X=rng.gamma(1.0, 50.0, size=(n_samples, N_GENES)).astype(np.float32),
+        var=pd.DataFrame(index=GENES),
+    )
+    adata.uns["antigenscout"] = {"kind": "bulk"}
+    return adata
+
+
+def test_cptac_detection_by_hand(mini_reference: Reference) -> None:
+    """Detected / measured tumours, lung cohorts pooled, a Wilson 90% interval, NaN if none."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from antigenscout.tl import cptac_detection
+
+    ref = _evidence_reference(mini_reference)
+    genes = pd.Index(["G1", "G2", "G8", "G9"])
+    d = cptac_detection(ref, " Breast Cancer", genes)
+    assert d.loc["G1", "cptac_detected_fraction"] == pytest.approx(120 / 121)
+    assert d.loc["G8", "cptac_detected_fraction"] == 0.5
+    assert (d.loc["G1", "cptac_n_detected"], d.loc["G1", "cptac_n_patients"]) == (120, 121)
+    assert d.loc["G1", "cptac_cohort"] == "BRCA"
+    # Wilson 90% interval against statsmodels' independent implementation (z = 1.64485
+    # there, 1.645 here: agreement to 1e-4)
+    for gene, k, n in [("G1", 120, 121), ("G2", 5, 100), ("G8", 50, 100)]:
+        lo, hi = proportion_confint(k, n, alpha=0.10, method="wilson")
+        assert d.loc[gene, "cptac_detected_low"] == pytest.approx(lo, abs=1e-4)
+        assert d.loc[gene, "cptac_detected_high"] == pytest.approx(hi, abs=1e-4)
+    # hand-worked: G8, 50 of 100 -> centre 0.5, half-width
+    # 1.645 * sqrt(0.0025 + 0.0000677) / 1.02706 = 1.645 * 0.050672 / 1.02706 = 0.081159
+    assert d.loc["G8", "cptac_detected_high"] - 0.5 == pytest.approx(0.081159, abs=1e-5)
+    assert 0.5 - d.loc["G8", "cptac_detected_low"] == pytest.approx(0.081159, abs=1e-5)
+    # a gene CPTAC does not list: NaN, 0 patients
+    assert np.isnan(d.loc["G9", "cptac_detected_fraction"])
+    assert np.isnan(d.loc["G9", "cptac_detected_low"])
+    assert d.loc["G9", "cptac_n_patients"] == 0
+    assert d.loc["G9", "cptac_cohort"] == ""
+    # lung cancer pools LSCC and LUAD where both list the gene
+    lung = cptac_detection(ref, "lung cancer", genes)
+    assert lung.loc["G1", "cptac_detected_fraction"] == pytest.approx(40 / 150)
+    assert lung.loc["G1", "cptac_n_patients"] == 150
+    assert lung.loc["G1", "cptac_cohort"] == "LSCC+LUAD"
+    assert lung.loc["G2", "cptac_detected_fraction"] == pytest.approx(7 / 50)
+    assert lung.loc["G2", "cptac_cohort"] == "LUAD"
+    # an HPA cancer without a CPTAC cohort: NaN for every gene
+    prostate = cptac_detection(ref, "prostate cancer", genes)
+    assert prostate["cptac_detected_fraction"].isna().all()
+    assert (prostate["cptac_n_patients"] == 0).all()
+    with pytest.raises(InputError, match="not an HPA cancer type"):
+        cptac_detection(ref, "breast", genes)
+    with pytest.raises(InputError, match="no CPTAC table"):
+        cptac_detection(mini_reference, "breast cancer", genes)
+
+
+def test_protein_evidence_conflict_rule() -> None:
+    """One source at most 10% of patients, the other at least 90%; NaN is never a conflict."""
+    from antigenscout.tl import protein_evidence_conflict
+
+    ihc = [0.0, 0.1, 0.11, 0.0, 1.0, 0.9, 0.9, np.nan, 0.5]
+    cptac = [0.9, 1.0, 1.0, 0.89, 0.0, 0.1, 0.11, 1.0, 1.0]
+    expect = [True, True, False, False, True, True, False, False, False]
+    assert protein_evidence_conflict(ihc, cptac).tolist() == expect
+
+
+def test_score_targets_reports_cptac_beside_ihc(mini_reference: Reference) -> None:
+    """Bulk with cancer=: CPTAC columns and the conflict flag; coverage and score unchanged."""
+    from dataclasses import replace
+
+    ref = _evidence_reference(mini_reference)
+    adata = _bulk()
+    kw = dict(malignant_key=None, modality=None, threshold=1.0, cancer="breast cancer")
+    score_targets(adata, reference=ref, **kw)
+    t = adata.uns["antigenscout_targets"]["targets"]
+    assert t.loc["G1", "cptac_detected_fraction"] == pytest.approx(120 / 121)
+    assert t.loc["G1", "cptac_n_patients"] == 121
+    assert np.isnan(t.loc["G9", "cptac_detected_fraction"])
+    assert t.loc["G9", "cptac_n_patients"] == 0
+    conflict = t["protein_evidence_conflict"]
+    assert conflict.dtype == bool
+    # G1: IHC 0 of 11, CPTAC 120 of 121; G2: IHC 10 of 10, CPTAC 5 of 100; G4: 1 of 10 and
+    # 90 of 100 (both boundaries count); G5: its antibody is not reliable, so no IHC enters;
+    # G7: IHC 2 of 10 is above 10%; G8: no IHC
+    assert sorted(t.index[conflict]) == ["G1", "G2", "G4"]
+    assert t.loc["G1", "protein_evidence_note"] == (
+        "IHC High/Medium in 0 of 11 patients; CPTAC detects the protein in 120 of 121 tumours "
+        "(any level, bulk tissue)"
+    )
+    assert t.loc["G2", "protein_evidence_note"].startswith("IHC High/Medium in 10 of 10")
+    assert (t.loc[~conflict, "protein_evidence_note"] == "").all()
+    # coverage stays the IHC fraction (RNA model elsewhere), the score ignores CPTAC
+    assert t.loc["G1", "tumor_coverage"] == 0.0
+    assert t.loc["G2", "tumor_coverage"] == 1.0
+    plain = _bulk()
+    score_targets(plain, reference=replace(ref, cptac=None), **kw)
+    p = plain.uns["antigenscout_targets"]["targets"].loc[t.index]
+    for col in ("tumor_coverage", "score", "rank", "vital_risk", "coverage_source"):
+        pd.testing.assert_series_equal(t[col], p[col])
+    assert p["cptac_detected_fraction"].isna().all()
+    assert not p["protein_evidence_conflict"].any()
+    # a cancer CPTAC has no cohort for: NaN, 0, no conflict
+    other = _bulk()
+    score_targets(other, reference=ref, **{**kw, "cancer": "prostate cancer"})
+    o = other.uns["antigenscout_targets"]["targets"]
+    assert o["cptac_detected_fraction"].isna().all()
+    assert (o["cptac_n_patients"] == 0).all()
+    assert not o["protein_evidence_conflict"].any()
+
+
+def test_cptac_shipped_trop2_breast() -> None:
+    """The shipped table: Trop-2 (TACSTD2) detected in all 121 CPTAC breast tumours."""
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import cptac_detection
+
+    d = cptac_detection(load_reference(), "breast cancer", pd.Index(["TACSTD2"]))
+    assert d.loc["TACSTD2", "cptac_n_detected"] == 121
+    assert d.loc["TACSTD2", "cptac_n_patients"] == 121
+    assert d.loc["TACSTD2", "cptac_detected_fraction"] == 1.0
+    assert d.loc["TACSTD2", "cptac_cohort"] == "BRCA"

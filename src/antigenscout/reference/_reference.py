@@ -38,6 +38,8 @@ MEASURED_FRACTION_FILE = "fraction.parquet"
 PATHOLOGY_FILE = "pathology.parquet"
 #: Optional file: measured surface-protein fractions of blood cell types (CITE-seq).
 PROTEIN_FILE = "protein.parquet"
+#: Optional file: CPTAC tumour proteomes, patients whose protein was detected per gene and cohort.
+CPTAC_FILE = "cptac.parquet"
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
 
 
@@ -77,6 +79,11 @@ class Reference:
         Measured surface-protein fractions (CITE-seq, ``scripts/blood_protein.py``): ``gene``,
         ``context``, ``antibody``, ``n_cells``, ``n_positive``; where a (gene, context) has a
         row, engagement is measured protein, not the RNA model. ``None`` when absent.
+    cptac
+        CPTAC tumour proteomes (oncoref 1.19.2): ``symbol``, ``cancer`` (the HPA cancer type of
+        the cohort), ``cohort`` (BRCA, CCRCC, COAD, GBM, HNSCC, LSCC, LUAD, OV, PDAC, UCEC;
+        lung cancer has two), ``n_patients`` (tumours measured) and ``n_detected`` (tumours
+        whose protein was detected at any level, in bulk tissue); ``None`` when absent.
     atlas
         The healthy atlas merged in by :meth:`with_atlas`, whose sampled cells give exact
         gate co-positivity; ``None`` otherwise.
@@ -99,6 +106,7 @@ class Reference:
     measured_fraction: pd.DataFrame | None = None
     pathology: pd.DataFrame | None = None
     protein: pd.DataFrame | None = None
+    cptac: pd.DataFrame | None = None
     #: The :class:`~antigenscout.atlas.Atlas` merged in by :meth:`with_atlas` (else ``None``).
     atlas: Any = None
 
@@ -338,6 +346,7 @@ class Reference:
             protein=None
             if self.protein is None
             else self.protein[~self.protein["context"].isin(replaced)].reset_index(drop=True),
+            cptac=self.cptac,
             atlas=atlas,
         )
 
@@ -388,6 +397,7 @@ class Reference:
             pd.read_parquet(root / PATHOLOGY_FILE) if (root / PATHOLOGY_FILE).is_file() else None
         )
         protein = pd.read_parquet(root / PROTEIN_FILE) if (root / PROTEIN_FILE).is_file() else None
+        cptac = pd.read_parquet(root / CPTAC_FILE) if (root / CPTAC_FILE).is_file() else None
         if list(expression.columns) != list(contexts.index):
             msg = (
                 f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
@@ -404,6 +414,7 @@ class Reference:
             measured_fraction=measured,
             pathology=pathology,
             protein=protein,
+            cptac=cptac,
         )
 
 

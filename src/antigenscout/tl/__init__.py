@@ -11,7 +11,14 @@ from ._gates import (
 from ._profile import profile_agent
 from ._rate import patient_rate_coverage
 from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
-from ._score import candidate_genes, pareto_rank, score_targets
+from ._score import (
+    candidate_genes,
+    cptac_detection,
+    pareto_rank,
+    pathology_coverage,
+    protein_evidence_conflict,
+    score_targets,
+)
 from ._search import search_gates
 from ._targetability import MODALITY_PROFILES, ModalityProfile, modalities, reachability
 
@@ -24,14 +31,17 @@ __all__ = [
     "HealthyRisk",
     "ModalityProfile",
     "candidate_genes",
+    "cptac_detection",
     "evaluate_gates",
     "healthy_risk",
     "modalities",
     "pareto_rank",
     "parse_gate",
+    "pathology_coverage",
     "patient_rate_coverage",
     "positive_fraction_from_mean",
     "profile_agent",
+    "protein_evidence_conflict",
     "reachability",
     "score_targets",
     "search_gates",

@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "TumourGroups",
     "candidate_genes",
+    "cptac_detection",
     "pareto_rank",
     "pathology_coverage",
+    "protein_evidence_conflict",
     "score_targets",
     "tumour_groups",
 ]
@@ -317,7 +319,11 @@ def score_targets(
         Bulk tumours: the HPA cancer type (e.g. ``'breast cancer'``; see
         :func:`pathology_coverage`). Where HPA stained the protein in that cancer, coverage
         is the fraction of patients whose tumour stains High or Medium, with a 90% interval,
-        instead of a transform of the bulk level.
+        instead of a transform of the bulk level. Beside it, never in the coverage or the
+        score: CPTAC's fraction of tumours whose protein was detected at any level in bulk
+        tissue (:func:`cptac_detection`; ``cptac_*`` columns) and
+        ``protein_evidence_conflict`` / ``protein_evidence_note`` where the two disagree
+        strongly (:func:`protein_evidence_conflict`).
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     key_added
@@ -413,9 +419,9 @@ def score_targets(
         table["coverage_source"] = "RNA model (bulk level)"
         if cancer is not None:
             path_cov = pathology_coverage(reference, cancer, cands)
-            reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
-            have = path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
+            have = _ihc_coverage_genes(path_cov)
             table = table.join(path_cov)
+            table = table.join(_cptac_evidence(reference, cancer, cands, path_cov, have))
             table.loc[have, "tumor_coverage"] = path_cov.loc[have, "stained_fraction"]
             table.loc[have, "patients_covered_fraction"] = path_cov.loc[have, "stained_fraction"]
             table.loc[have, "coverage_source"] = "HPA tumour IHC: patients High/Medium"
@@ -841,6 +847,183 @@ def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd
         },
         index=genes,
     )
+
+
+#: Protein evidence conflict: one source finds the protein in at most ``CONFLICT_LOW`` of a
+#: cancer's patients and the other in at least ``CONFLICT_HIGH`` (fixed before any gene was
+#: looked at; docs/engagement.md).
+CONFLICT_LOW = 0.10
+CONFLICT_HIGH = 0.90
+
+
+def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
+    """Fraction of a cancer's tumours in which CPTAC detected each gene's protein.
+
+    CPTAC measured the proteome of about 100 tumours per cohort by mass spectrometry, without
+    antibodies. A tumour counts as detected when the protein was quantified at *any* level in
+    the bulk sample, which holds tumour cells, stroma and infiltrating immune cells: this is not
+    the tumour-cell, level-thresholded evidence of HPA's IHC (:func:`pathology_coverage`), so
+    it is reported beside IHC and never used as coverage.
+
+    Parameters
+    ----------
+    reference
+        A reference with ``cptac`` (patients measured and detected per gene and cohort).
+    cancer
+        HPA cancer type, e.g. ``'breast cancer'``. CPTAC has cohorts for breast (BRCA), renal
+        (CCRCC), colorectal (COAD), glioma (GBM), head and neck (HNSCC), lung (LSCC and LUAD,
+        pooled), ovarian (OV), pancreatic (PDAC) and endometrial (UCEC) cancer; other HPA
+        types give NaN.
+    genes
+        Genes to report.
+
+    Returns
+    -------
+    DataFrame indexed by gene: ``cptac_detected_fraction`` (tumours detected / tumours
+    measured, summed over the cancer's cohorts that list the gene), ``cptac_detected_low`` /
+    ``cptac_detected_high`` (Wilson 90% interval), ``cptac_n_patients``, ``cptac_n_detected``
+    (0 where no cohort lists the gene) and ``cptac_cohort`` (the cohorts counted, ``'+'``
+    -joined; ``''`` if none). NaN where CPTAC has no cohort for the cancer or no row for the
+    gene: CPTAC lists only proteins detected in at least one tumour of a cohort, so a missing
+    row may mean "detected in none" or "not measurable" and is not counted as 0.
+
+    Raises
+    ------
+    InputError
+        If the reference has no CPTAC table or ``cancer`` is not an HPA cancer type.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from antigenscout.reference import load_reference
+    >>> from antigenscout.tl import cptac_detection
+    >>> d = cptac_detection(load_reference(), "breast cancer", pd.Index(["TACSTD2"]))
+    >>> row = d.loc["TACSTD2"]
+    >>> int(row["cptac_n_detected"]), int(row["cptac_n_patients"]), row["cptac_cohort"]
+    (121, 121, 'BRCA')
+    """
+    table = reference.cptac
+    if table is None:
+        msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
+        raise InputError(msg)
+    known = set(map(str, table["cancer"].cat.categories))
+    if reference.pathology is not None:
+        known |= set(map(str, reference.pathology["cancer"].cat.categories))
+    key = cancer.strip().lower()
+    if key not in known:
+        msg = (
+            f"cancer {cancer!r} is not an HPA cancer type; choose one of: "
+            f"{', '.join(sorted(known))}"
+        )
+        raise InputError(msg)
+    sub = table[table["cancer"].astype(str) == key]
+    sub = sub.assign(symbol=sub["symbol"].astype(str), cohort=sub["cohort"].astype(str))
+    by_gene = sub.groupby("symbol", sort=False)
+    n = by_gene["n_patients"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
+    k = by_gene["n_detected"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
+    cohorts = by_gene["cohort"].agg(lambda c: "+".join(sorted(c))).reindex(genes).fillna("")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(n > 0, k / n, np.nan)
+    lo, hi = _wilson(np.nan_to_num(frac), n)
+    return pd.DataFrame(
+        {
+            "cptac_detected_fraction": frac,
+            "cptac_detected_low": np.where(n > 0, lo, np.nan),
+            "cptac_detected_high": np.where(n > 0, hi, np.nan),
+            "cptac_n_patients": n.astype(int),
+            "cptac_n_detected": k.astype(int),
+            "cptac_cohort": cohorts.to_numpy(dtype=object),
+        },
+        index=genes,
+    )
+
+
+def protein_evidence_conflict(
+    ihc_fraction: np.ndarray | pd.Series, cptac_fraction: np.ndarray | pd.Series
+) -> np.ndarray:
+    """Whether tumour IHC and CPTAC disagree strongly about a protein in a cancer's patients.
+
+    The rule, fixed before any gene was looked at and not tuned: one source finds the protein
+    in at most 10% of patients (:data:`CONFLICT_LOW`) and the other in at least 90%
+    (:data:`CONFLICT_HIGH`). The IHC side is the fraction of patients whose tumour stains
+    High or Medium (the coverage, :func:`pathology_coverage`), the CPTAC side the fraction
+    of tumours in which the protein was detected at any level (:func:`cptac_detection`).
+    NaN on either side (no evidence) is never a conflict.
+
+    Parameters
+    ----------
+    ihc_fraction
+        IHC High/Medium fraction per gene (NaN where no reliable antibody stained).
+    cptac_fraction
+        CPTAC detected fraction per gene (NaN where CPTAC has no row).
+
+    Returns
+    -------
+    Boolean array, True where the two disagree strongly.
+
+    Examples
+    --------
+    >>> protein_evidence_conflict([0.0, 0.1, 0.2, 0.95, float("nan")], [0.9, 1.0, 1.0, 0.05, 1.0])
+    array([ True,  True, False,  True, False])
+    """
+    ihc = np.asarray(ihc_fraction, dtype=np.float64)
+    cptac = np.asarray(cptac_fraction, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ihc_absent_cptac_present = (ihc <= CONFLICT_LOW) & (cptac >= CONFLICT_HIGH)
+        ihc_present_cptac_absent = (ihc >= CONFLICT_HIGH) & (cptac <= CONFLICT_LOW)
+    return ihc_absent_cptac_present | ihc_present_cptac_absent
+
+
+def _cptac_evidence(
+    reference: Reference,
+    cancer: str,
+    genes: pd.Index,
+    path_cov: pd.DataFrame,
+    ihc_used: pd.Index,
+) -> pd.DataFrame:
+    """CPTAC columns and the IHC-CPTAC conflict flag and note of :func:`score_targets`.
+
+    ``ihc_used`` holds the genes whose coverage comes from IHC (reliable antibodies); only
+    their IHC fraction enters the conflict rule. A reference without a CPTAC table gives NaN
+    and 0 columns and no conflicts.
+    """
+    if reference.cptac is not None:
+        out = cptac_detection(reference, cancer, genes)
+    else:
+        nan = np.full(len(genes), np.nan)
+        out = pd.DataFrame(
+            {
+                "cptac_detected_fraction": nan,
+                "cptac_detected_low": nan,
+                "cptac_detected_high": nan,
+                "cptac_n_patients": 0,
+                "cptac_n_detected": 0,
+                "cptac_cohort": "",
+            },
+            index=genes,
+        )
+    ihc = path_cov["stained_fraction"].where(path_cov.index.isin(ihc_used))
+    conflict = protein_evidence_conflict(ihc, out["cptac_detected_fraction"])
+    n_ihc = path_cov["n_patients_stained"].to_numpy()
+    k_ihc = np.rint(np.nan_to_num(ihc.to_numpy()) * n_ihc).astype(int)
+    notes = [
+        f"IHC High/Medium in {k} of {n} patients; CPTAC detects the protein in {kc} of {nc} "
+        "tumours (any level, bulk tissue)"
+        if c
+        else ""
+        for c, k, n, kc, nc in zip(
+            conflict, k_ihc, n_ihc, out["cptac_n_detected"], out["cptac_n_patients"], strict=True
+        )
+    ]
+    out["protein_evidence_conflict"] = conflict
+    out["protein_evidence_note"] = pd.Series(notes, index=genes, dtype=object)
+    return out
+
+
+def _ihc_coverage_genes(path_cov: pd.DataFrame) -> pd.Index:
+    """Genes whose bulk coverage comes from tumour IHC: stained by a reliable antibody."""
+    reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
+    return path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
 
 
 def _ihc_reliability(reference: Reference, genes: pd.Index) -> np.ndarray:
