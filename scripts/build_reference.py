@@ -550,6 +550,15 @@ def build_surface(
 
     surf = flags.copy()
     surf["n_sources"] = flags.sum(axis=1).astype(np.int8)
+    # nuclear protein-coding loci: HGNC's protein-coding genes (the evidence table's
+    # universe) and the constant segments of antigen receptors (IGHM, TRGC2: on B and T
+    # cells), never mitochondrially encoded genes (inner-membrane proteins); SURFY and CSPA
+    # add a few pseudogenes (HLA-H, OR*P) and unnamed loci, which this leaves out
+    names = index.to_series().astype(str)
+    receptor_segment = names.str.match(r"^(IG[HKL]|TR[ABGD])C|^IGH[MDGEA]")
+    surf["protein_coding"] = (index.isin(ev.index) | receptor_segment.to_numpy()) & ~(
+        names.str.startswith("MT-").to_numpy()
+    )
     cd_surfy = sf["CD number"].dropna().astype(str).str.strip()
     cd_cspa = cs.loc[~cs["CD"].isin(["no", ""]) & cs["CD"].notna(), ["symbol", "CD"]]
     cd_cspa = cd_cspa.drop_duplicates("symbol").set_index("symbol")["CD"].astype(str)

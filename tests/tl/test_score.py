@@ -354,3 +354,19 @@ def test_cptac_shipped_trop2_breast() -> None:
     assert d.loc["TACSTD2", "cptac_n_patients"] == 121
     assert d.loc["TACSTD2", "cptac_detected_fraction"] == 1.0
     assert d.loc["TACSTD2", "cptac_cohort"] == "BRCA"
+
+
+def test_candidates_are_nuclear_protein_coding_loci() -> None:
+    """Pseudogenes and mitochondrially encoded genes that surface predictors list are no
+    candidates of any modality but 'any'; antigen-receptor constant segments are."""
+    from antigenscout.reference import load_reference
+    from antigenscout.tl._score import candidate_genes
+
+    ref = load_reference()
+    genes = pd.Index(["HLA-H", "MT-ND2", "MT-CYB", "OR1F2P", "CD19", "IGHM", "MS4A1"])
+    for modality in ("car-t", "antibody", "tcr-t"):
+        got = set(candidate_genes(genes, ref, modality))
+        assert not got & {"HLA-H", "MT-ND2", "MT-CYB", "OR1F2P"}
+        assert {"CD19", "MS4A1"} <= got
+    assert "IGHM" in set(candidate_genes(genes, ref, "tcr-t"))
+    assert set(candidate_genes(genes, ref, "any")) == set(genes)

@@ -190,7 +190,10 @@ def candidate_genes(
     protein a binder can reach: ``reach > min_reach`` (a membrane anchor and some surface
     evidence; see :func:`antigenscout.tl.reachability`). TCR-T and vaccines accept any
     protein-coding gene (peptides are presented on HLA); ``'any'`` or ``None`` accepts every
-    gene (antibody panels, non-human or non-HPA features).
+    gene (antibody panels, non-human or non-HPA features). Every modality but ``'any'`` takes
+    HGNC protein-coding loci only (the reference's ``protein_coding`` column): surface
+    predictors also list pseudogenes (HLA-H), mitochondrially encoded inner-membrane
+    proteins (MT-ND2) and unnamed loci, none of which a therapy can aim at.
     """
     from ._targetability import MODALITY_PROFILES, reachability
 
@@ -200,11 +203,13 @@ def candidate_genes(
         msg = f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
         raise InputError(msg)
     surface = reference.surface
+    if "protein_coding" in surface.columns:
+        surface = surface[surface["protein_coding"].to_numpy(dtype=bool)]
     if MODALITY_PROFILES[modality].binder:
         reach = reachability(surface)["reach"]
         ok = reach.index[reach.to_numpy() > min_reach]
     else:
-        ok = surface.index  # protein-coding universe
+        ok = surface.index
     return genes[genes.isin(ok)]
 
 
