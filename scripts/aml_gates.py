@@ -145,9 +145,10 @@ risk of a reference context only where measured cells or HPA immunohistochemistr
 antigen there (an RNA-modelled fraction vetoes nothing), and in the tumour only where each
 patient's pseudobulk shows the antigen absent: `tumor_coverage` takes off the cells that may
 carry it undetected, `tumor_coverage_cells` is the plain per-cell count. The single-risk cap
-is a hard line, so many rows are a near-cap antigen whose NOT arm trims a measured cell type's
-risk just under it (the HLA-H pairs): read them as "the antigen, nearly feasible alone", not
-as a designed gate.
+is a hard line, so a row can be a near-cap antigen whose NOT arm trims a measured cell
+type's risk just under it: read such a row as "the antigen, nearly feasible alone", not as a
+designed gate. (The pairs that used to lead this table were of that kind, on HLA-H, a
+pseudogene that is no longer a candidate: docs/modalities.md, "Loci".)
 {("Notes: " + "; ".join(notes)) if notes else ""}
 
 ## Summary
