@@ -552,10 +552,12 @@ def build_surface(
     surf["n_sources"] = flags.sum(axis=1).astype(np.int8)
     # nuclear protein-coding loci: HGNC's protein-coding genes (the evidence table's
     # universe) and the constant segments of antigen receptors (IGHM, TRGC2: on B and T
-    # cells), never mitochondrially encoded genes (inner-membrane proteins); SURFY and CSPA
-    # add a few pseudogenes (HLA-H, OR*P) and unnamed loci, which this leaves out
+    # cells), never mitochondrially encoded genes (inner-membrane proteins; they reach the
+    # table through aliases); SURFY adds pseudogenes (HLA-H, OR*P) and unnamed loci
     names = index.to_series().astype(str)
-    receptor_segment = names.str.match(r"^(IG[HKL]|TR[ABGD])C|^IGH[MDGEA]")
+    receptor_segment = names.str.match(
+        r"^(IGH(M|D|E|G[1-4]|A[12])|IGKC|IGLC[1-7]|TRAC|TRDC|TR[BG]C[12])$"
+    )
     surf["protein_coding"] = (index.isin(ev.index) | receptor_segment.to_numpy()) & ~(
         names.str.startswith("MT-").to_numpy()
     )

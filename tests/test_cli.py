@@ -572,3 +572,15 @@ def test_backed_rank_equals_in_memory(good_h5ad: Path, tmp_path: Path, capsys) -
     backed = pd.read_csv(tmp_path / "b" / "targets.tsv", sep="\t")
     memory = pd.read_csv(tmp_path / "m" / "targets.tsv", sep="\t")
     pd.testing.assert_frame_equal(backed, memory)
+
+
+@pytest.mark.parametrize("gene", ["HLA-H", "MT-ND2"])
+def test_highlight_of_a_non_coding_locus_is_refused(gene: str, tmp_path: Path, capsys) -> None:
+    """A pseudogene or a mitochondrially encoded gene is no candidate of any modality: the
+    message says why, not that another modality would take it."""
+    argv = ["demo", "--highlight", gene, "--modality", "tcr-t", "--out", str(tmp_path / "o")]
+    code, err = _run(argv, capsys)
+    assert code == 2
+    assert "not a protein-coding nuclear locus" in err
+    assert "--modality tcr-t/vaccine" not in err
+    assert not (tmp_path / "o").exists()

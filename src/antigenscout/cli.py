@@ -325,6 +325,17 @@ def _check_highlight_candidates(
         raise InputError(msg)
     cands = candidate_genes(pd.Index(list(highlight)), reference, modality)
     other = [g for g in highlight if g not in cands]
+    surface = reference.surface
+    if "protein_coding" in surface.columns:
+        coding = surface["protein_coding"].fillna(False).astype(bool)
+        not_coding = [g for g in other if g in coding.index and not coding[g]]
+        if not_coding:
+            msg = (
+                f"--highlight {', '.join(not_coding)}: not a protein-coding nuclear locus "
+                "(a pseudogene, a mitochondrially encoded gene or an unnamed locus), so no therapy "
+                "can aim at it; drop it"
+            )
+            raise InputError(msg)
     if other:
         msg = (
             f"--highlight {', '.join(other)}: not a {modality} candidate (no surface evidence); "

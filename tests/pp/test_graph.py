@@ -103,3 +103,17 @@ def test_streamed_knn_equals_positive_blocks(
     want = sp.vstack([b for _, b in positive_blocks(Xm, lib, graph=G, genes=genes)])
     assert (got != want).nnz == 0
     assert got.nnz > 0
+
+
+def test_sweep_of_an_empty_chunk_on_a_fresh_thread() -> None:
+    """A thread whose first chunk holds no entries gets empty projections, not an error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.poisson(1.0, size=(60, 40)).astype(np.float32))
+    emb = fit_embedding(X, n_top_genes=20, n_pcs=3)
+    empty = sp.csr_matrix((5, 40), dtype=np.float32)
+    with ThreadPoolExecutor(1) as pool:
+        Y, sel = pool.submit(emb.transform_select, empty, np.ones(5), np.arange(3)).result()
+    assert Y.shape == (5, 3)
+    assert sel.nnz == 0

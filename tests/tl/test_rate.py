@@ -123,3 +123,27 @@ def test_group_rate_stats_equal_dense_sums(given: bool) -> None:
             np.testing.assert_allclose(got["xs"][b, k], (x[m] * s[m, None]).sum(0))
             assert got["n"][b, k] == m.sum()
             np.testing.assert_allclose(got["s"][b, k, 0], s[m].sum())
+
+
+def test_group_rate_stats_repeated_genes_and_duplicate_entries() -> None:
+    """A gene asked for twice gets its sums twice; duplicate CSR entries of one cell count
+    as their sum (x² of the merged count, not the sum of squares of the parts)."""
+    from antigenscout.pp._graph import iter_row_chunks
+    from antigenscout.tl._rate import group_rate_stats
+
+    # cell 0 holds gene 1 as two entries (2 + 3), cell 1 holds 4 once
+    X = sparse.csr_matrix(
+        (np.array([2.0, 3.0, 4.0, 1.0]), np.array([1, 1, 1, 0]), np.array([0, 2, 4])),
+        shape=(2, 3),
+    )
+    assert not X.has_canonical_format
+    rows = np.arange(2)
+    got = group_rate_stats(
+        iter_row_chunks(X, rows),
+        np.zeros(2, dtype=np.int64),
+        1,
+        np.array([1, 0, 1]),
+        n_blocks=1,
+    )
+    np.testing.assert_allclose(got["x"][0, 0], [9.0, 1.0, 9.0])
+    np.testing.assert_allclose(got["x2"][0, 0], [25.0 + 16.0, 1.0, 41.0])

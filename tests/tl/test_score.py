@@ -357,7 +357,7 @@ def test_cptac_shipped_trop2_breast() -> None:
 
 
 def test_candidates_are_nuclear_protein_coding_loci() -> None:
-    """Pseudogenes and mitochondrially encoded genes that surface predictors list are no
+    """Pseudogenes and mitochondrially encoded genes of the surface table are no
     candidates of any modality but 'any'; antigen-receptor constant segments are."""
     from antigenscout.reference import load_reference
     from antigenscout.tl._score import candidate_genes

@@ -114,7 +114,7 @@ class _Scratch(threading.local):
 
     def get(self, nnz: int) -> tuple[np.ndarray, ...]:
         """Buffers with room for ``nnz`` entries: int32, float32, int32, float32."""
-        if nnz > self.size:
+        if nnz > self.size or not self.bufs:
             self.size = max(nnz, int(self.size * 1.25))
             self.bufs = tuple(
                 np.empty(self.size, dtype=t) for t in (np.int32, np.float32, np.int32, np.float32)

@@ -136,6 +136,8 @@ def group_rate_stats(
     row falls in one of ``n_blocks`` random blocks (seeded); arrays are
     ``(n_blocks, n_groups[, n_genes])``.
     """
+    # each distinct column is summed once (a repeated gene gets the same sums)
+    genes, inv = np.unique(np.asarray(genes, dtype=np.int64), return_inverse=True)
     g = len(genes)
     J = max(int(n_blocks), 1)
     block_of = np.random.default_rng(seed).integers(0, J, len(codes))
@@ -145,6 +147,9 @@ def group_rate_stats(
     colmap = np.full(0, -1, dtype=np.int64)
     for sl, block in chunks:
         B = sparse.csr_matrix(block)
+        if not B.has_canonical_format:  # x² needs each entry's duplicates merged first
+            B = B.copy()
+            B.sum_duplicates()
         if colmap.size != B.shape[1]:
             colmap = np.full(B.shape[1], -1, dtype=np.int64)
             colmap[np.asarray(genes, dtype=np.int64)] = np.arange(g)
@@ -154,7 +159,7 @@ def group_rate_stats(
             B.indptr, B.indices, B.data, key[sl], colmap, lib, given, out["x"], out["x2"], out["xs"]
         )
         s_all[sl] = lib / 1e4
-    res = {k: v.reshape(J, n_groups, g) for k, v in out.items()}
+    res = {k: v.reshape(J, n_groups, g)[..., inv] for k, v in out.items()}
     m = J * n_groups
     res["n"] = np.bincount(key, minlength=m).astype(np.float64).reshape(J, n_groups)
     res["s"] = np.bincount(key, weights=s_all, minlength=m).reshape(J, n_groups, 1)

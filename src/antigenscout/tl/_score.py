@@ -191,8 +191,8 @@ def candidate_genes(
     evidence; see :func:`antigenscout.tl.reachability`). TCR-T and vaccines accept any
     protein-coding gene (peptides are presented on HLA); ``'any'`` or ``None`` accepts every
     gene (antibody panels, non-human or non-HPA features). Every modality but ``'any'`` takes
-    HGNC protein-coding loci only (the reference's ``protein_coding`` column): surface
-    predictors also list pseudogenes (HLA-H), mitochondrially encoded inner-membrane
+    nuclear protein-coding loci only (the reference's ``protein_coding`` column): the
+    surface table also holds pseudogenes (HLA-H), mitochondrially encoded inner-membrane
     proteins (MT-ND2) and unnamed loci, none of which a therapy can aim at.
     """
     from ._targetability import MODALITY_PROFILES, reachability
@@ -204,7 +204,7 @@ def candidate_genes(
         raise InputError(msg)
     surface = reference.surface
     if "protein_coding" in surface.columns:
-        surface = surface[surface["protein_coding"].to_numpy(dtype=bool)]
+        surface = surface[surface["protein_coding"].fillna(False).to_numpy(dtype=bool)]
     if MODALITY_PROFILES[modality].binder:
         reach = reachability(surface)["reach"]
         ok = reach.index[reach.to_numpy() > min_reach]
@@ -826,7 +826,7 @@ def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd
     if path is None:
         msg = "this reference has no HPA pathology table; rebuild it with build_reference.py"
         raise InputError(msg)
-    known = sorted(map(str, path["cancer"].cat.categories))
+    known = sorted(map(str, path["cancer"].astype(str).unique()))
     key = cancer.strip().lower()
     if key not in known:
         msg = f"cancer {cancer!r} is not an HPA cancer type; choose one of: {', '.join(known)}"
@@ -911,9 +911,9 @@ def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.Da
     if table is None:
         msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
         raise InputError(msg)
-    known = set(map(str, table["cancer"].cat.categories))
+    known = set(map(str, table["cancer"].astype(str).unique()))
     if reference.pathology is not None:
-        known |= set(map(str, reference.pathology["cancer"].cat.categories))
+        known |= set(map(str, reference.pathology["cancer"].astype(str).unique()))
     key = cancer.strip().lower()
     if key not in known:
         msg = (
