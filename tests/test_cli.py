@@ -584,3 +584,30 @@ def test_highlight_of_a_non_coding_locus_is_refused(gene: str, tmp_path: Path, c
     assert "not a protein-coding nuclear locus" in err
     assert "--modality tcr-t/vaccine" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_bulk_table_with_cancer_reports_protein_evidence(tmp_path: Path, capsys) -> None:
+    """A bulk TSV ranked with --cancer: IHC coverage, CPTAC beside it with the conflict flag
+    (TACSTD2 in breast cancer: IHC 0 of 11, CPTAC 121 of 121), no per-cell rate model."""
+    genes = ["TACSTD2", "ERBB2", "NECTIN4", "CD19", "EGFR", "MSLN", "PTPRC", "GAPDH"]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        rng.uniform(5.0, 300.0, size=(len(genes), 3)),
+        index=pd.Index(genes, name="gene"),
+        columns=["s1", "s2", "s3"],
+    )
+    path = tmp_path / "bulk.tsv"
+    table.to_csv(path, sep="\t")
+    out = tmp_path / "o"
+    code, err = _run(
+        ["rank", str(path), "--modality", "adc", "--cancer", "breast cancer", "--out", str(out)],
+        capsys,
+    )
+    assert code == 0, err
+    t = pd.read_csv(out / "targets.tsv", sep="\t", index_col="target")
+    assert t.loc["TACSTD2", "tumor_coverage"] == 0.0
+    assert t.loc["TACSTD2", "cptac_n_patients"] == 121
+    assert t.loc["TACSTD2", "cptac_detected_fraction"] == 1.0
+    assert bool(t.loc["TACSTD2", "protein_evidence_conflict"])
+    assert not (out / "patient_model.tsv").exists()
+    assert "patient_model" not in err

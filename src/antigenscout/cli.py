@@ -442,9 +442,8 @@ def _run_rank(
             },
         )
     _print_targets(targets, res["denominators"])
-    err.print(
-        f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, patient_model.tsv, run.json"
-    )
+    model = "patient_model.tsv, " if params["kind"] != "bulk" else ""
+    err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}run.json")
     return out
 
 
