@@ -255,3 +255,36 @@ def test_cli_reports_missing_input(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.exit_code != 0
     assert isinstance(out.exception, InputError)
+
+
+def test_gate_combination_by_hand() -> None:
+    from antigenscout.benchmark._run import _combine
+
+    v = np.array([[0.5, 0.2, 1.0], [0.5, 0.0, 0.3]])
+    np.testing.assert_allclose(_combine(v, "and"), [0.5, 0.0, 0.3])
+    np.testing.assert_allclose(_combine(v, "or"), [0.75, 0.2, 1.0])  # 1 - (1-a)(1-b)
+    np.testing.assert_allclose(_combine(v[:1], "or"), v[0])
+
+
+def test_gate_of_one_gene_is_on_the_single_gene_scale() -> None:
+    """A one-gene gate placed among single genes gets exactly the gene's own risk and score: each
+    gene's healthy fractions are judged at its engagement threshold, as the engine does."""
+    import antigenscout as asc
+    from antigenscout.benchmark._run import _gate_score
+    from antigenscout.reference import load_reference
+
+    ref = load_reference()
+    genes = ["ERBB2", "EGFR", "MSLN", "TACSTD2", "CD19", "PTPRC"]
+    rng = np.random.default_rng(1)
+    adata = AnnData(
+        X=rng.uniform(1.0, 400.0, size=(3, len(genes))),
+        var=pd.DataFrame(index=genes),
+    )
+    adata.uns["antigenscout"] = {"kind": "bulk"}
+    asc.tl.score_targets(adata, malignant_key=None, reference=ref, modality="adc", kind="bulk")
+    table = asc.get.targets_df(adata).set_index("target")
+    for g in ("ERBB2", "MSLN"):
+        score, cov, risk = _gate_score(table, [g], "and", "adc", ref)
+        assert risk == pytest.approx(table.loc[g, "vital_risk"], abs=1e-9)
+        assert cov == pytest.approx(table.loc[g, "tumor_coverage"], abs=1e-12)
+        assert score == pytest.approx(table.loc[g, "score"], rel=1e-6)

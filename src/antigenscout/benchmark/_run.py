@@ -309,10 +309,15 @@ def _hpa_cancer(tum: _Tumour) -> str | None:
 
 
 def _combine(values: np.ndarray, op: str) -> np.ndarray:
-    """Gate a genes × k array: AND = min (Fréchet upper bound), OR = min(1, sum)."""
+    """Gate a genes × k array of fractions: AND = min (the Fréchet upper bound: the chains
+    of a target are made by the same cells), OR = ``1 − Π(1 − v)``, the estimate for
+    independent antigens (issue #10 item 5: an OR is not pushed to 1 by the union bound
+    ``min(1, Σ v)``, which the engine's gate search reports beside it)."""
     if values.shape[0] == 1:
         return values[0]
-    return values.min(axis=0) if op == "and" else np.minimum(1.0, values.sum(axis=0))
+    if op == "and":
+        return values.min(axis=0)
+    return 1.0 - np.prod(1.0 - np.clip(values, 0.0, 1.0), axis=0)
 
 
 # --------------------------------------------------------------------------- baselines
@@ -508,7 +513,7 @@ def _score_target_row(
             out[f"{m}_value"] = float(s[g])
         return out
 
-    # a gate: evaluated with per-gene fractions (Fréchet bound for AND, union bound for OR)
+    # a gate: evaluated with per-gene fractions (Fréchet bound for AND, independence for OR)
     score, cov, risk = _gate_score(table, genes, op, out["modality"], reference)
     place("antigenscout", np.array([score, cov]), table[keys].to_numpy(dtype=float))
     out["antigenscout_rank"] = int((table["score"] > score).sum() + 1)
@@ -536,8 +541,9 @@ def _gate_score(
     The engine's score is ``cover × (1 − harm_factor × vital_risk) × modality_factor``
     (``cover`` = ``coverage_q25`` where the engine reports it, i.e. for modalities ranked
     on per-patient coverage, else ``tumor_coverage``). For a gate, coverages and healthy
-    fractions are combined with :func:`_combine` (AND = min, OR = min(1, sum)); the
-    modality factor is the smallest
+    fractions (each gene's at its engagement threshold, as for single genes) are combined
+    with :func:`_combine` (AND = min, OR = the independence estimate); the modality factor
+    is the smallest
     (AND: every antigen must be reachable) or largest (OR: either suffices) of the genes'.
     Columns missing from the engine's table are taken as 1 (factor) or as
     ``tumor_coverage`` (cover), so a rewritten engine degrades to ``cover × (1 − risk)``.
@@ -545,7 +551,14 @@ def _gate_score(
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
 
-    hr = healthy_risk(reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=modality)
+    # each gene's healthy fractions at its own engagement threshold, as the engine judges
+    # the single genes the gate is placed among
+    at = None
+    if "engagement_threshold_cp10k" in table:
+        at = table.loc[genes, "engagement_threshold_cp10k"].astype(float)
+    hr = healthy_risk(
+        reference, threshold_cp10k=DEFAULT_THRESHOLD, modality=modality, gene_threshold_cp10k=at
+    )
     cov = float(_combine(table.loc[genes, "tumor_coverage"].to_numpy(dtype=float)[:, None], op)[0])
     # the engine adds coverage_q25 only for modalities ranked on per-patient coverage
     cover_col = "coverage_q25" if "coverage_q25" in table else "tumor_coverage"
