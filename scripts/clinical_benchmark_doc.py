@@ -378,7 +378,7 @@ Per modality (point estimates; scored rows):
 {_md(bym) if len(bym) else "no scored rows"}
 
 Gate rows (several genes; the held-out check of the gate scoring in §1, changed at commit
-`4d22f5f` without looking at these rows; the same table before the change is quoted in §4.4):
+`4d22f5f` without looking at these rows; the same rows before the change are quoted in §1, "Gates"):
 
 {_md(gates) if len(gates) else "no scored gate rows"}
 
