@@ -452,30 +452,43 @@ def _np_eval(gate: Gate, X: np.ndarray) -> np.ndarray:
     return np.logical_and.reduce(parts) if gate.op == "and" else np.logical_or.reduce(parts)
 
 
-def test_wide_beam_is_exact_on_four_gene_chains():
-    T, H, ct, w, pat = _data(19, g=5, n_t=80, n_h=90)
-    genes = [f"G{i}" for i in range(5)]
-    cap = 0.2
-    # all gates of ≤ 3 genes, then every one-literal extension (AND, AND NOT, OR) to 4 genes
-    level = {Gate.lit(i) for i in range(5)}
+def _chain_gate_coverages(
+    T: np.ndarray,
+    H: np.ndarray,
+    ct: np.ndarray,
+    w: np.ndarray,
+    *,
+    n_genes: int,
+    depth: int,
+    cap: float,
+) -> np.ndarray:
+    """Brute force: tumour coverage of every chain gate of up to ``depth`` genes (each step
+    extends by AND, OR or AND NOT one new gene) whose worst weighted healthy risk is within
+    ``cap``, best first."""
+    level = {Gate.lit(i) for i in range(n_genes)}
     every = set(level)
-    for _ in range(3):
+    for _ in range(depth - 1):
         nxt = set()
         for base in level:
-            for i in set(range(5)) - set(base.genes):
+            for i in set(range(n_genes)) - set(base.genes):
                 nxt.add(Gate.and_(base, Gate.lit(i)))
                 nxt.add(Gate.or_(base, Gate.lit(i)))
                 nxt.add(Gate.and_(base, Gate.lit(i, negated=True)))
         level = nxt
         every |= nxt
-    vals = []
-    for gt in every:
-        if gt.op == "lit" and gt.negated:
-            continue
-        risk = max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(3))
-        if risk <= cap + 1e-12:
-            vals.append(_np_eval(gt, T).mean())
-    expect = np.sort(vals)[::-1]
+    vals = [
+        _np_eval(gt, T).mean()
+        for gt in every
+        if max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(len(w))) <= cap + 1e-12
+    ]
+    return np.sort(vals)[::-1]
+
+
+def test_wide_beam_is_exact_on_four_gene_chains():
+    T, H, ct, w, pat = _data(19, g=5, n_t=80, n_h=90)
+    genes = [f"G{i}" for i in range(5)]
+    cap = 0.2
+    expect = _chain_gate_coverages(T, H, ct, w, n_genes=5, depth=4, cap=cap)
     df = search_gates(
         T,
         pat,
@@ -574,23 +587,7 @@ def test_triple_budget_bound_carries_into_the_four_gene_beam():
     T, H, ct, w, pat = _data(19, g=5, n_t=80, n_h=90)
     genes = [f"G{i}" for i in range(5)]
     cap = 0.2
-    level = {Gate.lit(i) for i in range(5)}
-    every = set(level)
-    for _ in range(3):
-        nxt = set()
-        for base in level:
-            for i in set(range(5)) - set(base.genes):
-                nxt.add(Gate.and_(base, Gate.lit(i)))
-                nxt.add(Gate.or_(base, Gate.lit(i)))
-                nxt.add(Gate.and_(base, Gate.lit(i, negated=True)))
-        level = nxt
-        every |= nxt
-    vals = []
-    for gt in every:
-        risk = max(w[t] * _np_eval(gt, H[ct == t]).mean() for t in range(3))
-        if risk <= cap + 1e-12:
-            vals.append(_np_eval(gt, T).mean())
-    expect = np.sort(vals)[::-1]
+    expect = _chain_gate_coverages(T, H, ct, w, n_genes=5, depth=4, cap=cap)
     df = search_gates(T, pat, HealthyCells(H, ct, w), genes=genes, max_genes=4,
                       max_vital_risk=cap, top_k=12, beam_width=3, triple_budget=0)  # fmt: skip
     assert df.attrs["triple_beam"]

@@ -309,15 +309,16 @@ def _hpa_cancer(tum: _Tumour) -> str | None:
 
 
 def _combine(values: np.ndarray, op: str) -> np.ndarray:
-    """Gate a genes × k array of fractions: AND = min (the Fréchet upper bound: the chains
-    of a target are made by the same cells), OR = ``1 − Π(1 − v)``, the estimate for
-    independent antigens (issue #10 item 5: an OR is not pushed to 1 by the union bound
-    ``min(1, Σ v)``, which the engine's gate search reports beside it)."""
-    if values.shape[0] == 1:
-        return values[0]
-    if op == "and":
-        return values.min(axis=0)
-    return 1.0 - np.prod(1.0 - np.clip(values, 0.0, 1.0), axis=0)
+    """Gate a genes × k array of fractions with the estimate ``profile`` uses
+    (:func:`antigenscout.tl._profile.gate_fraction`): AND = min (the Fréchet upper bound:
+    the chains of a target are made by the same cells), OR = ``1 − Π(1 − v)`` for
+    independent antigens (issue #10 item 5: not pushed to 1 by the union bound)."""
+    from ..tl._gates import Gate
+    from ..tl._profile import gate_fraction
+
+    lits = [Gate.lit(i) for i in range(values.shape[0])]
+    gate = lits[0] if len(lits) == 1 else (Gate.and_ if op == "and" else Gate.or_)(*lits)
+    return gate_fraction(gate, values)[0]
 
 
 # --------------------------------------------------------------------------- baselines
