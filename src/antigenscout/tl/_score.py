@@ -797,6 +797,26 @@ def _coverage_table(
 STAINED_LEVELS = ("high", "medium")
 
 
+def _patient_fraction(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``k / n`` with its Wilson 90% interval; NaN where ``n`` is 0 (no evidence)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(n > 0, k / n, np.nan)
+    lo, hi = _wilson(np.nan_to_num(frac), n)
+    return frac, np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan)
+
+
+def _cancer_key(cancer: str, known: set[str]) -> str:
+    """``cancer`` as the tables spell it (lower case), or an error naming the choices."""
+    key = cancer.strip().lower()
+    if key not in known:
+        msg = (
+            f"cancer {cancer!r} is not an HPA cancer type; choose one of: "
+            f"{', '.join(sorted(known))}"
+        )
+        raise InputError(msg)
+    return key
+
+
 def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
     """Fraction of a cancer's patients whose tumour stains for each gene (HPA IHC).
 
@@ -826,27 +846,20 @@ def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd
     if path is None:
         msg = "this reference has no HPA pathology table; rebuild it with build_reference.py"
         raise InputError(msg)
-    known = sorted(map(str, path["cancer"].astype(str).unique()))
-    key = cancer.strip().lower()
-    if key not in known:
-        msg = f"cancer {cancer!r} is not an HPA cancer type; choose one of: {', '.join(known)}"
-        raise InputError(msg)
+    key = _cancer_key(cancer, set(path["cancer"].astype(str).unique()))
     sub = path[path["cancer"].astype(str) == key]
     sub = sub.set_index(sub["symbol"].astype(str)).reindex(genes)
     levels = ["high", "medium", "low", "not_detected"]
     counts = sub[levels].fillna(0).to_numpy(dtype=float)
     n = counts.sum(axis=1)
     stained = counts[:, 0] + counts[:, 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(n > 0, stained / n, np.nan)
-        any_frac = np.where(n > 0, (stained + counts[:, 2]) / n, np.nan)
-    lo, hi = _wilson(np.nan_to_num(frac), n)
+    frac, lo, hi = _patient_fraction(stained, n)
     return pd.DataFrame(
         {
             "stained_fraction": frac,
-            "stained_low": np.where(n > 0, lo, np.nan),
-            "stained_high": np.where(n > 0, hi, np.nan),
-            "any_stain_fraction": any_frac,
+            "stained_low": lo,
+            "stained_high": hi,
+            "any_stain_fraction": _patient_fraction(stained + counts[:, 2], n)[0],
             "n_patients_stained": n.astype(int),
             "ihc_reliability": _ihc_reliability(reference, genes),
         },
@@ -911,30 +924,22 @@ def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.Da
     if table is None:
         msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
         raise InputError(msg)
-    known = set(map(str, table["cancer"].astype(str).unique()))
+    known = set(table["cancer"].astype(str).unique())
     if reference.pathology is not None:
-        known |= set(map(str, reference.pathology["cancer"].astype(str).unique()))
-    key = cancer.strip().lower()
-    if key not in known:
-        msg = (
-            f"cancer {cancer!r} is not an HPA cancer type; choose one of: "
-            f"{', '.join(sorted(known))}"
-        )
-        raise InputError(msg)
+        known |= set(reference.pathology["cancer"].astype(str).unique())
+    key = _cancer_key(cancer, known)
     sub = table[table["cancer"].astype(str) == key]
     sub = sub.assign(symbol=sub["symbol"].astype(str), cohort=sub["cohort"].astype(str))
     by_gene = sub.groupby("symbol", sort=False)
     n = by_gene["n_patients"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
     k = by_gene["n_detected"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
     cohorts = by_gene["cohort"].agg(lambda c: "+".join(sorted(c))).reindex(genes).fillna("")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(n > 0, k / n, np.nan)
-    lo, hi = _wilson(np.nan_to_num(frac), n)
+    frac, lo, hi = _patient_fraction(k, n)
     return pd.DataFrame(
         {
             "cptac_detected_fraction": frac,
-            "cptac_detected_low": np.where(n > 0, lo, np.nan),
-            "cptac_detected_high": np.where(n > 0, hi, np.nan),
+            "cptac_detected_low": lo,
+            "cptac_detected_high": hi,
             "cptac_n_patients": n.astype(int),
             "cptac_n_detected": k.astype(int),
             "cptac_cohort": cohorts.to_numpy(dtype=object),
