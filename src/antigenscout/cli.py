@@ -403,7 +403,10 @@ def _run_rank(
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            tl.score_targets(adata, reference=reference, progress=progress, **kw)
+            rate_stats: dict = {}  # the rate model's sums, from the same pass over the cells
+            tl.score_targets(
+                adata, reference=reference, progress=progress, rate_stats=rate_stats, **kw
+            )
         targets = get.targets_df(adata)
         risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
         if reference.atlas is not None:  # say which source judged each row
@@ -429,6 +432,7 @@ def _run_rank(
                 threshold=params["positivity"]["threshold_cp10k"],
                 layer=kw.get("layer"),
                 observed=patient_cov,
+                stats=rate_stats,
             )
             write_table(model, stage / "patient_model.tsv")
         write_json(

@@ -147,3 +147,23 @@ def test_group_rate_stats_repeated_genes_and_duplicate_entries() -> None:
     )
     np.testing.assert_allclose(got["x"][0, 0], [9.0, 1.0, 9.0])
     np.testing.assert_allclose(got["x2"][0, 0], [25.0 + 16.0, 1.0, 41.0])
+
+
+@pytest.mark.parametrize("positivity", ["knn", "cp10k"])
+def test_rate_sums_of_the_positivity_pass_equal_a_second_read(positivity: str) -> None:
+    """score_targets' rate_stats (summed in its own pass over the cells) give the same
+    per-patient × compartment model as patient_rate_coverage reading the matrix again."""
+    import antigenscout as asc
+
+    adata = asc.datasets.demo()
+    asc.datasets.add_vangalen_compartment(adata)
+    kw = dict(
+        malignant_key="malignant=malignant", patient_key="patient", compartment_key="compartment"
+    )
+    stats: dict = {}
+    asc.tl.score_targets(adata, positivity=positivity, modality="car-t", rate_stats=stats, **kw)
+    genes = ["FLT3", "CD33", "CLEC12A", "CD34", "IL3RA"]
+    assert set(genes) <= set(stats["genes"])
+    again = patient_rate_coverage(adata, genes, **kw)
+    reused = patient_rate_coverage(adata, genes, stats=stats, **kw)
+    pd.testing.assert_frame_equal(reused, again, check_exact=True)

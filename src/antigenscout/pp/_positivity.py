@@ -35,7 +35,7 @@ sparse. Posterior: λ | y ~ Gamma(a0 + y_i, a0/λ0 + s_i) and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -511,6 +511,7 @@ def knn_blocks_streamed(
     block_size: int = 8192,
     random_state: int = 0,
     column_sums: np.ndarray | None = None,
+    on_chunk: Callable[..., None] | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
 
@@ -542,6 +543,10 @@ def knn_blocks_streamed(
         Optional float64 array, one entry per gene: ``count / library * 1e4`` summed over
         the rows is added to it during the pass (filled before the first block is yielded),
         so a caller needing the mean CP10k reads the matrix once.
+    on_chunk
+        Optional ``f(slice into rows, counts of the genes columns, library sizes,
+        duplicates=bool)``, called once per chunk in row order during the pass (before the
+        first block is yielded), so a caller needing more per-cell sums reads the matrix once.
 
     Yields
     ------
@@ -584,6 +589,8 @@ def knn_blocks_streamed(
         parts.append(sel)
         if sums is not None and column_sums is not None:
             np.add(column_sums, sums, out=column_sums)
+        if on_chunk is not None:
+            on_chunk(sl, sel, lib_c, duplicates=not blk.has_canonical_format)
         while len(searched) < len(members) and members[len(searched)].max() < sl.stop:
             idx = members[len(searched)]
             searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))

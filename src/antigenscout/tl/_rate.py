@@ -48,6 +48,7 @@ __all__ = [
     "K_MIN",
     "MIN_READS_AT_THRESHOLD",
     "RateModel",
+    "RateSums",
     "group_rate_stats",
     "patient_rate_coverage",
     "rate_model",
@@ -119,6 +120,86 @@ def _rate_sums(
                 xs[k, c] += v * s
 
 
+class RateSums:
+    """The rate model's sufficient statistics, added chunk by chunk in one pass.
+
+    Parameters
+    ----------
+    codes
+        Group (patient[, compartment]) of each modelled cell, in row order.
+    n_groups
+        Number of groups.
+    genes
+        Column indices of the chunks to model (a gene asked for twice gets the same sums).
+    n_cols
+        Columns of the chunks.
+    n_blocks, seed
+        Random jackknife blocks of cells (seeded).
+    """
+
+    def __init__(
+        self,
+        codes: np.ndarray,
+        n_groups: int,
+        genes: np.ndarray,
+        n_cols: int,
+        *,
+        n_blocks: int = JACKKNIFE_BLOCKS,
+        seed: int = 0,
+    ) -> None:
+        uniq, self._inv = np.unique(np.asarray(genes, dtype=np.int64), return_inverse=True)
+        self._colmap = np.full(n_cols, -1, dtype=np.int64)
+        self._colmap[uniq] = np.arange(uniq.size)
+        self._codes = np.asarray(codes)
+        self._n_groups = int(n_groups)
+        self._J = max(int(n_blocks), 1)
+        block_of = np.random.default_rng(seed).integers(0, self._J, len(codes))
+        self._key = block_of * n_groups + self._codes
+        shape = (self._J * n_groups, uniq.size)
+        self._sums = {k: np.zeros(shape) for k in ("x", "x2", "xs")}
+        self._s = np.zeros(len(codes))
+
+    def add(
+        self,
+        sl: slice,
+        block: Any,
+        library: np.ndarray | None = None,
+        *,
+        duplicates: bool | None = None,
+    ) -> None:
+        """Add the cells ``sl`` (positions in ``codes``) held by the rows of ``block``;
+        ``library`` their library sizes (default: the block's row sums). ``duplicates``:
+        whether a row may hold a column twice (``None``: checked here; x² needs them
+        merged first)."""
+        B = sparse.csr_matrix(block)
+        if duplicates is None:
+            duplicates = not B.has_canonical_format
+        if duplicates:
+            B = B.copy()
+            B.sum_duplicates()
+        given = library is not None
+        lib = np.asarray(library, dtype=np.float64) if given else np.zeros(B.shape[0])
+        out = self._sums
+        _rate_sums(
+            B.indptr, B.indices, B.data, self._key[sl], self._colmap, lib, given,
+            out["x"], out["x2"], out["xs"],
+        )  # fmt: skip
+        self._s[sl] = lib / 1e4
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Arrays ``(n_blocks, n_groups[, n_genes])`` for :func:`rate_model`."""
+        J, G, key, s, codes = self._J, self._n_groups, self._key, self._s, self._codes
+        res = {k: v.reshape(J, G, -1)[..., self._inv] for k, v in self._sums.items()}
+        m = J * G
+        res["n"] = np.bincount(key, minlength=m).astype(np.float64).reshape(J, G)
+        res["s"] = np.bincount(key, weights=s, minlength=m).reshape(J, G, 1)
+        res["s2"] = np.bincount(key, weights=s**2, minlength=m).reshape(J, G, 1)
+        res["median_s"] = np.array(
+            [np.median(s[codes == k]) if np.any(codes == k) else 0.0 for k in range(G)]
+        )
+        return res
+
+
 def group_rate_stats(
     chunks: Any,
     codes: np.ndarray,
@@ -134,40 +215,18 @@ def group_rate_stats(
     ``codes`` gives each row's group; ``library`` each row's library size (UMIs; default:
     the block's row sums over all its columns); ``genes`` the block columns to model. Each
     row falls in one of ``n_blocks`` random blocks (seeded); arrays are
-    ``(n_blocks, n_groups[, n_genes])``.
+    ``(n_blocks, n_groups[, n_genes])`` (:class:`RateSums` over the chunks).
     """
-    # each distinct column is summed once (a repeated gene gets the same sums)
-    genes, inv = np.unique(np.asarray(genes, dtype=np.int64), return_inverse=True)
-    g = len(genes)
-    J = max(int(n_blocks), 1)
-    block_of = np.random.default_rng(seed).integers(0, J, len(codes))
-    key = block_of * n_groups + codes
-    out = {k: np.zeros((J * n_groups, g)) for k in ("x", "x2", "xs")}
-    s_all = np.zeros(len(codes))
-    colmap = np.full(0, -1, dtype=np.int64)
+    genes = np.asarray(genes, dtype=np.int64)
+    acc: RateSums | None = None
     for sl, block in chunks:
-        B = sparse.csr_matrix(block)
-        if not B.has_canonical_format:  # x² needs each entry's duplicates merged first
-            B = B.copy()
-            B.sum_duplicates()
-        if colmap.size != B.shape[1]:
-            colmap = np.full(B.shape[1], -1, dtype=np.int64)
-            colmap[np.asarray(genes, dtype=np.int64)] = np.arange(g)
-        given = library is not None
-        lib = np.asarray(library[sl], dtype=np.float64) if given else np.zeros(B.shape[0])
-        _rate_sums(
-            B.indptr, B.indices, B.data, key[sl], colmap, lib, given, out["x"], out["x2"], out["xs"]
-        )
-        s_all[sl] = lib / 1e4
-    res = {k: v.reshape(J, n_groups, g)[..., inv] for k, v in out.items()}
-    m = J * n_groups
-    res["n"] = np.bincount(key, minlength=m).astype(np.float64).reshape(J, n_groups)
-    res["s"] = np.bincount(key, weights=s_all, minlength=m).reshape(J, n_groups, 1)
-    res["s2"] = np.bincount(key, weights=s_all**2, minlength=m).reshape(J, n_groups, 1)
-    res["median_s"] = np.array(
-        [np.median(s_all[codes == k]) if np.any(codes == k) else 0.0 for k in range(n_groups)]
-    )
-    return res
+        if acc is None:
+            acc = RateSums(codes, n_groups, genes, block.shape[1], n_blocks=n_blocks, seed=seed)
+        acc.add(sl, block, None if library is None else library[sl])
+    if acc is None:  # no cells
+        width = int(genes.max()) + 1 if genes.size else 0
+        acc = RateSums(codes, n_groups, genes, width, n_blocks=n_blocks, seed=seed)
+    return acc.stats()
 
 
 def patient_rate_coverage(
@@ -180,6 +239,7 @@ def patient_rate_coverage(
     threshold: float | None = None,
     layer: str | None = None,
     observed: pd.DataFrame | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per-patient (× compartment) coverage of ``genes`` by the Gamma–Poisson rate model.
 
@@ -198,6 +258,10 @@ def patient_rate_coverage(
     observed
         Optional targets × patients coverage from per-cell calls (``patient_coverage.tsv``),
         put beside the model as ``coverage_cells``.
+    stats
+        The sums :func:`antigenscout.tl.score_targets` gathered in its positivity pass
+        (its ``rate_stats`` for the same cells and groups): used instead of reading the
+        matrix again when they hold every gene.
 
     Returns
     -------
@@ -220,11 +284,16 @@ def patient_rate_coverage(
         missing = ", ".join(genes[idx < 0][:5])
         msg = f"genes not in the input: {missing}"
         raise KeyError(msg)
-    X, lib_obs = counts_matrix(adata, layer)
     codes, names = _group_codes(groups)
-    lib = lib_obs[groups.rows] if lib_obs is not None else None
-    stats = group_rate_stats(iter_row_chunks(X, groups.rows), codes, len(names), idx, lib)
-    model = rate_model(stats, thr)
+    have = pd.Index(stats["genes"]).get_indexer(genes) if stats else np.array([-1])
+    if (have >= 0).all():  # from the positivity pass: no second read
+        per_gene = ("x", "x2", "xs")
+        sums = {k: v[..., have] if k in per_gene else v for k, v in stats["stats"].items()}
+    else:
+        X, lib_obs = counts_matrix(adata, layer)
+        lib = lib_obs[groups.rows] if lib_obs is not None else None
+        sums = group_rate_stats(iter_row_chunks(X, groups.rows), codes, len(names), idx, lib)
+    model = rate_model(sums, thr)
     table = rate_table(model, genes, names)
     if "\t" in "".join(names):
         parts = table["group"].str.split("\t", n=1, expand=True)

@@ -19,6 +19,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import MODALITIES, Positivity
+from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import (
     CP10K_TO_NTPM,
     IHC_RELIABILITY_WEIGHT,
@@ -48,6 +49,9 @@ __all__ = [
 KEY_ADDED = "antigenscout_targets"
 #: Rows read at a time when streaming per-cell positivity.
 STREAM_CHUNK = 32768
+#: Largest rate-model sums (jackknife blocks × groups × candidates × 3 floats) gathered in
+#: the positivity pass; above, patient_rate_coverage reads the matrix again.
+RATE_SUMS_MAX_BYTES = 256 * 2**20
 #: Coverage below which the tumour's positive-cell level is not extrapolated further
 #: (mean / coverage would blow up for a gene seen in a handful of cells).
 MIN_COVERAGE_FOR_LEVEL = 0.05
@@ -281,6 +285,7 @@ def score_targets(
     min_reach: float = 0.0,
     cancer: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
     copy: bool = False,
 ) -> AnnData | None:
@@ -331,6 +336,12 @@ def score_targets(
         strongly (:func:`protein_evidence_conflict`).
     progress
         Called as ``progress(done, total)`` while cells are streamed.
+    rate_stats
+        An empty dict to receive the per-patient rate model's sufficient statistics of
+        every candidate (``'genes'``, ``'stats'``), summed in the positivity pass itself, so
+        that :func:`antigenscout.tl.patient_rate_coverage` (``stats=``) need not read the
+        matrix again. Left empty for bulk tumours, a graph from ``obsp`` and where the sums
+        would exceed ``RATE_SUMS_MAX_BYTES``.
     key_added
         ``adata.uns`` key receiving the results.
     copy
@@ -374,6 +385,13 @@ def score_targets(
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
     covered = None
+    rate = None  # the rate model's sums, added by the positivity pass (one read of X)
+    sums_bytes = JACKKNIFE_BLOCKS * n_groups * len(cands) * 3 * 8
+    if rate_stats is not None and kind != "bulk" and sums_bytes <= RATE_SUMS_MAX_BYTES:
+        if positivity == "knn":  # its chunks hold the candidate columns only
+            rate = RateSums(codes, n_groups, np.arange(len(cands)), len(cands))
+        else:
+            rate = RateSums(codes, n_groups, col_idx, X.shape[1])
     # single cells: Σ count / library × 1e4 per candidate, filled by the positivity pass
     # itself where it reads the matrix (no second pass over X for the tumour mean)
     cp10k_sums = np.zeros(len(cands)) if kind != "bulk" else None
@@ -395,12 +413,13 @@ def score_targets(
             n_neighbors=n_neighbors,
             graph_key=graph_key,
             column_sums=cp10k_sums,
+            on_chunk=None if rate is None else rate.add,
         )
         if progress is not None:
             blocks = _report(blocks, groups.n, progress)
         counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
         if params_pos["graph"].startswith("obsp"):  # a given graph: no streamed pass
-            cp10k_sums = None
+            cp10k_sums = rate = None
     else:
         counts, cp10k_sums = _count_streamed(
             X,
@@ -412,10 +431,13 @@ def score_targets(
             genes=col_idx,
             n_groups=n_groups,
             progress=progress,
+            on_chunk=None if rate is None else rate.add,
         )
         counts = counts.astype(np.float64)
         params_pos = {"model": positivity, "threshold_cp10k": threshold}
 
+    if rate is not None and rate_stats is not None:
+        rate_stats.update(genes=cands, stats=rate.stats())
     group_sizes = np.bincount(codes, minlength=len(group_names)).astype(float)
     table, patient_cov = _coverage_table(
         counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
@@ -536,11 +558,13 @@ def _knn_blocks(
     n_neighbors: int | None,
     graph_key: str | None,
     column_sums: np.ndarray | None = None,
+    on_chunk: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient).
 
-    ``column_sums`` is passed to :func:`~antigenscout.pp._positivity.knn_blocks_streamed`
-    (the streamed path only; with a graph from ``obsp`` it is left untouched).
+    ``column_sums`` and ``on_chunk`` are passed to
+    :func:`~antigenscout.pp._positivity.knn_blocks_streamed` (the streamed path only; with a
+    graph from ``obsp`` they are left unused).
     """
     from ..pp import _positivity as pos
 
@@ -564,6 +588,7 @@ def _knn_blocks(
             library=None if lib_obs is None else lib_obs[groups.rows],
             threshold=threshold,
             column_sums=column_sums,
+            on_chunk=on_chunk,
             **kw,
         )
         source = "shared PCA of informative genes; neighbours " + (
@@ -658,12 +683,15 @@ def _count_streamed(
     genes: np.ndarray,
     n_groups: int,
     progress: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[..., None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positive malignant cells per (group, gene), read chunk by chunk, and CP10k sums.
 
     Works on in-memory and backed (on-disk) matrices; each chunk is called and counted by
     one numba pass over its CSR arrays (:mod:`antigenscout.pp._kernels`), which also sums
     ``count / library × 1e4`` per gene over the malignant cells (the tumour mean).
+    ``on_chunk(slice into rows, the chunk's malignant rows, their library sizes or None)``
+    is called per chunk, in row order, for other sums of the same pass.
     """
     from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums
     from ..pp._positivity import _check_counts, _colmap
@@ -700,6 +728,11 @@ def _count_streamed(
         )
         counts += c
         sums += s
+        if on_chunk is not None:
+            lo, hi = (int(v) for v in np.searchsorted(rows, [start, stop]))
+            mine = rows[lo:hi] - start
+            sub = block if mine.size == block.shape[0] else block[mine]
+            on_chunk(slice(lo, hi), sub, None if lib_obs is None else lib_obs[rows[lo:hi]])
         done += n_here
         if progress is not None:
             progress(done, len(rows))
