@@ -691,33 +691,29 @@ def _count_streamed(
     one numba pass over its CSR arrays (:mod:`antigenscout.pp._kernels`), which also sums
     ``count / library × 1e4`` per gene over the malignant cells (the tumour mean).
     ``on_chunk(slice into rows, the chunk's malignant rows, their library sizes or None)``
-    is called per chunk, in row order, for other sums of the same pass.
+    is called per chunk, in row order, for other sums of the same pass. Only the malignant
+    rows are handed to the kernel, and the next chunk is read while this one is counted.
     """
+    from ..pp._graph import iter_row_chunks
     from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums
     from ..pp._positivity import _check_counts, _colmap
 
     code = DETECTED if method == "detected" else CP10K
-    n = X.shape[0]
-    row_group = np.full(n, -1, dtype=np.int64)
-    row_group[rows] = codes
     colmap = _colmap(np.asarray(genes), X.shape[1])
     counts = np.zeros((n_groups, len(genes)), dtype=np.int64)
     sums = np.zeros(len(genes), dtype=np.float64)
+    codes = np.asarray(codes, dtype=np.int64)
     done = 0
-    for start in range(0, n, STREAM_CHUNK):
-        stop = min(n, start + STREAM_CHUNK)
-        rg = row_group[start:stop]
-        n_here = int((rg >= 0).sum())
-        if n_here == 0:
-            continue
-        block = sparse.csr_matrix(X[start:stop])
+    # the malignant rows of each chunk, the next chunk read ahead in a helper thread
+    for sl, block in iter_row_chunks(X, rows, chunk=STREAM_CHUNK):
         _check_counts(block, STREAM_CHUNK)
-        lib = lib_obs[start:stop] if lib_obs is not None else row_sums(block.indptr, block.data)
+        given = None if lib_obs is None else lib_obs[rows[sl]]
+        lib = given if given is not None else row_sums(block.indptr, block.data)
         c, s = count_positive_by_group(
             block.indptr,
             block.indices,
             block.data,
-            rg,
+            codes[sl],
             np.asarray(lib, dtype=np.float64),
             float(threshold),
             code,
@@ -729,11 +725,8 @@ def _count_streamed(
         counts += c
         sums += s
         if on_chunk is not None:
-            lo, hi = (int(v) for v in np.searchsorted(rows, [start, stop]))
-            mine = rows[lo:hi] - start
-            sub = block if mine.size == block.shape[0] else block[mine]
-            on_chunk(slice(lo, hi), sub, None if lib_obs is None else lib_obs[rows[lo:hi]])
-        done += n_here
+            on_chunk(sl, block, given)
+        done += sl.stop - sl.start
         if progress is not None:
             progress(done, len(rows))
     return counts, sums
