@@ -64,39 +64,43 @@ def _shapes(ops: set[str]):
     return out
 
 
-def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1, bulk=None):
-    """Objective of every feasible gate (all role assignments; duplicates are harmless).
-
-    ``frac``: pseudobulk alone (weights ``w``); ``bulk=(frac, w_bulk)``: mixed input, risk =
-    max(exact single-cell risk over ``Hs``, Fréchet upper risk over ``frac``)."""
-    g = T.shape[1]
-    vals = []
+def _distinct_gates(g, ops, min_genes, max_genes):
+    """Every gate of the shapes of ``ops`` on ``g`` genes once: ``(shape, k, formula, genes)``
+    for each distinct Boolean function of its (sorted) genes (role permutations skipped)."""
     seen = set()
-    for _name, k, f, _ in _shapes(set(ops)):
+    for name, k, f, _ in _shapes(ops):
         if not min_genes <= k <= max_genes:
             continue
         for combo in itertools.permutations(range(g), k):
-            # one gate = one Boolean function of its (sorted) genes: skip role permutations
             srt = sorted(combo)
             table = tuple(
                 bool(f([np.array([bits[srt.index(i)]]) for i in combo])[0])
                 for bits in itertools.product([False, True], repeat=k)
             )
-            if (tuple(srt), table) in seen:
-                continue
-            seen.add((tuple(srt), table))
-            cov = f([T[:, i] for i in combo]).mean()
-            if frac is None:
-                risk = max(
-                    (w[t] * f([Hs[ct == t][:, i] for i in combo]).mean() for t in np.unique(ct)),
-                    default=0.0,
-                )
-            else:
-                risk = _frechet_brute(f, k, combo, frac, w)
-            if bulk is not None:
-                risk = max(risk, _frechet_brute(f, k, combo, *bulk))
-            if risk <= cap + 1e-12:
-                vals.append(cov * (1 - risk) if objective == "score" else cov)
+            if (tuple(srt), table) not in seen:
+                seen.add((tuple(srt), table))
+                yield name, k, f, combo
+
+
+def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1, bulk=None):
+    """Objective of every feasible gate, each distinct Boolean function once.
+
+    ``frac``: pseudobulk alone (weights ``w``); ``bulk=(frac, w_bulk)``: mixed input, risk =
+    max(exact single-cell risk over ``Hs``, Fréchet upper risk over ``frac``)."""
+    vals = []
+    for _name, k, f, combo in _distinct_gates(T.shape[1], set(ops), min_genes, max_genes):
+        cov = f([T[:, i] for i in combo]).mean()
+        if frac is None:
+            risk = max(
+                (w[t] * f([Hs[ct == t][:, i] for i in combo]).mean() for t in np.unique(ct)),
+                default=0.0,
+            )
+        else:
+            risk = _frechet_brute(f, k, combo, frac, w)
+        if bulk is not None:
+            risk = max(risk, _frechet_brute(f, k, combo, *bulk))
+        if risk <= cap + 1e-12:
+            vals.append(cov * (1 - risk) if objective == "score" else cov)
     return np.sort(np.array(vals))[::-1]
 
 
@@ -1083,36 +1087,24 @@ _VETO_U = {
 
 
 def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):
-    g = T.shape[1]
-    vals, seen = [], set()
-    for name, k, f, _ in _shapes({"and", "or", "not"}):
-        if k > max_genes:
-            continue
+    vals = []
+    for name, _k, f, combo in _distinct_gates(T.shape[1], {"and", "or", "not"}, 1, max_genes):
         u_fn, neg_pos = _VETO_U[name]
-        for combo in itertools.permutations(range(g), k):
-            srt = sorted(combo)
-            table = tuple(
-                bool(f([np.array([bits[srt.index(i)]]) for i in combo])[0])
-                for bits in itertools.product([False, True], repeat=k)
+        hit = f([T[:, i] for i in combo])
+        # per patient: a patient loses at most its own hidden cells
+        cov = (
+            sum(
+                max(0.0, hit[pat == p].sum() - sum(miss_pg[pi, combo[q]] for q in neg_pos))
+                for pi, p in enumerate(np.unique(pat))
             )
-            if (tuple(srt), table) in seen:
-                continue
-            seen.add((tuple(srt), table))
-            hit = f([T[:, i] for i in combo])
-            # per patient: a patient loses at most its own hidden cells
-            cov = (
-                sum(
-                    max(0.0, hit[pat == p].sum() - sum(miss_pg[pi, combo[q]] for q in neg_pos))
-                    for pi, p in enumerate(np.unique(pat))
-                )
-                / T.shape[0]
-            )
-            risk = max(
-                w[t] * u_fn([frac[t, i] for i in combo], [shown[t, i] for i in combo])
-                for t in range(frac.shape[0])
-            )
-            if risk <= cap + 1e-12:
-                vals.append(cov * (1 - risk) if objective == "score" else cov)
+            / T.shape[0]
+        )
+        risk = max(
+            w[t] * u_fn([frac[t, i] for i in combo], [shown[t, i] for i in combo])
+            for t in range(frac.shape[0])
+        )
+        if risk <= cap + 1e-12:
+            vals.append(cov * (1 - risk) if objective == "score" else cov)
     return np.sort(np.array(vals))[::-1]
 
 
