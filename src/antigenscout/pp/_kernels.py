@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["CP10K", "DETECTED", "count_positive_by_group", "is_positive", "select_positive"]
+__all__ = [
+    "CP10K",
+    "DETECTED",
+    "count_positive_by_group",
+    "count_rows_by_group",
+    "is_positive",
+    "select_positive",
+]
 
 DETECTED = 0
 CP10K = 1
@@ -114,3 +121,19 @@ def select_positive(
                 out_idx[p] = j
                 p += 1
     return out_ptr, out_idx
+
+
+@njit(cache=True, nogil=True)
+def count_rows_by_group(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    codes: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """``counts[codes[r], c]`` gains 1 for each non-zero entry (row ``r``, column ``c``) of a
+    CSR matrix of calls (in place): positive cells per group, without a sparse product."""
+    for r in range(indptr.size - 1):
+        g = codes[r]
+        for j in range(indptr[r], indptr[r + 1]):
+            counts[g, indices[j]] += data[j] != 0

@@ -230,15 +230,15 @@ def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
 
 
 def _aggregate_blocks(blocks: Any, codes: np.ndarray, n_groups: int, n_genes: int) -> np.ndarray:
-    """Sum positive calls per group over streamed ``(row_slice, csr_block)`` pairs."""
-    counts = np.zeros((n_groups, n_genes), dtype=np.float64)
+    """Sum positive calls per group over streamed ``(row_slice, csr_block)`` pairs (float64)."""
+    from ..pp._kernels import count_rows_by_group
+
+    counts = np.zeros((n_groups, n_genes), dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
     for rows, block in blocks:
-        c = codes[rows]
-        ind = sparse.csr_matrix(
-            (np.ones(len(c), dtype=np.float32), (c, np.arange(len(c)))), shape=(n_groups, len(c))
-        )
-        counts += (ind @ sparse.csr_matrix(block, dtype=np.float32)).toarray()
-    return counts
+        block = sparse.csr_matrix(block)
+        count_rows_by_group(block.indptr, block.indices, block.data, codes[rows], counts)
+    return counts.astype(np.float64)
 
 
 def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
@@ -403,21 +403,21 @@ def score_targets(
         np.add.at(covered, codes, (frac >= 0.5).astype(float))
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
-        blocks, params_pos = _knn_blocks(
+        counts, params_pos = _knn_counts(
             adata,
             X,
             groups,
             lib_obs,
             col_idx,
+            codes,
+            n_groups,
             threshold=threshold,
             n_neighbors=n_neighbors,
             graph_key=graph_key,
             column_sums=cp10k_sums,
             on_chunk=None if rate is None else rate.add,
+            progress=progress,
         )
-        if progress is not None:
-            blocks = _report(blocks, groups.n, progress)
-        counts = _aggregate_blocks(blocks, codes, n_groups, len(cands))
         if params_pos["graph"].startswith("obsp"):  # a given graph: no streamed pass
             cp10k_sums = rate = None
     else:
@@ -547,6 +547,56 @@ def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | 
     return X, lib_obs
 
 
+def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) -> Any:
+    """The malignant cells' block of ``adata.obsp[graph_key]``, or ``None`` (build one)."""
+    if graph_key is not None and graph_key in adata.obsp:
+        return adata.obsp[graph_key][groups.rows][:, groups.rows]
+    return None
+
+
+def _knn_params(
+    groups: TumourGroups, threshold: float, n_neighbors: int | None, graph_key: str | None
+) -> dict[str, Any]:
+    from ..pp._positivity import DEFAULT_N_NEIGHBORS
+
+    by_patient = groups.params.get("patient_key") is not None
+    source = (
+        f"obsp[{graph_key!r}]"
+        if graph_key is not None
+        else "shared PCA of informative genes; neighbours "
+        + ("within patient" if by_patient else "over all cells")
+    )
+    return {
+        "model": "knn",
+        "threshold_cp10k": threshold,
+        "n_neighbors": n_neighbors or DEFAULT_N_NEIGHBORS,
+        "graph": source,
+    }
+
+
+def _streamed_kwargs(
+    groups: TumourGroups, lib_obs: np.ndarray | None, n_neighbors: int | None
+) -> dict[str, Any]:
+    """Arguments of the streamed pass: neighbours within each patient when there are patients."""
+    by_patient = groups.params.get("patient_key") is not None
+    kw: dict[str, Any] = {
+        "batches": np.asarray(groups.patient) if by_patient else np.zeros(groups.n, dtype=int),
+        "library": None if lib_obs is None else lib_obs[groups.rows],
+    }
+    if n_neighbors is not None:
+        kw["n_neighbors"] = n_neighbors
+    return kw
+
+
+def _malignant_library(
+    X: Any, groups: TumourGroups, lib_obs: np.ndarray | None
+) -> tuple[Any, np.ndarray]:
+    """The malignant rows of ``X`` and their library sizes."""
+    Xm = _take_rows(X, groups.rows)
+    lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
+    return Xm, lib
+
+
 def _knn_blocks(
     adata: AnnData,
     X: Any,
@@ -557,50 +607,73 @@ def _knn_blocks(
     threshold: float,
     n_neighbors: int | None,
     graph_key: str | None,
-    column_sums: np.ndarray | None = None,
-    on_chunk: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Dropout-aware positivity blocks of the malignant cells (graph within each patient).
-
-    ``column_sums`` and ``on_chunk`` are passed to
-    :func:`~antigenscout.pp._positivity.knn_blocks_streamed` (the streamed path only; with a
-    graph from ``obsp`` they are left unused).
-    """
+    """Dropout-aware positivity blocks of the malignant cells (graph within each patient)."""
     from ..pp import _positivity as pos
 
-    by_patient = groups.params.get("patient_key") is not None
-    if graph_key is not None and graph_key in adata.obsp:
-        Xm = _take_rows(X, groups.rows)
-        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
-        graph = adata.obsp[graph_key][groups.rows][:, groups.rows]
-        source = f"obsp[{graph_key!r}]"
+    graph = _given_graph(adata, groups, graph_key)
+    if graph is not None:
+        Xm, lib = _malignant_library(X, groups, lib_obs)
         blocks = pos.positive_blocks(
             Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
         )
-    else:  # streamed: one shared PCA, neighbours within each patient (pp.knn_blocks_streamed)
-        batches = np.asarray(groups.patient) if by_patient else np.zeros(groups.n, dtype=int)
-        kw = {} if n_neighbors is None else {"n_neighbors": n_neighbors}
-        blocks = pos.knn_blocks_streamed(
-            X,
-            groups.rows,
-            batches,
-            col_idx,
-            library=None if lib_obs is None else lib_obs[groups.rows],
-            threshold=threshold,
-            column_sums=column_sums,
-            on_chunk=on_chunk,
-            **kw,
-        )
-        source = "shared PCA of informative genes; neighbours " + (
-            "within patient" if by_patient else "over all cells"
-        )
-    params = {
-        "model": "knn",
-        "threshold_cp10k": threshold,
-        "n_neighbors": n_neighbors or pos.DEFAULT_N_NEIGHBORS,
-        "graph": source,
-    }
+    else:  # streamed: one shared PCA, neighbours within each patient
+        kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
+        blocks = pos.knn_blocks_streamed(X, groups.rows, genes=col_idx, threshold=threshold, **kw)
+    params = _knn_params(groups, threshold, n_neighbors, None if graph is None else graph_key)
     return blocks, params
+
+
+def _knn_counts(
+    adata: AnnData,
+    X: Any,
+    groups: TumourGroups,
+    lib_obs: np.ndarray | None,
+    col_idx: np.ndarray,
+    codes: np.ndarray,
+    n_groups: int,
+    *,
+    threshold: float,
+    n_neighbors: int | None,
+    graph_key: str | None,
+    column_sums: np.ndarray | None = None,
+    on_chunk: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Dropout-aware positive malignant cells per (group, gene), float64.
+
+    Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._positivity.
+    knn_neighbours_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
+    pooled calls counted by the kernel. With a graph from ``obsp`` its blocks are counted and
+    ``column_sums``/``on_chunk`` are left unused.
+    """
+    from ..pp import _positivity as pos
+
+    graph = _given_graph(adata, groups, graph_key)
+    params = _knn_params(groups, threshold, n_neighbors, None if graph is None else graph_key)
+    if graph is not None:
+        Xm, lib = _malignant_library(X, groups, lib_obs)
+        blocks = pos.positive_blocks(
+            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+        )
+        if progress is not None:
+            blocks = _report(blocks, groups.n, progress)
+        return _aggregate_blocks(blocks, codes, n_groups, len(col_idx)), params
+    kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
+    Xg, lib, nbr = pos.knn_neighbours_streamed(
+        X, groups.rows, genes=col_idx, column_sums=column_sums, on_chunk=on_chunk, **kw
+    )
+    counts = pos.knn_counts_from_neighbours(
+        Xg,
+        lib,
+        nbr,
+        codes,
+        n_groups,
+        threshold=threshold,
+        prior_shape=pos.DEFAULT_PRIOR_SHAPE,
+        progress=progress,
+    )
+    return counts.astype(np.float64), params
 
 
 def tumour_positivity(
