@@ -14,6 +14,7 @@ from antigenscout.pp._graph import neighbor_graph
 from antigenscout.pp._kernels import count_rows_by_group
 from antigenscout.pp._positivity import (
     DEFAULT_PRIOR_SHAPE,
+    _RowStore,
     _tail_probability,
     knn_blocks_from_neighbours,
     knn_counts_from_neighbours,
@@ -164,6 +165,28 @@ def test_count_rows_by_group_vs_numpy():
     count_rows_by_group(M.indptr, M.indices, M.data, codes, counts)
     dense = M.toarray() != 0
     np.testing.assert_array_equal(counts, np.stack([dense[codes == g].sum(0) for g in range(4)]))
+
+
+def test_row_store_equals_vstack_when_it_must_grow():
+    """Parts appended in order (sparse first, then dense: the buffers are reallocated) give
+    exactly scipy's vstack; parts that are views of a reused buffer are copied at once."""
+    rng = np.random.default_rng(5)
+    parts = [
+        sp.random(m, 12, density=d, format="csr", random_state=rng, dtype=np.float32)
+        for m, d in [(7, 0.05), (3, 0.0), (11, 0.5), (5, 0.9), (9, 0.2)]
+    ]
+    store = _RowStore(sum(p.shape[0] for p in parts))
+    scratch = np.empty(200, dtype=np.float32)
+    for p in parts:
+        scratch[: p.nnz] = p.data
+        view = sp.csr_matrix((scratch[: p.nnz], p.indices, p.indptr), shape=p.shape)
+        store.append(view)
+        scratch[:] = -1  # the next sweep overwrites the scratch
+    got = store.matrix(12)
+    want = sp.vstack(parts, format="csr")
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
 
 
 def test_tail_probability_vs_scipy_gamma():

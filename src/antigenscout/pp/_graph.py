@@ -133,13 +133,16 @@ def _project_select(
     keep: np.ndarray,
     n_keep: int,
     keep_sums: np.ndarray,
+    copy: bool = True,
 ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
     """One sweep over CSR counts: PCA scores, the ``keep`` columns, library sizes.
 
     A numba kernel gathers the informative entries (scaled to CP10k) and the kept counts,
     sums rows when ``library`` is ``None`` and counts negative or non-finite entries;
     ``log1p`` and the product with the axes ``W`` are vectorised (numpy, one sparse × dense
-    product). ``keep_sums`` gains the CP10k sum of each kept column.
+    product). ``keep_sums`` gains the CP10k sum of each kept column. With ``copy=False`` the
+    kept columns are views of the calling thread's scratch buffers, overwritten by its next
+    sweep (for a caller that copies them at once).
     """
     from ._graph_kernels import gather_select
 
@@ -164,7 +167,14 @@ def _project_select(
     if Z.indptr.dtype != Z.indices.dtype:
         Z.indices = Z.indices.astype(Z.indptr.dtype)
     Y = np.asarray(Z @ W, dtype=np.float32)
-    sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(n, n_keep))
+    if copy:
+        sel = sp.csr_matrix((sval[:ns].copy(), sidx[:ns].copy(), sptr), shape=(n, n_keep))
+    else:  # views of this thread's scratch, valid until its next sweep
+        sel = sp.csr_matrix((n, n_keep), dtype=np.float32)
+        sel.data, sel.indices = sval[:ns], sidx[:ns]
+        sel.indptr = sptr.astype(np.int32) if ns < 2**31 else sptr
+        if sel.indptr.dtype != sel.indices.dtype:
+            sel.indices = sel.indices.astype(sel.indptr.dtype)
     return Y, sel, lib, int(bad)
 
 
@@ -215,13 +225,15 @@ class Embedding:
         library: np.ndarray | None,
         columns: np.ndarray,
         column_sums: np.ndarray | None = None,
+        copy: bool = True,
     ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
         """:meth:`transform_select`, also returning the library sizes (row sums when
         ``library`` is ``None``) and the number of negative or non-finite counts.
 
         The selected columns come in input order within each row, not sorted (the pooling
         kernel does not need them sorted; sorting cost as much as the product with the
-        axes)."""
+        axes). ``copy=False``: they are views of this thread's scratch buffers, valid until
+        its next sweep."""
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
@@ -229,7 +241,9 @@ class Embedding:
         keep[np.asarray(columns, dtype=np.int64)] = np.arange(len(columns))
         W = np.ascontiguousarray(self.components.T, dtype=np.float32)
         sums = np.zeros(len(columns)) if column_sums is None else column_sums
-        Y, sel, lib, bad = _project_select(counts, library, W, gene_row, keep, len(columns), sums)
+        Y, sel, lib, bad = _project_select(
+            counts, library, W, gene_row, keep, len(columns), sums, copy
+        )
         Y -= (self.mean @ self.components.T).astype(np.float32)[None, :]
         return Y, sel, lib, bad
 

@@ -619,11 +619,11 @@ def knn_neighbours_streamed(
     members = [m for m in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if m.size]
     members.sort(key=lambda m: int(m.max()))
     searched: list[tuple[np.ndarray, Future[np.ndarray]]] = []
-    parts = []
+    store = _RowStore(n)  # the genes columns, copied in row order straight from the sweep
 
     def sweep(sl: slice, blk: sp.csr_matrix) -> tuple[Any, ...]:
         sums = None if column_sums is None else np.zeros(genes.size)
-        got = emb.sweep(blk, None if library is None else lib[sl], genes, sums)
+        got = emb.sweep(blk, None if library is None else lib[sl], genes, sums, copy=False)
         return (sl, blk, *got, sums)
 
     def finish(res: tuple[Any, ...], Y: np.ndarray = Y) -> None:
@@ -633,7 +633,7 @@ def knn_neighbours_streamed(
         if bad:  # negative or non-finite counts, counted by the sweep: say which
             _check_counts(blk, block_size)
         Y[sl], lib[sl] = y, lib_c
-        parts.append(sel)
+        store.append(sel)  # sel views the sweeping thread's scratch: copied now
         if sums is not None and column_sums is not None:
             np.add(column_sums, sums, out=column_sums)
         if on_chunk is not None:
@@ -657,7 +657,7 @@ def knn_neighbours_streamed(
             finish(ahead.result())
         for idx in members[len(searched) :]:  # rows not covered by any chunk (none expected)
             searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
-        Xg = _stack_freeing(parts, genes.size)
+        Xg = store.matrix(genes.size)
         nbr = np.full((n, k), -1, dtype=np.int64)
         for idx, fut in searched:
             nb = fut.result()
@@ -665,24 +665,41 @@ def knn_neighbours_streamed(
     return Xg, lib, nbr
 
 
-def _stack_freeing(parts: list[sp.csr_matrix], n_cols: int) -> sp.csr_matrix:
-    """Row-stack CSR parts into one matrix, freeing each part once copied (peak: result +
-    one part, not twice the result as with ``scipy.sparse.vstack``)."""
-    nnz = sum(p.nnz for p in parts)
-    n = sum(p.shape[0] for p in parts)
-    data = np.empty(nnz, dtype=np.float32)
-    indices = np.empty(nnz, dtype=np.int32)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    at = row = 0
-    while parts:
-        p = parts.pop(0)
-        data[at : at + p.nnz] = p.data
-        indices[at : at + p.nnz] = p.indices
-        indptr[row + 1 : row + 1 + p.shape[0]] = p.indptr[1:] + at
-        at += p.nnz
-        row += p.shape[0]
-        del p
-    return sp.csr_matrix((data, indices, indptr), shape=(n, n_cols))
+class _RowStore:
+    """CSR rows appended in order into one growing pair of buffers: each part is copied once
+    (no list of parts stacked at the end), and the buffers grow to 1.1x the size projected
+    from the rows seen so far, so they are rarely reallocated."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        self.data = np.empty(0, dtype=np.float32)
+        self.indices = np.empty(0, dtype=np.int32)
+        self.rows = 0
+
+    def append(self, part: sp.csr_matrix) -> None:
+        """Copy the rows of ``part`` after the rows held."""
+        m, nnz = part.shape[0], int(part.indptr[-1])
+        at = int(self.indptr[self.rows])
+        if at + nnz > self.data.size:
+            left = self.indptr.size - 1 - self.rows - m
+            cap = at + nnz + int(1.1 * left * (at + nnz) / max(1, self.rows + m)) + 1
+            for name in ("data", "indices"):
+                old = getattr(self, name)
+                new = np.empty(cap, dtype=old.dtype)
+                new[:at] = old[:at]
+                setattr(self, name, new)
+        self.data[at : at + nnz] = part.data[:nnz]
+        self.indices[at : at + nnz] = part.indices[:nnz]
+        self.indptr[self.rows + 1 : self.rows + 1 + m] = part.indptr[1:] + at
+        self.rows += m
+
+    def matrix(self, n_cols: int) -> sp.csr_matrix:
+        """The rows held, as one CSR matrix (views of the buffers)."""
+        nnz = int(self.indptr[self.rows])
+        return sp.csr_matrix(
+            (self.data[:nnz], self.indices[:nnz], self.indptr[: self.rows + 1]),
+            shape=(self.rows, n_cols),
+        )
 
 
 #: Largest pooled count tabulated for the fast knn kernel (beyond: the general path).
