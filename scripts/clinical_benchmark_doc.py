@@ -299,6 +299,24 @@ def main() -> None:
         sc = df[df["status"] == "scored"]
         return sc[pd.to_numeric(sc["tumor_coverage"], errors="coerce") < 1e-6]
 
+    on = xr[(xr["status"] == "scored") & (xr["class"] == "on_target")]
+    a3 = pd.to_numeric(on["antigenscout_hit_at_3"], errors="coerce").round(3)
+    f3 = pd.to_numeric(on["fold_change_hit_at_3"], errors="coerce").round(3)
+    both_miss = on[(a3 == 0) & (f3 == 0)]
+    tox_line = (
+        f"At k = 3 antigenscout's localisation and fold change's raw expression make the same "
+        f"call on {int((a3 == f3).sum())} of {len(on)} scored on-target rows (both hit "
+        f"{int(((a3 == 1) & (f3 == 1)).sum())}, both miss {len(both_miss)}), so the paired "
+        "recall@3 difference is 0 in every resample. The rows both miss name a damaged tissue "
+        "that is not among the three contexts with the most antigen by either measure ("
+        + "; ".join(
+            f"{r.id} {r.target_genes} → {r.tissue_text} (antigenscout rank "
+            f"{r.antigenscout_best_rank}, fold change {r.fold_change_best_rank})"
+            for r in both_miss.itertuples()
+        )
+        + "): a localisation by expression cannot reach them, and a rule written for them "
+        "would be fitted on the rows it is scored on."
+    )
     zv, ze = zero_cov(tr), zero_cov(er)
     zero_line = (
         f"{len(zv)} visible and {len(ze)} extended scored rows have a modelled tumour coverage "
@@ -408,7 +426,7 @@ rule, weight or parameter of the engine or the benchmark was chosen from them.
   counts above); with random tie-breaking its recall and target ranking are near chance.
 - **Zero coverage.** {zero_line}
 - **Toxicity** rows are ranked by localisation (engagement alone) for every row (§2); the
-  diagnostic above gives severity (engagement × vital weight) on the same rows.
+  diagnostic above gives severity (engagement × vital weight) on the same rows. {tox_line}
 
 ## 5. Per-row tables (this run)
 
