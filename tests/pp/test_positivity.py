@@ -155,6 +155,17 @@ def test_knn_counts_equal_bruteforce_calls_per_group(data, whole, threads):
     assert want.sum() > 0
 
 
+def test_knn_counts_refuse_bad_codes(data):
+    """Group codes index the counts unchecked in numba: out-of-range codes are refused."""
+    X, lib, graph = data
+    nbr = graph.indices.reshape(N_CELLS, K).astype(np.int64)
+    Xs = sp.csr_matrix(X, dtype=np.float32)
+    kw = {"threshold": 5.0, "prior_shape": DEFAULT_PRIOR_SHAPE}
+    for codes in (np.full(N_CELLS, 2), np.full(N_CELLS, -1), np.zeros(N_CELLS - 1, dtype=int)):
+        with pytest.raises(InputError, match="codes"):
+            knn_counts_from_neighbours(Xs, lib, nbr, codes, 2, **kw)
+
+
 def test_count_rows_by_group_vs_numpy():
     """Non-zero entries per (group, column); explicit zeros are not counted."""
     rng = np.random.default_rng(11)
@@ -179,7 +190,9 @@ def test_row_store_equals_vstack_when_it_must_grow():
     scratch = np.empty(200, dtype=np.float32)
     for p in parts:
         scratch[: p.nnz] = p.data
-        view = sp.csr_matrix((scratch[: p.nnz], p.indices, p.indptr), shape=p.shape)
+        view = sp.csr_matrix(p.shape, dtype=np.float32)  # as the sweep builds it: no copy
+        view.data, view.indices, view.indptr = scratch[: p.nnz], p.indices, p.indptr
+        assert p.nnz == 0 or np.shares_memory(view.data, scratch)
         store.append(view)
         scratch[:] = -1  # the next sweep overwrites the scratch
     got = store.matrix(12)

@@ -591,7 +591,8 @@ def knn_neighbours_streamed(
     on_chunk
         Optional ``f(slice into rows, counts of the genes columns, library sizes,
         duplicates=bool)``, called once per chunk in row order during the pass, so a caller
-        needing more per-cell sums reads the matrix once.
+        needing more per-cell sums reads the matrix once. The counts block is a view of the
+        sweeping thread's scratch buffers, valid only during the call: copy it to keep it.
 
     Returns
     -------
@@ -690,7 +691,7 @@ class _RowStore:
                 setattr(self, name, new)
         self.data[at : at + nnz] = part.data[:nnz]
         self.indices[at : at + nnz] = part.indices[:nnz]
-        self.indptr[self.rows + 1 : self.rows + 1 + m] = part.indptr[1:] + at
+        self.indptr[self.rows + 1 : self.rows + 1 + m] = part.indptr[1:].astype(np.int64) + at
         self.rows += m
 
     def matrix(self, n_cols: int) -> sp.csr_matrix:
@@ -823,6 +824,19 @@ def knn_blocks_from_neighbours(
     yield from _in_pairs(call, list(range(0, n, block_size)), threads)
 
 
+def _check_codes(codes: np.ndarray, n: int, n_groups: int) -> np.ndarray:
+    """``codes`` as int64, refused unless there is one per cell, each in ``0 .. n_groups - 1``
+    (the counting kernels index with them unchecked)."""
+    codes = np.asarray(codes)
+    if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
+        msg = f"codes must hold one integer group per cell ({n}); got shape {codes.shape}"
+        raise InputError(msg)
+    if n and (codes.min() < 0 or codes.max() >= n_groups):
+        msg = f"codes must lie in 0..{n_groups - 1} (n_groups={n_groups})"
+        raise InputError(msg)
+    return codes.astype(np.int64, copy=False)
+
+
 def knn_counts_from_neighbours(
     Xg: sp.csr_matrix,
     lib: np.ndarray,
@@ -859,7 +873,7 @@ def knn_counts_from_neighbours(
     from ._kernels import count_rows_by_group
 
     n, m = Xg.shape
-    codes = np.asarray(codes, dtype=np.int64)
+    codes = _check_codes(codes, n, n_groups)
     counts = np.zeros((n_groups, m), dtype=np.int64)
     done = 0
     threshold = _check_threshold(threshold, "knn")

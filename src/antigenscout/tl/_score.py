@@ -232,9 +232,10 @@ def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
 def _aggregate_blocks(blocks: Any, codes: np.ndarray, n_groups: int, n_genes: int) -> np.ndarray:
     """Sum positive calls per group over streamed ``(row_slice, csr_block)`` pairs (float64)."""
     from ..pp._kernels import count_rows_by_group
+    from ..pp._positivity import _check_codes
 
     counts = np.zeros((n_groups, n_genes), dtype=np.int64)
-    codes = np.asarray(codes, dtype=np.int64)
+    codes = _check_codes(codes, len(codes), n_groups)
     for rows, block in blocks:
         block = sparse.csr_matrix(block)
         count_rows_by_group(block.indptr, block.indices, block.data, codes[rows], counts)
