@@ -650,16 +650,21 @@ def _knn_counts(
     """
     from ..pp import _positivity as pos
 
-    graph = _given_graph(adata, groups, graph_key)
-    params = _knn_params(groups, threshold, n_neighbors, None if graph is None else graph_key)
-    if graph is not None:
-        Xm, lib = _malignant_library(X, groups, lib_obs)
-        blocks = pos.positive_blocks(
-            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+    if graph_key is not None and graph_key in adata.obsp:
+        blocks, params = _knn_blocks(
+            adata,
+            X,
+            groups,
+            lib_obs,
+            col_idx,
+            threshold=threshold,
+            n_neighbors=n_neighbors,
+            graph_key=graph_key,
         )
         if progress is not None:
             blocks = _report(blocks, groups.n, progress)
         return _aggregate_blocks(blocks, codes, n_groups, len(col_idx)), params
+    params = _knn_params(groups, threshold, n_neighbors, None)
     kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
     Xg, lib, nbr = pos.knn_neighbours_streamed(
         X, groups.rows, genes=col_idx, column_sums=column_sums, on_chunk=on_chunk, **kw
