@@ -61,6 +61,53 @@ def test_coverage_matches_brute_force(
     assert table["score"].is_monotonic_decreasing
 
 
+def test_knn_coverage_with_a_given_graph_matches_brute_force(
+    tumour: AnnData, mini_reference: Reference
+) -> None:
+    """Default positivity on a graph in obsp: each malignant cell pools its own and its graph
+    neighbours' counts and libraries (binary weights); positive when the Gamma posterior
+    P(rate >= threshold) >= 0.5 (scipy), counted per patient by hand."""
+    from scipy import sparse, stats
+
+    from antigenscout.pp._positivity import DEFAULT_PRIOR_SHAPE
+
+    rng = np.random.default_rng(3)
+    n, k, thr = tumour.n_obs, 4, 2.0
+    nbr = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    tumour.obsp["connectivities"] = sparse.csr_matrix(
+        (np.ones(n * k), (np.repeat(np.arange(n), k), nbr.ravel())), shape=(n, n)
+    )
+    score_targets(
+        tumour,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        modality=None,
+        reference=mini_reference,
+        positivity="knn",
+        threshold=thr,
+    )
+    table = tumour.uns["antigenscout_targets"]["targets"]
+    assert tumour.uns["antigenscout_targets"]["params"]["positivity"]["graph"].startswith("obsp")
+    X = tumour.X.toarray().astype(float)
+    lib = X.sum(axis=1)
+    mal = np.flatnonzero((tumour.obs["status"] == "malignant").to_numpy())
+    keep = np.isin(nbr, mal)  # the graph is cut to the malignant cells
+    a0, lam0 = DEFAULT_PRIOR_SHAPE, thr / 1e4
+    pos = np.zeros((mal.size, N_GENES), dtype=bool)
+    for r, i in enumerate(mal):
+        cells = np.concatenate([[i], nbr[i][keep[i]]])
+        y, s_lib = X[cells].sum(axis=0), lib[cells].sum()
+        p = stats.gamma.sf(lam0, a0 + y, scale=1 / (a0 / lam0 + s_lib))
+        pos[r] = (p >= 0.5) & (lib[i] > 0)
+    pat = tumour.obs["patient"].to_numpy()[mal]
+    assert pos.any()
+    assert not pos.all()
+    for j, g in enumerate(GENES):
+        assert table.loc[g, "tumor_coverage"] == pytest.approx(pos[:, j].mean())
+        per_p = np.array([pos[pat == q, j].mean() for q in ["P1", "P2", "P3"]])
+        assert table.loc[g, "patient_coverage_min"] == pytest.approx(per_p.min())
+
+
 def test_surface_modality_filters_candidates(tumour: AnnData, mini_reference: Reference) -> None:
     score_targets(
         tumour,
