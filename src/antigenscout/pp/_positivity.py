@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_PRIOR_SHAPE",
     "DEFAULT_THRESHOLD",
     "PositivityMethod",
+    "count_blocks",
     "knn_blocks_from_neighbours",
     "knn_blocks_streamed",
     "knn_counts_from_neighbours",
@@ -837,6 +838,33 @@ def _check_codes(codes: np.ndarray, n: int, n_groups: int) -> np.ndarray:
     return codes.astype(np.int64, copy=False)
 
 
+def count_blocks(
+    blocks: Iterator[tuple[slice, sp.csr_matrix]],
+    codes: np.ndarray,
+    n_groups: int,
+    n_genes: int,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Positive cells per group over ``(rows, calls)`` blocks: ``(n_groups, n_genes)`` int64.
+
+    ``codes`` holds the group of every row the blocks cover (checked: 0 .. ``n_groups`` - 1);
+    ``progress(rows done, rows)`` is called after each block.
+    """
+    from ._kernels import count_rows_by_group
+
+    codes = _check_codes(codes, len(codes), n_groups)
+    counts = np.zeros((n_groups, n_genes), dtype=np.int64)
+    done = 0
+    for sl, blk in blocks:
+        blk = sp.csr_matrix(blk)
+        count_rows_by_group(blk.indptr, blk.indices, blk.data, codes[sl], counts)
+        done += sl.stop - sl.start
+        if progress is not None:
+            progress(done, len(codes))
+    return counts
+
+
 def knn_counts_from_neighbours(
     Xg: sp.csr_matrix,
     lib: np.ndarray,
@@ -870,22 +898,17 @@ def knn_counts_from_neighbours(
     :func:`knn_blocks_from_neighbours` per group (tested).
     """
     from ._graph_kernels import knn_count_block
-    from ._kernels import count_rows_by_group
 
     n, m = Xg.shape
     codes = _check_codes(codes, n, n_groups)
-    counts = np.zeros((n_groups, m), dtype=np.int64)
-    done = 0
     threshold = _check_threshold(threshold, "knn")
     median = _knn_table(Xg, nbr, threshold, prior_shape)
     if median is None:
-        for sl, blk in _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size):
-            count_rows_by_group(blk.indptr, blk.indices, blk.data, codes[sl], counts)
-            done += sl.stop - sl.start
-            if progress is not None:
-                progress(done, n)
-        return counts
+        blocks = _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size)
+        return count_blocks(blocks, codes, n_groups, m, progress=progress)
     _check_library(lib, Xg)
+    counts = np.zeros((n_groups, m), dtype=np.int64)
+    done = 0
     a0, lam0 = float(prior_shape), threshold / 1e4
 
     def call(start: int) -> tuple[int, np.ndarray]:

@@ -229,19 +229,6 @@ def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
     return code, names
 
 
-def _aggregate_blocks(blocks: Any, codes: np.ndarray, n_groups: int, n_genes: int) -> np.ndarray:
-    """Sum positive calls per group over streamed ``(row_slice, csr_block)`` pairs (float64)."""
-    from ..pp._kernels import count_rows_by_group
-    from ..pp._positivity import _check_codes
-
-    counts = np.zeros((n_groups, n_genes), dtype=np.int64)
-    codes = _check_codes(codes, len(codes), n_groups)
-    for rows, block in blocks:
-        block = sparse.csr_matrix(block)
-        count_rows_by_group(block.indptr, block.indices, block.data, codes[rows], counts)
-    return counts.astype(np.float64)
-
-
 def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
     """Non-dominated sorting level (1 = Pareto front) maximising coverage, minimising risk.
 
@@ -661,9 +648,8 @@ def _knn_counts(
             n_neighbors=n_neighbors,
             graph_key=graph_key,
         )
-        if progress is not None:
-            blocks = _report(blocks, groups.n, progress)
-        return _aggregate_blocks(blocks, codes, n_groups, len(col_idx)), params
+        counts = pos.count_blocks(blocks, codes, n_groups, len(col_idx), progress=progress)
+        return counts.astype(np.float64), params
     params = _knn_params(groups, threshold, n_neighbors, None)
     kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
     Xg, lib, nbr = pos.knn_neighbours_streamed(
@@ -709,20 +695,11 @@ def tumour_positivity(
             graph_key=graph_key,
         )
     else:
-        Xm = _take_rows(X, groups.rows)
-        lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
+        Xm, lib = _malignant_library(X, groups, lib_obs)
         blocks = positive_blocks(Xm, lib, method=positivity, threshold=threshold, genes=col_idx)
         params = {"model": positivity, "threshold_cp10k": threshold}
     mat = sparse.vstack([b for _, b in blocks], format="csr")
     return sparse.csr_matrix(mat, dtype=bool), params
-
-
-def _report(blocks: Any, total: int, progress: Callable[[int, int], None]) -> Any:
-    done = 0
-    for rows, block in blocks:
-        done += rows.stop - rows.start
-        progress(done, total)
-        yield rows, block
 
 
 def _take_rows(X: Any, rows: np.ndarray) -> Any:
