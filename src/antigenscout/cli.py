@@ -239,6 +239,13 @@ _atlas_opt = click.option(
     "with obs 'cell_type' and, if present, 'donor_id'): measured fractions and exact gate risk "
     "for its cell types, the embedded reference for the rest of the body.",
 )
+_ambient = click.option(
+    "--ambient/--no-ambient",
+    default=True,
+    show_default=True,
+    help="Single cells, knn: estimate each patient's ambient RNA (soup) from all its cells and "
+    "call a cell positive only where its counts exceed what the soup explains (ambient.tsv).",
+)
 _graph_key = click.option(
     "--graph-key",
     default="connectivities",
@@ -435,6 +442,8 @@ def _run_rank(
                 stats=rate_stats,
             )
             write_table(model, stage / "patient_model.tsv")
+        if "ambient" in res:
+            write_table(res["ambient"], stage / "ambient.tsv")
         write_json(
             stage / "run.json",
             {
@@ -446,9 +455,33 @@ def _run_rank(
             },
         )
     _print_targets(targets, res["denominators"])
+    if "ambient" in res:
+        _print_ambient(res["ambient"])
     model = "patient_model.tsv, " if params["kind"] != "bulk" else ""
-    err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}run.json")
+    amb = "ambient.tsv, " if "ambient" in res else ""
+    err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}{amb}run.json")
     return out
+
+
+def _print_ambient(table: Any) -> None:
+    """One line on the soup subtracted: the range of contamination and how it was found."""
+    rho = table["contamination"].dropna()
+    if rho.empty:
+        _stderr().print(
+            "ambient RNA: no sample's contamination could be estimated; nothing subtracted "
+            "(ambient.tsv)",
+            markup=False,
+        )
+        return
+    own = ~table["source"].astype(str).str.startswith(("borrowed", "not"))
+    _stderr().print(
+        f"ambient RNA: contamination {rho.min():.1%}–{rho.max():.1%} of each droplet's UMIs "
+        f"(median {rho.median():.1%}); estimated for {int(own.sum())} of {len(table)} samples, "
+        "the others take the run's median; soup reads discounted from every call (ambient.tsv; "
+        "--no-ambient to count every read)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
@@ -478,9 +511,10 @@ def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
 @cli.command()
 @_out
 @_modality
+@_ambient
 @_report
 @_highlight
-def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
+def demo(out: Path, modality: str, ambient: bool, with_report: bool, highlight: str) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
 
     from . import datasets
@@ -499,6 +533,7 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
         patient_key="patient",
         compartment_key="compartment",
         modality=modality,
+        ambient=ambient,
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -544,6 +579,7 @@ def demo(out: Path, modality: str, with_report: bool, highlight: str) -> None:
 )
 @_atlas_opt
 @_graph_key
+@_ambient
 @_out
 @_report
 @_highlight
@@ -563,6 +599,7 @@ def rank(
     reference_dir: Path | None,
     atlas_path: Path | None,
     graph_key: str,
+    ambient: bool,
     out: Path,
     with_report: bool,
     highlight: str,
@@ -586,6 +623,7 @@ def rank(
         patient_threshold=patient_threshold,
         cancer=cancer,
         graph_key=_graph_key_value(graph_key),
+        ambient=ambient,
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -664,6 +702,7 @@ def rank(
 @_backed
 @_atlas_opt
 @_graph_key
+@_ambient
 @_out
 @_report
 def gates(
@@ -690,6 +729,7 @@ def gates(
     backed: bool | None,
     atlas_path: Path | None,
     graph_key: str,
+    ambient: bool,
     out: Path,
     with_report: bool,
 ) -> None:
@@ -743,6 +783,7 @@ def gates(
                 top_k=top_k,
                 triple_budget=budget,
                 positivity=positivity,  # type: ignore[arg-type]
+                ambient=ambient,
                 threshold=threshold,
                 graph_key=_graph_key_value(graph_key),
             )

@@ -109,13 +109,14 @@ def test_dask_local_cluster_gives_identical_tables(
 
 
 def test_tables_match_independent_positivity(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
-    """chunk_cells=400 splits each donor round-robin; recompute each chunk with pp.positivity."""
+    """chunk_cells=400 splits each donor round-robin; recompute each chunk with pp.positivity
+    (neighbours within cell type, the chunk's soup discounted)."""
     atlas = built["h5ad"]
     donors = pd.Categorical(healthy.obs["donor_id"]).codes
     pos = sparse.lil_matrix(healthy.shape, dtype=bool)
     for rows in plan_chunks(donors.astype(np.int64), 400):
         sub = healthy[rows].copy()
-        positivity(sub, method="knn")
+        positivity(sub, method="knn", state_key="cell_type")
         pos[rows] = sub.layers["positive"]
     pos = sparse.csr_matrix(pos)
     types = healthy.obs["cell_type"].to_numpy()

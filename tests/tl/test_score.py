@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
 
 from antigenscout._errors import InputError
+from antigenscout.pp._positivity import DEFAULT_PRIOR_SHAPE
 from antigenscout.reference import Reference
 from antigenscout.tl import score_targets
 
@@ -64,19 +67,14 @@ def test_coverage_matches_brute_force(
 def test_knn_coverage_with_a_given_graph_matches_brute_force(
     tumour: AnnData, mini_reference: Reference
 ) -> None:
-    """Default positivity on a graph in obsp: each malignant cell pools its own and its graph
-    neighbours' counts and libraries (binary weights); positive when the Gamma posterior
-    P(rate >= threshold) >= 0.5 (scipy), counted per patient by hand."""
-    from scipy import sparse, stats
+    """Default positivity on a graph in obsp, soup not discounted: each malignant cell pools
+    its own and its graph neighbours' counts and libraries (binary weights; edges across
+    patients are cut); positive when the Gamma posterior P(rate >= threshold) >= 0.5
+    (scipy), counted per patient by hand."""
+    from scipy import stats
 
-    from antigenscout.pp._positivity import DEFAULT_PRIOR_SHAPE
-
-    rng = np.random.default_rng(3)
-    n, k, thr = tumour.n_obs, 4, 2.0
-    nbr = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
-    tumour.obsp["connectivities"] = sparse.csr_matrix(
-        (np.ones(n * k), (np.repeat(np.arange(n), k), nbr.ravel())), shape=(n, n)
-    )
+    thr = 2.0
+    nbr = _random_graph(tumour, k=4, seed=3)
     score_targets(
         tumour,
         malignant_key="status=malignant",
@@ -85,26 +83,100 @@ def test_knn_coverage_with_a_given_graph_matches_brute_force(
         reference=mini_reference,
         positivity="knn",
         threshold=thr,
+        ambient=False,
     )
-    table = tumour.uns["antigenscout_targets"]["targets"]
-    assert tumour.uns["antigenscout_targets"]["params"]["positivity"]["graph"].startswith("obsp")
-    X = tumour.X.toarray().astype(float)
-    lib = X.sum(axis=1)
-    mal = np.flatnonzero((tumour.obs["status"] == "malignant").to_numpy())
-    keep = np.isin(nbr, mal)  # the graph is cut to the malignant cells
     a0, lam0 = DEFAULT_PRIOR_SHAPE, thr / 1e4
-    pos = np.zeros((mal.size, N_GENES), dtype=bool)
+
+    def call(y: np.ndarray, s_lib: float, patient: str) -> np.ndarray:
+        return stats.gamma.sf(lam0, a0 + y, scale=1 / (a0 / lam0 + s_lib))
+
+    _check_given_graph(tumour, nbr, call, GENES)
+
+
+def test_soup_aware_coverage_with_a_given_graph_matches_brute_force(
+    mini_reference: Reference,
+) -> None:
+    """The same with the soup discounted, on simulated droplets with a known soup: the
+    posterior of y ~ Poisson(rate (1 - ρ) s + ρ a_g s), a_g each patient's pooled expression
+    over all its rows and ρ from the run's ambient table, as its mixture over the native
+    count summed by scipy (tests/pp/test_ambient.py checks that sum by quadrature)."""
+    from soup_sim import posterior_tail_sum, simulate_soup
+
+    a = simulate_soup(rho=(0.03, 0.1), n_cells=300, seed=2)
+    genes = ["G6", "G9", "Meryth_0", "Meryth_1", "Mplasma_0", "H0"]
+    a = a[:, [*genes, *[g for g in a.var_names if g not in genes]]].copy()
+    nbr = _random_graph(a, k=4, seed=4)
+    thr = 0.2
+    score_targets(
+        a,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        compartment_key="cell_type",
+        modality=None,
+        reference=mini_reference,
+        threshold=thr,
+    )
+    amb = a.uns["antigenscout_targets"]["ambient"].set_index("sample")
+    rho = amb["contamination"]
+    assert (amb["source"] == "labelled states").all()
+    X = a.X.toarray().astype(float)
+    pat_all = a.obs["patient"].astype(str).to_numpy()
+    soup = {q: X[pat_all == q].sum(axis=0) / X[pat_all == q].sum() for q in rho.index}
+    a0, lam0 = DEFAULT_PRIOR_SHAPE, thr / 1e4
+
+    def call(y: np.ndarray, s_lib: float, patient: str) -> np.ndarray:
+        b = rho[patient] * soup[patient][: len(genes)] * s_lib
+        s_nat = (1 - rho[patient]) * s_lib
+        return np.array(
+            [posterior_tail_sum(int(y[j]), b[j], s_nat, a0, lam0) for j in range(len(b))]
+        )
+
+    _check_given_graph(a, nbr, call, genes, same=a.obs["cell_type"].astype(str).to_numpy())
+
+
+def _random_graph(adata: AnnData, k: int, seed: int) -> np.ndarray:
+    """k random neighbours per cell, stored as a binary graph in obsp['connectivities']."""
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    n = adata.n_obs
+    nbr = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    adata.obsp["connectivities"] = sparse.csr_matrix(
+        (np.ones(n * k), (np.repeat(np.arange(n), k), nbr.ravel())), shape=(n, n)
+    )
+    return nbr
+
+
+def _check_given_graph(
+    adata: AnnData,
+    nbr: np.ndarray,
+    call: Any,
+    genes: list[str],
+    same: np.ndarray | None = None,
+) -> None:
+    """Brute force: pool each malignant cell with its graph neighbours that are malignant
+    and of its patient (and of its ``same`` label), call with ``call``, count per patient."""
+    res = adata.uns["antigenscout_targets"]
+    table = res["targets"]
+    assert res["params"]["positivity"]["graph"].startswith("obsp")
+    X = adata.X.toarray().astype(float)
+    lib = X.sum(axis=1)
+    pat_all = adata.obs["patient"].astype(str).to_numpy()
+    mal = np.flatnonzero((adata.obs["status"] == "malignant").to_numpy())
+    keep = np.isin(nbr, mal) & (pat_all[nbr] == pat_all[:, None])
+    if same is not None:
+        keep &= same[nbr] == same[:, None]
+    pos = np.zeros((mal.size, len(genes)), dtype=bool)
     for r, i in enumerate(mal):
         cells = np.concatenate([[i], nbr[i][keep[i]]])
-        y, s_lib = X[cells].sum(axis=0), lib[cells].sum()
-        p = stats.gamma.sf(lam0, a0 + y, scale=1 / (a0 / lam0 + s_lib))
-        pos[r] = (p >= 0.5) & (lib[i] > 0)
-    pat = tumour.obs["patient"].to_numpy()[mal]
+        y, s_lib = X[cells][:, : len(genes)].sum(axis=0), lib[cells].sum()
+        pos[r] = (call(y, s_lib, pat_all[i]) >= 0.5) & (lib[i] > 0)
+    pat = pat_all[mal]
     assert pos.any()
     assert not pos.all()
-    for j, g in enumerate(GENES):
+    for j, g in enumerate(genes):
         assert table.loc[g, "tumor_coverage"] == pytest.approx(pos[:, j].mean())
-        per_p = np.array([pos[pat == q, j].mean() for q in ["P1", "P2", "P3"]])
+        per_p = np.array([pos[pat == q, j].mean() for q in sorted(set(pat))])
         assert table.loc[g, "patient_coverage_min"] == pytest.approx(per_p.min())
 
 

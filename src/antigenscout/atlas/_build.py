@@ -1,15 +1,14 @@
 """Build a healthy atlas reference from single cells, in-process or on a Dask cluster.
 
-The cells are split into chunks that never cross a donor (the positivity model pools each
-cell with its neighbours *within a donor*, exactly as tumour cells are pooled within a
-patient). A donor with more than ``chunk_cells`` cells is dealt round-robin into
-``ceil(n / chunk_cells)`` chunks, so every chunk is a random-like cross-section of the donor's
-cell types (a chunk made of one cell type would pool a few hub cells into every neighbourhood;
-see ``scripts/build_reference.py``). Each chunk is one pure task: read its rows, call every
-cell positive or negative with :func:`antigenscout.pp.positive_blocks` (``knn`` at the
-calibrated threshold, graph from :func:`antigenscout.pp.neighbor_graph` on the chunk), and
-return per-cell-type sums. Sums are merged in a fixed tree, so a run on one process and a run
-on a Dask cluster give the same tables.
+The cells are split into chunks that never cross a donor. A donor with more than
+``chunk_cells`` cells is dealt round-robin into ``ceil(n / chunk_cells)`` chunks, so every
+chunk is a random-like cross-section of the donor's cell types (and so of its soup). Each
+chunk is one pure task: read its rows, call every cell positive or negative with the
+tumour's rule (``knn`` at the calibrated threshold, neighbours within the cell's labelled
+type from :func:`antigenscout.pp.neighbor_graph` on the chunk, the chunk's ambient RNA
+estimated by :func:`antigenscout.pp._ambient.estimate_ambient` and discounted from every
+call), and return per-cell-type sums. Sums are merged in a fixed tree, so a run on one
+process and a run on a Dask cluster give the same tables.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ class _Partial:
     cells: int
     seconds: float
     cpu_seconds: float  # CPU time of the task's thread: below ``seconds`` when CPU-starved
+    contamination: tuple[float, ...] = ()  # ambient ρ of each chunk (NaN: not estimable)
 
 
 def plan_chunks(donors: np.ndarray, chunk_cells: int) -> list[np.ndarray]:
@@ -107,8 +107,9 @@ def _chunk_partial(
     from anndata import AnnData
     from threadpoolctl import threadpool_limits
 
+    from ..pp._ambient import estimate_ambient
     from ..pp._graph import neighbor_graph
-    from ..pp._positivity import knn_blocks_from_neighbours
+    from ..pp._positivity import Soup, knn_blocks_from_neighbours
 
     t0 = time.perf_counter()
     c0 = time.thread_time()
@@ -123,13 +124,30 @@ def _chunk_partial(
         lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
         sub = AnnData(X=X)
         sub.obs["total_counts"] = lib
-        graph = neighbor_graph(sub, n_neighbors=n_neighbors)
+        sub.obs["type"] = types.astype(str)
+        # the tumour's rule: neighbours within the labelled cell type, the chunk's soup
+        # (a cross-section of one donor) discounted from every call
+        graph = neighbor_graph(sub, n_neighbors=n_neighbors, batch_key="type")
         nbr = np.full((rows.size, n_neighbors), -1, dtype=np.int64)
         for r in range(rows.size):  # binary kNN graph: at most n_neighbors per row
             nb = graph.indices[graph.indptr[r] : graph.indptr[r + 1]]
             nbr[r, : nb.size] = nb
+        amb, code = estimate_ambient(X, np.zeros(rows.size), types, library=lib)
+        rho = float(amb.table["contamination"].iloc[0])
+        soup = (
+            Soup(amb.background(np.arange(X.shape[1])), code, amb.contamination)
+            if np.isfinite(rho)
+            else None
+        )
         blocks = knn_blocks_from_neighbours(
-            X, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=8192, threads=1
+            X,
+            lib,
+            nbr,
+            threshold=threshold,
+            prior_shape=prior_shape,
+            block_size=8192,
+            threads=1,
+            soup=soup,
         )
         pos = sparse.csr_matrix(sparse.vstack([b for _, b in blocks], format="csr"), dtype=bool)
     codes, inv = np.unique(types, return_inverse=True)
@@ -150,7 +168,21 @@ def _chunk_partial(
         cells=int(rows.size),
         seconds=time.perf_counter() - t0,
         cpu_seconds=time.thread_time() - c0,
+        contamination=(rho,),
     )
+
+
+def _contamination_summary(rho: tuple[float, ...]) -> dict[str, Any]:
+    """Chunks whose soup was estimated and the range of their contamination."""
+    v = np.asarray(rho, dtype=np.float64)
+    ok = v[np.isfinite(v)]
+    return {
+        "chunks": int(v.size),
+        "estimated": int(ok.size),
+        "min": None if not ok.size else round(float(ok.min()), 4),
+        "median": None if not ok.size else round(float(np.median(ok)), 4),
+        "max": None if not ok.size else round(float(ok.max()), 4),
+    }
 
 
 def _merge(*parts: _Partial) -> _Partial:
@@ -181,6 +213,7 @@ def _merge(*parts: _Partial) -> _Partial:
         cells=sum(p.cells for p in parts),
         seconds=sum(p.seconds for p in parts),
         cpu_seconds=sum(p.cpu_seconds for p in parts),
+        contamination=tuple(r for p in parts for r in p.contamination),
     )
 
 
@@ -410,6 +443,7 @@ def build_atlas(
             "wall_seconds": round(wall, 3),
             "task_seconds": round(total.seconds, 3),
             "task_cpu_seconds": round(total.cpu_seconds, 3),
+            "ambient_contamination": _contamination_summary(total.contamination),
         },
     }
     return Atlas.from_arrays(

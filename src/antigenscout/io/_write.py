@@ -30,7 +30,9 @@ __all__ = [
 
 #: Files a command writes into its ``--out`` directory, by command family.
 OUTPUT_FILES: dict[str, frozenset[str]] = {
-    "rank": frozenset({"targets.tsv", "risk.tsv", "patient_coverage.tsv", "patient_model.tsv"}),
+    "rank": frozenset(
+        {"targets.tsv", "risk.tsv", "patient_coverage.tsv", "patient_model.tsv", "ambient.tsv"}
+    ),
     "gates": frozenset({"gates.tsv"}),
     "profile": frozenset({"profile.tsv"}),
     "atlas": frozenset(

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["gather_select", "knn_count_block", "knn_positive_block", "leaf_knn_update"]
+__all__ = [
+    "gather_select",
+    "knn_count_block",
+    "knn_positive_block",
+    "leaf_knn_update",
+    "soup_tail",
+    "soup_tail_many",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -106,6 +113,90 @@ def _pool_row(
 
 
 @njit(cache=True, nogil=True)
+def soup_tail(y: int, b: float, x: float, q0: float, t0: float, a0: float, r: float) -> float:
+    """P(λ ≥ λ0 | y) when the pooled count holds soup reads: ``y ~ Poisson(λ s' + b)``.
+
+    ``λ ~ Gamma(a0, a0/λ0)`` is the native rate, ``s'`` the native pooled library and ``b``
+    the expected soup reads. Expanding ``(λ s' + b)^y`` makes the posterior a mixture over
+    the native count ``k`` (``y - k`` soup reads) of ``Gamma(a0 + k, a0/λ0 + s')`` with
+    weights ``C(y, k) r^k b^(y-k) Γ(a0 + k)`` (``r = s'/(a0/λ0 + s')``), so
+
+        P(λ ≥ λ0 | y) = Σ_k w_k Q(a0 + k, x),   x = a0 + λ0 s'.
+
+    ``q0 = Q(a0, x)`` and ``t0 = x^a0 e^-x / Γ(a0 + 1)`` are the caller's (one per pool);
+    ``Q(a + 1, x) = Q(a, x) + x^a e^-x / Γ(a + 1)`` gives the rest, and the weights follow
+    by their ratio ``w_k / w_(k-1) = (y - k + 1) / k · r / b · (a0 + k - 1)``. Every ``k``
+    is summed: the weights can have two modes (the prior's spike at zero makes "all soup"
+    a second explanation), so no window around one mode is safe. Tested against the
+    posterior integrated numerically.
+    """
+    q = q0
+    t = t0
+    w = 1.0
+    tot = 0.0
+    acc = 0.0
+    rb = r / b
+    for k in range(y + 1):
+        if k > 0:
+            w *= (y - k + 1) / k * rb * (a0 + k - 1)
+        tot += w
+        acc += w * q
+        if t > 1e-17 * q:  # Q(a0 + k, x) still moving
+            q += t
+            t *= x / (a0 + k + 1)
+        if tot > 1e250:
+            tot *= 1e-250
+            acc *= 1e-250
+            w *= 1e-250
+    return acc / tot
+
+
+@njit(cache=True, nogil=True)
+def soup_tail_many(
+    y: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    q0: np.ndarray,
+    t0: np.ndarray,
+    a0: float,
+    r: np.ndarray,
+) -> np.ndarray:
+    """:func:`soup_tail` of each entry (NaN where ``b <= 0`` or ``y < 0``)."""
+    out = np.full(y.size, np.nan)
+    for i in range(y.size):
+        if b[i] > 0.0 and y[i] >= 0:
+            out[i] = soup_tail(y[i], b[i], x[i], q0[i], t0[i], a0, r[i])
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _call(
+    y: float,
+    r: int,
+    g: int,
+    s: float,
+    median: np.ndarray,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    a0: float,
+) -> bool:
+    """One pooled call: positive when ``x[r] <= median[y]`` (the posterior median of the
+    native rate reaches the threshold) and, where the pool carries soup, when
+    :func:`soup_tail` is at least 1/2 (never above the soup-free probability, so the first
+    test already rules out every call the soup could not make)."""
+    x, q0, t0, rr, soup, soup_code = pool
+    yi = int(y)
+    if x[r] > median[yi]:
+        return False
+    c = soup_code[r]
+    if c < 0:
+        return True
+    b = soup[c, g] * s
+    if b <= 0.0:
+        return True
+    return soup_tail(yi, b, x[r], q0[r], t0[r], a0, rr[r]) >= 0.5
+
+
+@njit(cache=True, nogil=True)
 def knn_positive_block(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -116,16 +207,19 @@ def knn_positive_block(
     stop: int,
     median: np.ndarray,
     a0: float,
-    lam0: float,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     n_genes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """knn positivity of rows ``start:stop`` on a binary neighbour list (self weight 1).
 
     For a binary kNN graph the pooled count is the plain sum ``y`` over the cell and its
     neighbours (``nbr``, -1 = none) and the pooled library the sum ``s`` of their libraries;
-    the cell is positive for a gene when ``P(λ ≥ λ0) = Q(a0 + y, a0 + s λ0) ≥ 0.5``, i.e. when
-    ``a0 + s λ0 ≤ median[y]`` with ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts).
-    Returns the CSR ``indptr`` and sorted column ``indices`` of the positive entries.
+    without soup the cell is positive for a gene when ``P(λ ≥ λ0) = Q(a0 + y, x) ≥ 0.5``,
+    ``x = a0 + s' λ0`` (``s'`` the native library), i.e. when ``x ≤ median[y]`` with
+    ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts); with soup, see
+    :func:`_call`. ``pool = (x, q0, t0, rr, soup, soup_code)`` per row / per sample (see
+    :func:`antigenscout.pp._positivity._pool_terms`). Returns the CSR ``indptr`` and sorted
+    column ``indices`` of the positive entries.
     """
     nb = stop - start
     k = nbr.shape[1]
@@ -141,26 +235,25 @@ def knn_positive_block(
     acc = np.zeros(n_genes)
     mark = np.zeros(n_genes, dtype=np.bool_)
     touched = np.empty(n_genes, dtype=np.int64)
-    for rr in range(nb):
-        r = start + rr
+    for i in range(nb):
+        r = start + i
         nt, s = _pool_row(indptr, indices, data, lib, nbr, r, acc, mark, touched)
-        x = a0 + s * lam0
-        p = bound[rr]
+        p = bound[i]
         for t in range(nt):
             g = touched[t]
             y = acc[g]
-            if lib[r] > 0.0 and y > 0.0 and x <= median[int(y)]:
+            if lib[r] > 0.0 and y > 0.0 and _call(y, r, g, s, median, pool, a0):
                 out[p] = g
                 p += 1
             acc[g] = 0.0
             mark[g] = False
-        out[bound[rr] : p].sort()
-        count[rr] = p - bound[rr]
+        out[bound[i] : p].sort()
+        count[i] = p - bound[i]
     ptr = np.zeros(nb + 1, dtype=np.int64)
     ptr[1:] = np.cumsum(count)
     res = np.empty(ptr[nb], dtype=np.int32)
-    for rr in range(nb):
-        res[ptr[rr] : ptr[rr + 1]] = out[bound[rr] : bound[rr] + count[rr]]
+    for i in range(nb):
+        res[ptr[i] : ptr[i + 1]] = out[bound[i] : bound[i] + count[i]]
     return ptr, res
 
 
@@ -175,7 +268,7 @@ def knn_count_block(
     stop: int,
     median: np.ndarray,
     a0: float,
-    lam0: float,
+    pool: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     codes: np.ndarray,
     counts: np.ndarray,
 ) -> None:
@@ -190,12 +283,11 @@ def knn_count_block(
     touched = np.empty(n_genes, dtype=np.int64)
     for r in range(start, stop):
         nt, s = _pool_row(indptr, indices, data, lib, nbr, r, acc, mark, touched)
-        x = a0 + s * lam0
         cr = codes[r]
         for t in range(nt):
             g = touched[t]
             y = acc[g]
-            if lib[r] > 0.0 and y > 0.0 and x <= median[int(y)]:
+            if lib[r] > 0.0 and y > 0.0 and _call(y, r, g, s, median, pool, a0):
                 counts[cr, g] += 1
             acc[g] = 0.0
             mark[g] = False

@@ -311,6 +311,36 @@ def _tail_probability(
     return gammaincc(shape, x)
 
 
+def _soup_probability(
+    pooled_counts: np.ndarray,
+    pooled_library: np.ndarray,
+    code: np.ndarray,
+    col: np.ndarray,
+    lam0: float,
+    prior_shape: float,
+    soup: Soup,
+) -> np.ndarray:
+    """P(λ ≥ λ0) per entry with the pool's soup reads discounted (mixture posterior of
+    :func:`~antigenscout.pp._graph_kernels.soup_tail` on the rounded pooled count)."""
+    from scipy.special import gammaln
+
+    from ._graph_kernels import soup_tail_many
+
+    a0 = float(prior_shape)
+    rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
+    native = pooled_library * (1.0 - rho)
+    x = a0 + lam0 * native
+    bg = np.asarray(soup.background, dtype=np.float64)
+    b = np.where(code >= 0, bg[np.maximum(code, 0), col], 0.0) * pooled_library
+    y = np.rint(pooled_counts).astype(np.int64)
+    q0 = gammaincc(a0, x)
+    t0 = np.exp(a0 * np.log(x) - x - gammaln(a0 + 1.0))
+    r = native / (a0 / lam0 + native)
+    plain = gammaincc(a0 + y, x)
+    mix = soup_tail_many(y, b, x, q0, t0, a0, r)
+    return np.where(b > 0, mix, plain)
+
+
 def _csr_from_entries(
     n_rows: int,
     n_cols: int,
@@ -349,6 +379,7 @@ def positive_blocks(
     block_size: int = 8192,
     return_probability: bool = False,
     prior_shape: float = DEFAULT_PRIOR_SHAPE,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Stream positivity calls over blocks of cells.
 
@@ -379,6 +410,12 @@ def positive_blocks(
         For ``"detected"``/``"cp10k"`` the values are 1.0 at positive entries.
     prior_shape
         Shape ``a0`` of the Gamma prior (knn only), in pseudo-counts; the prior mean is λ0.
+    soup
+        knn only: soup reads to discount (:class:`Soup`; ``background`` columns are the
+        genes evaluated, ``code`` one sample per cell). The pooled count is then
+        ``y ~ Poisson(λ s' + b)`` with ``b`` the pool's expected soup reads and the call
+        the mixture posterior of :func:`~antigenscout.pp._graph_kernels.soup_tail`, on the
+        pooled count rounded to a whole number (exact for binary graphs).
 
     Yields
     ------
@@ -416,7 +453,11 @@ def positive_blocks(
     G = scale = None
     if method == "knn":
         G, scale = _prepare_graph(graph, X.shape[0])
-    return _iter_blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0)
+        _check_soup(soup, X.shape[1] if cols is None else len(cols))
+        if soup is not None and np.asarray(soup.code).shape != (X.shape[0],):
+            msg = f"soup.code must hold one sample per cell ({X.shape[0]})"
+            raise InputError(msg)
+    return _iter_blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0, soup)
 
 
 def _iter_blocks(
@@ -430,6 +471,7 @@ def _iter_blocks(
     block_size: int,
     return_probability: bool,
     a0: float,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     if method != "knn":
         yield from _iter_threshold_blocks(X, lib, method, t, cols, block_size, return_probability)
@@ -450,7 +492,10 @@ def _iter_blocks(
         sc = scale[rows]
         y = v * sc[r]
         s = (np.asarray(Gb @ lib, dtype=np.float64) * sc)[r]
-        p = _tail_probability(y, s, lam0, a0)
+        if soup is None:
+            p = _tail_probability(y, s, lam0, a0)
+        else:
+            p = _soup_probability(y, s, np.asarray(soup.code)[rows][r], c, lam0, a0, soup)
         ok = lib_b[r] > 0
         if return_probability:
             keep, val = ok & (p > 0), p
@@ -515,12 +560,13 @@ def knn_blocks_streamed(
     random_state: int = 0,
     column_sums: np.ndarray | None = None,
     on_chunk: Callable[..., None] | None = None,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale:
     :func:`knn_neighbours_streamed`, then :func:`knn_blocks_from_neighbours`.
 
-    Parameters are those of the two; ``column_sums`` and ``on_chunk`` are filled or called
-    before the first block is yielded.
+    Parameters are those of the two (``soup.code`` one sample per entry of ``rows``);
+    ``column_sums`` and ``on_chunk`` are filled or called before the first block is yielded.
 
     Yields
     ------
@@ -539,7 +585,13 @@ def knn_blocks_streamed(
         on_chunk=on_chunk,
     )
     yield from knn_blocks_from_neighbours(
-        Xg, lib, nbr, threshold=threshold, prior_shape=prior_shape, block_size=block_size
+        Xg,
+        lib,
+        nbr,
+        threshold=threshold,
+        prior_shape=prior_shape,
+        block_size=block_size,
+        soup=soup,
     )
 
 
@@ -704,6 +756,64 @@ class _RowStore:
         )
 
 
+@dataclass(frozen=True)
+class Soup:
+    """Soup reads expected per UMI of a droplet, for the knn call (:mod:`._ambient`).
+
+    Attributes
+    ----------
+    background
+        ``(samples, genes)`` ``ρ_s a_{s,g}`` for the genes (columns) being called.
+    code
+        Sample (row of ``background``) of each cell; -1 = no soup subtracted.
+    contamination
+        ``ρ_s`` per sample: the share of a droplet's UMIs that are soup, so the native
+        library of a pool is ``(1 - ρ) s``.
+    """
+
+    background: np.ndarray
+    code: np.ndarray
+    contamination: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> Soup:
+        """No soup: every call as without the ambient model."""
+        return cls(np.zeros((1, 1)), np.full(n, -1, dtype=np.int64), np.zeros(1))
+
+
+def _pool_terms(
+    lib: np.ndarray,
+    nbr: np.ndarray,
+    threshold: float,
+    prior_shape: float,
+    soup: Soup | None,
+) -> tuple[np.ndarray, ...]:
+    """Per-cell terms of the pooled call on a binary neighbour list: ``x = a0 + λ0 s'``,
+    ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and ``r = s' / (a0/λ0 + s')`` with ``s'`` the
+    pool's native library, then the soup background and each cell's sample."""
+    from scipy.special import gammaln
+
+    n = lib.size
+    soup = Soup.none(n) if soup is None else soup
+    code = np.asarray(soup.code, dtype=np.int64)
+    if code.shape != (n,):
+        msg = f"soup.code must hold one sample per cell ({n}); got shape {code.shape}"
+        raise InputError(msg)
+    a0, lam0 = float(prior_shape), threshold / 1e4
+    s = lib.astype(np.float64).copy()
+    for q in range(nbr.shape[1]):
+        ok = nbr[:, q] >= 0
+        s[ok] += lib[nbr[ok, q]]
+    rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
+    native = s * (1.0 - rho)
+    x = a0 + lam0 * native
+    q0 = gammaincc(a0, x)
+    t0 = np.exp(a0 * np.log(x) - x - gammaln(a0 + 1.0))
+    r = native / (a0 / lam0 + native)
+    bg = np.ascontiguousarray(soup.background, dtype=np.float64)
+    return x, q0, t0, r, bg, code
+
+
 #: Largest pooled count tabulated for the fast knn kernel (beyond: the general path).
 _MAX_TABLE = 5_000_000
 
@@ -734,6 +844,7 @@ def _general_knn_blocks(
     threshold: float,
     prior_shape: float,
     block_size: int,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """:func:`positive_blocks` on the binary graph of a neighbour list."""
     n = Xg.shape[0]
@@ -751,6 +862,7 @@ def _general_knn_blocks(
         graph=graph,
         block_size=block_size,
         prior_shape=prior_shape,
+        soup=soup,
     )
 
 
@@ -780,6 +892,7 @@ def knn_blocks_from_neighbours(
     prior_shape: float,
     block_size: int,
     threads: int = 2,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
     weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
@@ -797,6 +910,8 @@ def knn_blocks_from_neighbours(
     threads
         2: a helper thread calls every second block (the kernel releases the GIL); 1: all
         in this thread (a task of a single-threaded Dask worker).
+    soup
+        Soup reads to discount (:class:`Soup`, columns = those of ``Xg``); ``None``: none.
 
     Yields
     ------
@@ -809,20 +924,42 @@ def knn_blocks_from_neighbours(
     threshold = _check_threshold(threshold, "knn")
     median = _knn_table(Xg, nbr, threshold, prior_shape)
     if median is None:
-        yield from _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size)
+        yield from _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size, soup)
         return
     _check_library(lib, Xg)
-    a0, lam0 = float(prior_shape), threshold / 1e4
+    _check_soup(soup, m)
+    a0 = float(prior_shape)
+    pool = _pool_terms(lib, nbr, threshold, prior_shape, soup)
 
     def call(start: int) -> tuple[slice, sp.csr_matrix]:
         stop = min(n, start + block_size)
         ptr, idx = knn_positive_block(
-            Xg.indptr, Xg.indices, Xg.data, lib, nbr, start, stop, median, a0, lam0, m
+            Xg.indptr, Xg.indices, Xg.data, lib, nbr, start, stop, median, a0, pool, m
         )
         blk = sp.csr_matrix((np.ones(idx.size, dtype=bool), idx, ptr), shape=(stop - start, m))
         return slice(start, stop), blk
 
     yield from _in_pairs(call, list(range(0, n, block_size)), threads)
+
+
+def _check_soup(soup: Soup | None, n_genes: int) -> None:
+    """Refuse a soup whose background does not cover the genes called, or whose sample codes
+    point past its rows (the kernels index with them unchecked)."""
+    if soup is None:
+        return
+    bg, code = np.asarray(soup.background), np.asarray(soup.code)
+    if bg.ndim != 2 or bg.shape[1] != n_genes or len(soup.contamination) != bg.shape[0]:
+        msg = (
+            f"soup.background must be samples × {n_genes} genes with one contamination per "
+            f"sample; got {bg.shape} and {len(soup.contamination)}"
+        )
+        raise InputError(msg)
+    if code.size and code.max() >= bg.shape[0]:
+        msg = f"soup.code must lie in -1..{bg.shape[0] - 1}"
+        raise InputError(msg)
+    if not (np.all(np.isfinite(bg)) and (bg >= 0).all()):
+        msg = "soup.background must be finite and >= 0"
+        raise InputError(msg)
 
 
 def _check_codes(codes: np.ndarray, n: int, n_groups: int) -> np.ndarray:
@@ -877,6 +1014,7 @@ def knn_counts_from_neighbours(
     block_size: int = 8192,
     threads: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    soup: Soup | None = None,
 ) -> np.ndarray:
     """Positive cells per group of :func:`knn_blocks_from_neighbours`'s calls, counted by the
     kernel without listing them (what a ranking needs; 2.2x faster pooling).
@@ -891,6 +1029,8 @@ def knn_counts_from_neighbours(
         Number of groups.
     progress
         Optional ``f(cells done, cells)`` after each block.
+    soup
+        As in :func:`knn_blocks_from_neighbours`.
 
     Returns
     -------
@@ -904,18 +1044,20 @@ def knn_counts_from_neighbours(
     threshold = _check_threshold(threshold, "knn")
     median = _knn_table(Xg, nbr, threshold, prior_shape)
     if median is None:
-        blocks = _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size)
+        blocks = _general_knn_blocks(Xg, lib, nbr, threshold, prior_shape, block_size, soup)
         return count_blocks(blocks, codes, n_groups, m, progress=progress)
     _check_library(lib, Xg)
+    _check_soup(soup, m)
     counts = np.zeros((n_groups, m), dtype=np.int64)
     done = 0
-    a0, lam0 = float(prior_shape), threshold / 1e4
+    a0 = float(prior_shape)
+    pool = _pool_terms(lib, nbr, threshold, prior_shape, soup)
 
     def call(start: int) -> tuple[int, np.ndarray]:
         stop = min(n, start + block_size)
         part = np.zeros_like(counts)
         knn_count_block(
-            Xg.indptr, Xg.indices, Xg.data, lib, nbr, start, stop, median, a0, lam0, codes, part
+            Xg.indptr, Xg.indices, Xg.data, lib, nbr, start, stop, median, a0, pool, codes, part
         )
         return stop - start, part
 
@@ -927,6 +1069,16 @@ def knn_counts_from_neighbours(
     return counts
 
 
+def _cut_graph(graph: Any, pool: pd.Series | None) -> Any:
+    """``graph`` without the edges that join cells of different pooling batches."""
+    if pool is None:
+        return graph
+    codes = pd.factorize(pool)[0]
+    g = sp.coo_matrix(graph)
+    keep = codes[g.row] == codes[g.col]
+    return sp.csr_matrix((g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape)
+
+
 # --------------------------------------------------------------------------- AnnData API
 def positivity(
     adata: AnnData,
@@ -936,6 +1088,8 @@ def positivity(
     threshold: float = DEFAULT_THRESHOLD,
     n_neighbors: int = DEFAULT_N_NEIGHBORS,
     batch_key: str | None = None,
+    state_key: str | None = None,
+    ambient: bool = True,
     obsp: str | None = None,
     prior_shape: float = DEFAULT_PRIOR_SHAPE,
     block_size: int = 8192,
@@ -957,9 +1111,20 @@ def positivity(
     n_neighbors
         Neighbours pooled with each cell (knn; used when the graph is built here).
     batch_key
-        ``adata.obs`` column; the kNN graph is built within each batch (e.g. patient).
+        ``adata.obs`` column of samples (e.g. patient, donor): neighbours are pooled within a
+        sample, and each sample's ambient RNA is estimated on its own.
+    state_key
+        ``adata.obs`` column of labelled cell states (e.g. cell type): neighbours are pooled
+        within a state too, never across a label boundary; the states also find the
+        markers of the ambient model.
+    ambient
+        knn: estimate each sample's soup and contamination
+        (:func:`antigenscout.pp._ambient.estimate_ambient`) and call a cell positive only
+        where its pooled counts exceed what the soup explains (the rule of
+        :func:`antigenscout.tl.score_targets`); ``False`` counts every read.
     obsp
-        Use ``adata.obsp[obsp]`` (e.g. ``"connectivities"``) as the graph instead of building one.
+        Use ``adata.obsp[obsp]`` (e.g. ``"connectivities"``) as the graph instead of building
+        one (edges across samples or states are cut).
     prior_shape
         Prior shape a0 (knn).
     block_size
@@ -972,7 +1137,8 @@ def positivity(
     Returns
     -------
     ``None`` (or the copy if ``copy=True``). Sets ``adata.layers[key_added]`` (boolean CSR,
-    cells × all genes) and ``adata.uns[key_added] = {"params": {...}}``. The library size is
+    cells × all genes) and ``adata.uns[key_added] = {"params": {...}}`` (with the ambient
+    model, ``"ambient"``: one row per sample). The library size is
     ``adata.obs['total_counts']`` when present, else the row sums of the counts.
 
     Examples
@@ -1003,23 +1169,53 @@ def positivity(
     else:
         library = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
         lib_source = "row sums"
+    for key in (batch_key, state_key):
+        if key is not None and key not in adata.obs:
+            msg = f"{key!r} is not an adata.obs column ({list(adata.obs.columns)[:10]})"
+            raise InputError(msg)
+    pool_key = None
+    if batch_key is not None or state_key is not None:  # pooling batch: sample × state
+        cols = [k for k in (batch_key, state_key) if k is not None]
+        pool = adata.obs[cols].astype(str).agg("\t".join, axis=1)
+        pool_key = "_antigenscout_pool"
+        adata.obs[pool_key] = pool.to_numpy()
     graph = None
     graph_source = None
-    if method == "knn":
-        if obsp is not None:
-            if obsp not in adata.obsp:
-                msg = (
-                    f"{obsp!r} is not in adata.obsp ({list(adata.obsp)}); run scanpy.pp.neighbors "
-                    "first or leave obsp=None to build the graph here."
-                )
-                raise InputError(msg)
-            graph = adata.obsp[obsp]
-            graph_source = f"obsp['{obsp}']"
-        else:
-            from antigenscout.pp._graph import neighbor_graph
+    soup = amb = None
+    try:
+        if method == "knn":
+            if obsp is not None:
+                if obsp not in adata.obsp:
+                    msg = (
+                        f"{obsp!r} is not in adata.obsp ({list(adata.obsp)}); run "
+                        "scanpy.pp.neighbors first or leave obsp=None to build the graph here."
+                    )
+                    raise InputError(msg)
+                graph = _cut_graph(adata.obsp[obsp], adata.obs[pool_key] if pool_key else None)
+                graph_source = f"obsp['{obsp}']"
+            else:
+                from antigenscout.pp._graph import neighbor_graph
 
-            graph = neighbor_graph(adata, n_neighbors=n_neighbors, batch_key=batch_key, layer=layer)
-            graph_source = "neighbor_graph"
+                graph = neighbor_graph(
+                    adata, n_neighbors=n_neighbors, batch_key=pool_key, layer=layer
+                )
+                graph_source = "neighbor_graph"
+            if ambient:
+                from ._ambient import estimate_ambient
+
+                sample = (
+                    adata.obs[batch_key].to_numpy(dtype=object)
+                    if batch_key is not None
+                    else np.full(adata.n_obs, "all", dtype=object)
+                )
+                state = None if state_key is None else adata.obs[state_key].to_numpy(object)
+                amb, code = estimate_ambient(
+                    X, sample, state, library=library, gene_names=adata.var_names
+                )
+                soup = Soup(amb.background(np.arange(X.shape[1])), code, amb.contamination)
+    finally:
+        if pool_key is not None:
+            del adata.obs[pool_key]
     blocks = [
         b
         for _, b in positive_blocks(
@@ -1030,6 +1226,7 @@ def positivity(
             graph=graph,
             block_size=block_size,
             prior_shape=prior_shape,
+            soup=soup,
         )
     ]
     adata.layers[key_added] = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=bool)
@@ -1041,9 +1238,13 @@ def positivity(
             "threshold_unit": "CP10k",
             "n_neighbors": int(n_neighbors) if method == "knn" and obsp is None else None,
             "batch_key": batch_key,
+            "state_key": state_key,
             "graph": graph_source,
             "prior_shape": float(prior_shape) if method == "knn" else None,
             "library_size": lib_source,
+            "ambient": None if amb is None else amb.summary(),
         }
     }
+    if amb is not None:
+        adata.uns[key_added]["ambient"] = amb.table
     return adata if copy else None

@@ -33,6 +33,8 @@ from ._targetability import MODALITY_PROFILES, targetability
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..pp._ambient import Ambient
+    from ..pp._positivity import Soup
     from ..reference import Reference
 
 __all__ = [
@@ -272,6 +274,7 @@ def score_targets(
     graph_key: str | None = "connectivities",
     min_reach: float = 0.0,
     cancer: str | None = None,
+    ambient: bool = True,
     progress: Callable[[int, int], None] | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
@@ -322,6 +325,10 @@ def score_targets(
         tissue (:func:`cptac_detection`; ``cptac_*`` columns) and
         ``protein_evidence_conflict`` / ``protein_evidence_note`` where the two disagree
         strongly (:func:`protein_evidence_conflict`).
+    ambient
+        Single cells, ``knn``: estimate each patient's soup from all its rows (tumour and
+        normal cells; :mod:`antigenscout.pp._ambient`) and call a cell positive only where
+        its pooled counts exceed what the soup explains. ``False`` counts every read.
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     rate_stats
@@ -338,8 +345,9 @@ def score_targets(
     Returns
     -------
     Sets ``adata.uns[key_added]`` with ``'targets'`` (DataFrame, one row per candidate,
-    sorted by rank), ``'patient_coverage'`` (targets × patients), ``'params'`` and
-    ``'denominators'``; returns the AnnData when ``copy=True``.
+    sorted by rank), ``'patient_coverage'`` (targets × patients), ``'params'``,
+    ``'denominators'`` and, with the ambient model, ``'ambient'`` (one row per patient: its
+    contamination with interval and top soup genes); returns the AnnData when ``copy=True``.
     """
     from ..pp import _positivity as pos
     from ..reference import load_reference
@@ -359,6 +367,7 @@ def score_targets(
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
+    amb = None
     var = pd.Index(adata.var_names.astype(str))
     cands = candidate_genes(var, reference, modality, min_reach=min_reach)
     if len(cands) == 0:
@@ -391,6 +400,7 @@ def score_targets(
         np.add.at(covered, codes, (frac >= 0.5).astype(float))
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
+        soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx) if ambient else (None, None)
         counts, params_pos = _knn_counts(
             adata,
             X,
@@ -405,7 +415,9 @@ def score_targets(
             column_sums=cp10k_sums,
             on_chunk=None if rate is None else rate.add,
             progress=progress,
+            soup=soup,
         )
+        params_pos["ambient"] = None if amb is None else amb.summary()
         if params_pos["graph"].startswith("obsp"):  # a given graph: no streamed pass
             cp10k_sums = rate = None
     else:
@@ -518,6 +530,8 @@ def score_targets(
             "n_genes_input": len(var),
         },
     }
+    if amb is not None:
+        adata.uns[key_added]["ambient"] = amb.table
     return adata if copy else None
 
 
@@ -536,9 +550,15 @@ def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | 
 
 
 def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) -> Any:
-    """The malignant cells' block of ``adata.obsp[graph_key]``, or ``None`` (build one)."""
+    """The malignant cells' block of ``adata.obsp[graph_key]`` with every edge across a
+    patient or compartment removed, or ``None`` (build one)."""
     if graph_key is not None and graph_key in adata.obsp:
-        return adata.obsp[graph_key][groups.rows][:, groups.rows]
+        g = sparse.coo_matrix(adata.obsp[graph_key][groups.rows][:, groups.rows])
+        batch = _pool_batches(groups)
+        keep = batch[g.row] == batch[g.col]
+        return sparse.csr_matrix(
+            (g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape, dtype=np.float64
+        )
     return None
 
 
@@ -548,11 +568,16 @@ def _knn_params(
     from ..pp._positivity import DEFAULT_N_NEIGHBORS
 
     by_patient = groups.params.get("patient_key") is not None
+    within = ("patient" if by_patient else "") + (
+        (" and compartment" if by_patient else "compartment")
+        if groups.compartment is not None
+        else ""
+    )
+    where = f"within {within}" if within else "over all cells"
     source = (
-        f"obsp[{graph_key!r}]"
+        f"obsp[{graph_key!r}], edges {where} only"
         if graph_key is not None
-        else "shared PCA of informative genes; neighbours "
-        + ("within patient" if by_patient else "over all cells")
+        else f"shared PCA of informative genes; neighbours {where}"
     )
     return {
         "model": "knn",
@@ -562,18 +587,74 @@ def _knn_params(
     }
 
 
+def _pool_batches(groups: TumourGroups) -> np.ndarray:
+    """Integer pooling batch of each malignant cell: its patient and, where compartments are
+    labelled, its compartment (neighbours are never pooled across a label boundary)."""
+    by_patient = groups.params.get("patient_key") is not None
+    code = groups.patient.codes.astype(np.int64) if by_patient else np.zeros(groups.n, np.int64)
+    if groups.compartment is not None:
+        code = code * len(groups.compartment.categories) + groups.compartment.codes
+    return np.asarray(code, dtype=np.int64)
+
+
 def _streamed_kwargs(
     groups: TumourGroups, lib_obs: np.ndarray | None, n_neighbors: int | None
 ) -> dict[str, Any]:
-    """Arguments of the streamed pass: neighbours within each patient when there are patients."""
-    by_patient = groups.params.get("patient_key") is not None
+    """Arguments of the streamed pass: neighbours within each patient and compartment."""
     kw: dict[str, Any] = {
-        "batches": np.asarray(groups.patient) if by_patient else np.zeros(groups.n, dtype=int),
+        "batches": _pool_batches(groups),
         "library": None if lib_obs is None else lib_obs[groups.rows],
     }
     if n_neighbors is not None:
         kw["n_neighbors"] = n_neighbors
     return kw
+
+
+def cell_states(adata: AnnData, groups: TumourGroups) -> np.ndarray:
+    """Labelled state of every row, for the ambient model: the malignant column's value and,
+    where a compartment key is given, the row's compartment (``'malignant:HSC-like'``)."""
+    n = adata.n_obs
+    col = groups.params.get("malignant_key")
+    state = (
+        adata.obs[col].astype(str).to_numpy(dtype=object)
+        if col is not None
+        else np.full(n, "tumour", dtype=object)
+    )
+    key = groups.params.get("compartment_key")
+    if key is not None:
+        comp, missing = _labels(adata.obs[key], np.arange(n))
+        comp[missing] = UNASSIGNED
+        state = np.char.add(np.char.add(state.astype(str), ":"), comp.astype(str))
+    return np.asarray(state, dtype=object)
+
+
+def tumour_soup(
+    adata: AnnData,
+    X: Any,
+    groups: TumourGroups,
+    lib_obs: np.ndarray | None,
+    col_idx: np.ndarray,
+) -> tuple[Soup, Ambient]:
+    """The ambient model of every sample (patient) of ``adata``, from all its rows, and the
+    soup the malignant cells' calls discount for the ``col_idx`` genes."""
+    from ..pp._ambient import estimate_ambient
+    from ..pp._positivity import Soup
+
+    key = groups.params.get("patient_key")
+    sample = (
+        adata.obs[key].to_numpy(dtype=object)
+        if key is not None
+        else np.full(adata.n_obs, "all", dtype=object)
+    )
+    amb, codes = estimate_ambient(
+        X,
+        sample,
+        cell_states(adata, groups),
+        library=lib_obs,
+        gene_names=pd.Index(adata.var_names.astype(str)),
+    )
+    soup = Soup(amb.background(col_idx), codes[groups.rows], amb.contamination)
+    return soup, amb
 
 
 def _malignant_library(
@@ -595,19 +676,23 @@ def _knn_blocks(
     threshold: float,
     n_neighbors: int | None,
     graph_key: str | None,
+    soup: Soup | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Dropout-aware positivity blocks of the malignant cells (graph within each patient)."""
+    """Dropout-aware positivity blocks of the malignant cells (graph within each patient and
+    compartment), discounting ``soup``."""
     from ..pp import _positivity as pos
 
     graph = _given_graph(adata, groups, graph_key)
     if graph is not None:
         Xm, lib = _malignant_library(X, groups, lib_obs)
         blocks = pos.positive_blocks(
-            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx
+            Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx, soup=soup
         )
-    else:  # streamed: one shared PCA, neighbours within each patient
+    else:  # streamed: one shared PCA, neighbours within each patient and compartment
         kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
-        blocks = pos.knn_blocks_streamed(X, groups.rows, genes=col_idx, threshold=threshold, **kw)
+        blocks = pos.knn_blocks_streamed(
+            X, groups.rows, genes=col_idx, threshold=threshold, soup=soup, **kw
+        )
     params = _knn_params(groups, threshold, n_neighbors, None if graph is None else graph_key)
     return blocks, params
 
@@ -627,8 +712,10 @@ def _knn_counts(
     column_sums: np.ndarray | None = None,
     on_chunk: Any = None,
     progress: Callable[[int, int], None] | None = None,
+    soup: Soup | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Dropout-aware positive malignant cells per (group, gene), float64.
+    """Dropout-aware positive malignant cells per (group, gene), float64, discounting
+    ``soup``.
 
     Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._positivity.
     knn_neighbours_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
@@ -647,6 +734,7 @@ def _knn_counts(
             threshold=threshold,
             n_neighbors=n_neighbors,
             graph_key=graph_key,
+            soup=soup,
         )
         counts = pos.count_blocks(blocks, codes, n_groups, len(col_idx), progress=progress)
         return counts.astype(np.float64), params
@@ -664,6 +752,7 @@ def _knn_counts(
         threshold=threshold,
         prior_shape=pos.DEFAULT_PRIOR_SHAPE,
         progress=progress,
+        soup=soup,
     )
     return counts.astype(np.float64), params
 
@@ -678,12 +767,15 @@ def tumour_positivity(
     layer: str | None = None,
     n_neighbors: int | None = None,
     graph_key: str | None = "connectivities",
+    ambient: bool = True,
 ) -> tuple[sparse.csr_matrix, dict[str, Any]]:
-    """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params."""
+    """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params
+    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumour_soup`)."""
     from ..pp._positivity import positive_blocks
 
     X, lib_obs = counts_matrix(adata, layer)
     if positivity == "knn":
+        soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx) if ambient else (None, None)
         blocks, params = _knn_blocks(
             adata,
             X,
@@ -693,7 +785,9 @@ def tumour_positivity(
             threshold=threshold,
             n_neighbors=n_neighbors,
             graph_key=graph_key,
+            soup=soup,
         )
+        params["ambient"] = None if amb is None else amb.summary()
     else:
         Xm, lib = _malignant_library(X, groups, lib_obs)
         blocks = positive_blocks(Xm, lib, method=positivity, threshold=threshold, genes=col_idx)

@@ -183,6 +183,7 @@ def search_gates(
     threshold: float | None = None,
     layer: str | None = None,
     graph_key: str | None = "connectivities",
+    ambient: bool = True,
     key_added: str = KEY_ADDED,
     copy: bool = False,
 ) -> AnnData | None:
@@ -240,7 +241,11 @@ def search_gates(
     positivity, threshold, layer
         Positivity model, its threshold (CP10k) and the counts layer.
     graph_key
-        ``adata.obsp`` key of a precomputed neighbour graph for ``knn`` (used when present).
+        ``adata.obsp`` key of a precomputed neighbour graph for ``knn`` (used when present;
+        edges across patients or compartments are cut).
+    ambient
+        ``knn``: discount each patient's soup from the calls, as
+        :func:`~antigenscout.tl.score_targets` does.
     key_added
         ``adata.uns`` key receiving the results.
     copy
@@ -296,6 +301,7 @@ def search_gates(
         threshold=threshold,
         layer=layer,
         graph_key=graph_key,
+        ambient=ambient,
     )
     if n_candidates is not None and n_candidates < len(cands):
         cov = np.asarray(T.sum(axis=0)).ravel()
