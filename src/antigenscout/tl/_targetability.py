@@ -351,13 +351,11 @@ def residency(surface: pd.DataFrame) -> pd.Series:
         same = hpa_org & up_res
         if "vesicle" in hpa_org and "lysosome" in up_res:
             same = same | {"lysosome"}
-        # HPA and UniProt place it in the same resident compartment: enough against
-        # UniProt's "Cell membrane" when HPA's image was validated independently, or when
-        # the compartment is off the secretory route and UniProt's text names no plasma
-        # membrane (every surface protein passes through the ER and Golgi and is annotated
-        # there: FLT3's immature form in the ER)
-        # HPA's validated image, with SURFY's classifier leaving the protein out of the
-        # surfaceome, outweighs the flag too (B4GALT1 in the Golgi)
+        # what outweighs UniProt's "Cell membrane": HPA and UniProt's text in the same
+        # resident compartment with a validated image, or off the secretory route with no
+        # plasma membrane in the text (every surface protein passes through the ER and
+        # Golgi and is annotated there: FLT3's immature form in the ER); or a validated
+        # organelle image of a protein SURFY's classifier left out (B4GALT1 in the Golgi)
         validated = rel[i] in _HPA_VALIDATED
         agree = not hpa_pm[i] and bool(
             (same and validated)
