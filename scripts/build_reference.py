@@ -36,6 +36,14 @@ from blood_protein import DATASET as PROTEIN_DATASET  # noqa: E402
 from blood_protein import FILE as PROTEIN_FILE  # noqa: E402
 from blood_protein import blood_protein_table  # noqa: E402
 
+from antigenscout.reference._location import (  # noqa: E402
+    HPA_ENDOCYTIC,
+    hpa_compartments,
+    hpa_locations,
+    join_compartments,
+    uniprot_compartments,
+    uniprot_locations,
+)
 from antigenscout.reference._topology import ectodomain  # noqa: E402
 
 ANNOTATIONS = REPO / "src" / "antigenscout" / "reference" / "annotations" / "contexts.tsv"
@@ -98,6 +106,15 @@ SOURCES: dict[str, dict[str, str]] = {
         "path": "surfaceome/surfy_in_silico_surfaceome.tsv",
         "version": "SURFY in silico surfaceome, Bausch-Fluck et al. 2018 PNAS 115:E10988",
         "licence": "repository MIT (github steveneschrich/surfaceome)",
+    },
+    "surfy_master": {
+        "path": "surfaceome/surfy_master_all_swissprot.tsv.gz",
+        "version": (
+            "SURFY master table, all 20,193 human Swiss-Prot entries (UniProt 2017), "
+            "Bausch-Fluck et al. 2018 PNAS 115:E10988, sheet 11.3_SURFYscores_all "
+            "(github Bribak/SURFY2 @4217b62b)"
+        ),
+        "licence": "PNAS open-access SI; topology from UniProtKB (CC BY 4.0)",
     },
     "cspa": {
         "path": "surfaceome/cspa_human_tableA.tsv",
@@ -212,6 +229,7 @@ def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
     raw["pancancer"] = pd.read_csv(p("tcga_medians"))
     raw["evidence"] = pd.read_csv(p("surface_evidence"), sep="\t")
     raw["surfy"] = pd.read_csv(p("surfy"), sep="\t")
+    raw["surfy_master"] = pd.read_csv(p("surfy_master"), sep="\t")
     raw["cspa"] = pd.read_csv(p("cspa"), sep="\t")
     raw["cptac"] = pd.read_csv(
         p("cptac_protein_detection"),
@@ -499,6 +517,77 @@ def build_ihc(raw: pd.DataFrame, canon: pd.Series, contexts: pd.Index) -> pd.Dat
     return out
 
 
+#: SURFY's "topology source" starts with the source of the string it kept: UniProt's annotated
+#: topology, or a Phobius prediction (plain or "constrained" by CSPA peptides) where UniProt
+#: had none or SURFY preferred it; "CSPA confirmed" means glycopeptides captured on intact
+#: cells (Bausch-Fluck 2015) lie in the string's non-cytoplasmic segments.
+TOPOLOGY_SOURCES = ("uniprot", "phobius")
+
+
+def topology_source(text: pd.Series) -> pd.Series:
+    """``uniprot``, ``phobius`` or ``phobius-cspa`` (a Phobius string CSPA confirmed)."""
+    text = text.astype("string")
+    source = text.str.extract(r"^(?:constrained )?(\w+)")[0]
+    bad = sorted(set(source.dropna()) - set(TOPOLOGY_SOURCES))
+    if bad:
+        msg = f"SURFY: unknown topology sources {bad}."
+        raise SystemExit(msg)
+    confirmed = text.str.contains("CSPA confirmed", regex=False).fillna(False)
+    return source.mask(source.eq("phobius") & confirmed, "phobius-cspa")
+
+
+def master_topology(
+    master: pd.DataFrame, ev_acc: pd.DataFrame, resolve_sym: dict[str, str]
+) -> pd.DataFrame:
+    """One Swiss-Prot entry per gene symbol from SURFY's master table, with its topology.
+
+    Each entry maps to the symbols HGNC gives its accession (``ev_acc``: ``uniprot_acc``,
+    ``symbol``), else to its ``UniProt gene`` name resolved like any symbol. Where several
+    entries map to one symbol, the kept one is, in order: the accession HGNC lists for the
+    symbol, an entry with a topology string, a UniProt rather than a Phobius topology, the
+    longest sequence, the smallest accession.
+
+    Returns
+    -------
+    DataFrame indexed by symbol: ``accession``, ``topology`` (NA when the entry has neither
+    a helix nor a signal peptide), ``topology_source`` (:func:`topology_source`; NA),
+    ``n_tm`` (0 when there is no topology string: SURFY analysed the entry and found none),
+    ``gpi`` (SURFY's label source ``GPI (UniProt)``) and ``n_entries`` (entries that mapped).
+    """
+    m = master.rename(columns={"UniProt accession": "accession"})
+    m = m.assign(
+        topology=m["topology"].astype("string").str.strip().replace("", pd.NA),
+        source=topology_source(m["topology source"]),
+    )
+    by_acc = m.merge(ev_acc, left_on="accession", right_on="uniprot_acc", how="inner")
+    by_acc["hgnc"] = True
+    rest = m[~m["accession"].isin(ev_acc["uniprot_acc"])]
+    gene = rest["UniProt gene"].astype("string").str.strip()
+    rest = rest.assign(symbol=gene.map(resolve_sym), hgnc=False).dropna(subset=["symbol"])
+    rows = pd.concat([by_acc.drop(columns=["uniprot_acc"]), rest], ignore_index=True)
+    rows["has_topology"] = rows["topology"].notna()
+    rows["uniprot_topology"] = rows["source"].eq("uniprot").fillna(False)
+    rows = rows.sort_values(
+        ["symbol", "hgnc", "has_topology", "uniprot_topology", "length", "accession"],
+        ascending=[True, False, False, False, False, True],
+        kind="stable",
+    )
+    n_entries = rows.groupby("symbol").size()
+    best = rows.drop_duplicates("symbol").set_index("symbol")
+    tm = pd.to_numeric(best["TM domains"], errors="coerce")
+    return pd.DataFrame(
+        {
+            "accession": best["accession"].astype("string"),
+            "topology": best["topology"],
+            "topology_source": best["source"].where(best["has_topology"]).astype("string"),
+            "n_tm": tm.where(best["has_topology"], 0).astype("Int16"),
+            "gpi": best["Surfaceome Label Source"].eq("GPI (UniProt)").to_numpy(),
+            "n_entries": n_entries.reindex(best.index).astype(int),
+        },
+        index=best.index.rename("symbol"),
+    )
+
+
 def build_surface(
     raw: dict[str, pd.DataFrame],
     canon: pd.Series,
@@ -507,6 +596,7 @@ def build_surface(
     ev = raw["evidence"].copy()
     ens = strip_version(ev["ensembl_gene"])
     ev["symbol"] = ens.map(canon).fillna(ev["hgnc_symbol"].map(resolve_sym))
+    ev_acc = ev[["uniprot_acc", "symbol"]].dropna().drop_duplicates()
     ev = ev.dropna(subset=["symbol"]).drop_duplicates("symbol").set_index("symbol")
     flags = pd.DataFrame(
         {
@@ -578,24 +668,50 @@ def build_surface(
     has_cd = surf["cd"].notna().to_numpy()
     surf["is_surface"] = strong & ((score >= SURFACE_THRESHOLD) | has_cd)
 
+    # ---- HPA 21.1 subcellular location (immunofluorescence) and UniProt locations
     sub = raw["subcell"]
     sub = sub.assign(symbol=strip_version(sub["Gene"]).map(canon)).dropna(subset=["symbol"])
     sub = sub.drop_duplicates("symbol").set_index("symbol")
     surf["subcellular_main"] = sub["Main.location"].reindex(index).astype("string")
-    located = sub["Main.location"].fillna("") + ";" + sub["Additional.location"].fillna("")
+    pairs_loc = zip(sub["Main.location"], sub["Additional.location"], strict=True)
+    hpa_locs = pd.Series([hpa_locations(m, a) for m, a in pairs_loc], index=sub.index, dtype=object)
+    hpa_comp = hpa_locs.map(hpa_compartments)
     surf["hpa_plasma_membrane"] = (
-        located.str.contains("Plasma membrane|Cell Junctions", regex=True)
-        .reindex(index, fill_value=False)
-        .astype(bool)
+        hpa_comp.map(lambda c: "plasma-membrane" in c).reindex(index, fill_value=False)
+    ).astype(bool)
+    surf["hpa_compartments"] = (
+        hpa_comp.map(lambda c: join_compartments(c - {"plasma-membrane"}))
+        .reindex(index)
+        .astype("string")
     )
+    surf["hpa_reliability"] = sub["Reliability"].reindex(index).astype("string")
     # ---- reachability: topology, anchors, soluble forms, endocytosis (docs/modalities.md)
-    topo = sf["topology"].dropna().map(ectodomain)
-    surf["ectodomain_aa"] = topo.map(lambda e: e.largest_aa).reindex(index).astype("Int32")
-    surf["ectodomain_total_aa"] = topo.map(lambda e: e.total_aa).reindex(index).astype("Int32")
-    surf["n_tm"] = sf["TM domains"].reindex(index).astype("Int16")
+    topo = master_topology(raw["surfy_master"], ev_acc, resolve_sym).reindex(index)
+    # surfaceome rows whose symbol came from SURFY's Ensembl id and no master entry maps to
+    # (unnamed loci, a few pseudogenes): keep SURFY's own topology for them, as before
+    sf_only = sf.index[sf["topology"].notna()].intersection(index[topo["accession"].isna()])
+    if len(sf_only):
+        topo.loc[sf_only, "accession"] = sf.loc[sf_only, "UniProt accession"]
+        topo.loc[sf_only, "topology"] = sf.loc[sf_only, "topology"]
+        topo.loc[sf_only, "topology_source"] = topology_source(sf.loc[sf_only, "topology source"])
+        topo.loc[sf_only, "n_tm"] = sf.loc[sf_only, "TM domains"]
+    ecto = topo["topology"].dropna().map(ectodomain)
+    surf["ectodomain_aa"] = ecto.map(lambda e: e.largest_aa).reindex(index).astype("Int32")
+    surf["ectodomain_total_aa"] = ecto.map(lambda e: e.total_aa).reindex(index).astype("Int32")
+    surf["n_tm"] = topo["n_tm"].astype("Int16")
+    surf["topology_source"] = topo["topology_source"].astype("string")
+    surf["signal_peptide"] = topo["topology"].str.contains("SP:", regex=False).astype("boolean")
+    surf["uniprot_accession"] = topo["accession"].astype("string")
     up_loc = sf["UniProt subcellular"].fillna("").reindex(index, fill_value="")
+    surf["uniprot_compartments"] = (
+        up_loc.map(lambda t: join_compartments(uniprot_compartments(uniprot_locations(t))))
+    ).astype("string")
     gpi_cspa = set(cs.loc[cs["GPI"].eq(1), "symbol"])
-    surf["gpi_anchor"] = up_loc.str.contains("GPI-anchor", regex=False) | index.isin(list(gpi_cspa))
+    surf["gpi_anchor"] = (
+        up_loc.str.contains("GPI-anchor", regex=False)
+        | index.isin(list(gpi_cspa))
+        | topo["gpi"].fillna(False).astype(bool).to_numpy()
+    )
     surf["cspa_category"] = (
         cs.drop_duplicates("symbol")
         .set_index("symbol")["CSPA category"]
@@ -606,9 +722,15 @@ def build_surface(
     surf["secreted_form"] = up_loc.str.contains("Secreted", regex=False) | pclass.str.contains(
         "Predicted secreted proteins"
     ).reindex(index, fill_value=False).astype(bool)
+    # internalisation witnessed by UniProt (endosome, lysosome, endocytic vesicles) or by HPA
+    # (Endosomes, Lysosomes; not Uncertain); the score credits it only for proteins that are
+    # not organelle residents (tl._targetability)
+    hpa_endo = hpa_locs.map(lambda locs: bool(HPA_ENDOCYTIC.intersection(locs))) & sub[
+        "Reliability"
+    ].ne("Uncertain")
     surf["endocytic"] = up_loc.str.contains(
         "Endosome|Lysosome|clathrin-coated|Cytoplasmic vesicle", regex=True
-    )
+    ) | hpa_endo.reindex(index, fill_value=False).astype(bool)
     surf["hpa_predicted_intracellular"] = (
         pclass.str.contains("Predicted intracellular proteins")
         .reindex(index, fill_value=False)

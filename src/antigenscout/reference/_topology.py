@@ -10,6 +10,7 @@ kind   meaning
 SP     signal peptide (cleaved; not part of the mature protein)
 NC     non-cytoplasmic: extracellular (or luminal) segment
 TM     transmembrane helix
+TB     transmembrane beta strand (of a beta barrel: VDAC1, VDAC2)
 IM     intramembrane segment (a re-entrant loop that does not cross the membrane)
 CY     cytoplasmic segment
 =====  ==========================================================
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 __all__ = ["Ectodomain", "Segment", "ectodomain", "parse_topology"]
 
-_SEGMENT = re.compile(r"^\s*(SP|NC|TM|IM|CY)\s*:\s*(\d+)\s*-\s*(\d+)\s*$")
+_SEGMENT = re.compile(r"^\s*(SP|NC|TM|TB|IM|CY)\s*:\s*(\d+)\s*-\s*(\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Ectodomain:
 
     largest_aa: int  #: longest contiguous non-cytoplasmic segment (residues)
     total_aa: int  #: all non-cytoplasmic residues
-    n_tm: int  #: transmembrane helices
+    n_tm: int  #: transmembrane helices (beta strands ``TB`` are not counted)
     n_segments: int  #: non-cytoplasmic segments
 
 

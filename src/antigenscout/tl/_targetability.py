@@ -10,8 +10,11 @@ healthy risk are weighed:
    calls the protein surface-exposed is an independent, imperfect witness, and the chance
    that at least one is right is ``1 - prod(1 - w_s)`` (a noisy-OR with a prior weight
    ``w_s`` per source, :data:`SOURCE_WEIGHTS`). That probability is multiplied by a factor
-   for what is known of the ectodomain (:data:`ECTODOMAIN_FACTOR`). No single source's flag
-   can put a keratin on the list or take STEAP1 off it.
+   for what is known of the ectodomain (:data:`ECTODOMAIN_FACTOR`; a topology that Phobius
+   predicted counts for less than UniProt's, :func:`ectodomain_factor`) and by one for
+   where the protein resides (:data:`RESIDENCY_FACTOR`): the non-cytoplasmic domain of an
+   ER, Golgi or lysosome resident is lumenal, out of a binder's reach (:func:`residency`).
+   No single source's flag can put a keratin on the list or take STEAP1 off it.
 2. **The modality's needs** (:data:`MODALITY_PROFILES`): CAR-T cells kill T cells that
    carry the target (fratricide); ADCs need antigen density and internalisation; a soluble
    (shed) form mops up an antibody; TCR-T and vaccines reach any protein presented on HLA;
@@ -30,18 +33,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..reference._location import RESIDENT_COMPARTMENTS
+
 if TYPE_CHECKING:
     from ..reference import Reference
 
 __all__ = [
+    "ECTODOMAIN_BASE_RATE",
     "ECTODOMAIN_FACTOR",
     "MIN_ECTODOMAIN_AA",
     "MODALITY_PROFILES",
+    "PHOBIUS_TOPOLOGY_ACCURACY",
+    "RESIDENCY_FACTOR",
     "SOURCE_WEIGHTS",
     "ModalityProfile",
+    "ectodomain_factor",
     "lineage_contexts",
     "modalities",
     "reachability",
+    "residency",
     "targetability",
 ]
 
@@ -68,14 +78,34 @@ MIN_ECTODOMAIN_AA = 20
 #: Factor on the surface probability by what is known of the extracellular part.
 ECTODOMAIN_FACTOR: dict[str, float] = {
     "ectodomain": 1.0,  # topology shows a non-cytoplasmic segment >= MIN_ECTODOMAIN_AA, or GPI
-    # anchored and called surface by some source, yet SURFY's classifier, which sees the
-    # topology, left it out of the surfaceome. SURFY holds 95.8% of the anchored proteins
-    # that CSPA captured on intact cells (an accessible ectodomain), so its absence has a
-    # likelihood ratio of about 0.042; from a prior of 0.7 that leaves 0.09 (docs).
+    # anchored and called surface by some source, but no Swiss-Prot topology at all (not in
+    # SURFY's 2017 master table: new or unmapped entries) and so not in SURFY's surfaceome.
+    # SURFY holds 95.8% of the anchored proteins that CSPA captured on intact cells (an
+    # accessible ectodomain), so absence has a likelihood ratio of about 0.042; from a prior
+    # of 0.7 that leaves 0.09 (docs).
     "topology-unknown": 0.1,
     "short-ectodomain": 0.05,  # topology shows only loops < MIN_ECTODOMAIN_AA
     "no-anchor": 0.0,  # no transmembrane helix and no GPI anchor: not on the surface
 }
+#: Share of predicted topologies that are right, for Phobius (Nugent & Jones 2009 BMC
+#: Bioinformatics 10:159, Table 2, proteins of known structure): the whole topology of 63%
+#: of membrane proteins, and of 93% of those with a signal peptide (which fixes the
+#: orientation of what follows). UniProt's annotated topologies are taken as right.
+PHOBIUS_TOPOLOGY_ACCURACY: dict[str, float] = {"signal_peptide": 0.93, "other": 0.63}
+#: What a wrong prediction leaves: the share of anchored proteins (protein-coding, a helix or
+#: a GPI anchor) with a UniProt-annotated topology whose topology shows an ectodomain, 3,498
+#: of 3,798 in the shipped reference (tests/tl/test_targetability.py recomputes it).
+ECTODOMAIN_BASE_RATE = 0.921
+#: Factor on reach by where the protein resides (:func:`residency`). An organelle resident's
+#: non-cytoplasmic domain faces the lumen; 0.05 (as for a short ectodomain) says that a
+#: surface pool is possible (LAMP1 on degranulating cells) but not to be expected.
+RESIDENCY_FACTOR: dict[str, float] = {"plasma-membrane": 1.0, "unknown": 1.0, "organelle": 0.05}
+#: HPA reliability "Enhanced": the location was validated independently (siRNA, a tagged
+#: protein, a second antibody); "Supported" agrees with published data, "Approved" rests on
+#: one antibody, "Uncertain" conflicts with other data (never used as organelle evidence).
+_HPA_VALIDATED = frozenset({"Enhanced"})
+#: Resident compartments a plasma-membrane protein does not pass through on its way out.
+_OFF_ROUTE = RESIDENT_COMPARTMENTS - {"er", "golgi"}
 #: T-cell and NK-cell contexts, matched on context names (any reference).
 _T_CELL = re.compile(
     r"\bT[- ]?cells?\b|\bT_cell|MAIT|regulatory T|cytotoxic T|gamma-delta|\bCTL\b", re.I
@@ -238,20 +268,160 @@ def _flag(surface: pd.DataFrame, col: str) -> pd.Series:
     return surface[col].astype("boolean").fillna(False).astype(bool)
 
 
+def _compartments(surface: pd.DataFrame, col: str) -> list[frozenset[str]]:
+    if col not in surface.columns:
+        return [frozenset()] * len(surface)
+    return [
+        frozenset(v.split(";")) if isinstance(v, str) and v else frozenset()
+        for v in surface[col].astype(object).where(surface[col].notna(), None)
+    ]
+
+
+def residency(surface: pd.DataFrame) -> pd.Series:
+    """Where each protein resides: ``plasma-membrane``, ``organelle`` or ``unknown``.
+
+    Three witnesses (docs/modalities.md, "Organelle residents"):
+
+    * **at the plasma membrane**: a GPI anchor; an HPA location (main or additional, any
+      reliability) at the plasma membrane, cell junctions or focal adhesions
+      (``hpa_plasma_membrane``); UniProt's curated "Cell membrane"/"Cell surface" location
+      (the ``uniprot`` flag, or a UniProt location text that names the plasma membrane and
+      no resident compartment).
+    * **in an organelle**: an HPA location (reliability other than ``Uncertain``) in the ER,
+      Golgi, vesicles, lysosomes, endosomes, mitochondria, peroxisomes, nuclear membrane or
+      lipid droplets (``hpa_compartments``); a UniProt location in a resident compartment
+      (ER, Golgi, lysosome, mitochondrion, peroxisome, nuclear envelope, lipid droplet), or
+      in endosomes and vesicles when UniProt names no plasma membrane
+      (``uniprot_compartments``).
+    * **agreement** outweighs UniProt's "Cell membrane" flag: HPA and UniProt's location
+      text name the same resident compartment (HPA ``Vesicles`` matching a UniProt
+      lysosome) and either HPA's image was validated independently (``Enhanced``: TGOLN2 in
+      the Golgi, STIM1 in the ER) or the compartment is off the secretory route (lysosome,
+      mitochondrion, peroxisome, nuclear envelope, lipid droplet) and the text names no
+      plasma membrane (TMEM9, LMBRD1). ER and Golgi agreement alone is not enough: every
+      surface protein is made there and is annotated there (FLT3, FGFR3). A validated HPA
+      image of an organelle also outweighs the flag for a protein that SURFY's classifier
+      left out of the surfaceome (B4GALT1 in the Golgi).
+
+    A protein is ``organelle`` when it has organelle evidence and no plasma-membrane
+    evidence, ``plasma-membrane`` when it has plasma-membrane evidence, else ``unknown``
+    (no location data: today's surface evidence decides alone).
+
+    Parameters
+    ----------
+    surface
+        Surface table with (any of) ``gpi_anchor``, ``hpa_plasma_membrane``,
+        ``hpa_compartments``, ``hpa_reliability``, ``uniprot``, ``uniprot_compartments``.
+
+    Returns
+    -------
+    Series of str indexed like ``surface``.
+
+    Examples
+    --------
+    A Golgi protein by HPA (validated) and UniProt, which UniProt also lists at the cell
+    membrane (TGOLN2), and a receptor HPA saw only in endosomes (TFRC):
+
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"uniprot": [True, True],
+    ...                   "hpa_compartments": ["golgi", "lysosome;endosome"],
+    ...                   "hpa_reliability": ["Enhanced", "Supported"],
+    ...                   "uniprot_compartments": ["plasma-membrane;golgi", None]},
+    ...                  index=["TGOLN2", "TFRC"])
+    >>> residency(s).tolist()
+    ['organelle', 'plasma-membrane']
+    """
+    n = len(surface)
+    hpa = _compartments(surface, "hpa_compartments")
+    up = _compartments(surface, "uniprot_compartments")
+    if "hpa_reliability" in surface.columns:
+        rel = surface["hpa_reliability"].astype(object).where(surface["hpa_reliability"].notna())
+        rel = rel.to_numpy()
+    else:
+        rel = np.full(n, None, dtype=object)
+    gpi = _flag(surface, "gpi_anchor").to_numpy()
+    hpa_pm = _flag(surface, "hpa_plasma_membrane").to_numpy()
+    up_flag = _flag(surface, "uniprot").to_numpy()
+    surfy = _flag(surface, "surfy").to_numpy()
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        up_res = up[i] & RESIDENT_COMPARTMENTS
+        up_pm = "plasma-membrane" in up[i]
+        hpa_org = hpa[i] - {"plasma-membrane"} if rel[i] != "Uncertain" else frozenset()
+        same = hpa_org & up_res
+        if "vesicle" in hpa_org and "lysosome" in up_res:
+            same = same | {"lysosome"}
+        # what outweighs UniProt's "Cell membrane": HPA and UniProt's text in the same
+        # resident compartment with a validated image, or off the secretory route with no
+        # plasma membrane in the text (every surface protein passes through the ER and
+        # Golgi and is annotated there: FLT3's immature form in the ER); or a validated
+        # organelle image of a protein SURFY's classifier left out (B4GALT1 in the Golgi)
+        validated = rel[i] in _HPA_VALIDATED
+        agree = not hpa_pm[i] and bool(
+            (same and validated)
+            or (same & _OFF_ROUTE and not up_pm)
+            or (hpa_org and validated and not surfy[i])
+        )
+        at_pm = gpi[i] or hpa_pm[i] or ((up_flag[i] or (up_pm and not up_res)) and not agree)
+        in_org = bool(hpa_org or up_res or (not up_pm and up[i] & {"endosome", "vesicle"}))
+        out[i] = "plasma-membrane" if at_pm else ("organelle" if in_org else "unknown")
+    return pd.Series(out, index=surface.index, dtype=object, name="residency")
+
+
+def ectodomain_factor(
+    cls: np.ndarray, topology_source: np.ndarray, signal_peptide: np.ndarray
+) -> np.ndarray:
+    """Factor on reach for an ectodomain class, weaker where Phobius predicted the topology.
+
+    A UniProt topology gives :data:`ECTODOMAIN_FACTOR` of its class. A Phobius prediction
+    is right with probability ``q`` (:data:`PHOBIUS_TOPOLOGY_ACCURACY`, higher with a
+    signal peptide); when wrong, the protein is as likely to have an ectodomain as any
+    anchored protein of curated topology (:data:`ECTODOMAIN_BASE_RATE`)::
+
+        factor = q × ECTODOMAIN_FACTOR[class] + (1 − q) × f̄,
+        f̄ = base × 1 + (1 − base) × ECTODOMAIN_FACTOR["short-ectodomain"]
+
+    so a predicted ectodomain counts a little less than 1 and a predicted short one more
+    than 0.05. GPI anchors (UniProt's), absent anchors and unknown topologies are unchanged.
+
+    Examples
+    --------
+    >>> ectodomain_factor(np.array(["ectodomain", "short-ectodomain"]),
+    ...                   np.array(["phobius", "phobius"]), np.array([False, False])).round(3)
+    array([0.972, 0.374])
+    """
+    cls = np.asarray(cls, dtype=object)
+    base = pd.Series(cls).map(ECTODOMAIN_FACTOR).to_numpy(dtype=float)
+    short = ECTODOMAIN_FACTOR["short-ectodomain"]
+    fbar = ECTODOMAIN_BASE_RATE + (1.0 - ECTODOMAIN_BASE_RATE) * short
+    q = np.where(
+        np.asarray(signal_peptide, dtype=bool),
+        PHOBIUS_TOPOLOGY_ACCURACY["signal_peptide"],
+        PHOBIUS_TOPOLOGY_ACCURACY["other"],
+    )
+    predicted = (np.asarray(topology_source, dtype=object) == "phobius") & np.isin(
+        cls, ["ectodomain", "short-ectodomain"]
+    )
+    return np.where(predicted, q * base + (1.0 - q) * fbar, base)
+
+
 def reachability(surface: pd.DataFrame) -> pd.DataFrame:
-    """Per gene: soft surface evidence, ectodomain class and binder reachability.
+    """Per gene: soft surface evidence, ectodomain class, residency and binder reachability.
 
     Parameters
     ----------
     surface
         The reference's surface table (``reference.surface``): source flags, topology
-        columns (``ectodomain_aa``, ``n_tm``, ``gpi_anchor``), HPA protein classes.
+        columns (``ectodomain_aa``, ``n_tm``, ``gpi_anchor``, ``topology_source``,
+        ``signal_peptide``), HPA protein classes, locations (see :func:`residency`).
 
     Returns
     -------
     DataFrame indexed like ``surface`` with ``surface_probability`` (noisy-OR of the
     sources), ``membrane_anchor``, ``ectodomain_class`` (see :data:`ECTODOMAIN_FACTOR`),
-    ``ectodomain_aa`` and ``reach`` = probability × ectodomain factor.
+    ``ectodomain_aa``, ``topology_source`` (``uniprot``/``phobius``/NA), ``residency``
+    (see :func:`residency`) and ``reach`` = probability × ectodomain factor
+    (:func:`ectodomain_factor`) × residency factor (:data:`RESIDENCY_FACTOR`).
     """
     if not _SOURCE_COLUMNS & set(surface.columns):
         return _reachability_from_flag(surface)
@@ -271,9 +441,13 @@ def reachability(surface: pd.DataFrame) -> pd.DataFrame:
     prob = 1.0 - miss
 
     ecto = _num(surface, "ectodomain_aa")
-    n_tm = _num(surface, "n_tm").fillna(0).to_numpy()
+    n_tm_raw = _num(surface, "n_tm")
+    n_tm = n_tm_raw.fillna(0).to_numpy()
+    # a measured topology (n_tm known: SURFY's master table analysed the entry) decides the
+    # anchor; HPA's helix prediction stands in only where there is none
+    measured = n_tm_raw.notna().to_numpy()
     gpi = _flag(surface, "gpi_anchor").to_numpy()
-    anchor = (n_tm > 0) | gpi | witnesses["tm_prediction"] | witnesses["surfy"]
+    anchor = (n_tm > 0) | gpi | witnesses["surfy"] | (witnesses["tm_prediction"] & ~measured)
     known = ecto.notna().to_numpy()
     big = ecto.fillna(0).to_numpy() >= MIN_ECTODOMAIN_AA
     cls = np.where(
@@ -285,13 +459,23 @@ def reachability(surface: pd.DataFrame) -> pd.DataFrame:
             np.where(known, "short-ectodomain", "topology-unknown"),
         ),
     )
-    factor = pd.Series(cls).map(ECTODOMAIN_FACTOR).to_numpy(dtype=float)
+    if "topology_source" in surface.columns:
+        src = surface["topology_source"].astype(object).where(surface["topology_source"].notna())
+    else:
+        src = pd.Series(None, index=surface.index, dtype=object)
+    # GPI anchors come from UniProt: a Phobius string does not weaken them
+    src_eff = np.where(gpi, None, src.to_numpy(dtype=object))
+    factor = ectodomain_factor(cls, src_eff, _flag(surface, "signal_peptide").to_numpy())
+    where = residency(surface)
+    factor = factor * where.map(RESIDENCY_FACTOR).to_numpy(dtype=float)
     return pd.DataFrame(
         {
             "surface_probability": np.round(prob, 4),
             "membrane_anchor": anchor,
             "ectodomain_class": cls,
             "ectodomain_aa": ecto.astype("Int32"),
+            "topology_source": src.astype("string"),
+            "residency": where.to_numpy(dtype=object),
             "reach": np.round(prob * factor, 4),
         },
         index=surface.index,
@@ -322,6 +506,8 @@ def _reachability_from_flag(surface: pd.DataFrame) -> pd.DataFrame:
             "membrane_anchor": flag,
             "ectodomain_class": np.where(flag, "ectodomain", "no-anchor"),
             "ectodomain_aa": pd.array([pd.NA] * len(surface), dtype="Int32"),
+            "topology_source": pd.array([pd.NA] * len(surface), dtype="string"),
+            "residency": np.full(len(surface), "unknown", dtype=object),
             "reach": np.round(np.where(flag, prob, 0.0), 4),
         },
         index=surface.index,
@@ -391,9 +577,24 @@ def targetability(
         cls = reach["ectodomain_class"].to_numpy()
         flag(cls == "no-anchor", "intracellular")
         flag(cls == "short-ectodomain", "short-ectodomain")
+        anchored = cls != "no-anchor"
         flag(cls == "topology-unknown", "topology-unknown")
-        flag((cls != "no-anchor") & (reach["surface_probability"].to_numpy() < 0.5), "weak-surface")
-    out = out.join(reach[["reach", "surface_probability", "ectodomain_class", "ectodomain_aa"]])
+        predicted = reach["topology_source"].eq("phobius").fillna(False).to_numpy(dtype=bool)
+        flag(anchored & predicted, "predicted-topology")
+        flag(anchored & (reach["residency"].to_numpy() == "organelle"), "organelle-resident")
+        flag(anchored & (reach["surface_probability"].to_numpy() < 0.5), "weak-surface")
+    out = out.join(
+        reach[
+            [
+                "reach",
+                "surface_probability",
+                "ectodomain_class",
+                "ectodomain_aa",
+                "topology_source",
+                "residency",
+            ]
+        ]
+    )
 
     frat = np.zeros(n)
     if profile.fratricide is not None:
@@ -415,7 +616,9 @@ def targetability(
     out["density_factor"] = np.round(density, 4)
 
     secreted = _flag(surf, "secreted_form").to_numpy()
-    endocytic = _flag(surf, "endocytic").to_numpy()
+    # internalisation helps only what is on the surface first: an organelle resident's
+    # endosome or lysosome location is where it lives, not evidence that a binder is taken in
+    endocytic = _flag(surf, "endocytic").to_numpy() & (reach["residency"].to_numpy() != "organelle")
     if profile.binder:
         flag(secreted, "shed")
         factor *= np.where(secreted, profile.soluble_sink, 1.0)
