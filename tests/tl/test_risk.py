@@ -328,7 +328,7 @@ def test_isoform_exclusion_zeroes_only_its_pairs(thresholds: bool) -> None:
     )
     assert not rows.loc["blood:classical_monocyte", "applied"]
     summ = got.summary(["G", "H"])
-    assert summ.loc["H", "isoform_note"] == ""
+    assert summ.loc["H", "isoform_note"] == "none"
     assert summ.loc["G", "worst_context"] == "Monocytes"
     assert summ.loc["G", "vital_risk"] == pytest.approx(
         0.4 * want.fraction.loc["G", "blood:classical_monocyte"]
@@ -376,4 +376,5 @@ def test_profile_names_the_excluded_isoform() -> None:
     assert row["positive_fraction"] == 0.0
     assert "G: other isoform here, soluble sG; engagement" in row["source"]
     assert prof.attrs["isoform_notes"]["G"].startswith("liver RNA taken as soluble sG")
+    assert "H" not in profile_agent(["H"], agent="car-t", reference=ref).attrs["isoform_notes"]
     assert prof.set_index("context").loc["tissue:liver", "positive_fraction"] > 0.5

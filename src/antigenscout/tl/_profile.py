@@ -206,7 +206,7 @@ def profile_agent(
     out.attrs["receptor"] = text
     out.attrs["threshold_cp10k"] = floor
     notes = hr.isoform_note(symbols)
-    out.attrs["isoform_notes"] = {g: str(n) for g, n in notes.items() if n}
+    out.attrs["isoform_notes"] = {g: str(n) for g, n in notes.items() if n != "none"}
     return out.sort_values(
         ["positive_fraction", "expression"], ascending=False, kind="stable"
     ).reset_index(drop=True)

@@ -210,10 +210,11 @@ class HealthyRisk:
         -------
         Series indexed by gene: the isoform table's note, then the contexts excluded with the
         engagement they had, most engaged first (``excluded: Hepatocytes 0.94, Liver 0.90``),
-        or, for a note, the contexts it concerns; ``''`` for genes without an isoform note.
+        or, for a note, the contexts it concerns; ``'none'`` for genes without an isoform note
+        (as ``binds_most`` and ``targetability_flags``, so a written table reads back alike).
         """
         genes = pd.Index(genes)
-        out = pd.Series("", index=genes, name="isoform_note", dtype=object)
+        out = pd.Series("none", index=genes, name="isoform_note", dtype=object)
         table = self.isoform
         if table is None or table.empty:
             return out
