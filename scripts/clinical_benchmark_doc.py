@@ -303,11 +303,21 @@ def main() -> None:
     a3 = pd.to_numeric(on["antigenscout_hit_at_3"], errors="coerce").round(3)
     f3 = pd.to_numeric(on["fold_change_hit_at_3"], errors="coerce").round(3)
     both_miss = on[(a3 == 0) & (f3 == 0)]
+    only_a = on[(a3 == 1) & (f3 == 0)]
+    only_f = on[(a3 == 0) & (f3 == 1)]
+    differ = (
+        "so the paired recall@3 difference is 0 in every resample"
+        if len(only_a) + len(only_f) == 0
+        else "and antigenscout alone hits "
+        + (", ".join(f"{r.id} {r.target_genes}" for r in only_a.itertuples()) or "none")
+        + ", fold change alone "
+        + (", ".join(f"{r.id} {r.target_genes}" for r in only_f.itertuples()) or "none")
+    )
     tox_line = (
         f"At k = 3 antigenscout's localisation and fold change's raw expression make the same "
         f"call on {int((a3 == f3).sum())} of {len(on)} scored on-target rows (both hit "
-        f"{int(((a3 == 1) & (f3 == 1)).sum())}, both miss {len(both_miss)}), so the paired "
-        "recall@3 difference is 0 in every resample. The rows both miss name a damaged tissue "
+        f"{int(((a3 == 1) & (f3 == 1)).sum())}, both miss {len(both_miss)}), {differ}. "
+        "The rows both miss name a damaged tissue "
         "that is not among the three contexts with the most antigen by either measure ("
         + "; ".join(
             f"{r.id} {r.target_genes} → {r.tissue_text} (antigenscout rank "

@@ -915,6 +915,7 @@ def profile(
                     "threshold_cp10k": prof.attrs["threshold_cp10k"],
                     "atlas": None if atlas_path is None else str(atlas_path),
                 },
+                "isoform_notes": prof.attrs.get("isoform_notes", {}),
                 **({"atlas": reference.metadata["atlas"]} if reference.atlas is not None else {}),
             },
         )

@@ -1,5 +1,5 @@
 """Embedded healthy reference: cell types, tissues, expression, IHC and surface evidence."""
 
-from ._reference import REFERENCE_FILES, Reference, load_reference
+from ._reference import ISOFORM_COLUMNS, REFERENCE_FILES, Reference, load_isoforms, load_reference
 
-__all__ = ["REFERENCE_FILES", "Reference", "load_reference"]
+__all__ = ["ISOFORM_COLUMNS", "REFERENCE_FILES", "Reference", "load_isoforms", "load_reference"]

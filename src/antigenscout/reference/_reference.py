@@ -21,7 +21,7 @@ import pandas as pd
 
 from antigenscout._errors import InputError, ReferenceLookupError
 
-__all__ = ["REFERENCE_FILES", "Reference", "load_reference"]
+__all__ = ["ISOFORM_COLUMNS", "REFERENCE_FILES", "Reference", "load_isoforms", "load_reference"]
 
 #: Files a reference directory must contain.
 REFERENCE_FILES = (
@@ -40,6 +40,21 @@ PATHOLOGY_FILE = "pathology.parquet"
 PROTEIN_FILE = "protein.parquet"
 #: Optional file: CPTAC tumour proteomes, patients whose protein was detected per gene and cohort.
 CPTAC_FILE = "cptac.parquet"
+#: Optional file of a reference directory: curated isoform notes (else the packaged table).
+ISOFORM_FILE = "isoforms.tsv"
+#: Columns of the isoform table (``reference/annotations/isoforms.tsv``, docs/engagement.md).
+ISOFORM_COLUMNS = (
+    "gene",
+    "target_isoform",
+    "other_isoform",
+    "contexts",
+    "effect",
+    "note",
+    "rationale",
+    "source",
+)
+#: ``effect`` values: drop the contexts from the gene's risk, or report them only.
+ISOFORM_EFFECTS = ("exclude", "note")
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
 
 
@@ -79,6 +94,11 @@ class Reference:
         Measured surface-protein fractions (CITE-seq, ``scripts/blood_protein.py``): ``gene``,
         ``context``, ``antibody``, ``n_cells``, ``n_positive``; where a (gene, context) has a
         row, engagement is measured protein, not the RNA model. ``None`` when absent.
+    isoforms
+        Curated isoform notes (:func:`load_isoforms`): per gene, the isoform its expression
+        is read as and the contexts whose RNA is another isoform (``effect`` ``exclude``: their
+        engagement is set to 0 in :func:`antigenscout.tl.healthy_risk`; ``note``: reported
+        only). ``None``: none applied.
     cptac
         CPTAC tumour proteomes (oncoref 1.19.2): ``symbol``, ``cancer`` (the HPA cancer type of
         the cohort), ``cohort`` (BRCA, CCRCC, COAD, GBM, HNSCC, LSCC, LUAD, OV, PDAC, UCEC;
@@ -107,6 +127,7 @@ class Reference:
     pathology: pd.DataFrame | None = None
     protein: pd.DataFrame | None = None
     cptac: pd.DataFrame | None = None
+    isoforms: pd.DataFrame | None = None
     #: The :class:`~antigenscout.atlas.Atlas` merged in by :meth:`with_atlas` (else ``None``).
     atlas: Any = None
 
@@ -347,6 +368,7 @@ class Reference:
             if self.protein is None
             else self.protein[~self.protein["context"].isin(replaced)].reset_index(drop=True),
             cptac=self.cptac,
+            isoforms=self.isoforms,
             atlas=atlas,
         )
 
@@ -398,6 +420,7 @@ class Reference:
         )
         protein = pd.read_parquet(root / PROTEIN_FILE) if (root / PROTEIN_FILE).is_file() else None
         cptac = pd.read_parquet(root / CPTAC_FILE) if (root / CPTAC_FILE).is_file() else None
+        isoforms = load_isoforms(root / ISOFORM_FILE if (root / ISOFORM_FILE).is_file() else None)
         if list(expression.columns) != list(contexts.index):
             msg = (
                 f"{root / 'expression.parquet'}: columns do not match contexts.parquet. "
@@ -415,7 +438,111 @@ class Reference:
             pathology=pathology,
             protein=protein,
             cptac=cptac,
+            isoforms=isoforms,
         )
+
+    # ------------------------------------------------------------------ isoforms
+    def isoform_pairs(self, contexts: Sequence[str] | None = None) -> pd.DataFrame:
+        """The isoform table expanded to one row per (gene, matched context).
+
+        Each ``;``-separated entry of a row's ``contexts`` is a regular expression matched in
+        full against the context ids (``contexts``, default this reference's). A row with no
+        contexts is a note on the gene as a whole and gives one row with ``context`` NA.
+
+        Returns
+        -------
+        DataFrame with ``gene``, ``context`` and the table's other columns; empty when the
+        reference has no isoform table.
+        """
+        table = self.isoforms
+        cols = ["gene", "context", *ISOFORM_COLUMNS[1:]]
+        if table is None or table.empty:
+            return pd.DataFrame(columns=cols)
+        ids = pd.Index(self.contexts.index if contexts is None else contexts).astype(str)
+        rows = []
+        for rec in table.to_dict("records"):
+            entries = _isoform_entries(rec["contexts"])
+            if not entries:
+                rows.append({**rec, "context": pd.NA})
+                continue
+            hit = np.zeros(len(ids), dtype=bool)
+            for e in entries:
+                hit |= np.asarray(ids.str.fullmatch(e), dtype=bool)
+            rows.extend({**rec, "context": c} for c in ids[hit])
+        return pd.DataFrame(rows, columns=cols).reset_index(drop=True)
+
+
+def _isoform_entries(text: Any) -> list[str]:
+    """The context patterns of an isoform row (``;``-separated; empty for a gene-level note)."""
+    if not isinstance(text, str):
+        return []
+    return [e.strip() for e in text.split(";") if e.strip()]
+
+
+@functools.lru_cache(maxsize=4)
+def _read_isoforms(path: str | None) -> pd.DataFrame:
+    if path is None:
+        with resources.as_file(
+            resources.files("antigenscout.reference") / "annotations" / ISOFORM_FILE
+        ) as f:
+            table = pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False)
+    else:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    where = "the packaged isoform table" if path is None else path
+    missing = [c for c in ISOFORM_COLUMNS if c not in table.columns]
+    if missing:
+        msg = f"{where} lacks the columns {missing}"
+        raise InputError(msg)
+    table = table[list(ISOFORM_COLUMNS)].apply(lambda c: c.str.strip())
+    bad = table[~table["effect"].isin(ISOFORM_EFFECTS)]
+    if len(bad):
+        msg = f"{where}: effect must be one of {ISOFORM_EFFECTS}; got {bad['effect'].tolist()}"
+        raise InputError(msg)
+    for col in ("gene", "target_isoform", "other_isoform", "note", "source"):
+        empty = table.loc[table[col] == "", "gene"].tolist()
+        if empty:
+            msg = f"{where}: rows without {col}: {empty}"
+            raise InputError(msg)
+    bare = table.loc[(table["effect"] == "exclude") & (table["contexts"] == ""), "gene"]
+    if len(bare):
+        msg = f"{where}: an 'exclude' row must name its contexts: {bare.tolist()}"
+        raise InputError(msg)
+    for e in table["contexts"].map(_isoform_entries).explode().dropna():
+        try:
+            re.compile(e)
+        except re.error as err:
+            msg = f"{where}: context pattern {e!r} is not a regular expression ({err})"
+            raise InputError(msg) from err
+    return table.reset_index(drop=True)
+
+
+def load_isoforms(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Curated isoform notes: which isoform a gene's healthy expression is read as.
+
+    Parameters
+    ----------
+    path
+        A tab-separated table with :data:`ISOFORM_COLUMNS`; ``None`` gives the packaged
+        ``reference/annotations/isoforms.tsv`` (every row sourced; docs/engagement.md).
+
+    Returns
+    -------
+    DataFrame with :data:`ISOFORM_COLUMNS` (strings; ``contexts`` empty for a gene-level
+    note). Cached: treat as read-only.
+
+    Raises
+    ------
+    InputError
+        If a column is missing, an ``effect`` is not ``exclude``/``note``, a row lacks its
+        note or source, an ``exclude`` row names no context, or a pattern does not compile.
+
+    Examples
+    --------
+    >>> from antigenscout.reference import load_isoforms
+    >>> "CLDN18" in set(load_isoforms()["gene"])
+    True
+    """
+    return _read_isoforms(None if path is None else str(Path(path).resolve()))
 
 
 @functools.lru_cache(maxsize=8)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
-from ._risk import PROTEIN_SOURCE, context_source, healthy_risk
+from ._risk import ISOFORM_SOURCE, PROTEIN_SOURCE, context_source, healthy_risk
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -113,8 +113,10 @@ def profile_agent(
     (readable name), ``kind``, ``tissue``, ``system``, ``expression`` (nTPM of the least
     expressed gene of the receptor), ``positive_fraction`` (estimated fraction of cells
     engaged), ``fraction_low``/``fraction_high`` (bounds from the logic and the engagement
-    interval), ``source``, ``vital_weight``, ``engaged``, and ``frac__<gene>`` /
-    ``expr__<gene>`` per gene.
+    interval), ``source`` (naming a gene whose RNA there is taken as another isoform and
+    excluded, docs/engagement.md "Isoforms"), ``vital_weight``, ``engaged``, and
+    ``frac__<gene>`` / ``expr__<gene>`` per gene. ``attrs['isoform_notes']``: gene → isoform
+    note, for the receptor's genes that have one.
 
     Examples
     --------
@@ -203,6 +205,8 @@ def profile_agent(
     out = out[out["kind"].isin(kinds)]
     out.attrs["receptor"] = text
     out.attrs["threshold_cp10k"] = floor
+    notes = hr.isoform_note(symbols)
+    out.attrs["isoform_notes"] = {g: str(n) for g, n in notes.items() if n != "none"}
     return out.sort_values(
         ["positive_fraction", "expression"], ascending=False, kind="stable"
     ).reset_index(drop=True)
@@ -211,14 +215,23 @@ def profile_agent(
 def _sources(hr: Any, symbols: list[str], ctx: pd.DataFrame) -> np.ndarray:
     """Per context: what judged it; measured protein named with the genes it covers."""
     base = context_source(ctx).to_numpy().astype(object)
-    if hr.protein is None:
-        return base
-    prot = hr.protein_measured(symbols)
     out = base.copy()
-    for j in np.flatnonzero(prot.any(axis=0)):
-        genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]
-        rest = "" if prot[:, j].all() else f"; {base[j]} for the other genes"
-        out[j] = f"{PROTEIN_SOURCE}: {', '.join(genes)}{rest}"
+    if hr.protein is not None:
+        prot = hr.protein_measured(symbols)
+        for j in np.flatnonzero(prot.any(axis=0)):
+            genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]
+            rest = "" if prot[:, j].all() else f"; {base[j]} for the other genes"
+            out[j] = f"{PROTEIN_SOURCE}: {', '.join(genes)}{rest}"
+    iso = hr.isoform
+    if iso is not None:
+        done = iso[iso["applied"] & iso["gene"].isin(symbols)]
+        pos = ctx.index.get_indexer(done["context"].astype(str))
+        for j, g, other, f in zip(
+            pos, done["gene"], done["other_isoform"], done["fraction_before"], strict=True
+        ):
+            if j >= 0:
+                what = f"{ISOFORM_SOURCE} here, {other}; engagement {f:.2f} excluded"
+                out[j] = f"{out[j]}; {g}: {what}"
     return out
 
 

@@ -31,6 +31,11 @@ For single-cell-derived contexts (the healthy marrow), the reference stores the
 *measured* fraction of cells called positive by the same positivity model; it replaces
 the mean-based model whenever the run's threshold is the one it was measured at.
 
+Where the reference's curated isoform table (``reference/annotations/isoforms.tsv``) says a
+context's RNA is another isoform of the gene than the one an agent binds (soluble sIL-1RAcP in
+the liver, CLDN18.1 in the lung), that (gene, context) is engaged at 0, its ``source`` says so
+and ``HealthyRisk.isoform`` keeps the engagement it had (docs/engagement.md, "Isoforms").
+
 Risk in a context is ``vital_weight * f``; a tissue's or system's risk is the maximum
 over its contexts. For TCR-T and vaccines (peptide presented on HLA) immune-privileged
 contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
@@ -38,7 +43,7 @@ contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -56,6 +61,7 @@ __all__ = [
     "IHC_RELIABILITY_WEIGHT",
     "IMMUNE_PRIVILEGE_DISCOUNT",
     "INTERVAL_SHAPES",
+    "ISOFORM_SOURCE",
     "HealthyRisk",
     "context_source",
     "engagement_threshold",
@@ -143,6 +149,11 @@ class HealthyRisk:
     #: Genes × contexts: the cells of the protein measurement (CITE-seq) where engagement is
     #: measured surface protein, NaN elsewhere.
     protein: pd.DataFrame | None = None
+    #: The reference's isoform notes that apply, one row per (gene, context) (context NA for a
+    #: note on the whole gene): ``gene``, ``context``, ``effect``, ``target_isoform``,
+    #: ``other_isoform``, ``note``, ``source``, ``fraction_before`` (engagement before) and
+    #: ``applied`` (engagement set to 0). ``None`` when none apply.
+    isoform: pd.DataFrame | None = None
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -162,8 +173,8 @@ class HealthyRisk:
         -------
         DataFrame indexed by gene with ``worst_healthy_cell_type``, ``worst_healthy_risk``
         (weighted), ``worst_healthy_fraction``, ``vital_risk`` (max weighted risk over
-        all contexts), ``worst_tissue``, ``worst_system`` and ``n_contexts_engaged``
-        (contexts with fraction >= 0.5).
+        all contexts), ``worst_tissue``, ``worst_system``, ``n_contexts_engaged``
+        (contexts with fraction >= 0.5) and ``isoform_note`` (:meth:`isoform_note`).
         """
         genes = pd.Index(genes)
         frac = self.fraction.reindex(genes).to_numpy(dtype=np.float64)
@@ -187,9 +198,49 @@ class HealthyRisk:
                 "worst_tissue": ctx["tissue"].to_numpy()[worst_any],
                 "worst_system": ctx["system"].to_numpy()[worst_any],
                 "n_contexts_engaged": (frac >= 0.5).sum(axis=1),
+                "isoform_note": self.isoform_note(genes).to_numpy(),
             },
             index=genes,
         )
+
+    def isoform_note(self, genes: pd.Index | list[str]) -> pd.Series:
+        """Which isoform each gene's expression is read as, and what that changed.
+
+        Returns
+        -------
+        Series indexed by gene: the isoform table's note, then the contexts excluded with the
+        engagement they had, most engaged first (``excluded: Hepatocytes 0.94, Liver 0.90``),
+        or, for a note, the contexts it concerns; ``'none'`` for genes without an isoform note
+        (as ``binds_most`` and ``targetability_flags``, so a written table reads back alike).
+        """
+        genes = pd.Index(genes)
+        out = pd.Series("none", index=genes, name="isoform_note", dtype=object)
+        table = self.isoform
+        if table is None or table.empty:
+            return out
+        names = self.contexts["name"].astype(str)
+        for gene, rows in table[table["gene"].isin(genes)].groupby("gene", sort=False):
+            text = str(rows["note"].iloc[0])
+            has = rows["context"].notna()
+            done = rows[has & rows["applied"]]
+            kept = rows[has & ~rows["applied"]]
+            if len(done):
+                done = done.sort_values("fraction_before", ascending=False, kind="stable")
+                shown = done["fraction_before"].to_numpy() >= 0.005
+                parts = [
+                    f"{names[c]} {f:.2f}"
+                    for c, f in zip(
+                        done["context"][shown], done["fraction_before"][shown], strict=True
+                    )
+                ]
+                if (~shown).any():
+                    parts.append(f"{int((~shown).sum())} more at 0.00")
+                text += f" [excluded: {', '.join(parts)}]"
+            if len(kept):
+                what = "noted only" if (kept["effect"] == "note").all() else "kept"
+                text += f" [{what}: {', '.join(names[c] for c in kept['context'])}]"
+            out[gene] = text
+        return out
 
     def long(self, genes: list[str]) -> pd.DataFrame:
         """Tidy table, one row per target and context it engages (zero rows dropped).
@@ -213,7 +264,13 @@ class HealthyRisk:
                 .to_numpy(dtype=np.float64)
                 .ravel()
             )
-        out = out[out["positive_fraction"] > 0]
+        iso = self._isoform_sources()
+        keep = out["positive_fraction"] > 0
+        if iso is not None:  # an excluded context stays in the table, at 0, saying why
+            keep |= pd.MultiIndex.from_frame(out[["target", "context"]]).isin(
+                iso.index[iso.str.startswith(ISOFORM_SOURCE)]
+            )
+        out = out[keep]
         out["source"] = context_source(self.contexts).reindex(out["context"]).to_numpy()
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
@@ -231,12 +288,34 @@ class HealthyRisk:
             out.loc[hit, "source"] = PROTEIN_SOURCE
             out["n_cells"] = out["n_cells"].astype("Float64")
             out.loc[hit, "n_cells"] = pc[hit]
+        if iso is not None:
+            text = iso.reindex(pd.MultiIndex.from_frame(out[["target", "context"]])).to_numpy()
+            hit = pd.notna(text)
+            noted = np.array(
+                [isinstance(t, str) and not t.startswith(ISOFORM_SOURCE) for t in text]
+            )
+            out.loc[hit & ~noted, "source"] = text[hit & ~noted]
+            out.loc[noted, "source"] = out.loc[noted, "source"] + "; " + text[noted]
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
         order = ["target", "context", "name", "kind", "tissue", "system"]
         order += ["positive_fraction", "engagement_low", "engagement_high", "source"]
         order += ["threshold_cp10k", "n_cells", "vital_weight", "risk"]
         return out[order].sort_values(["target", "risk"], ascending=[True, False])
+
+    def _isoform_sources(self) -> pd.Series | None:
+        """Per (gene, context) with an isoform note: the ``source`` text it gives."""
+        table = self.isoform
+        if table is None or table.empty or table["context"].isna().all():
+            return None
+        t = table[table["context"].notna()]
+        text = [
+            f"{ISOFORM_SOURCE}: {o}; engagement {f:.2f} excluded"
+            if a
+            else f"isoform note: {o} here, not excluded"
+            for o, f, a in zip(t["other_isoform"], t["fraction_before"], t["applied"], strict=True)
+        ]
+        return pd.Series(text, index=pd.MultiIndex.from_frame(t[["gene", "context"]]))
 
     def localisation(self, genes: pd.Index | list[str], n: int = 3) -> pd.Series:
         """Where each gene binds: its ``n`` most engaged contexts, by engagement alone.
@@ -293,10 +372,13 @@ def healthy_risk(
     -------
     :class:`HealthyRisk`
     """
-    base = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
     if gene_threshold_cp10k is None:
-        return base
-    return _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc)
+        return _healthy_risk_isoforms(reference, threshold_cp10k, modality, shape, use_ihc)
+    base = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
+    return apply_isoforms(
+        _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc),
+        reference,
+    )
 
 
 #: Shapes of the within-context Gamma distribution spanned by the engagement interval.
@@ -448,6 +530,67 @@ def _healthy_risk_cached(
         privileged = contexts["immune_privileged"].astype(bool)
         weight[privileged] *= IMMUNE_PRIVILEGE_DISCOUNT
     return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts, protein=mask)
+
+
+@lru_cache(maxsize=8)
+def _healthy_risk_isoforms(
+    reference: Reference,
+    threshold_cp10k: float,
+    modality: str | None,
+    shape: float,
+    use_ihc: bool,
+) -> HealthyRisk:
+    raw = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
+    return apply_isoforms(raw, reference)
+
+
+#: ``source`` of a context whose RNA the isoform table reads as another isoform of the gene.
+ISOFORM_SOURCE = "other isoform"
+
+
+def apply_isoforms(hr: HealthyRisk, reference: Reference) -> HealthyRisk:
+    """Engagement 0 where the reference's isoform table reads a context's RNA as another isoform.
+
+    Rows with ``effect`` ``exclude`` set the (gene, context) engagement, and its interval, to 0
+    unless surface protein was measured there (a measured surface protein is the membrane
+    isoform); ``note`` rows change nothing. Every row that applies to ``hr``'s genes, with the
+    engagement it had (``fraction_before``) and whether it was applied, is kept in
+    ``HealthyRisk.isoform`` for the outputs (:meth:`HealthyRisk.isoform_note`, ``source``).
+    """
+    pairs_of = getattr(reference, "isoform_pairs", None)
+    if pairs_of is None or getattr(reference, "isoforms", None) is None:
+        return hr
+    pairs = pairs_of(hr.contexts.index)
+    pairs = pairs[pairs["gene"].isin(hr.fraction.index)].reset_index(drop=True)
+    if pairs.empty:
+        return hr
+    r = hr.fraction.index.get_indexer(pairs["gene"])
+    c = hr.contexts.index.get_indexer(pairs["context"].fillna("").astype(str))
+    at = c >= 0
+    before = np.full(len(pairs), np.nan)
+    before[at] = hr.fraction.to_numpy(dtype=np.float64)[r[at], c[at]]
+    applied = at & (pairs["effect"] == "exclude").to_numpy()
+    if applied.any() and hr.protein is not None:
+        prot = hr.protein.reindex(index=hr.fraction.index, columns=hr.contexts.index)
+        applied[applied] = np.isnan(prot.to_numpy(dtype=np.float64)[r[applied], c[applied]])
+    pairs["fraction_before"] = before
+    pairs["applied"] = applied
+
+    def zeroed(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        if df is None or not applied.any():
+            return df
+        a = df.to_numpy(dtype=np.float64, copy=True)
+        a[r[applied], c[applied]] = 0.0
+        return pd.DataFrame(a, index=df.index, columns=df.columns)
+
+    cols = ["gene", "context", "effect", "target_isoform", "other_isoform", "note", "source"]
+    return replace(
+        hr,
+        fraction=zeroed(hr.fraction),
+        low=zeroed(hr.low),
+        high=zeroed(hr.high),
+        isoform=pairs[[*cols, "fraction_before", "applied"]],
+    )
 
 
 #: ``source`` of an engagement measured as surface protein.
