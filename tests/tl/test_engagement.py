@@ -11,7 +11,6 @@ from antigenscout.reference import Reference
 from antigenscout.tl._risk import (
     CP10K_TO_NTPM,
     INTERVAL_SHAPES,
-    engagement_threshold,
     healthy_risk,
 )
 
@@ -31,9 +30,29 @@ def _with_measured(ref: Reference, f0: float, n: int) -> Reference:
     )
 
 
-def test_threshold_is_floor_or_window_of_tumour() -> None:
-    got = engagement_threshold(np.array([1.0, 10.0, 40.0, np.nan]), floor_cp10k=1.0, window=0.3)
-    assert got.tolist() == [1.0, 3.0, 12.0, 1.0]
+@pytest.mark.parametrize("modality", ["car-t", "adc", "agonist"])
+def test_threshold_is_the_agents_floor_whatever_the_tumour_level(
+    tumour, mini_reference: Reference, modality: str
+) -> None:
+    """No therapeutic window: a healthy cell is judged at the agent's kill threshold, never
+    at a share of the tumour's level (a gene on every tissue cannot look safe because the
+    tumour has more of it)."""
+    from antigenscout.tl import score_targets
+    from antigenscout.tl._targetability import MODALITY_PROFILES
+
+    score_targets(
+        tumour,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        modality=modality,
+        reference=mini_reference,
+        positivity="cp10k",
+    )
+    t = tumour.uns["antigenscout_targets"]["targets"]
+    floor = MODALITY_PROFILES[modality].engage_floor_cp10k
+    want = floor if modality == "agonist" else max(floor, 0.2)
+    assert (t["engagement_threshold_cp10k"] == want).all()
+    assert t["tumor_mean_cp10k"].max() > 10 * want  # the tumour level varies far above it
 
 
 def test_modelled_context_at_own_threshold_by_hand(mini_reference: Reference) -> None:

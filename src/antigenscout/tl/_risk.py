@@ -64,7 +64,6 @@ __all__ = [
     "ISOFORM_SOURCE",
     "HealthyRisk",
     "context_source",
-    "engagement_threshold",
     "healthy_risk",
     "positive_fraction_from_mean",
     "shown_fraction",
@@ -364,8 +363,8 @@ def healthy_risk(
     use_ihc
         Raise tissue fractions to the IHC protein level where HPA detects the protein.
     gene_threshold_cp10k
-        Per-gene antigen level a cell needs to be engaged (see
-        :func:`engagement_threshold`); those genes' fractions are recomputed at their own
+        Per-gene antigen level a cell needs to be engaged (the agent's kill threshold);
+        those genes' fractions are recomputed at their own
         thresholds, with intervals (``HealthyRisk.low``/``high``).
 
     Returns
@@ -480,20 +479,6 @@ def _wilson(p: np.ndarray, n: np.ndarray, z: float = 1.645) -> tuple[np.ndarray,
     lo = np.nan_to_num(centre - half, nan=0.0)
     hi = np.nan_to_num(centre + half, nan=1.0)
     return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
-
-
-def engagement_threshold(
-    tumour_level_cp10k: np.ndarray, *, floor_cp10k: float, window: float
-) -> np.ndarray:
-    """Antigen level (CP10k) a healthy cell needs to be engaged by the agent.
-
-    ``max(floor, window × tumour level)``: the agent class's own floor (how little antigen
-    it can act on) or, when the tumour carries much more antigen than that, a fixed share of
-    the tumour's level (the therapeutic window: cells with far less antigen than the tumour
-    are spared). See docs/engagement.md.
-    """
-    level = np.nan_to_num(np.asarray(tumour_level_cp10k, dtype=np.float64))
-    return np.maximum(floor_cp10k, window * level)
 
 
 @lru_cache(maxsize=8)

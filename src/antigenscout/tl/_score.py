@@ -24,7 +24,6 @@ from ._risk import (
     CP10K_TO_NTPM,
     IHC_RELIABILITY_WEIGHT,
     _wilson,
-    engagement_threshold,
     healthy_risk,
     positive_fraction_from_mean,
 )
@@ -54,9 +53,6 @@ STREAM_CHUNK = 32768
 #: Largest rate-model sums (jackknife blocks × groups × candidates × 3 floats) gathered in
 #: the positivity pass; above, patient_rate_coverage reads the matrix again.
 RATE_SUMS_MAX_BYTES = 256 * 2**20
-#: Coverage below which the tumour's positive-cell level is not extrapolated further
-#: (mean / coverage would blow up for a gene seen in a handful of cells).
-MIN_COVERAGE_FOR_LEVEL = 0.05
 #: Malignant cells a patient needs for its coverage to be known to ±0.1 (Wilson 90%
 #: half-width at coverage 0.5: 1.645 × 0.5 / sqrt(n) ≤ 0.1 gives n ≥ 68).
 MIN_CELLS_PER_PATIENT = 68
@@ -461,17 +457,9 @@ def score_targets(
     else:
         mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
     table["tumor_mean_cp10k"] = np.round(mean, 4)
-    # the antigen level of the tumour's positive cells (bulk: the sample level itself)
-    cov = table["tumor_coverage"].to_numpy(dtype=float)
-    level = mean if kind == "bulk" else mean / np.maximum(cov, MIN_COVERAGE_FOR_LEVEL)
-    table["tumor_level_cp10k"] = np.round(level, 4)
-    engage_at = engagement_threshold(
-        level,
-        floor_cp10k=max(profile.engage_floor_cp10k, threshold)
-        if profile.name != "agonist"
-        else profile.engage_floor_cp10k,
-        window=profile.window,
-    )
+    # the agent's kill threshold; never below the detection threshold but for agonists
+    floor = profile.engage_floor_cp10k
+    engage_at = np.full(len(cands), floor if profile.name == "agonist" else max(floor, threshold))
     table["engagement_threshold_cp10k"] = np.round(engage_at, 4)
     hr = healthy_risk(
         reference,

@@ -142,11 +142,10 @@ class ModalityProfile:
     harm_factor
         Healthy engagement's severity relative to killing (1 = engaged cells die).
     engage_floor_cp10k
-        Least antigen (RNA-equivalent CP10k) on which the agent acts: a healthy cell below
-        it is not engaged.
-    window
-        Share of the tumour's antigen level below which a healthy cell is spared (the
-        therapeutic window); the engagement threshold is ``max(floor, window × tumour)``.
+        Least antigen (RNA-equivalent CP10k) on which the agent acts, its kill threshold:
+        a healthy cell below it is not engaged. No therapeutic window lowers engagement
+        below it: a healthy cell is not spared because the tumour carries more antigen
+        unless a density difference is measured (docs/engagement.md).
     notes
         What is noted but not scored (cytokine release, HLA restriction, persistence).
     source
@@ -165,7 +164,6 @@ class ModalityProfile:
     notes: str
     source: str
     engage_floor_cp10k: float = 0.2
-    window: float = 0.0
 
 
 MODALITY_PROFILES: dict[str, ModalityProfile] = {
@@ -177,14 +175,12 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "fratricide of CD5/CD7 CAR-T: Mamonkin 2015 Blood; Gomes-Silva 2017 Blood; "
             "low-density killing by CARs: Majzner 2020 Cancer Discov",
             engage_floor_cp10k=0.2,
-            window=0.05,
         ),
         ModalityProfile(
             "car-nk", True, True, "NK", 0.5, 0.0, 1.0, False, 1.0,
             "no graft-versus-host disease; short persistence (weeks) without cytokine support",
             "Liu 2020 NEJM (CD19 CAR-NK); fratricide of CD38 CAR-NK: Gurney 2022",
             engage_floor_cp10k=0.2,
-            window=0.05,
         ),
         ModalityProfile(
             "antibody", True, True, None, 2.0, 0.0, 0.9, False, 1.0,
@@ -192,7 +188,6 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "and are better ranked with --modality agonist",
             "ADCC scales with antigen density: Velders 1998 Br J Cancer",
             engage_floor_cp10k=0.5,
-            window=0.2,
         ),
         ModalityProfile(
             "adc", True, True, None, 5.0, 0.5, 0.9, False, 1.0,
@@ -200,14 +195,12 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "HER2 density and T-DM1: Barok 2014 Breast Cancer Res; internalisation: "
             "Tsumura 2023",
             engage_floor_cp10k=1.0,
-            window=0.3,
         ),
         ModalityProfile(
             "bispecific", True, True, "T", 1.0, 0.0, 0.9, False, 1.0,
             "a CD3 arm redirects T cells; cytokine release is noted, not scored",
             "BiTE potency vs density: Bluemel 2010 Cancer Immunol Immunother",
             engage_floor_cp10k=0.3,
-            window=0.1,
         ),
         ModalityProfile(
             "radioligand", True, True, None, 2.0, 0.5, 0.9, False, 1.0,
@@ -215,35 +208,30 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "antigen-negative neighbours",
             "PSMA-617 xerostomia and nephrotoxicity: Sartor 2021 NEJM (VISION)",
             engage_floor_cp10k=0.5,
-            window=0.3,
         ),
         ModalityProfile(
             "tcr-t", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
             "HLA-restricted: each TCR serves only patients with its HLA allele",
             "cancer-testis antigens and immune privilege: Simpson 2005 Nat Rev Cancer",
             engage_floor_cp10k=0.2,
-            window=0.05,
         ),
         ModalityProfile(
             "vaccine", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
             "HLA-restricted epitopes; response depends on the patient's repertoire",
             "Simpson 2005 Nat Rev Cancer",
             engage_floor_cp10k=0.2,
-            window=0.05,
         ),
         ModalityProfile(
             "agonist", True, False, None, 0.1, 0.0, 1.0, False, 0.3,
             "engages at low receptor density and activates rather than kills",
             "IMP321 (LAG-3–Ig) binds MHC class II on APCs: Brignone 2007 J Immunol",
             engage_floor_cp10k=0.05,
-            window=0.0,
         ),
         ModalityProfile(
             "any", False, True, None, 0.0, 0.0, 1.0, False, 1.0,
             "no candidate filter: for antibody panels, non-human or non-HPA features",
             "—",
             engage_floor_cp10k=0.2,
-            window=0.0,
         ),
     )
 }  # fmt: skip
