@@ -476,8 +476,9 @@ def test_cptac_shipped_trop2_breast() -> None:
 
 
 def test_candidates_are_nuclear_protein_coding_loci() -> None:
-    """Pseudogenes and mitochondrially encoded genes of the surface table are no
-    candidates of any modality but 'any'; antigen-receptor constant segments are."""
+    """Pseudogenes, mitochondrially encoded genes and non-coding RNAs are candidates of no
+    modality, 'any' included; antigen-receptor constant segments are, and 'any' keeps
+    features the reference does not know (an antibody-panel name); None filters nothing."""
     from antigenscout.reference import load_reference
     from antigenscout.tl._score import candidate_genes
 
@@ -488,4 +489,7 @@ def test_candidates_are_nuclear_protein_coding_loci() -> None:
         assert not got & {"HLA-H", "MT-ND2", "MT-CYB", "OR1F2P"}
         assert {"CD19", "MS4A1"} <= got
     assert "IGHM" in set(candidate_genes(genes, ref, "tcr-t"))
-    assert set(candidate_genes(genes, ref, "any")) == set(genes)
+    more = genes.append(pd.Index(["XIST", "SNORD79", "LINC00537", "ADT_CD45RA"]))
+    got = set(candidate_genes(more, ref, "any"))
+    assert got == {"CD19", "IGHM", "MS4A1", "ADT_CD45RA"}
+    assert set(candidate_genes(more, ref, None)) == set(more)

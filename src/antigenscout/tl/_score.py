@@ -191,16 +191,23 @@ def candidate_genes(
     Binder modalities (CAR-T/NK, antibody, ADC, bispecific, radioligand, agonist) need a
     protein a binder can reach: ``reach > min_reach`` (a membrane anchor and some surface
     evidence; see :func:`antigenscout.tl.reachability`). TCR-T and vaccines accept any
-    protein-coding gene (peptides are presented on HLA); ``'any'`` or ``None`` accepts every
-    gene (antibody panels, non-human or non-HPA features). Every modality but ``'any'`` takes
-    nuclear protein-coding loci only (the reference's ``protein_coding`` column): the
-    surface table also holds pseudogenes (HLA-H), mitochondrially encoded inner-membrane
-    proteins (MT-ND2) and unnamed loci, none of which a therapy can aim at.
+    protein-coding gene (peptides are presented on HLA); ``'any'`` accepts every
+    protein-coding gene whatever its location, and features the reference does not know
+    (antibody-panel names, non-human genes), but not the non-coding RNAs, pseudogenes and
+    unnamed loci it knows (XIST, snoRNAs, lncRNAs, HLA-H: no therapy can aim at them);
+    ``None`` applies no filter at all. Every modality takes nuclear protein-coding loci
+    only (the reference's ``protein_coding`` column, which excludes the mitochondrially
+    encoded inner-membrane proteins such as MT-ND2).
     """
     from ._targetability import MODALITY_PROFILES, reachability
 
-    if modality is None or modality == "any":
+    if modality is None:
         return genes
+    if modality == "any":  # every protein, and features the reference does not know
+        surface = reference.surface
+        coding = surface.index[surface["protein_coding"].fillna(False).to_numpy(dtype=bool)]
+        known = reference.genes.index
+        return genes[genes.isin(coding) | ~genes.isin(known)]
     if modality not in MODALITIES:
         msg = f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
         raise InputError(msg)
@@ -457,9 +464,10 @@ def score_targets(
     else:
         mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
     table["tumor_mean_cp10k"] = np.round(mean, 4)
-    # the agent's kill threshold; never below the detection threshold but for agonists
+    # the agent's kill threshold: binders that kill act from the detection threshold up;
+    # signalling agonists and presented peptides (TCR-T, vaccines) at any level a cell makes
     floor = profile.engage_floor_cp10k
-    engage_at = np.full(len(cands), floor if profile.name == "agonist" else max(floor, threshold))
+    engage_at = np.full(len(cands), floor if profile.any_level else max(floor, threshold))
     table["engagement_threshold_cp10k"] = np.round(engage_at, 4)
     hr = healthy_risk(
         reference,

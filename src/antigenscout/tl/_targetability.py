@@ -44,6 +44,7 @@ __all__ = [
     "MIN_ECTODOMAIN_AA",
     "MODALITY_PROFILES",
     "PHOBIUS_TOPOLOGY_ACCURACY",
+    "PRESENTED_FLOOR_CP10K",
     "RESIDENCY_FACTOR",
     "SOURCE_WEIGHTS",
     "ModalityProfile",
@@ -115,6 +116,13 @@ _NK_CELL = re.compile(r"\bNK[- ]?cells?\b|\bNK_cell", re.I)
 _RENAL_SALIVARY = re.compile(r"kidney|renal|tubul|salivary|glandular cells of the salivary", re.I)
 
 
+#: Kill threshold of agents that see presented peptides (TCR-T, vaccine-primed T cells): a
+#: single peptide-MHC complex triggers a T cell (Huang et al. 2013 Immunity 39:846), so any
+#: cell that makes the protein at all can be engaged. Set at HPA's own detection limit,
+#: 1 nTPM (0.01 CP10k), below which the reference cannot tell expression from none.
+PRESENTED_FLOOR_CP10K = 0.01
+
+
 @dataclass(frozen=True)
 class ModalityProfile:
     """What one kind of therapy needs from a target, with the reason and a source.
@@ -146,6 +154,10 @@ class ModalityProfile:
         a healthy cell below it is not engaged. No therapeutic window lowers engagement
         below it: a healthy cell is not spared because the tumour carries more antigen
         unless a density difference is measured (docs/engagement.md).
+    any_level
+        The agent acts on any level a cell makes (signalling agonists, presented peptides):
+        its floor may lie below the positivity model's detection threshold; otherwise
+        healthy cells are judged from that threshold up.
     notes
         What is noted but not scored (cytokine release, HLA restriction, persistence).
     source
@@ -164,6 +176,7 @@ class ModalityProfile:
     notes: str
     source: str
     engage_floor_cp10k: float = 0.2
+    any_level: bool = False
 
 
 MODALITY_PROFILES: dict[str, ModalityProfile] = {
@@ -212,24 +225,29 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
         ModalityProfile(
             "tcr-t", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
             "HLA-restricted: each TCR serves only patients with its HLA allele",
-            "cancer-testis antigens and immune privilege: Simpson 2005 Nat Rev Cancer",
-            engage_floor_cp10k=0.2,
+            "cancer-testis antigens and immune privilege: Simpson 2005 Nat Rev Cancer; one "
+            "peptide-MHC triggers a T cell: Huang 2013 Immunity 39:846",
+            engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
+            any_level=True,
         ),
         ModalityProfile(
             "vaccine", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
             "HLA-restricted epitopes; response depends on the patient's repertoire",
-            "Simpson 2005 Nat Rev Cancer",
-            engage_floor_cp10k=0.2,
+            "Simpson 2005 Nat Rev Cancer; one peptide-MHC triggers a T cell: Huang 2013",
+            engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
+            any_level=True,
         ),
         ModalityProfile(
             "agonist", True, False, None, 0.1, 0.0, 1.0, False, 0.3,
             "engages at low receptor density and activates rather than kills",
             "IMP321 (LAG-3–Ig) binds MHC class II on APCs: Brignone 2007 J Immunol",
             engage_floor_cp10k=0.05,
+            any_level=True,
         ),
         ModalityProfile(
             "any", False, True, None, 0.0, 0.0, 1.0, False, 1.0,
-            "no candidate filter: for antibody panels, non-human or non-HPA features",
+            "every protein-coding gene, any location, and features the reference does not know "
+            "(antibody panels, non-human genes); no non-coding RNA or pseudogene",
             "—",
             engage_floor_cp10k=0.2,
         ),
