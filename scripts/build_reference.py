@@ -295,8 +295,11 @@ def resolve_canonical(pairs: pd.DataFrame) -> pd.Series:
 
     Each id takes its symbol from its most authoritative source. When several ids claim the
     same symbol, the claim from the better-ranked source wins (ties: the id seen in more
-    sources, then the smaller id); a loser falls back to its next symbol that is still free,
-    else to its Ensembl id.
+    sources, then the smaller id). A loser that no source lists beside the ids already
+    holding the symbol is the same gene under an id of another Ensembl release (SOD2 is
+    ENSG00000291237 in HGNC 2026 and ENSG00000112096 in every HPA table): it keeps the
+    symbol, so its data are not lost under a bare Ensembl id. Any other loser falls back to
+    its next symbol that is still free, else to its Ensembl id.
     """
     best = pairs.groupby("ensembl", sort=True).first()  # lowest rank (pairs sorted)
     n_sources = pairs.groupby("ensembl")["rank"].nunique()
@@ -310,7 +313,16 @@ def resolve_canonical(pairs: pd.DataFrame) -> pd.Series:
     canon = dict(zip(cand.loc[winners, "ensembl"], cand.loc[winners, "symbol"], strict=True))
     taken = set(canon.values())
     alt = pairs.groupby("ensembl")["symbol"].apply(list)
-    for ens in sorted(cand.loc[~winners, "ensembl"]):
+    sources = pairs.groupby("ensembl")["rank"].apply(frozenset)
+    # the sources already holding each symbol; a loser listed in none of them is the same
+    # gene under another release's id, a loser sharing a source with them is another gene
+    held = {sym: set(sources[e]) for e, sym in canon.items()}
+    for ens in cand.loc[~winners, "ensembl"]:  # best-ranked claim first
+        sym = cand.loc[cand["ensembl"] == ens, "symbol"].iloc[0]
+        if not held[sym] & sources[ens]:
+            canon[ens] = sym
+            held[sym] |= sources[ens]
+            continue
         choice = next((s for s in alt[ens] if s not in taken), ens)
         canon[ens] = choice
         taken.add(choice)
@@ -831,6 +843,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     raw = read_sources(shared)
     pairs = ensembl_symbol_pairs(raw)
     canon = resolve_canonical(pairs)
+    pairs_rank = pairs.groupby("ensembl")["rank"].min()
     aliases = build_aliases(pairs, canon, raw["v18"])
 
     cpm, n_cells, marrow_genes = marrow_pseudobulk(shared)
@@ -886,7 +899,12 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
         contexts[col] = contexts[col].astype("string")
 
     # ---- genes
-    ens_of = pd.Series(canon.index.to_numpy(), index=canon.to_numpy())
+    # a symbol whose gene has ids of several Ensembl releases lists them all (HGNC's first)
+    ens_of = (
+        pd.Series(canon.index.to_numpy(), index=canon.to_numpy())
+        .groupby(level=0, sort=False)
+        .agg(lambda ids: "|".join(sorted(ids, key=lambda e: (pairs_rank[e], e))))
+    )
     symbols = sorted(set(canon.values) | set(new_symbols))
     syn_lists: dict[str, list[str]] = {}
     for alias, target in aliases.items():

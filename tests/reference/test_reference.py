@@ -73,12 +73,24 @@ def test_map_genes(ref: Reference) -> None:
 
 
 def test_map_genes_bulk_roundtrip(ref: Reference) -> None:
+    """Every symbol, and every Ensembl id of every symbol (a gene with ids of several
+    Ensembl releases lists them all), with a version suffix, maps back."""
     genes = ref.genes
     sym = genes.index[:20000].tolist()
-    ens = genes["ensembl_id"].dropna()
+    ens = genes["ensembl_id"].dropna().str.split("|").explode()
     mapped, unmapped = ref.map_genes(sym + [f"{e}.7" for e in ens.iloc[:20000]])
     assert not unmapped
     assert mapped.tolist() == sym + ens.index[:20000].tolist()
+
+
+def test_a_gene_under_two_ensembl_releases_keeps_its_hpa_data(ref: Reference) -> None:
+    """SOD2 is ENSG00000291237 in HGNC 2026 and ENSG00000112096 in the HPA tables: both ids
+    map to SOD2 and its tissue RNA is kept (it was filed under the bare HPA id)."""
+    assert ref.genes.loc["SOD2", "ensembl_id"].split("|") == ["ENSG00000291237", "ENSG00000112096"]
+    mapped, _ = ref.map_genes(["ENSG00000112096.5", "ENSG00000291237"])
+    assert mapped.tolist() == ["SOD2", "SOD2"]
+    assert "ENSG00000112096" not in ref.genes.index
+    assert ref.expression.loc["SOD2", "tissue:liver"] > 100  # HPA 21.1: liver 500+ nTPM
 
 
 def test_synonyms_never_shadow_canonical_symbols(ref: Reference) -> None:

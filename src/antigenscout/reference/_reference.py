@@ -65,7 +65,8 @@ class Reference:
     Attributes
     ----------
     genes
-        Index canonical (HGNC-style) symbol; columns ``ensembl_id`` and ``synonyms``
+        Index canonical (HGNC-style) symbol; columns ``ensembl_id`` ('|'-joined where the
+        gene has ids of several Ensembl releases, HGNC's first) and ``synonyms``
         ('|'-joined aliases and previous symbols usable for mapping).
     contexts
         Index context id (``sc:``, ``tissue:``, ``blood:``, ``marrow:`` prefixes); columns
@@ -137,7 +138,7 @@ class Reference:
         """Exact, Ensembl, synonym and upper-case dictionaries (built once per instance)."""
         symbols = self.genes.index.astype(str)
         exact = dict(zip(symbols, symbols, strict=True))
-        ens = self.genes["ensembl_id"].dropna().astype(str)
+        ens = self.genes["ensembl_id"].dropna().astype(str).str.split("|").explode()
         ensembl = dict(zip(ens.to_numpy(), ens.index.astype(str), strict=True))
         syn = self.genes["synonyms"].fillna("").astype(str)
         syn = syn[syn != ""].str.split("|").explode()
