@@ -378,3 +378,48 @@ def test_profile_names_the_excluded_isoform() -> None:
     assert prof.attrs["isoform_notes"]["G"].startswith("liver RNA taken as soluble sG")
     assert "H" not in profile_agent(["H"], agent="car-t", reference=ref).attrs["isoform_notes"]
     assert prof.set_index("context").loc["tissue:liver", "positive_fraction"] > 0.5
+
+
+def test_missing_rna_is_filled_not_zero(mini_reference) -> None:
+    """A context where the reference has no RNA for a gene takes the gene's median level
+    over the contexts that have it (not 0: absent data must not look safe); a gene with no
+    RNA anywhere is engaged everywhere; the filled contexts are counted and named."""
+    import numpy as np
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl._risk import (
+        CP10K_TO_NTPM,
+        MISSING_RNA_SOURCE,
+        healthy_expression,
+        healthy_risk,
+    )
+
+    ref = mini_reference
+    expr = ref.expression.copy()
+    expr.loc["G1", "sc:b"] = np.nan  # one context missing
+    expr.loc["G2"] = np.nan  # no RNA at all
+    gapped = Reference(
+        genes=ref.genes,
+        contexts=ref.contexts,
+        expression=expr,
+        ihc=ref.ihc,
+        surface=ref.surface,
+        metadata={"name": "mini-gapped"},
+    )
+    levels, filled = healthy_expression(gapped)
+    known = expr.loc["G1", ["sc:heart", "tissue:liver"]].to_numpy(dtype=float)
+    assert levels.loc["G1", "sc:b"] == pytest.approx(np.median(known))
+    assert filled.loc["G1", "sc:b"]
+    assert not filled.loc["G1", "sc:heart"]
+    assert np.isinf(levels.loc["G2"]).all()
+    assert filled.loc["G2"].all()
+    hr = healthy_risk(gapped, threshold_cp10k=0.2, use_ihc=False)
+    mu = float(np.median(known))
+    assert hr.fraction.loc["G1", "sc:b"] == pytest.approx(np.exp(-0.2 * CP10K_TO_NTPM / mu))
+    assert (hr.fraction.loc["G2"] == 1.0).all()
+    summ = hr.summary(pd.Index(["G1", "G2", "G3"]))
+    assert summ["rna_missing_contexts"].tolist() == [1, 3, 0]
+    long = hr.long(["G1"]).set_index("context")
+    assert long.loc["sc:b", "source"] == MISSING_RNA_SOURCE
+    assert long.loc["sc:heart", "source"] == "RNA model"

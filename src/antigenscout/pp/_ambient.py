@@ -386,6 +386,8 @@ def estimate_ambient(
         fit = _fit_sample(sums.counts, sums.library, sums.cells, profile[s], rng)
         if _usable(fit):
             fits[s], source[s] = fit, "clusters"
+        elif fit.n_markers > fits[s].n_markers:  # report the attempt that came closest
+            fits[s] = fit
     est = np.flatnonzero(source != "not estimable")
     rho = np.array([f.rho for f in fits])
     low = np.array([f.low for f in fits])
@@ -395,7 +397,8 @@ def estimate_ambient(
         rho[borrowed] = np.median(rho[est])
         low[borrowed], high[borrowed] = np.quantile(rho[est], [0.05, 0.95])
         source[borrowed] = f"borrowed (median of {est.size} samples)"
-    rho[source == "not estimable"] = np.nan
+    none = source == "not estimable"
+    rho[none], low[none], high[none] = np.nan, np.nan, np.nan
     table = pd.DataFrame(
         {
             "sample": samples,

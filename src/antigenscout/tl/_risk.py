@@ -153,6 +153,9 @@ class HealthyRisk:
     #: ``other_isoform``, ``note``, ``source``, ``fraction_before`` (engagement before) and
     #: ``applied`` (engagement set to 0). ``None`` when none apply.
     isoform: pd.DataFrame | None = None
+    #: Genes × contexts: True where the reference has no RNA for the gene in that RNA-model
+    #: context and its level was filled in (:func:`healthy_expression`).
+    rna_missing: pd.DataFrame | None = None
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -173,7 +176,9 @@ class HealthyRisk:
         DataFrame indexed by gene with ``worst_healthy_cell_type``, ``worst_healthy_risk``
         (weighted), ``worst_healthy_fraction``, ``vital_risk`` (max weighted risk over
         all contexts), ``worst_tissue``, ``worst_system``, ``n_contexts_engaged``
-        (contexts with fraction >= 0.5) and ``isoform_note`` (:meth:`isoform_note`).
+        (contexts with fraction >= 0.5), ``rna_missing_contexts`` (RNA-model contexts where
+        the reference has no RNA for the gene and its level was filled in:
+        :func:`healthy_expression`) and ``isoform_note`` (:meth:`isoform_note`).
         """
         genes = pd.Index(genes)
         frac = self.fraction.reindex(genes).to_numpy(dtype=np.float64)
@@ -197,10 +202,18 @@ class HealthyRisk:
                 "worst_tissue": ctx["tissue"].to_numpy()[worst_any],
                 "worst_system": ctx["system"].to_numpy()[worst_any],
                 "n_contexts_engaged": (frac >= 0.5).sum(axis=1),
+                "rna_missing_contexts": self.missing(genes).sum(axis=1),
                 "isoform_note": self.isoform_note(genes).to_numpy(),
             },
             index=genes,
         )
+
+    def missing(self, genes: pd.Index | list[str]) -> np.ndarray:
+        """Genes × contexts boolean: RNA-model contexts whose level was filled in."""
+        if self.rna_missing is None:
+            return np.zeros((len(genes), len(self.contexts)), dtype=bool)
+        m = self.rna_missing.astype(np.float64).reindex(index=genes, columns=self.contexts.index)
+        return m.fillna(0.0).to_numpy() > 0
 
     def isoform_note(self, genes: pd.Index | list[str]) -> pd.Series:
         """Which isoform each gene's expression is read as, and what that changed.
@@ -271,6 +284,12 @@ class HealthyRisk:
             )
         out = out[keep]
         out["source"] = context_source(self.contexts).reindex(out["context"]).to_numpy()
+        if self.rna_missing is not None:
+            gap = pd.DataFrame(
+                self.missing(genes), index=pd.Index(genes), columns=self.contexts.index
+            ).stack()
+            hit = gap.reindex(pd.MultiIndex.from_frame(out[["target", "context"]])).to_numpy()
+            out.loc[hit.astype(bool), "source"] = MISSING_RNA_SOURCE
         meta = self.contexts[["name", "kind", "tissue", "system"]]
         out = out.join(meta, on="context")
         thr = self.threshold_cp10k
@@ -401,8 +420,8 @@ def _rethreshold(
     """
     genes = pd.Index(thresholds.index).intersection(base.fraction.index)
     t = thresholds.reindex(genes).to_numpy(dtype=np.float64)[:, None] * CP10K_TO_NTPM
-    expr = tissue_minus_infiltrate(reference).reindex(genes)[base.contexts.index]
-    mu = np.nan_to_num(expr.to_numpy(dtype=np.float64))
+    expr = healthy_expression(reference)[0].reindex(genes)[base.contexts.index]
+    mu = np.nan_to_num(expr.to_numpy(dtype=np.float64), posinf=np.inf)
     est = np.zeros_like(mu)
     pos = mu > 0
     tt = np.broadcast_to(t, mu.shape)
@@ -467,6 +486,7 @@ def _rethreshold(
         high=high,
         threshold_cp10k=thr,
         protein=protein,
+        rna_missing=base.rna_missing,
     )
 
 
@@ -490,7 +510,7 @@ def _healthy_risk_cached(
     use_ihc: bool,
 ) -> HealthyRisk:
     contexts = reference.contexts
-    expr = tissue_minus_infiltrate(reference)
+    expr, filled = healthy_expression(reference)
     frac = positive_fraction_from_mean(
         expr.to_numpy(dtype=np.float64), threshold_cp10k * CP10K_TO_NTPM, shape
     )
@@ -514,7 +534,9 @@ def _healthy_risk_cached(
     if modality in {"tcr-t", "vaccine"}:
         privileged = contexts["immune_privileged"].astype(bool)
         weight[privileged] *= IMMUNE_PRIVILEGE_DISCOUNT
-    return HealthyRisk(fraction=fraction, weight=weight, contexts=contexts, protein=mask)
+    return HealthyRisk(
+        fraction=fraction, weight=weight, contexts=contexts, protein=mask, rna_missing=filled
+    )
 
 
 @lru_cache(maxsize=8)
@@ -675,6 +697,43 @@ def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
     tissue_vals = out[tissues].to_numpy()
     out[tissues] = np.maximum(0.0, tissue_vals - immune_max[:, None] * phi[None, :])
     return out
+
+
+#: ``source`` of an RNA-model context whose RNA the reference lacks for the gene.
+MISSING_RNA_SOURCE = "RNA model, no RNA for the gene here: its median level elsewhere"
+
+
+@lru_cache(maxsize=4)
+def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The RNA levels the risk model reads, and where they were filled in.
+
+    :func:`tissue_minus_infiltrate`, then every RNA-model context in which the reference has
+    no RNA for a gene (an HPA table that lacks it: multi-copy families, ids of another
+    Ensembl release) takes the gene's median level over the RNA-model contexts that have it,
+    and a gene with none at all is put at +inf (engaged everywhere): a gene the reference
+    cannot see must not look safe. Measured single-cell contexts (``n_cells`` set) are left
+    as they are. Cached per reference.
+
+    Returns
+    -------
+    ``(levels, filled)``: genes × contexts levels and the boolean mask of filled entries.
+    """
+    expr = tissue_minus_infiltrate(reference)
+    ctx = reference.contexts
+    rna = ctx.index[ctx["n_cells"].isna().to_numpy()] if "n_cells" in ctx else ctx.index
+    vals = expr[rna].to_numpy(dtype=np.float64)
+    gap = np.isnan(vals)
+    has = ~gap.all(axis=1)
+    fill = np.full(len(expr), np.inf)
+    if has.any():
+        with np.errstate(all="ignore"):
+            fill[has] = np.nanmedian(vals[has], axis=1)
+    vals = np.where(gap, fill[:, None], vals)
+    out = expr.copy()
+    out[rna] = vals
+    filled = pd.DataFrame(False, index=expr.index, columns=expr.columns)
+    filled[rna] = gap
+    return out, filled
 
 
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
