@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from antigenscout.reference import Reference, load_reference
-from antigenscout.tl._score import (
+from antigenscout.tl._evidence import (
     CONFLICT_HIGH,
     CONFLICT_LOW,
     _cptac_evidence,
