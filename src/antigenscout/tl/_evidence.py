@@ -70,8 +70,8 @@ COVERAGE_GRID = 200
 SHARE_GRID = 400
 #: Posterior quantiles of the fused coverage's interval (90%, as the Wilson intervals).
 INTERVAL = (0.05, 0.95)
-#: Genes fused at a time (memory: CHUNK × GRID × COVERAGE_GRID floats, twice).
-CHUNK = 256
+#: Genes fused at a time (memory: CHUNK × GRID floats, a few times).
+CHUNK = 2048
 
 #: The fitted evidence model: :func:`fit_evidence_model` over the 306,457 (gene, cancer)
 #: pairs of the embedded reference with tumour IHC (HPA 21.1), their CPTAC rows and the
@@ -133,6 +133,22 @@ def _cancer_key(cancer: str, known: set[str]) -> str:
     return key
 
 
+def _values(column: pd.Series) -> set[str]:
+    """Distinct values of a (possibly categorical) column, as strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return {str(v) for v in column.cat.categories[np.unique(column.cat.codes[column.notna()])]}
+    return set(column.dropna().astype(str).unique())
+
+
+def _equals(column: pd.Series, key: str) -> np.ndarray:
+    """``column == key`` compared as strings, without converting every row of a categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cats = pd.Index(column.cat.categories.astype(str))
+        hit = np.flatnonzero(cats == key)
+        return np.isin(column.cat.codes.to_numpy(), hit)
+    return (column.astype(str) == key).to_numpy()
+
+
 def _pathology(reference: Reference) -> pd.DataFrame:
     path = reference.pathology
     if path is None:
@@ -144,8 +160,8 @@ def _pathology(reference: Reference) -> pd.DataFrame:
 def _ihc_counts(reference: Reference, cancer: str, genes: pd.Index) -> np.ndarray:
     """Patients High, Medium, Low, Not detected per gene (genes × 4; 0 where HPA has none)."""
     path = _pathology(reference)
-    key = _cancer_key(cancer, set(path["cancer"].astype(str).unique()))
-    sub = path[path["cancer"].astype(str) == key]
+    key = _cancer_key(cancer, _values(path["cancer"]))
+    sub = path[_equals(path["cancer"], key)]
     sub = sub.set_index(sub["symbol"].astype(str)).reindex(genes)
     return sub[["high", "medium", "low", "not_detected"]].fillna(0).to_numpy(dtype=float)
 
@@ -265,18 +281,24 @@ def _cptac_rows(reference: Reference, cancer: str) -> pd.DataFrame:
     if table is None:
         msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
         raise InputError(msg)
-    known = set(table["cancer"].astype(str).unique())
+    known = _values(table["cancer"])
     if reference.pathology is not None:
-        known |= set(reference.pathology["cancer"].astype(str).unique())
+        known |= _values(reference.pathology["cancer"])
     key = _cancer_key(cancer, known)
-    sub = table[table["cancer"].astype(str) == key]
+    sub = table[_equals(table["cancer"], key)]
     return sub.assign(symbol=sub["symbol"].astype(str), cohort=sub["cohort"].astype(str))
 
 
 def _ihc_reliability(reference: Reference, genes: pd.Index) -> np.ndarray:
     """HPA antibody reliability per gene (from the normal-tissue IHC table), '' if none."""
     ihc = reference.ihc
-    rel = ihc.groupby(ihc["symbol"].astype(str))["reliability"].first().astype(str)
+    symbol = ihc["symbol"]
+    if isinstance(symbol.dtype, pd.CategoricalDtype):
+        rel = ihc.groupby(symbol, observed=True)["reliability"].first()
+        rel.index = rel.index.astype(str)
+    else:
+        rel = ihc.groupby(symbol.astype(str))["reliability"].first()
+    rel = rel.astype(str)
     return rel.reindex(genes).fillna("").to_numpy(dtype=object)
 
 
@@ -548,11 +570,15 @@ def fuse_coverage(
         out["coverage"][sl] = rho_post * x_v * share + (1 - rho_post) * x_f / 2
         out["present"][sl] = rho_post * x_v + (1 - rho_post) * x_f
         out["ihc_posterior"][sl] = np.where(ihc, rho_post, np.nan)
-        # CDF of x q on t: Σ_i p(x_i) F_q(t / x_i); F_q of Beta(h+1, l+1) tabulated on edges
-        share_cdf = special.betainc(hm[:, None] + 1.0, low[:, None] + 1.0, edges[None, :])
-        valid_cdf = share_cdf[:, j0] * (1 - w) + share_cdf[:, np.minimum(j0 + 1, SHARE_GRID)] * w
-        cdf = rho_post[:, None] * np.einsum("gi,git->gt", p_valid, valid_cdf)
-        cdf += (1 - rho_post)[:, None] * (p_fail @ uniform_cdf)
+        # CDF of x q on t: Σ_i p(x_i) F_q(t / x_i); F_q of Beta(h+1, l+1) tabulated on edges,
+        # one GRID × T table per distinct (h, l)
+        cdf = (1 - rho_post)[:, None] * (p_fail @ uniform_cdf)
+        split = np.column_stack([hm, low])
+        for key in np.unique(split[ihc], axis=0):
+            rows = np.flatnonzero(ihc & (split == key).all(axis=1))
+            share_cdf = special.betainc(key[0] + 1.0, key[1] + 1.0, edges)
+            table = share_cdf[j0] * (1 - w) + share_cdf[np.minimum(j0 + 1, SHARE_GRID)] * w
+            cdf[rows] += rho_post[rows, None] * (p_valid[rows] @ table)
         cdf[:, -1] = 1.0
         for name, level in zip(("coverage_low", "coverage_high"), INTERVAL, strict=True):
             out[name][sl] = _quantile(cdf, t, level)

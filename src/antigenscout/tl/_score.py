@@ -28,6 +28,7 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
     _cptac_evidence,
     _ihc_coverage_genes,
     _pathology,
+    _values,
     cptac_detection,
     fused_coverage,
     pathology_coverage,
@@ -377,7 +378,7 @@ def score_targets(
         if kind != "bulk":
             msg = "cancer= applies to bulk tumours only; single cells are measured directly"
             raise InputError(msg)
-        _cancer_key(cancer, set(_pathology(reference)["cancer"].astype(str).unique()))
+        _cancer_key(cancer, _values(_pathology(reference)["cancer"]))
 
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
