@@ -654,7 +654,7 @@ def evidence_pairs(
     return pd.concat([p for p in parts if len(p)], ignore_index=True)
 
 
-def fit_evidence_model(pairs: pd.DataFrame, *, max_iter: int = 5000, tol: float = 1e-6) -> dict:
+def fit_evidence_model(pairs: pd.DataFrame, *, max_iter: int = 5000, tol: float = 1e-5) -> dict:
     """Fit the evidence model's reliabilities by maximum marginal likelihood (EM).
 
     Over all (gene, cancer) pairs: the probability that an antibody of each class reads the
