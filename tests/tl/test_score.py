@@ -233,7 +233,7 @@ def _evidence_reference(mini_reference: Reference) -> Reference:
                                                           LUAD 30/50 (lung 40/150)
     G2        5, 5, 0, 0: 10 of 10         Supported      BRCA 5/100; LUAD 7/50
     G4        1, 0, 0, 9: 1 of 10          Enhanced       BRCA 90/100 (both at the boundary)
-    G5        0, 0, 0, 11: 0 of 11         Uncertain      BRCA 100/100 (IHC not used)
+    G5        0, 0, 0, 11: 0 of 11         Uncertain      BRCA 100/100 (not in the conflict rule)
     G7        1, 1, 0, 8: 2 of 10          Enhanced       BRCA 100/100 (no conflict)
     G8        none                         none           BRCA 50/100
     ========  ===========================  =============  ==================================
