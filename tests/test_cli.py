@@ -587,8 +587,15 @@ def test_highlight_of_a_non_coding_locus_is_refused(gene: str, tmp_path: Path, c
 
 
 def test_bulk_table_with_cancer_reports_protein_evidence(tmp_path: Path, capsys) -> None:
-    """A bulk TSV ranked with --cancer: IHC coverage, CPTAC beside it with the conflict flag
-    (TACSTD2 in breast cancer: IHC 0 of 11, CPTAC 121 of 121), no per-cell rate model."""
+    """A bulk TSV ranked with --cancer: coverage fused from IHC, CPTAC and the table's RNA
+    (as the API computes it), with its interval and sources; IHC and CPTAC columns and the
+    conflict flag beside it (TACSTD2 in breast cancer: IHC 0 of 11, CPTAC 121 of 121); the
+    rule in run.json; no per-cell rate model."""
+    import json
+
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import fused_coverage
+
     genes = ["TACSTD2", "ERBB2", "NECTIN4", "CD19", "EGFR", "MSLN", "PTPRC", "GAPDH"]
     rng = np.random.default_rng(0)
     table = pd.DataFrame(
@@ -605,9 +612,31 @@ def test_bulk_table_with_cancer_reports_protein_evidence(tmp_path: Path, capsys)
     )
     assert code == 0, err
     t = pd.read_csv(out / "targets.tsv", sep="\t", index_col="target")
-    assert t.loc["TACSTD2", "tumor_coverage"] == 0.0
+    # one patient (no --patient-key): one RNA reading, the mean of the three samples
+    expect = fused_coverage(
+        load_reference(), "breast cancer", pd.Index(t.index), table.mean(axis=1).reindex(t.index)
+    )
+    np.testing.assert_allclose(t["tumor_coverage"], expect["coverage"], atol=1e-5)  # TSV: 6 digits
+    np.testing.assert_allclose(t["coverage_high"], expect["coverage_high"], atol=1e-4)
+    assert (t["coverage_low"] <= t["tumor_coverage"]).all()
+    assert (t["tumor_coverage"] <= t["coverage_high"]).all()
+    assert t.loc["TACSTD2", "coverage_source"] == (
+        "HPA IHC Enhanced (11 patients) + CPTAC BRCA (121 tumours) + RNA (1 bulk level)"
+    )
+    assert t.loc["TACSTD2", "stained_fraction"] == 0.0
     assert t.loc["TACSTD2", "cptac_n_patients"] == 121
     assert t.loc["TACSTD2", "cptac_detected_fraction"] == 1.0
     assert bool(t.loc["TACSTD2", "protein_evidence_conflict"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["params"]["coverage"]["ihc_validity"]["Enhanced"] > 0
     assert not (out / "patient_model.tsv").exists()
     assert "patient_model" not in err
+
+
+def test_cancer_on_single_cells_is_refused(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    argv = ["rank", str(good_h5ad), "--malignant-key", "status=malignant"]
+    argv += ["--cancer", "breast cancer", "--out", str(tmp_path / "o")]
+    code, err = _run(argv, capsys)
+    assert code == 2
+    assert "bulk tumours only" in err
+    assert not (tmp_path / "o").exists()

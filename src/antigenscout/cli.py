@@ -567,8 +567,9 @@ def demo(out: Path, modality: str, ambient: bool, with_report: bool, highlight: 
     "--cancer",
     default=None,
     help="Bulk tumours: HPA cancer type (e.g. 'breast cancer'); coverage becomes the fraction "
-    "of patients whose tumour stains High/Medium in HPA, where HPA stained the protein; CPTAC "
-    "protein detection (any level, bulk tissue) is reported beside it (cptac_* columns).",
+    "of that cancer's patients whose tumour carries the antigen at High/Medium level, fused "
+    "from HPA tumour IHC, CPTAC detection and the input's RNA by fitted reliability, with a "
+    "90% interval (coverage_low/high, coverage_source; docs/engagement.md).",
 )
 @click.option(
     "--reference",

@@ -305,7 +305,7 @@ def _evidence_reference(mini_reference: Reference) -> Reference:
                                                           LUAD 30/50 (lung 40/150)
     G2        5, 5, 0, 0: 10 of 10         Supported      BRCA 5/100; LUAD 7/50
     G4        1, 0, 0, 9: 1 of 10          Enhanced       BRCA 90/100 (both at the boundary)
-    G5        0, 0, 0, 11: 0 of 11         Uncertain      BRCA 100/100 (IHC not used)
+    G5        0, 0, 0, 11: 0 of 11         Uncertain      BRCA 100/100 (not in the conflict rule)
     G7        1, 1, 0, 8: 2 of 10          Enhanced       BRCA 100/100 (no conflict)
     G8        none                         none           BRCA 50/100
     ========  ===========================  =============  ==================================
@@ -420,7 +420,7 @@ def test_protein_evidence_conflict_rule() -> None:
 
 
 def test_score_targets_reports_cptac_beside_ihc(mini_reference: Reference) -> None:
-    """Bulk with cancer=: CPTAC columns and the conflict flag; coverage and score unchanged."""
+    """Bulk with cancer=: CPTAC columns and the conflict flag beside the fused coverage."""
     from dataclasses import replace
 
     ref = _evidence_reference(mini_reference)
@@ -444,14 +444,20 @@ def test_score_targets_reports_cptac_beside_ihc(mini_reference: Reference) -> No
     )
     assert t.loc["G2", "protein_evidence_note"].startswith("IHC High/Medium in 10 of 10")
     assert (t.loc[~conflict, "protein_evidence_note"] == "").all()
-    # coverage stays the IHC fraction (RNA model elsewhere), the score ignores CPTAC
-    assert t.loc["G1", "tumor_coverage"] == 0.0
-    assert t.loc["G2", "tumor_coverage"] == 1.0
+    # coverage is fused (tests/tl/test_evidence.py checks the numbers): an interval around
+    # it, the sources named, and without the CPTAC table CPTAC no longer counts
+    assert (t["coverage_low"] <= t["tumor_coverage"] + 1e-9).all()
+    assert (t["tumor_coverage"] <= t["coverage_high"] + 1e-9).all()
+    assert t.loc["G1", "coverage_source"] == (
+        "HPA IHC Enhanced (11 patients) + CPTAC BRCA (121 tumours) + RNA (1 bulk level)"
+    )
+    assert t.loc["G8", "coverage_source"] == "CPTAC BRCA (100 tumours) + RNA (1 bulk level)"
     plain = _bulk()
     score_targets(plain, reference=replace(ref, cptac=None), **kw)
     p = plain.uns["antigenscout_targets"]["targets"].loc[t.index]
-    for col in ("tumor_coverage", "score", "rank", "vital_risk", "coverage_source"):
-        pd.testing.assert_series_equal(t[col], p[col])
+    assert p.loc["G1", "coverage_source"] == "HPA IHC Enhanced (11 patients) + RNA (1 bulk level)"
+    assert p.loc["G1", "tumor_coverage"] != t.loc["G1", "tumor_coverage"]
+    pd.testing.assert_series_equal(t["vital_risk"], p["vital_risk"])
     assert p["cptac_detected_fraction"].isna().all()
     assert not p["protein_evidence_conflict"].any()
     # a cancer CPTAC has no cohort for: NaN, 0, no conflict

@@ -1,5 +1,6 @@
 """Tools: score single targets, search logic gates, profile agents, the healthy-risk model."""
 
+from ._evidence import fused_coverage
 from ._gates import (
     Gate,
     HealthyCells,
@@ -33,6 +34,7 @@ __all__ = [
     "candidate_genes",
     "cptac_detection",
     "evaluate_gates",
+    "fused_coverage",
     "healthy_risk",
     "modalities",
     "pareto_rank",

@@ -19,10 +19,24 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import MODALITIES, Positivity
+from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
+    CPTAC_EDGES,
+    EVIDENCE_MODEL,
+    IHC_CLASSES,
+    RNA_EDGES,
+    _cancer_key,
+    _cptac_evidence,
+    _ihc_coverage_genes,
+    _pathology,
+    _values,
+    cptac_detection,
+    fused_coverage,
+    pathology_coverage,
+    protein_evidence_conflict,
+)
 from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import (
     CP10K_TO_NTPM,
-    IHC_RELIABILITY_WEIGHT,
     _wilson,
     healthy_risk,
     positive_fraction_from_mean,
@@ -321,13 +335,17 @@ def score_targets(
         :func:`candidate_genes`).
     cancer
         Bulk tumours: the HPA cancer type (e.g. ``'breast cancer'``; see
-        :func:`pathology_coverage`). Where HPA stained the protein in that cancer, coverage
-        is the fraction of patients whose tumour stains High or Medium, with a 90% interval,
-        instead of a transform of the bulk level. Beside it, never in the coverage or the
-        score: CPTAC's fraction of tumours whose protein was detected at any level in bulk
-        tissue (:func:`cptac_detection`; ``cptac_*`` columns) and
-        ``protein_evidence_conflict`` / ``protein_evidence_note`` where the two disagree
-        strongly (:func:`protein_evidence_conflict`).
+        :func:`pathology_coverage`). Coverage becomes the fraction of that cancer's patients
+        whose tumour carries the antigen at High/Medium level, fused from HPA tumour IHC,
+        CPTAC detection and the input's RNA (one bulk level per patient) by each source's
+        fitted reliability and sample size (:func:`antigenscout.tl.fused_coverage`): its
+        posterior mean (``tumor_coverage``, also ``patients_covered_fraction``, used by the
+        score for every modality), 90% interval (``coverage_low``, ``coverage_high``),
+        ``coverage_source``, ``protein_present_fraction`` and ``ihc_validity_prior`` /
+        ``ihc_validity_posterior``; ``params['coverage']`` records the rule and the fitted
+        reliabilities. The sources' own columns stay: ``stained_*`` (IHC High/Medium),
+        ``cptac_*`` (:func:`cptac_detection`) and ``protein_evidence_conflict`` /
+        ``protein_evidence_note`` (:func:`protein_evidence_conflict`).
     ambient
         Single cells, ``knn``: estimate each patient's soup from all its rows (tumour and
         normal cells; :mod:`antigenscout.pp._ambient`) and call a cell positive only where
@@ -366,6 +384,12 @@ def score_targets(
     if not (np.isfinite(threshold) and threshold > 0):
         msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
         raise InputError(msg)
+
+    if cancer is not None:  # checked before any work, as the CLI does
+        if kind != "bulk":
+            msg = "cancer= applies to bulk tumours only; single cells are measured directly"
+            raise InputError(msg)
+        _cancer_key(cancer, _values(_pathology(reference)["cancer"]))
 
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
@@ -445,19 +469,13 @@ def score_targets(
     table, patient_cov = _coverage_table(
         counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
     )
+    fused = kind == "bulk" and cancer is not None
     if kind == "bulk":
         table["coverage_source"] = "RNA model (bulk level)"
-        if cancer is not None:
-            path_cov = pathology_coverage(reference, cancer, cands)
-            have = _ihc_coverage_genes(path_cov)
-            table = table.join(path_cov)
-            table = table.join(_cptac_evidence(reference, cancer, cands, path_cov, have))
-            table.loc[have, "tumor_coverage"] = path_cov.loc[have, "stained_fraction"]
-            table.loc[have, "patients_covered_fraction"] = path_cov.loc[have, "stained_fraction"]
-            table.loc[have, "coverage_source"] = "HPA tumour IHC: patients High/Medium"
-    elif cancer is not None:
-        msg = "cancer= applies to bulk tumours only; single cells are measured directly"
-        raise InputError(msg)
+        if fused:
+            table = _bulk_protein_coverage(
+                table, reference, str(cancer), cands, X, groups, lib_obs, col_idx
+            )
     profile = MODALITY_PROFILES[modality or "any"]
     if cp10k_sums is not None:
         mean = cp10k_sums / max(groups.n, 1)
@@ -488,7 +506,8 @@ def score_targets(
             profile.name,
             healthy_fraction=hr.fraction,
             tumor_mean_cp10k=mean,
-            patient_coverage=patient_cov,
+            # bulk with cancer=: the fused coverage is a fraction of patients already
+            patient_coverage=None if fused else patient_cov,
         )
     )
     cover = table["coverage_q25"] if "coverage_q25" in table else table["tumor_coverage"]
@@ -511,10 +530,12 @@ def score_targets(
         "cancer": cancer,
         "reference": reference.metadata.get("name", "embedded"),
         "score": (
-            ("coverage_q25" if profile.patient_heterogeneity else "tumor_coverage")
+            ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
             + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
         ),
     }
+    if fused:
+        params["coverage"] = _fused_params()
     adata.uns[key_added] = {
         "targets": table,
         "patient_coverage": patient_cov.loc[table.index],
@@ -923,6 +944,56 @@ def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:
     return positive_fraction_from_mean(expr, threshold * CP10K_TO_NTPM)
 
 
+def _bulk_protein_coverage(
+    table: pd.DataFrame,
+    reference: Reference,
+    cancer: str,
+    cands: pd.Index,
+    X: Any,
+    groups: TumourGroups,
+    lib_obs: np.ndarray | None,
+    col_idx: np.ndarray,
+) -> pd.DataFrame:
+    """Bulk with ``cancer=``: IHC and CPTAC columns, and coverage fused from IHC, CPTAC and
+    the input's RNA (one bulk level per patient; :func:`antigenscout.tl.fused_coverage`)."""
+    path_cov = pathology_coverage(reference, cancer, cands)
+    table = table.join(path_cov)
+    table = table.join(
+        _cptac_evidence(reference, cancer, cands, path_cov, _ihc_coverage_genes(path_cov))
+    )
+    level = _tumour_mean_cp10k(
+        X, groups.rows, lib_obs, col_idx, kind="bulk", codes=groups.patient.codes
+    )
+    fused = fused_coverage(reference, cancer, cands, rna_level=level.T * CP10K_TO_NTPM)
+    table["tumor_coverage"] = fused["coverage"]
+    table["coverage_low"] = np.round(fused["coverage_low"], 4)
+    table["coverage_high"] = np.round(fused["coverage_high"], 4)
+    table["patients_covered_fraction"] = fused["coverage"]
+    table["coverage_source"] = fused["coverage_source"]
+    for col in ("protein_present_fraction", "ihc_validity_prior", "ihc_validity_posterior"):
+        table[col] = fused[col]
+    return table
+
+
+def _fused_params() -> dict[str, Any]:
+    """The fused-coverage rule and the fitted reliabilities it used, for ``params``."""
+    m = EVIDENCE_MODEL
+    return {
+        "rule": "posterior mean of x*q: x = patients carrying the protein (population prior, "
+        "IHC any level if the antibody reads the antigen, CPTAC and RNA reading bins), "
+        "q = High/Medium share (IHC; Uniform otherwise); 90% posterior interval",
+        "ihc_validity": dict(zip(IHC_CLASSES, m["ihc_validity"], strict=True)),
+        "cptac_bins_upper": list(CPTAC_EDGES),
+        "cptac_carrier": m["cptac_carrier"],
+        "cptac_non_carrier": m["cptac_non_carrier"],
+        "rna_bins_upper": list(RNA_EDGES),
+        "rna_carrier": m["rna_carrier"],
+        "rna_non_carrier": m["rna_non_carrier"],
+        "presence_prior": m["presence_prior"],
+        "fit": m["fit"],
+    }
+
+
 def _coverage_table(
     counts: np.ndarray,
     group_sizes: np.ndarray,
@@ -963,256 +1034,6 @@ def _coverage_table(
             table[f"n_cells__{comp}"] = int(size)
     patient_cov = pd.DataFrame(pcov.T, index=genes, columns=patients)
     return table, patient_cov
-
-
-#: HPA pathology levels that count a patient's tumour as carrying targetable antigen.
-STAINED_LEVELS = ("high", "medium")
-
-
-def _patient_fraction(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``k / n`` with its Wilson 90% interval; NaN where ``n`` is 0 (no evidence)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(n > 0, k / n, np.nan)
-    lo, hi = _wilson(np.nan_to_num(frac), n)
-    return frac, np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan)
-
-
-def _cancer_key(cancer: str, known: set[str]) -> str:
-    """``cancer`` as the tables spell it (lower case), or an error naming the choices."""
-    key = cancer.strip().lower()
-    if key not in known:
-        msg = (
-            f"cancer {cancer!r} is not an HPA cancer type; choose one of: "
-            f"{', '.join(sorted(known))}"
-        )
-        raise InputError(msg)
-    return key
-
-
-def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
-    """Fraction of a cancer's patients whose tumour stains for each gene (HPA IHC).
-
-    Parameters
-    ----------
-    reference
-        A reference with ``pathology`` (HPA 21.1 tumour IHC: patients per level).
-    cancer
-        HPA cancer type, e.g. ``'breast cancer'``, ``'prostate cancer'``.
-    genes
-        Genes to report.
-
-    Returns
-    -------
-    DataFrame indexed by gene: ``stained_fraction`` (patients High or Medium / patients
-    stained), ``stained_low``/``stained_high`` (Wilson 90% interval), ``any_stain_fraction``
-    (High, Medium or Low), ``n_patients_stained`` (0 where HPA has no data) and
-    ``ihc_reliability`` (HPA's antibody reliability; :func:`score_targets` uses the stains of
-    *Enhanced* and *Supported* antibodies only, as for normal tissues).
-
-    Raises
-    ------
-    InputError
-        If the reference has no pathology table or does not know ``cancer``.
-    """
-    path = reference.pathology
-    if path is None:
-        msg = "this reference has no HPA pathology table; rebuild it with build_reference.py"
-        raise InputError(msg)
-    key = _cancer_key(cancer, set(path["cancer"].astype(str).unique()))
-    sub = path[path["cancer"].astype(str) == key]
-    sub = sub.set_index(sub["symbol"].astype(str)).reindex(genes)
-    levels = ["high", "medium", "low", "not_detected"]
-    counts = sub[levels].fillna(0).to_numpy(dtype=float)
-    n = counts.sum(axis=1)
-    stained = counts[:, 0] + counts[:, 1]
-    frac, lo, hi = _patient_fraction(stained, n)
-    return pd.DataFrame(
-        {
-            "stained_fraction": frac,
-            "stained_low": lo,
-            "stained_high": hi,
-            "any_stain_fraction": _patient_fraction(stained + counts[:, 2], n)[0],
-            "n_patients_stained": n.astype(int),
-            "ihc_reliability": _ihc_reliability(reference, genes),
-        },
-        index=genes,
-    )
-
-
-#: Protein evidence conflict: one source finds the protein in at most ``CONFLICT_LOW`` of a
-#: cancer's patients and the other in at least ``CONFLICT_HIGH`` (fixed before any gene was
-#: looked at; docs/engagement.md).
-CONFLICT_LOW = 0.10
-CONFLICT_HIGH = 0.90
-
-
-def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
-    """Fraction of a cancer's tumours in which CPTAC detected each gene's protein.
-
-    CPTAC measured the proteome of about 100 tumours per cohort by mass spectrometry, without
-    antibodies. A tumour counts as detected when the protein was quantified at *any* level in
-    the bulk sample, which holds tumour cells, stroma and infiltrating immune cells: this is not
-    the tumour-cell, level-thresholded evidence of HPA's IHC (:func:`pathology_coverage`), so
-    it is reported beside IHC and never used as coverage.
-
-    Parameters
-    ----------
-    reference
-        A reference with ``cptac`` (patients measured and detected per gene and cohort).
-    cancer
-        HPA cancer type, e.g. ``'breast cancer'``. CPTAC has cohorts for breast (BRCA), renal
-        (CCRCC), colorectal (COAD), glioma (GBM), head and neck (HNSCC), lung (LSCC and LUAD,
-        pooled), ovarian (OV), pancreatic (PDAC) and endometrial (UCEC) cancer; other HPA
-        types give NaN.
-    genes
-        Genes to report.
-
-    Returns
-    -------
-    DataFrame indexed by gene: ``cptac_detected_fraction`` (tumours detected / tumours
-    measured, summed over the cancer's cohorts that list the gene), ``cptac_detected_low`` /
-    ``cptac_detected_high`` (Wilson 90% interval), ``cptac_n_patients``, ``cptac_n_detected``
-    (0 where no cohort lists the gene) and ``cptac_cohort`` (the cohorts counted, ``'+'``
-    -joined; ``''`` if none). NaN where CPTAC has no cohort for the cancer or no row for the
-    gene: CPTAC lists only proteins detected in at least one tumour of a cohort, so a missing
-    row may mean "detected in none" or "not measurable" and is not counted as 0.
-
-    Raises
-    ------
-    InputError
-        If the reference has no CPTAC table or ``cancer`` is not an HPA cancer type.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from antigenscout.reference import load_reference
-    >>> from antigenscout.tl import cptac_detection
-    >>> d = cptac_detection(load_reference(), "breast cancer", pd.Index(["TACSTD2"]))
-    >>> row = d.loc["TACSTD2"]
-    >>> int(row["cptac_n_detected"]), int(row["cptac_n_patients"]), row["cptac_cohort"]
-    (121, 121, 'BRCA')
-    """
-    table = reference.cptac
-    if table is None:
-        msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
-        raise InputError(msg)
-    known = set(table["cancer"].astype(str).unique())
-    if reference.pathology is not None:
-        known |= set(reference.pathology["cancer"].astype(str).unique())
-    key = _cancer_key(cancer, known)
-    sub = table[table["cancer"].astype(str) == key]
-    sub = sub.assign(symbol=sub["symbol"].astype(str), cohort=sub["cohort"].astype(str))
-    by_gene = sub.groupby("symbol", sort=False)
-    n = by_gene["n_patients"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
-    k = by_gene["n_detected"].sum().reindex(genes).fillna(0).to_numpy(dtype=float)
-    cohorts = by_gene["cohort"].agg(lambda c: "+".join(sorted(c))).reindex(genes).fillna("")
-    frac, lo, hi = _patient_fraction(k, n)
-    return pd.DataFrame(
-        {
-            "cptac_detected_fraction": frac,
-            "cptac_detected_low": lo,
-            "cptac_detected_high": hi,
-            "cptac_n_patients": n.astype(int),
-            "cptac_n_detected": k.astype(int),
-            "cptac_cohort": cohorts.to_numpy(dtype=object),
-        },
-        index=genes,
-    )
-
-
-def protein_evidence_conflict(
-    ihc_fraction: np.ndarray | pd.Series, cptac_fraction: np.ndarray | pd.Series
-) -> np.ndarray:
-    """Whether tumour IHC and CPTAC disagree strongly about a protein in a cancer's patients.
-
-    The rule, fixed before any gene was looked at and not tuned: one source finds the protein
-    in at most 10% of patients (:data:`CONFLICT_LOW`) and the other in at least 90%
-    (:data:`CONFLICT_HIGH`). The IHC side is the fraction of patients whose tumour stains
-    High or Medium (the coverage, :func:`pathology_coverage`), the CPTAC side the fraction
-    of tumours in which the protein was detected at any level (:func:`cptac_detection`).
-    NaN on either side (no evidence) is never a conflict.
-
-    Parameters
-    ----------
-    ihc_fraction
-        IHC High/Medium fraction per gene (NaN where no reliable antibody stained).
-    cptac_fraction
-        CPTAC detected fraction per gene (NaN where CPTAC has no row).
-
-    Returns
-    -------
-    Boolean array, True where the two disagree strongly.
-
-    Examples
-    --------
-    >>> protein_evidence_conflict([0.0, 0.1, 0.2, 0.95, float("nan")], [0.9, 1.0, 1.0, 0.05, 1.0])
-    array([ True,  True, False,  True, False])
-    """
-    ihc = np.asarray(ihc_fraction, dtype=np.float64)
-    cptac = np.asarray(cptac_fraction, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        ihc_absent_cptac_present = (ihc <= CONFLICT_LOW) & (cptac >= CONFLICT_HIGH)
-        ihc_present_cptac_absent = (ihc >= CONFLICT_HIGH) & (cptac <= CONFLICT_LOW)
-    return ihc_absent_cptac_present | ihc_present_cptac_absent
-
-
-def _cptac_evidence(
-    reference: Reference,
-    cancer: str,
-    genes: pd.Index,
-    path_cov: pd.DataFrame,
-    ihc_used: pd.Index,
-) -> pd.DataFrame:
-    """CPTAC columns and the IHC-CPTAC conflict flag and note of :func:`score_targets`.
-
-    ``ihc_used`` holds the genes whose coverage comes from IHC (reliable antibodies); only
-    their IHC fraction enters the conflict rule. A reference without a CPTAC table gives NaN
-    and 0 columns and no conflicts.
-    """
-    if reference.cptac is not None:
-        out = cptac_detection(reference, cancer, genes)
-    else:
-        nan = np.full(len(genes), np.nan)
-        out = pd.DataFrame(
-            {
-                "cptac_detected_fraction": nan,
-                "cptac_detected_low": nan,
-                "cptac_detected_high": nan,
-                "cptac_n_patients": 0,
-                "cptac_n_detected": 0,
-                "cptac_cohort": "",
-            },
-            index=genes,
-        )
-    ihc = path_cov["stained_fraction"].where(path_cov.index.isin(ihc_used))
-    conflict = protein_evidence_conflict(ihc, out["cptac_detected_fraction"])
-    n_ihc = path_cov["n_patients_stained"].to_numpy()
-    k_ihc = np.rint(np.nan_to_num(ihc.to_numpy()) * n_ihc).astype(int)
-    notes = [
-        f"IHC High/Medium in {k} of {n} patients; CPTAC detects the protein in {kc} of {nc} "
-        "tumours (any level, bulk tissue)"
-        if c
-        else ""
-        for c, k, n, kc, nc in zip(
-            conflict, k_ihc, n_ihc, out["cptac_n_detected"], out["cptac_n_patients"], strict=True
-        )
-    ]
-    out["protein_evidence_conflict"] = conflict
-    out["protein_evidence_note"] = pd.Series(notes, index=genes, dtype=object)
-    return out
-
-
-def _ihc_coverage_genes(path_cov: pd.DataFrame) -> pd.Index:
-    """Genes whose bulk coverage comes from tumour IHC: stained by a reliable antibody."""
-    reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
-    return path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
-
-
-def _ihc_reliability(reference: Reference, genes: pd.Index) -> np.ndarray:
-    """HPA antibody reliability per gene (from the normal-tissue IHC table), '' if none."""
-    ihc = reference.ihc
-    rel = ihc.groupby(ihc["symbol"].astype(str))["reliability"].first().astype(str)
-    return rel.reindex(genes).fillna("").to_numpy(dtype=object)
 
 
 def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
