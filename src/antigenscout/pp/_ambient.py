@@ -357,25 +357,31 @@ def estimate_ambient(
     n_s = len(samples)
     rng = np.random.default_rng(random_state)
     lib = np.zeros(n) if library is None else np.asarray(library, dtype=np.float64)
-    soup = GroupSums.zeros(n_s, X.shape[1])  # every barcode of each sample
+    # one pass: sums per (sample, labelled state); a sample's soup is the sum of its states
+    st = pd.Series(np.full(n, "all", dtype=object) if state is None else np.asarray(state))
+    key = pd.Series(s_codes).astype(str) + "\t" + st.astype(str)
+    g_codes, g_names = pd.factorize(key.where(s_codes >= 0, None), sort=True)
+    g_codes = np.asarray(g_codes, dtype=np.int64)
+    g_sample = np.array([int(g.split("\t", 1)[0]) for g in g_names], dtype=np.int64)
+    sums = GroupSums.zeros(len(g_names), X.shape[1])
     for sl, blk in iter_row_chunks(X, np.arange(n)):
         if library is None:
             lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
-        soup.add(blk, s_codes[sl], lib[sl])
-    profile = soup.counts / np.maximum(soup.library, 1e-300)[:, None]
+        sums.add(blk, g_codes[sl], lib[sl])
+    soup_counts = np.zeros((n_s, X.shape[1]))
+    np.add.at(soup_counts, g_sample, sums.counts)
+    soup_lib = np.bincount(g_sample, weights=sums.library, minlength=n_s)
+    n_cells = np.bincount(g_sample, weights=sums.cells, minlength=n_s).astype(np.int64)
+    profile = soup_counts / np.maximum(soup_lib, 1e-300)[:, None]
     fits = [_SampleFit() for _ in range(n_s)]
     source = np.array(["not estimable"] * n_s, dtype=object)
-    if state is not None:  # labelled states, all samples in one pass
-        st = pd.Series(np.asarray(state, dtype=object)).astype(str)
-        key = pd.Series(s_codes).astype(str) + "\t" + st
-        g_codes, g_names = pd.factorize(key.where(s_codes >= 0, None), sort=True)
-        g_sample = np.array([int(g.split("\t", 1)[0]) for g in g_names], dtype=np.int64)
-        sums = _state_sums(X, np.arange(n), np.asarray(g_codes, np.int64), len(g_names), lib)
+    if state is not None:  # labelled states
         for s in range(n_s):
             i = g_sample == s
             fits[s] = _fit_sample(sums.counts[i], sums.library[i], sums.cells[i], profile[s], rng)
             if _usable(fits[s]):
                 source[s] = "labelled states"
+    del sums
     for s in np.flatnonzero(source == "not estimable"):  # clusters of a subsample
         rows = np.flatnonzero(s_codes == s)
         cl = _cluster_codes(X, rows, lib[rows], random_state)
@@ -402,7 +408,7 @@ def estimate_ambient(
     table = pd.DataFrame(
         {
             "sample": samples,
-            "n_cells": soup.cells,
+            "n_cells": n_cells,
             "median_library": [float(np.median(lib[s_codes == s])) for s in range(n_s)],
             "contamination": np.round(rho, 5),
             "contamination_low": np.round(low, 5),
