@@ -272,34 +272,34 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _cluster_codes(X: Any, rows: np.ndarray, library: np.ndarray, random_state: int) -> np.ndarray:
-    """k-means clusters (k = clip(n/100, 2, 10)) of at most :data:`CLUSTER_MAX_CELLS` evenly
-    spaced ``rows`` on the shared-PCA embedding; -1 for the rows not clustered."""
+def _cluster_sums(
+    X: Any, rows: np.ndarray, library: np.ndarray, random_state: int
+) -> GroupSums | None:
+    """Sums per k-means cluster (k = clip(n/100, 2, 10)) of at most
+    :data:`CLUSTER_MAX_CELLS` of ``rows``, taken as 20 evenly spaced contiguous windows (a
+    backed file is read in 20 short pieces, once), on a PCA of those cells; ``None`` when
+    there are too few cells."""
     from sklearn.cluster import KMeans
 
     from ._graph import _read_rows, fit_embedding
 
     n = rows.size
-    pick = np.unique(np.linspace(0, n - 1, min(n, CLUSTER_MAX_CELLS)).astype(np.int64))
-    codes = np.full(n, -1, dtype=np.int64)
-    if pick.size < 2 * MIN_GROUP_CELLS:
-        return codes
+    if n < 2 * MIN_GROUP_CELLS:
+        return None
+    if n <= CLUSTER_MAX_CELLS:
+        pick = np.arange(n)
+    else:
+        w = CLUSTER_MAX_CELLS // 20
+        starts = np.linspace(0, n - w, 20).astype(np.int64)
+        pick = np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
+    counts = _read_rows(X, rows[pick])
+    lib = library[pick]
+    emb = fit_embedding(counts, lib, random_state=random_state)
+    Y = emb.transform(counts, lib)
     k = int(np.clip(round(pick.size / 100), 2, 10))
-    emb = fit_embedding(X, library[pick], rows=rows[pick], random_state=random_state)
-    Y = emb.transform(_read_rows(X, rows[pick]), library[pick])
-    codes[pick] = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(Y).labels_
-    return codes
-
-
-def _state_sums(
-    X: Any, rows: np.ndarray, codes: np.ndarray, n_groups: int, lib: np.ndarray
-) -> GroupSums:
-    """Sums of ``rows`` (sorted) by ``codes`` (one per row, -1 = skip), read in chunks."""
-    from ._graph import iter_row_chunks
-
-    sums = GroupSums.zeros(n_groups, X.shape[1])
-    for sl, blk in iter_row_chunks(X, rows):
-        sums.add(blk, codes[sl], lib[rows[sl]])
+    codes = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit(Y).labels_
+    sums = GroupSums.zeros(k, X.shape[1])
+    sums.add(counts, codes, lib)
     return sums
 
 
@@ -384,11 +384,9 @@ def estimate_ambient(
     del sums
     for s in np.flatnonzero(source == "not estimable"):  # clusters of a subsample
         rows = np.flatnonzero(s_codes == s)
-        cl = _cluster_codes(X, rows, lib[rows], random_state)
-        keep = cl >= 0
-        if not keep.any():
+        sums = _cluster_sums(X, rows, lib[rows], random_state)
+        if sums is None:
             continue
-        sums = _state_sums(X, rows[keep], cl[keep], int(cl.max()) + 1, lib)
         fit = _fit_sample(sums.counts, sums.library, sums.cells, profile[s], rng)
         if _usable(fit):
             fits[s], source[s] = fit, "clusters"
