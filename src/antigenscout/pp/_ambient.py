@@ -62,6 +62,10 @@ MIN_GROUP_CELLS = 10
 #: Marker genes: soup fraction at least this quantile of the sample's non-zero soup
 #: (SoupX autoEstCont ``soupQuantile``).
 SOUP_QUANTILE = 0.9
+#: A marker is off somewhere: its lowest state carries it at most 1/20 of its highest (an
+#: exclusive gene at a contamination of 5% is about 100-fold apart; a gene that a continuum
+#: of states makes more or less of, as the clusters of one leukaemia do, is 2- to 10-fold).
+MIN_ON_OFF = 20.0
 #: Fewest marker genes for a sample's own estimate (else clusters, else borrowed).
 MIN_MARKERS = 10
 #: Fewest non-expressing (marker, state) pairs for an estimate.
@@ -235,9 +239,11 @@ def _fit_sample(
     if big.size < 2 or not (a > 0).any():
         return fit
     rate = counts[big] / library[big, None]
-    conc = rate.max(axis=0) >= MIN_CONCENTRATION * a
+    top, bottom = rate.max(axis=0), rate.min(axis=0)
+    conc = top >= MIN_CONCENTRATION * a
+    off = top >= MIN_ON_OFF * bottom  # some state does not make it at all
     common = a >= np.quantile(a[a > 0], SOUP_QUANTILE)
-    mk = np.flatnonzero(common & conc)
+    mk = np.flatnonzero(common & conc & off)
     fit.n_markers = mk.size
     if mk.size == 0:
         return fit
