@@ -164,3 +164,31 @@ def test_soup_gene_of_another_lineage_is_not_antigen(droplets) -> None:
     for g in ["G8", "G9", "G10", "G11"]:  # 3-20 CP10k in every malignant cell
         assert on[g] > 0.9
     assert set(a.uns["t1"]["ambient"]["source"]) == {"labelled states"}
+
+
+def test_positivity_pools_within_states_and_reports_the_soup(droplets) -> None:
+    """pp.positivity with state_key cuts every edge across states from a given graph (the
+    calls equal those on the graph cut by hand), stores the soup table, and refuses an
+    unknown column naming it."""
+    from antigenscout._errors import InputError
+    from antigenscout.pp import positivity
+
+    a = droplets[droplets.obs["patient"] == "P2"].copy()
+    rng = np.random.default_rng(0)
+    n, k = a.n_obs, 5
+    nbr = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    rows = np.repeat(np.arange(n), k)
+    a.obsp["g"] = sparse.csr_matrix((np.ones(n * k), (rows, nbr.ravel())), shape=(n, n))
+    positivity(a, obsp="g", state_key="cell_type", ambient=False, key_added="by_state")
+    t = a.obs["cell_type"].to_numpy()
+    same = t[rows] == t[nbr.ravel()]
+    a.obsp["cut"] = sparse.csr_matrix(
+        (np.ones(same.sum()), (rows[same], nbr.ravel()[same])), shape=(n, n)
+    )
+    positivity(a, obsp="cut", ambient=False, key_added="by_hand")
+    assert (a.layers["by_state"] != a.layers["by_hand"]).nnz == 0
+    positivity(a, batch_key="patient", state_key="cell_type")
+    assert a.uns["positive"]["ambient"]["source"].tolist() == ["labelled states"]
+    assert a.uns["positive"]["params"]["state_key"] == "cell_type"
+    with pytest.raises(InputError, match=r"'nope' is not an adata\.obs column"):
+        positivity(a, state_key="nope")
