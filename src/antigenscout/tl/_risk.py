@@ -27,6 +27,14 @@ immune cell types. For every gene the most the infiltrate could contribute,
 and IHC calls on immune cell types (germinal centres, lymphoid and haematopoietic cells,
 macrophages, Langerhans cells) do not raise a tissue's floor.
 
+HPA's single-cell clusters of parenchymal cells carry the same infiltrate (macrophage
+transcripts in the hepatocyte and myocyte clusters, Langerhans cells' in the keratinocyte and
+melanocyte clusters). For each such cluster the share ``a_k`` of each immune cell type ``k``
+(:data:`INFILTRATE_MARKERS`: HPA's own immune single-cell profiles) is the median, over ``k``'s
+marker genes (made by that immune type and by no parenchymal cell), of the cluster's level over
+``k``'s level; ``sum_k a_k * profile_k(g)`` is subtracted from every gene (floored at 0), before
+the fraction is computed (:func:`immune_admixture`, :func:`minus_infiltrate`).
+
 For single-cell-derived contexts (the healthy marrow), the reference stores the
 *measured* fraction of cells called positive by the same positivity model; it replaces
 the mean-based model whenever the run's threshold is the one it was measured at.
@@ -93,6 +101,28 @@ IHC_IMMUNE_CELL_TYPES = frozenset(
 )
 #: nTPM / CPM per CP10k.
 CP10K_TO_NTPM = 100.0
+#: The infiltrate of HPA's single-cell clusters of parenchymal cells: HPA's immune single-cell
+#: profiles, each with leukocyte-lineage marker genes that reach 100 nTPM in it, at least 4 times
+#: their level in every other profile here, and a median of at most 1 nTPM over the parenchymal
+#: clusters. Fixed from the immune profiles before any receptor was looked at (docs/reference.md,
+#: "Immune admixture of single-cell clusters"). Kupffer cells share the macrophage markers and
+#: are represented by "Macrophages".
+INFILTRATE_MARKERS: dict[str, tuple[str, ...]] = {
+    "sc:Macrophages": ("C1QA", "C1QB", "C1QC", "CD163", "TREM2"),
+    "sc:monocytes": ("LILRA5", "LILRB2", "FPR1"),
+    "sc:dendritic cells": ("LILRA4", "PTCRA", "PLD4"),  # HPA's blood DCs: plasmacytoid
+    "sc:Langerhans cells": ("CD1C", "CD1E", "CLEC10A", "CD1A"),  # the CD1c+ DC profile
+    "sc:T-cells": ("CD3D", "TRAT1", "IL7R"),
+    "sc:NK-cells": ("KLRF1", "SH2D1B", "GNLY", "NKG7"),
+    "sc:B-cells": ("MS4A1", "PAX5", "VPREB3", "FCER2"),
+    "sc:Plasma cells": ("MZB1", "JCHAIN", "IGKC"),
+    "sc:granulocytes": ("TPSAB1", "CPA3", "MS4A2", "HPGDS"),  # HPA's cluster: mast/basophils
+}
+#: Made by every leukocyte: bounds the infiltrate's total share of a cluster.
+PAN_LEUKOCYTE = "PTPRC"
+#: HPA single-cell types outside the immune systems whose own cells are leukocytes (tissue
+#: macrophages): they make the infiltrate's genes themselves and keep them.
+RESIDENT_LEUKOCYTES = frozenset({"sc:Microglial cells", "sc:Hofbauer cells"})
 
 
 def positive_fraction_from_mean(
@@ -401,7 +431,7 @@ def _rethreshold(
     """
     genes = pd.Index(thresholds.index).intersection(base.fraction.index)
     t = thresholds.reindex(genes).to_numpy(dtype=np.float64)[:, None] * CP10K_TO_NTPM
-    expr = tissue_minus_infiltrate(reference).reindex(genes)[base.contexts.index]
+    expr = minus_infiltrate(reference).reindex(genes)[base.contexts.index]
     mu = np.nan_to_num(expr.to_numpy(dtype=np.float64))
     est = np.zeros_like(mu)
     pos = mu > 0
@@ -490,7 +520,7 @@ def _healthy_risk_cached(
     use_ihc: bool,
 ) -> HealthyRisk:
     contexts = reference.contexts
-    expr = tissue_minus_infiltrate(reference)
+    expr = minus_infiltrate(reference)
     frac = positive_fraction_from_mean(
         expr.to_numpy(dtype=np.float64), threshold_cp10k * CP10K_TO_NTPM, shape
     )
@@ -647,18 +677,97 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     return out.clip(lower=0.0, upper=est.to_numpy(dtype=np.float64), axis=None)
 
 
+def parenchymal_cell_types(contexts: pd.DataFrame) -> pd.Index:
+    """HPA single-cell types (``sc:``) of non-immune cells: those whose infiltrate is removed."""
+    sc = contexts.index.astype(str).str.startswith("sc:")
+    if "kind" in contexts:
+        sc &= (contexts["kind"] == "cell_type").to_numpy()
+    if "system" in contexts:
+        sc &= ~contexts["system"].isin(IMMUNE_SYSTEMS).to_numpy()
+    sc &= ~contexts.index.isin(list(RESIDENT_LEUKOCYTES))
+    return contexts.index[sc]
+
+
 @lru_cache(maxsize=8)
-def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
-    """Expression with each tissue context's immune-infiltrate share removed.
+def immune_admixture(reference: Reference) -> pd.DataFrame:
+    """Share of each HPA immune cell type in each parenchymal single-cell cluster.
+
+    For parenchymal cluster ``c`` and immune profile ``k`` of :data:`INFILTRATE_MARKERS`,
+    ``a_ck = median over k's markers g of expr(g, c) / expr(g, k)`` (markers the reference
+    lacks, or that profile ``k`` does not express, are skipped). PTPRC, made by every
+    leukocyte, bounds them: where ``sum_k a_ck * PTPRC(k)`` exceeds the cluster's own PTPRC,
+    the shares are scaled down to match (markers can be ambient RNA; PTPRC counts the cells).
+    The shares of a cluster sum to at most 1.
 
     Returns
     -------
-    Genes × contexts expression; cell-type contexts unchanged, tissue contexts reduced by
-    ``phi_t * max_immune(g)`` (floored at 0), ``phi_t`` = tissue PTPRC / median immune PTPRC.
-    Cached per reference (hashed by identity): callers must not modify it.
+    Parenchymal clusters (:func:`parenchymal_cell_types`) × immune profiles present in the
+    reference; empty when there are none. Cached per reference (hashed by identity).
+
+    Examples
+    --------
+    A cluster carrying 2% of a macrophage profile:
+
+    >>> import pandas as pd
+    >>> from antigenscout.reference import Reference
+    >>> ctx = pd.DataFrame({"kind": ["cell_type"] * 2, "system": ["immune (myeloid)", "x"]},
+    ...                    index=["sc:Macrophages", "sc:Myocytes"])
+    >>> expr = pd.DataFrame({"sc:Macrophages": [100.0, 200.0, 400.0],
+    ...                      "sc:Myocytes": [2.0, 4.0, 8.0]}, index=["C1QA", "C1QB", "CD163"])
+    >>> ref = Reference(genes=pd.DataFrame(index=expr.index), contexts=ctx, expression=expr,
+    ...                 ihc=pd.DataFrame(), surface=pd.DataFrame())
+    >>> float(immune_admixture(ref).loc["sc:Myocytes", "sc:Macrophages"])
+    0.02
+    """
+    ctx = reference.contexts
+    expr = reference.expression
+    parenchyma = parenchymal_cell_types(ctx).intersection(expr.columns, sort=False)
+    profiles = [k for k in INFILTRATE_MARKERS if k in expr.columns and k in ctx.index]
+    out = pd.DataFrame(0.0, index=parenchyma, columns=pd.Index(profiles, dtype=object))
+    if len(parenchyma) == 0:
+        return out
+    for k in profiles:
+        markers = [g for g in INFILTRATE_MARKERS[k] if g in expr.index]
+        level = np.nan_to_num(expr.loc[markers, k].to_numpy(dtype=np.float64))
+        markers = [g for g, v in zip(markers, level, strict=True) if v > 0]
+        if not markers:
+            continue
+        level = expr.loc[markers, k].to_numpy(dtype=np.float64)
+        seen = np.nan_to_num(expr.loc[markers, parenchyma].to_numpy(dtype=np.float64))
+        out[k] = np.median(seen / level[:, None], axis=0)
+    if PAN_LEUKOCYTE in expr.index and len(profiles):
+        # every leukocyte makes PTPRC: the shares may not imply more of it than the cluster has
+        implied = out.to_numpy() @ np.nan_to_num(
+            expr.loc[PAN_LEUKOCYTE, profiles].to_numpy(dtype=np.float64)
+        )
+        seen = np.nan_to_num(expr.loc[PAN_LEUKOCYTE, parenchyma].to_numpy(dtype=np.float64))
+        scale = np.where(implied > seen, seen / np.where(implied > 0, implied, 1.0), 1.0)
+        out = out.mul(scale, axis=0)
+    total = out.sum(axis=1).to_numpy()
+    return out.div(np.maximum(total, 1.0), axis=0)
+
+
+@lru_cache(maxsize=8)
+def minus_infiltrate(reference: Reference) -> pd.DataFrame:
+    """Expression with the immune infiltrate's share removed from tissues and parenchymal cells.
+
+    Returns
+    -------
+    Genes × contexts expression: tissue contexts reduced by ``phi_t * max_immune(g)``
+    (``phi_t`` = tissue PTPRC / median immune PTPRC); HPA single-cell clusters of parenchymal
+    cells reduced by ``sum_k a_ck * expr(g, k)`` (:func:`immune_admixture`); both floored at
+    0; other contexts unchanged. Cached per reference (hashed by identity): callers must not
+    modify it.
     """
     ctx = reference.contexts
     expr = reference.expression[ctx.index]
+    out = expr.astype(np.float64)
+    admix = immune_admixture(reference)
+    if admix.shape[0] and admix.shape[1]:
+        prof = np.nan_to_num(expr[admix.columns].to_numpy(dtype=np.float64))
+        share = prof @ admix.to_numpy(dtype=np.float64).T
+        cols = list(admix.index)
+        out[cols] = np.maximum(0.0, out[cols].to_numpy() - share)
     immune = ctx.index[
         (ctx["kind"] == "cell_type")
         & ctx["system"].isin(IMMUNE_SYSTEMS)
@@ -666,15 +775,18 @@ def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
     ]
     tissues = ctx.index[ctx["kind"] == "tissue"]
     if len(immune) == 0 or len(tissues) == 0 or "PTPRC" not in expr.index:
-        return expr
+        return out
     ptprc_ref = float(np.nanmedian(expr.loc["PTPRC", immune].to_numpy(dtype=float)))
     phi = np.clip(expr.loc["PTPRC", tissues].to_numpy(dtype=float) / ptprc_ref, 0.0, 1.0)
     phi = np.nan_to_num(phi, nan=0.0)
     immune_max = np.nan_to_num(expr[immune].to_numpy(dtype=float)).max(axis=1)
-    out = expr.astype(np.float64)
     tissue_vals = out[tissues].to_numpy()
     out[tissues] = np.maximum(0.0, tissue_vals - immune_max[:, None] * phi[None, :])
     return out
+
+
+#: The former name (tissues only); it now removes the single-cell clusters' infiltrate too.
+tissue_minus_infiltrate = minus_infiltrate
 
 
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
