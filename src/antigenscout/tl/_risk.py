@@ -74,6 +74,7 @@ __all__ = [
     "context_source",
     "healthy_risk",
     "positive_fraction_from_mean",
+    "shallow_upper",
     "shown_fraction",
 ]
 
@@ -183,6 +184,10 @@ class HealthyRisk:
     #: ``other_isoform``, ``note``, ``source``, ``fraction_before`` (engagement before) and
     #: ``applied`` (engagement set to 0). ``None`` when none apply.
     isoform: pd.DataFrame | None = None
+    #: Genes × contexts: reads the measured single-cell context's cells hold at the gene's
+    #: engagement level (NaN elsewhere); below 10 its interval reaches what the mean allows
+    #: (:func:`shallow_upper`). Only for genes given their own threshold.
+    reads_at_threshold: pd.DataFrame | None = None
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -427,10 +432,14 @@ def _rethreshold(
     Modelled contexts: the Gamma model at the gene's threshold, with an interval spanning
     shapes :data:`INTERVAL_SHAPES`. Measured single-cell contexts: the fraction ``f0``
     measured at ``measured_at`` carried to threshold ``t`` by the exponential model through
-    the same data, ``f0 ** (t / measured_at)``, with a Wilson 90% interval on ``f0``.
+    the same data, ``f0 ** (t / measured_at)``, with a Wilson 90% interval on ``f0``; where
+    the context's cells are too shallow to call a cell at ``t``, or ``t`` lies below
+    ``measured_at`` (``f0`` then stands, as a lower bound), the interval's upper end is what
+    the context's mean allows (:func:`shallow_upper`).
     """
     genes = pd.Index(thresholds.index).intersection(base.fraction.index)
     t = thresholds.reindex(genes).to_numpy(dtype=np.float64)[:, None] * CP10K_TO_NTPM
+    reads_at = None
     expr = minus_infiltrate(reference).reindex(genes)[base.contexts.index]
     mu = np.nan_to_num(expr.to_numpy(dtype=np.float64))
     est = np.zeros_like(mu)
@@ -455,6 +464,23 @@ def _rethreshold(
         est[:, idx] = np.power(np.clip(f0, 0.0, 1.0), power)
         lo[:, idx] = np.power(f_lo, power)
         hi[:, idx] = np.power(f_hi, power)
+        lib = (
+            base.contexts["mean_library"].reindex(cols).astype(float).to_numpy()
+            if "mean_library" in base.contexts
+            else np.full(len(cols), np.nan)
+        )
+        bound, reads = shallow_upper(
+            np.nan_to_num(
+                reference.expression.reindex(index=genes, columns=cols).to_numpy(dtype=np.float64)
+            ),
+            np.broadcast_to(t, (len(genes), len(cols))),
+            n,
+            lib,
+            measured_at_cpm=measured_at * CP10K_TO_NTPM,
+        )
+        hi[:, idx] = np.fmax(hi[:, idx], bound)
+        reads_at = pd.DataFrame(np.nan, index=genes, columns=base.contexts.index)
+        reads_at[cols] = reads
     prot = protein_fraction(reference)
     mask = None
     if prot is not None:
@@ -497,7 +523,71 @@ def _rethreshold(
         high=high,
         threshold_cp10k=thr,
         protein=protein,
+        reads_at_threshold=reads_at,
     )
+
+
+def shallow_upper(
+    mean_cpm: np.ndarray,
+    t_cpm: np.ndarray,
+    n_cells: np.ndarray,
+    mean_library: np.ndarray,
+    measured_at_cpm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper end of a measured context's engagement where the measured fraction cannot set it.
+
+    Two cases. (1) Too shallow: the context's cells hold ``R_t = n_cells * mean_library * t /
+    1e6`` expected reads at the engagement level ``t`` (CPM); below ``MIN_READS_AT_THRESHOLD``
+    (10, the rate model's rule for a call, docs/engagement.md) an antigen at ``t`` in every
+    cell would show a handful of reads, so the measured fraction cannot rule it out. (2) Below
+    the level the fraction was measured at (``t < measured_at_cpm``): it counts cells at that
+    level, a lower bound for cells at ``t``. What bounds the fraction from above is the mean: a
+    fraction ``f`` of cells at ``t`` or more makes the mean at least ``f * t``, so ``f <= mean
+    / t``, with the mean at its Garwood 95% upper limit from the pooled reads (at its value
+    where the depth is unknown).
+
+    Parameters
+    ----------
+    mean_cpm, t_cpm
+        Genes × contexts pseudobulk mean and engagement level (CPM).
+    n_cells, mean_library
+        Per context: cells and UMIs per cell (NaN where unknown).
+    measured_at_cpm
+        The level the measured fractions were called at (CPM), if known.
+
+    Returns
+    -------
+    ``(bound, reads_at_t)``: genes × contexts upper end (NaN where neither case holds) and
+    expected reads at ``t`` (NaN where the depth is unknown).
+
+    Examples
+    --------
+    CD19 in 27 marrow pro-B cells of ~2,240 UMIs (one read; 16.5 CPM) at a CAR's 20 CPM:
+
+    >>> b, r = shallow_upper(np.array([[16.5]]), np.array([[20.0]]), np.array([27.0]),
+    ...                      np.array([2241.0]))
+    >>> round(float(r[0, 0]), 1), float(b[0, 0])
+    (1.2, 1.0)
+    """
+    from scipy.stats import chi2
+
+    from ._rate import MIN_READS_AT_THRESHOLD
+
+    t = np.asarray(t_cpm, dtype=np.float64)
+    mean = np.maximum(np.asarray(mean_cpm, dtype=np.float64), 0.0)
+    umis = np.asarray(n_cells, dtype=np.float64) * np.asarray(mean_library, dtype=np.float64)
+    reads_at_t = umis[None, :] * t / 1e6
+    reads = mean * umis[None, :] / 1e6
+    known = np.isfinite(reads_at_t) & (reads_at_t > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_hi = np.where(
+            known, chi2.ppf(0.95, 2 * np.nan_to_num(reads) + 2) / 2 / reads_at_t * t, mean
+        )
+        bound = np.clip(mean_hi / t, 0.0, 1.0)
+    applies = known & (reads_at_t < MIN_READS_AT_THRESHOLD)
+    if measured_at_cpm is not None:
+        applies |= t < measured_at_cpm
+    return np.where(applies, bound, np.nan), reads_at_t
 
 
 def _wilson(p: np.ndarray, n: np.ndarray, z: float = 1.645) -> tuple[np.ndarray, np.ndarray]:
