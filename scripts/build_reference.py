@@ -394,11 +394,11 @@ def hpa_wide(long: pd.DataFrame, value: str, canon: pd.Series) -> pd.DataFrame:
     return wide
 
 
-def marrow_pseudobulk(shared: Path) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+def marrow_pseudobulk(shared: Path) -> tuple[pd.DataFrame, pd.Series, list[str], pd.Series]:
     """CPM pseudobulk (sum of counts / sum of library sizes x 1e6) per healthy marrow cell type.
 
-    Returns the genes x cell-type CPM table (all types), the cell count per type and the raw
-    gene names of the count matrices.
+    Returns the genes x cell-type CPM table (all types), the cell count per type, the raw
+    gene names of the count matrices and the mean library size (UMIs per cell) per type.
     """
     sums: pd.DataFrame | None = None
     libs = pd.Series(dtype=np.float64)
@@ -425,7 +425,8 @@ def marrow_pseudobulk(shared: Path) -> tuple[pd.DataFrame, pd.Series, list[str]]
     assert sums is not None
     assert genes is not None
     cpm = sums.div(libs.reindex(sums.columns), axis=1) * 1e6
-    return cpm, cells.astype(np.int64), genes
+    mean_library = libs.reindex(cells.index) / cells
+    return cpm, cells.astype(np.int64), genes, mean_library
 
 
 def marrow_measured_fraction(
@@ -846,7 +847,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     pairs_rank = pairs.groupby("ensembl")["rank"].min()
     aliases = build_aliases(pairs, canon, raw["v18"])
 
-    cpm, n_cells, marrow_genes = marrow_pseudobulk(shared)
+    cpm, n_cells, marrow_genes, mean_library = marrow_pseudobulk(shared)
     marrow_map = resolve_symbols(marrow_genes, set(canon.values), aliases)
     new_symbols = sorted(set(marrow_map.values()) - set(canon.values))
     for s in new_symbols:  # a name that became canonical can no longer be an alias
@@ -893,6 +894,16 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
             for c in contexts.index
         ],
         dtype="Int64",
+    )
+    # UMIs per cell: how many reads a level can show in a measured context (docs/engagement.md)
+    contexts["mean_library"] = pd.array(
+        [
+            round(float(mean_library[c.removeprefix("marrow:")]))
+            if c.startswith("marrow:")
+            else None
+            for c in contexts.index
+        ],
+        dtype="Float32",
     )
     contexts["vital_weight"] = contexts["vital_weight"].astype(np.float32)
     for col in ("name", "kind", "source", "tissue", "system", "rationale"):

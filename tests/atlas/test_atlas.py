@@ -241,7 +241,10 @@ def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path
     assert "worst_healthy_source" in pd.read_csv(out / "gates.tsv", sep="\t").columns
     assert main(["profile", "CD74", "--atlas", str(atlas_dir), "--out", str(tmp_path / "p")]) == 0
     prof = pd.read_csv(tmp_path / "p" / "profile.tsv", sep="\t")
-    assert (prof.loc[prof["context"].str.startswith("atlas:"), "source"] == "atlas:healthy").all()
+    atlas_src = prof.loc[prof["context"].str.startswith("atlas:"), "source"]
+    assert atlas_src.str.startswith("atlas:healthy").all()
+    # the agonist's floor (0.05 CP10k) lies below the level the atlas's cells were called at
+    assert atlas_src.str.contains("a lower bound at 0.05").all()
     assert main(["profile", "CD74", "--atlas", str(tmp_path / "none"), "--out", "y"]) == 2
 
 

@@ -144,6 +144,11 @@ def test_marrow_pseudobulk_by_hand(ref: Reference, shared_data: Path) -> None:
         libs += dem[cells].to_numpy().sum()
         n += len(cells)
     assert ref.contexts.loc["marrow:HSC", "n_cells"] == n >= 20
+    # UMIs per cell, for how many reads a level can show (docs/engagement.md)
+    assert ref.contexts.loc["marrow:HSC", "mean_library"] == pytest.approx(libs / n, abs=0.5)
+    assert (
+        ref.contexts.loc[~ref.contexts.index.str.startswith("marrow:"), "mean_library"].isna().all()
+    )
     for g, c in counts.items():
         assert ref.expression.loc[g, "marrow:HSC"] == pytest.approx(c / libs * 1e6, rel=5e-3)
     marrow = ref.contexts[ref.contexts.index.str.startswith("marrow:")]

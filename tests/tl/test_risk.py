@@ -93,7 +93,7 @@ def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
     import pandas as pd
 
     from antigenscout.reference import Reference
-    from antigenscout.tl._risk import tissue_minus_infiltrate
+    from antigenscout.tl._risk import minus_infiltrate
 
     ctx = pd.DataFrame(
         {
@@ -119,11 +119,115 @@ def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
         ihc=pd.DataFrame(),
         surface=pd.DataFrame(),
     )
-    out = tissue_minus_infiltrate(ref)
+    out = minus_infiltrate(ref)
     assert out.loc["CD19", "tissue:gut"] == pytest.approx(40.0 - 0.1 * 300.0)
     assert out.loc["VIL1", "tissue:gut"] == pytest.approx(50.0 - 0.1 * 5.0)
     assert out.loc["PTPRC", "tissue:gut"] == pytest.approx(0.0)
     assert out.loc["CD19", "sc:B"] == 300.0  # cell types untouched
+
+
+def _admixture_reference(myocyte_ptprc: float):
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+
+    ctx = pd.DataFrame(
+        {
+            "name": ["Macrophages", "T cells", "Myocytes", "Microglia"],
+            "kind": ["cell_type"] * 4,
+            "system": ["immune (myeloid)", "immune (lymphoid)", "musculoskeletal", "nervous"],
+        },
+        index=["sc:Macrophages", "sc:T-cells", "sc:Myocytes", "sc:Microglial cells"],
+    )
+    genes = ["C1QA", "C1QB", "C1QC", "CD163", "TREM2", "CD3D", "TRAT1", "IL7R"]
+    genes += ["PTPRC", "HLA-DRA", "TTN"]
+    expr = pd.DataFrame(
+        {
+            "sc:Macrophages": [1000, 1000, 500, 400, 100, 0, 0, 10, 500, 5000, 0],
+            "sc:T-cells": [0, 0, 0, 0, 0, 600, 100, 1000, 1000, 100, 0],
+            # macrophage markers at 2% of the profile (CD163 10%, TREM2 0%: the median
+            # ignores them); T-cell markers at 1%, 1%, 3%
+            "sc:Myocytes": [20, 20, 10, 40, 0, 6, 1, 30, myocyte_ptprc, 120, 5000],
+            "sc:Microglial cells": [900, 900, 400, 300, 200, 0, 0, 5, 400, 3000, 0],
+        },
+        index=genes,
+        dtype=float,
+    )
+    return Reference(
+        genes=pd.DataFrame(index=expr.index),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(),
+        surface=pd.DataFrame(),
+    )
+
+
+def test_cell_type_infiltrate_share_is_removed_by_hand() -> None:
+    from antigenscout.tl._risk import immune_admixture, minus_infiltrate
+
+    ref = _admixture_reference(myocyte_ptprc=25.0)
+    a = immune_admixture(ref)
+    assert list(a.index) == ["sc:Myocytes"]  # immune and resident myeloid cells are not touched
+    assert a.loc["sc:Myocytes", "sc:Macrophages"] == pytest.approx(0.02)
+    assert a.loc["sc:Myocytes", "sc:T-cells"] == pytest.approx(0.01)
+    out = minus_infiltrate(ref)
+    # 120 - (0.02 * 5000 + 0.01 * 100)
+    assert out.loc["HLA-DRA", "sc:Myocytes"] == pytest.approx(19.0)
+    # 25 - (0.02 * 500 + 0.01 * 1000)
+    assert out.loc["PTPRC", "sc:Myocytes"] == pytest.approx(5.0)
+    assert out.loc["C1QA", "sc:Myocytes"] == pytest.approx(0.0)  # floored at 0
+    assert out.loc["TTN", "sc:Myocytes"] == 5000.0  # made by the parenchyma only: unchanged
+    for c in ("sc:Macrophages", "sc:T-cells", "sc:Microglial cells"):
+        assert out[c].tolist() == ref.expression[c].tolist()
+
+
+def test_cell_type_infiltrate_is_bounded_by_ptprc() -> None:
+    from antigenscout.tl._risk import immune_admixture, minus_infiltrate
+
+    # the markers imply 20 of PTPRC; the cluster has 10: both shares are halved
+    ref = _admixture_reference(myocyte_ptprc=10.0)
+    a = immune_admixture(ref)
+    assert a.loc["sc:Myocytes", "sc:Macrophages"] == pytest.approx(0.01)
+    assert a.loc["sc:Myocytes", "sc:T-cells"] == pytest.approx(0.005)
+    assert minus_infiltrate(ref).loc["HLA-DRA", "sc:Myocytes"] == pytest.approx(120 - 50.5)
+
+
+def test_embedded_parenchyma_keeps_its_own_genes_and_loses_the_infiltrate() -> None:
+    import antigenscout as asc
+    from antigenscout.reference import load_reference
+    from antigenscout.tl._risk import immune_admixture, minus_infiltrate
+
+    ref = load_reference()
+    out = minus_infiltrate(ref)
+    raw = ref.expression
+    a = immune_admixture(ref)
+    assert 60 <= len(a) <= 70
+    assert a.to_numpy().min() >= 0
+    assert a.sum(axis=1).max() < 0.2
+    # genes of the parenchyma itself: within 0.1%
+    for gene, ctx in [
+        ("TTN", "sc:Skeletal myocytes"),
+        ("MYH7", "sc:Cardiomyocytes"),
+        ("ALB", "sc:Hepatocytes"),
+        ("SFTPC", "sc:Alveolar cells type 2"),
+        ("INS", "sc:Pancreatic endocrine cells"),
+        ("KRT14", "sc:Basal keratinocytes"),
+    ]:
+        assert out.loc[gene, ctx] == pytest.approx(float(raw.loc[gene, ctx]), rel=1e-3)
+    # immune cells, and macrophages living in tissues, keep every gene
+    for ctx in ("sc:Macrophages", "sc:B-cells", "sc:Microglial cells", "sc:Hofbauer cells"):
+        for gene in ("PTPRC", "HLA-DRA", "CD74"):
+            assert out.loc[gene, ctx] == pytest.approx(float(raw.loc[gene, ctx]))
+    # epithelial MHC class II of the small intestine is the enterocytes' own (DR >> DP)
+    gut = "sc:Proximal enterocytes"
+    assert out.loc["HLA-DRA", gut] > 0.99 * raw.loc["HLA-DRA", gut]
+    # an MHC class II agonist no longer engages cardiomyocytes through their macrophages
+    prof = asc.tl.profile_agent(
+        "(HLA-DRA AND HLA-DRB1) OR (HLA-DPA1 AND HLA-DPB1)", agent="agonist"
+    ).set_index("context")
+    assert prof.loc["sc:Cardiomyocytes", "positive_fraction"] < 0.05
+    assert prof.loc["sc:Hepatocytes", "positive_fraction"] < 0.05
+    assert prof.loc["sc:Macrophages", "positive_fraction"] > 0.99
 
 
 def test_shown_fraction_keeps_measured_and_protein_only() -> None:

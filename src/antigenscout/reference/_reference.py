@@ -306,6 +306,11 @@ class Reference:
                     )
                 ],
                 "n_cells": ct["n_cells"].to_numpy(),
+                "mean_library": (
+                    ct["mean_library"].to_numpy(dtype=np.float64)
+                    if "mean_library" in ct
+                    else np.full(len(ct), np.nan)
+                ),
             },
             index=ids,
         )

@@ -170,9 +170,16 @@ def profile_agent(
     if not np.isfinite(floor) or floor <= 0:
         msg = f"threshold must be a finite number > 0 (CP10k); got {floor}"
         raise InputError(msg)
+    # the base threshold is the one the measured single-cell fractions were called at, as in
+    # scoring: at any other, measured contexts would silently fall back to the RNA model
+    measured_at = (reference.metadata or {}).get("measured_fraction", {}).get("threshold_cp10k")
+    if measured_at is None:
+        from ..pp import DEFAULT_THRESHOLD
+
+        measured_at = DEFAULT_THRESHOLD
     hr = healthy_risk(
         reference,
-        threshold_cp10k=floor,
+        threshold_cp10k=float(measured_at),
         gene_threshold_cp10k=pd.Series(floor, index=symbols, dtype=float),
     )
     ctx = reference.contexts
@@ -194,7 +201,7 @@ def profile_agent(
             "positive_fraction": est,
             "fraction_low": np.minimum(lo, est),
             "fraction_high": np.maximum(hi, est),
-            "source": _sources(hr, symbols, ctx),
+            "source": _sources(hr, symbols, ctx, floor, float(measured_at)),
             "vital_weight": ctx["vital_weight"].to_numpy(dtype=float),
             "engaged": est >= engaged_fraction,
         }
@@ -212,8 +219,11 @@ def profile_agent(
     ).reset_index(drop=True)
 
 
-def _sources(hr: Any, symbols: list[str], ctx: pd.DataFrame) -> np.ndarray:
-    """Per context: what judged it; measured protein named with the genes it covers."""
+def _sources(
+    hr: Any, symbols: list[str], ctx: pd.DataFrame, floor: float, measured_at: float
+) -> np.ndarray:
+    """Per context: what judged it; measured protein named with the genes it covers; where a
+    measured context's interval reaches what its mean allows, and why."""
     base = context_source(ctx).to_numpy().astype(object)
     out = base.copy()
     if hr.protein is not None:
@@ -222,6 +232,25 @@ def _sources(hr: Any, symbols: list[str], ctx: pd.DataFrame) -> np.ndarray:
             genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]
             rest = "" if prot[:, j].all() else f"; {base[j]} for the other genes"
             out[j] = f"{PROTEIN_SOURCE}: {', '.join(genes)}{rest}"
+    reads = getattr(hr, "reads_at_threshold", None)
+    if reads is not None:
+        from ._rate import MIN_READS_AT_THRESHOLD
+
+        r = reads.reindex(index=symbols, columns=ctx.index).to_numpy(dtype=np.float64)
+        measured = ~np.isnan(r).all(axis=0) | (base != "RNA model")
+        least = np.where(np.isnan(r), np.inf, r).min(axis=0)
+        for j in np.flatnonzero(measured):
+            if floor < measured_at:
+                out[j] = (
+                    f"{out[j]}; called at {measured_at:g} CP10k, a lower bound at "
+                    f"{floor:g}: upper end from the mean"
+                )
+            elif least[j] < MIN_READS_AT_THRESHOLD:
+                out[j] = (
+                    f"{out[j]}; too shallow to call a cell at this level ({least[j]:.1f} "
+                    f"reads expected at it, < {MIN_READS_AT_THRESHOLD:g}): upper end from "
+                    "the mean"
+                )
     iso = hr.isoform
     if iso is not None:
         done = iso[iso["applied"] & iso["gene"].isin(symbols)]

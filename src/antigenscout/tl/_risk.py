@@ -27,6 +27,14 @@ immune cell types. For every gene the most the infiltrate could contribute,
 and IHC calls on immune cell types (germinal centres, lymphoid and haematopoietic cells,
 macrophages, Langerhans cells) do not raise a tissue's floor.
 
+HPA's single-cell clusters of parenchymal cells carry the same infiltrate (macrophage
+transcripts in the hepatocyte and myocyte clusters, Langerhans cells' in the keratinocyte and
+melanocyte clusters). For each such cluster the share ``a_k`` of each immune cell type ``k``
+(:data:`INFILTRATE_MARKERS`: HPA's own immune single-cell profiles) is the median, over ``k``'s
+marker genes (made by that immune type and by no parenchymal cell), of the cluster's level over
+``k``'s level; ``sum_k a_k * profile_k(g)`` is subtracted from every gene (floored at 0), before
+the fraction is computed (:func:`immune_admixture`, :func:`minus_infiltrate`).
+
 For single-cell-derived contexts (the healthy marrow), the reference stores the
 *measured* fraction of cells called positive by the same positivity model; it replaces
 the mean-based model whenever the run's threshold is the one it was measured at.
@@ -66,6 +74,7 @@ __all__ = [
     "context_source",
     "healthy_risk",
     "positive_fraction_from_mean",
+    "shallow_upper",
     "shown_fraction",
 ]
 
@@ -93,6 +102,28 @@ IHC_IMMUNE_CELL_TYPES = frozenset(
 )
 #: nTPM / CPM per CP10k.
 CP10K_TO_NTPM = 100.0
+#: The infiltrate of HPA's single-cell clusters of parenchymal cells: HPA's immune single-cell
+#: profiles, each with leukocyte-lineage marker genes that reach 100 nTPM in it, at least 4 times
+#: their level in every other profile here, and a median of at most 1 nTPM over the parenchymal
+#: clusters. Fixed from the immune profiles before any receptor was looked at (docs/reference.md,
+#: "Immune admixture of single-cell clusters"). Kupffer cells share the macrophage markers and
+#: are represented by "Macrophages".
+INFILTRATE_MARKERS: dict[str, tuple[str, ...]] = {
+    "sc:Macrophages": ("C1QA", "C1QB", "C1QC", "CD163", "TREM2"),
+    "sc:monocytes": ("LILRA5", "LILRB2", "FPR1"),
+    "sc:dendritic cells": ("LILRA4", "PTCRA", "PLD4"),  # HPA's blood DCs: plasmacytoid
+    "sc:Langerhans cells": ("CD1C", "CD1E", "CLEC10A", "CD1A"),  # the CD1c+ DC profile
+    "sc:T-cells": ("CD3D", "TRAT1", "IL7R"),
+    "sc:NK-cells": ("KLRF1", "SH2D1B", "GNLY", "NKG7"),
+    "sc:B-cells": ("MS4A1", "PAX5", "VPREB3", "FCER2"),
+    "sc:Plasma cells": ("MZB1", "JCHAIN", "IGKC"),
+    "sc:granulocytes": ("TPSAB1", "CPA3", "MS4A2", "HPGDS"),  # HPA's cluster: mast/basophils
+}
+#: Made by every leukocyte: bounds the infiltrate's total share of a cluster.
+PAN_LEUKOCYTE = "PTPRC"
+#: HPA single-cell types outside the immune systems whose own cells are leukocytes (tissue
+#: macrophages): they make the infiltrate's genes themselves and keep them.
+RESIDENT_LEUKOCYTES = frozenset({"sc:Microglial cells", "sc:Hofbauer cells"})
 
 
 def positive_fraction_from_mean(
@@ -156,6 +187,10 @@ class HealthyRisk:
     #: Genes × contexts: True where the reference has no RNA for the gene in that RNA-model
     #: context and its level was filled in (:func:`healthy_expression`).
     rna_missing: pd.DataFrame | None = None
+    #: Genes × contexts: reads the measured single-cell context's cells hold at the gene's
+    #: engagement level (NaN elsewhere); below 10 its interval reaches what the mean allows
+    #: (:func:`shallow_upper`). Only for genes given their own threshold.
+    reads_at_threshold: pd.DataFrame | None = None
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -416,10 +451,14 @@ def _rethreshold(
     Modelled contexts: the Gamma model at the gene's threshold, with an interval spanning
     shapes :data:`INTERVAL_SHAPES`. Measured single-cell contexts: the fraction ``f0``
     measured at ``measured_at`` carried to threshold ``t`` by the exponential model through
-    the same data, ``f0 ** (t / measured_at)``, with a Wilson 90% interval on ``f0``.
+    the same data, ``f0 ** (t / measured_at)``, with a Wilson 90% interval on ``f0``; where
+    the context's cells are too shallow to call a cell at ``t``, or ``t`` lies below
+    ``measured_at`` (``f0`` then stands, as a lower bound), the interval's upper end is what
+    the context's mean allows (:func:`shallow_upper`).
     """
     genes = pd.Index(thresholds.index).intersection(base.fraction.index)
     t = thresholds.reindex(genes).to_numpy(dtype=np.float64)[:, None] * CP10K_TO_NTPM
+    reads_at = None
     expr = healthy_expression(reference)[0].reindex(genes)[base.contexts.index]
     mu = np.nan_to_num(expr.to_numpy(dtype=np.float64), posinf=np.inf)
     est = np.zeros_like(mu)
@@ -444,6 +483,23 @@ def _rethreshold(
         est[:, idx] = np.power(np.clip(f0, 0.0, 1.0), power)
         lo[:, idx] = np.power(f_lo, power)
         hi[:, idx] = np.power(f_hi, power)
+        lib = (
+            base.contexts["mean_library"].reindex(cols).astype(float).to_numpy()
+            if "mean_library" in base.contexts
+            else np.full(len(cols), np.nan)
+        )
+        bound, reads = shallow_upper(
+            np.nan_to_num(
+                reference.expression.reindex(index=genes, columns=cols).to_numpy(dtype=np.float64)
+            ),
+            np.broadcast_to(t, (len(genes), len(cols))),
+            n,
+            lib,
+            measured_at_cpm=measured_at * CP10K_TO_NTPM,
+        )
+        hi[:, idx] = np.fmax(hi[:, idx], bound)
+        reads_at = pd.DataFrame(np.nan, index=genes, columns=base.contexts.index)
+        reads_at[cols] = reads
     prot = protein_fraction(reference)
     mask = None
     if prot is not None:
@@ -487,7 +543,71 @@ def _rethreshold(
         threshold_cp10k=thr,
         protein=protein,
         rna_missing=base.rna_missing,
+        reads_at_threshold=reads_at,
     )
+
+
+def shallow_upper(
+    mean_cpm: np.ndarray,
+    t_cpm: np.ndarray,
+    n_cells: np.ndarray,
+    mean_library: np.ndarray,
+    measured_at_cpm: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper end of a measured context's engagement where the measured fraction cannot set it.
+
+    Two cases. (1) Too shallow: the context's cells hold ``R_t = n_cells * mean_library * t /
+    1e6`` expected reads at the engagement level ``t`` (CPM); below ``MIN_READS_AT_THRESHOLD``
+    (10, the rate model's rule for a call, docs/engagement.md) an antigen at ``t`` in every
+    cell would show a handful of reads, so the measured fraction cannot rule it out. (2) Below
+    the level the fraction was measured at (``t < measured_at_cpm``): it counts cells at that
+    level, a lower bound for cells at ``t``. What bounds the fraction from above is the mean: a
+    fraction ``f`` of cells at ``t`` or more makes the mean at least ``f * t``, so ``f <= mean
+    / t``, with the mean at its Garwood 95% upper limit from the pooled reads (at its value
+    where the depth is unknown).
+
+    Parameters
+    ----------
+    mean_cpm, t_cpm
+        Genes × contexts pseudobulk mean and engagement level (CPM).
+    n_cells, mean_library
+        Per context: cells and UMIs per cell (NaN where unknown).
+    measured_at_cpm
+        The level the measured fractions were called at (CPM), if known.
+
+    Returns
+    -------
+    ``(bound, reads_at_t)``: genes × contexts upper end (NaN where neither case holds) and
+    expected reads at ``t`` (NaN where the depth is unknown).
+
+    Examples
+    --------
+    CD19 in 27 marrow pro-B cells of ~2,240 UMIs (one read; 16.5 CPM) at a CAR's 20 CPM:
+
+    >>> b, r = shallow_upper(np.array([[16.5]]), np.array([[20.0]]), np.array([27.0]),
+    ...                      np.array([2241.0]))
+    >>> round(float(r[0, 0]), 1), float(b[0, 0])
+    (1.2, 1.0)
+    """
+    from scipy.stats import chi2
+
+    from ._rate import MIN_READS_AT_THRESHOLD
+
+    t = np.asarray(t_cpm, dtype=np.float64)
+    mean = np.maximum(np.asarray(mean_cpm, dtype=np.float64), 0.0)
+    umis = np.asarray(n_cells, dtype=np.float64) * np.asarray(mean_library, dtype=np.float64)
+    reads_at_t = umis[None, :] * t / 1e6
+    reads = mean * umis[None, :] / 1e6
+    known = np.isfinite(reads_at_t) & (reads_at_t > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_hi = np.where(
+            known, chi2.ppf(0.95, 2 * np.nan_to_num(reads) + 2) / 2 / reads_at_t * t, mean
+        )
+        bound = np.clip(mean_hi / t, 0.0, 1.0)
+    applies = known & (reads_at_t < MIN_READS_AT_THRESHOLD)
+    if measured_at_cpm is not None:
+        applies |= t < measured_at_cpm
+    return np.where(applies, bound, np.nan), reads_at_t
 
 
 def _wilson(p: np.ndarray, n: np.ndarray, z: float = 1.645) -> tuple[np.ndarray, np.ndarray]:
@@ -669,18 +789,97 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     return out.clip(lower=0.0, upper=est.to_numpy(dtype=np.float64), axis=None)
 
 
+def parenchymal_cell_types(contexts: pd.DataFrame) -> pd.Index:
+    """HPA single-cell types (``sc:``) of non-immune cells: those whose infiltrate is removed."""
+    sc = contexts.index.astype(str).str.startswith("sc:")
+    if "kind" in contexts:
+        sc &= (contexts["kind"] == "cell_type").to_numpy()
+    if "system" in contexts:
+        sc &= ~contexts["system"].isin(IMMUNE_SYSTEMS).to_numpy()
+    sc &= ~contexts.index.isin(list(RESIDENT_LEUKOCYTES))
+    return contexts.index[sc]
+
+
 @lru_cache(maxsize=8)
-def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
-    """Expression with each tissue context's immune-infiltrate share removed.
+def immune_admixture(reference: Reference) -> pd.DataFrame:
+    """Share of each HPA immune cell type in each parenchymal single-cell cluster.
+
+    For parenchymal cluster ``c`` and immune profile ``k`` of :data:`INFILTRATE_MARKERS`,
+    ``a_ck = median over k's markers g of expr(g, c) / expr(g, k)`` (markers the reference
+    lacks, or that profile ``k`` does not express, are skipped). PTPRC, made by every
+    leukocyte, bounds them: where ``sum_k a_ck * PTPRC(k)`` exceeds the cluster's own PTPRC,
+    the shares are scaled down to match (markers can be ambient RNA; PTPRC counts the cells).
+    The shares of a cluster sum to at most 1.
 
     Returns
     -------
-    Genes × contexts expression; cell-type contexts unchanged, tissue contexts reduced by
-    ``phi_t * max_immune(g)`` (floored at 0), ``phi_t`` = tissue PTPRC / median immune PTPRC.
-    Cached per reference (hashed by identity): callers must not modify it.
+    Parenchymal clusters (:func:`parenchymal_cell_types`) × immune profiles present in the
+    reference; empty when there are none. Cached per reference (hashed by identity).
+
+    Examples
+    --------
+    A cluster carrying 2% of a macrophage profile:
+
+    >>> import pandas as pd
+    >>> from antigenscout.reference import Reference
+    >>> ctx = pd.DataFrame({"kind": ["cell_type"] * 2, "system": ["immune (myeloid)", "x"]},
+    ...                    index=["sc:Macrophages", "sc:Myocytes"])
+    >>> expr = pd.DataFrame({"sc:Macrophages": [100.0, 200.0, 400.0],
+    ...                      "sc:Myocytes": [2.0, 4.0, 8.0]}, index=["C1QA", "C1QB", "CD163"])
+    >>> ref = Reference(genes=pd.DataFrame(index=expr.index), contexts=ctx, expression=expr,
+    ...                 ihc=pd.DataFrame(), surface=pd.DataFrame())
+    >>> float(immune_admixture(ref).loc["sc:Myocytes", "sc:Macrophages"])
+    0.02
+    """
+    ctx = reference.contexts
+    expr = reference.expression
+    parenchyma = parenchymal_cell_types(ctx).intersection(expr.columns, sort=False)
+    profiles = [k for k in INFILTRATE_MARKERS if k in expr.columns and k in ctx.index]
+    out = pd.DataFrame(0.0, index=parenchyma, columns=pd.Index(profiles, dtype=object))
+    if len(parenchyma) == 0:
+        return out
+    for k in profiles:
+        markers = [g for g in INFILTRATE_MARKERS[k] if g in expr.index]
+        level = np.nan_to_num(expr.loc[markers, k].to_numpy(dtype=np.float64))
+        markers = [g for g, v in zip(markers, level, strict=True) if v > 0]
+        if not markers:
+            continue
+        level = expr.loc[markers, k].to_numpy(dtype=np.float64)
+        seen = np.nan_to_num(expr.loc[markers, parenchyma].to_numpy(dtype=np.float64))
+        out[k] = np.median(seen / level[:, None], axis=0)
+    if PAN_LEUKOCYTE in expr.index and len(profiles):
+        # every leukocyte makes PTPRC: the shares may not imply more of it than the cluster has
+        implied = out.to_numpy() @ np.nan_to_num(
+            expr.loc[PAN_LEUKOCYTE, profiles].to_numpy(dtype=np.float64)
+        )
+        seen = np.nan_to_num(expr.loc[PAN_LEUKOCYTE, parenchyma].to_numpy(dtype=np.float64))
+        scale = np.where(implied > seen, seen / np.where(implied > 0, implied, 1.0), 1.0)
+        out = out.mul(scale, axis=0)
+    total = out.sum(axis=1).to_numpy()
+    return out.div(np.maximum(total, 1.0), axis=0)
+
+
+@lru_cache(maxsize=8)
+def minus_infiltrate(reference: Reference) -> pd.DataFrame:
+    """Expression with the immune infiltrate's share removed from tissues and parenchymal cells.
+
+    Returns
+    -------
+    Genes × contexts expression: tissue contexts reduced by ``phi_t * max_immune(g)``
+    (``phi_t`` = tissue PTPRC / median immune PTPRC); HPA single-cell clusters of parenchymal
+    cells reduced by ``sum_k a_ck * expr(g, k)`` (:func:`immune_admixture`); both floored at
+    0; other contexts unchanged. Cached per reference (hashed by identity): callers must not
+    modify it.
     """
     ctx = reference.contexts
     expr = reference.expression[ctx.index]
+    out = expr.astype(np.float64)
+    admix = immune_admixture(reference)
+    if admix.shape[0] and admix.shape[1]:
+        prof = np.nan_to_num(expr[admix.columns].to_numpy(dtype=np.float64))
+        share = prof @ admix.to_numpy(dtype=np.float64).T
+        cols = list(admix.index)
+        out[cols] = np.maximum(0.0, out[cols].to_numpy() - share)
     immune = ctx.index[
         (ctx["kind"] == "cell_type")
         & ctx["system"].isin(IMMUNE_SYSTEMS)
@@ -688,12 +887,11 @@ def tissue_minus_infiltrate(reference: Reference) -> pd.DataFrame:
     ]
     tissues = ctx.index[ctx["kind"] == "tissue"]
     if len(immune) == 0 or len(tissues) == 0 or "PTPRC" not in expr.index:
-        return expr
+        return out
     ptprc_ref = float(np.nanmedian(expr.loc["PTPRC", immune].to_numpy(dtype=float)))
     phi = np.clip(expr.loc["PTPRC", tissues].to_numpy(dtype=float) / ptprc_ref, 0.0, 1.0)
     phi = np.nan_to_num(phi, nan=0.0)
     immune_max = np.nan_to_num(expr[immune].to_numpy(dtype=float)).max(axis=1)
-    out = expr.astype(np.float64)
     tissue_vals = out[tissues].to_numpy()
     out[tissues] = np.maximum(0.0, tissue_vals - immune_max[:, None] * phi[None, :])
     return out
@@ -707,7 +905,7 @@ MISSING_RNA_SOURCE = "RNA model, no RNA for the gene here: its median level else
 def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The RNA levels the risk model reads, and where they were filled in.
 
-    :func:`tissue_minus_infiltrate`, then every RNA-model context in which the reference has
+    :func:`minus_infiltrate`, then every RNA-model context in which the reference has
     no RNA for a gene (an HPA table that lacks it: multi-copy families, ids of another
     Ensembl release) takes the gene's median level over the RNA-model contexts that have it,
     and a gene with none at all is put at +inf (engaged everywhere): a gene the reference
@@ -718,7 +916,7 @@ def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame
     -------
     ``(levels, filled)``: genes × contexts levels and the boolean mask of filled entries.
     """
-    expr = tissue_minus_infiltrate(reference)
+    expr = minus_infiltrate(reference)
     ctx = reference.contexts
     rna = ctx.index[ctx["n_cells"].isna().to_numpy()] if "n_cells" in ctx else ctx.index
     vals = expr[rna].to_numpy(dtype=np.float64)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from antigenscout.reference import Reference
+from antigenscout.tl import profile_agent
+
+
+def _marrow_reference() -> Reference:
+    ctx = pd.DataFrame(
+        {
+            "name": ["pro-B", "heart"],
+            "kind": ["cell_type", "cell_type"],
+            "source": ["van Galen", "HPA single cell type"],
+            "tissue": ["bone marrow", "heart"],
+            "system": ["immune (lymphoid)", "cardiovascular"],
+            "vital_weight": [0.3, 1.0],
+            "immune_privileged": [False, False],
+            "n_cells": pd.array([30, pd.NA], dtype="Int64"),
+            "mean_library": pd.array([2000.0, np.nan], dtype="Float32"),
+        },
+        index=["marrow:ProB", "sc:heart"],
+    )
+    # G: 50 CPM in 30 cells of 2,000 UMIs (3 reads); H: 1,000 CPM (60 reads)
+    expr = pd.DataFrame({"marrow:ProB": [50.0, 1000.0], "sc:heart": [0.0, 0.0]}, index=["G", "H"])
+    measured = pd.DataFrame({"marrow:ProB": [0.1, 0.9]}, index=["G", "H"])
+    return Reference(
+        genes=pd.DataFrame({"ensembl_id": ["E1", "E2"], "synonyms": ["", ""]}, index=["G", "H"]),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(columns=["symbol", "context", "level", "reliability"]),
+        surface=pd.DataFrame(index=expr.index),
+        metadata={"measured_fraction": {"threshold_cp10k": 0.2}},
+        measured_fraction=measured,
+    )
+
+
+def test_measured_cells_judge_the_profile_at_any_agent_floor() -> None:
+    # an agonist's floor (0.05 CP10k) lies below the level the cells were called at (0.2): the
+    # measured fraction stands, as in scoring, instead of the RNA model on the pseudobulk
+    ref = _marrow_reference()
+    prof = profile_agent(["G"], agent="agonist", reference=ref).set_index("context")
+    row = prof.loc["marrow:ProB"]
+    assert row["positive_fraction"] == pytest.approx(0.1)
+    assert "lower bound" in row["source"]
+    assert row["fraction_high"] == pytest.approx(1.0)  # the mean allows every cell
+
+
+def test_too_shallow_interval_reaches_what_the_mean_allows() -> None:
+    ref = _marrow_reference()
+    prof = profile_agent(["G", "H"], gate="any", agent="car-t", reference=ref)
+    g = profile_agent(["G"], agent="car-t", reference=ref).set_index("context").loc["marrow:ProB"]
+    # 30 x 2,000 UMIs x 0.2 CP10k = 1.2 reads expected at the threshold: too shallow to call
+    assert "too shallow" in g["source"]
+    assert g["positive_fraction"] == pytest.approx(0.1)
+    assert g["fraction_high"] == pytest.approx(1.0)  # Garwood upper of 3 reads: 7.75 > 1.2
+    assert len(prof) == 2
+
+
+def test_shallow_bound_from_the_mean_by_hand() -> None:
+    from scipy.stats import chi2
+
+    from antigenscout.tl._risk import shallow_upper
+
+    # 2 reads in 100 cells of 10,000 UMIs (2 CPM); level 20 CPM: 20 reads at it (deep enough)
+    b, r = shallow_upper(np.array([[2.0]]), np.array([[20.0]]), np.array([100.0]),
+                         np.array([10_000.0]))  # fmt: skip
+    assert r[0, 0] == pytest.approx(20.0)
+    assert np.isnan(b[0, 0])
+    # 10 cells: 2 reads at the level, 0.2 reads seen; f <= mean_hi / t
+    b, r = shallow_upper(np.array([[2.0]]), np.array([[20.0]]), np.array([10.0]),
+                         np.array([10_000.0]))  # fmt: skip
+    want = chi2.ppf(0.95, 2 * 0.2 + 2) / 2 / 2.0
+    assert r[0, 0] == pytest.approx(2.0)
+    assert b[0, 0] == pytest.approx(min(1.0, want))
+    # below the level the fraction was measured at, unknown depth: the mean itself bounds it
+    b, _ = shallow_upper(np.array([[2.0]]), np.array([[5.0]]), np.array([10.0]),
+                         np.array([np.nan]), measured_at_cpm=20.0)  # fmt: skip
+    assert b[0, 0] == pytest.approx(0.4)
+
+
+def test_cd19_in_marrow_pro_b_cells_is_shown_as_not_measurable() -> None:
+    prof = profile_agent("CD19", agent="car-t").set_index("context")
+    row = prof.loc["marrow:ProB"]
+    assert "too shallow" in row["source"]
+    assert row["fraction_high"] == pytest.approx(1.0)
+    assert prof.loc["blood:naive_B_cell", "positive_fraction"] > 0.95
