@@ -640,3 +640,15 @@ def test_cancer_on_single_cells_is_refused(good_h5ad: Path, tmp_path: Path, caps
     assert code == 2
     assert "bulk tumours only" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("model", ["stein2019", "kimmel2021", "michor2005", "cart-leukaemia"])
+def test_simulate_report_writes_the_report(model: str, tmp_path: Path) -> None:
+    """``simulate --report`` writes report.html for every model: summary.json's
+    ``reference`` is the model's paper (a string), not the reference metadata of run.json."""
+    out = tmp_path / "sim"
+    assert (
+        main(["simulate", "--model", model, "--patients", "5", "--out", str(out), "--report"]) == 0
+    )
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "<html" in html.lower()

@@ -102,26 +102,7 @@ def _read_tsv(
     return df
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        msg = f"{str(path)!r} is not valid JSON ({e}); re-run the command that wrote it."
-        raise InputError(msg) from None
-    if not isinstance(obj, dict):
-        msg = f"{str(path)!r} must hold a JSON object; re-run the command that wrote it."
-        raise InputError(msg)
-    for key, kind in _JSON_TYPES.items():
-        if key in obj and obj[key] is not None and not isinstance(obj[key], kind[0]):
-            msg = (
-                f"{str(path)!r}: {key!r} must be {kind[1]}, not {type(obj[key]).__name__}; "
-                "re-run the command that wrote it."
-            )
-            raise InputError(msg)
-    return obj
-
-
-#: Types of the run.json / summary.json fields the report reads.
+#: Types of the run.json fields the report reads.
 _JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "command": (str, "a string"),
     "params": (dict, "an object"),
@@ -130,6 +111,32 @@ _JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "seconds": ((int, float), "a number"),
     "model": (str, "a string"),
 }
+#: Types of the summary.json fields the report reads (``reference``: the model's paper).
+_SUMMARY_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "model": (str, "a string"),
+    "reference": (str, "a string"),
+}
+
+
+def _read_json(
+    path: Path, types: dict[str, tuple[type | tuple[type, ...], str]] = _JSON_TYPES
+) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        msg = f"{str(path)!r} is not valid JSON ({e}); re-run the command that wrote it."
+        raise InputError(msg) from None
+    if not isinstance(obj, dict):
+        msg = f"{str(path)!r} must hold a JSON object; re-run the command that wrote it."
+        raise InputError(msg)
+    for key, kind in types.items():
+        if key in obj and obj[key] is not None and not isinstance(obj[key], kind[0]):
+            msg = (
+                f"{str(path)!r}: {key!r} must be {kind[1]}, not {type(obj[key]).__name__}; "
+                "re-run the command that wrote it."
+            )
+            raise InputError(msg)
+    return obj
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunData:
@@ -181,7 +188,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     if (p := path / "cohort.tsv").is_file():
         data.cohort = _read_tsv(p, ())
     if (p := path / "summary.json").is_file():
-        data.summary = _read_json(p)
+        data.summary = _read_json(p, _SUMMARY_TYPES)
     if (p := path / "curves.tsv").is_file():
         data.curves = _read_tsv(p, _CURVES_REQUIRED)
     return data
