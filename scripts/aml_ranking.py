@@ -40,6 +40,10 @@ PUBLISHED = (
     "CD7",
 )
 STEM = ("HSC-like", "Prog-like")
+#: Contexts outside blood and marrow engaged from which a row is called broad.
+BROAD = 10
+#: Systems of blood, marrow and immune cells: a haematological target's expected toxicity.
+BLOOD_SYSTEMS = ("immune (lymphoid)", "immune (myeloid)", "haematopoietic")
 
 
 def _stem_coverage(t: pd.DataFrame) -> pd.Series:
@@ -162,13 +166,34 @@ def main() -> None:
     in5 = int((placed["CAR-T rank"] <= 0.05 * n).sum())
     den = res["car-t"]["denominators"]
     sections = []
+    ref = asc.reference.load_reference()
+    outside = ~ref.contexts["system"].isin(BLOOD_SYSTEMS).to_numpy()
     for mod in MODALITIES:
         t = ranked[mod]
+        top = t.head(30)
+        # engagement of the top rows at the ranking's own thresholds, outside blood and marrow
+        hr = asc.tl.healthy_risk(
+            ref,
+            threshold_cp10k=res[mod]["params"]["positivity"]["threshold_cp10k"],
+            modality=mod,
+            gene_threshold_cp10k=top["engagement_threshold_cp10k"],
+        )
+        frac = hr.fraction.reindex(top.index).to_numpy()[:, outside]
+        n_out = (frac >= 0.5).sum(axis=1)
+        broad = [f"{g} ({k})" for g, k in zip(top.index, n_out, strict=True) if k >= BROAD]
+        filled = top.index[top.get("rna_missing_contexts", 0) > 0].tolist()
+        strike = (
+            f"Engaged (≥ 0.5 of the cells) in at least {BROAD} of the {int(outside.sum())} "
+            f"contexts outside blood, marrow and immune cells — on tissues a haematologist "
+            f"cannot spare, the rows to strike first (the score weighs the worst context, not "
+            f"the breadth): {', '.join(broad) or 'none'}. Healthy RNA filled in for: "
+            f"{', '.join(filled) or 'none'}."
+        )
         sections.append(
             f"## {mod}: top 30 of {len(t):,} candidates "
             f"(score `{res[mod]['params']['score']}`; ranked in {seconds[mod]:.0f} s)\n\n"
-            f"{_table(_top(t, 30))}\n\n**Why the top 10 rank where they do** (the engine's "
-            f"own numbers):\n\n{_reasons(t, 10)}\n"
+            f"{_table(_top(t, 30))}\n\n{strike}\n\n**Why the top 10 rank where they do** "
+            f"(the engine's own numbers):\n\n{_reasons(t, 10)}\n"
         )
     amb = res["car-t"]["ambient"]
     own = ~amb["source"].str.startswith(("borrowed", "not"))
