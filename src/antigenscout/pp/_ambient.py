@@ -27,9 +27,11 @@ that come from the soup), in the spirit of SoupX (Young & Behjati 2020 *GigaScie
   (``tests/pp/test_ambient.py``).
 
 The states are the user's labels (malignant flag and compartment); a sample whose labels
-give fewer than :data:`MIN_MARKERS` markers or an interval wider than a factor
-:data:`MAX_INTERVAL_RATIO` is clustered instead (k-means of a subsample); failing that it
-borrows the median of the samples estimated in the same run. The knn positivity then calls
+give fewer than :data:`MIN_MARKERS` markers (genes off in some state, :data:`MIN_ON_OFF`),
+an interval wider than a factor :data:`MAX_INTERVAL_RATIO` or an impossible contamination
+(:data:`MAX_CONTAMINATION`) is clustered instead (k-means of a subsample); failing that it
+borrows the median of the samples estimated in the same run, and with none estimated
+nothing is subtracted. The knn positivity then calls
 a cell positive only where its pooled counts exceed what the soup explains
 (:mod:`antigenscout.pp._positivity`): ``b = ρ a_g s`` expected soup reads in a pool of
 library ``s``.
@@ -76,6 +78,10 @@ MIN_CONCENTRATION = 5.0
 #: A pair whose count exceeds ``μ + z√μ + 2`` (``μ = ρ E``; at least the 0.995 quantile of
 #: Poisson(μ)) is a state making the marker itself.
 EXCESS_Z = 2.576
+#: Largest contamination taken as an estimate: a droplet holding as much soup as its own
+#: RNA could not have been called a cell, let alone labelled (an estimate this high says the
+#: markers were not exclusive, as in k-means clusters of duplicated, bootstrapped cells).
+MAX_CONTAMINATION = 0.5
 #: A sample's own estimate is used when its 90% interval spans at most this factor.
 MAX_INTERVAL_RATIO = 3.0
 #: Iterations of the robust pooled ratio.
@@ -261,11 +267,11 @@ def _fit_sample(
 
 
 def _usable(fit: _SampleFit) -> bool:
-    """Enough markers and a precise enough estimate to stand on its own."""
+    """Enough markers, a precise enough estimate, and a possible one, to stand on its own."""
     return (
         fit.n_markers >= MIN_MARKERS
         and np.isfinite(fit.rho)
-        and fit.rho > 0
+        and 0 < fit.rho < MAX_CONTAMINATION
         and fit.high <= MAX_INTERVAL_RATIO * max(fit.low, 1e-12)
     )
 
