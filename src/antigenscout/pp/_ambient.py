@@ -293,17 +293,11 @@ def _cluster_sums(
     there are too few cells."""
     from sklearn.cluster import KMeans
 
-    from ._graph import _read_rows, fit_embedding
+    from ._graph import _read_rows, fit_embedding, spread_windows
 
-    n = rows.size
-    if n < 2 * MIN_GROUP_CELLS:
+    if rows.size < 2 * MIN_GROUP_CELLS:
         return None
-    if n <= CLUSTER_MAX_CELLS:
-        pick = np.arange(n)
-    else:
-        w = CLUSTER_MAX_CELLS // 20
-        starts = np.linspace(0, n - w, 20).astype(np.int64)
-        pick = np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
+    pick = spread_windows(rows.size, CLUSTER_MAX_CELLS)
     counts = _read_rows(X, rows[pick])
     lib = library[pick]
     emb = fit_embedding(counts, lib, random_state=random_state)

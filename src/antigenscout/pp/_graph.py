@@ -248,6 +248,16 @@ class Embedding:
         return Y, sel, lib, bad
 
 
+def spread_windows(n: int, max_cells: int) -> np.ndarray:
+    """Positions of at most ``max_cells`` of ``n`` items: all of them, or 20 evenly spaced
+    contiguous windows (a backed file is then read in 20 short pieces)."""
+    if n <= max_cells:
+        return np.arange(n)
+    w = max_cells // 20
+    starts = np.linspace(0, n - w, 20).astype(np.int64)
+    return np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
+
+
 def fit_embedding(
     X: Any,
     library: np.ndarray | None = None,
@@ -286,13 +296,7 @@ def fit_embedding(
     The :class:`Embedding`.
     """
     rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
-    n = len(rows)
-    if n <= max_cells:
-        pick = np.arange(n)
-    else:
-        w = max_cells // 20
-        starts = np.linspace(0, n - w, 20).astype(np.int64)
-        pick = np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
+    pick = spread_windows(len(rows), max_cells)
     counts = _read_rows(X, rows[pick])
     lib = (
         np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
