@@ -473,12 +473,12 @@ def _print_ambient(table: Any) -> None:
             markup=False,
         )
         return
-    own = ~table["source"].astype(str).str.startswith(("borrowed", "not"))
+    own = int((~table["source"].astype(str).str.startswith(("borrowed", "not"))).sum())
+    others = "" if own == len(table) else ", the others take the run's median"
     _stderr().print(
         f"ambient RNA: contamination {rho.min():.1%}–{rho.max():.1%} of each droplet's UMIs "
-        f"(median {rho.median():.1%}); estimated for {int(own.sum())} of {len(table)} samples, "
-        "the others take the run's median; soup reads discounted from every call (ambient.tsv; "
-        "--no-ambient to count every read)",
+        f"(median {rho.median():.1%}); estimated for {own} of {len(table)} samples{others}; "
+        "soup reads discounted from every call (ambient.tsv; --no-ambient to count every read)",
         markup=False,
         soft_wrap=True,
     )

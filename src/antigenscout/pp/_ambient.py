@@ -182,8 +182,9 @@ class Ambient:
         """What run.json records: the model and each sample's contamination."""
         t = self.table
         return {
-            "model": "soup = each sample's pooled expression; contamination = trimmed pooled "
-            "ratio over genes exclusive to some cell states (SoupX-like; docs/positivity.md)",
+            "model": "soup = each sample's pooled expression; contamination = robust pooled "
+            "observed/expected ratio over genes made by some cell states only (SoupX-like; "
+            "docs/positivity.md)",
             "contamination": {
                 str(k): (None if not np.isfinite(v) else round(float(v), 4))
                 for k, v in zip(t["sample"], t["contamination"], strict=True)
