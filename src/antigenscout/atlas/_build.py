@@ -109,7 +109,7 @@ def _chunk_partial(
 
     from ..pp._ambient import estimate_ambient
     from ..pp._graph import neighbor_graph
-    from ..pp._positivity import Soup, knn_blocks_from_neighbours
+    from ..pp._positivity import knn_blocks_from_neighbours
 
     t0 = time.perf_counter()
     c0 = time.thread_time()
@@ -134,11 +134,7 @@ def _chunk_partial(
             nbr[r, : nb.size] = nb
         amb, code = estimate_ambient(X, np.zeros(rows.size), types, library=lib)
         rho = float(amb.table["contamination"].iloc[0])
-        soup = (
-            Soup(amb.background(np.arange(X.shape[1])), code, amb.contamination)
-            if np.isfinite(rho)
-            else None
-        )
+        soup = amb.soup(np.arange(X.shape[1]), code) if np.isfinite(rho) else None
         blocks = knn_blocks_from_neighbours(
             X,
             lib,

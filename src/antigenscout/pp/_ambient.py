@@ -40,7 +40,7 @@ library ``s``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ import scipy.sparse as sp
 from numba import njit
 
 from antigenscout._errors import InputError
+
+if TYPE_CHECKING:
+    from ._positivity import Soup
 
 __all__ = [
     "MIN_GROUP_CELLS",
@@ -140,7 +143,7 @@ class GroupSums:
         _add_group_sums(
             blk.indptr,
             blk.indices,
-            np.asarray(blk.data, dtype=np.float64),
+            blk.data,
             np.asarray(codes, dtype=np.int64),
             np.asarray(library, dtype=np.float64),
             self.counts,
@@ -172,6 +175,13 @@ class Ambient:
     def contamination(self) -> np.ndarray:
         """ρ per sample (0 where not estimable)."""
         return np.nan_to_num(self.table["contamination"].to_numpy(dtype=np.float64))
+
+    def soup(self, genes: np.ndarray, codes: np.ndarray) -> Soup:
+        """What the knn call discounts for ``genes`` in cells of samples ``codes`` (rows of
+        :attr:`table`; -1 = none)."""
+        from ._positivity import Soup
+
+        return Soup(self.background(genes), np.asarray(codes, np.int64), self.contamination)
 
     def background(self, genes: np.ndarray) -> np.ndarray:
         """``(samples, len(genes))`` soup reads per UMI of a droplet: ``ρ_s a_{s,g}``."""
@@ -365,12 +375,19 @@ def estimate_ambient(
     rng = np.random.default_rng(random_state)
     lib = np.zeros(n) if library is None else np.asarray(library, dtype=np.float64)
     # one pass: sums per (sample, labelled state); a sample's soup is the sum of its states
-    st = pd.Series(np.full(n, "all", dtype=object) if state is None else np.asarray(state))
-    key = pd.Series(s_codes).astype(str) + "\t" + st.astype(str)
-    g_codes, g_names = pd.factorize(key.where(s_codes >= 0, None), sort=True)
-    g_codes = np.asarray(g_codes, dtype=np.int64)
-    g_sample = np.array([int(g.split("\t", 1)[0]) for g in g_names], dtype=np.int64)
-    sums = GroupSums.zeros(len(g_names), X.shape[1])
+    st_codes = (
+        np.zeros(n, dtype=np.int64)
+        if state is None
+        else pd.factorize(pd.Series(np.asarray(state, dtype=object)).astype(str))[0]
+    )
+    n_st = int(st_codes.max()) + 1 if n else 1
+    pair = s_codes * n_st + st_codes
+    ok = s_codes >= 0
+    g_pairs, inverse = np.unique(pair[ok], return_inverse=True)
+    g_codes = np.full(n, -1, dtype=np.int64)
+    g_codes[ok] = inverse
+    g_sample = (g_pairs // n_st).astype(np.int64)
+    sums = GroupSums.zeros(len(g_pairs), X.shape[1])
     for sl, blk in iter_row_chunks(X, np.arange(n)):
         if library is None:
             lib[sl] = np.asarray(blk.sum(axis=1)).ravel()
@@ -414,7 +431,11 @@ def estimate_ambient(
         {
             "sample": samples,
             "n_cells": n_cells,
-            "median_library": [float(np.median(lib[s_codes == s])) for s in range(n_s)],
+            "median_library": pd.Series(lib[s_codes >= 0])
+            .groupby(s_codes[s_codes >= 0])
+            .median()
+            .reindex(range(n_s))
+            .to_numpy(),
             "contamination": np.round(rho, 5),
             "contamination_low": np.round(low, 5),
             "contamination_high": np.round(high, 5),

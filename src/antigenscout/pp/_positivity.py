@@ -322,20 +322,13 @@ def _soup_probability(
 ) -> np.ndarray:
     """P(λ ≥ λ0) per entry with the pool's soup reads discounted (mixture posterior of
     :func:`~antigenscout.pp._graph_kernels.soup_tail` on the rounded pooled count)."""
-    from scipy.special import gammaln
-
     from ._graph_kernels import soup_tail_many
 
     a0 = float(prior_shape)
-    rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
-    native = pooled_library * (1.0 - rho)
-    x = a0 + lam0 * native
+    x, q0, t0, r = _native_terms(pooled_library, code, soup, lam0, a0)
     bg = np.asarray(soup.background, dtype=np.float64)
     b = np.where(code >= 0, bg[np.maximum(code, 0), col], 0.0) * pooled_library
     y = np.rint(pooled_counts).astype(np.int64)
-    q0 = gammaincc(a0, x)
-    t0 = np.exp(a0 * np.log(x) - x - gammaln(a0 + 1.0))
-    r = native / (a0 / lam0 + native)
     plain = gammaincc(a0 + y, x)
     mix = soup_tail_many(y, b, x, q0, t0, a0, r)
     return np.where(b > 0, mix, plain)
@@ -781,6 +774,21 @@ class Soup:
         return cls(np.zeros((1, 1)), np.full(n, -1, dtype=np.int64), np.zeros(1))
 
 
+def _native_terms(
+    pooled_library: np.ndarray, code: np.ndarray, soup: Soup, lam0: float, a0: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For pools of library ``s`` in samples ``code`` (-1: no soup): ``x = a0 + λ0 s'``,
+    ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and ``r = s' / (a0/λ0 + s')``, ``s' = (1 - ρ) s``
+    the pool's native library."""
+    from scipy.special import gammaln
+
+    rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
+    native = pooled_library * (1.0 - rho)
+    x = a0 + lam0 * native
+    t0 = np.exp(a0 * np.log(x) - x - gammaln(a0 + 1.0))
+    return x, gammaincc(a0, x), t0, native / (a0 / lam0 + native)
+
+
 def _pool_terms(
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -788,11 +796,8 @@ def _pool_terms(
     prior_shape: float,
     soup: Soup | None,
 ) -> tuple[np.ndarray, ...]:
-    """Per-cell terms of the pooled call on a binary neighbour list: ``x = a0 + λ0 s'``,
-    ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and ``r = s' / (a0/λ0 + s')`` with ``s'`` the
-    pool's native library, then the soup background and each cell's sample."""
-    from scipy.special import gammaln
-
+    """Per-cell terms of the pooled call on a binary neighbour list (:func:`_native_terms` of
+    each cell's pooled library), then the soup background and each cell's sample."""
     n = lib.size
     soup = Soup.none(n) if soup is None else soup
     code = np.asarray(soup.code, dtype=np.int64)
@@ -804,12 +809,7 @@ def _pool_terms(
     for q in range(nbr.shape[1]):
         ok = nbr[:, q] >= 0
         s[ok] += lib[nbr[ok, q]]
-    rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
-    native = s * (1.0 - rho)
-    x = a0 + lam0 * native
-    q0 = gammaincc(a0, x)
-    t0 = np.exp(a0 * np.log(x) - x - gammaln(a0 + 1.0))
-    r = native / (a0 / lam0 + native)
+    x, q0, t0, r = _native_terms(s, code, soup, lam0, a0)
     bg = np.ascontiguousarray(soup.background, dtype=np.float64)
     return x, q0, t0, r, bg, code
 
@@ -1069,14 +1069,17 @@ def knn_counts_from_neighbours(
     return counts
 
 
-def _cut_graph(graph: Any, pool: pd.Series | None) -> Any:
-    """``graph`` without the edges that join cells of different pooling batches."""
-    if pool is None:
+def cut_graph(graph: Any, batch: np.ndarray | None) -> Any:
+    """``graph`` without the edges that join cells of different pooling batches (``batch``:
+    one label or code per cell; ``None`` keeps every edge)."""
+    if batch is None:
         return graph
-    codes = pd.factorize(pool)[0]
+    codes = pd.factorize(np.asarray(batch))[0]
     g = sp.coo_matrix(graph)
     keep = codes[g.row] == codes[g.col]
-    return sp.csr_matrix((g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape)
+    return sp.csr_matrix(
+        (g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape, dtype=np.float64
+    )
 
 
 # --------------------------------------------------------------------------- AnnData API
@@ -1191,7 +1194,9 @@ def positivity(
                         "scanpy.pp.neighbors first or leave obsp=None to build the graph here."
                     )
                     raise InputError(msg)
-                graph = _cut_graph(adata.obsp[obsp], adata.obs[pool_key] if pool_key else None)
+                graph = cut_graph(
+                    adata.obsp[obsp], adata.obs[pool_key].to_numpy() if pool_key else None
+                )
                 graph_source = f"obsp['{obsp}']"
             else:
                 from antigenscout.pp._graph import neighbor_graph
@@ -1212,7 +1217,7 @@ def positivity(
                 amb, code = estimate_ambient(
                     X, sample, state, library=library, gene_names=adata.var_names
                 )
-                soup = Soup(amb.background(np.arange(X.shape[1])), code, amb.contamination)
+                soup = amb.soup(np.arange(X.shape[1]), code)
     finally:
         if pool_key is not None:
             del adata.obs[pool_key]

@@ -569,13 +569,10 @@ def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | 
 def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) -> Any:
     """The malignant cells' block of ``adata.obsp[graph_key]`` with every edge across a
     patient or compartment removed, or ``None`` (build one)."""
+    from ..pp._positivity import cut_graph
+
     if graph_key is not None and graph_key in adata.obsp:
-        g = sparse.coo_matrix(adata.obsp[graph_key][groups.rows][:, groups.rows])
-        batch = _pool_batches(groups)
-        keep = batch[g.row] == batch[g.col]
-        return sparse.csr_matrix(
-            (g.data[keep], (g.row[keep], g.col[keep])), shape=g.shape, dtype=np.float64
-        )
+        return cut_graph(adata.obsp[graph_key][groups.rows][:, groups.rows], _pool_batches(groups))
     return None
 
 
@@ -584,13 +581,15 @@ def _knn_params(
 ) -> dict[str, Any]:
     from ..pp._positivity import DEFAULT_N_NEIGHBORS
 
-    by_patient = groups.params.get("patient_key") is not None
-    within = ("patient" if by_patient else "") + (
-        (" and compartment" if by_patient else "compartment")
-        if groups.compartment is not None
-        else ""
-    )
-    where = f"within {within}" if within else "over all cells"
+    labels = [
+        name
+        for name, on in (
+            ("patient", groups.params.get("patient_key") is not None),
+            ("compartment", groups.compartment is not None),
+        )
+        if on
+    ]
+    where = f"within {' and '.join(labels)}" if labels else "over all cells"
     source = (
         f"obsp[{graph_key!r}], edges {where} only"
         if graph_key is not None
@@ -655,7 +654,6 @@ def tumour_soup(
     """The ambient model of every sample (patient) of ``adata``, from all its rows, and the
     soup the malignant cells' calls discount for the ``col_idx`` genes."""
     from ..pp._ambient import estimate_ambient
-    from ..pp._positivity import Soup
 
     key = groups.params.get("patient_key")
     sample = (
@@ -670,8 +668,7 @@ def tumour_soup(
         library=lib_obs,
         gene_names=pd.Index(adata.var_names.astype(str)),
     )
-    soup = Soup(amb.background(col_idx), codes[groups.rows], amb.contamination)
-    return soup, amb
+    return amb.soup(col_idx, codes[groups.rows]), amb
 
 
 def _malignant_library(
