@@ -292,7 +292,7 @@ def test_score_targets_uses_the_fused_coverage(mini_reference: Reference) -> Non
     np.testing.assert_allclose(t["coverage_low"], expect["coverage_low"], atol=1e-4)
     assert (t["coverage_source"] == expect["coverage_source"]).all()
     assert t.loc["G1", "coverage_source"] == (
-        "HPA IHC Enhanced (11 patients) + CPTAC BRCA (121 tumours) + RNA (3 bulk levels)"
+        "HPA IHC Enhanced (11 patients) + CPTAC BRCA (121 tumours) + RNA (mean of 3 bulk levels)"
     )
     assert "coverage_q25" not in t
     harm = np.clip(t["vital_risk"] * 1.0, 0, 1)  # tcr-t harm factor is 1
@@ -327,3 +327,22 @@ def test_cancer_is_checked_before_any_work(
         score_targets(
             _bulk_samples(), malignant_key=None, reference=_reference(mini_reference), **kw
         )
+
+
+def test_rna_readings_count_once_however_many_patients() -> None:
+    """The RNA bins were fitted on one reading per cancer: 20 patients at a level say what one
+    reading at their mean says, not 20 independent votes (with them, an Enhanced antibody's
+    0 of 11 was overturned by the number of samples alone: coverage 0.07 -> 0.47)."""
+    import numpy as np
+
+    from antigenscout.tl._evidence import fuse_coverage
+
+    counts = np.array([[0, 0, 0, 11], [6, 3, 2, 0]])
+    cls = np.array(["Enhanced", "Supported"])
+    cp = np.array([np.nan, 0.9])
+    one = fuse_coverage(counts, cls, cp, np.array([[5.0], [0.5]]))
+    many = fuse_coverage(counts, cls, cp, np.column_stack([np.full(20, 5.0), np.full(20, 0.5)]).T)
+    spread = fuse_coverage(counts, cls, cp, np.array([[2.0, 8.0], [0.0, 1.0]]))
+    for key in ("coverage", "coverage_low", "coverage_high", "ihc_posterior"):
+        np.testing.assert_allclose(many[key], one[key], rtol=1e-12)
+        np.testing.assert_allclose(spread[key], one[key], rtol=1e-12)  # same means

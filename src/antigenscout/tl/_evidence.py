@@ -18,6 +18,7 @@ the one reliability it needs per antibody class from the agreement of IHC with C
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -487,8 +488,11 @@ def fuse_coverage(
       and q ~ Beta(h + 1, l + 1); otherwise its reading is unrelated to the antigen (its
       probability is the uniform-prior predictive, so it says nothing about x) and q is
       Uniform(0, 1). Without IHC, q is Uniform(0, 1).
-    * CPTAC's detected fraction and each RNA level are binned readings with
-      P(bin | x) = x carrier[bin] + (1 - x) non_carrier[bin] (fitted).
+    * CPTAC's detected fraction and the RNA level are binned readings with
+      P(bin | x) = x carrier[bin] + (1 - x) non_carrier[bin] (fitted). Several RNA readings
+      of one gene (patients, cohorts) are averaged into one first: the model was fitted on
+      one reading per cancer (the mean of its cohorts), and counting patients as independent
+      readings would let the number of samples decide the answer.
 
     Parameters
     ----------
@@ -499,7 +503,8 @@ def fuse_coverage(
     cptac_fraction
         CPTAC's detected fraction per gene; NaN: no CPTAC row.
     rna_level
-        Genes × readings (or genes) of bulk RNA levels (TPM/FPKM-like); NaN: no reading.
+        Genes × readings (or genes) of bulk RNA levels (TPM/FPKM-like), averaged per gene;
+        NaN: no reading.
     model
         The evidence model; :data:`EVIDENCE_MODEL` when ``None``.
 
@@ -532,6 +537,9 @@ def fuse_coverage(
     if ((cp < 0) | (cp > 1)).any() or (rna < 0).any():
         msg = "cptac_fraction must lie in [0, 1] and rna_level be >= 0 (NaN: none)"
         raise InputError(msg)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no reading
+        rna = np.nanmean(rna, axis=1, keepdims=True)
 
     x = _grid()
     log_prior = _log_prior(model)
@@ -785,8 +793,9 @@ def fused_coverage(
     genes
         Genes to report.
     rna_level
-        Genes × patient groups (or one value per gene) of bulk RNA levels (TPM/FPKM-like),
-        one reading per patient; NaN or ``None``: no RNA.
+        Genes × patient groups (or one value per gene) of bulk RNA levels (TPM/FPKM-like);
+        the patients' levels are averaged into one reading (:func:`fuse_coverage`); NaN or
+        ``None``: no RNA.
     model
         The evidence model; :data:`EVIDENCE_MODEL` when ``None``.
 
@@ -845,7 +854,9 @@ def fused_coverage(
             n_cp = int(cp["cptac_n_patients"].iloc[i])
             parts.append(f"CPTAC {cp['cptac_cohort'].iloc[i]} ({n_cp} tumours)")
         if n_rna[i]:
-            parts.append(f"RNA ({n_rna[i]} bulk level{'s' if n_rna[i] > 1 else ''})")
+            parts.append(
+                "RNA (1 bulk level)" if n_rna[i] == 1 else f"RNA (mean of {n_rna[i]} bulk levels)"
+            )
         sources.append(" + ".join(parts) or "none (population prior)")
     return pd.DataFrame(
         {
