@@ -87,3 +87,23 @@ def test_cd19_in_marrow_pro_b_cells_is_shown_as_not_measurable() -> None:
     assert "too shallow" in row["source"]
     assert row["fraction_high"] == pytest.approx(1.0)
     assert prof.loc["blood:naive_B_cell", "positive_fraction"] > 0.95
+
+
+def test_profile_reports_the_levels_it_read_and_names_filled_rna() -> None:
+    """profile_agent's expression column is the level its fraction was computed from
+    (infiltrate removed, missing RNA filled), and a context whose RNA was filled says so."""
+    import numpy as np
+
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import profile_agent
+    from antigenscout.tl._risk import MISSING_RNA_SOURCE, healthy_expression
+
+    ref = load_reference()
+    levels, filled = healthy_expression(ref)
+    prof = profile_agent(["PRRC2B"], agent="tcr-t", reference=ref).set_index("context")
+    want = levels.loc["PRRC2B", prof.index].to_numpy(dtype=float)
+    np.testing.assert_allclose(prof["expression"].to_numpy(dtype=float), want)
+    gap = filled.loc["PRRC2B", prof.index].to_numpy(dtype=bool)
+    assert gap.any()
+    assert prof["source"][gap].str.startswith(MISSING_RNA_SOURCE).all()
+    assert not prof["source"][~gap].str.startswith(MISSING_RNA_SOURCE).any()

@@ -478,7 +478,7 @@ def test_profile_names_the_excluded_isoform() -> None:
     prof = profile_agent(["G"], agent="car-t", reference=ref, kinds=("cell_type", "tissue"))
     row = prof.set_index("context").loc["sc:Hepatocytes"]
     assert row["positive_fraction"] == 0.0
-    assert "G: other isoform here, soluble sG; engagement" in row["source"]
+    assert "G: other isoform: soluble sG; engagement" in row["source"]
     assert prof.attrs["isoform_notes"]["G"].startswith("liver RNA taken as soluble sG")
     assert "H" not in profile_agent(["H"], agent="car-t", reference=ref).attrs["isoform_notes"]
     assert prof.set_index("context").loc["tissue:liver", "positive_fraction"] > 0.5

@@ -22,7 +22,15 @@ import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
-from ._risk import ISOFORM_SOURCE, PROTEIN_SOURCE, context_source, healthy_risk
+from ._risk import (
+    ISOFORM_SOURCE,
+    MISSING_RNA_SOURCE,
+    PROTEIN_SOURCE,
+    context_source,
+    healthy_expression,
+    healthy_risk,
+    measured_threshold,
+)
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -172,7 +180,7 @@ def profile_agent(
         raise InputError(msg)
     # the base threshold is the one the measured single-cell fractions were called at, as in
     # scoring: at any other, measured contexts would silently fall back to the RNA model
-    measured_at = (reference.metadata or {}).get("measured_fraction", {}).get("threshold_cp10k")
+    measured_at = measured_threshold(reference)
     if measured_at is None:
         from ..pp import DEFAULT_THRESHOLD
 
@@ -189,7 +197,9 @@ def profile_agent(
     est, _, _ = gate_fraction(receptor, frac)
     _, lo, _ = gate_fraction(receptor, lo_g)
     _, _, hi = gate_fraction(receptor, hi_g)
-    expr = reference.expression.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
+    # the levels the model read: infiltrate removed, a missing level filled (inf: no RNA)
+    expr = healthy_expression(reference)[0].loc[symbols, ctx.index].to_numpy(dtype=np.float64)
+    expr[np.isinf(expr)] = np.nan
     out = pd.DataFrame(
         {
             "context": ctx.index,
@@ -232,7 +242,11 @@ def _sources(
             genes = [g for g, p in zip(symbols, prot[:, j], strict=True) if p]
             rest = "" if prot[:, j].all() else f"; {base[j]} for the other genes"
             out[j] = f"{PROTEIN_SOURCE}: {', '.join(genes)}{rest}"
-    reads = getattr(hr, "reads_at_threshold", None)
+    gap = hr.missing(symbols)
+    for j in np.flatnonzero(gap.any(axis=0)):
+        genes = [g for g, m in zip(symbols, gap[:, j], strict=True) if m]
+        out[j] = f"{MISSING_RNA_SOURCE}: {', '.join(genes)}"
+    reads = hr.reads_at_threshold
     if reads is not None:
         from ._rate import MIN_READS_AT_THRESHOLD
 
@@ -251,15 +265,11 @@ def _sources(
                     f"reads expected at it, < {MIN_READS_AT_THRESHOLD:g}): upper end from "
                     "the mean"
                 )
-    iso = hr.isoform
+    iso = hr.isoform_sources()
     if iso is not None:
-        done = iso[iso["applied"] & iso["gene"].isin(symbols)]
-        pos = ctx.index.get_indexer(done["context"].astype(str))
-        for j, g, other, f in zip(
-            pos, done["gene"], done["other_isoform"], done["fraction_before"], strict=True
-        ):
-            if j >= 0:
-                what = f"{ISOFORM_SOURCE} here, {other}; engagement {f:.2f} excluded"
+        for (g, c), what in iso.items():
+            j = ctx.index.get_indexer([c])[0]
+            if g in symbols and j >= 0 and str(what).startswith(ISOFORM_SOURCE):
                 out[j] = f"{out[j]}; {g}: {what}"
     return out
 

@@ -247,8 +247,11 @@ class HealthyRisk:
         """Genes × contexts boolean: RNA-model contexts whose level was filled in."""
         if self.rna_missing is None:
             return np.zeros((len(genes), len(self.contexts)), dtype=bool)
-        m = self.rna_missing.astype(np.float64).reindex(index=genes, columns=self.contexts.index)
-        return m.fillna(0.0).to_numpy() > 0
+        rows = self.rna_missing.index.get_indexer(pd.Index(genes))
+        cols = self.rna_missing.columns.get_indexer(self.contexts.index)
+        m = self.rna_missing.to_numpy(dtype=bool)[np.maximum(rows, 0)][:, cols]
+        m[rows < 0] = False  # genes the reference does not hold
+        return m
 
     def isoform_note(self, genes: pd.Index | list[str]) -> pd.Series:
         """Which isoform each gene's expression is read as, and what that changed.
@@ -311,7 +314,7 @@ class HealthyRisk:
                 .to_numpy(dtype=np.float64)
                 .ravel()
             )
-        iso = self._isoform_sources()
+        iso = self.isoform_sources()
         keep = out["positive_fraction"] > 0
         if iso is not None:  # an excluded context stays in the table, at 0, saying why
             keep |= pd.MultiIndex.from_frame(out[["target", "context"]]).isin(
@@ -356,7 +359,7 @@ class HealthyRisk:
         order += ["threshold_cp10k", "n_cells", "vital_weight", "risk"]
         return out[order].sort_values(["target", "risk"], ascending=[True, False])
 
-    def _isoform_sources(self) -> pd.Series | None:
+    def isoform_sources(self) -> pd.Series | None:
         """Per (gene, context) with an isoform note: the ``source`` text it gives."""
         table = self.isoform
         if table is None or table.empty or table["context"].isna().all():
@@ -684,10 +687,9 @@ def apply_isoforms(hr: HealthyRisk, reference: Reference) -> HealthyRisk:
     engagement it had (``fraction_before``) and whether it was applied, is kept in
     ``HealthyRisk.isoform`` for the outputs (:meth:`HealthyRisk.isoform_note`, ``source``).
     """
-    pairs_of = getattr(reference, "isoform_pairs", None)
-    if pairs_of is None or getattr(reference, "isoforms", None) is None:
+    if reference.isoforms is None:
         return hr
-    pairs = pairs_of(hr.contexts.index)
+    pairs = reference.isoform_pairs(hr.contexts.index)
     pairs = pairs[pairs["gene"].isin(hr.fraction.index)].reset_index(drop=True)
     if pairs.empty:
         return hr
@@ -741,9 +743,7 @@ def protein_fraction(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame, 
     f0 = f0.pivot_table(index="gene", columns="context", values="v", aggfunc="max")
     n = table.pivot_table(index="gene", columns="context", values="n_cells", aggfunc="max")
     meta = reference.metadata.get("protein_fraction", {})
-    at = meta.get("measured_at_cp10k") or reference.metadata.get("measured_fraction", {}).get(
-        "threshold_cp10k", 0.2
-    )
+    at = meta.get("measured_at_cp10k") or measured_threshold(reference) or 0.2
     return f0, n.reindex_like(f0), float(at)
 
 
@@ -934,13 +934,19 @@ def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame
     return out, filled
 
 
+def measured_threshold(reference: Reference) -> float | None:
+    """The threshold (CP10k) the reference's single-cell fractions were called at, if any."""
+    at = (reference.metadata or {}).get("measured_fraction", {}).get("threshold_cp10k")
+    return None if at is None else float(at)
+
+
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
     """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""
     measured = getattr(reference, "measured_fraction", None)
     if measured is None:
         return None
-    at = reference.metadata.get("measured_fraction", {}).get("threshold_cp10k")
-    if at is None or not np.isclose(float(at), threshold_cp10k):
+    at = measured_threshold(reference)
+    if at is None or not np.isclose(at, threshold_cp10k):
         return None
     return measured
 
