@@ -317,8 +317,8 @@ def resolve_canonical(pairs: pd.DataFrame) -> pd.Series:
     # the sources already holding each symbol; a loser listed in none of them is the same
     # gene under another release's id, a loser sharing a source with them is another gene
     held = {sym: set(sources[e]) for e, sym in canon.items()}
-    for ens in cand.loc[~winners, "ensembl"]:  # best-ranked claim first
-        sym = cand.loc[cand["ensembl"] == ens, "symbol"].iloc[0]
+    losers = cand.loc[~winners, ["ensembl", "symbol"]]  # by symbol, best-ranked claim first
+    for ens, sym in zip(losers["ensembl"], losers["symbol"], strict=True):
         if not held[sym] & sources[ens]:
             canon[ens] = sym
             held[sym] |= sources[ens]

@@ -8,12 +8,14 @@ speak to it, each measuring something different:
   ~11 patients, one antibody that may fail;
 * CPTAC mass spectrometry (:func:`cptac_detection`): detected at any level in bulk tissue,
   ~100 tumours identified per TMT plex, no antibody;
-* the input's own RNA: one bulk level per patient group, no patient spread.
+* the input's own RNA: the mean of its per-patient bulk levels, one reading, no patient
+  spread.
 
-:func:`fuse_coverage` combines them in one Bayesian model whose every prior is fixed by how the
-evidence is made (docs/engagement.md, "Fused coverage"); :func:`ihc_validity_priors` estimates
-the one reliability it needs per antibody class from the agreement of IHC with CPTAC over all
-(gene, cancer) pairs, never from a clinical list.
+:func:`fuse_coverage` combines them in one Bayesian latent-class model (docs/engagement.md,
+"Fused coverage") whose parameters (each antibody class's validity, the CPTAC and RNA
+reading bins, the population prior) :func:`fit_evidence_model` fits by EM over all (gene,
+cancer) pairs of HPA IHC, CPTAC and the TCGA medians, no source taken as truth, never from a
+clinical list.
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ __all__ = [
     "protein_evidence_conflict",
 ]
 
-#: HPA pathology levels that count a patient's tumour as carrying targetable antigen.
-STAINED_LEVELS = ("high", "medium")
 #: HPA antibody reliability classes, best first. A gene with tumour IHC but no class in the
 #: normal-tissue table counts as ``Uncertain`` (HPA 21.1 lists all 1,751 such genes found in
 #: its raw file as Uncertain; the reference kept no tissue row for them).
@@ -185,8 +185,8 @@ def pathology_coverage(reference: Reference, cancer: str, genes: pd.Index) -> pd
     stained), ``stained_low``/``stained_high`` (Wilson 90% interval), ``any_stain_fraction``
     (High, Medium or Low), ``n_patients_stained`` (0 where HPA has no data) and
     ``ihc_reliability`` (HPA's antibody reliability, ``''`` where the normal-tissue table has
-    none). :func:`fuse_coverage` weighs every class by its estimated validity
-    (:func:`ihc_validity_priors`).
+    none). :func:`fuse_coverage` weighs every class by its fitted validity
+    (:func:`fit_evidence_model`).
 
     Raises
     ------
@@ -349,6 +349,24 @@ def protein_evidence_conflict(
     return ihc_absent_cptac_present | ihc_present_cptac_absent
 
 
+def _cptac_or_none(reference: Reference, cancer: str, genes: pd.Index) -> pd.DataFrame:
+    """:func:`cptac_detection`, or its columns at NaN / 0 / ``''`` without a CPTAC table."""
+    if reference.cptac is not None:
+        return cptac_detection(reference, cancer, genes)
+    nan = np.full(len(genes), np.nan)
+    return pd.DataFrame(
+        {
+            "cptac_detected_fraction": nan,
+            "cptac_detected_low": nan,
+            "cptac_detected_high": nan,
+            "cptac_n_patients": 0,
+            "cptac_n_detected": 0,
+            "cptac_cohort": "",
+        },
+        index=genes,
+    )
+
+
 def _cptac_evidence(
     reference: Reference,
     cancer: str,
@@ -362,21 +380,7 @@ def _cptac_evidence(
     only their IHC fraction enters the conflict rule. A reference without a CPTAC table gives
     NaN and 0 columns and no conflicts.
     """
-    if reference.cptac is not None:
-        out = cptac_detection(reference, cancer, genes)
-    else:
-        nan = np.full(len(genes), np.nan)
-        out = pd.DataFrame(
-            {
-                "cptac_detected_fraction": nan,
-                "cptac_detected_low": nan,
-                "cptac_detected_high": nan,
-                "cptac_n_patients": 0,
-                "cptac_n_detected": 0,
-                "cptac_cohort": "",
-            },
-            index=genes,
-        )
+    out = _cptac_or_none(reference, cancer, genes)
     ihc = path_cov["stained_fraction"].where(path_cov.index.isin(ihc_used))
     conflict = protein_evidence_conflict(ihc, out["cptac_detected_fraction"])
     n_ihc = path_cov["n_patients_stained"].to_numpy()
@@ -835,13 +839,7 @@ def fused_coverage(
             msg = f"rna_level must have one row per gene ({len(genes)}); got shape {rna.shape}"
             raise InputError(msg)
     cls = _ihc_class(_ihc_reliability(reference, genes))
-    if reference.cptac is not None:
-        cp = cptac_detection(reference, cancer, genes)
-    else:
-        cp = pd.DataFrame(
-            {"cptac_detected_fraction": np.nan, "cptac_cohort": "", "cptac_n_patients": 0},
-            index=genes,
-        )
+    cp = _cptac_or_none(reference, cancer, genes)
     fused = fuse_coverage(counts, cls, cp["cptac_detected_fraction"].to_numpy(), rna, model)
     has_ihc = counts.sum(axis=1) > 0
     n_rna = np.isfinite(rna).sum(axis=1)
