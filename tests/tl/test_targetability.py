@@ -335,3 +335,21 @@ def test_adc_top_15_holds_no_organelle_resident(code: str) -> None:
     top = asc.get.targets_df(a).head(15)
     assert (top["residency"] != "organelle").all(), top[["target", "residency"]]
     assert not set(top["target"]) & {"LAMP1", "RPN1", "SCARB2", "PIGT", "TM9SF2", "TMEM9"}
+
+
+def test_ectodomain_factor_takes_missing_values() -> None:
+    """A topology source or signal-peptide flag the table lacks (pd.NA) counts as curated /
+    absent instead of raising."""
+    import pandas as pd
+
+    from antigenscout.tl._targetability import ECTODOMAIN_FACTOR, ectodomain_factor
+
+    cls = np.array(["ectodomain", "short-ectodomain", "ectodomain"], dtype=object)
+    src = pd.array(["phobius", pd.NA, "uniprot"], dtype="string")
+    sp = pd.array([pd.NA, False, True], dtype="boolean")
+    got = ectodomain_factor(cls, src, sp)
+    want = ectodomain_factor(
+        cls, np.array(["phobius", "uniprot", "uniprot"]), np.array([False, False, True])
+    )
+    np.testing.assert_allclose(got, want)
+    assert got[2] == ECTODOMAIN_FACTOR["ectodomain"]

@@ -401,13 +401,12 @@ def ectodomain_factor(
     short = ECTODOMAIN_FACTOR["short-ectodomain"]
     fbar = ECTODOMAIN_BASE_RATE + (1.0 - ECTODOMAIN_BASE_RATE) * short
     q = np.where(
-        np.asarray(signal_peptide, dtype=bool),
+        pd.Series(signal_peptide).astype("boolean").fillna(False).to_numpy(dtype=bool),
         PHOBIUS_TOPOLOGY_ACCURACY["signal_peptide"],
         PHOBIUS_TOPOLOGY_ACCURACY["other"],
     )
-    predicted = (np.asarray(topology_source, dtype=object) == "phobius") & np.isin(
-        cls, ["ectodomain", "short-ectodomain"]
-    )
+    phobius = pd.Series(topology_source, dtype=object).eq("phobius").to_numpy(dtype=bool)
+    predicted = phobius & np.isin(cls, ["ectodomain", "short-ectodomain"])
     return np.where(predicted, q * base + (1.0 - q) * fbar, base)
 
 
