@@ -120,6 +120,9 @@ def hpa_locations(main: object, additional: object) -> list[str]:
     return out
 
 
+_HPA_COMPARTMENT = {**HPA_PLASMA_MEMBRANE, **HPA_ORGANELLE}
+
+
 def hpa_compartments(locations: list[str]) -> frozenset[str]:
     """Compartments of :data:`COMPARTMENTS` named by HPA locations (others are ignored).
 
@@ -128,8 +131,7 @@ def hpa_compartments(locations: list[str]) -> frozenset[str]:
     >>> sorted(hpa_compartments(["Endoplasmic reticulum", "Plasma membrane", "Cytosol"]))
     ['er', 'plasma-membrane']
     """
-    table = {**HPA_PLASMA_MEMBRANE, **HPA_ORGANELLE}
-    return frozenset(table[loc] for loc in locations if loc in table)
+    return frozenset(_HPA_COMPARTMENT[loc] for loc in locations if loc in _HPA_COMPARTMENT)
 
 
 def uniprot_locations(text: object) -> list[str]:
