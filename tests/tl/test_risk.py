@@ -527,3 +527,44 @@ def test_missing_rna_is_filled_not_zero(mini_reference) -> None:
     long = hr.long(["G1"]).set_index("context")
     assert long.loc["sc:b", "source"] == MISSING_RNA_SOURCE
     assert long.loc["sc:heart", "source"] == "RNA model"
+
+
+def test_organ_system_risk_by_hand() -> None:
+    """At least one organ harmed, organs independent, the worst context within each; blood,
+    marrow and immune cells one organ."""
+    from antigenscout.tl._risk import organ_system_risk
+
+    systems = ["nervous", "nervous", "haematopoietic", "immune (myeloid)", "skin"]
+    risk = np.array(
+        [
+            [0.3, 0.6, 0.0, 0.0, 0.0],  # one organ: its worst context
+            [0.0, 0.0, 0.5, 0.8, 0.0],  # marrow and myeloid cells: one organ
+            [0.2, 0.0, 0.2, 0.0, 0.2],  # three organs: 1 - 0.8^3
+            [0.0] * 5,
+        ]
+    )
+    got = organ_system_risk(risk, systems)
+    np.testing.assert_allclose(got, [0.6, 0.8, 1 - 0.8**3, 0.0])
+    # brute force: enumerate which organs are harmed
+    rng = np.random.default_rng(0)
+    r = rng.uniform(0, 1, size=(1, 5))
+    p = [r[0, :2].max(), r[0, 2:4].max(), r[0, 4]]
+    none = np.prod([1 - x for x in p])
+    assert organ_system_risk(r, systems)[0] == pytest.approx(1 - none)
+    assert organ_system_risk(np.zeros((2, 0)), []).tolist() == [0.0, 0.0]
+
+
+def test_broad_gene_is_riskier_than_its_worst_context(mini_reference) -> None:
+    """A gene engaged in every organ system carries more risk than its worst context alone,
+    and ``n_systems_engaged`` counts the systems at fraction >= 0.5."""
+    from antigenscout.tl import healthy_risk
+
+    hr = healthy_risk(mini_reference, threshold_cp10k=0.2)
+    summ = hr.summary(hr.fraction.index)
+    worst = hr.risk.max(axis=1).reindex(summ.index)
+    assert (summ["vital_risk"] >= worst - 1e-12).all()
+    broad = summ["n_systems_engaged"] >= 2
+    assert broad.any()
+    assert (summ.loc[broad, "vital_risk"] > worst[broad]).all()
+    engaged = (hr.fraction >= 0.5).reindex(summ.index)
+    assert (summ["n_systems_engaged"] == engaged.sum(axis=1)).all()  # three distinct systems

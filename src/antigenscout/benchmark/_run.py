@@ -543,7 +543,9 @@ def _gate_score(
     (``cover`` = ``coverage_q25`` where the engine reports it, i.e. for modalities ranked
     on per-patient coverage, else ``tumor_coverage``). For a gate, coverages and healthy
     fractions (each gene's at its engagement threshold, as for single genes) are combined
-    with :func:`_combine` (AND = min, OR = the independence estimate); the modality factor
+    with :func:`_combine` (AND = min, OR = the independence estimate) and the gate's vital risk
+    is the engine's, over organ systems (:func:`~antigenscout.tl._risk.organ_system_risk`);
+    the modality factor
     is the smallest
     (AND: every antigen must be reachable) or largest (OR: either suffices) of the genes'.
     Columns missing from the engine's table are taken as 1 (factor) or as
@@ -551,6 +553,7 @@ def _gate_score(
     """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
+    from ..tl._risk import organ_system_risk
 
     # each gene's healthy fractions at its own engagement threshold, as the engine judges
     # the single genes the gate is placed among
@@ -571,7 +574,8 @@ def _gate_score(
         harm = 1.0
     cover = float(_combine(table.loc[genes, cover_col].to_numpy(dtype=float)[:, None], op)[0])
     frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
-    risk = float((_combine(frac, op) * hr.weight.to_numpy()).max())
+    gate_risk = _combine(frac, op) * hr.weight.to_numpy()
+    risk = float(organ_system_risk(gate_risk[None, :], hr.contexts["system"].to_numpy())[0])
     if "modality_factor" in table:
         f = table.loc[genes, "modality_factor"].to_numpy(dtype=float)
         factor = float(f.min() if op == "and" else f.max())
@@ -611,6 +615,7 @@ def _context_values(
     """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
+    from ..tl._risk import organ_system_risk
     from ..tl._targetability import MODALITY_PROFILES
 
     profile = MODALITY_PROFILES.get(modality or "")

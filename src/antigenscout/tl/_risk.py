@@ -47,6 +47,13 @@ and ``HealthyRisk.isoform`` keeps the engagement it had (docs/engagement.md, "Is
 Risk in a context is ``vital_weight * f``; a tissue's or system's risk is the maximum
 over its contexts. For TCR-T and vaccines (peptide presented on HLA) immune-privileged
 contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
+
+A gene's ``vital_risk`` weighs breadth as well as the worst context: each organ system
+(:data:`ORGAN_SYSTEMS`: the reference's systems, with blood, marrow and the immune cells taken as
+one) is harmed with the probability of its worst context's risk, independently of the others,
+and ``vital_risk`` is the probability that at least one is, ``1 - prod_s (1 - max_{c in s} risk_c)``
+(:func:`organ_system_risk`). A gene engaged in every organ is not safer than one engaged in a
+single organ because no single context is fully engaged.
 """
 
 from __future__ import annotations
@@ -70,9 +77,11 @@ __all__ = [
     "IMMUNE_PRIVILEGE_DISCOUNT",
     "INTERVAL_SHAPES",
     "ISOFORM_SOURCE",
+    "ORGAN_SYSTEMS",
     "HealthyRisk",
     "context_source",
     "healthy_risk",
+    "organ_system_risk",
     "positive_fraction_from_mean",
     "shallow_upper",
     "shown_fraction",
@@ -86,6 +95,15 @@ IHC_MAX_FLOOR = 0.5
 IMMUNE_PRIVILEGE_DISCOUNT = 0.1
 #: Systems whose cell types form the immune infiltrate of whole tissues.
 IMMUNE_SYSTEMS = frozenset({"immune (lymphoid)", "immune (myeloid)"})
+#: The organ systems whose harms ``vital_risk`` combines, where they differ from the
+#: reference's ``system``: blood, marrow and the immune cells are one organ, made by the same
+#: stem cells, and their loss is one clinical consequence (cytopenia, infection) treated in one
+#: way (transfusion, growth factors, immunoglobulin, transplant). Every other system is its own.
+ORGAN_SYSTEMS: dict[str, str] = {
+    "haematopoietic": "blood and immune",
+    "immune (lymphoid)": "blood and immune",
+    "immune (myeloid)": "blood and immune",
+}
 #: HPA IHC cell types that belong to the immune infiltrate, not the tissue itself.
 IHC_IMMUNE_CELL_TYPES = frozenset(
     {
@@ -124,6 +142,47 @@ PAN_LEUKOCYTE = "PTPRC"
 #: HPA single-cell types outside the immune systems whose own cells are leukocytes (tissue
 #: macrophages): they make the infiltrate's genes themselves and keep them.
 RESIDENT_LEUKOCYTES = frozenset({"sc:Microglial cells", "sc:Hofbauer cells"})
+
+
+def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
+    """The probability that at least one organ system is harmed.
+
+    Each organ system (the reference's ``system`` mapped through :data:`ORGAN_SYSTEMS`) is
+    harmed with the probability of its worst context's vital-weighted risk, independently of
+    the others: ``1 - prod_s (1 - max_{c in s} risk_c)``. Within a system the maximum is
+    kept, because its contexts overlap (a tissue and its cell types, one cell type in two
+    datasets).
+
+    Parameters
+    ----------
+    risk
+        ``(n_genes, n_contexts)`` vital-weighted risk in [0, 1].
+    systems
+        ``(n_contexts,)`` the reference system of each context.
+
+    Returns
+    -------
+    ``(n_genes,)`` risk in [0, 1]; 0 for a gene engaged nowhere.
+
+    Examples
+    --------
+    Half of one organ, or a quarter of each of two (liver; kidney), or a quarter of marrow
+    and a quarter of lymphoid cells (one organ):
+
+    >>> import numpy as np
+    >>> systems = ["hepatobiliary", "renal/urinary", "haematopoietic", "immune (lymphoid)"]
+    >>> organ_system_risk(
+    ...     np.array([[0.5, 0, 0, 0], [0.25, 0.25, 0, 0], [0, 0, 0.25, 0.25]]), systems
+    ... ).round(4)
+    array([0.5   , 0.4375, 0.25  ])
+    """
+    risk = np.asarray(risk, dtype=np.float64)
+    organs = pd.Index([ORGAN_SYSTEMS.get(str(s), str(s)) for s in systems])
+    codes, uniques = pd.factorize(organs)
+    spared = np.ones(risk.shape[0])
+    for k in range(len(uniques)):
+        spared *= 1.0 - np.clip(risk[:, codes == k].max(axis=1, initial=0.0), 0.0, 1.0)
+    return 1.0 - spared
 
 
 def positive_fraction_from_mean(
@@ -209,9 +268,11 @@ class HealthyRisk:
         Returns
         -------
         DataFrame indexed by gene with ``worst_healthy_cell_type``, ``worst_healthy_risk``
-        (weighted), ``worst_healthy_fraction``, ``vital_risk`` (max weighted risk over
-        all contexts), ``worst_tissue``, ``worst_system``, ``n_contexts_engaged``
-        (contexts with fraction >= 0.5), ``rna_missing_contexts`` (RNA-model contexts where
+        (weighted), ``worst_healthy_fraction``, ``vital_risk`` (the probability that at
+        least one organ system is harmed: :func:`organ_system_risk`), ``worst_context``
+        (the context of greatest weighted risk), ``worst_tissue``, ``worst_system``,
+        ``n_contexts_engaged`` (contexts with fraction >= 0.5), ``n_systems_engaged``
+        (organ systems with a context at fraction >= 0.5), ``rna_missing_contexts`` (RNA-model contexts where
         the reference has no RNA for the gene and its level was filled in:
         :func:`healthy_expression`) and ``isoform_note`` (:meth:`isoform_note`).
         """
@@ -227,16 +288,23 @@ class HealthyRisk:
         worst_ct = ct_risk.argmax(axis=1)
         worst_any = risk.argmax(axis=1)
         rows = np.arange(len(genes))
+        systems = ctx["system"].astype(str).to_numpy()
+        organs, _ = pd.factorize(pd.Index([ORGAN_SYSTEMS.get(s, s) for s in systems]))
+        engaged = frac >= 0.5
+        n_organs = np.zeros(len(genes), dtype=np.int64)
+        for k in np.unique(organs):
+            n_organs += engaged[:, organs == k].any(axis=1)
         return pd.DataFrame(
             {
                 "worst_healthy_cell_type": names[worst_ct],
                 "worst_healthy_risk": risk[rows, worst_ct],
                 "worst_healthy_fraction": frac[rows, worst_ct],
-                "vital_risk": risk[rows, worst_any],
+                "vital_risk": organ_system_risk(risk, systems),
                 "worst_context": names[worst_any],
                 "worst_tissue": ctx["tissue"].to_numpy()[worst_any],
-                "worst_system": ctx["system"].to_numpy()[worst_any],
-                "n_contexts_engaged": (frac >= 0.5).sum(axis=1),
+                "worst_system": systems[worst_any],
+                "n_contexts_engaged": engaged.sum(axis=1),
+                "n_systems_engaged": n_organs,
                 "rna_missing_contexts": self.missing(genes).sum(axis=1),
                 "isoform_note": self.isoform_note(genes).to_numpy(),
             },
