@@ -615,7 +615,6 @@ def _context_values(
     """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
-    from ..tl._risk import organ_system_risk
     from ..tl._targetability import MODALITY_PROFILES
 
     profile = MODALITY_PROFILES.get(modality or "")

@@ -272,9 +272,9 @@ class HealthyRisk:
         least one organ system is harmed: :func:`organ_system_risk`), ``worst_context``
         (the context of greatest weighted risk), ``worst_tissue``, ``worst_system``,
         ``n_contexts_engaged`` (contexts with fraction >= 0.5), ``n_systems_engaged``
-        (organ systems with a context at fraction >= 0.5), ``rna_missing_contexts`` (RNA-model contexts where
-        the reference has no RNA for the gene and its level was filled in:
-        :func:`healthy_expression`) and ``isoform_note`` (:meth:`isoform_note`).
+        (organ systems with a context at fraction >= 0.5), ``rna_missing_contexts``
+        (RNA-model contexts where the reference has no RNA for the gene and its level was
+        filled in: :func:`healthy_expression`) and ``isoform_note`` (:meth:`isoform_note`).
         """
         genes = pd.Index(genes)
         frac = self.fraction.reindex(genes).to_numpy(dtype=np.float64)
