@@ -266,7 +266,8 @@ def test_gate_combination_by_hand() -> None:
     np.testing.assert_allclose(_combine(v[:1], "or"), v[0])
 
 
-def test_gate_of_one_gene_is_on_the_single_gene_scale() -> None:
+@pytest.mark.parametrize("modality", ["adc", "car-t"])  # worst context; over organ systems
+def test_gate_of_one_gene_is_on_the_single_gene_scale(modality: str) -> None:
     """A one-gene gate placed among single genes gets exactly the gene's own risk and score: each
     gene's healthy fractions are judged at its engagement threshold, as the engine does."""
     import antigenscout as asc
@@ -281,10 +282,10 @@ def test_gate_of_one_gene_is_on_the_single_gene_scale() -> None:
         var=pd.DataFrame(index=genes),
     )
     adata.uns["antigenscout"] = {"kind": "bulk"}
-    asc.tl.score_targets(adata, malignant_key=None, reference=ref, modality="adc", kind="bulk")
+    asc.tl.score_targets(adata, malignant_key=None, reference=ref, modality=modality, kind="bulk")
     table = asc.get.targets_df(adata).set_index("target")
     for g in ("ERBB2", "MSLN"):
-        score, cov, risk = _gate_score(table, [g], "and", "adc", ref)
+        score, cov, risk = _gate_score(table, [g], "and", modality, ref)
         assert risk == pytest.approx(table.loc[g, "vital_risk"], abs=1e-9)
         assert cov == pytest.approx(table.loc[g, "tumor_coverage"], abs=1e-12)
         assert score == pytest.approx(table.loc[g, "score"], rel=1e-6)

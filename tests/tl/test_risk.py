@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -554,17 +555,26 @@ def test_organ_system_risk_by_hand() -> None:
     assert organ_system_risk(np.zeros((2, 0)), []).tolist() == [0.0, 0.0]
 
 
-def test_broad_gene_is_riskier_than_its_worst_context(mini_reference) -> None:
-    """A gene engaged in every organ system carries more risk than its worst context alone,
-    and ``n_systems_engaged`` counts the systems at fraction >= 0.5."""
+def test_persisting_drug_adds_harm_over_organs(mini_reference) -> None:
+    """A living drug that persists (CAR-T) carries its harms in every organ system:
+    ``1 - prod(1 - risk)`` over the three contexts of the mini reference (three systems); a
+    dosed agent (ADC) its worst context's. ``n_systems_engaged`` counts systems at >= 0.5."""
     from antigenscout.tl import healthy_risk
 
-    hr = healthy_risk(mini_reference, threshold_cp10k=0.2)
-    summ = hr.summary(hr.fraction.index)
-    worst = hr.risk.max(axis=1).reindex(summ.index)
-    assert (summ["vital_risk"] >= worst - 1e-12).all()
-    broad = summ["n_systems_engaged"] >= 2
-    assert broad.any()
-    assert (summ.loc[broad, "vital_risk"] > worst[broad]).all()
-    engaged = (hr.fraction >= 0.5).reindex(summ.index)
-    assert (summ["n_systems_engaged"] == engaged.sum(axis=1)).all()  # three distinct systems
+    for modality, persists in (("car-t", True), ("adc", False), (None, False)):
+        hr = healthy_risk(mini_reference, threshold_cp10k=0.2, modality=modality)
+        assert hr.over_organs is persists
+        summ = hr.summary(hr.fraction.index)
+        risk = hr.risk.reindex(summ.index).to_numpy()
+        want = 1 - np.prod(1 - risk, axis=1) if persists else risk.max(axis=1)
+        np.testing.assert_allclose(summ["vital_risk"], want, rtol=1e-12)
+        engaged = (hr.fraction >= 0.5).reindex(summ.index).sum(axis=1)
+        assert (summ["n_systems_engaged"] == engaged).all()  # three distinct systems
+    # the gene-specific threshold path keeps the choice
+    hr = healthy_risk(
+        mini_reference,
+        threshold_cp10k=0.2,
+        modality="car-t",
+        gene_threshold_cp10k=pd.Series(0.5, index=hr.fraction.index[:3]),
+    )
+    assert hr.over_organs

@@ -544,8 +544,8 @@ def _gate_score(
     on per-patient coverage, else ``tumor_coverage``). For a gate, coverages and healthy
     fractions (each gene's at its engagement threshold, as for single genes) are combined
     with :func:`_combine` (AND = min, OR = the independence estimate) and the gate's vital risk
-    is the engine's, over organ systems (:func:`~antigenscout.tl._risk.organ_system_risk`);
-    the modality factor
+    is the engine's (the worst context, or over organ systems for a living drug:
+    ``HealthyRisk.over_organs``); the modality factor
     is the smallest
     (AND: every antigen must be reachable) or largest (OR: either suffices) of the genes'.
     Columns missing from the engine's table are taken as 1 (factor) or as
@@ -575,7 +575,10 @@ def _gate_score(
     cover = float(_combine(table.loc[genes, cover_col].to_numpy(dtype=float)[:, None], op)[0])
     frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
     gate_risk = _combine(frac, op) * hr.weight.to_numpy()
-    risk = float(organ_system_risk(gate_risk[None, :], hr.contexts["system"].to_numpy())[0])
+    if hr.over_organs:
+        risk = float(organ_system_risk(gate_risk[None, :], hr.contexts["system"].to_numpy())[0])
+    else:
+        risk = float(gate_risk.max())
     if "modality_factor" in table:
         f = table.loc[genes, "modality_factor"].to_numpy(dtype=float)
         factor = float(f.min() if op == "and" else f.max())

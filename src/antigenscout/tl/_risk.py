@@ -48,11 +48,13 @@ Risk in a context is ``vital_weight * f``; a tissue's or system's risk is the ma
 over its contexts. For TCR-T and vaccines (peptide presented on HLA) immune-privileged
 contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
 
-A gene's ``vital_risk`` weighs breadth as well as the worst context: each organ system
-(:data:`ORGAN_SYSTEMS`: the reference's systems, with blood, marrow and the immune cells taken as
-one) is harmed with the probability of its worst context's risk, independently of the others,
-and ``vital_risk`` is the probability that at least one is, ``1 - prod_s (1 - max_{c in s} risk_c)``
-(:func:`organ_system_risk`). A gene engaged in every organ is not safer than one engaged in a
+A gene's ``vital_risk`` is its worst context's risk for a dosed agent (given at the dose its
+most sensitive organ tolerates). For a living drug that persists (``ModalityProfile.persists``:
+CAR-T, TCR-T, vaccines) it weighs breadth as well: each organ system (:data:`ORGAN_SYSTEMS`: the
+reference's systems, with blood, marrow and the immune cells taken as one) is harmed with the
+probability of its worst context's risk, independently of the others, and ``vital_risk`` is the
+probability that at least one is, ``1 - prod_s (1 - max_{c in s} risk_c)``
+(:func:`organ_system_risk`): a gene engaged in every organ is not safer than one engaged in a
 single organ because no single context is fully engaged.
 """
 
@@ -65,6 +67,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy import special
+
+from ._targetability import MODALITY_PROFILES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -250,6 +254,9 @@ class HealthyRisk:
     #: engagement level (NaN elsewhere); below 10 its interval reaches what the mean allows
     #: (:func:`shallow_upper`). Only for genes given their own threshold.
     reads_at_threshold: pd.DataFrame | None = None
+    #: ``vital_risk`` over organ systems (:func:`organ_system_risk`, a living drug that
+    #: persists) instead of the worst context (a dosed agent).
+    over_organs: bool = False
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -268,8 +275,9 @@ class HealthyRisk:
         Returns
         -------
         DataFrame indexed by gene with ``worst_healthy_cell_type``, ``worst_healthy_risk``
-        (weighted), ``worst_healthy_fraction``, ``vital_risk`` (the probability that at
-        least one organ system is harmed: :func:`organ_system_risk`), ``worst_context``
+        (weighted), ``worst_healthy_fraction``, ``vital_risk`` (the worst context's weighted
+        risk, or with :attr:`over_organs` the probability that at least one organ system is
+        harmed: :func:`organ_system_risk`), ``worst_context``
         (the context of greatest weighted risk), ``worst_tissue``, ``worst_system``,
         ``n_contexts_engaged`` (contexts with fraction >= 0.5), ``n_systems_engaged``
         (organ systems with a context at fraction >= 0.5), ``rna_missing_contexts``
@@ -299,7 +307,9 @@ class HealthyRisk:
                 "worst_healthy_cell_type": names[worst_ct],
                 "worst_healthy_risk": risk[rows, worst_ct],
                 "worst_healthy_fraction": frac[rows, worst_ct],
-                "vital_risk": organ_system_risk(risk, systems),
+                "vital_risk": (
+                    organ_system_risk(risk, systems) if self.over_organs else risk[rows, worst_any]
+                ),
                 "worst_context": names[worst_any],
                 "worst_tissue": ctx["tissue"].to_numpy()[worst_any],
                 "worst_system": systems[worst_any],
@@ -615,6 +625,7 @@ def _rethreshold(
         protein=protein,
         rna_missing=base.rna_missing,
         reads_at_threshold=reads_at,
+        over_organs=base.over_organs,
     )
 
 
@@ -725,8 +736,14 @@ def _healthy_risk_cached(
     if modality in {"tcr-t", "vaccine"}:
         privileged = contexts["immune_privileged"].astype(bool)
         weight[privileged] *= IMMUNE_PRIVILEGE_DISCOUNT
+    profile = MODALITY_PROFILES.get(str(modality))
     return HealthyRisk(
-        fraction=fraction, weight=weight, contexts=contexts, protein=mask, rna_missing=filled
+        fraction=fraction,
+        weight=weight,
+        contexts=contexts,
+        protein=mask,
+        rna_missing=filled,
+        over_organs=bool(profile is not None and profile.persists),
     )
 
 

@@ -158,6 +158,14 @@ class ModalityProfile:
         The agent acts on any level a cell makes (signalling agonists, presented peptides):
         its floor may lie below the positivity model's detection threshold; otherwise
         healthy cells are judged from that threshold up.
+    persists
+        A living drug that expands and persists for months (CAR-T and TCR-T cells, the memory
+        T cells a vaccine leaves): it keeps killing wherever it finds the antigen and cannot
+        be dosed down, so its harms in different organ systems add up (``vital_risk`` over
+        organ systems, :func:`~antigenscout.tl._risk.organ_system_risk`). A dosed agent
+        (antibody, ADC, bispecific, radioligand, agonist; CAR-NK cells, which last weeks) is
+        given at the dose its most sensitive organ tolerates, so its risk is its worst
+        context's.
     notes
         What is noted but not scored (cytokine release, HLA restriction, persistence).
     source
@@ -177,6 +185,7 @@ class ModalityProfile:
     source: str
     engage_floor_cp10k: float = 0.2
     any_level: bool = False
+    persists: bool = False
 
 
 MODALITY_PROFILES: dict[str, ModalityProfile] = {
@@ -186,8 +195,10 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "car-t", True, True, "T", 0.5, 0.0, 1.0, False, 1.0,
             "persists for months to years; cytokine release and ICANS are not scored",
             "fratricide of CD5/CD7 CAR-T: Mamonkin 2015 Blood; Gomes-Silva 2017 Blood; "
-            "low-density killing by CARs: Majzner 2020 Cancer Discov",
+            "low-density killing by CARs: Majzner 2020 Cancer Discov; persistence for a "
+            "decade: Melenhorst 2022 Nature",
             engage_floor_cp10k=0.2,
+            persists=True,
         ),
         ModalityProfile(
             "car-nk", True, True, "NK", 0.5, 0.0, 1.0, False, 1.0,
@@ -229,6 +240,7 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "peptide-MHC triggers a T cell: Huang 2013 Immunity 39:846",
             engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
             any_level=True,
+            persists=True,
         ),
         ModalityProfile(
             "vaccine", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
@@ -236,6 +248,7 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "Simpson 2005 Nat Rev Cancer; one peptide-MHC triggers a T cell: Huang 2013",
             engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
             any_level=True,
+            persists=True,
         ),
         ModalityProfile(
             "agonist", True, False, None, 0.1, 0.0, 1.0, False, 0.3,
