@@ -95,8 +95,9 @@ def _reasons(t: pd.DataFrame, n: int) -> str:
             f"({stem[g]:.0%} of HSC-/Prog-like; {r['patients_covered_fraction']:.0%} of "
             f"patients at ≥ 0.8); healthy cells it binds most: {r['binds_most']}; worst "
             f"vital-weighted context {r['worst_healthy_cell_type']} "
-            f"(engaged {r['worst_healthy_fraction']:.2f}, vital risk {r['vital_risk']:.2f}; "
-            f"{int(r['n_contexts_engaged'])} contexts engaged); {reach}; modality factor "
+            f"(engaged {r['worst_healthy_fraction']:.2f}); vital risk {r['vital_risk']:.2f} "
+            f"({int(r['n_contexts_engaged'])} contexts in {int(r['n_systems_engaged'])} organ "
+            f"systems engaged); {reach}; modality factor "
             f"{r['modality_factor']:.2f} ({r['targetability_flags']})."
         )
     return "\n".join(lines)
@@ -182,12 +183,16 @@ def main() -> None:
         n_out = (frac >= 0.5).sum(axis=1)
         broad = [f"{g} ({k})" for g, k in zip(top.index, n_out, strict=True) if k >= BROAD]
         filled = top.index[top.get("rna_missing_contexts", 0) > 0].tolist()
+        weighs = (
+            "its vital risk adds the harms of every organ system, a living drug's"
+            if hr.over_organs
+            else "its vital risk is the worst context's, a dosed agent's"
+        )
         strike = (
             f"Engaged (≥ 0.5 of the cells) in at least {BROAD} of the {int(outside.sum())} "
             f"contexts outside blood, marrow and immune cells — on tissues a haematologist "
-            f"cannot spare, the rows to strike first (the score weighs the worst context, not "
-            f"the breadth): {', '.join(broad) or 'none'}. Healthy RNA filled in for: "
-            f"{', '.join(filled) or 'none'}."
+            f"cannot spare, the rows to strike first ({weighs}): {', '.join(broad) or 'none'}. "
+            f"Healthy RNA filled in for: {', '.join(filled) or 'none'}."
         )
         sections.append(
             f"## {mod}: top 30 of {len(t):,} candidates "
@@ -208,12 +213,15 @@ within patient × cell type and each patient's ambient RNA discounted (contamina
 for {int(own.sum())} of {len(amb)} samples, the others borrow the run's median; docs/positivity.md).
 Healthy risk: the embedded reference, judged at each modality's kill threshold
 (docs/engagement.md); candidates: docs/modalities.md. Columns: `contexts engaged` counts the
-reference contexts engaged at ≥ 0.5 — the breadth a haematologist reads first.
+reference contexts engaged at ≥ 0.5 — the breadth a haematologist reads first. Vital risk:
+for CAR-T, TCR-T and vaccines (living drugs that persist) the probability that at least one
+organ system is harmed, for the dosed agents the worst context's (docs/engagement.md,
+"Severity over organ systems").
 
 ## The published AML targets in the CAR-T ranking
 
-{in5} of {len(pub)} published targets rank in the top 5% of {n:,} CAR-T candidates
-{"(" + ", ".join(missing) + " not candidates)" if missing else ""}.
+{in5} of {len(pub)} published targets rank in the top 5% of {n:,} CAR-T candidates\
+{" (" + ", ".join(missing) + " not candidates)" if missing else ""}.
 
 {_table(placed)}
 

@@ -141,8 +141,10 @@ def main() -> None:
     body += [
         "### Does vital risk saturate?",
         "",
-        "Share of each modality's candidates whose vital risk (the largest engagement × vital "
-        "weight over the 165 contexts, at the gene's engagement threshold) reaches 0.5 and 0.8:",
+        "Share of each modality's candidates whose vital risk (at the gene's engagement "
+        "threshold: the largest engagement × vital weight over the 165 contexts; for CAR-T, "
+        "TCR-T and vaccines the probability that at least one organ system is harmed) reaches "
+        "0.5 and 0.8:",
         "",
         "| modality | tumour | candidates | vital risk ≥ 0.5 | ≥ 0.8 | median |",
         "|---|---|---|---|---|---|",
