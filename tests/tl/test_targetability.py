@@ -176,6 +176,7 @@ def _locations() -> pd.DataFrame:
         "GPI_VESICLE": (False, True, True, False, "vesicle", "Supported", None),  # MSLN
         "UNCERTAIN_ER": (False, False, False, False, "er", "Uncertain", None),
         "HPA_PM": (False, False, False, True, "er", "Approved", "er"),
+        "UNCERTAIN_PM": (False, False, False, True, None, "Uncertain", None),  # NCKAP1L
         "NOTHING": (False, False, False, False, None, None, None),
     }  # fmt: skip
     cols = ["uniprot", "gpi_anchor", "surfy", "hpa_plasma_membrane", "hpa_compartments"]
@@ -184,6 +185,27 @@ def _locations() -> pd.DataFrame:
     for c in ("hpa_compartments", "hpa_reliability", "uniprot_compartments"):
         df[c] = df[c].astype("string")
     return df
+
+
+def test_uncertain_hpa_location_is_no_surface_witness() -> None:
+    """HPA's flag counts only where its location call is not Uncertain (NCKAP1L, a cytoplasmic
+    WAVE-complex protein, was offered to binders on an Uncertain plasma-membrane image); a CD
+    designation folded into the flag stands (RHD)."""
+    s = pd.DataFrame(
+        {
+            "hpa": [True, True, True],
+            "hpa_plasma_membrane": [True, True, True],
+            "hpa_reliability": pd.array(["Uncertain", "Approved", "Uncertain"], dtype="string"),
+            "hpa_cd_marker": [False, False, True],
+            "hpa_predicted_membrane": [True, True, True],
+        },
+        index=["UNCERTAIN", "APPROVED", "CD_UNCERTAIN"],
+    )
+    p = reachability(s)["surface_probability"]
+    assert p["UNCERTAIN"] == pytest.approx(W["tm_prediction"], abs=1e-4)
+    both = 1 - (1 - W["hpa_if"]) * (1 - W["tm_prediction"])
+    assert p["APPROVED"] == pytest.approx(both, abs=1e-4)
+    assert p["CD_UNCERTAIN"] == pytest.approx(both, abs=1e-4)
 
 
 def test_residency_rule_on_a_hand_built_table() -> None:
@@ -202,6 +224,7 @@ def test_residency_rule_on_a_hand_built_table() -> None:
         "GPI_VESICLE": "plasma-membrane",  # a GPI anchor puts it outside
         "UNCERTAIN_ER": "unknown",  # an Uncertain HPA location is no evidence
         "HPA_PM": "plasma-membrane",  # HPA sees it at the plasma membrane
+        "UNCERTAIN_PM": "unknown",  # nor is an Uncertain plasma-membrane location
         "NOTHING": "unknown",
     }
     got = residency(_locations())

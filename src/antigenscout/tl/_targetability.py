@@ -103,7 +103,7 @@ ECTODOMAIN_BASE_RATE = 0.921
 RESIDENCY_FACTOR: dict[str, float] = {"plasma-membrane": 1.0, "unknown": 1.0, "organelle": 0.05}
 #: HPA reliability "Enhanced": the location was validated independently (siRNA, a tagged
 #: protein, a second antibody); "Supported" agrees with published data, "Approved" rests on
-#: one antibody, "Uncertain" conflicts with other data (never used as organelle evidence).
+#: one antibody, "Uncertain" conflicts with other data (never used as evidence).
 _HPA_VALIDATED = frozenset({"Enhanced"})
 #: Resident compartments a plasma-membrane protein does not pass through on its way out.
 _OFF_ROUTE = RESIDENT_COMPARTMENTS - {"er", "golgi"}
@@ -287,6 +287,18 @@ def _flag(surface: pd.DataFrame, col: str) -> pd.Series:
     return surface[col].astype("boolean").fillna(False).astype(bool)
 
 
+def _hpa_uncertain(surface: pd.DataFrame) -> pd.Series:
+    """True where HPA's location call (v21.1) has reliability ``Uncertain``: its staining
+    conflicts with other data. Of the 95 proteins in the shipped reference whose only strong
+    surface witness was such a call (no UniProt, SURFY or CSPA high-confidence flag), most are
+    cytoplasmic, nuclear, sarcomeric or secreted (myosins, cytochromes P450, AXIN2, OLIG2,
+    ITK, NCKAP1L); the few plasma-membrane proteins among them (RHD, RHCE, KCNN2, PIRT) keep
+    their other witnesses."""
+    if "hpa_reliability" not in surface.columns:
+        return pd.Series(False, index=surface.index)
+    return surface["hpa_reliability"].astype(object).eq("Uncertain")
+
+
 def _compartments(surface: pd.DataFrame, col: str) -> list[frozenset[str]]:
     if col not in surface.columns:
         return [frozenset()] * len(surface)
@@ -301,9 +313,9 @@ def residency(surface: pd.DataFrame) -> pd.Series:
 
     Three witnesses (docs/modalities.md, "Organelle residents"):
 
-    * **at the plasma membrane**: a GPI anchor; an HPA location (main or additional, any
-      reliability) at the plasma membrane, cell junctions or focal adhesions
-      (``hpa_plasma_membrane``); UniProt's curated "Cell membrane"/"Cell surface" location
+    * **at the plasma membrane**: a GPI anchor; an HPA location (main or additional,
+      reliability other than ``Uncertain``) at the plasma membrane, cell junctions or focal
+      adhesions (``hpa_plasma_membrane``); UniProt's curated "Cell membrane"/"Cell surface" location
       (the ``uniprot`` flag, or a UniProt location text that names the plasma membrane and
       no resident compartment).
     * **in an organelle**: an HPA location (reliability other than ``Uncertain``) in the ER,
@@ -359,7 +371,9 @@ def residency(surface: pd.DataFrame) -> pd.Series:
     else:
         rel = np.full(n, None, dtype=object)
     gpi = _flag(surface, "gpi_anchor").to_numpy()
-    hpa_pm = _flag(surface, "hpa_plasma_membrane").to_numpy()
+    # HPA's "Uncertain" conflicts with other data: it is no witness, for the plasma membrane
+    # as for an organelle
+    hpa_pm = (_flag(surface, "hpa_plasma_membrane") & ~_hpa_uncertain(surface)).to_numpy()
     up_flag = _flag(surface, "uniprot").to_numpy()
     surfy = _flag(surface, "surfy").to_numpy()
     out = np.empty(n, dtype=object)
@@ -449,7 +463,13 @@ def reachability(surface: pd.DataFrame) -> pd.DataFrame:
         "cspa_putative": cspa_cat.eq(2).fillna(False).to_numpy(dtype=bool),
         "surfy": _flag(surface, "surfy").to_numpy(),
         "uniprot": _flag(surface, "uniprot").to_numpy(),
-        "hpa_if": (_flag(surface, "hpa") | _flag(surface, "hpa_plasma_membrane")).to_numpy(),
+        # HPA's own reliability of its location call vetoes its flag where it is Uncertain;
+        # a CD designation (folded into the flag by the reference build) stands
+        "hpa_if": (
+            (_flag(surface, "hpa") | _flag(surface, "hpa_plasma_membrane"))
+            & ~_hpa_uncertain(surface)
+            | _flag(surface, "hpa_cd_marker")
+        ).to_numpy(),
         "go": _flag(surface, "go").to_numpy(),
         "tm_prediction": _flag(surface, "hpa_predicted_membrane").to_numpy(),
     }
