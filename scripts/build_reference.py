@@ -565,7 +565,9 @@ def master_topology(
     DataFrame indexed by symbol: ``accession``, ``topology`` (NA when the entry has neither
     a helix nor a signal peptide), ``topology_source`` (:func:`topology_source`; NA),
     ``n_tm`` (0 when there is no topology string: SURFY analysed the entry and found none),
-    ``gpi`` (SURFY's label source ``GPI (UniProt)``) and ``n_entries`` (entries that mapped).
+    ``gpi`` (SURFY's label source ``GPI (UniProt)``), ``training`` (SURFY's curated
+    training label, ``surface`` or ``nonsurface``; NA for entries outside its training set)
+    and ``n_entries`` (entries that mapped).
     """
     m = master.rename(columns={"UniProt accession": "accession"})
     m = m.assign(
@@ -595,6 +597,7 @@ def master_topology(
             "topology_source": best["source"].where(best["has_topology"]).astype("string"),
             "n_tm": tm.where(best["has_topology"], 0).astype("Int16"),
             "gpi": best["Surfaceome Label Source"].eq("GPI (UniProt)").to_numpy(),
+            "training": best["MachineLearning trainingset"].astype("string").str.strip(),
             "n_entries": n_entries.reindex(best.index).astype(int),
         },
         index=best.index.rename("symbol"),
@@ -715,6 +718,7 @@ def build_surface(
     surf["topology_source"] = topo["topology_source"].astype("string")
     surf["signal_peptide"] = topo["topology"].str.contains("SP:", regex=False).astype("boolean")
     surf["uniprot_accession"] = topo["accession"].astype("string")
+    surf["surfy_training"] = topo["training"].astype("string")
     up_loc = sf["UniProt subcellular"].fillna("").reindex(index, fill_value="")
     surf["uniprot_compartments"] = (
         up_loc.map(lambda t: join_compartments(uniprot_compartments(uniprot_locations(t))))

@@ -177,11 +177,16 @@ def _locations() -> pd.DataFrame:
         "UNCERTAIN_ER": (False, False, False, False, "er", "Uncertain", None),
         "HPA_PM": (False, False, False, True, "er", "Approved", "er"),
         "UNCERTAIN_PM": (False, False, False, True, None, "Uncertain", None),  # NCKAP1L
+        "NONSURFACE": (False, False, False, False, None, None, None),  # SPTLC2
+        "NONSURFACE_APPROVED_PM": (False, False, False, True, None, "Approved", None),
+        "NONSURFACE_SUPPORTED_PM": (False, False, False, True, None, "Supported", None),
         "NOTHING": (False, False, False, False, None, None, None),
     }  # fmt: skip
     cols = ["uniprot", "gpi_anchor", "surfy", "hpa_plasma_membrane", "hpa_compartments"]
     cols += ["hpa_reliability", "uniprot_compartments"]
     df = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+    df["surfy_training"] = pd.array([None] * len(df), dtype="string")
+    df.loc[df.index.str.startswith("NONSURFACE"), "surfy_training"] = "nonsurface"
     for c in ("hpa_compartments", "hpa_reliability", "uniprot_compartments"):
         df[c] = df[c].astype("string")
     return df
@@ -225,6 +230,9 @@ def test_residency_rule_on_a_hand_built_table() -> None:
         "UNCERTAIN_ER": "unknown",  # an Uncertain HPA location is no evidence
         "HPA_PM": "plasma-membrane",  # HPA sees it at the plasma membrane
         "UNCERTAIN_PM": "unknown",  # nor is an Uncertain plasma-membrane location
+        "NONSURFACE": "organelle",  # SURFY's curated non-surface label, nothing against it
+        "NONSURFACE_APPROVED_PM": "organelle",  # it outweighs one antibody's PM image
+        "NONSURFACE_SUPPORTED_PM": "plasma-membrane",  # not a supported one
         "NOTHING": "unknown",
     }
     got = residency(_locations())

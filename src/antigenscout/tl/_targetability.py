@@ -105,6 +105,7 @@ RESIDENCY_FACTOR: dict[str, float] = {"plasma-membrane": 1.0, "unknown": 1.0, "o
 #: protein, a second antibody); "Supported" agrees with published data, "Approved" rests on
 #: one antibody, "Uncertain" conflicts with other data (never used as evidence).
 _HPA_VALIDATED = frozenset({"Enhanced"})
+_HPA_SUPPORTED = frozenset({"Enhanced", "Supported"})
 #: Resident compartments a plasma-membrane protein does not pass through on its way out.
 _OFF_ROUTE = RESIDENT_COMPARTMENTS - {"er", "golgi"}
 #: T-cell and NK-cell contexts, matched on context names (any reference).
@@ -323,7 +324,11 @@ def residency(surface: pd.DataFrame) -> pd.Series:
       lipid droplets (``hpa_compartments``); a UniProt location in a resident compartment
       (ER, Golgi, lysosome, mitochondrion, peroxisome, nuclear envelope, lipid droplet), or
       in endosomes and vesicles when UniProt names no plasma membrane
-      (``uniprot_compartments``).
+      (``uniprot_compartments``); SURFY's curated ``nonsurface`` training label, which
+      also outweighs an HPA plasma-membrane image that is neither Enhanced nor Supported
+      (``surfy_training``: membrane proteins its authors placed off the cell surface, such as
+      SPTLC2 in the ER; UniProt's location text is shipped only for SURFY's surfaceome, so
+      this is the curated word on the rest).
     * **agreement** outweighs UniProt's "Cell membrane" flag: HPA and UniProt's location
       text name the same resident compartment (HPA ``Vesicles`` matching a UniProt
       lysosome) and either HPA's image was validated independently (``Enhanced``: TGOLN2 in
@@ -376,6 +381,11 @@ def residency(surface: pd.DataFrame) -> pd.Series:
     hpa_pm = (_flag(surface, "hpa_plasma_membrane") & ~_hpa_uncertain(surface)).to_numpy()
     up_flag = _flag(surface, "uniprot").to_numpy()
     surfy = _flag(surface, "surfy").to_numpy()
+    nonsurface = (
+        surface["surfy_training"].astype(object).eq("nonsurface").to_numpy(dtype=bool)
+        if "surfy_training" in surface.columns
+        else np.zeros(n, dtype=bool)
+    )
     out = np.empty(n, dtype=object)
     for i in range(n):
         up_res = up[i] & RESIDENT_COMPARTMENTS
@@ -395,8 +405,13 @@ def residency(surface: pd.DataFrame) -> pd.Series:
             or (same & _OFF_ROUTE and not up_pm)
             or (hpa_org and validated and not surfy[i])
         )
-        at_pm = gpi[i] or hpa_pm[i] or ((up_flag[i] or (up_pm and not up_res)) and not agree)
-        in_org = bool(hpa_org or up_res or (not up_pm and up[i] & {"endosome", "vesicle"}))
+        # SURFY's curated "nonsurface" outweighs a plasma-membrane image on one antibody
+        # (Approved: POLE, RRP12, the Golgi glycosyltransferases), not a validated one
+        hpa_at_pm = hpa_pm[i] and not (nonsurface[i] and rel[i] not in _HPA_SUPPORTED)
+        at_pm = gpi[i] or hpa_at_pm or ((up_flag[i] or (up_pm and not up_res)) and not agree)
+        in_org = bool(
+            hpa_org or up_res or (not up_pm and up[i] & {"endosome", "vesicle"}) or nonsurface[i]
+        )
         out[i] = "plasma-membrane" if at_pm else ("organelle" if in_org else "unknown")
     return pd.Series(out, index=surface.index, dtype=object, name="residency")
 
