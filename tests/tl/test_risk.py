@@ -182,6 +182,44 @@ def test_cell_type_infiltrate_share_is_removed_by_hand() -> None:
         assert out[c].tolist() == ref.expression[c].tolist()
 
 
+def test_endothelial_share_is_removed_by_hand() -> None:
+    """A myocyte cluster with the endothelial markers at 4%, 5% and 8% of the endothelial
+    profile (median 5%) loses 5% of the endothelium's genes; PTPRC does not bound it (no
+    leukocyte makes the markers); endothelial clusters keep their own genes."""
+    import pandas as pd
+
+    from antigenscout.reference import Reference
+    from antigenscout.tl._risk import immune_admixture, minus_infiltrate
+
+    ctx = pd.DataFrame(
+        {"kind": ["cell_type"] * 3, "system": ["cardiovascular", "musculoskeletal", "x"]},
+        index=["sc:Endothelial cells", "sc:Myocytes", "sc:Lymphatic endothelial cells"],
+    )
+    expr = pd.DataFrame(
+        {
+            "sc:Endothelial cells": [200.0, 300.0, 100.0, 600.0, 0.0, 0.0],
+            "sc:Myocytes": [8.0, 15.0, 8.0, 40.0, 5000.0, 0.0],
+            "sc:Lymphatic endothelial cells": [50.0, 10.0, 200.0, 40.0, 0.0, 0.0],
+        },
+        index=["CDH5", "EMCN", "TIE1", "HLA-DRA", "TTN", "PTPRC"],
+    )
+    ref = Reference(
+        genes=pd.DataFrame(index=expr.index),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(),
+        surface=pd.DataFrame(),
+    )
+    a = immune_admixture(ref)
+    assert a.loc["sc:Myocytes", "sc:Endothelial cells"] == pytest.approx(0.05)
+    assert a.loc["sc:Lymphatic endothelial cells", "sc:Endothelial cells"] == 0.0
+    out = minus_infiltrate(ref)
+    assert out.loc["HLA-DRA", "sc:Myocytes"] == pytest.approx(40.0 - 0.05 * 600.0)
+    assert out.loc["TTN", "sc:Myocytes"] == 5000.0
+    for c in ("sc:Endothelial cells", "sc:Lymphatic endothelial cells"):
+        assert out[c].tolist() == expr[c].tolist()
+
+
 def test_cell_type_infiltrate_is_bounded_by_ptprc() -> None:
     from antigenscout.tl._risk import immune_admixture, minus_infiltrate
 
@@ -204,7 +242,13 @@ def test_embedded_parenchyma_keeps_its_own_genes_and_loses_the_infiltrate() -> N
     a = immune_admixture(ref)
     assert 60 <= len(a) <= 70
     assert a.to_numpy().min() >= 0
-    assert a.sum(axis=1).max() < 0.2
+    leukocytes = a.drop(columns="sc:Endothelial cells")
+    assert leukocytes.sum(axis=1).max() < 0.2
+    assert a.sum(axis=1).max() <= 1.0 + 1e-12
+    # HPA's "Adipocytes" cluster is mostly endothelium (docs/reference.md)
+    assert a.loc["sc:Adipocytes", "sc:Endothelial cells"] > 0.9
+    endothelial = ["sc:Endothelial cells", "sc:Lymphatic endothelial cells"]
+    assert (a.loc[endothelial, "sc:Endothelial cells"] == 0).all()
     # genes of the parenchyma itself: within 0.1%
     for gene, ctx in [
         ("TTN", "sc:Skeletal myocytes"),
@@ -228,6 +272,9 @@ def test_embedded_parenchyma_keeps_its_own_genes_and_loses_the_infiltrate() -> N
     ).set_index("context")
     assert prof.loc["sc:Cardiomyocytes", "positive_fraction"] < 0.05
     assert prof.loc["sc:Hepatocytes", "positive_fraction"] < 0.05
+    # nor skeletal myocytes through their capillaries' endothelium (was 0.97)
+    assert prof.loc["sc:Skeletal myocytes", "positive_fraction"] < 0.05
+    assert prof.loc["sc:Endothelial cells", "positive_fraction"] > 0.99
     assert prof.loc["sc:Macrophages", "positive_fraction"] > 0.99
 
 

@@ -29,11 +29,13 @@ macrophages, Langerhans cells) do not raise a tissue's floor.
 
 HPA's single-cell clusters of parenchymal cells carry the same infiltrate (macrophage
 transcripts in the hepatocyte and myocyte clusters, Langerhans cells' in the keratinocyte and
-melanocyte clusters). For each such cluster the share ``a_k`` of each immune cell type ``k``
-(:data:`INFILTRATE_MARKERS`: HPA's own immune single-cell profiles) is the median, over ``k``'s
-marker genes (made by that immune type and by no parenchymal cell), of the cluster's level over
-``k``'s level; ``sum_k a_k * profile_k(g)`` is subtracted from every gene (floored at 0), before
-the fraction is computed (:func:`immune_admixture`, :func:`minus_infiltrate`).
+melanocyte clusters) and capillary endothelium (in the myocyte and adipocyte clusters). For each
+such cluster the share ``a_k`` of each immune cell type ``k`` (:data:`INFILTRATE_MARKERS`: HPA's
+own immune single-cell profiles) and of the endothelium (:data:`ENDOTHELIUM_MARKERS`) is the
+median, over ``k``'s marker genes (made by that cell type and by no parenchymal cell), of the
+cluster's level over ``k``'s level; ``sum_k a_k * profile_k(g)`` is subtracted from every gene
+(floored at 0), before the fraction is computed (:func:`immune_admixture`,
+:func:`minus_infiltrate`).
 
 For single-cell-derived contexts (the healthy marrow), the reference stores the
 *measured* fraction of cells called positive by the same positivity model; it replaces
@@ -141,6 +143,14 @@ INFILTRATE_MARKERS: dict[str, tuple[str, ...]] = {
     "sc:Plasma cells": ("MZB1", "JCHAIN", "IGKC"),
     "sc:granulocytes": ("TPSAB1", "CPA3", "MS4A2", "HPGDS"),  # HPA's cluster: mast/basophils
 }
+#: Capillary endothelium in HPA's single-cell clusters of parenchymal cells (the skeletal myocyte
+#: cluster holds VWF, CDH5 and CLDN5 at 4–6% of the endothelial cluster, and with them the
+#: endothelium's MHC class II), by the same marker rule as the leukocytes: CDH5, EMCN and TIE1
+#: reach 100 nTPM in HPA's endothelial profile and have a median of at most 1 nTPM over the
+#: parenchymal clusters (PECAM1, VWF, CLDN5 and ESAM do not: 1.3–2.9 nTPM).
+ENDOTHELIUM_MARKERS: dict[str, tuple[str, ...]] = {"sc:Endothelial cells": ("CDH5", "EMCN", "TIE1")}
+#: Clusters whose own cells are endothelium: not cleaned of it.
+ENDOTHELIAL_CLUSTERS = frozenset({"sc:Endothelial cells", "sc:Lymphatic endothelial cells"})
 #: Made by every leukocyte: bounds the infiltrate's total share of a cluster.
 PAN_LEUKOCYTE = "PTPRC"
 #: HPA single-cell types outside the immune systems whose own cells are leukocytes (tissue
@@ -887,18 +897,20 @@ def parenchymal_cell_types(contexts: pd.DataFrame) -> pd.Index:
 
 @lru_cache(maxsize=8)
 def immune_admixture(reference: Reference) -> pd.DataFrame:
-    """Share of each HPA immune cell type in each parenchymal single-cell cluster.
+    """Share of each HPA immune cell type, and of the endothelium, in each parenchymal cluster.
 
-    For parenchymal cluster ``c`` and immune profile ``k`` of :data:`INFILTRATE_MARKERS`,
-    ``a_ck = median over k's markers g of expr(g, c) / expr(g, k)`` (markers the reference
-    lacks, or that profile ``k`` does not express, are skipped). PTPRC, made by every
-    leukocyte, bounds them: where ``sum_k a_ck * PTPRC(k)`` exceeds the cluster's own PTPRC,
-    the shares are scaled down to match (markers can be ambient RNA; PTPRC counts the cells).
-    The shares of a cluster sum to at most 1.
+    For parenchymal cluster ``c`` and profile ``k`` of :data:`INFILTRATE_MARKERS` or
+    :data:`ENDOTHELIUM_MARKERS`, ``a_ck = median over k's markers g of expr(g, c) /
+    expr(g, k)`` (markers the reference lacks, or that profile ``k`` does not express, are
+    skipped). PTPRC, made by every leukocyte, bounds the leukocyte shares: where
+    ``sum_k a_ck * PTPRC(k)`` exceeds the cluster's own PTPRC, they are scaled down to match
+    (markers can be ambient RNA; PTPRC counts the cells). Endothelial clusters
+    (:data:`ENDOTHELIAL_CLUSTERS`) have no endothelial share. The shares of a cluster sum to at
+    most 1.
 
     Returns
     -------
-    Parenchymal clusters (:func:`parenchymal_cell_types`) × immune profiles present in the
+    Parenchymal clusters (:func:`parenchymal_cell_types`) × profiles present in the
     reference; empty when there are none. Cached per reference (hashed by identity).
 
     Examples
@@ -919,12 +931,13 @@ def immune_admixture(reference: Reference) -> pd.DataFrame:
     ctx = reference.contexts
     expr = reference.expression
     parenchyma = parenchymal_cell_types(ctx).intersection(expr.columns, sort=False)
-    profiles = [k for k in INFILTRATE_MARKERS if k in expr.columns and k in ctx.index]
+    marker_sets = {**INFILTRATE_MARKERS, **ENDOTHELIUM_MARKERS}
+    profiles = [k for k in marker_sets if k in expr.columns and k in ctx.index]
     out = pd.DataFrame(0.0, index=parenchyma, columns=pd.Index(profiles, dtype=object))
     if len(parenchyma) == 0:
         return out
     for k in profiles:
-        markers = [g for g in INFILTRATE_MARKERS[k] if g in expr.index]
+        markers = [g for g in marker_sets[k] if g in expr.index]
         level = np.nan_to_num(expr.loc[markers, k].to_numpy(dtype=np.float64))
         markers = [g for g, v in zip(markers, level, strict=True) if v > 0]
         if not markers:
@@ -932,14 +945,17 @@ def immune_admixture(reference: Reference) -> pd.DataFrame:
         level = expr.loc[markers, k].to_numpy(dtype=np.float64)
         seen = np.nan_to_num(expr.loc[markers, parenchyma].to_numpy(dtype=np.float64))
         out[k] = np.median(seen / level[:, None], axis=0)
-    if PAN_LEUKOCYTE in expr.index and len(profiles):
+        if k in ENDOTHELIUM_MARKERS:
+            out.loc[out.index.isin(list(ENDOTHELIAL_CLUSTERS)), k] = 0.0
+    leukocytes = [k for k in profiles if k in INFILTRATE_MARKERS]
+    if PAN_LEUKOCYTE in expr.index and leukocytes:
         # every leukocyte makes PTPRC: the shares may not imply more of it than the cluster has
-        implied = out.to_numpy() @ np.nan_to_num(
-            expr.loc[PAN_LEUKOCYTE, profiles].to_numpy(dtype=np.float64)
+        implied = out[leukocytes].to_numpy() @ np.nan_to_num(
+            expr.loc[PAN_LEUKOCYTE, leukocytes].to_numpy(dtype=np.float64)
         )
         seen = np.nan_to_num(expr.loc[PAN_LEUKOCYTE, parenchyma].to_numpy(dtype=np.float64))
         scale = np.where(implied > seen, seen / np.where(implied > 0, implied, 1.0), 1.0)
-        out = out.mul(scale, axis=0)
+        out[leukocytes] = out[leukocytes].mul(scale, axis=0)
     total = out.sum(axis=1).to_numpy()
     return out.div(np.maximum(total, 1.0), axis=0)
 
