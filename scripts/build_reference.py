@@ -146,8 +146,12 @@ ANNOTATION_COLUMNS = [
     "system",
     "vital_weight",
     "immune_privileged",
+    "barrier",
+    "pregnancy",
     "rationale",
 ]
+#: Barriers a context lies behind (docs/engagement.md, "Exposure").
+BARRIERS = ("none", "blood-brain", "blood-retina", "blood-testis")
 
 IHC_LEVELS = {"Not detected": 0, "Low": 1, "Medium": 2, "High": 3}
 #: IHC tissue names whose reference context is not simply ``tissue:<same name>``.
@@ -495,12 +499,15 @@ def load_annotations() -> pd.DataFrame:
     ann["vital_weight"] = pd.to_numeric(ann["vital_weight"], errors="coerce")
     bad = ann.loc[~ann["vital_weight"].between(0, 1), "context"].tolist()
     bad += ann.loc[~ann["immune_privileged"].isin(["true", "false"]), "context"].tolist()
+    bad += ann.loc[~ann["pregnancy"].isin(["true", "false"]), "context"].tolist()
+    bad += ann.loc[~ann["barrier"].isin(BARRIERS), "context"].tolist()
     bad += ann.loc[~ann["kind"].isin(["cell_type", "tissue"]), "context"].tolist()
     bad += ann.loc[ann[ANNOTATION_COLUMNS].eq("").any(axis=1), "context"].tolist()
     if bad:
         msg = f"{ANNOTATIONS}: invalid or incomplete annotation rows {sorted(set(bad))}."
         raise SystemExit(msg)
     ann["immune_privileged"] = ann["immune_privileged"].eq("true")
+    ann["pregnancy"] = ann["pregnancy"].eq("true")
     return ann.set_index("context")
 
 

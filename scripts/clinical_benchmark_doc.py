@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from antigenscout.benchmark import run_benchmark
+from antigenscout.benchmark import default_shared, run_benchmark, score_toxicities
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "clinical_benchmark.md"
@@ -161,6 +161,46 @@ def _refresh_tables(doc: str) -> str:
     return doc
 
 
+def _second_record(n_boot: int, seed: int) -> str:
+    """§4.4: the second toxicity record (``toxicities_more.tsv``), scored alone and reported
+    only: no rule, weight or parameter was set on it."""
+    shared = default_shared()
+    path = None if shared is None else shared / "benchmark" / "toxicities_more.tsv"
+    if path is None or not path.is_file():
+        return "### 4.4 The second toxicity record\n\nNot found (`benchmark/toxicities_more.tsv`)."
+    rows, blocks = score_toxicities(path, n_boot=n_boot, seed=seed)
+    mm = {
+        "toxicity": blocks["antigenscout"],
+        "baselines": {b: {"toxicity": blocks[b]} for b in BASELINES},
+        "paired_differences": {
+            b: {"toxicity": {c: blocks["paired"][c][b] for c in ("on_target", "negative_controls")}}
+            for b in BASELINES
+        },
+    }
+    on = blocks["antigenscout"]["on_target"]
+    neg = blocks["antigenscout"]["negative_controls"]
+    cols = [
+        "id", "target_genes", "tissue_text", "class", "status", "antigenscout_best_rank",
+        "antigenscout_hit_at_3", "fold_change_best_rank", "fold_change_hit_at_3",
+        "antigenscout_top3", "reason",
+    ]  # fmt: skip
+    table = rows[[c for c in cols if c in rows.columns]]
+    title = "The second toxicity record (`shared/benchmark/toxicities_more.tsv`, reported only)"
+    return f"""### 4.4 {title}
+
+A second, independent record: on-target/off-tumour toxicities in target × tissue pairs the
+first record does not hold, and payload or off-target negative controls, each cited. Nothing
+was set on it (issue #21: rules are checked on `toxicities.tsv`, §4.1, and reported here).
+Scored alone with `antigenscout.benchmark.score_toxicities` (same rules, same bootstrap).
+On-target rows scored: {on["n_scored"]} of {on["n_rows"]} ({on.get("n_not_represented", 0)}
+name a body site the reference has no context for); negative controls scored: {neg["n_scored"]}
+of {neg["n_rows"]} ({neg.get("n_not_represented", 0)} not represented).
+
+{_tox_table(mm)}
+
+{_md(table)}"""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=REPO / "runs" / "benchmark")
@@ -192,6 +232,7 @@ def main() -> None:
         res = run_benchmark(out_dir=a.out_dir, extended=True, n_boot=a.n_boot, seed=a.seed)
         secs = time.perf_counter() - t0
     m = res.metrics
+    more = _second_record(a.n_boot, a.seed)
     vis_blocks = {meth: (m if meth == "antigenscout" else m["baselines"][meth])["targets"]
                   for meth in METHODS}  # fmt: skip
     ext = m["extended"]
@@ -443,6 +484,8 @@ or parameter of the engine or the benchmark was chosen from them.
 - **Zero coverage.** {zero_line}
 - **Toxicity** rows are ranked by localisation (engagement alone) for every row (§2); the
   diagnostic above gives severity (engagement × vital weight) on the same rows. {tox_line}
+
+{more}
 
 ## 5. Per-row tables (this run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -51,7 +52,7 @@ def test_rank_writes_outputs(good_h5ad: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     argv = ["rank", str(good_h5ad), "--malignant-key", "status=malignant"]
     argv += ["--patient-key", "patient", "--positivity", "cp10k", "--out", str(out)]
-    code, _ = _run(argv, capsys)
+    code, err = _run(argv, capsys)
     assert code == 0
     targets = pd.read_csv(out / "targets.tsv", sep="\t")
     required = {
@@ -71,6 +72,16 @@ def test_rank_writes_outputs(good_h5ad: Path, tmp_path: Path, capsys) -> None:
     assert (out / "risk.tsv").is_file()
     assert (out / "run.json").is_file()
     assert not list(out.glob(".*.tmp"))  # no temporary file left behind
+    # what the agent reaches is said and recorded: CAR-T cells cross the barriers, and the
+    # five pregnancy contexts are out of the default adult body
+    exposure = json.loads((out / "run.json").read_text())["params"]["exposure"]
+    assert exposure["pregnancy"] is False
+    assert exposure["contexts_left_out"] == 5
+    assert exposure["contexts_behind_barrier"] == 0
+    assert exposure["barrier_exposure"] is None
+    assert "exposure: 5 pregnancy contexts left out (--pregnancy keeps them)" in " ".join(
+        err.split()
+    )
     # the per-patient rate model of the ranked targets, with the per-cell coverage beside it
     model = pd.read_csv(out / "patient_model.tsv", sep="\t")
     patients = pd.read_csv(out / "patient_coverage.tsv", sep="\t", index_col=0)

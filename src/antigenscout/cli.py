@@ -239,6 +239,13 @@ _atlas_opt = click.option(
     "with obs 'cell_type' and, if present, 'donor_id'): measured fractions and exact gate risk "
     "for its cell types, the embedded reference for the rest of the body.",
 )
+_pregnancy = click.option(
+    "--pregnancy/--no-pregnancy",
+    default=False,
+    show_default=True,
+    help="Keep the healthy contexts of pregnancy (placenta, trophoblasts), which are out of "
+    "the default adult body (docs/engagement.md, Exposure).",
+)
 _ambient = click.option(
     "--ambient/--no-ambient",
     default=True,
@@ -457,10 +464,27 @@ def _run_rank(
     _print_targets(targets, res["denominators"])
     if "ambient" in res:
         _print_ambient(res["ambient"])
+    _print_exposure_params(params.get("exposure") or {})
     model = "patient_model.tsv, " if params["kind"] != "bulk" else ""
     amb = "ambient.tsv, " if "ambient" in res else ""
     err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}{amb}run.json")
     return out
+
+
+def _print_exposure_params(exp: dict[str, Any]) -> None:
+    """One line on what the agent was taken to reach (run.json ``params.exposure``)."""
+    parts = []
+    if exp.get("contexts_left_out"):
+        parts.append(
+            f"{exp['contexts_left_out']} pregnancy contexts left out (--pregnancy keeps them)"
+        )
+    if exp.get("contexts_behind_barrier"):
+        parts.append(
+            f"{exp['contexts_behind_barrier']} contexts behind the blood–brain, –retina or "
+            f"–testis barrier engaged × {exp['barrier_exposure']:g} (a protein agent)"
+        )
+    if parts:
+        _stderr().print("exposure: " + "; ".join(parts) + " (docs/engagement.md, Exposure)")
 
 
 def _print_ambient(table: Any) -> None:
@@ -581,6 +605,7 @@ def demo(out: Path, modality: str, ambient: bool, with_report: bool, highlight: 
 @_atlas_opt
 @_graph_key
 @_ambient
+@_pregnancy
 @_out
 @_report
 @_highlight
@@ -601,6 +626,7 @@ def rank(
     atlas_path: Path | None,
     graph_key: str,
     ambient: bool,
+    pregnancy: bool,
     out: Path,
     with_report: bool,
     highlight: str,
@@ -625,6 +651,7 @@ def rank(
         cancer=cancer,
         graph_key=_graph_key_value(graph_key),
         ambient=ambient,
+        pregnancy=pregnancy,
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -870,6 +897,7 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 )
 @click.option("--tissues/--no-tissues", default=False, help="Also list whole tissues.")
 @_threshold
+@_pregnancy
 @_atlas_opt
 @_out
 def profile(
@@ -878,6 +906,7 @@ def profile(
     agent: str,
     tissues: bool,
     threshold: float | None,
+    pregnancy: bool,
     atlas_path: Path | None,
     out: Path,
 ) -> None:
@@ -902,6 +931,7 @@ def profile(
         threshold=threshold,
         kinds=kinds,
         reference=reference,
+        pregnancy=pregnancy,
     )
     text = prof.attrs["receptor"]
     with staged_run(out, "profile") as stage:
@@ -914,6 +944,7 @@ def profile(
                     "receptor": text,
                     "agent": agent,
                     "threshold_cp10k": prof.attrs["threshold_cp10k"],
+                    "exposure": prof.attrs["exposure"],
                     "atlas": None if atlas_path is None else str(atlas_path),
                 },
                 "isoform_notes": prof.attrs.get("isoform_notes", {}),
@@ -936,6 +967,7 @@ def profile(
             row.source,
         )
     _stdout().print(table)
+    _print_exposure_params(prof.attrs["exposure"])
     _stderr().print(f"wrote {out}/profile.tsv")
 
 

@@ -175,6 +175,9 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
             {**tox_base, "id": "X5", "modality": "TCR-T", "target_genes": "BCELL1; SKIN1",
              "off_tumor_tissue_or_cell": "skin; normal B cells",
              "attribution": "on-target; off-target"},
+            {**tox_base, "id": "X6", "modality": "antibody", "target_genes": "SKIN1",
+             "off_tumor_tissue_or_cell": "corneal epithelium (cornea)",
+             "attribution": "on-target/off-tumor"},
         ],
     )  # fmt: skip
     X = np.zeros((2, len(GENES)), dtype=np.float32)
@@ -212,6 +215,10 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
     assert x.loc["X4", "status"] == "not_scored"
     assert "not mapped" in x.loc["X4", "reason"]
     assert {"X5a", "X5b"} <= set(x.index)  # pairwise split of tissue and attribution
+    # a body site the reference has no context for is said, not silently dropped
+    assert x.loc["X6", "status"] == "not_represented"
+    assert x.loc["X6", "reason"].startswith("the reference has no context for: ")
+    assert "corne" in x.loc["X6", "reason"]
     assert x.loc["X5b", "class"] == "negative_control"
 
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -222,6 +229,7 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
             assert k in block["targets"]
         tox = block["toxicity"]
         assert tox["on_target"]["n_scored"] == 2
+        assert tox["on_target"]["n_not_represented"] == 1
         for k in (1, 3, 5):
             assert f"recall_at_{k}" in tox["on_target"]
         assert "flag_rate_at_3" in tox["negative_controls"]
@@ -289,3 +297,31 @@ def test_gate_of_one_gene_is_on_the_single_gene_scale(modality: str) -> None:
         assert risk == pytest.approx(table.loc[g, "vital_risk"], abs=1e-9)
         assert cov == pytest.approx(table.loc[g, "tumor_coverage"], abs=1e-12)
         assert score == pytest.approx(table.loc[g, "score"], rel=1e-6)
+
+
+def test_score_toxicities_alone_matches_the_full_run(tmp_path: Path, fake_reference) -> None:
+    """A second toxicity record scored alone gives the rows and metrics the full run gives."""
+    from antigenscout.benchmark import score_toxicities
+
+    tox_base = {"therapy": "x", "antigen_note": "", "evidence_type": "clinical"}
+    toxic = _write(
+        tmp_path / "tox.tsv",
+        [
+            {**tox_base, "id": "X1", "modality": "CAR-T", "target_genes": "BCELL1",
+             "off_tumor_tissue_or_cell": "normal B cells", "attribution": "on-target/off-tumor"},
+            {**tox_base, "id": "X2", "modality": "ADC", "target_genes": "HEART1",
+             "off_tumor_tissue_or_cell": "skin", "attribution": "payload-driven"},
+            {**tox_base, "id": "X6", "modality": "antibody", "target_genes": "SKIN1",
+             "off_tumor_tissue_or_cell": "cornea", "attribution": "on-target/off-tumor"},
+        ],
+    )  # fmt: skip
+    rows, metrics = score_toxicities(toxic, reference=fake_reference, n_boot=200)
+    x = rows.set_index("id")
+    assert x.loc["X1", "antigenscout_hit_at_1"] == 1.0
+    assert x.loc["X6", "status"] == "not_represented"
+    on = metrics["antigenscout"]["on_target"]
+    assert on["n_scored"] == 1
+    assert on["n_not_represented"] == 1
+    assert on["recall_at_1"] == 1.0
+    assert len(on["ci95"]["recall_at_1"]) == 2
+    assert "on_target" in metrics["paired"]

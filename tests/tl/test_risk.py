@@ -625,3 +625,37 @@ def test_persisting_drug_adds_harm_over_organs(mini_reference) -> None:
         gene_threshold_cp10k=pd.Series(0.5, index=hr.fraction.index[:3]),
     )
     assert hr.over_organs
+
+
+def test_exposure_barriers_and_pregnancy_on_the_shipped_reference() -> None:
+    """A protein agent (ADC) engages cells behind the blood–brain, –retina and –testis barriers
+    at BARRIER_EXPOSURE of what a CAR-T cell does at the same level (CAR-T cells cross them);
+    pregnancy contexts are left out for both unless asked for; nothing else moves."""
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import BARRIER_EXPOSURE
+
+    assert pytest.approx(0.0015 * 99 / (0.0015 * 99 + 1)) == BARRIER_EXPOSURE
+    ref = load_reference()
+    ctx = ref.contexts
+    behind = ctx.index[ctx["barrier"].ne("none")]
+    preg = ctx.index[ctx["pregnancy"]]
+    assert {"sc:Excitatory neurons", "sc:Rod photoreceptor cells", "sc:Spermatocytes"} <= set(
+        behind
+    )
+    assert "sc:Syncytiotrophoblasts" in preg
+    assert "sc:Spermatogonia" not in behind
+    genes = ["GFAP", "SNAP25", "RHO", "ERBB2", "KISS1", "CD19"]
+    adc = healthy_risk(ref, threshold_cp10k=0.2, modality="adc").fraction.loc[genes]
+    cart = healthy_risk(ref, threshold_cp10k=0.2, modality="car-t").fraction.loc[genes]
+    with_preg = healthy_risk(ref, threshold_cp10k=0.2, modality="car-t", pregnancy=True)
+    np.testing.assert_allclose(adc[behind], cart[behind] * BARRIER_EXPOSURE, rtol=1e-12)
+    assert (adc[preg] == 0).all().all()
+    assert (cart[preg] == 0).all().all()
+    assert with_preg.fraction.loc["KISS1", preg].max() > 0.5  # placental KISS1
+    open_ = ctx.index.difference(behind.union(preg))
+    pd.testing.assert_frame_equal(adc[open_], cart[open_])
+    # the risk table says why
+    long = healthy_risk(ref, threshold_cp10k=0.2, modality="adc").long(["GFAP"])
+    row = long.set_index("context").loc["sc:Astrocytes"]
+    assert "behind the blood-brain barrier: engagement × 0.129" in row["source"]

@@ -58,8 +58,9 @@ def map_cell_types(
 
     Returns
     -------
-    The table with ``context``, ``mapped_by``, ``system``, ``tissue``, ``vital_weight`` and
-    ``immune_privileged`` added, and the list of unmapped labels.
+    The table with ``context``, ``mapped_by``, ``system``, ``tissue``, ``vital_weight``,
+    ``immune_privileged``, ``barrier`` and ``pregnancy`` added, and the list of unmapped
+    labels.
     """
     from ..reference import load_reference
 
@@ -104,12 +105,19 @@ def map_cell_types(
         ("tissue", pd.NA),
         ("vital_weight", UNMAPPED_VITAL_WEIGHT),
         ("immune_privileged", False),
+        ("barrier", "none"),
+        ("pregnancy", False),
     ):
+        if col not in ctx:  # a reference built before issue #21
+            out[col] = default
+            continue
         vals = ctx[col].reindex(ids).to_numpy(dtype=object)
         vals[~known] = default
         out[col] = vals
     out["vital_weight"] = out["vital_weight"].astype(np.float64)
     out["immune_privileged"] = out["immune_privileged"].astype(bool)
+    out["barrier"] = out["barrier"].astype(str)
+    out["pregnancy"] = out["pregnancy"].astype(bool)
     out["system"] = out["system"].astype(str)
     out["tissue"] = out["tissue"].astype("string")
     unmapped = [str(t) for t, k in zip(out.index, known, strict=False) if not k]

@@ -23,7 +23,7 @@ from ._rules import (
     parse_genes,
     parse_modalities,
 )
-from ._run import METHODS, BenchmarkResult, default_shared, run_benchmark
+from ._run import METHODS, BenchmarkResult, default_shared, run_benchmark, score_toxicities
 from ._vocabulary import TissueMapping, TissueVocabulary, normalise
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "parse_modalities",
     "percentile_of",
     "run_benchmark",
+    "score_toxicities",
     "summarise_percentiles",
     "topk_hits",
 ]

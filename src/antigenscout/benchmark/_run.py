@@ -698,6 +698,14 @@ def _score_toxicity_rows(
         elif mapping.contexts:
             targets = list(mapping.contexts)
             out["checked"] = "mapped contexts"
+        elif mapping.absent_terms:
+            # a body site the embedded reference has no context for (cornea, lacrimal gland,
+            # inner ear): said, not silently absent (docs/clinical_benchmark.md)
+            out.update(
+                status="not_represented",
+                reason="the reference has no context for: " + ", ".join(mapping.absent_terms),
+            )
+            continue
         else:
             out.update(
                 status="not_scored",
@@ -727,6 +735,8 @@ def _toxicity_metrics(df: pd.DataFrame, method: str) -> dict[str, Any]:
         block_all = df[df["class"] == cls] if len(df) else df
         block = scored[scored["class"] == cls] if len(scored) else scored
         res: dict[str, Any] = {"n_rows": len(block_all), "n_scored": len(block)}
+        if len(block_all):  # rows naming a body site the reference has no context for
+            res["n_not_represented"] = int(block_all["status"].eq("not_represented").sum())
         for k in KS:
             col = f"{method}_hit_at_{k}"
             res[f"{key}_at_{k}"] = float(block[col].mean()) if len(block) else None
@@ -839,19 +849,11 @@ def run_benchmark(
     trows = [_score_target_row(r, rules, store, reference, healthy) for _, r in targets.iterrows()]
     tdf = _complete_targets(pd.DataFrame(trows))
     say("scoring toxicities")
-    vocab = TissueVocabulary.from_reference(reference)
-    xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
-    xdf = pd.DataFrame(xrows)
-    for m in (*METHODS, *DIAGNOSTICS):
-        for k in KS:
-            col = f"{m}_hit_at_{k}"
-            if col not in xdf:
-                xdf[col] = np.nan
+    xdf, xblocks = _score_toxicities(toxic, reference, n_boot, seed)
 
     ind = _indications_used(tdf)
     boot = {"n_resamples": int(n_boot), "seed": int(seed)}
     tblocks = _target_blocks(tdf, n_boot, seed)
-    xblocks = _toxicity_blocks(xdf, n_boot, seed)
 
     def block(method: str) -> dict[str, Any]:
         return {"targets": tblocks[method], "toxicity": xblocks[method]}
@@ -974,6 +976,45 @@ def run_benchmark(
 
 
 # --------------------------------------------------------------------------- summaries
+
+
+def _score_toxicities(
+    toxic: pd.DataFrame, reference: Reference, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Rows and per-method metrics (with intervals and paired differences) of a toxicity
+    table."""
+    vocab = TissueVocabulary.from_reference(reference)
+    xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
+    xdf = pd.DataFrame(xrows)
+    for m in (*METHODS, *DIAGNOSTICS):
+        for k in KS:
+            col = f"{m}_hit_at_{k}"
+            if col not in xdf:
+                xdf[col] = np.nan
+    return xdf, _toxicity_blocks(xdf, n_boot, seed)
+
+
+def score_toxicities(
+    toxicities_path: str | os.PathLike[str],
+    *,
+    reference: Reference | None = None,
+    n_boot: int = 2000,
+    seed: int = 20240601,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score one toxicity record alone (a second record kept for reporting, such as
+    ``shared/benchmark/toxicities_more.tsv``), as :func:`run_benchmark` scores its own.
+
+    Returns
+    -------
+    ``(rows, metrics)``: one row per (toxicity, tissue part) as ``toxicity_rows.tsv``, and per
+    method (``antigenscout``, ``fold_change``, ``sens_at_spec``) the on-target recall and
+    negative-control flag rates with 95% intervals, plus ``paired`` differences.
+    """
+    from ..reference import load_reference
+
+    reference = load_reference() if reference is None else reference
+    toxic = _read_table(Path(toxicities_path), TOXICITY_COLUMNS, "toxicities")
+    return _score_toxicities(toxic, reference, n_boot, seed)
 
 
 def _complete_targets(tdf: pd.DataFrame) -> pd.DataFrame:

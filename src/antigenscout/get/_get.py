@@ -71,6 +71,7 @@ def risk_df(
         threshold_cp10k=params["positivity"]["threshold_cp10k"],
         modality=params["modality"],
         gene_threshold_cp10k=thresholds,
+        pregnancy=bool((params.get("exposure") or {}).get("pregnancy", False)),
     )
     ranked = targets.index
     missing = [g for g in include if g not in ranked]

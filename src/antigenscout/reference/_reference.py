@@ -71,7 +71,9 @@ class Reference:
     contexts
         Index context id (``sc:``, ``tissue:``, ``blood:``, ``marrow:`` prefixes); columns
         ``name``, ``kind``, ``source``, ``tissue``, ``system``, ``vital_weight``,
-        ``immune_privileged``, ``rationale``, ``n_cells`` (NA unless single-cell pseudobulk).
+        ``immune_privileged``, ``barrier`` (``none`` or the blood–brain, blood–retina or
+        blood–testis barrier the context lies behind), ``pregnancy`` (a context of pregnancy),
+        ``rationale``, ``n_cells`` (NA unless single-cell pseudobulk).
     expression
         float32 genes x contexts in nTPM-like units (marrow: CPM); NaN where a gene is absent
         from the source of a context.
@@ -294,6 +296,9 @@ class Reference:
                 "system": ct["system"].to_numpy(),
                 "vital_weight": ct["vital_weight"].to_numpy(dtype=np.float64),
                 "immune_privileged": ct["immune_privileged"].to_numpy(dtype=bool),
+                # an atlas written before issue #21 has no exposure columns: none, adult
+                "barrier": ct["barrier"].astype(str).to_numpy() if "barrier" in ct else "none",
+                "pregnancy": (ct["pregnancy"].to_numpy(dtype=bool) if "pregnancy" in ct else False),
                 "rationale": [
                     f"measured in atlas {atlas.name!r}; weight of {c}"
                     if isinstance(c, str)

@@ -27,6 +27,7 @@ from ._risk import (
     MISSING_RNA_SOURCE,
     PROTEIN_SOURCE,
     context_source,
+    exposure_note,
     healthy_expression,
     healthy_risk,
     measured_threshold,
@@ -90,6 +91,7 @@ def profile_agent(
     threshold: float | None = None,
     engaged_fraction: float = 0.5,
     kinds: tuple[str, ...] = ("cell_type",),
+    pregnancy: bool = False,
 ) -> pd.DataFrame:
     """Healthy contexts an agent engages through its receptor, as fractions of their cells.
 
@@ -114,6 +116,11 @@ def profile_agent(
         A context counts as engaged when at least this fraction of its cells is.
     kinds
         Context kinds to list: ``'cell_type'`` and/or ``'tissue'``.
+    pregnancy
+        Keep the contexts of pregnancy (placenta, trophoblasts); out of the default adult
+        body, they are listed at 0 engaged. A protein agent reaches cells behind the
+        blood–brain, blood–retina and blood–testis barriers only in part (docs/engagement.md,
+        "Exposure"; ``source`` says so).
 
     Returns
     -------
@@ -188,7 +195,9 @@ def profile_agent(
     hr = healthy_risk(
         reference,
         threshold_cp10k=float(measured_at),
+        modality=agent,
         gene_threshold_cp10k=pd.Series(floor, index=symbols, dtype=float),
+        pregnancy=pregnancy,
     )
     ctx = reference.contexts
     frac = hr.fraction.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
@@ -220,6 +229,18 @@ def profile_agent(
         out[f"frac__{g}"] = f_row
         out[f"expr__{g}"] = e_row
     out = out[out["kind"].isin(kinds)]
+    f = (
+        hr.exposure.reindex(out["context"]).to_numpy(dtype=np.float64)
+        if hr.exposure is not None
+        else np.ones(len(out))
+    )
+    behind = (f > 0) & (f < 1)
+    out.attrs["exposure"] = {
+        "pregnancy": bool(pregnancy),
+        "contexts_left_out": int((f == 0).sum()),
+        "contexts_behind_barrier": int(behind.sum()),
+        "barrier_exposure": round(float(f[behind][0]), 4) if behind.any() else None,
+    }
     out.attrs["receptor"] = text
     out.attrs["threshold_cp10k"] = floor
     notes = hr.isoform_note(symbols)
@@ -271,6 +292,11 @@ def _sources(
             j = ctx.index.get_indexer([c])[0]
             if g in symbols and j >= 0 and str(what).startswith(ISOFORM_SOURCE):
                 out[j] = f"{out[j]}; {g}: {what}"
+    if hr.exposure is not None:
+        f = hr.exposure.reindex(ctx.index).to_numpy(dtype=np.float64)
+        barrier = ctx["barrier"].astype(object).to_numpy() if "barrier" in ctx else None
+        for j in np.flatnonzero(f < 1):
+            out[j] = f"{out[j]}; {exposure_note(f[j], barrier[j] if barrier is not None else 'a')}"
     return out
 
 

@@ -50,6 +50,13 @@ Risk in a context is ``vital_weight * f``; a tissue's or system's risk is the ma
 over its contexts. For TCR-T and vaccines (peptide presented on HLA) immune-privileged
 contexts are discounted by ``IMMUNE_PRIVILEGE_DISCOUNT``.
 
+An agent reaches a context only if it is exposed to it (:func:`exposure`): contexts of pregnancy
+(placenta, trophoblasts) are not part of the default adult body (``pregnancy=True`` adds them),
+and a protein agent (antibody, ADC, bispecific, radioligand, agonist) reaches cells behind the
+blood–brain, blood–retina and blood–testis barriers at a fraction of its plasma level, so their
+engagement is multiplied by :data:`BARRIER_EXPOSURE`; cell therapies cross
+(``ModalityProfile.crosses_barriers``).
+
 A gene's ``vital_risk`` is its worst context's risk for a dosed agent (given at the dose its
 most sensitive organ tolerates). For a living drug that persists (``ModalityProfile.persists``:
 CAR-T, TCR-T, vaccines) it weighs breadth as well: each organ system (:data:`ORGAN_SYSTEMS`: the
@@ -78,6 +85,7 @@ if TYPE_CHECKING:
     from ..reference import Reference
 
 __all__ = [
+    "BARRIER_EXPOSURE",
     "IHC_MAX_FLOOR",
     "IHC_RELIABILITY_WEIGHT",
     "IMMUNE_PRIVILEGE_DISCOUNT",
@@ -86,6 +94,7 @@ __all__ = [
     "ORGAN_SYSTEMS",
     "HealthyRisk",
     "context_source",
+    "exposure",
     "healthy_risk",
     "organ_system_risk",
     "positive_fraction_from_mean",
@@ -99,6 +108,21 @@ IHC_RELIABILITY_WEIGHT: dict[str, float] = {"Enhanced": 1.0, "Supported": 0.8}
 IHC_MAX_FLOOR = 0.5
 #: Factor applied to the vital weight of immune-privileged contexts for HLA-presented targets.
 IMMUNE_PRIVILEGE_DISCOUNT = 0.1
+#: Share of a protein agent's plasma level found behind the blood–brain barrier at steady
+#: state: the CSF-to-serum ratio of five humanised IgGs, 0.1–0.2% in rats and monkeys (Wang et
+#: al. 2018 Fluids Barriers CNS 15:10); brain-to-plasma AUC ratio of an IgG1, 0.22% (Garg &
+#: Balthasar 2009 AAPS J 11:553). The blood–retina and blood–testis barriers are taken alike.
+BARRIER_PERMEABILITY = 0.0015
+#: Plasma level over the binder's K_d at trough for an agent dosed to hold 99% of its target in
+#: blood and open tissue, occupancy ``C / (C + K_d) = 0.99``: a design assumption, set before
+#: scoring (a higher dose or affinity raises it).
+TROUGH_OVER_KD = 99.0
+#: Engagement factor behind a barrier for a protein agent: its occupancy at the barrier-limited
+#: level, ``r·m / (r·m + 1)`` = 0.129 (``r`` :data:`BARRIER_PERMEABILITY`, ``m``
+#: :data:`TROUGH_OVER_KD`).
+BARRIER_EXPOSURE = (BARRIER_PERMEABILITY * TROUGH_OVER_KD) / (
+    BARRIER_PERMEABILITY * TROUGH_OVER_KD + 1.0
+)
 #: Systems whose cell types form the immune infiltrate of whole tissues.
 IMMUNE_SYSTEMS = frozenset({"immune (lymphoid)", "immune (myeloid)"})
 #: The organ systems whose harms ``vital_risk`` combines, where they differ from the
@@ -267,6 +291,9 @@ class HealthyRisk:
     #: ``vital_risk`` over organ systems (:func:`organ_system_risk`, a living drug that
     #: persists) instead of the worst context (a dosed agent).
     over_organs: bool = False
+    #: Per context: the share of its engaged cells the agent reaches (:func:`exposure`);
+    #: ``fraction``, ``low`` and ``high`` are already multiplied by it. ``None``: all 1.
+    exposure: pd.Series | None = None
 
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
@@ -440,6 +467,20 @@ class HealthyRisk:
             )
             out.loc[hit & ~noted, "source"] = text[hit & ~noted]
             out.loc[noted, "source"] = out.loc[noted, "source"] + "; " + text[noted]
+        if self.exposure is not None:  # behind a barrier: say so beside the source
+            f = self.exposure.reindex(out["context"]).to_numpy(dtype=np.float64)
+            part = (f > 0) & (f < 1)
+            if part.any():
+                barrier = self.contexts.get("barrier")
+                where = (
+                    barrier.reindex(out["context"]).astype(object).to_numpy()
+                    if barrier is not None
+                    else np.full(len(out), "a", dtype=object)
+                )
+                out.loc[part, "source"] = [
+                    f"{src}; {exposure_note(x, b)}"
+                    for src, b, x in zip(out.loc[part, "source"], where[part], f[part], strict=True)
+                ]
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
         order = ["target", "context", "name", "kind", "tissue", "system"]
@@ -492,6 +533,7 @@ def healthy_risk(
     shape: float = 1.0,
     use_ihc: bool = True,
     gene_threshold_cp10k: pd.Series | None = None,
+    pregnancy: bool = False,
 ) -> HealthyRisk:
     """Positive fraction and vital weight of every reference context for every gene.
 
@@ -511,17 +553,73 @@ def healthy_risk(
         Per-gene antigen level a cell needs to be engaged (the agent's kill threshold);
         those genes' fractions are recomputed at their own
         thresholds, with intervals (``HealthyRisk.low``/``high``).
+    pregnancy
+        Keep the contexts of pregnancy (placenta, trophoblasts); out of the default adult body.
 
     Returns
     -------
-    :class:`HealthyRisk`
+    :class:`HealthyRisk`, with every engagement multiplied by the agent's :func:`exposure`.
     """
     if gene_threshold_cp10k is None:
-        return _healthy_risk_isoforms(reference, threshold_cp10k, modality, shape, use_ihc)
-    base = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
-    return apply_isoforms(
-        _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc),
-        reference,
+        hr = _healthy_risk_isoforms(reference, threshold_cp10k, modality, shape, use_ihc)
+    else:
+        base = _healthy_risk_cached(reference, threshold_cp10k, modality, shape, use_ihc)
+        hr = apply_isoforms(
+            _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc),
+            reference,
+        )
+    return _exposed(hr, exposure(reference.contexts, modality, pregnancy=pregnancy))
+
+
+def exposure(contexts: pd.DataFrame, modality: str | None, *, pregnancy: bool = False) -> pd.Series:
+    """The share of each context's engaged cells an agent reaches.
+
+    0 for the contexts of pregnancy (``pregnancy`` column) unless ``pregnancy``;
+    :data:`BARRIER_EXPOSURE` behind a barrier (``barrier`` column other than ``'none'``) for
+    an agent that does not cross it (``ModalityProfile.crosses_barriers``; a modality the
+    profiles do not know, or ``None``, is taken as a protein agent); 1 elsewhere. A reference
+    without the columns (built before issue #21) exposes everything.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ctx = pd.DataFrame({"barrier": ["none", "blood-brain", "none"],
+    ...                     "pregnancy": [False, False, True]},
+    ...                    index=["liver", "neurons", "placenta"])
+    >>> exposure(ctx, "adc").round(3).tolist(), exposure(ctx, "car-t").tolist()
+    ([1.0, 0.129, 0.0], [1.0, 1.0, 0.0])
+    >>> exposure(ctx, "car-t", pregnancy=True).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    out = pd.Series(1.0, index=contexts.index, name="exposure")
+    profile = MODALITY_PROFILES.get(str(modality))
+    if "barrier" in contexts and not (profile is not None and profile.crosses_barriers):
+        behind = contexts["barrier"].astype(object).fillna("none").ne("none").to_numpy(bool)
+        out[behind] = BARRIER_EXPOSURE
+    if "pregnancy" in contexts and not pregnancy:
+        out[contexts["pregnancy"].astype("boolean").fillna(False).to_numpy(bool)] = 0.0
+    return out
+
+
+def exposure_note(factor: float, barrier: object) -> str:
+    """How the exposure ``factor`` of a context changed its engagement, for ``source``."""
+    if factor == 0:
+        return "pregnancy only: left out (pregnancy=True keeps it)"
+    return f"behind the {barrier} barrier: engagement × {factor:.3g}"
+
+
+def _exposed(hr: HealthyRisk, factor: pd.Series) -> HealthyRisk:
+    """``hr`` with every engagement multiplied by the exposure ``factor`` of its context."""
+    factor = factor.reindex(hr.fraction.columns).fillna(1.0)
+    if (factor == 1.0).all():
+        return replace(hr, exposure=None)
+    f = factor.to_numpy(dtype=np.float64)[None, :]
+
+    def times(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if df is None else df * f
+
+    return replace(
+        hr, fraction=hr.fraction * f, low=times(hr.low), high=times(hr.high), exposure=factor
     )
 
 

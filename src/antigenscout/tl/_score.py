@@ -36,7 +36,9 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
 )
 from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import (
+    BARRIER_EXPOSURE,
     CP10K_TO_NTPM,
+    HealthyRisk,
     _wilson,
     healthy_risk,
     positive_fraction_from_mean,
@@ -292,6 +294,7 @@ def score_targets(
     min_reach: float = 0.0,
     cancer: str | None = None,
     ambient: bool = True,
+    pregnancy: bool = False,
     progress: Callable[[int, int], None] | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
@@ -350,6 +353,9 @@ def score_targets(
         Single cells, ``knn``: estimate each patient's soup from all its rows (tumour and
         normal cells; :mod:`antigenscout.pp._ambient`) and call a cell positive only where
         its pooled counts exceed what the soup explains. ``False`` counts every read.
+    pregnancy
+        Keep the healthy contexts of pregnancy (placenta, trophoblasts), which are out of the
+        default adult body (:func:`antigenscout.tl._risk.exposure`).
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     rate_stats
@@ -492,6 +498,7 @@ def score_targets(
         threshold_cp10k=threshold,
         modality=modality,
         gene_threshold_cp10k=pd.Series(engage_at, index=cands),
+        pregnancy=pregnancy,
     )
     table = table.join(hr.summary(cands))
     table["binds_most"] = hr.localisation(cands)
@@ -529,6 +536,7 @@ def score_targets(
         "min_reach": min_reach,
         "cancer": cancer,
         "reference": reference.metadata.get("name", "embedded"),
+        "exposure": _exposure_params(hr, pregnancy),
         "score": (
             ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
             + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
@@ -1047,3 +1055,19 @@ def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
     detected = ihc[ihc["level"] > 0].groupby("symbol", observed=True)["tissue"].nunique()
     out["ihc_tissues_detected"] = detected.reindex(genes).fillna(0).astype(int)
     return out
+
+
+def _exposure_params(hr: HealthyRisk, pregnancy: bool) -> dict[str, Any]:
+    """What the agent was taken to reach, for ``params`` (and ``run.json``)."""
+    f = hr.exposure
+    ctx = hr.contexts
+    behind = int(((f > 0) & (f < 1)).sum()) if f is not None else 0
+    left_out = int((f == 0).sum()) if f is not None else 0
+    return {
+        "pregnancy": bool(pregnancy),
+        "contexts_left_out": left_out,
+        "contexts_behind_barrier": behind,
+        "barrier_exposure": round(BARRIER_EXPOSURE, 4) if behind else None,
+        "rule": "docs/engagement.md, Exposure",
+        "n_contexts": len(ctx),
+    }

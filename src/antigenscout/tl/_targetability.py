@@ -159,6 +159,11 @@ class ModalityProfile:
         The agent acts on any level a cell makes (signalling agonists, presented peptides):
         its floor may lie below the positivity model's detection threshold; otherwise
         healthy cells are judged from that threshold up.
+    crosses_barriers
+        The agent reaches cells behind the blood–brain, blood–retina and blood–testis
+        barriers as it reaches blood (cell therapies and the T cells a vaccine raises do;
+        CAR-T cells are found in the CSF). A protein agent does not: its engagement there is
+        multiplied by :data:`~antigenscout.tl._risk.BARRIER_EXPOSURE`.
     persists
         A living drug that expands and persists for months (CAR-T and TCR-T cells, the memory
         T cells a vaccine leaves): it keeps killing wherever it finds the antigen and cannot
@@ -187,6 +192,7 @@ class ModalityProfile:
     engage_floor_cp10k: float = 0.2
     any_level: bool = False
     persists: bool = False
+    crosses_barriers: bool = False
 
 
 MODALITY_PROFILES: dict[str, ModalityProfile] = {
@@ -200,12 +206,14 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "decade: Melenhorst 2022 Nature",
             engage_floor_cp10k=0.2,
             persists=True,
+            crosses_barriers=True,
         ),
         ModalityProfile(
             "car-nk", True, True, "NK", 0.5, 0.0, 1.0, False, 1.0,
             "no graft-versus-host disease; short persistence (weeks) without cytokine support",
             "Liu 2020 NEJM (CD19 CAR-NK); fratricide of CD38 CAR-NK: Gurney 2022",
             engage_floor_cp10k=0.2,
+            crosses_barriers=True,
         ),
         ModalityProfile(
             "antibody", True, True, None, 2.0, 0.0, 0.9, False, 1.0,
@@ -242,6 +250,7 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
             any_level=True,
             persists=True,
+            crosses_barriers=True,
         ),
         ModalityProfile(
             "vaccine", False, True, None, 0.5, 0.0, 1.0, True, 1.0,
@@ -250,6 +259,7 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             engage_floor_cp10k=PRESENTED_FLOOR_CP10K,
             any_level=True,
             persists=True,
+            crosses_barriers=True,
         ),
         ModalityProfile(
             "agonist", True, False, None, 0.1, 0.0, 1.0, False, 0.3,
@@ -264,6 +274,7 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
             "(antibody panels, non-human genes); no non-coding RNA or pseudogene",
             "—",
             engage_floor_cp10k=0.2,
+            crosses_barriers=True,
         ),
     )
 }  # fmt: skip
