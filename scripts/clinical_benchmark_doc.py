@@ -161,6 +161,27 @@ def _refresh_tables(doc: str) -> str:
     return doc
 
 
+def _by_target_line(m: dict[str, Any], rows: list[tuple[str, tuple[str, ...]]]) -> str:
+    """The paired differences to fold change with whole targets resampled (the rows of one
+    target move together, so four EGFR rows cannot carry a result)."""
+    by = (m.get("paired_differences_by_target") or {}).get("fold_change")
+    if not by:
+        return ""
+    parts = []
+    for label, path in rows:
+        d: Any = by
+        for key in path:
+            d = (d or {}).get(key)
+        if d and d.get("estimate") is not None:
+            parts.append(f"{label} {_diff(d)}")
+    return (
+        "Resampling whole targets instead of rows (one cluster per target gene set; "
+        "`paired_differences_by_target` in metrics.json), Δ vs fold_change: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def _second_record(n_boot: int, seed: int) -> str:
     """§4.4: the second toxicity record (``toxicities_more.tsv``), scored alone and reported
     only: no rule, weight or parameter was set on it."""
@@ -176,7 +197,16 @@ def _second_record(n_boot: int, seed: int) -> str:
             b: {"toxicity": {c: blocks["paired"][c][b] for c in ("on_target", "negative_controls")}}
             for b in BASELINES
         },
+        "paired_differences_by_target": {
+            b: {
+                "toxicity": {
+                    c: blocks["paired_by_target"][c][b] for c in ("on_target", "negative_controls")
+                }
+            }
+            for b in BASELINES
+        },
     }
+    tox_rows = [(label, ("toxicity", cls, key)) for label, cls, key in TOX_ROWS]
     on = blocks["antigenscout"]["on_target"]
     neg = blocks["antigenscout"]["negative_controls"]
     cols = [
@@ -197,6 +227,8 @@ name a body site the reference has no context for); negative controls scored: {n
 of {neg["n_rows"]} ({neg.get("n_not_represented", 0)} not represented).
 
 {_tox_table(mm)}
+
+{_by_target_line(mm, tox_rows)}
 
 {_md(table)}"""
 
@@ -427,6 +459,8 @@ flag rates)?
 
 {_verdicts(m["paired_differences"], verdict_rows)}
 
+{_by_target_line(m, verdict_rows)}
+
 ### 4.2 Rows it has never seen (extended set from `shared/data/reference_lists`)
 
 Built by `antigenscout.benchmark._extended.build_extended_targets` from the approved and
@@ -435,13 +469,16 @@ trialled CAR-T, ADC, bispecific/multispecific T-cell engager, TCR-T and radiolig
 (agent, indication) pairs whose genes and tumour data are a visible row's, and
 {c["excluded_other"]} entries for the reasons below. The lists score the engine only; they are
 not read by it. Rows are not independent (one target in several indications or modalities),
-so the intervals are, if anything, too narrow.
+so the row intervals are, if anything, too narrow; the line after the verdicts resamples whole
+targets instead.
 
 {_target_table(ext_blocks, ext["paired_differences"])}
 
 {_ties_line(ext_blocks, "target")}
 
 {_verdicts(ext["paired_differences"], ext_verdict_rows)}
+
+{_by_target_line(ext, ext_verdict_rows)}
 
 Per modality (point estimates; scored rows):
 

@@ -325,3 +325,40 @@ def test_score_toxicities_alone_matches_the_full_run(tmp_path: Path, fake_refere
     assert on["recall_at_1"] == 1.0
     assert len(on["ci95"]["recall_at_1"]) == 2
     assert "on_target" in metrics["paired"]
+
+
+def test_cluster_bootstrap_moves_a_target_s_rows_together() -> None:
+    """Target A holds three rows the engine wins, target B one tie: resampling whole targets
+    can only give mean differences of 1 (A, A), 0.75 (A, B) or 0 (B, B), each of 4 rows or 2
+    or 6, never the 0.25 or 0.5 a row bootstrap reaches; and one label per row is a row
+    bootstrap."""
+    from antigenscout.benchmark import paired_bootstrap
+
+    engine = np.array([1.0, 1.0, 1.0, 0.0])
+    base = np.zeros(4)
+    values = {"e": {"x": engine}, "b": {"x": base}}
+    captured: list[np.ndarray] = []
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        out = a.mean(axis=1)
+        if a.shape[0] == 1:
+            captured.append(out.copy())
+        return out
+
+    res = paired_bootstrap(
+        values, {"m": ("x", mean, True)}, engine="e", n_boot=400, seed=1,
+        clusters=np.array(["A", "A", "A", "B"]),
+    )  # fmt: skip
+    seen = {round(float(v[0]), 6) for v in captured}
+    assert seen <= {0.0, 0.75, 1.0}
+    lo, hi = res["paired"]["b"]["m"]["ci95"]
+    assert lo in (0.0, 0.75)
+    assert hi == 1.0
+    rows = paired_bootstrap(values, {"m": ("x", mean, True)}, engine="e", n_boot=400, seed=1)
+    per_row = paired_bootstrap(
+        values, {"m": ("x", mean, True)}, engine="e", n_boot=400, seed=1,
+        clusters=np.array(["a", "b", "c", "d"]),
+    )  # fmt: skip
+    # the same estimate; intervals of the same kind (row resampling) though not the same draws
+    assert per_row["paired"]["b"]["m"]["estimate"] == rows["paired"]["b"]["m"]["estimate"]
+    assert per_row["paired"]["b"]["m"]["ci95"][0] < 0.75

@@ -157,6 +157,7 @@ def paired_bootstrap(
     engine: str = "antigenscout",
     n_boot: int = N_BOOT,
     seed: int = SEED,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Percentile-bootstrap intervals per method and paired differences engine − baseline.
 
@@ -171,6 +172,10 @@ def paired_bootstrap(
         The method whose difference to every other method is reported.
     n_boot, seed
         Resamples and the seed of ``numpy.random.default_rng``.
+    clusters
+        Optional label per row (the target gene): whole clusters are resampled with
+        replacement, so that several rows of one target (four EGFR rows) move together and
+        cannot carry a result alone; each resample holds as many clusters as there are.
 
     Returns
     -------
@@ -200,14 +205,30 @@ def paired_bootstrap(
             }
         return {"ci95": ci, "paired": paired}
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
     full = np.arange(n)[None, :]
+    if clusters is None:
+        idx = rng.integers(0, n, size=(n_boot, n))
+
+        def resampled(arr: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+            return f(arr[idx])
+    else:
+        codes, uniq = pd.factorize(np.asarray(clusters, dtype=object))
+        if codes.shape != (n,):
+            msg = f"clusters must hold one label per row ({n}); got {codes.shape}."
+            raise ValueError(msg)
+        members = [np.flatnonzero(codes == k) for k in range(len(uniq))]
+        draws = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
+        rows = [np.concatenate([members[k] for k in d]) for d in draws]
+
+        def resampled(arr: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+            return np.array([f(arr[r][None, :])[0] for r in rows])
+
     for s, (col, f, hib) in stats.items():
         boot = {}
         point = {}
         for m in methods:
             arr = np.asarray(values[m][col], dtype=np.float64)
-            boot[m] = f(arr[idx])
+            boot[m] = resampled(arr, f)
             point[m] = float(f(arr[full])[0])
             lo, hi = np.percentile(boot[m], [2.5, 97.5])
             ci[m][s] = [float(lo), float(hi)]

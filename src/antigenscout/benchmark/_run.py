@@ -888,6 +888,17 @@ def run_benchmark(
             }
             for b in METHODS[1:]
         },
+        # the same differences with the rows of one target resampled together
+        "paired_differences_by_target": {
+            b: {
+                "targets": tblocks["paired_by_target"][b],
+                "toxicity": {
+                    "on_target": xblocks["paired_by_target"]["on_target"][b],
+                    "negative_controls": xblocks["paired_by_target"]["negative_controls"][b],
+                },
+            }
+            for b in METHODS[1:]
+        },
         "bootstrap": {
             **boot,
             "method": (
@@ -959,6 +970,9 @@ def run_benchmark(
             "targets": eblocks["antigenscout"],
             "baselines": {b: {"targets": eblocks[b]} for b in METHODS[1:]},
             "paired_differences": {b: {"targets": eblocks["paired"][b]} for b in METHODS[1:]},
+            "paired_differences_by_target": {
+                b: {"targets": eblocks["paired_by_target"][b]} for b in METHODS[1:]
+            },
             "by_modality": _by_modality(ext_rows),
         }
     seconds = time.perf_counter() - t0
@@ -1063,6 +1077,9 @@ def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
         for m in METHODS
     }  # fmt: skip
     boot = paired_bootstrap(values, _TARGET_STATS, n_boot=n_boot, seed=seed)
+    by_target = paired_bootstrap(
+        values, _TARGET_STATS, n_boot=n_boot, seed=seed, clusters=_target_clusters(both)
+    )
     out: dict[str, Any] = {}
     for m in METHODS:
         p = scored[f"{m}_percentile"] if len(scored) else pd.Series(dtype=float)
@@ -1074,7 +1091,19 @@ def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
             "ties": _ties_summary(scored[f"{m}_ties"] if len(scored) else pd.Series()),
         }
     out["paired"] = boot["paired"]
+    out["paired_by_target"] = by_target["paired"]
     return out
+
+
+def _target_clusters(rows: pd.DataFrame) -> np.ndarray:
+    """One bootstrap cluster per target: the row's genes, in order (``EGFR``, ``EGFR;MET``)."""
+    if not len(rows) or "genes" not in rows:
+        return np.arange(len(rows)).astype(str)
+    genes = rows["genes"].astype(object).where(rows["genes"].notna(), None)
+    return np.array(
+        [";".join(sorted(str(g).split(";"))) if g else f"row{i}" for i, g in enumerate(genes)],
+        dtype=object,
+    )
 
 
 def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
@@ -1082,6 +1111,7 @@ def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any
     scored = xdf[xdf["status"] == "scored"] if len(xdf) and "status" in xdf else xdf.iloc[0:0]
     out: dict[str, Any] = {m: _toxicity_metrics(xdf, m) for m in METHODS}
     out["paired"] = {}
+    out["paired_by_target"] = {}
     for cls, name, key, hib in (
         ("on_target", "on_target", "recall", True),
         ("negative_control", "negative_controls", "flag_rate", False),
@@ -1094,6 +1124,10 @@ def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any
         }  # fmt: skip
         stats = {f"{key}_at_{k}": (f"hit_at_{k}", lambda a: a.mean(axis=1), hib) for k in KS}
         boot = paired_bootstrap(values, stats, n_boot=n_boot, seed=seed)
+        clustered = paired_bootstrap(
+            values, stats, n_boot=n_boot, seed=seed, clusters=_target_clusters(block)
+        )
+        out["paired_by_target"][name] = clustered["paired"]
         for m in METHODS:
             out[m][name]["ci95"] = boot["ci95"][m]
             ties_col = f"{m}_ties"
