@@ -161,6 +161,59 @@ def _refresh_tables(doc: str) -> str:
     return doc
 
 
+def _within_table(w: dict[str, Any] | None) -> str:
+    """Within-tissue cross-target ranking: per tissue AUROC of each method, the mean with its
+    interval and the paired difference to fold change."""
+    if not w:
+        return ""
+    head = "| tissue | damaged / spared pairs | " + " | ".join(METHODS) + " |"
+    lines = [
+        "Within-tissue cross-target ranking (issue #21, item 5a): in each tissue, do the "
+        "(target, agent) pairs the record says damaged it outrank the spared ones? AUROC of "
+        "each method's value in that tissue (engagement; fold change: raw expression; ties "
+        "count 1/2), averaged over the tissues that have both; rows resampled for the "
+        f"intervals. {w['n_rows']} scored on-target rows.",
+        "",
+        head,
+        "|" + "---|" * (2 + len(METHODS)),
+    ]
+    for t, e in w["tissues"].items():
+        cells = [f"{e[m]:.3f}" if m in e else "–" for m in METHODS]
+        lines.append(f"| {t} | {e['n_damaged']} / {e['n_spared']} | " + " | ".join(cells) + " |")
+    mean = [_ci(w["mean_auroc"][m]["estimate"], w["mean_auroc"][m]["ci95"]) for m in METHODS]
+    lines.append("| **mean** | | " + " | ".join(mean) + " |")
+    d = w["paired"].get("fold_change")
+    if d and d.get("ci95"):
+        mark = {"better": " ✔", "worse": " ✘"}.get(d["verdict"], "")
+        lines += [
+            "",
+            f"Δ mean AUROC vs fold_change: {d['estimate']:+.3f} "
+            f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]{mark}.",
+        ]
+    return "\n".join(lines)
+
+
+def _decoy_line(d: dict[str, Any] | None) -> str:
+    """Each known target among its tumour-level-matched decoys (issue #21, item 5b)."""
+    if not d:
+        return ""
+    cells = [
+        f"{m} median {d[m]['median_decoy_percentile']:.3f}, mean "
+        f"{_ci(d[m]['mean_decoy_percentile'], d[m]['ci95'].get('mean_decoy_percentile'))}"
+        for m in METHODS
+    ]
+    fc = d["paired"].get("fold_change", {})
+    fct = d["paired_by_target"].get("fold_change", {})
+    return (
+        f"Decoys (issue #21, item 5b): each of {d['n_rows']} single-gene targets ranked among the "
+        f"{d['n_decoys']} candidates of its modality's class whose tumour level is nearest its "
+        "own, so that only the healthy side (and reach) can move it: "
+        + "; ".join(cells)
+        + f". Δ mean vs fold_change: {_diff(fc.get('mean_decoy_percentile'))} by row, "
+        f"{_diff(fct.get('mean_decoy_percentile'))} by target."
+    )
+
+
 def _by_target_line(m: dict[str, Any], rows: list[tuple[str, tuple[str, ...]]]) -> str:
     """The paired differences to fold change with whole targets resampled (the rows of one
     target move together, so four EGFR rows cannot carry a result)."""
@@ -229,6 +282,8 @@ of {neg["n_rows"]} ({neg.get("n_not_represented", 0)} not represented).
 {_tox_table(mm)}
 
 {_by_target_line(mm, tox_rows)}
+
+{_within_table(blocks.get("within_tissue"))}
 
 {_md(table)}"""
 
@@ -446,6 +501,8 @@ Validated targets:
 
 {_ties_line(vis_blocks, "target (other candidates with the same key)")}
 
+{_decoy_line(m.get("targets_decoy"))}
+
 Toxicities (on-target rows scored: {n_on}; negative controls: {n_neg}):
 
 {_tox_table(m)}
@@ -453,6 +510,8 @@ Toxicities (on-target rows scored: {n_on}; negative controls: {n_neg}):
 {_ties_line(tox_blocks, "best named context (on-target rows; other contexts with the same value)")}
 
 {dline}
+
+{_within_table(m.get("toxicity_within_tissue"))}
 
 Does antigenscout beat each baseline (interval of the paired difference above 0; below 0 for
 flag rates)?
@@ -475,6 +534,8 @@ targets instead.
 {_target_table(ext_blocks, ext["paired_differences"])}
 
 {_ties_line(ext_blocks, "target")}
+
+{_decoy_line(ext.get("targets_decoy"))}
 
 {_verdicts(ext["paired_differences"], ext_verdict_rows)}
 

@@ -206,6 +206,15 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
     assert t.loc["V4", "gate"] == "or"
     assert t.loc["V4", "status"] == "scored"
     assert "no indication rule" in t.loc["V5", "reason"]
+    # decoys: every other candidate of the class (fewer than N_DECOYS), nearest tumour level
+    from antigenscout.benchmark._run import _decoys
+
+    assert t.loc["V1", "n_decoys"] == t.loc["V1", "n_candidates"] - 1
+    assert 0 <= t.loc["V1", "antigenscout_decoy_percentile"] <= 1
+    table = pd.DataFrame(
+        {"tumor_mean_cp10k": [10.0, 9.0, 12.0, 0.0, 100.0]}, index=["G", "a", "b", "c", "d"]
+    )
+    assert list(_decoys(table, "G")) == ["a", "b", "d", "c"]  # |log1p| distance order
 
     x = res.toxicity_rows.set_index("id")
     assert x.loc["X1", "antigenscout_hit_at_1"] == 1.0
@@ -222,6 +231,9 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
     assert x.loc["X5b", "class"] == "negative_control"
 
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["targets_decoy"]["n_rows"] == 1  # V1 (V4 is a gate)
+    assert "mean_decoy_percentile" in metrics["targets_decoy"]["paired"]["fold_change"]
+    assert metrics["toxicity_within_tissue"]["n_rows"] == 2
     for block in (metrics, *metrics["baselines"].values()):
         assert block["targets"]["n_rows"] == 5
         assert block["targets"]["n_scored"] == 2

@@ -47,6 +47,7 @@ from ._rules import (
     split_top_level,
 )
 from ._vocabulary import TissueVocabulary
+from ._within import within_tissue
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -512,6 +513,19 @@ def _score_target_row(
             place(m, float(s[g]), s.drop(index=g).to_numpy())
             out[f"{m}_rank"] = int((s > s[g]).sum() + 1)
             out[f"{m}_value"] = float(s[g])
+        # among candidates of the same class with the tumour level of the target, only the
+        # healthy side can tell it apart (issue #21, item 5b)
+        decoys = _decoys(table, g)
+        if len(decoys):
+            out["n_decoys"] = len(decoys)
+            for m, key, vals in (
+                ("antigenscout", table.loc[g, keys], table.loc[decoys, keys]),
+                *((m, s[g], s.reindex(decoys)) for m, s in base.items()),
+            ):
+                below, tied, n = percentile_parts(
+                    np.asarray(key, dtype=float), np.asarray(vals, dtype=float)
+                )
+                out[f"{m}_decoy_percentile"] = (below + 0.5 * tied) / n
         return out
 
     # a gate: evaluated with per-gene fractions (Fréchet bound for AND, independence for OR)
@@ -527,6 +541,21 @@ def _score_target_row(
         out[f"{m}_rank"] = int((s > v).sum() + 1)
         out[f"{m}_value"] = float(v)
     return out
+
+
+#: Decoys per known target: the candidates nearest to it in tumour level.
+N_DECOYS = 100
+
+
+def _decoys(table: pd.DataFrame, gene: str) -> pd.Index:
+    """The :data:`N_DECOYS` candidates (the modality's class: the table's rows) whose tumour
+    level is nearest the target's, on the log scale (``tumor_mean_cp10k``; ties by name)."""
+    if "tumor_mean_cp10k" not in table:
+        return pd.Index([])
+    level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
+    dist = (level - level[gene]).abs().drop(index=gene)
+    order = sorted(dist.index, key=lambda k: (dist[k], str(k)))
+    return pd.Index(order[:N_DECOYS])
 
 
 def _top_col(key: str) -> str:
@@ -888,6 +917,10 @@ def run_benchmark(
             }
             for b in METHODS[1:]
         },
+        # per tissue, do the damaged (target, agent) pairs outrank the spared ones?
+        "toxicity_within_tissue": xblocks["within_tissue"],
+        # each known target among candidates of its tumour level: the healthy side alone
+        "targets_decoy": tblocks["decoy"],
         # the same differences with the rows of one target resampled together
         "paired_differences_by_target": {
             b: {
@@ -974,6 +1007,7 @@ def run_benchmark(
                 b: {"targets": eblocks["paired_by_target"][b]} for b in METHODS[1:]
             },
             "by_modality": _by_modality(ext_rows),
+            "targets_decoy": eblocks["decoy"],
         }
     seconds = time.perf_counter() - t0
     metrics["seconds"] = round(seconds, 2)
@@ -1005,7 +1039,18 @@ def _score_toxicities(
             col = f"{m}_hit_at_{k}"
             if col not in xdf:
                 xdf[col] = np.nan
-    return xdf, _toxicity_blocks(xdf, n_boot, seed)
+    blocks = _toxicity_blocks(xdf, n_boot, seed)
+
+    def values(row: pd.Series) -> dict[str, pd.Series]:
+        genes = str(row["genes"]).split(";")
+        return _context_values(genes, str(row.get("gate") or "and"), row["modality"], reference)
+
+    blocks["within_tissue"] = (
+        within_tissue(xdf, reference.contexts, values, METHODS, n_boot=n_boot, seed=seed)
+        if len(xdf) and "status" in xdf
+        else None
+    )
+    return xdf, blocks
 
 
 def score_toxicities(
@@ -1022,7 +1067,8 @@ def score_toxicities(
     -------
     ``(rows, metrics)``: one row per (toxicity, tissue part) as ``toxicity_rows.tsv``, and per
     method (``antigenscout``, ``fold_change``, ``sens_at_spec``) the on-target recall and
-    negative-control flag rates with 95% intervals, plus ``paired`` differences.
+    negative-control flag rates with 95% intervals, plus ``paired`` differences (by row and,
+    ``paired_by_target``, by target) and ``within_tissue`` (:func:`._within.within_tissue`).
     """
     from ..reference import load_reference
 
@@ -1092,7 +1138,45 @@ def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
         }
     out["paired"] = boot["paired"]
     out["paired_by_target"] = by_target["paired"]
+    out["decoy"] = _decoy_block(scored, n_boot, seed)
     return out
+
+
+_DECOY_STATS = {
+    "median_decoy_percentile": ("p", lambda a: np.median(a, axis=1), True),
+    "mean_decoy_percentile": ("p", lambda a: a.mean(axis=1), True),
+}
+
+
+def _decoy_block(scored: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any] | None:
+    """Each known target's percentile among its tumour-level-matched decoys
+    (:func:`_decoys`), per method, with row intervals and paired differences by row and by
+    target."""
+    cols = [f"{m}_decoy_percentile" for m in METHODS]
+    if not len(scored) or not set(cols) <= set(scored.columns):
+        return None
+    rows = scored.dropna(subset=cols)
+    if not len(rows):
+        return None
+    values = {m: {"p": rows[f"{m}_decoy_percentile"].to_numpy(dtype=float)} for m in METHODS}
+    boot = paired_bootstrap(values, _DECOY_STATS, n_boot=n_boot, seed=seed)
+    by_target = paired_bootstrap(
+        values, _DECOY_STATS, n_boot=n_boot, seed=seed, clusters=_target_clusters(rows)
+    )
+    return {
+        "n_rows": len(rows),
+        "n_decoys": N_DECOYS,
+        **{
+            m: {
+                "median_decoy_percentile": float(np.median(values[m]["p"])),
+                "mean_decoy_percentile": float(np.mean(values[m]["p"])),
+                "ci95": boot["ci95"][m],
+            }
+            for m in METHODS
+        },
+        "paired": boot["paired"],
+        "paired_by_target": by_target["paired"],
+    }
 
 
 def _target_clusters(rows: pd.DataFrame) -> np.ndarray:

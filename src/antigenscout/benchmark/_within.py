@@ -1,0 +1,145 @@
+"""Within-tissue cross-target ranking of the toxicity record (issue #21, item 5a).
+
+For one tissue, every on-target row of the record is a (target, agent) pair; the tissue was
+damaged for some of them. A ranker that knows where each agent binds should place the damaged
+pairs above the others *within that tissue*: the area under the ROC curve of its per-tissue
+value, one tissue at a time, then averaged over the tissues that have both damaged and spared
+pairs. Fold change's raw expression competes on the same pairs. Intervals: the rows are
+resampled with replacement, the same resample for every method (paired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..tl._risk import ORGAN_SYSTEMS
+
+__all__ = ["WITHIN_TISSUES", "auroc", "within_tissue"]
+
+#: The tissues of issue #21 and the reference systems (after :data:`ORGAN_SYSTEMS`) each one
+#: stands for: marrow is blood, marrow and immune cells, as for severity.
+WITHIN_TISSUES: dict[str, str] = {
+    "skin": "skin",
+    "lung": "respiratory",
+    "liver": "hepatobiliary",
+    "gut": "gastrointestinal",
+    "marrow": "blood and immune",
+    "kidney": "renal/urinary",
+}
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve: P(a damaged pair scores above a spared one), ties 1/2.
+
+    Examples
+    --------
+    >>> auroc(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0]))
+    0.875
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=bool)
+    pos, neg = scores[labels], scores[~labels]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+def within_tissue(
+    rows: pd.DataFrame,
+    contexts: pd.DataFrame,
+    values: Callable[[pd.Series], Mapping[str, pd.Series]],
+    methods: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+    engine: str = "antigenscout",
+) -> dict[str, Any]:
+    """Per-tissue and mean AUROC of each method on the scored on-target rows.
+
+    Parameters
+    ----------
+    rows
+        Toxicity rows (``status``, ``class``, ``mapped_contexts``, and what ``values`` needs).
+    contexts
+        The reference's context table (``system``).
+    values
+        ``values(row)`` → ``{method: per-context value}`` for that row's agent.
+    methods
+        The methods to compare; ``engine`` is compared with every other.
+    n_boot, seed
+        Paired row resamples and their seed.
+
+    Returns
+    -------
+    ``{'tissues': {tissue: {'n_damaged', 'n_spared', method: auroc}}, 'mean_auroc':
+    {method: {'estimate', 'ci95'}}, 'paired': {baseline: {'estimate', 'ci95', 'verdict'}},
+    'n_rows', 'tissues_used'}``; tissues with no damaged or no spared pair are listed with
+    their counts and left out of the mean.
+    """
+    scored = rows[(rows["status"] == "scored") & (rows["class"] == "on_target")]
+    organ = contexts["system"].astype(str).map(lambda s: ORGAN_SYSTEMS.get(s, s))
+    n = len(scored)
+    names = list(WITHIN_TISSUES)
+    score = {m: np.zeros((n, len(names))) for m in methods}
+    label = np.zeros((n, len(names)), dtype=bool)
+    for i, (_, row) in enumerate(scored.iterrows()):
+        vals = values(row)
+        hit = set(organ.reindex(str(row["mapped_contexts"]).split(";")).dropna())
+        for j, t in enumerate(names):
+            where = organ.index[organ.eq(WITHIN_TISSUES[t]).to_numpy()]
+            label[i, j] = WITHIN_TISSUES[t] in hit
+            for m in methods:
+                v = vals[m].reindex(where).fillna(0.0).to_numpy(dtype=np.float64)
+                score[m][i, j] = float(v.max()) if len(v) else 0.0
+    used = [j for j in range(len(names)) if 0 < label[:, j].sum() < n]
+
+    def mean_auc(idx: np.ndarray) -> dict[str, float]:
+        out = {}
+        for m in methods:
+            aucs = [auroc(score[m][idx, j], label[idx, j]) for j in used]
+            aucs = [a for a in aucs if a == a]
+            out[m] = float(np.mean(aucs)) if aucs else float("nan")
+        return out
+
+    tissues: dict[str, Any] = {}
+    for j, t in enumerate(names):
+        entry: dict[str, Any] = {
+            "n_damaged": int(label[:, j].sum()),
+            "n_spared": int((~label[:, j]).sum()),
+        }
+        if j in used:
+            for m in methods:
+                entry[m] = auroc(score[m][:, j], label[:, j])
+        tissues[t] = entry
+    point = mean_auc(np.arange(n))
+    rng = np.random.default_rng(seed)
+    boots = [mean_auc(rng.integers(0, n, size=n)) for _ in range(n_boot if used else 0)]
+    mean: dict[str, Any] = {}
+    for m in methods:
+        b = np.array([x[m] for x in boots], dtype=np.float64)
+        b = b[~np.isnan(b)]
+        ci = [float(v) for v in np.percentile(b, [2.5, 97.5])] if len(b) else None
+        mean[m] = {"estimate": point[m], "ci95": ci}
+    paired: dict[str, Any] = {}
+    for m in methods:
+        if m == engine:
+            continue
+        d = np.array([x[engine] - x[m] for x in boots], dtype=np.float64)
+        d = d[~np.isnan(d)]
+        ci = [float(v) for v in np.percentile(d, [2.5, 97.5])] if len(d) else None
+        verdict = None
+        if ci is not None:
+            verdict = "better" if ci[0] > 0 else "worse" if ci[1] < 0 else "not distinguishable"
+        paired[m] = {"estimate": point[engine] - point[m], "ci95": ci, "verdict": verdict}
+    return {
+        "n_rows": n,
+        "tissues_used": [names[j] for j in used],
+        "tissues": tissues,
+        "mean_auroc": mean,
+        "paired": paired,
+    }
