@@ -137,6 +137,26 @@ def _write(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+_TOX_BASE = {"therapy": "x", "antigen_note": "", "evidence_type": "clinical"}
+_TOX_ROWS = [
+    {**_TOX_BASE, "id": "X1", "modality": "CAR-T", "target_genes": "BCELL1",
+     "off_tumor_tissue_or_cell": "normal B cells", "attribution": "on-target/off-tumor"},
+    {**_TOX_BASE, "id": "X2", "modality": "ADC", "target_genes": "HEART1",
+     "off_tumor_tissue_or_cell": "skin", "attribution": "payload-driven"},
+    {**_TOX_BASE, "id": "X3", "modality": "CAR-T", "target_genes": "FLAT1",
+     "off_tumor_tissue_or_cell": "none reported",
+     "attribution": "none-reported (negative control)"},
+    {**_TOX_BASE, "id": "X4", "modality": "CAR-T", "target_genes": "SKIN1",
+     "off_tumor_tissue_or_cell": "xyzzy organ", "attribution": "on-target"},
+    {**_TOX_BASE, "id": "X5", "modality": "TCR-T", "target_genes": "BCELL1; SKIN1",
+     "off_tumor_tissue_or_cell": "skin; normal B cells",
+     "attribution": "on-target; off-target"},
+    {**_TOX_BASE, "id": "X6", "modality": "antibody", "target_genes": "SKIN1",
+     "off_tumor_tissue_or_cell": "corneal epithelium (cornea)",
+     "attribution": "on-target/off-tumor"},
+]  # fmt: skip
+
+
 def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
     rules = tmp_path / "ind.tsv"
     rules.write_text(
@@ -159,27 +179,7 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
              "antigen_note": "", "modality": "ADC"},
         ],
     )  # fmt: skip
-    tox_base = {"therapy": "x", "antigen_note": "", "evidence_type": "clinical"}
-    toxic = _write(
-        tmp_path / "tox.tsv",
-        [
-            {**tox_base, "id": "X1", "modality": "CAR-T", "target_genes": "BCELL1",
-             "off_tumor_tissue_or_cell": "normal B cells", "attribution": "on-target/off-tumor"},
-            {**tox_base, "id": "X2", "modality": "ADC", "target_genes": "HEART1",
-             "off_tumor_tissue_or_cell": "skin", "attribution": "payload-driven"},
-            {**tox_base, "id": "X3", "modality": "CAR-T", "target_genes": "FLAT1",
-             "off_tumor_tissue_or_cell": "none reported",
-             "attribution": "none-reported (negative control)"},
-            {**tox_base, "id": "X4", "modality": "CAR-T", "target_genes": "SKIN1",
-             "off_tumor_tissue_or_cell": "xyzzy organ", "attribution": "on-target"},
-            {**tox_base, "id": "X5", "modality": "TCR-T", "target_genes": "BCELL1; SKIN1",
-             "off_tumor_tissue_or_cell": "skin; normal B cells",
-             "attribution": "on-target; off-target"},
-            {**tox_base, "id": "X6", "modality": "antibody", "target_genes": "SKIN1",
-             "off_tumor_tissue_or_cell": "corneal epithelium (cornea)",
-             "attribution": "on-target/off-tumor"},
-        ],
-    )  # fmt: skip
+    toxic = _write(tmp_path / "tox.tsv", _TOX_ROWS)
     X = np.zeros((2, len(GENES)), dtype=np.float32)
     X[:, GENES.index("TUM1")] = [400.0, 300.0]
     X[:, GENES.index("TUM2")] = [50.0, 0.0]
@@ -315,18 +315,8 @@ def test_score_toxicities_alone_matches_the_full_run(tmp_path: Path, fake_refere
     """A second toxicity record scored alone gives the rows and metrics the full run gives."""
     from antigenscout.benchmark import score_toxicities
 
-    tox_base = {"therapy": "x", "antigen_note": "", "evidence_type": "clinical"}
-    toxic = _write(
-        tmp_path / "tox.tsv",
-        [
-            {**tox_base, "id": "X1", "modality": "CAR-T", "target_genes": "BCELL1",
-             "off_tumor_tissue_or_cell": "normal B cells", "attribution": "on-target/off-tumor"},
-            {**tox_base, "id": "X2", "modality": "ADC", "target_genes": "HEART1",
-             "off_tumor_tissue_or_cell": "skin", "attribution": "payload-driven"},
-            {**tox_base, "id": "X6", "modality": "antibody", "target_genes": "SKIN1",
-             "off_tumor_tissue_or_cell": "cornea", "attribution": "on-target/off-tumor"},
-        ],
-    )  # fmt: skip
+    rows = {r["id"]: r for r in _TOX_ROWS}
+    toxic = _write(tmp_path / "tox.tsv", [rows["X1"], rows["X2"], rows["X6"]])
     rows, metrics = score_toxicities(toxic, reference=fake_reference, n_boot=200)
     x = rows.set_index("id")
     assert x.loc["X1", "antigenscout_hit_at_1"] == 1.0

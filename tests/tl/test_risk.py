@@ -90,10 +90,24 @@ def test_measured_fraction_replaces_model_only_at_its_threshold() -> None:
     assert other.loc["G", "marrow:HSC"] == pytest.approx(np.exp(-50.0 / 100.0))
 
 
-def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
+def _expression_reference(ctx, expr):
+    """A Reference of just contexts and expression, for the admixture rules."""
     import pandas as pd
 
     from antigenscout.reference import Reference
+
+    return Reference(
+        genes=pd.DataFrame(index=expr.index),
+        contexts=ctx,
+        expression=expr,
+        ihc=pd.DataFrame(),
+        surface=pd.DataFrame(),
+    )
+
+
+def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
+    import pandas as pd
+
     from antigenscout.tl._risk import minus_infiltrate
 
     ctx = pd.DataFrame(
@@ -113,13 +127,7 @@ def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
         },
         index=["PTPRC", "CD19", "VIL1"],
     )
-    ref = Reference(
-        genes=pd.DataFrame(index=expr.index),
-        contexts=ctx,
-        expression=expr,
-        ihc=pd.DataFrame(),
-        surface=pd.DataFrame(),
-    )
+    ref = _expression_reference(ctx, expr)
     out = minus_infiltrate(ref)
     assert out.loc["CD19", "tissue:gut"] == pytest.approx(40.0 - 0.1 * 300.0)
     assert out.loc["VIL1", "tissue:gut"] == pytest.approx(50.0 - 0.1 * 5.0)
@@ -129,8 +137,6 @@ def test_tissue_infiltrate_share_is_removed_by_hand() -> None:
 
 def _admixture_reference(myocyte_ptprc: float):
     import pandas as pd
-
-    from antigenscout.reference import Reference
 
     ctx = pd.DataFrame(
         {
@@ -154,13 +160,7 @@ def _admixture_reference(myocyte_ptprc: float):
         index=genes,
         dtype=float,
     )
-    return Reference(
-        genes=pd.DataFrame(index=expr.index),
-        contexts=ctx,
-        expression=expr,
-        ihc=pd.DataFrame(),
-        surface=pd.DataFrame(),
-    )
+    return _expression_reference(ctx, expr)
 
 
 def test_cell_type_infiltrate_share_is_removed_by_hand() -> None:
@@ -188,7 +188,6 @@ def test_endothelial_share_is_removed_by_hand() -> None:
     leukocyte makes the markers); endothelial clusters keep their own genes."""
     import pandas as pd
 
-    from antigenscout.reference import Reference
     from antigenscout.tl._risk import immune_admixture, minus_infiltrate
 
     ctx = pd.DataFrame(
@@ -203,13 +202,7 @@ def test_endothelial_share_is_removed_by_hand() -> None:
         },
         index=["CDH5", "EMCN", "TIE1", "HLA-DRA", "TTN", "PTPRC"],
     )
-    ref = Reference(
-        genes=pd.DataFrame(index=expr.index),
-        contexts=ctx,
-        expression=expr,
-        ihc=pd.DataFrame(),
-        surface=pd.DataFrame(),
-    )
+    ref = _expression_reference(ctx, expr)
     a = immune_admixture(ref)
     assert a.loc["sc:Myocytes", "sc:Endothelial cells"] == pytest.approx(0.05)
     assert a.loc["sc:Lymphatic endothelial cells", "sc:Endothelial cells"] == 0.0

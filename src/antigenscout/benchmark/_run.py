@@ -907,31 +907,13 @@ def run_benchmark(
                 ),
             },
         },
-        "paired_differences": {
-            b: {
-                "targets": tblocks["paired"][b],
-                "toxicity": {
-                    "on_target": xblocks["paired"]["on_target"][b],
-                    "negative_controls": xblocks["paired"]["negative_controls"][b],
-                },
-            }
-            for b in METHODS[1:]
-        },
+        "paired_differences": _differences(tblocks, xblocks, "paired"),
         # per tissue, do the damaged (target, agent) pairs outrank the spared ones?
         "toxicity_within_tissue": xblocks["within_tissue"],
         # each known target among candidates of its tumour level: the healthy side alone
         "targets_decoy": tblocks["decoy"],
         # the same differences with the rows of one target resampled together
-        "paired_differences_by_target": {
-            b: {
-                "targets": tblocks["paired_by_target"][b],
-                "toxicity": {
-                    "on_target": xblocks["paired_by_target"]["on_target"][b],
-                    "negative_controls": xblocks["paired_by_target"]["negative_controls"][b],
-                },
-            }
-            for b in METHODS[1:]
-        },
+        "paired_differences_by_target": _differences(tblocks, xblocks, "paired_by_target"),
         "bootstrap": {
             **boot,
             "method": (
@@ -1024,6 +1006,18 @@ def run_benchmark(
 
 
 # --------------------------------------------------------------------------- summaries
+
+
+def _differences(tblocks: dict[str, Any], xblocks: dict[str, Any], key: str) -> dict[str, Any]:
+    """``{baseline: {'targets': ..., 'toxicity': {'on_target', 'negative_controls'}}}`` of the
+    paired differences stored under ``key`` (``paired`` or ``paired_by_target``)."""
+    return {
+        b: {
+            "targets": tblocks[key][b],
+            "toxicity": {c: xblocks[key][c][b] for c in ("on_target", "negative_controls")},
+        }
+        for b in METHODS[1:]
+    }
 
 
 def _score_toxicities(
