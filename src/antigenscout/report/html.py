@@ -289,8 +289,10 @@ def _overview(data: RunData) -> str:
             "its cells carrying enough antigen for the agent, docs/engagement.md) × the "
             "context's vital weight (1 = vital and non-regenerating, e.g. cardiomyocytes; "
             "0.1–0.3 = dispensable or replaceable). A candidate's <i>vital risk</i> is its "
-            "largest risk over all healthy contexts; the score also weighs what the modality "
-            "needs (docs/modalities.md). Good targets sit at high coverage and low risk."
+            "largest risk over all healthy contexts, or, for CAR-T, TCR-T and vaccines (living "
+            "drugs that persist), the probability that at least one organ system is harmed, "
+            "each at its worst context (docs/engagement.md); the score also weighs what the "
+            "modality needs (docs/modalities.md). Good targets sit at high coverage and low risk."
         )
     )
     return _section("overview", "\n".join(parts))
@@ -346,9 +348,10 @@ def _target_line(lead: str, r: pd.Series, rc: str | None) -> str:
         line += "; it is not expressed in any healthy context of the reference"
     elif rc:
         ctx = r.get("worst_context", r.get("worst_healthy_cell_type"))
-        line += f"; its largest healthy risk is {_f(r[rc])}"
+        what = "vital risk" if rc == "vital_risk" else "largest healthy risk"
+        line += f"; its {what} is {_f(r[rc])}"
         if isinstance(ctx, str):
-            line += f", in {_where(ctx, r.get('worst_system'))}"
+            line += f", worst in {_where(ctx, r.get('worst_system'))}"
     return line + "."
 
 
@@ -530,7 +533,7 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
                 labels=labels,
                 dataset="candidates",
                 xlabel="tumour coverage (fraction of tumour cells positive)",
-                ylabel="vital risk (max healthy risk)",
+                ylabel="vital risk",
                 title="coverage vs risk",
             )
             + "</div>"
