@@ -207,14 +207,14 @@ def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
     assert t.loc["V4", "status"] == "scored"
     assert "no indication rule" in t.loc["V5", "reason"]
     # decoys: every other candidate of the class (fewer than N_DECOYS), nearest tumour level
-    from antigenscout.benchmark._run import _decoys
+    from antigenscout.benchmark._evaluations import decoys
 
     assert t.loc["V1", "n_decoys"] == t.loc["V1", "n_candidates"] - 1
     assert 0 <= t.loc["V1", "antigenscout_decoy_percentile"] <= 1
     table = pd.DataFrame(
         {"tumor_mean_cp10k": [10.0, 9.0, 12.0, 0.0, 100.0]}, index=["G", "a", "b", "c", "d"]
     )
-    assert list(_decoys(table, "G")) == ["a", "b", "d", "c"]  # |log1p| distance order
+    assert list(decoys(table, "G")) == ["a", "b", "d", "c"]  # |log1p| distance order
 
     x = res.toxicity_rows.set_index("id")
     assert x.loc["X1", "antigenscout_hit_at_1"] == 1.0

@@ -22,6 +22,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import AntigenscoutError, InputError
+from ._evaluations import decoy_block, decoys, target_clusters, within_tissue
 from ._metrics import (
     KS,
     N_BOOT,
@@ -47,7 +48,6 @@ from ._rules import (
     split_top_level,
 )
 from ._vocabulary import TissueVocabulary
-from ._within import within_tissue
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -515,12 +515,12 @@ def _score_target_row(
             out[f"{m}_value"] = float(s[g])
         # among candidates of the same class with the tumour level of the target, only the
         # healthy side can tell it apart (issue #21, item 5b)
-        decoys = _decoys(table, g)
-        if len(decoys):
-            out["n_decoys"] = len(decoys)
+        near = decoys(table, g)
+        if len(near):
+            out["n_decoys"] = len(near)
             for m, key, vals in (
-                ("antigenscout", table.loc[g, keys], table.loc[decoys, keys]),
-                *((m, s[g], s.reindex(decoys)) for m, s in base.items()),
+                ("antigenscout", table.loc[g, keys], table.loc[near, keys]),
+                *((m, s[g], s.reindex(near)) for m, s in base.items()),
             ):
                 below, tied, n = percentile_parts(
                     np.asarray(key, dtype=float), np.asarray(vals, dtype=float)
@@ -541,21 +541,6 @@ def _score_target_row(
         out[f"{m}_rank"] = int((s > v).sum() + 1)
         out[f"{m}_value"] = float(v)
     return out
-
-
-#: Decoys per known target: the candidates nearest to it in tumour level.
-N_DECOYS = 100
-
-
-def _decoys(table: pd.DataFrame, gene: str) -> pd.Index:
-    """The :data:`N_DECOYS` candidates (the modality's class: the table's rows) whose tumour
-    level is nearest the target's, on the log scale (``tumor_mean_cp10k``; ties by name)."""
-    if "tumor_mean_cp10k" not in table:
-        return pd.Index([])
-    level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
-    dist = (level - level[gene]).abs().drop(index=gene)
-    order = sorted(dist.index, key=lambda k: (dist[k], str(k)))
-    return pd.Index(order[:N_DECOYS])
 
 
 def _top_col(key: str) -> str:
@@ -1062,7 +1047,7 @@ def score_toxicities(
     ``(rows, metrics)``: one row per (toxicity, tissue part) as ``toxicity_rows.tsv``, and per
     method (``antigenscout``, ``fold_change``, ``sens_at_spec``) the on-target recall and
     negative-control flag rates with 95% intervals, plus ``paired`` differences (by row and,
-    ``paired_by_target``, by target) and ``within_tissue`` (:func:`._within.within_tissue`).
+    ``paired_by_target``, by target) and ``within_tissue`` (:func:`._evaluations.within_tissue`).
     """
     from ..reference import load_reference
 
@@ -1118,7 +1103,7 @@ def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
     }  # fmt: skip
     boot = paired_bootstrap(values, _TARGET_STATS, n_boot=n_boot, seed=seed)
     by_target = paired_bootstrap(
-        values, _TARGET_STATS, n_boot=n_boot, seed=seed, clusters=_target_clusters(both)
+        values, _TARGET_STATS, n_boot=n_boot, seed=seed, clusters=target_clusters(both)
     )
     out: dict[str, Any] = {}
     for m in METHODS:
@@ -1132,56 +1117,8 @@ def _target_blocks(tdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
         }
     out["paired"] = boot["paired"]
     out["paired_by_target"] = by_target["paired"]
-    out["decoy"] = _decoy_block(scored, n_boot, seed)
+    out["decoy"] = decoy_block(scored, METHODS, n_boot=n_boot, seed=seed)
     return out
-
-
-_DECOY_STATS = {
-    "median_decoy_percentile": ("p", lambda a: np.median(a, axis=1), True),
-    "mean_decoy_percentile": ("p", lambda a: a.mean(axis=1), True),
-}
-
-
-def _decoy_block(scored: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any] | None:
-    """Each known target's percentile among its tumour-level-matched decoys
-    (:func:`_decoys`), per method, with row intervals and paired differences by row and by
-    target."""
-    cols = [f"{m}_decoy_percentile" for m in METHODS]
-    if not len(scored) or not set(cols) <= set(scored.columns):
-        return None
-    rows = scored.dropna(subset=cols)
-    if not len(rows):
-        return None
-    values = {m: {"p": rows[f"{m}_decoy_percentile"].to_numpy(dtype=float)} for m in METHODS}
-    boot = paired_bootstrap(values, _DECOY_STATS, n_boot=n_boot, seed=seed)
-    by_target = paired_bootstrap(
-        values, _DECOY_STATS, n_boot=n_boot, seed=seed, clusters=_target_clusters(rows)
-    )
-    return {
-        "n_rows": len(rows),
-        "n_decoys": N_DECOYS,
-        **{
-            m: {
-                "median_decoy_percentile": float(np.median(values[m]["p"])),
-                "mean_decoy_percentile": float(np.mean(values[m]["p"])),
-                "ci95": boot["ci95"][m],
-            }
-            for m in METHODS
-        },
-        "paired": boot["paired"],
-        "paired_by_target": by_target["paired"],
-    }
-
-
-def _target_clusters(rows: pd.DataFrame) -> np.ndarray:
-    """One bootstrap cluster per target: the row's genes, in order (``EGFR``, ``EGFR;MET``)."""
-    if not len(rows) or "genes" not in rows:
-        return np.arange(len(rows)).astype(str)
-    genes = rows["genes"].astype(object).where(rows["genes"].notna(), None)
-    return np.array(
-        [";".join(sorted(str(g).split(";"))) if g else f"row{i}" for i, g in enumerate(genes)],
-        dtype=object,
-    )
 
 
 def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
@@ -1203,7 +1140,7 @@ def _toxicity_blocks(xdf: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any
         stats = {f"{key}_at_{k}": (f"hit_at_{k}", lambda a: a.mean(axis=1), hib) for k in KS}
         boot = paired_bootstrap(values, stats, n_boot=n_boot, seed=seed)
         clustered = paired_bootstrap(
-            values, stats, n_boot=n_boot, seed=seed, clusters=_target_clusters(block)
+            values, stats, n_boot=n_boot, seed=seed, clusters=target_clusters(block)
         )
         out["paired_by_target"][name] = clustered["paired"]
         for m in METHODS:

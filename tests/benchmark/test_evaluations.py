@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from antigenscout.benchmark._within import WITHIN_TISSUES, auroc, within_tissue
+from antigenscout.benchmark._evaluations import WITHIN_TISSUES, auroc, within_tissue
 
 
 def test_auroc_is_the_pairwise_win_rate() -> None:

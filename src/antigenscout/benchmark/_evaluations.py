@@ -1,4 +1,13 @@
-"""Within-tissue cross-target ranking of the toxicity record (issue #21, item 5a).
+"""Evaluations fold change cannot match by construction (issue #21, item 5).
+
+* **Decoys** (5b): each known target among the candidates of its class whose tumour level is
+  nearest its own, so that only the healthy side (and reach) can move it (:func:`decoys`,
+  :func:`decoy_block`).
+* **Clusters** (5c): one bootstrap cluster per target, so several rows of one target move
+  together (:func:`target_clusters`, for ``paired_bootstrap(clusters=)``).
+* **Within-tissue cross-target ranking** (5a), below.
+
+Within-tissue cross-target ranking of the toxicity record.
 
 For one tissue, every on-target row of the record is a (target, agent) pair; the tissue was
 damaged for some of them. A ranker that knows where each agent binds should place the damaged
@@ -17,8 +26,96 @@ import numpy as np
 import pandas as pd
 
 from ..tl._risk import ORGAN_SYSTEMS
+from ._metrics import paired_bootstrap
 
-__all__ = ["WITHIN_TISSUES", "auroc", "within_tissue"]
+__all__ = [
+    "N_DECOYS",
+    "WITHIN_TISSUES",
+    "auroc",
+    "decoy_block",
+    "decoys",
+    "target_clusters",
+    "within_tissue",
+]
+
+#: Decoys per known target: the candidates nearest to it in tumour level.
+N_DECOYS = 100
+
+
+def decoys(table: pd.DataFrame, gene: str) -> pd.Index:
+    """The :data:`N_DECOYS` candidates (the modality's class: the table's rows) whose tumour
+    level is nearest the target's, on the log scale (``tumor_mean_cp10k``; ties by name).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"tumor_mean_cp10k": [10.0, 9.0, 12.0, 0.0]}, index=["G", "a", "b", "c"])
+    >>> list(decoys(t, "G"))
+    ['a', 'b', 'c']
+    """
+    if "tumor_mean_cp10k" not in table:
+        return pd.Index([])
+    level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
+    dist = (level - level[gene]).abs().drop(index=gene)
+    order = sorted(dist.index, key=lambda k: (dist[k], str(k)))
+    return pd.Index(order[:N_DECOYS])
+
+
+_DECOY_STATS = {
+    "median_decoy_percentile": ("p", lambda a: np.median(a, axis=1), True),
+    "mean_decoy_percentile": ("p", lambda a: a.mean(axis=1), True),
+}
+
+
+def decoy_block(
+    scored: pd.DataFrame, methods: Sequence[str], *, n_boot: int, seed: int
+) -> dict[str, Any] | None:
+    """Each known target's percentile among its decoys (``<method>_decoy_percentile`` of the
+    scored target rows), per method, with row intervals and paired differences by row and by
+    target; ``None`` without such rows."""
+    cols = [f"{m}_decoy_percentile" for m in methods]
+    if not len(scored) or not set(cols) <= set(scored.columns):
+        return None
+    rows = scored.dropna(subset=cols)
+    if not len(rows):
+        return None
+    values = {m: {"p": rows[f"{m}_decoy_percentile"].to_numpy(dtype=float)} for m in methods}
+    boot = paired_bootstrap(values, _DECOY_STATS, n_boot=n_boot, seed=seed)
+    by_target = paired_bootstrap(
+        values, _DECOY_STATS, n_boot=n_boot, seed=seed, clusters=target_clusters(rows)
+    )
+    return {
+        "n_rows": len(rows),
+        "n_decoys": N_DECOYS,
+        **{
+            m: {
+                "median_decoy_percentile": float(np.median(values[m]["p"])),
+                "mean_decoy_percentile": float(np.mean(values[m]["p"])),
+                "ci95": boot["ci95"][m],
+            }
+            for m in methods
+        },
+        "paired": boot["paired"],
+        "paired_by_target": by_target["paired"],
+    }
+
+
+def target_clusters(rows: pd.DataFrame) -> np.ndarray:
+    """One bootstrap cluster per target: the row's genes, sorted (``EGFR``, ``EGFR;MET``);
+    a row without genes is its own cluster.
+
+    Examples
+    --------
+    >>> target_clusters(pd.DataFrame({"genes": ["EGFR", "MET;EGFR", "EGFR", None]})).tolist()
+    ['EGFR', 'EGFR;MET', 'EGFR', 'row3']
+    """
+    if not len(rows) or "genes" not in rows:
+        return np.arange(len(rows)).astype(str)
+    genes = rows["genes"].astype(object).where(rows["genes"].notna(), None)
+    return np.array(
+        [";".join(sorted(str(g).split(";"))) if g else f"row{i}" for i, g in enumerate(genes)],
+        dtype=object,
+    )
+
 
 #: The tissues of issue #21 and the reference systems (after :data:`ORGAN_SYSTEMS`) each one
 #: stands for: marrow is blood, marrow and immune cells, as for severity.
