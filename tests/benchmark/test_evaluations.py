@@ -1,10 +1,11 @@
-"""Within-tissue cross-target ranking, checked by hand and against a brute-force AUROC."""
+"""Evaluations fold change cannot match: within-tissue AUROC by hand and against a brute force."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+
 from antigenscout.benchmark._evaluations import WITHIN_TISSUES, auroc, within_tissue
 
 
