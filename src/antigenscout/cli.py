@@ -833,6 +833,7 @@ def gates(
             },
         )
     _print_gates(table, res["denominators"], max_vital_risk)
+    _print_exposure_params(res["params"].get("exposure") or {})
     if table.empty:
         err.print("no gate within the risk cap; relax --max-vital-risk")
     elif "optimal" in table and not table["optimal"].all():

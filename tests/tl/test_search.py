@@ -143,11 +143,13 @@ def test_anndata_mixed_and_healthy_only(tumour, mini_reference, healthy_only):
         assert row["risk_is_bound"] == (not healthy_only and 0.9 * bound > exact)
     hp = out["params"]["healthy_params"]
     if healthy_only:
+        assert out["params"]["exposure"] is None  # the healthy cells alone: no reference
         assert not gates["risk_is_bound"].any()
         assert "contexts_replaced_by_cells" not in hp
     else:
         assert gates["risk_is_bound"].any()
         assert sorted(hp["contexts_replaced_by_cells"]) == ["sc:b", "sc:heart"]
+        assert out["params"]["exposure"]["pregnancy"] is False
         assert hp["contexts"] == 1
 
 

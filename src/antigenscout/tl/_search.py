@@ -24,6 +24,7 @@ from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
+    _exposure_params,
     _tumour_mean_cp10k,
     candidate_genes,
     cell_type_labels,
@@ -340,6 +341,7 @@ def search_gates(
             hcells, healthy_params, atlas_ctx = found
             hdata = hcells
             healthy_source = f"atlas single cells (exact, {reference.atlas.name})"
+    exposure: dict[str, Any] | None = None  # the healthy cells alone: no reference to reach
     if not healthy_only:
         # at the positivity threshold for every candidate, with intervals: a veto counts only
         # with the lower end of its measured fraction (shown_fraction)
@@ -350,6 +352,7 @@ def search_gates(
             gene_threshold_cp10k=pd.Series(threshold, index=cands, dtype=float),
         )
         ctx = hr.contexts
+        exposure = _exposure_params(hr, pregnancy=False)
         keep = np.ones(len(ctx), dtype=bool)
         replaced: list[str] = []
         if hcells is not None:
@@ -412,6 +415,8 @@ def search_gates(
         "positivity": pos_params,
         "healthy": healthy_source,
         "healthy_params": healthy_params,
+        # what the agent reaches of the reference (docs/engagement.md, Exposure)
+        "exposure": exposure,
         "max_genes": max_genes,
         "ops": list(ops),
         "max_vital_risk": max_vital_risk,
