@@ -30,10 +30,11 @@ def test_within_tissue_by_hand() -> None:
     )
     rows = pd.DataFrame(
         {
-            "status": ["scored", "scored", "scored", "not_scored"],
-            "class": ["on_target"] * 4,
-            "mapped_contexts": ["k1", "k2;neuron", "mono", "k1"],
-            "genes": ["A", "B", "C", "D"],
+            "status": ["scored", "scored", "scored", "not_scored", "scored"],
+            "class": ["on_target"] * 5,
+            # the last row is pair C again, naming skin: C is damaged in marrow and skin
+            "mapped_contexts": ["k1", "k2;neuron", "mono", "k1", "k2"],
+            "genes": ["A", "B", "C", "D", "C"],
         }
     )
     eng = {"A": [0.9, 0.1, 0, 0, 0], "B": [0.2, 0.8, 0, 0, 0.5], "C": [0.1, 0.1, 0.2, 0.9, 0]}
@@ -47,11 +48,11 @@ def test_within_tissue_by_hand() -> None:
         }
 
     res = within_tissue(rows, contexts, values, ("antigenscout", "fold_change"), n_boot=200, seed=0)
-    assert res["n_rows"] == 3
-    assert res["tissues_used"] == ["skin", "marrow"]
-    assert res["tissues"]["skin"] == {
-        "n_damaged": 2, "n_spared": 1, "antigenscout": 1.0, "fold_change": 0.0,
-    }  # fmt: skip
+    assert res["n_rows"] == 4
+    assert res["n_pairs"] == 3
+    # C now has skin damaged too: all three pairs damaged in skin, none spared -> left out
+    assert res["tissues_used"] == ["marrow"]
+    assert res["tissues"]["skin"] == {"n_damaged": 3, "n_spared": 0}
     # marrow: row 2 (C) damaged; engine max over hsc/mono: A 0, B 0, C 0.9 -> 1.0;
     # raw: A 5, B 5, C 1 -> 0.0
     assert res["tissues"]["marrow"]["antigenscout"] == 1.0

@@ -107,3 +107,26 @@ def test_profile_reports_the_levels_it_read_and_names_filled_rna() -> None:
     assert gap.any()
     assert prof["source"][gap].str.startswith(MISSING_RNA_SOURCE).all()
     assert not prof["source"][~gap].str.startswith(MISSING_RNA_SOURCE).any()
+
+
+def test_a_gate_is_reached_once_behind_a_barrier() -> None:
+    """An OR receptor behind the blood–brain barrier: a protein agent engages what a CAR-T
+    cell (which crosses) engages, times the exposure factor once; not the OR of two exposed
+    genes (which would nearly double it)."""
+    import antigenscout as asc
+    from antigenscout.tl._risk import BARRIER_EXPOSURE
+
+    receptor = "GFAP OR AQP4"
+    adc = asc.tl.profile_agent(receptor, agent="adc", threshold=1.0).set_index("context")
+    cart = asc.tl.profile_agent(receptor, agent="car-t", threshold=1.0).set_index("context")
+    astro = "sc:Astrocytes"
+    assert cart.loc[astro, "positive_fraction"] > 0.5
+    assert adc.loc[astro, "positive_fraction"] == pytest.approx(
+        BARRIER_EXPOSURE * cart.loc[astro, "positive_fraction"], rel=1e-9
+    )
+    for col in ("fraction_low", "fraction_high"):
+        assert adc.loc[astro, col] == pytest.approx(BARRIER_EXPOSURE * cart.loc[astro, col])
+    liver = "sc:Hepatocytes"  # open to both: identical
+    assert adc.loc[liver, "positive_fraction"] == pytest.approx(
+        cart.loc[liver, "positive_fraction"]
+    )

@@ -18,7 +18,12 @@ __all__ = ["atlas_healthy_cells"]
 
 
 def atlas_healthy_cells(
-    reference: Reference, genes: pd.Index, threshold: float
+    reference: Reference,
+    genes: pd.Index,
+    threshold: float,
+    modality: str | None = None,
+    *,
+    pregnancy: bool = False,
 ) -> tuple[HealthyCells, dict[str, Any], list[str]] | None:
     """The atlas's sampled cells as exact healthy cells for gate search.
 
@@ -31,6 +36,9 @@ def atlas_healthy_cells(
     threshold
         The run's positivity threshold (CP10k); the sample holds calls at the atlas's own
         threshold, so another threshold falls back to the pseudobulk (with a warning).
+    modality, pregnancy
+        What the agent reaches: each cell type's weight is multiplied by its context's
+        :func:`~antigenscout.tl._risk.exposure`, as the reference contexts' engagement is.
 
     Returns
     -------
@@ -38,6 +46,7 @@ def atlas_healthy_cells(
     the atlas does not measure is negative in its cells (stated in ``params``).
     """
     from ..tl._gates import HealthyCells
+    from ..tl._risk import exposure
 
     atlas = reference.atlas
     if not np.isclose(atlas.threshold_cp10k, threshold):
@@ -59,7 +68,10 @@ def atlas_healthy_cells(
     ids = [f"atlas:{t}" for t in atlas.cell_types.index.astype(str)]
     ctx = reference.contexts.reindex(ids)
     names = ctx["name"].astype(str).tolist()
-    weights = ctx["vital_weight"].to_numpy(dtype=np.float64)
+    # risk = weight × engaged fraction × exposure: an atlas cell type behind a barrier, or of
+    # pregnancy, is reached as its reference context is (docs/engagement.md, Exposure)
+    reach = exposure(ctx, modality, pregnancy=pregnancy).to_numpy(dtype=np.float64)
+    weights = ctx["vital_weight"].to_numpy(dtype=np.float64) * reach
     cells = HealthyCells(X, atlas.sample_types.astype(np.int64), weights, names=names)
     params = {
         "atlas": atlas.name,

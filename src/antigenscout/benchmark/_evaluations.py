@@ -51,11 +51,16 @@ def decoys(table: pd.DataFrame, gene: str) -> pd.Index:
     >>> t = pd.DataFrame({"tumor_mean_cp10k": [10.0, 9.0, 12.0, 0.0]}, index=["G", "a", "b", "c"])
     >>> list(decoys(t, "G"))
     ['a', 'b', 'c']
+    >>> t.loc["b", "tumor_mean_cp10k"] = float("nan")  # an unknown level is no decoy
+    >>> list(decoys(t, "G"))
+    ['a', 'c']
     """
     if "tumor_mean_cp10k" not in table:
         return pd.Index([])
     level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
-    dist = (level - level[gene]).abs().drop(index=gene)
+    if not np.isfinite(level[gene]):  # no tumour level: nothing to match on
+        return pd.Index([])
+    dist = (level - level[gene]).abs().drop(index=gene).dropna()
     order = sorted(dist.index, key=lambda k: (dist[k], str(k)))
     return pd.Index(order[:N_DECOYS])
 
@@ -175,18 +180,28 @@ def within_tissue(
     -------
     ``{'tissues': {tissue: {'n_damaged', 'n_spared', method: auroc}}, 'mean_auroc':
     {method: {'estimate', 'ci95'}}, 'paired': {baseline: {'estimate', 'ci95', 'verdict'}},
-    'n_rows', 'tissues_used'}``; tissues with no damaged or no spared pair are listed with
-    their counts and left out of the mean.
+    'n_rows', 'n_pairs', 'tissues_used'}``: rows of one (genes, gate, modality) pair are one
+    pair, damaged in every tissue any of them names, and pairs are what is resampled; tissues
+    with no damaged or no spared pair are listed with their counts and left out of the mean.
     """
     scored = rows[(rows["status"] == "scored") & (rows["class"] == "on_target")]
     organ = contexts["system"].astype(str).map(lambda s: ORGAN_SYSTEMS.get(s, s))
-    n = len(scored)
+    # one (target, agent) pair per genes, gate and modality: a pair the record names for two
+    # tissues (one row each) is damaged in both, not damaged in one and spared in the other
+    key = [
+        scored.get(c, pd.Series("", index=scored.index)).astype(str)
+        for c in ("genes", "gate", "modality")
+    ]
+    pairs = list(scored.groupby(key, sort=False).groups.values()) if len(scored) else []
+    n = len(pairs)
     names = list(WITHIN_TISSUES)
     score = {m: np.zeros((n, len(names))) for m in methods}
     label = np.zeros((n, len(names)), dtype=bool)
-    for i, (_, row) in enumerate(scored.iterrows()):
+    for i, idx in enumerate(pairs):
+        row = scored.loc[idx[0]]
         vals = values(row)
-        hit = set(organ.reindex(str(row["mapped_contexts"]).split(";")).dropna())
+        named = ";".join(scored.loc[idx, "mapped_contexts"].astype(str)).split(";")
+        hit = set(organ.reindex(named).dropna())
         for j, t in enumerate(names):
             where = organ.index[organ.eq(WITHIN_TISSUES[t]).to_numpy()]
             label[i, j] = WITHIN_TISSUES[t] in hit
@@ -234,7 +249,8 @@ def within_tissue(
             verdict = "better" if ci[0] > 0 else "worse" if ci[1] < 0 else "not distinguishable"
         paired[m] = {"estimate": point[engine] - point[m], "ci95": ci, "verdict": verdict}
     return {
-        "n_rows": n,
+        "n_rows": len(scored),
+        "n_pairs": n,
         "tissues_used": [names[j] for j in used],
         "tissues": tissues,
         "mean_auroc": mean,

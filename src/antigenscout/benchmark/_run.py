@@ -587,8 +587,9 @@ def _gate_score(
     except ImportError:  # pragma: no cover - engine rewritten
         harm = 1.0
     cover = float(_combine(table.loc[genes, cover_col].to_numpy(dtype=float)[:, None], op)[0])
-    frac = hr.fraction.reindex(genes).fillna(0.0).to_numpy(dtype=float)
-    gate_risk = _combine(frac, op) * hr.weight.to_numpy()
+    # genes combined on what the cells carry; the agent's exposure applied once to the gate
+    frac = hr.unexposed(hr.fraction.reindex(genes).fillna(0.0)).to_numpy(dtype=float)
+    gate_risk = _combine(frac, op) * hr.reach() * hr.weight.to_numpy()
     if hr.over_organs:
         risk = float(organ_system_risk(gate_risk[None, :], hr.contexts["system"].to_numpy())[0])
     else:
@@ -649,8 +650,10 @@ def _context_values(
         gene_threshold_cp10k=pd.Series(floor, index=genes, dtype=float),
     )
     ctx = reference.contexts.index
-    frac = hr.fraction.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(dtype=float)
-    engaged = pd.Series(_combine(frac, op), index=ctx)
+    frac = hr.fraction.reindex(index=genes, columns=ctx).fillna(0.0)
+    # genes combined on what the cells carry; the agent's exposure applied once per context
+    carried = hr.unexposed(frac).to_numpy(dtype=float)
+    engaged = pd.Series(_combine(carried, op) * hr.reach(ctx), index=ctx)
     severity = engaged * hr.weight.reindex(ctx).to_numpy()
     expr = reference.expression.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(float)
     raw = expr.min(axis=0) if op == "and" else expr.sum(axis=0)

@@ -306,11 +306,13 @@ def _with_atlas_rows(
             "drop --atlas to use the ranking's risk.tsv."
         )
         raise InputError(msg)
+    exp = params.get("exposure") if isinstance(params, dict) else None
     hr = healthy_risk(
         reference,
         threshold_cp10k=float(threshold),
         modality=modality if isinstance(modality, str) else None,
         gene_threshold_cp10k=engage,
+        pregnancy=bool((exp or {}).get("pregnancy", False)),
     )
     atlas_rows = hr.long([target])
     atlas_rows = atlas_rows[atlas_rows["context"].astype(str).str.startswith("atlas:")]

@@ -200,12 +200,19 @@ def profile_agent(
         pregnancy=pregnancy,
     )
     ctx = reference.contexts
+    # genes are combined on what each context's cells carry, and the agent's exposure to the
+    # context is applied once to the receptor (not once per gene)
+    reach = hr.reach(ctx.index)
+
+    def carried(df: pd.DataFrame | None) -> np.ndarray:
+        src = hr.fraction if df is None else df
+        return hr.unexposed(src.loc[symbols, ctx.index]).to_numpy(dtype=np.float64)
+
     frac = hr.fraction.loc[symbols, ctx.index].to_numpy(dtype=np.float64)
-    lo_g = (hr.low if hr.low is not None else hr.fraction).loc[symbols, ctx.index].to_numpy()
-    hi_g = (hr.high if hr.high is not None else hr.fraction).loc[symbols, ctx.index].to_numpy()
-    est, _, _ = gate_fraction(receptor, frac)
-    _, lo, _ = gate_fraction(receptor, lo_g)
-    _, _, hi = gate_fraction(receptor, hi_g)
+    est, _, _ = gate_fraction(receptor, carried(None))
+    _, lo, _ = gate_fraction(receptor, carried(hr.low))
+    _, _, hi = gate_fraction(receptor, carried(hr.high))
+    est, lo, hi = est * reach, lo * reach, hi * reach
     # the levels the model read: infiltrate removed, a missing level filled (inf: no RNA)
     expr = healthy_expression(reference)[0].loc[symbols, ctx.index].to_numpy(dtype=np.float64)
     expr[np.isinf(expr)] = np.nan

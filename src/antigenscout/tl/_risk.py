@@ -295,6 +295,21 @@ class HealthyRisk:
     #: ``fraction``, ``low`` and ``high`` are already multiplied by it. ``None``: all 1.
     exposure: pd.Series | None = None
 
+    def reach(self, columns: pd.Index | None = None) -> np.ndarray:
+        """Per context (``columns``, default the fraction's): the exposure factor, 1 if none."""
+        cols = self.fraction.columns if columns is None else columns
+        if self.exposure is None:
+            return np.ones(len(cols))
+        return self.exposure.reindex(cols).fillna(1.0).to_numpy(dtype=np.float64)
+
+    def unexposed(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` (genes × contexts, exposed like ``fraction``) before exposure: what each
+        context's cells carry. Combine genes on these (a gate: the agent reaches the context
+        once, not once per gene), then multiply by :meth:`reach`; 0 where nothing is reached.
+        """
+        r = self.reach(df.columns)
+        return df * np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)[None, :]
+
     def protein_measured(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts boolean: engagement measured as surface protein."""
         if self.protein is None:

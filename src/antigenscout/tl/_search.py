@@ -336,7 +336,7 @@ def search_gates(
         # a healthy atlas merged into the reference: its sampled cells give exact co-positivity
         from ..atlas._use import atlas_healthy_cells
 
-        found = atlas_healthy_cells(reference, cands, threshold)
+        found = atlas_healthy_cells(reference, cands, threshold, modality)
         if found is not None:
             hcells, healthy_params, atlas_ctx = found
             hdata = hcells
