@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..tl._risk import ORGAN_SYSTEMS
+from ..tl._risk import organ_systems
 from ._metrics import paired_bootstrap
 
 __all__ = [
@@ -122,8 +122,8 @@ def target_clusters(rows: pd.DataFrame) -> np.ndarray:
     )
 
 
-#: The tissues of issue #21 and the reference systems (after :data:`ORGAN_SYSTEMS`) each one
-#: stands for: marrow is blood, marrow and immune cells, as for severity.
+#: The tissues of issue #21 and the organ system each stands for (the reference's systems
+#: through ``organ_systems``): marrow is blood, marrow and immune cells, as for severity.
 WITHIN_TISSUES: dict[str, str] = {
     "skin": "skin",
     "lung": "respiratory",
@@ -185,7 +185,7 @@ def within_tissue(
     with no damaged or no spared pair are listed with their counts and left out of the mean.
     """
     scored = rows[(rows["status"] == "scored") & (rows["class"] == "on_target")]
-    organ = contexts["system"].astype(str).map(lambda s: ORGAN_SYSTEMS.get(s, s))
+    organ = pd.Series(organ_systems(contexts["system"]), index=contexts.index)
     # one (target, agent) pair per genes, gate and modality: a pair the record names for two
     # tissues (one row each) is damaged in both, not damaged in one and spared in the other
     key = [

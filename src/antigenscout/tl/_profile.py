@@ -28,6 +28,7 @@ from ._risk import (
     PROTEIN_SOURCE,
     context_source,
     exposure_note,
+    exposure_summary,
     healthy_expression,
     healthy_risk,
     measured_threshold,
@@ -236,18 +237,8 @@ def profile_agent(
         out[f"frac__{g}"] = f_row
         out[f"expr__{g}"] = e_row
     out = out[out["kind"].isin(kinds)]
-    f = (
-        hr.exposure.reindex(out["context"]).to_numpy(dtype=np.float64)
-        if hr.exposure is not None
-        else np.ones(len(out))
-    )
-    behind = (f > 0) & (f < 1)
-    out.attrs["exposure"] = {
-        "pregnancy": bool(pregnancy),
-        "contexts_left_out": int((f == 0).sum()),
-        "contexts_behind_barrier": int(behind.sum()),
-        "barrier_exposure": round(float(f[behind][0]), 4) if behind.any() else None,
-    }
+    listed = None if hr.exposure is None else hr.exposure.reindex(out["context"])
+    out.attrs["exposure"] = exposure_summary(listed, pregnancy)
     out.attrs["receptor"] = text
     out.attrs["threshold_cp10k"] = floor
     notes = hr.isoform_note(symbols)

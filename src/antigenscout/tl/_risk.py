@@ -71,7 +71,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -182,6 +182,17 @@ PAN_LEUKOCYTE = "PTPRC"
 RESIDENT_LEUKOCYTES = frozenset({"sc:Microglial cells", "sc:Hofbauer cells"})
 
 
+def organ_systems(systems: Sequence[str]) -> np.ndarray:
+    """The organ system of each reference ``system`` (:data:`ORGAN_SYSTEMS`, else itself).
+
+    Examples
+    --------
+    >>> organ_systems(["haematopoietic", "skin"]).tolist()
+    ['blood and immune', 'skin']
+    """
+    return np.array([ORGAN_SYSTEMS.get(str(s), str(s)) for s in systems], dtype=object)
+
+
 def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
     """The probability that at least one organ system is harmed.
 
@@ -215,8 +226,7 @@ def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
     array([0.5   , 0.4375, 0.25  ])
     """
     risk = np.asarray(risk, dtype=np.float64)
-    organs = pd.Index([ORGAN_SYSTEMS.get(str(s), str(s)) for s in systems])
-    codes, uniques = pd.factorize(organs)
+    codes, uniques = pd.factorize(organ_systems(systems))
     spared = np.ones(risk.shape[0])
     for k in range(len(uniques)):
         spared *= 1.0 - np.clip(risk[:, codes == k].max(axis=1, initial=0.0), 0.0, 1.0)
@@ -349,7 +359,7 @@ class HealthyRisk:
         worst_any = risk.argmax(axis=1)
         rows = np.arange(len(genes))
         systems = ctx["system"].astype(str).to_numpy()
-        organs, _ = pd.factorize(pd.Index([ORGAN_SYSTEMS.get(s, s) for s in systems]))
+        organs, _ = pd.factorize(organ_systems(systems))
         engaged = frac >= 0.5
         n_organs = np.zeros(len(genes), dtype=np.int64)
         for k in np.unique(organs):
@@ -614,6 +624,20 @@ def exposure(contexts: pd.DataFrame, modality: str | None, *, pregnancy: bool = 
     if "pregnancy" in contexts and not pregnancy:
         out[contexts["pregnancy"].astype("boolean").fillna(False).to_numpy(bool)] = 0.0
     return out
+
+
+def exposure_summary(factor: pd.Series | None, pregnancy: bool) -> dict[str, Any]:
+    """What an agent was taken to reach, for ``params``/``run.json``: the contexts left out,
+    those behind a barrier and their factor (``factor``: :attr:`HealthyRisk.exposure` over the
+    contexts reported; ``None``: all reached)."""
+    f = np.array([]) if factor is None else factor.to_numpy(dtype=np.float64)
+    behind = (f > 0) & (f < 1)
+    return {
+        "pregnancy": bool(pregnancy),
+        "contexts_left_out": int((f == 0).sum()),
+        "contexts_behind_barrier": int(behind.sum()),
+        "barrier_exposure": round(float(f[behind][0]), 4) if behind.any() else None,
+    }
 
 
 def exposure_note(factor: float, barrier: object) -> str:

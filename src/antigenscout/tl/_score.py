@@ -36,10 +36,10 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
 )
 from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import (
-    BARRIER_EXPOSURE,
     CP10K_TO_NTPM,
     HealthyRisk,
     _wilson,
+    exposure_summary,
     healthy_risk,
     positive_fraction_from_mean,
 )
@@ -1059,15 +1059,8 @@ def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
 
 def _exposure_params(hr: HealthyRisk, pregnancy: bool) -> dict[str, Any]:
     """What the agent was taken to reach, for ``params`` (and ``run.json``)."""
-    f = hr.exposure
-    ctx = hr.contexts
-    behind = int(((f > 0) & (f < 1)).sum()) if f is not None else 0
-    left_out = int((f == 0).sum()) if f is not None else 0
     return {
-        "pregnancy": bool(pregnancy),
-        "contexts_left_out": left_out,
-        "contexts_behind_barrier": behind,
-        "barrier_exposure": round(BARRIER_EXPOSURE, 4) if behind else None,
+        **exposure_summary(hr.exposure, pregnancy),
         "rule": "docs/engagement.md, Exposure",
-        "n_contexts": len(ctx),
+        "n_contexts": len(hr.contexts),
     }
