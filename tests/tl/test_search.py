@@ -163,3 +163,33 @@ def test_anndata_healthy_only_needs_cells(tumour, mini_reference):
             positivity="detected",
             healthy_only=True,
         )
+
+
+def test_a_gate_behind_a_barrier_is_reached_once(tumour: AnnData, mini_reference) -> None:
+    """With every context behind a barrier, a protein agent's OR gate risks weight × exposure
+    × min(1, a + b) on what the cells carry (the exposure folded into the type's weight), not
+    min(1, e·a + e·b), which is larger wherever a + b > 1 (checked to occur)."""
+    from dataclasses import replace
+
+    from antigenscout.tl._risk import BARRIER_EXPOSURE as e
+
+    ctx = mini_reference.contexts.copy()
+    ctx["barrier"] = "blood-brain"
+    ref = replace(mini_reference, contexts=ctx)
+    thr = 0.2
+    search_gates(
+        tumour, malignant_key="status=malignant", patient_key="patient", modality="adc",
+        reference=ref, positivity="cp10k", threshold=thr, max_genes=2, ops=("or",),
+        max_vital_risk=1.0, top_k=10_000,
+    )  # fmt: skip
+    gates = tumour.uns["antigenscout_gates"]["gates"].set_index("gate")
+    carried = healthy_risk(ref, threshold_cp10k=thr, modality="car-t").fraction  # crosses
+    w = ctx["vital_weight"].to_numpy()
+    pairs = gates[gates["n_genes"] == 2]
+    differs = 0
+    for gate, row in pairs.iterrows():
+        a, b = (carried.loc[g].to_numpy() for g in gate.split(" OR "))
+        want = (w * e * np.minimum(1.0, a + b)).max()
+        assert row["worst_healthy_risk"] == pytest.approx(want, abs=1e-9)
+        differs += abs(want - (w * np.minimum(1.0, e * a + e * b)).max()) > 1e-6
+    assert differs > 0

@@ -1001,11 +1001,13 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     Measured contexts (single cells, an atlas) and measured protein keep their engagement (its lower
     interval end where there is one); contexts judged by the RNA model only keep what HPA
     immunohistochemistry shows (the IHC floor), else 0. Never above the engagement. A NOT arm
-    of a gate vetoes only these cells (:class:`antigenscout.tl.HealthyPseudobulk`).
+    of a gate vetoes only these cells (:class:`antigenscout.tl.HealthyPseudobulk`). Fractions of
+    what the cells carry, before the agent's exposure (:meth:`HealthyRisk.unexposed`).
     """
     genes = pd.Index(genes)
-    est = risk.fraction.reindex(genes).fillna(0.0)
-    base = (risk.low if risk.low is not None else risk.fraction).reindex(genes).fillna(0.0)
+    est = risk.unexposed(risk.fraction.reindex(genes).fillna(0.0))
+    low = risk.low if risk.low is not None else risk.fraction
+    base = risk.unexposed(low.reindex(genes).fillna(0.0))
     measured = np.broadcast_to(
         (context_source(risk.contexts) != "RNA model").to_numpy()[None, :], base.shape
     )

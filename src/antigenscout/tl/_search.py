@@ -362,11 +362,14 @@ def search_gates(
                 keep &= ctx.index != matching_context(ctx, str(t))
             keep &= ~ctx.index.isin(atlas_ctx)
             replaced = [str(c) for c in ctx.index[~keep]]
-        frac = hr.fraction.reindex(index=cands).fillna(0.0).to_numpy(dtype=np.float64).T
+        # what each context's cells carry, with the agent's exposure to the context folded
+        # into its weight: risk = weight × exposure × gate fraction, exact for any gate
+        frac = hr.unexposed(hr.fraction.reindex(index=cands).fillna(0.0))
+        frac = frac.to_numpy(dtype=np.float64).T
         shown = shown_fraction(hr, reference, cands).to_numpy(dtype=np.float64).T
         bulk = HealthyPseudobulk(
             frac[keep],
-            hr.weight.to_numpy(dtype=np.float64)[keep],
+            (hr.weight.to_numpy(dtype=np.float64) * hr.reach(ctx.index))[keep],
             names=[str(n) for n in ctx["name"].to_numpy()[keep]],
             shown=shown[keep],
         )
