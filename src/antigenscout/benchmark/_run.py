@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -620,10 +621,12 @@ def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
     return [(row["id"], row["off_tumor_tissue_or_cell"], row["attribution"])]
 
 
+@lru_cache(maxsize=256)
 def _context_values(
-    genes: list[str], op: str, modality: str | None, reference: Reference
+    genes: tuple[str, ...], op: str, modality: str | None, reference: Reference
 ) -> dict[str, pd.Series]:
-    """Per-context values each method ranks for a toxicity row.
+    """Per-context values each method ranks for a toxicity row (cached: the within-tissue
+    evaluation reads them again; callers must not modify them).
 
     antigenscout ranks every row by *localisation*, engagement alone (docs/engagement.md:
     "where will it bind"), one rule whatever the row's class, like the baselines. Engagement
@@ -729,7 +732,10 @@ def _score_toxicity_rows(
                 reason=f"tissue text not mapped to the reference: {tissue!r}",
             )
             continue
-        values = _context_values(genes, op, out["modality"], reference)
+        # one gene: the operator is moot; "and" as the within-tissue evaluation asks (cached)
+        values = _context_values(
+            tuple(genes), op if len(genes) > 1 else "and", out["modality"], reference
+        )
         for m, v in values.items():
             hits = topk_hits(v, targets)
             out[f"{m}_best_rank"] = hits["best_rank"]
@@ -1024,7 +1030,7 @@ def _score_toxicities(
     blocks = _toxicity_blocks(xdf, n_boot, seed)
 
     def values(row: pd.Series) -> dict[str, pd.Series]:
-        genes = str(row["genes"]).split(";")
+        genes = tuple(str(row["genes"]).split(";"))
         return _context_values(genes, str(row.get("gate") or "and"), row["modality"], reference)
 
     blocks["within_tissue"] = (
