@@ -652,3 +652,76 @@ def test_exposure_barriers_and_pregnancy_on_the_shipped_reference() -> None:
     long = healthy_risk(ref, threshold_cp10k=0.2, modality="adc").long(["GFAP"])
     row = long.set_index("context").loc["sc:Astrocytes"]
     assert "behind the blood-brain barrier: engagement × 0.129" in row["source"]
+
+
+def test_consequence_against_an_integrated_regrowth() -> None:
+    """A dosed agent's lasting loss is what first-order regrowth (time constant the renewal
+    time) leaves missing when the next dose comes, integrated here with an ODE solver; beyond
+    the organ's reserve it is the share of function lost; a living drug keeps its loss."""
+    from scipy.integrate import solve_ivp
+
+    from antigenscout.tl._risk import DOSING_INTERVAL_DAYS, consequence
+
+    e, weight = np.array([[0.9, 0.9, 0.9, 0.2]]), np.array([1.0, 0.8, 1.0, 1.0])
+    reserve = np.array([0.0, 0.5, 0.4, 0.0])
+    renewal = np.array([5.0, 30.0, np.inf, 40.0])
+    want = []
+    for j in range(4):
+        rate = 0.0 if np.isinf(renewal[j]) else 1.0 / renewal[j]
+        sol = solve_ivp(
+            lambda _t, y, r=rate: -r * y,
+            (0.0, DOSING_INTERVAL_DAYS),
+            [e[0, j]],
+            rtol=1e-12,
+            atol=1e-14,
+        )
+        missing = sol.y[0, -1]
+        want.append(weight[j] * max(0.0, (missing - reserve[j]) / (1 - reserve[j])))
+    got = consequence(e, weight, reserve, renewal, persists=False)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-12)
+    assert got[0, 1] == 0.0  # the kidney's reserve absorbs what it has not remade
+    living = consequence(e, weight, reserve, renewal, persists=True)
+    np.testing.assert_allclose(living[0], weight * np.clip((e[0] - reserve) / (1 - reserve), 0, 1))
+
+
+def test_organ_reserve_table_covers_the_shipped_reference() -> None:
+    """Every shipped context is tabulated; a context's own row beats its tissue's, which beats
+    its system's."""
+    from antigenscout.reference import load_reference
+    from antigenscout.tl._risk import organ_reserve
+
+    ctx = load_reference().contexts
+    res = organ_reserve(ctx)
+    assert not res["reserve_source"].str.startswith("not tabulated").any()
+    assert res.loc["sc:Melanocytes", "renewal_days"] == np.inf  # context row
+    assert res.loc["sc:Basal keratinocytes", "renewal_days"] == 40.0  # skin system row
+    assert res.loc["sc:Cardiomyocytes", "reserve"] == 0.4  # heart muscle tissue row
+    assert res.loc["sc:Endothelial cells", "reserve"] == 0.0  # cardiovascular system row
+    assert res.loc["tissue:adrenal gland", "reserve"] == 0.9
+    assert ((res["reserve"] >= 0) & (res["reserve"] < 1)).all()
+    assert (res["renewal_days"] > 0).all()
+
+
+def test_summary_and_long_carry_the_consequence(mini_reference) -> None:
+    """targets' ``consequence`` is the worst context's for a dosed agent and combined over
+    organ systems for a living drug, like ``vital_risk``; risk.tsv's column is the matrix."""
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import organ_system_risk
+
+    for modality in ("car-t", "adc"):
+        hr = healthy_risk(mini_reference, threshold_cp10k=0.2, modality=modality)
+        genes = hr.fraction.index
+        mat = hr.consequence(genes)
+        summ = hr.summary(genes)
+        want = (
+            organ_system_risk(mat, hr.contexts["system"].to_numpy())
+            if hr.over_organs
+            else mat.max(axis=1)
+        )
+        np.testing.assert_allclose(summ["consequence"], want, rtol=1e-12)
+        assert (summ.loc[summ["consequence"] == 0, "consequence_context"] == "none").all()
+        assert (mat <= hr.risk.reindex(genes).to_numpy() + 1e-12).all()  # never above severity
+        long = hr.long(list(genes[:5]))
+        pos = pd.Index(genes).get_indexer(long["target"])
+        col = hr.contexts.index.get_indexer(long["context"])
+        np.testing.assert_allclose(long["consequence"], mat[pos, col], rtol=1e-12)

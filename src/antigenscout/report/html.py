@@ -352,6 +352,11 @@ def _target_line(lead: str, r: pd.Series, rc: str | None) -> str:
         line += f"; its {what} is {_f(r[rc])}"
         if isinstance(ctx, str):
             line += f", worst in {_where(ctx, r.get('worst_system'))}"
+        if "consequence" in r.index and not pd.isna(r["consequence"]):
+            line += f"; lasting loss beyond the organ's reserve {_f(r['consequence'])}"
+            where = r.get("consequence_context")
+            if isinstance(where, str) and where != "none":
+                line += f" ({escape(where)})"
     return line + "."
 
 
@@ -440,6 +445,7 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
         "worst_healthy_cell_type",
         "worst_context",
         "worst_system",
+        "consequence",
         "n_positive_cells",
         "n_tumor_cells",
         "is_surface",
@@ -458,6 +464,8 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
         tip.append(["patients covered", "patients_covered_fraction", "pct"])
     if rc:
         tip.append([rc.replace("_", " "), rc, "f3"])
+    if "consequence" in sub.columns:
+        tip.append(["lasting loss beyond reserve", "consequence", "f3"])
     for c, lab in (
         ("worst_context", "worst context"),
         ("worst_healthy_cell_type", "worst cell type"),

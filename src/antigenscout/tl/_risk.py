@@ -71,6 +71,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BARRIER_EXPOSURE",
+    "DOSING_INTERVAL_DAYS",
     "IHC_MAX_FLOOR",
     "IHC_RELIABILITY_WEIGHT",
     "IMMUNE_PRIVILEGE_DISCOUNT",
@@ -93,9 +95,11 @@ __all__ = [
     "ISOFORM_SOURCE",
     "ORGAN_SYSTEMS",
     "HealthyRisk",
+    "consequence",
     "context_source",
     "exposure",
     "healthy_risk",
+    "organ_reserve",
     "organ_system_risk",
     "positive_fraction_from_mean",
     "shallow_upper",
@@ -233,6 +237,116 @@ def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
     return 1.0 - spared
 
 
+#: Days between two doses of a dosed agent: the three-weekly schedule of most antibodies and
+#: ADCs, set before scoring. What an organ renews within it is not a lasting loss.
+DOSING_INTERVAL_DAYS = 21.0
+#: The reserve and renewal table (``reference/annotations/organ_reserve.tsv``, docs/engagement.md).
+ORGAN_RESERVE_FILE = "organ_reserve.tsv"
+#: Precedence of the table's levels: a context's own row, then its tissue's, then its system's.
+_RESERVE_LEVELS = (("context", None), ("tissue", "tissue"), ("system", "system"))
+
+
+@lru_cache(maxsize=1)
+def _organ_reserve_table() -> pd.DataFrame:
+    path = resources.files("antigenscout.reference") / "annotations" / ORGAN_RESERVE_FILE
+    with path.open("r", encoding="utf-8") as fh:
+        table = pd.read_csv(fh, sep="\t", dtype={"level": str, "key": str, "source": str})
+    return table.astype({"reserve": np.float64, "renewal_days": np.float64})
+
+
+def organ_reserve(contexts: pd.DataFrame) -> pd.DataFrame:
+    """Each context's organ reserve and renewal time (``organ_reserve.tsv``).
+
+    A context takes its own row of the table, else its tissue's, else its organ system's; a
+    context none of them names has no reserve and no renewal (0, infinite), the cautious
+    reading.
+
+    Returns
+    -------
+    DataFrame indexed like ``contexts`` with ``reserve`` (the fraction of the organ's cells
+    it can lose without failing), ``renewal_days`` (time to remake lost cells; ``inf``: not
+    remade on a therapy's time scale) and ``reserve_source``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ctx = pd.DataFrame({"tissue": ["heart muscle", "liver", "moon"],
+    ...                     "system": ["cardiovascular", "hepatobiliary", "none"]},
+    ...                    index=["sc:Cardiomyocytes", "tissue:liver", "x"])
+    >>> organ_reserve(ctx)[["reserve", "renewal_days"]].to_numpy().tolist()
+    [[0.4, inf], [0.7, 30.0], [0.0, inf]]
+    """
+    table = _organ_reserve_table()
+    reserve = np.zeros(len(contexts))
+    renewal = np.full(len(contexts), np.inf)
+    source = np.full(len(contexts), "not tabulated: no reserve, no renewal", dtype=object)
+    found = np.zeros(len(contexts), dtype=bool)
+    for level, column in _RESERVE_LEVELS:
+        if column is not None and column not in contexts:
+            continue
+        keys = contexts.index if column is None else contexts[column]
+        rows = table[table["level"] == level]
+        pos = pd.Index(rows["key"]).get_indexer(pd.Index(keys.astype(str)))
+        take = (pos >= 0) & ~found
+        reserve[take] = rows["reserve"].to_numpy()[pos[take]]
+        renewal[take] = rows["renewal_days"].to_numpy()[pos[take]]
+        source[take] = rows["source"].to_numpy()[pos[take]]
+        found |= take
+    return pd.DataFrame(
+        {"reserve": reserve, "renewal_days": renewal, "reserve_source": source},
+        index=contexts.index,
+    )
+
+
+def consequence(
+    fraction: np.ndarray,
+    weight: np.ndarray,
+    reserve: np.ndarray,
+    renewal_days: np.ndarray,
+    *,
+    persists: bool,
+) -> np.ndarray:
+    """The lasting loss of function an engagement causes, weighted by how vital it is.
+
+    A dosed agent kills the engaged share ``e`` of a context's cells, and the organ remakes
+    them between doses: what is still missing when the next dose comes is
+    ``e * exp(-DOSING_INTERVAL_DAYS / renewal_days)``. A living drug (CAR-T, TCR-T, vaccine)
+    keeps killing the cells as they are made, so its loss is ``e``. An organ fails only once
+    the loss exceeds its ``reserve``; the share of its function lost beyond it is
+    ``clip((loss - reserve) / (1 - reserve), 0, 1)``, times the context's vital weight.
+
+    Parameters
+    ----------
+    fraction
+        ``(n_genes, n_contexts)`` engagement (exposed).
+    weight, reserve, renewal_days
+        ``(n_contexts,)`` vital weight, reserve and renewal time (:func:`organ_reserve`).
+    persists
+        A living drug that persists (``ModalityProfile.persists``).
+
+    Examples
+    --------
+    Half of the liver's cells (reserve 0.7), half of the gut's (renewed in 5 days) and half
+    of the heart's (reserve 0.4, no renewal), by an ADC and by a CAR-T cell:
+
+    >>> import numpy as np
+    >>> f, w = np.array([[0.5, 0.5, 0.5]]), np.ones(3)
+    >>> r, t = np.array([0.7, 0.0, 0.4]), np.array([30.0, 5.0, np.inf])
+    >>> consequence(f, w, r, t, persists=False).round(3)
+    array([[0.   , 0.007, 0.167]])
+    >>> consequence(f, w, r, t, persists=True).round(3)
+    array([[0.   , 0.5  , 0.167]])
+    """
+    fraction = np.asarray(fraction, dtype=np.float64)
+    reserve = np.asarray(reserve, dtype=np.float64)
+    if persists:
+        lasting = np.ones_like(reserve)
+    else:
+        lasting = np.exp(-DOSING_INTERVAL_DAYS / np.asarray(renewal_days, dtype=np.float64))
+    excess = (fraction * lasting[None, :] - reserve[None, :]) / (1.0 - reserve[None, :])
+    return np.asarray(weight, dtype=np.float64)[None, :] * np.clip(excess, 0.0, 1.0)
+
+
 def positive_fraction_from_mean(
     mean: np.ndarray, threshold_ntpm: float, shape: float = 1.0
 ) -> np.ndarray:
@@ -331,6 +445,26 @@ class HealthyRisk:
         """Genes × contexts vital-weighted risk, ``weight * fraction``."""
         return self.fraction * self.weight.to_numpy()[None, :]
 
+    @property
+    def reserve(self) -> pd.DataFrame:
+        """Per context: organ reserve and renewal time (:func:`organ_reserve`)."""
+        return organ_reserve(self.contexts)
+
+    def consequence(self, genes: pd.Index | list[str]) -> np.ndarray:
+        """Genes × contexts: the lasting, vital-weighted loss of function (:func:`consequence`),
+        for a living drug (:attr:`over_organs`) or a dosed agent."""
+        frac = np.nan_to_num(
+            self.fraction.reindex(pd.Index(genes)).to_numpy(dtype=np.float64), nan=0.0
+        )
+        res = self.reserve
+        return consequence(
+            frac,
+            self.weight.to_numpy(dtype=np.float64),
+            res["reserve"].to_numpy(),
+            res["renewal_days"].to_numpy(),
+            persists=self.over_organs,
+        )
+
     def summary(self, genes: pd.Index | list[str]) -> pd.DataFrame:
         """Worst cell type, tissue and system for each gene.
 
@@ -342,7 +476,10 @@ class HealthyRisk:
         harmed: :func:`organ_system_risk`), ``worst_context``
         (the context of greatest weighted risk), ``worst_tissue``, ``worst_system``,
         ``n_contexts_engaged`` (contexts with fraction >= 0.5), ``n_systems_engaged``
-        (organ systems with a context at fraction >= 0.5), ``rna_missing_contexts``
+        (organ systems with a context at fraction >= 0.5), ``consequence`` (the lasting,
+        vital-weighted loss of function beyond the organ's reserve, :meth:`consequence`,
+        combined as ``vital_risk`` is), ``consequence_context`` (the context of the largest;
+        ``'none'`` where no organ loses function beyond its reserve), ``rna_missing_contexts``
         (RNA-model contexts where the reference has no RNA for the gene and its level was
         filled in: :func:`healthy_expression`) and ``isoform_note`` (:meth:`isoform_note`).
         """
@@ -364,6 +501,8 @@ class HealthyRisk:
         n_organs = np.zeros(len(genes), dtype=np.int64)
         for k in np.unique(organs):
             n_organs += engaged[:, organs == k].any(axis=1)
+        lasting = self.consequence(genes)
+        worst_lasting = lasting.argmax(axis=1)
         return pd.DataFrame(
             {
                 "worst_healthy_cell_type": names[worst_ct],
@@ -377,6 +516,14 @@ class HealthyRisk:
                 "worst_system": systems[worst_any],
                 "n_contexts_engaged": engaged.sum(axis=1),
                 "n_systems_engaged": n_organs,
+                "consequence": (
+                    organ_system_risk(lasting, systems)
+                    if self.over_organs
+                    else lasting[rows, worst_lasting]
+                ),
+                "consequence_context": np.where(
+                    lasting[rows, worst_lasting] > 0, names[worst_lasting], "none"
+                ),
                 "rna_missing_contexts": self.missing(genes).sum(axis=1),
                 "isoform_note": self.isoform_note(genes).to_numpy(),
             },
@@ -508,9 +655,20 @@ class HealthyRisk:
                 ]
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
+        res = self.reserve.reindex(out["context"])
+        out["reserve"] = res["reserve"].to_numpy()
+        out["renewal_days"] = res["renewal_days"].to_numpy()
+        out["consequence"] = consequence(  # one row: each table row is its own context
+            out["positive_fraction"].to_numpy(dtype=np.float64)[None, :],
+            out["vital_weight"].to_numpy(dtype=np.float64),
+            out["reserve"].to_numpy(),
+            out["renewal_days"].to_numpy(),
+            persists=self.over_organs,
+        )[0]
         order = ["target", "context", "name", "kind", "tissue", "system"]
         order += ["positive_fraction", "engagement_low", "engagement_high", "source"]
         order += ["threshold_cp10k", "n_cells", "vital_weight", "risk"]
+        order += ["reserve", "renewal_days", "consequence"]
         return out[order].sort_values(["target", "risk"], ascending=[True, False])
 
     def isoform_sources(self) -> pd.Series | None:

@@ -37,6 +37,7 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
 from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import (
     CP10K_TO_NTPM,
+    DOSING_INTERVAL_DAYS,
     HealthyRisk,
     _wilson,
     exposure_summary,
@@ -537,6 +538,18 @@ def score_targets(
         "cancer": cancer,
         "reference": reference.metadata.get("name", "embedded"),
         "exposure": _exposure_params(hr, pregnancy),
+        "consequence": {
+            "reported": "targets.tsv consequence, consequence_context; risk.tsv consequence",
+            "in_score": False,
+            "lasting_loss": (
+                "engagement"
+                if hr.over_organs
+                else "engagement * exp(-dosing_interval_days / renewal_days)"
+            ),
+            "dosing_interval_days": None if hr.over_organs else DOSING_INTERVAL_DAYS,
+            "table": "reference/annotations/organ_reserve.tsv",
+            "rule": "docs/engagement.md, Consequence: reserve and renewal",
+        },
         "score": (
             ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
             + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
