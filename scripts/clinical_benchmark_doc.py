@@ -235,6 +235,10 @@ def _by_target_line(m: dict[str, Any], rows: list[tuple[str, tuple[str, ...]]]) 
     )
 
 
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
 def _second_record(n_boot: int, seed: int) -> str:
     """§4.4: the second toxicity record (``toxicities_more.tsv``), scored alone and reported
     only: no rule, weight or parameter was set on it."""
@@ -268,6 +272,16 @@ def _second_record(n_boot: int, seed: int) -> str:
         "antigenscout_top3", "reason",
     ]  # fmt: skip
     table = rows[[c for c in cols if c in rows.columns]]
+    diag = "; ".join(
+        f"ranked by {name}: on-target recall@1/3/5 = "
+        + " / ".join(_f(d["on_target"][f"recall_at_{k}"]) for k in (1, 3, 5))
+        + ", negative-control flag rate@1/3/5 = "
+        + " / ".join(_f(d["negative_controls"][f"flag_rate_at_{k}"]) for k in (1, 3, 5))
+        for name, d in (
+            (key.removeprefix("antigenscout_"), d)
+            for key, d in blocks.get("diagnostics", {}).items()
+        )
+    )
     title = "The second toxicity record (`shared/benchmark/toxicities_more.tsv`, reported only)"
     return f"""### 4.4 {title}
 
@@ -281,11 +295,97 @@ of {neg["n_rows"]} ({neg.get("n_not_represented", 0)} not represented).
 
 {_tox_table(mm)}
 
+Diagnostics (not baselines), every row {diag or "–"}.
+
 {_by_target_line(mm, tox_rows)}
 
 {_within_table(blocks.get("within_tissue"))}
 
 {_md(table)}"""
+
+
+#: The misses issue #21 named (rank of the damaged tissue among the contexts the agent
+#: engages most, when the issue was filed), each with why it is where it is. The ranks now,
+#: the top three and the consequence rank are read from this run's ``toxicity_rows.tsv``.
+NAMED_MISSES: tuple[tuple[str, str, str], ...] = (
+    (
+        "A48",
+        "4",
+        "the syncytio- and cytotrophoblasts (pregnancy only, out of the default adult body) "
+        "no longer rank above the alveolar cells",
+    ),
+    (
+        "A45",
+        "13",
+        "the trophoblasts are gone; salivary duct, alveolar and peritubular cells carry more "
+        "EGFR RNA than keratinocytes, and apical/basolateral exposure is not modelled",
+    ),
+    ("A47", "12", "as A45"),
+    (
+        "A16",
+        "15",
+        "collecting duct, oesophagus and enterocytes carry more ERBB2 RNA; the fatal case was "
+        "a very high CAR dose on low lung antigen, which engagement at one floor cannot "
+        "separate",
+    ),
+    (
+        "A17",
+        "51",
+        "trastuzumab cardiotoxicity is lost ERBB2 signalling in stressed cardiomyocytes, not "
+        "killing of antigen-high cells: not an engagement question; the engaged share of "
+        "cardiomyocytes is below the heart's 40% reserve, so its consequence is 0",
+    ),
+    (
+        "A05",
+        "35",
+        "CAR-T cells cross the blood-brain barrier (no exposure change); a pregnancy context "
+        "above it is gone; caudate TNFRSF17 RNA is low against plasma and B cells",
+    ),
+    (
+        "A09",
+        "not given",
+        "red cells have no RNA; the reference has no red-cell context, only blood cell types",
+    ),
+)
+
+
+def _named_misses(xr: pd.DataFrame) -> str:
+    """§4.5: the misses issue #21 named, row by row, from this run's toxicity rows."""
+    rows = xr.set_index("id")
+    lines = []
+    for rid, then, why in NAMED_MISSES:
+        if rid not in rows.index:
+            continue
+        r = rows.loc[rid]
+
+        def rank(col: str, r: pd.Series = r) -> str:
+            v = r.get(col)
+            return "–" if v is None or pd.isna(v) else f"{int(v)}"
+
+        hit = r.get("antigenscout_hit_at_3")
+        lines.append(
+            {
+                "row": f"{rid} {r['target_genes']} {r['modality']}",
+                "damaged tissue": r["tissue_text"],
+                "rank when filed": then,
+                "rank now": rank("antigenscout_best_rank"),
+                "hit@3": "yes" if hit is not None and float(hit) >= 1 else "no",
+                "fold change": rank("fold_change_best_rank"),
+                "consequence rank": rank("antigenscout_consequence_best_rank"),
+                "bound most now": str(r.get("antigenscout_top3", "")).replace(";", "; "),
+                "why": why,
+            }
+        )
+    table = _md(pd.DataFrame(lines)) if lines else "none of the rows is in this record"
+    return f"""### 4.5 The misses issue #21 named, row by row
+
+Rank of the damaged tissue among the 165 contexts by localisation (engagement), when issue
+#21 was filed and in this run; fold change's rank and the consequence diagnostic's (lasting
+loss beyond the organ's reserve, docs/engagement.md) beside it. "Placed first in the
+placenta" (NECTIN4, EGFR) no longer happens: the placenta is out of the default adult body.
+
+{table}
+"""
 
 
 def main() -> None:
@@ -334,6 +434,10 @@ def main() -> None:
     dparts = []
     for key, label in (
         ("antigenscout_severity_toxicity", "every row ranked by severity (engagement × weight)"),
+        (
+            "antigenscout_consequence_toxicity",
+            "every row ranked by consequence (lasting loss beyond the organ's reserve)",
+        ),
     ):
         d = diags.get(key)
         if not d:
@@ -585,6 +689,7 @@ or parameter of the engine or the benchmark was chosen from them.
 
 {more}
 
+{_named_misses(res.toxicity_rows)}
 ## 5. Per-row tables (this run)
 
 ### Validated targets, visible (`targets_rows.tsv`; ties = other candidates with the same key)

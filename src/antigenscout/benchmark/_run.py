@@ -58,7 +58,7 @@ __all__ = ["METHODS", "BenchmarkResult", "default_shared", "run_benchmark"]
 #: Rankers compared; the first is the engine.
 METHODS = ("antigenscout", "fold_change", "sens_at_spec")
 #: Toxicity rankings reported as diagnostics beside the methods (not baselines).
-DIAGNOSTICS = ("antigenscout_severity",)
+DIAGNOSTICS = ("antigenscout_severity", "antigenscout_consequence")
 #: Pseudobulk analogue of "count > 0": HPA's detection limit, 1 nTPM (or TPM / FPKM).
 DETECTED_NTPM = 1.0
 #: Pooled-specificity floor of the LogiCAR-style baseline (fitness 0 below it).
@@ -632,10 +632,13 @@ def _context_values(
     "where will it bind"), one rule whatever the row's class, like the baselines. Engagement
     is judged at the modality's engagement floor, as ``profile`` judges an agent without a
     tumour (a toxicity row has no tumour level for the therapeutic window). Severity
-    (engagement × vital weight) is kept as the diagnostic ``antigenscout_severity``.
+    (engagement × vital weight) is kept as the diagnostic ``antigenscout_severity``, and the
+    lasting loss of function beyond the organ's reserve (``HealthyRisk.consequence``) as
+    ``antigenscout_consequence``.
     """
     from ..pp import DEFAULT_THRESHOLD
     from ..tl import healthy_risk
+    from ..tl._risk import consequence, organ_reserve
     from ..tl._targetability import MODALITY_PROFILES
 
     profile = MODALITY_PROFILES.get(modality or "")
@@ -657,7 +660,16 @@ def _context_values(
     # genes combined on what the cells carry; the agent's exposure applied once per context
     carried = hr.unexposed(frac).to_numpy(dtype=float)
     engaged = pd.Series(_combine(carried, op) * hr.reach(ctx), index=ctx)
-    severity = engaged * hr.weight.reindex(ctx).to_numpy()
+    weight = hr.weight.reindex(ctx).to_numpy(dtype=float)
+    severity = engaged * weight
+    reserve = organ_reserve(reference.contexts).reindex(ctx)
+    lasting = consequence(
+        engaged.to_numpy()[None, :],
+        weight,
+        reserve["reserve"].to_numpy(),
+        reserve["renewal_days"].to_numpy(),
+        persists=hr.over_organs,
+    )[0]
     expr = reference.expression.reindex(index=genes, columns=ctx).fillna(0.0).to_numpy(float)
     raw = expr.min(axis=0) if op == "and" else expr.sum(axis=0)
     det = expr >= DETECTED_NTPM
@@ -665,6 +677,7 @@ def _context_values(
     return {
         "antigenscout": engaged,
         "antigenscout_severity": severity,
+        "antigenscout_consequence": pd.Series(lasting, index=ctx),
         "fold_change": pd.Series(raw, index=ctx),
         "sens_at_spec": pd.Series(detected.astype(float), index=ctx),
     }
@@ -930,6 +943,13 @@ def run_benchmark(
                     "as the benchmark ranked all rows before localisation was separated"
                 ),
             },
+            "antigenscout_consequence_toxicity": {
+                **_toxicity_metrics(xdf, "antigenscout_consequence"),
+                "description": (
+                    "every toxicity row ranked by consequence (the lasting, vital-weighted "
+                    "loss of function beyond the organ's reserve; docs/engagement.md)"
+                ),
+            },
         },
         "params": {
             "threshold_cp10k": DEFAULT_THRESHOLD,
@@ -1028,6 +1048,7 @@ def _score_toxicities(
             if col not in xdf:
                 xdf[col] = np.nan
     blocks = _toxicity_blocks(xdf, n_boot, seed)
+    blocks["diagnostics"] = {m: _toxicity_metrics(xdf, m) for m in DIAGNOSTICS}
 
     def values(row: pd.Series) -> dict[str, pd.Series]:
         genes = tuple(str(row["genes"]).split(";"))
