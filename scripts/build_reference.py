@@ -38,6 +38,7 @@ from blood_protein import blood_protein_table  # noqa: E402
 
 from antigenscout.reference._location import (  # noqa: E402
     HPA_ENDOCYTIC,
+    epithelial_side,
     hpa_compartments,
     hpa_locations,
     join_compartments,
@@ -148,6 +149,7 @@ ANNOTATION_COLUMNS = [
     "immune_privileged",
     "barrier",
     "pregnancy",
+    "polarised",
     "rationale",
 ]
 #: Barriers a context lies behind (docs/engagement.md, "Exposure").
@@ -500,6 +502,7 @@ def load_annotations() -> pd.DataFrame:
     bad = ann.loc[~ann["vital_weight"].between(0, 1), "context"].tolist()
     bad += ann.loc[~ann["immune_privileged"].isin(["true", "false"]), "context"].tolist()
     bad += ann.loc[~ann["pregnancy"].isin(["true", "false"]), "context"].tolist()
+    bad += ann.loc[~ann["polarised"].isin(["true", "false"]), "context"].tolist()
     bad += ann.loc[~ann["barrier"].isin(BARRIERS), "context"].tolist()
     bad += ann.loc[~ann["kind"].isin(["cell_type", "tissue"]), "context"].tolist()
     bad += ann.loc[ann[ANNOTATION_COLUMNS].eq("").any(axis=1), "context"].tolist()
@@ -508,6 +511,7 @@ def load_annotations() -> pd.DataFrame:
         raise SystemExit(msg)
     ann["immune_privileged"] = ann["immune_privileged"].eq("true")
     ann["pregnancy"] = ann["pregnancy"].eq("true")
+    ann["polarised"] = ann["polarised"].eq("true")
     return ann.set_index("context")
 
 
@@ -730,6 +734,9 @@ def build_surface(
     surf["uniprot_compartments"] = (
         up_loc.map(lambda t: join_compartments(uniprot_compartments(uniprot_locations(t))))
     ).astype("string")
+    surf["epithelial_side"] = up_loc.map(lambda t: epithelial_side(uniprot_locations(t))).astype(
+        "string"
+    )
     gpi_cspa = set(cs.loc[cs["GPI"].eq(1), "symbol"])
     surf["gpi_anchor"] = (
         up_loc.str.contains("GPI-anchor", regex=False)

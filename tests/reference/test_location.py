@@ -9,6 +9,7 @@ import pytest
 
 from antigenscout.reference._location import (
     COMPARTMENTS,
+    epithelial_side,
     hpa_compartments,
     hpa_locations,
     join_compartments,
@@ -138,3 +139,56 @@ def test_embedded_reference_locations_match_the_raw_rows(shared_data: Path) -> N
     got = surf.loc[both, "hpa_plasma_membrane"].astype(bool)
     assert len(both) > 12_000
     assert (got == expect).mean() > 0.999  # symbols renamed since HPA 21.1 may differ
+
+
+@pytest.mark.parametrize(
+    ("text", "side"),
+    [
+        # CLDN18 (UniProt via SURFY): a claudin at the tight junction, plain cell membrane
+        ("Cell junction, tight junction;Cell membrane (Multi-pass membrane protein)", "apical"),
+        # CLDN7: the tight junction and the lateral membrane
+        (
+            "Cell junction, tight junction;Cell membrane (Multi-pass membrane protein);"
+            "Lateral cell membrane",
+            "both",
+        ),
+        # LCT: brush-border lactase
+        ("Apical cell membrane (Single-pass type I membrane protein)", "apical"),
+        # CXADR: basolateral and junctional
+        (
+            "Basolateral cell membrane (Single-pass type I membrane protein);"
+            "Cell junction, tight junction",
+            "both",
+        ),
+        ("Basolateral cell membrane (Multi-pass membrane protein)", "basolateral"),
+        ("Cell membrane (Single-pass type I membrane protein)", None),
+        ("", None),
+    ],
+)
+def test_epithelial_side_of_named_proteins(text: str, side: str | None) -> None:
+    assert epithelial_side(uniprot_locations(text)) == side
+
+
+def test_embedded_epithelial_side_matches_surfy_text(shared_data: Path) -> None:
+    """``surface.parquet`` ``epithelial_side`` against SURFY's UniProt text, row by row."""
+    from antigenscout.reference import load_reference
+
+    surf = load_reference().surface
+    sf = pd.read_csv(shared_data / "surfaceome/surfy_in_silico_surfaceome.tsv", sep="\t")
+    sf = sf.drop_duplicates("UniProt gene", keep=False).set_index("UniProt gene")
+    text = sf["UniProt subcellular"].fillna("")
+    apical = text.str.contains("Apical cell membrane|tight junction|microvillus", regex=True)
+    baso = text.str.contains("Basolateral cell membrane|Lateral cell membrane|Basal cell membrane")
+    want = pd.Series(None, index=sf.index, dtype=object)
+    want[apical & ~baso] = "apical"
+    want[~apical & baso] = "basolateral"
+    want[apical & baso] = "both"
+    both = want.index.intersection(surf.index)
+    got = (
+        surf.loc[both, "epithelial_side"]
+        .astype(object)
+        .where(surf.loc[both, "epithelial_side"].notna(), None)
+    )
+    assert (got.fillna("-") == want[both].fillna("-")).mean() > 0.995
+    assert surf.loc["CLDN18", "epithelial_side"] == "apical"
+    assert surf.loc["EPCAM", "epithelial_side"] == "both"

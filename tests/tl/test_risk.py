@@ -725,3 +725,38 @@ def test_summary_and_long_carry_the_consequence(mini_reference) -> None:
         pos = pd.Index(genes).get_indexer(long["target"])
         col = hr.contexts.index.get_indexer(long["context"])
         np.testing.assert_allclose(long["consequence"], mat[pos, col], rtol=1e-12)
+
+
+def test_apical_antigens_are_reached_through_the_tight_junction() -> None:
+    """A binder engages an apical or tight-junction antigen in a polarised epithelium at
+    APICAL_EXPOSURE of what it would if UniProt named no side; elsewhere, other genes and a
+    TCR-T (peptide-HLA on every surface) are unchanged; risk.tsv says why."""
+    from dataclasses import replace
+
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import APICAL_EXPOSURE, BARRIER_EXPOSURE
+
+    assert APICAL_EXPOSURE == BARRIER_EXPOSURE
+    ref = load_reference()
+    blind = replace(ref, surface=ref.surface.assign(epithelial_side=pd.NA))
+    genes = ["CLDN18", "FOLR1", "EPCAM", "ERBB2"]
+    pol = ref.contexts.index[ref.contexts["polarised"]]
+    assert {"sc:Gastric mucus-secreting cells", "tissue:stomach", "sc:Hepatocytes"} <= set(pol)
+    assert "sc:Basal keratinocytes" not in pol
+    for modality, hidden in (("adc", True), ("car-t", True), ("tcr-t", False)):
+        got = healthy_risk(ref, threshold_cp10k=0.2, modality=modality).fraction.loc[genes]
+        want = healthy_risk(blind, threshold_cp10k=0.2, modality=modality).fraction.loc[genes]
+        factor = APICAL_EXPOSURE if hidden else 1.0
+        apical = ["CLDN18", "FOLR1"]  # EPCAM is lateral too; ERBB2: no side named
+        np.testing.assert_allclose(got.loc[apical, pol], want.loc[apical, pol] * factor)
+        other = got.columns.difference(pol)
+        pd.testing.assert_frame_equal(got.loc[apical, other], want.loc[apical, other])
+        pd.testing.assert_frame_equal(got.loc[["EPCAM", "ERBB2"]], want.loc[["EPCAM", "ERBB2"]])
+    row = (
+        healthy_risk(ref, threshold_cp10k=0.2, modality="car-t")
+        .long(["CLDN18"])
+        .set_index("context")
+        .loc["sc:Gastric mucus-secreting cells"]
+    )
+    assert "apical or tight-junction antigen in a polarised epithelium" in row["source"]

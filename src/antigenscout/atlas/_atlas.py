@@ -59,8 +59,8 @@ def map_cell_types(
     Returns
     -------
     The table with ``context``, ``mapped_by``, ``system``, ``tissue``, ``vital_weight``,
-    ``immune_privileged``, ``barrier`` and ``pregnancy`` added, and the list of unmapped
-    labels.
+    ``immune_privileged``, ``barrier``, ``pregnancy`` and ``polarised`` added, and the list of
+    unmapped labels.
     """
     from ..reference import load_reference
 
@@ -107,6 +107,7 @@ def map_cell_types(
         ("immune_privileged", False),
         ("barrier", "none"),
         ("pregnancy", False),
+        ("polarised", False),
     ):
         if col not in ctx:  # a reference built before issue #21
             out[col] = default
@@ -118,6 +119,7 @@ def map_cell_types(
     out["immune_privileged"] = out["immune_privileged"].astype(bool)
     out["barrier"] = out["barrier"].astype(str)
     out["pregnancy"] = out["pregnancy"].astype(bool)
+    out["polarised"] = out["polarised"].astype(bool)
     out["system"] = out["system"].astype(str)
     out["tissue"] = out["tissue"].astype("string")
     unmapped = [str(t) for t, k in zip(out.index, known, strict=False) if not k]

@@ -46,7 +46,7 @@ def atlas_healthy_cells(
     the atlas does not measure is negative in its cells (stated in ``params``).
     """
     from ..tl._gates import HealthyCells
-    from ..tl._risk import exposure
+    from ..tl._risk import apical_genes, exposure
 
     atlas = reference.atlas
     if not np.isclose(atlas.threshold_cp10k, threshold):
@@ -73,11 +73,19 @@ def atlas_healthy_cells(
     reach = exposure(ctx, modality, pregnancy=pregnancy).to_numpy(dtype=np.float64)
     weights = ctx["vital_weight"].to_numpy(dtype=np.float64) * reach
     cells = HealthyCells(X, atlas.sample_types.astype(np.int64), weights, names=names)
+    # a cell is positive or not: the apical factor (a share of the antigen reached) is not
+    # applied to exact cells, which is the cautious side (docs/engagement.md, Exposure)
+    polarised = ctx.get("polarised")
+    n_polarised = 0 if polarised is None else int(polarised.fillna(False).astype(bool).sum())
     params = {
         "atlas": atlas.name,
         "cells": len(atlas.sample_types),
         "cell_types": len(ids),
         "candidates_not_in_atlas": int((pos < 0).sum()),
         "threshold_cp10k": atlas.threshold_cp10k,
+        "apical_factor_not_applied": {
+            "polarised_cell_types": n_polarised,
+            "apical_candidates": int(apical_genes(reference, pd.Index(genes)).sum()),
+        },
     }
     return cells, params, ids

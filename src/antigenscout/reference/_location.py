@@ -28,6 +28,7 @@ __all__ = [
     "HPA_ORGANELLE",
     "HPA_PLASMA_MEMBRANE",
     "RESIDENT_COMPARTMENTS",
+    "epithelial_side",
     "hpa_compartments",
     "hpa_locations",
     "join_compartments",
@@ -185,3 +186,39 @@ def join_compartments(comps: frozenset[str]) -> str | None:
     """
     ordered = [c for c in COMPARTMENTS if c in comps]
     return ";".join(ordered) or None
+
+
+#: UniProt locations on the apical (lumen-facing) side of a polarised epithelium, or at the
+#: tight junction that seals it.
+_APICAL = re.compile(
+    r"^(Apical cell membrane|Cell junction, tight junction|Cell projection, microvillus)"
+)
+#: UniProt locations on the side facing the blood and interstitium.
+_BASOLATERAL = re.compile(r"^(Basolateral cell membrane|Lateral cell membrane|Basal cell membrane)")
+
+
+def epithelial_side(locations: list[str]) -> str | None:
+    """Which surface of a polarised epithelium UniProt places a protein on.
+
+    Returns
+    -------
+    ``'apical'`` (apical membrane, microvilli or tight junction, and no basolateral
+    location), ``'basolateral'``, ``'both'``, or ``None`` where UniProt names neither side
+    (a plain ``Cell membrane`` says nothing about polarity).
+
+    Examples
+    --------
+    >>> epithelial_side(["Cell junction, tight junction", "Cell membrane"])
+    'apical'
+    >>> epithelial_side(["Cell junction, tight junction", "Lateral cell membrane"])
+    'both'
+    >>> epithelial_side(["Basolateral cell membrane"]), epithelial_side(["Cell membrane"])
+    ('basolateral', None)
+    """
+    apical = any(_APICAL.match(loc) for loc in locations)
+    basolateral = any(_BASOLATERAL.match(loc) for loc in locations)
+    if apical and basolateral:
+        return "both"
+    if apical:
+        return "apical"
+    return "basolateral" if basolateral else None

@@ -73,6 +73,7 @@ class Reference:
         ``name``, ``kind``, ``source``, ``tissue``, ``system``, ``vital_weight``,
         ``immune_privileged``, ``barrier`` (``none`` or the blood–brain, blood–retina or
         blood–testis barrier the context lies behind), ``pregnancy`` (a context of pregnancy),
+        ``polarised`` (a simple or glandular epithelium whose apical surface faces a lumen),
         ``rationale``, ``n_cells`` (NA unless single-cell pseudobulk).
     expression
         float32 genes x contexts in nTPM-like units (marrow: CPM); NaN where a gene is absent
@@ -299,6 +300,7 @@ class Reference:
                 # an atlas written before issue #21 has no exposure columns: none, adult
                 "barrier": ct["barrier"].astype(str).to_numpy() if "barrier" in ct else "none",
                 "pregnancy": (ct["pregnancy"].to_numpy(dtype=bool) if "pregnancy" in ct else False),
+                "polarised": (ct["polarised"].to_numpy(dtype=bool) if "polarised" in ct else False),
                 "rationale": [
                     f"measured in atlas {atlas.name!r}; weight of {c}"
                     if isinstance(c, str)

@@ -418,6 +418,9 @@ class HealthyRisk:
     #: Per context: the share of its engaged cells the agent reaches (:func:`exposure`);
     #: ``fraction``, ``low`` and ``high`` are already multiplied by it. ``None``: all 1.
     exposure: pd.Series | None = None
+    #: Genes whose engagement of polarised epithelia was multiplied by
+    #: :data:`APICAL_EXPOSURE` (:func:`apply_apical`); ``None``: none.
+    apical: pd.Index | None = None
 
     def reach(self, columns: pd.Index | None = None) -> np.ndarray:
         """Per context (``columns``, default the fraction's): the exposure factor, 1 if none."""
@@ -639,6 +642,15 @@ class HealthyRisk:
             )
             out.loc[hit & ~noted, "source"] = text[hit & ~noted]
             out.loc[noted, "source"] = out.loc[noted, "source"] + "; " + text[noted]
+        if self.apical is not None and "polarised" in self.contexts:  # lumen-facing antigen
+            pol = self.contexts["polarised"].astype("boolean").fillna(False)
+            hit = out["target"].isin(self.apical).to_numpy() & pol.reindex(out["context"]).fillna(
+                False
+            ).to_numpy(bool)
+            out.loc[hit, "source"] = out.loc[hit, "source"] + (
+                f"; apical or tight-junction antigen in a polarised epithelium: engagement × "
+                f"{APICAL_EXPOSURE:.3g}"
+            )
         if self.exposure is not None:  # behind a barrier: say so beside the source
             f = self.exposure.reindex(out["context"]).to_numpy(dtype=np.float64)
             part = (f > 0) & (f < 1)
@@ -751,7 +763,64 @@ def healthy_risk(
             _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc),
             reference,
         )
+    hr = apply_apical(hr, reference, modality)
     return _exposed(hr, exposure(reference.contexts, modality, pregnancy=pregnancy))
+
+
+#: Share of an apical or tight-junction antigen a binder arriving from the blood reaches in a
+#: polarised epithelium: the tight junctions that seal the lumen are the barrier's, so the
+#: occupancy is the barrier's (:data:`BARRIER_EXPOSURE`), taken alike.
+APICAL_EXPOSURE = BARRIER_EXPOSURE
+#: ``surface.parquet`` ``epithelial_side`` values an agent from the blood does not face.
+APICAL_SIDES = frozenset({"apical"})
+
+
+def apical_genes(reference: Reference, genes: pd.Index) -> np.ndarray:
+    """``genes`` UniProt places on the apical side of an epithelium (or its tight junction)
+    and on no basolateral surface (``surface.parquet`` ``epithelial_side``)."""
+    side = reference.surface.get("epithelial_side")
+    if side is None:  # a reference built before issue #21
+        return np.zeros(len(genes), dtype=bool)
+    return side.reindex(genes).astype(object).isin(APICAL_SIDES).to_numpy(dtype=bool)
+
+
+def apply_apical(hr: HealthyRisk, reference: Reference, modality: str | None) -> HealthyRisk:
+    """Engagement × :data:`APICAL_EXPOSURE` for apical antigens in polarised epithelia.
+
+    A binder (any agent but TCR-T and vaccines, whose peptide-HLA is presented on every
+    surface; a modality the profiles do not know is taken as a binder) comes from the
+    blood and meets an epithelium's basolateral side: an antigen UniProt places only on the
+    apical membrane or at the tight junction (:func:`apical_genes`) faces the lumen there, in
+    the contexts the reference marks ``polarised`` (simple and glandular epithelia, and the
+    tissues made of them). ``HealthyRisk.apical`` keeps the genes for ``source``.
+    """
+    profile = MODALITY_PROFILES.get(str(modality))
+    if profile is not None and not profile.binder:
+        return hr
+    if "polarised" not in hr.contexts:
+        return hr
+    rows = apical_genes(reference, hr.fraction.index)
+    cols = hr.contexts["polarised"].astype("boolean").fillna(False).to_numpy(bool)
+    cols = cols[hr.contexts.index.get_indexer(hr.fraction.columns)]
+    if not rows.any() or not cols.any():
+        return hr
+    factor = np.where(rows[:, None] & cols[None, :], APICAL_EXPOSURE, 1.0)
+
+    def times(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        if df is None:
+            return None
+        f = factor[hr.fraction.index.get_indexer(df.index)][
+            :, hr.fraction.columns.get_indexer(df.columns)
+        ]
+        return df * f
+
+    return replace(
+        hr,
+        fraction=times(hr.fraction),
+        low=times(hr.low),
+        high=times(hr.high),
+        apical=hr.fraction.index[rows],
+    )
 
 
 def exposure(contexts: pd.DataFrame, modality: str | None, *, pregnancy: bool = False) -> pd.Series:
