@@ -101,6 +101,29 @@ def test_profile_cd19_names_b_cells_first(tmp_path: Path, capsys) -> None:
     assert "B cell" in prof.iloc[0]["cell_type"]
 
 
+def test_profile_route_is_said_and_recorded(tmp_path: Path, capsys) -> None:
+    """An intrathecal antibody reaches astrocytes as a systemic one does not; the route is in
+    run.json and on the terminal; an unknown route is refused with the choices named."""
+    fractions = {}
+    for route in ("systemic", "intrathecal"):
+        out = tmp_path / route
+        code, err = _run(
+            ["profile", "GFAP", "--agent", "antibody", "--route", route, "--out", str(out)],
+            capsys,
+        )
+        assert code == 0
+        prof = pd.read_csv(out / "profile.tsv", sep="\t").set_index("context")
+        fractions[route] = prof.loc["sc:Astrocytes", "positive_fraction"]
+        exposure = json.loads((out / "run.json").read_text())["params"]["exposure"]
+        assert exposure["route"] == route
+    assert fractions["intrathecal"] > 0.5 > fractions["systemic"]
+    assert "route intrathecal" in " ".join(err.split())
+    code, err = _run(["profile", "GFAP", "--route", "oral", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2
+    assert "intravesical" in err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

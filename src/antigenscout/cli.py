@@ -246,6 +246,15 @@ _pregnancy = click.option(
     help="Keep the healthy contexts of pregnancy (placenta, trophoblasts), which are out of "
     "the default adult body (docs/engagement.md, Exposure).",
 )
+_route = click.option(
+    "--route",
+    type=click.Choice(["systemic", "intrathecal", "intravesical"]),
+    default="systemic",
+    show_default=True,
+    help="How the agent is given: intrathecal (into the CSF: a protein agent reaches the CNS "
+    "as it reaches blood) or intravesical (into the bladder: the urothelium fully, the rest of "
+    "the body across it); docs/engagement.md, Exposure.",
+)
 _ambient = click.option(
     "--ambient/--no-ambient",
     default=True,
@@ -474,14 +483,29 @@ def _run_rank(
 def _print_exposure_params(exp: dict[str, Any]) -> None:
     """One line on what the agent was taken to reach (run.json ``params.exposure``)."""
     parts = []
+    route = exp.get("route", "systemic")
+    if route != "systemic":
+        parts.append(
+            f"route {route}: "
+            + (
+                "the CNS reached as blood is"
+                if route == "intrathecal"
+                else "the bladder reached fully, the rest of the body across the urothelium"
+            )
+        )
     if exp.get("contexts_left_out"):
         parts.append(
             f"{exp['contexts_left_out']} pregnancy contexts left out (--pregnancy keeps them)"
         )
     if exp.get("contexts_behind_barrier"):
+        where = (
+            "reached in part (outside the bladder or behind a barrier), engaged × at most"
+            if route == "intravesical"
+            else "behind the blood–brain, –retina or –testis barrier engaged ×"
+        )
         parts.append(
-            f"{exp['contexts_behind_barrier']} contexts behind the blood–brain, –retina or "
-            f"–testis barrier engaged × {exp['barrier_exposure']:g} (a protein agent)"
+            f"{exp['contexts_behind_barrier']} contexts {where} {exp['barrier_exposure']:g}"
+            + (" (a protein agent)" if route != "intravesical" else "")
         )
     if parts:
         _stderr().print("exposure: " + "; ".join(parts) + " (docs/engagement.md, Exposure)")
@@ -606,6 +630,7 @@ def demo(out: Path, modality: str, ambient: bool, with_report: bool, highlight: 
 @_graph_key
 @_ambient
 @_pregnancy
+@_route
 @_out
 @_report
 @_highlight
@@ -627,6 +652,7 @@ def rank(
     graph_key: str,
     ambient: bool,
     pregnancy: bool,
+    route: str,
     out: Path,
     with_report: bool,
     highlight: str,
@@ -652,6 +678,7 @@ def rank(
         graph_key=_graph_key_value(graph_key),
         ambient=ambient,
         pregnancy=pregnancy,
+        route=route,
         highlight=names,
     )
     _maybe_report(out, with_report, names)
@@ -899,6 +926,7 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 @click.option("--tissues/--no-tissues", default=False, help="Also list whole tissues.")
 @_threshold
 @_pregnancy
+@_route
 @_atlas_opt
 @_out
 def profile(
@@ -908,6 +936,7 @@ def profile(
     tissues: bool,
     threshold: float | None,
     pregnancy: bool,
+    route: str,
     atlas_path: Path | None,
     out: Path,
 ) -> None:
@@ -933,6 +962,7 @@ def profile(
         kinds=kinds,
         reference=reference,
         pregnancy=pregnancy,
+        route=route,
     )
     text = prof.attrs["receptor"]
     with staged_run(out, "profile") as stage:

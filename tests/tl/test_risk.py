@@ -760,3 +760,40 @@ def test_apical_antigens_are_reached_through_the_tight_junction() -> None:
         .loc["sc:Gastric mucus-secreting cells"]
     )
     assert "apical or tight-junction antigen in a polarised epithelium" in row["source"]
+
+
+def test_routes_on_the_shipped_reference() -> None:
+    """Intrathecal: a protein agent reaches the CNS as a CAR-T cell does, the retina and testis
+    still behind their barriers. Intravesical: the bladder fully (its apical antigens too), the
+    rest of the body across the urothelium. An unknown route is refused."""
+    from antigenscout._errors import InputError
+    from antigenscout.reference import load_reference
+    from antigenscout.tl import healthy_risk
+    from antigenscout.tl._risk import BARRIER_EXPOSURE, apical_genes, exposure
+
+    ref = load_reference()
+    ctx = ref.contexts
+    brain = ctx.index[ctx["barrier"].eq("blood-brain")]
+    other_barrier = ctx.index[ctx["barrier"].isin(["blood-retina", "blood-testis"])]
+    bladder = ctx.index[ctx["tissue"].eq("urinary bladder")]
+    assert list(bladder) == ["tissue:urinary bladder"]
+    it = exposure(ctx, "antibody", route="intrathecal")
+    assert (it[brain] == 1).all()
+    assert (it[other_barrier] == BARRIER_EXPOSURE).all()
+    iv = exposure(ctx, "antibody", route="intravesical")
+    open_ = ctx.index[ctx["barrier"].eq("none") & ~ctx["pregnancy"]].difference(bladder)
+    assert (iv[bladder] == 1).all()
+    assert np.allclose(iv[open_], BARRIER_EXPOSURE)
+    np.testing.assert_allclose(iv[brain], BARRIER_EXPOSURE**2)
+    # the agent is in the bladder's lumen: its apical antigens are not hidden there
+    genes = ref.surface.index[apical_genes(ref, ref.surface.index)]
+    genes = genes.intersection(ref.expression.index)
+    sys_ = healthy_risk(ref, threshold_cp10k=0.2, modality="antibody").fraction
+    ves = healthy_risk(ref, threshold_cp10k=0.2, modality="antibody", route="intravesical")
+    b = "tissue:urinary bladder"
+    assert (ves.fraction.loc[genes, b] >= sys_.loc[genes, b]).all()
+    assert (ves.fraction.loc[genes, b] > sys_.loc[genes, b]).any()
+    long = ves.long(list(genes[:3]))
+    assert long.loc[long["context"] != b, "source"].str.contains("outside the bladder").all()
+    with pytest.raises(InputError, match="intrathecal"):
+        exposure(ctx, "antibody", route="oral")

@@ -72,6 +72,7 @@ def risk_df(
         modality=params["modality"],
         gene_threshold_cp10k=thresholds,
         pregnancy=bool((params.get("exposure") or {}).get("pregnancy", False)),
+        route=str((params.get("exposure") or {}).get("route", "systemic")),
     )
     ranked = targets.index
     missing = [g for g in include if g not in ranked]

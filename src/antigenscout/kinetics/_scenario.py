@@ -313,6 +313,7 @@ def _with_atlas_rows(
         modality=modality if isinstance(modality, str) else None,
         gene_threshold_cp10k=engage,
         pregnancy=bool((exp or {}).get("pregnancy", False)),
+        route=str((exp or {}).get("route", "systemic")),
     )
     atlas_rows = hr.long([target])
     atlas_rows = atlas_rows[atlas_rows["context"].astype(str).str.startswith("atlas:")]

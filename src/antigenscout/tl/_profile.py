@@ -23,11 +23,12 @@ import pandas as pd
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
 from ._risk import (
+    APICAL_EXPOSURE,
     ISOFORM_SOURCE,
     MISSING_RNA_SOURCE,
     PROTEIN_SOURCE,
+    check_route,
     context_source,
-    exposure_note,
     exposure_summary,
     healthy_expression,
     healthy_risk,
@@ -93,6 +94,7 @@ def profile_agent(
     engaged_fraction: float = 0.5,
     kinds: tuple[str, ...] = ("cell_type",),
     pregnancy: bool = False,
+    route: str = "systemic",
 ) -> pd.DataFrame:
     """Healthy contexts an agent engages through its receptor, as fractions of their cells.
 
@@ -122,6 +124,10 @@ def profile_agent(
         body, they are listed at 0 engaged. A protein agent reaches cells behind the
         blood–brain, blood–retina and blood–testis barriers only in part (docs/engagement.md,
         "Exposure"; ``source`` says so).
+    route
+        How the agent is given: ``'systemic'``, ``'intrathecal'`` (the blood–brain barrier no
+        longer limits a protein agent) or ``'intravesical'`` (the bladder reached fully, the
+        rest of the body across the urothelium); :func:`~antigenscout.tl._risk.exposure`.
 
     Returns
     -------
@@ -157,6 +163,7 @@ def profile_agent(
     if agent not in MODALITY_PROFILES:
         msg = f"agent must be one of {', '.join(MODALITY_PROFILES)}; got {agent!r}"
         raise InputError(msg)
+    check_route(route)
     reference = load_reference() if reference is None else reference
     words = [
         t
@@ -199,6 +206,7 @@ def profile_agent(
         modality=agent,
         gene_threshold_cp10k=pd.Series(floor, index=symbols, dtype=float),
         pregnancy=pregnancy,
+        route=route,
     )
     ctx = reference.contexts
     # genes are combined on what each context's cells carry, and the agent's exposure to the
@@ -238,7 +246,7 @@ def profile_agent(
         out[f"expr__{g}"] = e_row
     out = out[out["kind"].isin(kinds)]
     listed = None if hr.exposure is None else hr.exposure.reindex(out["context"])
-    out.attrs["exposure"] = exposure_summary(listed, pregnancy)
+    out.attrs["exposure"] = exposure_summary(listed, pregnancy, route)
     out.attrs["receptor"] = text
     out.attrs["threshold_cp10k"] = floor
     notes = hr.isoform_note(symbols)
@@ -290,11 +298,18 @@ def _sources(
             j = ctx.index.get_indexer([c])[0]
             if g in symbols and j >= 0 and str(what).startswith(ISOFORM_SOURCE):
                 out[j] = f"{out[j]}; {g}: {what}"
-    if hr.exposure is not None:
-        f = hr.exposure.reindex(ctx.index).to_numpy(dtype=np.float64)
-        barrier = ctx["barrier"].astype(object).to_numpy() if "barrier" in ctx else None
-        for j in np.flatnonzero(f < 1):
-            out[j] = f"{out[j]}; {exposure_note(f[j], barrier[j] if barrier is not None else 'a')}"
+    if hr.apical is not None and "polarised" in ctx:
+        pol = ctx["polarised"].astype("boolean").fillna(False).to_numpy(bool)
+        hidden = [g for g in symbols if g in set(hr.apical)]
+        for j in np.flatnonzero(pol) if hidden else []:
+            out[j] = (
+                f"{out[j]}; {', '.join(hidden)}: apical or tight-junction antigen in a polarised "
+                f"epithelium: engagement × {APICAL_EXPOSURE:.3g}"
+            )
+    if hr.exposure_why is not None:
+        why = hr.exposure_why.reindex(ctx.index).fillna("").to_numpy(dtype=object)
+        for j in np.flatnonzero(why != ""):
+            out[j] = f"{out[j]}; {why[j]}"
     return out
 
 

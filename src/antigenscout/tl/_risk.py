@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .._errors import InputError
 from ._targetability import MODALITY_PROFILES
 
 if TYPE_CHECKING:
@@ -418,6 +419,8 @@ class HealthyRisk:
     #: Per context: the share of its engaged cells the agent reaches (:func:`exposure`);
     #: ``fraction``, ``low`` and ``high`` are already multiplied by it. ``None``: all 1.
     exposure: pd.Series | None = None
+    #: Per context: why its exposure is below 1 (``source``), empty where it is 1.
+    exposure_why: pd.Series | None = None
     #: Genes whose engagement of polarised epithelia was multiplied by
     #: :data:`APICAL_EXPOSURE` (:func:`apply_apical`); ``None``: none.
     apical: pd.Index | None = None
@@ -651,20 +654,10 @@ class HealthyRisk:
                 f"; apical or tight-junction antigen in a polarised epithelium: engagement × "
                 f"{APICAL_EXPOSURE:.3g}"
             )
-        if self.exposure is not None:  # behind a barrier: say so beside the source
-            f = self.exposure.reindex(out["context"]).to_numpy(dtype=np.float64)
-            part = (f > 0) & (f < 1)
-            if part.any():
-                barrier = self.contexts.get("barrier")
-                where = (
-                    barrier.reindex(out["context"]).astype(object).to_numpy()
-                    if barrier is not None
-                    else np.full(len(out), "a", dtype=object)
-                )
-                out.loc[part, "source"] = [
-                    f"{src}; {exposure_note(x, b)}"
-                    for src, b, x in zip(out.loc[part, "source"], where[part], f[part], strict=True)
-                ]
+        if self.exposure_why is not None:  # reached in part: say why beside the source
+            why = self.exposure_why.reindex(out["context"]).fillna("").to_numpy(dtype=object)
+            part = why != ""
+            out.loc[part, "source"] = out.loc[part, "source"] + "; " + why[part]
         out["vital_weight"] = self.weight.reindex(out["context"]).to_numpy()
         out["risk"] = out["positive_fraction"] * out["vital_weight"]
         res = self.reserve.reindex(out["context"])
@@ -729,6 +722,7 @@ def healthy_risk(
     use_ihc: bool = True,
     gene_threshold_cp10k: pd.Series | None = None,
     pregnancy: bool = False,
+    route: str = "systemic",
 ) -> HealthyRisk:
     """Positive fraction and vital weight of every reference context for every gene.
 
@@ -750,6 +744,9 @@ def healthy_risk(
         thresholds, with intervals (``HealthyRisk.low``/``high``).
     pregnancy
         Keep the contexts of pregnancy (placenta, trophoblasts); out of the default adult body.
+    route
+        How the agent is given (:data:`ROUTES`): ``'systemic'``, ``'intrathecal'`` or
+        ``'intravesical'`` (:func:`exposure`).
 
     Returns
     -------
@@ -763,8 +760,8 @@ def healthy_risk(
             _rethreshold(base, reference, gene_threshold_cp10k, threshold_cp10k, shape, use_ihc),
             reference,
         )
-    hr = apply_apical(hr, reference, modality)
-    return _exposed(hr, exposure(reference.contexts, modality, pregnancy=pregnancy))
+    hr = apply_apical(hr, reference, modality, route)
+    return _exposed(hr, _exposure_table(reference.contexts, modality, pregnancy, route))
 
 
 #: Share of an apical or tight-junction antigen a binder arriving from the blood reaches in a
@@ -784,7 +781,9 @@ def apical_genes(reference: Reference, genes: pd.Index) -> np.ndarray:
     return side.reindex(genes).astype(object).isin(APICAL_SIDES).to_numpy(dtype=bool)
 
 
-def apply_apical(hr: HealthyRisk, reference: Reference, modality: str | None) -> HealthyRisk:
+def apply_apical(
+    hr: HealthyRisk, reference: Reference, modality: str | None, route: str = "systemic"
+) -> HealthyRisk:
     """Engagement × :data:`APICAL_EXPOSURE` for apical antigens in polarised epithelia.
 
     A binder (any agent but TCR-T and vaccines, whose peptide-HLA is presented on every
@@ -792,7 +791,8 @@ def apply_apical(hr: HealthyRisk, reference: Reference, modality: str | None) ->
     blood and meets an epithelium's basolateral side: an antigen UniProt places only on the
     apical membrane or at the tight junction (:func:`apical_genes`) faces the lumen there, in
     the contexts the reference marks ``polarised`` (simple and glandular epithelia, and the
-    tissues made of them). ``HealthyRisk.apical`` keeps the genes for ``source``.
+    tissues made of them). An intravesical agent is in the bladder's lumen and faces its apical
+    side there. ``HealthyRisk.apical`` keeps the genes for ``source``.
     """
     profile = MODALITY_PROFILES.get(str(modality))
     if profile is not None and not profile.binder:
@@ -801,6 +801,8 @@ def apply_apical(hr: HealthyRisk, reference: Reference, modality: str | None) ->
         return hr
     rows = apical_genes(reference, hr.fraction.index)
     cols = hr.contexts["polarised"].astype("boolean").fillna(False).to_numpy(bool)
+    if route == "intravesical" and "tissue" in hr.contexts:
+        cols &= hr.contexts["tissue"].astype(object).ne(BLADDER_TISSUE).to_numpy(bool)
     cols = cols[hr.contexts.index.get_indexer(hr.fraction.columns)]
     if not rows.any() or not cols.any():
         return hr
@@ -823,69 +825,130 @@ def apply_apical(hr: HealthyRisk, reference: Reference, modality: str | None) ->
     )
 
 
-def exposure(contexts: pd.DataFrame, modality: str | None, *, pregnancy: bool = False) -> pd.Series:
+#: Routes of administration (docs/engagement.md, "Exposure"): ``systemic`` (intravenous or
+#: subcutaneous, the default), ``intrathecal`` (into the CSF: the blood–brain barrier no longer
+#: stands between a protein agent and the CNS) and ``intravesical`` (into the bladder: the
+#: urothelium is reached fully, the rest of the body only across it).
+ROUTES = ("systemic", "intrathecal", "intravesical")
+#: The ``tissue`` of the contexts an intravesical agent is instilled into.
+BLADDER_TISSUE = "urinary bladder"
+
+
+def check_route(route: str) -> str:
+    """``route`` if it is one of :data:`ROUTES`, else an error naming them."""
+    if route not in ROUTES:
+        msg = f"route {route!r} is not one of {', '.join(ROUTES)} (docs/engagement.md, Exposure)"
+        raise InputError(msg)
+    return route
+
+
+def _exposure_table(
+    contexts: pd.DataFrame, modality: str | None, pregnancy: bool, route: str
+) -> pd.DataFrame:
+    """Per context: ``factor`` (the share of its engaged cells reached) and ``why`` (the
+    ``source`` note; empty where the factor is 1)."""
+    check_route(route)
+    n = len(contexts)
+    factor = np.ones(n)
+    why = [[] for _ in range(n)]
+    profile = MODALITY_PROFILES.get(str(modality))
+    if route == "intravesical" and "tissue" in contexts:
+        outside = contexts["tissue"].astype(object).ne(BLADDER_TISSUE).to_numpy(bool)
+        factor[outside] *= BARRIER_EXPOSURE
+        for k in np.flatnonzero(outside):
+            why[k].append("outside the bladder (intravesical route)")
+    if "barrier" in contexts and not (profile is not None and profile.crosses_barriers):
+        barrier = contexts["barrier"].astype(object).fillna("none").to_numpy()
+        behind = barrier != "none"
+        if route == "intrathecal":  # given into the CSF, on the brain's side of the barrier
+            behind &= barrier != "blood-brain"
+        factor[behind] *= BARRIER_EXPOSURE
+        for k in np.flatnonzero(behind):
+            why[k].append(f"behind the {barrier[k]} barrier")
+    text = [
+        f"{' and '.join(w)}: engagement × {f:.3g}" if w else ""
+        for w, f in zip(why, factor, strict=True)
+    ]
+    if "pregnancy" in contexts and not pregnancy:
+        preg = contexts["pregnancy"].astype("boolean").fillna(False).to_numpy(bool)
+        factor[preg] = 0.0
+        for k in np.flatnonzero(preg):
+            text[k] = "pregnancy only: left out (pregnancy=True keeps it)"
+    return pd.DataFrame({"factor": factor, "why": text}, index=contexts.index)
+
+
+def exposure(
+    contexts: pd.DataFrame,
+    modality: str | None,
+    *,
+    pregnancy: bool = False,
+    route: str = "systemic",
+) -> pd.Series:
     """The share of each context's engaged cells an agent reaches.
 
     0 for the contexts of pregnancy (``pregnancy`` column) unless ``pregnancy``;
     :data:`BARRIER_EXPOSURE` behind a barrier (``barrier`` column other than ``'none'``) for
     an agent that does not cross it (``ModalityProfile.crosses_barriers``; a modality the
-    profiles do not know, or ``None``, is taken as a protein agent); 1 elsewhere. A reference
-    without the columns (built before issue #21) exposes everything.
+    profiles do not know, or ``None``, is taken as a protein agent), except the blood–brain
+    barrier for an intrathecal agent; for an intravesical agent, :data:`BARRIER_EXPOSURE` (the
+    urothelium crossed) times the above outside the bladder; 1 elsewhere. A reference without
+    the columns (built before issue #21) exposes everything.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> ctx = pd.DataFrame({"barrier": ["none", "blood-brain", "none"],
-    ...                     "pregnancy": [False, False, True]},
-    ...                    index=["liver", "neurons", "placenta"])
+    >>> ctx = pd.DataFrame({"barrier": ["none", "blood-brain", "none", "none"],
+    ...                     "pregnancy": [False, False, True, False],
+    ...                     "tissue": ["liver", "brain", "placenta", "urinary bladder"]},
+    ...                    index=["liver", "neurons", "placenta", "bladder"])
     >>> exposure(ctx, "adc").round(3).tolist(), exposure(ctx, "car-t").tolist()
-    ([1.0, 0.129, 0.0], [1.0, 1.0, 0.0])
+    ([1.0, 0.129, 0.0, 1.0], [1.0, 1.0, 0.0, 1.0])
     >>> exposure(ctx, "car-t", pregnancy=True).tolist()
-    [1.0, 1.0, 1.0]
+    [1.0, 1.0, 1.0, 1.0]
+    >>> exposure(ctx, "antibody", route="intrathecal").round(3).tolist()
+    [1.0, 1.0, 0.0, 1.0]
+    >>> exposure(ctx, "antibody", route="intravesical").round(4).tolist()
+    [0.1294, 0.0167, 0.0, 1.0]
     """
-    out = pd.Series(1.0, index=contexts.index, name="exposure")
-    profile = MODALITY_PROFILES.get(str(modality))
-    if "barrier" in contexts and not (profile is not None and profile.crosses_barriers):
-        behind = contexts["barrier"].astype(object).fillna("none").ne("none").to_numpy(bool)
-        out[behind] = BARRIER_EXPOSURE
-    if "pregnancy" in contexts and not pregnancy:
-        out[contexts["pregnancy"].astype("boolean").fillna(False).to_numpy(bool)] = 0.0
-    return out
+    return _exposure_table(contexts, modality, pregnancy, route)["factor"].rename("exposure")
 
 
-def exposure_summary(factor: pd.Series | None, pregnancy: bool) -> dict[str, Any]:
-    """What an agent was taken to reach, for ``params``/``run.json``: the contexts left out,
-    those behind a barrier and their factor (``factor``: :attr:`HealthyRisk.exposure` over the
-    contexts reported; ``None``: all reached)."""
+def exposure_summary(
+    factor: pd.Series | None, pregnancy: bool, route: str = "systemic"
+) -> dict[str, Any]:
+    """What an agent was taken to reach, for ``params``/``run.json``: the route, the contexts
+    left out, those reached in part (behind a barrier, or outside the bladder for an
+    intravesical agent) and their smallest factor (``factor``: :attr:`HealthyRisk.exposure`
+    over the contexts reported; ``None``: all reached)."""
     f = np.array([]) if factor is None else factor.to_numpy(dtype=np.float64)
     behind = (f > 0) & (f < 1)
     return {
+        "route": route,
         "pregnancy": bool(pregnancy),
         "contexts_left_out": int((f == 0).sum()),
         "contexts_behind_barrier": int(behind.sum()),
-        "barrier_exposure": round(float(f[behind][0]), 4) if behind.any() else None,
+        "barrier_exposure": round(float(f[behind].max()), 4) if behind.any() else None,
     }
 
 
-def exposure_note(factor: float, barrier: object) -> str:
-    """How the exposure ``factor`` of a context changed its engagement, for ``source``."""
-    if factor == 0:
-        return "pregnancy only: left out (pregnancy=True keeps it)"
-    return f"behind the {barrier} barrier: engagement × {factor:.3g}"
-
-
-def _exposed(hr: HealthyRisk, factor: pd.Series) -> HealthyRisk:
-    """``hr`` with every engagement multiplied by the exposure ``factor`` of its context."""
-    factor = factor.reindex(hr.fraction.columns).fillna(1.0)
+def _exposed(hr: HealthyRisk, table: pd.DataFrame) -> HealthyRisk:
+    """``hr`` with every engagement multiplied by the exposure factor of its context
+    (``table``: :func:`_exposure_table`), the reasons kept for ``source``."""
+    factor = table["factor"].reindex(hr.fraction.columns).fillna(1.0)
     if (factor == 1.0).all():
-        return replace(hr, exposure=None)
+        return replace(hr, exposure=None, exposure_why=None)
     f = factor.to_numpy(dtype=np.float64)[None, :]
 
     def times(df: pd.DataFrame | None) -> pd.DataFrame | None:
         return None if df is None else df * f
 
     return replace(
-        hr, fraction=hr.fraction * f, low=times(hr.low), high=times(hr.high), exposure=factor
+        hr,
+        fraction=hr.fraction * f,
+        low=times(hr.low),
+        high=times(hr.high),
+        exposure=factor,
+        exposure_why=table["why"].reindex(hr.fraction.columns).fillna(""),
     )
 
 

@@ -40,6 +40,7 @@ from ._risk import (
     DOSING_INTERVAL_DAYS,
     HealthyRisk,
     _wilson,
+    check_route,
     exposure_summary,
     healthy_risk,
     positive_fraction_from_mean,
@@ -296,6 +297,7 @@ def score_targets(
     cancer: str | None = None,
     ambient: bool = True,
     pregnancy: bool = False,
+    route: str = "systemic",
     progress: Callable[[int, int], None] | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
@@ -357,6 +359,10 @@ def score_targets(
     pregnancy
         Keep the healthy contexts of pregnancy (placenta, trophoblasts), which are out of the
         default adult body (:func:`antigenscout.tl._risk.exposure`).
+    route
+        How the agent is given: ``'systemic'`` (default), ``'intrathecal'`` (a protein agent
+        reaches the CNS as it reaches blood) or ``'intravesical'`` (the bladder fully, the rest
+        of the body across the urothelium); :func:`antigenscout.tl._risk.exposure`.
     progress
         Called as ``progress(done, total)`` while cells are streamed.
     rate_stats
@@ -385,6 +391,7 @@ def score_targets(
     if not 0 < float(patient_threshold) <= 1:  # also refuses NaN
         msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
         raise InputError(msg)
+    check_route(route)
     if kind == "auto":
         kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
     threshold = pos.DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -500,6 +507,7 @@ def score_targets(
         modality=modality,
         gene_threshold_cp10k=pd.Series(engage_at, index=cands),
         pregnancy=pregnancy,
+        route=route,
     )
     table = table.join(hr.summary(cands))
     table["binds_most"] = hr.localisation(cands)
@@ -537,7 +545,7 @@ def score_targets(
         "min_reach": min_reach,
         "cancer": cancer,
         "reference": reference.metadata.get("name", "embedded"),
-        "exposure": _exposure_params(hr, pregnancy),
+        "exposure": _exposure_params(hr, pregnancy, route),
         "consequence": {
             "reported": "targets.tsv consequence, consequence_context; risk.tsv consequence",
             "in_score": False,
@@ -1070,10 +1078,10 @@ def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
     return out
 
 
-def _exposure_params(hr: HealthyRisk, pregnancy: bool) -> dict[str, Any]:
+def _exposure_params(hr: HealthyRisk, pregnancy: bool, route: str = "systemic") -> dict[str, Any]:
     """What the agent was taken to reach, for ``params`` (and ``run.json``)."""
     return {
-        **exposure_summary(hr.exposure, pregnancy),
+        **exposure_summary(hr.exposure, pregnancy, route),
         "rule": "docs/engagement.md, Exposure",
         "n_contexts": len(hr.contexts),
     }
