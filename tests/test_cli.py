@@ -258,6 +258,21 @@ def test_gates_writes_required_columns(good_h5ad: Path, tmp_path: Path, capsys) 
     assert required <= set(gates.columns)
     assert (gates["tumor_coverage"] <= 1).all()
     assert gates["gate"].str.contains(" AND ").any()
+    # a given design is scored beside the search, written and said
+    g0, g1 = (
+        gates["genes"].iloc[0].split(";")[:2]
+        if ";" in gates["genes"].iloc[0]
+        else (gates["genes"].iloc[0], gates["genes"].iloc[1])
+    )
+    design = f"{g0} AND NOT {g1}"
+    out2 = tmp_path / "d"
+    assert main([*argv[:-1], str(out2), "--design", design]) == 0
+    err = capsys.readouterr().err
+    designs = pd.read_csv(out2 / "designs.tsv", sep="\t")
+    assert designs["design"].tolist() == [design]
+    assert required - {"rank"} <= set(designs.columns)
+    assert f"design {design}: coverage" in " ".join(err.split())
+    assert main([*argv[:-1], str(tmp_path / "x"), "--design", f"{g0} AND NOPE"]) == 2
 
 
 def test_gates_triple_budget_reports_the_beam(tmp_path: Path, capsys) -> None:

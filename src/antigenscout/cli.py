@@ -701,7 +701,8 @@ def rank(
 @click.option(
     "--healthy-value",
     default=None,
-    help="COLUMN=VALUE selecting the input's healthy cells (e.g. malignant=normal).",
+    help="COLUMN=VALUE selecting the input's healthy cells, from healthy people (e.g. "
+    "condition=healthy; a patient's non-malignant cells are not a healthy marrow).",
 )
 @click.option(
     "--healthy-only",
@@ -749,6 +750,13 @@ def rank(
     is_flag=True,
     help="Search OR triples exactly whatever the work (no beam; can take very long).",
 )
+@click.option(
+    "--design",
+    "designs",
+    multiple=True,
+    help='A gate to evaluate beside the search, in quotes ("ADGRE2 AND CLEC12A"); '
+    "repeatable. Scored as found gates are; written to designs.tsv.",
+)
 @_modality
 @_positivity
 @_threshold
@@ -776,6 +784,7 @@ def gates(
     top_k: int,
     triple_budget: int | None,
     exact_triples: bool,
+    designs: tuple[str, ...],
     modality: str,
     positivity: str,
     threshold: float | None,
@@ -841,6 +850,7 @@ def gates(
                 ambient=ambient,
                 threshold=threshold,
                 graph_key=_graph_key_value(graph_key),
+                designs=list(designs),
             )
         res = adata.uns["antigenscout_gates"]
         table = get.gates_df(adata)
@@ -849,6 +859,8 @@ def gates(
                 table["worst_healthy_cell_type"], reference
             )
         write_table(table, stage / "gates.tsv")
+        if "designs" in res:
+            write_table(res["designs"], stage / "designs.tsv")
         write_json(
             stage / "run.json",
             {
@@ -876,7 +888,15 @@ def gates(
             f"not proven optimal: {int((~table['optimal']).sum())} of {len(table)} rows; {why}; "
             f"an unexamined gate scores at most {bound:.4f} (see optimality_gap)"
         )
-    err.print(f"wrote {out}/gates.tsv, run.json")
+    if "designs" in res:
+        for r in res["designs"].itertuples(index=False):
+            err.print(
+                f"design {r.design}: coverage {r.tumor_coverage:.2f}, worst healthy "
+                f"{r.worst_healthy_cell_type} {r.worst_healthy_risk:.2f}"
+                + ("" if r.feasible else f" (above the cap {max_vital_risk:g})")
+            )
+    extra = ", designs.tsv" if "designs" in res else ""
+    err.print(f"wrote {out}/gates.tsv{extra}, run.json")
     _maybe_report(out, with_report)
 
 

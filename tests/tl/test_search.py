@@ -193,3 +193,56 @@ def test_a_gate_behind_a_barrier_is_reached_once(tumour: AnnData, mini_reference
         assert row["worst_healthy_risk"] == pytest.approx(want, abs=1e-9)
         differs += abs(want - (w * np.minimum(1.0, e * a + e * b)).max()) > 1e-6
     assert differs > 0
+
+
+def test_designs_are_scored_as_found_gates(tumour: AnnData, mini_reference) -> None:
+    """Given designs are evaluated on the same calls and contexts as the search: an AND and an
+    OR design against brute force (the OR's risk is the Fréchet bound min(1, Fa + Fb)), a NOT
+    design as the search's own row; genes cut from the candidates still evaluate, are noted,
+    and do not enter the search."""
+    thr = 2.0
+    common = {
+        "malignant_key": "status=malignant",
+        "patient_key": "patient",
+        "modality": None,
+        "reference": mini_reference,
+        "positivity": "cp10k",
+        "threshold": thr,
+        "max_genes": 2,
+        "ops": ("and", "not"),
+        "max_vital_risk": 1.0,
+        "top_k": 10_000,
+        "n_candidates": 6,
+    }
+    search_gates(tumour, **common)
+    plain = tumour.uns["antigenscout_gates"]["gates"]
+    searched = set(plain["genes"].str.split(";").explode())
+    outside = [g for g in GENES if g not in searched]
+    a, b = sorted(searched)[:2]
+    c = outside[0]
+    designs = [f"{a} AND {c}", f"{a} OR {c}", f"{a} AND NOT {b}"]
+    search_gates(tumour, designs=designs, **common)
+    res = tumour.uns["antigenscout_gates"]
+    pd.testing.assert_frame_equal(res["gates"], plain)  # the extra gene stays out of the search
+    got = res["designs"].set_index("design")
+    X = tumour.X.toarray()
+    mal = (tumour.obs["status"] == "malignant").to_numpy()
+    Xm = X[mal]
+    lib = Xm.sum(axis=1, keepdims=True)
+    pos = pd.DataFrame((Xm * 1e4 >= thr * lib) & (lib > 0), columns=GENES)
+    F = healthy_risk(mini_reference, threshold_cp10k=thr).fraction.loc[GENES].T
+    w = mini_reference.contexts["vital_weight"].to_numpy()
+    row = got.loc[f"{a} AND {c}"]
+    assert row["tumor_coverage"] == pytest.approx((pos[a] & pos[c]).mean())
+    assert row["worst_healthy_risk"] == pytest.approx((w * np.minimum(F[a], F[c])).max())
+    row = got.loc[f"{a} OR {c}"]
+    assert row["tumor_coverage"] == pytest.approx((pos[a] | pos[c]).mean())
+    assert row["worst_healthy_risk"] == pytest.approx((w * np.minimum(1, F[a] + F[c])).max())
+    assert c in row["design_note"]
+    found = plain.set_index("gate").loc[f"{a} AND NOT {b}"]
+    row = got.loc[f"{a} AND NOT {b}"]
+    for col in ("tumor_coverage", "worst_healthy_risk", "patients_covered_fraction"):
+        assert row[col] == pytest.approx(found[col])
+    assert row["design_note"] == "none"
+    with pytest.raises(InputError, match="does not measure"):
+        search_gates(tumour, designs=["G1 AND NOPE"], **common)

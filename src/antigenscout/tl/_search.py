@@ -10,6 +10,7 @@ cells' types, Fréchet bounds in the reference's other contexts).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,7 +21,7 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk
+from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk, evaluate_gates
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
@@ -161,6 +162,33 @@ def not_shown_absent(
     return np.maximum(0.0, upper - called) * sizes[:, None]
 
 
+_NOT_WORD = re.compile(r"\bNOT\b", re.IGNORECASE)
+_GATE_WORDS = {"AND", "OR", "NOT"}
+
+
+def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
+    """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""
+    if isinstance(designs, str):
+        msg = "designs must be a list of gate expressions, e.g. ['ADGRE2 AND CLEC12A']"
+        raise InputError(msg)
+    genes: list[str] = []
+    for d in designs:
+        words = str(d).replace("(", " ").replace(")", " ").split()
+        names = [w for w in words if w.upper() not in _GATE_WORDS]
+        if not names:
+            msg = f"design {d!r} names no gene"
+            raise InputError(msg)
+        missing = [w for w in names if w not in var]
+        if missing:
+            msg = (
+                f"design {d!r} names {', '.join(missing)}, which the input does not measure; "
+                "use the input's gene symbols"
+            )
+            raise InputError(msg)
+        genes += [w for w in names if w not in genes]
+    return pd.Index(genes)
+
+
 def search_gates(
     adata: AnnData,
     *,
@@ -185,6 +213,7 @@ def search_gates(
     layer: str | None = None,
     graph_key: str | None = "connectivities",
     ambient: bool = True,
+    designs: Sequence[str] = (),
     key_added: str = KEY_ADDED,
     copy: bool = False,
 ) -> AnnData | None:
@@ -247,6 +276,11 @@ def search_gates(
     ambient
         ``knn``: discount each patient's soup from the calls, as
         :func:`~antigenscout.tl.score_targets` does.
+    designs
+        Given gates to evaluate beside the search, such as published designs
+        (``"ADGRE2 AND CLEC12A"``): scored exactly as found gates are, on the same tumour
+        calls and healthy contexts, whether or not their genes are candidates of the search
+        (``design_note`` says which are not). Results in ``adata.uns[key_added]['designs']``.
     key_added
         ``adata.uns`` key receiving the results.
     copy
@@ -257,7 +291,9 @@ def search_gates(
     Sets ``adata.uns[key_added]`` with ``'gates'`` (DataFrame, best first: ``gate``,
     ``n_genes``, ``genes`` (';'-joined), ``tumor_coverage``, ``patients_covered_fraction``,
     ``worst_healthy_cell_type``, ``worst_healthy_risk``, ``risk_is_bound``, ``score``,
-    ``rank``, ``optimal``, ``optimality_gap``, ``pareto`` …) and ``'params'``.
+    ``rank``, ``optimal``, ``optimality_gap``, ``pareto`` …), ``'params'`` and, with
+    ``designs``, ``'designs'`` (the same columns but ``rank``, plus ``design`` and
+    ``design_note``).
     """
     from ..pp._positivity import DEFAULT_THRESHOLD
     from ..reference import load_reference
@@ -283,10 +319,11 @@ def search_gates(
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
             raise InputError(msg)
 
+    var = pd.Index(adata.var_names.astype(str))
+    design_genes = _design_genes(designs, var)  # checked before any work
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
-    var = pd.Index(adata.var_names.astype(str))
     cands = candidate_genes(var, reference, modality)
     if modality in MODALITY_PROFILES and MODALITY_PROFILES[modality].binder:
         reach = reachability(reference.surface.reindex(cands))["reach"]
@@ -294,21 +331,31 @@ def search_gates(
     if len(cands) == 0:
         msg = f"none of the input's genes is a candidate for modality {modality!r}"
         raise InputError(msg)
+    # the designs' genes that are not candidates ride along for evaluation, outside the search
+    extra = pd.Index([g for g in design_genes if g not in set(cands)])
     T, pos_params = tumour_positivity(
         adata,
         groups,
-        var.get_indexer(cands),
+        var.get_indexer(cands.append(extra)),
         positivity=positivity,
         threshold=threshold,
         layer=layer,
         graph_key=graph_key,
         ambient=ambient,
     )
-    if n_candidates is not None and n_candidates < len(cands):
-        cov = np.asarray(T.sum(axis=0)).ravel()
+    n0 = len(cands)
+    keep = np.arange(n0)
+    if n_candidates is not None and n_candidates < n0:
+        cov = np.asarray(T[:, :n0].sum(axis=0)).ravel()
         keep = np.sort(np.argsort(-cov, kind="stable")[:n_candidates])
-        T = T[:, keep]
-        cands = cands[keep]
+    # a design's gene cut with the candidates stays for the designs, outside the search
+    cut = np.setdiff1d(np.arange(n0), keep)
+    cut = cut[cands[cut].isin(design_genes)]
+    cols = np.concatenate([keep, cut, n0 + np.arange(len(extra))])
+    if len(cols) != T.shape[1] or (cols != np.arange(T.shape[1])).any():
+        T = T[:, cols]
+    searched = cands[keep]
+    cands = searched.append(cands[cut]).append(extra)  # every gene the matrices hold
 
     if healthy_only and healthy is None:
         msg = "healthy_only=True needs healthy single cells (pass healthy= and healthy_key=)"
@@ -391,9 +438,10 @@ def search_gates(
                 )
 
     comps = None if groups.compartment is None else np.asarray(groups.compartment)
+    any_not = "not" in ops or any(_NOT_WORD.search(str(d)) for d in designs)
     missed = (
         not_shown_absent(adata, groups, var.get_indexer(cands), T, threshold, layer)
-        if "not" in ops
+        if any_not
         else None
     )
     table = _search_arrays(
@@ -401,6 +449,7 @@ def search_gates(
         np.asarray(groups.patient),
         hdata,
         genes=list(cands),
+        candidates=list(searched) if len(searched) < len(cands) else None,
         max_genes=max_genes,
         ops=tuple(ops),
         max_vital_risk=max_vital_risk,
@@ -412,6 +461,32 @@ def search_gates(
         triple_budget=triple_budget,
     )
     table["genes"] = table["genes"].str.replace(",", ";", regex=False)
+    found: dict[str, pd.DataFrame] = {}
+    if designs:
+        dt = evaluate_gates(
+            list(designs),
+            T,
+            np.asarray(groups.patient),
+            hdata,
+            genes=list(cands),
+            max_vital_risk=max_vital_risk,
+            coverage_threshold=patient_threshold,
+            compartments=comps,
+            not_missed=missed,
+        )
+        dt["genes"] = dt["genes"].str.replace(",", ";", regex=False)
+        outside = set(cands) - set(searched)
+        dt.insert(0, "design", [str(d) for d in designs])
+        dt["design_note"] = [
+            "; ".join(
+                f"{g} is not a candidate of the search ({modality})"
+                for g in str(genes).split(";")
+                if g in outside
+            )
+            or "none"
+            for genes in dt["genes"]
+        ]
+        found["designs"] = dt
     params = {
         **groups.params,
         "modality": modality,
@@ -425,17 +500,19 @@ def search_gates(
         "max_vital_risk": max_vital_risk,
         "objective": objective,
         "patient_threshold": patient_threshold,
-        "n_candidates": len(cands),
+        "n_candidates": len(searched),
+        "designs": [str(d) for d in designs],
         "search": {k: v for k, v in table.attrs.items() if isinstance(v, int | float | str)},
     }
     table.attrs = {}
     adata.uns[key_added] = {
         "gates": table,
+        **found,
         "params": params,
         "denominators": {
             "n_tumor_cells": int(groups.n),
             "n_patients": len(groups.patient.categories),
-            "n_candidates": len(cands),
+            "n_candidates": len(searched),
         },
     }
     return adata if copy else None
