@@ -35,6 +35,7 @@ COLS = [
     "worst_healthy_risk",
     "risk_is_bound",
     "optimal",
+    "arm_gains",
 ]
 
 
@@ -192,9 +193,16 @@ def main() -> None:
             if params["n_candidates"] < runs["single antigens"][2]["n_candidates"]
             else f"over all {params['n_candidates']:,} candidates"
         )
+        arms = params.get("arms") or {}
+        aside = (
+            f" {arms['set_aside']} of the {arms['examined']} best gates examined were set aside, "
+            "an arm not shown to beat noise (`set_aside`)."
+            if arms.get("set_aside")
+            else ""
+        )
         lines.append(
             f"- Best {label} ({scope}, {secs:.0f} s): {describe(df)}{gain}. "
-            f"Limiting healthy contexts of the top 25: {lim}."
+            f"Limiting healthy contexts of the top {len(df)}: {lim}.{aside}"
         )
         sections.append(f"## Top {label} (risk ≤ {a.cap}; {scope})\n\n{_md(df)}\n")
     text = f"""# Logic gates on all van Galen 2019 AML patients
@@ -210,6 +218,15 @@ plus the embedded reference's contexts for the rest of the body (Fréchet upper 
 coverage subject to worst vital-weighted healthy risk ≤ {a.cap}; operators {a.ops}. Pairs are
 exhaustive; triples exact by branch and bound (`optimal`), using per-type risk lower bounds
 for NOT extensions (docs/gates.md).
+
+Every arm of a gate must earn its place (docs/gates.md, "Arms that beat noise"): an AND or
+NOT arm must lower the healthy risk, an OR arm add coverage, beyond resampling noise (95%
+one-sided, cells resampled within each healthy type and each patient); a veto must be shown
+on at least 5% of the cells it protects (Wilson lower bound); and an AND arm may not claim to
+protect more cells than the positivity model expects to lack it. `arm_gains` gives each
+arm's gain and the lower end of its interval; gates that fail are set aside, and the tables
+below hold only gates whose every arm is shown (so fewer than 25 rows where the search's
+examined gates ran out).
 
 NOT arms count on evidence only (docs/gates.md, "NOT arms on evidence"): a veto lowers the
 risk of a reference context only where measured cells or HPA immunohistochemistry show its

@@ -861,6 +861,8 @@ def gates(
         write_table(table, stage / "gates.tsv")
         if "designs" in res:
             write_table(res["designs"], stage / "designs.tsv")
+        if "set_aside" in res:
+            write_table(res["set_aside"], stage / "set_aside.tsv")
         write_json(
             stage / "run.json",
             {
@@ -895,7 +897,16 @@ def gates(
                 f"{r.worst_healthy_cell_type} {r.worst_healthy_risk:.2f}"
                 + ("" if r.feasible else f" (above the cap {max_vital_risk:g})")
             )
-    extra = ", designs.tsv" if "designs" in res else ""
+    arms = res["params"].get("arms") or {}
+    if arms.get("set_aside"):
+        err.print(
+            f"arms: {arms['set_aside']} of {arms['examined']} gates examined set aside, an arm "
+            f"not shown to beat noise at {arms['confidence']:.0%} (set_aside.tsv says why; "
+            "docs/gates.md, Arms that beat noise)"
+        )
+    extra = (", designs.tsv" if "designs" in res else "") + (
+        ", set_aside.tsv" if "set_aside" in res else ""
+    )
     err.print(f"wrote {out}/gates.tsv{extra}, run.json")
     _maybe_report(out, with_report)
 

@@ -32,6 +32,7 @@ def test_pairs_match_brute_force(tumour: AnnData, mini_reference) -> None:
         ops=("and", "not"),
         max_vital_risk=1.0,
         top_k=10_000,
+        require_arms=False,  # the search's exactness, arms not judged
     )
     gates = tumour.uns["antigenscout_gates"]["gates"]
     X = tumour.X.toarray()
@@ -116,6 +117,7 @@ def test_anndata_mixed_and_healthy_only(tumour, mini_reference, healthy_only):
         ops=("and", "not"),
         max_vital_risk=1.0,
         top_k=10_000,
+        require_arms=False,
     )
     out = tumour.uns["antigenscout_gates"]
     gates = out["gates"]
@@ -180,7 +182,7 @@ def test_a_gate_behind_a_barrier_is_reached_once(tumour: AnnData, mini_reference
     search_gates(
         tumour, malignant_key="status=malignant", patient_key="patient", modality="adc",
         reference=ref, positivity="cp10k", threshold=thr, max_genes=2, ops=("or",),
-        max_vital_risk=1.0, top_k=10_000,
+        max_vital_risk=1.0, top_k=10_000, require_arms=False,
     )  # fmt: skip
     gates = tumour.uns["antigenscout_gates"]["gates"].set_index("gate")
     carried = healthy_risk(ref, threshold_cp10k=thr, modality="car-t").fraction  # crosses
@@ -213,6 +215,7 @@ def test_designs_are_scored_as_found_gates(tumour: AnnData, mini_reference) -> N
         "max_vital_risk": 1.0,
         "top_k": 10_000,
         "n_candidates": 6,
+        "require_arms": False,
     }
     search_gates(tumour, **common)
     plain = tumour.uns["antigenscout_gates"]["gates"]

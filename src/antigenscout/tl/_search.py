@@ -21,7 +21,15 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._gates import TRIPLE_BUDGET, HealthyCells, HealthyMixed, HealthyPseudobulk, evaluate_gates
+from ._arms import ARM_CONFIDENCE, MIN_VETO_SHOWN, N_RESAMPLES, ArmData, judge_arms
+from ._gates import (
+    TRIPLE_BUDGET,
+    HealthyCells,
+    HealthyMixed,
+    HealthyPseudobulk,
+    _pareto,
+    evaluate_gates,
+)
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
@@ -47,6 +55,58 @@ __all__ = ["search_gates"]
 
 KEY_ADDED = "antigenscout_gates"
 _OPS = ("and", "or", "not")
+#: Gates the search examines per gate reported when arms are judged (``require_arms``).
+ARM_EXAMINE = 4
+
+
+def _apply_arms(
+    table: pd.DataFrame, data: ArmData, top_k: int, require: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The gates whose every arm is shown (up to ``top_k``, re-ranked, Pareto flags
+    recomputed among them), the gates set aside, and what was done (``params['arms']``)."""
+    params: dict[str, Any] = {
+        "required": bool(require),
+        "confidence": ARM_CONFIDENCE,
+        "min_veto_shown": MIN_VETO_SHOWN,
+        "resamples": N_RESAMPLES,
+        "rule": "docs/gates.md, Arms that beat noise",
+    }
+    if table.empty:
+        return table, table.iloc[:0], {**params, "examined": 0, "set_aside": 0}
+    judged = pd.concat([table, judge_arms(table, data)], axis=1)
+    if not require:
+        return judged, judged.iloc[:0], {**params, "examined": len(judged), "set_aside": 0}
+    shown = judged["arms_shown"].to_numpy(dtype=bool)
+    kept = judged[shown].head(top_k).reset_index(drop=True)
+    aside = judged[~shown].reset_index(drop=True)
+    if len(kept):
+        kept["rank"] = np.arange(1, len(kept) + 1)
+        kept["pareto"] = _pareto(
+            kept["tumor_coverage"].to_numpy(), kept["worst_healthy_risk"].to_numpy()
+        )
+    params.update(examined=len(judged), set_aside=int((~shown).sum()))
+    return kept, aside, params
+
+
+def _type_means(
+    healthy: AnnData, healthy_key: str, genes: pd.Index, cells: HealthyCells, layer: str | None
+) -> np.ndarray:
+    """``(n_types, n_genes)`` mean CP10k of the healthy cells per type, types coded as
+    ``cells`` codes them."""
+    X, lib_obs = counts_matrix(healthy, layer)
+    X = sparse.csr_matrix(X)
+    lib = lib_obs if lib_obs is not None else np.asarray(X.sum(axis=1)).ravel()
+    cols = pd.Index(healthy.var_names.astype(str)).get_indexer(genes)
+    Y = sparse.diags(1e4 / np.maximum(lib, 1.0)) @ X[:, np.maximum(cols, 0)]
+    codes = np.asarray(cells.cell_types)
+    n_types = len(cells.weights)
+    member = sparse.csr_matrix(
+        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_types, len(codes))
+    )
+    sums = np.asarray((member @ Y).todense())
+    means = sums / np.maximum(np.bincount(codes, minlength=n_types), 1)[:, None]
+    means[:, cols < 0] = 0.0
+    return means
 
 
 def matching_context(contexts: pd.DataFrame, cell_type: str) -> str | None:
@@ -214,6 +274,7 @@ def search_gates(
     graph_key: str | None = "connectivities",
     ambient: bool = True,
     designs: Sequence[str] = (),
+    require_arms: bool = True,
     key_added: str = KEY_ADDED,
     copy: bool = False,
 ) -> AnnData | None:
@@ -281,6 +342,15 @@ def search_gates(
         (``"ADGRE2 AND CLEC12A"``): scored exactly as found gates are, on the same tumour
         calls and healthy contexts, whether or not their genes are candidates of the search
         (``design_note`` says which are not). Results in ``adata.uns[key_added]['designs']``.
+    require_arms
+        Judge every arm of the gates found (:func:`antigenscout.tl._arms.judge_arms`: an AND
+        or NOT arm must lower the risk, an OR arm add coverage, beyond resampling noise; a
+        veto must be shown on the cells it protects; an AND arm may not be one the model
+        expects on more of them than its gain allows) and rank only gates whose every arm is
+        shown; the
+        others go to ``'set_aside'`` with the reason, counted in ``params['arms']``. The
+        search examines ``4 × top_k`` gates to fill ``top_k``. ``False`` reports the search's
+        gates as found (with their arm columns).
     key_added
         ``adata.uns`` key receiving the results.
     copy
@@ -362,6 +432,7 @@ def search_gates(
         raise InputError(msg)
     hdata: HealthyCells | HealthyPseudobulk | HealthyMixed
     hcells = None
+    bulk = None
     if healthy is not None:
         if healthy_key is None:
             msg = "healthy single cells need --healthy-key naming their cell-type column"
@@ -454,14 +525,30 @@ def search_gates(
         ops=tuple(ops),
         max_vital_risk=max_vital_risk,
         coverage_threshold=patient_threshold,
-        top_k=top_k,
+        top_k=top_k * ARM_EXAMINE if require_arms else top_k,
         objective=objective,
         compartments=comps,
         not_missed=missed,
         triple_budget=triple_budget,
     )
+    search_attrs = dict(table.attrs)
+    arm_data = ArmData(
+        T=T,
+        patients=np.asarray(groups.patient),
+        genes=list(cands),
+        cells=hcells,
+        bulk=bulk if not healthy_only else None,
+        cell_means=(
+            _type_means(healthy, healthy_key, cands, hcells, layer)
+            if healthy is not None and hcells is not None
+            else None
+        ),
+        threshold=threshold,
+    )
+    table, set_aside, arm_params = _apply_arms(table, arm_data, top_k, require_arms)
+    table.attrs = search_attrs
     table["genes"] = table["genes"].str.replace(",", ";", regex=False)
-    found: dict[str, pd.DataFrame] = {}
+    found: dict[str, pd.DataFrame] = {"set_aside": set_aside} if len(set_aside) else {}
     if designs:
         dt = evaluate_gates(
             list(designs),
@@ -502,6 +589,7 @@ def search_gates(
         "patient_threshold": patient_threshold,
         "n_candidates": len(searched),
         "designs": [str(d) for d in designs],
+        "arms": arm_params,
         "search": {k: v for k, v in table.attrs.items() if isinstance(v, int | float | str)},
     }
     table.attrs = {}

@@ -1,0 +1,294 @@
+"""Does every arm of a gate earn its place? Arm gains with resampling intervals.
+
+A gate found by the exact search is the best under its cap on *these* cells; an arm can
+owe its place to noise. For each arm of a reported gate (issue #22, item 1; docs/gates.md,
+"Arms that beat noise"):
+
+* an **AND or NOT arm** of a conjunction must lower the healthy risk: its gain is
+  ``risk(gate without the arm) - risk(gate)``;
+* an **OR arm** of a disjunction must add tumour coverage: its gain is
+  ``coverage(gate) - coverage(gate without the arm)``.
+
+Each gain gets an interval from resampling: healthy cells with replacement within each
+exact healthy context (the reference's pseudobulk contexts are bounds, not samples, and stay
+fixed), tumour cells with replacement within each patient, the same resample for the gate and
+its sub-gates (paired). An arm is **shown** when the lower end of its one-sided
+:data:`ARM_CONFIDENCE` interval is above 0, and, besides:
+
+* a **NOT arm** must show its veto in the context it protects (the sub-gate's worst one):
+  the Wilson lower bound of the share of that context's cells carrying the veto (for a
+  pseudobulk context, its ``shown`` fraction) reaches :data:`MIN_VETO_SHOWN` — a veto of a
+  few reads protects nothing a designer can count on;
+* an **AND arm** cannot protect more of a context than the share of its cells that lack the
+  antigen. From the cells' mean level the positivity model expects a share
+  ``exp(-t / mean)`` above the threshold ``t`` (per-cell levels exponential about the mean,
+  the RNA model's ``k = 1``); an arm whose risk gain exceeds ``weight × (1 - that share)`` in
+  the context it protects even at the lower end of its interval claims cells that carry it
+  undetected: its protection is dropout
+  (an arm on nearly every cell — ITM2B, HLA-C, PTPRC — can protect almost nothing).
+
+Gates of other shapes (an OR of ANDs, …) and single antigens have no arms to judge and pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ._gates import Gate, HealthyCells, HealthyPseudobulk, parse_gate
+
+__all__ = ["ARM_CONFIDENCE", "MIN_VETO_SHOWN", "judge_arms"]
+
+#: One-sided confidence at which an arm's gain must be above 0.
+ARM_CONFIDENCE = 0.95
+#: Least share of the protected context's cells (Wilson lower bound) that must carry a veto.
+MIN_VETO_SHOWN = 0.05
+#: Resamples for the intervals.
+N_RESAMPLES = 200
+
+
+@dataclass
+class ArmData:
+    """What the arms are judged on (the search's own inputs).
+
+    Attributes
+    ----------
+    T
+        Tumour cells × genes positivity.
+    patients
+        Patient label per tumour cell.
+    genes
+        Gene names, the columns of ``T`` and of the healthy parts.
+    cells
+        Exact healthy cells (or ``None``).
+    bulk
+        Pseudobulk contexts (or ``None``).
+    cell_means
+        ``(n_types, n_genes)`` mean CP10k of the exact healthy cells per type (or ``None``):
+        where the positivity model expects an AND arm.
+    threshold
+        Positivity threshold (CP10k).
+    """
+
+    T: Any
+    patients: np.ndarray
+    genes: list[str]
+    cells: HealthyCells | None
+    bulk: HealthyPseudobulk | None
+    cell_means: np.ndarray | None
+    threshold: float
+
+
+def _dense(X: Any) -> np.ndarray:
+    return X.toarray().astype(bool) if sparse.issparse(X) else np.asarray(X, dtype=bool)
+
+
+def _truth(gate: Gate, M: np.ndarray) -> np.ndarray:
+    """Per row of ``M`` (cells × genes, bool): does the gate hold?"""
+    if gate.op == "lit":
+        v = M[:, gate.gene]
+        return ~v if gate.negated else v
+    parts = [_truth(c, M) for c in gate.children]
+    return np.logical_and.reduce(parts) if gate.op == "and" else np.logical_or.reduce(parts)
+
+
+def _without(gate: Gate, i: int) -> Gate:
+    rest = [c for j, c in enumerate(gate.children) if j != i]
+    if len(rest) == 1:
+        return rest[0]
+    return Gate.and_(*rest) if gate.op == "and" else Gate.or_(*rest)
+
+
+def _wilson_low(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    n = np.maximum(n, 1)
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return np.maximum(0.0, (centre - half) / (1 + z * z / n))
+
+
+def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataFrame:
+    """Each gate's arm gains with intervals and whether every arm is shown.
+
+    Parameters
+    ----------
+    table
+        Gates as the search reports them (``gate`` column, names from ``data.genes``).
+    data
+        The search's inputs (:class:`ArmData`).
+    seed
+        Seed of the resamples.
+
+    Returns
+    -------
+    DataFrame indexed like ``table``: ``arm_gains`` (one phrase per arm: ``NOT B: risk
+    -0.07 [-0.02]`` gives the point gain and the lower end of its interval), ``arm_gain_low``
+    (the smallest lower end), ``arms_shown`` (every arm shown) and ``set_aside`` (why not;
+    ``'none'`` when shown, and ``arm_gains`` ``'none'`` for a gate without arms to judge, as a
+    written table reads back alike).
+    """
+    z = _z(ARM_CONFIDENCE)
+    q = 1.0 - ARM_CONFIDENCE
+    rng = np.random.default_rng(seed)
+    T = _dense(data.T)
+    cells = None if data.cells is None else _dense(data.cells.X)
+    # resample indices, shared by every gate (paired)
+    t_idx = _strata_resamples(np.asarray(data.patients), rng)
+    h_idx = None
+    if data.cells is not None:
+        h_idx = _strata_resamples(np.asarray(data.cells.cell_types), rng)
+    rows = []
+    for text in table["gate"].astype(str):
+        gate = parse_gate(text, data.genes)
+        rows.append(_judge_one(gate, data, T, cells, t_idx, h_idx, z, q))
+    return pd.DataFrame(rows, index=table.index)
+
+
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(confidence))
+
+
+def _strata_resamples(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N_RESAMPLES, n)`` indices: each resample draws every stratum's rows with
+    replacement, as many as it has."""
+    n = len(labels)
+    out = np.empty((N_RESAMPLES, n), dtype=np.int64)
+    codes, _ = pd.factorize(pd.Series(labels))
+    for k in np.unique(codes):
+        rows = np.flatnonzero(codes == k)
+        out[:, rows] = rows[rng.integers(0, len(rows), size=(N_RESAMPLES, len(rows)))]
+    return out
+
+
+def _risks(
+    gate: Gate, data: ArmData, cells: np.ndarray | None, h_idx: np.ndarray | None
+) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray | None]:
+    """``(resampled worst risks, point worst risk, point per-type exact risks, bulk risks)``."""
+    bulk_risk = None
+    floor = 0.0
+    if data.bulk is not None:
+        _, hi = gate.frechet(data.bulk.fractions, data.bulk.shown)
+        bulk_risk = data.bulk.weights * hi
+        floor = float(bulk_risk.max(initial=0.0))
+    if cells is None or data.cells is None or h_idx is None:
+        return np.full(N_RESAMPLES, floor), floor, None, bulk_risk
+    hold = _truth(gate, cells)
+    types = np.asarray(data.cells.cell_types)
+    n_types = len(data.cells.weights)
+    w = np.asarray(data.cells.weights, dtype=np.float64)
+    counts = np.bincount(types, minlength=n_types).astype(np.float64)
+    point = w * np.bincount(types, weights=hold, minlength=n_types) / np.maximum(counts, 1)
+    boot = np.empty(N_RESAMPLES)
+    for b in range(N_RESAMPLES):
+        hb = hold[h_idx[b]]
+        frac = np.bincount(types, weights=hb, minlength=n_types) / np.maximum(counts, 1)
+        boot[b] = max(float((w * frac).max(initial=0.0)), floor)
+    return boot, max(float(point.max(initial=0.0)), floor), point, bulk_risk
+
+
+def _coverages(gate: Gate, T: np.ndarray, t_idx: np.ndarray) -> tuple[np.ndarray, float]:
+    hold = _truth(gate, T)
+    return hold[t_idx].mean(axis=1), float(hold.mean())
+
+
+def _judge_one(
+    gate: Gate,
+    data: ArmData,
+    T: np.ndarray,
+    cells: np.ndarray | None,
+    t_idx: np.ndarray,
+    h_idx: np.ndarray | None,
+    z: float,
+    q: float,
+) -> dict[str, Any]:
+    names = data.genes
+    if gate.op == "lit" or any(c.op != "lit" for c in gate.children):
+        return {
+            "arm_gains": "none",
+            "arm_gain_low": np.nan,
+            "arms_shown": True,
+            "set_aside": "none",
+        }
+    phrases, lows, why = [], [], []
+    if gate.op == "and":
+        boot, point, _, _ = _risks(gate, data, cells, h_idx)
+        for i, arm in enumerate(gate.children):
+            sub = _without(gate, i)
+            sboot, spoint, sper, sbulk = _risks(sub, data, cells, h_idx)
+            gain = spoint - point
+            low = float(np.quantile(sboot - boot, q))
+            label = f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
+            phrases.append(f"{label}: risk {-gain:+.3f} [{-low:+.3f}]")
+            lows.append(low)
+            if low <= 0:
+                why.append(f"{label} lowers the risk by no more than noise")
+                continue
+            where, exact = _protected(sper, sbulk)
+            if arm.negated:
+                shown = _veto_shown(arm.gene, where, exact, data, cells, z)
+                if shown < MIN_VETO_SHOWN:
+                    why.append(
+                        f"{label}: the veto is shown on {shown:.1%} of the cells it protects "
+                        f"(< {MIN_VETO_SHOWN:.0%})"
+                    )
+            elif exact and data.cell_means is not None and data.cells is not None:
+                mean = float(data.cell_means[where, arm.gene])
+                expected = float(np.exp(-data.threshold / mean)) if mean > 0 else 0.0
+                most = float(data.cells.weights[where]) * (1.0 - expected)
+                if low > most + 1e-12:
+                    why.append(
+                        f"{label} is expected on {expected:.0%} of the cells it protects, so it "
+                        f"can lower their risk by at most {most:.3f}, not {low:.3f} or more: "
+                        "dropout"
+                    )
+    else:  # an OR: each arm must add coverage
+        boot, point = _coverages(gate, T, t_idx)
+        for i, arm in enumerate(gate.children):
+            sboot, spoint = _coverages(_without(gate, i), T, t_idx)
+            low = float(np.quantile(boot - sboot, q))
+            label = f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
+            phrases.append(f"{label}: coverage {point - spoint:+.3f} [{low:+.3f}]")
+            lows.append(low)
+            if low <= 0:
+                why.append(f"{label} adds no more coverage than noise")
+    return {
+        "arm_gains": "; ".join(phrases),
+        "arm_gain_low": float(min(lows)),
+        "arms_shown": not why,
+        "set_aside": "; ".join(why) or "none",
+    }
+
+
+def _protected(per_type: np.ndarray | None, bulk: np.ndarray | None) -> tuple[int, bool]:
+    """The sub-gate's worst context: ``(index, is an exact-cell type)``."""
+    best_cells = -1.0 if per_type is None or not len(per_type) else float(per_type.max())
+    best_bulk = -1.0 if bulk is None or not len(bulk) else float(bulk.max())
+    if best_cells >= best_bulk:
+        return int(np.argmax(per_type)), True
+    return int(np.argmax(bulk)), False
+
+
+def _veto_shown(
+    gene: int,
+    where: int,
+    exact: bool,
+    data: ArmData,
+    cells: np.ndarray | None,
+    z: float,
+) -> float:
+    """The share of the protected context's cells shown to carry the veto (a lower bound)."""
+    if exact and cells is not None and data.cells is not None:
+        in_type = np.asarray(data.cells.cell_types) == where
+        k = np.array([cells[in_type, gene].sum()], dtype=np.float64)
+        n = np.array([in_type.sum()], dtype=np.float64)
+        return float(_wilson_low(k, n, z)[0])
+    if data.bulk is None:
+        return 0.0
+    shown = data.bulk.fractions if data.bulk.shown is None else data.bulk.shown
+    return float(shown[where, gene])

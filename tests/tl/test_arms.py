@@ -1,0 +1,86 @@
+"""Arm judgement on a planted design, checked by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from antigenscout.tl._arms import MIN_VETO_SHOWN, ArmData, judge_arms
+from antigenscout.tl._gates import HealthyCells
+
+GENES = ["A", "B", "C", "D", "E"]
+
+
+def _planted(seed: int = 0) -> ArmData:
+    """Tumour: A on every cell; B on half, E on a disjoint third. Healthy: one type of 400
+    cells, weight 1: A on 60% of them, B on half (independently: both real AND arms); C (a
+    veto) on 2 A-positive cells; D called on 60% but at a mean the model expects on 99.6% of
+    them (dropout)."""
+    rng = np.random.default_rng(seed)
+    n_t, n_h = 3000, 400
+    T = np.zeros((n_t, len(GENES)), dtype=bool)
+    T[:, 0] = True
+    T[: n_t // 2, 1] = True
+    T[n_t // 2 : n_t // 2 + n_t // 3, 4] = True
+    T[:, 2] = rng.random(n_t) < 0.01
+    T[:, 3] = True
+    H = np.zeros((n_h, len(GENES)), dtype=bool)
+    H[:, 0] = rng.random(n_h) < 0.6
+    H[:2, 0] = True
+    H[: n_h // 2, 1] = True
+    H[:2, 2] = True
+    H[:, 3] = rng.random(n_h) < 0.6
+    cells = HealthyCells(H, np.zeros(n_h, dtype=np.int64), np.array([1.0]), names=["t0"])
+    means = np.zeros((1, len(GENES)))
+    means[0, 3] = 50.0  # exp(-0.2 / 50) = 0.996 of the cells expected positive
+    means[0, 1] = 0.2  # B: exp(-1) = 0.37 expected
+    return ArmData(
+        T=T,
+        patients=np.where(np.arange(n_t) % 2 == 0, "P1", "P2"),
+        genes=GENES,
+        cells=cells,
+        bulk=None,
+        cell_means=means,
+        threshold=0.2,
+    )
+
+
+def test_a_real_arm_a_thin_veto_and_a_dropout_arm() -> None:
+    data = _planted()
+    table = pd.DataFrame({"gate": ["A AND B", "A AND NOT C", "A AND D", "B OR E", "A"]})
+    got = judge_arms(table, data).set_index(table["gate"])
+    # A AND B: each arm's gain is the other arm's risk alone minus the pair's, by hand
+    H, w = data.cells.X, 1.0
+    pair = (H[:, 0] & H[:, 1]).mean()
+    row = got.loc["A AND B"]
+    assert row["arms_shown"]
+    assert f"B: risk {-(H[:, 0].mean() - pair) * w:+.3f}" in row["arm_gains"]
+    assert f"A: risk {-(H[:, 1].mean() - pair) * w:+.3f}" in row["arm_gains"]
+    assert 0 < row["arm_gain_low"] <= min(H[:, 0].mean(), H[:, 1].mean()) - pair
+    # the veto C sits on 2 of 400 cells: a gain of 0.005, shown below the stated level
+    row = got.loc["A AND NOT C"]
+    assert not row["arms_shown"]
+    assert "NOT C" in row["set_aside"]
+    assert MIN_VETO_SHOWN > 2 / 400
+    # D is called on ~60% but expected on 99.6%: its 0.4 protection is dropout
+    row = got.loc["A AND D"]
+    assert not row["arms_shown"]
+    assert "dropout" in row["set_aside"]
+    # B OR E: each arm adds its own tumour cells (1/2 and 1/3 of the tumour)
+    row = got.loc["B OR E"]
+    assert row["arms_shown"]
+    assert "B: coverage +0.500" in row["arm_gains"]
+    assert "E: coverage +0.333" in row["arm_gains"]
+    assert got.loc["A", "arms_shown"]  # a single antigen has no arm to judge
+    assert got.loc["A", "arm_gains"] == "none"
+    assert got.loc["A AND B", "set_aside"] == "none"
+
+
+def test_the_interval_is_paired_and_seeded() -> None:
+    """The same seed gives the same interval; the lower end is never above the point gain."""
+    data = _planted()
+    table = pd.DataFrame({"gate": ["A AND B", "B OR E"]})
+    a = judge_arms(table, data, seed=3)
+    b = judge_arms(table, data, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["arm_gain_low"] <= np.array([0.5, 1 / 3]) + 1e-12).all()
