@@ -83,6 +83,34 @@ def _healthy_cells(adata: object, which: str) -> object:
     return adata[sel.to_numpy()].copy()
 
 
+def _search(
+    adata: object,
+    healthy: object,
+    *,
+    max_genes: int,
+    ops: tuple[str, ...],
+    cap: float,
+    top_k: int,
+    n_candidates: int | None,
+    designs: list[str] | tuple[str, ...],
+) -> None:
+    """The search every table here comes from: all patients, compartments, ``healthy``."""
+    asc.tl.search_gates(
+        adata,
+        malignant_key="malignant=malignant",
+        patient_key="patient",
+        compartment_key="compartment",
+        healthy=healthy,
+        healthy_key="cell_type",
+        max_genes=max_genes,
+        ops=ops,
+        max_vital_risk=cap,
+        top_k=top_k,
+        n_candidates=n_candidates,
+        designs=designs,
+    )
+
+
 def _md(df: pd.DataFrame) -> str:
     cols = [c for c in COLS if c in df.columns]
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -123,16 +151,12 @@ def main() -> None:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            asc.tl.search_gates(
+            _search(
                 adata,
-                malignant_key="malignant=malignant",
-                patient_key="patient",
-                compartment_key="compartment",
-                healthy=healthy,
-                healthy_key="cell_type",
+                healthy,
                 max_genes=max_genes,
                 ops=ops if max_genes > 1 else ("and",),
-                max_vital_risk=a.cap,
+                cap=a.cap,
                 top_k=25,
                 n_candidates=n_cand,
                 designs=designs if max_genes == 2 else (),
@@ -150,17 +174,14 @@ def main() -> None:
     other = "patients-normal" if a.healthy != "patients-normal" else "donors"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        asc.tl.search_gates(
+        _search(
             adata,
-            malignant_key="malignant=malignant",
-            patient_key="patient",
-            compartment_key="compartment",
-            healthy=_healthy_cells(adata, other),
-            healthy_key="cell_type",
+            _healthy_cells(adata, other),
             max_genes=1,
             ops=("and",),
-            max_vital_risk=a.cap,
+            cap=a.cap,
             top_k=1,
+            n_candidates=None,
             designs=designs,
         )
     alt = adata.uns["antigenscout_gates"]["designs"].set_index("design")

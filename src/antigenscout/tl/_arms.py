@@ -103,6 +103,10 @@ def _without(gate: Gate, i: int) -> Gate:
     return Gate.and_(*rest) if gate.op == "and" else Gate.or_(*rest)
 
 
+def _label(arm: Gate, names: list[str]) -> str:
+    return f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
+
+
 def _wilson_low(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
     n = np.maximum(n, 1)
     p = k / n
@@ -223,7 +227,7 @@ def _judge_one(
             sboot, spoint, sper, sbulk = _risks(sub, data, cells, h_idx)
             gain = spoint - point
             low = float(np.quantile(sboot - boot, q))
-            label = f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
+            label = _label(arm, names)
             phrases.append(f"{label}: risk {-gain:+.3f} [{-low:+.3f}]")
             lows.append(low)
             if low <= 0:
@@ -252,7 +256,7 @@ def _judge_one(
         for i, arm in enumerate(gate.children):
             sboot, spoint = _coverages(_without(gate, i), T, t_idx)
             low = float(np.quantile(boot - sboot, q))
-            label = f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
+            label = _label(arm, names)
             phrases.append(f"{label}: coverage {point - spoint:+.3f} [{low:+.3f}]")
             lows.append(low)
             if low <= 0:
