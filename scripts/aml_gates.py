@@ -327,6 +327,7 @@ def _designs_md(
                 "worst_healthy_cell_type": row["worst_healthy_cell_type"],
                 "worst_healthy_risk": row["worst_healthy_risk"],
                 f"risk with {other}": alt.loc[d, "worst_healthy_risk"],
+                "arms": "shown" if row["arms_shown"] else row["set_aside"],
                 "why it differs": "; ".join(why),
             }
         )

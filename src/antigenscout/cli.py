@@ -498,11 +498,11 @@ def _print_exposure_params(exp: dict[str, Any]) -> None:
             f"{exp['contexts_left_out']} pregnancy contexts left out (--pregnancy keeps them)"
         )
     if exp.get("contexts_behind_barrier"):
-        where = (
-            "reached in part (outside the bladder or behind a barrier), engaged × at most"
-            if route == "intravesical"
-            else "behind the blood–brain, –retina or –testis barrier engaged ×"
-        )
+        where = {
+            "intravesical": "reached in part (outside the bladder or behind a barrier), "
+            "engaged × at most",
+            "intrathecal": "behind the blood–retina or –testis barrier engaged ×",
+        }.get(route, "behind the blood–brain, –retina or –testis barrier engaged ×")
         parts.append(
             f"{exp['contexts_behind_barrier']} contexts {where} {exp['barrier_exposure']:g}"
             + (" (a protein agent)" if route != "intravesical" else "")

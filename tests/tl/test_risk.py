@@ -795,5 +795,13 @@ def test_routes_on_the_shipped_reference() -> None:
     assert (ves.fraction.loc[genes, b] > sys_.loc[genes, b]).any()
     long = ves.long(list(genes[:3]))
     assert long.loc[long["context"] != b, "source"].str.contains("outside the bladder").all()
+    # the bladder's own rows say nothing of an apical factor that was not applied
+    assert not long.loc[long["context"] == b, "source"].str.contains("apical").any()
+    # intrathecally, the choroid plexus's CSF-facing apical side is reached (FOLR1)
+    cp = "tissue:choroid plexus"
+    it_fr = healthy_risk(ref, threshold_cp10k=0.2, modality="antibody", route="intrathecal")
+    assert it_fr.fraction.loc["FOLR1", cp] > 5 * sys_.loc["FOLR1", cp]
+    row = it_fr.long(["FOLR1"]).set_index("context").loc[cp]
+    assert "apical" not in row["source"]
     with pytest.raises(InputError, match="intrathecal"):
         exposure(ctx, "antibody", route="oral")

@@ -247,5 +247,32 @@ def test_designs_are_scored_as_found_gates(tumour: AnnData, mini_reference) -> N
     for col in ("tumor_coverage", "worst_healthy_risk", "patients_covered_fraction"):
         assert row[col] == pytest.approx(found[col])
     assert row["design_note"] == "none"
+    assert {"arm_gains", "arms_shown", "set_aside"} <= set(got.columns)  # arms judged too
     with pytest.raises(InputError, match="does not measure"):
         search_gates(tumour, designs=["G1 AND NOPE"], **common)
+    # a gene the healthy reference lacks would read as safe: refused
+    extra = tumour.copy()
+    extra.var_names = [*GENES[:-1], "NOT_IN_REFERENCE"]
+    with pytest.raises(InputError, match="no data for"):
+        search_gates(extra, designs=["G1 AND NOT_IN_REFERENCE"], **common)
+
+
+def test_set_aside_gates_read_like_found_ones(tumour: AnnData, mini_reference) -> None:
+    """With arms judged, the gates kept and the gates set aside partition those examined,
+    name genes alike (';'), and every kept gate has every arm shown."""
+    search_gates(
+        tumour, malignant_key="status=malignant", patient_key="patient", modality=None,
+        reference=mini_reference, positivity="cp10k", threshold=2.0, max_genes=2,
+        ops=("and", "or", "not"), max_vital_risk=1.0, top_k=10,
+    )  # fmt: skip
+    res = tumour.uns["antigenscout_gates"]
+    kept, arms = res["gates"], res["params"]["arms"]
+    aside = res.get("set_aside", kept.iloc[:0])
+    assert kept["arms_shown"].all()
+    assert (aside["set_aside"] != "none").all()
+    assert arms["set_aside"] == len(aside)
+    assert len(kept) <= 10
+    assert len(kept) + len(aside) <= arms["examined"]
+    both = pd.concat([kept, aside])
+    assert not both["genes"].str.contains(",").any()
+    assert kept["rank"].tolist() == list(range(1, len(kept) + 1))

@@ -129,15 +129,18 @@ def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataF
 
     Returns
     -------
-    DataFrame indexed like ``table``: ``arm_gains`` (one phrase per arm: ``NOT B: risk
-    -0.07 [-0.02]`` gives the point gain and the lower end of its interval), ``arm_gain_low``
-    (the smallest lower end), ``arms_shown`` (every arm shown) and ``set_aside`` (why not;
-    ``'none'`` when shown, and ``arm_gains`` ``'none'`` for a gate without arms to judge, as a
-    written table reads back alike).
+    DataFrame indexed like ``table``: ``arm_gains`` (one phrase per arm, as the change the arm
+    makes: ``NOT B: risk -0.07 [-0.02]`` lowers the risk by 0.07, and by at least 0.02 at the
+    stated confidence; ``C: coverage +0.10 [+0.04]``), ``arm_gain_low`` (the smallest gain
+    at that confidence, as a gain: 0.02 above), ``arms_shown`` (every arm shown) and
+    ``set_aside`` (why not; ``'none'`` when shown, and ``arm_gains`` ``'none'`` for a gate
+    without arms to judge, as a written table reads back alike).
     """
     z = _z(ARM_CONFIDENCE)
     q = 1.0 - ARM_CONFIDENCE
     rng = np.random.default_rng(seed)
+    texts = table["gate"].astype(str).tolist()
+    data = _only(data, sorted({g for t in texts for g in parse_gate(t, data.genes).genes}))
     T = _dense(data.T)
     cells = None if data.cells is None else _dense(data.cells.X)
     # resample indices, shared by every gate (paired)
@@ -146,10 +149,35 @@ def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataF
     if data.cells is not None:
         h_idx = _strata_resamples(np.asarray(data.cells.cell_types), rng)
     rows = []
-    for text in table["gate"].astype(str):
+    for text in texts:
         gate = parse_gate(text, data.genes)
         rows.append(_judge_one(gate, data, T, cells, t_idx, h_idx, z, q))
     return pd.DataFrame(rows, index=table.index)
+
+
+def _only(data: ArmData, used: list[int]) -> ArmData:
+    """``data`` over the genes the gates use (the matrices made dense are these columns)."""
+    col = np.asarray(used, dtype=np.int64)
+    cells = data.cells
+    if cells is not None:
+        cells = HealthyCells(cells.X[:, col], cells.cell_types, cells.weights, names=cells.names)
+    bulk = data.bulk
+    if bulk is not None:
+        bulk = HealthyPseudobulk(
+            bulk.fractions[:, col],
+            bulk.weights,
+            names=bulk.names,
+            shown=None if bulk.shown is None else bulk.shown[:, col],
+        )
+    return ArmData(
+        T=data.T[:, col],
+        patients=data.patients,
+        genes=[data.genes[i] for i in used],
+        cells=cells,
+        bulk=bulk,
+        cell_means=None if data.cell_means is None else data.cell_means[:, col],
+        threshold=data.threshold,
+    )
 
 
 def _z(confidence: float) -> float:
@@ -162,7 +190,7 @@ def _strata_resamples(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
     """``(N_RESAMPLES, n)`` indices: each resample draws every stratum's rows with
     replacement, as many as it has."""
     n = len(labels)
-    out = np.empty((N_RESAMPLES, n), dtype=np.int64)
+    out = np.empty((N_RESAMPLES, n), dtype=np.int32)
     codes, _ = pd.factorize(pd.Series(labels))
     for k in np.unique(codes):
         rows = np.flatnonzero(codes == k)

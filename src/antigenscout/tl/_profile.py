@@ -298,8 +298,8 @@ def _sources(
             j = ctx.index.get_indexer([c])[0]
             if g in symbols and j >= 0 and str(what).startswith(ISOFORM_SOURCE):
                 out[j] = f"{out[j]}; {g}: {what}"
-    if hr.apical is not None and "polarised" in ctx:
-        pol = ctx["polarised"].astype("boolean").fillna(False).to_numpy(bool)
+    if hr.apical is not None and hr.apical_contexts is not None:
+        pol = ctx.index.isin(hr.apical_contexts)
         hidden = [g for g in symbols if g in set(hr.apical)]
         for j in np.flatnonzero(pol) if hidden else []:
             out[j] = (

@@ -424,6 +424,8 @@ class HealthyRisk:
     #: Genes whose engagement of polarised epithelia was multiplied by
     #: :data:`APICAL_EXPOSURE` (:func:`apply_apical`); ``None``: none.
     apical: pd.Index | None = None
+    #: The contexts where it was (polarised, and not a lumen the route puts the agent in).
+    apical_contexts: pd.Index | None = None
 
     def reach(self, columns: pd.Index | None = None) -> np.ndarray:
         """Per context (``columns``, default the fraction's): the exposure factor, 1 if none."""
@@ -433,9 +435,11 @@ class HealthyRisk:
         return self.exposure.reindex(cols).fillna(1.0).to_numpy(dtype=np.float64)
 
     def unexposed(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``df`` (genes × contexts, exposed like ``fraction``) before exposure: what each
-        context's cells carry. Combine genes on these (a gate: the agent reaches the context
-        once, not once per gene), then multiply by :meth:`reach`; 0 where nothing is reached.
+        """``df`` (genes × contexts, exposed like ``fraction``) before the per-context
+        exposure: what each context's cells carry, as far as each antigen is reached (an apical
+        antigen keeps its factor, which belongs to the gene: :func:`apply_apical`). Combine
+        genes on these (a gate: the agent reaches the context once, not once per gene), then
+        multiply by :meth:`reach`; 0 where nothing is reached.
         """
         r = self.reach(df.columns)
         return df * np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)[None, :]
@@ -593,7 +597,8 @@ class HealthyRisk:
         ``engagement_low``/``engagement_high`` (its interval), ``source`` (what judged it,
         :func:`context_source`),
         ``threshold_cp10k`` (the antigen level a cell needs to be engaged), ``n_cells``,
-        ``vital_weight`` and ``risk`` (severity = engagement × vital weight).
+        ``vital_weight``, ``risk`` (severity = engagement × vital weight), ``reserve`` and
+        ``renewal_days`` (:func:`organ_reserve`) and ``consequence`` (:func:`consequence`).
         """
         frac = self.fraction.reindex(genes).fillna(0.0)
         out = frac.stack().rename("positive_fraction").reset_index()
@@ -645,11 +650,11 @@ class HealthyRisk:
             )
             out.loc[hit & ~noted, "source"] = text[hit & ~noted]
             out.loc[noted, "source"] = out.loc[noted, "source"] + "; " + text[noted]
-        if self.apical is not None and "polarised" in self.contexts:  # lumen-facing antigen
-            pol = self.contexts["polarised"].astype("boolean").fillna(False)
-            hit = out["target"].isin(self.apical).to_numpy() & pol.reindex(out["context"]).fillna(
-                False
-            ).to_numpy(bool)
+        if self.apical is not None and self.apical_contexts is not None:  # lumen-facing antigen
+            hit = (
+                out["target"].isin(self.apical).to_numpy()
+                & out["context"].isin(self.apical_contexts).to_numpy()
+            )
             out.loc[hit, "source"] = out.loc[hit, "source"] + (
                 f"; apical or tight-junction antigen in a polarised epithelium: engagement × "
                 f"{APICAL_EXPOSURE:.3g}"
@@ -791,8 +796,10 @@ def apply_apical(
     blood and meets an epithelium's basolateral side: an antigen UniProt places only on the
     apical membrane or at the tight junction (:func:`apical_genes`) faces the lumen there, in
     the contexts the reference marks ``polarised`` (simple and glandular epithelia, and the
-    tissues made of them). An intravesical agent is in the bladder's lumen and faces its apical
-    side there. ``HealthyRisk.apical`` keeps the genes for ``source``.
+    tissues made of them). An agent put into a lumen faces the apical side there
+    (:data:`ROUTE_LUMENS`: the bladder for an intravesical agent, the choroid plexus, whose
+    apical side faces the CSF, for an intrathecal one). ``HealthyRisk.apical`` keeps the genes
+    and ``HealthyRisk.apical_contexts`` the contexts the factor was applied in, for ``source``.
     """
     profile = MODALITY_PROFILES.get(str(modality))
     if profile is not None and not profile.binder:
@@ -801,8 +808,7 @@ def apply_apical(
         return hr
     rows = apical_genes(reference, hr.fraction.index)
     cols = hr.contexts["polarised"].astype("boolean").fillna(False).to_numpy(bool)
-    if route == "intravesical" and "tissue" in hr.contexts:
-        cols &= hr.contexts["tissue"].astype(object).ne(BLADDER_TISSUE).to_numpy(bool)
+    cols &= ~_in_lumen(hr.contexts, route)
     cols = cols[hr.contexts.index.get_indexer(hr.fraction.columns)]
     if not rows.any() or not cols.any():
         return hr
@@ -822,6 +828,7 @@ def apply_apical(
         low=times(hr.low),
         high=times(hr.high),
         apical=hr.fraction.index[rows],
+        apical_contexts=hr.fraction.columns[cols],
     )
 
 
@@ -832,6 +839,26 @@ def apply_apical(
 ROUTES = ("systemic", "intrathecal", "intravesical")
 #: The ``tissue`` of the contexts an intravesical agent is instilled into.
 BLADDER_TISSUE = "urinary bladder"
+
+#: Per route, the contexts whose apical side the agent faces because it is put into their
+#: lumen: ``(contexts column, value)``, the index when the column is ``None``.
+ROUTE_LUMENS: dict[str, tuple[str | None, str]] = {
+    "intravesical": ("tissue", BLADDER_TISSUE),
+    "intrathecal": (None, "tissue:choroid plexus"),
+}
+
+
+def _in_lumen(contexts: pd.DataFrame, route: str) -> np.ndarray:
+    """Per context: does an agent given by ``route`` sit in its lumen?"""
+    where = ROUTE_LUMENS.get(route)
+    if where is None:
+        return np.zeros(len(contexts), dtype=bool)
+    column, value = where
+    if column is None:
+        return np.asarray(contexts.index == value, dtype=bool)
+    if column not in contexts:
+        return np.zeros(len(contexts), dtype=bool)
+    return contexts[column].astype(object).eq(value).to_numpy(dtype=bool)
 
 
 def check_route(route: str) -> str:
@@ -852,8 +879,8 @@ def _exposure_table(
     factor = np.ones(n)
     why = [[] for _ in range(n)]
     profile = MODALITY_PROFILES.get(str(modality))
-    if route == "intravesical" and "tissue" in contexts:
-        outside = contexts["tissue"].astype(object).ne(BLADDER_TISSUE).to_numpy(bool)
+    if route == "intravesical":
+        outside = ~_in_lumen(contexts, route)
         factor[outside] *= BARRIER_EXPOSURE
         for k in np.flatnonzero(outside):
             why[k].append("outside the bladder (intravesical route)")
@@ -908,7 +935,7 @@ def exposure(
     >>> exposure(ctx, "antibody", route="intrathecal").round(3).tolist()
     [1.0, 1.0, 0.0, 1.0]
     >>> exposure(ctx, "antibody", route="intravesical").round(4).tolist()
-    [0.1294, 0.0167, 0.0, 1.0]
+    [0.1293, 0.0167, 0.0, 1.0]
     """
     return _exposure_table(contexts, modality, pregnancy, route)["factor"].rename("exposure")
 
@@ -1292,7 +1319,8 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
     interval end where there is one); contexts judged by the RNA model only keep what HPA
     immunohistochemistry shows (the IHC floor), else 0. Never above the engagement. A NOT arm
     of a gate vetoes only these cells (:class:`antigenscout.tl.HealthyPseudobulk`). Fractions of
-    what the cells carry, before the agent's exposure (:meth:`HealthyRisk.unexposed`).
+    what the cells carry, before the agent's per-context exposure (:meth:`HealthyRisk.unexposed`;
+    an apical antigen keeps its factor).
     """
     genes = pd.Index(genes)
     est = risk.unexposed(risk.fraction.reindex(genes).fillna(0.0))

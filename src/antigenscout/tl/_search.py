@@ -226,6 +226,15 @@ _NOT_WORD = re.compile(r"\bNOT\b", re.IGNORECASE)
 _GATE_WORDS = {"AND", "OR", "NOT"}
 
 
+def _design_note(gene: str, cut: set[str], extra: set[str], modality: str | None) -> str:
+    """Why a design's gene was not searched (``''`` when it was)."""
+    if gene in cut:
+        return f"{gene} was cut by n_candidates (the search kept the highest-coverage genes)"
+    if gene in extra:
+        return f"{gene} is not a candidate for modality {modality!r}"
+    return ""
+
+
 def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
     """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""
     if isinstance(designs, str):
@@ -391,6 +400,13 @@ def search_gates(
 
     var = pd.Index(adata.var_names.astype(str))
     design_genes = _design_genes(designs, var)  # checked before any work
+    unknown = [g for g in design_genes if g not in reference.expression.index]
+    if unknown:
+        msg = (
+            f"designs name {', '.join(unknown)}, which the healthy reference has no data for: "
+            "their healthy risk cannot be judged (absent data must not look safe)"
+        )
+        raise InputError(msg)
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
@@ -425,6 +441,7 @@ def search_gates(
     if len(cols) != T.shape[1] or (cols != np.arange(T.shape[1])).any():
         T = T[:, cols]
     searched = cands[keep]
+    cut_genes = set(cands[cut])
     cands = searched.append(cands[cut]).append(extra)  # every gene the matrices hold
 
     if healthy_only and healthy is None:
@@ -547,7 +564,8 @@ def search_gates(
     )
     table, set_aside, arm_params = _apply_arms(table, arm_data, top_k, require_arms)
     table.attrs = search_attrs
-    table["genes"] = table["genes"].str.replace(",", ";", regex=False)
+    for df in (table, set_aside):
+        df["genes"] = df["genes"].str.replace(",", ";", regex=False)
     found: dict[str, pd.DataFrame] = {"set_aside": set_aside} if len(set_aside) else {}
     if designs:
         dt = evaluate_gates(
@@ -561,18 +579,14 @@ def search_gates(
             compartments=comps,
             not_missed=missed,
         )
+        dt = pd.concat([dt, judge_arms(dt, arm_data)], axis=1)  # arms judged as found gates'
         dt["genes"] = dt["genes"].str.replace(",", ";", regex=False)
-        outside = set(cands) - set(searched)
         dt.insert(0, "design", [str(d) for d in designs])
-        dt["design_note"] = [
-            "; ".join(
-                f"{g} is not a candidate of the search ({modality})"
-                for g in str(genes).split(";")
-                if g in outside
-            )
-            or "none"
+        notes = [
+            [_design_note(g, cut_genes, set(extra), modality) for g in str(genes).split(";")]
             for genes in dt["genes"]
         ]
+        dt["design_note"] = ["; ".join(n for n in ns if n) or "none" for ns in notes]
         found["designs"] = dt
     params = {
         **groups.params,
