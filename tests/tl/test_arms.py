@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from antigenscout.tl._arms import MIN_VETO_SHOWN, ArmData, judge_arms
 from antigenscout.tl._gates import HealthyCells
@@ -84,3 +85,30 @@ def test_the_interval_is_paired_and_seeded() -> None:
     b = judge_arms(table, data, seed=3)
     pd.testing.assert_frame_equal(a, b)
     assert (a["arm_gain_low"] <= np.array([0.5, 1 / 3]) + 1e-12).all()
+
+
+def test_a_small_context_carries_its_interval() -> None:
+    """A type of 10 cells where the gate holds in 4 (risk 0.4 under a 0.5 cap) may reach the
+    upper end of its Wilson interval: scipy's 90% two-sided Wilson interval (95% one-sided)."""
+    from scipy.stats import binomtest
+
+    from antigenscout.tl._arms import MIN_CONTEXT_CELLS
+
+    base = _planted()
+    n_small = 10
+    assert n_small < MIN_CONTEXT_CELLS
+    H = np.zeros((n_small, len(GENES)), dtype=bool)
+    H[:4, 1] = True  # B on 4 of the 10
+    X = np.vstack([base.cells.X, H])
+    types = np.concatenate([base.cells.cell_types, np.ones(n_small, dtype=np.int64)])
+    cells = HealthyCells(X, types, np.array([1.0, 1.0]), names=["t0", "small"])
+    data = ArmData(
+        T=base.T, patients=base.patients, genes=GENES, cells=cells, bulk=None,
+        cell_means=np.vstack([base.cell_means, np.zeros(len(GENES))]), threshold=0.2, cap=0.5,
+    )  # fmt: skip
+    got = judge_arms(pd.DataFrame({"gate": ["B", "C"]}), data).set_index(pd.Index(["B", "C"]))
+    want = binomtest(4, n_small).proportion_ci(confidence_level=0.90, method="wilson").high
+    assert got.loc["B", "small_context_risk"] == pytest.approx(want, rel=1e-9)
+    assert not got.loc["B", "arms_shown"]
+    assert "small (10 cells)" in got.loc["B", "set_aside"]
+    assert got.loc["C", "arms_shown"]  # C on none of the 10: its upper end stays under 0.5

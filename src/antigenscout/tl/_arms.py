@@ -27,7 +27,11 @@ its sub-gates (paired). An arm is **shown** when the lower end of its one-sided
   undetected: its protection is dropout
   (an arm on nearly every cell — ITM2B, HLA-C, PTPRC — can protect almost nothing).
 
-Gates of other shapes (an OR of ANDs, …) and single antigens have no arms to judge and pass.
+Gates of other shapes (an OR of ANDs, …) and single antigens have no arms to judge. Every
+gate, single antigens included, must besides stay under the cap in each **small exact
+context** (fewer than :data:`MIN_CONTEXT_CELLS` cells, e.g. 20 donor HSC) at the upper end
+of the Wilson interval of its fraction there: a context of few cells carries its interval
+into the gate's risk (``small_context_risk``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from scipy import sparse
 
 from ._gates import Gate, HealthyCells, HealthyPseudobulk, parse_gate
 
-__all__ = ["ARM_CONFIDENCE", "MIN_VETO_SHOWN", "judge_arms"]
+__all__ = ["ARM_CONFIDENCE", "MIN_CONTEXT_CELLS", "MIN_VETO_SHOWN", "judge_arms"]
 
 #: One-sided confidence at which an arm's gain must be above 0.
 ARM_CONFIDENCE = 0.95
@@ -49,6 +53,9 @@ ARM_CONFIDENCE = 0.95
 MIN_VETO_SHOWN = 0.05
 #: Resamples for the intervals.
 N_RESAMPLES = 200
+#: Exact cell types with fewer cells carry their interval into the gate's risk: the upper
+#: end of the Wilson interval of the gate's fraction there must stay under the cap.
+MIN_CONTEXT_CELLS = 50
 
 
 @dataclass
@@ -72,6 +79,8 @@ class ArmData:
         where the positivity model expects an AND arm.
     threshold
         Positivity threshold (CP10k).
+    cap
+        The search's risk cap (``max_vital_risk``).
     """
 
     T: Any
@@ -81,6 +90,7 @@ class ArmData:
     bulk: HealthyPseudobulk | None
     cell_means: np.ndarray | None
     threshold: float
+    cap: float = 1.0
 
 
 def _dense(X: Any) -> np.ndarray:
@@ -107,12 +117,14 @@ def _label(arm: Gate, names: list[str]) -> str:
     return f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
 
 
-def _wilson_low(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+def _wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval ``(low, high)`` of ``k`` successes in ``n``."""
     n = np.maximum(n, 1)
     p = k / n
     centre = p + z * z / (2 * n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return np.maximum(0.0, (centre - half) / (1 + z * z / n))
+    d = 1 + z * z / n
+    return np.maximum(0.0, (centre - half) / d), np.minimum(1.0, (centre + half) / d)
 
 
 def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataFrame:
@@ -177,6 +189,7 @@ def _only(data: ArmData, used: list[int]) -> ArmData:
         bulk=bulk,
         cell_means=None if data.cell_means is None else data.cell_means[:, col],
         threshold=data.threshold,
+        cap=data.cap,
     )
 
 
@@ -240,15 +253,18 @@ def _judge_one(
     q: float,
 ) -> dict[str, Any]:
     names = data.genes
+    phrases: list[str] = []
+    lows: list[float] = []
+    why: list[str] = []
+    small_risk, small_name, small_n = _small_context_risk(gate, data, cells, z)
+    if small_risk > data.cap + 1e-12:
+        why.append(
+            f"its risk in {small_name} ({small_n} cells) may reach {small_risk:.3f} "
+            f"(> {data.cap:g}): too few cells to show it under the cap"
+        )
     if gate.op == "lit" or any(c.op != "lit" for c in gate.children):
-        return {
-            "arm_gains": "none",
-            "arm_gain_low": np.nan,
-            "arms_shown": True,
-            "set_aside": "none",
-        }
-    phrases, lows, why = [], [], []
-    if gate.op == "and":
+        pass  # no arms to judge
+    elif gate.op == "and":
         boot, point, _, _ = _risks(gate, data, cells, h_idx)
         for i, arm in enumerate(gate.children):
             sub = _without(gate, i)
@@ -290,11 +306,34 @@ def _judge_one(
             if low <= 0:
                 why.append(f"{label} adds no more coverage than noise")
     return {
-        "arm_gains": "; ".join(phrases),
-        "arm_gain_low": float(min(lows)),
+        "arm_gains": "; ".join(phrases) or "none",
+        "arm_gain_low": float(min(lows)) if lows else np.nan,
+        "small_context_risk": small_risk,
         "arms_shown": not why,
         "set_aside": "; ".join(why) or "none",
     }
+
+
+def _small_context_risk(
+    gate: Gate, data: ArmData, cells: np.ndarray | None, z: float
+) -> tuple[float, str, int]:
+    """The gate's largest weighted risk at the upper end of its Wilson interval over the exact
+    cell types of fewer than :data:`MIN_CONTEXT_CELLS` cells: ``(risk, type, cells)``; ``(nan,
+    '', 0)`` when there is none."""
+    if cells is None or data.cells is None:
+        return float("nan"), "", 0
+    types = np.asarray(data.cells.cell_types)
+    n_types = len(data.cells.weights)
+    n = np.bincount(types, minlength=n_types).astype(np.float64)
+    small = (n > 0) & (n < MIN_CONTEXT_CELLS)
+    if not small.any():
+        return float("nan"), "", 0
+    k = np.bincount(types, weights=_truth(gate, cells), minlength=n_types)
+    _, high = _wilson(k, n, z)
+    risk = np.where(small, np.asarray(data.cells.weights, dtype=np.float64) * high, -1.0)
+    j = int(np.argmax(risk))
+    names = data.cells.names or [f"type{i}" for i in range(n_types)]
+    return float(risk[j]), str(names[j]), int(n[j])
 
 
 def _protected(per_type: np.ndarray | None, bulk: np.ndarray | None) -> tuple[int, bool]:
@@ -319,7 +358,7 @@ def _veto_shown(
         in_type = np.asarray(data.cells.cell_types) == where
         k = np.array([cells[in_type, gene].sum()], dtype=np.float64)
         n = np.array([in_type.sum()], dtype=np.float64)
-        return float(_wilson_low(k, n, z)[0])
+        return float(_wilson(k, n, z)[0][0])
     if data.bulk is None:
         return 0.0
     shown = data.bulk.fractions if data.bulk.shown is None else data.bulk.shown

@@ -21,7 +21,14 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._arms import ARM_CONFIDENCE, MIN_VETO_SHOWN, N_RESAMPLES, ArmData, judge_arms
+from ._arms import (
+    ARM_CONFIDENCE,
+    MIN_CONTEXT_CELLS,
+    MIN_VETO_SHOWN,
+    N_RESAMPLES,
+    ArmData,
+    judge_arms,
+)
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
@@ -68,6 +75,7 @@ def _apply_arms(
         "required": bool(require),
         "confidence": ARM_CONFIDENCE,
         "min_veto_shown": MIN_VETO_SHOWN,
+        "min_context_cells": MIN_CONTEXT_CELLS,
         "resamples": N_RESAMPLES,
         "rule": "docs/gates.md, Arms that beat noise",
     }
@@ -561,6 +569,7 @@ def search_gates(
             else None
         ),
         threshold=threshold,
+        cap=max_vital_risk,
     )
     table, set_aside, arm_params = _apply_arms(table, arm_data, top_k, require_arms)
     table.attrs = search_attrs
