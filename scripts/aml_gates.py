@@ -245,8 +245,9 @@ NOT arm must lower the healthy risk, an OR arm add coverage, beyond resampling n
 one-sided, cells resampled within each healthy type and each patient); a veto must be shown
 on at least 5% of the cells it protects (Wilson lower bound); and an AND arm may not claim to
 protect more cells than the positivity model expects to lack it; a cell type of fewer than 50
-cells (20 donor HSC) must stay under the cap at the upper end of its Wilson interval. `arm_gains` gives each
-arm's gain and the lower end of its interval; gates that fail are set aside, and the tables
+cells (20 donor HSC) must stay under the cap at the upper end of its Wilson interval.
+`arm_gains` gives each arm's gain and the lower end of its interval; gates that fail are set
+aside, and the tables
 below hold only gates whose every arm is shown (so fewer than 25 rows where the search's
 examined gates ran out).
 
