@@ -254,8 +254,9 @@ examined gates ran out).
 NOT arms count on evidence only (docs/gates.md, "NOT arms on evidence"): a veto lowers the
 risk of a reference context only where measured cells or HPA immunohistochemistry show its
 antigen there (an RNA-modelled fraction vetoes nothing), and in the tumour only where each
-patient's pseudobulk shows the antigen absent: `tumor_coverage` takes off the cells that may
-carry it undetected, `tumor_coverage_cells` is the plain per-cell count. The single-risk cap
+patient's called-negative cells show the antigen absent (their pooled level bounds what may
+hide among them): `tumor_coverage` takes off the cells that may carry it undetected,
+`tumor_coverage_cells` is the plain per-cell count. The single-risk cap
 is a hard line, so a row can be a near-cap antigen whose NOT arm trims a measured cell
 type's risk just under it: read such a row as "the antigen, nearly feasible alone", not as a
 designed gate. (The pairs that used to lead this table were of that kind, on HLA-H, a

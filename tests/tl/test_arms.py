@@ -9,14 +9,14 @@ import pytest
 from antigenscout.tl._arms import MIN_VETO_SHOWN, ArmData, judge_arms
 from antigenscout.tl._gates import HealthyCells
 
-GENES = ["A", "B", "C", "D", "E"]
+GENES = ["A", "B", "C", "D", "E", "F"]
 
 
 def _planted(seed: int = 0) -> ArmData:
     """Tumour: A on every cell; B on half, E on a disjoint third. Healthy: one type of 400
     cells, weight 1: A on 60% of them, B on half (independently: both real AND arms); C (a
-    veto) on 2 A-positive cells; D called on 60% but at a mean the model expects on 99.6% of
-    them (dropout)."""
+    veto) on 2 A-positive cells; D called on 60% at a mean the model expects on 99.6% of them
+    (near-ubiquitous); F called on 40% at a mean it expects on 80% (dropout)."""
     rng = np.random.default_rng(seed)
     n_t, n_h = 3000, 400
     T = np.zeros((n_t, len(GENES)), dtype=bool)
@@ -25,15 +25,18 @@ def _planted(seed: int = 0) -> ArmData:
     T[n_t // 2 : n_t // 2 + n_t // 3, 4] = True
     T[:, 2] = rng.random(n_t) < 0.01
     T[:, 3] = True
+    T[:, 5] = True
     H = np.zeros((n_h, len(GENES)), dtype=bool)
     H[:, 0] = rng.random(n_h) < 0.6
     H[:2, 0] = True
     H[: n_h // 2, 1] = True
     H[:2, 2] = True
     H[:, 3] = rng.random(n_h) < 0.6
+    H[:, 5] = rng.random(n_h) < 0.4
     cells = HealthyCells(H, np.zeros(n_h, dtype=np.int64), np.array([1.0]), names=["t0"])
     means = np.zeros((1, len(GENES)))
     means[0, 3] = 50.0  # exp(-0.2 / 50) = 0.996 of the cells expected positive
+    means[0, 5] = 0.2 / np.log(1 / 0.8)  # F: 80% expected, called on 40%
     means[0, 1] = 0.2  # B: exp(-1) = 0.37 expected
     return ArmData(
         T=T,
@@ -48,7 +51,7 @@ def _planted(seed: int = 0) -> ArmData:
 
 def test_a_real_arm_a_thin_veto_and_a_dropout_arm() -> None:
     data = _planted()
-    table = pd.DataFrame({"gate": ["A AND B", "A AND NOT C", "A AND D", "B OR E", "A"]})
+    table = pd.DataFrame({"gate": ["A AND B", "A AND NOT C", "A AND D", "A AND F", "B OR E", "A"]})
     got = judge_arms(table, data).set_index(table["gate"])
     # A AND B: each arm's gain is the other arm's risk alone minus the pair's, by hand
     H, w = data.cells.X, 1.0
@@ -63,8 +66,12 @@ def test_a_real_arm_a_thin_veto_and_a_dropout_arm() -> None:
     assert not row["arms_shown"]
     assert "NOT C" in row["set_aside"]
     assert MIN_VETO_SHOWN > 2 / 400
-    # D is called on ~60% but expected on 99.6%: its 0.4 protection is dropout
+    # D is expected on 99.6% of the cells: an arm on nearly every cell protects nothing
     row = got.loc["A AND D"]
+    assert not row["arms_shown"]
+    assert "nearly every cell" in row["set_aside"]
+    # F is expected on 80% but called on 40%: it claims ~0.36 where at most 0.2 can lack it
+    row = got.loc["A AND F"]
     assert not row["arms_shown"]
     assert "dropout" in row["set_aside"]
     # B OR E: each arm adds its own tumour cells (1/2 and 1/3 of the tumour)

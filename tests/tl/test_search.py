@@ -44,19 +44,22 @@ def test_pairs_match_brute_force(tumour: AnnData, mini_reference) -> None:
     w = mini_reference.contexts["vital_weight"].to_numpy()
     # NOT arms on evidence. Healthy: the mini reference has no measured context and no IHC,
     # so no veto is shown anywhere and A AND NOT B carries A's risk. Tumour: per patient, the
-    # Gamma bound from the patient's mean CP10k (largest over k = 0.5, 1, 2) minus the called
-    # fraction may hide B-positive cells; they are taken off the coverage.
+    # cells called B-negative may hide B-positive ones: the Gamma bound (largest over k = 0.5,
+    # 1, 2) from their own mean CP10k, times their number; they are taken off the coverage.
     patients = tumour.obs["patient"].to_numpy()[mal]
     missed = {}
     for p in np.unique(patients):
         sel = patients == p
-        mean = (Xm[sel] * 1e4 / np.maximum(lib[sel], 1)).mean(axis=0).astype(np.float64)
+        cp10k = Xm[sel] * 1e4 / np.maximum(lib[sel], 1)
+        neg = ~pos[sel]
+        n_neg = neg.sum(axis=0).astype(np.float64)
+        mean = np.where(n_neg > 0, (cp10k * neg).sum(axis=0) / np.maximum(n_neg, 1), 0.0)
         upper = np.max(
             [np.where(mean > 0, gammaincc(k, k * thr / np.maximum(mean, 1e-300)), 0.0)
              for k in (0.5, 1.0, 2.0)],
             axis=0,
         )  # fmt: skip
-        missed[p] = (sel, np.maximum(0.0, upper - pos[sel].mean(axis=0)) * sel.sum())
+        missed[p] = (sel, upper * n_neg)
     want = {}
     for a, b in itertools.permutations(range(len(GENES)), 2):
         cov_and = (pos[:, a] & pos[:, b]).mean()
@@ -276,3 +279,30 @@ def test_set_aside_gates_read_like_found_ones(tumour: AnnData, mini_reference) -
     both = pd.concat([kept, aside])
     assert not both["genes"].str.contains(",").any()
     assert kept["rank"].tolist() == list(range(1, len(kept) + 1))
+
+
+def test_a_veto_high_in_a_few_tumour_cells_costs_exactly_those(mini_reference) -> None:
+    """A veto on 2% of the tumour cells at high counts and silent in the rest: the designed
+    NOT gate loses exactly those cells (issue #22, item 3). One Gamma over all the cells would
+    have spread their reads over every cell and taken ~80% of the coverage off."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    X = rng.poisson(0.02, (n, len(GENES))).astype(np.float32)
+    X[:, 0] = 20.0  # G0 on every cell
+    X[:, 1] = 0.0
+    high = rng.choice(n, size=20, replace=False)
+    X[high, 1] = 50.0  # G1, the veto, high in 2% of the cells
+    X[:, 2] = 2000.0 - X.sum(axis=1)  # libraries of 2,000
+    obs = pd.DataFrame(
+        {"status": "malignant", "patient": np.where(np.arange(n) % 2, "P1", "P2")},
+        index=[f"c{i}" for i in range(n)],
+    )
+    tumour = AnnData(X=sparse.csr_matrix(X), obs=obs, var=pd.DataFrame(index=GENES))
+    search_gates(
+        tumour, malignant_key="status=malignant", patient_key="patient", modality=None,
+        reference=mini_reference, positivity="cp10k", threshold=0.2, max_genes=1,
+        ops=("and",), max_vital_risk=1.0, designs=["G0 AND NOT G1"], require_arms=False,
+    )  # fmt: skip
+    row = tumour.uns["antigenscout_gates"]["designs"].iloc[0]
+    assert row["tumor_coverage_cells"] == pytest.approx(0.98)
+    assert row["tumor_coverage"] == pytest.approx(0.98, abs=1e-6)

@@ -24,8 +24,8 @@ its sub-gates (paired). An arm is **shown** when the lower end of its one-sided
   ``exp(-t / mean)`` above the threshold ``t`` (per-cell levels exponential about the mean,
   the RNA model's ``k = 1``); an arm whose risk gain exceeds ``weight × (1 - that share)`` in
   the context it protects even at the lower end of its interval claims cells that carry it
-  undetected: its protection is dropout
-  (an arm on nearly every cell — ITM2B, HLA-C, PTPRC — can protect almost nothing).
+  undetected: its protection is dropout. An arm the model expects on at least
+  :data:`NEAR_UBIQUITOUS` of those cells (ITM2B, HLA-C, PTPRC) protects nothing at all.
 
 Gates of other shapes (an OR of ANDs, …) and single antigens have no arms to judge. Every
 gate, single antigens included, must besides stay under the cap in each **small exact
@@ -53,6 +53,9 @@ ARM_CONFIDENCE = 0.95
 MIN_VETO_SHOWN = 0.05
 #: Resamples for the intervals.
 N_RESAMPLES = 200
+#: Share of the protected cells the model expects an AND arm on from which it is taken to
+#: protect nothing (ITM2B, HLA-C, PTPRC on marrow cells).
+NEAR_UBIQUITOUS = 0.9
 #: Exact cell types with fewer cells carry their interval into the gate's risk: the upper
 #: end of the Wilson interval of the gate's fraction there must stay under the cap.
 MIN_CONTEXT_CELLS = 50
@@ -289,7 +292,12 @@ def _judge_one(
                 mean = float(data.cell_means[where, arm.gene])
                 expected = float(np.exp(-data.threshold / mean)) if mean > 0 else 0.0
                 most = float(data.cells.weights[where]) * (1.0 - expected)
-                if low > most + 1e-12:
+                if expected >= NEAR_UBIQUITOUS:
+                    why.append(
+                        f"{label} is expected on {expected:.0%} of the cells it protects: an arm "
+                        "on nearly every cell protects nothing"
+                    )
+                elif low > most + 1e-12:
                     why.append(
                         f"{label} is expected on {expected:.0%} of the cells it protects, so it "
                         f"can lower their risk by at most {most:.3f}, not {low:.3f} or more: "

@@ -26,6 +26,7 @@ from ._arms import (
     MIN_CONTEXT_CELLS,
     MIN_VETO_SHOWN,
     N_RESAMPLES,
+    NEAR_UBIQUITOUS,
     ArmData,
     judge_arms,
 )
@@ -40,8 +41,8 @@ from ._gates import (
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
+    _chunks,
     _exposure_params,
-    _tumour_mean_cp10k,
     candidate_genes,
     cell_type_labels,
     counts_matrix,
@@ -76,6 +77,7 @@ def _apply_arms(
         "confidence": ARM_CONFIDENCE,
         "min_veto_shown": MIN_VETO_SHOWN,
         "min_context_cells": MIN_CONTEXT_CELLS,
+        "near_ubiquitous": NEAR_UBIQUITOUS,
         "resamples": N_RESAMPLES,
         "rule": "docs/gates.md, Arms that beat noise",
     }
@@ -201,13 +203,15 @@ def not_shown_absent(
 ) -> np.ndarray:
     """Tumour cells per patient and gene that may carry the antigen although called negative.
 
-    A NOT arm is trusted only where its antigen is shown absent in the tumour. Per patient,
-    the patient's pseudobulk (mean CP10k over its malignant cells) bounds the fraction of its
-    cells above the positivity threshold from above: the largest Gamma-model fraction over the
-    shapes ``k`` in {1} ∪ :data:`~antigenscout.tl._risk.INTERVAL_SHAPES` (a pessimistic
-    model-based bound, not a distribution-free one: a bimodal antigen can exceed it). What it
-    exceeds the called fraction by, times the patient's cells, may hide undetected positives.
-    One pass over the malignant rows.
+    A NOT arm is trusted only where its antigen is shown absent in the tumour. The cells called
+    positive are known; what may hide is among the cells called negative. Per patient, their
+    own pooled level (mean CP10k over the patient's called-negative cells) bounds the share of
+    them above the positivity threshold: the largest Gamma-model fraction over the shapes
+    ``k`` in {1} ∪ :data:`~antigenscout.tl._risk.INTERVAL_SHAPES`, times their number. The
+    two populations are fitted apart (issue #22, item 3), so a veto that is high in a few
+    tumour cells and silent in the rest costs those cells and little else, where one Gamma
+    over all the cells (the rule before) spread the few cells' reads over every cell and
+    refused the gate. One pass over the malignant rows.
 
     Returns
     -------
@@ -216,18 +220,33 @@ def not_shown_absent(
     X, lib_obs = counts_matrix(adata, layer)
     order, code = np.unique(np.asarray(groups.patient), return_inverse=True)  # search's order
     n_p = order.size
-    # mean CP10k per patient and gene, one pass over the malignant rows
-    mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind="single_cell", codes=code)
+    calls = sparse.csr_matrix(T, dtype=np.float64)
+    # CP10k summed over each patient's called-negative cells, one pass over the malignant rows
+    neg_total = np.zeros((n_p, len(col_idx)), dtype=np.float64)
+    for sl, block in _chunks(X, groups.rows):
+        block = sparse.csr_matrix(block)
+        lib = (
+            lib_obs[groups.rows[sl]]
+            if lib_obs is not None
+            else np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+        )
+        scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
+        Y = sparse.diags(scale) @ block[:, col_idx].astype(np.float64)
+        Y = Y - Y.multiply(calls[sl])  # the called-positive cells' reads out
+        c = code[sl]
+        ind = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), shape=(n_p, len(c)))
+        neg_total += (ind @ Y).toarray()
     sizes = np.bincount(code, minlength=n_p).astype(np.float64)
-    upper = np.max(
-        [positive_fraction_from_mean(mean, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
-        axis=0,
-    )
     ind = sparse.csr_matrix(
         (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_p, len(code))
     )
-    called = (ind @ sparse.csr_matrix(T, dtype=np.float64)).toarray() / sizes[:, None]
-    return np.maximum(0.0, upper - called) * sizes[:, None]
+    n_neg = sizes[:, None] - (ind @ calls).toarray()
+    mean_neg = np.divide(neg_total, n_neg, out=np.zeros_like(neg_total), where=n_neg > 0)
+    hidden = np.max(
+        [positive_fraction_from_mean(mean_neg, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
+        axis=0,
+    )
+    return hidden * np.maximum(n_neg, 0.0)
 
 
 _NOT_WORD = re.compile(r"\bNOT\b", re.IGNORECASE)
