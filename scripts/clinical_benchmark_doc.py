@@ -431,7 +431,6 @@ def main() -> None:
     n_on = m["toxicity"]["on_target"]["n_scored"]
     n_neg = m["toxicity"]["negative_controls"]["n_scored"]
     diags = m.get("diagnostics", {})
-    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     dparts = []
     for key, label in (
         ("antigenscout_severity_toxicity", "every row ranked by severity (engagement × weight)"),
@@ -445,10 +444,10 @@ def main() -> None:
             continue
         on, neg = d["on_target"], d["negative_controls"]
         dparts.append(
-            f"{label}: on-target recall@1/3/5 = {f(on['recall_at_1'])} / "
-            f"{f(on['recall_at_3'])} / {f(on['recall_at_5'])}, negative-control flag "
-            f"rate@1/3/5 = {f(neg['flag_rate_at_1'])} / {f(neg['flag_rate_at_3'])} / "
-            f"{f(neg['flag_rate_at_5'])}"
+            f"{label}: on-target recall@1/3/5 = {_f(on['recall_at_1'])} / "
+            f"{_f(on['recall_at_3'])} / {_f(on['recall_at_5'])}, negative-control flag "
+            f"rate@1/3/5 = {_f(neg['flag_rate_at_1'])} / {_f(neg['flag_rate_at_3'])} / "
+            f"{_f(neg['flag_rate_at_5'])}"
         )
     dline = (
         "Diagnostic (not a baseline): antigenscout with " + "; with ".join(dparts) + "."

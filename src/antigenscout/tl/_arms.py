@@ -44,6 +44,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._gates import Gate, HealthyCells, HealthyPseudobulk, parse_gate
+from ._risk import _wilson
 
 __all__ = ["ARM_CONFIDENCE", "MIN_CONTEXT_CELLS", "MIN_VETO_SHOWN", "judge_arms"]
 
@@ -118,16 +119,6 @@ def _without(gate: Gate, i: int) -> Gate:
 
 def _label(arm: Gate, names: list[str]) -> str:
     return f"{'NOT ' if arm.negated else ''}{names[arm.gene]}"
-
-
-def _wilson(k: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval ``(low, high)`` of ``k`` successes in ``n``."""
-    n = np.maximum(n, 1)
-    p = k / n
-    centre = p + z * z / (2 * n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    d = 1 + z * z / n
-    return np.maximum(0.0, (centre - half) / d), np.minimum(1.0, (centre + half) / d)
 
 
 def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataFrame:
@@ -232,11 +223,12 @@ def _risks(
     w = np.asarray(data.cells.weights, dtype=np.float64)
     counts = np.bincount(types, minlength=n_types).astype(np.float64)
     point = w * np.bincount(types, weights=hold, minlength=n_types) / np.maximum(counts, 1)
-    boot = np.empty(N_RESAMPLES)
-    for b in range(N_RESAMPLES):
-        hb = hold[h_idx[b]]
-        frac = np.bincount(types, weights=hb, minlength=n_types) / np.maximum(counts, 1)
-        boot[b] = max(float((w * frac).max(initial=0.0)), floor)
+    # every resample's per-type positive counts at once: (resamples × cells) @ (cells × types)
+    member = sparse.csr_matrix(
+        (np.ones(len(types)), (np.arange(len(types)), types)), shape=(len(types), n_types)
+    )
+    frac = (member.T @ hold[h_idx].T.astype(np.float64)).T / np.maximum(counts, 1)
+    boot = np.maximum((w * frac).max(axis=1, initial=0.0), floor)
     return boot, max(float(point.max(initial=0.0)), floor), point, bulk_risk
 
 
@@ -337,7 +329,7 @@ def _small_context_risk(
     if not small.any():
         return float("nan"), "", 0
     k = np.bincount(types, weights=_truth(gate, cells), minlength=n_types)
-    _, high = _wilson(k, n, z)
+    _, high = _wilson(np.divide(k, n, out=np.zeros_like(k), where=n > 0), n, z)
     risk = np.where(small, np.asarray(data.cells.weights, dtype=np.float64) * high, -1.0)
     j = int(np.argmax(risk))
     names = data.cells.names or [f"type{i}" for i in range(n_types)]
@@ -366,7 +358,7 @@ def _veto_shown(
         in_type = np.asarray(data.cells.cell_types) == where
         k = np.array([cells[in_type, gene].sum()], dtype=np.float64)
         n = np.array([in_type.sum()], dtype=np.float64)
-        return float(_wilson(k, n, z)[0][0])
+        return float(_wilson(np.divide(k, n, out=np.zeros_like(k), where=n > 0), n, z)[0][0])
     if data.bulk is None:
         return 0.0
     shown = data.bulk.fractions if data.bulk.shown is None else data.bulk.shown

@@ -23,7 +23,7 @@ import pandas as pd
 from .._errors import InputError, ReferenceLookupError
 from ._gates import Gate, parse_gate
 from ._risk import (
-    APICAL_EXPOSURE,
+    APICAL_NOTE,
     ISOFORM_SOURCE,
     MISSING_RNA_SOURCE,
     PROTEIN_SOURCE,
@@ -302,10 +302,7 @@ def _sources(
         pol = ctx.index.isin(hr.apical_contexts)
         hidden = [g for g in symbols if g in set(hr.apical)]
         for j in np.flatnonzero(pol) if hidden else []:
-            out[j] = (
-                f"{out[j]}; {', '.join(hidden)}: apical or tight-junction antigen in a polarised "
-                f"epithelium: engagement × {APICAL_EXPOSURE:.3g}"
-            )
+            out[j] = f"{out[j]}; {', '.join(hidden)}: {APICAL_NOTE}"
     if hr.exposure_why is not None:
         why = hr.exposure_why.reindex(ctx.index).fillna("").to_numpy(dtype=object)
         for j in np.flatnonzero(why != ""):

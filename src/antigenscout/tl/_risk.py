@@ -655,10 +655,7 @@ class HealthyRisk:
                 out["target"].isin(self.apical).to_numpy()
                 & out["context"].isin(self.apical_contexts).to_numpy()
             )
-            out.loc[hit, "source"] = out.loc[hit, "source"] + (
-                f"; apical or tight-junction antigen in a polarised epithelium: engagement × "
-                f"{APICAL_EXPOSURE:.3g}"
-            )
+            out.loc[hit, "source"] = out.loc[hit, "source"] + "; " + APICAL_NOTE
         if self.exposure_why is not None:  # reached in part: say why beside the source
             why = self.exposure_why.reindex(out["context"]).fillna("").to_numpy(dtype=object)
             part = why != ""
@@ -773,6 +770,11 @@ def healthy_risk(
 #: polarised epithelium: the tight junctions that seal the lumen are the barrier's, so the
 #: occupancy is the barrier's (:data:`BARRIER_EXPOSURE`), taken alike.
 APICAL_EXPOSURE = BARRIER_EXPOSURE
+#: What ``source`` says of an apical antigen in a polarised epithelium.
+APICAL_NOTE = (
+    f"apical or tight-junction antigen in a polarised epithelium: engagement × "
+    f"{APICAL_EXPOSURE:.3g}"
+)
 #: ``surface.parquet`` ``epithelial_side`` values an agent from the blood does not face.
 APICAL_SIDES = frozenset({"apical"})
 

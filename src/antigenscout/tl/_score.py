@@ -933,16 +933,23 @@ def _tumour_mean_cp10k(
     *,
     kind: str,
     codes: np.ndarray | None = None,
+    n_groups: int | None = None,
+    exclude: Any = None,
 ) -> np.ndarray:
     """Mean expression of ``col_idx`` genes over the malignant ``rows``, in CP10k.
 
     Single cells: each cell's counts over its library size × 10^4, averaged (streamed in
     chunks, so backed files work). Bulk: TPM-like values / 100 (per 10^4 instead of 10^6).
-    With ``codes`` (a group code per row, 0..G-1) the means are per group, ``(G, genes)``.
+    With ``codes`` (a group code per row, 0..G-1; ``n_groups`` groups, default the largest
+    code + 1) the means are per group, ``(G, genes)``. Single cells with ``exclude`` (rows ×
+    genes, nonzero where a cell is left out of that gene's mean, e.g. the cells called
+    positive) average each gene over the cells it keeps (0 where it keeps none).
     """
-    n_groups = 1 if codes is None else int(codes.max()) + 1 if len(codes) else 0
+    if n_groups is None:
+        n_groups = 1 if codes is None else int(codes.max()) + 1 if len(codes) else 0
     code = np.zeros(len(rows), dtype=np.int64) if codes is None else codes
     total = np.zeros((n_groups, len(col_idx)), dtype=np.float64)
+    out = None if exclude is None else sparse.csr_matrix(exclude, dtype=np.float64)
     for sl, block in _chunks(X, rows):
         c = code[sl]
         if kind == "bulk":
@@ -957,9 +964,19 @@ def _tumour_mean_cp10k(
         )
         scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
         ind = sparse.csr_matrix((scale, (c, np.arange(len(c)))), shape=(n_groups, len(c)))
-        total += (ind @ block[:, col_idx].astype(np.float64)).toarray()
+        Y = block[:, col_idx].astype(np.float64)
+        if out is not None:
+            Y = Y - Y.multiply(out[sl] != 0)
+        total += (ind @ Y).toarray()
     sizes = np.bincount(code, minlength=n_groups).astype(np.float64)
-    mean = total / np.maximum(sizes, 1.0)[:, None]
+    if out is None:
+        mean = total / np.maximum(sizes, 1.0)[:, None]
+    else:
+        member = sparse.csr_matrix(
+            (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_groups, len(code))
+        )
+        kept = sizes[:, None] - (member @ (out != 0).astype(np.float64)).toarray()
+        mean = np.divide(total, kept, out=np.zeros_like(total), where=kept > 0)
     return mean[0] if codes is None else mean
 
 

@@ -41,8 +41,8 @@ from ._gates import (
 from ._gates import search_gates as _search_arrays
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
-    _chunks,
     _exposure_params,
+    _tumour_mean_cp10k,
     candidate_genes,
     cell_type_labels,
     counts_matrix,
@@ -99,22 +99,16 @@ def _apply_arms(
 
 
 def _type_means(
-    healthy: AnnData, healthy_key: str, genes: pd.Index, cells: HealthyCells, layer: str | None
+    healthy: AnnData, genes: pd.Index, cells: HealthyCells, layer: str | None
 ) -> np.ndarray:
     """``(n_types, n_genes)`` mean CP10k of the healthy cells per type, types coded as
-    ``cells`` codes them."""
+    ``cells`` codes them (0 for a gene the healthy cells do not measure)."""
     X, lib_obs = counts_matrix(healthy, layer)
-    X = sparse.csr_matrix(X)
-    lib = lib_obs if lib_obs is not None else np.asarray(X.sum(axis=1)).ravel()
     cols = pd.Index(healthy.var_names.astype(str)).get_indexer(genes)
-    Y = sparse.diags(1e4 / np.maximum(lib, 1.0)) @ X[:, np.maximum(cols, 0)]
-    codes = np.asarray(cells.cell_types)
-    n_types = len(cells.weights)
-    member = sparse.csr_matrix(
-        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(n_types, len(codes))
-    )
-    sums = np.asarray((member @ Y).todense())
-    means = sums / np.maximum(np.bincount(codes, minlength=n_types), 1)[:, None]
+    means = _tumour_mean_cp10k(
+        X, np.arange(healthy.n_obs), lib_obs, np.maximum(cols, 0), kind="single_cell",
+        codes=np.asarray(cells.cell_types), n_groups=len(cells.weights),
+    )  # fmt: skip
     means[:, cols < 0] = 0.0
     return means
 
@@ -221,27 +215,16 @@ def not_shown_absent(
     order, code = np.unique(np.asarray(groups.patient), return_inverse=True)  # search's order
     n_p = order.size
     calls = sparse.csr_matrix(T, dtype=np.float64)
-    # CP10k summed over each patient's called-negative cells, one pass over the malignant rows
-    neg_total = np.zeros((n_p, len(col_idx)), dtype=np.float64)
-    for sl, block in _chunks(X, groups.rows):
-        block = sparse.csr_matrix(block)
-        lib = (
-            lib_obs[groups.rows[sl]]
-            if lib_obs is not None
-            else np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
-        )
-        scale = np.divide(1e4, lib, out=np.zeros_like(lib, dtype=np.float64), where=lib > 0)
-        Y = sparse.diags(scale) @ block[:, col_idx].astype(np.float64)
-        Y = Y - Y.multiply(calls[sl])  # the called-positive cells' reads out
-        c = code[sl]
-        ind = sparse.csr_matrix((np.ones(len(c)), (c, np.arange(len(c)))), shape=(n_p, len(c)))
-        neg_total += (ind @ Y).toarray()
+    # mean CP10k over each patient's called-negative cells, one pass over the malignant rows
+    mean_neg = _tumour_mean_cp10k(
+        X, groups.rows, lib_obs, col_idx, kind="single_cell", codes=code, n_groups=n_p,
+        exclude=calls,
+    )  # fmt: skip
     sizes = np.bincount(code, minlength=n_p).astype(np.float64)
     ind = sparse.csr_matrix(
         (np.ones(len(code)), (code, np.arange(len(code)))), shape=(n_p, len(code))
     )
     n_neg = sizes[:, None] - (ind @ calls).toarray()
-    mean_neg = np.divide(neg_total, n_neg, out=np.zeros_like(neg_total), where=n_neg > 0)
     hidden = np.max(
         [positive_fraction_from_mean(mean_neg, threshold, k) for k in (1.0, *INTERVAL_SHAPES)],
         axis=0,
@@ -583,7 +566,7 @@ def search_gates(
         cells=hcells,
         bulk=bulk if not healthy_only else None,
         cell_means=(
-            _type_means(healthy, healthy_key, cands, hcells, layer)
+            _type_means(healthy, cands, hcells, layer)
             if healthy is not None and hcells is not None
             else None
         ),
