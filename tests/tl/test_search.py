@@ -284,7 +284,7 @@ def test_set_aside_gates_read_like_found_ones(tumour: AnnData, mini_reference) -
 def test_a_veto_high_in_a_few_tumour_cells_costs_exactly_those(mini_reference) -> None:
     """A veto on 2% of the tumour cells at high counts and silent in the rest: the designed
     NOT gate loses exactly those cells (issue #22, item 3). One Gamma over all the cells would
-    have spread their reads over every cell and taken ~80% of the coverage off."""
+    have spread their reads over every cell and left a coverage of 0.004."""
     rng = np.random.default_rng(5)
     n = 1000
     X = rng.poisson(0.02, (n, len(GENES))).astype(np.float32)
