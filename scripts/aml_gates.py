@@ -266,8 +266,10 @@ pseudogene that is no longer a candidate: docs/modalities.md, "Loci".)
 **Whose cells are protected** (issue #22, item 2). The dataset labels healthy donors' marrow
 (`condition = healthy`) apart from the non-malignant cells of the AML patients' marrow; the
 default here protects the donors' cell types. The patients' "normal" cells are not a healthy
-marrow: {hsc_lines} A context of few donor cells is judged on those cells alone; its
-interval is not yet carried into the gate's risk (left for issue #22).
+marrow: {hsc_lines} A context of fewer than 50 donor cells carries its
+interval into the judgement: a gate must stay under the cap at the upper end of its Wilson
+interval there (`small_context_risk`; the reported `worst_healthy_risk` stays the point
+estimate).
 
 ## Summary
 

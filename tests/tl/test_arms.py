@@ -119,3 +119,35 @@ def test_a_small_context_carries_its_interval() -> None:
     assert not got.loc["B", "arms_shown"]
     assert "small (10 cells)" in got.loc["B", "set_aside"]
     assert got.loc["C", "arms_shown"]  # C on none of the 10: its upper end stays under 0.5
+
+
+def test_what_was_judged_is_said_and_a_body_wide_arm_protects_nothing() -> None:
+    """Each arm's phrase carries the veto's shown share (Wilson lower bound, by hand) or the
+    share the model expects the AND arm on; an AND arm the reference measures on >= 90% of
+    the body's cell types is set aside whatever the protected cells' reads say."""
+    data = _planted()
+    table = pd.DataFrame({"gate": ["A AND B", "A AND NOT C"]})
+    got = judge_arms(table, data).set_index(table["gate"])
+    assert "B: risk" in got.loc["A AND B", "arm_gains"]
+    assert "B: risk" in got.loc["A AND B", "arm_gains"].split(";")[1]
+    assert ", on ~37%" in got.loc["A AND B", "arm_gains"]  # exp(-0.2 / 0.2)
+    # Wilson lower bound of 2/400 at one-sided 95% (z = 1.6449), written out
+    z, n, p = 1.6448536, 400, 2 / 400
+    low = (p + z**2 / (2 * n) - z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))) / (1 + z**2 / n)
+    assert "NOT C: risk -0.005 [" in got.loc["A AND NOT C", "arm_gains"]
+    assert f"shown >= {low:.1%}" in got.loc["A AND NOT C", "arm_gains"]
+    data.body_wide = np.array([0.0, 0.95, 0.0, 0.0, 0.0, 0.0])
+    got = judge_arms(table, data).set_index(table["gate"])
+    row = got.loc["A AND B"]
+    assert not row["arms_shown"]
+    assert (
+        "B is measured at 10 nTPM or more in 95% of the reference's cell types"
+        in (row["set_aside"])
+    )
+    assert "A:" not in row["set_aside"]  # A is judged as before
+    # a veto as widely measured: the tumour cells read without it most likely carry it
+    data.body_wide = np.array([0.0, 0.0, 0.95, 0.0, 0.0, 0.0])
+    table = pd.DataFrame({"gate": ["A AND NOT C"]})
+    data.cells.X[:40, 2] = True  # now a veto shown on 10% of the protected cells
+    row = judge_arms(table, data).iloc[0]
+    assert "NOT C: the veto is measured at 10 nTPM or more in 95%" in row["set_aside"]

@@ -25,7 +25,15 @@ its sub-gates (paired). An arm is **shown** when the lower end of its one-sided
   the RNA model's ``k = 1``); an arm whose risk gain exceeds ``weight × (1 - that share)`` in
   the context it protects even at the lower end of its interval claims cells that carry it
   undetected: its protection is dropout. An arm the model expects on at least
-  :data:`NEAR_UBIQUITOUS` of those cells (ITM2B, HLA-C, PTPRC) protects nothing at all.
+  :data:`NEAR_UBIQUITOUS` of those cells (ITM2B, PTPRC) protects nothing at all, and
+  neither does an arm the reference measures on nearly every cell type of the body
+  (:data:`BODY_WIDE_NTPM` nTPM or more in :data:`NEAR_UBIQUITOUS` of the HPA single-cell
+  types: HLA-C, CD63, TMEM30A): a second witness, since a few hundred droplets of one cell
+  type can miss what every other profile of the body shows. A **veto** measured so widely
+  (CD59) is set aside too: the tumour cells read without it most likely carry it.
+
+Each arm's phrase carries what was judged: the veto's shown share of the cells it protects
+(``shown >= 12.0%``), or the share of them the model expects the AND arm on (``on ~40%``).
 
 Gates of other shapes (an OR of ANDs, …) and single antigens have no arms to judge. Every
 gate, single antigens included, must besides stay under the cap in each **small exact
@@ -46,7 +54,14 @@ from scipy import sparse
 from ._gates import Gate, HealthyCells, HealthyPseudobulk, parse_gate
 from ._risk import _wilson
 
-__all__ = ["ARM_CONFIDENCE", "MIN_CONTEXT_CELLS", "MIN_VETO_SHOWN", "judge_arms"]
+__all__ = [
+    "ARM_CONFIDENCE",
+    "BODY_WIDE_NTPM",
+    "MIN_CONTEXT_CELLS",
+    "MIN_VETO_SHOWN",
+    "body_wide_share",
+    "judge_arms",
+]
 
 #: One-sided confidence at which an arm's gain must be above 0.
 ARM_CONFIDENCE = 0.95
@@ -60,6 +75,9 @@ NEAR_UBIQUITOUS = 0.9
 #: Exact cell types with fewer cells carry their interval into the gate's risk: the upper
 #: end of the Wilson interval of the gate's fraction there must stay under the cap.
 MIN_CONTEXT_CELLS = 50
+#: Level (nTPM) at which the reference's single-cell profile counts a cell type as carrying
+#: an AND arm's antigen for the body-wide test.
+BODY_WIDE_NTPM = 10.0
 
 
 @dataclass
@@ -85,6 +103,9 @@ class ArmData:
         Positivity threshold (CP10k).
     cap
         The search's risk cap (``max_vital_risk``).
+    body_wide
+        ``(n_genes,)`` share of the reference's single-cell types measured at
+        :data:`BODY_WIDE_NTPM` or more (or ``None``: no such profile).
     """
 
     T: Any
@@ -95,6 +116,30 @@ class ArmData:
     cell_means: np.ndarray | None
     threshold: float
     cap: float = 1.0
+    body_wide: np.ndarray | None = None
+
+
+#: The reference's contexts the body-wide test reads (one profile per cell type of the body).
+BODY_WIDE_SOURCE = "HPA single cell type"
+
+
+def body_wide_share(reference: Any, genes: list[str]) -> np.ndarray | None:
+    """Per gene, the share of the reference's HPA single-cell types that carry it at
+    :data:`BODY_WIDE_NTPM` nTPM or more (0 for a gene the reference lacks); ``None`` when the
+    reference has no such profile (a custom reference).
+
+    >>> from antigenscout.reference import load_reference
+    >>> share = body_wide_share(load_reference(), ["HLA-C", "FLT3"])
+    >>> bool(share[0] >= NEAR_UBIQUITOUS), bool(share[1] >= NEAR_UBIQUITOUS)
+    (True, False)
+    """
+    ctx = reference.contexts
+    cols = ctx.index[ctx["source"].astype(str) == BODY_WIDE_SOURCE]
+    cols = cols.intersection(reference.expression.columns)
+    if not len(cols):
+        return None
+    X = reference.expression[cols].reindex(genes).fillna(0.0).to_numpy(dtype=np.float64)
+    return (X >= BODY_WIDE_NTPM).mean(axis=1)
 
 
 def _dense(X: Any) -> np.ndarray:
@@ -184,6 +229,7 @@ def _only(data: ArmData, used: list[int]) -> ArmData:
         cell_means=None if data.cell_means is None else data.cell_means[:, col],
         threshold=data.threshold,
         cap=data.cap,
+        body_wide=None if data.body_wide is None else data.body_wide[col],
     )
 
 
@@ -267,34 +313,53 @@ def _judge_one(
             gain = spoint - point
             low = float(np.quantile(sboot - boot, q))
             label = _label(arm, names)
-            phrases.append(f"{label}: risk {-gain:+.3f} [{-low:+.3f}]")
+            phrase = f"{label}: risk {-gain:+.3f} [{-low:+.3f}]"
             lows.append(low)
-            if low <= 0:
-                why.append(f"{label} lowers the risk by no more than noise")
-                continue
             where, exact = _protected(sper, sbulk)
+            body = np.nan if data.body_wide is None else float(data.body_wide[arm.gene])
             if arm.negated:
                 shown = _veto_shown(arm.gene, where, exact, data, cells, z)
-                if shown < MIN_VETO_SHOWN:
+                phrases.append(f"{phrase}, shown >= {shown:.1%}")
+                if low <= 0:
+                    why.append(f"{label} lowers the risk by no more than noise")
+                elif body >= NEAR_UBIQUITOUS:
+                    why.append(
+                        f"{label}: the veto is measured at {BODY_WIDE_NTPM:g} nTPM or more in "
+                        f"{body:.0%} of the reference's cell types, so the tumour cells read "
+                        "without it most likely carry it undetected"
+                    )
+                elif shown < MIN_VETO_SHOWN:
                     why.append(
                         f"{label}: the veto is shown on {shown:.1%} of the cells it protects "
                         f"(< {MIN_VETO_SHOWN:.0%})"
                     )
-            elif exact and data.cell_means is not None and data.cells is not None:
+                continue
+            if exact and data.cell_means is not None and data.cells is not None:
                 mean = float(data.cell_means[where, arm.gene])
                 expected = float(np.exp(-data.threshold / mean)) if mean > 0 else 0.0
                 most = float(data.cells.weights[where]) * (1.0 - expected)
-                if expected >= NEAR_UBIQUITOUS:
-                    why.append(
-                        f"{label} is expected on {expected:.0%} of the cells it protects: an arm "
-                        "on nearly every cell protects nothing"
-                    )
-                elif low > most + 1e-12:
-                    why.append(
-                        f"{label} is expected on {expected:.0%} of the cells it protects, so it "
-                        f"can lower their risk by at most {most:.3f}, not {low:.3f} or more: "
-                        "dropout"
-                    )
+                phrases.append(f"{phrase}, on ~{expected:.0%}")
+            else:
+                expected, most = np.nan, np.inf
+                phrases.append(phrase)
+            if low <= 0:
+                why.append(f"{label} lowers the risk by no more than noise")
+            elif body >= NEAR_UBIQUITOUS:
+                why.append(
+                    f"{label} is measured at {BODY_WIDE_NTPM:g} nTPM or more in {body:.0%} of "
+                    "the reference's cell types: an arm on nearly every cell protects nothing"
+                )
+            elif expected >= NEAR_UBIQUITOUS:
+                why.append(
+                    f"{label} is expected on {expected:.0%} of the cells it protects: an arm "
+                    "on nearly every cell protects nothing"
+                )
+            elif low > most + 1e-12:
+                why.append(
+                    f"{label} is expected on {expected:.0%} of the cells it protects, so it "
+                    f"can lower their risk by at most {most:.3f}, not {low:.3f} or more: "
+                    "dropout"
+                )
     else:  # an OR: each arm must add coverage
         boot, point = _coverages(gate, T, t_idx)
         for i, arm in enumerate(gate.children):

@@ -23,11 +23,14 @@ from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
 from ._arms import (
     ARM_CONFIDENCE,
+    BODY_WIDE_NTPM,
+    BODY_WIDE_SOURCE,
     MIN_CONTEXT_CELLS,
     MIN_VETO_SHOWN,
     N_RESAMPLES,
     NEAR_UBIQUITOUS,
     ArmData,
+    body_wide_share,
     judge_arms,
 )
 from ._gates import (
@@ -78,6 +81,8 @@ def _apply_arms(
         "min_veto_shown": MIN_VETO_SHOWN,
         "min_context_cells": MIN_CONTEXT_CELLS,
         "near_ubiquitous": NEAR_UBIQUITOUS,
+        "body_wide_ntpm": BODY_WIDE_NTPM,
+        "body_wide_source": BODY_WIDE_SOURCE,
         "resamples": N_RESAMPLES,
         "rule": "docs/gates.md, Arms that beat noise",
     }
@@ -572,6 +577,7 @@ def search_gates(
         ),
         threshold=threshold,
         cap=max_vital_risk,
+        body_wide=body_wide_share(reference, list(cands)),
     )
     table, set_aside, arm_params = _apply_arms(table, arm_data, top_k, require_arms)
     table.attrs = search_attrs
