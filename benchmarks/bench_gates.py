@@ -46,7 +46,8 @@ from scipy import sparse
 from scipy.linalg import blas
 from threadpoolctl import threadpool_info
 
-from antigenscout.tl._gates import HealthyCells, _Problem, search_gates
+from antigenscout.tl._gates import HealthyCells, search_gates
+from antigenscout.tl._gates._problem import _Problem
 from antigenscout.tl._kernels import pair_layout, pair_stats_fused
 
 

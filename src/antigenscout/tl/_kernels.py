@@ -658,7 +658,7 @@ def pair_stats_fused(
 @numba.njit(cache=True)
 def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # pragma: no cover
     # count (emit=False) or write the finite objectives: the float operations of
-    # _gates._objective (coverage = count / n, times 1 − risk for score; cap as risk <= lim)
+    # _gates._bounds._objective (coverage = count / n, times 1 − risk for score; cap as risk <= lim)
     g = P.shape[0]
     m = 0
     for i in range(g):

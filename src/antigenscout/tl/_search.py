@@ -21,7 +21,15 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ._arms import (
+from ._gates import (
+    TRIPLE_BUDGET,
+    HealthyCells,
+    HealthyMixed,
+    HealthyPseudobulk,
+    evaluate_gates,
+)
+from ._gates import search_gates as _search_arrays
+from ._gates._arms import (
     ARM_CONFIDENCE,
     BODY_WIDE_NTPM,
     BODY_WIDE_SOURCE,
@@ -33,15 +41,7 @@ from ._arms import (
     body_wide_share,
     judge_arms,
 )
-from ._gates import (
-    TRIPLE_BUDGET,
-    HealthyCells,
-    HealthyMixed,
-    HealthyPseudobulk,
-    _pareto,
-    evaluate_gates,
-)
-from ._gates import search_gates as _search_arrays
+from ._gates._evaluate import _pareto
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
     _exposure_params,

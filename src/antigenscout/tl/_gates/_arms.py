@@ -51,8 +51,9 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._gates import Gate, HealthyCells, HealthyPseudobulk, parse_gate
-from ._risk import _wilson
+from .._risk import _wilson
+from ._gate import Gate, parse_gate
+from ._problem import HealthyCells, HealthyPseudobulk
 
 __all__ = [
     "ARM_CONFIDENCE",

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from antigenscout.tl._arms import MIN_VETO_SHOWN, ArmData, judge_arms
 from antigenscout.tl._gates import HealthyCells
+from antigenscout.tl._gates._arms import MIN_VETO_SHOWN, ArmData, judge_arms
 
 GENES = ["A", "B", "C", "D", "E", "F"]
 
@@ -99,7 +99,7 @@ def test_a_small_context_carries_its_interval() -> None:
     upper end of its Wilson interval: scipy's 90% two-sided Wilson interval (95% one-sided)."""
     from scipy.stats import binomtest
 
-    from antigenscout.tl._arms import MIN_CONTEXT_CELLS
+    from antigenscout.tl._gates._arms import MIN_CONTEXT_CELLS
 
     base = _planted()
     n_small = 10

@@ -12,21 +12,18 @@ from scipy import sparse
 
 from antigenscout._errors import InputError
 from antigenscout.tl._gates import (
-    _KIND_CODE,
-    _OPS,
     Gate,
     HealthyCells,
     HealthyMixed,
     HealthyPseudobulk,
-    _combine,
-    _pair_gate,
-    _pair_stats,
-    _Problem,
-    _Search,
     evaluate_gates,
     parse_gate,
     search_gates,
 )
+from antigenscout.tl._gates._bounds import _pair_stats
+from antigenscout.tl._gates._engine import _KIND_CODE, _combine, _pair_gate, _Search
+from antigenscout.tl._gates._gate import _OPS
+from antigenscout.tl._gates._problem import _Problem
 from antigenscout.tl._kernels import (
     MODE_AND,
     MODE_ANDNOT,
@@ -387,7 +384,7 @@ def test_pair_methods_agree():
 def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind, ops, objective):
     """A 2-gene search counts only the pair tiles that can reach the top-k cut seeded by the
     most frequent candidates; its table equals the full pair statistics' (the Gram path)."""
-    import antigenscout.tl._gates as gates_mod
+    import antigenscout.tl._gates._bounds as gates_mod
 
     monkeypatch.setattr(gates_mod, "_SEED_GENES", 6)  # seed on 6 of 37 genes: tiles are skipped
     g = 37
