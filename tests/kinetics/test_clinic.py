@@ -3,6 +3,7 @@ compartment and indication checks, products, units and physical ranges."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -21,7 +22,7 @@ from antigenscout.kinetics._calibrate import (
 )
 from antigenscout.kinetics._cli import simulate_command
 from antigenscout.kinetics._models import antigen_factor
-from antigenscout.kinetics._params import BALL_FIT, CML_IIV, MICHOR, PRODUCTS
+from antigenscout.kinetics._params import BALL_FIT, CML_IIV, MICHOR, PRODUCTS, STEM_ON_TKI
 from antigenscout.kinetics._stein import stein_concentration, stein_typical
 
 # ---- B-ALL -----------------------------------------------------------------------------
@@ -82,13 +83,13 @@ def test_antigen_factor_hand_values():
 # ---- CML under imatinib ------------------------------------------------------------------
 
 
-def _exact_ratio(divisor: float, day: float) -> float:
+def _exact_ratio(potency: float, day: float) -> float:
     m = {k: v.value for k, v in MICHOR.items()}
     a = np.array(
         [
-            [m["ry"] - m["d0"], 0, 0, 0],
-            [m["ay"] / 100, -m["d1"], 0, 0],
-            [0, m["by"] / divisor, -m["d2"], 0],
+            [-STEM_ON_TKI["stem_decline"].value, 0, 0, 0],
+            [m["ay"] / 100**potency, -m["d1"], 0, 0],
+            [0, m["by"] / 750**potency, -m["d2"], 0],
             [0, 0, m["cy"], -m["d3"]],
         ]
     )
@@ -96,20 +97,35 @@ def _exact_ratio(divisor: float, day: float) -> float:
     return y[3] / (y[3] + 2 * m["X3"])
 
 
-@pytest.mark.parametrize("divisor", [2.0, 10.7, 750.0])
-def test_bcr_abl_ratio_matches_matrix_exponential(divisor):
-    assert bcr_abl_ratio_at(divisor) == pytest.approx(_exact_ratio(divisor, 365.0), rel=1e-6)
+@pytest.mark.parametrize("potency", [0.1, 0.41, 1.0])
+def test_bcr_abl_ratio_matches_matrix_exponential(potency):
+    assert bcr_abl_ratio_at(potency) == pytest.approx(_exact_ratio(potency, 365.0), rel=1e-6)
 
 
 def test_cml_fit_is_reproducible_and_hits_iris():
     med, om = fit_cml_iiv()
-    assert med == pytest.approx(CML_IIV["by_divisor_median"].value, rel=1e-4)
-    assert om == pytest.approx(CML_IIV["by_divisor_omega"].value, rel=1e-4)
+    assert med == pytest.approx(CML_IIV["potency_median"].value, rel=1e-4)
+    assert om == pytest.approx(CML_IIV["potency_omega"].value, rel=1e-4)
     # the fitted lognormal puts 69 % at or below 1 % and 39 % at or below 0.1 % (IRIS)
     res = simulate("michor2005", n_patients=4000, seed=1)
     r = res.cohort["bcr_abl_ratio_12m"]
     assert (r <= 1e-2).mean() == pytest.approx(0.69, abs=0.025)
     assert res.summary["mmr_fraction_12m"] == pytest.approx(0.39, abs=0.025)
+
+
+def test_imatinib_responses_keep_deepening_over_five_years():
+    """Checked, not fitted (the fit is IRIS at 12 months): MMR by 24 months above MMR by 12
+    months and near ENESTnd's imatinib arm (44 % by 24 months); cumulative MMR never falls;
+    the stem pool shrinks under therapy."""
+    res = simulate("michor2005", n_patients=2000, seed=3, days=1825)
+    s = res.summary
+    by = [s[f"mmr_cumulative_fraction_{m}m"] for m in (12, 24, 36, 48, 60)]
+    assert all(b >= a for a, b in itertools.pairwise(by))
+    assert s["mmr_fraction_24m"] > s["mmr_fraction_12m"] + 0.05
+    assert 0.35 <= s["mmr_cumulative_fraction_24m"] <= 0.6
+    assert s["stem_fraction_end"]["median"] < 0.1
+    assert s["units"]["mmr_cumulative_fraction_24m"] == "fraction of patients"
+    assert "mmr_cumulative_fraction_<m>m" in s["definitions"]
 
 
 def test_michor_cohort_summary_has_12_month_endpoints(tmp_path):

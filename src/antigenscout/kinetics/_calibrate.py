@@ -3,12 +3,13 @@
 
 Run: ``python -m antigenscout.kinetics._calibrate {ball,cml}`` (prints the fitted values).
 
-- ``cml``: the imatinib effect on leukaemic progenitor output (Michor 2005's divisor of
-  ``by``) varies between patients as a lognormal. Its median and log-SD are fitted to two
-  IRIS 12-month endpoints (complete cytogenetic response 69 %, read as BCR-ABL <= 1 %; major
-  molecular response 39 %, BCR-ABL <= 0.1 %). The BCR-ABL ratio at day 365 decreases
-  monotonically with the divisor, so each endpoint fixes one quantile of the divisor's
-  distribution, and two quantiles fix a lognormal exactly (no sampling in the fit).
+- ``cml``: imatinib's potency ``e`` (every effect of the drug scaled in log terms; ``e = 1``
+  is Michor 2005 with Fassoni 2018's stem decline) varies between patients as a lognormal.
+  Its median and log-SD are fitted to two IRIS 12-month endpoints (complete cytogenetic
+  response 69 %, read as BCR-ABL <= 1 %; major molecular response 39 %, BCR-ABL <= 0.1 %).
+  The BCR-ABL ratio at day 365 decreases monotonically with the potency, so each endpoint
+  fixes one quantile of its distribution, and two quantiles fix a lognormal exactly (no
+  sampling in the fit).
 - ``ball``: the half-saturation ``EC50`` (copies/ug) of CAR-T killing in the B-ALL scenario,
   fitted by bisection on a fixed virtual cohort (common random numbers) so that 50 % of
   patients have B cells back above half of baseline at day 365 (Kimmel 2021).
@@ -42,11 +43,11 @@ CML_FIT_TARGETS: tuple[tuple[float, float], ...] = ((1e-2, 0.69), (1e-3, 0.39))
 BALL_FIT_TARGET = 0.5
 
 
-def bcr_abl_ratio_at(divisor: float, day: float = 365.0) -> float:
-    """BCR-ABL ratio ``Y3 / (Y3 + 2 X3)`` at ``day`` under imatinib for one divisor of ``by``."""
+def bcr_abl_ratio_at(potency: float, day: float = 365.0) -> float:
+    """BCR-ABL ratio ``Y3 / (Y3 + 2 X3)`` at ``day`` under imatinib for one potency."""
     spec = get_model("michor2005")
     p, y0, _ = build_ode_cohort(
-        spec, 1, None, None, inhibitor=True, inhibitor_stop_day=None, cml_iiv=(divisor, 0.0)
+        spec, 1, None, None, inhibitor=True, inhibitor_stop_day=None, cml_iiv=(potency, 0.0)
     )
     t = output_grid(max(day, 28.0), (day,))
     obs, _ = integrate(y0=y0, params=p, t=t, rtol=1e-9, atol=atol_vector(spec))
@@ -56,15 +57,15 @@ def bcr_abl_ratio_at(divisor: float, day: float = 365.0) -> float:
 
 
 def fit_cml_iiv() -> tuple[float, float]:
-    """Median and log-SD of the imatinib divisor of ``by`` fitted to IRIS at 12 months."""
+    """Median and log-SD of imatinib's potency fitted to IRIS at 12 months."""
     quantiles: list[tuple[float, float]] = []
     for thr, frac in CML_FIT_TARGETS:
 
         def f(logd: float, thr: float = thr) -> float:
             return math.log(bcr_abl_ratio_at(math.exp(logd))) - math.log(thr)
 
-        d_star = math.exp(brentq(f, 0.0, math.log(1e4), xtol=1e-10))
-        # ratio <= thr  <=>  divisor >= d_star, so P(divisor >= d_star) = frac
+        d_star = math.exp(brentq(f, math.log(1e-2), math.log(1e2), xtol=1e-10))
+        # ratio <= thr  <=>  potency >= d_star, so P(potency >= d_star) = frac
         quantiles.append((math.log(d_star), float(norm.ppf(1.0 - frac))))
     (l1, z1), (l2, z2) = quantiles
     omega = (l2 - l1) / (z2 - z1)
@@ -108,7 +109,7 @@ def main(argv: list[str]) -> None:
     what = argv or ["cml", "ball"]
     if "cml" in what:
         med, om = fit_cml_iiv()
-        print(f"cml: by_divisor_median = {med:.6g}, by_divisor_omega = {om:.6g}")
+        print(f"cml: potency_median = {med:.6g}, potency_omega = {om:.6g}")
     if "ball" in what:
         ec50 = fit_ball_ec50()
         print(f"ball: ec50 = {ec50:.6g} copies/ug")

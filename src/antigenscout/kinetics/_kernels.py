@@ -46,7 +46,8 @@ P_MODE = 38
 P_S_RHO, P_S_TMAX, P_S_CMAX, P_S_ALPHA, P_S_FB, P_S_BETA = range(39, 45)
 P_REJ_RATE = 45
 P_REJ_DAY = 46
-N_PARAMS = 47
+P_STEM_TKI = 47  # extra death of leukaemic stem cells (level 0) while the inhibitor is on (1/day)
+N_PARAMS = 48
 
 MODE_KIMMEL = 0.0
 MODE_STEIN = 1.0
@@ -137,7 +138,9 @@ def rhs(t: float, y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: 
         a = p[base + 2]
         f = p[base + 3]
         if tki_on:
-            if k == 1:
+            if k == 0:
+                d = d + p[P_STEM_TKI]
+            elif k == 1:
                 a = p[P_A1_TKI]
             elif k == 2:
                 a = p[P_A2_TKI]

@@ -19,6 +19,7 @@ from ._params import (
     LEON_TRIANA,
     MICHOR,
     PRODUCTS,
+    STEM_ON_TKI,
 )
 from ._scenario import Scenario
 from ._stein import stein_sample, stein_typical
@@ -291,20 +292,26 @@ def build_ode_cohort(
         load = load + hpos * pool
         load_ref = kv["B0"] * kv["cells_per_mL"]
         med, omega = (
-            (CML_IIV["by_divisor_median"].value, CML_IIV["by_divisor_omega"].value)
+            (CML_IIV["potency_median"].value, CML_IIV["potency_omega"].value)
             if cml_iiv is None
             else cml_iiv
         )
-        div = np.full(n, med)
+        potency = np.full(n, med)
         if rng is not None:
             # drawn with or without the inhibitor, so both arms share their other draws
             eta = _lognormal(rng, n, omega)
             if inhibitor:
-                div = np.maximum(1.0, med * eta)
+                potency = med * eta
         if inhibitor:
-            sampled["imatinib_by_divisor"] = div
-        p[:, K.P_A1_TKI] = m["ay"] / m["ay_imatinib_divisor"]
-        p[:, K.P_A2_TKI] = m["by"] / div
+            sampled["imatinib_potency"] = potency
+        # one per-patient potency e scales the drug's effect on the leukaemic output in log
+        # terms: progenitor and precursor output divided by 100**e and 750**e (Michor's
+        # divisors at e = 1). The stem pool declines at Fassoni's quiescent-exit rate in every
+        # patient: that rate is the quiescent cells', not the drug's, once the drug kills
+        # cycling stem cells faster than they grow (Fassoni: e_TKI 1.2/month > p_y 0.2/month)
+        p[:, K.P_STEM_TKI] = m["ry"] - m["d0"] + STEM_ON_TKI["stem_decline"].value
+        p[:, K.P_A1_TKI] = m["ay"] / m["ay_imatinib_divisor"] ** potency
+        p[:, K.P_A2_TKI] = m["by"] / m["by_imatinib_divisor"] ** potency
         if inhibitor:
             p[:, K.P_TKI_STOP] = np.inf if inhibitor_stop_day is None else inhibitor_stop_day
         p[:, K.P_SP] = m["sp"]

@@ -131,6 +131,19 @@ MICHOR: dict[str, Param] = {
     "X3": Param(2e12, "cells", _MICHOR + " Fig 4A"),
 }
 
+#: Leukaemic stem cells under a kinase inhibitor. Michor 2005 spares them (they keep growing
+#: at ry - d0 = 0.005/day, so the BCR-ABL ratio rises again after the first year, against
+#: IRIS and ENESTnd, where responses keep deepening). Fassoni et al. 2018 (Roeder-Loeffler
+#: reduced to an ODE) let the inhibitor kill cycling stem cells (e_TKI = 1.2/month against
+#: their growth p_y = 0.2/month), so under therapy the pool is what remains quiescent, and it
+#: shrinks as those cells leave quiescence, at p_xy = 0.05/month. Here the stem level's net
+#: rate while the inhibitor is on is that long-run decline, -p_xy [derived: the quiescent
+#: pool's exit rate, the slow eigenvalue of Fassoni's two-state system when e_TKI > p_y].
+_FASSONI = "Fassoni 2018 Haematologica 103:1825 (myelo CML/Fassoni18), p_xy = 0.05/month"
+STEM_ON_TKI: dict[str, Param] = {
+    "stem_decline": Param(0.05 / 30.44, "1/day", _FASSONI),
+}
+
 # --------------------------------------------------------------------------------------
 # León-Triana et al. 2021, Commun Nonlinear Sci Numer Simul 94:105570 (healthy B cells).
 # --------------------------------------------------------------------------------------
@@ -187,14 +200,16 @@ BALL_FIT: dict[str, Param] = {
     "ec50": Param(3520.68, "copies/ug", "[fitted] B-cell recovery at 1 y = 50 % (Kimmel 2021)"),
 }
 
-#: CML under imatinib: inter-patient variability of the imatinib effect on leukaemic
-#: progenitor output (Michor's divisor of ``by``, 750 in the paper), lognormal with median
-#: and log-SD fitted to IRIS at 12 months: complete cytogenetic response 69 % (read as
-#: BCR-ABL <= 1 %) and major molecular response 39 % (BCR-ABL <= 0.1 %). Divisors below 1
-#: (no drug effect) are set to 1. Fit: ``python -m antigenscout.kinetics._calibrate cml``.
+#: CML under imatinib: inter-patient variability of the drug's potency ``e`` (one number per
+#: patient scaling its effect on leukaemic output in log terms: progenitor output / 100**e,
+#: precursor output / 750**e; ``e = 1`` is Michor 2005; the stem pool's decline,
+#: :data:`STEM_ON_TKI`, is every patient's), lognormal with median and log-SD fitted to IRIS at 12
+#: months: complete cytogenetic response 69 % (read as BCR-ABL <= 1 %) and major molecular
+#: response 39 % (BCR-ABL <= 0.1 %). Fit: ``python -m antigenscout.kinetics._calibrate cml``.
+#: Checked, not fitted: MMR by 24 and 60 months (docs/kinetics.md).
 CML_IIV: dict[str, Param] = {
-    "by_divisor_median": Param(10.7338, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
-    "by_divisor_omega": Param(2.98211, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
+    "potency_median": Param(0.41079, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
+    "potency_omega": Param(0.827419, "-", "[fitted] IRIS 12-month CCyR 69 %, MMR 39 %"),
 }
 
 #: Cell-therapy products. ``fb_multiplier`` scales Stein's fraction entering the slow

@@ -31,7 +31,9 @@ _F32_MAX = float(np.finfo(np.float32).max)
 #: (~1 kg, Del Monte 2009 Cell Cycle 8:505), a burden incompatible with life. The model's
 #: dynamics are unchanged; only curves and endpoints are capped, and the day is reported.
 BURDEN_CAP_FOLD = 100.0
-_KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 60.0, 90.0, 180.0, 250.0, 365.0, 730.0)
+_KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 60.0, 90.0, 180.0, 250.0, 365.0, 730.0, 1095.0, 1460.0, 1825.0)
+#: Months at which molecular responses are read (day = months / 12 x 365, on the grid).
+RESPONSE_MONTHS = (12, 24, 36, 48, 60)
 #: BCR-ABL response levels (ratio, as a fraction): major molecular response (0.1 % IS),
 #: MR4 (0.01 %) and MR4.5 (0.0032 %) (European LeukemiaNet definitions).
 MOLECULAR_RESPONSE = {"mmr": 1e-3, "mr4": 1e-4, "mr45": 3.2e-5}
@@ -180,6 +182,15 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     relapse = _first_cross(t, rel, MRD_THRESHOLD, False, np.minimum(rem_j, len(t) - 1))
     relapse[np.isnan(rem_day)] = np.nan
     out["time_to_relapse_days"] = relapse
+    out["relapse_1y"] = np.where(out["remission"] & (t[-1] >= 365.0), relapse <= 365.0, np.nan)
+    # what came back: the antigen-negative share of the burden on the day of relapse
+    rel_j = np.searchsorted(t, np.nan_to_num(relapse, nan=t[-1]))
+    rel_j = np.minimum(rel_j, len(t) - 1)
+    neg_at = obs[np.arange(n), rel_j, K.O_TUMOUR_NEG]
+    tum_at = tum[np.arange(n), rel_j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neg_share = np.where(tum_at > 0, neg_at / tum_at, np.nan)
+    out["relapse_antigen_negative"] = np.where(np.isnan(relapse), np.nan, neg_share > 0.5)
     out["burden_cap_day"] = _first_cross(t, rel, BURDEN_CAP_FOLD, False, zero)
     neg = obs[:, -1, K.O_TUMOUR_NEG]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,13 +207,17 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
         x3 = obs[:, :, K.O_X3]
         ratio = y3 / (y3 + 2.0 * x3)
         out["bcr_abl_ratio_end"] = ratio[:, -1]
-        for months, day in ((12, 365.0), (24, 730.0)):
+        for months in RESPONSE_MONTHS:
+            day = months / 12 * 365.0
             r = _at(t, ratio, day)
             if np.isnan(r).all():
                 continue
             out[f"bcr_abl_ratio_{months}m"] = r
             for name, thr in MOLECULAR_RESPONSE.items():
                 out[f"{name}_{months}m"] = r <= thr
+            # cumulative: reached at any time up to that day (as the trials report it)
+            best = np.nanmin(ratio[:, t <= day + 1e-9], axis=1)
+            out[f"mmr_by_{months}m"] = best <= MOLECULAR_RESPONSE["mmr"]
         with np.errstate(divide="ignore", invalid="ignore"):
             lr = np.log(ratio)
             # Tang 2011 windows: first (differentiated-cell) and second (progenitor) phase
@@ -252,8 +267,7 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
         "healthy_recovery_day",
         "stem_fraction_end",
         "bcr_abl_ratio_end",
-        "bcr_abl_ratio_12m",
-        "bcr_abl_ratio_24m",
+        *(f"bcr_abl_ratio_{m}m" for m in RESPONSE_MONTHS),
         "bcr_abl_slope1_per_day",
         "bcr_abl_slope2_per_day",
     ):
@@ -268,19 +282,22 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
         ("stem_extinct", "stem_extinct_fraction"),
         *(
             (f"{name}_{m}m", f"{name}_fraction_{m}m")
-            for m in (12, 24)
+            for m in RESPONSE_MONTHS
             for name in MOLECULAR_RESPONSE
         ),
+        *((f"mmr_by_{m}m", f"mmr_cumulative_fraction_{m}m") for m in RESPONSE_MONTHS),
     ):
         if col in cohort:
             v = pd.to_numeric(cohort[col], errors="coerce").dropna()
             s[key] = float(v.mean()) if len(v) else math.nan
     if "time_to_relapse_days" in cohort:
-        s["relapse_fraction"] = float(cohort["time_to_relapse_days"].notna().mean())
-        if "antigen_negative_fraction_end" in cohort:
-            rel = cohort["time_to_relapse_days"].notna()
-            neg = pd.to_numeric(cohort["antigen_negative_fraction_end"], errors="coerce") > 0.5
-            s["antigen_negative_relapse_fraction"] = float((rel & neg).mean())
+        rel = cohort["time_to_relapse_days"].notna()
+        s["relapse_fraction"] = float(rel.mean())
+        remitted = cohort["remission"].astype(bool)
+        r1 = pd.to_numeric(cohort["relapse_1y"], errors="coerce")
+        s["relapse_among_remitters_1y"] = float(r1[remitted].mean()) if remitted.any() else math.nan
+        neg = pd.to_numeric(cohort["relapse_antigen_negative"], errors="coerce")
+        s["antigen_negative_relapse_fraction"] = float(neg[rel].mean()) if rel.any() else math.nan
     for col in ("bcr_abl_slope1_per_day", "bcr_abl_slope2_per_day"):
         if col in cohort:
             v = pd.to_numeric(cohort[col], errors="coerce").dropna()
@@ -311,8 +328,7 @@ def _units(spec: ModelSpec) -> dict[str, str]:
         "stem_fraction": "fold of baseline",
         "bcr_abl_ratio": "fraction (0-1)",
         "bcr_abl_ratio_end": "fraction (0-1)",
-        "bcr_abl_ratio_12m": "fraction (0-1)",
-        "bcr_abl_ratio_24m": "fraction (0-1)",
+        **{f"bcr_abl_ratio_{m}m": "fraction (0-1)" for m in RESPONSE_MONTHS},
         "bcr_abl_slope1_per_day": "1/day",
         "bcr_abl_slope2_per_day": "1/day",
         **{f"car_t_day{d}": car_long for d in (7, 14, 28, 90, 180, 365)},
@@ -325,10 +341,12 @@ def _units(spec: ModelSpec) -> dict[str, str]:
         "tumour_extinct_fraction",
         "stem_extinct_fraction",
         "relapse_fraction",
-        "antigen_negative_relapse_fraction",
-        *(f"{n}_fraction_{m}m" for m in (12, 24) for n in MOLECULAR_RESPONSE),
+        *(f"{n}_fraction_{m}m" for m in RESPONSE_MONTHS for n in MOLECULAR_RESPONSE),
+        *(f"mmr_cumulative_fraction_{m}m" for m in RESPONSE_MONTHS),
     ):
         u[key] = "fraction of patients"
+    u["relapse_among_remitters_1y"] = "fraction of patients in remission"
+    u["antigen_negative_relapse_fraction"] = "fraction of relapses"
     return u
 
 
@@ -591,7 +609,21 @@ def _definitions(spec: ModelSpec) -> dict[str, str]:
             "time_to_relapse_days": "first day after remission at which burden is back at "
             f">= {MRD_THRESHOLD:g} of baseline (NaN: no remission, or no relapse in the horizon)",
             "remission_1y": "in remission and burden below the threshold at day 365",
+            "relapse_among_remitters_1y": "patients whose relapse (as time_to_relapse_days) "
+            "came by day 365 / patients who reached remission",
+            "antigen_negative_relapse_fraction": "relapses in which antigen-negative cells make "
+            "up more than half of the burden on the day of relapse / all relapses in the "
+            "horizon (NaN: no relapse)",
             "tumour_extinct": "every tumour sub-population fell below one cell (absorbing)",
+        }
+    if spec.tumour == "hierarchy":
+        d |= {
+            "bcr_abl_ratio": "Y3 / (Y3 + 2 X3): leukaemic over all terminal cells' BCR transcripts",
+            "mmr_fraction_<m>m": "BCR-ABL ratio <= 0.1 % on day m / 12 x 365 (point prevalence; "
+            "mr4 <= 0.01 %, mr45 <= 0.0032 %)",
+            "mmr_cumulative_fraction_<m>m": "BCR-ABL ratio <= 0.1 % on any day up to m / 12 x "
+            "365 (cumulative incidence, as IRIS and ENESTnd report MMR 'by' a month)",
+            "stem_fraction_end": "leukaemic stem cells at the end / at baseline",
         }
     if spec.takes_scenario:
         d |= {
