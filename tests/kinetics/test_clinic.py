@@ -16,13 +16,23 @@ from scipy.linalg import expm
 from antigenscout._errors import InputError
 from antigenscout.kinetics import Scenario, scenario_from_run, simulate
 from antigenscout.kinetics._calibrate import (
+    ESCAPE_FIT_TARGET,
     bcr_abl_ratio_at,
     fit_cml_iiv,
     recovered_fraction_1y,
+    relapse_among_remitters_1y,
 )
 from antigenscout.kinetics._cli import simulate_command
 from antigenscout.kinetics._models import antigen_factor
-from antigenscout.kinetics._params import BALL_FIT, CML_IIV, MICHOR, PRODUCTS, STEM_ON_TKI
+from antigenscout.kinetics._params import (
+    BALL_FIT,
+    CML_IIV,
+    ESCAPE,
+    MICHOR,
+    MRD_THRESHOLD,
+    PRODUCTS,
+    STEM_ON_TKI,
+)
 from antigenscout.kinetics._stein import stein_concentration, stein_typical
 
 # ---- B-ALL -----------------------------------------------------------------------------
@@ -41,6 +51,47 @@ def test_ball_clinical_endpoints(ball):
     assert 0.3 <= s["healthy_recovered_fraction_1y"] <= 0.75
     # CHECK (not fitted): CR 63 % (FDA, n = 63; 95 % CI 50-75 %) to 85.5 % (real world).
     assert 0.5 <= s["remission_fraction"] <= 0.855
+
+
+def test_escape_fit_reproduces_its_target_and_the_checks_hold(ball):
+    # the stored carrier share is the bisection result on this cohort (n = 2000)
+    got = relapse_among_remitters_1y(ESCAPE["carrier_fraction"].value)
+    assert got == pytest.approx(ESCAPE_FIT_TARGET, abs=0.01)
+    s, c = ball.summary, ball.cohort
+    # the issue's clinical band for relapse among remitters by 1 year
+    assert 0.25 <= s["relapse_among_remitters_1y"] <= 0.55
+    # CHECK (not fitted): relapses while the CAR-T still holds B cells down are antigen-
+    # negative (Pulsipher 2022: 23 of 25); with B cells back, CD19+ relapses appear
+    rel = c[c["time_to_relapse_days"].notna()]
+    aplasia = rel["healthy_recovery_day"].isna() | (
+        rel["healthy_recovery_day"] > rel["time_to_relapse_days"]
+    )
+    assert rel.loc[aplasia, "relapse_antigen_negative"].mean() >= 0.75
+    assert rel.loc[~aplasia, "relapse_antigen_negative"].mean() < 0.6
+    # the summary's share is antigen-negative relapses / relapses, by hand
+    assert s["antigen_negative_relapse_fraction"] == pytest.approx(
+        rel["relapse_antigen_negative"].mean()
+    )
+    # clones: a share of patients, each between one cell and the MRD threshold
+    clone = c["antigen_negative_clone"]
+    assert (clone > 0).mean() == pytest.approx(ESCAPE["carrier_fraction"].value, abs=0.05)
+    assert clone.max() <= MRD_THRESHOLD
+
+
+def test_an_antigen_negative_clone_regrows_at_the_blast_rate():
+    """A remitter with a clone relapses when the clone alone reaches the MRD threshold:
+    clone x exp(rho_L t) = 1e-4 (León-Triana rho_L = 1/30 per day), by hand."""
+    res = simulate("cart-leukaemia", n_patients=400, seed=5, days=730)
+    c = res.cohort
+    neg = c[(c["relapse_antigen_negative"] == 1.0) & (c["antigen_negative_clone"] > 0)]
+    expected = np.log(MRD_THRESHOLD / neg["antigen_negative_clone"]) * 30.0
+    # antigen-positive cells regrowing once the CAR-T wanes can only bring relapse earlier
+    assert (neg["time_to_relapse_days"] <= expected + 1.5).all()
+    # and mostly the clone alone decides the day (where antigen-positive cells remain on
+    # the day of relapse, they bring it earlier)
+    exact = np.abs(neg["time_to_relapse_days"] - expected) <= 1.5
+    assert len(neg) > 50
+    assert exact.mean() >= 0.8  # 89 % on this cohort
 
 
 def test_ball_car_t_is_stein_closed_form():
@@ -232,6 +283,52 @@ def test_cli_healthy_and_indication(cml_run, tmp_path):
         simulate_command, ["--model", "stein2019", "--healthy", "B cells", "--out", str(out)]
     )
     assert isinstance(r.exception, InputError)
+
+
+def test_cli_user_given_coverages_and_the_seed_scenario(tmp_path):
+    """IL1RAP CAR-T with imatinib, coverages given by the user (no CML ranking at hand): the
+    antigen-positive stem cells are cleared, so the stem pool at 1 year is (1 - stem
+    coverage) of imatinib alone's; it is recorded as user-given."""
+    runner = CliRunner()
+    base = ["--model", "cart-cml", "--patients", "20", "--target", "IL1RAP"]
+    out = tmp_path / "il1rap"
+    args = [*base, "--tumour-coverage", "0.8", "--stem-coverage", "0.95"]
+    args += ["--healthy-cell-type", "monocyte", "--healthy-positive-fraction", "0.9"]
+    r = runner.invoke(simulate_command, [*args, "--with-inhibitor", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert run["params"]["coverage_source"] == "user-given"
+    assert s["scenario"]["source"].startswith("user-given")
+    assert s["scenario"]["stem_coverage"] == 0.95
+    alone = simulate("michor2005", n_patients=20)
+    ratio = s["stem_fraction_end"]["median"] / alone.summary["stem_fraction_end"]["median"]
+    assert ratio == pytest.approx(0.05, rel=1e-3)  # >= 90 % more stem cells cleared
+    # misuse is refused with the fix named
+    for bad, word in (
+        ([*base, "--out", str(tmp_path / "x")], "--tumour-coverage"),
+        ([*base, "--stem-coverage", "0.5", "--out", str(tmp_path / "x")], "--tumour-coverage"),
+        (
+            [
+                *base,
+                "--tumour-coverage",
+                "0.5",
+                "--healthy-cell-type",
+                "monocyte",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            "--healthy-positive-fraction",
+        ),
+        ([*base, "--tumour-coverage", "1.5", "--out", str(tmp_path / "x")], "tumour_coverage"),
+    ):
+        r = runner.invoke(simulate_command, bad)
+        assert isinstance(r.exception, InputError), (bad, r.output)
+        assert word in str(r.exception)
+    r = runner.invoke(simulate_command, [*base, "--tumour-coverage", "0.5", "--out", str(out)])
+    assert r.exit_code == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert any("not simulated" in w for w in s["warnings"])
 
 
 # ---- products ----------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def test_kinetics_axes_have_units_and_target(tmp_path: Path) -> None:
     assert "median 2 copies/µg DNA" in kin  # tooltip values carry the unit
 
     scen = {"target": "FLT3", "healthy_cell_type": "B cell"}
-    qs = ["car_t", "tumour_fraction", "healthy_fraction"]
+    qs = ["car_t", "tumour_burden", "healthy_fraction"]
     run2 = _sim_dir(tmp_path / "leuk", "cart-leukaemia", qs, scen)
     html2 = render_html(run2)
     titles = re.findall(r'<text x="[\d.]+" y="15"[^>]*>(.*?)</text>', html2)
@@ -130,9 +130,26 @@ def test_kinetics_axes_have_units_and_target(tmp_path: Path) -> None:
         "FLT3: tumour burden (cart-leukaemia)",
         "FLT3: healthy B cell (cart-leukaemia)",
     ]
-    assert ">CAR-T cells (cells/µL)</text>" in html2
-    assert ">tumour burden (fraction of day 0)</text>" in html2
+    assert ">CAR-T cells (copies/µg DNA)</text>" in html2  # Stein kinetics
+    assert ">tumour burden (fold of day 0)</text>" in html2
     assert ">healthy target cells (fraction of day 0)</text>" in html2
+
+
+def test_the_units_the_summary_states_win(tmp_path: Path) -> None:
+    run = _sim_dir(tmp_path, "cart-cml", ["car_t", "stem_fraction"], None)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["units"] = {
+        "car_t": "CAR-T cells/uL blood",
+        "stem_fraction": "fold of baseline",
+        "cmax": "CAR-T cells/uL blood",
+        "remission": "-",
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    data = load_run(run)
+    assert curve_label(data, "car_t").ylabel == "CAR-T cells (CAR-T cells/uL blood)"
+    assert curve_label(data, "stem_fraction").ylabel == "leukaemic stem cells (fold of baseline)"
+    assert metric_unit(data, "cmax") == "CAR-T cells/uL blood"
+    assert metric_unit(data, "remission") == ""  # dimensionless
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Calibration of the clinical scenarios: the fits behind the ``[fitted]`` values of
 ``_params.py``. Each fit uses one published source; the others are kept for checking.
 
-Run: ``python -m antigenscout.kinetics._calibrate {ball,cml}`` (prints the fitted values).
+Run: ``python -m antigenscout.kinetics._calibrate {ball,cml,escape}`` (prints the fitted
+values).
 
 - ``cml``: imatinib's potency ``e`` (every effect of the drug scaled in log terms; ``e = 1``
   is Michor 2005 with Fassoni 2018's stem decline) varies between patients as a lognormal.
@@ -13,6 +14,10 @@ Run: ``python -m antigenscout.kinetics._calibrate {ball,cml}`` (prints the fitte
 - ``ball``: the half-saturation ``EC50`` (copies/ug) of CAR-T killing in the B-ALL scenario,
   fitted by bisection on a fixed virtual cohort (common random numbers) so that 50 % of
   patients have B cells back above half of baseline at day 365 (Kimmel 2021).
+- ``escape``: the share of B-ALL patients carrying a pre-existing antigen-negative subclone,
+  fitted by bisection on a fixed virtual cohort (common random numbers: a larger share keeps
+  every earlier carrier) so that 41 % of remitters relapse within a year (ELIANA: 59 % of
+  responders relapse-free at 12 months).
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from ._simulate import DEPLETION_THRESHOLD, integrate, output_grid
 __all__ = [
     "BALL_FIT_TARGET",
     "CML_FIT_TARGETS",
+    "ESCAPE_FIT_TARGET",
     "bcr_abl_ratio_at",
     "fit_ball_ec50",
     "fit_cml_iiv",
+    "fit_escape",
+    "relapse_among_remitters_1y",
 ]
 
 #: IRIS, imatinib arm, 12 months (Hughes 2003 NEJM 349:1423; O'Brien 2003 NEJM 348:994 /
@@ -41,6 +49,8 @@ __all__ = [
 CML_FIT_TARGETS: tuple[tuple[float, float], ...] = ((1e-2, 0.69), (1e-3, 0.39))
 #: Kimmel 2021: only 50 % of patients had recovered any normal B cells by 1 year.
 BALL_FIT_TARGET = 0.5
+#: ELIANA (Maude 2018 NEJM 378:439): 59 % of responders relapse-free at 12 months.
+ESCAPE_FIT_TARGET = 1.0 - 0.59
 
 
 def bcr_abl_ratio_at(potency: float, day: float = 365.0) -> float:
@@ -104,15 +114,50 @@ def fit_ball_ec50(n: int = 2000, seed: int = 20240601) -> float:
     return math.exp(0.5 * (lo + hi))
 
 
+def relapse_among_remitters_1y(carriers: float, n: int = 2000, seed: int = 20240601) -> float:
+    """Share of a fixed ``cart-leukaemia`` cohort's remitters who relapse by day 365."""
+    from ._simulate import ode_endpoints
+
+    spec = get_model("cart-leukaemia")
+    rng = np.random.default_rng(seed)
+    sc = spec.default_scenario
+    p, y0, _ = build_ode_cohort(
+        spec, n, rng, sc, inhibitor=False, inhibitor_stop_day=None, carriers=carriers
+    )
+    t = output_grid(365.0)
+    obs, _ = integrate(y0=y0, params=p, t=t, rtol=1e-6, atol=atol_vector(spec))
+    end = ode_endpoints(spec, t, obs, sc.healthy_positive_fraction)
+    remitted = end["remission"].to_numpy(dtype=bool)
+    return float(end["relapse_1y"].to_numpy(dtype=float)[remitted].mean())
+
+
+def fit_escape(n: int = 2000, seed: int = 20240601) -> float:
+    """Carrier share giving :data:`ESCAPE_FIT_TARGET` relapse among remitters at 1 y."""
+    lo, hi = 0.0, 1.0
+    if relapse_among_remitters_1y(lo, n, seed) >= ESCAPE_FIT_TARGET:
+        return 0.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        if relapse_among_remitters_1y(mid, n, seed) < ESCAPE_FIT_TARGET:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-4:
+            break
+    return 0.5 * (lo + hi)
+
+
 def main(argv: list[str]) -> None:
     """Print the fitted values (``ball`` and/or ``cml``)."""
-    what = argv or ["cml", "ball"]
+    what = argv or ["cml", "ball", "escape"]
     if "cml" in what:
         med, om = fit_cml_iiv()
         print(f"cml: potency_median = {med:.6g}, potency_omega = {om:.6g}")
     if "ball" in what:
         ec50 = fit_ball_ec50()
         print(f"ball: ec50 = {ec50:.6g} copies/ug")
+    if "escape" in what:
+        print(f"escape: carrier_fraction = {fit_escape():.6g}")
 
 
 if __name__ == "__main__":

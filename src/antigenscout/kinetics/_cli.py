@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -25,7 +26,37 @@ __all__ = ["simulate_command"]
 @click.option(
     "--from", "run_dir", type=click.Path(), default=None, help="Ranking output directory."
 )
-@click.option("--target", default=None, help="Target in the ranking's targets.tsv (with --from).")
+@click.option(
+    "--target",
+    default=None,
+    help="Target: a row of the ranking's targets.tsv (with --from), or a name for the "
+    "coverages given with --tumour-coverage (no ranking).",
+)
+@click.option(
+    "--tumour-coverage",
+    type=float,
+    default=None,
+    help="Antigen-positive share of the tumour, given by you (with --target, no --from; "
+    "recorded as user-given).",
+)
+@click.option(
+    "--stem-coverage",
+    type=float,
+    default=None,
+    help="Antigen-positive share of the tumour's stem cells (with --tumour-coverage; "
+    "default: the tumour coverage).",
+)
+@click.option(
+    "--healthy-cell-type",
+    default=None,
+    help="Healthy cell type carrying the antigen (with --tumour-coverage), e.g. 'monocyte'.",
+)
+@click.option(
+    "--healthy-positive-fraction",
+    type=float,
+    default=None,
+    help="Share of that healthy cell type carrying the antigen (with --healthy-cell-type).",
+)
 @click.option("--with-inhibitor", is_flag=True, help="Give the imatinib-like kinase inhibitor.")
 @click.option(
     "--inhibitor-stop-day", type=float, default=None, help="Stop the inhibitor on this day."
@@ -73,6 +104,10 @@ def simulate_command(
     typical: bool,
     run_dir: str | None,
     target: str | None,
+    tumour_coverage: float | None,
+    stem_coverage: float | None,
+    healthy_cell_type: str | None,
+    healthy_positive_fraction: float | None,
     with_inhibitor: bool,
     inhibitor_stop_day: float | None,
     healthy: str | None,
@@ -97,8 +132,34 @@ def simulate_command(
     from ._scenario import Scenario, scenario_from_run
     from ._simulate import simulate, write_simulation
 
-    if (run_dir is None) != (target is None):
-        msg = "--from and --target go together: give both (a ranking directory and a target)."
+    given = {
+        "--tumour-coverage": tumour_coverage,
+        "--stem-coverage": stem_coverage,
+        "--healthy-cell-type": healthy_cell_type,
+        "--healthy-positive-fraction": healthy_positive_fraction,
+    }
+    named = [k for k, v in given.items() if v is not None]
+    if run_dir is not None and named:
+        msg = (
+            f"{', '.join(named)} {'describes' if len(named) == 1 else 'describe'} a target "
+            "without a ranking; with --from the ranking "
+            "gives the coverages. Drop one or the other."
+        )
+        raise InputError(msg)
+    if named and tumour_coverage is None:
+        msg = f"{', '.join(named)} need --target NAME --tumour-coverage FRACTION."
+        raise InputError(msg)
+    if (healthy_cell_type is None) != (healthy_positive_fraction is None):
+        msg = "--healthy-cell-type and --healthy-positive-fraction go together: give both."
+        raise InputError(msg)
+    if run_dir is not None and target is None:
+        msg = "--from needs --target NAME (a row of the ranking's targets.tsv)."
+        raise InputError(msg)
+    if target is not None and run_dir is None and tumour_coverage is None:
+        msg = (
+            "--target needs either --from DIR (a ranking that measured it) or "
+            "--tumour-coverage FRACTION (coverages you give, recorded as user-given)."
+        )
         raise InputError(msg)
     if healthy is not None and run_dir is None:
         msg = "--healthy names a context of a ranking: add --from DIR --target NAME."
@@ -123,6 +184,27 @@ def simulate_command(
             healthy_turnover_per_day=healthy_turnover,
             reference=reference,
         )
+    elif target is not None and tumour_coverage is not None:
+        if not MODELS[model].takes_scenario:
+            msg = "--target needs a model that takes a target: cart-leukaemia or cart-cml."
+            raise InputError(msg)
+        scenario = Scenario(
+            target=target,
+            tumour_coverage=tumour_coverage,
+            stem_coverage=stem_coverage,
+            healthy_cell_type=healthy_cell_type,
+            healthy_positive_fraction=healthy_positive_fraction or 0.0,
+            healthy_turnover_per_day=healthy_turnover,
+            source="user-given on the command line (no ranking)",
+        )
+        if healthy_cell_type is None:
+            scenario = replace(
+                scenario,
+                warnings=(
+                    "no healthy antigen-positive cell type given (--healthy-cell-type): "
+                    "on-target, off-tumour depletion is not simulated",
+                ),
+            )
     elif healthy_turnover is not None:
         spec = MODELS[model]
         if spec.default_scenario is None:
@@ -173,6 +255,17 @@ def simulate_command(
                     "typical": typical,
                     "from": run_dir,
                     "target": target,
+                    "tumour_coverage": tumour_coverage,
+                    "stem_coverage": stem_coverage,
+                    "healthy_cell_type": healthy_cell_type,
+                    "healthy_positive_fraction": healthy_positive_fraction,
+                    "coverage_source": (
+                        "ranking"
+                        if run_dir
+                        else "user-given"
+                        if tumour_coverage is not None
+                        else "model default"
+                    ),
                     "with_inhibitor": with_inhibitor,
                     "inhibitor_stop_day": inhibitor_stop_day,
                     "healthy": healthy,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,12 +13,14 @@ from . import _kernels as K
 from ._params import (
     BALL_FIT,
     CML_IIV,
+    ESCAPE,
     HEALTHY_POOL,
     KIMMEL,
     KIMMEL_IIV_OMEGA,
     KIMMEL_R_B_RANGE,
     LEON_TRIANA,
     MICHOR,
+    MRD_THRESHOLD,
     PRODUCTS,
     STEM_ON_TKI,
 )
@@ -203,6 +206,30 @@ def _tumour_coverage(
     return np.full(n, scenario.tumour_coverage)
 
 
+def escape_clones(
+    n: int, rng: np.random.Generator | None, carriers: float, burden_cells: float
+) -> np.ndarray:
+    """Per patient, the antigen-negative subclone's share of the tumour at infusion.
+
+    A share ``carriers`` of the patients carries one, of a size log-uniform between one
+    cell (``1 / burden_cells``) and :data:`MRD_THRESHOLD` (``ESCAPE`` in ``_params``); the
+    others, and the typical patient (``rng=None``), carry none. The draws come from a child
+    of ``rng`` (``spawn``), so the cohort's other draws are those of a run without escape,
+    and a larger ``carriers`` keeps every earlier carrier (common random numbers).
+
+    >>> import numpy as np
+    >>> f = escape_clones(10_000, np.random.default_rng(0), 0.25, 1e10)
+    >>> round(float((f > 0).mean()), 2), bool(f.max() <= 1e-4), bool(f[f > 0].min() >= 1e-10)
+    (0.25, True, True)
+    """
+    if rng is None:
+        return np.zeros(n)
+    child = rng.spawn(1)[0]
+    u, v = child.random(n), child.random(n)
+    lo, hi = math.log(1.0 / burden_cells), math.log(MRD_THRESHOLD)
+    return np.where(u < carriers, np.exp(lo + v * (hi - lo)), 0.0)
+
+
 def build_ode_cohort(
     spec: ModelSpec,
     n: int,
@@ -214,11 +241,13 @@ def build_ode_cohort(
     product: str = "autologous-car-t",
     ec50: float | None = None,
     cml_iiv: tuple[float, float] | None = None,
+    carriers: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Parameters (n, N_PARAMS), initial states (n, N_STATES) and a table of sampled values.
 
-    ``rng=None`` gives ``n`` typical patients. ``ec50`` and ``cml_iiv`` override the fitted
-    values of ``_params`` (used by the calibration).
+    ``rng=None`` gives ``n`` typical patients. ``ec50``, ``cml_iiv`` and ``carriers`` (the
+    share of patients with an antigen-negative subclone) override the fitted values of
+    ``_params`` (used by the calibration).
     """
     if product not in PRODUCTS:
         msg = f"unknown product {product!r}; choose one of {sorted(PRODUCTS)}."
@@ -264,6 +293,13 @@ def build_ode_cohort(
             b0 = kv["B0"]
             load_ref = b0 * kv["cells_per_mL"]
             load = cov * load_ref + hpos * pool
+        if spec.car_t and sc is not None:
+            # antigen escape: a pre-existing antigen-negative subclone in some patients, on
+            # top of the measured (or given) antigen-negative share
+            q = ESCAPE["carrier_fraction"].value if carriers is None else carriers
+            clone = escape_clones(n, rng, q, b0 * kv["cells_per_mL"])
+            cov = cov * (1.0 - clone)
+            sampled["antigen_negative_clone"] = clone
         base = K.P_LEVEL + 4 * 3
         p[:, base] = r_b
         p[:, base + 3] = cov

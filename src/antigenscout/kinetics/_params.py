@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = [
     "BALL_FIT",
     "CML_IIV",
+    "ESCAPE",
     "HEALTHY_POOL",
     "HEALTHY_TURNOVER",
     "KIMMEL",
@@ -198,6 +199,22 @@ HEALTHY_POOL: dict[str, tuple[float, str]] = {
 #: cells by 1 year"). Fit: ``python -m antigenscout.kinetics._calibrate ball``.
 BALL_FIT: dict[str, Param] = {
     "ec50": Param(3520.68, "copies/ug", "[fitted] B-cell recovery at 1 y = 50 % (Kimmel 2021)"),
+}
+
+#: Antigen escape in B-ALL (``cart-leukaemia``): a share of patients carries a pre-existing
+#: antigen-negative subclone, whose size at infusion is log-uniform between one cell and the
+#: flow-cytometry detection limit (MRD 1e-4 of the burden: a clone the pre-treatment work-up
+#: would have seen is not drawn; ASSUMPTION on the shape, no published size distribution in
+#: kinetics-literature.md); it grows at the blasts' rate and no CAR-T touches it. The
+#: carrier share is fitted so that 41 % of remitters relapse within a year (ELIANA: 59 % of
+#: responders relapse-free at 12 months; Maude 2018 NEJM 378:439, restated in Laetsch 2023
+#: JCO 41:1664). Checked, not fitted: the antigen-negative share of relapses, and the share
+#: among relapses while B cells are still absent (Pulsipher 2022 Blood Cancer Discov 3:66:
+#: 23 of 25, 88 %). Fit: ``python -m antigenscout.kinetics._calibrate escape``.
+ESCAPE: dict[str, Param] = {
+    "carrier_fraction": Param(
+        0.405121, "-", "[fitted] ELIANA relapse-free 59 % of responders at 12 months"
+    ),
 }
 
 #: CML under imatinib: inter-patient variability of the drug's potency ``e`` (one number per

@@ -495,14 +495,15 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
 _QUANTITIES: dict[str, tuple[str, str | None]] = {
     "car_t": ("CAR-T cells", None),
     "normal_t": ("normal T cells", "cells/µL"),
-    "tumour_fraction": ("tumour burden", "fraction of day 0"),
+    "tumour_burden": ("tumour burden", "fold of day 0"),
     "stem_fraction": ("leukaemic stem cells", "fraction of day 0"),
     "bcr_abl_ratio": ("BCR-ABL / (BCR-ABL + 2 ABL)", "ratio"),
     "healthy_fraction": ("healthy target cells", "fraction of day 0"),
 }
-#: CAR-T level unit per model: Stein 2019 measures transgene copies by qPCR; the Kimmel
-#: 2021 based ODE models (kimmel2021, cart-leukaemia, cart-cml) count cells per µL blood.
-_CAR_T_UNIT = {"stein2019": "copies/µg DNA"}
+#: CAR-T level unit per model, for runs whose summary states none: Stein 2019 kinetics
+#: (stein2019, cart-leukaemia) measure transgene copies by qPCR; the Kimmel 2021 based models
+#: (kimmel2021, cart-cml) count cells per µL blood.
+_CAR_T_UNIT = {"stein2019": "copies/µg DNA", "cart-leukaemia": "copies/µg DNA"}
 
 
 @dataclass(frozen=True)
@@ -523,6 +524,12 @@ def _model_and_scenario(data: RunData) -> tuple[str | None, dict[str, Any]]:
     return (str(model) if model is not None else None), scen
 
 
+def _summary_units(data: RunData) -> dict[str, str]:
+    """The units ``summary.json`` states per quantity (empty for a run without them)."""
+    units = (data.summary or {}).get("units")
+    return {str(k): str(v) for k, v in units.items()} if isinstance(units, dict) else {}
+
+
 def curve_label(data: RunData, quantity: str) -> CurveLabel:
     """Title (with the target when the run simulated one) and y label with units.
 
@@ -535,12 +542,14 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
 
     Returns
     -------
-    The labels; unknown quantities keep their name, with no unit.
+    The labels: the unit ``summary.json`` states for the quantity, else the built-in one;
+    unknown quantities keep their name, with no unit.
     """
     model, scen = _model_and_scenario(data)
     what, unit = _QUANTITIES.get(quantity, (quantity.replace("_", " "), ""))
     if unit is None:
         unit = _CAR_T_UNIT.get(model or "", "cells/µL")
+    unit = _summary_units(data).get(quantity, unit)
     ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis
     if quantity == "healthy_fraction" and scen.get("healthy_cell_type"):
         what = f"healthy {scen['healthy_cell_type']}"
@@ -564,8 +573,12 @@ def metric_unit(data: RunData, metric: str) -> str:
 
     Returns
     -------
-    The unit, e.g. ``"days"``, ``"1/day"`` or the model's CAR-T unit.
+    The unit ``summary.json`` states for it, else a built-in one, e.g. ``"days"``,
+    ``"1/day"`` or the model's CAR-T unit.
     """
+    stated = _summary_units(data).get(metric)
+    if stated is not None:
+        return "" if stated == "-" else stated
     model, _ = _model_and_scenario(data)
     cart = _CAR_T_UNIT.get(model or "", "cells/µL")
     m = metric.lower()
