@@ -146,8 +146,9 @@ def test_the_units_the_summary_states_win(tmp_path: Path) -> None:
     }
     (run / "summary.json").write_text(json.dumps(summary))
     data = load_run(run)
-    assert curve_label(data, "car_t").ylabel == "CAR-T cells (CAR-T cells/uL blood)"
-    assert curve_label(data, "stem_fraction").ylabel == "leukaemic stem cells (fold of baseline)"
+    assert curve_label(data, "car_t").ylabel == "CAR-T cells/uL blood"
+    assert curve_label(data, "stem_fraction").ylabel == "fold of baseline"
+    assert curve_label(data, "stem_fraction").title == "leukaemic stem cells (cart-cml)"
     assert metric_unit(data, "cmax") == "CAR-T cells/uL blood"
     assert metric_unit(data, "remission") == ""  # dimensionless
 

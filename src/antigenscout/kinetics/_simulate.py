@@ -155,6 +155,13 @@ def _at(t: np.ndarray, y: np.ndarray, day: float) -> np.ndarray:
     return y[:, j]
 
 
+def _flag(value: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
+    """A yes/no endpoint, missing where ``known`` is false (cohort.tsv: True/False/empty)."""
+    out = pd.array(np.asarray(value, dtype=bool), dtype="boolean")
+    out[~np.asarray(known, dtype=bool)] = pd.NA
+    return out
+
+
 def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) -> pd.DataFrame:
     """Per-patient endpoints from observables on the output grid (``obs``: P × T × N_OBS)."""
     n = obs.shape[0]
@@ -182,7 +189,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     relapse = _first_cross(t, rel, MRD_THRESHOLD, False, np.minimum(rem_j, len(t) - 1))
     relapse[np.isnan(rem_day)] = np.nan
     out["time_to_relapse_days"] = relapse
-    out["relapse_1y"] = np.where(out["remission"] & (t[-1] >= 365.0), relapse <= 365.0, np.nan)
+    out["relapse_1y"] = _flag(relapse <= 365.0, out["remission"] & (t[-1] >= 365.0))
     # what came back: the antigen-negative share of the burden on the day of relapse
     rel_j = np.searchsorted(t, np.nan_to_num(relapse, nan=t[-1]))
     rel_j = np.minimum(rel_j, len(t) - 1)
@@ -190,15 +197,13 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     tum_at = tum[np.arange(n), rel_j]
     with np.errstate(divide="ignore", invalid="ignore"):
         neg_share = np.where(tum_at > 0, neg_at / tum_at, np.nan)
-    out["relapse_antigen_negative"] = np.where(np.isnan(relapse), np.nan, neg_share > 0.5)
+    out["relapse_antigen_negative"] = _flag(neg_share > 0.5, ~np.isnan(relapse))
     out["burden_cap_day"] = _first_cross(t, rel, BURDEN_CAP_FOLD, False, zero)
     neg = obs[:, -1, K.O_TUMOUR_NEG]
     with np.errstate(divide="ignore", invalid="ignore"):
         out["antigen_negative_fraction_end"] = np.where(tum[:, -1] > 0, neg / tum[:, -1], np.nan)
     r365 = _at(t, rel, 365.0)
-    out["remission_1y"] = np.where(
-        np.isnan(r365), np.nan, (r365 < MRD_THRESHOLD) & out["remission"]
-    )
+    out["remission_1y"] = _flag((r365 < MRD_THRESHOLD) & out["remission"], ~np.isnan(r365))
     if spec.tumour == "hierarchy":
         stem = obs[:, :, K.O_STEM]
         out["stem_fraction_end"] = stem[:, -1] / stem[:, 0]
@@ -235,7 +240,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
         rec[np.isnan(dep)] = np.nan
         out["healthy_recovery_day"] = rec
         h365 = _at(t, h, 365.0)
-        out["healthy_recovered_1y"] = np.where(np.isnan(h365), np.nan, h365 >= DEPLETION_THRESHOLD)
+        out["healthy_recovered_1y"] = _flag(h365 >= DEPLETION_THRESHOLD, ~np.isnan(h365))
     return pd.DataFrame(out)
 
 
@@ -249,6 +254,12 @@ def _band(x: pd.Series) -> dict[str, float]:
         return {"median": math.nan, "p05": math.nan, "p95": math.nan, "n": 0}
     p05, p50, p95 = np.percentile(v, _PCTS)
     return {"median": float(p50), "p05": float(p05), "p95": float(p95), "n": int(v.size)}
+
+
+def _share(x: pd.Series) -> float:
+    """Mean of a yes/no (or numeric) column over its known values; NaN when none is known."""
+    v = pd.to_numeric(x, errors="coerce").astype("Float64").dropna()
+    return float(v.mean()) if len(v) else math.nan
 
 
 def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
@@ -288,16 +299,13 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
         *((f"mmr_by_{m}m", f"mmr_cumulative_fraction_{m}m") for m in RESPONSE_MONTHS),
     ):
         if col in cohort:
-            v = pd.to_numeric(cohort[col], errors="coerce").dropna()
-            s[key] = float(v.mean()) if len(v) else math.nan
+            s[key] = _share(cohort[col])
     if "time_to_relapse_days" in cohort:
         rel = cohort["time_to_relapse_days"].notna()
         s["relapse_fraction"] = float(rel.mean())
         remitted = cohort["remission"].astype(bool)
-        r1 = pd.to_numeric(cohort["relapse_1y"], errors="coerce")
-        s["relapse_among_remitters_1y"] = float(r1[remitted].mean()) if remitted.any() else math.nan
-        neg = pd.to_numeric(cohort["relapse_antigen_negative"], errors="coerce")
-        s["antigen_negative_relapse_fraction"] = float(neg[rel].mean()) if rel.any() else math.nan
+        s["relapse_among_remitters_1y"] = _share(cohort["relapse_1y"][remitted])
+        s["antigen_negative_relapse_fraction"] = _share(cohort["relapse_antigen_negative"][rel])
     for col in ("bcr_abl_slope1_per_day", "bcr_abl_slope2_per_day"):
         if col in cohort:
             v = pd.to_numeric(cohort[col], errors="coerce").dropna()

@@ -464,17 +464,20 @@ def cohort_summary(cohort: pd.DataFrame) -> pd.DataFrame:
         s = cohort[col]
         if str(col).lower() in {"patient", "patient_id", "id", "seed", "replicate"}:
             continue
+        # yes/no columns are written True/False (empty where unknown); a numeric column is a
+        # distribution even when every value is 0 or 1
+        is_flag = s.dtype == bool or str(s.dtype) == "boolean"
         if s.dtype == object:
             lowered = s.dropna().astype(str).str.lower()
             if len(lowered) and lowered.isin(["true", "false"]).all():
                 s = s.astype(str).str.lower().map({"true": 1.0, "false": 0.0})
+                is_flag = True
             else:
                 continue
         v = pd.to_numeric(s, errors="coerce").astype(float)
         finite = v[np.isfinite(v)]
         if finite.empty:
             continue
-        is_flag = s.dtype == bool or set(np.unique(finite)) <= {0.0, 1.0}
         rows.append(
             {
                 "metric": str(col),
@@ -549,8 +552,14 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
     what, unit = _QUANTITIES.get(quantity, (quantity.replace("_", " "), ""))
     if unit is None:
         unit = _CAR_T_UNIT.get(model or "", "cells/µL")
-    unit = _summary_units(data).get(quantity, unit)
-    ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis
+    stated = _summary_units(data).get(quantity)
+    if stated is not None:
+        # the unit the summary states, its parenthetical dropped so the axis label fits (the
+        # title says what is plotted)
+        unit = stated.split(" (")[0]
+        ylabel = unit
+    else:
+        ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis
     if quantity == "healthy_fraction" and scen.get("healthy_cell_type"):
         what = f"healthy {scen['healthy_cell_type']}"
     title = what
