@@ -209,8 +209,8 @@ BALL_FIT: dict[str, Param] = {
 #: carrier share is fitted so that 41 % of remitters relapse within a year (ELIANA: 59 % of
 #: responders relapse-free at 12 months; Maude 2018 NEJM 378:439, restated in Laetsch 2023
 #: JCO 41:1664). Checked, not fitted: the antigen-negative share of relapses, and the share
-#: among relapses while B cells are still absent (Pulsipher 2022 Blood Cancer Discov 3:66:
-#: 23 of 25, 88 %). Fit: ``python -m antigenscout.kinetics._calibrate escape``.
+#: among relapses while B cells are still absent (Pulsipher et al. 2022 Blood Cancer
+#: Discov, PMC9924295: 23 of 25, 88 %). Fit: ``python -m antigenscout.kinetics._calibrate escape``.
 ESCAPE: dict[str, Param] = {
     "carrier_fraction": Param(
         0.405121, "-", "[fitted] ELIANA relapse-free 59 % of responders at 12 months"
