@@ -367,7 +367,7 @@ def search_gates(
         calls and healthy contexts, whether or not their genes are candidates of the search
         (``design_note`` says which are not). Results in ``adata.uns[key_added]['designs']``.
     require_arms
-        Judge every arm of the gates found (:func:`antigenscout.tl._arms.judge_arms`: an AND
+        Judge every arm of the gates found (:func:`antigenscout.tl._gates._arms.judge_arms`: an AND
         or NOT arm must lower the risk, an OR arm add coverage, beyond resampling noise; a
         veto must be shown on the cells it protects; an AND arm may not be one the model
         expects on more of them than its gain allows) and rank only gates whose every arm is
