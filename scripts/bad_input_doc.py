@@ -34,6 +34,18 @@ byte-identical afterwards. Each child runs under an {cap} GiB address-space cap;
 is its peak resident memory (the limit the test enforces is {rss} MB and {secs} s).
 Paths in the messages are shortened to their file names.
 
+Besides refusing bad input, a run says each choice that changes its result and that the user
+did not make, as `note: …` lines on the terminal and in `run.json["notes"]`: counts read from a
+layer or `.raw` because `.X` is not raw counts; every cell taken as tumour without
+`--malignant-key`; all tumour cells one patient without `--patient-key`; a neighbour graph found
+in the input's `obsp` (`--graph-key none` builds one instead). `run.json["input"]` records the
+input's path, SHA-256 (of every file, for a folder), format, the matrix read, kind and shape,
+the command line and the package version. TSV outputs are spreadsheet-safe: a text cell or
+label that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+carriage return; not a number such as `-0.5`) is written with a leading apostrophe, and text
+starting with an apostrophe gets one more; the package's own readers remove it (tests:
+`tests/test_provenance.py`, `tests/io/test_write.py`).
+
 Generated {when} on {machine}.
 
 | case | what | command | message | exit | s | peak MB | out kept |

@@ -358,6 +358,36 @@ def _cases() -> list[Case]:
     def _(w: Path, o: Path) -> list[str]:
         return ["simulate", "--model", "stein2019", "--patients", "0", "--out", str(o)]
 
+    @add(
+        "simulate-target-alone",
+        "simulate --target without a ranking or coverages",
+        "--tumour-coverage",
+        family="simulate",
+    )
+    def _(w: Path, o: Path) -> list[str]:
+        return ["simulate", "--model", "cart-cml", "--target", "IL1RAP", "--out", str(o)]
+
+    @add(
+        "simulate-coverage-and-ranking",
+        "simulate --tumour-coverage with --from",
+        "without a ranking",
+        family="simulate",
+    )
+    def _(w: Path, o: Path) -> list[str]:
+        return [
+            "simulate",
+            "--model",
+            "cart-cml",
+            "--from",
+            str(w),
+            "--target",
+            "IL1RAP",
+            "--tumour-coverage",
+            "0.5",
+            "--out",
+            str(o),
+        ]
+
     return c
 
 

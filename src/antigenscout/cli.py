@@ -209,9 +209,9 @@ _report = click.option(
 )
 _highlight = click.option(
     "--highlight",
-    default="",
+    multiple=True,
     help="Comma-separated targets (symbols or synonyms, e.g. CD123) always kept in risk.tsv "
-    "and shown first in the report.",
+    "and shown first in the report; repeat the option to add more.",
 )
 _input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 _backed = click.option(
@@ -312,11 +312,13 @@ def _source_column(names: Any, reference: Reference) -> Any:
     return [by_name.get(str(n), "") for n in names]
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(h.strip() for h in text.split(",") if h.strip())
+def _names(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    """Names of a comma-separated option, or of every use of a repeated one, in order."""
+    parts = [text] if isinstance(text, str) else list(text)
+    return tuple(h.strip() for part in parts for h in part.split(",") if h.strip())
 
 
-def _resolve_highlight(text: str, reference: Reference) -> tuple[str, ...]:
+def _resolve_highlight(text: str | tuple[str, ...], reference: Reference) -> tuple[str, ...]:
     """Canonical symbols of ``--highlight`` names (synonyms allowed), checked before work."""
     names = _names(text)
     if not names:
@@ -409,11 +411,13 @@ def _run_rank(
     label: str,
     reference: Reference,
     highlight: tuple[str, ...] = (),
+    input_path: Path | None = None,
     **kw: Any,
 ) -> Path:
     """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
     ``patient_model.tsv`` (single cells) and ``run.json``."""
     from . import get, tl
+    from ._provenance import choices_made, input_record
     from .io._write import staged_run, write_json, write_table
 
     _check_highlight_candidates(highlight, adata, reference, kw.get("modality", "car-t"))
@@ -460,16 +464,20 @@ def _run_rank(
             write_table(model, stage / "patient_model.tsv")
         if "ambient" in res:
             write_table(res["ambient"], stage / "ambient.tsv")
+        notes = choices_made(params, adata)
         write_json(
             stage / "run.json",
             {
                 "command": label,
+                "input": input_record(input_path, adata),
+                "notes": notes,
                 "params": res["params"],
                 "denominators": res["denominators"],
                 "reference": reference.metadata,
                 "seconds": round(time.perf_counter() - t0, 3),
             },
         )
+    _print_notes(notes)
     _print_targets(targets, res["denominators"])
     if "ambient" in res:
         _print_ambient(res["ambient"])
@@ -478,6 +486,12 @@ def _run_rank(
     amb = "ambient.tsv, " if "ambient" in res else ""
     err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}{amb}run.json")
     return out
+
+
+def _print_notes(notes: list[str]) -> None:
+    """Each choice the run made without being told (run.json ``notes``), one line each."""
+    for note in notes:
+        _stderr().print(f"note: {note}", markup=False)
 
 
 def _print_exposure_params(exp: dict[str, Any]) -> None:
@@ -562,7 +576,9 @@ def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
 @_ambient
 @_report
 @_highlight
-def demo(out: Path, modality: str, ambient: bool, with_report: bool, highlight: str) -> None:
+def demo(
+    out: Path, modality: str, ambient: bool, with_report: bool, highlight: tuple[str, ...]
+) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
 
     from . import datasets
@@ -655,7 +671,7 @@ def rank(
     route: str,
     out: Path,
     with_report: bool,
-    highlight: str,
+    highlight: tuple[str, ...],
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
     TSV/CSV table of single cells or bulk samples)."""
@@ -667,6 +683,7 @@ def rank(
         out,
         label="rank",
         reference=reference,
+        input_path=input_path,
         malignant_key=malignant_key,
         patient_key=patient_key,
         compartment_key=compartment_key,
@@ -799,6 +816,7 @@ def gates(
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
+    from ._provenance import choices_made, input_record
     from .io._write import staged_run, write_json, write_table
     from .tl._gates import TRIPLE_BUDGET
     from .tl._score import _parse_key_value
@@ -863,16 +881,20 @@ def gates(
             write_table(res["designs"], stage / "designs.tsv")
         if "set_aside" in res:
             write_table(res["set_aside"], stage / "set_aside.tsv")
+        notes = choices_made(res["params"], adata)
         write_json(
             stage / "run.json",
             {
                 "command": "gates",
+                "input": input_record(input_path, adata),
+                "notes": notes,
                 "params": res["params"],
                 "denominators": res["denominators"],
                 "reference": reference.metadata,
                 "seconds": round(time.perf_counter() - t0, 3),
             },
         )
+    _print_notes(notes)
     _print_gates(table, res["denominators"], max_vital_risk)
     _print_exposure_params(res["params"].get("exposure") or {})
     if table.empty:
@@ -1201,7 +1223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success; 2 for any failure the user can fix (the message says how); 130 when
     interrupted; 1, with a traceback, for a fault in antigenscout itself.
     """
+    from . import _provenance
+
     err = None
+    _provenance.COMMAND_LINE = ["antigenscout", *(sys.argv[1:] if argv is None else argv)]
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

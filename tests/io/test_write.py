@@ -96,3 +96,39 @@ def test_empty_existing_folder_is_used(tmp_path: Path) -> None:
     with staged_run(out, "profile") as stage:
         (stage / "profile.tsv").write_text("x\n")
     assert (out / "profile.tsv").read_text() == "x\n"
+
+
+def test_tsv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path) -> None:
+    """OWASP CSV injection: text cells (and labels) starting with = + - @ tab or CR get a
+    leading apostrophe in the TSV; numbers do not; read_table gives the values back."""
+    import pandas as pd
+
+    from antigenscout.io._write import read_table, spreadsheet_safe, write_table
+
+    df = pd.DataFrame(
+        {
+            "target": ["=HYPERLINK(x)", "+1+1", "@SUM(A1)", "-cmd", "CD19", "x"],
+            "value": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0],
+            "note": ["-0.25", "ok", "a=b", "-", "=", "'=kept"],
+        }
+    )
+    df.columns = ["target", "value", "=col"]
+    path = write_table(df, tmp_path / "t.tsv")
+    raw = path.read_text().splitlines()
+    assert raw[0].split("\t") == ["target", "value", "'=col"]
+    cells = [line.split("\t") for line in raw[1:]]
+    assert [c[0] for c in cells[:5]] == [
+        "'=HYPERLINK(x)",
+        "'+1+1",
+        "'@SUM(A1)",
+        "'-cmd",
+        "CD19",
+    ]
+    assert [c[1] for c in cells] == ["-0.5", "1", "2", "3", "4", "5"]  # numbers untouched
+    assert cells[0][2] == "-0.25"  # a number held as text
+    assert cells[2][2] == "a=b"  # an = inside
+    assert spreadsheet_safe(pd.DataFrame({"a": ["\tx", "\rx"]}))["a"].tolist() == ["'\tx", "'\rx"]
+    back = read_table(path)
+    assert back.columns.tolist() == ["target", "value", "=col"]
+    assert back["target"].tolist() == df["target"].tolist()
+    assert back["=col"].astype(str).tolist()[1:] == ["ok", "a=b", "-", "=", "'=kept"]

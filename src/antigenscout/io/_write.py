@@ -22,6 +22,8 @@ __all__ = [
     "OUTPUT_FILES",
     "atomic_open",
     "prepare_out_dir",
+    "read_table",
+    "spreadsheet_safe",
     "staged_run",
     "write_json",
     "write_table",
@@ -121,15 +123,82 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return write_text(path, text + "\n")
 
 
+#: First characters with which a spreadsheet reads a cell as a formula (OWASP, "CSV
+#: injection"): a text cell starting with one is written with a leading apostrophe.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _escape(v: object) -> object:
+    # text starting with an apostrophe gets one more, so reading back is lossless
+    if isinstance(v, str) and (
+        v.startswith("'") or (v.startswith(FORMULA_START) and not _is_number(v))
+    ):
+        return "'" + v
+    return v
+
+
+def _unescape(v: object) -> object:
+    if (
+        isinstance(v, str)
+        and len(v) > 1
+        and v[0] == "'"
+        and v[1:].startswith(("'", *FORMULA_START))
+    ):
+        return v[1:]
+    return v
+
+
+def _map_text(df: pd.DataFrame, f: Any) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(f)
+    if out.index.dtype == object:
+        out.index = out.index.map(f)
+    if out.columns.dtype == object:
+        out.columns = out.columns.map(f)
+    return out
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell (and index or column label) that a spreadsheet would read as a
+    formula prefixed with an apostrophe: ``=cmd|...``, ``+1+1``, ``@SUM(A1)``, ``-x``; a
+    number such as ``-0.5`` stays as it is; text that starts with an apostrophe gets one
+    more, so :func:`read_table`, which removes one, gives every value back.
+
+    >>> spreadsheet_safe(pd.DataFrame({"label": ["=1+1", "CD19", "-0.5", "@x"]}))["label"].tolist()
+    ["'=1+1", 'CD19', '-0.5', "'@x"]
+    """
+    return _map_text(df, _escape)
+
+
+def read_table(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
+    """Read a TSV this package wrote (:func:`write_table`), the formula escapes undone."""
+    return _map_text(pd.read_csv(path, sep="\t", **kwargs), _unescape)
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool = False) -> Path:
-    """Write a DataFrame as TSV (or Parquet if ``path`` ends in ``.parquet``) atomically."""
+    """Write a DataFrame as TSV (or Parquet if ``path`` ends in ``.parquet``) atomically.
+
+    TSV text cells that a spreadsheet would run as formulas are escaped
+    (:func:`spreadsheet_safe`); Parquet keeps the values as they are.
+    """
     path = Path(path)
     if path.suffix == ".parquet":
         with atomic_open(path, "wb") as fh:
             df.to_parquet(fh, index=index)
     else:
+        safe = spreadsheet_safe(df)
         with atomic_open(path) as fh:
-            df.to_csv(fh, sep="\t", index=index, float_format="%.6g", lineterminator="\n")
+            safe.to_csv(fh, sep="\t", index=index, float_format="%.6g", lineterminator="\n")
     return path
 
 

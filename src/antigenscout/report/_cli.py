@@ -38,14 +38,15 @@ def add_report(run_dir: str | os.PathLike[str]) -> Path:
 )
 @click.option(
     "--highlight",
-    default="",
-    help="Comma-separated targets shown first in every per-target section (e.g. CD33,IL3RA).",
+    multiple=True,
+    help="Comma-separated targets shown first in every per-target section (e.g. CD33,IL3RA); "
+    "repeat the option to add more.",
 )
-def report_command(run_dir: Path, out: Path | None, highlight: str) -> None:
+def report_command(run_dir: Path, out: Path | None, highlight: tuple[str, ...]) -> None:
     """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,
     gates or simulate). The file opens offline in any browser."""
     from .html import write_html
 
-    names = tuple(h.strip() for h in highlight.split(",") if h.strip())
+    names = tuple(h.strip() for part in highlight for h in part.split(",") if h.strip())
     path = write_html(run_dir, out, highlight=names)
     click.echo(f"report written to {path}")

@@ -1,0 +1,97 @@
+"""What a run read and which choices it made without being told: for ``run.json`` and the
+terminal (docs/bad_input.md, "Choices said")."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["choices_made", "input_record", "sha256_path"]
+
+_CHUNK = 1 << 20
+#: The command line of the CLI run in progress (set by ``cli.main``; ``None``: ``sys.argv``).
+COMMAND_LINE: list[str] | None = None
+
+
+def sha256_path(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, or of a folder (a zarr store, a 10x mtx folder) as the digest of
+    its files' relative paths and contents in sorted order.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a.txt").write_text("x")
+    1
+    >>> sha256_path(d / "a.txt") == hashlib.sha256(b"x").hexdigest()
+    True
+    """
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(str(f.relative_to(p)).encode() + b"\0")
+            h.update(sha256_path(f).encode())
+        return h.hexdigest()
+    with open(p, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, Any]:
+    """``run.json["input"]``: the path (``None``: data embedded in the package), its
+    SHA-256, the format and matrix read, the kind, the shape; with the command line and the
+    package version."""
+    from . import __version__
+    from ._errors import InputError
+    from .io._read import detect_format
+
+    info = dict(adata.uns.get("antigenscout", {})) if hasattr(adata, "uns") else {}
+    p = None if path is None else Path(path)
+    fmt = None
+    if p is not None:
+        try:
+            fmt = detect_format(p)[0]
+        except InputError:  # read by a path the dispatcher does not name (the API)
+            fmt = None
+    return {
+        "path": None if p is None else str(p.resolve()),
+        "sha256": sha256_path(p) if p is not None and p.exists() else None,
+        "format": fmt,
+        "matrix": info.get("counts_from", "X"),
+        "kind": info.get("kind"),
+        "n_obs": int(adata.n_obs),
+        "n_vars": int(adata.n_vars),
+        "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "version": __version__,
+    }
+
+
+def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
+    """Sentences for each choice that changed the result and that the user did not make:
+    the counts taken from another matrix than ``.X``, every row taken as tumour, all rows
+    one patient, a neighbour graph found in the input used.
+
+    >>> choices_made({"malignant_key": None, "patient_key": "p", "kind": "single_cell"}, None)[0]
+    'no --malignant-key: every cell is taken as a tumour cell (COLUMN=VALUE selects them)'
+    """
+    notes: list[str] = []
+    uns = getattr(adata, "uns", {}) or {}
+    where = (uns.get("antigenscout") or {}).get("counts_from")
+    if where not in (None, "X"):
+        notes.append(f"counts read from {where}: .X does not hold raw integer counts")
+    single = params.get("kind") != "bulk"
+    if params.get("malignant_key") is None and single:
+        notes.append(
+            "no --malignant-key: every cell is taken as a tumour cell (COLUMN=VALUE selects them)"
+        )
+    if params.get("patient_key") is None and single:
+        notes.append("no --patient-key: all tumour cells are counted as one patient")
+    graph = str((params.get("positivity") or {}).get("graph", ""))
+    if graph.startswith("obsp"):
+        notes.append(
+            f"neighbour graph {graph.split(',')[0]} found in the input is used ({graph}); "
+            "--graph-key none builds one here"
+        )
+    return notes
