@@ -289,6 +289,16 @@ def _cases() -> list[Case]:
     def _(w: Path, o: Path) -> list[str]:
         return _rank(write_h5ad(w / "a.h5ad"), o, "--malignant-key", "status=cancer")
 
+    @add("obs-no-match", "--obs table whose names match no cell", "no cell name of the obs")
+    def _(w: Path, o: Path) -> list[str]:
+        (w / "cells.tsv").write_text("barcode\ttumour\nAAAC-9\tyes\nAAAG-9\tno\n")
+        return _rank(write_h5ad(w / "a.h5ad"), o, "--obs", str(w / "cells.tsv"))
+
+    @add("obs-duplicate", "--obs table naming a cell twice", "more than once")
+    def _(w: Path, o: Path) -> list[str]:
+        (w / "cells.tsv").write_text("barcode\tlabel\nc0\ta\nc0\tb\n")
+        return _rank(write_h5ad(w / "a.h5ad"), o, "--obs", str(w / "cells.tsv"))
+
     @add("threshold-negative", "--threshold -1", "out of range")
     def _(w: Path, o: Path) -> list[str]:
         return _rank(write_h5ad(w / "a.h5ad"), o, "--threshold", "-1")

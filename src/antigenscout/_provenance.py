@@ -63,22 +63,39 @@ def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, A
         "kind": info.get("kind"),
         "n_obs": int(adata.n_obs),
         "n_vars": int(adata.n_vars),
+        "obs": _obs_record(info.get("obs_from")),
         "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
         "version": __version__,
     }
 
 
+def _obs_record(joined: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not joined:
+        return None
+    path = joined.get("path")
+    return {**joined, "sha256": sha256_path(path) if path else None}
+
+
 def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
     """Sentences for each choice that changed the result and that the user did not make:
-    the counts taken from another matrix than ``.X``, every row taken as tumour, all rows
-    one patient, a neighbour graph found in the input used.
+    cells without a row of ``--obs``, the counts taken from another matrix than ``.X``,
+    every row taken as tumour, all rows one patient, a neighbour graph found in the input
+    used.
 
     >>> choices_made({"malignant_key": None, "patient_key": "p", "kind": "single_cell"}, None)[0]
     'no --malignant-key: every cell is taken as a tumour cell (COLUMN=VALUE selects them)'
     """
     notes: list[str] = []
     uns = getattr(adata, "uns", {}) or {}
-    where = (uns.get("antigenscout") or {}).get("counts_from")
+    info = uns.get("antigenscout") or {}
+    joined = info.get("obs_from")
+    if joined and (joined["cells_without_row"] or joined["rows_without_cell"]):
+        notes.append(
+            f"--obs {joined['source']}: {joined['cells_without_row']:,} of "
+            f"{joined['cells_matched'] + joined['cells_without_row']:,} cells have no row (their "
+            f"labels are empty); {joined['rows_without_cell']:,} rows name no cell of the input"
+        )
+    where = info.get("counts_from")
     if where not in (None, "X"):
         notes.append(f"counts read from {where}: .X does not hold raw integer counts")
     single = params.get("kind") != "bulk"

@@ -214,6 +214,14 @@ _highlight = click.option(
     "and shown first in the report; repeat the option to add more.",
 )
 _input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+_obs = click.option(
+    "--obs",
+    "obs_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TSV/CSV of cell labels joined on the cell names (first column): how a 10x .h5, an "
+    "mtx folder or a table gets its malignant, patient and compartment columns.",
+)
 _backed = click.option(
     "--backed/--in-memory",
     default=None,
@@ -374,7 +382,12 @@ BACKED_SHARE = 0.125
 
 
 def _read_input(
-    path: Path, layer: str | None, kind: str, reference: Reference, backed: bool | None = None
+    path: Path,
+    layer: str | None,
+    kind: str,
+    reference: Reference,
+    backed: bool | None = None,
+    obs: Path | None = None,
 ) -> AnnData:
     """Read INPUT with the one reader path every format shares, then harmonise genes.
 
@@ -389,7 +402,7 @@ def _read_input(
         backed = path.name.lower().endswith(".h5ad") and big and layer is None
     opts: dict[str, Any] = {"backed": True} if backed else {}
     kind_opt = None if kind == "auto" else kind.replace("-", "_")
-    adata = io.read(path, layer=layer, kind=kind_opt, **opts)
+    adata = io.read(path, layer=layer, kind=kind_opt, obs=obs, **opts)
     pp.harmonise_genes(adata, reference)
     return adata
 
@@ -650,6 +663,7 @@ def demo(
 @_out
 @_report
 @_highlight
+@_obs
 def rank(
     input_path: Path,
     malignant_key: str | None,
@@ -672,12 +686,13 @@ def rank(
     out: Path,
     with_report: bool,
     highlight: tuple[str, ...],
+    obs_path: Path | None,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
     TSV/CSV table of single cells or bulk samples)."""
     reference = _load_reference(reference_dir, atlas_path)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
-    adata = _read_input(input_path, layer, kind, reference, backed)
+    adata = _read_input(input_path, layer, kind, reference, backed, obs_path)
     _run_rank(
         adata,
         out,
@@ -785,6 +800,7 @@ def rank(
 @_ambient
 @_out
 @_report
+@_obs
 def gates(
     input_path: Path,
     malignant_key: str | None,
@@ -813,6 +829,7 @@ def gates(
     ambient: bool,
     out: Path,
     with_report: bool,
+    obs_path: Path | None,
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
@@ -833,7 +850,7 @@ def gates(
     if bad or not op_list:
         msg = f"--ops {ops!r}: allowed operators are and, or, not (comma-separated)"
         raise InputError(msg)
-    adata = _read_input(input_path, layer, kind, reference, backed)
+    adata = _read_input(input_path, layer, kind, reference, backed, obs_path)
     healthy = None
     if healthy_value is not None:
         col, value = _parse_key_value(healthy_value)

@@ -100,10 +100,10 @@ def test_empty_existing_folder_is_used(tmp_path: Path) -> None:
 
 def test_tsv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path) -> None:
     """OWASP CSV injection: text cells (and labels) starting with = + - @ tab or CR get a
-    leading apostrophe in the TSV; numbers do not; read_table gives the values back."""
+    leading apostrophe in the TSV; numbers do not; read_output_table gives the values back."""
     import pandas as pd
 
-    from antigenscout.io._write import read_table, spreadsheet_safe, write_table
+    from antigenscout.io._write import read_output_table, spreadsheet_safe, write_table
 
     df = pd.DataFrame(
         {
@@ -128,7 +128,7 @@ def test_tsv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path) -
     assert cells[0][2] == "-0.25"  # a number held as text
     assert cells[2][2] == "a=b"  # an = inside
     assert spreadsheet_safe(pd.DataFrame({"a": ["\tx", "\rx"]}))["a"].tolist() == ["'\tx", "'\rx"]
-    back = read_table(path)
+    back = read_output_table(path)
     assert back.columns.tolist() == ["target", "value", "=col"]
     assert back["target"].tolist() == df["target"].tolist()
     assert back["=col"].astype(str).tolist()[1:] == ["ok", "a=b", "-", "=", "'=kept"]

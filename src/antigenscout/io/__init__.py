@@ -7,7 +7,7 @@ in the file in ``var['gene_id_input']`` and ``uns['antigenscout']['kind']``
 
 from ._h5ad import read_h5ad
 from ._loom import read_loom
-from ._read import read
+from ._read import join_obs, read
 from ._soma import read_soma
 from ._table import read_table
 from ._tenx import read_10x_h5, read_10x_mtx
@@ -15,6 +15,7 @@ from ._write import prepare_out_dir, write_json, write_table
 from ._zarr import read_zarr
 
 __all__ = [
+    "join_obs",
     "prepare_out_dir",
     "read",
     "read_10x_h5",

@@ -22,7 +22,7 @@ from scipy import sparse
 
 from .._errors import InputError, warn
 
-__all__ = ["read"]
+__all__ = ["join_obs", "read"]
 
 Kind = Literal["single_cell", "bulk"]
 KINDS: tuple[str, ...] = ("single_cell", "bulk")
@@ -56,6 +56,7 @@ def read(
     layer: str | None = None,
     kind: str | None = None,
     backed: bool = False,
+    obs: str | os.PathLike[str] | pd.DataFrame | None = None,
     **options: Any,
 ) -> AnnData:
     """Read an expression matrix, choosing the reader from the path.
@@ -86,6 +87,11 @@ def read(
         Open an ``.h5ad`` file read-only on disk (``backed='r'``) instead of loading ``.X``;
         see :func:`~antigenscout.io.read_h5ad`. Other formats are always read into memory,
         so ``backed=True`` with them raises :class:`~antigenscout.InputError`.
+    obs
+        Cell metadata to join on the cell names (barcodes): a TSV/CSV file whose first
+        column holds them, or a DataFrame indexed by them (:func:`join_obs`). This is how a
+        10x ``.h5``, an mtx folder or a table, which cannot carry labels, gets its malignant,
+        patient and compartment columns (CLI: ``--obs FILE``).
     **options
         Format-specific options passed to the chosen reader (e.g. ``orientation=`` for
         tables, ``obs_value_filter=`` for SOMA); an option the format does not have raises
@@ -130,7 +136,85 @@ def read(
         kwargs["kind"] = kind
     if backed:
         kwargs["backed"] = True
-    return reader(target, **kwargs)
+    adata = reader(target, **kwargs)
+    if obs is not None:
+        join_obs(adata, obs)
+    return adata
+
+
+def join_obs(adata: AnnData, obs: str | os.PathLike[str] | pd.DataFrame) -> AnnData:
+    """Join a table of cell metadata onto ``adata.obs`` by cell name, in place.
+
+    The table (a TSV/CSV file whose first column holds the cell names, or a DataFrame
+    indexed by them) must name at least one of ``adata``'s cells, hold each name once and
+    bring no column ``adata.obs`` already has. Cells without a row get empty labels, rows
+    naming no cell are ignored; both counts are kept in ``adata.uns['antigenscout']
+    ['obs_from']`` and said by the CLI.
+
+    >>> import anndata as ad, numpy as np, pandas as pd
+    >>> a = ad.AnnData(np.ones((3, 1)), obs=pd.DataFrame(index=["c1", "c2", "c3"]))
+    >>> _ = join_obs(a, pd.DataFrame({"patient": ["P1", "P2"]}, index=["c1", "c3"]))
+    >>> a.obs["patient"].tolist(), a.uns["antigenscout"]["obs_from"]["cells_without_row"]
+    (['P1', nan, 'P2'], 1)
+    """
+    if isinstance(obs, pd.DataFrame):
+        table, where = obs.copy(), "the obs table"
+    else:
+        p = check_file(obs, what="obs table")
+        where = repr(str(p))
+        sep = "," if p.name.lower().removesuffix(".gz").endswith(".csv") else "\t"
+        try:
+            table = pd.read_csv(p, sep=sep, index_col=0, dtype=str, compression="infer")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError) as e:
+            msg = (
+                f"cannot read the obs table {where} ({type(e).__name__}: {e}); give a TSV or "
+                "CSV file whose first column holds the cell names and whose other columns hold "
+                "labels (malignant status, patient, ...)"
+            )
+            raise InputError(msg) from None
+    table.index = table.index.astype(str)
+    if table.empty or table.shape[1] == 0:
+        msg = (
+            f"the obs table {where} has no rows or no label columns; it needs the cell names "
+            "in its first column and one column per label"
+        )
+        raise InputError(msg)
+    dup = table.index[table.index.duplicated()].unique()
+    if len(dup):
+        msg = (
+            f"the obs table {where} names {len(dup):,} cells more than once (e.g. "
+            f"{_examples(dup)}); keep one row per cell"
+        )
+        raise InputError(msg)
+    clash = [c for c in table.columns if c in adata.obs.columns]
+    if clash:
+        msg = (
+            f"the obs table {where} has columns the input already has: {', '.join(clash)}; "
+            "rename them in the table"
+        )
+        raise InputError(msg)
+    names = pd.Index(adata.obs_names.astype(str))
+    found = names.isin(table.index)
+    if not found.any():
+        msg = (
+            f"no cell name of the obs table {where} matches the input's cells (input: "
+            f"{_examples(names)}; table: {_examples(table.index)}); its first column must "
+            "hold the cell names (barcodes) exactly as the input spells them"
+        )
+        raise InputError(msg)
+    joined = table.reindex(names)
+    joined.index = adata.obs_names
+    adata.obs = pd.concat([adata.obs, joined], axis=1)
+    info = adata.uns.setdefault("antigenscout", {})
+    info["obs_from"] = {
+        "source": where,
+        "path": None if isinstance(obs, pd.DataFrame) else str(Path(obs).resolve()),
+        "columns": [str(c) for c in table.columns],
+        "cells_matched": int(found.sum()),
+        "cells_without_row": int((~found).sum()),
+        "rows_without_cell": int((~table.index.isin(names)).sum()),
+    }
+    return adata
 
 
 def detect_format(path: str | os.PathLike[str]) -> tuple[str, Any]:

@@ -22,7 +22,7 @@ __all__ = [
     "OUTPUT_FILES",
     "atomic_open",
     "prepare_out_dir",
-    "read_table",
+    "read_output_table",
     "spreadsheet_safe",
     "staged_run",
     "write_json",
@@ -172,7 +172,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every text cell (and index or column label) that a spreadsheet would read as a
     formula prefixed with an apostrophe: ``=cmd|...``, ``+1+1``, ``@SUM(A1)``, ``-x``; a
     number such as ``-0.5`` stays as it is; text that starts with an apostrophe gets one
-    more, so :func:`read_table`, which removes one, gives every value back.
+    more, so :func:`read_output_table`, which removes one, gives every value back.
 
     >>> spreadsheet_safe(pd.DataFrame({"label": ["=1+1", "CD19", "-0.5", "@x"]}))["label"].tolist()
     ["'=1+1", 'CD19', '-0.5', "'@x"]
@@ -180,7 +180,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return _map_text(df, _escape)
 
 
-def read_table(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
+def read_output_table(path: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
     """Read a TSV this package wrote (:func:`write_table`), the formula escapes undone."""
     return _map_text(pd.read_csv(path, sep="\t", **kwargs), _unescape)
 

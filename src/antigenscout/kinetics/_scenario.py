@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from ..io._write import read_table
+from ..io._write import read_output_table
 from ._params import HEALTHY_TURNOVER
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ def _read_tsv(path: Path, what: str) -> pd.DataFrame:
         )
         raise InputError(msg)
     try:
-        return read_table(path)
+        return read_output_table(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         msg = f"cannot read {str(path)!r} as a tab-separated table ({e}); re-run the ranking."
         raise InputError(msg) from None
@@ -251,7 +251,7 @@ def detect_indication(run_dir: str | os.PathLike[str]) -> tuple[str | None, str]
     pc = run / "patient_coverage.tsv"
     if pc.is_file():
         try:
-            cols = list(read_table(pc, nrows=0).columns[1:])
+            cols = list(read_output_table(pc, nrows=0).columns[1:])
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             cols = []
         found = {m.group(1).upper() for c in cols if (m := _INDICATION_RE.match(str(c)))}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from ..io._write import read_table
+from ..io._write import read_output_table
 
 __all__ = [
     "PRIMARY_FILES",
@@ -86,7 +86,7 @@ def _read_tsv(
     path: Path, required: tuple[str, ...], *, index_col: int | None = None
 ) -> pd.DataFrame:
     try:
-        df = read_table(path, index_col=index_col)
+        df = read_output_table(path, index_col=index_col)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         msg = (
             f"{str(path)!r} is not a readable tab-separated table ({e}); "
