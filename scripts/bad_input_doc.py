@@ -34,6 +34,8 @@ byte-identical afterwards. Each child runs under an {cap} GiB address-space cap;
 is its peak resident memory (the limit the test enforces is {rss} MB and {secs} s).
 Paths in the messages are shortened to their file names.
 
+## Choices said, inputs recorded, outputs spreadsheet-safe
+
 Besides refusing bad input, a run says each choice that changes its result and that the user
 did not make, as `note: …` lines on the terminal and in `run.json["notes"]`: counts read from a
 layer or `.raw` because `.X` is not raw counts; every cell taken as tumour without
@@ -44,7 +46,11 @@ the command line and the package version. TSV outputs are spreadsheet-safe: a te
 label that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
 carriage return; not a number such as `-0.5`) is written with a leading apostrophe, and text
 starting with an apostrophe gets one more; the package's own readers remove it (tests:
-`tests/test_provenance.py`, `tests/io/test_write.py`).
+`tests/test_provenance.py`, `tests/io/test_write.py`). `--obs FILE` joins cell labels on the
+cell names for formats that cannot carry them; cells without a row and rows naming no cell are
+said the same way.
+
+## Cases
 
 Generated {when} on {machine}.
 

@@ -289,6 +289,10 @@ def _cases() -> list[Case]:
     def _(w: Path, o: Path) -> list[str]:
         return _rank(write_h5ad(w / "a.h5ad"), o, "--malignant-key", "status=cancer")
 
+    @add("out-current-folder", "--out . (the folder the run would replace)", "current folder")
+    def _(w: Path, o: Path) -> list[str]:
+        return ["rank", str(write_h5ad(w / "a.h5ad")), "--positivity", "cp10k", "--out", "."]
+
     @add("obs-no-match", "--obs table whose names match no cell", "no cell name of the obs")
     def _(w: Path, o: Path) -> list[str]:
         (w / "cells.tsv").write_text("barcode\ttumour\nAAAC-9\tyes\nAAAG-9\tno\n")
@@ -363,6 +367,10 @@ def _cases() -> list[Case]:
     @add("profile-unknown-gene", "profile of a name that is no gene", "unknown", family="profile")
     def _(w: Path, o: Path) -> list[str]:
         return ["profile", "XYZ42NOTAGENE", "--out", str(o)]
+
+    @add("profile-deep-nesting", "profile of a receptor formula nested 3,000 deep", "nested deeper")
+    def _(w: Path, o: Path) -> list[str]:
+        return ["profile", "(" * 3000 + "CD19" + ")" * 3000, "--out", str(o)]
 
     @add("simulate-no-patients", "simulate --patients 0", "patients", family="simulate")
     def _(w: Path, o: Path) -> list[str]:

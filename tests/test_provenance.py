@@ -94,3 +94,29 @@ def test_nothing_is_said_when_every_choice_was_made(tmp_path: Path, capsys) -> N
 
 def test_bulk_rows_need_no_malignant_key() -> None:
     assert choices_made({"malignant_key": None, "patient_key": None, "kind": "bulk"}, None) == []
+
+
+def test_a_table_says_how_it_was_read_and_which_genes_were_merged(tmp_path: Path, capsys) -> None:
+    """A bulk table: its orientation and kind were guessed, and two input ids (a symbol and
+    its synonym) were summed into one gene; each is a note, and naming them silences it."""
+    rng = np.random.default_rng(0)
+    genes = ["CD33", "IL3RA", "CD123", "FLT3", "KIT", "PTPRC", "CD34", "MS4A1"]
+    df = pd.DataFrame(
+        rng.poisson(50, (len(genes), 6)),
+        index=pd.Index(genes, name="gene"),
+        columns=[f"patient_{i}" for i in range(6)],
+    )
+    path = tmp_path / "bulk.tsv"
+    df.to_csv(path, sep="\t")
+    out = tmp_path / "out"
+    assert main(["rank", str(path), "--out", str(out)]) == 0
+    notes = json.loads((out / "run.json").read_text())["notes"]
+    assert any(n.startswith("table read as genes in rows") for n in notes)
+    assert any(n.startswith("table read as bulk samples (6 columns") for n in notes)
+    merged = next(n for n in notes if "gather several input ids" in n)
+    assert "IL3RA = IL3RA + CD123" in merged
+    capsys.readouterr()
+    argv = ["rank", str(path), "--out", str(out), "--orientation", "genes-by-samples"]
+    assert main([*argv, "--kind", "bulk"]) == 0
+    notes = json.loads((out / "run.json").read_text())["notes"]
+    assert not any(n.startswith("table read as") for n in notes)

@@ -1,5 +1,5 @@
 """What a run read and which choices it made without being told: for ``run.json`` and the
-terminal (docs/bad_input.md, "Choices said")."""
+terminal (docs/bad_input.md, "Choices said, inputs recorded, outputs spreadsheet-safe")."""
 
 from __future__ import annotations
 
@@ -94,6 +94,21 @@ def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
             f"--obs {joined['source']}: {joined['cells_without_row']:,} of "
             f"{joined['cells_matched'] + joined['cells_without_row']:,} cells have no row (their "
             f"labels are empty); {joined['rows_without_cell']:,} rows name no cell of the input"
+        )
+    guessed = info.get("guessed") or {}
+    if "orientation" in guessed:
+        notes.append(
+            f"table read as {guessed['orientation']} (from which labels look like genes); "
+            "--orientation names it"
+        )
+    if "kind" in guessed:
+        notes.append(f"table read as {guessed['kind']}; --kind names it")
+    merged = info.get("merged_genes") or {}
+    if merged:
+        sym, ids = next(iter(merged.items()))
+        notes.append(
+            f"{len(merged):,} gene symbols gather several input ids (synonyms, Ensembl "
+            f"versions), whose counts were summed, e.g. {sym} = {' + '.join(ids)}"
         )
     where = info.get("counts_from")
     if where not in (None, "X"):

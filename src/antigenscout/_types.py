@@ -19,3 +19,5 @@ Modality = Literal[
 MODALITIES: tuple[str, ...] = get_args(Modality)
 
 Positivity = Literal["detected", "cp10k", "knn"]
+#: The positivity models, for validation (the values of :data:`Positivity`).
+POSITIVITY_MODELS: tuple[str, ...] = ("detected", "cp10k", "knn")

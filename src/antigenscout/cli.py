@@ -214,6 +214,14 @@ _highlight = click.option(
     "and shown first in the report; repeat the option to add more.",
 )
 _input = click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+_orientation = click.option(
+    "--orientation",
+    type=click.Choice(["auto", "genes-by-samples", "samples-by-genes"]),
+    default="auto",
+    show_default=True,
+    help="For a TSV/CSV table: which axis holds genes (auto: the one whose labels look like "
+    "genes, said on the terminal).",
+)
 _obs = click.option(
     "--obs",
     "obs_path",
@@ -388,6 +396,7 @@ def _read_input(
     reference: Reference,
     backed: bool | None = None,
     obs: Path | None = None,
+    orientation: str = "auto",
 ) -> AnnData:
     """Read INPUT with the one reader path every format shares, then harmonise genes.
 
@@ -401,6 +410,8 @@ def _read_input(
         big = path.is_file() and path.stat().st_size > BACKED_SHARE * memory_budget()
         backed = path.name.lower().endswith(".h5ad") and big and layer is None
     opts: dict[str, Any] = {"backed": True} if backed else {}
+    if orientation != "auto":
+        opts["orientation"] = orientation.replace("-", "_")
     kind_opt = None if kind == "auto" else kind.replace("-", "_")
     adata = io.read(path, layer=layer, kind=kind_opt, obs=obs, **opts)
     pp.harmonise_genes(adata, reference)
@@ -664,6 +675,7 @@ def demo(
 @_report
 @_highlight
 @_obs
+@_orientation
 def rank(
     input_path: Path,
     malignant_key: str | None,
@@ -687,12 +699,13 @@ def rank(
     with_report: bool,
     highlight: tuple[str, ...],
     obs_path: Path | None,
+    orientation: str,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
     TSV/CSV table of single cells or bulk samples)."""
     reference = _load_reference(reference_dir, atlas_path)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
-    adata = _read_input(input_path, layer, kind, reference, backed, obs_path)
+    adata = _read_input(input_path, layer, kind, reference, backed, obs_path, orientation)
     _run_rank(
         adata,
         out,
@@ -801,6 +814,7 @@ def rank(
 @_out
 @_report
 @_obs
+@_orientation
 def gates(
     input_path: Path,
     malignant_key: str | None,
@@ -830,6 +844,7 @@ def gates(
     out: Path,
     with_report: bool,
     obs_path: Path | None,
+    orientation: str,
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
@@ -850,7 +865,7 @@ def gates(
     if bad or not op_list:
         msg = f"--ops {ops!r}: allowed operators are and, or, not (comma-separated)"
         raise InputError(msg)
-    adata = _read_input(input_path, layer, kind, reference, backed, obs_path)
+    adata = _read_input(input_path, layer, kind, reference, backed, obs_path, orientation)
     healthy = None
     if healthy_value is not None:
         col, value = _parse_key_value(healthy_value)
@@ -1242,8 +1257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from . import _provenance
 
-    err = None
     _provenance.COMMAND_LINE = ["antigenscout", *(sys.argv[1:] if argv is None else argv)]
+    try:
+        return _main(argv)
+    finally:
+        _provenance.COMMAND_LINE = None
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    err = None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

@@ -128,7 +128,100 @@ def test_tsv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path) -
     assert cells[0][2] == "-0.25"  # a number held as text
     assert cells[2][2] == "a=b"  # an = inside
     assert spreadsheet_safe(pd.DataFrame({"a": ["\tx", "\rx"]}))["a"].tolist() == ["'\tx", "'\rx"]
+    # categorical labels (as AnnData keeps them) and a categorical index are escaped too
+    cat = pd.DataFrame(
+        {"label": pd.Categorical(["=1+1", "ok"])},
+        index=pd.CategoricalIndex(["@a", "b"], name="cell"),
+    )
+    safe = spreadsheet_safe(cat)
+    assert safe["label"].tolist() == ["'=1+1", "ok"]
+    assert safe.index.tolist() == ["'@a", "b"]
+    assert safe.index.name == "cell"
     back = read_output_table(path)
     assert back.columns.tolist() == ["target", "value", "=col"]
     assert back["target"].tolist() == df["target"].tolist()
     assert back["=col"].astype(str).tolist()[1:] == ["ok", "a=b", "-", "=", "'=kept"]
+
+
+def test_out_that_would_replace_the_current_folder_is_refused_first(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from antigenscout._errors import InputError
+    from antigenscout.io._write import staged_run
+
+    sub = tmp_path / "work"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    for out in (".", str(sub), str(tmp_path)):
+        with (
+            pytest.raises(InputError, match="current folder or one above"),
+            staged_run(out, "rank"),
+        ):
+            pytest.fail("the run must not start")
+
+
+def test_a_symlinked_out_receives_the_run_in_its_target(tmp_path) -> None:
+    from antigenscout.io._write import staged_run
+
+    target = tmp_path / "real"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with staged_run(link, "rank") as stage:
+        (stage / "targets.tsv").write_text("target\nCD33\n")
+    assert link.is_symlink()
+    assert (target / "targets.tsv").read_text() == "target\nCD33\n"
+
+
+def test_a_run_of_another_command_landing_meanwhile_is_kept_and_so_is_this_one(tmp_path) -> None:
+    import pytest
+
+    from antigenscout._errors import InputError
+    from antigenscout.io._write import staged_run
+
+    out = tmp_path / "out"
+
+    def gates_run() -> None:
+        with staged_run(out, "gates") as stage:
+            (stage / "gates.tsv").write_text("gate\nA\n")
+            out.mkdir()  # a rank run, started together, finished first
+            (out / "targets.tsv").write_text("target\nCD33\n")
+
+    with pytest.raises(InputError, match="received a 'rank' run") as e:
+        gates_run()
+    assert (out / "targets.tsv").read_text() == "target\nCD33\n"
+    aside = tmp_path / "out-gates"
+    assert (aside / "gates.tsv").read_text() == "gate\nA\n"
+    assert str(aside) in str(e.value)
+
+
+def test_files_left_in_a_killed_runs_staging_folder_come_back(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from antigenscout.io._write import _OWNER, staged_run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "targets.tsv").write_text("old\n")
+    # a run killed after moving the user's notes into its staging folder, before the swap
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    stage = tmp_path / ".out.abc123.partial"
+    stage.mkdir()
+    (stage / _OWNER).write_text(dead)
+    (stage / "my_notes.txt").write_text("keep me\n")
+    (stage / "targets.tsv").write_text("half-written\n")
+    alive = tmp_path / ".out.def456.partial"  # a run still working: left alone
+    alive.mkdir()
+    (alive / _OWNER).write_text(str(__import__("os").getpid()))
+    with staged_run(out, "rank") as new:
+        (new / "targets.tsv").write_text("new\n")
+    assert (out / "my_notes.txt").read_text() == "keep me\n"
+    assert (out / "targets.tsv").read_text() == "new\n"
+    assert not stage.exists()
+    assert alive.exists()

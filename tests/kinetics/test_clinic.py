@@ -321,6 +321,25 @@ def test_cli_user_given_coverages_and_the_seed_scenario(tmp_path):
             "--healthy-positive-fraction",
         ),
         ([*base, "--tumour-coverage", "1.5", "--out", str(tmp_path / "x")], "tumour_coverage"),
+        (
+            ["--model", "cart-leukaemia", "--tumour-coverage", "0.3", "--out", str(tmp_path / "x")],
+            "--target",
+        ),
+        (
+            [
+                "--model",
+                "cart-leukaemia",
+                "--target",
+                "CD19",
+                "--tumour-coverage",
+                "0.3",
+                "--stem-coverage",
+                "0.5",
+                "--out",
+                str(tmp_path / "x"),
+            ],
+            "flat tumour",
+        ),
     ):
         r = runner.invoke(simulate_command, bad)
         assert isinstance(r.exception, InputError), (bad, r.output)

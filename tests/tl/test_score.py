@@ -500,3 +500,24 @@ def test_candidates_are_nuclear_protein_coding_loci() -> None:
     got = set(candidate_genes(more, ref, "any"))
     assert got == {"CD19", "IGHM", "MS4A1", "ADT_CD45RA"}
     assert set(candidate_genes(more, ref, None)) == set(more)
+
+
+def test_the_api_validates_as_the_cli_does(tumour: AnnData, mini_reference: Reference) -> None:
+    """A model that does not exist, a neighbour count below 1 and log-normalised X are
+    refused by the API itself (the readers' check is not the only one)."""
+    from scipy import sparse
+
+    kw: dict[str, Any] = {
+        "malignant_key": "status=malignant",
+        "patient_key": "patient",
+        "reference": mini_reference,
+        "modality": None,
+    }
+    with pytest.raises(InputError, match="positivity='bogus' is not a model"):
+        score_targets(tumour.copy(), positivity="bogus", **kw)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="n_neighbors must be an integer >= 1"):
+        score_targets(tumour.copy(), n_neighbors=0, **kw)
+    logged = tumour.copy()
+    logged.X = sparse.csr_matrix(np.log1p(tumour.X.toarray()))
+    with pytest.raises(InputError, match=r"non-integer values .*log1p"):
+        score_targets(logged, positivity="cp10k", **kw)

@@ -375,6 +375,62 @@ def check_values(X: Any, source: str) -> None:
         raise InputError(msg)
 
 
+#: Fewest cells and genes from which integer counts that never exceed
+#: :data:`ROUNDED_LOG_MAX` are taken to be rounded log values rather than shallow counts (a
+#: warning, not an error): over a transcriptome, some gene (MALAT1, a mitochondrial one)
+#: reaches more reads than that in some cell; a small panel may not.
+ROUNDED_LOG_CELLS = 200
+ROUNDED_LOG_GENES = 1000
+ROUNDED_LOG_MAX = 10.0
+
+
+def check_counts(X: Any, source: str, kind: str, *, where: str = "X") -> None:
+    """Validate an in-memory expression matrix as the readers do, for the API's functions.
+
+    Refuses non-numeric, NaN, infinite and negative values (:func:`check_values`) and, for
+    single cells, non-integer values (with how they look normalised); warns when integer
+    single-cell values over a transcriptome (:data:`ROUNDED_LOG_CELLS` cells and
+    :data:`ROUNDED_LOG_GENES` genes or more) hold only 0 and 1 (binarised) or never exceed
+    :data:`ROUNDED_LOG_MAX` (rounded log values). A backed (on-disk) matrix is left to the
+    reader, which checked it.
+
+    >>> import numpy as np
+    >>> check_counts(np.array([[0, 3], [50, 1]]), "'x'", "single_cell")
+    >>> logged = np.log1p(np.array([[0.0, 3.0], [5.0, 1.0]]))
+    >>> check_counts(logged, "'x'", "single_cell")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    antigenscout._errors.InputError: X of 'x' holds non-integer values (it looks ...
+    """
+    if not isinstance(X, np.ndarray | sparse.spmatrix | sparse.sparray):
+        return
+    check_values(X, source)
+    if kind != "single_cell":
+        return
+    if not is_integer_valued(X):
+        hint = normalisation_hint(X) or "non-integer values"
+        msg = (
+            f"{where} of {source} holds non-integer values ({hint}); single cells need raw "
+            "counts: pass layer= naming the raw counts layer (CLI: --layer)"
+        )
+        raise InputError(msg)
+    n, g = X.shape
+    if n < ROUNDED_LOG_CELLS or g < ROUNDED_LOG_GENES:
+        return
+    data = _stored(X)
+    top = float(data.max()) if data.size else 0.0
+    if data.size and top <= 1:
+        warn(
+            f"{where} of {source} holds only 0 and 1: it looks binarised, and positivity "
+            "models need raw counts (check that this is the counts matrix)"
+        )
+    elif data.size and top <= ROUNDED_LOG_MAX:
+        warn(
+            f"{where} of {source} never exceeds {top:g} over {n:,} cells: it may be rounded "
+            "log values rather than raw counts (check that this is the counts matrix)"
+        )
+
+
 def normalisation_hint(X: Any) -> str:
     """Describe how a non-integer matrix looks normalised, or ``''`` if it does not.
 

@@ -86,17 +86,31 @@ def read_table(
     p = check_file(path)
     source = repr(str(p))
     df = _read_frame(p, sep=sep, source=source)
+    guessed: dict[str, str] = {}
     if orientation == "auto":
         orientation = _detect_orientation(df, source)
+        guessed["orientation"] = (
+            "genes in rows, samples in columns"
+            if orientation == "genes_by_samples"
+            else "samples in rows, genes in columns"
+        )
     if orientation == "genes_by_samples":
         df = df.T
     values = df.to_numpy()
     if kind is None:
         kind = _guess_kind(values)
+        guessed["kind"] = (
+            f"bulk samples ({values.shape[0]:,} columns of values; single cells are taken to "
+            f"come in more than {SINGLE_CELL_MIN_SAMPLES:,} integer-count columns)"
+            if kind == "bulk"
+            else f"single cells ({values.shape[0]:,} integer-count columns)"
+        )
     obs = pd.DataFrame(index=df.index.astype(str))
     var = pd.DataFrame(index=df.columns.astype(str))
     adata = finalise(values, obs, var, kind=kind, source=source)
     adata.uns["antigenscout"]["orientation"] = orientation
+    if guessed:
+        adata.uns["antigenscout"]["guessed"] = guessed
     return adata
 
 
@@ -162,7 +176,8 @@ def _detect_orientation(df: pd.DataFrame, source: str) -> str:
         return "genes_by_samples" if df.shape[0] > df.shape[1] else "samples_by_genes"
     msg = (
         f"cannot tell which axis of {source} holds genes (rows {rows:.0%} and columns "
-        f"{cols:.0%} gene-like); pass orientation='genes_by_samples' or 'samples_by_genes'"
+        f"{cols:.0%} gene-like); pass orientation='genes_by_samples' or 'samples_by_genes' "
+        "(CLI: --orientation genes-by-samples or samples-by-genes)"
     )
     raise InputError(msg)
 

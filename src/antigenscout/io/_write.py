@@ -156,15 +156,20 @@ def _unescape(v: object) -> object:
     return v
 
 
+def _textual(dtype: Any) -> bool:
+    """Text, mixed objects or categories (AnnData's labels are categorical)."""
+    return not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+
+
 def _map_text(df: pd.DataFrame, f: Any) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
-            out[col] = out[col].map(f)
-    if out.index.dtype == object:
-        out.index = out.index.map(f)
-    if out.columns.dtype == object:
-        out.columns = out.columns.map(f)
+        if _textual(out[col].dtype):
+            out[col] = out[col].astype(object).map(f)
+    if _textual(out.index.dtype):
+        out.index = pd.Index(out.index.astype(object).map(f), name=out.index.name)
+    if _textual(out.columns.dtype):
+        out.columns = pd.Index(out.columns.astype(object).map(f), name=out.columns.name)
     return out
 
 
@@ -261,11 +266,23 @@ def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
     ------
     The staging directory to write every output into.
     """
+    given = str(out)
     out = Path(out)
+    if out.is_symlink():  # the folder the link names receives the run (the link stays)
+        out = out.resolve()
+    out = Path(os.path.abspath(out))
     family = _family(command)
-    if out.exists() and not out.is_dir():
-        msg = f"--out {str(out)!r} exists and is not a directory; choose a directory path."
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        msg = (
+            f"--out {given!r} is the current folder or one above it, which the run would "
+            "replace as a whole: choose a subfolder (e.g. --out results)"
+        )
         raise InputError(msg)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {given!r} exists and is not a directory; choose a directory path."
+        raise InputError(msg)
+    _recover_abandoned(out)
     if out.is_dir():
         if not os.access(out, os.W_OK | os.X_OK):
             msg = f"output directory {str(out)!r} is not writable; choose a writable path."
@@ -281,12 +298,23 @@ def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".partial"))
+        (stage / _OWNER).write_text(str(os.getpid()))
     except OSError as e:
         msg = f"cannot create output directory {str(out)!r}: {e.strerror}; choose a writable path."
         raise InputError(msg) from None
     try:
         yield stage
         os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700; give what mkdir would
+        (stage / _OWNER).unlink()
+        other = _families_in(out) - {family} if out.is_dir() else set()
+        if other:  # another command's run landed in out while this one worked
+            aside = _free_name(out.parent / f"{out.name}-{command}")
+            os.rename(stage, aside)
+            msg = (
+                f"--out {given!r} received a {sorted(other)[0]!r} run while this {command!r} "
+                f"run was working; this run's outputs were written to {str(aside)!r} instead"
+            )
+            raise InputError(msg)
         _commit(stage, out)
     except OSError as e:
         shutil.rmtree(stage, ignore_errors=True)
@@ -296,6 +324,53 @@ def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+#: Marker in a staging folder: the process id of the run writing it.
+_OWNER = ".antigenscout-owner"
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3`` … whichever does not exist yet."""
+    k, cand = 1, path
+    while cand.exists():
+        k += 1
+        cand = path.with_name(f"{path.name}-{k}")
+    return cand
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover_abandoned(out: Path) -> None:
+    """Staging folders of ``out`` left by a run that was killed: give back the user's files
+    the swap had moved into them (where ``out`` lacks them) and delete the rest. A folder
+    whose run is still alive, or that names no owner, is left alone."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    for stage in parent.glob(f".{out.name}.*.partial"):
+        owner = stage / _OWNER
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        for p in stage.iterdir():
+            if p.name != _OWNER and not _is_ours(p.name) and out.is_dir():
+                target = out / p.name
+                if not target.exists():
+                    with contextlib.suppress(OSError):
+                        os.rename(p, target)
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _commit(stage: Path, out: Path) -> None:

@@ -127,8 +127,8 @@ def relapse_among_remitters_1y(carriers: float, n: int = 2000, seed: int = 20240
     t = output_grid(365.0)
     obs, _ = integrate(y0=y0, params=p, t=t, rtol=1e-6, atol=atol_vector(spec))
     end = ode_endpoints(spec, t, obs, sc.healthy_positive_fraction)
-    remitted = end["remission"].to_numpy(dtype=bool)
-    return float(end["relapse_1y"].to_numpy(dtype=float)[remitted].mean())
+    known = end["relapse_1y"].notna().to_numpy()
+    return float(end["relapse_1y"][known].astype(float).mean())
 
 
 def fit_escape(n: int = 2000, seed: int = 20240601) -> float:

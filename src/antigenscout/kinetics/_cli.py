@@ -146,8 +146,15 @@ def simulate_command(
             "gives the coverages. Drop one or the other."
         )
         raise InputError(msg)
-    if named and tumour_coverage is None:
-        msg = f"{', '.join(named)} need --target NAME --tumour-coverage FRACTION."
+    if named and (tumour_coverage is None or target is None):
+        verb = "needs" if len(named) == 1 else "need"
+        msg = f"{', '.join(named)} {verb} --target NAME --tumour-coverage FRACTION."
+        raise InputError(msg)
+    if stem_coverage is not None and MODELS[model].tumour != "hierarchy":
+        msg = (
+            f"--stem-coverage applies to a tumour with a stem compartment (cart-cml); "
+            f"{model!r} models a flat tumour: drop it"
+        )
         raise InputError(msg)
     if (healthy_cell_type is None) != (healthy_positive_fraction is None):
         msg = "--healthy-cell-type and --healthy-positive-fraction go together: give both."

@@ -189,7 +189,8 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     relapse = _first_cross(t, rel, MRD_THRESHOLD, False, np.minimum(rem_j, len(t) - 1))
     relapse[np.isnan(rem_day)] = np.nan
     out["time_to_relapse_days"] = relapse
-    out["relapse_1y"] = _flag(relapse <= 365.0, out["remission"] & (t[-1] >= 365.0))
+    # among patients in remission by day 365 (a later remission cannot relapse within it)
+    out["relapse_1y"] = _flag(relapse <= 365.0, (rem_day <= 365.0) & (t[-1] >= 365.0))
     # what came back: the antigen-negative share of the burden on the day of relapse
     rel_j = np.searchsorted(t, np.nan_to_num(relapse, nan=t[-1]))
     rel_j = np.minimum(rel_j, len(t) - 1)
@@ -303,8 +304,7 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
     if "time_to_relapse_days" in cohort:
         rel = cohort["time_to_relapse_days"].notna()
         s["relapse_fraction"] = float(rel.mean())
-        remitted = cohort["remission"].astype(bool)
-        s["relapse_among_remitters_1y"] = _share(cohort["relapse_1y"][remitted])
+        s["relapse_among_remitters_1y"] = _share(cohort["relapse_1y"])
         s["antigen_negative_relapse_fraction"] = _share(cohort["relapse_antigen_negative"][rel])
     for col in ("bcr_abl_slope1_per_day", "bcr_abl_slope2_per_day"):
         if col in cohort:
@@ -618,7 +618,7 @@ def _definitions(spec: ModelSpec) -> dict[str, str]:
             f">= {MRD_THRESHOLD:g} of baseline (NaN: no remission, or no relapse in the horizon)",
             "remission_1y": "in remission and burden below the threshold at day 365",
             "relapse_among_remitters_1y": "patients whose relapse (as time_to_relapse_days) "
-            "came by day 365 / patients who reached remission",
+            "came by day 365 / patients in remission by day 365 (days from infusion)",
             "antigen_negative_relapse_fraction": "relapses in which antigen-negative cells make "
             "up more than half of the burden on the day of relapse / all relapses in the "
             "horizon (NaN: no relapse)",

@@ -555,9 +555,9 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
         unit = _CAR_T_UNIT.get(model or "", "cells/µL")
     stated = _summary_units(data).get(quantity)
     if stated is not None:
-        # the unit the summary states, its parenthetical dropped so the axis label fits (the
-        # title says what is plotted)
-        unit = stated.split(" (")[0]
+        # the unit the summary states (its "(0-1)" range dropped; the title says what is
+        # plotted, and a cap such as "(capped at 100)" stays)
+        unit = stated.replace(" (0-1)", "")
         ylabel = unit
     else:
         ylabel = f"{what} ({unit})" if unit else what  # generic, so it fits the axis

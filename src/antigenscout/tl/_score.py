@@ -18,7 +18,8 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import InputError
-from .._types import MODALITIES, Positivity
+from .._types import MODALITIES, POSITIVITY_MODELS, Positivity
+from ..io._read import check_counts
 from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
     CPTAC_EDGES,
     EVIDENCE_MODEL,
@@ -392,6 +393,7 @@ def score_targets(
         msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
         raise InputError(msg)
     check_route(route)
+    check_positivity_args(positivity, n_neighbors)
     if kind == "auto":
         kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
     threshold = pos.DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -419,6 +421,7 @@ def score_targets(
         raise InputError(msg)
     col_idx = var.get_indexer(cands)
     X, lib_obs = counts_matrix(adata, layer)
+    check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
 
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
@@ -579,6 +582,21 @@ def score_targets(
     if amb is not None:
         adata.uns[key_added]["ambient"] = amb.table
     return adata if copy else None
+
+
+def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> None:
+    """Refuse a positivity model that does not exist and a neighbour count below 1 (the
+    API, as the CLI's choices do), instead of recording them as something else."""
+    if positivity not in POSITIVITY_MODELS:
+        msg = f"positivity={positivity!r} is not a model; choose one of {POSITIVITY_MODELS}"
+        raise InputError(msg)
+    if n_neighbors is not None and (
+        isinstance(n_neighbors, bool)
+        or not isinstance(n_neighbors, int | np.integer)
+        or n_neighbors < 1
+    ):
+        msg = f"n_neighbors must be an integer >= 1 (or None for the default); got {n_neighbors!r}"
+        raise InputError(msg)
 
 
 def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | None]:

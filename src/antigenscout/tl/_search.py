@@ -21,6 +21,7 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
+from ..io._read import check_counts
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
@@ -48,6 +49,7 @@ from ._score import (
     _tumour_mean_cp10k,
     candidate_genes,
     cell_type_labels,
+    check_positivity_args,
     counts_matrix,
     tumour_groups,
     tumour_positivity,
@@ -412,6 +414,9 @@ def search_gates(
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
             raise InputError(msg)
+    check_positivity_args(positivity)
+    where = "X" if layer is None else f"layers[{layer!r}]"
+    check_counts(counts_matrix(adata, layer)[0], "the AnnData", "single_cell", where=where)
 
     var = pd.Index(adata.var_names.astype(str))
     design_genes = _design_genes(designs, var)  # checked before any work

@@ -141,7 +141,7 @@ def test_what_was_judged_is_said_and_a_body_wide_arm_protects_nothing() -> None:
     row = got.loc["A AND B"]
     assert not row["arms_shown"]
     assert (
-        "B is measured at 10 nTPM or more in 95% of the reference's cell types"
+        "B is measured at 10 nTPM or more in 95% of the reference's HPA single-cell types"
         in (row["set_aside"])
     )
     assert "A:" not in row["set_aside"]  # A is judged as before

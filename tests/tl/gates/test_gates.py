@@ -1203,3 +1203,13 @@ def test_or_risk_reports_bound_and_estimate():
     assert or_["worst_healthy_risk_lower"] == pytest.approx(0.6)  # max(0.5, 0.6)
     assert or_["worst_healthy_risk_estimate"] == pytest.approx(1 - 0.5 * 0.4)  # independence
     assert and_["worst_healthy_risk_estimate"] == pytest.approx(0.3)  # 0.5 × 0.6
+
+
+def test_deep_nesting_is_refused_before_it_exhausts_the_stack() -> None:
+    from antigenscout.tl._gates._gate import MAX_NESTING
+
+    ok = "(" * MAX_NESTING + "A" + ")" * MAX_NESTING
+    assert parse_gate(ok, ["A"]).to_string(["A"]) == "A"
+    for text in ("(" * (MAX_NESTING + 1) + "A" + ")" * (MAX_NESTING + 1), "NOT " * 5000 + "A"):
+        with pytest.raises(InputError, match="nested deeper than"):
+            parse_gate(text, ["A"])

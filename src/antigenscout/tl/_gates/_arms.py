@@ -326,8 +326,8 @@ def _judge_one(
                 elif body >= NEAR_UBIQUITOUS:
                     why.append(
                         f"{label}: the veto is measured at {BODY_WIDE_NTPM:g} nTPM or more in "
-                        f"{body:.0%} of the reference's cell types, so the tumour cells read "
-                        "without it most likely carry it undetected"
+                        f"{body:.0%} of the reference's HPA single-cell types, so the tumour "
+                        "cells read without it most likely carry it undetected"
                     )
                 elif shown < MIN_VETO_SHOWN:
                     why.append(
@@ -348,7 +348,8 @@ def _judge_one(
             elif body >= NEAR_UBIQUITOUS:
                 why.append(
                     f"{label} is measured at {BODY_WIDE_NTPM:g} nTPM or more in {body:.0%} of "
-                    "the reference's cell types: an arm on nearly every cell protects nothing"
+                    "the reference's HPA single-cell types: an arm on nearly every cell "
+                    "protects nothing"
                 )
             elif expected >= NEAR_UBIQUITOUS:
                 why.append(

@@ -211,6 +211,11 @@ class Gate:
 _TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
 
 
+#: Deepest nesting of parentheses and NOTs a gate's text may have (a designed gate of 2-5
+#: antigens needs a few; deeper text would exhaust Python's recursion).
+MAX_NESTING = 32
+
+
 def parse_gate(text: str, genes: Sequence[str]) -> Gate:
     """Parse ``"(A OR B) AND NOT C"`` into a :class:`Gate` over indices into ``genes``.
 
@@ -220,11 +225,13 @@ def parse_gate(text: str, genes: Sequence[str]) -> Gate:
     Raises
     ------
     InputError
-        On a syntax error, an unknown gene or a repeated gene.
+        On a syntax error, an unknown gene, a repeated gene, or parentheses and NOTs nested
+        deeper than :data:`MAX_NESTING`.
     """
     index = {str(g): i for i, g in enumerate(genes)}
     toks = _TOKEN.findall(text)
     pos = 0
+    depth = 0
 
     def peek() -> str | None:
         return toks[pos] if pos < len(toks) else None
@@ -252,14 +259,26 @@ def parse_gate(text: str, genes: Sequence[str]) -> Gate:
         return Gate.and_(*parts)
 
     def expr_not() -> Gate:
+        nonlocal depth
         t = take()
+        if t.upper() == "NOT" or t == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                msg = (
+                    f"Gate {text[:60]!r}…: parentheses and NOTs nested deeper than "
+                    f"{MAX_NESTING} levels; write the formula flatter (A AND B AND C)."
+                )
+                raise InputError(msg)
         if t.upper() == "NOT":
-            return expr_not().negate()
+            g = expr_not().negate()
+            depth -= 1
+            return g
         if t == "(":
             g = expr_or()
             if take() != ")":
                 msg = f"Gate {text!r}: expected ')'."
                 raise InputError(msg)
+            depth -= 1
             return g
         if t not in index:
             msg = f"Gate {text!r}: unknown gene {t!r}; use names from the gene list."
