@@ -369,6 +369,7 @@ def test_readme_demo_command_in_a_terminal(tmp_path: Path) -> None:
     assert "IL3RA" in set(risk["target"])  # CD123 is IL3RA's common name
 
 
+@pytest.mark.slow
 def test_rank_in_a_terminal_shows_progress_and_finishes(good_h5ad: Path, tmp_path: Path) -> None:
     argv = ["rank", str(good_h5ad), "--malignant-key", "status=malignant"]
     argv += ["--patient-key", "patient", "--out", str(tmp_path / "o")]

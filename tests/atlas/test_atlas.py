@@ -248,6 +248,7 @@ def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path
     assert main(["profile", "CD74", "--atlas", str(tmp_path / "none"), "--out", "y"]) == 2
 
 
+@pytest.mark.slow
 def test_cli_simulate_from_ranking_with_atlas(
     files: dict[str, str], built: dict[str, Atlas], tmp_path: Path
 ) -> None:

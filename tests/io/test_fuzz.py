@@ -29,6 +29,8 @@ from scipy import sparse
 from antigenscout._errors import AntigenscoutWarning, InputError
 from antigenscout.io import read_10x_h5, read_10x_mtx, read_h5ad, read_table
 
+pytestmark = pytest.mark.slow  # fuzzing: run in CI, not in the README's quick command
+
 GENES = ["CD33", "CLEC12A", "IL3RA", "CD34", "PTPRC", "MPO", "FLT3", "KIT"]
 #: Largest growth of the peak resident memory (ru_maxrss) one fuzz test may cause.
 MAX_RSS_GROWTH = 512 << 20
