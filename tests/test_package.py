@@ -12,7 +12,19 @@ import pytest
 
 import antigenscout
 
-PUBLIC = ("datasets", "get", "io", "kinetics", "pl", "pp", "reference", "report", "tl", "benchmark")
+PUBLIC = (
+    "atlas",
+    "datasets",
+    "get",
+    "io",
+    "kinetics",
+    "pl",
+    "pp",
+    "reference",
+    "report",
+    "tl",
+    "benchmark",
+)
 _REF = re.compile(r":(?:func|class|mod|meth|attr|data):`~?(antigenscout(?:\.\w+)+)`")
 
 
@@ -74,7 +86,8 @@ def test_import_is_lazy_and_subpackages_load_on_use() -> None:
 
     code = (
         "import sys, antigenscout as asc; print('anndata' in sys.modules); "
-        "asc.tl.score_targets; print('antigenscout.tl' in sys.modules)"
+        "asc.tl.score_targets; print('antigenscout.tl' in sys.modules); "
+        "print(asc.atlas.__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert out.stdout.split() == ["False", "True", "antigenscout.atlas"]

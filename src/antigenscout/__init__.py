@@ -4,7 +4,8 @@ Subpackages follow scanpy's layout: :mod:`~antigenscout.io` (readers),
 :mod:`~antigenscout.reference` (the embedded healthy atlas), :mod:`~antigenscout.pp`
 (gene harmonising, positivity), :mod:`~antigenscout.tl` (scoring, gates, profiles),
 :mod:`~antigenscout.get` (tidy tables), :mod:`~antigenscout.datasets`,
-:mod:`~antigenscout.kinetics` (therapy simulation).
+:mod:`~antigenscout.kinetics` (therapy simulation), :mod:`~antigenscout.atlas` (a healthy
+atlas of your own).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from . import datasets, get, io, kinetics, pl, pp, reference, report, tl
+    from . import atlas, datasets, get, io, kinetics, pl, pp, reference, report, tl
 
 try:
     __version__ = _version("antigenscout")
@@ -40,7 +41,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 #: Subpackages, imported on first attribute access so that ``import antigenscout`` (and the
 #: CLI's ``--help``) stays fast; ``asc.tl`` etc. behave as if imported eagerly.
 _SUBPACKAGES = frozenset(
-    {"datasets", "get", "io", "kinetics", "pl", "pp", "reference", "report", "tl"}
+    {"atlas", "datasets", "get", "io", "kinetics", "pl", "pp", "reference", "report", "tl"}
 )
 
 
@@ -62,6 +63,7 @@ __all__ = [
     "ReferenceLookupError",
     "UnmappedGenesWarning",
     "__version__",
+    "atlas",
     "datasets",
     "get",
     "io",

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from antigenscout._errors import InputError
 from antigenscout.report import load_run, render_html
 from antigenscout.report._run import curve_label, metric_unit
 from antigenscout.report._svg import label_width, place_labels, scatter_svg
@@ -169,3 +170,12 @@ def test_the_units_the_summary_states_win(tmp_path: Path) -> None:
 def test_cohort_metric_units(tmp_path: Path, metric: str, unit: str) -> None:
     run = _sim_dir(tmp_path, "stein2019", ["car_t"], None)
     assert metric_unit(load_run(run), metric) == unit
+
+
+def test_highlight_takes_the_synonyms_rank_takes(targets_run: Path) -> None:
+    """CD123 is IL3RA's common name: the report highlights IL3RA, as rank's --highlight
+    would; an unknown name is still refused."""
+    html = render_html(targets_run, highlight=["CD123"])
+    assert re.search(r"Highlighted \(rank \d+\): <b>IL3RA</b>", html)
+    with pytest.raises(InputError, match=r"not in targets\.tsv: NOTAGENE42"):
+        render_html(targets_run, highlight=["NOTAGENE42"])

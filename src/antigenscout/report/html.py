@@ -1209,7 +1209,16 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
         msg = "--highlight needs a run with targets.tsv (rank or demo output)"
         raise InputError(msg)
     names = data.targets["target"].astype(str)
-    missing = [h for h in highlight if h not in set(names)]
+    present = set(names)
+    if any(h not in present for h in highlight):
+        # synonyms and Ensembl ids, as rank's --highlight takes them (CD123 for IL3RA)
+        from ..reference import load_reference
+
+        absent = [h for h in highlight if h not in present]
+        mapped, _ = load_reference().map_genes(absent)
+        symbol = {h: str(m) for h, m in zip(absent, mapped, strict=True) if pd.notna(m)}
+        highlight = list(dict.fromkeys(symbol.get(h, h) for h in highlight))
+    missing = [h for h in highlight if h not in present]
     if missing:
         msg = f"--highlight target(s) not in targets.tsv: {', '.join(missing)}"
         raise InputError(msg)
