@@ -12,7 +12,7 @@ import pytest
 from scipy import sparse
 
 from antigenscout import datasets
-from antigenscout._errors import InputError
+from antigenscout._errors import AntigenscoutWarning, InputError
 from antigenscout.atlas import Atlas, build_atlas, load_atlas, map_cell_types, plan_chunks
 from antigenscout.pp import positivity
 from antigenscout.reference import load_reference
@@ -164,7 +164,12 @@ def test_reference_with_atlas(built: dict[str, Atlas]) -> None:
     from antigenscout.tl._risk import healthy_risk
 
     atlas = built["h5ad"]
-    ref = load_reference().with_atlas(atlas)
+    small = atlas.cell_types["n_cells"] < 50
+    with pytest.warns(AntigenscoutWarning, match="atlas cell types of fewer than 50 cells"):
+        ref = load_reference().with_atlas(atlas)
+    assert len(ref.metadata["atlas"]["small_replacements"]) == int(
+        (small & atlas.cell_types["context"].isin(load_reference().contexts.index)).sum()
+    )
     ids = [f"atlas:{t}" for t in atlas.cell_types.index]
     assert set(ids) <= set(ref.contexts.index)
     assert (ref.contexts.loc[ids, "source"] == "atlas:healthy").all()
@@ -219,6 +224,7 @@ def test_soma_obs_filter(files: dict[str, str], healthy: ad.AnnData) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*atlas cell types of fewer than")
 def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path: Path) -> None:
     """The commands end to end on the real-cell atlas; every row says which source judged it."""
     from antigenscout.cli import main
@@ -249,6 +255,7 @@ def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*atlas cell types of fewer than")
 def test_cli_simulate_from_ranking_with_atlas(
     files: dict[str, str], built: dict[str, Atlas], tmp_path: Path
 ) -> None:

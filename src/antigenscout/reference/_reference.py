@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from antigenscout._errors import InputError, ReferenceLookupError
+from antigenscout._errors import InputError, ReferenceLookupError, warn
 
 __all__ = ["ISOFORM_COLUMNS", "REFERENCE_FILES", "Reference", "load_isoforms", "load_reference"]
 
@@ -56,6 +56,11 @@ ISOFORM_COLUMNS = (
 #: ``effect`` values: drop the contexts from the gene's risk, or report them only.
 ISOFORM_EFFECTS = ("exclude", "note")
 _ENSEMBL_VERSION = re.compile(r"^(ENS[A-Z]*G\d+)\.\d+$")
+
+
+#: Fewest cells of an atlas cell type that replaces an embedded context without a warning
+#: (as the gate search's small exact contexts, ``MIN_CONTEXT_CELLS``).
+ATLAS_MIN_CELLS = 50
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,6 +287,19 @@ class Reference:
         source = f"atlas:{atlas.name}"
         ids = pd.Index([f"atlas:{t}" for t in ct.index.astype(str)], name=self.contexts.index.name)
         replaced = sorted({str(c) for c in ct["context"].dropna() if c in self.contexts.index})
+        n_cells = pd.to_numeric(ct["n_cells"], errors="coerce")
+        small = [
+            f"{t} ({int(n)} cells, replacing {c})"
+            for t, c, n in zip(ct.index.astype(str), ct["context"], n_cells, strict=True)
+            if isinstance(c, str) and c in self.contexts.index and n < ATLAS_MIN_CELLS
+        ]
+        if small:
+            warn(
+                f"{len(small)} atlas cell types of fewer than {ATLAS_MIN_CELLS} cells replace "
+                f"a reference context, so few cells judge them: {', '.join(small[:5])}"
+                + (" …" if len(small) > 5 else "")
+                + "; rebuild the atlas with more cells of those types, or drop them"
+            )
         keep = self.contexts.index.difference(pd.Index(replaced), sort=False)
         kept = self.contexts.loc[keep]
         taken = set(kept["name"].astype(str).str.lower())
@@ -362,6 +380,7 @@ class Reference:
                 "source": source,
                 "contexts_added": [str(i) for i in ids],
                 "contexts_replaced": replaced,
+                "small_replacements": small,
                 "unmapped_cell_types": list(atlas.metadata.get("unmapped_cell_types", [])),
                 "genes_mapped": int(first.sum()),
                 "genes": len(atlas.genes),
