@@ -364,3 +364,28 @@ def test_cluster_bootstrap_moves_a_target_s_rows_together() -> None:
     # the same estimate; intervals of the same kind (row resampling) though not the same draws
     assert per_row["paired"]["b"]["m"]["estimate"] == rows["paired"]["b"]["m"]["estimate"]
     assert per_row["paired"]["b"]["m"]["ci95"][0] < 0.75
+
+
+@pytest.mark.slow
+def test_packaged_tables_are_the_shared_ones_and_serve_without_a_shared_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """After a plain install no shared folder is found: the benchmark reads the tables shipped
+    in the package, byte-identical to shared/benchmark when that is at hand, and says so."""
+    import hashlib
+
+    from antigenscout.benchmark import _run
+
+    prov = json.loads((_run.PACKAGED_TABLES / "PROVENANCE.json").read_text())
+    for name, meta in prov["files"].items():
+        data = (_run.PACKAGED_TABLES / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+        shared = _run.default_shared()
+        if shared is not None and (shared / "benchmark" / name).is_file():
+            assert (shared / "benchmark" / name).read_bytes() == data
+    monkeypatch.setattr(_run, "default_shared", lambda: None)
+    res = run_benchmark(out_dir=None, n_boot=100)
+    assert res.metrics["inputs"]["tables"].startswith("packaged copy")
+    assert res.metrics["inputs"]["targets"] == str(_run.PACKAGED_TABLES / "validated_targets.tsv")
+    reasons = res.targets_rows["reason"].astype(str)
+    assert reasons.str.contains("tumour data unavailable").any()  # AML rows need --shared

@@ -49,5 +49,10 @@ def test_bad_values_are_refused_for_bulk_too() -> None:
     with pytest.raises(InputError, match="negative"):
         check_counts(np.array([[1.0, -2.0]]), "'x'", "bulk")
     check_counts(np.array([[1.5, 2.25]]), "'x'", "bulk")  # TPM-like bulk values are fine
+    check_counts(np.array([[1.5, np.nan]]), "'x'", "bulk")  # NaN: a gene not measured
+    with pytest.raises(InputError, match="infinite"):
+        check_counts(np.array([[1.5, np.inf]]), "'x'", "bulk")
+    with pytest.raises(InputError, match="NaN"):
+        check_counts(np.array([[1.0, np.nan]]), "'x'", "single_cell")
     with pytest.raises(InputError, match="non-integer"):
         check_counts(np.array([[1.5, 2.25]]), "'x'", "single_cell")

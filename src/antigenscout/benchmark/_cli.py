@@ -90,6 +90,14 @@ def benchmark_command(
             n_boot=n_boot,
             seed=seed,
         )
+    inputs = res.metrics.get("inputs", {})
+    if str(inputs.get("tables", "")).startswith("packaged"):
+        err.print(
+            "note: no shared folder found, so the clinical tables are the copy shipped in the "
+            "package; rows whose tumour data live in the shared folder (van Galen 2019 AML) "
+            "are listed as not scored: --shared DIR scores them",
+            markup=False,
+        )
     summary = res.summary()
     table = Table(title="clinical benchmark (antigenscout vs anchor baselines)")
     table.add_column("metric")

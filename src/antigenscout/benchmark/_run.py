@@ -68,6 +68,8 @@ VITAL_WEIGHT = 0.8
 #: Pseudocount (nTPM-like units) of the fold-change baseline.
 FC_PSEUDOCOUNT = 1.0
 VANGALEN_SUBDIR = Path("data") / "singlecell" / "vangalen2019_aml"
+#: The clinical record's tables shipped in the package (scripts/build_benchmark_data.py).
+PACKAGED_TABLES = Path(__file__).resolve().parent / "data"
 TARGET_COLUMNS = ("id", "indication", "target_genes", "antigen_note", "modality")
 TOXICITY_COLUMNS = (
     "id",
@@ -862,13 +864,8 @@ def run_benchmark(
     if shared is not None and not Path(shared).is_dir():
         msg = f"--shared {str(shared)!r} is not a folder; give the folder holding benchmark/"
         raise InputError(msg)
-    if (targets_path is None or toxicities_path is None) and shared_dir is None:
-        msg = (
-            "no clinical tables: pass --targets and --toxicities, or --shared DIR (or set "
-            "$ANTIGENSCOUT_SHARED) pointing at the folder with benchmark/*.tsv"
-        )
-        raise InputError(msg)
-    bench = (shared_dir or Path(".")) / "benchmark"
+    # without a shared folder, the copy of the clinical tables shipped in the package
+    bench = PACKAGED_TABLES if shared_dir is None else shared_dir / "benchmark"
     tpath = Path(targets_path) if targets_path else bench / "validated_targets.tsv"
     xpath = Path(toxicities_path) if toxicities_path else bench / "toxicities.tsv"
     targets = _read_table(tpath, TARGET_COLUMNS, "targets")
@@ -961,7 +958,16 @@ def run_benchmark(
             "reference": reference.metadata.get("name", "embedded"),
             "antigenscout_version": __version__,
         },
-        "inputs": {"targets": str(tpath), "toxicities": str(xpath)},
+        "inputs": {
+            "targets": str(tpath),
+            "toxicities": str(xpath),
+            "tables": (
+                "packaged copy (scripts/build_benchmark_data.py; no shared folder found)"
+                if bench == PACKAGED_TABLES and (targets_path is None or toxicities_path is None)
+                else "given or shared folder"
+            ),
+            "shared": None if shared_dir is None else str(shared_dir),
+        },
     }
 
     ext_rows: pd.DataFrame | None = None

@@ -387,8 +387,9 @@ ROUNDED_LOG_MAX = 10.0
 def check_counts(X: Any, source: str, kind: str, *, where: str = "X") -> None:
     """Validate an in-memory expression matrix as the readers do, for the API's functions.
 
-    Refuses non-numeric, NaN, infinite and negative values (:func:`check_values`) and, for
-    single cells, non-integer values (with how they look normalised); warns when integer
+    Refuses non-numeric, infinite and negative values, NaN in single cells (bulk values may
+    be NaN where a gene was not measured), and, for single cells, non-integer values (with
+    how they look normalised) (:func:`check_values`); warns when integer
     single-cell values over a transcriptome (:data:`ROUNDED_LOG_CELLS` cells and
     :data:`ROUNDED_LOG_GENES` genes or more) hold only 0 and 1 (binarised) or never exceed
     :data:`ROUNDED_LOG_MAX` (rounded log values). A backed (on-disk) matrix is left to the
@@ -404,9 +405,22 @@ def check_counts(X: Any, source: str, kind: str, *, where: str = "X") -> None:
     """
     if not isinstance(X, np.ndarray | sparse.spmatrix | sparse.sparray):
         return
-    check_values(X, source)
     if kind != "single_cell":
+        # bulk values may be NaN where a gene was not measured (datasets.tcga_medians)
+        data = _stored(X)
+        check_dtype(data.dtype, source)
+        finite = data[~np.isnan(data)] if data.dtype.kind == "f" else data
+        if finite.dtype.kind == "f" and np.isinf(finite).any():
+            msg = f"the matrix in {source} contains infinite values; replace them"
+            raise InputError(msg)
+        if finite.size and finite.min() < 0:
+            msg = (
+                f"the matrix in {source} contains {int((finite < 0).sum())} negative values; "
+                "antigenscout needs non-negative expression, not scaled or log-ratio data"
+            )
+            raise InputError(msg)
         return
+    check_values(X, source)
     if not is_integer_valued(X):
         hint = normalisation_hint(X) or "non-integer values"
         msg = (
