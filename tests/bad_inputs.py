@@ -80,6 +80,20 @@ def counts(n_cells: int = 60, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).poisson(1.5, (n_cells, len(GENES))).astype(np.float32)
 
 
+def _bad_index_h5ad(path: Path) -> Path:
+    """A valid .h5ad whose sparse .X then gets one column index far out of range (it
+    crashed the process with SIGSEGV before the index check)."""
+    import h5py
+
+    write_h5ad(path)
+    with h5py.File(path, "r+") as f:
+        idx = f["X/indices"]
+        v = idx[:]
+        v[len(v) // 2] = 10**6
+        idx[...] = v
+    return path
+
+
 def write_h5ad(path: Path, X: np.ndarray | None = None, **obs_cols: object) -> Path:
     import anndata as ad
     import pandas as pd
@@ -183,6 +197,18 @@ def _cases() -> list[Case]:
         p = write_h5ad(w / "t.h5ad")
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
         return _rank(p, o)
+
+    @add("h5ad-index-out-of-range", "a sparse .X with one column index out of range", "outside")
+    def _(w: Path, o: Path) -> list[str]:
+        return _rank(_bad_index_h5ad(w / "i.h5ad"), o)
+
+    @add(
+        "h5ad-index-out-of-range-backed",
+        "the same, streamed (--backed)",
+        "outside",
+    )
+    def _(w: Path, o: Path) -> list[str]:
+        return [*_rank(_bad_index_h5ad(w / "i.h5ad"), o), "--backed"]
 
     @add("corrupt-h5ad", "a 31 KB .h5ad with 3 bytes changed (libhdf5 segfaults)", "corrupt")
     def _(w: Path, o: Path) -> list[str]:

@@ -56,3 +56,16 @@ def test_bad_values_are_refused_for_bulk_too() -> None:
         check_counts(np.array([[1.0, np.nan]]), "'x'", "single_cell")
     with pytest.raises(InputError, match="non-integer"):
         check_counts(np.array([[1.5, 2.25]]), "'x'", "single_cell")
+
+
+def test_a_corrupt_sparse_matrix_is_refused_before_compiled_code_reads_it() -> None:
+    ok = sparse.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]))
+    out_of_range = ok.copy()
+    out_of_range.indices = out_of_range.indices.copy()
+    out_of_range.indices[1] = 99
+    with pytest.raises(InputError, match=r"column indices outside 0\.\.2"):
+        check_counts(out_of_range, "'x'", "single_cell")
+    bad_ptr = ok.copy()
+    bad_ptr.indptr = np.array([0, 3, 2])
+    with pytest.raises(InputError, match="corrupt pointers"):
+        check_counts(bad_ptr, "'x'", "bulk")

@@ -278,6 +278,43 @@ def _read_backed(
     return adata
 
 
+#: Entries of a backed CSR's index and pointer arrays checked per read (bounded memory).
+_INDEX_CHUNK = 1 << 23
+
+
+def _check_backed_indices(x: Any, *, n_obs: int, n_var: int, source: str) -> None:
+    """Every column index of a backed CSR ``.X`` within ``0..n_var-1`` and its row pointers
+    running from 0 up to the number of values, read in chunks: a corrupt index would make
+    the streamed reads go outside their arrays (a crash, or silently wrong counts)."""
+    ptr_ds, idx_ds = x["indptr"], x["indices"]
+    nnz = len(idx_ds)
+    last = 0
+    for start in range(0, len(ptr_ds), _INDEX_CHUNK):
+        ptr = np.asarray(ptr_ds[start : start + _INDEX_CHUNK], dtype=np.int64)
+        if (
+            (start == 0 and ptr.size and ptr[0] != 0)
+            or (ptr.size and ptr[0] < last)
+            or (ptr.size > 1 and bool((np.diff(ptr) < 0).any()))
+        ):
+            msg = f".X of {source} has row pointers that decrease; the file is corrupt: re-export"
+            raise InputError(msg)
+        last = int(ptr[-1]) if ptr.size else last
+    if last != nnz:
+        msg = (
+            f".X of {source} has row pointers ending at {last:,} but {nnz:,} values; the file "
+            "is corrupt: re-export it"
+        )
+        raise InputError(msg)
+    for start in range(0, nnz, _INDEX_CHUNK):
+        idx = np.asarray(idx_ds[start : start + _INDEX_CHUNK])
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n_var):
+            msg = (
+                f".X of {source} has column indices outside 0..{n_var - 1}; the file is "
+                "corrupt: re-export it"
+            )
+            raise InputError(msg)
+
+
 def _check_backed_x(x: Any, *, n_obs: int, n_var: int, source: str) -> np.ndarray:
     """Validate a backed ``.X`` element; return up to :data:`BACKED_SAMPLE` stored values."""
     import h5py
@@ -323,6 +360,7 @@ def _check_backed_x(x: Any, *, n_obs: int, n_var: int, source: str) -> np.ndarra
         )
         raise InputError(msg)
     check_dtype(x["data"].dtype, source, where=".X")
+    _check_backed_indices(x, n_obs=n_obs, n_var=n_var, source=source)
     if len(x["data"]) == 0:
         msg = f"no counts in {source}: its .X stores no non-zero value; give the counts file"
         raise InputError(msg)

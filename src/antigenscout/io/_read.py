@@ -354,6 +354,44 @@ def is_integer_valued(X: Any) -> bool:
     return bool(np.all(np.equal(np.mod(data, 1), 0)))
 
 
+def check_sparse_structure(X: Any, source: str) -> None:
+    """Refuse a CSR/CSC matrix whose pointers or indices are corrupt (an index outside the
+    shape, pointers that decrease or disagree with the number of values): the compiled code
+    that reads it would read outside its arrays and crash the process.
+
+    >>> from scipy import sparse
+    >>> bad = sparse.csr_matrix((np.ones(2), np.array([0, 7]), np.array([0, 1, 2])), shape=(2, 3))
+    >>> check_sparse_structure(bad, "'x'")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    antigenscout._errors.InputError: the sparse matrix in 'x' has column indices outside 0..2 ...
+    """
+    if not sparse.issparse(X) or X.format not in ("csr", "csc"):
+        return
+    n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
+    axis = "column" if X.format == "csr" else "row"
+    ptr, idx = np.asarray(X.indptr), np.asarray(X.indices)
+    if (
+        len(ptr) != n_major + 1
+        or (len(ptr) and (ptr[0] != 0 or ptr[-1] != len(idx)))
+        or len(X.data) != len(idx)
+        or (len(ptr) > 1 and bool((np.diff(ptr) < 0).any()))
+    ):
+        msg = (
+            f"the sparse matrix in {source} has corrupt pointers ({len(ptr):,} pointers for "
+            f"{n_major:,} rows, {len(idx):,} indices, {len(X.data):,} values); the file is "
+            "corrupt: re-export it"
+        )
+        raise InputError(msg)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n_minor):
+        bad = int(((idx < 0) | (idx >= n_minor)).sum())
+        msg = (
+            f"the sparse matrix in {source} has {axis} indices outside 0..{n_minor - 1} "
+            f"({bad:,} of them); the file is corrupt: re-export it"
+        )
+        raise InputError(msg)
+
+
 def check_values(X: Any, source: str) -> None:
     """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values."""
     data = _stored(X)
@@ -405,6 +443,7 @@ def check_counts(X: Any, source: str, kind: str, *, where: str = "X") -> None:
     """
     if not isinstance(X, np.ndarray | sparse.spmatrix | sparse.sparray):
         return
+    check_sparse_structure(X, source)
     if kind != "single_cell":
         # bulk values may be NaN where a gene was not measured (datasets.tcga_medians)
         data = _stored(X)
@@ -547,6 +586,7 @@ def finalise(
         that look log-scale give an :class:`~antigenscout.AntigenscoutWarning`.
     """
     check_kind(kind)
+    check_sparse_structure(X, source)
     n_obs, n_var = X.shape
     if n_obs == 0 or n_var == 0:
         msg = (
