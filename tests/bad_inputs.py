@@ -198,6 +198,11 @@ def _cases() -> list[Case]:
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
         return _rank(p, o)
 
+    @add("fifo-input", "a named pipe given as the input (it hung)", "not a regular file")
+    def _(w: Path, o: Path) -> list[str]:
+        os.mkfifo(w / "pipe.tsv")
+        return _rank(w / "pipe.tsv", o)
+
     @add("h5ad-index-out-of-range", "a sparse .X with one column index out of range", "outside")
     def _(w: Path, o: Path) -> list[str]:
         return _rank(_bad_index_h5ad(w / "i.h5ad"), o)

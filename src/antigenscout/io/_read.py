@@ -286,6 +286,12 @@ def check_file(path: str | os.PathLike[str], *, what: str = "input file") -> Pat
     if p.is_dir():
         msg = f"{what} {str(p)!r} is a directory, not a file; give the path of the file"
         raise InputError(msg)
+    if not p.is_file():  # a FIFO, socket or device: reading it would wait for a writer
+        msg = (
+            f"{what} {str(p)!r} is not a regular file (a pipe, socket or device); save the "
+            "data to a file and give its path"
+        )
+        raise InputError(msg)
     if not os.access(p, os.R_OK):
         msg = f"{what} {str(p)!r} is not readable; check its permissions"
         raise InputError(msg)
