@@ -103,6 +103,31 @@ def check_fits(nbytes: float, *, what: str, source: str) -> None:
         raise InputError(msg)
 
 
+#: A compressed input may expand this many times its size on disk, or to
+#: :data:`EXPANSION_FLOOR` bytes, whichever is more; beyond that it is taken as corrupt (or a
+#: decompression bomb) and refused before memory is spent on it. Count matrices compress a
+#: few to a few tens of times.
+MAX_EXPANSION = 200
+EXPANSION_FLOOR = 1 << 30
+
+
+def check_expansion(expanded: float, on_disk: int, *, what: str, source: str) -> None:
+    """Raise :class:`InputError` if ``expanded`` bytes from ``on_disk`` bytes exceed both
+    :data:`MAX_EXPANSION` × the size on disk and :data:`EXPANSION_FLOOR`.
+
+    >>> check_expansion(5e6, 1_000_000, what="text", source="'x.tsv.gz'")  # 5x: fine
+    """
+    limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
+    if expanded > limit:
+        msg = (
+            f"{source} expands to at least"
+            f" {_human(expanded)} of {what} from {_human(on_disk)} on disk, a ratio no "
+            "expression matrix reaches; the file is corrupt (or built to exhaust memory): "
+            "re-export it, or decompress it yourself if it is genuine"
+        )
+        raise InputError(msg)
+
+
 def reader_errors(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a reader so that every exception it raises becomes :class:`InputError`.
 

@@ -13,7 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
-from ._guard import check_fits, probe_hdf5, reader_errors
+from ._guard import check_expansion, check_fits, probe_hdf5, reader_errors
 from ._read import (
     _stored,
     check_dtype,
@@ -98,6 +98,7 @@ def read_h5ad(
     info = probe_hdf5(p, source=source, what="an h5ad file")
     if backed:
         return _read_backed(p, info, layer=layer, kind=kind, source=source)
+    check_expansion(info["nbytes"], p.stat().st_size, what="arrays", source=source)
     check_fits(
         info["nbytes"] * _READ_OVERHEAD,
         what=f"{len(info['datasets'])} datasets of {info['nbytes']:,} bytes in all",

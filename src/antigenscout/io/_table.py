@@ -13,7 +13,13 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
-from ._guard import describe_failure, reader_errors
+from ._guard import (
+    EXPANSION_FLOOR,
+    MAX_EXPANSION,
+    check_expansion,
+    describe_failure,
+    reader_errors,
+)
 from ._read import check_file, check_kind, finalise, is_integer_valued
 
 __all__ = ["read_table"]
@@ -114,7 +120,27 @@ def read_table(
     return adata
 
 
+def _check_gzip_expansion(p: Path, source: str) -> None:
+    """Decompress a .gz table in chunks, counting, and stop once it expands past what any
+    expression table does (:func:`~antigenscout.io._guard.check_expansion`)."""
+    on_disk = p.stat().st_size
+    limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
+    total = 0
+    try:
+        with gzip.open(p, "rb") as fh:
+            while block := fh.read(1 << 24):
+                total += len(block)
+                if total > limit:
+                    check_expansion(total, on_disk, what="text", source=source)
+    except InputError:
+        raise
+    except Exception as e:  # EOFError, zlib.error, BadGzipFile
+        raise InputError(describe_failure(source, "a delimited table", e)) from e
+
+
 def _read_frame(p: Path, *, sep: str | None, source: str) -> pd.DataFrame:
+    if p.suffix.lower() == ".gz":
+        _check_gzip_expansion(p, source)
     name = p.name.lower().removesuffix(".gz")
     if sep is None:
         sep = "," if name.endswith(".csv") else _sniff(p)
