@@ -179,3 +179,22 @@ def test_highlight_takes_the_synonyms_rank_takes(targets_run: Path) -> None:
     assert re.search(r"Highlighted \(rank \d+\): <b>IL3RA</b>", html)
     with pytest.raises(InputError, match=r"not in targets\.tsv: NOTAGENE42"):
         render_html(targets_run, highlight=["NOTAGENE42"])
+
+
+def test_provenance_shows_the_input_and_the_choices_made(targets_run: Path) -> None:
+    run = json.loads((targets_run / "run.json").read_text())
+    run["input"] = {
+        "path": "/data/tumour.h5ad",
+        "sha256": "ab" * 32,
+        "format": "h5ad",
+        "matrix": "layers['counts']",
+        "version": "9.9",
+        "command_line": ["antigenscout", "rank", "tumour.h5ad", "--out", "o"],
+    }
+    run["notes"] = ["no --patient-key: all tumour cells are counted as one patient"]
+    (targets_run / "run.json").write_text(json.dumps(run))
+    html = render_html(targets_run)
+    prov = re.search(r'<section id="provenance">.*?</section>', html, re.S).group(0)
+    assert "ab" * 32 in prov
+    assert "antigenscout rank tumour.h5ad --out o" in prov
+    assert "<li>no --patient-key: all tumour cells are counted as one patient</li>" in prov

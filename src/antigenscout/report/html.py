@@ -1114,9 +1114,21 @@ def _provenance(data: RunData) -> str:
     parts = []
     meta = [("command", run.get("command")), ("seconds", run.get("seconds"))]
     meta += [(f"denominators.{k}", v) for k, v in (run.get("denominators") or {}).items()]
+    inp = run.get("input") if isinstance(run.get("input"), dict) else {}
+    for key in ("path", "sha256", "format", "matrix", "version"):
+        meta.append((f"input.{key}", inp.get(key)))
+    if inp.get("command_line"):
+        meta.append(("command line", " ".join(str(a) for a in inp["command_line"])))
     meta = [(k, v) for k, v in meta if v is not None]
     if meta:
         parts.append("<h3>Run</h3>" + _kv_table(meta))
+    notes = run.get("notes") or []
+    if notes:
+        items = "".join(f"<li>{escape(str(n))}</li>" for n in notes)
+        parts.append(
+            "<h3>Choices made for you</h3><p>Each changed the result and was not asked for "
+            f"on the command line (also printed as <code>note:</code>):</p><ul>{items}</ul>"
+        )
     if run.get("params"):
         parts.append("<h3>Parameters</h3>" + _kv_table(_flatten(run["params"])))
     ref = run.get("reference")
