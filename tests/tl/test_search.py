@@ -274,6 +274,8 @@ def test_set_aside_gates_read_like_found_ones(tumour: AnnData, mini_reference) -
     assert kept["arms_shown"].all()
     assert (aside["set_aside"] != "none").all()
     assert arms["set_aside"] == len(aside)
+    has_hpa = (mini_reference.contexts["source"].astype(str) == "HPA single cell type").any()
+    assert arms["body_wide_applied"] == bool(has_hpa)  # said whether the second witness ran
     assert len(kept) <= 10
     assert len(kept) + len(aside) <= arms["examined"]
     both = pd.concat([kept, aside])

@@ -85,6 +85,8 @@ def _apply_arms(
         "near_ubiquitous": NEAR_UBIQUITOUS,
         "body_wide_ntpm": BODY_WIDE_NTPM,
         "body_wide_source": BODY_WIDE_SOURCE,
+        # False with a reference that has no HPA single-cell profile: the rule was not applied
+        "body_wide_applied": data.body_wide is not None,
         "resamples": N_RESAMPLES,
         "rule": "docs/gates.md, Arms that beat noise",
     }
