@@ -702,3 +702,20 @@ def test_simulate_report_writes_the_report(model: str, tmp_path: Path) -> None:
     )
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<html" in html.lower()
+
+
+def test_option_names_as_the_api_names_them(good_h5ad: Path, tmp_path: Path, capsys) -> None:
+    """--top-k / --n-candidates (gates) and --modality (profile) are the same options as
+    --top / --candidates and --agent: the outputs are identical."""
+    base = ["gates", str(good_h5ad), "--malignant-key", "status=malignant", "--patient-key"]
+    base += ["patient", "--positivity", "cp10k", "--max-genes", "2", "--max-vital-risk", "1"]
+    assert main([*base, "--top", "5", "--candidates", "6", "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--top-k", "5", "--n-candidates", "6", "--out", str(tmp_path / "b")]) == 0
+    a = pd.read_csv(tmp_path / "a" / "gates.tsv", sep="\t")
+    b = pd.read_csv(tmp_path / "b" / "gates.tsv", sep="\t")
+    pd.testing.assert_frame_equal(a, b)
+    assert main(["profile", "CD19", "--agent", "car-t", "--out", str(tmp_path / "p")]) == 0
+    assert main(["profile", "CD19", "--modality", "car-t", "--out", str(tmp_path / "q")]) == 0
+    p = (tmp_path / "p" / "profile.tsv").read_text()
+    assert p == (tmp_path / "q" / "profile.tsv").read_text()
+    capsys.readouterr()

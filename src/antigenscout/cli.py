@@ -768,18 +768,20 @@ def rank(
 )
 @click.option(
     "--candidates",
+    "--n-candidates",
     "n_candidates",
     type=Number(1, integer=True),
     default=None,
-    help="Top-N genes only (≥ 1).",
+    help="Top-N genes only (≥ 1); --n-candidates, as the API names it.",
 )
 @click.option(
     "--top",
+    "--top-k",
     "top_k",
     type=Number(1, integer=True),
     default=50,
     show_default=True,
-    help="Gates written (≥ 1).",
+    help="Gates written (≥ 1); --top-k, as the API names it.",
 )
 @click.option(
     "--triple-budget",
@@ -1003,10 +1005,13 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 )
 @click.option(
     "--agent",
+    "--modality",
+    "agent",
     type=click.Choice(MODALITIES),
     default="agonist",
     show_default=True,
-    help="Agent class, which sets the antigen level a cell needs (docs/modalities.md).",
+    help="Agent class, which sets the antigen level a cell needs (docs/modalities.md); "
+    "--modality is the same option, as rank and gates name it.",
 )
 @click.option("--tissues/--no-tissues", default=False, help="Also list whole tissues.")
 @_threshold
