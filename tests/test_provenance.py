@@ -115,6 +115,9 @@ def test_a_table_says_how_it_was_read_and_which_genes_were_merged(tmp_path: Path
     assert any(n.startswith("table read as bulk samples (6 columns") for n in notes)
     merged = next(n for n in notes if "gather several input ids" in n)
     assert "IL3RA = IL3RA + CD123" in merged
+    rec = json.loads((out / "run.json").read_text())["input"]
+    assert rec["merged_genes"] == {"IL3RA": ["IL3RA", "CD123"]}
+    assert rec["unmapped_genes"] == []
     capsys.readouterr()
     argv = ["rank", str(path), "--out", str(out), "--orientation", "genes-by-samples"]
     assert main([*argv, "--kind", "bulk"]) == 0

@@ -64,6 +64,8 @@ def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, A
         "n_obs": int(adata.n_obs),
         "n_vars": int(adata.n_vars),
         "obs": _obs_record(info.get("obs_from")),
+        "unmapped_genes": [str(g) for g in info.get("unmapped_genes", [])],
+        "merged_genes": {str(k): list(v) for k, v in (info.get("merged_genes") or {}).items()},
         "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
         "version": __version__,
     }

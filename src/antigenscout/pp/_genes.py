@@ -148,7 +148,8 @@ def harmonise_genes(
         warn(
             f"{len(unmapped)} of {len(names)} genes are not in the reference and keep their "
             f"input names (e.g. {_examples(unmapped)}); they are listed in "
-            "adata.uns['antigenscout']['unmapped_genes']",
+            "adata.uns['antigenscout']['unmapped_genes'] (CLI: run.json, "
+            "input.unmapped_genes)",
             UnmappedGenesWarning,
         )
     return adata if copy else None
