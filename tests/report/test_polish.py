@@ -198,3 +198,12 @@ def test_provenance_shows_the_input_and_the_choices_made(targets_run: Path) -> N
     assert "ab" * 32 in prov
     assert "antigenscout rank tumour.h5ad --out o" in prov
     assert "<li>no --patient-key: all tumour cells are counted as one patient</li>" in prov
+
+
+def test_one_patient_is_not_called_patients(targets_run: Path) -> None:
+    run = json.loads((targets_run / "run.json").read_text())
+    run.setdefault("denominators", {})["n_patients"] = 1
+    (targets_run / "run.json").write_text(json.dumps(run))
+    html = render_html(targets_run)
+    assert not re.search(r"\b1 patients\b", html)
+    assert re.search(r"\b1 patient\b", html)

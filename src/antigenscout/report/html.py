@@ -248,6 +248,8 @@ def _overview(data: RunData) -> str:
         "n_candidates": "candidate antigens scored",
         "n_genes_input": "genes in the input",
     }
+    if _num(den.get("n_patients", 0)) == 1:
+        labels["n_patients"] = "patient"
     stats = [(labels.get(k, k.removeprefix("n_").replace("_", " ")), v) for k, v in den.items()]
     if not stats and data.targets is not None:
         stats = [("candidate antigens scored", len(data.targets))]
@@ -696,7 +698,8 @@ def _patients(data: RunData) -> str:
             _how(
                 "Fraction of each patient's tumour cells called antigen-positive, for "
                 "the "
-                f"{len(mat)} best-ranked candidates (rows) and {mat.shape[1]} patients (columns). "
+                f"{len(mat)} best-ranked candidates (rows) and {mat.shape[1]} "
+                f"{'patient' if mat.shape[1] == 1 else 'patients'} (columns). "
                 "A pale "
                 "column is a patient the candidate would leave uncovered; a pale row is "
                 "heterogeneous "
@@ -933,7 +936,8 @@ def _explain(data: RunData) -> str:
             )
             txt = _field("patients_covered_fraction", r["patients_covered_fraction"], _pct(frac, 0))
             if k is not None:
-                txt += f" ({k} of " + _field("n_patients", n_pat, _int(n_pat)) + " patients)"
+                noun = "patient" if _num(n_pat) == 1 else "patients"
+                txt += f" ({k} of " + _field("n_patients", n_pat, _int(n_pat)) + f" {noun})"
             dl.append(("patients covered", txt))
         if "patient_coverage_median" in t.columns:
             txt = "median " + _field(
@@ -1302,7 +1306,8 @@ def render_html(
     if "n_tumor_cells" in den:
         sub_bits.append(f"{_int(den['n_tumor_cells'])} tumour cells")
     if "n_patients" in den:
-        sub_bits.append(f"{_int(den['n_patients'])} patients")
+        n_p = den["n_patients"]
+        sub_bits.append(f"{_int(n_p)} {'patient' if _num(n_p) == 1 else 'patients'}")
     if "n_candidates" in den:
         sub_bits.append(f"{_int(den['n_candidates'])} candidates")
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
