@@ -147,3 +147,37 @@ def test_missing_and_corrupt(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not hdf5")
     with pytest.raises(InputError, match=r"cannot read .* as an h5ad file"):
         read_h5ad(bad)
+
+
+def test_backed_reading_checks_every_value_not_only_the_first_rows(tmp_path, monkeypatch) -> None:
+    """A non-integer (or negative) value after the sampled first rows is found by the
+    chunked pass over the whole backed .X (it was read as counts)."""
+    import anndata as ad
+    import h5py
+    import numpy as np
+    import pandas as pd
+    import pytest
+    from scipy import sparse
+
+    import antigenscout.io._h5ad as h5
+    from antigenscout._errors import InputError
+    from antigenscout.io import read_h5ad
+
+    monkeypatch.setattr(h5, "BACKED_SAMPLE", 50)  # the sample sees the first ~50 values
+    monkeypatch.setattr(h5, "_INDEX_CHUNK", 64)  # and the full pass reads 64 at a time
+    rng = np.random.default_rng(0)
+    X = sparse.csr_matrix(rng.poisson(3.0, (400, 5)).astype(np.float32))
+    a = ad.AnnData(X=X, var=pd.DataFrame(index=[f"G{i}" for i in range(5)]))
+    for bad, word in ((2.5, "non-integer"), (-1.0, "negative")):
+        path = tmp_path / f"late{bad}.h5ad"
+        a.write_h5ad(path)
+        with h5py.File(path, "r+") as f:
+            d = f["X/data"]
+            v = d[:]
+            v[-3] = bad
+            d[...] = v
+        with pytest.raises(InputError, match=word):
+            read_h5ad(path, backed=True)
+    ok = tmp_path / "ok.h5ad"
+    a.write_h5ad(ok)
+    read_h5ad(ok, backed=True).file.close()

@@ -252,6 +252,7 @@ def _read_backed(
                 "backed reading streams .X only; re-save the file with raw counts in .X"
             )
             raise InputError(msg)
+        _check_backed_values(f["X"], kind=kind, source=source)
         var = var.copy()
         var.index = pd.Index(var.index.astype(str), name=None)
         check_unique_genes(var.index, source)
@@ -277,6 +278,34 @@ def _read_backed(
         "backed": True,
     }
     return adata
+
+
+def _check_backed_values(x: Any, *, kind: str, source: str) -> None:
+    """Every stored value of a backed ``.X``, read in chunks (bounded memory): finite,
+    non-negative and, for single cells, whole numbers. The first rows were checked with a
+    hint of how they look normalised; this pass finds a bad value anywhere after them."""
+    import h5py
+
+    data = x["data"] if isinstance(x, h5py.Group) else x
+    if data.dtype.kind not in "f":
+        return  # integer or bool storage: whole, and negatives are checked on the sample
+    flat = data.ndim == 1
+    step = _INDEX_CHUNK if flat else max(1, _INDEX_CHUNK // max(int(data.shape[1]), 1))
+    for start in range(0, int(data.shape[0]), step):
+        block = np.asarray(data[start : start + step])
+        if not np.isfinite(block).all():
+            msg = f".X of {source} holds NaN or infinite values; replace them with counts"
+            raise InputError(msg)
+        if (block < 0).any():
+            msg = f".X of {source} holds negative values; antigenscout needs raw counts"
+            raise InputError(msg)
+        if kind == "single_cell" and not np.equal(np.mod(block, 1), 0).all():
+            where = f"values {start:,}–{start + block.shape[0]:,}" if flat else f"row {start:,} on"
+            msg = (
+                f".X of {source} holds non-integer values beyond its first rows ({where}); "
+                "backed reading streams .X only: re-save the file with raw counts in .X"
+            )
+            raise InputError(msg)
 
 
 #: Entries of a backed CSR's index and pointer arrays checked per read (bounded memory).
