@@ -262,3 +262,23 @@ def test_read_rejects_options_of_other_formats(tmp_path: Path) -> None:
     path = _write_all(tmp_path, _counts())["h5ad"]
     with pytest.raises(InputError, match=r"option 'orientation' does not apply to AnnData \.h5ad"):
         read(path, orientation="genes_by_samples")
+
+
+def test_a_zarr_store_missing_chunks_of_its_counts_is_refused(tmp_path: Path) -> None:
+    """zarr reads a missing chunk as its fill value: an interrupted copy would turn counts
+    into zeros. A sparse X missing chunks of data or indices is refused; the intact store
+    reads."""
+    rng = np.random.default_rng(0)
+    X = sparse.csr_matrix(rng.poisson(2.0, (3000, 40)).astype(np.float32))
+    a = ad.AnnData(X=X, var=pd.DataFrame(index=[f"G{i}" for i in range(40)]))
+    path = tmp_path / "s.zarr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.write_zarr(path, chunks=(500,))
+    assert read_zarr(path).n_obs == 3000
+    chunks = sorted(p for p in (path / "X" / "data").rglob("*") if p.is_file() and p.name[0] != ".")
+    chunks = [p for p in chunks if not p.name.endswith(".json")]
+    assert len(chunks) > 1
+    chunks[len(chunks) // 2].unlink()
+    with pytest.raises(InputError, match="misses 1 of its"):
+        read_zarr(path)

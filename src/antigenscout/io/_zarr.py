@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from anndata import AnnData
 
@@ -73,9 +74,34 @@ def read_zarr(
             "write it with AnnData.write_zarr"
         )
         raise InputError(msg)
+    _check_sparse_chunks(group, members, source)
     nbytes = sum(float(getattr(obj, "nbytes", 0) or 0) for _, obj in members)
     check_fits(2.0 * nbytes, what=f"arrays of {nbytes:,.0f} bytes in all", source=source)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
         adata = anndata.read_zarr(d)
     return from_anndata(adata, layer=layer, kind=kind, source=source)
+
+
+def _check_sparse_chunks(group: Any, members: list, source: str) -> None:
+    """Refuse a store whose sparse matrices miss chunks of their values or indices: zarr
+    reads a missing chunk as its fill value, so counts would silently become zeros (an
+    interrupted copy). Dense arrays may legitimately skip all-zero chunks and are not
+    checked."""
+    for name, obj in members:
+        parts = str(name).split("/")
+        if parts[-1] not in ("data", "indices") or not hasattr(obj, "nchunks"):
+            continue
+        parent = group["/".join(parts[:-1])] if len(parts) > 1 else group
+        if parent.attrs.get("encoding-type") not in ("csr_matrix", "csc_matrix"):
+            continue
+        try:
+            have, want = int(obj.nchunks_initialized), int(obj.nchunks)
+        except Exception:  # a store that cannot count its chunks is read as it is
+            continue
+        if have < want:
+            msg = (
+                f"{name} of {source} misses {want - have:,} of its {want:,} chunks, which would "
+                "be read as zeros; the store is incomplete (an interrupted copy?): copy it again"
+            )
+            raise InputError(msg)
