@@ -94,3 +94,32 @@ def test_errors(full_run: Path, tmp_path: Path) -> None:
         pl.gate_scatter(tmp_path)
     with pytest.raises(InputError, match="expected a run directory"):
         pl.coverage_risk(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted({n for n, _ in CASES}))
+def test_save_and_show_as_scanpy(full_run: Path, tmp_path: Path, name: str, monkeypatch) -> None:
+    """save= writes the figure (format from the suffix), show= hands it to IPython's
+    display; the figure is returned either way."""
+    import types
+
+    shown = []
+    ipython = types.ModuleType("IPython")
+    display = types.ModuleType("IPython.display")
+    display.display = shown.append  # type: ignore[attr-defined]
+    ipython.display = display  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    out = tmp_path / f"{name}.png"
+    fig = getattr(pl, name)(full_run, save=out, show=True)
+    assert isinstance(fig, Figure)
+    with Image.open(out) as im:
+        assert im.size[0] > 250
+    assert shown == [fig]
+
+
+def test_show_outside_jupyter_says_so(full_run: Path, monkeypatch) -> None:
+    from antigenscout._errors import AntigenscoutWarning
+
+    monkeypatch.setitem(sys.modules, "IPython", None)  # not installed
+    with pytest.warns(AntigenscoutWarning, match="Jupyter only"):
+        pl.coverage_risk(full_run, show=True)

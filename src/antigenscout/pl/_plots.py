@@ -91,6 +91,22 @@ def _require(df: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
         raise InputError(msg)
 
 
+def _finish(fig: Figure, save: str | os.PathLike[str] | None, show: bool) -> Figure:
+    """Write and display the figure as asked (scanpy's ``save=`` and ``show=``)."""
+    if save is not None:
+        fig.savefig(save, dpi=200, bbox_inches="tight")
+    if show:
+        try:
+            from IPython.display import display
+        except ImportError:  # outside IPython there is no display to show it in
+            from .._errors import warn
+
+            warn("show=True displays figures in Jupyter only; use save= to write it")
+        else:
+            display(fig)
+    return fig
+
+
 def _new_figure(figsize: tuple[float, float], ax: Axes | None) -> tuple[Figure, Axes]:
     _, Figure = _mpl()
     if ax is not None:
@@ -106,6 +122,8 @@ def coverage_risk(
     risk: str | None = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] = (6.5, 4.8),
+    save: str | os.PathLike[str] | None = None,
+    show: bool = False,
 ) -> Figure:
     """Tumour coverage against vital healthy risk, Pareto front highlighted.
 
@@ -122,6 +140,11 @@ def coverage_risk(
         Draw into this Axes instead of a new figure.
     figsize
         Size of a new figure in inches.
+    save
+        Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
+        ``save=``.
+    show
+        Also display it (in a Jupyter notebook); the figure is returned either way.
 
     Returns
     -------
@@ -175,7 +198,7 @@ def coverage_risk(
     ax.set_ylabel(f"{risk.replace('_', ' ')} (fraction × vital weight)")
     ax.grid(alpha=0.25)
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
-    return fig
+    return _finish(fig, save, show)
 
 
 def risk_heatmap(
@@ -187,6 +210,8 @@ def risk_heatmap(
     max_contexts: int = 45,
     min_risk: float = 0.02,
     figsize: tuple[float, float] | None = None,
+    save: str | os.PathLike[str] | None = None,
+    show: bool = False,
 ) -> Figure:
     """Healthy risk of the top candidates per healthy context, grouped by anatomical system.
 
@@ -207,6 +232,11 @@ def risk_heatmap(
         Keep at most ``max_contexts`` contexts whose risk reaches ``min_risk`` for a shown target.
     figsize
         Figure size in inches; default from the matrix shape.
+    save
+        Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
+        ``save=``.
+    show
+        Also display it (in a Jupyter notebook); the figure is returned either way.
 
     Returns
     -------
@@ -277,7 +307,7 @@ def risk_heatmap(
     ax.set_title(
         f"healthy risk by {'anatomical system' if level == 'system' else 'context'}", fontsize=10
     )
-    return fig
+    return _finish(fig, save, show)
 
 
 def patient_coverage(
@@ -287,6 +317,8 @@ def patient_coverage(
     n_top: int = 20,
     annotate: bool | None = None,
     figsize: tuple[float, float] | None = None,
+    save: str | os.PathLike[str] | None = None,
+    show: bool = False,
 ) -> Figure:
     """Per-patient tumour coverage of the top candidates (targets × patients heatmap).
 
@@ -303,6 +335,11 @@ def patient_coverage(
         Write the values in the cells; default when there are at most 20 patients.
     figsize
         Figure size in inches; default from the matrix shape.
+    save
+        Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
+        ``save=``.
+    show
+        Also display it (in a Jupyter notebook); the figure is returned either way.
 
     Returns
     -------
@@ -351,7 +388,7 @@ def patient_coverage(
     fig.colorbar(im, ax=ax, shrink=0.7, label="tumour coverage")
     ax.set_xlabel("patient")
     ax.set_title("coverage per patient", fontsize=10)
-    return fig
+    return _finish(fig, save, show)
 
 
 def gate_scatter(
@@ -360,6 +397,8 @@ def gate_scatter(
     n_labels: int = 8,
     ax: Axes | None = None,
     figsize: tuple[float, float] = (6.5, 4.8),
+    save: str | os.PathLike[str] | None = None,
+    show: bool = False,
 ) -> Figure:
     """Tumour coverage against worst healthy risk for logic gates (``gates.tsv``).
 
@@ -376,6 +415,11 @@ def gate_scatter(
         Draw into this Axes instead of a new figure.
     figsize
         Size of a new figure in inches.
+    save
+        Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
+        ``save=``.
+    show
+        Also display it (in a Jupyter notebook); the figure is returned either way.
 
     Returns
     -------
@@ -421,7 +465,7 @@ def gate_scatter(
     ax.grid(alpha=0.25)
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_title("logic gates (orange = Pareto front)", fontsize=10)
-    return fig
+    return _finish(fig, save, show)
 
 
 def kinetics_curves(
@@ -431,6 +475,8 @@ def kinetics_curves(
     log: bool | None = None,
     ncols: int = 3,
     figsize: tuple[float, float] | None = None,
+    save: str | os.PathLike[str] | None = None,
+    show: bool = False,
 ) -> Figure:
     """Simulated curves: cohort median with a 5–95 % band (typical patient dashed).
 
@@ -446,6 +492,11 @@ def kinetics_curves(
         Panels per row.
     figsize
         Figure size in inches; default from the number of panels.
+    save
+        Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
+        ``save=``.
+    show
+        Also display it (in a Jupyter notebook); the figure is returned either way.
 
     Returns
     -------
@@ -509,4 +560,4 @@ def kinetics_curves(
     for k in range(n, nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     axes[0][0].legend(fontsize=7, frameon=False)
-    return fig
+    return _finish(fig, save, show)
