@@ -293,13 +293,8 @@ def _check_backed_values(x: Any, *, kind: str, source: str) -> None:
     step = _INDEX_CHUNK if flat else max(1, _INDEX_CHUNK // max(int(data.shape[1]), 1))
     for start in range(0, int(data.shape[0]), step):
         block = np.asarray(data[start : start + step])
-        if not np.isfinite(block).all():
-            msg = f".X of {source} holds NaN or infinite values; replace them with counts"
-            raise InputError(msg)
-        if (block < 0).any():
-            msg = f".X of {source} holds negative values; antigenscout needs raw counts"
-            raise InputError(msg)
-        if kind == "single_cell" and not np.equal(np.mod(block, 1), 0).all():
+        check_values(block, source)
+        if kind == "single_cell" and not is_integer_valued(block):
             where = f"values {start:,}–{start + block.shape[0]:,}" if flat else f"row {start:,} on"
             msg = (
                 f".X of {source} holds non-integer values beyond its first rows ({where}); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -398,22 +399,29 @@ def check_sparse_structure(X: Any, source: str) -> None:
         raise InputError(msg)
 
 
-def check_values(X: Any, source: str) -> None:
-    """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values."""
+def check_values(X: Any, source: str, *, allow_nan: bool = False) -> None:
+    """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values
+    (``allow_nan``: NaN marks a gene not measured, as in bulk medians, and passes)."""
     data = _stored(X)
     check_dtype(data.dtype, source)
     if np.issubdtype(data.dtype, np.floating):
-        bad = ~np.isfinite(data)
+        bad = np.isinf(data) if allow_nan else ~np.isfinite(data)
         if bad.any():
             msg = (
                 f"the matrix in {source} contains {int(bad.sum())} NaN or infinite values; "
                 "replace missing counts with 0 or drop those cells/genes"
             )
             raise InputError(msg)
-    if data.size and data.min() < 0:
+    if not data.size:
+        return
+    # NaN passed above only when allowed; nanmin then skips it (all NaN: nothing negative)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmin of an all-NaN array
+        low = np.nanmin(data) if allow_nan and data.dtype.kind == "f" else data.min()
+    if low < 0:
         n = int((data < 0).sum())
         msg = (
-            f"the matrix in {source} contains {n} negative values (minimum {data.min():g}); "
+            f"the matrix in {source} contains {n} negative values (minimum {low:g}); "
             "antigenscout needs raw non-negative counts, not scaled, centred or log-ratio data"
         )
         raise InputError(msg)
@@ -450,22 +458,10 @@ def check_counts(X: Any, source: str, kind: str, *, where: str = "X") -> None:
     if not isinstance(X, np.ndarray | sparse.spmatrix | sparse.sparray):
         return
     check_sparse_structure(X, source)
+    # bulk values may be NaN where a gene was not measured (datasets.tcga_medians)
+    check_values(X, source, allow_nan=kind != "single_cell")
     if kind != "single_cell":
-        # bulk values may be NaN where a gene was not measured (datasets.tcga_medians)
-        data = _stored(X)
-        check_dtype(data.dtype, source)
-        finite = data[~np.isnan(data)] if data.dtype.kind == "f" else data
-        if finite.dtype.kind == "f" and np.isinf(finite).any():
-            msg = f"the matrix in {source} contains infinite values; replace them"
-            raise InputError(msg)
-        if finite.size and finite.min() < 0:
-            msg = (
-                f"the matrix in {source} contains {int((finite < 0).sum())} negative values; "
-                "antigenscout needs non-negative expression, not scaled or log-ratio data"
-            )
-            raise InputError(msg)
         return
-    check_values(X, source)
     if not is_integer_valued(X):
         hint = normalisation_hint(X) or "non-integer values"
         msg = (
