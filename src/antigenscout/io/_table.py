@@ -125,9 +125,9 @@ def _check_gzip_expansion(p: Path, source: str) -> None:
     expression table does (:func:`~antigenscout.io._guard.check_expansion`).
 
     A pass of its own, before the parser's: counting inside the parser's stream instead
-    (one decompression) let pandas hold what it had parsed, 5.3 GB and 40 s before the
-    1.7 MB bomb of ``tests/io/test_expansion.py``'s kind was refused, against 360 MB and
-    3.5 s this way."""
+    (one decompression) let pandas hold what it had parsed: a 1.7 MB .tsv.gz of 120,000
+    rows of 5,000 zeros was refused after 40 s at 5.3 GB, against 3.5 s and 360 MB this
+    way."""
     on_disk = p.stat().st_size
     limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
     total = 0
