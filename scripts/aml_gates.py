@@ -91,10 +91,12 @@ def _search(
     ops: tuple[str, ...],
     cap: float,
     top_k: int,
-    n_candidates: int | None,
-    designs: list[str] | tuple[str, ...],
+    n_candidates: int | None = None,
+    designs: list[str] | tuple[str, ...] = (),
+    require_arms: bool = True,
 ) -> None:
-    """The search every table here comes from: all patients, compartments, ``healthy``."""
+    """The search every table here (and benchmarks/bench_aml_gates.py) comes from: all
+    patients, compartments, ``healthy``."""
     asc.tl.search_gates(
         adata,
         malignant_key="malignant=malignant",
@@ -108,7 +110,16 @@ def _search(
         top_k=top_k,
         n_candidates=n_candidates,
         designs=designs,
+        require_arms=require_arms,
     )
+
+
+def load(shared: Path) -> object:
+    """All van Galen 2019 cells, genes harmonised, compartments added."""
+    adata = asc.datasets.vangalen2019(shared / "singlecell" / "vangalen2019_aml")
+    asc.pp.harmonise_genes(adata)
+    asc.datasets.add_vangalen_compartment(adata)
+    return adata
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -137,9 +148,7 @@ def main() -> None:
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "aml_gates.md")
     a = p.parse_args()
 
-    adata = asc.datasets.vangalen2019(a.shared / "singlecell" / "vangalen2019_aml")
-    asc.pp.harmonise_genes(adata)
-    asc.datasets.add_vangalen_compartment(adata)
+    adata = load(a.shared)
     healthy = _healthy_cells(adata, a.healthy)
     designs = [d for d, _ in DESIGNS] + list(PARTS)
     ops = tuple(o for o in a.ops.split(",") if o)
