@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -174,11 +173,11 @@ def simulate_command(
     if atlas_path is not None and run_dir is None:
         msg = "--atlas judges the healthy compartment of a ranking: add --from DIR --target NAME."
         raise InputError(msg)
+    if target is not None and not MODELS[model].takes_scenario:
+        msg = "--target needs a model that takes a target: cart-leukaemia or cart-cml."
+        raise InputError(msg)
     scenario: Scenario | None = None
     if run_dir is not None and target is not None:
-        if not MODELS[model].takes_scenario:
-            msg = "--from/--target need a model that takes a target: cart-leukaemia or cart-cml."
-            raise InputError(msg)
         reference = None
         if atlas_path is not None:
             from ..cli import _load_reference
@@ -192,9 +191,10 @@ def simulate_command(
             reference=reference,
         )
     elif target is not None and tumour_coverage is not None:
-        if not MODELS[model].takes_scenario:
-            msg = "--target needs a model that takes a target: cart-leukaemia or cart-cml."
-            raise InputError(msg)
+        no_healthy = (
+            "no healthy antigen-positive cell type given (--healthy-cell-type): "
+            "on-target, off-tumour depletion is not simulated"
+        )
         scenario = Scenario(
             target=target,
             tumour_coverage=tumour_coverage,
@@ -203,15 +203,8 @@ def simulate_command(
             healthy_positive_fraction=healthy_positive_fraction or 0.0,
             healthy_turnover_per_day=healthy_turnover,
             source="user-given on the command line (no ranking)",
+            warnings=() if healthy_cell_type is not None else (no_healthy,),
         )
-        if healthy_cell_type is None:
-            scenario = replace(
-                scenario,
-                warnings=(
-                    "no healthy antigen-positive cell type given (--healthy-cell-type): "
-                    "on-target, off-tumour depletion is not simulated",
-                ),
-            )
     elif healthy_turnover is not None:
         spec = MODELS[model]
         if spec.default_scenario is None:
