@@ -31,9 +31,19 @@ _F32_MAX = float(np.finfo(np.float32).max)
 #: (~1 kg, Del Monte 2009 Cell Cycle 8:505), a burden incompatible with life. The model's
 #: dynamics are unchanged; only curves and endpoints are capped, and the day is reported.
 BURDEN_CAP_FOLD = 100.0
-_KEY_DAYS = (7.0, 14.0, 28.0, 30.0, 60.0, 90.0, 180.0, 250.0, 365.0, 730.0, 1095.0, 1460.0, 1825.0)
 #: Months at which molecular responses are read (day = months / 12 x 365, on the grid).
 RESPONSE_MONTHS = (12, 24, 36, 48, 60)
+_KEY_DAYS = (
+    7.0,
+    14.0,
+    28.0,
+    30.0,
+    60.0,
+    90.0,
+    180.0,
+    250.0,
+    *(m / 12 * 365.0 for m in RESPONSE_MONTHS),
+)
 #: BCR-ABL response levels (ratio, as a fraction): major molecular response (0.1 % IS),
 #: MR4 (0.01 %) and MR4.5 (0.0032 %) (European LeukemiaNet definitions).
 MOLECULAR_RESPONSE = {"mmr": 1e-3, "mr4": 1e-4, "mr45": 3.2e-5}
@@ -213,6 +223,8 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
         x3 = obs[:, :, K.O_X3]
         ratio = y3 / (y3 + 2.0 * x3)
         out["bcr_abl_ratio_end"] = ratio[:, -1]
+        # cumulative: reached at any time up to a day (as the trials report MMR "by" a month)
+        best_so_far = np.fmin.accumulate(ratio, axis=1)
         for months in RESPONSE_MONTHS:
             day = months / 12 * 365.0
             r = _at(t, ratio, day)
@@ -221,9 +233,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
             out[f"bcr_abl_ratio_{months}m"] = r
             for name, thr in MOLECULAR_RESPONSE.items():
                 out[f"{name}_{months}m"] = r <= thr
-            # cumulative: reached at any time up to that day (as the trials report it)
-            best = np.nanmin(ratio[:, t <= day + 1e-9], axis=1)
-            out[f"mmr_by_{months}m"] = best <= MOLECULAR_RESPONSE["mmr"]
+            out[f"mmr_by_{months}m"] = _at(t, best_so_far, day) <= MOLECULAR_RESPONSE["mmr"]
         with np.errstate(divide="ignore", invalid="ignore"):
             lr = np.log(ratio)
             # Tang 2011 windows: first (differentiated-cell) and second (progenitor) phase
