@@ -441,8 +441,7 @@ def _run_rank(
     """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
     ``patient_model.tsv`` (single cells) and ``run.json``."""
     from . import get, tl
-    from ._provenance import choices_made, input_record
-    from .io._write import staged_run, write_json, write_table
+    from .io._write import staged_run, write_table
 
     _check_highlight_candidates(highlight, adata, reference, kw.get("modality", "car-t"))
     t0 = time.perf_counter()
@@ -488,19 +487,7 @@ def _run_rank(
             write_table(model, stage / "patient_model.tsv")
         if "ambient" in res:
             write_table(res["ambient"], stage / "ambient.tsv")
-        notes = choices_made(params, adata)
-        write_json(
-            stage / "run.json",
-            {
-                "command": label,
-                "input": input_record(input_path, adata),
-                "notes": notes,
-                "params": res["params"],
-                "denominators": res["denominators"],
-                "reference": reference.metadata,
-                "seconds": round(time.perf_counter() - t0, 3),
-            },
-        )
+        notes = _write_run_json(stage, label, adata, input_path, res, reference, t0)
     _print_notes(notes)
     _print_targets(targets, res["denominators"])
     if "ambient" in res:
@@ -510,6 +497,36 @@ def _run_rank(
     amb = "ambient.tsv, " if "ambient" in res else ""
     err.print(f"wrote {out}/targets.tsv, risk.tsv, patient_coverage.tsv, {model}{amb}run.json")
     return out
+
+
+def _write_run_json(
+    stage: Path,
+    command: str,
+    adata: AnnData,
+    input_path: Path | None,
+    res: dict[str, Any],
+    reference: Reference,
+    t0: float,
+) -> list[str]:
+    """Write a rank or gates run's ``run.json`` (input, the choices made unasked, params,
+    denominators, reference, seconds); return those choices to print."""
+    from ._provenance import choices_made, input_record
+    from .io._write import write_json
+
+    notes = choices_made(res["params"], adata)
+    write_json(
+        stage / "run.json",
+        {
+            "command": command,
+            "input": input_record(input_path, adata),
+            "notes": notes,
+            "params": res["params"],
+            "denominators": res["denominators"],
+            "reference": reference.metadata,
+            "seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    return notes
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -850,8 +867,7 @@ def gates(
 ) -> None:
     """Search AND / OR / NOT gates of 2-5 antigens on INPUT; writes gates.tsv."""
     from . import get, tl
-    from ._provenance import choices_made, input_record
-    from .io._write import staged_run, write_json, write_table
+    from .io._write import staged_run, write_table
     from .tl._gates import TRIPLE_BUDGET
     from .tl._score import _parse_key_value
 
@@ -915,19 +931,7 @@ def gates(
             write_table(res["designs"], stage / "designs.tsv")
         if "set_aside" in res:
             write_table(res["set_aside"], stage / "set_aside.tsv")
-        notes = choices_made(res["params"], adata)
-        write_json(
-            stage / "run.json",
-            {
-                "command": "gates",
-                "input": input_record(input_path, adata),
-                "notes": notes,
-                "params": res["params"],
-                "denominators": res["denominators"],
-                "reference": reference.metadata,
-                "seconds": round(time.perf_counter() - t0, 3),
-            },
-        )
+        notes = _write_run_json(stage, "gates", adata, input_path, res, reference, t0)
     _print_notes(notes)
     _print_gates(table, res["denominators"], max_vital_risk)
     _print_exposure_params(res["params"].get("exposure") or {})
