@@ -42,7 +42,9 @@ layer or `.raw` because `.X` is not raw counts; every cell taken as tumour witho
 `--malignant-key`; all tumour cells one patient without `--patient-key`; a neighbour graph found
 in the input's `obsp` (`--graph-key none` builds one instead). `run.json["input"]` records the
 input's path, SHA-256 (of every file, for a folder), format, the matrix read, kind and shape,
-the command line and the package version. TSV outputs are spreadsheet-safe: a text cell or
+the command line and the package version (the hash reads the input a second time: the
+116 MB van Galen `.h5ad` in 0.16 s, 729 MB/s from a warm page cache, against 1.7 s to read
+it). TSV outputs are spreadsheet-safe: a text cell or
 label that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
 carriage return; not a number such as `-0.5`) is written with a leading apostrophe, and text
 starting with an apostrophe gets one more; the package's own readers remove it (tests:
