@@ -31,7 +31,7 @@ from scipy.stats import norm
 
 from . import _kernels as K
 from ._models import atol_vector, build_ode_cohort, get_model
-from ._simulate import DEPLETION_THRESHOLD, integrate, output_grid
+from ._simulate import DEPLETION_THRESHOLD, integrate, ode_endpoints, output_grid
 
 __all__ = [
     "BALL_FIT_TARGET",
@@ -116,8 +116,6 @@ def fit_ball_ec50(n: int = 2000, seed: int = 20240601) -> float:
 
 def relapse_among_remitters_1y(carriers: float, n: int = 2000, seed: int = 20240601) -> float:
     """Share of a fixed ``cart-leukaemia`` cohort's remitters who relapse by day 365."""
-    from ._simulate import ode_endpoints
-
     spec = get_model("cart-leukaemia")
     rng = np.random.default_rng(seed)
     sc = spec.default_scenario
