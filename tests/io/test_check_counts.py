@@ -9,7 +9,7 @@ import pytest
 from scipy import sparse
 
 from antigenscout._errors import AntigenscoutWarning, InputError
-from antigenscout.io._read import check_counts
+from antigenscout.io._validate import check_counts
 
 
 def _counts(n: int, g: int, seed: int = 0) -> sparse.csr_matrix:

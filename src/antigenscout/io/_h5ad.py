@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from .._errors import InputError
 from ._guard import check_expansion, check_fits, probe_hdf5, reader_errors
-from ._read import (
+from ._validate import (
     _stored,
     check_dtype,
     check_file,

@@ -13,7 +13,7 @@ from scipy import sparse
 from .._errors import InputError
 from ._guard import check_fits, probe_hdf5, reader_errors
 from ._h5ad import COUNT_LAYERS, from_anndata
-from ._read import check_dtype, check_file, check_kind
+from ._validate import check_dtype, check_file, check_kind
 
 __all__ = ["read_loom"]
 

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
-from ._read import check_kind, finalise
+from ._validate import check_kind, finalise
 
 __all__ = ["read_soma"]
 

@@ -20,7 +20,7 @@ from ._guard import (
     describe_failure,
     reader_errors,
 )
-from ._read import check_file, check_kind, finalise, is_integer_valued
+from ._validate import check_file, check_kind, finalise, is_integer_valued
 
 __all__ = ["read_table"]
 

@@ -15,7 +15,7 @@ from scipy import sparse
 from .._errors import InputError
 from ._guard import check_fits, probe_hdf5, reader_errors
 from ._mtx import read_mtx
-from ._read import check_dtype, check_file, check_kind, finalise
+from ._validate import check_dtype, check_file, check_kind, finalise
 
 __all__ = ["read_10x_h5", "read_10x_mtx"]
 

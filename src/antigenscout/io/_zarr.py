@@ -12,7 +12,7 @@ from anndata import AnnData
 from .._errors import InputError
 from ._guard import check_fits, reader_errors
 from ._h5ad import from_anndata
-from ._read import check_kind
+from ._validate import check_kind
 
 __all__ = ["read_zarr"]
 

@@ -19,7 +19,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import MODALITIES, POSITIVITY_MODELS, Positivity
-from ..io._read import check_counts
+from ..io._validate import check_counts
 from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
     CPTAC_EDGES,
     EVIDENCE_MODEL,

@@ -21,7 +21,7 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity
-from ..io._read import check_counts
+from ..io._validate import check_counts
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
