@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._console import err_console, out_console, steps
 from ._errors import AntigenscoutError, InputError
 from ._types import MODALITIES
 
 if TYPE_CHECKING:
     from anndata import AnnData
-    from rich.console import Console
 
     from .reference import Reference
 
@@ -41,43 +41,6 @@ REPORT_BUG = (
     "this is a bug in antigenscout, not in your input: please report it with the command "
     "you ran and the traceback above"
 )
-
-
-def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
-def _stdout() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _progress(console: Console) -> Any:
-    """A transient progress bar on a terminal; silent in a pipe or CI log."""
-    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-    from rich.text import Text
-
-    class CellsColumn(ProgressColumn):
-        """``done/total cells``, or ``done cells`` while the total is not yet known."""
-
-        def render(self, task: Any) -> Text:
-            done = f"{int(task.completed):,}"
-            if task.total is None:
-                return Text(f"{done} cells")
-            return Text(f"{done}/{int(task.total):,} cells")
-
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        CellsColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
 
 
 class LazyGroup(click.Group):
@@ -308,7 +271,7 @@ def _load_reference(reference_dir: Path | None, atlas_path: Path | None) -> Refe
     atlas = load_atlas(atlas_path, cell_type_key="cell_type", donor_key=donor)
     unmapped = atlas.metadata.get("unmapped_cell_types") or []
     if unmapped:
-        _stderr().print(
+        err_console().print(
             f"atlas {atlas.name}: {len(unmapped)} cell types map to no body context and weigh "
             f"1.0: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}",
             soft_wrap=True,
@@ -413,8 +376,11 @@ def _read_input(
     if orientation != "auto":
         opts["orientation"] = orientation.replace("-", "_")
     kind_opt = None if kind == "auto" else kind.replace("-", "_")
-    adata = io.read(path, layer=layer, kind=kind_opt, obs=obs, **opts)
-    pp.harmonise_genes(adata, reference)
+    with steps(err_console()) as progress:
+        progress(f"reading {path.name}", 0, None)
+        adata = io.read(path, layer=layer, kind=kind_opt, obs=obs, **opts)
+        progress("harmonising gene names", 0, None)
+        pp.harmonise_genes(adata, reference)
     return adata
 
 
@@ -422,7 +388,7 @@ def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ())
     if with_report:
         from .report.html import write_html
 
-        _stderr().print(f"wrote {write_html(out, highlight=highlight)}")
+        err_console().print(f"wrote {write_html(out, highlight=highlight)}")
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -445,18 +411,11 @@ def _run_rank(
 
     _check_highlight_candidates(highlight, adata, reference, kw.get("modality", "car-t"))
     t0 = time.perf_counter()
-    err = _stderr()
-    with staged_run(out, label) as stage:
-        with _progress(err) as bar:
-            task = bar.add_task("positivity + coverage", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            rate_stats: dict = {}  # the rate model's sums, from the same pass over the cells
-            tl.score_targets(
-                adata, reference=reference, progress=progress, rate_stats=rate_stats, **kw
-            )
+    err = err_console()
+    with staged_run(out, label) as stage, steps(err) as progress:
+        rate_stats: dict = {}  # the rate model's sums, from the same pass over the cells
+        tl.score_targets(adata, reference=reference, progress=progress, rate_stats=rate_stats, **kw)
+        progress("risk tables", 0, None)
         targets = get.targets_df(adata)
         risk = get.risk_df(adata, n_top=N_RISK_TARGETS, include=highlight, reference=reference)
         if reference.atlas is not None:  # say which source judged each row
@@ -471,6 +430,7 @@ def _run_rank(
         params = res["params"]
         if params["kind"] != "bulk":
             # the per-patient rate model of the targets risk.tsv describes (docs/engagement.md)
+            progress("per-patient rate model", 0, None)
             genes = list(dict.fromkeys([*targets["target"].head(N_RISK_TARGETS), *highlight]))
             genes = [g for g in genes if g in set(adata.var_names)]
             model = tl.patient_rate_coverage(
@@ -532,7 +492,7 @@ def _write_run_json(
 def _print_notes(notes: list[str]) -> None:
     """Each choice the run made without being told (run.json ``notes``), one line each."""
     for note in notes:
-        _stderr().print(f"note: {note}", markup=False)
+        err_console().print(f"note: {note}", markup=False)
 
 
 def _print_exposure_params(exp: dict[str, Any]) -> None:
@@ -563,14 +523,14 @@ def _print_exposure_params(exp: dict[str, Any]) -> None:
             + (" (a protein agent)" if route != "intravesical" else "")
         )
     if parts:
-        _stderr().print("exposure: " + "; ".join(parts) + " (docs/engagement.md, Exposure)")
+        err_console().print("exposure: " + "; ".join(parts) + " (docs/engagement.md, Exposure)")
 
 
 def _print_ambient(table: Any) -> None:
     """One line on the soup subtracted: the range of contamination and how it was found."""
     rho = table["contamination"].dropna()
     if rho.empty:
-        _stderr().print(
+        err_console().print(
             "ambient RNA: no sample's contamination could be estimated; nothing subtracted "
             "(ambient.tsv)",
             markup=False,
@@ -578,7 +538,7 @@ def _print_ambient(table: Any) -> None:
         return
     own = int((~table["source"].astype(str).str.startswith(("borrowed", "not"))).sum())
     others = "" if own == len(table) else ", the others take the run's median"
-    _stderr().print(
+    err_console().print(
         f"ambient RNA: contamination {rho.min():.1%}–{rho.max():.1%} of each droplet's UMIs "
         f"(median {rho.median():.1%}); estimated for {own} of {len(table)} samples{others}; "
         "soup reads discounted from every call (ambient.tsv; --no-ambient to count every read)",
@@ -608,7 +568,7 @@ def _print_targets(targets: Any, den: dict[str, Any], n: int = 10) -> None:
             f"{row.vital_risk:.2f}",
             f"{row.score:.3f}",
         )
-    _stdout().print(table)
+    out_console().print(table)
 
 
 @cli.command()
@@ -894,9 +854,9 @@ def gates(
         if healthy.n_obs == 0:
             msg = f"no healthy cells: no row has {col} == {value!r}"
             raise InputError(msg)
-    err = _stderr()
+    err = err_console()
     with staged_run(out, "gates") as stage:
-        with err.status("searching gates…") if err.is_terminal else contextlib.nullcontext():
+        with steps(err) as progress:
             tl.search_gates(
                 adata,
                 malignant_key=malignant_key,
@@ -919,6 +879,7 @@ def gates(
                 threshold=threshold,
                 graph_key=_graph_key_value(graph_key),
                 designs=list(designs),
+                progress=progress,
             )
         res = adata.uns["antigenscout_gates"]
         table = get.gates_df(adata)
@@ -990,7 +951,7 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
             str(row.worst_healthy_cell_type),
             f"{bound}{row.worst_healthy_risk:.2f}",
         )
-    _stdout().print(t)
+    out_console().print(t)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -1091,9 +1052,9 @@ def profile(
             f"{row.fraction_low:.0%}–{row.fraction_high:.0%}",
             row.source,
         )
-    _stdout().print(table)
+    out_console().print(table)
     _print_exposure_params(prof.attrs["exposure"])
-    _stderr().print(f"wrote {out}/profile.tsv")
+    err_console().print(f"wrote {out}/profile.tsv")
 
 
 # ----------------------------------------------------------------------------- atlas
@@ -1177,19 +1138,21 @@ def atlas_build(
     from .pp import DEFAULT_THRESHOLD
 
     t0 = time.perf_counter()
-    built = build_atlas(
-        str(input_path),
-        cell_type_key=cell_type_key,
-        donor_key=donor_key,
-        name=name,
-        dask=dask_address,
-        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-        chunk_cells=DEFAULT_CHUNK_CELLS if chunk_cells is None else int(chunk_cells),
-        sample_cells=DEFAULT_SAMPLE_CELLS if sample_cells is None else int(sample_cells),
-        measurement=measurement,
-        layer=soma_layer,
-        obs_filter=obs_filter,
-    )
+    with steps(err_console()) as progress:
+        built = build_atlas(
+            str(input_path),
+            cell_type_key=cell_type_key,
+            donor_key=donor_key,
+            name=name,
+            dask=dask_address,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            chunk_cells=DEFAULT_CHUNK_CELLS if chunk_cells is None else int(chunk_cells),
+            sample_cells=DEFAULT_SAMPLE_CELLS if sample_cells is None else int(sample_cells),
+            measurement=measurement,
+            layer=soma_layer,
+            obs_filter=obs_filter,
+            progress=progress,
+        )
     with staged_run(out, "atlas") as stage:
         built.write(stage)
         write_json(
@@ -1209,7 +1172,7 @@ def atlas_build(
         )
     meta = built.metadata
     b = meta["build"]
-    err = _stderr()
+    err = err_console()
     rate = meta["n_cells"] / max(b["wall_seconds"], 1e-9)
     err.print(
         f"{meta['n_cells']:,} cells, {len(built.cell_types)} cell types, {meta['n_genes']:,} "
@@ -1233,7 +1196,7 @@ def atlas_build(
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> None:
-    _stderr().print(f"warning: {message}", soft_wrap=True, markup=False)
+    err_console().print(f"warning: {message}", soft_wrap=True, markup=False)
 
 
 #: A hint per errno for failures of the file system.
@@ -1285,7 +1248,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort
             err = "error: unexpected end of input; check that the input file is complete"
         else:
-            _stderr().print("aborted")
+            err_console().print("aborted")
             return 130
     except click.ClickException as e:
         err = f"error: {e.format_message()}"
@@ -1294,16 +1257,16 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as e:
         err = f"error: {_os_message(e)}"
     except KeyboardInterrupt:
-        _stderr().print("aborted")
+        err_console().print("aborted")
         return 130
     except Exception:
         import traceback
 
         traceback.print_exc()
-        _stderr().print(f"internal error: {REPORT_BUG}", soft_wrap=True, markup=False)
+        err_console().print(f"internal error: {REPORT_BUG}", soft_wrap=True, markup=False)
         return 1
     if err is not None:
-        _stderr().print(" ".join(err.split()), soft_wrap=True, markup=False)
+        err_console().print(" ".join(err.split()), soft_wrap=True, markup=False)
         return 2
     return 0
 

@@ -4,6 +4,7 @@ tables checked against an independent computation with antigenscout.pp.positivit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -103,9 +104,33 @@ def test_dask_local_cluster_gives_identical_tables(
         distributed.Client(cluster) as client,
     ):
         for kind in ("h5ad", "soma"):
-            on_dask = build_atlas(files[kind], dask=client, **kw)
+            seen: list[tuple] = []
+            on_dask = build_atlas(files[kind], dask=client, progress=_record(seen), **kw)
             assert on_dask.metadata["build"]["workers"] == 2
             _same(on_dask, built["h5ad"])
+            _check_progress(seen, on_dask)
+
+
+def _record(seen: list[tuple]) -> Any:
+    return lambda step, done, total: seen.append((step, done, total))
+
+
+def _check_progress(seen: list[tuple], atlas: Atlas) -> None:
+    """One call per chunk of the 'cell types' step, cells rising to every cell."""
+    assert seen[0] == ("opening the atlas", 0, None)
+    counted = [(d, t) for s, d, t in seen if s == "cell types"]
+    n = int(atlas.cell_types["n_cells"].sum())
+    assert len(counted) == atlas.metadata["build"]["chunks"]
+    assert [d for d, _ in counted] == sorted(d for d, _ in counted)
+    assert counted[-1] == (n, n)
+
+
+def test_build_reports_progress_per_chunk(files: dict[str, str], built: dict[str, Atlas]) -> None:
+    seen: list[tuple] = []
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id", "chunk_cells": 400}
+    again = build_atlas(files["h5ad"], progress=_record(seen), **kw)
+    _same(again, built["h5ad"])
+    _check_progress(seen, again)
 
 
 def test_tables_match_independent_positivity(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:

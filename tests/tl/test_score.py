@@ -521,3 +521,29 @@ def test_the_api_validates_as_the_cli_does(tumour: AnnData, mini_reference: Refe
     logged.X = sparse.csr_matrix(np.log1p(tumour.X.toarray()))
     with pytest.raises(InputError, match=r"non-integer values .*log1p"):
         score_targets(logged, positivity="cp10k", **kw)
+
+
+@pytest.mark.parametrize("positivity", ["knn", "cp10k"])
+def test_progress_names_each_step_and_counts_every_malignant_cell(
+    tumour: AnnData, mini_reference: Reference, positivity: str
+) -> None:
+    seen: list[tuple[str, int, int | None]] = []
+    score_targets(
+        tumour,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        reference=mini_reference,
+        positivity=positivity,  # type: ignore[arg-type]
+        progress=lambda step, done, total: seen.append((step, done, total)),
+    )
+    steps = list(dict.fromkeys(s for s, _, _ in seen))
+    n = int((tumour.obs["status"] == "malignant").sum())
+    if positivity == "knn":
+        assert steps == ["ambient RNA", "neighbour graph", "positivity calls", "healthy risk"]
+    else:
+        assert steps == ["positivity calls", "healthy risk"]
+    for step in ("neighbour graph", "positivity calls"):
+        counted = [(d, t) for s, d, t in seen if s == step]
+        if counted:
+            assert counted[-1] == (n, n)
+            assert [d for d, _ in counted] == sorted(d for d, _ in counted)

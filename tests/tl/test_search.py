@@ -308,3 +308,17 @@ def test_a_veto_high_in_a_few_tumour_cells_costs_exactly_those(mini_reference) -
     row = tumour.uns["antigenscout_gates"]["designs"].iloc[0]
     assert row["tumor_coverage_cells"] == pytest.approx(0.98)
     assert row["tumor_coverage"] == pytest.approx(0.98, abs=1e-6)
+
+
+def test_progress_names_each_step(tumour: AnnData, mini_reference) -> None:
+    seen: list[str] = []
+    search_gates(
+        tumour,
+        malignant_key="status=malignant",
+        patient_key="patient",
+        reference=mini_reference,
+        positivity="cp10k",
+        progress=lambda step, done, total: seen.append(step),
+    )
+    steps = list(dict.fromkeys(seen))
+    assert steps == ["positivity calls", "healthy risk", "gate search", "judging arms"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._errors import InputError
+from .._types import ProgressCallback, counted, no_progress
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
 from ..tl._score import cell_type_labels
 from ._atlas import Atlas, map_cell_types
@@ -220,24 +222,33 @@ def _run_dask(
     types: np.ndarray,
     sampled: np.ndarray,
     args: tuple[float, int, float],
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[_Partial, int]:
-    """One delayed task per chunk, merged in a tree of delayed tasks, on dask.distributed."""
+    """One task per chunk on dask.distributed, merged in a tree of tasks as they finish;
+    ``progress(cells done, cells)`` is called as each chunk's task ends."""
     client, cluster = _client(dask)
     try:
-        from dask import delayed
+        from dask.distributed import as_completed
 
-        src_d = delayed(src, pure=True, traverse=False)
+        src_f = client.scatter(src, broadcast=True)
         level = [
-            delayed(_chunk_partial, pure=True)(src_d, rows, types[rows], sampled[rows], *args)
+            client.submit(_chunk_partial, src_f, rows, types[rows], sampled[rows], *args)
             for rows in chunks
         ]
-        while len(level) > 1:
-            level = [
-                delayed(_merge, pure=True)(*level[i : i + _FAN_IN])
-                for i in range(0, len(level), _FAN_IN)
+        size = {f.key: rows.size for f, rows in zip(level, chunks, strict=True)}
+        done, total = 0, int(sum(size.values()))
+        merges = level
+        while len(merges) > 1:
+            merges = [
+                client.submit(_merge, *merges[i : i + _FAN_IN])
+                for i in range(0, len(merges), _FAN_IN)
             ]
+        for fut in as_completed(level):
+            done += size[fut.key]
+            if progress is not None:
+                progress(done, total)
         workers = len(client.scheduler_info().get("workers", {})) or 1
-        return client.compute(level[0]).result(), workers
+        return merges[0].result(), workers
     finally:
         if cluster is not None:
             client.close()
@@ -293,6 +304,7 @@ def build_atlas(
     layer: str = "raw",
     obs_filter: str | None = None,
     mapping: pd.DataFrame | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Atlas:
     """Measure every cell type of a healthy single-cell atlas, chunk by chunk.
 
@@ -329,6 +341,10 @@ def build_atlas(
         for the healthy, non-duplicated cells of the CELLxGENE Census).
     mapping
         Cell Ontology mapping table (default: the packaged ``cell_ontology.tsv``).
+    progress
+        Called as ``progress(step, done, total)`` (:data:`antigenscout._types.
+        ProgressCallback`): ``'opening the atlas'``, then ``'cell types'`` with the cells
+        measured so far, chunk by chunk.
 
     Returns
     -------
@@ -355,6 +371,8 @@ def build_atlas(
         msg = f"threshold must be a finite number > 0 (CP10k); got {threshold!r}"
         raise InputError(msg)
     t_start = time.perf_counter()
+    say = progress or no_progress
+    say("opening the atlas", 0, None)
     columns = [cell_type_key] + ([donor_key] if donor_key and donor_key != cell_type_key else [])
     src, obs, var = open_source(
         source, columns, measurement=measurement, layer=layer, obs_filter=obs_filter
@@ -380,14 +398,19 @@ def build_atlas(
 
     args = (float(threshold), int(n_neighbors), float(prior_shape))
     workers = 1
+    cells = counted(progress, "cell types")
     if dask is None:
         total = None
+        n_done = 0
         for rows in chunks:  # sums of whole numbers: folding order does not change them
             part = _chunk_partial(src, rows, types[rows], sampled[rows], *args)
             total = part if total is None else _merge(total, part)
+            n_done += rows.size
+            if cells is not None:
+                cells(n_done, len(obs))
         assert total is not None
     else:
-        total, workers = _run_dask(dask, src, chunks, types, sampled, args)
+        total, workers = _run_dask(dask, src, chunks, types, sampled, args, cells)
     wall = time.perf_counter() - t_start
 
     order = np.argsort(total.sample_rows, kind="stable")

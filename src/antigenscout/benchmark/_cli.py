@@ -72,13 +72,13 @@ def benchmark_command(
     antigenscout and two anchor baselines, with paired bootstrap 95% intervals. Writes
     metrics.json, targets_rows.tsv and toxicity_rows.tsv to OUT (with --extended also
     extended_targets_rows.tsv and extended_excluded.tsv)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from .._console import err_console, out_console
     from ..io._write import staged_run
     from ._run import run_benchmark
 
-    err = Console(stderr=True, highlight=False)
+    err = err_console()
     with staged_run(out, "benchmark") as stage:
         res = run_benchmark(
             targets,
@@ -105,7 +105,7 @@ def benchmark_command(
         table.add_column(m, justify="right")
     for col in summary.columns:
         table.add_row(col, *(_fmt(summary.loc[m, col]) for m in summary.index))
-    console = Console(highlight=False)
+    console = out_console()
     console.print(table)
     for b, d in res.metrics["paired_differences"].items():
         parts = [

@@ -123,10 +123,9 @@ def simulate_command(
     warnings (an engaged vital context not simulated, a ranking of another disease) are
     printed and kept in summary.json.
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
+    from .._console import err_console, steps
     from .._errors import InputError
+    from .._types import counted
     from ..io._write import staged_run, write_json
     from ._scenario import Scenario, scenario_from_run
     from ._simulate import simulate, write_simulation
@@ -219,7 +218,7 @@ def simulate_command(
             healthy_turnover_per_day=healthy_turnover,
             source=d.source,
         )
-    console = Console(stderr=True)
+    console = err_console()
     kwargs = {
         "n_patients": n_patients,
         "seed": seed,
@@ -234,12 +233,11 @@ def simulate_command(
     if typical or n_patients < 5000:
         result = simulate(model, **kwargs)  # type: ignore[arg-type]
     else:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"simulating {n_patients} patients", total=n_patients)
+        with steps(console, unit="patients") as progress:
             result = simulate(
                 model,
                 **kwargs,  # type: ignore[arg-type]
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=counted(progress, "simulating"),
             )
     with staged_run(out_dir, "simulate") as stage:
         write_simulation(result, stage)

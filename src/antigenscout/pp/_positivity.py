@@ -553,13 +553,15 @@ def knn_blocks_streamed(
     random_state: int = 0,
     column_sums: np.ndarray | None = None,
     on_chunk: Callable[..., None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale:
     :func:`knn_neighbours_streamed`, then :func:`knn_blocks_from_neighbours`.
 
     Parameters are those of the two (``soup.code`` one sample per entry of ``rows``);
-    ``column_sums`` and ``on_chunk`` are filled or called before the first block is yielded.
+    ``column_sums``, ``on_chunk`` and ``progress`` are filled or called before the first
+    block is yielded.
 
     Yields
     ------
@@ -576,6 +578,7 @@ def knn_blocks_streamed(
         random_state=random_state,
         column_sums=column_sums,
         on_chunk=on_chunk,
+        progress=progress,
     )
     yield from knn_blocks_from_neighbours(
         Xg,
@@ -600,6 +603,7 @@ def knn_neighbours_streamed(
     random_state: int = 0,
     column_sums: np.ndarray | None = None,
     on_chunk: Callable[..., None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """The one pass of the default (``knn``) positivity over ``rows`` of a possibly backed
     matrix, at any scale: the ``genes`` columns, library sizes and neighbour lists.
@@ -639,6 +643,8 @@ def knn_neighbours_streamed(
         duplicates=bool)``, called once per chunk in row order during the pass, so a caller
         needing more per-cell sums reads the matrix once. The counts block is a view of the
         sweeping thread's scratch buffers, valid only during the call: copy it to keep it.
+    progress
+        Optional ``f(rows done, rows)``, called after each chunk.
 
     Returns
     -------
@@ -688,6 +694,8 @@ def knn_neighbours_streamed(
         while len(searched) < len(members) and members[len(searched)].max() < sl.stop:
             idx = members[len(searched)]
             searched.append((idx, pool.submit(_knn_indices, Y[idx], k, random_state)))
+        if progress is not None:
+            progress(sl.stop, n)
 
     # chunks in pairs: a helper thread sweeps the first while this one sweeps the second
     with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(1) as helper:

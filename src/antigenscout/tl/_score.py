@@ -18,7 +18,14 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import InputError
-from .._types import MODALITIES, POSITIVITY_MODELS, Positivity
+from .._types import (
+    MODALITIES,
+    POSITIVITY_MODELS,
+    Positivity,
+    ProgressCallback,
+    counted,
+    no_progress,
+)
 from ..io._validate import check_counts
 from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
     CPTAC_EDGES,
@@ -299,7 +306,7 @@ def score_targets(
     ambient: bool = True,
     pregnancy: bool = False,
     route: str = "systemic",
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
     copy: bool = False,
@@ -365,7 +372,9 @@ def score_targets(
         reaches the CNS as it reaches blood) or ``'intravesical'`` (the bladder fully, the rest
         of the body across the urothelium); :func:`antigenscout.tl._risk.exposure`.
     progress
-        Called as ``progress(done, total)`` while cells are streamed.
+        Called as ``progress(step, done, total)`` as each step starts and while cells are
+        streamed (:data:`antigenscout._types.ProgressCallback`): ``'ambient RNA'``,
+        ``'neighbour graph'``, ``'positivity calls'``, ``'healthy risk'``.
     rate_stats
         An empty dict to receive the per-patient rate model's sufficient statistics of
         every candidate (``'genes'``, ``'stats'``), summed in the positivity pass itself, so
@@ -422,6 +431,7 @@ def score_targets(
     col_idx = var.get_indexer(cands)
     X, lib_obs = counts_matrix(adata, layer)
     check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
+    say = progress or no_progress
 
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
@@ -444,7 +454,11 @@ def score_targets(
         np.add.at(covered, codes, (frac >= 0.5).astype(float))
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
-        soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx) if ambient else (None, None)
+        if ambient:
+            say("ambient RNA", 0, None)
+            soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx)
+        else:
+            soup, amb = None, None
         counts, params_pos = _knn_counts(
             adata,
             X,
@@ -474,7 +488,7 @@ def score_targets(
             threshold=threshold,
             genes=col_idx,
             n_groups=n_groups,
-            progress=progress,
+            progress=counted(progress, "positivity calls"),
             on_chunk=None if rate is None else rate.add,
         )
         counts = counts.astype(np.float64)
@@ -504,6 +518,7 @@ def score_targets(
     floor = profile.engage_floor_cp10k
     engage_at = np.full(len(cands), floor if profile.any_level else max(floor, threshold))
     table["engagement_threshold_cp10k"] = np.round(engage_at, 4)
+    say("healthy risk", 0, None)
     hr = healthy_risk(
         reference,
         threshold_cp10k=threshold,
@@ -738,6 +753,7 @@ def _knn_blocks(
     n_neighbors: int | None,
     graph_key: str | None,
     soup: Soup | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient and
     compartment), discounting ``soup``."""
@@ -752,7 +768,13 @@ def _knn_blocks(
     else:  # streamed: one shared PCA, neighbours within each patient and compartment
         kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
         blocks = pos.knn_blocks_streamed(
-            X, groups.rows, genes=col_idx, threshold=threshold, soup=soup, **kw
+            X,
+            groups.rows,
+            genes=col_idx,
+            threshold=threshold,
+            soup=soup,
+            progress=counted(progress, "neighbour graph"),
+            **kw,
         )
     params = _knn_params(groups, threshold, n_neighbors, None if graph is None else graph_key)
     return blocks, params
@@ -772,7 +794,7 @@ def _knn_counts(
     graph_key: str | None,
     column_sums: np.ndarray | None = None,
     on_chunk: Any = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     soup: Soup | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Dropout-aware positive malignant cells per (group, gene), float64, discounting
@@ -797,12 +819,20 @@ def _knn_counts(
             graph_key=graph_key,
             soup=soup,
         )
-        counts = pos.count_blocks(blocks, codes, n_groups, len(col_idx), progress=progress)
+        counts = pos.count_blocks(
+            blocks, codes, n_groups, len(col_idx), progress=counted(progress, "positivity calls")
+        )
         return counts.astype(np.float64), params
     params = _knn_params(groups, threshold, n_neighbors, None)
     kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
     Xg, lib, nbr = pos.knn_neighbours_streamed(
-        X, groups.rows, genes=col_idx, column_sums=column_sums, on_chunk=on_chunk, **kw
+        X,
+        groups.rows,
+        genes=col_idx,
+        column_sums=column_sums,
+        on_chunk=on_chunk,
+        progress=counted(progress, "neighbour graph"),
+        **kw,
     )
     counts = pos.knn_counts_from_neighbours(
         Xg,
@@ -812,7 +842,7 @@ def _knn_counts(
         n_groups,
         threshold=threshold,
         prior_shape=pos.DEFAULT_PRIOR_SHAPE,
-        progress=progress,
+        progress=counted(progress, "positivity calls"),
         soup=soup,
     )
     return counts.astype(np.float64), params
@@ -829,14 +859,20 @@ def tumour_positivity(
     n_neighbors: int | None = None,
     graph_key: str | None = "connectivities",
     ambient: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> tuple[sparse.csr_matrix, dict[str, Any]]:
     """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params
-    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumour_soup`)."""
+    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumour_soup`); ``progress``
+    as in :func:`score_targets`."""
     from ..pp._positivity import positive_blocks
 
     X, lib_obs = counts_matrix(adata, layer)
+    say = progress or no_progress
     if positivity == "knn":
-        soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx) if ambient else (None, None)
+        soup, amb = None, None
+        if ambient:
+            say("ambient RNA", 0, None)
+            soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx)
         blocks, params = _knn_blocks(
             adata,
             X,
@@ -847,9 +883,11 @@ def tumour_positivity(
             n_neighbors=n_neighbors,
             graph_key=graph_key,
             soup=soup,
+            progress=progress,
         )
         params["ambient"] = None if amb is None else amb.summary()
     else:
+        say("positivity calls", 0, None)
         Xm, lib = _malignant_library(X, groups, lib_obs)
         blocks = positive_blocks(Xm, lib, method=positivity, threshold=threshold, genes=col_idx)
         params = {"model": positivity, "threshold_cp10k": threshold}

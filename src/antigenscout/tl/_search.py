@@ -20,7 +20,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
-from .._types import Positivity
+from .._types import Positivity, ProgressCallback, no_progress
 from ..io._validate import check_counts
 from ._gates import (
     TRIPLE_BUDGET,
@@ -305,6 +305,7 @@ def search_gates(
     require_arms: bool = True,
     key_added: str = KEY_ADDED,
     copy: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> AnnData | None:
     """Search AND / OR / NOT gates of up to ``max_genes`` antigens.
 
@@ -383,6 +384,11 @@ def search_gates(
         ``adata.uns`` key receiving the results.
     copy
         Return a copy instead of writing into ``adata``.
+    progress
+        Called as ``progress(step, done, total)`` as each step starts and while cells are
+        streamed (:data:`antigenscout._types.ProgressCallback`): the steps of
+        :func:`~antigenscout.tl.score_targets`' tumour positivity, then ``'healthy cells'``
+        (with ``healthy``), ``'healthy risk'``, ``'gate search'``, ``'judging arms'``.
 
     Returns
     -------
@@ -450,7 +456,9 @@ def search_gates(
         layer=layer,
         graph_key=graph_key,
         ambient=ambient,
+        progress=progress,
     )
+    say = progress or no_progress
     n0 = len(cands)
     keep = np.arange(n0)
     if n_candidates is not None and n_candidates < n0:
@@ -476,6 +484,7 @@ def search_gates(
         if healthy_key is None:
             msg = "healthy single cells need --healthy-key naming their cell-type column"
             raise InputError(msg)
+        say("healthy cells", 0, None)
         hcells, healthy_params = _healthy_from_cells(
             healthy,
             healthy_key,
@@ -500,6 +509,7 @@ def search_gates(
             healthy_source = f"atlas single cells (exact, {reference.atlas.name})"
     exposure: dict[str, Any] | None = None  # the healthy cells alone: no reference to reach
     if not healthy_only:
+        say("healthy risk", 0, None)
         # at the positivity threshold for every candidate, with intervals: a veto counts only
         # with the lower end of its measured fraction (shown_fraction)
         hr = healthy_risk(
@@ -554,6 +564,7 @@ def search_gates(
         if any_not
         else None
     )
+    say("gate search", 0, None)
     table = _search_arrays(
         T,
         np.asarray(groups.patient),
@@ -586,6 +597,7 @@ def search_gates(
         cap=max_vital_risk,
         body_wide=body_wide_share(reference, list(cands)),
     )
+    say("judging arms", 0, None)
     table, set_aside, arm_params = _apply_arms(table, arm_data, top_k, require_arms)
     table.attrs = search_attrs
     for df in (table, set_aside):
