@@ -207,3 +207,65 @@ def test_one_patient_is_not_called_patients(targets_run: Path) -> None:
     html = render_html(targets_run)
     assert not re.search(r"\b1 patients\b", html)
     assert re.search(r"\b1 patient\b", html)
+
+
+def _section_html(html: str, sid: str) -> str:
+    return re.search(rf'<section id="{sid}">.*?</section>', html, re.S).group(0)
+
+
+def test_provenance_folds_the_long_tables_and_keeps_the_input_open(targets_run: Path) -> None:
+    prov = _section_html(render_html(targets_run), "provenance")
+    folded = re.findall(r"<details class=\"fold\"><summary>([^<(]+) \(", prov)
+    assert folded[:2] == ["Parameters", "Reference data"]
+    before = prov.split("<details", 1)[0]
+    assert "<h3>Run</h3>" in before  # the run and its input are shown unfolded
+    assert "<details open" not in prov
+
+
+def test_gates_legend_defines_every_operator_and_no_chip_is_struck(gates_run: Path) -> None:
+    html = render_html(gates_run)
+    legend = re.search(r'<p class="how">Logic-gated.*?</p>', html, re.S).group(0)
+    for op in ("AND", "OR", "NOT"):
+        assert f"<span class='op'>{op}</span>" in legend
+    css = html[html.index("<style") : html.index("</style>")]
+    assert "line-through" not in css
+
+
+def test_designs_and_set_aside_gates_are_shown_as_written(gates_run: Path) -> None:
+    g = pd.read_csv(gates_run / "gates.tsv", sep="\t")
+    designs = g.head(2).assign(
+        design=["CD33 AND NOT CD34", "IL3RA OR CLEC12A"],
+        feasible=[False, True],
+        set_aside=["NOT CD34 lowers the risk by no more than noise", np.nan],
+        design_note=["none", "IL3RA is not a candidate"],
+    )
+    designs.to_csv(gates_run / "designs.tsv", sep="\t", index=False)
+    aside = pd.concat([g] * 3, ignore_index=True).assign(set_aside="an arm adds nothing")
+    aside.to_csv(gates_run / "set_aside.tsv", sep="\t", index=False)
+    gates = _section_html(render_html(gates_run), "gates")
+    assert "Your designs (2)" in gates
+    assert "NOT CD34 lowers the risk by no more than noise" in gates
+    assert "IL3RA is not a candidate" in gates
+    assert gates.count("above the risk cap") == 1
+    assert f"Set aside: {len(aside)} gates" in gates
+    shown = re.search(r"Set aside:.*", gates, re.S).group(0)
+    assert shown.count("an arm adds nothing") == min(len(aside), 10)
+
+
+def test_compartments_and_ihc_read_as_words(full_run: Path) -> None:
+    t = pd.read_csv(full_run / "targets.tsv", sep="\t")
+    t.loc[:2, "ihc_max_level"] = [3.0, 0.0, np.nan]
+    t.loc[:2, "ihc_tissues_detected"] = [7, 0, 0]
+    t.to_csv(full_run / "targets.tsv", sep="\t", index=False)
+    html = render_html(full_run)
+    assert "stem_progenitor" not in re.sub(r'data-field="[^"]*"', "", html.split("<script")[0])
+    assert "stem progenitor" in html
+    assert "IHC max level" not in html
+    cards = _section_html(html, "explain")
+    for text in (
+        "high at most (HPA staining 3 of 3)",
+        "7 tissues</span>",
+        "stained, not detected in any tissue",
+        "no HPA antibody staining on record",
+    ):
+        assert text in cards, text

@@ -59,6 +59,10 @@ class RunData:
     patient_coverage: pd.DataFrame | None = None
     run: dict[str, Any] = field(default_factory=dict)
     gates: pd.DataFrame | None = None
+    #: The designs the user asked to evaluate (``designs.tsv``) and the gates examined but
+    #: set aside because an arm was not shown to beat noise (``set_aside.tsv``).
+    designs: pd.DataFrame | None = None
+    set_aside: pd.DataFrame | None = None
     cohort: pd.DataFrame | None = None
     summary: dict[str, Any] | None = None
     curves: pd.DataFrame | None = None
@@ -186,6 +190,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
         data.run = _read_json(p)
     if (p := path / "gates.tsv").is_file():
         data.gates = _gates_table(_read_tsv(p, _GATES_REQUIRED))
+    if (p := path / "designs.tsv").is_file():
+        data.designs = _read_tsv(p, ("design", *_GATES_REQUIRED))
+    if (p := path / "set_aside.tsv").is_file():
+        data.set_aside = _read_tsv(p, (*_GATES_REQUIRED, "set_aside"))
     if (p := path / "cohort.tsv").is_file():
         data.cohort = _read_tsv(p, ())
     if (p := path / "summary.json").is_file():
@@ -319,6 +327,10 @@ def from_anndata(
     if has_g:
         res_g = adata.uns[gates_key]
         data.gates = _gates_table(_plain(get.gates_df(adata, key=gates_key)))
+        if "designs" in res_g:
+            data.designs = _plain(res_g["designs"])
+        if "set_aside" in res_g:
+            data.set_aside = _plain(res_g["set_aside"])
         if not has_t:
             meta = {
                 "command": "tl.search_gates",

@@ -727,10 +727,12 @@ def _patients(data: RunData) -> str:
     t = data.targets
     if t is not None and any(c.startswith("coverage__") for c in t.columns):
         comp = coverage_by_compartment(t).loc[[x for x in order if x in set(t["target"])]]
+        stored = {compartment_label(c): c for c in comp.columns}
+        comp = comp.rename(columns=compartment_label)
         tt = t.set_index("target")
 
         def ctip(row: str, col: str, v: float) -> str:
-            n = tt.loc[row].get(f"n_cells__{col}") if row in tt.index else None
+            n = tt.loc[row].get(f"n_cells__{stored[col]}") if row in tt.index else None
             extra = f" of {_int(n)} cells" if n is not None and math.isfinite(_num(n)) else ""
             return f"{row} · {col}\n{_pct(v)} positive{extra}"
 
@@ -756,6 +758,42 @@ def _patients(data: RunData) -> str:
     return _section("patients", "\n".join(parts))
 
 
+#: HPA immunohistochemistry staining levels (``ihc_max_level``), in the HPA's words.
+IHC_LEVELS = {0: "not detected", 1: "low", 2: "medium", 3: "high"}
+
+
+def _ihc_words(r: pd.Series) -> str:
+    """``ihc_max_level`` and ``ihc_tissues_detected`` as a phrase in the HPA's words, each
+    number kept in its ``data-field`` span.
+
+    >>> "high at most (HPA staining 3 of 3)" in _ihc_words(
+    ...     pd.Series({"ihc_max_level": 3.0, "ihc_tissues_detected": 7})
+    ... )
+    True
+    """
+    level, n = _num(r.get("ihc_max_level")), r.get("ihc_tissues_detected")
+    if not math.isfinite(level):
+        shown = "no HPA antibody staining on record"
+    elif int(level) == 0:
+        shown = "stained, not detected in any tissue"
+    else:
+        words = IHC_LEVELS.get(int(level), f"level {level:g}")
+        shown = f"{words} at most (HPA staining {int(level)} of 3)"
+    text = _field("ihc_max_level", r.get("ihc_max_level"), shown)
+    if n is None:
+        return text
+    tissues = f"{_int(n)} tissue{'' if _num(n) == 1 else 's'}"
+    if math.isfinite(level) and int(level) > 0:
+        return text + "; detected in " + _field("ihc_tissues_detected", n, tissues)
+    return text + f"<span hidden>{_field('ihc_tissues_detected', n, tissues)}</span>"
+
+
+def compartment_label(name: str) -> str:
+    """A compartment's label as read: underscores as spaces (``stem_progenitor`` →
+    ``stem progenitor``)."""
+    return str(name).replace("_", " ")
+
+
 def _gate_chips(gate: str) -> str:
     out = []
     negate = False
@@ -779,11 +817,13 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
     parts = [
         _how(
             "Logic-gated combinations: <span class='chip'>A</span><span class='op'>AND</span>"
-            "<span class='chip'>B</span> kills cells that express both (safer: a healthy cell must "
-            "carry both); <span class='op'>NOT</span><span class='chip not'>C</span> spares cells "
-            "expressing C. Coverage is the fraction of tumour cells the gate still recognises; "
-            "risk is "
-            "the worst healthy cell type's vital-weighted risk under the gate."
+            "<span class='chip'>B</span> kills only cells that express both (safer: a healthy "
+            "cell must carry both); <span class='chip'>A</span><span class='op'>OR</span>"
+            "<span class='chip'>B</span> kills cells that express either (covers more tumour, "
+            "and reaches the healthy cells of both); <span class='op'>NOT</span>"
+            "<span class='chip not'>C</span> spares cells expressing C (a veto, red). Coverage "
+            "is the fraction of tumour cells the gate still kills; risk is the worst healthy "
+            "cell type's vital-weighted risk under the gate (docs/gates.md)."
         )
     ]
     scripts: list[str] = []
@@ -849,15 +889,7 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
     ]
     rows = []
     for _, r in g.head(N_GATES).iterrows():
-        bound = _truthy(r.get("risk_is_bound"))
-        risk = _bar(r.get("worst_healthy_risk"), "risk")
-        if bound:
-            risk = risk.replace(
-                "<span>",
-                '<span title="upper bound: the healthy reference cannot resolve co-expression '
-                'of this gate in single cells">≤ ',
-                1,
-            )
+        risk = _risk_cell(r)
         front = ' <span class="badge front">front</span>' if _truthy(r.get("pareto")) else ""
         rows.append(
             "<tr>"
@@ -882,7 +914,97 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
             "the gate's genes are co-expressed in the same healthy cells, so the risk shown is the "
             "largest it could be.</p>"
         )
+    if data.designs is not None and len(data.designs):
+        parts.append(_designs(data.designs))
+    if data.set_aside is not None and len(data.set_aside):
+        parts.append(_set_aside(data.set_aside))
     return _section("gates", "\n".join(parts)), scripts
+
+
+def _risk_cell(r: pd.Series) -> str:
+    """A gate's worst healthy risk as a bar, marked ``≤`` where it is an upper bound."""
+    risk = _bar(r.get("worst_healthy_risk"), "risk")
+    if _truthy(r.get("risk_is_bound")):
+        risk = risk.replace(
+            "<span>",
+            '<span title="upper bound: the healthy reference cannot resolve co-expression '
+            'of this gate in single cells">≤ ',
+            1,
+        )
+    return risk
+
+
+def _designs(d: pd.DataFrame) -> str:
+    """The designs the user asked about (``--design``), scored as found gates are."""
+    rows = []
+    for _, r in d.iterrows():
+        verdict = "within the cap" if _truthy(r.get("feasible")) else "above the risk cap"
+        why = [_txt(r.get("set_aside"))] if _txt(r.get("set_aside")) not in ("", "–") else []
+        note = _txt(r.get("design_note"))
+        if note not in ("", "–", "none"):
+            why.append(note)
+        rows.append(
+            "<tr>"
+            f'<td data-gate="{escape(str(r["gate"]))}">{_gate_chips(r["gate"])}</td>'
+            f"<td>{_bar(r['tumor_coverage'], 'cov')}</td>"
+            f"<td>{_bar(r.get('patients_covered_fraction'), 'cov')}</td>"
+            f"<td>{escape(_txt(r.get('worst_healthy_cell_type')))}</td>"
+            f"<td>{_risk_cell(r)}</td>"
+            f"<td>{escape(verdict)}</td>"
+            f"<td>{escape('; '.join(why)) or '–'}</td>"
+            "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "design",
+            "tumour coverage",
+            "patients covered",
+            "worst healthy cell type",
+            "risk",
+            "verdict",
+            "arms and notes",
+        )
+    )
+    return (
+        f"<h3>Your designs ({len(d)})</h3>"
+        + _how(
+            "Each <code>--design</code>, scored as the found gates are, with what judging its "
+            "arms found (designs.tsv)."
+        )
+        + f'<div class="scroll"><table class="gates designs"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+#: Set-aside gates listed in the report (all of them are in ``set_aside.tsv``).
+N_SET_ASIDE = 10
+
+
+def _set_aside(sa: pd.DataFrame) -> str:
+    """The gates examined but set aside, best first, each with its reason."""
+    rows = "".join(
+        "<tr>"
+        f'<td data-gate="{escape(str(r["gate"]))}">{_gate_chips(r["gate"])}</td>'
+        f"<td>{_bar(r['tumor_coverage'], 'cov')}</td>"
+        f"<td>{_risk_cell(r)}</td>"
+        f"<td>{escape(_txt(r.get('set_aside')))}</td>"
+        "</tr>"
+        for _, r in sa.head(N_SET_ASIDE).iterrows()
+    )
+    head = "<th>gate</th><th>tumour coverage</th><th>risk</th><th>why set aside</th>"
+    return (
+        f"<h3>Set aside: {len(sa):,} gates</h3>"
+        + _how(
+            "Gates the search found but set aside because an arm was not shown to beat noise "
+            "(an AND arm or a veto that does not lower the risk, an OR arm that adds no "
+            "coverage, a healthy context too small to show the risk under the cap; "
+            f"docs/gates.md). The best {min(N_SET_ASIDE, len(sa))} are listed; set_aside.tsv "
+            "has all of them."
+        )
+        + f'<div class="scroll"><table class="gates"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _driver_row(c: pd.Series) -> str:
@@ -891,8 +1013,9 @@ def _driver_row(c: pd.Series) -> str:
     weight = _field("vital_weight", c.get("vital_weight"), _f(c.get("vital_weight"), 2))
     risk = _field("risk", c["risk"], _f(c["risk"]))
     return (
-        f'<tr data-context="{name}"><td>{name}</td><td>{escape(_txt(c.get("system")))}</td>'
-        f"<td>{frac}</td><td class='num'>{weight}</td>"
+        f'<tr data-context="{name}"><td>{name}'
+        f'<span class="sub">{escape(_txt(c.get("system")))}</span></td>'
+        f"<td class='num'>{frac}</td><td class='num'>{weight}</td>"
         f"<td>{_bar(c['risk'], 'risk')}<span hidden>{risk}</span></td></tr>"
     )
 
@@ -965,26 +1088,15 @@ def _explain(data: RunData) -> str:
                 (
                     "by compartment",
                     ", ".join(
-                        f"{escape(c.removeprefix('coverage__'))} " + _field(c, r[c], _pct(r[c]))
+                        f"{escape(compartment_label(c.removeprefix('coverage__')))} "
+                        + _field(c, r[c], _pct(r[c]))
                         for c in comps
                     ),
                 )
             )
         ev = []
         if "ihc_max_level" in t.columns:
-            ev.append(
-                "IHC max level "
-                + _field("ihc_max_level", r["ihc_max_level"], _txt(r["ihc_max_level"]))
-            )
-        if "ihc_tissues_detected" in t.columns:
-            ev.append(
-                _field(
-                    "ihc_tissues_detected",
-                    r["ihc_tissues_detected"],
-                    _txt(r["ihc_tissues_detected"]),
-                )
-                + " tissues with IHC detection"
-            )
+            ev.append(_ihc_words(r))
         if ev:
             dl.append(("protein (HPA IHC)", "; ".join(ev)))
         if "surface_evidence" in t.columns:
@@ -1009,8 +1121,8 @@ def _explain(data: RunData) -> str:
                 rows = "".join(_driver_row(c) for _, c in top.iterrows())
                 risk_html = (
                     "<h4>Healthy contexts driving the risk</h4>"
-                    '<table class="drivers"><thead><tr><th>context</th><th>system</th>'
-                    "<th>cells positive</th><th class='num'>vital "
+                    '<table class="drivers"><thead><tr><th>context · system</th>'
+                    "<th class='num'>cells positive</th><th class='num'>vital "
                     "weight</th><th>risk</th></tr></thead>"
                     f"<tbody>{rows}</tbody></table>"
                 )
@@ -1113,6 +1225,14 @@ def _kinetics(data: RunData) -> str:
     return _section("kinetics", "\n".join(parts))
 
 
+def _fold(title: str, items: list[tuple[str, Any]]) -> str:
+    """A key–value table folded under its title (opened by a click, and for printing)."""
+    return (
+        f'<details class="fold"><summary>{escape(title)} ({len(items):,})</summary>'
+        f"{_kv_table(items)}</details>"
+    )
+
+
 def _provenance(data: RunData) -> str:
     run = data.run
     parts = []
@@ -1134,17 +1254,17 @@ def _provenance(data: RunData) -> str:
             f"on the command line (also printed as <code>note:</code>):</p><ul>{items}</ul>"
         )
     if run.get("params"):
-        parts.append("<h3>Parameters</h3>" + _kv_table(_flatten(run["params"])))
+        parts.append(_fold("Parameters", _flatten(run["params"])))
     ref = run.get("reference")
     if ref:
-        parts.append("<h3>Reference data</h3>" + _kv_table(_flatten(ref)))
+        parts.append(_fold("Reference data", _flatten(ref)))
     if data.run_dir is not None:
         files = []
         for f in sorted(data.run_dir.iterdir()):
             if f.is_file() and f.suffix in {".tsv", ".json"}:
                 files.append((f.name, f"{f.stat().st_size:,} bytes"))
         if files:
-            parts.append("<h3>Files read</h3>" + _kv_table(files))
+            parts.append(_fold("Files read", files))
     parts.append(f"<h3>Licences</h3><p>{escape(HPA_LICENCE)}</p>")
     return _section("provenance", "\n".join(parts))
 

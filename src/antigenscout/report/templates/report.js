@@ -178,5 +178,8 @@
     render();
   }
   document.querySelectorAll("[data-table]").forEach(buildTable);
-  window.addEventListener("beforeprint", function () { tip.style.display = "none"; });
+  window.addEventListener("beforeprint", function () {
+    tip.style.display = "none";
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  });
 })();
