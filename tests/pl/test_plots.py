@@ -61,10 +61,31 @@ def test_accepts_tables(full_run: Path) -> None:
     assert fig.axes[0].get_images()[0].get_array().shape == (2, pc.shape[1])
 
 
-def test_ax_argument_draws_into_existing_figure(full_run: Path) -> None:
+SINGLE_PANEL = ["coverage_risk", "risk_heatmap", "patient_coverage", "gate_scatter"]
+
+
+@pytest.mark.parametrize("name", SINGLE_PANEL)
+def test_ax_argument_draws_into_existing_figure(full_run: Path, name: str) -> None:
     fig = Figure()
-    ax = fig.add_subplot()
-    assert pl.coverage_risk(full_run, ax=ax) is fig
+    left, right = fig.subplots(1, 2)
+    assert getattr(pl, name)(full_run, ax=right) is fig
+    assert right.has_data() or right.get_images()
+    assert not left.has_data()  # the other panel is untouched
+    assert not left.get_images()
+
+
+def test_kinetics_curves_take_one_axes_per_quantity(full_run: Path) -> None:
+    names = ["tumour_cells", "car_t_cells_per_ul"]
+    fig = Figure()
+    axes = fig.subplots(1, 3)
+    assert pl.kinetics_curves(full_run, quantities=names, ax=axes[1:]) is fig
+    assert not axes[0].has_data()
+    assert [a.has_data() for a in axes[1:]] == [True, True]
+    single = Figure().add_subplot()
+    pl.kinetics_curves(full_run, quantities=["tumour_cells"], ax=single)
+    assert single.has_data()
+    with pytest.raises(InputError, match="2 axes for 1 quantities"):
+        pl.kinetics_curves(full_run, quantities=["tumour_cells"], ax=axes[1:])
 
 
 def test_no_pyplot_and_no_global_style(full_run: Path, tmp_path: Path) -> None:

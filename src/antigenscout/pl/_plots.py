@@ -210,6 +210,7 @@ def risk_heatmap(
     max_contexts: int = 45,
     min_risk: float = 0.02,
     figsize: tuple[float, float] | None = None,
+    ax: Axes | None = None,
     save: str | os.PathLike[str] | None = None,
     show: bool = False,
 ) -> Figure:
@@ -231,7 +232,10 @@ def risk_heatmap(
     max_contexts, min_risk
         Keep at most ``max_contexts`` contexts whose risk reaches ``min_risk`` for a shown target.
     figsize
-        Figure size in inches; default from the matrix shape.
+        Figure size in inches; default from the matrix shape (ignored with ``ax``).
+    ax
+        Draw into this matplotlib axes (its figure gets the colour bar) instead of a new
+        figure, as scanpy's ``ax=``.
     save
         Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
         ``save=``.
@@ -264,9 +268,7 @@ def risk_heatmap(
     n_r, n_c = mat.shape
     if figsize is None:
         figsize = (2.8 + 0.32 * n_c + (1.4 if groups is not None else 0), 1.4 + 0.22 * n_r)
-    _, Figure = _mpl()
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _new_figure(figsize, ax)
     im = ax.imshow(
         mat.to_numpy(float),
         cmap=_cmap("risk"),
@@ -317,6 +319,7 @@ def patient_coverage(
     n_top: int = 20,
     annotate: bool | None = None,
     figsize: tuple[float, float] | None = None,
+    ax: Axes | None = None,
     save: str | os.PathLike[str] | None = None,
     show: bool = False,
 ) -> Figure:
@@ -334,7 +337,10 @@ def patient_coverage(
     annotate
         Write the values in the cells; default when there are at most 20 patients.
     figsize
-        Figure size in inches; default from the matrix shape.
+        Figure size in inches; default from the matrix shape (ignored with ``ax``).
+    ax
+        Draw into this matplotlib axes (its figure gets the colour bar) instead of a new
+        figure, as scanpy's ``ax=``.
     save
         Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
         ``save=``.
@@ -361,9 +367,7 @@ def patient_coverage(
         annotate = n_c <= 20
     if figsize is None:
         figsize = (2.0 + 0.38 * n_c, 1.2 + 0.26 * n_r)
-    _, Figure = _mpl()
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _new_figure(figsize, ax)
     vals = mat.to_numpy(float)
     im = ax.imshow(
         vals, cmap=_cmap("coverage"), vmin=0, vmax=1, aspect="auto", interpolation="nearest"
@@ -475,6 +479,7 @@ def kinetics_curves(
     log: bool | None = None,
     ncols: int = 3,
     figsize: tuple[float, float] | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
     save: str | os.PathLike[str] | None = None,
     show: bool = False,
 ) -> Figure:
@@ -491,7 +496,11 @@ def kinetics_curves(
     ncols
         Panels per row.
     figsize
-        Figure size in inches; default from the number of panels.
+        Figure size in inches; default from the number of panels (ignored with ``ax``).
+    ax
+        Draw into these matplotlib axes instead of a new figure: one axes per quantity, in
+        the order of ``quantities`` (a single axes when one quantity is drawn), as scanpy's
+        multi-panel plots take them.
     save
         Also write the figure to this file (format from its suffix, 200 dpi), as scanpy's
         ``save=``.
@@ -518,13 +527,22 @@ def kinetics_curves(
         raise InputError(msg)
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    if figsize is None:
-        figsize = (3.6 * ncols, 2.8 * nrows)
-    _, Figure = _mpl()
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    if ax is None:
+        _, Figure = _mpl()
+        fig = Figure(figsize=figsize or (3.6 * ncols, 2.8 * nrows), layout="constrained")
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+        panels = [grid[k // ncols][k % ncols] for k in range(nrows * ncols)]
+    else:
+        panels = list(np.ravel(np.asarray(ax, dtype=object)))
+        if len(panels) != n:
+            msg = (
+                f"ax= gives {len(panels)} axes for {n} quantities ({', '.join(names)}); give "
+                "one axes per quantity, or choose them with quantities="
+            )
+            raise InputError(msg)
+        fig = panels[0].figure
     for k, name in enumerate(names):
-        ax = axes[k // ncols][k % ncols]
+        ax = panels[k]
         sub = cv[cv["quantity"].astype(str) == name].sort_values("time_days")
         t = sub["time_days"].to_numpy(float)
         if "p05" in sub.columns and "p95" in sub.columns:
@@ -557,7 +575,7 @@ def kinetics_curves(
         ax.set_xlabel("time (days)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
-    for k in range(n, nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-    axes[0][0].legend(fontsize=7, frameon=False)
+    for spare in panels[n:]:
+        spare.set_visible(False)
+    panels[0].legend(fontsize=7, frameon=False)
     return _finish(fig, save, show)
