@@ -23,6 +23,8 @@ GENE_ATTRS: tuple[str, ...] = ("Gene", "var_names", "Accession", "gene_ids", "ge
 CELL_ATTRS: tuple[str, ...] = ("CellID", "obs_names", "cell_names", "CellId")
 #: Cells read per block when converting the dense on-disk matrix to CSR.
 BLOCK_CELLS = 4096
+#: Most bytes of the dense matrix held at once while it is converted to CSR.
+SLAB_BYTES = 256 << 20
 #: A declared dense matrix may exceed memory by this factor (it is read block by block
 #: into a sparse matrix), no more.
 DENSE_SLACK = 8.0
@@ -122,14 +124,44 @@ def _read_dense_as_csr(ds: Any, shape: tuple[int, int], name: str, source: str) 
         what=f"a {n_genes:,} × {n_cells:,} {ds.dtype} matrix in {name}",
         source=source,
     )
-    step = max(1, min(BLOCK_CELLS, (256 << 20) // max(1, n_genes * itemsize)))
-    blocks = [
-        sparse.csr_matrix(np.asarray(ds[:, start : start + step]).T)
-        for start in range(0, n_cells, step)
+    axis, step = slab_plan((n_genes, n_cells), ds.chunks, itemsize)
+    if axis == 1:  # slabs of cells
+        blocks = [
+            sparse.csr_matrix(np.asarray(ds[:, start : start + step]).T)
+            for start in range(0, n_cells, step)
+        ]
+        if not blocks:
+            return sparse.csr_matrix((n_cells, n_genes), dtype=ds.dtype)
+        return sparse.vstack(blocks, format="csr")
+    rows = [
+        sparse.csr_matrix(np.asarray(ds[start : start + step, :]))
+        for start in range(0, n_genes, step)
     ]
-    if not blocks:
-        return sparse.csr_matrix((n_cells, n_genes), dtype=ds.dtype)
-    return sparse.vstack(blocks, format="csr")
+    return sparse.vstack(rows, format="csr").T.tocsr()
+
+
+def slab_plan(
+    shape: tuple[int, int], chunks: tuple[int, int] | None, itemsize: int
+) -> tuple[int, int]:
+    """``(axis, step)``: read a genes × cells dataset in slabs of ``step`` cells (axis 1) or
+    genes (axis 0) that hold whole HDF5 chunks, so each compressed chunk is decompressed
+    once; slabs of at most :data:`SLAB_BYTES` (or one chunk) where possible.
+
+    Slabs of cells where a chunk spans no more cells than such a slab, else slabs of genes: a
+    chunk per gene over every cell would otherwise be decompressed again for every slab.
+
+    >>> slab_plan((20000, 100000), (1, 100000), 4)  # a chunk per gene: slabs of genes
+    (0, 671)
+    >>> slab_plan((20000, 100000), (64, 64), 4)  # slabs of whole chunk columns
+    (1, 3328)
+    """
+    n_genes, n_cells = shape
+    chunk_genes, chunk_cells = chunks or (1, 1)
+    per_cells = max(1, min(BLOCK_CELLS, SLAB_BYTES // max(1, n_genes * itemsize)))
+    if chunk_cells <= per_cells:
+        return 1, max(chunk_cells, per_cells // chunk_cells * chunk_cells)
+    per_genes = max(1, SLAB_BYTES // max(1, n_cells * itemsize))
+    return 0, max(chunk_genes, per_genes // chunk_genes * chunk_genes)
 
 
 def _attrs(f: Any, group: str, n: int, id_names: tuple[str, ...], source: str) -> pd.DataFrame:
