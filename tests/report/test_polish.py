@@ -269,3 +269,13 @@ def test_compartments_and_ihc_read_as_words(full_run: Path) -> None:
         "no HPA antibody staining on record",
     ):
         assert text in cards, text
+
+
+def test_candidate_table_headers_explain_their_columns(full_run: Path) -> None:
+    from antigenscout.get import describe_column
+
+    html = render_html(full_run)
+    blob = re.search(r'<script type="application/json" id="data-candidates">(.*?)</script>', html)
+    table = json.loads(blob.group(1))["table"]
+    for col, _label, _fmt, title in table:
+        assert title == describe_column("targets.tsv", col), col

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from ..get._glossary import describe_column
 from ..io._write import write_text
 from . import _svg
 from ._run import (
@@ -501,7 +502,8 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
         table.append(["is_surface", "surface", "bool", "surface protein evidence"])
     if "pareto_rank" in sub.columns:
         table.append(["pareto_rank", "Pareto", "front", "Pareto rank (★ = front)"])
-    ds["table"] = table
+    # each header's hover text: the glossary's meaning of the column (docs/outputs.md)
+    ds["table"] = [[*t[:3], describe_column("targets.tsv", t[0]) or t[3]] for t in table]
     ds["search"] = [
         c
         for c in ("target", "worst_context", "worst_healthy_cell_type", "worst_system")

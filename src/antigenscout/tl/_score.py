@@ -1136,7 +1136,8 @@ def _coverage_table(
 
 
 def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
-    """IHC summary per gene: highest level in any tissue and in the vital tissues."""
+    """IHC summary per gene: the highest HPA staining level (0–3) over every tissue and
+    antibody, and the number of tissues where it is detected."""
     ihc = reference.ihc
     ihc = ihc[ihc["symbol"].isin(genes)]
     out = pd.DataFrame(index=genes)
