@@ -334,6 +334,15 @@ def _cases() -> list[Case]:
         (w / "cells.tsv").write_text("barcode\tlabel\nc0\ta\nc0\tb\n")
         return _rank(write_h5ad(w / "a.h5ad"), o, "--obs", str(w / "cells.tsv"))
 
+    @add(
+        "obs-malformed",
+        "--obs table a parser cannot read (a row with extra fields)",
+        "cannot read the obs table",
+    )
+    def _(w: Path, o: Path) -> list[str]:
+        (w / "cells.tsv").write_text("barcode\tlabel\nc0\ta\tb\tc\nc1\n\t\t\t\t\n")
+        return _rank(write_h5ad(w / "a.h5ad"), o, "--obs", str(w / "cells.tsv"))
+
     @add("threshold-negative", "--threshold -1", "out of range")
     def _(w: Path, o: Path) -> list[str]:
         return _rank(write_h5ad(w / "a.h5ad"), o, "--threshold", "-1")

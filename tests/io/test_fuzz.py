@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from antigenscout._errors import AntigenscoutWarning, InputError
-from antigenscout.io import read_10x_h5, read_10x_mtx, read_h5ad, read_table
+from antigenscout.io import join_obs, read_10x_h5, read_10x_mtx, read_h5ad, read_loom, read_table
+from antigenscout.io._validate import check_counts
+from antigenscout.tl._gates import parse_gate
 
 pytestmark = pytest.mark.slow  # fuzzing: run in CI, not in the README's quick command
 
@@ -92,6 +94,16 @@ def _seed_h5ad() -> bytes:
         return (Path(d) / "a.h5ad").read_bytes()
 
 
+def _seed_loom() -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.loom"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("matrix", data=_counts().T, chunks=(2, 12), compression="gzip")
+            f["row_attrs/Gene"] = np.array(GENES, dtype="S")
+            f["col_attrs/CellID"] = np.array([f"c{i}" for i in range(12)], dtype="S")
+        return path.read_bytes()
+
+
 def _mutations(size: int, *, head: int = 4096) -> st.SearchStrategy[list[tuple]]:
     """Lists of byte flips (biased to the first ``head`` bytes, where headers live),
     overwritten runs and one optional truncation."""
@@ -149,6 +161,7 @@ def rss_bound() -> object:
 
 
 TABLE, MTX, H5, H5AD = _seed_table(), _seed_mtx(), _seed_h5(), _seed_h5ad()
+LOOM = _seed_loom()
 
 
 def test_seeds_are_valid() -> None:
@@ -164,6 +177,10 @@ def test_seeds_are_valid() -> None:
         np.testing.assert_array_equal(read_10x_h5(root / "m.h5").X.toarray(), _counts())
         (root / "a.h5ad").write_bytes(H5AD)
         np.testing.assert_array_equal(read_h5ad(root / "a.h5ad").X.toarray(), _counts())
+        backed = read_h5ad(root / "a.h5ad", backed=True)
+        np.testing.assert_array_equal(backed.X[:].toarray(), _counts())
+        (root / "m.loom").write_bytes(LOOM)
+        np.testing.assert_array_equal(read_loom(root / "m.loom").X.toarray(), _counts())
     assert len(H5AD) < 64_000
 
 
@@ -233,3 +250,100 @@ def test_fuzz_h5ad(rss_bound: object, ops: list[tuple]) -> None:
         path = Path(d) / "a.h5ad"
         path.write_bytes(_apply(H5AD, ops))
         _check(lambda: read_h5ad(path))
+
+
+@HDF5
+@given(ops=_mutations(len(H5AD)))
+def test_fuzz_h5ad_backed(rss_bound: object, ops: list[tuple]) -> None:
+    """Backed reading checks the on-disk matrix in chunks: a damaged file is refused there or
+    reads to valid values (it used to crash on an index out of range)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "a.h5ad"
+        path.write_bytes(_apply(H5AD, ops))
+
+        def read() -> AnnData:
+            out = read_h5ad(path, backed=True)
+            mem = out.to_memory()
+            out.file.close()
+            return mem
+
+        _check(read)
+
+
+@HDF5
+@given(ops=_mutations(len(LOOM)))
+def test_fuzz_loom(rss_bound: object, ops: list[tuple]) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.loom"
+        path.write_bytes(_apply(LOOM, ops))
+        _check(lambda: read_loom(path))
+
+
+_N_ROWS, _N_COLS = 5, 4
+
+
+def _refused(call: Callable[[], object]) -> bool:
+    """Run ``call``: True when it raised InputError with a one-line message (anything else
+    propagates and fails the test)."""
+    try:
+        call()
+    except InputError as e:
+        message = str(e)
+    else:
+        return False
+    assert "\n" not in message
+    return True
+
+
+@FAST
+@given(
+    indptr=st.lists(st.integers(-3, 12), min_size=0, max_size=8),
+    indices=st.lists(st.integers(-2, 2**31 - 1) | st.integers(-1, 6), max_size=10),
+    data=st.lists(st.integers(0, 50), max_size=10),
+)
+def test_fuzz_sparse_structure_in_memory(indptr: list, indices: list, data: list) -> None:
+    """What the API is handed in memory: any CSR arrays are checked before compiled code reads
+    them (one index out of range used to crash the process); what passes is a valid matrix."""
+    X = sparse.csr_matrix((_N_ROWS, _N_COLS), dtype=np.float32)
+    X.indptr = np.asarray(indptr, dtype=np.int64)
+    X.indices = np.asarray(indices, dtype=np.int64)
+    X.data = np.asarray(data, dtype=np.float32)
+    if _refused(lambda: check_counts(X, "'x'", "single_cell")):
+        return
+    X.check_format(full_check=True)  # what passed is a well-formed matrix
+    assert X.toarray().shape == (_N_ROWS, _N_COLS)
+
+
+_GATE_TOKENS = st.sampled_from(["CD33", "CD34", "IL3RA", "AND", "OR", "NOT", "(", ")", "XYZ", ""])
+
+
+@FAST
+@given(tokens=st.lists(_GATE_TOKENS, max_size=40), depth=st.integers(0, 400))
+def test_fuzz_gate_formulas(tokens: list[str], depth: int) -> None:
+    """A formula of any shape, nested to any depth, parses or is refused with InputError
+    (it used to raise RecursionError past a few hundred levels)."""
+    text = "(" * depth + " ".join(tokens) + ")" * depth
+    parsed: list = []
+    if _refused(lambda: parsed.append(parse_gate(text, ["CD33", "CD34", "IL3RA"]))):
+        return
+    assert 1 <= parsed[0].n_genes <= 3
+
+
+@FAST
+@given(
+    names=st.lists(st.text(max_size=8), max_size=8),
+    labels=st.lists(st.text(max_size=6), max_size=8),
+    header=st.text(max_size=12),
+)
+def test_fuzz_obs_table(names: list[str], labels: list[str], header: str) -> None:
+    """A cell-metadata table of any content joins onto the cells or is refused."""
+    cells = [f"c{i}" for i in range(12)]
+    adata = AnnData(X=sparse.csr_matrix(_counts()), obs=pd.DataFrame(index=cells))
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "obs.tsv"
+        rows = [f"{n}\t{lab}" for n, lab in zip(names, labels, strict=False)]
+        path.write_text("\n".join([f"barcode\t{header}", *rows]) + "\n", encoding="utf-8")
+        joined: list = []
+        if _refused(lambda: joined.append(join_obs(adata, path))):
+            return
+    assert list(joined[0].obs_names) == cells
