@@ -702,6 +702,21 @@ def test_simulate_report_writes_the_report(model: str, tmp_path: Path) -> None:
     )
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<html" in html.lower()
+    # the run records how it was made, and the report shows it; a ranking's terms are not
+    # explained in a report that holds no ranking
+    run = json.loads((out / "run.json").read_text())
+    argv = ["simulate", "--model", model, "--patients", "5", "--out", str(out), "--report"]
+    assert run["input"]["command_line"][1:] == argv
+    assert run["input"]["version"]
+    assert " ".join(run["input"]["command_line"]) in html
+    assert "Tumour coverage is the fraction" not in html
+
+
+def test_profile_run_records_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    assert main(["profile", "CD19", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["input"]["command_line"][1:] == ["profile", "CD19", "--out", str(out)]
 
 
 def test_option_names_as_the_api_names_them(good_h5ad: Path, tmp_path: Path, capsys) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["choices_made", "input_record", "sha256_path"]
+__all__ = ["choices_made", "input_record", "invocation", "sha256_path"]
 
 _CHUNK = 1 << 20
 #: The command line of the CLI run in progress (set by ``cli.main``; ``None``: ``sys.argv``).
@@ -39,11 +39,20 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def invocation() -> dict[str, Any]:
+    """The command line of this run and the package version, for every ``run.json``."""
+    from . import __version__
+
+    return {
+        "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "version": __version__,
+    }
+
+
 def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, Any]:
     """``run.json["input"]``: the path (``None``: data embedded in the package), its
     SHA-256, the format and matrix read, the kind, the shape; with the command line and the
     package version."""
-    from . import __version__
     from ._errors import InputError
     from .io._read import detect_format
 
@@ -66,8 +75,7 @@ def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, A
         "obs": _obs_record(info.get("obs_from")),
         "unmapped_genes": [str(g) for g in info.get("unmapped_genes", [])],
         "merged_genes": {str(k): list(v) for k, v in (info.get("merged_genes") or {}).items()},
-        "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "version": __version__,
+        **invocation(),
     }
 
 

@@ -1001,6 +1001,7 @@ def profile(
     """
     from rich.table import Table
 
+    from ._provenance import invocation
     from .io._write import staged_run, write_json, write_table
     from .tl import profile_agent
 
@@ -1026,6 +1027,7 @@ def profile(
             stage / "run.json",
             {
                 "command": "profile",
+                "input": invocation(),
                 "params": {
                     "receptor": text,
                     "agent": agent,
@@ -1133,6 +1135,7 @@ def atlas_build(
 ) -> None:
     """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
     CELLxGENE Census copy, or a 10x/.zarr/.loom input) and write an atlas folder."""
+    from ._provenance import invocation
     from .atlas import DEFAULT_CHUNK_CELLS, DEFAULT_SAMPLE_CELLS, build_atlas
     from .io._write import OUTPUT_FILES, staged_run, write_json
     from .pp import DEFAULT_THRESHOLD
@@ -1159,6 +1162,7 @@ def atlas_build(
             stage / "run.json",
             {
                 "command": "atlas build",
+                "input": {"path": str(input_path), **invocation()},
                 "params": {
                     "input": str(input_path),
                     "cell_type_key": cell_type_key,

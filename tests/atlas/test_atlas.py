@@ -3,6 +3,7 @@ tables checked against an independent computation with antigenscout.pp.positivit
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,9 @@ def test_cli_atlas_build_then_rank_gates_profile(files: dict[str, str], tmp_path
     atlas_dir = tmp_path / "atlas"
     args = ["atlas", "build", files["h5ad"], "--cell-type-key", "cell_type"]
     assert main([*args, "--donor-key", "donor_id", "--out", str(atlas_dir)]) == 0
+    run = json.loads((atlas_dir / "run.json").read_text())
+    assert run["input"]["path"] == files["h5ad"]
+    assert run["input"]["command_line"][1:3] == ["atlas", "build"]
     assert main(["atlas", "build", files["h5ad"], "--cell-type-key", "nope", "--out", "x"]) == 2
     tumour = tmp_path / "demo.h5ad"
     datasets.demo().write_h5ad(tumour)

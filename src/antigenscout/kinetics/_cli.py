@@ -125,6 +125,7 @@ def simulate_command(
     """
     from .._console import err_console, steps
     from .._errors import InputError
+    from .._provenance import invocation
     from .._types import counted
     from ..io._write import staged_run, write_json
     from ._scenario import Scenario, scenario_from_run
@@ -245,6 +246,7 @@ def simulate_command(
             stage / "run.json",
             {
                 "command": "simulate",
+                "input": {"path": None if run_dir is None else str(run_dir), **invocation()},
                 "params": {
                     "model": model,
                     "n_patients": n_patients,

@@ -227,6 +227,21 @@ def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
 # ----------------------------------------------------------------------------- sections
 
 
+#: What the ranking's numbers mean, said once in the overview of a rank or gates report.
+RANKING_TERMS = (
+    "Tumour coverage is the fraction of malignant cells called antigen-positive by the "
+    "positivity model (docs/positivity.md). "
+    "Healthy risk of a context (cell type or tissue) = its engagement (the fraction of "
+    "its cells carrying enough antigen for the agent, docs/engagement.md) × the "
+    "context's vital weight (1 = vital and non-regenerating, e.g. cardiomyocytes; "
+    "0.1–0.3 = dispensable or replaceable). A candidate's <i>vital risk</i> is its "
+    "largest risk over all healthy contexts, or, for CAR-T, TCR-T and vaccines (living "
+    "drugs that persist), the probability that at least one organ system is harmed, "
+    "each at its worst context (docs/engagement.md); the score also weighs what the "
+    "modality needs (docs/modalities.md). Good targets sit at high coverage and low risk."
+)
+
+
 def _overview(data: RunData) -> str:
     run = data.run
     den = run.get("denominators") or {}
@@ -284,20 +299,8 @@ def _overview(data: RunData) -> str:
         parts.append(
             '<p>This run holds a therapy simulation; see <a href="#kinetics">kinetics</a>.</p>'
         )
-    parts.append(
-        _how(
-            "Tumour coverage is the fraction of malignant cells called antigen-positive by the "
-            "positivity model (docs/positivity.md). "
-            "Healthy risk of a context (cell type or tissue) = its engagement (the fraction of "
-            "its cells carrying enough antigen for the agent, docs/engagement.md) × the "
-            "context's vital weight (1 = vital and non-regenerating, e.g. cardiomyocytes; "
-            "0.1–0.3 = dispensable or replaceable). A candidate's <i>vital risk</i> is its "
-            "largest risk over all healthy contexts, or, for CAR-T, TCR-T and vaccines (living "
-            "drugs that persist), the probability that at least one organ system is harmed, "
-            "each at its worst context (docs/engagement.md); the score also weighs what the "
-            "modality needs (docs/modalities.md). Good targets sit at high coverage and low risk."
-        )
-    )
+    if t is not None or data.gates is not None:  # what a ranking's numbers mean
+        parts.append(_how(RANKING_TERMS))
     return _section("overview", "\n".join(parts))
 
 
