@@ -1078,7 +1078,8 @@ def atlas() -> None:
 @click.option(
     "--donor-key",
     default=None,
-    help="obs column of donors: neighbours are pooled within a donor (default: one donor).",
+    help="obs column of donors: chunks never mix donors and sampled cells are pooled within "
+    "their donor (default: one donor).",
 )
 @click.option(
     "--dask",
@@ -1118,6 +1119,12 @@ def atlas() -> None:
     default=None,
     help="TileDB-SOMA value filter on cells, e.g. \"disease == 'normal'\" (SOMA input only).",
 )
+@click.option(
+    "--healthy-primary",
+    is_flag=True,
+    help="SOMA input: keep only cells with is_primary_data == True and disease == 'normal' "
+    "(the CELLxGENE Census's healthy cells, each counted once), with --obs-filter if given.",
+)
 @_out
 def atlas_build(
     input_path: Path,
@@ -1131,6 +1138,7 @@ def atlas_build(
     measurement: str,
     soma_layer: str,
     obs_filter: str | None,
+    healthy_primary: bool,
     out: Path,
 ) -> None:
     """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
@@ -1140,6 +1148,14 @@ def atlas_build(
     from .io._write import OUTPUT_FILES, staged_run, write_json
     from .pp import DEFAULT_THRESHOLD
 
+    if healthy_primary:
+        census = "is_primary_data == True and disease == 'normal'"
+        obs_filter = census if obs_filter is None else f"({obs_filter}) and {census}"
+    # finished chunks are kept beside --out until the atlas is written: a killed build,
+    # started again with the same command, computes only the chunks it had not finished
+    resume = out.parent / f".{out.name}.chunks"
+    if resume.is_dir() and any(resume.glob("chunk_*.npz")):
+        err_console().print(f"note: resuming from the finished chunks in {resume}", markup=False)
     t0 = time.perf_counter()
     with steps(err_console()) as progress:
         built = build_atlas(
@@ -1154,6 +1170,7 @@ def atlas_build(
             measurement=measurement,
             layer=soma_layer,
             obs_filter=obs_filter,
+            resume=resume,
             progress=progress,
         )
     with staged_run(out, "atlas") as stage:
@@ -1180,8 +1197,8 @@ def atlas_build(
     rate = meta["n_cells"] / max(b["wall_seconds"], 1e-9)
     err.print(
         f"{meta['n_cells']:,} cells, {len(built.cell_types)} cell types, {meta['n_genes']:,} "
-        f"genes; {b['chunks']} chunks on {b['workers']} worker(s) in {b['wall_seconds']:.1f} s "
-        f"({rate:,.0f} cells/s)",
+        f"genes; {b['chunks']} chunks ({b['chunks_resumed']} resumed) on {b['workers']} "
+        f"worker(s) in {b['wall_seconds']:.1f} s ({rate:,.0f} cells/s)",
         soft_wrap=True,
         markup=False,
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from scipy.special import gammaincc
 
 from antigenscout import datasets
 from antigenscout._errors import AntigenscoutWarning, InputError
@@ -134,34 +135,94 @@ def test_build_reports_progress_per_chunk(files: dict[str, str], built: dict[str
     _check_progress(seen, again)
 
 
-def test_tables_match_independent_positivity(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
-    """chunk_cells=400 splits each donor round-robin; recompute each chunk with pp.positivity
-    (neighbours within cell type, the chunk's soup discounted)."""
+def _rate_fraction_brute(x: np.ndarray, lib: np.ndarray, t: float) -> np.ndarray:
+    """The rate model written out per cell (residuals, not the expanded sums): method of
+    moments, shape clipped to [0.05, 50], shape 1 where the type is not callable (fewer than
+    10 expected reads at t) or the shape sits at a clip bound."""
+    s = lib / 1e4
+    mu = x.sum(0) / s.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resid = ((x - mu[None, :] * s[:, None]) ** 2).sum(0)
+        inv_k = (resid - mu * s.sum()) / (mu**2 * (s**2).sum())
+    inv_k = np.where(np.isfinite(inv_k), inv_k, 1 / 50)
+    k = 1 / np.clip(inv_k, 1 / 50, 1 / 0.05)
+    inside = (k > 0.05 * (1 + 1e-9)) & (k < 50 * (1 - 1e-9))
+    k = np.where(inside & (t * s.sum() >= 10), k, 1.0)
+    out = np.zeros_like(mu)
+    pos = mu > 0
+    out[pos] = gammaincc(k[pos], k[pos] * t / mu[pos])
+    return out
+
+
+def test_tables_match_independent_computation(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
+    """Means, detection and counts by numpy; these Seq-Well types are all too shallow for the
+    rate model (under 10 expected reads at the threshold over each type), so each fraction is
+    the knn calls of its cells, recomputed by pp.positivity (neighbours within donor and
+    type, ambient discounted) on the batches of whole types the build reads."""
     atlas = built["h5ad"]
-    donors = pd.Categorical(healthy.obs["donor_id"]).codes
-    pos = sparse.lil_matrix(healthy.shape, dtype=bool)
-    for rows in plan_chunks(donors.astype(np.int64), 400):
-        sub = healthy[rows].copy()
-        positivity(sub, method="knn", state_key="cell_type")
-        pos[rows] = sub.layers["positive"]
-    pos = sparse.csr_matrix(pos)
     types = healthy.obs["cell_type"].to_numpy()
     X = sparse.csr_matrix(healthy.X, dtype=np.float64)
     lib = np.asarray(X.sum(axis=1)).ravel()
+    codes = pd.Categorical(types).codes
+    order = np.argsort(codes, kind="stable")
+    batches: list[np.ndarray] = []
+    for g in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
+        if batches and batches[-1].size + g.size <= 400:
+            batches[-1] = np.concatenate([batches[-1], g])
+        else:
+            batches.append(g)
+    pos = np.zeros(healthy.shape, dtype=bool)
+    for b in batches:
+        rows = np.sort(b)
+        sub = healthy[rows].copy()
+        positivity(sub, method="knn", batch_key="donor_id", state_key="cell_type")
+        pos[rows] = sub.layers["positive"].toarray()
     for t in atlas.cell_types.index:
         m = types == t
-        frac = np.asarray(pos[m].mean(axis=0)).ravel()
-        np.testing.assert_allclose(atlas.fraction[t].to_numpy(), frac, rtol=0, atol=1e-6)
-        cpm = np.asarray(X[m].sum(axis=0)).ravel() / lib[m].sum() * 1e6
+        assert 0.2 * lib[m].sum() / 1e4 < 10  # shallow
+        assert atlas.cell_types.loc[t, "fraction_from"] == f"knn calls of {m.sum():,} cells"
+        np.testing.assert_allclose(atlas.fraction[t].to_numpy(), pos[m].mean(0), atol=1e-6)
+        x = X[m].toarray()
+        cpm = x.sum(0) / lib[m].sum() * 1e6
         np.testing.assert_allclose(atlas.mean[t].to_numpy(), cpm, rtol=1e-6)
-        det = np.asarray((X[m] > 0).mean(axis=0)).ravel()
-        np.testing.assert_allclose(atlas.detected[t].to_numpy(), det, atol=1e-6)
+        np.testing.assert_allclose(atlas.detected[t].to_numpy(), (x > 0).mean(0), atol=1e-6)
         assert atlas.cell_types.loc[t, "n_cells"] == m.sum()
         assert atlas.cell_types.loc[t, "n_donors"] == healthy.obs.loc[m, "donor_id"].nunique()
-    # the bit-packed sample holds exactly the positivity of the sampled cells
+    # every type has <= 500 cells: all are sampled
     sampled = atlas.sample_positive(np.arange(healthy.n_vars))
-    assert sampled.shape[0] == healthy.n_obs  # every type has <= 500 cells: all sampled
-    np.testing.assert_array_equal(sampled, pos.toarray())
+    assert sampled.shape[0] == healthy.n_obs
+    np.testing.assert_array_equal(sampled, pos)
+
+
+def test_deep_types_take_the_rate_model() -> None:
+    """Types with enough reads (10x-like depth) take the rate model, recomputed per cell
+    from the residuals; with no soup the builder can estimate (one type per chunk), none is
+    taken off."""
+    rng = np.random.default_rng(5)
+    n, g = 300, 40
+    lam = rng.gamma(0.8, 1.0, size=(2, g)) * 2  # CP10k
+    libs = rng.integers(5_000, 15_000, size=2 * n)
+    kind = np.repeat([0, 1], n)
+    rates = rng.gamma(0.7, lam[kind] / 0.7)
+    X = rng.poisson(rates * libs[:, None] / 1e4).astype(np.float32)
+    X[:, -1] = libs - X[:, :-1].sum(1)  # the rest of the transcriptome, in one column
+    a = ad.AnnData(
+        X=sparse.csr_matrix(X),
+        obs=pd.DataFrame(
+            {"cell_type": np.where(kind == 0, "alpha", "beta"), "donor_id": "d1"},
+            index=[f"c{i}" for i in range(2 * n)],
+        ),
+        var=pd.DataFrame(index=[f"G{j}" for j in range(g)]),
+    )
+    atlas = build_atlas(a, cell_type_key="cell_type", donor_key="donor_id", sample_cells=50)
+    assert atlas.metadata["measured_fraction"]["ambient_contamination"]["estimated"] == 0
+    Xd = X.astype(np.float64)
+    lib = Xd.sum(1)
+    for code, t in enumerate(("alpha", "beta")):
+        m = kind == code
+        assert atlas.cell_types.loc[t, "fraction_from"] == "rate model"
+        frac = _rate_fraction_brute(Xd[m], lib[m], 0.2)
+        np.testing.assert_allclose(atlas.fraction[t].to_numpy(), frac, rtol=1e-5, atol=1e-7)
 
 
 def test_write_read_roundtrip(built: dict[str, Atlas], tmp_path: Path) -> None:
@@ -329,3 +390,43 @@ def test_cli_simulate_from_ranking_with_atlas(
     # --atlas needs --from; a missing atlas is one line and exit 2
     assert main(["simulate", "--model", "cart-leukaemia", "--atlas", str(atlas_dir)]) == 2
     assert main([*sim, "--atlas", str(tmp_path / "none"), "--out", str(out)]) == 2
+
+
+def test_a_killed_build_resumes_to_identical_tables(
+    files: dict[str, str], built: dict[str, Atlas], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build stopped after its first chunks restarts from the chunks it finished (saved in
+    ``resume``), computes only the others and gives the same tables; the folder goes away."""
+    from antigenscout.atlas import _build
+
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id", "chunk_cells": 400}
+    n_chunks = built["h5ad"].metadata["build"]["chunks"]
+    assert n_chunks >= 4
+    real = _build._chunk_sums
+    calls: list[int] = []
+
+    def dies_after_two(src, rows, types):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the kill
+        calls.append(rows.size)
+        return real(src, rows, types)
+
+    resume = tmp_path / "chunks"
+    monkeypatch.setattr(_build, "_chunk_sums", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        build_atlas(files["h5ad"], resume=resume, **kw)
+    assert len(list(resume.glob("chunk_*.npz"))) == 2
+    calls.clear()
+    monkeypatch.setattr(_build, "_chunk_sums", lambda *a: (calls.append(1), real(*a))[1])
+    again = build_atlas(files["h5ad"], resume=resume, **kw)
+    assert len(calls) == n_chunks - 2  # only the unfinished chunks
+    assert again.metadata["build"]["chunks_resumed"] == 2
+    _same(again, built["h5ad"])
+    assert not resume.exists()
+    # a folder left by a build of another input or plan is not used
+    (resume).mkdir()
+    (resume / "build.json").write_text('{"key": "other"}')
+    np.savez(resume / "chunk_0.npz", codes=np.zeros(1))
+    calls.clear()
+    _same(build_atlas(files["h5ad"], resume=resume, **kw), built["h5ad"])
+    assert len(calls) == n_chunks

@@ -1,31 +1,47 @@
 """Build a healthy atlas reference from single cells, in-process or on a Dask cluster.
 
-The cells are split into chunks that never cross a donor. A donor with more than
-``chunk_cells`` cells is dealt round-robin into ``ceil(n / chunk_cells)`` chunks, so every
-chunk is a random-like cross-section of the donor's cell types (and so of its soup). Each
-chunk is one pure task: read its rows, call every cell positive or negative with the
-tumour's rule (``knn`` at the calibrated threshold, neighbours within the cell's labelled
-type from :func:`antigenscout.pp.neighbor_graph` on the chunk, the chunk's ambient RNA
-estimated by :func:`antigenscout.pp._ambient.estimate_ambient` and discounted from every
-call), and return per-cell-type sums. Sums are merged in a fixed tree, so a run on one
-process and a run on a Dask cluster give the same tables.
+Two steps, each reading only what it needs:
+
+1. **Per-cell-type sums, chunk by chunk** (the cost of a per-cell-type summary). A donor's
+   cells are dealt round-robin into chunks (each a cross-section of the donor's types); each
+   chunk is one pure task that reads its rows once and adds, per cell type and gene, the
+   whole-number sums of the Gamma–Poisson rate model (Σx, Σx², Σx·library; per type
+   Σlibrary, Σlibrary²) and the cells with a count, and the ambient reads its droplets carry
+   (the chunk's soup and contamination, :func:`antigenscout.pp._ambient.estimate_ambient`).
+   No neighbour graph, no densifying; memory is one chunk and the sums. Chunks are folded in
+   chunk order, so a run in-process, on a Dask cluster, or resumed from the chunks a killed
+   build finished gives the same tables.
+2. **The sampled cells' calls** (at most ``sample_cells`` per type, for exact gate
+   co-positivity): read once more, called with the tumour's rule (``knn``, neighbours within
+   the cell's type and donor, the sample's ambient RNA discounted).
+
+A cell type's positive fraction is the rate model's ``P(λ ≥ threshold)``
+(:func:`antigenscout.tl._rate.rate_fraction`, method of moments over the type's cells), which
+matches surface protein as well as the per-cell ``knn`` calls on the three CITE-seq sets held
+out (``scripts/atlas_fraction_check.py``, docs/atlas.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import sparse
 
 from .._errors import InputError
 from .._types import ProgressCallback, counted, no_progress
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
+from ..tl._rate import FALLBACK_SHAPE, MIN_READS_AT_THRESHOLD, rate_fraction
 from ..tl._score import cell_type_labels
 from ._atlas import Atlas, map_cell_types
 from ._source import CellSource, open_source
@@ -36,26 +52,27 @@ __all__ = ["DEFAULT_CHUNK_CELLS", "DEFAULT_SAMPLE_CELLS", "build_atlas", "plan_c
 DEFAULT_CHUNK_CELLS = 10_000
 #: Cells per cell type kept, as bit-packed positivity, for exact gate co-positivity.
 DEFAULT_SAMPLE_CELLS = 500
-#: Partial results merged per reduction task.
-_FAN_IN = 8
 
 
 @dataclass
 class _Partial:
-    """Per-cell-type sums over some chunks (only the types present)."""
+    """Per-cell-type sums over some chunks (only the types present); the counts' sums are
+    integers, the soup's are folded in chunk order."""
 
     codes: np.ndarray  # (t,) type codes, sorted
     n: np.ndarray  # (t,) cells
-    positive: np.ndarray  # (t, g) positive cells
+    x: np.ndarray  # (t, g) summed counts
+    x2: np.ndarray  # (t, g) summed squared counts
+    xl: np.ndarray  # (t, g) summed count × library size
     detected: np.ndarray  # (t, g) cells with count > 0
-    counts: np.ndarray  # (t, g) summed counts
     library: np.ndarray  # (t,) summed library sizes
-    sample_rows: np.ndarray  # (s,) global row of each sampled cell
-    sample_pos: sparse.csr_matrix  # (s, g) positivity of the sampled cells
+    library2: np.ndarray  # (t,) summed squared library sizes
+    soup: np.ndarray  # (t, g) expected ambient reads, chunks whose contamination was estimated
+    soup_unscaled: np.ndarray  # (t, g) soup profile × library, chunks without an estimate
+    contamination: np.ndarray  # (c,) each chunk's ambient contamination (NaN: not estimable)
     cells: int
     seconds: float
     cpu_seconds: float  # CPU time of the task's thread: below ``seconds`` when CPU-starved
-    contamination: tuple[float, ...] = ()  # ambient ρ of each chunk (NaN: not estimable)
 
 
 def plan_chunks(donors: np.ndarray, chunk_cells: int) -> list[np.ndarray]:
@@ -71,7 +88,8 @@ def plan_chunks(donors: np.ndarray, chunk_cells: int) -> list[np.ndarray]:
     Returns
     -------
     Sorted row arrays, donors in code order; a donor's ``n`` cells are dealt round-robin into
-    ``ceil(n / chunk_cells)`` chunks.
+    ``ceil(n / chunk_cells)`` chunks, so every chunk is a cross-section of the donor's cell
+    types: one droplet sample whose soup can be told from its types.
     """
     out: list[np.ndarray] = []
     order = np.argsort(donors, kind="stable")
@@ -96,16 +114,232 @@ def _sample_rows(types: np.ndarray, n_types: int, per_type: int, seed: int) -> n
     return mask
 
 
-def _chunk_partial(
-    source: CellSource,
+@njit(cache=True, nogil=True)
+def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
+    """Add one CSR chunk of whole-number counts to the per-type sums (row ``code[r]``)."""
+    for r in range(indptr.size - 1):
+        total = 0
+        for j in range(indptr[r], indptr[r + 1]):
+            total += np.int64(data[j])
+        k = code[r]
+        n[k] += 1
+        lib[k] += total
+        lib2[k] += total * total
+        for j in range(indptr[r], indptr[r + 1]):
+            v = np.int64(data[j])
+            c = indices[j]
+            x[k, c] += v
+            x2[k, c] += v * v
+            xl[k, c] += v * total
+            if v > 0:
+                det[k, c] += 1
+
+
+def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Partial:
+    """The per-type sums of one chunk, and the ambient RNA its droplets carry (one task;
+    single-threaded, deterministic)."""
+    from threadpoolctl import threadpool_limits
+
+    from ..pp._ambient import estimate_ambient
+
+    t0 = time.perf_counter()
+    c0 = time.thread_time()
+    X = source.read_rows(rows)
+    if X.data.size and not np.array_equal(X.data, np.round(X.data)):
+        msg = (
+            "the atlas counts hold non-integer values; give raw UMI counts "
+            "(the counts layer, or .raw), not normalised data"
+        )
+        raise InputError(msg)
+    if X.data.size and X.data.min() < 0:
+        msg = "the atlas counts hold negative values; give raw UMI counts"
+        raise InputError(msg)
+    codes, inv = np.unique(types, return_inverse=True)
+    t, g = codes.size, X.shape[1]
+    x, x2, xl, det = (np.zeros((t, g), dtype=np.int64) for _ in range(4))
+    lib, lib2, n = (np.zeros(t, dtype=np.int64) for _ in range(3))
+    _type_sums(X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n)
+    # the chunk (a cross-section of one donor) is one droplet sample: its soup is its pooled
+    # expression, its contamination estimated from the labelled types (pp._ambient)
+    with threadpool_limits(1):
+        cell_lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+        amb, _ = estimate_ambient(X, np.zeros(rows.size, dtype=np.int64), types, library=cell_lib)
+    rho = float(amb.table["contamination"].iloc[0])
+    unscaled = amb.profile[0].astype(np.float64)[None, :] * lib.astype(np.float64)[:, None]
+    known = np.isfinite(rho)
+    return _Partial(
+        codes=codes.astype(np.int64),
+        n=n,
+        x=x,
+        x2=x2,
+        xl=xl,
+        detected=det,
+        library=lib,
+        library2=lib2,
+        soup=rho * unscaled if known else np.zeros((t, g)),
+        soup_unscaled=np.zeros((t, g)) if known else unscaled,
+        contamination=np.array([rho]),
+        cells=int(rows.size),
+        seconds=time.perf_counter() - t0,
+        cpu_seconds=time.thread_time() - c0,
+    )
+
+
+_SUMMED = ("x", "x2", "xl", "detected", "soup", "soup_unscaled")
+
+
+def _merge(*parts: _Partial) -> _Partial:
+    """Add partial results (aligned by type code) in the order given."""
+    codes = np.unique(np.concatenate([p.codes for p in parts]))
+    g = parts[0].x.shape[1]
+    out = {k: np.zeros((codes.size, g), dtype=getattr(parts[0], k).dtype) for k in _SUMMED}
+    per_type = {k: np.zeros(codes.size, dtype=np.int64) for k in ("n", "library", "library2")}
+    for p in parts:
+        at = np.searchsorted(codes, p.codes)
+        for k in _SUMMED:
+            out[k][at] += getattr(p, k)
+        for k in per_type:
+            per_type[k][at] += getattr(p, k)
+    return _Partial(
+        codes=codes,
+        **out,
+        **per_type,
+        contamination=np.concatenate([p.contamination for p in parts]),
+        cells=sum(p.cells for p in parts),
+        seconds=sum(p.seconds for p in parts),
+        cpu_seconds=sum(p.cpu_seconds for p in parts),
+    )
+
+
+class _ChunkStore:
+    """The finished chunks of one build, saved as they end, so that a killed build resumes.
+
+    ``folder`` holds ``build.json`` (what the chunks were planned from) and one
+    ``chunk_<i>.npz`` per finished chunk, each written to a temporary name and renamed. A
+    folder planned from another input or plan is emptied first.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str] | None, plan: dict[str, Any]) -> None:
+        self.folder = None if folder is None else Path(folder)
+        self.resumed: dict[int, _Partial] = {}
+        if self.folder is None:
+            return
+        key = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+        meta = self.folder / "build.json"
+        if self.folder.is_dir():
+            try:
+                same = json.loads(meta.read_text())["key"] == key
+            except (OSError, ValueError, KeyError):
+                same = False
+            if not same:
+                shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"key": key, "plan": plan}, indent=1))
+        for f in sorted(self.folder.glob("chunk_*.npz")):
+            try:
+                with np.load(f) as z:
+                    part = _Partial(**{k.name: _scalar(z[k.name]) for k in fields(_Partial)})
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a chunk cut short by the kill: computed again
+            self.resumed[int(f.stem.split("_")[1])] = part
+
+    def save(self, index: int, part: _Partial) -> None:
+        if self.folder is None:
+            return
+        tmp = self.folder / f".chunk_{index}.tmp.npz"
+        np.savez(tmp, **{k: np.asarray(v) for k, v in asdict(part).items()})
+        os.replace(tmp, self.folder / f"chunk_{index}.npz")
+
+    def remove(self) -> None:
+        if self.folder is not None and self.folder.is_dir():
+            shutil.rmtree(self.folder)
+
+
+def _scalar(a: np.ndarray) -> Any:
+    return a.item() if a.ndim == 0 else a
+
+
+def _run_chunks(
+    src: CellSource,
+    chunks: list[np.ndarray],
+    types: np.ndarray,
+    store: _ChunkStore,
+    dask: Any,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[_Partial, int]:
+    """Every chunk's sums (the stored ones loaded, the others computed in this process or as
+    one Dask task each, saved as each ends), folded in chunk order (so the soup's float sums
+    do not depend on which task ended first); and the number of workers."""
+    total_cells = int(sum(r.size for r in chunks))
+    pending = {i: p for i, p in store.resumed.items() if i < len(chunks)}
+    todo = [i for i in range(len(chunks)) if i not in pending]
+    n_done = sum(chunks[i].size for i in pending)
+    merged: _Partial | None = None
+    next_i = 0
+
+    def fold() -> None:
+        nonlocal merged, next_i
+        while next_i in pending:
+            part = pending.pop(next_i)
+            merged = part if merged is None else _merge(merged, part)
+            next_i += 1
+
+    def finish(i: int, part: _Partial) -> None:
+        nonlocal n_done
+        store.save(i, part)
+        pending[i] = part
+        fold()
+        n_done += chunks[i].size
+        if progress is not None:
+            progress(n_done, total_cells)
+
+    fold()
+    workers = 1
+    if dask is None or not todo:
+        for i in todo:
+            finish(i, _chunk_sums(src, chunks[i], types[chunks[i]]))
+    else:
+        client, cluster = _client(dask)
+        try:
+            from dask.distributed import as_completed
+
+            src_f = client.scatter(src, broadcast=True)
+            futures = {
+                client.submit(_chunk_sums, src_f, chunks[i], types[chunks[i]], pure=False): i
+                for i in todo
+            }
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+                fut.release()
+            workers = len(client.scheduler_info().get("workers", {})) or 1
+        finally:
+            if cluster is not None:
+                client.close()
+                cluster.close()
+    fold()
+    assert merged is not None
+    assert not pending
+    return merged, workers
+
+
+def _sample_calls(
+    src: CellSource,
     rows: np.ndarray,
     types: np.ndarray,
-    sampled: np.ndarray,
+    donors: np.ndarray,
+    names: tuple[np.ndarray, np.ndarray],
+    *,
     threshold: float,
     n_neighbors: int,
     prior_shape: float,
-) -> _Partial:
-    """Positivity and per-type sums of one chunk (one task; single-threaded, deterministic)."""
+    batch_cells: int,
+) -> tuple[np.ndarray, sparse.csr_matrix, list[float]]:
+    """The sampled cells' ``knn`` calls: neighbours within type and donor, each batch's
+    ambient RNA discounted. Batches hold whole cell types (at most ``batch_cells`` cells
+    where the types allow), so memory is one batch; ``names`` are the type and donor
+    names of the codes. The calls are :func:`antigenscout.pp.positivity`'s with
+    ``batch_key`` the donor and ``state_key`` the type, batch by batch. Returns the rows in
+    call order, the calls and each donor's contamination per batch."""
     from anndata import AnnData
     from threadpoolctl import threadpool_limits
 
@@ -113,146 +347,62 @@ def _chunk_partial(
     from ..pp._graph import neighbor_graph
     from ..pp._positivity import knn_blocks_from_neighbours
 
-    t0 = time.perf_counter()
-    c0 = time.thread_time()
+    order = np.argsort(types[rows], kind="stable")
+    rows = rows[order]
+    cut = np.flatnonzero(np.diff(types[rows])) + 1
+    groups = np.split(np.arange(rows.size), cut)
+    batches: list[np.ndarray] = []
+    for g in groups:
+        if batches and batches[-1].size + g.size <= batch_cells:
+            batches[-1] = np.concatenate([batches[-1], g])
+        else:
+            batches.append(g)
+    out_rows, calls, rho = [], [], []
     with threadpool_limits(1):
-        X = source.read_rows(rows)
-        if X.data.size and not np.array_equal(X.data, np.round(X.data)):
-            msg = (
-                "the atlas counts hold non-integer values; give raw UMI counts "
-                "(the counts layer, or .raw), not normalised data"
+        for b in batches:
+            r = np.sort(rows[b])
+            X = src.read_rows(r)
+            lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+            sub = AnnData(X=X)
+            sub.obs["total_counts"] = lib
+            type_name, donor_name = names[0][types[r]], names[1][donors[r]]
+            sub.obs["pool"] = [f"{d}\t{t}" for d, t in zip(donor_name, type_name, strict=True)]
+            graph = neighbor_graph(sub, n_neighbors=n_neighbors, batch_key="pool")
+            nbr = np.full((r.size, n_neighbors), -1, dtype=np.int64)
+            for i in range(r.size):  # binary kNN graph: at most n_neighbors per row
+                nb = graph.indices[graph.indptr[i] : graph.indptr[i + 1]]
+                nbr[i, : nb.size] = nb
+            amb, code = estimate_ambient(X, donor_name, type_name, library=lib)
+            ok = np.isfinite(amb.table["contamination"].to_numpy(dtype=float))
+            rho.extend(amb.table["contamination"].to_numpy(dtype=float).tolist())
+            soup = amb.soup(np.arange(X.shape[1]), code) if ok.any() else None
+            blocks = knn_blocks_from_neighbours(
+                X,
+                lib,
+                nbr,
+                threshold=threshold,
+                prior_shape=prior_shape,
+                block_size=8192,
+                threads=1,
+                soup=soup,
             )
-            raise InputError(msg)
-        lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
-        sub = AnnData(X=X)
-        sub.obs["total_counts"] = lib
-        sub.obs["type"] = types.astype(str)
-        # the tumour's rule: neighbours within the labelled cell type, the chunk's soup
-        # (a cross-section of one donor) discounted from every call
-        graph = neighbor_graph(sub, n_neighbors=n_neighbors, batch_key="type")
-        nbr = np.full((rows.size, n_neighbors), -1, dtype=np.int64)
-        for r in range(rows.size):  # binary kNN graph: at most n_neighbors per row
-            nb = graph.indices[graph.indptr[r] : graph.indptr[r + 1]]
-            nbr[r, : nb.size] = nb
-        amb, code = estimate_ambient(X, np.zeros(rows.size), types, library=lib)
-        rho = float(amb.table["contamination"].iloc[0])
-        soup = amb.soup(np.arange(X.shape[1]), code) if np.isfinite(rho) else None
-        blocks = knn_blocks_from_neighbours(
-            X,
-            lib,
-            nbr,
-            threshold=threshold,
-            prior_shape=prior_shape,
-            block_size=8192,
-            threads=1,
-            soup=soup,
-        )
-        pos = sparse.csr_matrix(sparse.vstack([b for _, b in blocks], format="csr"), dtype=bool)
-    codes, inv = np.unique(types, return_inverse=True)
-    m = sparse.csr_matrix(
-        (np.ones(rows.size), (inv, np.arange(rows.size))), shape=(codes.size, rows.size)
-    )
-    det = X.copy()
-    det.data = (det.data > 0).astype(np.float64)
-    return _Partial(
-        codes=codes.astype(np.int64),
-        n=np.bincount(inv, minlength=codes.size).astype(np.int64),
-        positive=np.rint((m @ pos.astype(np.float64)).toarray()).astype(np.int64),
-        detected=np.rint((m @ det).toarray()).astype(np.int64),
-        counts=(m @ X).toarray(),
-        library=m @ lib,
-        sample_rows=rows[sampled],
-        sample_pos=pos[sampled],
-        cells=int(rows.size),
-        seconds=time.perf_counter() - t0,
-        cpu_seconds=time.thread_time() - c0,
-        contamination=(rho,),
-    )
+            calls.append(sparse.vstack([blk for _, blk in blocks], format="csr"))
+            out_rows.append(r)
+    pos = sparse.csr_matrix(sparse.vstack(calls, format="csr"), dtype=bool)
+    return np.concatenate(out_rows), pos, rho
 
 
-def _contamination_summary(rho: tuple[float, ...]) -> dict[str, Any]:
-    """Chunks whose soup was estimated and the range of their contamination."""
+def _contamination_summary(rho: list[float]) -> dict[str, Any]:
+    """Samples (chunks, or donors of a sample batch) whose soup was estimated, and its range."""
     v = np.asarray(rho, dtype=np.float64)
     ok = v[np.isfinite(v)]
     return {
-        "chunks": int(v.size),
+        "samples": int(v.size),
         "estimated": int(ok.size),
         "min": None if not ok.size else round(float(ok.min()), 4),
         "median": None if not ok.size else round(float(np.median(ok)), 4),
         "max": None if not ok.size else round(float(ok.max()), 4),
     }
-
-
-def _merge(*parts: _Partial) -> _Partial:
-    """Add partial results (aligned by type code); order-independent for integer counts."""
-    codes = np.unique(np.concatenate([p.codes for p in parts]))
-    g = parts[0].positive.shape[1]
-    n = np.zeros(codes.size, dtype=np.int64)
-    positive = np.zeros((codes.size, g), dtype=np.int64)
-    detected = np.zeros((codes.size, g), dtype=np.int64)
-    counts = np.zeros((codes.size, g), dtype=np.float64)
-    library = np.zeros(codes.size, dtype=np.float64)
-    for p in parts:
-        at = np.searchsorted(codes, p.codes)
-        n[at] += p.n
-        positive[at] += p.positive
-        detected[at] += p.detected
-        counts[at] += p.counts
-        library[at] += p.library
-    return _Partial(
-        codes=codes,
-        n=n,
-        positive=positive,
-        detected=detected,
-        counts=counts,
-        library=library,
-        sample_rows=np.concatenate([p.sample_rows for p in parts]),
-        sample_pos=sparse.csr_matrix(sparse.vstack([p.sample_pos for p in parts], format="csr")),
-        cells=sum(p.cells for p in parts),
-        seconds=sum(p.seconds for p in parts),
-        cpu_seconds=sum(p.cpu_seconds for p in parts),
-        contamination=tuple(r for p in parts for r in p.contamination),
-    )
-
-
-def _run_dask(
-    dask: Any,
-    src: CellSource,
-    chunks: list[np.ndarray],
-    types: np.ndarray,
-    sampled: np.ndarray,
-    args: tuple[float, int, float],
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[_Partial, int]:
-    """One task per chunk on dask.distributed, merged in a tree of tasks as they finish;
-    ``progress(cells done, cells)`` is called as each chunk's task ends."""
-    client, cluster = _client(dask)
-    try:
-        from dask.distributed import as_completed
-
-        src_f = client.scatter(src, broadcast=True)
-        level = [
-            client.submit(_chunk_partial, src_f, rows, types[rows], sampled[rows], *args)
-            for rows in chunks
-        ]
-        size = {f.key: rows.size for f, rows in zip(level, chunks, strict=True)}
-        done, total = 0, int(sum(size.values()))
-        merges = level
-        while len(merges) > 1:
-            merges = [
-                client.submit(_merge, *merges[i : i + _FAN_IN])
-                for i in range(0, len(merges), _FAN_IN)
-            ]
-        for fut in as_completed(level):
-            done += size[fut.key]
-            if progress is not None:
-                progress(done, total)
-        workers = len(client.scheduler_info().get("workers", {})) or 1
-        return merges[0].result(), workers
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
 
 
 def _client(dask: Any) -> tuple[Any, Any]:
@@ -304,6 +454,7 @@ def build_atlas(
     layer: str = "raw",
     obs_filter: str | None = None,
     mapping: pd.DataFrame | None = None,
+    resume: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> Atlas:
     """Measure every cell type of a healthy single-cell atlas, chunk by chunk.
@@ -318,16 +469,19 @@ def build_atlas(
         obs column naming each cell's type (Cell Ontology names map to the body; see
         :func:`antigenscout.atlas.cell_ontology_map`).
     donor_key
-        obs column naming each cell's donor: neighbours are pooled within a donor. Without it
-        the whole atlas counts as one donor.
+        obs column naming each cell's donor: chunks never mix donors and the sampled cells
+        are pooled within their donor. Without it the whole atlas counts as one donor.
     name
         Atlas name (context ids are ``atlas:<cell type>``, the source ``atlas:<name>``).
     dask
         ``None`` (in this process), ``'local:N'`` (a :class:`dask.distributed.LocalCluster` of
         N single-threaded worker processes), a scheduler address ``'tcp://HOST:PORT'``, or a
         :class:`dask.distributed.Client`.
-    threshold, n_neighbors, prior_shape
-        Positivity model (``knn``); the calibrated defaults of :mod:`antigenscout.pp`.
+    threshold
+        Antigen level (CP10k) a cell must reach to count as positive; the calibrated default
+        of :mod:`antigenscout.pp`.
+    n_neighbors, prior_shape
+        The sampled cells' ``knn`` calls (the defaults of :mod:`antigenscout.pp`).
     chunk_cells
         Most cells per chunk (task).
     sample_cells
@@ -341,16 +495,20 @@ def build_atlas(
         for the healthy, non-duplicated cells of the CELLxGENE Census).
     mapping
         Cell Ontology mapping table (default: the packaged ``cell_ontology.tsv``).
+    resume
+        A folder that keeps each finished chunk's sums: a build killed part way and started
+        again with the same ``resume`` (and the same input and chunk plan) computes only the
+        chunks it had not finished, and gives the same tables. ``None``: nothing kept.
     progress
         Called as ``progress(step, done, total)`` (:data:`antigenscout._types.
-        ProgressCallback`): ``'opening the atlas'``, then ``'cell types'`` with the cells
-        measured so far, chunk by chunk.
+        ProgressCallback`): ``'opening the atlas'``, ``'cell types'`` with the cells summed
+        so far (chunk by chunk, resumed chunks included), ``'sampled cells'``.
 
     Returns
     -------
-    :class:`~antigenscout.atlas.Atlas`; ``metadata['build']`` has cells, chunks, workers,
-    wall seconds, task seconds (summed over tasks) and the tasks' CPU seconds (well below the
-    task seconds when the workers are starved of CPU).
+    :class:`~antigenscout.atlas.Atlas`; ``metadata['build']`` has cells, chunks (and how many
+    were resumed), workers, wall seconds, task seconds (summed over tasks) and the tasks' CPU
+    seconds (well below the task seconds when the workers are starved of CPU).
 
     Examples
     --------
@@ -396,24 +554,38 @@ def build_atlas(
     chunks = plan_chunks(donors, int(chunk_cells))
     sampled = _sample_rows(types, n_types, int(sample_cells), seed)
 
-    args = (float(threshold), int(n_neighbors), float(prior_shape))
-    workers = 1
-    cells = counted(progress, "cell types")
-    if dask is None:
-        total = None
-        n_done = 0
-        for rows in chunks:  # sums of whole numbers: folding order does not change them
-            part = _chunk_partial(src, rows, types[rows], sampled[rows], *args)
-            total = part if total is None else _merge(total, part)
-            n_done += rows.size
-            if cells is not None:
-                cells(n_done, len(obs))
-        assert total is not None
-    else:
-        total, workers = _run_dask(dask, src, chunks, types, sampled, args, cells)
+    plan = {
+        "source": str(source) if not hasattr(source, "obs") else "AnnData",
+        "stat": _stat(source),
+        "cells": len(obs),
+        "genes": len(var),
+        "cell_type_key": cell_type_key,
+        "donor_key": donor_key,
+        "obs_filter": obs_filter,
+        "measurement": measurement,
+        "layer": layer,
+        "chunk_cells": int(chunk_cells),
+        "chunks": len(chunks),
+        "types": hashlib.sha256(types.tobytes() + donors.tobytes()).hexdigest(),
+    }
+    store = _ChunkStore(resume, plan)
+    n_resumed = sum(1 for i in store.resumed if i < len(chunks))
+    total, workers = _run_chunks(src, chunks, types, store, dask, counted(progress, "cell types"))
+    say("sampled cells", 0, None)
+    sample_rows, sample_pos, rho = _sample_calls(
+        src,
+        np.flatnonzero(sampled),
+        types,
+        donors,
+        (np.asarray(cat.categories).astype(str), np.asarray(dcat.categories).astype(str)),
+        threshold=float(threshold),
+        n_neighbors=int(n_neighbors),
+        prior_shape=float(prior_shape),
+        batch_cells=int(chunk_cells),
+    )
     wall = time.perf_counter() - t_start
 
-    order = np.argsort(total.sample_rows, kind="stable")
+    order = np.argsort(sample_rows, kind="stable")
     n_donors = pd.crosstab(types, donors).gt(0).sum(axis=1).reindex(range(n_types), fill_value=0)
     cell_types = pd.DataFrame(
         {
@@ -431,8 +603,41 @@ def build_atlas(
         return pd.DataFrame(a.T.astype(np.float32), index=genes, columns=names)
 
     n = np.maximum(total.n, 1)[:, None]
-    lib = np.where(total.library > 0, total.library, 1.0)[:, None]
-    rows_sorted = total.sample_rows[order]
+    lib = np.where(total.library > 0, total.library, 1)[:, None]
+    s = total.library.astype(np.float64)[:, None] / 1e4
+    chunk_rho = total.contamination[np.isfinite(total.contamination)]
+    borrowed = float(np.median(chunk_rho)) if chunk_rho.size else 0.0  # chunks without one
+    stats = {
+        "soup": total.soup + borrowed * total.soup_unscaled,
+        "x": total.x.astype(np.float64),
+        "x2": total.x2.astype(np.float64),
+        "xs": total.xl.astype(np.float64) / 1e4,
+        "s": s,
+        "s2": total.library2.astype(np.float64)[:, None] / 1e8,
+    }
+    fraction, shape = rate_fraction(stats, float(threshold))
+    # a type too shallow for the rate model (fewer than MIN_READS_AT_THRESHOLD expected reads
+    # at the threshold over all its cells: the reads cannot tell a few bright cells from many
+    # dim ones) takes the knn-called fraction of its sampled cells, which hold all its cells
+    # unless --sample-cells is set below them
+    deep = float(threshold) * s[:, 0] >= MIN_READS_AT_THRESHOLD
+    sample_types = types[sample_rows]
+    called = np.zeros(total.codes.size, dtype=np.int64)
+    for i, code in enumerate(total.codes):
+        if deep[i]:
+            continue
+        m = sample_types == code
+        called[i] = int(m.sum())
+        if called[i]:
+            fraction[i] = np.asarray(sample_pos[m].mean(axis=0)).ravel()
+    cell_types["fraction_from"] = pd.Series(
+        [
+            "rate model" if deep[i] else f"knn calls of {called[i]:,} cells"
+            for i in range(total.codes.size)
+        ],
+        index=pd.Index(np.asarray(cat.categories)[total.codes]),
+    ).reindex(cell_types.index)
+    rows_sorted = sample_rows[order]
     metadata = {
         "name": name or _default_name(source),
         "source": str(source) if not hasattr(source, "obs") else "AnnData",
@@ -444,11 +649,35 @@ def build_atlas(
         "n_genes": len(genes),
         "n_donors": len(dcat.categories),
         "measured_fraction": {
-            "method": "knn",
+            "method": "rate model; knn calls for shallow types",
+            "model": (
+                "Gamma–Poisson rate per cell type, method of moments over all its cells: "
+                "P(rate >= threshold) (antigenscout.tl._rate.rate_fraction); the shape "
+                f"{FALLBACK_SHAPE:g} where the reads cannot tell it. A type with fewer than "
+                f"{MIN_READS_AT_THRESHOLD:g} expected reads at the threshold over its cells: "
+                "the knn-called fraction of its sampled cells (cell_types.fraction_from)"
+            ),
+            "types_by_rate_model": int(deep.sum()),
+            "types_by_knn_calls": int((~deep).sum()),
             "threshold_cp10k": float(threshold),
+            "fallback_shape_share": round(float((shape == FALLBACK_SHAPE).mean()), 4),
+            "ambient": (
+                "each chunk (a cross-section of one donor) one droplet sample: soup = its "
+                "pooled expression, contamination from its labelled types (pp._ambient); "
+                "chunks without an estimate take the median of the others; the expected "
+                "soup reads are taken off each type's mean rate, its variance kept"
+            ),
+            "ambient_contamination": {
+                **_contamination_summary(list(total.contamination)),
+                "borrowed_by_the_others": round(borrowed, 4),
+            },
+        },
+        "sample_calls": {
+            "method": "knn",
             "n_neighbors": int(n_neighbors),
             "prior_shape": float(prior_shape),
-            "graph": "within each chunk of one donor (chunks dealt round-robin)",
+            "graph": "within each cell type and donor of the sampled cells",
+            "ambient_contamination": _contamination_summary(rho),
         },
         "mean_unit": "CPM (pseudobulk: summed counts / summed library x 1e6)",
         "unmapped_cell_types": unmapped,
@@ -456,26 +685,37 @@ def build_atlas(
         "seed": int(seed),
         "build": {
             "chunks": len(chunks),
+            "chunks_resumed": int(n_resumed),
             "chunk_cells": int(chunk_cells),
             "workers": int(workers),
             "dask": None if dask is None else str(dask),
             "wall_seconds": round(wall, 3),
             "task_seconds": round(total.seconds, 3),
             "task_cpu_seconds": round(total.cpu_seconds, 3),
-            "ambient_contamination": _contamination_summary(total.contamination),
         },
     }
-    return Atlas.from_arrays(
+    atlas = Atlas.from_arrays(
         cell_types=cell_types,
         genes=var.rename_axis("gene"),
-        fraction=frame(total.positive / n),
-        mean=frame(total.counts / lib * 1e6),
+        fraction=frame(fraction),
+        mean=frame(total.x / lib * 1e6),
         detected=frame(total.detected / n),
         sample_types=types[rows_sorted],
-        sample_positive=total.sample_pos[order],
+        sample_positive=sample_pos[order],
         type_names=np.asarray(cat.categories),
         metadata=metadata,
     )
+    store.remove()
+    return atlas
+
+
+def _stat(source: Any) -> list[float] | None:
+    """Size and modification time of a file or folder source (``None``: not a path)."""
+    try:
+        st = os.stat(os.fspath(source))
+    except (TypeError, OSError):
+        return None
+    return [float(st.st_size), float(st.st_mtime)]
 
 
 def _default_name(source: Any) -> str:

@@ -309,8 +309,9 @@ def patient_rate_coverage(
     return table.loc[~empty].reset_index(drop=True)
 
 
-def _fit(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
-    """``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments."""
+def fit_rates(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
+    """``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments, from the sums
+    ``x``, ``x2``, ``xs`` (groups × genes) and ``s``, ``s2`` (groups × 1) of one fit."""
     S, S2 = stats["s"], stats["s2"]
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.where(S > 0, stats["x"] / S, 0.0)
@@ -319,6 +320,48 @@ def _fit(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
     inv_k = np.where(np.isfinite(inv_k), inv_k, 1.0 / K_MAX)
     k = 1.0 / np.clip(inv_k, 1.0 / K_MAX, 1.0 / K_MIN)
     return mu, k, _cover(mu, k, thr)
+
+
+#: The shape used where the reads cannot tell a group's: the engine's RNA model's
+#: (``tl._risk.positive_fraction_from_mean``, exponential rates).
+FALLBACK_SHAPE = 1.0
+
+
+def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """A population's positive fraction ``P(λ ≥ thr)`` per (group, gene), and the shape used.
+
+    The method-of-moments shape ``k̂`` (:func:`fit_rates`) where the group is callable (at
+    least :data:`MIN_READS_AT_THRESHOLD` expected reads at ``thr`` over its cells) and ``k̂``
+    lies inside its clip bounds; elsewhere :data:`FALLBACK_SHAPE`, since a clipped or
+    unsupported ``k̂`` says the reads cannot tell the shape (a few reads make any gene look
+    homogeneous, which would call a whole group positive from its mean alone).
+
+    ``stats["soup"]`` (optional, groups × genes): the ambient reads the group's droplets are
+    expected to carry. They are taken off the mean rate, and the cells' rate variance is
+    kept (soup reads add Poisson noise, not spread between cells), so the shape scales by
+    ``(μ' / μ̂)²``: a transcript every droplet shows only as soup is positive in no cell.
+
+    >>> s = {"x": np.array([[2.0]]), "x2": np.array([[2.0]]), "xs": np.array([[0.4]]),
+    ...      "s": np.array([[4.0]]), "s2": np.array([[0.8]])}  # 2 reads: not callable
+    >>> frac, k = rate_fraction(s, 0.2)
+    >>> float(k[0, 0]), round(float(frac[0, 0]), 3)  # exp(-0.2 / 0.5)
+    (1.0, 0.67)
+    >>> frac, k = rate_fraction({**s, "soup": np.array([[1.6]])}, 0.2)  # 80 % of reads soup
+    >>> round(float(k[0, 0]), 6), round(float(frac[0, 0]), 3)  # mean 0.1, shape (0.1/0.5)**2
+    (0.04, 0.079)
+    """
+    mu, k, _ = fit_rates(stats, thr)
+    callable_ = (thr * np.asarray(stats["s"], dtype=np.float64)) >= MIN_READS_AT_THRESHOLD
+    inside = (k > K_MIN * (1 + 1e-9)) & (k < K_MAX * (1 - 1e-9))
+    shape = np.where(callable_ & inside, k, FALLBACK_SHAPE)
+    soup = stats.get("soup")
+    if soup is not None:
+        S = np.asarray(stats["s"], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(S > 0, np.clip(stats["x"] - soup, 0.0, None) / S, 0.0)
+            ratio = np.where(mu > 0, own / mu, 0.0)
+        mu, shape = own, shape * ratio**2
+    return _cover(mu, np.where(shape > 0, shape, FALLBACK_SHAPE), thr), shape
 
 
 def _cover(m: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
@@ -340,7 +383,7 @@ def rate_model(stats: dict[str, np.ndarray], threshold_cp10k: float) -> RateMode
     thr = float(threshold_cp10k)
     keys = ("x", "x2", "xs", "s", "s2")
     total = {key: stats[key].sum(0) for key in keys}
-    mu, k, cov = _fit(total, thr)
+    mu, k, cov = fit_rates(total, thr)
     S, S2 = total["s"], total["s2"]
     with np.errstate(divide="ignore", invalid="ignore"):
         phi = 1.0 + np.where(S > 0, mu * S2 / (k * S), 0.0)
@@ -355,7 +398,7 @@ def rate_model(stats: dict[str, np.ndarray], threshold_cp10k: float) -> RateMode
     k_lo, k_hi = k.copy(), k.copy()
     se = np.zeros_like(cov)
     if J >= 2:
-        fits = [_fit({key: total[key] - stats[key][j] for key in keys}, thr) for j in range(J)]
+        fits = [fit_rates({key: total[key] - stats[key][j] for key in keys}, thr) for j in range(J)]
         reps_c = np.stack([f[2] for f in fits])
         reps_k = np.log(np.stack([f[1] for f in fits]))
         se = np.sqrt((J - 1) / J * ((reps_c - reps_c.mean(0)) ** 2).sum(0))
