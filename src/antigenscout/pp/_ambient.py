@@ -328,6 +328,7 @@ def estimate_ambient(
     library: np.ndarray | None = None,
     gene_names: pd.Index | None = None,
     random_state: int = 0,
+    clusters: bool = True,
 ) -> tuple[Ambient, np.ndarray]:
     """Estimate the soup and the contamination of every sample.
 
@@ -354,6 +355,9 @@ def estimate_ambient(
         For the table's top soup genes.
     random_state
         Seed of the clustering and the bootstrap.
+    clusters
+        Whether a sample its labelled states cannot estimate is tried on k-means clusters
+        (``False``: it borrows, or is not estimated; the clustering costs a PCA per sample).
 
     Returns
     -------
@@ -406,7 +410,7 @@ def estimate_ambient(
             if _usable(fits[s]):
                 source[s] = "labelled states"
     del sums
-    for s in np.flatnonzero(source == "not estimable"):  # clusters of a subsample
+    for s in np.flatnonzero(source == "not estimable") if clusters else ():  # clusters
         rows = np.flatnonzero(s_codes == s)
         sums = _cluster_sums(X, rows, lib[rows], random_state)
         if sums is None:
