@@ -52,6 +52,9 @@ __all__ = ["DEFAULT_CHUNK_CELLS", "DEFAULT_SAMPLE_CELLS", "build_atlas", "plan_c
 DEFAULT_CHUNK_CELLS = 10_000
 #: Cells per cell type kept, as bit-packed positivity, for exact gate co-positivity.
 DEFAULT_SAMPLE_CELLS = 500
+#: Freed heap a ``local:N`` worker keeps for its next chunk (glibc trim and mmap thresholds).
+WORKER_HEAP = 256 << 20
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 
 @dataclass
@@ -115,12 +118,20 @@ def _sample_rows(types: np.ndarray, n_types: int, per_type: int, seed: int) -> n
 
 
 @njit(cache=True, nogil=True)
-def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
-    """Add one CSR chunk of whole-number counts to the per-type sums (row ``code[r]``)."""
+def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_lib):
+    """Add one CSR chunk of counts to the per-type sums (row ``code[r]``); fill each cell's
+    library. Returns 1 for a value that is not a whole number, 2 for a negative one, else 0
+    (the sums are then meaningless and the caller refuses the input)."""
     for r in range(indptr.size - 1):
         total = 0
         for j in range(indptr[r], indptr[r + 1]):
-            total += np.int64(data[j])
+            v = data[j]
+            if v < 0:
+                return 2
+            if not np.isfinite(v) or v != np.floor(v):
+                return 1
+            total += np.int64(v)
+        cell_lib[r] = total
         k = code[r]
         n[k] += 1
         lib[k] += total
@@ -133,6 +144,7 @@ def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
             xl[k, c] += v * total
             if v > 0:
                 det[k, c] += 1
+    return 0
 
 
 def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Partial:
@@ -144,25 +156,25 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
 
     t0 = time.perf_counter()
     c0 = time.thread_time()
-    X = source.read_rows(rows)
-    if X.data.size and not np.array_equal(X.data, np.round(X.data)):
-        msg = (
-            "the atlas counts hold non-integer values; give raw UMI counts "
-            "(the counts layer, or .raw), not normalised data"
-        )
-        raise InputError(msg)
-    if X.data.size and X.data.min() < 0:
-        msg = "the atlas counts hold negative values; give raw UMI counts"
-        raise InputError(msg)
+    X = source.read_rows(rows, stored=True)
     codes, inv = np.unique(types, return_inverse=True)
     t, g = codes.size, X.shape[1]
     x, x2, xl, det = (np.zeros((t, g), dtype=np.int64) for _ in range(4))
     lib, lib2, n = (np.zeros(t, dtype=np.int64) for _ in range(3))
-    _type_sums(X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n)
+    cell_lib = np.zeros(rows.size, dtype=np.float64)
+    bad = _type_sums(
+        X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n, cell_lib
+    )
+    if bad:
+        msg = (
+            "the atlas counts hold negative values"
+            if bad == 2
+            else "the atlas counts hold non-integer values"
+        ) + "; give raw UMI counts (the counts layer, or .raw), not normalised data"
+        raise InputError(msg)
     # the chunk (a cross-section of one donor) is one droplet sample: its soup is its pooled
     # expression, its contamination estimated from the labelled types (pp._ambient)
     with threadpool_limits(1):
-        cell_lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
         # from the labelled types only: a chunk they cannot estimate takes the median of the
         # chunks they can (build_atlas), instead of a PCA and k-means per chunk
         amb, _ = estimate_ambient(
@@ -312,7 +324,7 @@ def _run_chunks(
             # each worker imports the modules and loads the compiled kernels once, before any
             # task, so the tasks' CPU time is the chunks' own (the start-up is reported apart)
             w0 = time.perf_counter()
-            client.run(_warm_up)
+            client.run(_warm_up, src, chunks[todo[0]][:50], types[chunks[todo[0]][:50]])
             warm_seconds = time.perf_counter() - w0
             src_f = client.scatter(src, broadcast=True)
             futures = {
@@ -333,12 +345,10 @@ def _run_chunks(
     return merged, workers, warm_seconds
 
 
-def _warm_up() -> None:
-    """Run one tiny chunk, so that this process has imported and compiled what a chunk
-    needs (a Dask worker, before its first task)."""
-    rng = np.random.default_rng(0)
-    X = sparse.csr_matrix(rng.poisson(1.0, (40, 30)).astype(np.float64))
-    _chunk_sums(CellSource("memory", "", matrix=X), np.arange(40), np.repeat([0, 1], 20))
+def _warm_up(src: CellSource, rows: np.ndarray, types: np.ndarray) -> None:
+    """Sum a few cells of the source, so that this process has imported, opened and compiled
+    what a chunk needs (a Dask worker, before its first task)."""
+    _chunk_sums(src, rows, types)
 
 
 def _sample_calls(
@@ -442,9 +452,17 @@ def _client(dask: Any) -> tuple[Any, Any]:
         if n < 1:
             msg = f"--dask {text!r}: give local:N with N >= 1 worker processes"
             raise InputError(msg)
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        import dask
+
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's
+        # mmap threshold at 128 KB: every chunk's arrays are then mapped and unmapped afresh,
+        # page by page, which cost 1.7x the task CPU time measured here (docs/atlas.md); a
+        # worker may keep WORKER_HEAP bytes of freed heap for the next chunk instead
+        env = {f"distributed.nanny.pre-spawn-environ.{k}": WORKER_HEAP for k in _MALLOC_ENV}
+        with dask.config.set(env):
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            )
         return Client(cluster), cluster
     if "://" not in text:
         msg = f"--dask {text!r}: give local:N or a scheduler address such as tcp://host:8786"

@@ -52,15 +52,17 @@ class CellSource:
     var_joinids: np.ndarray | None = field(default=None, repr=False)
     matrix: Any = field(default=None, repr=False)
 
-    def read_rows(self, rows: np.ndarray) -> sparse.csr_matrix:
-        """Counts of ``rows`` (sorted row positions) as float64 CSR, cells × all genes."""
+    def read_rows(self, rows: np.ndarray, *, stored: bool = False) -> sparse.csr_matrix:
+        """Counts of ``rows`` (sorted row positions) as CSR, cells × all genes: float64, or
+        with ``stored`` the values as the source holds them (no converted copy)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind == "memory":
-            X = self.matrix[rows]
-            return sparse.csr_matrix(X, dtype=np.float64)
-        if self.kind == "h5ad":
-            return _h5ad_rows(self.path, rows)
-        return _soma_rows(self, rows)
+            X = sparse.csr_matrix(self.matrix[rows])
+        elif self.kind == "h5ad":
+            X = _h5ad_rows(self.path, rows)
+        else:
+            X = _soma_rows(self, rows)
+        return X if stored else sparse.csr_matrix(X, dtype=np.float64)
 
 
 def _h5ad_rows(path: str, rows: np.ndarray) -> sparse.csr_matrix:
@@ -72,14 +74,14 @@ def _h5ad_rows(path: str, rows: np.ndarray) -> sparse.csr_matrix:
         if isinstance(node, h5py.Dataset):
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             block = np.asarray(node[lo:hi])[rows - lo]
-            return sparse.csr_matrix(block, dtype=np.float64)
+            return sparse.csr_matrix(block)
         ds = sparse_dataset(node)
         lo, hi = int(rows[0]), int(rows[-1]) + 1
         if hi - lo <= 4 * len(rows):  # one contiguous read, then pick the rows
             X = sparse.csr_matrix(ds[lo:hi])[rows - lo]
         else:
             X = sparse.csr_matrix(ds[rows])
-        return sparse.csr_matrix(X, dtype=np.float64)
+        return X
 
 
 def _soma_rows(src: CellSource, rows: np.ndarray) -> sparse.csr_matrix:
@@ -93,7 +95,7 @@ def _soma_rows(src: CellSource, rows: np.ndarray) -> sparse.csr_matrix:
         tbl = X.read(coords=(ids, slice(None))).tables().concat()
     r = tbl.column("soma_dim_0").to_numpy()
     c = tbl.column("soma_dim_1").to_numpy()
-    v = tbl.column("soma_data").to_numpy().astype(np.float64)
+    v = tbl.column("soma_data").to_numpy()
     row_of = pd.Index(ids).get_indexer(r)
     col_of = pd.Index(src.var_joinids).get_indexer(c)
     keep = col_of >= 0
