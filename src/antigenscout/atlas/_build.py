@@ -70,8 +70,7 @@ class _Partial:
     detected: np.ndarray  # (t, g) cells with count > 0
     library: np.ndarray  # (t,) summed library sizes
     library2: np.ndarray  # (t,) summed squared library sizes
-    soup: np.ndarray  # (t, g) expected ambient reads, chunks whose contamination was estimated
-    soup_unscaled: np.ndarray  # (t, g) soup profile × library, chunks without an estimate
+    soup: np.ndarray  # (t, g) expected ambient reads (chunks whose contamination was estimated)
     contamination: np.ndarray  # (c,) each chunk's ambient contamination (NaN: not estimable)
     cells: int
     seconds: float
@@ -175,8 +174,8 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
     # the chunk (a cross-section of one donor) is one droplet sample: its soup is its pooled
     # expression, its contamination estimated from the labelled types (pp._ambient)
     with threadpool_limits(1):
-        # from the labelled types only: a chunk they cannot estimate takes the median of the
-        # chunks they can (build_atlas), instead of a PCA and k-means per chunk
+        # from the labelled types only (no PCA and k-means per chunk); a chunk they cannot
+        # estimate has nothing taken off
         amb, _ = estimate_ambient(
             X, np.zeros(rows.size, dtype=np.int64), types, library=cell_lib, clusters=False
         )
@@ -193,7 +192,6 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
         library=lib,
         library2=lib2,
         soup=rho * unscaled if known else np.zeros((t, g)),
-        soup_unscaled=np.zeros((t, g)) if known else unscaled,
         contamination=np.array([rho]),
         cells=int(rows.size),
         seconds=time.perf_counter() - t0,
@@ -201,7 +199,7 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
     )
 
 
-_SUMMED = ("x", "x2", "xl", "detected", "soup", "soup_unscaled")
+_SUMMED = ("x", "x2", "xl", "detected", "soup")
 
 
 def _merge(*parts: _Partial) -> _Partial:
@@ -363,12 +361,14 @@ def _sample_calls(
     prior_shape: float,
     batch_cells: int,
 ) -> tuple[np.ndarray, sparse.csr_matrix, list[float]]:
-    """The sampled cells' ``knn`` calls: neighbours within type and donor, each batch's
-    ambient RNA discounted. Batches hold whole cell types (at most ``batch_cells`` cells
-    where the types allow), so memory is one batch; ``names`` are the type and donor
-    names of the codes. The calls are :func:`antigenscout.pp.positivity`'s with
-    ``batch_key`` the donor and ``state_key`` the type, batch by batch. Returns the rows in
-    call order, the calls and each donor's contamination per batch."""
+    """The sampled cells' ``knn`` calls: neighbours within type and donor, each donor's
+    ambient RNA discounted where it was estimated (no median is lent to a donor without an
+    estimate). Batches hold whole cell types (at most ``batch_cells`` cells where the types
+    allow), so memory is one batch; ``names`` are the type and donor names of the codes.
+    Where every donor's soup was estimated, or none, the calls are
+    :func:`antigenscout.pp.positivity`'s with ``batch_key`` the donor and ``state_key`` the
+    type, batch by batch. Returns the rows in call order, the calls and each donor's
+    contamination per batch."""
     from anndata import AnnData
     from threadpoolctl import threadpool_limits
 
@@ -402,6 +402,10 @@ def _sample_calls(
                 nb = graph.indices[graph.indptr[i] : graph.indptr[i + 1]]
                 nbr[i, : nb.size] = nb
             amb, code = estimate_ambient(X, donor_name, type_name, library=lib)
+            # a donor whose contamination could not be estimated is not discounted (healthy
+            # risk errs high): the median another donor gave is not borrowed
+            lent = amb.table["source"].astype(str).str.startswith("borrowed").to_numpy()
+            amb.table.loc[lent, "contamination"] = np.nan
             ok = np.isfinite(amb.table["contamination"].to_numpy(dtype=float))
             rho.extend(amb.table["contamination"].to_numpy(dtype=float).tolist())
             soup = amb.soup(np.arange(X.shape[1]), code) if ok.any() else None
@@ -644,10 +648,8 @@ def build_atlas(
     n = np.maximum(total.n, 1)[:, None]
     lib = np.where(total.library > 0, total.library, 1)[:, None]
     s = total.library.astype(np.float64)[:, None] / 1e4
-    chunk_rho = total.contamination[np.isfinite(total.contamination)]
-    borrowed = float(np.median(chunk_rho)) if chunk_rho.size else 0.0  # chunks without one
     stats = {
-        "soup": total.soup + borrowed * total.soup_unscaled,
+        "soup": total.soup,
         "x": total.x.astype(np.float64),
         "x2": total.x2.astype(np.float64),
         "xs": total.xl.astype(np.float64) / 1e4,
@@ -703,13 +705,11 @@ def build_atlas(
             "ambient": (
                 "each chunk (a cross-section of one donor) one droplet sample: soup = its "
                 "pooled expression, contamination from its labelled types (pp._ambient); "
-                "chunks without an estimate take the median of the others; the expected "
-                "soup reads are taken off each type's mean rate, its variance kept"
+                "the expected soup reads are taken off each type's mean rate, its variance "
+                "kept; a chunk without an estimate has nothing taken off (healthy risk errs "
+                "high, not low)"
             ),
-            "ambient_contamination": {
-                **_contamination_summary(list(total.contamination)),
-                "borrowed_by_the_others": round(borrowed, 4),
-            },
+            "ambient_contamination": _contamination_summary(list(total.contamination)),
         },
         "sample_calls": {
             "method": "knn",
