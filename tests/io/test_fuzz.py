@@ -234,22 +234,31 @@ def test_fuzz_mtx(rss_bound: object, banner: str, size: str, ops: list[tuple]) -
         _check(lambda: read_10x_mtx(folder))
 
 
+def _fuzz_file(seed: bytes, ops: list[tuple], name: str, read: Callable[[Path], AnnData]) -> None:
+    """Write ``seed`` mutated by ``ops`` to a file named ``name`` and check what reads it."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / name
+        path.write_bytes(_apply(seed, ops))
+        _check(lambda: read(path))
+
+
 @HDF5
 @given(ops=_mutations(len(H5)))
 def test_fuzz_10x_h5(rss_bound: object, ops: list[tuple]) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.h5"
-        path.write_bytes(_apply(H5, ops))
-        _check(lambda: read_10x_h5(path))
+    _fuzz_file(H5, ops, "m.h5", read_10x_h5)
 
 
 @HDF5
 @given(ops=_mutations(len(H5AD)))
 def test_fuzz_h5ad(rss_bound: object, ops: list[tuple]) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "a.h5ad"
-        path.write_bytes(_apply(H5AD, ops))
-        _check(lambda: read_h5ad(path))
+    _fuzz_file(H5AD, ops, "a.h5ad", read_h5ad)
+
+
+def _read_backed(path: Path) -> AnnData:
+    out = read_h5ad(path, backed=True)
+    mem = out.to_memory()
+    out.file.close()
+    return mem
 
 
 @HDF5
@@ -257,26 +266,13 @@ def test_fuzz_h5ad(rss_bound: object, ops: list[tuple]) -> None:
 def test_fuzz_h5ad_backed(rss_bound: object, ops: list[tuple]) -> None:
     """Backed reading checks the on-disk matrix in chunks: a damaged file is refused there or
     reads to valid values (it used to crash on an index out of range)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "a.h5ad"
-        path.write_bytes(_apply(H5AD, ops))
-
-        def read() -> AnnData:
-            out = read_h5ad(path, backed=True)
-            mem = out.to_memory()
-            out.file.close()
-            return mem
-
-        _check(read)
+    _fuzz_file(H5AD, ops, "a.h5ad", _read_backed)
 
 
 @HDF5
 @given(ops=_mutations(len(LOOM)))
 def test_fuzz_loom(rss_bound: object, ops: list[tuple]) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.loom"
-        path.write_bytes(_apply(LOOM, ops))
-        _check(lambda: read_loom(path))
+    _fuzz_file(LOOM, ops, "m.loom", read_loom)
 
 
 _N_ROWS, _N_COLS = 5, 4
