@@ -1154,8 +1154,6 @@ def atlas_build(
     # finished chunks are kept beside --out until the atlas is written: a killed build,
     # started again with the same command, computes only the chunks it had not finished
     resume = out.parent / f".{out.name}.chunks"
-    if resume.is_dir() and any(resume.glob("chunk_*.npz")):
-        err_console().print(f"note: resuming from the finished chunks in {resume}", markup=False)
     t0 = time.perf_counter()
     with steps(err_console()) as progress:
         built = build_atlas(
@@ -1197,7 +1195,8 @@ def atlas_build(
     rate = meta["n_cells"] / max(b["wall_seconds"], 1e-9)
     err.print(
         f"{meta['n_cells']:,} cells, {len(built.cell_types)} cell types, {meta['n_genes']:,} "
-        f"genes; {b['chunks']} chunks ({b['chunks_resumed']} resumed) on {b['workers']} "
+        f"genes; {b['chunks']} chunks ({b['chunks_resumed']} resumed from {resume}) on "
+        f"{b['workers']} "
         f"worker(s) in {b['wall_seconds']:.1f} s ({rate:,.0f} cells/s)",
         soft_wrap=True,
         markup=False,

@@ -17,7 +17,6 @@ from scipy.special import gammaincc
 from antigenscout import datasets
 from antigenscout._errors import AntigenscoutWarning, InputError
 from antigenscout.atlas import Atlas, build_atlas, load_atlas, map_cell_types, plan_chunks
-from antigenscout.pp import positivity
 from antigenscout.reference import load_reference
 
 CL = {
@@ -154,29 +153,95 @@ def _rate_fraction_brute(x: np.ndarray, lib: np.ndarray, t: float) -> np.ndarray
     return out
 
 
-def test_tables_match_independent_computation(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
-    """Means, detection and counts by numpy; these Seq-Well types are all too shallow for the
-    rate model (under 10 expected reads at the threshold over each type), so each fraction is
-    the knn calls of its cells, recomputed by pp.positivity (neighbours within donor and
-    type, ambient discounted) on the batches of whole types the build reads."""
-    atlas = built["h5ad"]
+def _donor_soup(healthy: ad.AnnData, chunk_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each donor's contamination (the median of its chunks' estimates from their labelled
+    types) and its summed counts, recomputed chunk by chunk."""
+    from antigenscout.pp._ambient import estimate_ambient
+
+    donors = pd.Categorical(healthy.obs["donor_id"]).codes.astype(np.int64)
     types = healthy.obs["cell_type"].to_numpy()
     X = sparse.csr_matrix(healthy.X, dtype=np.float64)
+    n_d = donors.max() + 1
+    rho: list[list[float]] = [[] for _ in range(n_d)]
+    for rows in plan_chunks(donors, chunk_cells):
+        lib = np.asarray(X[rows].sum(axis=1)).ravel()
+        amb, _ = estimate_ambient(
+            X[rows], np.zeros(rows.size), types[rows], library=lib, clusters=False
+        )
+        rho[donors[rows[0]]].append(float(amb.table["contamination"].iloc[0]))
+    med = np.array([np.nanmedian(r) if np.isfinite(r).any() else np.nan for r in rho])
+    genes = np.vstack([np.asarray(X[donors == d].sum(axis=0)).ravel() for d in range(n_d)])
+    return med, genes
+
+
+def test_tables_match_independent_computation(healthy: ad.AnnData, built: dict[str, Atlas]) -> None:
+    """On 3,000 genes no chunk's soup can be estimated: nothing is taken off."""
+    rho, _ = _donor_soup(healthy, 400)
+    assert not np.isfinite(rho).any()
+    _check_tables(healthy, built["h5ad"], 400)
+
+
+def test_tables_match_independent_computation_with_soup() -> None:
+    """On every gene one donor's soup is estimated (9 % of a droplet's UMIs) and taken off
+    its sampled cells' calls; the other donors', not estimable, are not discounted."""
+    d = datasets.demo()
+    d = d[(d.obs["malignant"] == "normal").to_numpy()].copy()
+    a = ad.AnnData(
+        X=sparse.csr_matrix(d.X, dtype=np.float32),
+        obs=pd.DataFrame(
+            {"cell_type": d.obs["cell_type"].astype(str).to_numpy(), "donor_id": d.obs["patient"]},
+            index=d.obs_names.astype(str),
+        ),
+        var=pd.DataFrame(index=d.var_names.astype(str)),
+    )
+    a.obs["donor_id"] = a.obs["donor_id"].astype(str)
+    atlas = build_atlas(a, cell_type_key="cell_type", donor_key="donor_id")
+    rho, _ = _donor_soup(a, 10_000)
+    assert np.isfinite(rho).any()
+    assert not np.isfinite(rho).all()
+    _check_tables(a, atlas, 10_000)
+
+
+def _check_tables(healthy: ad.AnnData, atlas: Atlas, chunk_cells: int) -> None:
+    """Means, detection and counts by numpy; these Seq-Well types are all too shallow for the
+    rate model (under 10 expected reads at the threshold over each type), so each fraction is
+    the knn calls of its cells: recomputed with pp's positive_blocks (neighbours within
+    donor and type) and each donor's soup recomputed from its chunks."""
+    from antigenscout.pp._graph import neighbor_graph
+    from antigenscout.pp._positivity import Soup, positive_blocks
+
+    types = healthy.obs["cell_type"].to_numpy()
+    donor_names = healthy.obs["donor_id"].to_numpy()
+    donors = pd.Categorical(donor_names).codes
+    X = sparse.csr_matrix(healthy.X, dtype=np.float64)
     lib = np.asarray(X.sum(axis=1)).ravel()
+    rho, genes = _donor_soup(healthy, chunk_cells)
+    background = np.nan_to_num(rho)[:, None] * genes / genes.sum(1, keepdims=True)
     codes = pd.Categorical(types).codes
     order = np.argsort(codes, kind="stable")
     batches: list[np.ndarray] = []
     for g in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
-        if batches and batches[-1].size + g.size <= 400:
+        if batches and batches[-1].size + g.size <= chunk_cells:
             batches[-1] = np.concatenate([batches[-1], g])
         else:
             batches.append(g)
     pos = np.zeros(healthy.shape, dtype=bool)
     for b in batches:
         rows = np.sort(b)
-        sub = healthy[rows].copy()
-        positivity(sub, method="knn", batch_key="donor_id", state_key="cell_type")
-        pos[rows] = sub.layers["positive"].toarray()
+        sub = ad.AnnData(X=X[rows])
+        pool = zip(donor_names[rows], types[rows], strict=True)
+        sub.obs["pool"] = [f"{d}\t{t}" for d, t in pool]
+        graph = neighbor_graph(sub, n_neighbors=5, batch_key="pool", pca="per_batch")
+        code = np.where(np.isfinite(rho[donors[rows]]), donors[rows], -1)
+        soup = Soup(background, code.astype(np.int64), np.nan_to_num(rho))
+        blocks = positive_blocks(
+            X[rows],
+            lib[rows],
+            threshold=0.2,
+            graph=graph,
+            soup=soup if np.isfinite(rho).any() else None,
+        )
+        pos[rows] = sparse.vstack([blk for _, blk in blocks]).toarray()
     for t in atlas.cell_types.index:
         m = types == t
         assert 0.2 * lib[m].sum() / 1e4 < 10  # shallow
@@ -192,6 +257,17 @@ def test_tables_match_independent_computation(healthy: ad.AnnData, built: dict[s
     sampled = atlas.sample_positive(np.arange(healthy.n_vars))
     assert sampled.shape[0] == healthy.n_obs
     np.testing.assert_array_equal(sampled, pos)
+
+
+def test_sample_calls_do_not_depend_on_the_chunk_size(
+    files: dict[str, str], built: dict[str, Atlas]
+) -> None:
+    """--chunk-cells is a memory knob: the sampled cells' calls (and so the shallow types'
+    fractions) come out the same with chunks of another size (up to each donor's soup, the
+    median of its chunks' estimates, which chunks of another size estimate anew)."""
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id"}
+    other = build_atlas(files["h5ad"], chunk_cells=10_000, **kw)
+    _same(other, built["h5ad"])  # no soup estimable on these genes: identical
 
 
 def test_deep_types_take_the_rate_model() -> None:
@@ -405,11 +481,11 @@ def test_a_killed_build_resumes_to_identical_tables(
     real = _build._chunk_sums
     calls: list[int] = []
 
-    def dies_after_two(src, rows, types):
+    def dies_after_two(src, rows, types, donor):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the kill
         calls.append(rows.size)
-        return real(src, rows, types)
+        return real(src, rows, types, donor)
 
     resume = tmp_path / "chunks"
     monkeypatch.setattr(_build, "_chunk_sums", dies_after_two)
@@ -423,10 +499,51 @@ def test_a_killed_build_resumes_to_identical_tables(
     assert again.metadata["build"]["chunks_resumed"] == 2
     _same(again, built["h5ad"])
     assert not resume.exists()
-    # a folder left by a build of another input or plan is not used
-    (resume).mkdir()
+    # a folder left by a build of another input or plan is not used; a damaged chunk file
+    # is computed again; a folder holding anything else is refused, never emptied
+    resume.mkdir()
     (resume / "build.json").write_text('{"key": "other"}')
     np.savez(resume / "chunk_0.npz", codes=np.zeros(1))
     calls.clear()
     _same(build_atlas(files["h5ad"], resume=resume, **kw), built["h5ad"])
     assert len(calls) == n_chunks
+    monkeypatch.setattr(_build, "_chunk_sums", dies_after_two)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        build_atlas(files["h5ad"], resume=resume, **kw)
+    (resume / "chunk_1.npz").write_bytes(b"")  # cut short
+    monkeypatch.setattr(_build, "_chunk_sums", lambda *a: (calls.append(1), real(*a))[1])
+    calls.clear()
+    _same(build_atlas(files["h5ad"], resume=resume, **kw), built["h5ad"])
+    assert len(calls) == n_chunks - 1
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "precious.txt").write_text("keep")
+    with pytest.raises(InputError, match="holds other files"):
+        build_atlas(files["h5ad"], resume=mine, **kw)
+    assert (mine / "precious.txt").read_text() == "keep"
+
+
+def test_duplicates_no_sample_and_counts_too_large(healthy: ad.AnnData) -> None:
+    """Repeated (cell, gene) entries are added up first (the same tables as the canonical
+    matrix); --sample-cells 0 builds without sampled cells; counts past exact int64 sums are
+    refused in one line."""
+    kw = {"cell_type_key": "cell_type", "donor_key": "donor_id"}
+    X = sparse.csr_matrix(healthy.X)
+    half = np.floor(X.data / 2)  # each count split into two entries of the same cell and gene
+    data = np.column_stack([half, X.data - half]).ravel()
+    split = sparse.csr_matrix((data, np.repeat(X.indices, 2), X.indptr * 2), shape=X.shape)
+    split.has_canonical_format = False
+    assert split.nnz == 2 * X.nnz
+    twin = healthy.copy()
+    twin.X = split
+    _same(build_atlas(twin, **kw), build_atlas(healthy, **kw))
+    bare = build_atlas(healthy, sample_cells=0, **kw)
+    assert bare.sample_types.size == 0
+    assert set(bare.cell_types["fraction_from"]) == {"rate model (shallow; no sampled cells)"}
+    huge = healthy.copy()
+    big = sparse.csr_matrix(huge.X, dtype=np.float64)
+    big.data[:] = 4e9
+    huge.X = big
+    with pytest.raises(InputError, match="too large to sum exactly"):
+        build_atlas(huge, **kw)

@@ -117,3 +117,15 @@ def test_sweep_of_an_empty_chunk_on_a_fresh_thread() -> None:
         Y, sel = pool.submit(emb.transform_select, empty, np.ones(5), np.arange(3)).result()
     assert Y.shape == (5, 3)
     assert sel.nnz == 0
+
+
+@pytest.mark.parametrize("n", [2, 5, 6])
+def test_per_batch_graph_of_a_batch_no_larger_than_k(n: int) -> None:
+    """A batch of at most n_neighbors cells links each cell to every other (it used to fail
+    when the batch held exactly n_neighbors cells)."""
+    rng = np.random.default_rng(1)
+    a = ad.AnnData(sp.csr_matrix(rng.poisson(3.0, (n, 30)).astype(np.float32)))
+    g = neighbor_graph(a, n_neighbors=5, pca="per_batch")
+    k = min(5, n - 1)
+    assert (np.asarray(g.sum(axis=1)).ravel() == k).all()
+    assert g.diagonal().sum() == 0

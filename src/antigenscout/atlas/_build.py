@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -57,12 +57,18 @@ WORKER_HEAP = 256 << 20
 _MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 
+#: Soup reads are summed in fixed point, in units of 1 / SOUP_SCALE reads, so every sum is an
+#: integer and chunks may be added in any order to the same tables.
+SOUP_SCALE = 1_000_000
+#: Version of what a saved chunk holds; a resume folder of another version is not used.
+CHUNK_FORMAT = 3
+
+
 @dataclass
 class _Partial:
-    """Per-cell-type sums over some chunks (only the types present); the counts' sums are
-    integers, the soup's are folded in chunk order."""
+    """One chunk's sums (a chunk is one donor's): every sum an integer."""
 
-    codes: np.ndarray  # (t,) type codes, sorted
+    codes: np.ndarray  # (t,) type codes present, sorted
     n: np.ndarray  # (t,) cells
     x: np.ndarray  # (t, g) summed counts
     x2: np.ndarray  # (t, g) summed squared counts
@@ -70,8 +76,10 @@ class _Partial:
     detected: np.ndarray  # (t, g) cells with count > 0
     library: np.ndarray  # (t,) summed library sizes
     library2: np.ndarray  # (t,) summed squared library sizes
-    soup: np.ndarray  # (t, g) expected ambient reads (chunks whose contamination was estimated)
-    contamination: np.ndarray  # (c,) each chunk's ambient contamination (NaN: not estimable)
+    soup: np.ndarray  # (t, g) expected ambient reads × SOUP_SCALE (0 where ρ is not known)
+    genes_total: np.ndarray  # (g,) the chunk's summed counts (its soup profile)
+    donor: int
+    contamination: float  # the chunk's ambient contamination (NaN: not estimable)
     cells: int
     seconds: float
     cpu_seconds: float  # CPU time of the task's thread: below ``seconds`` when CPU-starved
@@ -116,11 +124,15 @@ def _sample_rows(types: np.ndarray, n_types: int, per_type: int, seed: int) -> n
     return mask
 
 
+#: Largest int64 a sum may reach before the next value is refused (exact sums, no wrap).
+_INT_CAP = np.iinfo(np.int64).max
+
+
 @njit(cache=True, nogil=True)
 def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_lib):
-    """Add one CSR chunk of counts to the per-type sums (row ``code[r]``); fill each cell's
-    library. Returns 1 for a value that is not a whole number, 2 for a negative one, else 0
-    (the sums are then meaningless and the caller refuses the input)."""
+    """Add one canonical CSR chunk of counts to the per-type sums (row ``code[r]``); fill
+    each cell's library. Returns 0, or 1 for a value that is not a whole number, 2 for a
+    negative one, 3 where a sum would pass the int64 range (the caller refuses the input)."""
     for r in range(indptr.size - 1):
         total = 0
         for j in range(indptr[r], indptr[r + 1]):
@@ -132,12 +144,16 @@ def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_l
             total += np.int64(v)
         cell_lib[r] = total
         k = code[r]
+        if total > 3_037_000_499 or lib2[k] > _INT_CAP - total * total:
+            return 3
         n[k] += 1
         lib[k] += total
         lib2[k] += total * total
         for j in range(indptr[r], indptr[r + 1]):
             v = np.int64(data[j])
             c = indices[j]
+            if xl[k, c] > _INT_CAP - v * total:  # v * total bounds v * v too
+                return 3
             x[k, c] += v
             x2[k, c] += v * v
             xl[k, c] += v * total
@@ -146,9 +162,16 @@ def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_l
     return 0
 
 
-def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Partial:
-    """The per-type sums of one chunk, and the ambient RNA its droplets carry (one task;
-    single-threaded, deterministic)."""
+_REFUSED = {
+    1: "the atlas counts hold non-integer values",
+    2: "the atlas counts hold negative values",
+    3: "the atlas counts are too large to sum exactly in 64 bits (UMI counts are expected)",
+}
+
+
+def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray, donor: int) -> _Partial:
+    """The per-type sums of one chunk of one donor, and the ambient RNA its droplets carry
+    (one task; single-threaded, deterministic)."""
     from threadpoolctl import threadpool_limits
 
     from ..pp._ambient import estimate_ambient
@@ -156,6 +179,8 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
     t0 = time.perf_counter()
     c0 = time.thread_time()
     X = source.read_rows(rows, stored=True)
+    if not X.has_canonical_format:  # repeated (row, column) entries are added up first
+        X.sum_duplicates()
     codes, inv = np.unique(types, return_inverse=True)
     t, g = codes.size, X.shape[1]
     x, x2, xl, det = (np.zeros((t, g), dtype=np.int64) for _ in range(4))
@@ -165,23 +190,21 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
         X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n, cell_lib
     )
     if bad:
-        msg = (
-            "the atlas counts hold negative values"
-            if bad == 2
-            else "the atlas counts hold non-integer values"
-        ) + "; give raw UMI counts (the counts layer, or .raw), not normalised data"
+        msg = f"{_REFUSED[bad]}; give raw UMI counts (the counts layer, or .raw)"
         raise InputError(msg)
     # the chunk (a cross-section of one donor) is one droplet sample: its soup is its pooled
-    # expression, its contamination estimated from the labelled types (pp._ambient)
+    # expression, its contamination estimated from the labelled types only (no PCA and
+    # k-means per chunk); a chunk they cannot estimate has nothing taken off
     with threadpool_limits(1):
-        # from the labelled types only (no PCA and k-means per chunk); a chunk they cannot
-        # estimate has nothing taken off
         amb, _ = estimate_ambient(
             X, np.zeros(rows.size, dtype=np.int64), types, library=cell_lib, clusters=False
         )
     rho = float(amb.table["contamination"].iloc[0])
-    unscaled = amb.profile[0].astype(np.float64)[None, :] * lib.astype(np.float64)[:, None]
-    known = np.isfinite(rho)
+    genes_total = x.sum(axis=0)
+    soup = np.zeros((t, g), dtype=np.int64)
+    if np.isfinite(rho) and lib.sum() > 0:
+        profile = genes_total / lib.sum()
+        soup = np.rint(rho * profile[None, :] * lib[:, None] * SOUP_SCALE).astype(np.int64)
     return _Partial(
         codes=codes.astype(np.int64),
         n=n,
@@ -191,82 +214,117 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray) -> _Par
         detected=det,
         library=lib,
         library2=lib2,
-        soup=rho * unscaled if known else np.zeros((t, g)),
-        contamination=np.array([rho]),
+        soup=soup,
+        genes_total=genes_total,
+        donor=int(donor),
+        contamination=rho,
         cells=int(rows.size),
         seconds=time.perf_counter() - t0,
         cpu_seconds=time.thread_time() - c0,
     )
 
 
-_SUMMED = ("x", "x2", "xl", "detected", "soup")
+_PER_TYPE_GENE = ("x", "x2", "xl", "detected", "soup")
+_PER_TYPE = ("n", "library", "library2")
 
 
-def _merge(*parts: _Partial) -> _Partial:
-    """Add partial results (aligned by type code) in the order given."""
-    codes = np.unique(np.concatenate([p.codes for p in parts]))
-    g = parts[0].x.shape[1]
-    out = {k: np.zeros((codes.size, g), dtype=getattr(parts[0], k).dtype) for k in _SUMMED}
-    per_type = {k: np.zeros(codes.size, dtype=np.int64) for k in ("n", "library", "library2")}
-    for p in parts:
-        at = np.searchsorted(codes, p.codes)
-        for k in _SUMMED:
-            out[k][at] += getattr(p, k)
-        for k in per_type:
-            per_type[k][at] += getattr(p, k)
-    return _Partial(
-        codes=codes,
-        **out,
-        **per_type,
-        contamination=np.concatenate([p.contamination for p in parts]),
-        cells=sum(p.cells for p in parts),
-        seconds=sum(p.seconds for p in parts),
-        cpu_seconds=sum(p.cpu_seconds for p in parts),
-    )
+class _Totals:
+    """The whole atlas's sums, added in place as chunks arrive (integers: any order), with
+    each donor's summed counts (its soup profile) and its chunks' contamination."""
+
+    def __init__(self, n_types: int, n_genes: int, n_donors: int) -> None:
+        self.by_type_gene = {k: np.zeros((n_types, n_genes), np.int64) for k in _PER_TYPE_GENE}
+        self.by_type = {k: np.zeros(n_types, np.int64) for k in _PER_TYPE}
+        self.donor_genes = np.zeros((n_donors, n_genes), np.int64)
+        self.rho: list[list[float]] = [[] for _ in range(n_donors)]
+        self.cells = 0
+        self.seconds = 0.0
+        self.cpu_seconds = 0.0
+
+    def add(self, p: _Partial) -> None:
+        for k in _PER_TYPE_GENE:
+            self.by_type_gene[k][p.codes] += getattr(p, k)
+        for k in _PER_TYPE:
+            self.by_type[k][p.codes] += getattr(p, k)
+        self.donor_genes[p.donor] += p.genes_total
+        self.rho[p.donor].append(p.contamination)
+        self.cells += p.cells
+        self.seconds += p.seconds
+        self.cpu_seconds += p.cpu_seconds
+
+    def donor_contamination(self) -> np.ndarray:
+        """Each donor's contamination: the median of its chunks' estimates (NaN: none)."""
+        out = np.full(len(self.rho), np.nan)
+        for d, values in enumerate(self.rho):
+            v = np.asarray(values, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size:
+                out[d] = float(np.median(v))
+        return out
 
 
 class _ChunkStore:
     """The finished chunks of one build, saved as they end, so that a killed build resumes.
 
-    ``folder`` holds ``build.json`` (what the chunks were planned from) and one
+    ``folder`` holds ``build.json`` (what the chunks were planned from) and one compressed
     ``chunk_<i>.npz`` per finished chunk, each written to a temporary name and renamed. A
-    folder planned from another input or plan is emptied first.
+    folder planned from another input or plan has its chunk files removed first; a folder
+    holding anything else is refused, and nothing but these files is ever deleted.
     """
+
+    _OURS = ("build.json", "chunk_*.npz", ".chunk_*.tmp.npz")
 
     def __init__(self, folder: str | os.PathLike[str] | None, plan: dict[str, Any]) -> None:
         self.folder = None if folder is None else Path(folder)
         self.resumed: dict[int, _Partial] = {}
         if self.folder is None:
             return
+        ours = self._files()
+        if self.folder.is_dir():
+            foreign = sorted(f.name for f in self.folder.iterdir() if f not in ours)
+            if foreign:
+                msg = (
+                    f"the resume folder {str(self.folder)!r} holds other files "
+                    f"({', '.join(foreign[:3])}); give an empty or new folder"
+                )
+                raise InputError(msg)
         key = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
         meta = self.folder / "build.json"
-        if self.folder.is_dir():
-            try:
-                same = json.loads(meta.read_text())["key"] == key
-            except (OSError, ValueError, KeyError):
-                same = False
-            if not same:
-                shutil.rmtree(self.folder)
+        try:
+            same = json.loads(meta.read_text())["key"] == key
+        except (OSError, ValueError, KeyError, TypeError):
+            same = False
+        if not same:
+            for f in ours:
+                f.unlink()
         self.folder.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps({"key": key, "plan": plan}, indent=1))
         for f in sorted(self.folder.glob("chunk_*.npz")):
             try:
                 with np.load(f) as z:
                     part = _Partial(**{k.name: _scalar(z[k.name]) for k in fields(_Partial)})
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a chunk cut short by the kill: computed again
-            self.resumed[int(f.stem.split("_")[1])] = part
+                self.resumed[int(f.stem.split("_")[1])] = part
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+                f.unlink()  # a chunk cut short by the kill: computed again
+
+    def _files(self) -> list[Path]:
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        return [f for pattern in self._OURS for f in self.folder.glob(pattern)]
 
     def save(self, index: int, part: _Partial) -> None:
         if self.folder is None:
             return
         tmp = self.folder / f".chunk_{index}.tmp.npz"
-        np.savez(tmp, **{k: np.asarray(v) for k, v in asdict(part).items()})
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(part).items()})
         os.replace(tmp, self.folder / f"chunk_{index}.npz")
 
     def remove(self) -> None:
-        if self.folder is not None and self.folder.is_dir():
-            shutil.rmtree(self.folder)
+        """Delete the chunk files and ``build.json``, then the folder if it is empty."""
+        for f in self._files():
+            f.unlink()
+        if self.folder is not None and self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
 
 
 def _scalar(a: np.ndarray) -> Any:
@@ -277,76 +335,61 @@ def _run_chunks(
     src: CellSource,
     chunks: list[np.ndarray],
     types: np.ndarray,
+    donors: np.ndarray,
+    totals: _Totals,
     store: _ChunkStore,
     dask: Any,
     progress: Callable[[int, int], None] | None,
-) -> tuple[_Partial, int, float]:
-    """Every chunk's sums (the stored ones loaded, the others computed in this process or as
-    one Dask task each, saved as each ends), folded in chunk order (so the soup's float sums
-    do not depend on which task ended first); the number of workers; the seconds the workers
-    took to start up (import and compile, before any task)."""
+) -> tuple[int, float]:
+    """Add every chunk's sums to ``totals`` (the stored ones loaded, the others computed in
+    this process or as one Dask task each, saved as each ends); return the number of workers
+    and the seconds the workers took to start up (import and compile, before any task)."""
     total_cells = int(sum(r.size for r in chunks))
-    pending = {i: p for i, p in store.resumed.items() if i < len(chunks)}
-    todo = [i for i in range(len(chunks)) if i not in pending]
-    n_done = sum(chunks[i].size for i in pending)
-    merged: _Partial | None = None
-    next_i = 0
+    todo = [i for i in range(len(chunks)) if i not in store.resumed]
+    n_done = 0
 
-    def fold() -> None:
-        nonlocal merged, next_i
-        while next_i in pending:
-            part = pending.pop(next_i)
-            merged = part if merged is None else _merge(merged, part)
-            next_i += 1
-
-    def finish(i: int, part: _Partial) -> None:
+    def finish(i: int, part: _Partial, *, save: bool = True) -> None:
         nonlocal n_done
-        store.save(i, part)
-        pending[i] = part
-        fold()
+        if save:
+            store.save(i, part)
+        totals.add(part)
         n_done += chunks[i].size
         if progress is not None:
             progress(n_done, total_cells)
 
-    fold()
-    workers = 1
-    warm_seconds = 0.0
+    for i, part in sorted(store.resumed.items()):
+        if i < len(chunks):
+            finish(i, part, save=False)
+
+    def args(i: int) -> tuple:
+        rows = chunks[i]
+        return rows, types[rows], int(donors[rows[0]])
+
+    workers, warm_seconds = 1, 0.0
     if dask is None or not todo:
         for i in todo:
-            finish(i, _chunk_sums(src, chunks[i], types[chunks[i]]))
-    else:
-        client, cluster = _client(dask)
-        try:
-            from dask.distributed import as_completed
+            finish(i, _chunk_sums(src, *args(i)))
+        return workers, warm_seconds
+    client, owned = _client(dask)
+    try:
+        from dask.distributed import as_completed
 
-            # each worker imports the modules and loads the compiled kernels once, before any
-            # task, so the tasks' CPU time is the chunks' own (the start-up is reported apart)
-            w0 = time.perf_counter()
-            client.run(_warm_up, src, chunks[todo[0]][:50], types[chunks[todo[0]][:50]])
-            warm_seconds = time.perf_counter() - w0
-            src_f = client.scatter(src, broadcast=True)
-            futures = {
-                client.submit(_chunk_sums, src_f, chunks[i], types[chunks[i]], pure=False): i
-                for i in todo
-            }
-            for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
-                fut.release()
-            workers = len(client.scheduler_info().get("workers", {})) or 1
-        finally:
-            if cluster is not None:
-                client.close()
-                cluster.close()
-    fold()
-    assert merged is not None
-    assert not pending
-    return merged, workers, warm_seconds
-
-
-def _warm_up(src: CellSource, rows: np.ndarray, types: np.ndarray) -> None:
-    """Sum a few cells of the source, so that this process has imported, opened and compiled
-    what a chunk needs (a Dask worker, before its first task)."""
-    _chunk_sums(src, rows, types)
+        # each worker imports, opens and compiles once, before any task, so the tasks' CPU
+        # time is the chunks' own (the start-up is reported apart)
+        w0 = time.perf_counter()
+        rows, t, d = args(todo[0])
+        client.run(_chunk_sums, src, rows[:50], t[:50], d)
+        warm_seconds = time.perf_counter() - w0
+        src_f = client.scatter(src, broadcast=True)
+        futures = {client.submit(_chunk_sums, src_f, *args(i), pure=False): i for i in todo}
+        for fut in as_completed(futures):
+            finish(futures[fut], fut.result())
+            fut.release()
+        workers = len(client.scheduler_info().get("workers", {})) or 1
+    finally:
+        if owned is not None:
+            owned()
+    return workers, warm_seconds
 
 
 def _sample_calls(
@@ -355,38 +398,40 @@ def _sample_calls(
     types: np.ndarray,
     donors: np.ndarray,
     names: tuple[np.ndarray, np.ndarray],
+    soup: tuple[np.ndarray, np.ndarray],
     *,
     threshold: float,
     n_neighbors: int,
     prior_shape: float,
     batch_cells: int,
-) -> tuple[np.ndarray, sparse.csr_matrix, list[float]]:
-    """The sampled cells' ``knn`` calls: neighbours within type and donor, each donor's
-    ambient RNA discounted where it was estimated (no median is lent to a donor without an
-    estimate). Batches hold whole cell types (at most ``batch_cells`` cells where the types
-    allow), so memory is one batch; ``names`` are the type and donor names of the codes.
-    Where every donor's soup was estimated, or none, the calls are
-    :func:`antigenscout.pp.positivity`'s with ``batch_key`` the donor and ``state_key`` the
-    type, batch by batch. Returns the rows in call order, the calls and each donor's
-    contamination per batch."""
+) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The sampled cells' ``knn`` calls: neighbours within type and donor (one PCA per
+    donor × type), each donor's soup (``soup``: per donor, its contamination and its summed
+    counts, from the chunks) discounted where its contamination was estimated; ``names``
+    are the type and donor names of the codes. Batches hold whole cell types (at most
+    ``batch_cells`` cells where the types allow), so memory is one batch, and the calls do
+    not depend on how the cells are batched. Returns the rows in call order and the calls."""
     from anndata import AnnData
     from threadpoolctl import threadpool_limits
 
-    from ..pp._ambient import estimate_ambient
     from ..pp._graph import neighbor_graph
-    from ..pp._positivity import knn_blocks_from_neighbours
+    from ..pp._positivity import Soup, knn_blocks_from_neighbours
 
+    rho, donor_genes = soup
+    with np.errstate(divide="ignore", invalid="ignore"):
+        profile = donor_genes / np.maximum(donor_genes.sum(axis=1, keepdims=True), 1)
+    known = np.isfinite(rho)
+    background = np.where(known[:, None], np.nan_to_num(rho)[:, None] * profile, 0.0)
     order = np.argsort(types[rows], kind="stable")
     rows = rows[order]
     cut = np.flatnonzero(np.diff(types[rows])) + 1
-    groups = np.split(np.arange(rows.size), cut)
     batches: list[np.ndarray] = []
-    for g in groups:
-        if batches and batches[-1].size + g.size <= batch_cells:
+    for g in np.split(np.arange(rows.size), cut):
+        if g.size and batches and batches[-1].size + g.size <= batch_cells:
             batches[-1] = np.concatenate([batches[-1], g])
-        else:
+        elif g.size:
             batches.append(g)
-    out_rows, calls, rho = [], [], []
+    out_rows, calls = [], []
     with threadpool_limits(1):
         for b in batches:
             r = np.sort(rows[b])
@@ -394,21 +439,16 @@ def _sample_calls(
             lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
             sub = AnnData(X=X)
             sub.obs["total_counts"] = lib
-            type_name, donor_name = names[0][types[r]], names[1][donors[r]]
-            sub.obs["pool"] = [f"{d}\t{t}" for d, t in zip(donor_name, type_name, strict=True)]
-            graph = neighbor_graph(sub, n_neighbors=n_neighbors, batch_key="pool")
+            pool = zip(names[1][donors[r]], names[0][types[r]], strict=True)
+            sub.obs["pool"] = [f"{d}\t{t}" for d, t in pool]  # as pp.positivity pools
+            # one PCA per pool, so a cell's neighbours do not depend on its batch
+            graph = neighbor_graph(sub, n_neighbors=n_neighbors, batch_key="pool", pca="per_batch")
             nbr = np.full((r.size, n_neighbors), -1, dtype=np.int64)
             for i in range(r.size):  # binary kNN graph: at most n_neighbors per row
                 nb = graph.indices[graph.indptr[i] : graph.indptr[i + 1]]
                 nbr[i, : nb.size] = nb
-            amb, code = estimate_ambient(X, donor_name, type_name, library=lib)
-            # a donor whose contamination could not be estimated is not discounted (healthy
-            # risk errs high): the median another donor gave is not borrowed
-            lent = amb.table["source"].astype(str).str.startswith("borrowed").to_numpy()
-            amb.table.loc[lent, "contamination"] = np.nan
-            ok = np.isfinite(amb.table["contamination"].to_numpy(dtype=float))
-            rho.extend(amb.table["contamination"].to_numpy(dtype=float).tolist())
-            soup = amb.soup(np.arange(X.shape[1]), code) if ok.any() else None
+            code = np.where(known[donors[r]], donors[r], -1).astype(np.int64)
+            cell_soup = Soup(background, code, np.nan_to_num(rho))
             blocks = knn_blocks_from_neighbours(
                 X,
                 lib,
@@ -417,16 +457,18 @@ def _sample_calls(
                 prior_shape=prior_shape,
                 block_size=8192,
                 threads=1,
-                soup=soup,
+                soup=cell_soup if known.any() else None,
             )
             calls.append(sparse.vstack([blk for _, blk in blocks], format="csr"))
             out_rows.append(r)
+    if not calls:
+        return np.zeros(0, dtype=np.int64), sparse.csr_matrix((0, donor_genes.shape[1]), dtype=bool)
     pos = sparse.csr_matrix(sparse.vstack(calls, format="csr"), dtype=bool)
-    return np.concatenate(out_rows), pos, rho
+    return np.concatenate(out_rows), pos
 
 
-def _contamination_summary(rho: list[float]) -> dict[str, Any]:
-    """Samples (chunks, or donors of a sample batch) whose soup was estimated, and its range."""
+def _contamination_summary(rho: np.ndarray) -> dict[str, Any]:
+    """Donors (or chunks) whose soup was estimated, and its range."""
     v = np.asarray(rho, dtype=np.float64)
     ok = v[np.isfinite(v)]
     return {
@@ -438,8 +480,9 @@ def _contamination_summary(rho: list[float]) -> dict[str, Any]:
     }
 
 
-def _client(dask: Any) -> tuple[Any, Any]:
-    """A ``dask.distributed`` client for ``'local:N'``, ``'tcp://HOST:PORT'`` or a Client."""
+def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
+    """A ``dask.distributed`` client for ``'local:N'``, ``'tcp://HOST:PORT'`` or a Client,
+    and what closes what was opened here (``None`` for a Client the caller owns)."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -467,15 +510,22 @@ def _client(dask: Any) -> tuple[Any, Any]:
             cluster = LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
             )
-        return Client(cluster), cluster
+        client = Client(cluster)
+
+        def close() -> None:
+            client.close()
+            cluster.close()
+
+        return client, close
     if "://" not in text:
         msg = f"--dask {text!r}: give local:N or a scheduler address such as tcp://host:8786"
         raise InputError(msg)
     try:
-        return Client(text, timeout=30), None
+        client = Client(text, timeout=30)
     except OSError as e:
         msg = f"--dask {text!r}: cannot reach the scheduler ({e})"
         raise InputError(msg) from e
+    return client, client.close
 
 
 def build_atlas(
@@ -596,8 +646,10 @@ def build_atlas(
     sampled = _sample_rows(types, n_types, int(sample_cells), seed)
 
     plan = {
+        "format": CHUNK_FORMAT,
         "source": str(source) if not hasattr(source, "obs") else "AnnData",
         "stat": _stat(source),
+        "data": _memory_digest(src),
         "cells": len(obs),
         "genes": len(var),
         "cell_type_key": cell_type_key,
@@ -611,16 +663,19 @@ def build_atlas(
     }
     store = _ChunkStore(resume, plan)
     n_resumed = sum(1 for i in store.resumed if i < len(chunks))
-    total, workers, warm_seconds = _run_chunks(
-        src, chunks, types, store, dask, counted(progress, "cell types")
+    totals = _Totals(n_types, len(var), len(dcat.categories))
+    workers, warm_seconds = _run_chunks(
+        src, chunks, types, donors, totals, store, dask, counted(progress, "cell types")
     )
+    donor_rho = totals.donor_contamination()
     say("sampled cells", 0, None)
-    sample_rows, sample_pos, rho = _sample_calls(
+    sample_rows, sample_pos = _sample_calls(
         src,
         np.flatnonzero(sampled),
         types,
         donors,
         (np.asarray(cat.categories).astype(str), np.asarray(dcat.categories).astype(str)),
+        (donor_rho, totals.donor_genes),
         threshold=float(threshold),
         n_neighbors=int(n_neighbors),
         prior_shape=float(prior_shape),
@@ -628,15 +683,17 @@ def build_atlas(
     )
     wall = time.perf_counter() - t_start
 
+    tg, tt = totals.by_type_gene, totals.by_type
+    present = np.flatnonzero(tt["n"] > 0)
     order = np.argsort(sample_rows, kind="stable")
     n_donors = pd.crosstab(types, donors).gt(0).sum(axis=1).reindex(range(n_types), fill_value=0)
     cell_types = pd.DataFrame(
         {
-            "n_cells": total.n,
-            "n_donors": n_donors.to_numpy(np.int64)[total.codes],
-            "mean_library": total.library / np.maximum(total.n, 1),
+            "n_cells": tt["n"][present],
+            "n_donors": n_donors.to_numpy(np.int64)[present],
+            "mean_library": tt["library"][present] / np.maximum(tt["n"][present], 1),
         },
-        index=pd.Index(np.asarray(cat.categories)[total.codes], name="cell_type"),
+        index=pd.Index(np.asarray(cat.categories)[present], name="cell_type"),
     )
     cell_types, unmapped = map_cell_types(cell_types, mapping)
     genes = pd.Index(var.index.astype(str), name="gene")
@@ -645,38 +702,37 @@ def build_atlas(
     def frame(a: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(a.T.astype(np.float32), index=genes, columns=names)
 
-    n = np.maximum(total.n, 1)[:, None]
-    lib = np.where(total.library > 0, total.library, 1)[:, None]
-    s = total.library.astype(np.float64)[:, None] / 1e4
+    n = np.maximum(tt["n"][present], 1)[:, None]
+    lib = np.where(tt["library"][present] > 0, tt["library"][present], 1)[:, None]
+    s = tt["library"][present].astype(np.float64)[:, None] / 1e4
     stats = {
-        "soup": total.soup,
-        "x": total.x.astype(np.float64),
-        "x2": total.x2.astype(np.float64),
-        "xs": total.xl.astype(np.float64) / 1e4,
+        "soup": tg["soup"][present] / SOUP_SCALE,
+        "x": tg["x"][present].astype(np.float64),
+        "x2": tg["x2"][present].astype(np.float64),
+        "xs": tg["xl"][present].astype(np.float64) / 1e4,
         "s": s,
-        "s2": total.library2.astype(np.float64)[:, None] / 1e8,
+        "s2": tt["library2"][present].astype(np.float64)[:, None] / 1e8,
     }
-    fraction, shape = rate_fraction(stats, float(threshold))
+    fraction, fitted = rate_fraction(stats, float(threshold))
     # a type too shallow for the rate model (fewer than MIN_READS_AT_THRESHOLD expected reads
     # at the threshold over all its cells: the reads cannot tell a few bright cells from many
     # dim ones) takes the knn-called fraction of its sampled cells, which hold all its cells
     # unless --sample-cells is set below them
     deep = float(threshold) * s[:, 0] >= MIN_READS_AT_THRESHOLD
     sample_types = types[sample_rows]
-    called = np.zeros(total.codes.size, dtype=np.int64)
-    for i, code in enumerate(total.codes):
-        if deep[i]:
-            continue
+    source_of = []
+    for i, code in enumerate(present):
         m = sample_types == code
-        called[i] = int(m.sum())
-        if called[i]:
+        if deep[i]:
+            source_of.append("rate model")
+        elif m.any():
             fraction[i] = np.asarray(sample_pos[m].mean(axis=0)).ravel()
+            source_of.append(f"knn calls of {int(m.sum()):,} cells")
+        else:  # no sampled cells (--sample-cells 0): the rate model, though shallow
+            deep[i] = True
+            source_of.append("rate model (shallow; no sampled cells)")
     cell_types["fraction_from"] = pd.Series(
-        [
-            "rate model" if deep[i] else f"knn calls of {called[i]:,} cells"
-            for i in range(total.codes.size)
-        ],
-        index=pd.Index(np.asarray(cat.categories)[total.codes]),
+        source_of, index=pd.Index(np.asarray(cat.categories)[present])
     ).reindex(cell_types.index)
     rows_sorted = sample_rows[order]
     metadata = {
@@ -686,7 +742,7 @@ def build_atlas(
         "cell_type_key": cell_type_key,
         "donor_key": donor_key,
         "obs_filter": obs_filter,
-        "n_cells": int(total.cells),
+        "n_cells": int(totals.cells),
         "n_genes": len(genes),
         "n_donors": len(dcat.categories),
         "measured_fraction": {
@@ -701,7 +757,7 @@ def build_atlas(
             "types_by_rate_model": int(deep.sum()),
             "types_by_knn_calls": int((~deep).sum()),
             "threshold_cp10k": float(threshold),
-            "fallback_shape_share": round(float((shape == FALLBACK_SHAPE).mean()), 4),
+            "fitted_shape_share": (round(float(fitted[deep].mean()), 4) if deep.any() else None),
             "ambient": (
                 "each chunk (a cross-section of one donor) one droplet sample: soup = its "
                 "pooled expression, contamination from its labelled types (pp._ambient); "
@@ -709,14 +765,20 @@ def build_atlas(
                 "kept; a chunk without an estimate has nothing taken off (healthy risk errs "
                 "high, not low)"
             ),
-            "ambient_contamination": _contamination_summary(list(total.contamination)),
+            "ambient_contamination": _contamination_summary(
+                np.array([r for rs in totals.rho for r in rs])
+            ),
         },
         "sample_calls": {
             "method": "knn",
             "n_neighbors": int(n_neighbors),
             "prior_shape": float(prior_shape),
-            "graph": "within each cell type and donor of the sampled cells",
-            "ambient_contamination": _contamination_summary(rho),
+            "graph": "within each cell type and donor of the sampled cells (a PCA each)",
+            "ambient": (
+                "each donor's soup: its summed counts, times the median contamination of its "
+                "chunks; a donor without an estimate has nothing taken off"
+            ),
+            "ambient_contamination": _contamination_summary(donor_rho),
         },
         "mean_unit": "CPM (pseudobulk: summed counts / summed library x 1e6)",
         "unmapped_cell_types": unmapped,
@@ -729,8 +791,8 @@ def build_atlas(
             "workers": int(workers),
             "dask": None if dask is None else str(dask),
             "wall_seconds": round(wall, 3),
-            "task_seconds": round(total.seconds, 3),
-            "task_cpu_seconds": round(total.cpu_seconds, 3),
+            "task_seconds": round(totals.seconds, 3),
+            "task_cpu_seconds": round(totals.cpu_seconds, 3),
             "worker_start_seconds": round(warm_seconds, 3),
         },
     }
@@ -738,8 +800,8 @@ def build_atlas(
         cell_types=cell_types,
         genes=var.rename_axis("gene"),
         fraction=frame(fraction),
-        mean=frame(total.x / lib * 1e6),
-        detected=frame(total.detected / n),
+        mean=frame(tg["x"][present] / lib * 1e6),
+        detected=frame(tg["detected"][present] / n),
         sample_types=types[rows_sorted],
         sample_positive=sample_pos[order],
         type_names=np.asarray(cat.categories),
@@ -750,12 +812,32 @@ def build_atlas(
 
 
 def _stat(source: Any) -> list[float] | None:
-    """Size and modification time of a file or folder source (``None``: not a path)."""
+    """Size and modification time of a file source, or for a folder (a TileDB-SOMA
+    experiment) the total size and newest modification time of its files (``None``: not a
+    path)."""
     try:
-        st = os.stat(os.fspath(source))
-    except (TypeError, OSError):
+        p = Path(os.fspath(source))
+    except TypeError:
         return None
-    return [float(st.st_size), float(st.st_mtime)]
+    if p.is_file():
+        st = p.stat()
+        return [float(st.st_size), float(st.st_mtime)]
+    if p.is_dir():
+        stats = [f.stat() for f in p.rglob("*") if f.is_file()]
+        return [float(sum(x.st_size for x in stats)), max((x.st_mtime for x in stats), default=0)]
+    return None
+
+
+def _memory_digest(src: CellSource) -> str | None:
+    """SHA-256 of an in-memory source's counts (what a resume must match); ``None`` for a
+    file or URI source, identified by its path and ``_stat``."""
+    if src.kind != "memory":
+        return None
+    X = sparse.csr_matrix(src.matrix)
+    h = hashlib.sha256()
+    for a in (X.indptr, X.indices, X.data):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def _default_name(source: Any) -> str:

@@ -161,6 +161,10 @@ def slab_plan(
     if chunk_cells <= per_cells:
         return 1, max(chunk_cells, per_cells // chunk_cells * chunk_cells)
     per_genes = max(1, SLAB_BYTES // max(1, n_cells * itemsize))
+    # a chunk wider than a slab of cells: one chunk's width of cells, or whole chunks of
+    # genes, whichever holds fewer bytes at once
+    if chunk_genes * n_cells > n_genes * chunk_cells:
+        return 1, chunk_cells
     return 0, max(chunk_genes, per_genes // chunk_genes * chunk_genes)
 
 

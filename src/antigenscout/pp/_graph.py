@@ -465,8 +465,8 @@ def _knn_one_batch(
     if n <= _EXACT_MAX_CELLS:
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=k + 1).fit(tmp.obsm["X_pca"])
-        idx = nn.kneighbors(return_distance=False)[:, :k]  # excludes each query point itself
+        nn = NearestNeighbors(n_neighbors=k).fit(tmp.obsm["X_pca"])
+        idx = nn.kneighbors(return_distance=False)  # without X: each point's k others
         adj = sp.csr_matrix(
             (np.ones(n * k, dtype=np.float32), idx.ravel(), np.arange(0, n * k + 1, k)),
             shape=(n, n),

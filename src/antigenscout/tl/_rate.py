@@ -328,7 +328,8 @@ FALLBACK_SHAPE = 1.0
 
 
 def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """A population's positive fraction ``P(λ ≥ thr)`` per (group, gene), and the shape used.
+    """A population's positive fraction ``P(λ ≥ thr)`` per (group, gene), and where the
+    fitted shape was used (``False``: :data:`FALLBACK_SHAPE`).
 
     The method-of-moments shape ``k̂`` (:func:`fit_rates`) where the group is callable (at
     least :data:`MIN_READS_AT_THRESHOLD` expected reads at ``thr`` over its cells) and ``k̂``
@@ -343,17 +344,18 @@ def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray,
 
     >>> s = {"x": np.array([[2.0]]), "x2": np.array([[2.0]]), "xs": np.array([[0.4]]),
     ...      "s": np.array([[4.0]]), "s2": np.array([[0.8]])}  # 2 reads: not callable
-    >>> frac, k = rate_fraction(s, 0.2)
-    >>> float(k[0, 0]), round(float(frac[0, 0]), 3)  # exp(-0.2 / 0.5)
-    (1.0, 0.67)
-    >>> frac, k = rate_fraction({**s, "soup": np.array([[1.6]])}, 0.2)  # 80 % of reads soup
-    >>> round(float(k[0, 0]), 6), round(float(frac[0, 0]), 3)  # mean 0.1, shape (0.1/0.5)**2
-    (0.04, 0.079)
+    >>> frac, fitted = rate_fraction(s, 0.2)
+    >>> bool(fitted[0, 0]), round(float(frac[0, 0]), 3)  # shape 1: exp(-0.2 / 0.5)
+    (False, 0.67)
+    >>> frac, _ = rate_fraction({**s, "soup": np.array([[1.6]])}, 0.2)  # 80 % of reads soup
+    >>> round(float(frac[0, 0]), 3)  # mean 0.1, shape 1 x (0.1 / 0.5)**2 = 0.04
+    0.079
     """
     mu, k, _ = fit_rates(stats, thr)
     callable_ = (thr * np.asarray(stats["s"], dtype=np.float64)) >= MIN_READS_AT_THRESHOLD
     inside = (k > K_MIN * (1 + 1e-9)) & (k < K_MAX * (1 - 1e-9))
-    shape = np.where(callable_ & inside, k, FALLBACK_SHAPE)
+    fitted = callable_ & inside
+    shape = np.where(fitted, k, FALLBACK_SHAPE)
     soup = stats.get("soup")
     if soup is not None:
         S = np.asarray(stats["s"], dtype=np.float64)
@@ -361,7 +363,7 @@ def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray,
             own = np.where(S > 0, np.clip(stats["x"] - soup, 0.0, None) / S, 0.0)
             ratio = np.where(mu > 0, own / mu, 0.0)
         mu, shape = own, shape * ratio**2
-    return _cover(mu, np.where(shape > 0, shape, FALLBACK_SHAPE), thr), shape
+    return _cover(mu, np.where(shape > 0, shape, FALLBACK_SHAPE), thr), fitted
 
 
 def _cover(m: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
