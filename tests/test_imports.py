@@ -94,6 +94,7 @@ def test_cycle_finder_on_a_hand_made_graph() -> None:
     assert cycles(graph) == [["a", "b", "c"]]
 
 
-def test_io_imports_point_one_way() -> None:
-    found = [c for c in cycles(import_graph()) if any(m.startswith("antigenscout.io") for m in c)]
-    assert found == []
+def test_imports_point_one_way() -> None:
+    """No import cycle anywhere in the package (issue #26): leaf modules hold what two
+    modules share (io._validate, pp._ambient's Soup, tl._groups, tl._gamma, atlas._load)."""
+    assert cycles(import_graph()) == []

@@ -829,7 +829,7 @@ def gates(
     from . import get, tl
     from .io._write import staged_run, write_table
     from .tl._gates import TRIPLE_BUDGET
-    from .tl._score import _parse_key_value
+    from .tl._groups import _parse_key_value
 
     if exact_triples and triple_budget is not None:
         msg = "--exact-triples and --triple-budget exclude each other; pass one"

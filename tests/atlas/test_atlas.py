@@ -207,8 +207,9 @@ def _check_tables(healthy: ad.AnnData, atlas: Atlas, chunk_cells: int) -> None:
     rate model (under 10 expected reads at the threshold over each type), so each fraction is
     the knn calls of its cells: recomputed with pp's positive_blocks (neighbours within
     donor and type) and each donor's soup recomputed from its chunks."""
+    from antigenscout.pp._ambient import Soup
     from antigenscout.pp._graph import neighbor_graph
-    from antigenscout.pp._positivity import Soup, positive_blocks
+    from antigenscout.pp._positivity import positive_blocks
 
     types = healthy.obs["cell_type"].to_numpy()
     donor_names = healthy.obs["donor_id"].to_numpy()

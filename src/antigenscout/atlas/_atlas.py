@@ -17,7 +17,7 @@ from scipy import sparse
 from .._errors import InputError
 from ..io._write import OUTPUT_FILES
 
-__all__ = ["ATLAS_FILES", "Atlas", "cell_ontology_map", "load_atlas", "map_cell_types"]
+__all__ = ["ATLAS_FILES", "Atlas", "cell_ontology_map", "map_cell_types"]
 
 #: Files of an atlas directory (the atlas family of the outputs ``staged_run`` knows).
 ATLAS_FILES = tuple(sorted(OUTPUT_FILES["atlas"]))
@@ -295,34 +295,3 @@ class Atlas:
             sample_bits=bits,
             metadata=meta,
         )
-
-
-def load_atlas(
-    path: str | os.PathLike[str],
-    *,
-    cell_type_key: str = "cell_type",
-    donor_key: str | None = None,
-    dask: Any = None,
-) -> Atlas:
-    """An atlas directory, or an ``.h5ad`` of healthy cells built on the fly.
-
-    Parameters
-    ----------
-    path
-        Directory written by ``antigenscout atlas build``, or an ``.h5ad``.
-    cell_type_key, donor_key, dask
-        For an ``.h5ad``: see :func:`antigenscout.atlas.build_atlas`.
-
-    Returns
-    -------
-    The :class:`Atlas`.
-    """
-    p = Path(path)
-    if p.is_file() and p.name.lower().endswith(".h5ad"):
-        from ._build import build_atlas
-
-        return build_atlas(p, cell_type_key=cell_type_key, donor_key=donor_key, dask=dask)
-    if p.is_file():
-        msg = f"--atlas {str(p)!r}: give an atlas directory or an .h5ad file"
-        raise InputError(msg)
-    return Atlas.read(p)

@@ -41,8 +41,8 @@ from scipy import sparse
 from .._errors import InputError
 from .._types import ProgressCallback, counted, no_progress
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
+from ..tl._groups import cell_type_labels
 from ..tl._rate import FALLBACK_SHAPE, MIN_READS_AT_THRESHOLD, rate_fraction
-from ..tl._score import cell_type_labels
 from ._atlas import Atlas, map_cell_types
 from ._source import CellSource, open_source
 
@@ -414,8 +414,9 @@ def _sample_calls(
     from anndata import AnnData
     from threadpoolctl import threadpool_limits
 
+    from ..pp._ambient import Soup
     from ..pp._graph import neighbor_graph
-    from ..pp._positivity import Soup, knn_blocks_from_neighbours
+    from ..pp._positivity import knn_blocks_from_neighbours
 
     rho, donor_genes = soup
     with np.errstate(divide="ignore", invalid="ignore"):

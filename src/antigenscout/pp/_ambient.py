@@ -40,7 +40,7 @@ library ``s``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,9 +48,6 @@ import scipy.sparse as sp
 from numba import njit
 
 from antigenscout._errors import InputError
-
-if TYPE_CHECKING:
-    from ._positivity import Soup
 
 __all__ = [
     "MIN_GROUP_CELLS",
@@ -118,6 +115,31 @@ def _add_group_sums(
             counts[c, indices[j]] += data[j]
 
 
+@dataclass(frozen=True)
+class Soup:
+    """Soup reads expected per UMI of a droplet, for the knn call (:func:`estimate_ambient`).
+
+    Attributes
+    ----------
+    background
+        ``(samples, genes)`` ``ρ_s a_{s,g}`` for the genes (columns) being called.
+    code
+        Sample (row of ``background``) of each cell; -1 = no soup subtracted.
+    contamination
+        ``ρ_s`` per sample: the share of a droplet's UMIs that are soup, so the native
+        library of a pool is ``(1 - ρ) s``.
+    """
+
+    background: np.ndarray
+    code: np.ndarray
+    contamination: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> Soup:
+        """No soup: every call as without the ambient model."""
+        return cls(np.zeros((1, 1)), np.full(n, -1, dtype=np.int64), np.zeros(1))
+
+
 @dataclass
 class GroupSums:
     """Per (sample, state) group: summed counts of every gene, summed library sizes and cell
@@ -179,8 +201,6 @@ class Ambient:
     def soup(self, genes: np.ndarray, codes: np.ndarray) -> Soup:
         """What the knn call discounts for ``genes`` in cells of samples ``codes`` (rows of
         :attr:`table`; -1 = none)."""
-        from ._positivity import Soup
-
         return Soup(self.background(genes), np.asarray(codes, np.int64), self.contamination)
 
     def background(self, genes: np.ndarray) -> np.ndarray:

@@ -46,6 +46,8 @@ from scipy.special import gammaincc
 
 from antigenscout._errors import InputError
 
+from ._ambient import Soup, estimate_ambient
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -757,31 +759,6 @@ class _RowStore:
         )
 
 
-@dataclass(frozen=True)
-class Soup:
-    """Soup reads expected per UMI of a droplet, for the knn call (:mod:`._ambient`).
-
-    Attributes
-    ----------
-    background
-        ``(samples, genes)`` ``ρ_s a_{s,g}`` for the genes (columns) being called.
-    code
-        Sample (row of ``background``) of each cell; -1 = no soup subtracted.
-    contamination
-        ``ρ_s`` per sample: the share of a droplet's UMIs that are soup, so the native
-        library of a pool is ``(1 - ρ) s``.
-    """
-
-    background: np.ndarray
-    code: np.ndarray
-    contamination: np.ndarray
-
-    @classmethod
-    def none(cls, n: int) -> Soup:
-        """No soup: every call as without the ambient model."""
-        return cls(np.zeros((1, 1)), np.full(n, -1, dtype=np.int64), np.zeros(1))
-
-
 def _native_terms(
     pooled_library: np.ndarray, code: np.ndarray, soup: Soup, lam0: float, a0: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1214,8 +1191,6 @@ def positivity(
                 )
                 graph_source = "neighbor_graph"
             if ambient:
-                from ._ambient import estimate_ambient
-
                 sample = (
                     adata.obs[batch_key].to_numpy(dtype=object)
                     if batch_key is not None

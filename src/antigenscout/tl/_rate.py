@@ -41,7 +41,8 @@ from numba import njit
 from scipy import sparse, special
 from scipy.stats import chi2 as stats_chi2
 
-from ._risk import INTERVAL_SHAPES
+from ._gamma import INTERVAL_SHAPES, MIN_READS_AT_THRESHOLD
+from ._groups import _group_codes, counts_matrix, tumour_groups
 
 __all__ = [
     "K_MAX",
@@ -58,8 +59,6 @@ __all__ = [
 K_MIN, K_MAX = 0.05, 50.0
 #: Random blocks of cells for the delete-one-block jackknife of the interval.
 JACKKNIFE_BLOCKS = 20
-#: Least expected reads at the threshold, summed over a group's cells, for a call.
-MIN_READS_AT_THRESHOLD = 10.0
 _Z90 = 1.6448536269514722
 
 
@@ -271,7 +270,6 @@ def patient_rate_coverage(
     """
     from ..pp._graph import iter_row_chunks
     from ..pp._positivity import DEFAULT_THRESHOLD
-    from ._score import _group_codes, counts_matrix, tumour_groups
 
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     groups = tumour_groups(

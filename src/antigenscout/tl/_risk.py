@@ -79,6 +79,7 @@ import pandas as pd
 from scipy import special
 
 from .._errors import InputError
+from ._gamma import INTERVAL_SHAPES, MIN_READS_AT_THRESHOLD
 from ._targetability import MODALITY_PROFILES
 
 if TYPE_CHECKING:
@@ -981,10 +982,6 @@ def _exposed(hr: HealthyRisk, table: pd.DataFrame) -> HealthyRisk:
     )
 
 
-#: Shapes of the within-context Gamma distribution spanned by the engagement interval.
-INTERVAL_SHAPES = (0.5, 2.0)
-
-
 def _rethreshold(
     base: HealthyRisk,
     reference: Reference,
@@ -1138,8 +1135,6 @@ def shallow_upper(
     (1.2, 1.0)
     """
     from scipy.stats import chi2
-
-    from ._rate import MIN_READS_AT_THRESHOLD
 
     t = np.asarray(t_cpm, dtype=np.float64)
     mean = np.maximum(np.asarray(mean_cpm, dtype=np.float64), 0.0)

@@ -43,15 +43,13 @@ from ._gates._arms import (
     judge_arms,
 )
 from ._gates._evaluate import _pareto
+from ._groups import cell_type_labels, counts_matrix, tumour_groups
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
 from ._score import (
     _exposure_params,
     _tumour_mean_cp10k,
     candidate_genes,
-    cell_type_labels,
     check_positivity_args,
-    counts_matrix,
-    tumour_groups,
     tumour_positivity,
 )
 from ._targetability import MODALITY_PROFILES, reachability
