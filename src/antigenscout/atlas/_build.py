@@ -40,6 +40,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import ProgressCallback, counted, no_progress
+from ..pp._ambient import contamination_from_states
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
 from ..tl._groups import cell_type_labels
 from ..tl._rate import FALLBACK_SHAPE, MIN_READS_AT_THRESHOLD, rate_fraction
@@ -129,9 +130,9 @@ _INT_CAP = np.iinfo(np.int64).max
 
 
 @njit(cache=True, nogil=True)
-def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_lib):
-    """Add one canonical CSR chunk of counts to the per-type sums (row ``code[r]``); fill
-    each cell's library. Returns 0, or 1 for a value that is not a whole number, 2 for a
+def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
+    """Add one canonical CSR chunk of counts to the per-type sums (row ``code[r]``).
+    Returns 0, or 1 for a value that is not a whole number, 2 for a
     negative one, 3 where a sum would pass the int64 range (the caller refuses the input)."""
     for r in range(indptr.size - 1):
         total = 0
@@ -142,7 +143,6 @@ def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n, cell_l
             if not np.isfinite(v) or v != np.floor(v):
                 return 1
             total += np.int64(v)
-        cell_lib[r] = total
         k = code[r]
         if total > 3_037_000_499 or lib2[k] > _INT_CAP - total * total:
             return 3
@@ -172,10 +172,6 @@ _REFUSED = {
 def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray, donor: int) -> _Partial:
     """The per-type sums of one chunk of one donor, and the ambient RNA its droplets carry
     (one task; single-threaded, deterministic)."""
-    from threadpoolctl import threadpool_limits
-
-    from ..pp._ambient import estimate_ambient
-
     t0 = time.perf_counter()
     c0 = time.thread_time()
     X = source.read_rows(rows, stored=True)
@@ -185,21 +181,17 @@ def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray, donor: 
     t, g = codes.size, X.shape[1]
     x, x2, xl, det = (np.zeros((t, g), dtype=np.int64) for _ in range(4))
     lib, lib2, n = (np.zeros(t, dtype=np.int64) for _ in range(3))
-    cell_lib = np.zeros(rows.size, dtype=np.float64)
     bad = _type_sums(
-        X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n, cell_lib
+        X.indptr, X.indices, X.data, inv.astype(np.int64), x, x2, xl, det, lib, lib2, n
     )
     if bad:
         msg = f"{_REFUSED[bad]}; give raw UMI counts (the counts layer, or .raw)"
         raise InputError(msg)
     # the chunk (a cross-section of one donor) is one droplet sample: its soup is its pooled
-    # expression, its contamination estimated from the labelled types only (no PCA and
-    # k-means per chunk); a chunk they cannot estimate has nothing taken off
-    with threadpool_limits(1):
-        amb, _ = estimate_ambient(
-            X, np.zeros(rows.size, dtype=np.int64), types, library=cell_lib, clusters=False
-        )
-    rho = float(amb.table["contamination"].iloc[0])
+    # expression, its contamination estimated from the labelled types' sums just made (no
+    # second pass, no PCA and k-means); a chunk they cannot estimate has nothing taken off
+    first = np.argsort(np.unique(inv, return_index=True)[1])  # types as they first appear
+    rho = contamination_from_states(x[first], lib[first], n[first])
     genes_total = x.sum(axis=0)
     soup = np.zeros((t, g), dtype=np.int64)
     if np.isfinite(rho) and lib.sum() > 0:

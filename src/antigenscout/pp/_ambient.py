@@ -88,6 +88,8 @@ MAX_INTERVAL_RATIO = 3.0
 N_ITER = 50
 #: Bootstrap resamples of the marker genes for the 90% interval.
 N_BOOT = 200
+#: Decimals a contamination is kept to (the table, and every soup discounted from it).
+RHO_DECIMALS = 5
 #: Most cells of one sample clustered when it has no labelled states to compare.
 CLUSTER_MAX_CELLS = 3000
 
@@ -297,6 +299,26 @@ def _fit_sample(
     return fit
 
 
+def contamination_from_states(
+    counts: np.ndarray, library: np.ndarray, cells: np.ndarray, random_state: int = 0
+) -> float:
+    """One sample's contamination from its labelled states' sums (rows: states, in the order
+    the states first appear), as :func:`estimate_ambient` estimates it from labelled states;
+    NaN where the estimate is not usable; kept to :data:`RHO_DECIMALS` as the table keeps
+    it. For a caller that already holds the sums.
+
+    >>> contamination_from_states(np.ones((2, 3)), np.full(2, 3.0), np.array([20, 20]))
+    nan
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    library = np.asarray(library, dtype=np.float64)
+    profile = counts.sum(axis=0) / max(float(library.sum()), 1e-300)
+    fit = _fit_sample(
+        counts, library, np.asarray(cells), profile, np.random.default_rng(random_state)
+    )
+    return round(fit.rho, RHO_DECIMALS) if _usable(fit) else np.nan
+
+
 def _usable(fit: _SampleFit) -> bool:
     """Enough markers, a precise enough estimate, and a possible one, to stand on its own."""
     return (
@@ -460,9 +482,9 @@ def estimate_ambient(
             .median()
             .reindex(range(n_s))
             .to_numpy(),
-            "contamination": np.round(rho, 5),
-            "contamination_low": np.round(low, 5),
-            "contamination_high": np.round(high, 5),
+            "contamination": np.round(rho, RHO_DECIMALS),
+            "contamination_low": np.round(low, RHO_DECIMALS),
+            "contamination_high": np.round(high, RHO_DECIMALS),
             "n_states": [f.n_states for f in fits],
             "n_marker_genes": [f.n_markers for f in fits],
             "n_pairs": [f.n_pairs for f in fits],
