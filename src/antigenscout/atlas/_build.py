@@ -638,23 +638,27 @@ def build_atlas(
     chunks = plan_chunks(donors, int(chunk_cells))
     sampled = _sample_rows(types, n_types, int(sample_cells), seed)
 
-    plan = {
-        "format": CHUNK_FORMAT,
-        "source": str(source) if not hasattr(source, "obs") else "AnnData",
-        "stat": _stat(source),
-        "data": _memory_digest(src),
-        "cells": len(obs),
-        "genes": len(var),
-        "cell_type_key": cell_type_key,
-        "donor_key": donor_key,
-        "obs_filter": obs_filter,
-        "measurement": measurement,
-        "layer": layer,
-        "chunk_cells": int(chunk_cells),
-        "chunks": len(chunks),
-        "types": hashlib.sha256(types.tobytes() + donors.tobytes()).hexdigest(),
-    }
-    store = _ChunkStore(resume, plan)
+    plan = (
+        None
+        if resume is None
+        else {  # what a resumed chunk must match (hashed only then)
+            "format": CHUNK_FORMAT,
+            "source": str(source) if not hasattr(source, "obs") else "AnnData",
+            "stat": _stat(source),
+            "data": _memory_digest(src),
+            "cells": len(obs),
+            "genes": len(var),
+            "cell_type_key": cell_type_key,
+            "donor_key": donor_key,
+            "obs_filter": obs_filter,
+            "measurement": measurement,
+            "layer": layer,
+            "chunk_cells": int(chunk_cells),
+            "chunks": len(chunks),
+            "types": hashlib.sha256(types.tobytes() + donors.tobytes()).hexdigest(),
+        }
+    )
+    store = _ChunkStore(resume, plan or {})
     n_resumed = sum(1 for i in store.resumed if i < len(chunks))
     totals = _Totals(n_types, len(var), len(dcat.categories))
     workers, warm_seconds = _run_chunks(
