@@ -27,3 +27,12 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is not beside the repository")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-golden``: rewrite tests/golden/ from this run (tests/test_golden.py)."""
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the pinned golden outputs in tests/golden/ instead of comparing",
+    )
