@@ -10,7 +10,7 @@ __all__ = ["cpu_report"]
 
 def cpu_report() -> str:
     """CPU model, logical cores, AVX-512 flags (Linux) and BLAS thread pools."""
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # noqa: PLC0415
 
     model, flags = "unknown", set()
     try:

@@ -37,11 +37,12 @@ import aml_gates  # noqa: E402 - the script's own input and search, so the two c
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel of a 3-gene mixed-input search on tiny
-    random data, so that neither timed run pays for compilation."""
+    random data, so that neither timed run pays for compilation.
+    """  # noqa: D205
     rng = np.random.default_rng(0)
     g = 12
-    T = sparse.csr_array(rng.random((300, g)) < 0.3)
-    cells = HealthyCells(sparse.csr_array(rng.random((200, g)) < 0.3), rng.integers(0, 3, 200),
+    T = sparse.csr_array(rng.random((300, g)) < 0.3)  # noqa: PLR2004
+    cells = HealthyCells(sparse.csr_array(rng.random((200, g)) < 0.3), rng.integers(0, 3, 200),  # noqa: PLR2004
                          np.full(3, 0.5))  # fmt: skip
     bulk = HealthyPseudobulk(rng.random((4, g)), np.full(4, 0.5))
     t0 = time.perf_counter()
@@ -52,7 +53,7 @@ def warm_up() -> None:
     print(f"warm-up (numba cache load or compile): {time.perf_counter() - t0:.1f} s")
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--ops", default="and,not")

@@ -17,7 +17,7 @@ differ from an atlas built before (e.g. by an earlier commit). Run::
 
     python benchmarks/bench_atlas.py /path/to/vangalen2019_aml [--atlas-cells 200000]
         [--work /tmp/bench_atlas] [--compare DIR] [--workers 1,2,4]
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -43,11 +43,11 @@ print(g.shape)
 """
 
 
-def load_average() -> str:
+def load_average() -> str:  # noqa: D103
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("vangalen_dir", type=Path)
     ap.add_argument("--atlas-cells", type=int, default=200_000)
@@ -105,7 +105,7 @@ def main() -> None:
         old = pd.read_parquet(args.compare / "fraction.parquet")
         new = first.loc[old.index, old.columns]
         d = (new - old).abs().to_numpy()
-        m = (new.to_numpy() > 0.05) | (old.to_numpy() > 0.05)
+        m = (new.to_numpy() > 0.05) | (old.to_numpy() > 0.05)  # noqa: PLR2004
         print(
             f"against {args.compare}: mean |difference| {d.mean():.4f} over all "
             f"{d.size:,} entries, {d[m].mean():.4f} (median {np.median(d[m]):.4f}) over the "

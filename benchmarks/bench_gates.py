@@ -26,7 +26,7 @@ Printed, from one run:
   with the beam's stated bound; exact AND/NOT on all genes).
 
 Times are the best of ``--repeat`` runs; the machine is shared, so the load average is printed.
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def synthetic(n_cells: int, n_genes: int, rng: np.random.Generator) -> sparse.cs
 # ---- limit probes: LLVM IR on <8 x i64>, so vpopcntq on zmm where the CPU has VPOPCNTDQ ----
 def _make_probe(use_and: bool) -> object:
     """An intrinsic summing popcount(a[w]) (or popcount(a[w] & b[w])) over ``a``, ``reps`` times,
-    with 8 independent 512-bit accumulators (``a.size`` a multiple of 64)."""
+    with 8 independent 512-bit accumulators (``a.size`` a multiple of 64).
+    """  # noqa: D205, D401
 
     @intrinsic
     def probe(typingctx, a, b, reps):  # pragma: no cover - numba
@@ -227,7 +228,7 @@ def baseline_pairs(
     return t_gram, time.perf_counter() - t0, cands[:top_k]
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genes", type=int, default=3000)
     ap.add_argument("--tumour", type=int, default=100_000)

@@ -21,7 +21,7 @@ deviation, goal < 1e-3).
 
 Run: ``python benchmarks/bench_kinetics.py [--patients 10000] [--subset 100]
 [--stacked-patients 10000]``
-"""
+"""  # noqa: D205, D400
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def solve_one(p: np.ndarray, y0: np.ndarray, t: np.ndarray, method: str, rtol: f
     y = y0.copy()
     t0 = 0.0
     for seg_end in (28.0, t[-1]):
-        auc_on = seg_end <= 28.0
+        auc_on = seg_end <= 28.0  # noqa: PLR2004
 
         def f(_t: float, yy: np.ndarray, auc_on: bool = auc_on) -> np.ndarray:
             dy = np.empty_like(yy)
@@ -105,7 +105,7 @@ def solve_one(p: np.ndarray, y0: np.ndarray, t: np.ndarray, method: str, rtol: f
 
 
 @numba.njit(parallel=True, cache=True)
-def _stacked_rhs(t, y, p, auc_on, tki_on, dy):  # pragma: no cover - numba
+def _stacked_rhs(t, y, p, auc_on, tki_on, dy):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     n = p.shape[0]
     ns = y.shape[0] // n
     for i in numba.prange(n):
@@ -206,7 +206,7 @@ def deviation(mine: pd.DataFrame, ref: pd.DataFrame, label: str) -> float:
     return worst
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--subset", type=int, default=100)
@@ -262,7 +262,7 @@ def main() -> None:
 
     mine = res.cohort.iloc[:n].reset_index(drop=True)
     worst = deviation(mine, ref, "loop")
-    verdict = "PASS" if worst < 1e-3 else "FAIL"
+    verdict = "PASS" if worst < 1e-3 else "FAIL"  # noqa: PLR2004
     print(f"worst relative deviation vs loop: {worst:.2e} ({verdict} < 1e-3)")
 
     # Stacked system: the whole cohort (or its first --stacked-patients) in one solve_ivp.
@@ -295,7 +295,7 @@ def main() -> None:
     worst_s = deviation(mine_s, ref_s, "stacked")
     print(
         f"worst relative deviation vs stacked: {worst_s:.2e} "
-        f"({'PASS' if worst_s < 1e-3 else 'FAIL'} < 1e-3)"
+        f"({'PASS' if worst_s < 1e-3 else 'FAIL'} < 1e-3)"  # noqa: PLR2004
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

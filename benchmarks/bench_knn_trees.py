@@ -28,9 +28,9 @@ import scipy.sparse as sp
 
 def main() -> None:
     """Print recall, call and coverage differences and time per tree count."""
-    import antigenscout as asc
-    from antigenscout.pp import _graph as graph
-    from antigenscout.pp._positivity import (
+    import antigenscout as asc  # noqa: PLC0415
+    from antigenscout.pp import _graph as graph  # noqa: PLC0415
+    from antigenscout.pp._positivity import (  # noqa: PLC0415
         DEFAULT_N_NEIGHBORS,
         DEFAULT_PRIOR_SHAPE,
         DEFAULT_THRESHOLD,
@@ -85,7 +85,7 @@ def main() -> None:
             f"{n_trees} trees, leaves of {args.leaf_size}: recall@{k} {recall:.3f}; "
             f"calls flipped {flipped / c0.nnz:.3f} of the exact positives; "
             f"|coverage difference| max {diff.max():.4f}, median over genes with exact "
-            f"coverage > 0.05 {np.median(diff[cov0 > 0.05]):.4f}; search {cpu:.2f} CPU-s"
+            f"coverage > 0.05 {np.median(diff[cov0 > 0.05]):.4f}; search {cpu:.2f} CPU-s"  # noqa: PLR2004
         )
 
 

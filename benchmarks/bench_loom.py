@@ -9,7 +9,7 @@ process maximum resident size.
 Run::
 
     python benchmarks/bench_loom.py [--genes 5000] [--cells 100000] [--density 0.002]
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ print(json.dumps({"seconds": sec, "peak_mb": peak, "nnz": int(x.nnz), "sum": flo
 """
 
 
-def write_loom(path: Path, genes: int, cells: int, density: float) -> None:
+def write_loom(path: Path, genes: int, cells: int, density: float) -> None:  # noqa: D103
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         ds = f.create_dataset(
@@ -63,14 +63,14 @@ def write_loom(path: Path, genes: int, cells: int, density: float) -> None:
         f.create_dataset("col_attrs/CellID", data=np.array([f"C{i}" for i in range(cells)], "S"))
 
 
-def run(path: Path, how: str) -> dict:
+def run(path: Path, how: str) -> dict:  # noqa: D103
     out = subprocess.run(
         [sys.executable, "-c", RUN, str(path), how], capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genes", type=int, default=5000)
     ap.add_argument("--cells", type=int, default=100_000)

@@ -23,7 +23,7 @@ from bench_gates import synthetic
 from antigenscout.tl._gates import HealthyCells, search_gates
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--genes", type=int, default=1000)
     ap.add_argument("--budgets", default="1e8,none")

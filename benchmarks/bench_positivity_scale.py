@@ -16,7 +16,7 @@ Usage::
     python benchmarks/bench_positivity_scale.py ../shared/data/singlecell/vangalen2019_aml \\
         --cells 1000000 --patients 20 --atlas-cells 60000 --work /tmp/bench_scale \\
         --json benchmarks/results/positivity_scale.json
-"""
+"""  # noqa: D301
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ from scipy import sparse
 
 def _write_h5ad(path: Path, pieces: Any, obs: pd.DataFrame, var: pd.DataFrame) -> None:
     """Write a CSR ``.h5ad`` whose rows arrive piece by piece (never all in memory)."""
-    import anndata as ad
-    import h5py
-    from anndata.io import write_elem
+    import anndata as ad  # noqa: PLC0415
+    import h5py  # noqa: PLC0415
+    from anndata.io import write_elem  # noqa: PLC0415
 
     tmp = path.with_suffix(".tmp.h5ad")
     ad.AnnData(obs=obs, var=var).write_h5ad(tmp)
@@ -53,7 +53,7 @@ def _write_h5ad(path: Path, pieces: Any, obs: pd.DataFrame, var: pd.DataFrame) -
         indptr = [np.zeros(1, dtype=np.int64)]
         nnz = 0
         for m in pieces:
-            m = sparse.csr_matrix(m, dtype=np.float32)
+            m = sparse.csr_matrix(m, dtype=np.float32)  # noqa: PLW2901
             n0 = nnz
             nnz += m.nnz
             data.resize((nnz,))
@@ -67,7 +67,7 @@ def _write_h5ad(path: Path, pieces: Any, obs: pd.DataFrame, var: pd.DataFrame) -
 
 def make_tumour(vg: Path, out: Path, cells: int, patients: int, seed: int = 0) -> dict[str, Any]:
     """Bootstrap ``cells`` malignant cells into ``patients`` pseudo-patients; write ``out``."""
-    from antigenscout.datasets import vangalen2019
+    from antigenscout.datasets import vangalen2019  # noqa: PLC0415
 
     a = vangalen2019(vg)
     a = a[(a.obs["malignant"].astype(str) == "malignant").to_numpy()]
@@ -107,9 +107,9 @@ def make_tumour(vg: Path, out: Path, cells: int, patients: int, seed: int = 0) -
 def make_healthy(vg: Path, out: Path, cells: int, seed: int = 0) -> dict[str, Any]:
     """Bootstrap ``cells`` healthy marrow cells (BM1-BM3, Cell Ontology names); write ``out``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from vangalen_healthy_atlas import VANGALEN_TO_CL
+    from vangalen_healthy_atlas import VANGALEN_TO_CL  # noqa: PLC0415
 
-    from antigenscout.datasets import vangalen2019
+    from antigenscout.datasets import vangalen2019  # noqa: PLC0415
 
     a = vangalen2019(vg, patients=["BM1", "BM2", "BM3"])
     a = a[(a.obs["malignant"].astype(str) == "normal").to_numpy()]
@@ -155,7 +155,7 @@ def timed(cmd: list[str]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915
     """Generate the inputs (untimed), then time the commands; print and save a JSON."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("vangalen_dir", type=Path)

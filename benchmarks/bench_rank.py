@@ -55,9 +55,9 @@ def _peak_mb() -> float:
 
 def build(shared: Path, out: Path, n_cells: int, seed: int = 0) -> None:
     """Write the bootstrap matrix to ``out`` chunk by chunk (not timed)."""
-    from anndata.io import write_elem
+    from anndata.io import write_elem  # noqa: PLC0415
 
-    import antigenscout as asc
+    import antigenscout as asc  # noqa: PLC0415
 
     real = asc.datasets.vangalen2019(shared / "singlecell" / "vangalen2019_aml")
     X = sparse.csr_matrix(real.X, dtype=np.float32)
@@ -95,10 +95,10 @@ def build(shared: Path, out: Path, n_cells: int, seed: int = 0) -> None:
         f.attrs.update({"encoding-type": "anndata", "encoding-version": "0.1.0"})
 
 
-def run_antigenscout(path: Path) -> dict:
-    import anndata as ad
+def run_antigenscout(path: Path) -> dict:  # noqa: D103
+    import anndata as ad  # noqa: PLC0415
 
-    import antigenscout as asc
+    import antigenscout as asc  # noqa: PLC0415
 
     t0 = time.perf_counter()
     adata = ad.read_h5ad(path, backed="r")
@@ -126,8 +126,8 @@ def run_antigenscout(path: Path) -> dict:
 
 def run_baseline(path: Path, n_cells: int) -> dict:
     """Expert scanpy: normalise, threshold the sparse values, ``sc.get.aggregate`` per patient."""
-    import anndata as ad
-    import scanpy as sc
+    import anndata as ad  # noqa: PLC0415
+    import scanpy as sc  # noqa: PLC0415
 
     backed = ad.read_h5ad(path, backed="r")
     sub = backed[:n_cells].to_memory()
@@ -144,7 +144,7 @@ def run_baseline(path: Path, n_cells: int) -> dict:
         {
             "tumor_coverage": coverage,
             "patient_coverage_median": np.median(per_patient, axis=0),
-            "patients_covered_fraction": (per_patient >= 0.8).mean(axis=0),
+            "patients_covered_fraction": (per_patient >= 0.8).mean(axis=0),  # noqa: PLR2004
         },
         index=mal.var_names,
     ).sort_values("tumor_coverage", ascending=False)
@@ -155,9 +155,9 @@ def run_baseline(path: Path, n_cells: int) -> dict:
 
 def run_subset(path: Path, n_cells: int, positivity: str | None) -> dict:
     """``score_targets`` on the first ``n_cells`` cells in memory, default or cp10k positivity."""
-    import anndata as ad
+    import anndata as ad  # noqa: PLC0415
 
-    import antigenscout as asc
+    import antigenscout as asc  # noqa: PLC0415
 
     sub = ad.read_h5ad(path, backed="r")[:n_cells].to_memory()
     asc.reference.load_reference()
@@ -178,9 +178,9 @@ def run_subset(path: Path, n_cells: int, positivity: str | None) -> dict:
 
 def check_subset(path: Path, n_cells: int) -> float:
     """Max |difference| in per-patient coverage between antigenscout and the baseline."""
-    import anndata as ad
+    import anndata as ad  # noqa: PLC0415
 
-    import antigenscout as asc
+    import antigenscout as asc  # noqa: PLC0415
 
     sub = ad.read_h5ad(path, backed="r")[:n_cells].to_memory()
     asc.tl.score_targets(
@@ -205,7 +205,7 @@ def _subprocess(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cells", type=int, default=1_000_000)
     p.add_argument("--baseline-cells", type=int, default=200_000)

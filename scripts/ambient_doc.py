@@ -70,7 +70,7 @@ def _rank(adata: object, ambient: bool) -> dict:
     return adata.uns.pop("amb")  # type: ignore[attr-defined]
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "positivity.md")
@@ -122,7 +122,8 @@ def main() -> None:
 
     def raw_vs_soup(g: str, who: str) -> str:
         """Per-cell detection (count > 0, no pooling) in a patient's malignant cells, and
-        what the soup alone would give: mean of 1 - exp(-ρ a_g L)."""
+        what the soup alone would give: mean of 1 - exp(-ρ a_g L).
+        """  # noqa: D205
         m = mal & (patient == who)
         j = adata.var_names.get_loc(g)
         x = np.asarray(X[m][:, j].todense()).ravel()
@@ -151,8 +152,8 @@ def main() -> None:
                     "gene": g,
                     "malignant cells, soup counted": _fmt(off["targets"].loc[g, "tumor_coverage"]),
                     "soup discounted": _fmt(on["targets"].loc[g, "tumor_coverage"]),
-                    "patients > 10% (counted → discounted)": f"{int((pc_off > 0.1).sum())} → "
-                    f"{int((pc_on > 0.1).sum())}",
+                    "patients > 10% (counted → discounted)": f"{int((pc_off > 0.1).sum())} → "  # noqa: PLR2004
+                    f"{int((pc_on > 0.1).sum())}",  # noqa: PLR2004
                     "highest patient (discounted)": f"{pc_on.idxmax()} {pc_on.max():.2f}",
                     **extra,
                 }

@@ -8,7 +8,7 @@ the rest of the body (Fréchet upper bounds), vital-weighted. Published AND/OR/N
 scored with the same columns (``DESIGNS``). Writes docs/aml_gates.md. Run::
 
     python scripts/aml_gates.py [--max-genes 3] [--ops and,not] [--cap 0.5] [--healthy donors]
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _healthy_cells(adata: object, which: str) -> object:
     return adata[sel.to_numpy()].copy()
 
 
-def _search(
+def _search(  # noqa: PLR0913
     adata: object,
     healthy: object,
     *,
@@ -96,7 +96,8 @@ def _search(
     require_arms: bool = True,
 ) -> None:
     """The search every table here (and benchmarks/bench_aml_gates.py) comes from: all
-    patients, compartments, ``healthy``."""
+    patients, compartments, ``healthy``.
+    """  # noqa: D205, D401
     asc.tl.search_gates(
         adata,
         malignant_key="malignant=malignant",
@@ -132,7 +133,7 @@ def _md(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--max-genes", type=int, default=3, help="2 or 3")
@@ -154,7 +155,7 @@ def main() -> None:
     ops = tuple(o for o in a.ops.split(",") if o)
     runs = {}
     plan = [("single antigens", 1, None), ("gates of up to 2 genes", 2, None)]
-    if a.max_genes >= 3:
+    if a.max_genes >= 3:  # noqa: PLR2004
         plan.append(("gates of up to 3 genes", 3, a.triple_candidates))
     for label, max_genes, n_cand in plan:
         t0 = time.perf_counter()
@@ -168,9 +169,9 @@ def main() -> None:
                 cap=a.cap,
                 top_k=25,
                 n_candidates=n_cand,
-                designs=designs if max_genes == 2 else (),
+                designs=designs if max_genes == 2 else (),  # noqa: PLR2004
             )
-        if max_genes == 2:
+        if max_genes == 2:  # noqa: PLR2004
             scored = adata.uns["antigenscout_gates"]["designs"].copy()
         runs[label] = (
             asc.get.gates_df(adata).copy(),
@@ -302,7 +303,7 @@ last column.
 def _designs_md(
     scored: pd.DataFrame, alt: pd.DataFrame, best: pd.DataFrame, cap: float, other: str
 ) -> str:
-    """The designs table: their columns, the other healthy set's risk, and why they differ."""
+    """The designs table: their columns, the other healthy set's risk, and why they differ."""  # noqa: D401
     source = dict(DESIGNS)
     by = scored.set_index("design")
     top = best.iloc[0] if len(best) else None
@@ -318,7 +319,7 @@ def _designs_md(
             arm = str(d).split(" AND NOT ")[0].strip().removeprefix("(").removesuffix(")")
             if (
                 arm in by.index
-                and abs(by.loc[arm, "worst_healthy_risk"] - row["worst_healthy_risk"]) < 1e-9
+                and abs(by.loc[arm, "worst_healthy_risk"] - row["worst_healthy_risk"]) < 1e-9  # noqa: PLR2004
             ):
                 why.append(
                     f"the veto lowers nothing in {row['worst_healthy_cell_type']} (its antigen is "

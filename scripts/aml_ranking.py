@@ -103,7 +103,7 @@ def _reasons(t: pd.DataFrame, n: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--out-dir", type=Path, default=REPO / "runs" / "aml")
@@ -180,7 +180,7 @@ def main() -> None:
             gene_threshold_cp10k=top["engagement_threshold_cp10k"],
         )
         frac = hr.fraction.reindex(top.index).to_numpy()[:, outside]
-        n_out = (frac >= 0.5).sum(axis=1)
+        n_out = (frac >= 0.5).sum(axis=1)  # noqa: PLR2004
         broad = [f"{g} ({k})" for g, k in zip(top.index, n_out, strict=True) if k >= BROAD]
         filled = top.index[top.get("rna_missing_contexts", 0) > 0].tolist()
         weighs = (

@@ -17,7 +17,7 @@ Printed per set: the mean absolute error against protein of each, the paired dif
 a 95% bootstrap interval over genes, and how far the two RNA tables are apart. Run::
 
     python scripts/atlas_fraction_check.py
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -49,13 +49,14 @@ from antigenscout.tl._rate import (  # noqa: E402
 N_BOOT = 2000
 
 
-def rate_fractions(
+def rate_fractions(  # noqa: PLR0913, PLR0917
     X: np.ndarray, lib: np.ndarray, ctx: np.ndarray, keep: list, thr: float, knn: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Contexts × genes fractions of the rate model fitted on each context's cells: as
     ``atlas build`` stores them (a context with at least 10 expected reads at the threshold:
     the rate model, the fitted shape inside its bounds, else 1; a shallower context: its knn
-    calls), and the rate model alone with the fitted shape, and with shape 1, everywhere."""
+    calls), and the rate model alone with the fitted shape, and with shape 1, everywhere.
+    """  # noqa: D205
     s = lib / 1e4
     out: dict[str, list] = {"as built": [], "rate, fitted k̂ always": [], "rate, k = 1": []}
     for i, c in enumerate(keep):
@@ -76,7 +77,7 @@ def rate_fractions(
     return {k: np.array(v) for k, v in out.items()}
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     t0 = time.perf_counter()
     a, _ = load_citeseq()
     f_panel = healthy_panel_fraction(a.var_names)

@@ -113,7 +113,7 @@ MIN_CELLS = 20
 
 def protein_calls(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cell calls (cells × antibody, evaluable antibodies only) and the antibody QC."""
-    import anndata as ad
+    import anndata as ad  # noqa: PLC0415
 
     adata = ad.read_h5ad(path)
     prot = pd.DataFrame(
@@ -146,7 +146,7 @@ def gate_cells(calls: pd.DataFrame) -> dict[str, np.ndarray]:
     taken = np.zeros(n, dtype=int)
     for mask in out.values():
         taken += mask
-    for ctx in out:
+    for ctx in out:  # noqa: PLC0206
         out[ctx] = out[ctx] & (taken == 1)  # cells matching two gates are left out
     return out
 
@@ -200,7 +200,7 @@ def blood_protein_table(shared: Path) -> tuple[pd.DataFrame, dict]:
     return table, params
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: D103
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Path(__file__).resolve().parents[2] / "shared"
     parser.add_argument("--shared", type=Path, default=default)

@@ -7,7 +7,7 @@ SHA-256, date). These rows are the answer key: they score the engine and feed no
 (README, "Data"). Run::
 
     python scripts/build_benchmark_data.py [--shared ../shared]
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ OUT = REPO / "src" / "antigenscout" / "benchmark" / "data"
 TABLES = ("validated_targets.tsv", "toxicities.tsv", "toxicities_more.tsv")
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     a = p.parse_args()

@@ -79,7 +79,7 @@ def repack(src: Path, dst: Path) -> None:
                 gx[name].attrs[k] = v
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "src/antigenscout/datasets/data")

@@ -186,7 +186,7 @@ CPTAC_COHORTS = {
 # ----------------------------------------------------------------------------- utilities
 
 
-def sha256(path: Path) -> str:
+def sha256(path: Path) -> str:  # noqa: D103
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -212,14 +212,14 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, **PARQUET_KW)
 
 
-def strip_version(ids: pd.Series) -> pd.Series:
+def strip_version(ids: pd.Series) -> pd.Series:  # noqa: D103
     return ids.astype("string").str.replace(r"\.\d+$", "", regex=True)
 
 
 # ----------------------------------------------------------------------------- readers
 
 
-def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
+def read_sources(shared: Path) -> dict[str, pd.DataFrame]:  # noqa: D103
     def p(key: str) -> Path:
         return shared / SOURCES[key]["path"]
 
@@ -250,7 +250,7 @@ def read_sources(shared: Path) -> dict[str, pd.DataFrame]:
     return raw
 
 
-def marrow_files(shared: Path) -> list[tuple[str, Path, Path]]:
+def marrow_files(shared: Path) -> list[tuple[str, Path, Path]]:  # noqa: D103
     folder = shared / MARROW_DIR
     out = []
     for sample in MARROW_SAMPLES:
@@ -394,7 +394,7 @@ def resolve_symbols(
 # ----------------------------------------------------------------------------- contexts
 
 
-def hpa_wide(long: pd.DataFrame, value: str, canon: pd.Series) -> pd.DataFrame:
+def hpa_wide(long: pd.DataFrame, value: str, canon: pd.Series) -> pd.DataFrame:  # noqa: D103
     wide = long.pivot(index="Gene", columns="Tissue", values=value)
     wide.index = wide.index.map(canon)
     return wide
@@ -448,11 +448,11 @@ def marrow_measured_fraction(
     ambient RNA estimated from its cell types and discounted from every call. The fraction
     is the share of positive cells of the type.
     """
-    import anndata as ad
-    from scipy import sparse
+    import anndata as ad  # noqa: PLC0415
+    from scipy import sparse  # noqa: PLC0415
 
-    from antigenscout.atlas import build_atlas
-    from antigenscout.pp import DEFAULT_N_NEIGHBORS, DEFAULT_THRESHOLD
+    from antigenscout.atlas import build_atlas  # noqa: PLC0415
+    from antigenscout.pp import DEFAULT_N_NEIGHBORS, DEFAULT_THRESHOLD  # noqa: PLC0415
 
     keep = sorted(keep)
     mats, types, donors, genes = [], [], [], None
@@ -489,7 +489,7 @@ def marrow_measured_fraction(
     return out, params
 
 
-def load_annotations() -> pd.DataFrame:
+def load_annotations() -> pd.DataFrame:  # noqa: D103
     ann = pd.read_csv(ANNOTATIONS, sep="\t", dtype=str, keep_default_na=False)
     if list(ann.columns) != ANNOTATION_COLUMNS:
         msg = f"{ANNOTATIONS}: columns must be {ANNOTATION_COLUMNS}, got {list(ann.columns)}."
@@ -518,7 +518,7 @@ def load_annotations() -> pd.DataFrame:
 # ----------------------------------------------------------------------------- tables
 
 
-def build_ihc(raw: pd.DataFrame, canon: pd.Series, contexts: pd.Index) -> pd.DataFrame:
+def build_ihc(raw: pd.DataFrame, canon: pd.Series, contexts: pd.Index) -> pd.DataFrame:  # noqa: D103
     df = raw[raw["Level"].isin(list(IHC_LEVELS))].copy()
     df = df[df["Tissue"].ne("N/A")]
     tissue_norm = df["Tissue"].str.replace(r"\s+\d+$", "", regex=True)
@@ -615,7 +615,7 @@ def master_topology(
     )
 
 
-def build_surface(
+def build_surface(  # noqa: D103, PLR0915
     raw: dict[str, pd.DataFrame],
     canon: pd.Series,
     resolve_sym: dict[str, str],
@@ -832,7 +832,7 @@ def build_cptac(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
     return out
 
 
-def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:  # noqa: D103
     cols = [c for c in raw.columns if c.startswith("FPKM_")]
     df = raw.set_index(strip_version(raw["Ensembl_Gene_ID"]).map(canon))[cols]
     df.columns = [c.removeprefix("FPKM_") for c in cols]
@@ -843,7 +843,7 @@ def build_tcga(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
     )
 
 
-def build_cell_lines(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
+def build_cell_lines(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:  # noqa: D103
     wide = raw.pivot(index="Gene", columns="Cell.line", values="TPM")
     wide.index = strip_version(wide.index.to_series()).map(canon)
     wide = wide.sort_index().sort_index(axis=1)
@@ -857,7 +857,7 @@ def build_cell_lines(raw: pd.DataFrame, canon: pd.Series) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- main
 
 
-def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[str, int]:
+def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[str, int]:  # noqa: D103, PLR0915
     shared = shared.resolve()
     raw = read_sources(shared)
     pairs = ensembl_symbol_pairs(raw)
@@ -1072,7 +1072,7 @@ def build(shared: Path, out: Path, datasets_out: Path, argv: list[str]) -> dict[
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")

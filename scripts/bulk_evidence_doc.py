@@ -97,7 +97,7 @@ def evidence_table(reference: Reference) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, n_surface: int) -> str:
-    """The table as markdown, with its totals."""
+    """The table as markdown, with its totals."""  # noqa: D401
     lo, hi = f"{CONFLICT_LOW:.0%}", f"{CONFLICT_HIGH:.0%}"
     lines = [
         "| HPA cancer | IHC: genes (reliable antibody) | IHC: median patients per gene "
@@ -142,7 +142,7 @@ def tcga_by_cancer(reference: Reference) -> dict[str, pd.DataFrame]:
 
 
 def model_markdown(model: dict) -> str:
-    """The fitted reliabilities as three small markdown tables."""
+    """The fitted reliabilities as three small markdown tables."""  # noqa: D401
     lines = ["| antibody class | P(reads the antigen) |", "|---|---|"]
     lines += [f"| {c} | {v:.2f} |" for c, v in zip(IHC_CLASSES, model["ihc_validity"], strict=True)]
     for name, edges, unit in (
@@ -174,14 +174,15 @@ def model_markdown(model: dict) -> str:
 
 
 def _ratio(v: float) -> str:
-    return f"{v:.2g}" if v < 0.1 else f"{v:.2f}" if v < 10 else f"{v:,.0f}"
+    return f"{v:.2g}" if v < 0.1 else f"{v:.2f}" if v < 10 else f"{v:,.0f}"  # noqa: PLR2004
 
 
 def previous_coverage(
     reference: Reference, cancer: str, genes: pd.Index, level: np.ndarray
 ) -> np.ndarray:
     """The rule before the fusion: IHC High/Medium fraction where an Enhanced or Supported
-    antibody stained, else the RNA model of the bulk level at the default threshold."""
+    antibody stained, else the RNA model of the bulk level at the default threshold.
+    """  # noqa: D205, D401
     cov = pathology_coverage(reference, cancer, genes)
     rna = positive_fraction_from_mean(np.nan_to_num(level), DEFAULT_THRESHOLD * CP10K_TO_NTPM)
     ihc = genes.isin(_ihc_coverage_genes(cov))
@@ -209,14 +210,14 @@ def change_table(reference: Reference, rna: dict[str, pd.DataFrame]) -> pd.DataF
         # make unlikely to read the antigen (posterior < 0.5)
         prior = fused["ihc_validity_prior"].to_numpy()
         post = fused["ihc_validity_posterior"].to_numpy()
-        doubted = (prior >= 0.5) & (post < 0.5)
+        doubted = (prior >= 0.5) & (post < 0.5)  # noqa: PLR2004
         order = np.argsort(delta)
         example = [f"{keep[i]} {before[i]:.2f}→{after[i]:.2f}" for i in range(len(keep))]
         rows[cancer] = {
             "cohorts": "+".join(rna[cancer].columns),
             "genes": len(keep),
-            "up": int((delta > 0.1).sum()),
-            "down": int((delta < -0.1).sum()),
+            "up": int((delta > 0.1).sum()),  # noqa: PLR2004
+            "down": int((delta < -0.1).sum()),  # noqa: PLR2004
             "median_abs": float(np.median(np.abs(delta))),
             "median_width": float(np.median(width)),
             "doubted": int(doubted.sum()),
@@ -226,7 +227,7 @@ def change_table(reference: Reference, rna: dict[str, pd.DataFrame]) -> pd.DataF
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def change_markdown(table: pd.DataFrame) -> str:
+def change_markdown(table: pd.DataFrame) -> str:  # noqa: D103
     lines = [
         "| HPA cancer | TCGA cohorts | surface genes | up > 0.1 | down > 0.1 "
         "| median \\|Δ\\| | median interval width | antibody doubted "
@@ -251,7 +252,7 @@ def change_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fit", action="store_true", help="refit the evidence model and print it")
     a = p.parse_args(argv)

@@ -208,7 +208,7 @@ def gmm_positive(values: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
 
     Returns the calls and Ashman's D = √2 |μ1 − μ2| / √(σ1² + σ2²) (D > 2: clean separation).
     """
-    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture import GaussianMixture  # noqa: PLC0415
 
     gm = GaussianMixture(2, n_init=5, random_state=seed).fit(values[:, None])
     hi = int(np.argmax(gm.means_.ravel()))
@@ -216,10 +216,10 @@ def gmm_positive(values: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
     mu = gm.means_.ravel()
     var = gm.covariances_.ravel()
     d = float(np.sqrt(2) * abs(mu[0] - mu[1]) / np.sqrt(var.sum()))
-    return post >= 0.5, d
+    return post >= 0.5, d  # noqa: PLR2004
 
 
-def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:  # noqa: D103
     tpr = pred[truth].mean()
     tnr = (~pred[~truth]).mean()
     return float((tpr + tnr) / 2)
@@ -233,7 +233,7 @@ def auroc(score: np.ndarray, truth: np.ndarray) -> float:
     return float((r[truth].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def calls(X, lib, method, threshold, graph=None) -> np.ndarray:
+def calls(X, lib, method, threshold, graph=None) -> np.ndarray:  # noqa: D103
     blocks = [
         b for _, b in positive_blocks(X, lib, method=method, threshold=threshold, graph=graph)
     ]
@@ -252,7 +252,7 @@ def dense_posterior(X: np.ndarray, lib: np.ndarray, graph, threshold: float) -> 
     return p
 
 
-def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:  # noqa: D103
     cols = list(df.columns)
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for _, row in df.iterrows():
@@ -262,7 +262,7 @@ def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 
 # --------------------------------------------------------------------------- data
-def load_citeseq() -> tuple[ad.AnnData, pd.DataFrame]:
+def load_citeseq() -> tuple[ad.AnnData, pd.DataFrame]:  # noqa: D103
     a = ad.read_h5ad(CITESEQ)
     a.var_names = [re.sub(r"^HLA\.", "HLA-", g) for g in a.var_names]
     return a, a.obsm["protein"]
@@ -287,14 +287,14 @@ def load_vangalen() -> tuple[sp.csr_matrix, pd.Index, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- analyses
-def panel_fraction(vg_X: sp.csr_matrix, vg_genes: pd.Index, panel: pd.Index) -> float:
+def panel_fraction(vg_X: sp.csr_matrix, vg_genes: pd.Index, panel: pd.Index) -> float:  # noqa: D103
     inpanel = vg_genes.isin(panel)
     lib = np.asarray(vg_X.sum(axis=1)).ravel()
     frac = np.asarray(vg_X[:, inpanel].sum(axis=1)).ravel() / lib
     return float(np.median(frac))
 
 
-def grid(
+def grid(  # noqa: PLR0913, PLR0917
     a: ad.AnnData,
     X: np.ndarray,
     lib: np.ndarray,
@@ -344,7 +344,7 @@ def grid(
     return pd.DataFrame(res)
 
 
-def calibrate(f_panel: float, vg_median_lib: float, n_thin: int = 3) -> tuple[dict, str]:
+def calibrate(f_panel: float, vg_median_lib: float, n_thin: int = 3) -> tuple[dict, str]:  # noqa: D103
     a, prot = load_citeseq()
     X = a.layers["counts"].toarray()
     lib = a.obs["nCount_RNA"].to_numpy(dtype=np.float64)
@@ -357,7 +357,7 @@ def calibrate(f_panel: float, vg_median_lib: float, n_thin: int = 3) -> tuple[di
         pos, d = gmm_positive(prot[col].to_numpy(dtype=np.float64))
         rows.append((col, gene, d, int(pos.sum()), pos))
     ab_df = pd.DataFrame(rows, columns=["antibody", "gene", "ashman_d", "n_pos", "pos"])
-    ab_df["evaluable"] = (ab_df.ashman_d >= 2) & ab_df.n_pos.between(10, len(a) - 10)
+    ab_df["evaluable"] = (ab_df.ashman_d >= 2) & ab_df.n_pos.between(10, len(a) - 10)  # noqa: PLR2004
     ev = ab_df[ab_df.evaluable].reset_index(drop=True)
     gidx = np.array([a.var_names.get_loc(g) for g in ev.gene])
     truth = np.column_stack(ev.pos.to_list())  # cells × evaluable genes
@@ -463,7 +463,7 @@ def calibrate(f_panel: float, vg_median_lib: float, n_thin: int = 3) -> tuple[di
     }, "\n".join(text)
 
 
-def vangalen_report(vg_X, vg_genes, anno, k: int, t_knn: float, t_cp: float) -> str:
+def vangalen_report(vg_X, vg_genes, anno, k: int, t_knn: float, t_cp: float) -> str:  # noqa: D103, PLR0913, PLR0917
     mal = (anno.PredictionRefined == "malignant").to_numpy()
     Xm = vg_X[mal]
     lib = np.asarray(Xm.sum(axis=1), dtype=np.float64).ravel()
@@ -517,7 +517,7 @@ def vangalen_report(vg_X, vg_genes, anno, k: int, t_knn: float, t_cp: float) -> 
     )
 
 
-def timing(n_cells: int = 100_000, n_genes: int = 2_000, k: int = 15) -> str:
+def timing(n_cells: int = 100_000, n_genes: int = 2_000, k: int = 15) -> str:  # noqa: D103
     rng = np.random.default_rng(0)
     lib = rng.lognormal(np.log(2000), 0.5, n_cells).round()
     rate = rng.gamma(0.3, 1e-4 / 0.3, n_genes)  # per-UMI expression rates, mean 1 CP10k
@@ -556,7 +556,8 @@ def _bootstrap_ci(values: np.ndarray, stat, rng: np.random.Generator, n_boot: in
 
 def sample_of(name: str, n: int) -> np.ndarray:
     """Sample (the soup's unit) of each cell: Triana's ``Batch`` (BM, PBMC); MALT and CTCL are
-    one 10x lane each (CTCL's four hashtags were pooled in one lane and share its soup)."""
+    one 10x lane each (CTCL's four hashtags were pooled in one lane and share its soup).
+    """  # noqa: D205
     if name == "triana2021":
         return ad.read_h5ad(CITESEQ, backed="r").obs["Batch"].astype(str).to_numpy(object)
     return np.full(n, name, dtype=object)
@@ -566,7 +567,8 @@ def gene_errors(
     pred: np.ndarray, truth: np.ndarray, ctx: np.ndarray, keep_ctx: list
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per gene: balanced accuracy, mean |RNA − protein| positive fraction over the contexts;
-    and the two (genes × contexts) fraction tables."""
+    and the two (genes × contexts) fraction tables.
+    """  # noqa: D205
     n = truth.shape[1]
     ba = np.array([balanced_accuracy(pred[:, j], truth[:, j]) for j in range(n)])
     fr = np.array([[pred[ctx == c, j].mean() for c in keep_ctx] for j in range(n)])
@@ -577,7 +579,8 @@ def gene_errors(
 def variant_calls(d: dict, scale: float) -> tuple[dict, dict]:
     """Calls of every :data:`VARIANTS` entry (through :func:`antigenscout.pp.positivity`, all
     genes, then the evaluated columns) and of (d) with the soup forced to :data:`FORCED_RHO`;
-    and the ambient tables the engine wrote (without / with state labels)."""
+    and the ambient tables the engine wrote (without / with state labels).
+    """  # noqa: D205, D401
     name, lib, ctx = d["name"], d["lib"], d["ctx"]
     gi = np.array([d["var_names"].get_loc(g) for g in d["genes"]], dtype=np.intp)
     sample = sample_of(name, len(lib))
@@ -632,14 +635,14 @@ def heldout_scores(f_panel: float) -> tuple[pd.DataFrame, dict, dict]:
     Triana panel is scaled by ``f_panel``. Also the :data:`VARIANTS` at the default k and
     threshold (per_gene keys ``(set, "variant", label, "")``) and each set's ambient tables.
     """
-    from calibrate_protein import DATASETS, load_dataset
+    from calibrate_protein import DATASETS, load_dataset  # noqa: PLC0415
 
     rows, per_gene, ambient = [], {}, {}
     for name in DATASETS:
         d = load_dataset(name, f_panel)
         X, lib, truth, ctx = d["X"], d["lib"], d["protein"], d["ctx"]
         scale = 1.0 / f_panel if name == "triana2021" else 1.0
-        keep_ctx = [c for c in np.unique(ctx) if (ctx == c).sum() >= 15]
+        keep_ctx = [c for c in np.unique(ctx) if (ctx == c).sum() >= 15]  # noqa: PLR2004
         a = ad.AnnData(d["X_full"].astype(np.float32))
         a.obs["total_counts"] = lib
         settings = [("detected", "", "", (X > 0) & (lib[:, None] > 0))]
@@ -682,7 +685,7 @@ def variants_report(per_gene: dict, ambient: dict, seed: int = 0) -> str:
     Every interval of a set uses the same gene resamples (a fresh generator seeded ``seed``
     per statistic), so variants with the same calls get the same intervals.
     """
-    from calibrate_protein import DATASETS
+    from calibrate_protein import DATASETS  # noqa: PLC0415
 
     def ci(values: np.ndarray, stat, signed: bool = False) -> str:
         return _ci(_bootstrap_ci(values, stat, np.random.default_rng(seed)), signed)
@@ -709,7 +712,7 @@ def variants_report(per_gene: dict, ambient: dict, seed: int = 0) -> str:
                     "genes better / worse than (a)": (
                         f"{int((v[0] > ref[0]).sum())} / {int((v[0] < ref[0]).sum())}"
                     ),
-                    "calls ≠ (a)": int(v[4]) if len(v) > 4 else "",
+                    "calls ≠ (a)": int(v[4]) if len(v) > 4 else "",  # noqa: PLR2004
                 }
             )
     amb_rows = []
@@ -763,7 +766,7 @@ def variants_report(per_gene: dict, ambient: dict, seed: int = 0) -> str:
     )
 
 
-def _posterior_tail(y: int, s: float, lam0: float, a0: float, rho: float, soup: float) -> float:
+def _posterior_tail(y: int, s: float, lam0: float, a0: float, rho: float, soup: float) -> float:  # noqa: PLR0913, PLR0917
     """P(λ ≥ λ0 | pooled count y), written out apart from the engine's kernels.
 
     Prior λ ~ Gamma(a0, a0/λ0); y ~ Poisson(λ (1 − ρ) s + ρ a s) with soup fraction a =
@@ -791,7 +794,8 @@ def _posterior_tail(y: int, s: float, lam0: float, a0: float, rho: float, soup: 
 
 def depth_report() -> str:
     """Chance that a cell exactly at the threshold is called, pooled with k neighbours of the
-    same depth, with and without soup; checked against the engine's two knn paths."""
+    same depth, with and without soup; checked against the engine's two knn paths.
+    """  # noqa: D205
     lam0 = DEFAULT_THRESHOLD / 1e4
     a0 = DEFAULT_PRIOR_SHAPE
     k = DEFAULT_N_NEIGHBORS
@@ -803,7 +807,7 @@ def depth_report() -> str:
         need = {}
         for rho in (0.0, DEPTH_RHO):
             tail = np.array([_posterior_tail(y, s, lam0, a0, rho, lam0) for y in range(y_max)])
-            call = tail >= 0.5
+            call = tail >= 0.5  # noqa: PLR2004
             first = int(np.argmax(call))
             if not call[first] or not call[first:].all():
                 msg = f"call not monotone in y (library {lib}, ρ {rho})"
@@ -938,7 +942,7 @@ def heldout_report(f_panel: float) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: D103
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timing", action="store_true", help="also time 100,000 synthetic cells")
     ap.add_argument(
@@ -949,7 +953,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave the doc as is")
     args = ap.parse_args(argv)
 
-    from calibrate_protein import panel_fraction as healthy_panel_fraction
+    from calibrate_protein import panel_fraction as healthy_panel_fraction  # noqa: PLC0415
 
     t0 = time.perf_counter()
     a, _ = load_citeseq()

@@ -150,14 +150,14 @@ def gmm_calls(values: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float, flo
 
     Returns the calls, Ashman's D = √2 |μ1 − μ2| / √(σ1² + σ2²) and |μ1 − μ2|.
     """
-    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture import GaussianMixture  # noqa: PLC0415
 
     gm = GaussianMixture(2, n_init=5, random_state=seed).fit(values[:, None])
     hi = int(np.argmax(gm.means_.ravel()))
     post = gm.predict_proba(values[:, None])[:, hi]
     mu = gm.means_.ravel()
     d = float(np.sqrt(2) * abs(mu[0] - mu[1]) / np.sqrt(gm.covariances_.ravel().sum()))
-    return post >= 0.5, d, float(abs(mu[0] - mu[1]))
+    return post >= 0.5, d, float(abs(mu[0] - mu[1]))  # noqa: PLR2004
 
 
 def protein_table(
@@ -175,7 +175,7 @@ def protein_table(
         if isotypes:
             v = np.log1p(v) - bg
         pos, d, delta = gmm_calls(v)
-        ok = d >= 2 and 10 <= pos.sum() <= n - 10 and (not isotypes or delta >= MIN_DELTA)
+        ok = d >= 2 and 10 <= pos.sum() <= n - 10 and (not isotypes or delta >= MIN_DELTA)  # noqa: PLR2004
         qc.append(
             {
                 "antibody": ab,
@@ -205,8 +205,8 @@ def panel_fraction(panel: pd.Index) -> float:
 
 def kmeans_contexts(X: sp.csr_matrix, lib: np.ndarray) -> np.ndarray:
     """RNA-only clusters: k-means on 30 PCs of log1p CP10k of the 2,000 most variable genes."""
-    import scanpy as sc
-    from sklearn.cluster import KMeans
+    import scanpy as sc  # noqa: PLC0415
+    from sklearn.cluster import KMeans  # noqa: PLC0415
 
     a = ad.AnnData(sp.csr_matrix(X, dtype=np.float32))
     a.X = sp.csr_matrix(a.X.multiply(1e4 / lib[:, None]))
@@ -218,7 +218,7 @@ def kmeans_contexts(X: sp.csr_matrix, lib: np.ndarray) -> np.ndarray:
 
 
 def load_dataset(name: str, f_panel: float | None = None) -> dict:
-    """Counts, library, contexts and protein calls of one CITE-seq data set."""
+    """Counts, library, contexts and protein calls of one CITE-seq data set."""  # noqa: D401
     if name == "triana2021":
         a = ad.read_h5ad(TRIANA)
         a.var_names = [g.replace("HLA.", "HLA-") for g in a.var_names]
@@ -237,7 +237,7 @@ def load_dataset(name: str, f_panel: float | None = None) -> dict:
         a = ad.read_h5ad(path)
         X = sp.csr_matrix(a.X)
         lib = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
-        keep = lib >= 200
+        keep = lib >= 200  # noqa: PLR2004
         a, X, lib = a[keep].copy(), X[keep], lib[keep]
         ctx = kmeans_contexts(X, lib)
         calls, qc = protein_table(a.obsm["protein"], m, iso)
@@ -348,14 +348,14 @@ def model_covariates(cov: pd.DataFrame, use: tuple[str, ...]) -> pd.DataFrame | 
 
 # --------------------------------------------------------------------------- evaluation
 def baseline_current(mean_cp10k: np.ndarray, lam0: float = 0.2) -> np.ndarray:
-    """The engine's current rule: exp(−λ0/μ) (Gamma shape 1), 0 where μ = 0."""
+    """The engine's current rule: exp(−λ0/μ) (Gamma shape 1), 0 where μ = 0."""  # noqa: D401
     out = np.zeros_like(mean_cp10k, dtype=np.float64)
     pos = mean_cp10k > 0
     out[pos] = np.exp(-lam0 / mean_cp10k[pos])
     return out
 
 
-def predict_rows(test: pd.DataFrame, cal: pd.DataFrame) -> pd.DataFrame:
+def predict_rows(test: pd.DataFrame, cal: pd.DataFrame) -> pd.DataFrame:  # noqa: D103
     f, lo, hi = protein_positive_fraction(
         test.gene.tolist(), test.mean_cp10k.to_numpy()[:, None], calibration=cal
     )
@@ -402,7 +402,7 @@ def metrics(df: pd.DataFrame, rng: np.random.Generator, n_boot: int = N_BOOT) ->
     return pd.DataFrame([res])
 
 
-def leave_dataset_out(pairs: pd.DataFrame, cov: pd.DataFrame, use: tuple[str, ...]) -> dict:
+def leave_dataset_out(pairs: pd.DataFrame, cov: pd.DataFrame, use: tuple[str, ...]) -> dict:  # noqa: D103
     out = {}
     for held in DATASETS:
         train, test = pairs[pairs.dataset != held], pairs[pairs.dataset == held]
@@ -411,7 +411,7 @@ def leave_dataset_out(pairs: pd.DataFrame, cov: pd.DataFrame, use: tuple[str, ..
     return out
 
 
-def leave_gene_out(
+def leave_gene_out(  # noqa: D103
     pairs: pd.DataFrame, cov: pd.DataFrame, use: tuple[str, ...], n_folds: int = 5
 ) -> pd.DataFrame:
     genes = np.array(sorted(pairs.gene.unique()))
@@ -425,7 +425,7 @@ def leave_gene_out(
     return pd.concat(parts)
 
 
-def md_table(df: pd.DataFrame) -> str:
+def md_table(df: pd.DataFrame) -> str:  # noqa: D103
     cols = list(df.columns)
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for _, row in df.iterrows():
@@ -434,7 +434,7 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: D103, PLR0915
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print only; write no files")
     args = ap.parse_args(argv)
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     lines += [
         "",
         f"Pairs (gene × context): {len(pairs)}; genes: {pairs.gene.nunique()}; genes in ≥ 2 "
-        f"data sets: {int((pairs.groupby('gene').dataset.nunique() >= 2).sum())}.",
+        f"data sets: {int((pairs.groupby('gene').dataset.nunique() >= 2).sum())}.",  # noqa: PLR2004
         f"HPA midpoints: {int(cov.hpa_mid_cp10k.notna().sum())} genes; CPTAC midpoints: "
         f"{int(cov.cptac_mid_log2uq.notna().sum())} genes; CITE-seq genes with an HPA midpoint: "
         f"{int(cov.hpa_mid_cp10k.reindex(pairs.gene.unique()).notna().sum())}, with a CPTAC "
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
         res = leave_dataset_out(pairs, cov, use)
         for held, df in res.items():
             for subset, sub in (("all genes", df), ("genes seen in training", df[df.own_fit])):
-                if sub.gene.nunique() < 3:
+                if sub.gene.nunique() < 3:  # noqa: PLR2004
                     continue
                 m = metrics(sub, rng)
                 lodo_rows.append(

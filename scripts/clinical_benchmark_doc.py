@@ -163,7 +163,8 @@ def _refresh_tables(doc: str) -> str:
 
 def _within_table(w: dict[str, Any] | None) -> str:
     """Within-tissue cross-target ranking: per tissue AUROC of each method, the mean with its
-    interval and the paired difference to fold change."""
+    interval and the paired difference to fold change.
+    """  # noqa: D205
     if not w:
         return ""
     head = "| tissue | damaged / spared pairs | " + " | ".join(METHODS) + " |"
@@ -216,7 +217,8 @@ def _decoy_line(d: dict[str, Any] | None) -> str:
 
 def _by_target_line(m: dict[str, Any], rows: list[tuple[str, tuple[str, ...]]]) -> str:
     """The paired differences to fold change with whole targets resampled (the rows of one
-    target move together, so four EGFR rows cannot carry a result)."""
+    target move together, so four EGFR rows cannot carry a result).
+    """  # noqa: D205, D401
     by = (m.get("paired_differences_by_target") or {}).get("fold_change")
     if not by:
         return ""
@@ -241,7 +243,8 @@ def _f(v: float | None) -> str:
 
 def _second_record(n_boot: int, seed: int) -> str:
     """§4.4: the second toxicity record (``toxicities_more.tsv``), scored alone and reported
-    only: no rule, weight or parameter was set on it."""
+    only: no rule, weight or parameter was set on it.
+    """  # noqa: D205
     shared = default_shared()
     path = None if shared is None else shared / "benchmark" / "toxicities_more.tsv"
     if path is None or not path.is_file():
@@ -389,7 +392,7 @@ placenta" (NECTIN4, EGFR) no longer happens: the placenta is out of the default 
 """
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103, PLR0915
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=REPO / "runs" / "benchmark")
     p.add_argument("--n-boot", type=int, default=2000)
@@ -463,7 +466,7 @@ def main() -> None:
     scored = tr[tr["status"] == "scored"].copy()
     scored["delta"] = scored["antigenscout_percentile"] - scored["fold_change_percentile"]
     fc = scored["fold_change_percentile"].astype(float)
-    n_fc_top1 = int((fc >= 0.99).sum())
+    n_fc_top1 = int((fc >= 0.99).sum())  # noqa: PLR2004
     power_line = (
         f"On {n_fc_top1} of {len(scored)} scored visible rows fold change already ranks the "
         f"known target in its top 1% (median percentile {fc.median():.3f}), so the paired "
@@ -471,8 +474,8 @@ def main() -> None:
         "needs antigenscout to be at least as good on nearly every such row; on "
         f"{len(scored)} rows a top-q difference of one row is {1 / max(len(scored), 1):.3f}."
     )
-    losses = scored[scored["delta"] < -0.02].sort_values("delta")
-    wins = scored[scored["delta"] > 0.02].sort_values("delta", ascending=False)
+    losses = scored[scored["delta"] < -0.02].sort_values("delta")  # noqa: PLR2004
+    wins = scored[scored["delta"] > 0.02].sort_values("delta", ascending=False)  # noqa: PLR2004
 
     def listing(df: pd.DataFrame) -> str:
         return "; ".join(
@@ -529,7 +532,7 @@ def main() -> None:
         if not len(df) or "tumor_coverage" not in df:
             return df.iloc[0:0]
         sc = df[df["status"] == "scored"]
-        return sc[pd.to_numeric(sc["tumor_coverage"], errors="coerce") < 1e-6]
+        return sc[pd.to_numeric(sc["tumor_coverage"], errors="coerce") < 1e-6]  # noqa: PLR2004
 
     on = xr[(xr["status"] == "scored") & (xr["class"] == "on_target")]
     a3 = pd.to_numeric(on["antigenscout_hit_at_3"], errors="coerce").round(3)

@@ -49,7 +49,7 @@ def _cell(t: pd.DataFrame, i: int) -> str:
     return f"{t.index[i]} ({row['score']:.3f}){flags}"
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
     a = p.parse_args()
@@ -81,7 +81,7 @@ def main() -> None:
             v = t["vital_risk"].to_numpy(dtype=float)
             saturation.append(
                 {"modality": m, "tumour": name, "candidates": len(t),
-                 ">= 0.5": (v >= 0.5).mean(), ">= 0.8": (v >= 0.8).mean(),
+                 ">= 0.5": (v >= 0.5).mean(), ">= 0.8": (v >= 0.8).mean(),  # noqa: PLR2004
                  "median": float(np.median(v))}
             )  # fmt: skip
         lines = [

@@ -5,7 +5,7 @@ the packaged glossary (``src/antigenscout/get/data/columns.tsv``, also
     python scripts/outputs_doc.py [--check]
 
 ``--check`` exits 1 when ``docs/outputs.md`` differs from what the glossary gives.
-"""
+"""  # noqa: D205, D400
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ with a leading apostrophe (docs/bad_input.md, spreadsheet safety).
 """
 
 
-def render() -> str:
+def render() -> str:  # noqa: D103
     g = column_glossary()
     parts = [INTRO]
     for file, rows in g.groupby("file", sort=False):
@@ -47,7 +47,7 @@ def render() -> str:
     return "\n".join(parts) + "\n"
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare, do not write")
     args = ap.parse_args()

@@ -80,7 +80,7 @@ def _loc(surface: pd.DataFrame, g: str) -> tuple[str, str]:
     return hpa, up
 
 
-def named_table(surface: pd.DataFrame) -> list[str]:
+def named_table(surface: pd.DataFrame) -> list[str]:  # noqa: D103
     genes = [g for group in NAMED.values() for g in group]
     r = reachability(surface.loc[genes])
     lines = [
@@ -102,7 +102,7 @@ def named_table(surface: pd.DataFrame) -> list[str]:
     return lines
 
 
-def counts_table(surface: pd.DataFrame) -> list[str]:
+def counts_table(surface: pd.DataFrame) -> list[str]:  # noqa: D103
     pc = surface[surface["protein_coding"].astype(bool)]
     r = reachability(pc)
     anchored = r["membrane_anchor"].to_numpy(dtype=bool)
@@ -133,7 +133,7 @@ def counts_table(surface: pd.DataFrame) -> list[str]:
     return lines
 
 
-def top_tables(surface: pd.DataFrame) -> tuple[list[str], int, int]:
+def top_tables(surface: pd.DataFrame) -> tuple[list[str], int, int]:  # noqa: D103
     lines: list[str] = []
     n_org = n_rows = 0
     for code in COHORTS:
@@ -156,7 +156,7 @@ def top_tables(surface: pd.DataFrame) -> tuple[list[str], int, int]:
     return lines, n_org, n_rows
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--print", action="store_true", help="print instead of editing the doc")
     a = p.parse_args()

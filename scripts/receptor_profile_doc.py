@@ -127,7 +127,7 @@ def _cell(row: pd.Series, context: str) -> str:
     return f"{f} {_code(str(row['source']))}"
 
 
-def main() -> int:
+def main() -> int:  # noqa: D103
     contexts = [c for _, c in COLUMNS]
     head = " | ".join(h for h, _ in COLUMNS)
     print(f"| receptor (agent) | {head} | cell types engaged (of 111) | evidence |")

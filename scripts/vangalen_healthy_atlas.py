@@ -4,7 +4,7 @@ The input of ``antigenscout atlas build`` in docs/atlas.md::
 
     python scripts/vangalen_healthy_atlas.py ../shared/data/singlecell/vangalen2019_aml \\
         vangalen_bm_cl.h5ad
-"""
+"""  # noqa: D301
 
 from __future__ import annotations
 

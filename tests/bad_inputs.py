@@ -167,7 +167,7 @@ def _gates(path: Path, out: Path, *extra: str) -> list[str]:
 # ----------------------------------------------------------------------------- cases
 
 
-def _cases() -> list[Case]:
+def _cases() -> list[Case]:  # noqa: PLR0915
     c: list[Case] = []
 
     def add(id_: str, what: str, expect: str, **kw: object) -> Callable[[Setup], Setup]:

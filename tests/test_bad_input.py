@@ -40,7 +40,7 @@ def test_fixtures_really_crash_a_plain_reader(path: Path, how: str) -> None:
 
     code = f"import anndata; anndata.read_h5ad({str(path)!r})"
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=20)  # noqa: PLW1510
     except subprocess.TimeoutExpired:
         assert how == "hang"
         return

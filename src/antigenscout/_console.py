@@ -1,5 +1,6 @@
 """The terminal of the command-line tools: consoles and the progress bar every long command
-shows (rich is imported on first use, so ``--help`` stays fast)."""
+shows (rich is imported on first use, so ``--help`` stays fast).
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ if TYPE_CHECKING:
 
 
 def err_console() -> Console:
-    """Standard error: progress, notes, warnings and errors."""
-    from rich.console import Console
+    """Standard error: progress, notes, warnings and errors."""  # noqa: D401
+    from rich.console import Console  # noqa: PLC0415
 
     return Console(stderr=True, highlight=False)
 
 
 def out_console() -> Console:
-    """Standard output: the results a command prints."""
-    from rich.console import Console
+    """Standard output: the results a command prints."""  # noqa: D401
+    from rich.console import Console  # noqa: PLC0415
 
     return Console(highlight=False)
 
@@ -34,9 +35,9 @@ def steps(console: Console, unit: str = "cells") -> Iterator[ProgressCallback]:
 
     Yields the :data:`~antigenscout._types.ProgressCallback` the tools call
     (``progress(step, done, total)``); a new step starts a new bar and clock.
-    """
-    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-    from rich.text import Text
+    """  # noqa: D205, D401
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     class CountColumn(ProgressColumn):
         """``done/total <unit>``; nothing for a step that is not counted."""

@@ -28,7 +28,7 @@ class AntigenscoutError(Exception):
 
     >>> str(InputError("cannot read 'x' (Expected 2 fields\\nin line 3); fix it"))
     "cannot read 'x' (Expected 2 fields in line 3); fix it"
-    """
+    """  # noqa: D301
 
     def __init__(self, *args: object) -> None:
         if len(args) == 1 and isinstance(args[0], str):

@@ -1,5 +1,6 @@
 """What a run read and which choices it made without being told: for ``run.json`` and the
-terminal (docs/bad_input.md, "Choices said, inputs recorded, outputs spreadsheet-safe")."""
+terminal (docs/bad_input.md, "Choices said, inputs recorded, outputs spreadsheet-safe").
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
     1
     >>> sha256_path(d / "a.txt") == hashlib.sha256(b"x").hexdigest()
     True
-    """
+    """  # noqa: D205
     p = Path(path)
     h = hashlib.sha256()
     if p.is_dir():
@@ -40,8 +41,8 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
 
 
 def invocation() -> dict[str, Any]:
-    """The command line of this run and the package version, for every ``run.json``."""
-    from . import __version__
+    """The command line of this run and the package version, for every ``run.json``."""  # noqa: D401
+    from . import __version__  # noqa: PLC0415
 
     return {
         "command_line": COMMAND_LINE or [Path(sys.argv[0]).name, *sys.argv[1:]],
@@ -52,9 +53,10 @@ def invocation() -> dict[str, Any]:
 def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, Any]:
     """``run.json["input"]``: the path (``None``: data embedded in the package), its
     SHA-256, the format and matrix read, the kind, the shape; with the command line and the
-    package version."""
-    from ._errors import InputError
-    from .io._read import detect_format
+    package version.
+    """  # noqa: D205
+    from ._errors import InputError  # noqa: PLC0415
+    from .io._read import detect_format  # noqa: PLC0415
 
     info = dict(adata.uns.get("antigenscout", {})) if hasattr(adata, "uns") else {}
     p = None if path is None else Path(path)
@@ -94,7 +96,7 @@ def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
 
     >>> choices_made({"malignant_key": None, "patient_key": "p", "kind": "single_cell"}, None)[0]
     'no --malignant-key: every cell is taken as a tumour cell (COLUMN=VALUE selects them)'
-    """
+    """  # noqa: D205
     notes: list[str] = []
     uns = getattr(adata, "uns", {}) or {}
     info = uns.get("antigenscout") or {}
@@ -133,7 +135,7 @@ def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
     graph = str((params.get("positivity") or {}).get("graph", ""))
     if graph.startswith("obsp"):
         notes.append(
-            f"neighbour graph {graph.split(',')[0]} found in the input is used ({graph}); "
+            f"neighbour graph {graph.split(',', maxsplit=1)[0]} found in the input is used ({graph}); "  # noqa: E501
             "--graph-key none builds one here"
         )
     return notes

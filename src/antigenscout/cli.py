@@ -251,7 +251,7 @@ _graph_key = click.option(
 
 
 def _load_reference(reference_dir: Path | None, atlas_path: Path | None) -> Reference:
-    """The reference (embedded or ``--reference``), with ``--atlas`` merged in when given."""
+    """The reference (embedded or ``--reference``), with ``--atlas`` merged in when given."""  # noqa: D401
     from .reference import load_reference
 
     reference = load_reference(reference_dir)
@@ -273,7 +273,7 @@ def _load_reference(reference_dir: Path | None, atlas_path: Path | None) -> Refe
     if unmapped:
         err_console().print(
             f"atlas {atlas.name}: {len(unmapped)} cell types map to no body context and weigh "
-            f"1.0: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}",
+            f"1.0: {', '.join(unmapped[:8])}{' …' if len(unmapped) > 8 else ''}",  # noqa: PLR2004
             soft_wrap=True,
             markup=False,
         )
@@ -352,7 +352,7 @@ def _check_highlight_candidates(
 BACKED_SHARE = 0.125
 
 
-def _read_input(
+def _read_input(  # noqa: PLR0913, PLR0917
     path: Path,
     layer: str | None,
     kind: str,
@@ -394,7 +394,7 @@ def _maybe_report(out: Path, with_report: bool, highlight: tuple[str, ...] = ())
 # ----------------------------------------------------------------------------- ranking
 
 
-def _run_rank(
+def _run_rank(  # noqa: PLR0913
     adata: AnnData,
     out: Path,
     *,
@@ -405,7 +405,8 @@ def _run_rank(
     **kw: Any,
 ) -> Path:
     """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
-    ``patient_model.tsv`` (single cells) and ``run.json``."""
+    ``patient_model.tsv`` (single cells) and ``run.json``.
+    """  # noqa: D205
     from . import get, tl
     from .io._write import staged_run, write_table
 
@@ -459,7 +460,7 @@ def _run_rank(
     return out
 
 
-def _write_run_json(
+def _write_run_json(  # noqa: PLR0913, PLR0917
     stage: Path,
     command: str,
     adata: AnnData,
@@ -469,7 +470,8 @@ def _write_run_json(
     t0: float,
 ) -> list[str]:
     """Write a rank or gates run's ``run.json`` (input, the choices made unasked, params,
-    denominators, reference, seconds); return those choices to print."""
+    denominators, reference, seconds); return those choices to print.
+    """  # noqa: D205
     from ._provenance import choices_made, input_record
     from .io._write import write_json
 
@@ -581,7 +583,6 @@ def demo(
     out: Path, modality: str, ambient: bool, with_report: bool, highlight: tuple[str, ...]
 ) -> None:
     """Rank targets on the embedded van Galen 2019 AML subset (offline, seconds)."""
-
     from . import datasets
     from .reference import load_reference
 
@@ -653,7 +654,7 @@ def demo(
 @_highlight
 @_obs
 @_orientation
-def rank(
+def rank(  # noqa: PLR0913, PLR0917
     input_path: Path,
     malignant_key: str | None,
     patient_key: str | None,
@@ -679,7 +680,8 @@ def rank(
     orientation: str,
 ) -> None:
     """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
-    TSV/CSV table of single cells or bulk samples)."""
+    TSV/CSV table of single cells or bulk samples).
+    """  # noqa: D205
     reference = _load_reference(reference_dir, atlas_path)  # validate early, before any work
     names = _resolve_highlight(highlight, reference)
     adata = _read_input(input_path, layer, kind, reference, backed, obs_path, orientation)
@@ -794,7 +796,7 @@ def rank(
 @_report
 @_obs
 @_orientation
-def gates(
+def gates(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     input_path: Path,
     malignant_key: str | None,
     patient_key: str | None,
@@ -984,7 +986,7 @@ def _print_gates(table: Any, den: dict[str, Any], max_vital_risk: float) -> None
 @_route
 @_atlas_opt
 @_out
-def profile(
+def profile(  # noqa: PLR0913, PLR0917
     receptor: tuple[str, ...],
     gate: str,
     agent: str,
@@ -998,7 +1000,7 @@ def profile(
     """Which healthy cells, and what fraction of each, does an agent binding RECEPTOR engage?
 
     RECEPTOR is one or more genes (combined by --gate) or a logic expression in quotes.
-    """
+    """  # noqa: D400
     from rich.table import Table
 
     from ._provenance import invocation
@@ -1126,7 +1128,7 @@ def atlas() -> None:
     "(the CELLxGENE Census's healthy cells, each counted once), with --obs-filter if given.",
 )
 @_out
-def atlas_build(
+def atlas_build(  # noqa: PLR0913, PLR0917
     input_path: Path,
     cell_type_key: str,
     donor_key: str | None,
@@ -1142,7 +1144,8 @@ def atlas_build(
     out: Path,
 ) -> None:
     """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
-    CELLxGENE Census copy, or a 10x/.zarr/.loom input) and write an atlas folder."""
+    CELLxGENE Census copy, or a 10x/.zarr/.loom input) and write an atlas folder.
+    """  # noqa: D205
     from ._provenance import invocation
     from .atlas import DEFAULT_CHUNK_CELLS, DEFAULT_SAMPLE_CELLS, build_atlas
     from .io._write import OUTPUT_FILES, staged_run, write_json

@@ -157,7 +157,7 @@ _TOX_ROWS = [
 ]  # fmt: skip
 
 
-def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:
+def test_end_to_end(tmp_path: Path, fake_reference: Reference) -> None:  # noqa: PLR0915
     rules = tmp_path / "ind.tsv"
     rules.write_text(
         "rule\tpattern\tdataset\tsamples\trationale\n"

@@ -28,7 +28,7 @@ def test_vangalen_matches_plain_pandas(shared_data: Path, sample: str) -> None:
     folder = shared_data / VG
     dem = _plain(folder, f"GSM*_{sample}.dem.txt.gz")
     anno = _plain(folder, f"GSM*_{sample}.anno.txt.gz").loc[dem.columns]
-    adata = datasets.vangalen2019(folder, patients=[sample.split("-")[0]])
+    adata = datasets.vangalen2019(folder, patients=[sample.split("-", maxsplit=1)[0]])
     assert list(adata.obs.columns[:6]) == OBS_FIRST
     assert list(adata.obs_names) == list(dem.columns)
     assert list(adata.var_names) == list(dem.index)
@@ -39,7 +39,7 @@ def test_vangalen_matches_plain_pandas(shared_data: Path, sample: str) -> None:
     assert list(adata.obs["cell_type"]) == list(anno["CellType"])
     np.testing.assert_array_equal(adata.obs["Score_HSC"], anno["Score_HSC"])
     assert set(adata.obs["sample"]) == {sample}
-    assert set(adata.obs["patient"]) == {sample.split("-")[0]}
+    assert set(adata.obs["patient"]) == {sample.split("-", maxsplit=1)[0]}
     assert adata.uns["antigenscout"]["kind"] == "single_cell"
 
 

@@ -52,7 +52,7 @@ class _SbmlModel:
             law = r.find(f"{SBML}kineticLaw/{MML}math")[0]
             self.reactions.append((reactants, products, law))
 
-    def _eval(self, node, env):
+    def _eval(self, node, env):  # noqa: PLR0911
         tag = node.tag.removeprefix(MML)
         if tag == "ci":
             return env[node.text.strip()]

@@ -93,7 +93,7 @@ def _pareto(cov: np.ndarray, risk: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_targets_run(
+def write_targets_run(  # noqa: PLR0913
     path: Path,
     *,
     n_extra: int = 30,
@@ -332,7 +332,7 @@ HOSTILE_DIR = '"><img src=x onerror=alert(8)>{{data}}'
 HOSTILE_FILE = "<img src=x onerror=alert(9)>.json"
 
 
-def write_hostile_run(parent: Path) -> Path:
+def write_hostile_run(parent: Path) -> Path:  # noqa: PLR0915
     """:func:`write_full_run` with every label the report shows replaced by a hostile one.
 
     Returns the run directory, ``parent / HOSTILE_DIR``.

@@ -68,7 +68,7 @@ def _open(browser: object, html: Path) -> tuple[object, list[str]]:
     return page, errors + [f"network: {u}" for u in requests if not u.startswith("file:")]
 
 
-def test_report_in_browser(browser: object, full_run: Path, tmp_path: Path) -> None:
+def test_report_in_browser(browser: object, full_run: Path, tmp_path: Path) -> None:  # noqa: PLR0915
     from PIL import Image
 
     html = write_html(full_run)

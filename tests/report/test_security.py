@@ -35,7 +35,7 @@ class _Doc(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags[tag] += 1
         for k, v in attrs:
-            v = v or ""
+            v = v or ""  # noqa: PLW2901
             self.attr_values.append(v)
             if k.lower().startswith("on"):
                 self.handlers.append((tag, k, v))

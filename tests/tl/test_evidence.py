@@ -76,7 +76,7 @@ def test_ihc_only_matches_the_hand_worked_closed_form() -> None:
     assert out["coverage_high"][0] == pytest.approx(_product_quantile(cdf, 0.95), abs=0.01)
 
 
-def _independent(rho: float, a: int, d: int, c: int, r: int, model: dict) -> dict[str, float]:
+def _independent(rho: float, a: int, d: int, c: int, r: int, model: dict) -> dict[str, float]:  # noqa: PLR0913, PLR0917
     """The posterior of an all-Not-detected IHC reading (q Uniform in both branches), by
     quadrature over a continuous x with a uniform prior."""
     cc, cn = model["cptac_carrier"][c], model["cptac_non_carrier"][c]

@@ -143,7 +143,7 @@ def test_pair_counts_bits_and_gram_agree(data):
 
 
 @numba.njit
-def _tile(words, i0, j0, w0, w1, out, off):
+def _tile(words, i0, j0, w0, w1, out, off):  # noqa: PLR0913, PLR0917
     _and_popcount_tile(words, i0, j0, w0, w1, out, off)
 
 
@@ -249,7 +249,7 @@ def _pair_risk_numpy(X, labels, w, frac, w_pb):
                 vals["and"].append(w_pb[t] * min(a, b))
                 vals["or"].append(w_pb[t] * min(1.0, a + b))
                 vals["andnot"].append(w_pb[t] * min(a, 1 - b))
-            for k in r:
+            for k in r:  # noqa: PLC0206
                 r[k][i, j] = max(vals[k], default=0.0)
     return r
 

@@ -33,7 +33,7 @@ def cell_ontology_map() -> pd.DataFrame:
     -------
     DataFrame with ``cl_name``, ``cl_id`` and ``context`` (an embedded context id whose
     system, tissue, vital weight and immune privilege the cell type inherits).
-    """
+    """  # noqa: D401
     res = resources.files("antigenscout.atlas").joinpath("cell_ontology.tsv")
     with res.open("r") as fh:
         return pd.read_csv(fh, sep="\t", comment="#", dtype=str)
@@ -62,7 +62,7 @@ def map_cell_types(
     ``immune_privileged``, ``barrier``, ``pregnancy`` and ``polarised`` added, and the list of
     unmapped labels.
     """
-    from ..reference import load_reference
+    from ..reference import load_reference  # noqa: PLC0415
 
     mapping = cell_ontology_map() if mapping is None else mapping
     need = {"cl_name", "cl_id", "context"} - set(mapping.columns)
@@ -77,7 +77,7 @@ def map_cell_types(
     by_id = {
         str(k).strip(): v
         for k, v in zip(mapping["cl_id"], mapping["context"], strict=False)
-        if k == k
+        if not pd.isna(k)
     }
     ctx_names = {str(n).lower(): i for i, n in zip(ctx.index, ctx["name"], strict=False)}
     out = cell_types.copy()
@@ -196,7 +196,7 @@ class Atlas:
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def from_arrays(
+    def from_arrays(  # noqa: PLR0913
         cls,
         *,
         cell_types: pd.DataFrame,

@@ -130,10 +130,11 @@ _INT_CAP = np.iinfo(np.int64).max
 
 
 @njit(cache=True, nogil=True)
-def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
+def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):  # noqa: PLR0913, PLR0917
     """Add one canonical CSR chunk of counts to the per-type sums (row ``code[r]``).
     Returns 0, or 1 for a value that is not a whole number, 2 for a
-    negative one, 3 where a sum would pass the int64 range (the caller refuses the input)."""
+    negative one, 3 where a sum would pass the int64 range (the caller refuses the input).
+    """  # noqa: D205
     for r in range(indptr.size - 1):
         total = 0
         for j in range(indptr[r], indptr[r + 1]):
@@ -144,7 +145,7 @@ def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):
                 return 1
             total += np.int64(v)
         k = code[r]
-        if total > 3_037_000_499 or lib2[k] > _INT_CAP - total * total:
+        if total > 3_037_000_499 or lib2[k] > _INT_CAP - total * total:  # noqa: PLR2004
             return 3
         n[k] += 1
         lib[k] += total
@@ -171,7 +172,8 @@ _REFUSED = {
 
 def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray, donor: int) -> _Partial:
     """The per-type sums of one chunk of one donor, and the ambient RNA its droplets carry
-    (one task; single-threaded, deterministic)."""
+    (one task; single-threaded, deterministic).
+    """  # noqa: D205, D401
     t0 = time.perf_counter()
     c0 = time.thread_time()
     X = source.read_rows(rows, stored=True)
@@ -222,7 +224,8 @@ _PER_TYPE = ("n", "library", "library2")
 
 class _Totals:
     """The whole atlas's sums, added in place as chunks arrive (integers: any order), with
-    each donor's summed counts (its soup profile) and its chunks' contamination."""
+    each donor's summed counts (its soup profile) and its chunks' contamination.
+    """  # noqa: D205
 
     def __init__(self, n_types: int, n_genes: int, n_donors: int) -> None:
         self.by_type_gene = {k: np.zeros((n_types, n_genes), np.int64) for k in _PER_TYPE_GENE}
@@ -323,7 +326,7 @@ def _scalar(a: np.ndarray) -> Any:
     return a.item() if a.ndim == 0 else a
 
 
-def _run_chunks(
+def _run_chunks(  # noqa: PLR0913, PLR0917
     src: CellSource,
     chunks: list[np.ndarray],
     types: np.ndarray,
@@ -335,7 +338,8 @@ def _run_chunks(
 ) -> tuple[int, float]:
     """Add every chunk's sums to ``totals`` (the stored ones loaded, the others computed in
     this process or as one Dask task each, saved as each ends); return the number of workers
-    and the seconds the workers took to start up (import and compile, before any task)."""
+    and the seconds the workers took to start up (import and compile, before any task).
+    """  # noqa: D205
     total_cells = int(sum(r.size for r in chunks))
     todo = [i for i in range(len(chunks)) if i not in store.resumed]
     n_done = 0
@@ -364,7 +368,7 @@ def _run_chunks(
         return workers, warm_seconds
     client, owned = _client(dask)
     try:
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed  # noqa: PLC0415
 
         # each worker imports, opens and compiles once, before any task, so the tasks' CPU
         # time is the chunks' own (the start-up is reported apart)
@@ -384,7 +388,7 @@ def _run_chunks(
     return workers, warm_seconds
 
 
-def _sample_calls(
+def _sample_calls(  # noqa: PLR0913, PLR0917
     src: CellSource,
     rows: np.ndarray,
     types: np.ndarray,
@@ -402,13 +406,14 @@ def _sample_calls(
     counts, from the chunks) discounted where its contamination was estimated; ``names``
     are the type and donor names of the codes. Batches hold whole cell types (at most
     ``batch_cells`` cells where the types allow), so memory is one batch, and the calls do
-    not depend on how the cells are batched. Returns the rows in call order and the calls."""
-    from anndata import AnnData
-    from threadpoolctl import threadpool_limits
+    not depend on how the cells are batched. Returns the rows in call order and the calls.
+    """  # noqa: D205, D401
+    from anndata import AnnData  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    from ..pp._ambient import Soup
-    from ..pp._graph import neighbor_graph
-    from ..pp._positivity import knn_blocks_from_neighbours
+    from ..pp._ambient import Soup  # noqa: PLC0415
+    from ..pp._graph import neighbor_graph  # noqa: PLC0415
+    from ..pp._positivity import knn_blocks_from_neighbours  # noqa: PLC0415
 
     rho, donor_genes = soup
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -475,9 +480,10 @@ def _contamination_summary(rho: np.ndarray) -> dict[str, Any]:
 
 def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
     """A ``dask.distributed`` client for ``'local:N'``, ``'tcp://HOST:PORT'`` or a Client,
-    and what closes what was opened here (``None`` for a Client the caller owns)."""
+    and what closes what was opened here (``None`` for a Client the caller owns).
+    """  # noqa: D205, D401
     try:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client, LocalCluster  # noqa: PLC0415
     except ImportError:
         msg = "--dask needs dask.distributed; install it with pip install 'antigenscout[dask]'"
         raise InputError(msg) from None
@@ -492,7 +498,7 @@ def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
         if n < 1:
             msg = f"--dask {text!r}: give local:N with N >= 1 worker processes"
             raise InputError(msg)
-        import dask
+        import dask  # noqa: PLC0415
 
         # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's
         # mmap threshold at 128 KB: every chunk's arrays are then mapped and unmapped afresh,
@@ -521,7 +527,7 @@ def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
     return client, client.close
 
 
-def build_atlas(
+def build_atlas(  # noqa: PLR0913, PLR0915
     source: str | os.PathLike[str] | Any,
     *,
     cell_type_key: str,
@@ -811,7 +817,8 @@ def build_atlas(
 def _stat(source: Any) -> list[float] | None:
     """Size and modification time of a file source, or for a folder (a TileDB-SOMA
     experiment) the total size and newest modification time of its files (``None``: not a
-    path)."""
+    path).
+    """  # noqa: D205
     try:
         p = Path(os.fspath(source))
     except TypeError:
@@ -827,7 +834,8 @@ def _stat(source: Any) -> list[float] | None:
 
 def _memory_digest(src: CellSource) -> str | None:
     """SHA-256 of an in-memory source's counts (what a resume must match); ``None`` for a
-    file or URI source, identified by its path and ``_stat``."""
+    file or URI source, identified by its path and ``_stat``.
+    """  # noqa: D205
     if src.kind != "memory":
         return None
     X = sparse.csr_matrix(src.matrix)

@@ -1,6 +1,6 @@
 """Load an atlas for use: a folder written by ``atlas build``, or an ``.h5ad`` built on the
 spot (the one module that sees both the atlas and its builder, so neither imports the other).
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def load_atlas(
     Returns
     -------
     The :class:`Atlas`.
-    """
+    """  # noqa: D401
     p = Path(path)
     if p.is_file() and p.name.lower().endswith(".h5ad"):
         return build_atlas(p, cell_type_key=cell_type_key, donor_key=donor_key, dask=dask)

@@ -54,7 +54,8 @@ class CellSource:
 
     def read_rows(self, rows: np.ndarray, *, stored: bool = False) -> sparse.csr_matrix:
         """Counts of ``rows`` (sorted row positions) as CSR, cells × all genes: float64, or
-        with ``stored`` the values as the source holds them (no converted copy)."""
+        with ``stored`` the values as the source holds them (no converted copy).
+        """  # noqa: D205, D401
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind == "memory":
             X = sparse.csr_matrix(self.matrix[rows])
@@ -66,8 +67,8 @@ class CellSource:
 
 
 def _h5ad_rows(path: str, rows: np.ndarray) -> sparse.csr_matrix:
-    import h5py
-    from anndata.io import sparse_dataset
+    import h5py  # noqa: PLC0415
+    from anndata.io import sparse_dataset  # noqa: PLC0415
 
     with h5py.File(path, "r") as f:
         node = f["X"]
@@ -85,7 +86,7 @@ def _h5ad_rows(path: str, rows: np.ndarray) -> sparse.csr_matrix:
 
 
 def _soma_rows(src: CellSource, rows: np.ndarray) -> sparse.csr_matrix:
-    import tiledbsoma as soma
+    import tiledbsoma as soma  # noqa: PLC0415
 
     assert src.soma_joinids is not None
     assert src.var_joinids is not None
@@ -139,7 +140,7 @@ def open_source(
     The source, the requested obs columns (one row per cell, row order) and ``var`` with a
     ``symbol`` column (gene symbol where the source has one, else the var name).
     """
-    from anndata import AnnData
+    from anndata import AnnData  # noqa: PLC0415
 
     soma = not isinstance(path, AnnData) and (
         _is_soma(Path(os.fspath(path))) or str(path).startswith(("s3://", "tiledb://"))
@@ -160,7 +161,7 @@ def open_source(
             "or a 10x folder"
         )
         raise InputError(msg)
-    from .. import io
+    from .. import io  # noqa: PLC0415
 
     return _memory_source(io.read(p), columns, str(p))
 
@@ -196,10 +197,10 @@ def _memory_source(
 
 
 def _h5ad_source(path: Path, columns: list[str]) -> tuple[CellSource, pd.DataFrame, pd.DataFrame]:
-    import h5py
-    from anndata.io import read_elem
+    import h5py  # noqa: PLC0415
+    from anndata.io import read_elem  # noqa: PLC0415
 
-    from ..io._guard import probe_hdf5
+    from ..io._guard import probe_hdf5  # noqa: PLC0415
 
     probe_hdf5(path, source=str(path), what="atlas .h5ad")
     with h5py.File(path, "r") as f:
@@ -216,7 +217,7 @@ def _h5ad_source(path: Path, columns: list[str]) -> tuple[CellSource, pd.DataFra
 def _soma_source(
     uri: str, columns: list[str], measurement: str, layer: str, obs_filter: str | None = None
 ) -> tuple[CellSource, pd.DataFrame, pd.DataFrame]:
-    from ..io._soma import _import_tiledbsoma
+    from ..io._soma import _import_tiledbsoma  # noqa: PLC0415
 
     soma = _import_tiledbsoma()
     try:

@@ -44,9 +44,9 @@ def atlas_healthy_cells(
     -------
     ``(cells, params, context ids)`` or ``None`` when the atlas cannot be used exactly. A gene
     the atlas does not measure is negative in its cells (stated in ``params``).
-    """
-    from ..tl._gates import HealthyCells
-    from ..tl._risk import apical_genes, exposure
+    """  # noqa: D401
+    from ..tl._gates import HealthyCells  # noqa: PLC0415
+    from ..tl._risk import apical_genes, exposure  # noqa: PLC0415
 
     atlas = reference.atlas
     if not np.isclose(atlas.threshold_cp10k, threshold):

@@ -58,7 +58,7 @@ def _fmt(v: object) -> str:
     help="Bootstrap resamples for the 95% intervals and paired differences.",
 )
 @click.option("--seed", type=int, default=20240601, show_default=True, help="Bootstrap seed.")
-def benchmark_command(
+def benchmark_command(  # noqa: PLR0913, PLR0917
     targets: Path | None,
     toxicities: Path | None,
     shared: Path | None,
@@ -71,7 +71,8 @@ def benchmark_command(
     check whether observed toxicities are among the target's top healthy risks, for
     antigenscout and two anchor baselines, with paired bootstrap 95% intervals. Writes
     metrics.json, targets_rows.tsv and toxicity_rows.tsv to OUT (with --extended also
-    extended_targets_rows.tsv and extended_excluded.tsv)."""
+    extended_targets_rows.tsv and extended_excluded.tsv).
+    """  # noqa: D205
     from rich.table import Table
 
     from .._console import err_console, out_console

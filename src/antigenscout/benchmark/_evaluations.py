@@ -19,6 +19,7 @@ resampled with replacement, the same resample for every method (paired).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -54,7 +55,7 @@ def decoys(table: pd.DataFrame, gene: str) -> pd.Index:
     >>> t.loc["b", "tumor_mean_cp10k"] = float("nan")  # an unknown level is no decoy
     >>> list(decoys(t, "G"))
     ['a', 'c']
-    """
+    """  # noqa: D205, D401
     if "tumor_mean_cp10k" not in table:
         return pd.Index([])
     level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
@@ -76,7 +77,8 @@ def decoy_block(
 ) -> dict[str, Any] | None:
     """Each known target's percentile among its decoys (``<method>_decoy_percentile`` of the
     scored target rows), per method, with row intervals and paired differences by row and by
-    target; ``None`` without such rows."""
+    target; ``None`` without such rows.
+    """  # noqa: D205
     cols = [f"{m}_decoy_percentile" for m in methods]
     if not len(scored) or not set(cols) <= set(scored.columns):
         return None
@@ -112,7 +114,7 @@ def target_clusters(rows: pd.DataFrame) -> np.ndarray:
     --------
     >>> target_clusters(pd.DataFrame({"genes": ["EGFR", "MET;EGFR", "EGFR", None]})).tolist()
     ['EGFR', 'EGFR;MET', 'EGFR', 'row3']
-    """
+    """  # noqa: D205
     if not len(rows) or "genes" not in rows:
         return np.arange(len(rows)).astype(str)
     genes = rows["genes"].astype(object).where(rows["genes"].notna(), None)
@@ -151,7 +153,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(((diff > 0) + 0.5 * (diff == 0)).mean())
 
 
-def within_tissue(
+def within_tissue(  # noqa: PLR0913
     rows: pd.DataFrame,
     contexts: pd.DataFrame,
     values: Callable[[pd.Series], Mapping[str, pd.Series]],
@@ -214,7 +216,7 @@ def within_tissue(
         out = {}
         for m in methods:
             aucs = [auroc(score[m][idx, j], label[idx, j]) for j in used]
-            aucs = [a for a in aucs if a == a]
+            aucs = [a for a in aucs if not math.isnan(a)]
             out[m] = float(np.mean(aucs)) if aucs else float("nan")
         return out
 

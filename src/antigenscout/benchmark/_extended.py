@@ -169,17 +169,17 @@ def _cell(v: object) -> str:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    """A list as strings; an absent list is empty (the builder uses the lists present)."""
+    """A list as strings; an absent list is empty (the builder uses the lists present)."""  # noqa: D401
     if not path.is_file():
         return pd.DataFrame()
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
 
 
-def _entries(folder: Path) -> list[dict[str, object]]:
+def _entries(folder: Path) -> list[dict[str, object]]:  # noqa: PLR0912, PLR0915
     """Raw (agent, genes, indications, modality) entries from every list."""
     out: list[dict[str, object]] = []
 
-    def add(src: str, drug: str, ids: Iterable[str], names: Iterable[str], dis: list[str],
+    def add(src: str, drug: str, ids: Iterable[str], names: Iterable[str], dis: list[str],  # noqa: PLR0913, PLR0917
             modality: str, status: str, note: str = "", exclude: str = "") -> None:  # fmt: skip
         out.append(
             {
@@ -288,7 +288,7 @@ def _entries(folder: Path) -> list[dict[str, object]]:
 
 
 def _resolve(entry: dict[str, object], reference: Reference) -> tuple[list[str], str]:
-    """Reference symbols of an entry's targets (Ensembl ids first), or the failure."""
+    """Reference symbols of an entry's targets (Ensembl ids first), or the failure."""  # noqa: D401
     ids = [str(i) for i in entry["ids"]]  # type: ignore[union-attr]
     names = [str(n) for n in entry["names"]]  # type: ignore[union-attr]
     if entry.get("needs_id") and not ids:
@@ -314,7 +314,8 @@ def _resolve(entry: dict[str, object], reference: Reference) -> tuple[list[str],
 def evaluation_key(genes: Iterable[str], rule: IndicationRule | None, text: str) -> str:
     """What a row evaluates, without the modality: sorted genes and tumour data (the rule's
     dataset and samples; the rule's name for rules without data; the indication text when
-    no rule matches)."""
+    no rule matches).
+    """  # noqa: D205, D401
     g = ";".join(sorted(genes))
     if rule is None:
         where = "text:" + re.sub(r"\W+", " ", text.lower()).strip()
@@ -349,7 +350,7 @@ def build_extended_targets(
     Returns
     -------
     :class:`ExtendedSet`.
-    """
+    """  # noqa: D401
     folder = Path(lists_dir)
     if not folder.is_dir():
         msg = (

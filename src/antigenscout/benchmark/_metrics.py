@@ -76,7 +76,8 @@ def percentile_of(value: np.ndarray | float, others: np.ndarray) -> float:
 
 def percentile_parts(value: np.ndarray | float, others: np.ndarray) -> tuple[int, int, int]:
     """``(#others below, #others tied, n)`` of ``value`` among ``others`` (lexicographic
-    keys as in :func:`percentile_of`)."""
+    keys as in :func:`percentile_of`).
+    """  # noqa: D205
     others = np.asarray(others, dtype=np.float64)
     v = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if others.ndim == 1:
@@ -119,7 +120,7 @@ def summarise_percentiles(
 
     ``top_hits`` maps a :data:`TOP_QS` key to per-row expected hits (aligned with ``p``);
     without it a row is a hit when its percentile is at least ``1 - q``.
-    """
+    """  # noqa: D205
     ser = pd.Series(p, dtype=float)
     keep = ser.notna().to_numpy()
     arr = np.asarray(ser[keep], dtype=np.float64)
@@ -150,7 +151,7 @@ def _verdict(lo: float, hi: float, higher_is_better: bool) -> str:
     return "better" if hi < 0 else ("worse" if lo > 0 else "not distinguishable")
 
 
-def paired_bootstrap(
+def paired_bootstrap(  # noqa: PLR0913
     values: Mapping[str, Mapping[str, np.ndarray]],
     stats: Mapping[str, tuple[str, Callable[[np.ndarray], np.ndarray], bool]],
     *,
@@ -232,7 +233,7 @@ def paired_bootstrap(
             point[m] = float(f(arr[full])[0])
             lo, hi = np.percentile(boot[m], [2.5, 97.5])
             ci[m][s] = [float(lo), float(hi)]
-        for m in paired:
+        for m in paired:  # noqa: PLC0206
             d = boot[engine] - boot[m]
             lo, hi = (float(x) for x in np.percentile(d, [2.5, 97.5]))
             paired[m][s] = {
@@ -292,7 +293,7 @@ def topk_hits(values: pd.Series, contexts: list[str] | tuple[str, ...]) -> dict[
 
 def _expected_hit(v: pd.Series, named: np.ndarray, level: float | None, k: int) -> float:
     """P(a named context is in the top ``k``) under random tie-breaking."""
-    from math import comb
+    from math import comb  # noqa: PLC0415
 
     if level is None:
         return 0.0
@@ -308,7 +309,7 @@ def _expected_hit(v: pd.Series, named: np.ndarray, level: float | None, k: int) 
 
 
 def top_contexts(values: pd.Series, n: int = 3) -> list[str]:
-    """The ``n`` highest-valued contexts with value > 0 (stable order on ties)."""
+    """The ``n`` highest-valued contexts with value > 0 (stable order on ties)."""  # noqa: D401
     v = values.astype(float).fillna(0.0)
     v = v[v > 0].sort_values(ascending=False, kind="stable")
     return list(v.index[:n])

@@ -224,8 +224,8 @@ class _TumourStore:
     def _load_full(self, dataset: str) -> AnnData:
         if dataset in self._full:
             return self._full[dataset]
-        from .. import datasets
-        from ..pp import harmonise_genes
+        from .. import datasets  # noqa: PLC0415
+        from ..pp import harmonise_genes  # noqa: PLC0415
 
         if dataset in self.override:
             adata = self.override[dataset].copy()
@@ -282,7 +282,7 @@ class _TumourStore:
 def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataFrame:
     key = modality
     if key not in tum.engine:
-        from ..tl import score_targets
+        from ..tl import score_targets  # noqa: PLC0415
 
         adata = tum.adata
         with warnings.catch_warnings():
@@ -302,8 +302,8 @@ def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataF
 
 
 def _hpa_cancer(tum: _Tumour) -> str | None:
-    """The HPA pathology cancer type of a bulk TCGA tumour, when all its cohorts share one."""
-    from ..datasets import TCGA_HPA_CANCER
+    """The HPA pathology cancer type of a bulk TCGA tumour, when all its cohorts share one."""  # noqa: D401
+    from ..datasets import TCGA_HPA_CANCER  # noqa: PLC0415
 
     if tum.kind != "bulk" or not tum.name.startswith("tcga"):
         return None
@@ -316,9 +316,10 @@ def _combine(values: np.ndarray, op: str) -> np.ndarray:
     """Gate a genes × k array of fractions with the estimate ``profile`` uses
     (:func:`antigenscout.tl._profile.gate_fraction`): AND = min (the Fréchet upper bound:
     the chains of a target are made by the same cells), OR = ``1 − Π(1 − v)`` for
-    independent antigens (issue #10 item 5: not pushed to 1 by the union bound)."""
-    from ..tl._gates import Gate
-    from ..tl._profile import gate_fraction
+    independent antigens (issue #10 item 5: not pushed to 1 by the union bound).
+    """  # noqa: D205
+    from ..tl._gates import Gate  # noqa: PLC0415
+    from ..tl._profile import gate_fraction  # noqa: PLC0415
 
     lits = [Gate.lit(i) for i in range(values.shape[0])]
     gate = lits[0] if len(lits) == 1 else (Gate.and_ if op == "and" else Gate.or_)(*lits)
@@ -427,7 +428,7 @@ def _map_genes(genes: list[str], reference: Reference) -> tuple[list[str], list[
     return [str(s) for s in mapped.dropna()], unmapped
 
 
-def _score_target_row(
+def _score_target_row(  # noqa: PLR0911, PLR0912, PLR0915
     row: pd.Series,
     rules: list[IndicationRule],
     store: _TumourStore,
@@ -568,9 +569,9 @@ def _gate_score(
     Columns missing from the engine's table are taken as 1 (factor) or as
     ``tumor_coverage`` (cover), so a rewritten engine degrades to ``cover × (1 − risk)``.
     """
-    from ..pp import DEFAULT_THRESHOLD
-    from ..tl import healthy_risk
-    from ..tl._risk import organ_system_risk
+    from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..tl import healthy_risk  # noqa: PLC0415
+    from ..tl._risk import organ_system_risk  # noqa: PLC0415
 
     # each gene's healthy fractions at its own engagement threshold, as the engine judges
     # the single genes the gate is placed among
@@ -584,7 +585,7 @@ def _gate_score(
     # the engine adds coverage_q25 only for modalities ranked on per-patient coverage
     cover_col = "coverage_q25" if "coverage_q25" in table else "tumor_coverage"
     try:
-        from ..tl._targetability import MODALITY_PROFILES
+        from ..tl._targetability import MODALITY_PROFILES  # noqa: PLC0415
 
         harm = float(getattr(MODALITY_PROFILES.get(modality), "harm_factor", 1.0))
     except ImportError:  # pragma: no cover - engine rewritten
@@ -611,7 +612,8 @@ def _gate_score(
 
 def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
     """``(part id, tissue text, attribution text)``; a row whose tissue and attribution
-    both list the same number (> 1) of ';'-separated parts is split pairwise."""
+    both list the same number (> 1) of ';'-separated parts is split pairwise.
+    """  # noqa: D205
     tissues = split_top_level(row["off_tumor_tissue_or_cell"])
     attrs = split_top_level(row["attribution"])
     if len(tissues) > 1 and len(tissues) == len(attrs):
@@ -637,11 +639,11 @@ def _context_values(
     (engagement × vital weight) is kept as the diagnostic ``antigenscout_severity``, and the
     lasting loss of function beyond the organ's reserve (``HealthyRisk.consequence``) as
     ``antigenscout_consequence``.
-    """
-    from ..pp import DEFAULT_THRESHOLD
-    from ..tl import healthy_risk
-    from ..tl._risk import consequence, organ_reserve
-    from ..tl._targetability import MODALITY_PROFILES
+    """  # noqa: D205
+    from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..tl import healthy_risk  # noqa: PLC0415
+    from ..tl._risk import consequence, organ_reserve  # noqa: PLC0415
+    from ..tl._targetability import MODALITY_PROFILES  # noqa: PLC0415
 
     profile = MODALITY_PROFILES.get(modality or "")
     floor = DEFAULT_THRESHOLD
@@ -796,7 +798,7 @@ def _toxicity_metrics(df: pd.DataFrame, method: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- driver
 
 
-def run_benchmark(
+def run_benchmark(  # noqa: PLR0913, PLR0915
     targets_path: str | os.PathLike[str] | None = None,
     toxicities_path: str | os.PathLike[str] | None = None,
     *,
@@ -853,10 +855,10 @@ def run_benchmark(
     >>> res = run_benchmark(out_dir="bench_out")  # doctest: +SKIP
     >>> res.metrics["targets"]["median_percentile"]  # doctest: +SKIP
     """
-    from .. import __version__
-    from ..io._write import prepare_out_dir, write_json, write_table
-    from ..pp import DEFAULT_THRESHOLD
-    from ..reference import load_reference
+    from .. import __version__  # noqa: PLC0415
+    from ..io._write import prepare_out_dir, write_json, write_table  # noqa: PLC0415
+    from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
 
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
@@ -973,7 +975,7 @@ def run_benchmark(
     ext_rows: pd.DataFrame | None = None
     ext_excluded: pd.DataFrame | None = None
     if extended:
-        from ._extended import LISTS_SUBDIR, build_extended_targets
+        from ._extended import LISTS_SUBDIR, build_extended_targets  # noqa: PLC0415
 
         folder = Path(lists_dir) if lists_dir is not None else None
         if folder is None and shared_dir is not None:
@@ -1030,7 +1032,8 @@ def run_benchmark(
 
 def _differences(tblocks: dict[str, Any], xblocks: dict[str, Any], key: str) -> dict[str, Any]:
     """``{baseline: {'targets': ..., 'toxicity': {'on_target', 'negative_controls'}}}`` of the
-    paired differences stored under ``key`` (``paired`` or ``paired_by_target``)."""
+    paired differences stored under ``key`` (``paired`` or ``paired_by_target``).
+    """  # noqa: D205
     return {
         b: {
             "targets": tblocks[key][b],
@@ -1044,7 +1047,8 @@ def _score_toxicities(
     toxic: pd.DataFrame, reference: Reference, n_boot: int, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Rows and per-method metrics (with intervals and paired differences) of a toxicity
-    table."""
+    table.
+    """  # noqa: D205
     vocab = TissueVocabulary.from_reference(reference)
     xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
     xdf = pd.DataFrame(xrows)
@@ -1084,8 +1088,8 @@ def score_toxicities(
     method (``antigenscout``, ``fold_change``, ``sens_at_spec``) the on-target recall and
     negative-control flag rates with 95% intervals, plus ``paired`` differences (by row and,
     ``paired_by_target``, by target) and ``within_tissue`` (:func:`._evaluations.within_tissue`).
-    """
-    from ..reference import load_reference
+    """  # noqa: D205
+    from ..reference import load_reference  # noqa: PLC0415
 
     reference = load_reference() if reference is None else reference
     toxic = _read_table(Path(toxicities_path), TOXICITY_COLUMNS, "toxicities")

@@ -75,9 +75,9 @@ _KEEP_S = ("ss", "us", "is", "ous")
 
 
 def _singular(word: str) -> str:
-    if len(word) <= 3 or not word.endswith("s") or word.endswith(_KEEP_S):
+    if len(word) <= 3 or not word.endswith("s") or word.endswith(_KEEP_S):  # noqa: PLR2004
         return word
-    if word.endswith("ies") and len(word) > 4:
+    if word.endswith("ies") and len(word) > 4:  # noqa: PLR2004
         return word[:-3] + "y"
     return word[:-1]
 
@@ -188,7 +188,7 @@ class TissueVocabulary:
     synonyms: pd.DataFrame | None = None
     terms: dict[str, tuple[frozenset[str], str]] = field(init=False, default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: PLR0912
         if self.synonyms is None:
             self.synonyms = load_synonyms()
         ctx = self.contexts
@@ -289,7 +289,7 @@ class TissueVocabulary:
         return tuple(sorted(cs, key=self._order.__getitem__))
 
     # ------------------------------------------------------------------ public
-    def map(self, phrase: str) -> TissueMapping:
+    def map(self, phrase: str) -> TissueMapping:  # noqa: PLR0912, PLR0915
         """Map a free-text tissue or cell description to reference contexts.
 
         Parameters
@@ -376,12 +376,12 @@ class TissueVocabulary:
         )
 
     def _bulk(self, cs: frozenset[str]) -> set[str]:
-        """The bulk tissue (non-cell-type) contexts among ``cs``."""
+        """The bulk tissue (non-cell-type) contexts among ``cs``."""  # noqa: D401
         return {c for c in cs if self._kinds.get(c) != "cell_type"}
 
 
 def load_synonyms() -> pd.DataFrame:
-    """The packaged anatomical synonym table (``term``, ``maps_to``, ``note``)."""
+    """The packaged anatomical synonym table (``term``, ``maps_to``, ``note``)."""  # noqa: D401
     res = resources.files("antigenscout.benchmark").joinpath("tissue_synonyms.tsv")
     with resources.as_file(res) as p:
         return pd.read_csv(p, sep="\t", comment="#", dtype=str, keep_default_na=False)

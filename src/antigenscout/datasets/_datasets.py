@@ -1,5 +1,6 @@
 """Loaders of real public datasets: van Galen 2019 AML marrow, Triana 2021 CITE-seq, and the
-packaged TCGA tumour medians and HPA cell-line tables."""
+packaged TCGA tumour medians and HPA cell-line tables.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ VANGALEN_STEM_PROGENITOR: tuple[str, ...] = ("HSC-like", "Prog-like")
 
 def add_vangalen_compartment(adata: AnnData, key: str = "compartment") -> None:
     """Set ``obs[key]`` to ``'stem_progenitor'`` for HSC-like and Prog-like cells, else
-    ``'other'`` (van Galen 2019 ``cell_type`` labels)."""
+    ``'other'`` (van Galen 2019 ``cell_type`` labels).
+    """  # noqa: D205
     stem = adata.obs["cell_type"].astype(str).isin(VANGALEN_STEM_PROGENITOR)
     adata.obs[key] = np.where(stem, "stem_progenitor", "other")
 
@@ -51,7 +53,7 @@ _VG_FILE = re.compile(r"^(?P<gsm>GSM\d+)_(?P<sample>.+)\.(?P<what>dem|anno)\.txt
 
 
 def _data_path(name: str, *, rebuild: str) -> resources.abc.Traversable:
-    """A packaged data file; a clear error naming the rebuild script when it is missing."""
+    """A packaged data file; a clear error naming the rebuild script when it is missing."""  # noqa: D401
     res = resources.files("antigenscout.datasets").joinpath("data", name)
     if not res.is_file():
         msg = (
@@ -163,7 +165,7 @@ def vangalen2019(
 
 
 def _patient(sample: str) -> str:
-    return sample.split("-")[0]
+    return sample.split("-", maxsplit=1)[0]
 
 
 def _vangalen_files(folder: Path) -> dict[str, tuple[Path, Path]]:
@@ -263,7 +265,7 @@ def demo() -> AnnData:
     >>> sorted(adata.obs["malignant"].cat.categories)
     ['malignant', 'normal']
     """
-    import anndata
+    import anndata  # noqa: PLC0415
 
     res = _data_path(DEMO_FILE, rebuild="scripts/build_demo.py")
     with resources.as_file(res) as p:
@@ -397,7 +399,7 @@ def citeseq_triana2021(path: str | os.PathLike[str]) -> AnnData:
     >>> path = "healthy_bm_blood_citeseq_250cells.h5ad"
     >>> adata = asc.datasets.citeseq_triana2021(path)  # doctest: +SKIP
     """
-    from ..io import read_h5ad
+    from ..io import read_h5ad  # noqa: PLC0415
 
     p = Path(path)
     if p.is_dir():

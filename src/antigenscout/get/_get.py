@@ -54,8 +54,8 @@ def risk_df(
     the engagement (``positive_fraction``) at the target's own engagement threshold, its
     interval and source, the vital weight and the severity (``risk``).
     """
-    from ..reference import load_reference
-    from ..tl._risk import healthy_risk
+    from ..reference import load_reference  # noqa: PLC0415
+    from ..tl._risk import healthy_risk  # noqa: PLC0415
 
     res = _result(adata, key)
     reference = load_reference() if reference is None else reference

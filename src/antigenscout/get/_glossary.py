@@ -1,5 +1,6 @@
 """What each column of the tables the command-line tools write means (``targets.tsv``,
-``risk.tsv``, ``gates.tsv``, ...), from the packaged ``data/columns.tsv``."""
+``risk.tsv``, ``gates.tsv``, ...), from the packaged ``data/columns.tsv``.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def column_glossary(file: str | None = None) -> pd.DataFrame:
     >>> g = get.column_glossary("targets.tsv")
     >>> g.loc[g["column"] == "vital_risk", "description"].iloc[0][:28]
     'Risk the score uses (0–1): d'
-    """
+    """  # noqa: D205, D401
     table = _table()
     if file is None:
         return table.copy()
@@ -57,7 +58,7 @@ def describe_column(file: str, column: str) -> str | None:
 
     >>> describe_column("targets.tsv", "coverage__stem_progenitor")[:14]
     'Only with --co'
-    """
+    """  # noqa: D205, D401
     rows = column_glossary(file)
     exact = rows[rows["column"] == column]
     if len(exact):

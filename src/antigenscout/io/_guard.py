@@ -76,7 +76,7 @@ def memory_budget() -> int:
 
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1024 or unit == "PB":
+        if abs(n) < 1024 or unit == "PB":  # noqa: PLR2004
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} PB"  # pragma: no cover
@@ -116,7 +116,7 @@ def check_expansion(expanded: float, on_disk: int, *, what: str, source: str) ->
     :data:`MAX_EXPANSION` × the size on disk and :data:`EXPANSION_FLOOR`.
 
     >>> check_expansion(5e6, 1_000_000, what="text", source="'x.tsv.gz'")  # 5x: fine
-    """
+    """  # noqa: D205
     limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
     if expanded > limit:
         msg = (

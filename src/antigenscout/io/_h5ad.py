@@ -164,7 +164,7 @@ def from_anndata(adata: AnnData, *, layer: str | None, kind: str | None, source:
     return out
 
 
-def _pick_counts(
+def _pick_counts(  # noqa: PLR0912
     adata: AnnData, *, layer: str | None, kind: str, source: str
 ) -> tuple[Any, pd.DataFrame, str]:
     """Return (matrix, var, where) for the slot that holds the raw counts."""
@@ -217,8 +217,8 @@ def _read_backed(
     p: Path, info: dict[str, Any], *, layer: str | None, kind: str | None, source: str
 ) -> AnnData:
     """Open ``p`` with ``.X`` on disk after validating its metadata (see :func:`read_h5ad`)."""
-    import h5py
-    from anndata.io import read_elem
+    import h5py  # noqa: PLC0415
+    from anndata.io import read_elem  # noqa: PLC0415
 
     if layer not in (None, "X"):
         msg = (
@@ -283,8 +283,9 @@ def _read_backed(
 def _check_backed_values(x: Any, *, kind: str, source: str) -> None:
     """Every stored value of a backed ``.X``, read in chunks (bounded memory): finite,
     non-negative and, for single cells, whole numbers. The first rows were checked with a
-    hint of how they look normalised; this pass finds a bad value anywhere after them."""
-    import h5py
+    hint of how they look normalised; this pass finds a bad value anywhere after them.
+    """  # noqa: D205
+    import h5py  # noqa: PLC0415
 
     data = x["data"] if isinstance(x, h5py.Group) else x
     if data.dtype.kind not in "f":
@@ -310,7 +311,8 @@ _INDEX_CHUNK = 1 << 23
 def _check_backed_indices(x: Any, *, n_obs: int, n_var: int, source: str) -> None:
     """Every column index of a backed CSR ``.X`` within ``0..n_var-1`` and its row pointers
     running from 0 up to the number of values, read in chunks: a corrupt index would make
-    the streamed reads go outside their arrays (a crash, or silently wrong counts)."""
+    the streamed reads go outside their arrays (a crash, or silently wrong counts).
+    """  # noqa: D205
     ptr_ds, idx_ds = x["indptr"], x["indices"]
     nnz = len(idx_ds)
     last = 0
@@ -342,10 +344,10 @@ def _check_backed_indices(x: Any, *, n_obs: int, n_var: int, source: str) -> Non
 
 def _check_backed_x(x: Any, *, n_obs: int, n_var: int, source: str) -> np.ndarray:
     """Validate a backed ``.X`` element; return up to :data:`BACKED_SAMPLE` stored values."""
-    import h5py
+    import h5py  # noqa: PLC0415
 
     if isinstance(x, h5py.Dataset):
-        if x.ndim != 2 or tuple(x.shape) != (n_obs, n_var):
+        if x.ndim != 2 or tuple(x.shape) != (n_obs, n_var):  # noqa: PLR2004
             msg = (
                 f".X of {source} has shape {x.shape} but obs/var have {n_obs} × {n_var}; "
                 "the file is inconsistent: re-export it"

@@ -62,7 +62,7 @@ def read_loom(
     >>> import antigenscout as asc
     >>> adata = asc.io.read_loom("velocyto.loom", layer="spliced")  # doctest: +SKIP
     """
-    import h5py
+    import h5py  # noqa: PLC0415
 
     p = check_file(path)
     if kind is not None:
@@ -74,7 +74,7 @@ def read_loom(
             msg = f"{source} has no /matrix dataset, so it is not a loom file; give a .loom file"
             raise InputError(msg)
         main = f["matrix"]
-        if main.ndim != 2:
+        if main.ndim != 2:  # noqa: PLR2004
             msg = f"/matrix of {source} is {main.ndim}-D, not genes × cells; re-export the file"
             raise InputError(msg)
         n_genes, n_cells = (int(s) for s in main.shape)
@@ -154,7 +154,7 @@ def slab_plan(
     (0, 671)
     >>> slab_plan((20000, 100000), (64, 64), 4)  # slabs of whole chunk columns
     (1, 3328)
-    """
+    """  # noqa: D205
     n_genes, n_cells = shape
     chunk_genes, chunk_cells = chunks or (1, 1)
     per_cells = max(1, min(BLOCK_CELLS, SLAB_BYTES // max(1, n_genes * itemsize)))
@@ -170,7 +170,7 @@ def slab_plan(
 
 def _attrs(f: Any, group: str, n: int, id_names: tuple[str, ...], source: str) -> pd.DataFrame:
     """One-dimensional attributes of ``/row_attrs`` or ``/col_attrs`` as a DataFrame."""
-    import h5py
+    import h5py  # noqa: PLC0415
 
     cols: dict[str, np.ndarray] = {}
     if group in f:

@@ -76,7 +76,7 @@ def parse_header(fh: IO[bytes], source: str) -> MtxHeader:
         )
         raise InputError(msg)
     words = [t.decode("ascii", "replace").lower() for t in tokens[1:]]
-    if len(words) != 4 or words[0] != "matrix":
+    if len(words) != 4 or words[0] != "matrix":  # noqa: PLR2004
         msg = (
             f"the MatrixMarket banner of {source} is {banner.decode('ascii', 'replace')!r}; "
             "expected '%%MatrixMarket matrix coordinate integer general'"
@@ -114,7 +114,7 @@ def parse_header(fh: IO[bytes], source: str) -> MtxHeader:
         shown = line.strip().decode("ascii", "replace")[:80]
         msg = (
             f"the size line of {source} is {shown!r}; a {fmt} MatrixMarket file needs "
-            f"{want} non-negative integers ({'rows cols entries' if want == 3 else 'rows cols'})"
+            f"{want} non-negative integers ({'rows cols entries' if want == 3 else 'rows cols'})"  # noqa: PLR2004
         )
         raise InputError(msg)
     rows, cols = int(parts[0]), int(parts[1])

@@ -211,7 +211,7 @@ def join_obs(adata: AnnData, obs: str | os.PathLike[str] | pd.DataFrame) -> AnnD
     return adata
 
 
-def detect_format(path: str | os.PathLike[str]) -> tuple[str, Any]:
+def detect_format(path: str | os.PathLike[str]) -> tuple[str, Any]:  # noqa: PLR0911
     """Return ``(format, target)`` for ``path``; ``target`` is what the reader is given.
 
     Raises :class:`InputError` when the path does not exist or its format is unknown.

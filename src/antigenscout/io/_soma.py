@@ -17,7 +17,7 @@ __all__ = ["read_soma"]
 
 def _import_tiledbsoma() -> Any:
     try:
-        import tiledbsoma
+        import tiledbsoma  # noqa: PLC0415
     except ImportError:
         msg = (
             "reading SOMA experiments needs the optional package tiledbsoma; "
@@ -27,7 +27,7 @@ def _import_tiledbsoma() -> Any:
     return tiledbsoma
 
 
-def read_soma(
+def read_soma(  # noqa: PLR0913
     uri: str | os.PathLike[str],
     *,
     obs_value_filter: str | None = None,

@@ -127,7 +127,8 @@ def _check_gzip_expansion(p: Path, source: str) -> None:
     A pass of its own, before the parser's: counting inside the parser's stream instead
     (one decompression) let pandas hold what it had parsed: a 1.7 MB .tsv.gz of 120,000
     rows of 5,000 zeros was refused after 40 s at 5.3 GB, against 3.5 s and 360 MB this
-    way."""
+    way.
+    """  # noqa: D205
     on_disk = p.stat().st_size
     limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
     total = 0
@@ -161,7 +162,7 @@ def _read_frame(p: Path, *, sep: str | None, source: str) -> pd.DataFrame:
         example = df[bad[0]].dropna().astype(str).head(1).tolist()
         msg = (
             f"{len(bad)} columns of {source} are not numeric ({', '.join(map(repr, bad[:3]))}"
-            f"{', …' if len(bad) > 3 else ''}; e.g. value {example[0] if example else ''!r}); "
+            f"{', …' if len(bad) > 3 else ''}; e.g. value {example[0] if example else ''!r}); "  # noqa: PLR2004
             "keep one label column followed by numeric expression columns only"
         )
         raise InputError(msg)
@@ -186,7 +187,7 @@ def gene_like_fraction(labels: pd.Index | list[str]) -> float:
     hits = 0
     for s in labels:
         if _ENSEMBL.match(s) or (
-            len(s) <= 20
+            len(s) <= 20  # noqa: PLR2004
             and _SYMBOL.match(s)
             and not _BARCODE.search(s)
             and not _SAMPLE.match(s)
@@ -199,11 +200,11 @@ def gene_like_fraction(labels: pd.Index | list[str]) -> float:
 def _detect_orientation(df: pd.DataFrame, source: str) -> str:
     rows = gene_like_fraction(df.index[:2000])
     cols = gene_like_fraction(df.columns[:2000])
-    if rows - cols > 0.2:
+    if rows - cols > 0.2:  # noqa: PLR2004
         return "genes_by_samples"
-    if cols - rows > 0.2:
+    if cols - rows > 0.2:  # noqa: PLR2004
         return "samples_by_genes"
-    if max(rows, cols) >= 0.5 and max(df.shape) >= 2 * min(df.shape):
+    if max(rows, cols) >= 0.5 and max(df.shape) >= 2 * min(df.shape):  # noqa: PLR2004
         return "genes_by_samples" if df.shape[0] > df.shape[1] else "samples_by_genes"
     msg = (
         f"cannot tell which axis of {source} holds genes (rows {rows:.0%} and columns "

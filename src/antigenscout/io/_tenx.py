@@ -54,7 +54,7 @@ def read_10x_h5(path: str | os.PathLike[str], *, kind: str = "single_cell") -> A
     >>> import antigenscout as asc
     >>> adata = asc.io.read_10x_h5("filtered_feature_bc_matrix.h5")  # doctest: +SKIP
     """
-    import h5py
+    import h5py  # noqa: PLC0415
 
     check_kind(kind)
     p = check_file(path)
@@ -97,7 +97,7 @@ def read_10x_h5(path: str | os.PathLike[str], *, kind: str = "single_cell") -> A
 
 
 def _group(parent: Any, key: str, source: str) -> Any:
-    import h5py
+    import h5py  # noqa: PLC0415
 
     if key not in parent or not isinstance(parent[key], h5py.Group):
         msg = (
@@ -109,8 +109,8 @@ def _group(parent: Any, key: str, source: str) -> Any:
 
 
 def _dataset(parent: Any, key: str, source: str) -> Any:
-    """The 1-D dataset ``parent[key]``, or InputError naming it."""
-    import h5py
+    """The 1-D dataset ``parent[key]``, or InputError naming it."""  # noqa: D401
+    import h5py  # noqa: PLC0415
 
     where = f"{parent.name.rstrip('/')}/{key}"
     if key not in parent or not isinstance(parent[key], h5py.Dataset):
@@ -245,7 +245,7 @@ def read_10x_mtx(path: str | os.PathLike[str], *, kind: str = "single_cell") -> 
     names = table.iloc[:, 1].to_numpy(dtype=object) if table.shape[1] > 1 else ids
     ftype = (
         table.iloc[:, 2].to_numpy(dtype=object)
-        if table.shape[1] > 2
+        if table.shape[1] > 2  # noqa: PLR2004
         else np.full(len(ids), _GEX, dtype=object)
     )
     bc = barcodes.iloc[:, 0].to_numpy(dtype=object) if barcodes.shape[1] else np.array([])
@@ -269,7 +269,7 @@ def _tsv(path: Path, source: str) -> pd.DataFrame:
         raise InputError(msg) from e
 
 
-def _assemble(
+def _assemble(  # noqa: PLR0913
     X: sparse.csr_matrix,
     ids: np.ndarray,
     names: np.ndarray,

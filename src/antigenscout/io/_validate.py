@@ -4,7 +4,7 @@ validated matrix as AnnData.
 A leaf module: it imports nothing else from :mod:`antigenscout.io`, so the readers, the
 dispatcher :func:`~antigenscout.io.read` and the tools (``tl``) all import their checks from
 here and the imports point one way.
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _examples(names: pd.Index | list[str] | np.ndarray, n: int = 5) -> str:
 
 
 def _stored(X: Any) -> np.ndarray:
-    """The stored values of a dense or sparse matrix, as a NumPy array."""
+    """The stored values of a dense or sparse matrix, as a NumPy array."""  # noqa: D401
     return X.data if isinstance(X, sparse.spmatrix | sparse.sparray) else np.asarray(X)
 
 
@@ -126,7 +126,7 @@ def check_sparse_structure(X: Any, source: str) -> None:
     Traceback (most recent call last):
     ...
     antigenscout._errors.InputError: the sparse matrix in 'x' has column indices outside 0..2 ...
-    """
+    """  # noqa: D205
     if not sparse.issparse(X) or X.format not in ("csr", "csc"):
         return
     n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
@@ -155,7 +155,8 @@ def check_sparse_structure(X: Any, source: str) -> None:
 
 def check_values(X: Any, source: str, *, allow_nan: bool = False) -> None:
     """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values
-    (``allow_nan``: NaN marks a gene not measured, as in bulk medians, and passes)."""
+    (``allow_nan``: NaN marks a gene not measured, as in bulk medians, and passes).
+    """  # noqa: D205
     data = _stored(X)
     check_dtype(data.dtype, source)
     if np.issubdtype(data.dtype, np.floating):
@@ -258,7 +259,7 @@ def normalisation_hint(X: Any) -> str:
         return f"it looks log1p-normalised (non-integer values, maximum {top:.3g})"
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     totals = totals[np.isfinite(totals) & (totals > 0)]
-    if totals.size >= 2 and totals.std() <= 1e-3 * totals.mean():
+    if totals.size >= 2 and totals.std() <= 1e-3 * totals.mean():  # noqa: PLR2004
         return f"it looks CP10k/CPM-normalised (every cell sums to about {totals.mean():.6g})"
     return ""
 
@@ -276,7 +277,7 @@ def looks_log_scale(X: Any) -> bool:
     nz = data[np.isfinite(data) & (data != 0)]
     if nz.size == 0:
         return False
-    return bool(nz.max() <= BULK_LOG_MAX and np.mean(np.mod(nz, 1) != 0) > 0.5)
+    return bool(nz.max() <= BULK_LOG_MAX and np.mean(np.mod(nz, 1) != 0) > 0.5)  # noqa: PLR2004
 
 
 def check_unique_genes(names: pd.Index, source: str) -> None:
@@ -298,7 +299,7 @@ def _as_float(X: Any) -> Any:
     return X.astype(dtype, copy=False)
 
 
-def finalise(
+def finalise(  # noqa: PLR0912, PLR0913
     X: Any,
     obs: pd.DataFrame,
     var: pd.DataFrame,

@@ -1,5 +1,6 @@
 """Atomic output writing: a reader never sees a half-written file, and a failed run
-never replaces a user's earlier result."""
+never replaces a user's earlier result.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -181,7 +182,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
     >>> spreadsheet_safe(pd.DataFrame({"label": ["=1+1", "CD19", "-0.5", "@x"]}))["label"].tolist()
     ["'=1+1", 'CD19', '-0.5', "'@x"]
-    """
+    """  # noqa: D205
     return _map_text(df, _escape)
 
 
@@ -208,9 +209,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], *, index: bool =
 
 
 def _jsonable(obj: Any) -> Any:
-    import math
+    import math  # noqa: PLC0415
 
-    import numpy as np
+    import numpy as np  # noqa: PLC0415
 
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -245,7 +246,7 @@ def _is_ours(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:
+def staged_run(out: str | os.PathLike[str], command: str) -> Iterator[Path]:  # noqa: PLR0915
     """Write a whole run into a fresh folder beside ``out`` and swap it in on success.
 
     ``out`` afterwards holds either the complete new run or, after any failure (an error,
@@ -352,7 +353,8 @@ def _alive(pid: int) -> bool:
 def _recover_abandoned(out: Path) -> None:
     """Staging folders of ``out`` left by a run that was killed: give back the user's files
     the swap had moved into them (where ``out`` lacks them) and delete the rest. A folder
-    whose run is still alive, or that names no owner, is left alone."""
+    whose run is still alive, or that names no owner, is left alone.
+    """  # noqa: D205
     parent = out.parent
     if not parent.is_dir():
         return

@@ -48,8 +48,8 @@ def read_zarr(
     >>> import antigenscout as asc
     >>> adata = asc.io.read_zarr("tumour.zarr", layer="counts")  # doctest: +SKIP
     """
-    import anndata
-    import zarr
+    import anndata  # noqa: PLC0415
+    import zarr  # noqa: PLC0415
 
     d = Path(path)
     if kind is not None:
@@ -87,7 +87,8 @@ def _check_sparse_chunks(group: Any, members: list, source: str) -> None:
     """Refuse a store whose sparse matrices miss chunks of their values or indices: zarr
     reads a missing chunk as its fill value, so counts would silently become zeros (an
     interrupted copy). Dense arrays may legitimately skip all-zero chunks and are not
-    checked."""
+    checked.
+    """  # noqa: D205
     for name, obj in members:
         parts = str(name).split("/")
         if parts[-1] not in ("data", "indices") or not hasattr(obj, "nchunks"):

@@ -95,7 +95,7 @@ __all__ = ["simulate_command"]
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory.")
 @click.option("--report", "with_report", is_flag=True, help="Also write report.html.")
-def simulate_command(
+def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     model: str,
     n_patients: int,
     seed: int,
@@ -231,7 +231,7 @@ def simulate_command(
         "product": product,
         "allow_other_indication": allow_other_indication,
     }
-    if typical or n_patients < 5000:
+    if typical or n_patients < 5000:  # noqa: PLR2004
         result = simulate(model, **kwargs)  # type: ignore[arg-type]
     else:
         with steps(console, unit="patients") as progress:

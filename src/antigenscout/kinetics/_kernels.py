@@ -22,7 +22,7 @@ Why an explicit method: every rate in these models is at most a few per day (lar
 CAR-T growth ~1.7/d, Michor d3 = 1/d, killing gamma_B = 1.15/d), so an explicit method's
 stability limit (h of order 1 d) sits above the step that accuracy needs (0.1–0.5 d); the
 system is not stiff and an implicit solver would only add Jacobian work.
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def car_level(t: float, y: np.ndarray, p: np.ndarray) -> float:
 
 
 @nb.njit(cache=True)
-def rhs(t: float, y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: np.ndarray) -> None:
+def rhs(t: float, y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: np.ndarray) -> None:  # noqa: PLR0913, PLR0917
     """Right-hand side of the composite model for one patient at time ``t`` (writes ``dy``)."""
     c = car_level(t, y, p)
     if p[P_MODE] == MODE_STEIN:
@@ -142,7 +142,7 @@ def rhs(t: float, y: np.ndarray, p: np.ndarray, auc_on: bool, tki_on: bool, dy: 
                 d = d + p[P_STEM_TKI]
             elif k == 1:
                 a = p[P_A1_TKI]
-            elif k == 2:
+            elif k == 2:  # noqa: PLR2004
                 a = p[P_A2_TKI]
         yp = y[S_L + 2 * k]
         yn = y[S_L + 2 * k + 1]
@@ -189,7 +189,7 @@ def _clamp_extinct(y: np.ndarray, ext: float) -> bool:
 
 
 @nb.njit(cache=True)
-def integrate_one(
+def integrate_one(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     y0: np.ndarray,
     p: np.ndarray,
     t_grid: np.ndarray,
@@ -239,7 +239,7 @@ def integrate_one(
                     for m in range(s):
                         acc += _A[s, m] * k[m, i]
                     ytmp[i] = y[i] + h_try * acc
-                if s < 6:
+                if s < 6:  # noqa: PLR2004
                     rhs(t + _C[s] * h_try, ytmp, p, auc_on, tki_on, k[s])
                 else:
                     for i in range(ns):
@@ -273,7 +273,7 @@ def integrate_one(
 
 
 @nb.njit(parallel=True, cache=True)
-def integrate_cohort(
+def integrate_cohort(  # noqa: PLR0913, PLR0917
     y0: np.ndarray,
     params: np.ndarray,
     t_grid: np.ndarray,

@@ -230,7 +230,7 @@ def escape_clones(
     return np.where(u < carriers, np.exp(lo + v * (hi - lo)), 0.0)
 
 
-def build_ode_cohort(
+def build_ode_cohort(  # noqa: PLR0912, PLR0913, PLR0915
     spec: ModelSpec,
     n: int,
     rng: np.random.Generator | None,

@@ -213,7 +213,7 @@ def turnover_for(name: str, system: str | None = None) -> tuple[float, str] | No
     Matched on a lower-case substring of the name (:data:`HEALTHY_TURNOVER`); when the
     ranking gives the context's ``system``, only haematopoietic / immune contexts match
     (an intestinal crypt stem cell is not a haematopoietic stem cell).
-    """
+    """  # noqa: D401
     if system is not None and isinstance(system, str) and not _HAEM_SYSTEM_RE.search(system):
         return None
     low = name.lower()
@@ -239,7 +239,7 @@ def detect_indication(run_dir: str | os.PathLike[str]) -> tuple[str | None, str]
     Order: an ``indication`` entry of ``run.json`` (top level or ``params``); the ``demo``
     command (the embedded van Galen 2019 AML subset); patient identifiers of
     ``patient_coverage.tsv`` that all start with the same disease abbreviation.
-    """
+    """  # noqa: D401
     run = Path(run_dir)
     meta, params = _run_meta(run)
     for where in (meta, params):
@@ -283,14 +283,14 @@ def _with_atlas_rows(
     measured fraction, carried to the target's engagement threshold exactly as ``rank
     --atlas`` does (:func:`antigenscout.tl.healthy_risk` at the ranking's threshold and
     modality from ``run.json``).
-    """
-    from ..tl._risk import healthy_risk
+    """  # noqa: D401
+    from ..tl._risk import healthy_risk  # noqa: PLC0415
 
     _, params = _run_meta(run)
     pos = params.get("positivity") if isinstance(params, dict) else None  # type: ignore[union-attr]
     threshold = pos.get("threshold_cp10k") if isinstance(pos, dict) else None
     if not isinstance(threshold, int | float):
-        from ..pp._positivity import DEFAULT_THRESHOLD
+        from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
 
         threshold = DEFAULT_THRESHOLD
     modality = params.get("modality") if isinstance(params, dict) else None  # type: ignore[union-attr]
@@ -325,7 +325,7 @@ def _with_atlas_rows(
     return pd.concat([keep, atlas_rows[cols]], ignore_index=True)
 
 
-def scenario_from_run(
+def scenario_from_run(  # noqa: PLR0912, PLR0915
     run_dir: str | os.PathLike[str],
     target: str,
     *,

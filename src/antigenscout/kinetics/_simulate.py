@@ -112,7 +112,7 @@ def _peak(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cmax, tmax
 
 
-def _crossing(
+def _crossing(  # noqa: PLR0913, PLR0917
     t: np.ndarray, lo: np.ndarray, hi: np.ndarray, ylo: np.ndarray, yhi: np.ndarray, thr: float
 ) -> np.ndarray:
     """Time at which a curve passes ``thr`` between two grid points (log-linear when possible)."""
@@ -160,19 +160,19 @@ def _time_below(t: np.ndarray, y: np.ndarray, thr: float) -> np.ndarray:
 
 def _at(t: np.ndarray, y: np.ndarray, day: float) -> np.ndarray:
     j = np.searchsorted(t, day)
-    if j >= len(t) or abs(t[j] - day) > 1e-9:
+    if j >= len(t) or abs(t[j] - day) > 1e-9:  # noqa: PLR2004
         return np.full(y.shape[0], np.nan)
     return y[:, j]
 
 
 def _flag(value: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
-    """A yes/no endpoint, missing where ``known`` is false (cohort.tsv: True/False/empty)."""
+    """A yes/no endpoint, missing where ``known`` is false (cohort.tsv: True/False/empty)."""  # noqa: D401
     out = pd.array(np.asarray(value, dtype=bool), dtype="boolean")
     out[~np.asarray(known, dtype=bool)] = pd.NA
     return out
 
 
-def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) -> pd.DataFrame:
+def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) -> pd.DataFrame:  # noqa: PLR0915
     """Per-patient endpoints from observables on the output grid (``obs``: P × T × N_OBS)."""
     n = obs.shape[0]
     out: dict[str, np.ndarray] = {}
@@ -200,7 +200,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     relapse[np.isnan(rem_day)] = np.nan
     out["time_to_relapse_days"] = relapse
     # among patients in remission by day 365 (a later remission cannot relapse within it)
-    out["relapse_1y"] = _flag(relapse <= 365.0, (rem_day <= 365.0) & (t[-1] >= 365.0))
+    out["relapse_1y"] = _flag(relapse <= 365.0, (rem_day <= 365.0) & (t[-1] >= 365.0))  # noqa: PLR2004
     # what came back: the antigen-negative share of the burden on the day of relapse
     rel_j = np.searchsorted(t, np.nan_to_num(relapse, nan=t[-1]))
     rel_j = np.minimum(rel_j, len(t) - 1)
@@ -208,7 +208,7 @@ def ode_endpoints(spec: ModelSpec, t: np.ndarray, obs: np.ndarray, hpos: float) 
     tum_at = tum[np.arange(n), rel_j]
     with np.errstate(divide="ignore", invalid="ignore"):
         neg_share = np.where(tum_at > 0, neg_at / tum_at, np.nan)
-    out["relapse_antigen_negative"] = _flag(neg_share > 0.5, ~np.isnan(relapse))
+    out["relapse_antigen_negative"] = _flag(neg_share > 0.5, ~np.isnan(relapse))  # noqa: PLR2004
     out["burden_cap_day"] = _first_cross(t, rel, BURDEN_CAP_FOLD, False, zero)
     neg = obs[:, -1, K.O_TUMOUR_NEG]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -325,7 +325,7 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
 
 
 def _units(spec: ModelSpec) -> dict[str, str]:
-    """Unit of every summary / curve quantity of a model ("-": dimensionless)."""
+    """Unit of every summary / curve quantity of a model ("-": dimensionless)."""  # noqa: D401
     car = "copies/ug" if spec.car_kinetics in (None, "stein") else "cells/uL"
     car_long = "transgene copies/ug genomic DNA" if car == "copies/ug" else "CAR-T cells/uL blood"
     u = {
@@ -425,7 +425,7 @@ def _check_int(name: str, value: object, lo: int) -> int:
     return int(value)
 
 
-def simulate(
+def simulate(  # noqa: PLR0912, PLR0913, PLR0915
     model: str,
     *,
     n_patients: int = 200,
@@ -491,7 +491,7 @@ def simulate(
     spec = get_model(model)
     n = 1 if typical else _check_int("n_patients", n_patients, 1)
     seed = _check_int("seed", seed, 0)
-    if not isinstance(days, int | float) or not math.isfinite(days) or days < 28:
+    if not isinstance(days, int | float) or not math.isfinite(days) or days < 28:  # noqa: PLR2004
         msg = f"days must be a number >= 28 (the AUC window). Got {days!r}."
         raise InputError(msg)
     days = float(days)
@@ -519,7 +519,7 @@ def simulate(
     ):
         msg = f"inhibitor_stop_day must be in (0, days]. Got {inhibitor_stop_day!r}."
         raise InputError(msg)
-    if not (0 < rtol < 1e-2):
+    if not (0 < rtol < 1e-2):  # noqa: PLR2004
         msg = f"rtol must be in (0, 0.01). Got {rtol!r}."
         raise InputError(msg)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
@@ -563,8 +563,8 @@ def simulate(
     extra = () if inhibitor_stop_day is None else (float(inhibitor_stop_day),)
     t = output_grid(days, extra)
     # curves: every 0.5 d to day 30, then daily
-    half = np.abs(t * 2 - np.round(t * 2)) < 1e-9
-    whole = np.abs(t - np.round(t)) < 1e-9
+    half = np.abs(t * 2 - np.round(t * 2)) < 1e-9  # noqa: PLR2004
+    whole = np.abs(t - np.round(t)) < 1e-9  # noqa: PLR2004
     curve_idx = np.nonzero(whole | ((t <= 30.0 + 1e-9) & half))[0]
     settings: dict[str, object] = {
         "model": model,
@@ -682,7 +682,7 @@ def _run_stein(
     return cohort, curves
 
 
-def _run_ode(
+def _run_ode(  # noqa: PLR0913, PLR0917
     spec: ModelSpec,
     rng: np.random.Generator,
     n: int,

@@ -41,8 +41,8 @@ _COV_STOPS = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]
 
 def _mpl() -> Any:
     try:
-        import matplotlib
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: PLC0415
+        from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError:  # pragma: no cover - matplotlib ships with scanpy
         msg = "antigenscout.pl needs matplotlib: pip install 'antigenscout[plot]' (or matplotlib)."
         raise InputError(msg) from None
@@ -50,7 +50,7 @@ def _mpl() -> Any:
 
 
 def _cmap(kind: str) -> Colormap:
-    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.colors import LinearSegmentedColormap  # noqa: PLC0415
 
     if kind == "risk":
         return LinearSegmentedColormap.from_list(
@@ -63,7 +63,8 @@ def _frame(
     data: Any, name: str, what: str, *, include: Sequence[str] = ()
 ) -> tuple[pd.DataFrame | None, RunData | None]:
     """``(table, run)`` from a run directory, an AnnData scored by ``antigenscout.tl``, a
-    RunData or the table itself (``include``: targets an AnnData's risk table must hold)."""
+    RunData or the table itself (``include``: targets an AnnData's risk table must hold).
+    """  # noqa: D205
     if isinstance(data, pd.DataFrame):
         return data, None
     if isinstance(data, RunData | str | os.PathLike) or is_anndata(data):
@@ -97,9 +98,9 @@ def _finish(fig: Figure, save: str | os.PathLike[str] | None, show: bool) -> Fig
         fig.savefig(save, dpi=200, bbox_inches="tight")
     if show:
         try:
-            from IPython.display import display
+            from IPython.display import display  # noqa: PLC0415
         except ImportError:  # outside IPython there is no display to show it in
-            from .._errors import warn
+            from .._errors import warn  # noqa: PLC0415
 
             warn("show=True displays figures in Jupyter only; use save= to write it")
         else:
@@ -115,7 +116,7 @@ def _new_figure(figsize: tuple[float, float], ax: Axes | None) -> tuple[Figure, 
     return fig, fig.add_subplot()
 
 
-def coverage_risk(
+def coverage_risk(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     n_labels: int = 10,
@@ -193,7 +194,7 @@ def coverage_risk(
             )
     ax.set_xlim(0, 1.02)
     ymax = np.nanmax(y) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
-    ax.set_ylim(0, 1.05 if ymax > 0.5 else max(0.05, ymax * 1.15))
+    ax.set_ylim(0, 1.05 if ymax > 0.5 else max(0.05, ymax * 1.15))  # noqa: PLR2004
     ax.set_xlabel("tumour coverage (fraction of tumour cells positive)")
     ax.set_ylabel(f"{risk.replace('_', ' ')} (fraction × vital weight)")
     ax.grid(alpha=0.25)
@@ -201,7 +202,7 @@ def coverage_risk(
     return _finish(fig, save, show)
 
 
-def risk_heatmap(
+def risk_heatmap(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     targets: list[str] | None = None,
@@ -312,7 +313,7 @@ def risk_heatmap(
     return _finish(fig, save, show)
 
 
-def patient_coverage(
+def patient_coverage(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     targets: list[str] | None = None,
@@ -364,7 +365,7 @@ def patient_coverage(
         raise InputError(msg)
     n_r, n_c = mat.shape
     if annotate is None:
-        annotate = n_c <= 20
+        annotate = n_c <= 20  # noqa: PLR2004
     if figsize is None:
         figsize = (2.0 + 0.38 * n_c, 1.2 + 0.26 * n_r)
     fig, ax = _new_figure(figsize, ax)
@@ -387,7 +388,7 @@ def patient_coverage(
                         ha="center",
                         va="center",
                         fontsize=6.5,
-                        color="white" if v > 0.55 else "black",
+                        color="white" if v > 0.55 else "black",  # noqa: PLR2004
                     )
     fig.colorbar(im, ax=ax, shrink=0.7, label="tumour coverage")
     ax.set_xlabel("patient")
@@ -395,7 +396,7 @@ def patient_coverage(
     return _finish(fig, save, show)
 
 
-def gate_scatter(
+def gate_scatter(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     n_labels: int = 8,
@@ -472,7 +473,7 @@ def gate_scatter(
     return _finish(fig, save, show)
 
 
-def kinetics_curves(
+def kinetics_curves(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
     quantities: list[str] | None = None,
@@ -510,7 +511,7 @@ def kinetics_curves(
     Returns
     -------
     The figure.
-    """
+    """  # noqa: D401
     cv, run = _frame(data, "curves", "curves.tsv")
     assert cv is not None
     _require(cv, ("time_days", "quantity", "p50"), "curves")
@@ -564,7 +565,7 @@ def kinetics_curves(
             log
             if log is not None
             else bool(
-                pos.size and (vals[np.isfinite(vals)] > 0).all() and pos.max() / pos.min() > 1e3
+                pos.size and (vals[np.isfinite(vals)] > 0).all() and pos.max() / pos.min() > 1e3  # noqa: PLR2004
             )
         )
         if use_log:

@@ -95,7 +95,7 @@ CLUSTER_MAX_CELLS = 3000
 
 
 @njit(cache=True, nogil=True)
-def _add_group_sums(
+def _add_group_sums(  # noqa: PLR0913, PLR0917
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -106,7 +106,8 @@ def _add_group_sums(
     cells: np.ndarray,
 ) -> None:
     """Add each CSR row's counts, library and 1 to its group (in place; rows with a
-    negative code are skipped)."""
+    negative code are skipped).
+    """  # noqa: D205
     for r in range(indptr.size - 1):
         c = codes[r]
         if c < 0:
@@ -145,7 +146,8 @@ class Soup:
 @dataclass
 class GroupSums:
     """Per (sample, state) group: summed counts of every gene, summed library sizes and cell
-    numbers (what the contamination estimate needs)."""
+    numbers (what the contamination estimate needs).
+    """  # noqa: D205
 
     counts: np.ndarray  #: (groups, genes) float64 summed counts
     library: np.ndarray  #: (groups,) summed library sizes
@@ -162,7 +164,8 @@ class GroupSums:
 
     def add(self, block: Any, codes: np.ndarray, library: np.ndarray) -> None:
         """Add the rows of ``block`` (cells × all genes, CSR or dense) to their groups
-        (``codes``; -1 = not counted), with library sizes ``library``."""
+        (``codes``; -1 = not counted), with library sizes ``library``.
+        """  # noqa: D205
         blk = sp.csr_matrix(block)
         _add_group_sums(
             blk.indptr,
@@ -202,16 +205,17 @@ class Ambient:
 
     def soup(self, genes: np.ndarray, codes: np.ndarray) -> Soup:
         """What the knn call discounts for ``genes`` in cells of samples ``codes`` (rows of
-        :attr:`table`; -1 = none)."""
+        :attr:`table`; -1 = none).
+        """  # noqa: D205, D401
         return Soup(self.background(genes), np.asarray(codes, np.int64), self.contamination)
 
     def background(self, genes: np.ndarray) -> np.ndarray:
-        """``(samples, len(genes))`` soup reads per UMI of a droplet: ``ρ_s a_{s,g}``."""
+        """``(samples, len(genes))`` soup reads per UMI of a droplet: ``ρ_s a_{s,g}``."""  # noqa: D401
         prof = self.profile[:, np.asarray(genes, dtype=np.int64)].astype(np.float64)
         return np.ascontiguousarray(self.contamination[:, None] * prof)
 
     def summary(self) -> dict[str, Any]:
-        """What run.json records: the model and each sample's contamination."""
+        """What run.json records: the model and each sample's contamination."""  # noqa: D401
         t = self.table
         return {
             "model": "soup = each sample's pooled expression; contamination = robust pooled "
@@ -275,7 +279,7 @@ def _fit_sample(
     """Contamination of one sample from its states (rows of the sums) and soup ``a``."""
     big = np.flatnonzero(cells >= MIN_GROUP_CELLS)
     fit = _SampleFit(n_states=big.size)
-    if big.size < 2 or not (a > 0).any():
+    if big.size < 2 or not (a > 0).any():  # noqa: PLR2004
         return fit
     rate = counts[big] / library[big, None]
     top, bottom = rate.max(axis=0), rate.min(axis=0)
@@ -309,7 +313,7 @@ def contamination_from_states(
 
     >>> contamination_from_states(np.ones((2, 3)), np.full(2, 3.0), np.array([20, 20]))
     nan
-    """
+    """  # noqa: D205
     counts = np.asarray(counts, dtype=np.float64)
     library = np.asarray(library, dtype=np.float64)
     profile = counts.sum(axis=0) / max(float(library.sum()), 1e-300)
@@ -343,10 +347,11 @@ def _cluster_sums(
     """Sums per k-means cluster (k = clip(n/100, 2, 10)) of at most
     :data:`CLUSTER_MAX_CELLS` of ``rows``, taken as 20 evenly spaced contiguous windows (a
     backed file is read in 20 short pieces, once), on a PCA of those cells; ``None`` when
-    there are too few cells."""
-    from sklearn.cluster import KMeans
+    there are too few cells.
+    """  # noqa: D205, D401
+    from sklearn.cluster import KMeans  # noqa: PLC0415
 
-    from ._graph import _read_rows, fit_embedding, spread_windows
+    from ._graph import _read_rows, fit_embedding, spread_windows  # noqa: PLC0415
 
     if rows.size < 2 * MIN_GROUP_CELLS:
         return None
@@ -362,7 +367,7 @@ def _cluster_sums(
     return sums
 
 
-def estimate_ambient(
+def estimate_ambient(  # noqa: PLR0913, PLR0915
     X: Any,
     sample: np.ndarray,
     state: np.ndarray | None = None,
@@ -406,7 +411,7 @@ def estimate_ambient(
     ``(ambient, codes)``: the model and each row's sample (row of ``ambient.table``; -1
     where the sample is missing).
     """
-    from ._graph import iter_row_chunks
+    from ._graph import iter_row_chunks  # noqa: PLC0415
 
     n = X.shape[0]
     sample = pd.Series(np.asarray(sample, dtype=object))

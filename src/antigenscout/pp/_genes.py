@@ -22,7 +22,7 @@ class GeneMapper(Protocol):
         ...
 
 
-def harmonise_genes(
+def harmonise_genes(  # noqa: PLR0912, PLR0915
     adata: AnnData,
     reference: GeneMapper | None = None,
     *,
@@ -71,7 +71,7 @@ def harmonise_genes(
         msg = "adata has no genes (0 columns); read a matrix with at least one gene"
         raise InputError(msg)
     if reference is None:
-        from antigenscout.reference import load_reference
+        from antigenscout.reference import load_reference  # noqa: PLC0415
 
         reference = load_reference()
 

@@ -55,7 +55,7 @@ def _read_rows(X: Any, rows: np.ndarray) -> sp.csr_matrix:
     parts = []
     # contiguous reads of at most _READ_CHUNK rows, never spanning a gap of > 1,024 rows
     # (reading from the first to the last wanted row of a spread-out sample reads the file)
-    breaks = np.flatnonzero(np.diff(rows) > 1024) + 1
+    breaks = np.flatnonzero(np.diff(rows) > 1024) + 1  # noqa: PLR2004
     for run in np.split(rows, breaks):
         for start in range(0, len(run), _READ_CHUNK):
             r = run[start : start + _READ_CHUNK]
@@ -93,7 +93,7 @@ def iter_row_chunks(
         for span in spans:
             yield slice(span[2], span[3]), read(*span)
         return
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
     with ThreadPoolExecutor(1) as pool:
         ahead = pool.submit(read, *spans[0]) if spans else None
@@ -106,7 +106,8 @@ def iter_row_chunks(
 
 class _Scratch(threading.local):
     """Reusable buffers of the projection sweep, one set per thread (grown on demand, never
-    shrunk): a fresh allocation per chunk costs page faults of the order of the sweep."""
+    shrunk): a fresh allocation per chunk costs page faults of the order of the sweep.
+    """  # noqa: D205
 
     def __init__(self) -> None:
         self.size = 0
@@ -125,7 +126,7 @@ class _Scratch(threading.local):
 _SCRATCH = _Scratch()
 
 
-def _project_select(
+def _project_select(  # noqa: PLR0913, PLR0917
     X: sp.csr_matrix,
     library: np.ndarray | None,
     W: np.ndarray,
@@ -144,7 +145,7 @@ def _project_select(
     kept columns are views of the calling thread's scratch buffers, overwritten by its next
     sweep (for a caller that copies them at once).
     """
-    from ._graph_kernels import gather_select
+    from ._graph_kernels import gather_select  # noqa: PLC0415
 
     X = sp.csr_matrix(X)
     n = X.shape[0]
@@ -233,7 +234,8 @@ class Embedding:
         The selected columns come in input order within each row, not sorted (the pooling
         kernel does not need them sorted; sorting cost as much as the product with the
         axes). ``copy=False``: they are views of this thread's scratch buffers, valid until
-        its next sweep."""
+        its next sweep.
+        """  # noqa: D205
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
@@ -250,7 +252,8 @@ class Embedding:
 
 def spread_windows(n: int, max_cells: int) -> np.ndarray:
     """Positions of at most ``max_cells`` of ``n`` items: all of them, or 20 evenly spaced
-    contiguous windows (a backed file is then read in 20 short pieces)."""
+    contiguous windows (a backed file is then read in 20 short pieces).
+    """  # noqa: D205
     if n <= max_cells:
         return np.arange(n)
     w = max_cells // 20
@@ -258,7 +261,7 @@ def spread_windows(n: int, max_cells: int) -> np.ndarray:
     return np.unique(np.concatenate([np.arange(s, s + w) for s in starts]))
 
 
-def fit_embedding(
+def fit_embedding(  # noqa: PLR0913
     X: Any,
     library: np.ndarray | None = None,
     *,
@@ -312,11 +315,11 @@ def fit_embedding(
     m, g = zs.shape
     n_comps = max(1, min(n_pcs, m - 1, g - 1))
     mu = mean[genes]
-    if m < 2 or g < 2:
+    if m < 2 or g < 2:  # noqa: PLR2004
         return Embedding(genes, mu, np.zeros((1, g)))
     # randomised SVD of the implicitly centred matrix (Halko et al. 2011; 4 power iterations),
     # on one BLAS thread: deterministic, and threads only spin on a shared 2-core machine
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     with threadpool_limits(1):
         return Embedding(genes, mu, _randomised_axes(zs, mu, n_comps, random_state))
@@ -388,7 +391,7 @@ def approx_knn(
     -------
     ``(n, k)`` int64 neighbour indices, nearest first.
     """
-    from ._graph_kernels import leaf_knn_update
+    from ._graph_kernels import leaf_knn_update  # noqa: PLC0415
 
     Y = np.ascontiguousarray(Y, dtype=np.float32)
     n, d = Y.shape
@@ -406,7 +409,8 @@ def approx_knn(
 
 def _knn_indices(Y: np.ndarray, k: int, random_state: int) -> np.ndarray:
     """``(n, k)`` neighbour indices of points ``Y`` (never the point itself; -1 = none):
-    exact up to 20,000 points, partition trees above."""
+    exact up to 20,000 points, partition trees above.
+    """  # noqa: D205
     n = Y.shape[0]
     out = np.full((n, k), -1, dtype=np.int64)
     kk = min(k, n - 1)
@@ -415,7 +419,7 @@ def _knn_indices(Y: np.ndarray, k: int, random_state: int) -> np.ndarray:
     if n <= _ONE_LEAF_MAX_CELLS:  # exact: one leaf of the numba kernel
         idx = approx_knn(Y, kk, leaf_size=n, random_state=random_state)
     elif n <= _EXACT_MAX_CELLS:
-        from sklearn.neighbors import NearestNeighbors
+        from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
         nn = NearestNeighbors(n_neighbors=kk + 1).fit(Y)
         idx = nn.kneighbors(return_distance=False)[:, :kk]  # excludes each query point itself
@@ -446,8 +450,8 @@ def _knn_one_batch(
     random_state: int,
 ) -> sp.csr_matrix:
     """Binary directed kNN adjacency (no self loops) of one batch of cells."""
-    import anndata as ad
-    import scanpy as sc
+    import anndata as ad  # noqa: PLC0415
+    import scanpy as sc  # noqa: PLC0415
 
     n = counts.shape[0]
     k = min(n_neighbors, n - 1)
@@ -463,7 +467,7 @@ def _knn_one_batch(
     n_comps = max(1, min(n_pcs, n - 1, tmp.n_vars - 1))
     sc.pp.pca(tmp, n_comps=n_comps, random_state=random_state)
     if n <= _EXACT_MAX_CELLS:
-        from sklearn.neighbors import NearestNeighbors
+        from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
         nn = NearestNeighbors(n_neighbors=k).fit(tmp.obsm["X_pca"])
         idx = nn.kneighbors(return_distance=False)  # without X: each point's k others
@@ -483,7 +487,7 @@ def _knn_one_batch(
     return adj
 
 
-def neighbor_graph(
+def neighbor_graph(  # noqa: PLR0912, PLR0913
     adata: AnnData,
     *,
     n_neighbors: int = 5,

@@ -25,7 +25,7 @@ CP10K = 1
 
 @njit(inline="always")
 def is_positive(x: float, lib: float, threshold: float, code: int) -> bool:
-    """``detected``: x > 0; ``cp10k``: x / lib * 1e4 >= threshold; never if lib == 0."""
+    """``detected``: x > 0; ``cp10k``: x / lib * 1e4 >= threshold; never if lib == 0."""  # noqa: D401
     if lib <= 0.0 or x <= 0.0:
         return False
     if code == DETECTED:
@@ -47,7 +47,7 @@ def row_sums(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def count_positive_by_group(
+def count_positive_by_group(  # noqa: PLR0913, PLR0917
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -94,7 +94,7 @@ def count_positive_by_group(
 
 
 @njit(cache=True)
-def select_positive(
+def select_positive(  # noqa: PLR0913, PLR0917
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -132,7 +132,8 @@ def count_rows_by_group(
     counts: np.ndarray,
 ) -> None:
     """``counts[codes[r], c]`` gains 1 for each non-zero entry (row ``r``, column ``c``) of a
-    CSR matrix of calls (in place): positive cells per group, without a sparse product."""
+    CSR matrix of calls (in place): positive cells per group, without a sparse product.
+    """  # noqa: D205
     for r in range(indptr.size - 1):
         g = codes[r]
         for j in range(indptr[r], indptr[r + 1]):

@@ -31,7 +31,7 @@ lies below its mean, a cell with no pooled count is never called positive, which
 sparse. Posterior: λ | y ~ Gamma(a0 + y_i, a0/λ0 + s_i) and
 
     P(λ ≥ λ0) = Q(a0 + y_i, (a0/λ0 + s_i) λ0)   (Q = regularised upper incomplete gamma).
-"""
+"""  # noqa: D400
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def _as_counts(X: object) -> sp.csr_matrix | np.ndarray:
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     elif isinstance(X, np.ndarray):
-        if X.ndim != 2:
+        if X.ndim != 2:  # noqa: PLR2004
             msg = f"The counts must be a 2-D cells × genes array. Got {X.ndim} dimensions."
             raise InputError(msg)
     else:
@@ -313,7 +313,7 @@ def _tail_probability(
     return gammaincc(shape, x)
 
 
-def _soup_probability(
+def _soup_probability(  # noqa: PLR0913, PLR0917
     pooled_counts: np.ndarray,
     pooled_library: np.ndarray,
     code: np.ndarray,
@@ -323,8 +323,9 @@ def _soup_probability(
     soup: Soup,
 ) -> np.ndarray:
     """P(λ ≥ λ0) per entry with the pool's soup reads discounted (mixture posterior of
-    :func:`~antigenscout.pp._graph_kernels.soup_tail` on the rounded pooled count)."""
-    from ._graph_kernels import soup_tail_many
+    :func:`~antigenscout.pp._graph_kernels.soup_tail` on the rounded pooled count).
+    """  # noqa: D205
+    from ._graph_kernels import soup_tail_many  # noqa: PLC0415
 
     a0 = float(prior_shape)
     x, q0, t0, r = _native_terms(pooled_library, code, soup, lam0, a0)
@@ -336,7 +337,7 @@ def _soup_probability(
     return np.where(b > 0, mix, plain)
 
 
-def _csr_from_entries(
+def _csr_from_entries(  # noqa: PLR0913, PLR0917
     n_rows: int,
     n_cols: int,
     rows: np.ndarray,
@@ -363,7 +364,7 @@ def _block_entries(
     return rows, cols, np.asarray(block[rows, cols], dtype=np.float64)
 
 
-def positive_blocks(
+def positive_blocks(  # noqa: PLR0913
     X: sp.csr_matrix | np.ndarray,
     library_size: np.ndarray,
     *,
@@ -455,7 +456,7 @@ def positive_blocks(
     return _iter_blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0, soup)
 
 
-def _iter_blocks(
+def _iter_blocks(  # noqa: PLR0913, PLR0917
     X: sp.csr_matrix | np.ndarray,
     lib: np.ndarray,
     method: str,
@@ -495,11 +496,11 @@ def _iter_blocks(
         if return_probability:
             keep, val = ok & (p > 0), p
         else:
-            keep, val = ok & (p >= 0.5), np.ones_like(p)
+            keep, val = ok & (p >= 0.5), np.ones_like(p)  # noqa: PLR2004
         yield rows, _csr_from_entries(nb, n_out, r[keep], c[keep], val[keep], dtype)
 
 
-def _iter_threshold_blocks(
+def _iter_threshold_blocks(  # noqa: PLR0913, PLR0917
     X: sp.csr_matrix | np.ndarray,
     lib: np.ndarray,
     method: str,
@@ -508,8 +509,8 @@ def _iter_threshold_blocks(
     block_size: int,
     return_probability: bool,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies)."""
-    from ._kernels import CP10K, DETECTED, select_positive
+    """``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies)."""  # noqa: D401
+    from ._kernels import CP10K, DETECTED, select_positive  # noqa: PLC0415
 
     code = DETECTED if method == "detected" else CP10K
     n_cells, n_genes = X.shape
@@ -541,7 +542,7 @@ def _colmap(cols: np.ndarray | None, n_genes: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- at scale
-def knn_blocks_streamed(
+def knn_blocks_streamed(  # noqa: PLR0913
     X: Any,
     rows: np.ndarray,
     batches: np.ndarray,
@@ -568,7 +569,7 @@ def knn_blocks_streamed(
     Yields
     ------
     ``(slice into rows, bool CSR block)`` in the order of ``rows``.
-    """
+    """  # noqa: D205
     Xg, lib, nbr = knn_neighbours_streamed(
         X,
         rows,
@@ -593,7 +594,7 @@ def knn_blocks_streamed(
     )
 
 
-def knn_neighbours_streamed(
+def knn_neighbours_streamed(  # noqa: PLR0913, PLR0915
     X: Any,
     rows: np.ndarray,
     batches: np.ndarray,
@@ -653,10 +654,10 @@ def knn_neighbours_streamed(
     ``(Xg, lib, nbr)``: the ``genes`` columns of ``rows`` (raw counts, CSR, column order
     within a row as read), the library sizes and the ``(len(rows), n_neighbors)`` neighbour
     positions in ``rows`` (-1 where a batch has fewer cells).
-    """
-    from concurrent.futures import Future, ThreadPoolExecutor
+    """  # noqa: D205, D401
+    from concurrent.futures import Future, ThreadPoolExecutor  # noqa: PLC0415
 
-    from ._graph import _knn_indices, fit_embedding, iter_row_chunks
+    from ._graph import _knn_indices, fit_embedding, iter_row_chunks  # noqa: PLC0415
 
     rows = np.asarray(rows, dtype=np.int64)
     batches = np.asarray(batches)
@@ -683,7 +684,8 @@ def knn_neighbours_streamed(
 
     def finish(res: tuple[Any, ...], Y: np.ndarray = Y) -> None:
         """Store one swept chunk (in row order: sums added in a fixed order) and start the
-        neighbour search of every batch whose last cell it holds."""
+        neighbour search of every batch whose last cell it holds.
+        """  # noqa: D205
         sl, blk, y, sel, lib_c, bad, sums = res
         if bad:  # negative or non-finite counts, counted by the sweep: say which
             _check_counts(blk, block_size)
@@ -725,7 +727,8 @@ def knn_neighbours_streamed(
 class _RowStore:
     """CSR rows appended in order into one growing pair of buffers: each part is copied once
     (no list of parts stacked at the end), and the buffers grow to 1.1x the size projected
-    from the rows seen so far, so they are rarely reallocated."""
+    from the rows seen so far, so they are rarely reallocated.
+    """  # noqa: D205
 
     def __init__(self, n_rows: int) -> None:
         self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
@@ -751,7 +754,7 @@ class _RowStore:
         self.rows += m
 
     def matrix(self, n_cols: int) -> sp.csr_matrix:
-        """The rows held, as one CSR matrix (views of the buffers)."""
+        """The rows held, as one CSR matrix (views of the buffers)."""  # noqa: D401
         nnz = int(self.indptr[self.rows])
         return sp.csr_matrix(
             (self.data[:nnz], self.indices[:nnz], self.indptr[: self.rows + 1]),
@@ -764,8 +767,9 @@ def _native_terms(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For pools of library ``s`` in samples ``code`` (-1: no soup): ``x = a0 + λ0 s'``,
     ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and ``r = s' / (a0/λ0 + s')``, ``s' = (1 - ρ) s``
-    the pool's native library."""
-    from scipy.special import gammaln
+    the pool's native library.
+    """  # noqa: D205
+    from scipy.special import gammaln  # noqa: PLC0415
 
     rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)
     native = pooled_library * (1.0 - rho)
@@ -782,7 +786,8 @@ def _pool_terms(
     soup: Soup | None,
 ) -> tuple[np.ndarray, ...]:
     """Per-cell terms of the pooled call on a binary neighbour list (:func:`_native_terms` of
-    each cell's pooled library), then the soup background and each cell's sample."""
+    each cell's pooled library), then the soup background and each cell's sample.
+    """  # noqa: D205
     n = lib.size
     soup = Soup.none(n) if soup is None else soup
     code = np.asarray(soup.code, dtype=np.int64)
@@ -808,8 +813,9 @@ def _knn_table(
 ) -> np.ndarray | None:
     """Median of Gamma(a0 + y, 1) for every pooled whole count ``y`` the kernels can meet, or
     ``None`` when the counts are not whole or could pool beyond :data:`_MAX_TABLE` (then
-    :func:`positive_blocks` evaluates the posterior itself)."""
-    from scipy.special import gammainccinv
+    :func:`positive_blocks` evaluates the posterior itself).
+    """  # noqa: D205
+    from scipy.special import gammainccinv  # noqa: PLC0415
 
     data = Xg.data
     whole = all(
@@ -822,7 +828,7 @@ def _knn_table(
     return gammainccinv(float(prior_shape) + np.arange(int(top) + 1, dtype=np.float64), 0.5)
 
 
-def _general_knn_blocks(
+def _general_knn_blocks(  # noqa: PLR0913, PLR0917
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -853,10 +859,11 @@ def _general_knn_blocks(
 
 def _in_pairs(call: Callable[[int], Any], starts: list[int], threads: int) -> Iterator[Any]:
     """``call(start)`` for each start, in order; with ``threads`` 2 a helper thread runs every
-    second one (the kernels release the GIL), at most two in flight."""
-    from concurrent.futures import ThreadPoolExecutor
+    second one (the kernels release the GIL), at most two in flight.
+    """  # noqa: D205
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-    if threads < 2:
+    if threads < 2:  # noqa: PLR2004
         for start in starts:
             yield call(start)
         return
@@ -868,7 +875,7 @@ def _in_pairs(call: Callable[[int], Any], starts: list[int], threads: int) -> It
                 yield ahead.result()
 
 
-def knn_blocks_from_neighbours(
+def knn_blocks_from_neighbours(  # noqa: PLR0913
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -879,7 +886,7 @@ def knn_blocks_from_neighbours(
     threads: int = 2,
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
+    """Knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
     weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
 
     Parameters
@@ -902,8 +909,8 @@ def knn_blocks_from_neighbours(
     ------
     ``(rows, bool CSR block)`` in row order, equal to :func:`positive_blocks` on the same
     graph (tested).
-    """
-    from ._graph_kernels import knn_positive_block
+    """  # noqa: D205
+    from ._graph_kernels import knn_positive_block  # noqa: PLC0415
 
     n, m = Xg.shape
     threshold = _check_threshold(threshold, "knn")
@@ -929,11 +936,12 @@ def knn_blocks_from_neighbours(
 
 def _check_soup(soup: Soup | None, n_genes: int) -> None:
     """Refuse a soup whose background does not cover the genes called, or whose sample codes
-    point past its rows (the kernels index with them unchecked)."""
+    point past its rows (the kernels index with them unchecked).
+    """  # noqa: D205
     if soup is None:
         return
     bg, code = np.asarray(soup.background), np.asarray(soup.code)
-    if bg.ndim != 2 or bg.shape[1] != n_genes or len(soup.contamination) != bg.shape[0]:
+    if bg.ndim != 2 or bg.shape[1] != n_genes or len(soup.contamination) != bg.shape[0]:  # noqa: PLR2004
         msg = (
             f"soup.background must be samples × {n_genes} genes with one contamination per "
             f"sample; got {bg.shape} and {len(soup.contamination)}"
@@ -949,7 +957,8 @@ def _check_soup(soup: Soup | None, n_genes: int) -> None:
 
 def _check_codes(codes: np.ndarray, n: int, n_groups: int) -> np.ndarray:
     """``codes`` as int64, refused unless there is one per cell, each in ``0 .. n_groups - 1``
-    (the counting kernels index with them unchecked)."""
+    (the counting kernels index with them unchecked).
+    """  # noqa: D205
     codes = np.asarray(codes)
     if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
         msg = f"codes must hold one integer group per cell ({n}); got shape {codes.shape}"
@@ -973,13 +982,13 @@ def count_blocks(
     ``codes`` holds the group of every row the blocks cover (checked: 0 .. ``n_groups`` - 1);
     ``progress(rows done, rows)`` is called after each block.
     """
-    from ._kernels import count_rows_by_group
+    from ._kernels import count_rows_by_group  # noqa: PLC0415
 
     codes = _check_codes(codes, len(codes), n_groups)
     counts = np.zeros((n_groups, n_genes), dtype=np.int64)
     done = 0
     for sl, blk in blocks:
-        blk = sp.csr_matrix(blk)
+        blk = sp.csr_matrix(blk)  # noqa: PLW2901
         count_rows_by_group(blk.indptr, blk.indices, blk.data, codes[sl], counts)
         done += sl.stop - sl.start
         if progress is not None:
@@ -987,7 +996,7 @@ def count_blocks(
     return counts
 
 
-def knn_counts_from_neighbours(
+def knn_counts_from_neighbours(  # noqa: PLR0913
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -1021,8 +1030,8 @@ def knn_counts_from_neighbours(
     -------
     ``(n_groups, genes)`` int64 counts, equal to summing the blocks of
     :func:`knn_blocks_from_neighbours` per group (tested).
-    """
-    from ._graph_kernels import knn_count_block
+    """  # noqa: D205
+    from ._graph_kernels import knn_count_block  # noqa: PLC0415
 
     n, m = Xg.shape
     codes = _check_codes(codes, n, n_groups)
@@ -1056,7 +1065,8 @@ def knn_counts_from_neighbours(
 
 def cut_graph(graph: Any, batch: np.ndarray | None) -> Any:
     """``graph`` without the edges that join cells of different pooling batches (``batch``:
-    one label or code per cell; ``None`` keeps every edge)."""
+    one label or code per cell; ``None`` keeps every edge).
+    """  # noqa: D205
     if batch is None:
         return graph
     codes = pd.factorize(np.asarray(batch))[0]
@@ -1068,7 +1078,7 @@ def cut_graph(graph: Any, batch: np.ndarray | None) -> Any:
 
 
 # --------------------------------------------------------------------------- AnnData API
-def positivity(
+def positivity(  # noqa: PLR0912, PLR0913, PLR0915
     adata: AnnData,
     *,
     method: str = "knn",
@@ -1184,7 +1194,7 @@ def positivity(
                 )
                 graph_source = f"obsp['{obsp}']"
             else:
-                from antigenscout.pp._graph import neighbor_graph
+                from antigenscout.pp._graph import neighbor_graph  # noqa: PLC0415
 
                 graph = neighbor_graph(
                     adata, n_neighbors=n_neighbors, batch_key=pool_key, layer=layer

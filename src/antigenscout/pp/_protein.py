@@ -102,7 +102,7 @@ def load_calibration() -> pd.DataFrame:
     >>> cal = load_calibration()
     >>> "__global__" in cal.index and {"a", "b", "sigma_ctx"} <= set(cal.columns)
     True
-    """
+    """  # noqa: D401
     ref = resources.files("antigenscout.reference") / "data" / "protein_calibration.parquet"
     with resources.as_file(ref) as path:
         return pd.read_parquet(path)
@@ -165,7 +165,7 @@ def protein_positive_fraction(
     genes = [str(g) for g in genes]
     if mean.ndim == 1 and len(genes) == mean.shape[0]:
         mean = mean[:, None]
-    if mean.ndim != 2 or mean.shape[0] != len(genes):
+    if mean.ndim != 2 or mean.shape[0] != len(genes):  # noqa: PLR2004
         msg = (
             f"mean_cp10k must be genes × contexts with {len(genes)} rows (one per gene). "
             f"Got shape {mean.shape}."
@@ -202,12 +202,12 @@ def _irls(
         H = F.T @ (F * w[:, None]) + ridge * np.eye(F.shape[1])
         step = np.linalg.solve(H, F.T @ (k - n * p) - ridge * beta)
         beta += step
-        if np.max(np.abs(step)) < 1e-9:
+        if np.max(np.abs(step)) < 1e-9:  # noqa: PLR2004
             break
     return beta
 
 
-def _map_gene(
+def _map_gene(  # noqa: PLR0913, PLR0917
     x: np.ndarray,
     k: np.ndarray,
     n: np.ndarray,
@@ -225,10 +225,10 @@ def _map_gene(
         H = F.T @ (F * (n * p * (1 - p))[:, None]) / phi + Tinv
         step = np.linalg.solve(H, g)
         # damped Newton: the penalised log-likelihood is concave, halve overly long steps
-        while np.max(np.abs(step)) > 5:
+        while np.max(np.abs(step)) > 5:  # noqa: PLR2004
             step /= 2
         th = th + step
-        if np.max(np.abs(step)) < 1e-9:
+        if np.max(np.abs(step)) < 1e-9:  # noqa: PLR2004
             break
     p = expit(F @ th)
     H = F.T @ (F * (n * p * (1 - p))[:, None]) / phi + Tinv
@@ -257,7 +257,7 @@ def _sigma_between_datasets(df: pd.DataFrame, covariates: pd.DataFrame | None, n
     return float(np.sqrt(max(v, 0.0)))
 
 
-def fit_calibration(
+def fit_calibration(  # noqa: PLR0912, PLR0915
     pairs: pd.DataFrame,
     covariates: pd.DataFrame | None = None,
     *,
@@ -357,7 +357,7 @@ def fit_calibration(
         T_new = acc / len(groups)
         w, V = np.linalg.eigh(T_new)
         T_new = V @ np.diag(np.maximum(w, 1e-4)) @ V.T
-        done = np.max(np.abs(T_new - T)) < 1e-6
+        done = np.max(np.abs(T_new - T)) < 1e-6  # noqa: PLR2004
         T = T_new
         if done:
             break
@@ -370,7 +370,7 @@ def fit_calibration(
         samp.append(1 / ((n[idx] + 1) * pt * (1 - pt)))
     r = np.concatenate(res)
     sigma_ctx = float(np.sqrt(max(0.0, np.mean(r**2) - np.mean(np.concatenate(samp)))))
-    if sigma_from == "dataset" and "dataset" in df.columns and df["dataset"].nunique() >= 2:
+    if sigma_from == "dataset" and "dataset" in df.columns and df["dataset"].nunique() >= 2:  # noqa: PLR2004
         sigma_ctx = _sigma_between_datasets(df, covariates, n_em)
     elif sigma_from not in ("dataset", "residual"):
         msg = f"sigma_from must be 'dataset' or 'residual'. Got {sigma_from!r}."

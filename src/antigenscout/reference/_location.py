@@ -115,7 +115,7 @@ def hpa_locations(main: object, additional: object) -> list[str]:
         if not isinstance(part, str):
             continue
         for loc in part.split(";"):
-            loc = loc.strip()
+            loc = loc.strip()  # noqa: PLW2901
             if loc and loc not in out:
                 out.append(loc)
     return out
@@ -183,7 +183,7 @@ def join_compartments(comps: frozenset[str]) -> str | None:
     --------
     >>> join_compartments(frozenset({"golgi", "er"}))
     'er;golgi'
-    """
+    """  # noqa: D401
     ordered = [c for c in COMPARTMENTS if c in comps]
     return ";".join(ordered) or None
 

@@ -274,7 +274,7 @@ class Reference:
         InputError
             If the atlas was measured at another threshold than this reference's measured
             fractions.
-        """
+        """  # noqa: D401, D404
         meta_mf = dict(self.metadata.get("measured_fraction") or {})
         at = meta_mf.get("threshold_cp10k")
         if at is not None and not np.isclose(float(at), atlas.threshold_cp10k):
@@ -297,7 +297,7 @@ class Reference:
             warn(
                 f"{len(small)} atlas cell types of fewer than {ATLAS_MIN_CELLS} cells replace "
                 f"a reference context, so few cells judge them: {', '.join(small[:5])}"
-                + (" …" if len(small) > 5 else "")
+                + (" …" if len(small) > 5 else "")  # noqa: PLR2004
                 + "; rebuild the atlas with more cells of those types, or drop them"
             )
         keep = self.contexts.index.difference(pd.Index(replaced), sort=False)
@@ -485,7 +485,7 @@ class Reference:
         -------
         DataFrame with ``gene``, ``context`` and the table's other columns; empty when the
         reference has no isoform table.
-        """
+        """  # noqa: D401
         table = self.isoforms
         cols = ["gene", "context", *ISOFORM_COLUMNS[1:]]
         if table is None or table.empty:
@@ -505,7 +505,7 @@ class Reference:
 
 
 def _isoform_entries(text: Any) -> list[str]:
-    """The context patterns of an isoform row (``;``-separated; empty for a gene-level note)."""
+    """The context patterns of an isoform row (``;``-separated; empty for a gene-level note)."""  # noqa: D401
     if not isinstance(text, str):
         return []
     return [e.strip() for e in text.split(";") if e.strip()]

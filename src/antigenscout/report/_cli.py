@@ -44,7 +44,8 @@ def add_report(run_dir: str | os.PathLike[str]) -> Path:
 )
 def report_command(run_dir: Path, out: Path | None, highlight: tuple[str, ...]) -> None:
     """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,
-    gates or simulate). The file opens offline in any browser."""
+    gates or simulate). The file opens offline in any browser.
+    """  # noqa: D205
     from .html import write_html
 
     names = tuple(h.strip() for part in highlight for h in part.split(",") if h.strip())

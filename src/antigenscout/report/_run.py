@@ -212,7 +212,8 @@ GATES_KEY = "antigenscout_gates"
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
     """Categorical / pandas-string / nullable columns as plain NumPy dtypes, as a TSV read
-    gives them (so an in-memory table renders exactly like its file)."""
+    gives them (so an in-memory table renders exactly like its file).
+    """  # noqa: D205
     out = df.copy()
     for c in out.columns:
         dt = out[c].dtype
@@ -252,13 +253,13 @@ def _gates_table(g: pd.DataFrame) -> pd.DataFrame:
 def is_anndata(obj: Any) -> bool:
     """Whether ``obj`` is an :class:`anndata.AnnData` (without importing anndata eagerly)."""
     try:
-        from anndata import AnnData
+        from anndata import AnnData  # noqa: PLC0415
     except ImportError:  # pragma: no cover - anndata is a dependency
         return False
     return isinstance(obj, AnnData)
 
 
-def from_anndata(
+def from_anndata(  # noqa: PLR0913
     adata: Any,
     *,
     include: Sequence[str] = (),
@@ -296,9 +297,9 @@ def from_anndata(
     ------
     InputError
         If ``adata.uns`` holds neither result, or ``include`` names an unranked target.
-    """
-    from .. import get
-    from ..reference import load_reference
+    """  # noqa: D401
+    from .. import get  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
 
     has_t, has_g = targets_key in adata.uns, gates_key in adata.uns
     if not (has_t or has_g):
@@ -378,7 +379,7 @@ def as_run(obj: Any, *, include: Sequence[str] = ()) -> RunData:
 
 
 def top_contexts(risk: pd.DataFrame, target: str, n: int = 5) -> pd.DataFrame:
-    """The ``n`` healthy contexts with the highest weighted risk for ``target``."""
+    """The ``n`` healthy contexts with the highest weighted risk for ``target``."""  # noqa: D401
     sub = risk[risk["target"] == target]
     return sub.sort_values(["risk", "positive_fraction"], ascending=False).head(n)
 
@@ -541,7 +542,7 @@ def _model_and_scenario(data: RunData) -> tuple[str | None, dict[str, Any]]:
 
 
 def _summary_units(data: RunData) -> dict[str, str]:
-    """The units ``summary.json`` states per quantity (empty for a run without them)."""
+    """The units ``summary.json`` states per quantity (empty for a run without them)."""  # noqa: D401
     units = (data.summary or {}).get("units")
     return {str(k): str(v) for k, v in units.items()} if isinstance(units, dict) else {}
 
@@ -583,7 +584,7 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
     return CurveLabel(title=title, ylabel=ylabel, unit=unit)
 
 
-def metric_unit(data: RunData, metric: str) -> str:
+def metric_unit(data: RunData, metric: str) -> str:  # noqa: PLR0911
     """Unit of a ``cohort.tsv`` column ("" when unknown or dimensionless).
 
     Parameters
@@ -597,7 +598,7 @@ def metric_unit(data: RunData, metric: str) -> str:
     -------
     The unit ``summary.json`` states for it, else a built-in one, e.g. ``"days"``,
     ``"1/day"`` or the model's CAR-T unit.
-    """
+    """  # noqa: D401
     stated = _summary_units(data).get(metric)
     if stated is not None:
         return "" if stated == "-" else stated

@@ -3,7 +3,7 @@
 Every interactive mark carries either ``data-tip`` (tooltip text, lines joined by ``\\n``)
 or ``data-i`` (a row index into a JSON dataset named by the enclosing ``<svg data-set>``);
 the inlined ``report.js`` turns both into hover tooltips.
-"""
+"""  # noqa: D301
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def ramp(value: float, stops: Sequence[tuple[float, str]] = RISK_RAMP) -> str:
 
 def _ink(fill: str) -> str:
     r, g, b = _hex(fill)
-    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"  # noqa: PLR2004
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -93,7 +93,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def _fmt_tick(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1e4 or abs(v) < 1e-3:
+    if abs(v) >= 1e4 or abs(v) < 1e-3:  # noqa: PLR2004
         mant, exp = f"{v:.1e}".split("e")
         return f"{mant.removesuffix('.0')}e{int(exp)}"
     return f"{v:g}"
@@ -104,7 +104,7 @@ def _t(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def _text(
+def _text(  # noqa: PLR0913
     x: float, y: float, s: str, *, anchor: str = "start", size: float = 11, extra: str = ""
 ) -> str:
     return (
@@ -113,7 +113,7 @@ def _text(
     )
 
 
-def _axes(
+def _axes(  # noqa: PLR0913
     *,
     left: float,
     top: float,
@@ -229,7 +229,9 @@ def place_labels(
         w = label_width(text, size)
         # every marker but the labelled point's own one is an obstacle
         others = taken + [
-            b for b in dots if abs(b[0] + b[2] - 2 * px) + abs(b[1] + b[3] - 2 * py) > 0.02
+            b
+            for b in dots
+            if abs(b[0] + b[2] - 2 * px) + abs(b[1] + b[3] - 2 * py) > 0.02  # noqa: PLR2004
         ]
         spot = None
         for k, (dx, dy, anchor) in enumerate(near + far):
@@ -253,7 +255,7 @@ def place_labels(
     return out
 
 
-def scatter_svg(
+def scatter_svg(  # noqa: PLR0913
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -271,11 +273,11 @@ def scatter_svg(
     step line (the Pareto front: coverage up, risk down) and text labels for ``labels``.
 
     Each point carries ``data-i`` (its row in the JSON dataset ``dataset``).
-    """
+    """  # noqa: D205
     left, top, right, bottom = 60, 14, 16, 48
     pw, ph = width - left - right, height - top - bottom
     ymax = float(np.nanmax(y)) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
-    ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)
+    ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)  # noqa: PLR2004
 
     def sx(v: float) -> float:
         return left + min(max(v, 0.0), 1.0) * pw
@@ -316,7 +318,7 @@ def scatter_svg(
         ylabel=ylabel,
     )
     hi = np.asarray(highlight, dtype=bool)
-    if front and hi.sum() >= 2:
+    if front and hi.sum() >= 2:  # noqa: PLR2004
         idx = np.flatnonzero(hi)
         idx = idx[np.lexsort((y[idx], x[idx]))]
         pts = []
@@ -376,7 +378,7 @@ def scatter_svg(
     return "".join(parts)
 
 
-def heatmap_svg(
+def heatmap_svg(  # noqa: PLR0913
     mat: pd.DataFrame,
     *,
     stops: Sequence[tuple[float, str]],
@@ -446,8 +448,8 @@ def heatmap_svg(
             )
             label = groups[k]
             size = 10.5
-            if (k2 - k + 1) * cell_h < 13:
-                label = label if len(label) <= 22 else label[:21] + "…"
+            if (k2 - k + 1) * cell_h < 13:  # noqa: PLR2004
+                label = label if len(label) <= 22 else label[:21] + "…"  # noqa: PLR2004
             parts.append(
                 _text(
                     4,
@@ -461,7 +463,7 @@ def heatmap_svg(
         parts.append("</g>")
     parts.append('<g class="rowlabels" fill="#222">')
     for k, r in enumerate(rows):
-        lab = r if len(r) <= 34 else r[:33] + "…"
+        lab = r if len(r) <= 34 else r[:33] + "…"  # noqa: PLR2004
         parts.append(_text(x0 - 5, ys[k] + cell_h / 2 + 3.5, lab, anchor="end", size=10.5))
     parts.append("</g>")
     parts.append('<g class="cells" stroke="#fff" stroke-width="1">')
@@ -473,7 +475,7 @@ def heatmap_svg(
                 f'<rect x="{_t(x0 + j * cell_w)}" y="{_t(ys[k])}" width="{_t(cell_w)}" '
                 f'height="{_t(cell_h)}" fill="{fill}" data-tip="{escape(tip(r, c, v))}"/>'
             )
-            if annotate and np.isfinite(v) and v >= 0.005:
+            if annotate and np.isfinite(v) and v >= 0.005:  # noqa: PLR2004
                 parts.append(
                     _text(
                         x0 + (j + 0.5) * cell_w,
@@ -520,7 +522,7 @@ def legend_svg(
     return "".join(parts)
 
 
-def bands_svg(
+def bands_svg(  # noqa: PLR0913, PLR0915
     df: pd.DataFrame,
     *,
     title: str,
@@ -546,7 +548,7 @@ def bands_svg(
     hi = float(finite.max()) if finite.size else 1.0
     pos = finite[finite > 0]
     if log is None:
-        log = bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > 1e3)
+        log = bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > 1e3)  # noqa: PLR2004
     if log:
         lo_l = math.floor(math.log10(pos.min())) if pos.size else 0
         hi_l = math.ceil(math.log10(hi)) if hi > 0 else 1
@@ -659,6 +661,6 @@ def _fmt_val(v: float) -> str:
         return "–"
     if v == 0:
         return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
+    if abs(v) >= 1e5 or abs(v) < 1e-3:  # noqa: PLR2004
         return f"{v:.3g}"
     return f"{v:.4g}"

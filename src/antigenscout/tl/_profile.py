@@ -84,7 +84,7 @@ def gate_fraction(gate: Gate, fraction: np.ndarray) -> tuple[np.ndarray, np.ndar
     )
 
 
-def profile_agent(
+def profile_agent(  # noqa: PLR0913, PLR0915
     genes: list[str] | tuple[str, ...] | str,
     *,
     gate: Literal["all", "any"] = "all",
@@ -147,8 +147,8 @@ def profile_agent(
     >>> "B" in prof.iloc[0]["cell_type"]
     True
     """
-    from ..reference import load_reference
-    from ._targetability import MODALITY_PROFILES
+    from ..reference import load_reference  # noqa: PLC0415
+    from ._targetability import MODALITY_PROFILES  # noqa: PLC0415
 
     if isinstance(genes, str):
         expression = genes
@@ -197,7 +197,7 @@ def profile_agent(
     # scoring: at any other, measured contexts would silently fall back to the RNA model
     measured_at = measured_threshold(reference)
     if measured_at is None:
-        from ..pp import DEFAULT_THRESHOLD
+        from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
 
         measured_at = DEFAULT_THRESHOLD
     hr = healthy_risk(
@@ -258,11 +258,12 @@ def profile_agent(
     ).reset_index(drop=True)
 
 
-def _sources(
+def _sources(  # noqa: PLR0912
     hr: Any, symbols: list[str], ctx: pd.DataFrame, floor: float, measured_at: float
 ) -> np.ndarray:
     """Per context: what judged it; measured protein named with the genes it covers; where a
-    measured context's interval reaches what its mean allows, and why."""
+    measured context's interval reaches what its mean allows, and why.
+    """  # noqa: D205
     base = context_source(ctx).to_numpy().astype(object)
     out = base.copy()
     if hr.protein is not None:
@@ -277,7 +278,7 @@ def _sources(
         out[j] = f"{MISSING_RNA_SOURCE}: {', '.join(genes)}"
     reads = hr.reads_at_threshold
     if reads is not None:
-        from ._rate import MIN_READS_AT_THRESHOLD
+        from ._rate import MIN_READS_AT_THRESHOLD  # noqa: PLC0415
 
         r = reads.reindex(index=symbols, columns=ctx.index).to_numpy(dtype=np.float64)
         measured = ~np.isnan(r).all(axis=0) | (base != "RNA model")

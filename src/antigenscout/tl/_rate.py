@@ -87,7 +87,7 @@ class RateModel:
 
 
 @njit(cache=True, nogil=True)
-def _rate_sums(
+def _rate_sums(  # noqa: PLR0913, PLR0917
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -101,7 +101,8 @@ def _rate_sums(
 ) -> None:
     """Add one CSR chunk's ``x``, ``x²`` and ``x·s`` to row ``key[r]`` of the sums, for the
     columns ``colmap`` keeps (``-1``: not modelled); ``s`` = library / 10⁴. ``lib`` is filled
-    with the row sums over all columns unless ``lib_given``."""
+    with the row sums over all columns unless ``lib_given``.
+    """  # noqa: D205
     for r in range(indptr.size - 1):
         if not lib_given:
             t = 0.0
@@ -136,7 +137,7 @@ class RateSums:
         Random jackknife blocks of cells (seeded).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         codes: np.ndarray,
         n_groups: int,
@@ -169,7 +170,8 @@ class RateSums:
         """Add the cells ``sl`` (positions in ``codes``) held by the rows of ``block``;
         ``library`` their library sizes (default: the block's row sums). ``duplicates``:
         whether a row may hold a column twice (``None``: checked here; x² needs them
-        merged first)."""
+        merged first).
+        """  # noqa: D205
         B = sparse.csr_matrix(block)
         if duplicates is None:
             duplicates = not B.has_canonical_format
@@ -199,7 +201,7 @@ class RateSums:
         return res
 
 
-def group_rate_stats(
+def group_rate_stats(  # noqa: PLR0913
     chunks: Any,
     codes: np.ndarray,
     n_groups: int,
@@ -228,7 +230,7 @@ def group_rate_stats(
     return acc.stats()
 
 
-def patient_rate_coverage(
+def patient_rate_coverage(  # noqa: PLR0913
     adata: Any,
     genes: list[str] | pd.Index,
     *,
@@ -268,8 +270,8 @@ def patient_rate_coverage(
     ``shape_k``, ``coverage_model`` with its 90% interval ``coverage_low``/``coverage_high``,
     ``reads_at_threshold_median_cell`` and ``callable`` (enough depth, see the module).
     """
-    from ..pp._graph import iter_row_chunks
-    from ..pp._positivity import DEFAULT_THRESHOLD
+    from ..pp._graph import iter_row_chunks  # noqa: PLC0415
+    from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
 
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     groups = tumour_groups(
@@ -309,7 +311,8 @@ def patient_rate_coverage(
 
 def fit_rates(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
     """``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments, from the sums
-    ``x``, ``x2``, ``xs`` (groups × genes) and ``s``, ``s2`` (groups × 1) of one fit."""
+    ``x``, ``x2``, ``xs`` (groups × genes) and ``s``, ``s2`` (groups × 1) of one fit.
+    """  # noqa: D205
     S, S2 = stats["s"], stats["s2"]
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.where(S > 0, stats["x"] / S, 0.0)
@@ -348,7 +351,7 @@ def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray,
     >>> frac, _ = rate_fraction({**s, "soup": np.array([[1.6]])}, 0.2)  # 80 % of reads soup
     >>> round(float(frac[0, 0]), 3)  # mean 0.1, shape 1 x (0.1 / 0.5)**2 = 0.04
     0.079
-    """
+    """  # noqa: D205, D401
     mu, k, _ = fit_rates(stats, thr)
     callable_ = (thr * np.asarray(stats["s"], dtype=np.float64)) >= MIN_READS_AT_THRESHOLD
     inside = (k > K_MIN * (1 + 1e-9)) & (k < K_MAX * (1 - 1e-9))
@@ -397,7 +400,7 @@ def rate_model(stats: dict[str, np.ndarray], threshold_cp10k: float) -> RateMode
     J = stats["x"].shape[0]
     k_lo, k_hi = k.copy(), k.copy()
     se = np.zeros_like(cov)
-    if J >= 2:
+    if J >= 2:  # noqa: PLR2004
         fits = [fit_rates({key: total[key] - stats[key][j] for key in keys}, thr) for j in range(J)]
         reps_c = np.stack([f[2] for f in fits])
         reps_k = np.log(np.stack([f[1] for f in fits]))

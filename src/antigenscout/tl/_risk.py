@@ -195,7 +195,7 @@ def organ_systems(systems: Sequence[str]) -> np.ndarray:
     --------
     >>> organ_systems(["haematopoietic", "skin"]).tolist()
     ['blood and immune', 'skin']
-    """
+    """  # noqa: D401
     return np.array([ORGAN_SYSTEMS.get(str(s), str(s)) for s in systems], dtype=object)
 
 
@@ -230,7 +230,7 @@ def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
     ...     np.array([[0.5, 0, 0, 0], [0.25, 0.25, 0, 0], [0, 0, 0.25, 0.25]]), systems
     ... ).round(4)
     array([0.5   , 0.4375, 0.25  ])
-    """
+    """  # noqa: D401
     risk = np.asarray(risk, dtype=np.float64)
     codes, uniques = pd.factorize(organ_systems(systems))
     spared = np.ones(risk.shape[0])
@@ -338,7 +338,7 @@ def consequence(
     array([[0.   , 0.007, 0.167]])
     >>> consequence(f, w, r, t, persists=True).round(3)
     array([[0.   , 0.5  , 0.167]])
-    """
+    """  # noqa: D401
     fraction = np.asarray(fraction, dtype=np.float64)
     reserve = np.asarray(reserve, dtype=np.float64)
     if persists:
@@ -441,7 +441,7 @@ class HealthyRisk:
         antigen keeps its factor, which belongs to the gene: :func:`apply_apical`). Combine
         genes on these (a gate: the agent reaches the context once, not once per gene), then
         multiply by :meth:`reach`; 0 where nothing is reached.
-        """
+        """  # noqa: D205
         r = self.reach(df.columns)
         return df * np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)[None, :]
 
@@ -463,7 +463,8 @@ class HealthyRisk:
 
     def consequence(self, genes: pd.Index | list[str]) -> np.ndarray:
         """Genes × contexts: the lasting, vital-weighted loss of function (:func:`consequence`),
-        for a living drug (:attr:`over_organs`) or a dosed agent."""
+        for a living drug (:attr:`over_organs`) or a dosed agent.
+        """  # noqa: D205
         frac = np.nan_to_num(
             self.fraction.reindex(pd.Index(genes)).to_numpy(dtype=np.float64), nan=0.0
         )
@@ -508,7 +509,7 @@ class HealthyRisk:
         rows = np.arange(len(genes))
         systems = ctx["system"].astype(str).to_numpy()
         organs, _ = pd.factorize(organ_systems(systems))
-        engaged = frac >= 0.5
+        engaged = frac >= 0.5  # noqa: PLR2004
         n_organs = np.zeros(len(genes), dtype=np.int64)
         for k in np.unique(organs):
             n_organs += engaged[:, organs == k].any(axis=1)
@@ -574,7 +575,7 @@ class HealthyRisk:
             kept = rows[has & ~rows["applied"]]
             if len(done):
                 done = done.sort_values("fraction_before", ascending=False, kind="stable")
-                shown = done["fraction_before"].to_numpy() >= 0.005
+                shown = done["fraction_before"].to_numpy() >= 0.005  # noqa: PLR2004
                 parts = [
                     f"{names[c]} {f:.2f}"
                     for c, f in zip(
@@ -590,7 +591,7 @@ class HealthyRisk:
             out[gene] = text
         return out
 
-    def long(self, genes: list[str]) -> pd.DataFrame:
+    def long(self, genes: list[str]) -> pd.DataFrame:  # noqa: PLR0915
         """Tidy table, one row per target and context it engages (zero rows dropped).
 
         Columns ``target, context, name, kind, tissue, system``, ``positive_fraction``
@@ -716,7 +717,7 @@ class HealthyRisk:
         return risk.T.groupby(self.contexts[level].to_numpy()).max().T
 
 
-def healthy_risk(
+def healthy_risk(  # noqa: PLR0913
     reference: Reference,
     *,
     threshold_cp10k: float,
@@ -782,7 +783,8 @@ APICAL_SIDES = frozenset({"apical"})
 
 def apical_genes(reference: Reference, genes: pd.Index) -> np.ndarray:
     """``genes`` UniProt places on the apical side of an epithelium (or its tight junction)
-    and on no basolateral surface (``surface.parquet`` ``epithelial_side``)."""
+    and on no basolateral surface (``surface.parquet`` ``epithelial_side``).
+    """  # noqa: D205
     side = reference.surface.get("epithelial_side")
     if side is None:  # a reference built before issue #21
         return np.zeros(len(genes), dtype=bool)
@@ -852,7 +854,7 @@ ROUTE_LUMENS: dict[str, tuple[str | None, str]] = {
 
 
 def _in_lumen(contexts: pd.DataFrame, route: str) -> np.ndarray:
-    """Per context: does an agent given by ``route`` sit in its lumen?"""
+    """Per context: does an agent given by ``route`` sit in its lumen?"""  # noqa: D400
     where = ROUTE_LUMENS.get(route)
     if where is None:
         return np.zeros(len(contexts), dtype=bool)
@@ -876,7 +878,8 @@ def _exposure_table(
     contexts: pd.DataFrame, modality: str | None, pregnancy: bool, route: str
 ) -> pd.DataFrame:
     """Per context: ``factor`` (the share of its engaged cells reached) and ``why`` (the
-    ``source`` note; empty where the factor is 1)."""
+    ``source`` note; empty where the factor is 1).
+    """  # noqa: D205
     check_route(route)
     n = len(contexts)
     factor = np.ones(n)
@@ -939,7 +942,7 @@ def exposure(
     [1.0, 1.0, 0.0, 1.0]
     >>> exposure(ctx, "antibody", route="intravesical").round(4).tolist()
     [0.1293, 0.0167, 0.0, 1.0]
-    """
+    """  # noqa: D401
     return _exposure_table(contexts, modality, pregnancy, route)["factor"].rename("exposure")
 
 
@@ -949,7 +952,8 @@ def exposure_summary(
     """What an agent was taken to reach, for ``params``/``run.json``: the route, the contexts
     left out, those reached in part (behind a barrier, or outside the bladder for an
     intravesical agent) and their smallest factor (``factor``: :attr:`HealthyRisk.exposure`
-    over the contexts reported; ``None``: all reached)."""
+    over the contexts reported; ``None``: all reached).
+    """  # noqa: D205, D401
     f = np.array([]) if factor is None else factor.to_numpy(dtype=np.float64)
     behind = (f > 0) & (f < 1)
     return {
@@ -963,7 +967,8 @@ def exposure_summary(
 
 def _exposed(hr: HealthyRisk, table: pd.DataFrame) -> HealthyRisk:
     """``hr`` with every engagement multiplied by the exposure factor of its context
-    (``table``: :func:`_exposure_table`), the reasons kept for ``source``."""
+    (``table``: :func:`_exposure_table`), the reasons kept for ``source``.
+    """  # noqa: D205
     factor = table["factor"].reindex(hr.fraction.columns).fillna(1.0)
     if (factor == 1.0).all():
         return replace(hr, exposure=None, exposure_why=None)
@@ -982,7 +987,7 @@ def _exposed(hr: HealthyRisk, table: pd.DataFrame) -> HealthyRisk:
     )
 
 
-def _rethreshold(
+def _rethreshold(  # noqa: PLR0913, PLR0915, PLR0917
     base: HealthyRisk,
     reference: Reference,
     thresholds: pd.Series,
@@ -1134,7 +1139,7 @@ def shallow_upper(
     >>> round(float(r[0, 0]), 1), float(b[0, 0])
     (1.2, 1.0)
     """
-    from scipy.stats import chi2
+    from scipy.stats import chi2  # noqa: PLC0415
 
     t = np.asarray(t_cpm, dtype=np.float64)
     mean = np.maximum(np.asarray(mean_cpm, dtype=np.float64), 0.0)
@@ -1295,7 +1300,8 @@ def protein_fraction(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 def context_source(contexts: pd.DataFrame) -> pd.Series:
     """What judges each context's engagement: ``atlas:<name>`` for a user's atlas,
-    ``measured single cells`` for other single-cell contexts, else ``RNA model``."""
+    ``measured single cells`` for other single-cell contexts, else ``RNA model``.
+    """  # noqa: D205, D401
     declared = contexts["source"].astype(str) if "source" in contexts else None
     measured = (
         contexts["n_cells"].notna().to_numpy()
@@ -1470,7 +1476,7 @@ def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame
     Returns
     -------
     ``(levels, filled)``: genes × contexts levels and the boolean mask of filled entries.
-    """
+    """  # noqa: D401
     expr = minus_infiltrate(reference)
     ctx = reference.contexts
     rna = ctx.index[ctx["n_cells"].isna().to_numpy()] if "n_cells" in ctx else ctx.index
@@ -1490,13 +1496,13 @@ def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def measured_threshold(reference: Reference) -> float | None:
-    """The threshold (CP10k) the reference's single-cell fractions were called at, if any."""
+    """The threshold (CP10k) the reference's single-cell fractions were called at, if any."""  # noqa: D401
     at = (reference.metadata or {}).get("measured_fraction", {}).get("threshold_cp10k")
     return None if at is None else float(at)
 
 
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
-    """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""
+    """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""  # noqa: D401
     measured = getattr(reference, "measured_fraction", None)
     if measured is None:
         return None

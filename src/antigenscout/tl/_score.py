@@ -110,7 +110,7 @@ def candidate_genes(
     only (the reference's ``protein_coding`` column, which excludes the mitochondrially
     encoded inner-membrane proteins such as MT-ND2).
     """
-    from ._targetability import MODALITY_PROFILES, reachability
+    from ._targetability import MODALITY_PROFILES, reachability  # noqa: PLC0415
 
     if modality is None:
         return genes
@@ -141,7 +141,7 @@ def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
     decreasing coverage keeps, per level, the lowest risk seen so far (increasing with
     the level), so each point's level is found by bisection: O(n log n).
     """
-    from bisect import bisect_right
+    from bisect import bisect_right  # noqa: PLC0415
 
     coverage = np.asarray(coverage, dtype=np.float64)
     risk = np.asarray(risk, dtype=np.float64)
@@ -159,7 +159,7 @@ def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
     return levels[np.asarray(inverse).ravel()]
 
 
-def score_targets(
+def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
     adata: AnnData,
     *,
     malignant_key: str | None,
@@ -266,8 +266,8 @@ def score_targets(
     ``'denominators'`` and, with the ambient model, ``'ambient'`` (one row per patient: its
     contamination with interval and top soup genes); returns the AnnData when ``copy=True``.
     """
-    from ..pp import _positivity as pos
-    from ..reference import load_reference
+    from ..pp import _positivity as pos  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
 
     adata = adata.copy() if copy else adata
     reference = load_reference() if reference is None else reference
@@ -324,7 +324,7 @@ def score_targets(
         counts = np.zeros((n_groups, len(cands)))
         np.add.at(counts, codes, frac)
         covered = np.zeros_like(counts)
-        np.add.at(covered, codes, (frac >= 0.5).astype(float))
+        np.add.at(covered, codes, (frac >= 0.5).astype(float))  # noqa: PLR2004
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
         if ambient:
@@ -474,7 +474,8 @@ def score_targets(
 
 def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> None:
     """Refuse a positivity model that does not exist and a neighbour count below 1 (the
-    API, as the CLI's choices do), instead of recording them as something else."""
+    API, as the CLI's choices do), instead of recording them as something else.
+    """  # noqa: D205
     if positivity not in POSITIVITY_MODELS:
         msg = f"positivity={positivity!r} is not a model; choose one of {POSITIVITY_MODELS}"
         raise InputError(msg)
@@ -489,8 +490,9 @@ def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> No
 
 def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) -> Any:
     """The malignant cells' block of ``adata.obsp[graph_key]`` with every edge across a
-    patient or compartment removed, or ``None`` (build one)."""
-    from ..pp._positivity import cut_graph
+    patient or compartment removed, or ``None`` (build one).
+    """  # noqa: D205, D401
+    from ..pp._positivity import cut_graph  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
         return cut_graph(adata.obsp[graph_key][groups.rows][:, groups.rows], _pool_batches(groups))
@@ -500,7 +502,7 @@ def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) ->
 def _knn_params(
     groups: TumourGroups, threshold: float, n_neighbors: int | None, graph_key: str | None
 ) -> dict[str, Any]:
-    from ..pp._positivity import DEFAULT_N_NEIGHBORS
+    from ..pp._positivity import DEFAULT_N_NEIGHBORS  # noqa: PLC0415
 
     labels = [
         name
@@ -526,7 +528,8 @@ def _knn_params(
 
 def _pool_batches(groups: TumourGroups) -> np.ndarray:
     """Integer pooling batch of each malignant cell: its patient and, where compartments are
-    labelled, its compartment (neighbours are never pooled across a label boundary)."""
+    labelled, its compartment (neighbours are never pooled across a label boundary).
+    """  # noqa: D205
     by_patient = groups.params.get("patient_key") is not None
     code = groups.patient.codes.astype(np.int64) if by_patient else np.zeros(groups.n, np.int64)
     if groups.compartment is not None:
@@ -549,7 +552,8 @@ def _streamed_kwargs(
 
 def cell_states(adata: AnnData, groups: TumourGroups) -> np.ndarray:
     """Labelled state of every row, for the ambient model: the malignant column's value and,
-    where a compartment key is given, the row's compartment (``'malignant:HSC-like'``)."""
+    where a compartment key is given, the row's compartment (``'malignant:HSC-like'``).
+    """  # noqa: D205
     n = adata.n_obs
     col = groups.params.get("malignant_key")
     state = (
@@ -573,8 +577,9 @@ def tumour_soup(
     col_idx: np.ndarray,
 ) -> tuple[Soup, Ambient]:
     """The ambient model of every sample (patient) of ``adata``, from all its rows, and the
-    soup the malignant cells' calls discount for the ``col_idx`` genes."""
-    from ..pp._ambient import estimate_ambient
+    soup the malignant cells' calls discount for the ``col_idx`` genes.
+    """  # noqa: D205, D401
+    from ..pp._ambient import estimate_ambient  # noqa: PLC0415
 
     key = groups.params.get("patient_key")
     sample = (
@@ -595,13 +600,13 @@ def tumour_soup(
 def _malignant_library(
     X: Any, groups: TumourGroups, lib_obs: np.ndarray | None
 ) -> tuple[Any, np.ndarray]:
-    """The malignant rows of ``X`` and their library sizes."""
+    """The malignant rows of ``X`` and their library sizes."""  # noqa: D401
     Xm = _take_rows(X, groups.rows)
     lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
     return Xm, lib
 
 
-def _knn_blocks(
+def _knn_blocks(  # noqa: PLR0913
     adata: AnnData,
     X: Any,
     groups: TumourGroups,
@@ -615,8 +620,9 @@ def _knn_blocks(
     progress: ProgressCallback | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient and
-    compartment), discounting ``soup``."""
-    from ..pp import _positivity as pos
+    compartment), discounting ``soup``.
+    """  # noqa: D205
+    from ..pp import _positivity as pos  # noqa: PLC0415
 
     graph = _given_graph(adata, groups, graph_key)
     if graph is not None:
@@ -639,7 +645,7 @@ def _knn_blocks(
     return blocks, params
 
 
-def _knn_counts(
+def _knn_counts(  # noqa: PLR0913, PLR0917
     adata: AnnData,
     X: Any,
     groups: TumourGroups,
@@ -663,8 +669,8 @@ def _knn_counts(
     knn_neighbours_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
     pooled calls counted by the kernel. With a graph from ``obsp`` its blocks are counted and
     ``column_sums``/``on_chunk`` are left unused.
-    """
-    from ..pp import _positivity as pos
+    """  # noqa: D205
+    from ..pp import _positivity as pos  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
         blocks, params = _knn_blocks(
@@ -707,7 +713,7 @@ def _knn_counts(
     return counts.astype(np.float64), params
 
 
-def tumour_positivity(
+def tumour_positivity(  # noqa: PLR0913
     adata: AnnData,
     groups: TumourGroups,
     col_idx: np.ndarray,
@@ -722,8 +728,9 @@ def tumour_positivity(
 ) -> tuple[sparse.csr_matrix, dict[str, Any]]:
     """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params
     (``knn``: with ``ambient``, soup reads discounted; see :func:`tumour_soup`); ``progress``
-    as in :func:`score_targets`."""
-    from ..pp._positivity import positive_blocks
+    as in :func:`score_targets`.
+    """  # noqa: D205
+    from ..pp._positivity import positive_blocks  # noqa: PLC0415
 
     X, lib_obs = counts_matrix(adata, layer)
     say = progress or no_progress
@@ -780,7 +787,7 @@ def _chunks(X: Any, rows: np.ndarray, chunk: int = STREAM_CHUNK) -> Any:
         yield slice(int(lo), int(hi)), block[rows[lo:hi] - start]
 
 
-def _count_streamed(
+def _count_streamed(  # noqa: PLR0913
     X: Any,
     rows: np.ndarray,
     codes: np.ndarray,
@@ -802,9 +809,9 @@ def _count_streamed(
     is called per chunk, in row order, for other sums of the same pass. Only the malignant
     rows are handed to the kernel, and the next chunk is read while this one is counted.
     """
-    from ..pp._graph import iter_row_chunks
-    from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums
-    from ..pp._positivity import _check_counts, _colmap
+    from ..pp._graph import iter_row_chunks  # noqa: PLC0415
+    from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums  # noqa: PLC0415
+    from ..pp._positivity import _check_counts, _colmap  # noqa: PLC0415
 
     code = DETECTED if method == "detected" else CP10K
     colmap = _colmap(np.asarray(genes), X.shape[1])
@@ -840,7 +847,7 @@ def _count_streamed(
     return counts, sums
 
 
-def _tumour_mean_cp10k(
+def _tumour_mean_cp10k(  # noqa: PLR0913
     X: Any,
     rows: np.ndarray,
     lib_obs: np.ndarray | None,
@@ -871,7 +878,7 @@ def _tumour_mean_cp10k(
             sub = np.asarray(block.toarray() if sparse.issparse(block) else block)
             np.add.at(total, c, sub[:, col_idx] / 100.0)
             continue
-        block = sparse.csr_matrix(block)
+        block = sparse.csr_matrix(block)  # noqa: PLW2901
         lib = (
             lib_obs[rows[sl]]
             if lib_obs is not None
@@ -902,7 +909,7 @@ def _bulk_fraction(X: Any, col_idx: np.ndarray, threshold: float) -> np.ndarray:
     return positive_fraction_from_mean(expr, threshold * CP10K_TO_NTPM)
 
 
-def _bulk_protein_coverage(
+def _bulk_protein_coverage(  # noqa: PLR0913, PLR0917
     table: pd.DataFrame,
     reference: Reference,
     cancer: str,
@@ -913,7 +920,8 @@ def _bulk_protein_coverage(
     col_idx: np.ndarray,
 ) -> pd.DataFrame:
     """Bulk with ``cancer=``: IHC and CPTAC columns, and coverage fused from IHC, CPTAC and
-    the input's RNA (one bulk level per patient; :func:`antigenscout.tl.fused_coverage`)."""
+    the input's RNA (one bulk level per patient; :func:`antigenscout.tl.fused_coverage`).
+    """  # noqa: D205
     path_cov = pathology_coverage(reference, cancer, cands)
     table = table.join(path_cov)
     table = table.join(
@@ -934,7 +942,7 @@ def _bulk_protein_coverage(
 
 
 def _fused_params() -> dict[str, Any]:
-    """The fused-coverage rule and the fitted reliabilities it used, for ``params``."""
+    """The fused-coverage rule and the fitted reliabilities it used, for ``params``."""  # noqa: D401
     m = EVIDENCE_MODEL
     return {
         "rule": "posterior mean of x*q: x = patients carrying the protein (population prior, "
@@ -952,7 +960,7 @@ def _fused_params() -> dict[str, Any]:
     }
 
 
-def _coverage_table(
+def _coverage_table(  # noqa: PLR0913, PLR0917
     counts: np.ndarray,
     group_sizes: np.ndarray,
     groups: TumourGroups,
@@ -996,7 +1004,8 @@ def _coverage_table(
 
 def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
     """IHC summary per gene: the highest HPA staining level (0–3) over every tissue and
-    antibody, and the number of tissues where it is detected."""
+    antibody, and the number of tissues where it is detected.
+    """  # noqa: D205
     ihc = reference.ihc
     ihc = ihc[ihc["symbol"].isin(genes)]
     out = pd.DataFrame(index=genes)
@@ -1012,7 +1021,7 @@ def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
 
 
 def _exposure_params(hr: HealthyRisk, pregnancy: bool, route: str = "systemic") -> dict[str, Any]:
-    """What the agent was taken to reach, for ``params`` (and ``run.json``)."""
+    """What the agent was taken to reach, for ``params`` (and ``run.json``)."""  # noqa: D401
     return {
         **exposure_summary(hr.exposure, pregnancy, route),
         "rule": "docs/engagement.md, Exposure",

@@ -74,7 +74,8 @@ def _apply_arms(
     table: pd.DataFrame, data: ArmData, top_k: int, require: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The gates whose every arm is shown (up to ``top_k``, re-ranked, Pareto flags
-    recomputed among them), the gates set aside, and what was done (``params['arms']``)."""
+    recomputed among them), the gates set aside, and what was done (``params['arms']``).
+    """  # noqa: D205, D401
     params: dict[str, Any] = {
         "required": bool(require),
         "confidence": ARM_CONFIDENCE,
@@ -109,7 +110,8 @@ def _type_means(
     healthy: AnnData, genes: pd.Index, cells: HealthyCells, layer: str | None
 ) -> np.ndarray:
     """``(n_types, n_genes)`` mean CP10k of the healthy cells per type, types coded as
-    ``cells`` codes them (0 for a gene the healthy cells do not measure)."""
+    ``cells`` codes them (0 for a gene the healthy cells do not measure).
+    """  # noqa: D205
     X, lib_obs = counts_matrix(healthy, layer)
     cols = pd.Index(healthy.var_names.astype(str)).get_indexer(genes)
     means = _tumour_mean_cp10k(
@@ -125,7 +127,7 @@ def matching_context(contexts: pd.DataFrame, cell_type: str) -> str | None:
 
     ``marrow:<label>`` first, then a context whose name is the label, ``<label> cells`` or
     ``<label>-cells`` (case-insensitive), e.g. ``HSC`` → ``marrow:HSC``, ``NK`` → NK cells.
-    """
+    """  # noqa: D401
     if f"marrow:{cell_type}" in contexts.index:
         return f"marrow:{cell_type}"
     names = contexts["name"].astype(str).str.lower()
@@ -136,7 +138,7 @@ def matching_context(contexts: pd.DataFrame, cell_type: str) -> str | None:
     return None
 
 
-def _healthy_from_cells(
+def _healthy_from_cells(  # noqa: PLR0913
     healthy: AnnData,
     healthy_key: str,
     genes: pd.Index,
@@ -194,7 +196,7 @@ def _healthy_from_cells(
     return hc, {**params, "cell_types": len(types.categories), "cells": healthy.n_obs}
 
 
-def not_shown_absent(
+def not_shown_absent(  # noqa: PLR0913, PLR0917
     adata: AnnData,
     groups: Any,
     col_idx: np.ndarray,
@@ -253,7 +255,7 @@ def _design_note(gene: str, cut: set[str], extra: set[str], modality: str | None
 
 
 def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
-    """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""
+    """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""  # noqa: D401
     if isinstance(designs, str):
         msg = "designs must be a list of gate expressions, e.g. ['ADGRE2 AND CLEC12A']"
         raise InputError(msg)
@@ -275,7 +277,7 @@ def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
     return pd.Index(genes)
 
 
-def search_gates(
+def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     adata: AnnData,
     *,
     malignant_key: str | None,
@@ -397,8 +399,8 @@ def search_gates(
     ``designs``, ``'designs'`` (the same columns but ``rank``, plus ``design`` and
     ``design_note``).
     """
-    from ..pp._positivity import DEFAULT_THRESHOLD
-    from ..reference import load_reference
+    from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
 
     adata = adata.copy() if copy else adata
     reference = load_reference() if reference is None else reference
@@ -406,7 +408,7 @@ def search_gates(
     if bad or not ops:
         msg = f"--ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
         raise InputError(msg)
-    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:
+    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:  # noqa: PLR2004
         msg = f"--max-genes must be an integer from 1 to 5; got {max_genes!r}"
         raise InputError(msg)
     if not 0 <= max_vital_risk <= 1:
@@ -498,7 +500,7 @@ def search_gates(
     atlas_ctx: list[str] = []
     if hcells is None and getattr(reference, "atlas", None) is not None:
         # a healthy atlas merged into the reference: its sampled cells give exact co-positivity
-        from ..atlas._use import atlas_healthy_cells
+        from ..atlas._use import atlas_healthy_cells  # noqa: PLC0415
 
         found = atlas_healthy_cells(reference, cands, threshold, modality)
         if found is not None:

@@ -288,7 +288,7 @@ def modalities() -> pd.DataFrame:
     >>> import antigenscout as asc
     >>> asc.tl.modalities().loc["car-t", "fratricide"]
     'T'
-    """
+    """  # noqa: D401
     rows = [vars(p) for p in MODALITY_PROFILES.values()]
     return pd.DataFrame(rows).set_index("name")
 
@@ -305,7 +305,8 @@ def _hpa_uncertain(surface: pd.DataFrame) -> pd.Series:
     surface witness was such a call (no UniProt, SURFY or CSPA high-confidence flag), most are
     cytoplasmic, nuclear, sarcomeric or secreted (myosins, cytochromes P450, AXIN2, OLIG2,
     ITK, NCKAP1L); the few plasma-membrane proteins among them (RHD, RHCE, KCNN2, PIRT) keep
-    their other witnesses."""
+    their other witnesses.
+    """  # noqa: D205, D401
     if "hpa_reliability" not in surface.columns:
         return pd.Series(False, index=surface.index)
     return surface["hpa_reliability"].astype(object).eq("Uncertain")
@@ -560,7 +561,8 @@ def _num(surface: pd.DataFrame, col: str) -> pd.Series:
 
 def _reachability_from_flag(surface: pd.DataFrame) -> pd.DataFrame:
     """A reference without per-source columns: its ``surface_evidence`` is the probability
-    and its ``is_surface`` flag stands for an anchored protein with an ectodomain."""
+    and its ``is_surface`` flag stands for an anchored protein with an ectodomain.
+    """  # noqa: D205, D401
     flag = _flag(surface, "is_surface").to_numpy()
     prob = _num(surface, "surface_evidence").fillna(0.0).clip(0.0, 1.0).to_numpy()
     prob = np.where(flag & (prob == 0), 1.0, prob)
@@ -589,7 +591,7 @@ def lineage_contexts(contexts: pd.DataFrame, lineage: str) -> pd.Index:
     return contexts.index[hit.to_numpy()]
 
 
-def targetability(
+def targetability(  # noqa: PLR0913, PLR0915
     genes: pd.Index,
     reference: Reference,
     modality: str,
@@ -621,7 +623,7 @@ def targetability(
     ``ectodomain_aa``, ``fratricide_fraction``, ``density_factor``, ``modality_factor``
     (the product the score uses), ``coverage_q25`` where relevant and
     ``targetability_flags`` (``;``-joined).
-    """
+    """  # noqa: D401
     profile = MODALITY_PROFILES[modality]
     genes = pd.Index(genes)
     n = len(genes)
@@ -646,7 +648,7 @@ def targetability(
         predicted = reach["topology_source"].eq("phobius").fillna(False).to_numpy(dtype=bool)
         flag(anchored & predicted, "predicted-topology")
         flag(anchored & (reach["residency"].to_numpy() == "organelle"), "organelle-resident")
-        flag(anchored & (reach["surface_probability"].to_numpy() < 0.5), "weak-surface")
+        flag(anchored & (reach["surface_probability"].to_numpy() < 0.5), "weak-surface")  # noqa: PLR2004
     out = out.join(
         reach[
             [
@@ -667,7 +669,7 @@ def targetability(
         if len(cols):
             frat = frac[cols].to_numpy(dtype=float).mean(axis=1)
         factor *= 1.0 - frat
-        flag(frat >= 0.2, "fratricide")
+        flag(frat >= 0.2, "fratricide")  # noqa: PLR2004
     out["fratricide_fraction"] = np.round(frat, 4)
 
     mean = np.asarray(tumor_mean_cp10k, dtype=float)
@@ -694,7 +696,7 @@ def targetability(
         rs = ctx.index[ctx["name"].astype(str).str.contains(_RENAL_SALIVARY)]
         rs = rs.intersection(frac.columns)
         if len(rs):
-            flag(frac[rs].to_numpy().max(axis=1) >= 0.2, "renal-salivary-exposure")
+            flag(frac[rs].to_numpy().max(axis=1) >= 0.2, "renal-salivary-exposure")  # noqa: PLR2004
     if profile.patient_heterogeneity and patient_coverage is not None:
         q25 = patient_coverage.reindex(genes).quantile(0.25, axis=1).to_numpy(dtype=float)
         out["coverage_q25"] = np.round(q25, 4)

@@ -79,7 +79,7 @@ def _distinct_gates(g, ops, min_genes, max_genes):
                 yield name, k, f, combo
 
 
-def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1, bulk=None):
+def _brute_values(T, Hs, ct, w, max_genes, ops, cap, objective, frac=None, min_genes=1, bulk=None):  # noqa: PLR0913, PLR0917
     """Objective of every feasible gate, each distinct Boolean function once.
 
     ``frac``: pseudobulk alone (weights ``w``); ``bulk=(frac, w_bulk)``: mixed input, risk =
@@ -135,9 +135,9 @@ def _u(f, m):
         "A&B&~C": lambda: min(a, b, 1 - c),
         "A&~B&~C": lambda: min(a, 1 - b, 1 - c),
         "A|B|C": lambda: min(1.0, a + b + c),
-        "(A|B)&C": lambda: min(min(1.0, a + b), c),
+        "(A|B)&C": lambda: min(1.0, a + b, c),
         "(A&B)|C": lambda: min(1.0, min(a, b) + c),
-        "(A|B)&~C": lambda: min(min(1.0, a + b), 1 - c),
+        "(A|B)&~C": lambda: min(1.0, a + b, 1 - c),
         "(A&~B)|C": lambda: min(1.0, min(a, 1 - b) + c),
     }
     for name, _k, ff, _ in _shapes({"and", "or", "not"}):
@@ -151,7 +151,7 @@ def _u(f, m):
     raise AssertionError
 
 
-def _data(seed, n_t=120, n_h=150, g=6, n_types=3, n_pat=3):
+def _data(seed, n_t=120, n_h=150, g=6, n_types=3, n_pat=3):  # noqa: PLR0913, PLR0917
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.1, 0.8, g)
     T = rng.random((n_t, g)) < p
@@ -280,7 +280,7 @@ def test_pseudobulk_frechet_bounds():
         "G0 AND NOT G1": (lambda a, b, c: max(0, a - b), lambda a, b, c: min(a, 1 - b)),
         "(G0 OR G1) AND NOT G2": (
             lambda a, b, c: max(0, max(a, b) + (1 - c) - 1),
-            lambda a, b, c: min(min(1, a + b), 1 - c),
+            lambda a, b, c: min(1, a + b, 1 - c),
         ),
     }
     for text, (lo, hi) in cases.items():
@@ -453,7 +453,7 @@ def _np_eval(gate: Gate, X: np.ndarray) -> np.ndarray:
     return np.logical_and.reduce(parts) if gate.op == "and" else np.logical_or.reduce(parts)
 
 
-def _chain_gate_coverages(
+def _chain_gate_coverages(  # noqa: PLR0913
     T: np.ndarray,
     H: np.ndarray,
     ct: np.ndarray,
@@ -679,16 +679,16 @@ FRECHET = {
     "A&B": (lambda a, b, c: max(0.0, a + b - 1), lambda a, b, c: min(a, b)),
     "A&~B": (lambda a, b, c: max(0.0, a - b), lambda a, b, c: min(a, 1 - b)),
     "A|B": (lambda a, b, c: max(a, b), lambda a, b, c: min(1.0, a + b)),
-    "A&B&C": (lambda a, b, c: max(0.0, a + b + c - 2), lambda a, b, c: min(a, b, c)),
+    "A&B&C": (lambda a, b, c: max(0.0, a + b + c - 2), lambda a, b, c: min(a, b, c)),  # noqa: PLW0108
     "A&B&~C": (lambda a, b, c: max(0.0, a + b - c - 1), lambda a, b, c: min(a, b, 1 - c)),
     "A&~B&~C": (lambda a, b, c: max(0.0, a - b - c), lambda a, b, c: min(a, 1 - b, 1 - c)),
-    "A|B|C": (lambda a, b, c: max(a, b, c), lambda a, b, c: min(1.0, a + b + c)),
+    "A|B|C": (lambda a, b, c: max(a, b, c), lambda a, b, c: min(1.0, a + b + c)),  # noqa: PLW0108
     "(A|B)&C": (
         lambda a, b, c: max(0.0, max(a, b) + c - 1),
         lambda a, b, c: min(1.0, a + b, c),
     ),
     "(A&B)|C": (
-        lambda a, b, c: max(max(0.0, a + b - 1), c),
+        lambda a, b, c: max(0.0, a + b - 1, c),
         lambda a, b, c: min(1.0, min(a, b) + c),
     ),
     "(A|B)&~C": (
@@ -696,13 +696,13 @@ FRECHET = {
         lambda a, b, c: min(1.0, a + b, 1 - c),
     ),
     "(A&~B)|C": (
-        lambda a, b, c: max(max(0.0, a - b), c),
+        lambda a, b, c: max(0.0, a - b, c),
         lambda a, b, c: min(1.0, min(a, 1 - b) + c),
     ),
 }
 
 
-def _mixed_data(seed, n_t=120, n_h=150, g=6, n_cell_types=3, n_bulk_types=4, n_pat=3):
+def _mixed_data(seed, n_t=120, n_h=150, g=6, n_cell_types=3, n_bulk_types=4, n_pat=3):  # noqa: PLR0913, PLR0917
     """Tumour, healthy single cells (exact part) and a pseudobulk part made from hidden cells,
     so its true per-type gate fractions are known too."""
     T, H, ct, w, pat = _data(seed, n_t=n_t, n_h=n_h, g=g, n_types=n_cell_types, n_pat=n_pat)
@@ -743,12 +743,13 @@ def test_evaluate_mixed_all_shapes_vs_numpy():
     names = [f"cell{t}" for t in range(3)] + [f"bulk{t}" for t in range(4)]
     for (exact, upper, lower, truth), (_, row) in zip(expect, df.iterrows(), strict=True):
         both = np.array(exact + upper)
-        assert row["worst_healthy_risk"] == pytest.approx(max(max(exact), max(upper)), abs=1e-12)
+        assert row["worst_healthy_risk"] == pytest.approx(max(*exact, *upper), abs=1e-12)
         # argmax over the cells' types first: ties name the exact type
         assert row["worst_healthy_cell_type"] == names[int(np.argmax(both))]
         assert row["risk_is_bound"] == (max(upper) > max(exact))
         assert row["worst_healthy_risk_lower"] == pytest.approx(
-            max(max(exact), max(lower)), abs=1e-12
+            max(*exact, *lower),
+            abs=1e-12,
         )
         # the lower and upper risks bracket the true worst risk of the hidden cells
         assert row["worst_healthy_risk_lower"] <= truth + 1e-12
@@ -1076,14 +1077,14 @@ _VETO_U = {
     "A&B&~C": (lambda m, v: min(m[0], m[1], 1 - v[2]), [2]),
     "A&~B&~C": (lambda m, v: min(m[0], 1 - v[1], 1 - v[2]), [1, 2]),
     "A|B|C": (lambda m, v: min(1.0, sum(m)), []),
-    "(A|B)&C": (lambda m, v: min(min(1.0, m[0] + m[1]), m[2]), []),
+    "(A|B)&C": (lambda m, v: min(1.0, m[0] + m[1], m[2]), []),
     "(A&B)|C": (lambda m, v: min(1.0, min(m[0], m[1]) + m[2]), []),
-    "(A|B)&~C": (lambda m, v: min(min(1.0, m[0] + m[1]), 1 - v[2]), [2]),
+    "(A|B)&~C": (lambda m, v: min(1.0, m[0] + m[1], 1 - v[2]), [2]),
     "(A&~B)|C": (lambda m, v: min(1.0, min(m[0], 1 - v[1]) + m[2]), [1]),
 }
 
 
-def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):
+def _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=3):  # noqa: PLR0913, PLR0917
     vals = []
     for name, _k, f, combo in _distinct_gates(T.shape[1], {"and", "or", "not"}, 1, max_genes):
         u_fn, neg_pos = _VETO_U[name]

@@ -133,7 +133,7 @@ def body_wide_share(reference: Any, genes: list[str]) -> np.ndarray | None:
     >>> share = body_wide_share(load_reference(), ["HLA-C", "FLT3"])
     >>> bool(share[0] >= NEAR_UBIQUITOUS), bool(share[1] >= NEAR_UBIQUITOUS)
     (True, False)
-    """
+    """  # noqa: D205
     ctx = reference.contexts
     cols = ctx.index[ctx["source"].astype(str) == BODY_WIDE_SOURCE]
     cols = cols.intersection(reference.expression.columns)
@@ -148,7 +148,7 @@ def _dense(X: Any) -> np.ndarray:
 
 
 def _truth(gate: Gate, M: np.ndarray) -> np.ndarray:
-    """Per row of ``M`` (cells × genes, bool): does the gate hold?"""
+    """Per row of ``M`` (cells × genes, bool): does the gate hold?"""  # noqa: D400
     if gate.op == "lit":
         v = M[:, gate.gene]
         return ~v if gate.negated else v
@@ -208,7 +208,7 @@ def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataF
 
 
 def _only(data: ArmData, used: list[int]) -> ArmData:
-    """``data`` over the genes the gates use (the matrices made dense are these columns)."""
+    """``data`` over the genes the gates use (the matrices made dense are these columns)."""  # noqa: D401
     col = np.asarray(used, dtype=np.int64)
     cells = data.cells
     if cells is not None:
@@ -235,14 +235,15 @@ def _only(data: ArmData, used: list[int]) -> ArmData:
 
 
 def _z(confidence: float) -> float:
-    from scipy.stats import norm
+    from scipy.stats import norm  # noqa: PLC0415
 
     return float(norm.ppf(confidence))
 
 
 def _strata_resamples(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``(N_RESAMPLES, n)`` indices: each resample draws every stratum's rows with
-    replacement, as many as it has."""
+    replacement, as many as it has.
+    """  # noqa: D205
     n = len(labels)
     out = np.empty((N_RESAMPLES, n), dtype=np.int32)
     codes, _ = pd.factorize(pd.Series(labels))
@@ -284,7 +285,7 @@ def _coverages(gate: Gate, T: np.ndarray, t_idx: np.ndarray) -> tuple[np.ndarray
     return hold[t_idx].mean(axis=1), float(hold.mean())
 
 
-def _judge_one(
+def _judge_one(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     gate: Gate,
     data: ArmData,
     T: np.ndarray,
@@ -386,7 +387,8 @@ def _small_context_risk(
 ) -> tuple[float, str, int]:
     """The gate's largest weighted risk at the upper end of its Wilson interval over the exact
     cell types of fewer than :data:`MIN_CONTEXT_CELLS` cells: ``(risk, type, cells)``; ``(nan,
-    '', 0)`` when there is none."""
+    '', 0)`` when there is none.
+    """  # noqa: D205, D401
     if cells is None or data.cells is None:
         return float("nan"), "", 0
     types = np.asarray(data.cells.cell_types)
@@ -404,7 +406,7 @@ def _small_context_risk(
 
 
 def _protected(per_type: np.ndarray | None, bulk: np.ndarray | None) -> tuple[int, bool]:
-    """The sub-gate's worst context: ``(index, is an exact-cell type)``."""
+    """The sub-gate's worst context: ``(index, is an exact-cell type)``."""  # noqa: D401
     best_cells = -1.0 if per_type is None or not len(per_type) else float(per_type.max())
     best_bulk = -1.0 if bulk is None or not len(bulk) else float(bulk.max())
     if best_cells >= best_bulk:
@@ -412,7 +414,7 @@ def _protected(per_type: np.ndarray | None, bulk: np.ndarray | None) -> tuple[in
     return int(np.argmax(bulk)), False
 
 
-def _veto_shown(
+def _veto_shown(  # noqa: PLR0913, PLR0917
     gene: int,
     where: int,
     exact: bool,
@@ -420,7 +422,7 @@ def _veto_shown(
     cells: np.ndarray | None,
     z: float,
 ) -> float:
-    """The share of the protected context's cells shown to carry the veto (a lower bound)."""
+    """The share of the protected context's cells shown to carry the veto (a lower bound)."""  # noqa: D401
     if exact and cells is not None and data.cells is not None:
         in_type = np.asarray(data.cells.cell_types) == where
         k = np.array([cells[in_type, gene].sum()], dtype=np.float64)

@@ -1,5 +1,6 @@
 """Pair statistics and the pair values the search ranks on (exact co-positive counts, or
-Fréchet bounds for pseudobulk contexts); docs/gates.md, "Bounds"."""
+Fréchet bounds for pseudobulk contexts); docs/gates.md, "Bounds".
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def _pair_stats(prob: _Problem, pair_method: str) -> _PairStats:
     return _PairStats(P, r_and, r_or, r_an)
 
 
-def _pair_stats_rows(
+def _pair_stats_rows(  # noqa: PLR0913, PLR0917
     prob: _Problem,
     rows: np.ndarray,
     P: np.ndarray,
@@ -86,7 +87,8 @@ def _pair_stats_rows(
     """Fill ``P`` and fold the cell-type risks for the genes ``rows`` (in that order) in one
     pass over the tumour and every healthy type (docs/gates.md, "Pair statistics"). With
     ``cut > 0`` the rows must be sorted by decreasing tumour count; see
-    :func:`pair_stats_fused` for the tiles it skips."""
+    :func:`pair_stats_fused` for the tiles it skips.
+    """  # noqa: D205
     g = rows.size
     segments = [prob.tumour.words[rows]]
     h_single = np.zeros((0, g), dtype=np.int64)
@@ -107,7 +109,7 @@ def _pair_stats_rows(
     )  # fmt: skip
 
 
-def _pair_stats_top(
+def _pair_stats_top(  # noqa: PLR0913, PLR0917
     prob: _Problem,
     cand: np.ndarray,
     ops: frozenset[str],
@@ -169,7 +171,7 @@ def _pair_stats_top(
     return _PairStats(Po, *r, rows=order)
 
 
-def _pair_values(
+def _pair_values(  # noqa: PLR0913, PLR0917
     P: np.ndarray,
     s: np.ndarray,
     miss: np.ndarray,

@@ -1,5 +1,6 @@
 """The exact search: singles and pairs exhaustively, triples by branch and bound, larger
-gates by beam search (:func:`search_gates`)."""
+gates by beam search (:func:`search_gates`).
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ TRIPLE_BUDGET = 100_000_000
 class _Search:
     """Branch and bound over gates of 1–3 genes; beam search with a stated gap for 4–5."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913, PLR0917
         self,
         prob: _Problem,
         stats: _PairStats,
@@ -142,7 +143,8 @@ class _Search:
 
     def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
         """Worst risk of ``base op gene``: exact over single-cell types, Fréchet upper bound
-        over pseudobulk types, the maximum of both for mixed input (0 without types)."""
+        over pseudobulk types, the maximum of both for mixed input (0 without types).
+        """  # noqa: D205
         prob = self.prob
         risk = np.zeros(genes.size)
         if genes.size == 0:
@@ -173,7 +175,7 @@ class _Search:
             vals = _objective(s[c] / N, self.prob.r_single[c], self.cap, self.objective)
             for i in _top_indices(vals, top.k):
                 top.push(float(vals[i]), Gate.lit(int(c[i])))
-        if max_genes < 2 or min_genes > 2:
+        if max_genes < 2 or min_genes > 2:  # noqa: PLR2004
             return
         if self.st.rows is not None:
             self._pairs_counted(top)
@@ -236,7 +238,8 @@ class _Search:
     def _pairs_counted(self, top: _TopK) -> None:
         """The top pair gates of a 2-gene search from its counted pairs (``st.rows``): one
         compiled pass per kind instead of genes × genes numpy arrays; the values are the same
-        float operations as :func:`_objective`, so the table is the same."""
+        float operations as :func:`_objective`, so the table is the same.
+        """  # noqa: D205, D401
         st, rows = self.st, self.st.rows
         assert rows is not None
         s_rows = np.ascontiguousarray(self.s[rows])
@@ -257,7 +260,7 @@ class _Search:
                 top.push(float(vals[f]), _pair_gate(kind, int(rows[ii[f]]), int(rows[jj[f]])))
 
     # ---- triples: exact branch and bound -------------------------------------------------
-    def triples(self, top: _TopK, budget: int | None = None) -> float:
+    def triples(self, top: _TopK, budget: int | None = None) -> float:  # noqa: PLR0912, PLR0915
         """Search all 3-gene gates: exact, or with OR children beamed when over ``budget``.
 
         The OR work is estimated before any child is looked at: the parents whose OR children
@@ -370,7 +373,7 @@ class _Search:
         )  # fmt: skip
         return float(child_ub.max())
 
-    def _expand(
+    def _expand(  # noqa: PLR0913, PLR0917
         self,
         top: _TopK,
         idx: np.ndarray,
@@ -386,7 +389,8 @@ class _Search:
     ) -> bool:
         """Expand the parents ``idx`` (sorted by decreasing ``bound_all``) by the ``modes``
         children, in batches; returns False once a parent's bound is ``≤ τ`` (the rest cannot
-        contribute), True when every parent was expanded."""
+        contribute), True when every parent was expanded.
+        """  # noqa: D205
         batch = 2048
         N = self.N
         for p0 in range(0, idx.size, batch):
@@ -439,7 +443,8 @@ class _Search:
     def _type_orders(self) -> tuple[np.ndarray, ...]:
         """Candidates sorted by their count in each single-cell type, their fraction in each
         pseudobulk type and (decreasing) tumour count, and every gene's per-type values:
-        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)`` for :func:`triple_candidates`."""
+        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)`` for :func:`triple_candidates`.
+        """  # noqa: D205
         prob, c = self.prob, self.cand
         if prob.healthy is not None and prob.w_cells.size:
             hc = prob.h_counts[:, c]
@@ -525,7 +530,7 @@ class _Search:
             w_bulk,
         )
 
-    def _evaluate_ext(
+    def _evaluate_ext(  # noqa: PLR0913, PLR0917
         self,
         top: _TopK,
         kind: str,
@@ -680,7 +685,7 @@ def _resolve_candidates(genes: np.ndarray, candidates: Sequence[str] | None) -> 
     return np.array(sorted({index[str(c)] for c in candidates}), dtype=np.int64)
 
 
-def search_gates(
+def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     T: object,
     patients: np.ndarray,
     healthy: HealthyInput,
@@ -777,7 +782,7 @@ def search_gates(
         ``healthy_mode``: ``"cells"``, ``"pseudobulk"`` or ``"mixed"``, and ``risk_is_bound``:
         whether any risk may be a bound) and ``n_evaluated`` (gates counted exactly beyond pairs).
     """
-    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:
+    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:  # noqa: PLR2004
         msg = f"max_genes must be an int in 1..5; got {max_genes!r}."
         raise InputError(msg)
     if not isinstance(min_genes, int) or not 1 <= min_genes <= max_genes:
@@ -793,7 +798,7 @@ def search_gates(
     if "not" in opset and "and" not in opset:
         msg = "ops with 'not' also needs 'and' (NOT is used as A AND NOT B); add 'and'."
         raise InputError(msg)
-    if max_genes >= 2 and not opset & {"and", "or"}:
+    if max_genes >= 2 and not opset & {"and", "or"}:  # noqa: PLR2004
         msg = "ops must include 'and' or 'or' to build gates of 2+ genes."
         raise InputError(msg)
     if not 0 <= max_vital_risk <= 1 or not 0 <= coverage_threshold <= 1:
@@ -820,9 +825,9 @@ def search_gates(
     with _threads(n_jobs):
         prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
         cand = _resolve_candidates(prob.genes, candidates)
-        if max_genes >= 3 or pair_method == "gram":
+        if max_genes >= 3 or pair_method == "gram":  # noqa: PLR2004
             stats = _pair_stats(prob, pair_method)
-        elif max_genes == 2:
+        elif max_genes == 2:  # noqa: PLR2004
             stats = _pair_stats_top(prob, cand, opset, max_vital_risk, objective, top_k, min_genes)
         else:
             stats = _PairStats(
@@ -832,9 +837,9 @@ def search_gates(
         top = _TopK(top_k)
         search.singles_and_pairs(top, max_genes, min_genes)
         skipped = -math.inf
-        if max_genes >= 3 and min_genes <= 3:
+        if max_genes >= 3 and min_genes <= 3:  # noqa: PLR2004
             skipped = search.triples(top, triple_budget)
-        if max_genes >= 4:
+        if max_genes >= 4:  # noqa: PLR2004
             skipped = max(skipped, search.beam(top, max_genes, beam_width, triple_budget))
         best = [(v, g) for v, g in top.sorted() if g.n_genes >= min_genes]
         rows = []

@@ -82,7 +82,7 @@ def _row(
     return row
 
 
-def evaluate_gates(
+def evaluate_gates(  # noqa: PLR0913
     gates: Sequence[Gate | str],
     T: object,
     patients: np.ndarray,
@@ -129,14 +129,14 @@ def evaluate_gates(
     -------
     pandas.DataFrame
         One row per gate with the columns described in :func:`search_gates` (no ``rank``).
-    """
+    """  # noqa: D205
     prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
     parsed = [g if isinstance(g, Gate) else parse_gate(str(g), prob.genes) for g in gates]
     return pd.DataFrame([_row(prob, g, coverage_threshold, max_vital_risk) for g in parsed])
 
 
 def _pareto(cov: np.ndarray, risk: np.ndarray) -> np.ndarray:
-    """True where no other row has coverage ≥ and risk ≤ with one strict."""
+    """True where no other row has coverage ≥ and risk ≤ with one strict."""  # noqa: D401
     n = cov.size
     out = np.ones(n, dtype=bool)
     for i in range(n):

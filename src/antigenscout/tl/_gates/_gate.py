@@ -1,5 +1,6 @@
 """A gate: a Boolean formula over antigens (AND, OR, NOT), its text form and its exact
-and bounded fractions."""
+and bounded fractions.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class Gate:
     # construction ---------------------------------------------------------------------------
     @staticmethod
     def lit(gene: int, negated: bool = False) -> Gate:
-        """A single gene (``negated=True`` for ``NOT gene``)."""
+        """A single gene (``negated=True`` for ``NOT gene``)."""  # noqa: D401
         return Gate("lit", int(gene), bool(negated))
 
     @staticmethod
@@ -196,7 +197,8 @@ class Gate:
     def independent(self, frac: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
         """Estimate of the positive fraction per row of ``frac`` if the antigens were
         independent within a type: AND multiplies, OR is ``1 − Π(1 − x)``; a negated literal
-        is ``1 − shown`` (a veto counts only where shown, as in :meth:`frechet`)."""
+        is ``1 − shown`` (a veto counts only where shown, as in :meth:`frechet`).
+        """  # noqa: D205
         if self.op == "lit":
             f = frac[:, self.gene].astype(np.float64)
             if not self.negated:

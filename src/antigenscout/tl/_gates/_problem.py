@@ -1,5 +1,6 @@
 """The inputs of a gate search (healthy cells, pseudobulk contexts or both) packed once
-for exact counting: :class:`_Problem`."""
+for exact counting: :class:`_Problem`.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ HealthyInput = (
 def _split_healthy(
     healthy: HealthyInput,
 ) -> tuple[HealthyCells | None, HealthyPseudobulk | None]:
-    """The single-cell and pseudobulk parts of any accepted healthy input."""
+    """The single-cell and pseudobulk parts of any accepted healthy input."""  # noqa: D401
     if isinstance(healthy, HealthyCells):
         return healthy, None
     if isinstance(healthy, HealthyPseudobulk):
@@ -122,7 +123,7 @@ def _split_healthy(
         parts = []
     cells = [p for p in parts if isinstance(p, HealthyCells)]
     bulk = [p for p in parts if isinstance(p, HealthyPseudobulk)]
-    if len(cells) != 1 or len(bulk) != 1 or len(parts) != 2:
+    if len(cells) != 1 or len(bulk) != 1 or len(parts) != 2:  # noqa: PLR2004
         msg = (
             "healthy must be a HealthyCells, a HealthyPseudobulk, or a HealthyMixed "
             "(equivalently a pair of one HealthyCells and one HealthyPseudobulk)."
@@ -152,7 +153,7 @@ class _Problem:
     then the pseudobulk types (Fréchet bounds); ``type_is_bound`` tells them apart.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913, PLR0915, PLR0917
         self,
         T: object,
         patients: np.ndarray,
@@ -262,7 +263,7 @@ class _Problem:
     def _init_bulk(self, bulk: HealthyPseudobulk, where: str, g: int) -> None:
         w, names = _weights_names(bulk, where)
         frac = np.asarray(bulk.fractions, dtype=np.float64)
-        if frac.ndim != 2 or frac.shape[1] != g:
+        if frac.ndim != 2 or frac.shape[1] != g:  # noqa: PLR2004
             msg = f"{where}.fractions must be (n_types, {g}); got {frac.shape}."
             raise InputError(msg)
         if not np.all((frac >= 0) & (frac <= 1)):
