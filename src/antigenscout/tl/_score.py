@@ -8,6 +8,7 @@ from per-sample expression (bulk); healthy risk comes from the reference through
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numba
@@ -60,7 +61,7 @@ from ._risk import (
     healthy_risk,
     positive_fraction_from_mean,
 )
-from ._targetability import MODALITY_PROFILES, targetability
+from ._targetability import MODALITY_PROFILES, ModalityProfile, reachability, targetability
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,8 +111,6 @@ def candidate_genes(
     only (the reference's ``protein_coding`` column, which excludes the mitochondrially
     encoded inner-membrane proteins such as MT-ND2).
     """
-    from ._targetability import MODALITY_PROFILES, reachability  # noqa: PLC0415
-
     if modality is None:
         return genes
     if modality == "any":  # every protein, and features the reference does not know
@@ -159,7 +158,7 @@ def pareto_rank(coverage: np.ndarray, risk: np.ndarray) -> np.ndarray:
     return levels[np.asarray(inverse).ravel()]
 
 
-def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
+def score_targets(  # noqa: PLR0913
     adata: AnnData,
     *,
     malignant_key: str | None,
@@ -266,49 +265,210 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
     ``'denominators'`` and, with the ambient model, ``'ambient'`` (one row per patient: its
     contamination with interval and top soup genes); returns the AnnData when ``copy=True``.
     """
-    from ..pp import _positivity as pos  # noqa: PLC0415
-    from ..reference import load_reference  # noqa: PLC0415
-
     adata = adata.copy() if copy else adata
-    reference = load_reference() if reference is None else reference
     if not 0 < float(patient_threshold) <= 1:  # also refuses NaN
         msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
         raise InputError(msg)
     check_route(route)
     check_positivity_args(positivity, n_neighbors)
+    tumour = prepare_tumour(
+        adata,
+        reference=reference,
+        malignant_key=malignant_key,
+        patient_key=patient_key,
+        compartment_key=compartment_key,
+        modality=modality,
+        threshold=threshold,
+        layer=layer,
+        kind=kind,
+        min_reach=min_reach,
+        cancer=cancer,
+    )
+    counted_ = _count_positive(
+        tumour,
+        positivity=positivity,
+        n_neighbors=n_neighbors,
+        graph_key=graph_key,
+        ambient=ambient,
+        progress=progress,
+        rate_stats=rate_stats,
+    )
+    table, patient_cov = _coverage_table(
+        counted_.counts,
+        np.bincount(counted_.codes, minlength=counted_.n_groups).astype(float),
+        tumour.groups,
+        tumour.cands,
+        patient_threshold,
+        covered_samples=counted_.covered,
+    )
+    profile = MODALITY_PROFILES[modality or "any"]
+    table, hr, fused = _annotate(
+        table, patient_cov, tumour, counted_, modality, cancer, pregnancy, route, progress
+    )
+    table = _rank(table, profile)
+    params = {
+        **tumour.groups.params,
+        "modality": modality,
+        "kind": tumour.kind,
+        "positivity": counted_.params,
+        "patient_threshold": patient_threshold,
+        "min_reach": min_reach,
+        "cancer": cancer,
+        "reference": tumour.reference.metadata.get("name", "embedded"),
+        "exposure": _exposure_params(hr, pregnancy, route),
+        "consequence": _consequence_params(hr),
+        "score": (
+            ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
+            + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
+        ),
+    }
+    if fused:
+        params["coverage"] = _fused_params()
+    adata.uns[key_added] = {
+        "targets": table,
+        "patient_coverage": patient_cov.loc[table.index],
+        "params": params,
+        "denominators": {
+            "n_tumor_cells": int(tumour.groups.n),
+            "n_patients": len(tumour.groups.patient.categories),
+            "n_candidates": len(tumour.cands),
+            "n_genes_input": len(tumour.var),
+        },
+    }
+    if counted_.ambient is not None:
+        adata.uns[key_added]["ambient"] = counted_.ambient.table
+    return adata if copy else None
+
+
+@dataclass(frozen=True)
+class TumourInput:
+    """The tumour as :func:`score_targets` and ``search_gates`` read it, checked once.
+
+    Built by :func:`prepare_tumour`: the counts (and any stored library sizes), the malignant
+    rows grouped by patient and compartment, the modality's candidate genes and the
+    positivity threshold.
+    """
+
+    adata: AnnData
+    reference: Reference
+    X: Any  #: counts matrix (``X`` or the layer), CSR, dense or backed
+    lib_obs: np.ndarray | None  #: library sizes stored in obs, else ``None``
+    var: pd.Index  #: the input's gene names
+    groups: TumourGroups
+    cands: pd.Index  #: candidate genes, in the input's order
+    threshold: float  #: positivity threshold, CP10k
+    kind: str  #: ``'single_cell'`` or ``'bulk'``
+
+    @property
+    def col_idx(self) -> np.ndarray:
+        """Column of each candidate in the counts matrix."""
+        return self.var.get_indexer(self.cands)
+
+
+def prepare_tumour(  # noqa: PLR0913
+    adata: AnnData,
+    *,
+    reference: Reference | None,
+    malignant_key: str | None,
+    patient_key: str | None,
+    compartment_key: str | None,
+    modality: str | None,
+    threshold: float | None,
+    layer: str | None,
+    kind: str = "auto",
+    min_reach: float = 0.0,
+    gate_reach: float | None = None,
+    cancer: str | None = None,
+) -> TumourInput:
+    """Check the tumour input and gather what both ranking tools read from it.
+
+    Parameters
+    ----------
+    adata, reference, malignant_key, patient_key, compartment_key, modality, threshold, layer
+        As in :func:`score_targets`.
+    kind
+        ``'auto'`` reads ``adata.uns['antigenscout']['kind']`` (single cells when unset).
+    min_reach
+        Binder modalities: candidates need a reachability above this.
+    gate_reach
+        Binder modalities: candidates also need a reachability of at least this (the gate
+        search's floor); ``None`` sets none.
+    cancer
+        Bulk tumours' HPA cancer type, checked against the reference before any work.
+
+    Returns
+    -------
+    The checked :class:`TumourInput`.
+    """
+    from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
+
+    reference = load_reference() if reference is None else reference
     if kind == "auto":
         kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
-    threshold = pos.DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     if not (np.isfinite(threshold) and threshold > 0):
         msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
         raise InputError(msg)
-
     if cancer is not None:  # checked before any work, as the CLI does
         if kind != "bulk":
             msg = "cancer= applies to bulk tumours only; single cells are measured directly"
             raise InputError(msg)
         _cancer_key(cancer, _values(_pathology(reference)["cancer"]))
-
+    X, lib_obs = counts_matrix(adata, layer)
+    check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
     groups = tumour_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
-    amb = None
     var = pd.Index(adata.var_names.astype(str))
     cands = candidate_genes(var, reference, modality, min_reach=min_reach)
+    binder = modality in MODALITY_PROFILES and MODALITY_PROFILES[modality].binder
+    if gate_reach is not None and binder:
+        reach = reachability(reference.surface.reindex(cands))["reach"]
+        cands = cands[reach.to_numpy() >= gate_reach]
     if len(cands) == 0:
         msg = (
             f"none of the input's {len(var)} genes is a candidate for modality {modality!r}; "
             "check that gene names are symbols or Ensembl ids (run harmonise_genes first)"
         )
         raise InputError(msg)
-    col_idx = var.get_indexer(cands)
-    X, lib_obs = counts_matrix(adata, layer)
-    check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
-    say = progress or no_progress
+    return TumourInput(adata, reference, X, lib_obs, var, groups, cands, threshold, str(kind))
 
+
+@dataclass
+class _Counts:
+    """What the positivity step measured: positive counts per (group, candidate)."""
+
+    counts: np.ndarray  #: groups × candidates, positive cells (or summed sample fractions)
+    codes: np.ndarray  #: group code of each malignant row
+    n_groups: int
+    covered: np.ndarray | None  #: bulk: samples at or above the threshold
+    cp10k_sums: np.ndarray | None  #: Σ CP10k per candidate, where the pass read the matrix
+    params: dict[str, Any]
+    ambient: Ambient | None
+
+
+def _count_positive(  # noqa: PLR0913
+    tumour: TumourInput,
+    *,
+    positivity: str,
+    n_neighbors: int | None,
+    graph_key: str | None,
+    ambient: bool,
+    progress: ProgressCallback | None,
+    rate_stats: dict[str, Any] | None,
+) -> _Counts:
+    """Count positive malignant cells per group and candidate in one pass over the counts.
+
+    The same pass sums each candidate's CP10k (the tumour mean) and, with ``rate_stats``,
+    the per-patient rate model's sufficient statistics.
+    """
+    adata, X, lib_obs, groups = tumour.adata, tumour.X, tumour.lib_obs, tumour.groups
+    cands, col_idx, threshold, kind = tumour.cands, tumour.col_idx, tumour.threshold, tumour.kind
     codes, group_names = _group_codes(groups)
     n_groups = len(group_names)
     covered = None
+    amb = None
     rate = None  # the rate model's sums, added by the positivity pass (one read of X)
     sums_bytes = JACKKNIFE_BLOCKS * n_groups * len(cands) * 3 * 8
     if rate_stats is not None and kind != "bulk" and sums_bytes <= RATE_SUMS_MAX_BYTES:
@@ -327,11 +487,10 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
         np.add.at(covered, codes, (frac >= 0.5).astype(float))  # noqa: PLR2004
         params_pos: dict[str, Any] = {"model": "bulk-gamma", "threshold_cp10k": threshold}
     elif positivity == "knn":
+        soup = None
         if ambient:
-            say("ambient RNA", 0, None)
+            (progress or no_progress)("ambient RNA", 0, None)
             soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx)
-        else:
-            soup, amb = None, None
         counts, params_pos = _knn_counts(
             adata,
             X,
@@ -366,35 +525,59 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
         )
         counts = counts.astype(np.float64)
         params_pos = {"model": positivity, "threshold_cp10k": threshold}
-
     if rate is not None and rate_stats is not None:
         rate_stats.update(genes=cands, stats=rate.stats())
-    group_sizes = np.bincount(codes, minlength=len(group_names)).astype(float)
-    table, patient_cov = _coverage_table(
-        counts, group_sizes, groups, cands, patient_threshold, covered_samples=covered
-    )
-    fused = kind == "bulk" and cancer is not None
-    if kind == "bulk":
+    return _Counts(counts, codes, n_groups, covered, cp10k_sums, params_pos, amb)
+
+
+def _annotate(  # noqa: PLR0913, PLR0917
+    table: pd.DataFrame,
+    patient_cov: pd.DataFrame,
+    tumour: TumourInput,
+    counted_: _Counts,
+    modality: str | None,
+    cancer: str | None,
+    pregnancy: bool,
+    route: str,
+    progress: ProgressCallback | None,
+) -> tuple[pd.DataFrame, HealthyRisk, bool]:
+    """Add the tumour mean, the healthy risk, the evidence and the targetability columns.
+
+    Returns the table, the healthy risk it was judged by, and whether coverage is the fused
+    protein coverage of a bulk cancer (then a fraction of patients already).
+    """
+    reference, cands, groups = tumour.reference, tumour.cands, tumour.groups
+    profile = MODALITY_PROFILES[modality or "any"]
+    fused = tumour.kind == "bulk" and cancer is not None
+    if tumour.kind == "bulk":
         table["coverage_source"] = "RNA model (bulk level)"
         if fused:
             table = _bulk_protein_coverage(
-                table, reference, str(cancer), cands, X, groups, lib_obs, col_idx
+                table,
+                reference,
+                str(cancer),
+                cands,
+                tumour.X,
+                groups,
+                tumour.lib_obs,
+                tumour.col_idx,
             )
-    profile = MODALITY_PROFILES[modality or "any"]
-    if cp10k_sums is not None:
-        mean = cp10k_sums / max(groups.n, 1)
+    if counted_.cp10k_sums is not None:
+        mean = counted_.cp10k_sums / max(groups.n, 1)
     else:
-        mean = _tumour_mean_cp10k(X, groups.rows, lib_obs, col_idx, kind=str(kind))
+        mean = _tumour_mean_cp10k(
+            tumour.X, groups.rows, tumour.lib_obs, tumour.col_idx, kind=tumour.kind
+        )
     table["tumor_mean_cp10k"] = np.round(mean, 4)
     # the agent's kill threshold: binders that kill act from the detection threshold up;
     # signalling agonists and presented peptides (TCR-T, vaccines) at any level a cell makes
     floor = profile.engage_floor_cp10k
-    engage_at = np.full(len(cands), floor if profile.any_level else max(floor, threshold))
+    engage_at = np.full(len(cands), floor if profile.any_level else max(floor, tumour.threshold))
     table["engagement_threshold_cp10k"] = np.round(engage_at, 4)
-    say("healthy risk", 0, None)
+    (progress or no_progress)("healthy risk", 0, None)
     hr = healthy_risk(
         reference,
-        threshold_cp10k=threshold,
+        threshold_cp10k=tumour.threshold,
         modality=modality,
         gene_threshold_cp10k=pd.Series(engage_at, index=cands),
         pregnancy=pregnancy,
@@ -417,6 +600,16 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
             patient_coverage=None if fused else patient_cov,
         )
     )
+    return table, hr, fused
+
+
+def _rank(table: pd.DataFrame, profile: ModalityProfile) -> pd.DataFrame:
+    """Score each candidate, sort best first and number the ranks.
+
+    ``score = cover × (1 − harm_factor × vital_risk) × modality_factor``, with ``cover`` the
+    patients' lower quartile where the modality asks for it (``coverage_q25``), else the
+    tumour coverage; ``pareto_rank`` orders coverage against vital risk.
+    """
     cover = table["coverage_q25"] if "coverage_q25" in table else table["tumor_coverage"]
     harm = np.clip(table["vital_risk"] * profile.harm_factor, 0.0, 1.0)
     table["score"] = cover * (1.0 - harm) * table["modality_factor"]
@@ -426,50 +619,23 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
     table = table.sort_values(["score", "tumor_coverage"], ascending=False, kind="stable")
     table["rank"] = np.arange(1, len(table) + 1)
     table.index.name = "target"
+    return table
 
-    params = {
-        **groups.params,
-        "modality": modality,
-        "kind": kind,
-        "positivity": params_pos,
-        "patient_threshold": patient_threshold,
-        "min_reach": min_reach,
-        "cancer": cancer,
-        "reference": reference.metadata.get("name", "embedded"),
-        "exposure": _exposure_params(hr, pregnancy, route),
-        "consequence": {
-            "reported": "targets.tsv consequence, consequence_context; risk.tsv consequence",
-            "in_score": False,
-            "lasting_loss": (
-                "engagement"
-                if hr.over_organs
-                else "engagement * exp(-dosing_interval_days / renewal_days)"
-            ),
-            "dosing_interval_days": None if hr.over_organs else DOSING_INTERVAL_DAYS,
-            "table": "reference/annotations/organ_reserve.tsv",
-            "rule": "docs/engagement.md, Consequence: reserve and renewal",
-        },
-        "score": (
-            ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
-            + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
+
+def _consequence_params(hr: HealthyRisk) -> dict[str, Any]:
+    """Say how the consequence columns are computed (reported, not in the score)."""
+    return {
+        "reported": "targets.tsv consequence, consequence_context; risk.tsv consequence",
+        "in_score": False,
+        "lasting_loss": (
+            "engagement"
+            if hr.over_organs
+            else "engagement * exp(-dosing_interval_days / renewal_days)"
         ),
+        "dosing_interval_days": None if hr.over_organs else DOSING_INTERVAL_DAYS,
+        "table": "reference/annotations/organ_reserve.tsv",
+        "rule": "docs/engagement.md, Consequence: reserve and renewal",
     }
-    if fused:
-        params["coverage"] = _fused_params()
-    adata.uns[key_added] = {
-        "targets": table,
-        "patient_coverage": patient_cov.loc[table.index],
-        "params": params,
-        "denominators": {
-            "n_tumor_cells": int(groups.n),
-            "n_patients": len(groups.patient.categories),
-            "n_candidates": len(cands),
-            "n_genes_input": len(var),
-        },
-    }
-    if amb is not None:
-        adata.uns[key_added]["ambient"] = amb.table
-    return adata if copy else None
 
 
 def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> None:

@@ -21,7 +21,6 @@ from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
 from .._types import Positivity, ProgressCallback, no_progress
-from ..io._validate import check_counts
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
@@ -48,11 +47,10 @@ from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, s
 from ._score import (
     _exposure_params,
     _tumour_mean_cp10k,
-    candidate_genes,
     check_positivity_args,
+    prepare_tumour,
     tumour_positivity,
 )
-from ._targetability import MODALITY_PROFILES, reachability
 
 #: Reachability every arm of a binder's gate needs: an inhibitory (NOT) arm must bind too,
 #: and a gate's logic is only as good as its weakest arm. 0.3 excludes every protein without
@@ -399,11 +397,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     ``designs``, ``'designs'`` (the same columns but ``rank``, plus ``design`` and
     ``design_note``).
     """
-    from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
-    from ..reference import load_reference  # noqa: PLC0415
-
     adata = adata.copy() if copy else adata
-    reference = load_reference() if reference is None else reference
     bad = [o for o in ops if o not in _OPS]
     if bad or not ops:
         msg = f"--ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
@@ -414,19 +408,25 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     if not 0 <= max_vital_risk <= 1:
         msg = f"--max-vital-risk must lie in [0, 1]; got {max_vital_risk}"
         raise InputError(msg)
-    threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    if not (np.isfinite(threshold) and threshold > 0):
-        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
-        raise InputError(msg)
     for name, value in (("n_candidates", n_candidates), ("top_k", top_k)):
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
             raise InputError(msg)
     check_positivity_args(positivity)
-    where = "X" if layer is None else f"layers[{layer!r}]"
-    check_counts(counts_matrix(adata, layer)[0], "the AnnData", "single_cell", where=where)
-
-    var = pd.Index(adata.var_names.astype(str))
+    tumour = prepare_tumour(
+        adata,
+        reference=reference,
+        malignant_key=malignant_key,
+        patient_key=patient_key,
+        compartment_key=compartment_key,
+        modality=modality,
+        threshold=threshold,
+        layer=layer,
+        kind="single_cell",
+        gate_reach=GATE_MIN_REACH,
+    )
+    reference, var, groups, cands = tumour.reference, tumour.var, tumour.groups, tumour.cands
+    threshold = tumour.threshold
     design_genes = _design_genes(designs, var)  # checked before any work
     unknown = [g for g in design_genes if g not in reference.expression.index]
     if unknown:
@@ -434,16 +434,6 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
             f"designs name {', '.join(unknown)}, which the healthy reference has no data for: "
             "their healthy risk cannot be judged (absent data must not look safe)"
         )
-        raise InputError(msg)
-    groups = tumour_groups(
-        adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
-    )
-    cands = candidate_genes(var, reference, modality)
-    if modality in MODALITY_PROFILES and MODALITY_PROFILES[modality].binder:
-        reach = reachability(reference.surface.reindex(cands))["reach"]
-        cands = cands[reach.to_numpy() >= GATE_MIN_REACH]
-    if len(cands) == 0:
-        msg = f"none of the input's genes is a candidate for modality {modality!r}"
         raise InputError(msg)
     # the designs' genes that are not candidates ride along for evaluation, outside the search
     extra = pd.Index([g for g in design_genes if g not in set(cands)])
