@@ -13,7 +13,6 @@ from ._profile import profile_agent
 from ._rate import patient_rate_coverage
 from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
 from ._score import (
-    candidate_genes,
     cptac_detection,
     pareto_rank,
     pathology_coverage,
@@ -22,6 +21,7 @@ from ._score import (
 )
 from ._search import search_gates
 from ._targetability import MODALITY_PROFILES, ModalityProfile, modalities, reachability
+from ._tumour import candidate_genes
 
 __all__ = [
     "MODALITY_PROFILES",

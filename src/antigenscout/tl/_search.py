@@ -1,7 +1,7 @@
 """Logic-gate search on AnnData: the scanpy-style front of :mod:`antigenscout.tl._gates`.
 
 Tumour positivity comes from the same model as single targets
-(:func:`antigenscout.tl._score.tumour_positivity`); healthy risk from the embedded pseudobulk
+(:func:`antigenscout.tl._tumour.tumour_positivity`); healthy risk from the embedded pseudobulk
 reference (per-type fractions only, so a gate's risk is a Fréchet upper bound,
 ``risk_is_bound=True``), from healthy single cells (exact co-positivity per cell type) with
 ``healthy_only=True``, or, by default when single cells are given, from both (exact in the
@@ -44,8 +44,8 @@ from ._gates._arms import (
 from ._gates._evaluate import _pareto
 from ._groups import cell_type_labels, counts_matrix, tumour_groups
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
-from ._score import (
-    _exposure_params,
+from ._score import _exposure_params
+from ._tumour import (
     _tumour_mean_cp10k,
     check_positivity_args,
     prepare_tumour,
