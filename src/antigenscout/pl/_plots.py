@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .. import _theme
 from .._errors import InputError
 from ..report._run import (
     RunData,
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["coverage_risk", "gate_scatter", "kinetics_curves", "patient_coverage", "risk_heatmap"]
 
-_RISK_STOPS = ["#f7f7f7", "#fde9d9", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]
-_RISK_POS = [0.0, 0.05, 0.2, 0.4, 0.7, 1.0]
-_COV_STOPS = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]
-
 
 def _mpl() -> Any:
     try:
@@ -53,10 +50,8 @@ def _cmap(kind: str) -> Colormap:
     from matplotlib.colors import LinearSegmentedColormap  # noqa: PLC0415
 
     if kind == "risk":
-        return LinearSegmentedColormap.from_list(
-            "asc_risk", list(zip(_RISK_POS, _RISK_STOPS, strict=True))
-        )
-    return LinearSegmentedColormap.from_list("asc_cov", _COV_STOPS)
+        return LinearSegmentedColormap.from_list("asc_risk", list(_theme.RISK_RAMP))
+    return LinearSegmentedColormap.from_list("asc_cov", list(_theme.COVERAGE_RAMP))
 
 
 def _frame(
@@ -171,14 +166,36 @@ def coverage_risk(  # noqa: PLR0913
     front = (
         (t["pareto_rank"] == 1).to_numpy() if "pareto_rank" in t.columns else np.zeros(len(t), bool)
     )
-    ax.axvspan(0.8, 1.0, ymax=0.2, color="#e5f5e0", zorder=0, lw=0)
-    ax.scatter(x[~front], y[~front], s=10, c="#9e9e9e", alpha=0.55, lw=0, label="candidates")
+    ax.axvspan(
+        _theme.SWEET_SPOT_COVERAGE,
+        1.0,
+        ymax=_theme.SWEET_SPOT_RISK_FRACTION,
+        color=_theme.SWEET_SPOT,
+        zorder=0,
+        lw=0,
+    )
+    ax.scatter(
+        x[~front],
+        y[~front],
+        s=10,
+        c=_theme.OTHER,
+        alpha=_theme.OTHER_ALPHA,
+        lw=0,
+        label="candidates",
+    )
     if front.any():
         order = np.argsort(x[front])
         fx, fy = x[front][order], y[front][order]
-        ax.step(fx, fy, where="post", color="#d95f02", lw=1.2, ls="--", alpha=0.8)
+        ax.step(fx, fy, where="post", color=_theme.FRONT, lw=1.2, ls="--", alpha=0.8)
         ax.scatter(
-            fx, fy, s=36, c="#d95f02", edgecolors="white", lw=0.6, zorder=3, label="Pareto front"
+            fx,
+            fy,
+            s=36,
+            c=_theme.FRONT,
+            edgecolors=_theme.BACKGROUND,
+            lw=0.6,
+            zorder=3,
+            label="Pareto front",
         )
     names = t["target"].astype(str).to_numpy()
     lab = list(range(min(n_labels, len(t)))) + list(np.flatnonzero(front)[:10])
@@ -195,7 +212,7 @@ def coverage_risk(  # noqa: PLR0913
     ax.set_xlim(0, 1.02)
     ymax = np.nanmax(y) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
     ax.set_ylim(0, 1.05 if ymax > 0.5 else max(0.05, ymax * 1.15))  # noqa: PLR2004
-    ax.set_xlabel("tumour coverage (fraction of tumour cells positive)")
+    ax.set_xlabel(_theme.COVERAGE_AXIS_LABEL)
     ax.set_ylabel(f"{risk.replace('_', ' ')} (fraction × vital weight)")
     ax.grid(alpha=0.25)
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
@@ -283,7 +300,7 @@ def risk_heatmap(  # noqa: PLR0913
     ax.tick_params(length=0)
     ax.set_xticks(np.arange(-0.5, n_c), minor=True)
     ax.set_yticks(np.arange(-0.5, n_r), minor=True)
-    ax.grid(which="minor", color="white", lw=0.8)
+    ax.grid(which="minor", color=_theme.BACKGROUND, lw=0.8)
     ax.tick_params(which="minor", length=0)
     if groups is not None:
         g = groups.to_numpy()
@@ -302,11 +319,9 @@ def risk_heatmap(  # noqa: PLR0913
                 va="center",
                 fontsize=8,
                 fontweight="bold",
-                color="#334",
+                color=_theme.GROUP_TEXT,
             )
-    fig.colorbar(
-        im, ax=ax, shrink=0.6, label="healthy risk (fraction × vital weight)", location="bottom"
-    )
+    fig.colorbar(im, ax=ax, shrink=0.6, label=_theme.RISK_SCALE_LABEL, location="bottom")
     ax.set_title(
         f"healthy risk by {'anatomical system' if level == 'system' else 'context'}", fontsize=10
     )
@@ -390,7 +405,7 @@ def patient_coverage(  # noqa: PLR0913
                         fontsize=6.5,
                         color="white" if v > 0.55 else "black",  # noqa: PLR2004
                     )
-    fig.colorbar(im, ax=ax, shrink=0.7, label="tumour coverage")
+    fig.colorbar(im, ax=ax, shrink=0.7, label=_theme.COVERAGE_SCALE_LABEL)
     ax.set_xlabel("patient")
     ax.set_title("coverage per patient", fontsize=10)
     return _finish(fig, save, show)
@@ -448,7 +463,7 @@ def gate_scatter(  # noqa: PLR0913
         if "risk_is_bound" in g.columns
         else np.zeros(len(g), bool)
     )
-    colour = np.where(front, "#d95f02", "#7f7f7f")
+    colour = np.where(front, _theme.FRONT, "#7f7f7f")
     for mask, face, lab in ((~bound, True, "exact risk"), (bound, False, "risk is an upper bound")):
         if mask.any():
             ax.scatter(
@@ -551,14 +566,21 @@ def kinetics_curves(  # noqa: PLR0913
                 t,
                 sub["p05"].to_numpy(float),
                 sub["p95"].to_numpy(float),
-                color="#6baed6",
-                alpha=0.3,
+                color=_theme.BAND,
+                alpha=_theme.BAND_ALPHA,
                 lw=0,
                 label="5–95 %",
             )
-        ax.plot(t, sub["p50"].to_numpy(float), color="#08519c", lw=1.8, label="median")
+        ax.plot(t, sub["p50"].to_numpy(float), color=_theme.MEDIAN, lw=1.8, label="median")
         if "typical" in sub.columns:
-            ax.plot(t, sub["typical"].to_numpy(float), color="#555", lw=1, ls="--", label="typical")
+            ax.plot(
+                t,
+                sub["typical"].to_numpy(float),
+                color=_theme.TYPICAL,
+                lw=1,
+                ls="--",
+                label="typical",
+            )
         vals = sub[[c for c in ("p05", "p50", "p95") if c in sub.columns]].to_numpy(float)
         pos = vals[np.isfinite(vals) & (vals > 0)]
         use_log = (
@@ -573,7 +595,7 @@ def kinetics_curves(  # noqa: PLR0913
         lab = curve_label(run if run is not None else RunData(), name)
         ax.set_title(lab.title, fontsize=9)
         ax.set_ylabel(lab.ylabel, fontsize=8)
-        ax.set_xlabel("time (days)", fontsize=8)
+        ax.set_xlabel(_theme.TIME_AXIS_LABEL, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
     for spare in panels[n:]:

@@ -7,7 +7,7 @@ from html import escape
 
 import pandas as pd
 
-from . import _svg
+from .. import _theme
 from ._markup import (
     _bar,
     _f,
@@ -129,7 +129,7 @@ def _explain(data: RunData) -> str:  # noqa: PLR0912, PLR0915
                 )
             if pc is not None and name in pc.index:
                 strip = "".join(
-                    f'<i style="background:{_svg.ramp(v, _svg.COVERAGE_RAMP)}" '
+                    f'<i style="background:{_theme.ramp(v, _theme.COVERAGE_RAMP)}" '
                     f'data-tip="{escape(f"patient {p}: {_pct(v)}")}"></i>'
                     for p, v in pc.loc[name].items()
                 )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _theme
 from ..get._glossary import describe_column
 from . import _svg
 from ._markup import (
@@ -350,7 +351,8 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:  # noqa: PLR0912, PL
         parts.append(
             _how(
                 "Each point is a candidate antigen. Right = covers more tumour cells; up = more "
-                "vital-weighted healthy expression. <span style='color:#d95f02'>Orange</span> "
+                "vital-weighted healthy expression. "
+                f"<span style='color:{_theme.FRONT}'>Orange</span> "
                 "points "
                 "form the Pareto front (nothing beats them on both axes). Hover a point for "
                 "details, "
@@ -365,17 +367,18 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:  # noqa: PLR0912, PL
                 highlight=front,
                 labels=labels,
                 dataset="candidates",
-                xlabel="tumour coverage (fraction of tumour cells positive)",
+                xlabel=_theme.COVERAGE_AXIS_LABEL,
                 ylabel="vital risk",
                 title="coverage vs risk",
             )
             + "</div>"
         )
         parts.append(
-            '<div class="legendrow"><span><i class="dot" style="background:#d95f02"></i>Pareto '
-            "front</span>"
-            '<span><i class="dot" style="background:#9e9e9e"></i>other candidates</span>'
-            '<span><i class="dot" style="background:#e5f5e0;border-radius:2px"></i>coverage ≥ 0.8 '
+            '<div class="legendrow">'
+            f'<span><i class="dot" style="background:{_theme.FRONT}"></i>Pareto front</span>'
+            f'<span><i class="dot" style="background:{_theme.OTHER}"></i>other candidates</span>'
+            f'<span><i class="dot" style="background:{_theme.SWEET_SPOT};border-radius:2px"></i>'
+            f"coverage ≥ {_theme.SWEET_SPOT_COVERAGE} "
             "and risk in the lowest fifth of the axis</span></div>"
         )
     if len(t) > len(sub):
@@ -448,12 +451,17 @@ def _body_map(data: RunData) -> str:
             )
         return "\n".join(lines)
 
-    legend = _svg.legend_svg(_svg.RISK_RAMP, "healthy risk (fraction × vital weight)")
+    legend = _svg.legend_svg(_theme.RISK_RAMP, _theme.RISK_SCALE_LABEL)
     parts.append("<h3>By anatomical system</h3>")
     parts.append(
         '<div class="chartwrap">'
         + _svg.heatmap_svg(
-            smat, stops=_svg.RISK_RAMP, tip=stip, annotate=True, label_w=170, title="risk by system"
+            smat,
+            stops=_theme.RISK_RAMP,
+            tip=stip,
+            annotate=True,
+            label_w=170,
+            title="risk by system",
         )
         + "</div>"
         + legend
@@ -481,7 +489,7 @@ def _body_map(data: RunData) -> str:
             '<div class="chartwrap">'
             + _svg.heatmap_svg(
                 mat,
-                stops=_svg.RISK_RAMP,
+                stops=_theme.RISK_RAMP,
                 tip=ctip,
                 row_groups=system,
                 group_w=150,
@@ -537,7 +545,7 @@ def _patients(data: RunData) -> str:
             '<div class="chartwrap">'
             + _svg.heatmap_svg(
                 mat,
-                stops=_svg.COVERAGE_RAMP,
+                stops=_theme.COVERAGE_RAMP,
                 tip=tip,
                 annotate=mat.shape[1] <= 30,  # noqa: PLR2004
                 label_w=110,
@@ -545,7 +553,7 @@ def _patients(data: RunData) -> str:
                 title="coverage per patient",
             )
             + "</div>"
-            + _svg.legend_svg(_svg.COVERAGE_RAMP, "tumour coverage")
+            + _svg.legend_svg(_theme.COVERAGE_RAMP, _theme.COVERAGE_SCALE_LABEL)
         )
     t = data.targets
     if t is not None and any(c.startswith("coverage__") for c in t.columns):
@@ -568,7 +576,7 @@ def _patients(data: RunData) -> str:
             + '<div class="chartwrap">'
             + _svg.heatmap_svg(
                 comp,
-                stops=_svg.COVERAGE_RAMP,
+                stops=_theme.COVERAGE_RAMP,
                 tip=ctip,
                 annotate=True,
                 label_w=110,
