@@ -151,3 +151,34 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         ticks.append(round(v, 10))
         v += step
     return ticks
+
+
+def points(px: float) -> float:
+    """Return the matplotlib size in points of a size given in SVG pixels."""
+    return px * PT_PER_PX
+
+
+def risk_axis_top(ymax: float) -> float:
+    """Return where a risk axis ends for data reaching ``ymax``.
+
+    At 1 once the data pass :data:`RISK_ZOOM_BELOW`; below, zoomed in to the data with 10 %
+    headroom, rounded up to a multiple of 0.05.
+    """
+    return 1.0 if ymax > RISK_ZOOM_BELOW else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)
+
+
+def risk_axis_label(column: str) -> str:
+    """Return the axis label of a risk column, e.g. ``vital risk (fraction × vital weight)``."""
+    return f"{column.replace('_', ' ')} (fraction × vital weight)"
+
+
+def log_axis(values: np.ndarray) -> bool:
+    """Return whether the values drawn on one axis want it logarithmic.
+
+    They do when all finite values are positive and they span more than :data:`LOG_SPAN`.
+    """
+    finite = values[np.isfinite(values)]
+    pos = finite[finite > 0]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    return bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > LOG_SPAN)

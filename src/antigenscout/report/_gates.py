@@ -7,6 +7,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from .. import _theme
 from . import _svg
 from ._markup import (
     MAX_POINTS,
@@ -78,7 +79,7 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
                 labels=labels,
                 dataset="gates",
                 xlabel="tumour coverage",
-                ylabel="worst healthy risk",
+                ylabel=_theme.risk_axis_label("worst_healthy_risk"),
                 title="gates: coverage vs risk",
             )
             + "</div>"

@@ -221,7 +221,7 @@ def scatter_svg(  # noqa: PLR0913
     left, top, right, bottom = 60, 14, 16, 48
     pw, ph = width - left - right, height - top - bottom
     ymax = float(np.nanmax(y)) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
-    ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)  # noqa: PLR2004
+    ymax = _theme.risk_axis_top(ymax)
 
     def sx(v: float) -> float:
         return left + min(max(v, 0.0), 1.0) * pw
@@ -426,7 +426,7 @@ def heatmap_svg(  # noqa: PLR0913
                 f'<rect x="{_t(x0 + j * cell_w)}" y="{_t(ys[k])}" width="{_t(cell_w)}" '
                 f'height="{_t(cell_h)}" fill="{fill}" data-tip="{escape(tip(r, c, v))}"/>'
             )
-            if annotate and np.isfinite(v) and v >= 0.005:  # noqa: PLR2004
+            if annotate and np.isfinite(v) and v >= _theme.ANNOTATE_MIN:
                 parts.append(
                     _text(
                         x0 + (j + 0.5) * cell_w,
@@ -499,7 +499,7 @@ def bands_svg(  # noqa: PLR0913, PLR0915
     hi = float(finite.max()) if finite.size else 1.0
     pos = finite[finite > 0]
     if log is None:
-        log = bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > 1e3)  # noqa: PLR2004
+        log = _theme.log_axis(vals)
     if log:
         lo_l = math.floor(math.log10(pos.min())) if pos.size else 0
         hi_l = math.ceil(math.log10(hi)) if hi > 0 else 1

@@ -368,7 +368,7 @@ def _coverage_risk(data: RunData) -> tuple[str, list[str]]:  # noqa: PLR0912, PL
                 labels=labels,
                 dataset="candidates",
                 xlabel=_theme.COVERAGE_AXIS_LABEL,
-                ylabel="vital risk",
+                ylabel=_theme.risk_axis_label(rc),
                 title="coverage vs risk",
             )
             + "</div>"
