@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from antigenscout.report import render_html
-from antigenscout.report.html import Safe, fill_template, json_for_script
+from antigenscout.report._markup import json_for_script
+from antigenscout.report.html import Safe, fill_template
 
 #: Attributes whose value the browser treats as a URL (or a document).
 URL_ATTRS = {"href", "src", "xlink:href", "action", "formaction", "data", "srcdoc", "poster"}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .. import _theme
 from .._errors import InputError
 from ..report._run import (
     RunData,
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["coverage_risk", "gate_scatter", "kinetics_curves", "patient_coverage", "risk_heatmap"]
 
-_RISK_STOPS = ["#f7f7f7", "#fde9d9", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]
-_RISK_POS = [0.0, 0.05, 0.2, 0.4, 0.7, 1.0]
-_COV_STOPS = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]
-
 
 def _mpl() -> Any:
     try:
@@ -53,10 +50,8 @@ def _cmap(kind: str) -> Colormap:
     from matplotlib.colors import LinearSegmentedColormap  # noqa: PLC0415
 
     if kind == "risk":
-        return LinearSegmentedColormap.from_list(
-            "asc_risk", list(zip(_RISK_POS, _RISK_STOPS, strict=True))
-        )
-    return LinearSegmentedColormap.from_list("asc_cov", _COV_STOPS)
+        return LinearSegmentedColormap.from_list("asc_risk", list(_theme.RISK_RAMP))
+    return LinearSegmentedColormap.from_list("asc_cov", list(_theme.COVERAGE_RAMP))
 
 
 def _frame(
@@ -116,6 +111,58 @@ def _new_figure(figsize: tuple[float, float], ax: Axes | None) -> tuple[Figure, 
     return fig, fig.add_subplot()
 
 
+def _style_axes(ax: Axes) -> None:
+    """Give ``ax`` the theme's grid, frame, tick, label and title colours and sizes."""
+    ax.grid(color=_theme.GRID, lw=0.8)
+    for spine in ax.spines.values():
+        spine.set_edgecolor(_theme.FRAME)
+    ax.tick_params(colors=_theme.AXIS_TEXT, labelsize=_theme.points(_theme.SIZE_TICK))
+    for label in (ax.xaxis.label, ax.yaxis.label):
+        label.set_color(_theme.AXIS_TEXT)
+        label.set_fontsize(_theme.points(_theme.SIZE_AXIS_LABEL))
+    ax.title.set_color(_theme.TEXT)
+    ax.title.set_fontsize(_theme.points(_theme.SIZE_TITLE))
+
+
+def _risk_axes(ax: Axes, y: np.ndarray, ylabel: str) -> None:
+    """Limit, tick and label a coverage-vs-risk scatter as the report's SVG scatter is."""
+    ymax = np.nanmax(y) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
+    top = _theme.risk_axis_top(float(ymax))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, top)
+    ax.set_xticks(_theme.nice_ticks(0, 1))
+    ax.set_yticks(_theme.nice_ticks(0, top))
+    ax.set_ylabel(ylabel)
+    _style_axes(ax)
+
+
+def _point_label(ax: Axes, text: str, x: float, y: float) -> None:
+    """Label the point ``(x, y)`` in the theme's bold point-label font."""
+    ax.annotate(
+        text,
+        (x, y),
+        xytext=(4, 4),
+        textcoords="offset points",
+        fontsize=_theme.points(_theme.SIZE_POINT_LABEL),
+        fontweight="bold",
+        color=_theme.TEXT,
+    )
+
+
+def _heatmap_labels(ax: Axes, mat: pd.DataFrame) -> None:
+    """Label a heatmap's rows and columns as the report's SVG heatmaps are."""
+    size = _theme.points(_theme.SIZE_CELL_LABEL)
+    ax.set_xticks(range(mat.shape[1]), [str(c) for c in mat.columns], rotation=60, ha="right")
+    ax.set_yticks(range(mat.shape[0]), [str(i) for i in mat.index])
+    ax.tick_params(length=0, labelsize=size, colors=_theme.TEXT)
+
+
+def _heatmap_title(ax: Axes) -> None:
+    """Give a heatmap's title the theme's colour and size."""
+    ax.title.set_color(_theme.TEXT)
+    ax.title.set_fontsize(_theme.points(_theme.SIZE_TITLE))
+
+
 def coverage_risk(  # noqa: PLR0913
     data: str | os.PathLike[str] | pd.DataFrame | RunData | AnnData,
     *,
@@ -171,33 +218,46 @@ def coverage_risk(  # noqa: PLR0913
     front = (
         (t["pareto_rank"] == 1).to_numpy() if "pareto_rank" in t.columns else np.zeros(len(t), bool)
     )
-    ax.axvspan(0.8, 1.0, ymax=0.2, color="#e5f5e0", zorder=0, lw=0)
-    ax.scatter(x[~front], y[~front], s=10, c="#9e9e9e", alpha=0.55, lw=0, label="candidates")
+    ax.axvspan(
+        _theme.SWEET_SPOT_COVERAGE,
+        1.0,
+        ymax=_theme.SWEET_SPOT_RISK_FRACTION,
+        color=_theme.SWEET_SPOT,
+        zorder=0,
+        lw=0,
+    )
+    ax.scatter(
+        x[~front],
+        y[~front],
+        s=10,
+        c=_theme.OTHER,
+        alpha=_theme.OTHER_ALPHA,
+        lw=0,
+        label="candidates",
+        clip_on=False,
+    )
     if front.any():
         order = np.argsort(x[front])
         fx, fy = x[front][order], y[front][order]
-        ax.step(fx, fy, where="post", color="#d95f02", lw=1.2, ls="--", alpha=0.8)
+        ax.step(fx, fy, where="post", color=_theme.FRONT, lw=1.2, ls="--", alpha=0.8)
         ax.scatter(
-            fx, fy, s=36, c="#d95f02", edgecolors="white", lw=0.6, zorder=3, label="Pareto front"
+            fx,
+            fy,
+            s=36,
+            c=_theme.FRONT,
+            edgecolors=_theme.BACKGROUND,
+            lw=0.6,
+            zorder=3,
+            label="Pareto front",
+            clip_on=False,
         )
     names = t["target"].astype(str).to_numpy()
     lab = list(range(min(n_labels, len(t)))) + list(np.flatnonzero(front)[:10])
     for i in dict.fromkeys(int(k) for k in lab):
         if np.isfinite(x[i]) and np.isfinite(y[i]):
-            ax.annotate(
-                names[i],
-                (x[i], y[i]),
-                xytext=(4, 4),
-                textcoords="offset points",
-                fontsize=8,
-                fontweight="bold",
-            )
-    ax.set_xlim(0, 1.02)
-    ymax = np.nanmax(y) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
-    ax.set_ylim(0, 1.05 if ymax > 0.5 else max(0.05, ymax * 1.15))  # noqa: PLR2004
-    ax.set_xlabel("tumour coverage (fraction of tumour cells positive)")
-    ax.set_ylabel(f"{risk.replace('_', ' ')} (fraction × vital weight)")
-    ax.grid(alpha=0.25)
+            _point_label(ax, names[i], x[i], y[i])
+    ax.set_xlabel(_theme.COVERAGE_AXIS_LABEL)
+    _risk_axes(ax, y, _theme.risk_axis_label(risk))
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize=8, frameon=False)
     return _finish(fig, save, show)
 
@@ -278,12 +338,10 @@ def risk_heatmap(  # noqa: PLR0913
         aspect="auto",
         interpolation="nearest",
     )
-    ax.set_xticks(range(n_c), [str(c) for c in mat.columns], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n_r), [str(i) for i in mat.index], fontsize=8)
-    ax.tick_params(length=0)
+    _heatmap_labels(ax, mat)
     ax.set_xticks(np.arange(-0.5, n_c), minor=True)
     ax.set_yticks(np.arange(-0.5, n_r), minor=True)
-    ax.grid(which="minor", color="white", lw=0.8)
+    ax.grid(which="minor", color=_theme.BACKGROUND, lw=0.8)
     ax.tick_params(which="minor", length=0)
     if groups is not None:
         g = groups.to_numpy()
@@ -300,16 +358,13 @@ def risk_heatmap(  # noqa: PLR0913
                 textcoords="offset fontsize",
                 ha="left",
                 va="center",
-                fontsize=8,
+                fontsize=_theme.points(_theme.SIZE_CELL_LABEL),
                 fontweight="bold",
-                color="#334",
+                color=_theme.GROUP_TEXT,
             )
-    fig.colorbar(
-        im, ax=ax, shrink=0.6, label="healthy risk (fraction × vital weight)", location="bottom"
-    )
-    ax.set_title(
-        f"healthy risk by {'anatomical system' if level == 'system' else 'context'}", fontsize=10
-    )
+    fig.colorbar(im, ax=ax, shrink=0.6, label=_theme.RISK_SCALE_LABEL, location="bottom")
+    ax.set_title(f"healthy risk by {'anatomical system' if level == 'system' else 'context'}")
+    _heatmap_title(ax)
     return _finish(fig, save, show)
 
 
@@ -373,26 +428,25 @@ def patient_coverage(  # noqa: PLR0913
     im = ax.imshow(
         vals, cmap=_cmap("coverage"), vmin=0, vmax=1, aspect="auto", interpolation="nearest"
     )
-    ax.set_xticks(range(n_c), [str(c) for c in mat.columns], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n_r), [str(i) for i in mat.index], fontsize=8)
-    ax.tick_params(length=0)
+    _heatmap_labels(ax, mat)
     if annotate:
         for i in range(n_r):
             for j in range(n_c):
                 v = vals[i, j]
-                if np.isfinite(v):
+                if np.isfinite(v) and v >= _theme.ANNOTATE_MIN:
                     ax.text(
                         j,
                         i,
                         f"{v:.2f}".lstrip("0"),
                         ha="center",
                         va="center",
-                        fontsize=6.5,
-                        color="white" if v > 0.55 else "black",  # noqa: PLR2004
+                        fontsize=_theme.points(_theme.SIZE_CELL_VALUE),
+                        color=_theme.ink(_theme.ramp(v, _theme.COVERAGE_RAMP)),
                     )
-    fig.colorbar(im, ax=ax, shrink=0.7, label="tumour coverage")
-    ax.set_xlabel("patient")
-    ax.set_title("coverage per patient", fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.7, label=_theme.COVERAGE_SCALE_LABEL)
+    ax.set_xlabel("patient", color=_theme.AXIS_TEXT)
+    ax.set_title("coverage per patient")
+    _heatmap_title(ax)
     return _finish(fig, save, show)
 
 
@@ -448,7 +502,7 @@ def gate_scatter(  # noqa: PLR0913
         if "risk_is_bound" in g.columns
         else np.zeros(len(g), bool)
     )
-    colour = np.where(front, "#d95f02", "#7f7f7f")
+    colour = np.where(front, _theme.FRONT, _theme.OTHER)
     for mask, face, lab in ((~bound, True, "exact risk"), (bound, False, "risk is an upper bound")):
         if mask.any():
             ax.scatter(
@@ -459,17 +513,15 @@ def gate_scatter(  # noqa: PLR0913
                 facecolors=colour[mask] if face else "none",
                 lw=1.2,
                 label=lab,
+                clip_on=False,
             )
     names = g["gate"].astype(str).to_numpy()
     for i in range(min(n_labels, len(g))):
-        ax.annotate(names[i], (x[i], y[i]), xytext=(4, 4), textcoords="offset points", fontsize=7.5)
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(bottom=0)
+        _point_label(ax, names[i], x[i], y[i])
     ax.set_xlabel("tumour coverage")
-    ax.set_ylabel("worst healthy risk")
-    ax.grid(alpha=0.25)
+    ax.set_title("logic gates (orange = Pareto front)")
+    _risk_axes(ax, y, _theme.risk_axis_label("worst_healthy_risk"))
     ax.legend(loc="upper left", fontsize=8, frameon=False)
-    ax.set_title("logic gates (orange = Pareto front)", fontsize=10)
     return _finish(fig, save, show)
 
 
@@ -551,31 +603,30 @@ def kinetics_curves(  # noqa: PLR0913
                 t,
                 sub["p05"].to_numpy(float),
                 sub["p95"].to_numpy(float),
-                color="#6baed6",
-                alpha=0.3,
+                color=_theme.BAND,
+                alpha=_theme.BAND_ALPHA,
                 lw=0,
                 label="5–95 %",
             )
-        ax.plot(t, sub["p50"].to_numpy(float), color="#08519c", lw=1.8, label="median")
+        ax.plot(t, sub["p50"].to_numpy(float), color=_theme.MEDIAN, lw=1.8, label="median")
         if "typical" in sub.columns:
-            ax.plot(t, sub["typical"].to_numpy(float), color="#555", lw=1, ls="--", label="typical")
-        vals = sub[[c for c in ("p05", "p50", "p95") if c in sub.columns]].to_numpy(float)
-        pos = vals[np.isfinite(vals) & (vals > 0)]
-        use_log = (
-            log
-            if log is not None
-            else bool(
-                pos.size and (vals[np.isfinite(vals)] > 0).all() and pos.max() / pos.min() > 1e3  # noqa: PLR2004
+            ax.plot(
+                t,
+                sub["typical"].to_numpy(float),
+                color=_theme.TYPICAL,
+                lw=1,
+                ls="--",
+                label="typical",
             )
-        )
+        vals = sub[[c for c in ("p05", "p50", "p95", "typical") if c in sub.columns]]
+        use_log = log if log is not None else _theme.log_axis(vals.to_numpy(float))
         if use_log:
             ax.set_yscale("log")
         lab = curve_label(run if run is not None else RunData(), name)
-        ax.set_title(lab.title, fontsize=9)
-        ax.set_ylabel(lab.ylabel, fontsize=8)
-        ax.set_xlabel("time (days)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.25)
+        ax.set_title(lab.title)
+        ax.set_ylabel(lab.ylabel)
+        ax.set_xlabel(_theme.TIME_AXIS_LABEL)
+        _style_axes(ax)
     for spare in panels[n:]:
         spare.set_visible(False)
     panels[0].legend(fontsize=7, frameon=False)

@@ -7,7 +7,8 @@ access at view time). The static matplotlib versions of the charts live in
 """
 
 from ._cli import add_report
+from ._markup import SECTIONS
 from ._run import RunData, load_run
-from .html import SECTIONS, render_html, write_html
+from .html import render_html, write_html
 
 __all__ = ["SECTIONS", "RunData", "add_report", "load_run", "render_html", "write_html"]

@@ -7,7 +7,6 @@ the inlined ``report.js`` turns both into hover tooltips.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,78 +15,19 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from .. import _theme
+from .._theme import nice_ticks, ramp
+
 __all__ = [
-    "COVERAGE_RAMP",
-    "RISK_RAMP",
     "LabelSpot",
     "bands_svg",
     "heatmap_svg",
     "legend_svg",
-    "nice_ticks",
     "place_labels",
-    "ramp",
     "scatter_svg",
 ]
 
-#: White → dark red, for vital-weighted healthy risk in [0, 1].
-RISK_RAMP: tuple[tuple[float, str], ...] = (
-    (0.0, "#f7f7f7"),
-    (0.05, "#fde9d9"),
-    (0.2, "#fcbba1"),
-    (0.4, "#fb6a4a"),
-    (0.7, "#cb181d"),
-    (1.0, "#67000d"),
-)
-#: White → dark blue, for tumour/patient coverage in [0, 1].
-COVERAGE_RAMP: tuple[tuple[float, str], ...] = (
-    (0.0, "#f7fbff"),
-    (0.25, "#c6dbef"),
-    (0.5, "#6baed6"),
-    (0.75, "#2171b5"),
-    (1.0, "#08306b"),
-)
-
-FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
-
-
-def _hex(c: str) -> tuple[int, int, int]:
-    return int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)
-
-
-def ramp(value: float, stops: Sequence[tuple[float, str]] = RISK_RAMP) -> str:
-    """Colour for ``value`` on a piecewise-linear ramp (NaN → light grey)."""
-    if value is None or not np.isfinite(value):
-        return "#e0e0e0"
-    v = min(max(float(value), stops[0][0]), stops[-1][0])
-    for (a, ca), (b, cb) in itertools.pairwise(stops):
-        if v <= b:
-            t = 0.0 if b == a else (v - a) / (b - a)
-            ra, ga, ba = _hex(ca)
-            rb, gb, bb = _hex(cb)
-            rgb = (round(ra + t * (rb - ra)), round(ga + t * (gb - ga)), round(ba + t * (bb - ba)))
-            return "#{:02x}{:02x}{:02x}".format(*rgb)
-    return stops[-1][1]
-
-
-def _ink(fill: str) -> str:
-    r, g, b = _hex(fill)
-    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"  # noqa: PLR2004
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values covering ``[lo, hi]``."""
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(n, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    start = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    v = start
-    while v <= hi + step * 1e-9:
-        ticks.append(round(v, 10))
-        v += step
-    return ticks
+FONT = _theme.FONT_CSS
 
 
 def _fmt_tick(v: float) -> str:
@@ -127,24 +67,28 @@ def _axes(  # noqa: PLR0913
     ylabel: str,
     yfmt: Callable[[float], str] = _fmt_tick,
 ) -> list[str]:
-    out = [f'<g class="axes" fill="#444" font-family="{FONT}">']
+    out = [f'<g class="axes" fill="{_theme.AXIS_TEXT}" font-family="{FONT}">']
     for v in xticks:
         x = sx(v)
         out.append(
-            f'<line x1="{_t(x)}" x2="{_t(x)}" y1="{_t(top)}" y2="{_t(top + ph)}" stroke="#eee"/>'
+            f'<line x1="{_t(x)}" x2="{_t(x)}" y1="{_t(top)}" y2="{_t(top + ph)}" '
+            f'stroke="{_theme.GRID}"/>'
         )
-        out.append(_text(x, top + ph + 15, _fmt_tick(v), anchor="middle", size=10))
+        out.append(_text(x, top + ph + 15, _fmt_tick(v), anchor="middle", size=_theme.SIZE_TICK))
     for v in yticks:
         y = sy(v)
         out.append(
-            f'<line x1="{_t(left)}" x2="{_t(left + pw)}" y1="{_t(y)}" y2="{_t(y)}" stroke="#eee"/>'
+            f'<line x1="{_t(left)}" x2="{_t(left + pw)}" y1="{_t(y)}" y2="{_t(y)}" '
+            f'stroke="{_theme.GRID}"/>'
         )
-        out.append(_text(left - 6, y + 3.5, yfmt(v), anchor="end", size=10))
+        out.append(_text(left - 6, y + 3.5, yfmt(v), anchor="end", size=_theme.SIZE_TICK))
     out.append(
         f'<rect x="{_t(left)}" y="{_t(top)}" width="{_t(pw)}" height="{_t(ph)}" fill="none" '
-        'stroke="#999"/>'
+        f'stroke="{_theme.FRAME}"/>'
     )
-    out.append(_text(left + pw / 2, top + ph + 34, xlabel, anchor="middle", size=12))
+    out.append(
+        _text(left + pw / 2, top + ph + 34, xlabel, anchor="middle", size=_theme.SIZE_AXIS_LABEL)
+    )
     cy = top + ph / 2
     out.append(
         _text(
@@ -152,7 +96,7 @@ def _axes(  # noqa: PLR0913
             cy,
             ylabel,
             anchor="middle",
-            size=12,
+            size=_theme.SIZE_AXIS_LABEL,
             extra=f' transform="rotate(-90 {_t(left - 42)} {_t(cy)})"',
         )
     )
@@ -160,7 +104,7 @@ def _axes(  # noqa: PLR0913
     return out
 
 
-LABEL_SIZE = 11.0
+LABEL_SIZE = _theme.SIZE_POINT_LABEL
 
 
 def label_width(text: str, size: float = LABEL_SIZE) -> float:
@@ -277,7 +221,7 @@ def scatter_svg(  # noqa: PLR0913
     left, top, right, bottom = 60, 14, 16, 48
     pw, ph = width - left - right, height - top - bottom
     ymax = float(np.nanmax(y)) if len(y) and np.isfinite(np.nanmax(y)) else 1.0
-    ymax = 1.0 if ymax > 0.5 else max(0.05, math.ceil(ymax * 20 * 1.1) / 20)  # noqa: PLR2004
+    ymax = _theme.risk_axis_top(ymax)
 
     def sx(v: float) -> float:
         return left + min(max(v, 0.0), 1.0) * pw
@@ -291,18 +235,19 @@ def scatter_svg(  # noqa: PLR0913
         f'font-family="{FONT}">'
     ]
     # the desirable corner: high coverage, low risk
+    cov, low = _theme.SWEET_SPOT_COVERAGE, ymax * _theme.SWEET_SPOT_RISK_FRACTION
     parts.append(
-        f'<rect x="{_t(sx(0.8))}" y="{_t(sy(ymax * 0.2))}" width="{_t(sx(1) - sx(0.8))}" '
-        f'height="{_t(sy(0) - sy(ymax * 0.2))}" fill="#e5f5e0"/>'
+        f'<rect x="{_t(sx(cov))}" y="{_t(sy(low))}" width="{_t(sx(1) - sx(cov))}" '
+        f'height="{_t(sy(0) - sy(low))}" fill="{_theme.SWEET_SPOT}"/>'
     )
     parts.append(
         _text(
             sx(1) - 4,
-            sy(ymax * 0.2) + 12,
+            sy(low) + 12,
             "high coverage, low risk",
             anchor="end",
-            size=10,
-            extra=' fill="#31a354"',
+            size=_theme.SIZE_TICK,
+            extra=f' fill="{_theme.SWEET_SPOT_TEXT}"',
         )
     )
     parts += _axes(
@@ -327,15 +272,18 @@ def scatter_svg(  # noqa: PLR0913
                 pts.append(f"{_t(sx(x[i]))},{_t(sy(y[idx[k - 1]]))}")
             pts.append(f"{_t(sx(x[i]))},{_t(sy(y[i]))}")
         parts.append(
-            f'<polyline points="{" ".join(pts)}" fill="none" stroke="#d95f02" stroke-width="1.5" '
-            'stroke-dasharray="4 3" opacity="0.8"/>'
+            f'<polyline points="{" ".join(pts)}" fill="none" stroke="{_theme.FRONT}" '
+            'stroke-width="1.5" stroke-dasharray="4 3" opacity="0.8"/>'
         )
-    parts.append('<g class="pts" fill="#9e9e9e" fill-opacity="0.55">')
+    parts.append(f'<g class="pts" fill="{_theme.OTHER}" fill-opacity="{_theme.OTHER_ALPHA}">')
     for i in np.flatnonzero(~hi):
         if np.isfinite(x[i]) and np.isfinite(y[i]):
             parts.append(f'<circle cx="{_t(sx(x[i]))}" cy="{_t(sy(y[i]))}" r="3" data-i="{i}"/>')
     parts.append("</g>")
-    parts.append('<g class="pts front" fill="#d95f02" stroke="#fff" stroke-width="0.8">')
+    parts.append(
+        f'<g class="pts front" fill="{_theme.FRONT}" stroke="{_theme.BACKGROUND}" '
+        'stroke-width="0.8">'
+    )
     for i in np.flatnonzero(hi):
         if np.isfinite(x[i]) and np.isfinite(y[i]):
             parts.append(f'<circle cx="{_t(sx(x[i]))}" cy="{_t(sy(y[i]))}" r="5" data-i="{i}"/>')
@@ -353,8 +301,9 @@ def scatter_svg(  # noqa: PLR0913
         markers=markers,
     )
     parts.append(
-        f'<g class="labels" font-family="{FONT}" fill="#222" pointer-events="none" '
-        'stroke="#fff" stroke-width="3" stroke-linejoin="round" paint-order="stroke">'
+        f'<g class="labels" font-family="{FONT}" fill="{_theme.TEXT}" pointer-events="none" '
+        f'stroke="{_theme.BACKGROUND}" stroke-width="3" stroke-linejoin="round" '
+        'paint-order="stroke">'
     )
     for (i, px, py, lab), spot in zip(pts, placed, strict=True):
         if spot is None:
@@ -362,7 +311,7 @@ def scatter_svg(  # noqa: PLR0913
         if spot.leader:
             parts.append(
                 f'<line x1="{_t(px)}" y1="{_t(py)}" x2="{_t(spot.lx)}" y2="{_t(spot.ly)}" '
-                'stroke="#888" stroke-width="0.8"/>'
+                f'stroke="{_theme.LEADER}" stroke-width="0.8"/>'
             )
         parts.append(
             _text(
@@ -419,7 +368,7 @@ def heatmap_svg(  # noqa: PLR0913
         f'height="{_t(height)}" role="img" aria-label="{escape(title)}" '
         f'font-family="{FONT}">'
     ]
-    parts.append('<g class="collabels" fill="#222">')
+    parts.append(f'<g class="collabels" fill="{_theme.TEXT}">')
     for j, c in enumerate(cols):
         cx = x0 + (j + 0.5) * cell_w
         cy = col_label_h - 6
@@ -428,7 +377,7 @@ def heatmap_svg(  # noqa: PLR0913
                 cx + 3,
                 cy,
                 c,
-                size=11,
+                size=_theme.SIZE_POINT_LABEL,
                 extra=f' transform="rotate(-55 {_t(cx + 3)} {_t(cy)})" font-weight="600"',
             )
         )
@@ -441,13 +390,13 @@ def heatmap_svg(  # noqa: PLR0913
             while k2 + 1 < len(rows) and groups[k2 + 1] == groups[k]:
                 k2 += 1
             y_a, y_b = ys[k], ys[k2] + cell_h
-            shade = "#eef2f7" if len({*groups[:k]}) % 2 == 0 else "#f7f4ee"
+            shade = _theme.GROUP_SHADES[len({*groups[:k]}) % 2]
             parts.append(
                 f'<rect x="0" y="{_t(y_a)}" width="{_t(width - 10)}" height="{_t(y_b - y_a)}" '
                 f'fill="{shade}"/>'
             )
             label = groups[k]
-            size = 10.5
+            size = _theme.SIZE_CELL_LABEL
             if (k2 - k + 1) * cell_h < 13:  # noqa: PLR2004
                 label = label if len(label) <= 22 else label[:21] + "…"  # noqa: PLR2004
             parts.append(
@@ -456,17 +405,19 @@ def heatmap_svg(  # noqa: PLR0913
                     (y_a + y_b) / 2 + 3.5,
                     label,
                     size=size,
-                    extra=' font-weight="600" fill="#334"',
+                    extra=f' font-weight="600" fill="{_theme.GROUP_TEXT}"',
                 )
             )
             k = k2 + 1
         parts.append("</g>")
-    parts.append('<g class="rowlabels" fill="#222">')
+    parts.append(f'<g class="rowlabels" fill="{_theme.TEXT}">')
     for k, r in enumerate(rows):
         lab = r if len(r) <= 34 else r[:33] + "…"  # noqa: PLR2004
-        parts.append(_text(x0 - 5, ys[k] + cell_h / 2 + 3.5, lab, anchor="end", size=10.5))
+        parts.append(
+            _text(x0 - 5, ys[k] + cell_h / 2 + 3.5, lab, anchor="end", size=_theme.SIZE_CELL_LABEL)
+        )
     parts.append("</g>")
-    parts.append('<g class="cells" stroke="#fff" stroke-width="1">')
+    parts.append(f'<g class="cells" stroke="{_theme.BACKGROUND}" stroke-width="1">')
     for k, r in enumerate(rows):
         for j, c in enumerate(cols):
             v = vals[k, j]
@@ -475,15 +426,15 @@ def heatmap_svg(  # noqa: PLR0913
                 f'<rect x="{_t(x0 + j * cell_w)}" y="{_t(ys[k])}" width="{_t(cell_w)}" '
                 f'height="{_t(cell_h)}" fill="{fill}" data-tip="{escape(tip(r, c, v))}"/>'
             )
-            if annotate and np.isfinite(v) and v >= 0.005:  # noqa: PLR2004
+            if annotate and np.isfinite(v) and v >= _theme.ANNOTATE_MIN:
                 parts.append(
                     _text(
                         x0 + (j + 0.5) * cell_w,
                         ys[k] + cell_h / 2 + 3.2,
                         f"{v:.2f}".lstrip("0"),
                         anchor="middle",
-                        size=8.5,
-                        extra=f' fill="{_ink(fill)}" stroke="none" pointer-events="none"',
+                        size=_theme.SIZE_CELL_VALUE,
+                        extra=f' fill="{_theme.ink(fill)}" stroke="none" pointer-events="none"',
                     )
                 )
     parts.append("</g></svg>")
@@ -506,7 +457,7 @@ def legend_svg(
             f'<rect x="{_t(10 + k * bw)}" y="14" width="{_t(bw + 0.6)}" height="9" '
             f'fill="{ramp((k + 0.5) / n, stops)}"/>'
         )
-    parts.append(_text(10, 10, label, size=10, extra=' fill="#333"'))
+    parts.append(_text(10, 10, label, size=_theme.SIZE_TICK, extra=f' fill="{_theme.SCALE_TEXT}"'))
     for frac in (0.0, 0.5, 1.0):
         parts.append(
             _text(
@@ -515,7 +466,7 @@ def legend_svg(
                 f"{frac * vmax:g}",
                 anchor="middle",
                 size=9,
-                extra=' fill="#333"',
+                extra=f' fill="{_theme.SCALE_TEXT}"',
             )
         )
     parts.append("</svg>")
@@ -548,7 +499,7 @@ def bands_svg(  # noqa: PLR0913, PLR0915
     hi = float(finite.max()) if finite.size else 1.0
     pos = finite[finite > 0]
     if log is None:
-        log = bool(pos.size and lo > 0 and hi / max(pos.min(), 1e-300) > 1e3)  # noqa: PLR2004
+        log = _theme.log_axis(vals)
     if log:
         lo_l = math.floor(math.log10(pos.min())) if pos.size else 0
         hi_l = math.ceil(math.log10(hi)) if hi > 0 else 1
@@ -591,7 +542,15 @@ def bands_svg(  # noqa: PLR0913, PLR0915
         f'height="{height}" '
         f'role="img" aria-label="{escape(title)}" font-family="{FONT}">'
     ]
-    parts.append(_text(left, 15, title, size=12, extra=' font-weight="600" fill="#222"'))
+    parts.append(
+        _text(
+            left,
+            15,
+            title,
+            size=_theme.SIZE_TITLE,
+            extra=f' font-weight="600" fill="{_theme.TEXT}"',
+        )
+    )
     parts += _axes(
         left=left,
         top=top,
@@ -601,7 +560,7 @@ def bands_svg(  # noqa: PLR0913, PLR0915
         yticks=yticks,
         sx=sx,
         sy=sy,
-        xlabel="time (days)",
+        xlabel=_theme.TIME_AXIS_LABEL,
         ylabel=ylabel,
         yfmt=yfmt,
     )
@@ -617,12 +576,12 @@ def bands_svg(  # noqa: PLR0913, PLR0915
         ]
         if up:
             parts.append(
-                f'<polygon points="{" ".join(up + dn)}" fill="#6baed6" fill-opacity="0.3" '
-                'stroke="none"/>'
+                f'<polygon points="{" ".join(up + dn)}" fill="{_theme.BAND}" '
+                f'fill-opacity="{_theme.BAND_ALPHA}" stroke="none"/>'
             )
     for col, style in (
-        ("typical", 'stroke="#555" stroke-dasharray="5 3"'),
-        ("p50", 'stroke="#08519c" stroke-width="2"'),
+        ("typical", f'stroke="{_theme.TYPICAL}" stroke-dasharray="5 3"'),
+        ("p50", f'stroke="{_theme.MEDIAN}" stroke-width="2"'),
     ):
         if col in df.columns:
             v = df[col].to_numpy(float)
