@@ -8,7 +8,7 @@ from per-sample expression (bulk); healthy risk comes from the reference through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -18,10 +18,18 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import (
+    DEFAULT_GRAPH_KEY,
+    DEFAULT_MODALITY,
+    DEFAULT_PATIENT_THRESHOLD,
+    DEFAULT_POSITIVITY,
+    DEFAULT_ROUTE,
     MODALITIES,
     POSITIVITY_MODELS,
+    KindOption,
+    Modality,
     Positivity,
     ProgressCallback,
+    Route,
     counted,
     no_progress,
 )
@@ -165,20 +173,20 @@ def score_targets(  # noqa: PLR0912, PLR0913, PLR0915
     malignant_key: str | None,
     patient_key: str | None = None,
     compartment_key: str | None = None,
-    modality: str | None = "car-t",
+    modality: Modality | None = DEFAULT_MODALITY,
     reference: Reference | None = None,
-    positivity: Positivity = "knn",
+    positivity: Positivity = DEFAULT_POSITIVITY,
     threshold: float | None = None,
     layer: str | None = None,
-    kind: Literal["auto", "single_cell", "bulk"] = "auto",
-    patient_threshold: float = 0.8,
+    kind: KindOption = "auto",
+    patient_threshold: float = DEFAULT_PATIENT_THRESHOLD,
     n_neighbors: int | None = None,
-    graph_key: str | None = "connectivities",
+    graph_key: str | None = DEFAULT_GRAPH_KEY,
     min_reach: float = 0.0,
     cancer: str | None = None,
     ambient: bool = True,
     pregnancy: bool = False,
-    route: str = "systemic",
+    route: Route = DEFAULT_ROUTE,
     progress: ProgressCallback | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,
