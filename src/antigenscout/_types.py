@@ -1,4 +1,10 @@
-"""Literal option types shared across the public API."""
+"""Literal option types, their value sets and the defaults shared by the API and the CLI.
+
+Each value set is written once, as a ``Literal`` alias with the tuple of its values from
+``typing.get_args``; the public tools annotate and validate with them and the commands'
+``click.Choice`` lists come from them (``antigenscout._cli_options``). A default a tool and
+its command share is a named constant here. This module imports nothing heavy.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,54 @@ Modality = Literal[
 ]
 MODALITIES: tuple[str, ...] = get_args(Modality)
 
-Positivity = Literal["detected", "cp10k", "knn"]
+Positivity = Literal["knn", "cp10k", "detected"]
 #: The positivity models, for validation (the values of :data:`Positivity`).
-POSITIVITY_MODELS: tuple[str, ...] = ("detected", "cp10k", "knn")
+POSITIVITY_MODELS: tuple[str, ...] = get_args(Positivity)
+
+#: What an input holds: single cells or bulk samples.
+DataKind = Literal["single_cell", "bulk"]
+DATA_KINDS: tuple[str, ...] = get_args(DataKind)
+#: ``kind`` of the tools that read it from the data when ``"auto"``.
+KindOption = Literal["auto", "single_cell", "bulk"]
+KIND_OPTIONS: tuple[str, ...] = get_args(KindOption)
+
+#: Which axis of a TSV/CSV table holds the genes.
+Orientation = Literal["auto", "genes_by_samples", "samples_by_genes"]
+ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
+
+#: Routes of administration (docs/engagement.md, "Exposure").
+Route = Literal["systemic", "intrathecal", "intravesical"]
+ROUTES: tuple[str, ...] = get_args(Route)
+
+#: Operators of a logic gate.
+GateOp = Literal["and", "or", "not"]
+GATE_OPS: tuple[str, ...] = get_args(GateOp)
+#: What the gate search maximises: coverage, or coverage x (1 - risk).
+Objective = Literal["coverage", "score"]
+OBJECTIVES: tuple[str, ...] = get_args(Objective)
+#: How ``profile_agent`` combines a list of receptor genes: all (one receptor) or any.
+ProfileGate = Literal["all", "any"]
+PROFILE_GATES: tuple[str, ...] = get_args(ProfileGate)
+
+#: Defaults shared by a tool and its command.
+DEFAULT_MODALITY: Modality = "car-t"
+#: ``profile_agent``'s agent class (``antigenscout profile --agent``).
+DEFAULT_AGENT: Modality = "agonist"
+DEFAULT_POSITIVITY: Positivity = "knn"
+DEFAULT_ROUTE: Route = "systemic"
+DEFAULT_OBJECTIVE: Objective = "coverage"
+#: Coverage at which a patient counts as covered.
+DEFAULT_PATIENT_THRESHOLD = 0.8
+#: ``adata.obsp`` key of a precomputed neighbour graph used by the ``knn`` model.
+DEFAULT_GRAPH_KEY = "connectivities"
+#: ``tl.search_gates``' cap on a gate's worst vital-weighted healthy risk (the CLI's
+#: ``--max-vital-risk``). The matrix-level ``tl._gates.search_gates`` and ``evaluate_gates``
+#: keep their own default of 0.1.
+DEFAULT_MAX_VITAL_RISK = 0.5
+#: Largest gate ``tl.search_gates`` builds by default.
+DEFAULT_MAX_GENES = 2
+#: Gates ``tl.search_gates`` returns by default.
+DEFAULT_TOP_K = 50
 
 #: A progress callback of the multi-step tools (``score_targets``, ``search_gates``,
 #: ``build_atlas``), called as ``progress(step, done, total)``: the step now running (e.g.

@@ -38,7 +38,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
         top_k=20,
         max_vital_risk=1.0,  # the 25 most frequent candidates hold no gate under 0.5
     )
-    # what antigenscout rank/gates write (cli._run_rank, cli.gates), with the same functions
+    # what antigenscout rank/gates write (cli._rank._run_rank, cli._gates.gates), with the
+    # same functions
     out = tmp_path_factory.mktemp("scored")
     ref = load_reference()
     write_table(get.targets_df(adata), out / "targets.tsv")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .. import _cli_options as opt
+
 __all__ = ["benchmark_command"]
 
 
@@ -41,7 +43,7 @@ def _fmt(v: object) -> str:
     help="Shared folder with benchmark/ and data/ [default: $ANTIGENSCOUT_SHARED or "
     "../shared beside the repository].",
 )
-@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@opt.out_option(help="Output folder.")
 @click.option(
     "--extended",
     is_flag=True,

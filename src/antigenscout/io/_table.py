@@ -6,13 +6,13 @@ import gzip
 import os
 import re
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
+from .._types import ORIENTATIONS, Orientation
 from ._guard import (
     EXPANSION_FLOOR,
     MAX_EXPANSION,
@@ -24,8 +24,6 @@ from ._validate import check_file, check_kind, finalise, is_integer_valued
 
 __all__ = ["read_table"]
 
-Orientation = Literal["auto", "genes_by_samples", "samples_by_genes"]
-ORIENTATIONS: tuple[str, ...] = ("auto", "genes_by_samples", "samples_by_genes")
 
 #: Tables with more samples than this whose values are integer UMI-like counts are read
 #: as single cells (see :func:`read_table`).

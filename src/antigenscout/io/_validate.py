@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,10 @@ from anndata.utils import make_index_unique
 from scipy import sparse
 
 from .._errors import InputError, warn
+from .._types import DATA_KINDS, DataKind
 
-Kind = Literal["single_cell", "bulk"]
-KINDS: tuple[str, ...] = ("single_cell", "bulk")
+Kind = DataKind
+KINDS: tuple[str, ...] = DATA_KINDS
 
 #: Largest integer a float32 holds exactly; larger counts are kept as float64.
 _F32_EXACT = 2**24

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .. import _cli_options as opt
 from ._models import MODELS
 from ._params import PRODUCTS
 
@@ -67,13 +68,9 @@ __all__ = ["simulate_command"]
     help="Healthy context to simulate (a 'name' of the target's rows in risk.tsv; with "
     "--from). Default: the most engaged context with a published turnover.",
 )
-@click.option(
-    "--atlas",
-    "atlas_path",
-    type=click.Path(path_type=Path),
-    default=None,
+@opt.atlas_option(
     help="Healthy atlas (as for rank/gates/profile; with --from): its cell types replace the "
-    "ranking's contexts they map to, with their measured positive fractions.",
+    "ranking's contexts they map to, with their measured positive fractions."
 )
 @click.option(
     "--healthy-turnover",
@@ -93,8 +90,8 @@ __all__ = ["simulate_command"]
     is_flag=True,
     help="Simulate a ranking of another disease than the model's (recorded as a warning).",
 )
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory.")
-@click.option("--report", "with_report", is_flag=True, help="Also write report.html.")
+@opt.out_option()
+@opt.REPORT
 def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     model: str,
     n_patients: int,
@@ -114,7 +111,7 @@ def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     healthy_turnover: float | None,
     product: str,
     allow_other_indication: bool,
-    out_dir: str,
+    out: Path,
     with_report: bool,
 ) -> None:
     """Simulate CAR-T kinetics, tumour response and healthy-cell depletion in a cohort.
@@ -180,9 +177,9 @@ def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     if run_dir is not None and target is not None:
         reference = None
         if atlas_path is not None:
-            from ..cli import _load_reference
+            from .._load import load_reference_with_atlas
 
-            reference = _load_reference(None, atlas_path)
+            reference = load_reference_with_atlas(None, atlas_path)
         scenario = scenario_from_run(
             run_dir,
             target,
@@ -240,7 +237,7 @@ def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
                 **kwargs,  # type: ignore[arg-type]
                 progress=counted(progress, "simulating"),
             )
-    with staged_run(out_dir, "simulate") as stage:
+    with staged_run(out, "simulate") as stage:
         write_simulation(result, stage)
         write_json(
             stage / "run.json",
@@ -276,7 +273,7 @@ def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
                 },
             },
         )
-    paths = [Path(out_dir) / name for name in ("cohort.tsv", "summary.json", "curves.tsv")]
+    paths = [out / name for name in ("cohort.tsv", "summary.json", "curves.tsv")]
     s = result.summary
     parts = [f"{model}: {s['n_patients']} patients"]
     units = s.get("units", {})
@@ -300,4 +297,4 @@ def simulate_command(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     if with_report:
         from ..report.html import write_html
 
-        click.echo(str(write_html(out_dir)))
+        click.echo(str(write_html(out)))

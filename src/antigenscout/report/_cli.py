@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .. import _cli_options as opt
+
 __all__ = ["add_report", "report_command"]
 
 
@@ -36,11 +38,9 @@ def add_report(run_dir: str | os.PathLike[str]) -> Path:
     default=None,
     help="HTML file to write [default: RUN_DIR/report.html].",
 )
-@click.option(
-    "--highlight",
-    multiple=True,
+@opt.highlight_option(
     help="Comma-separated targets shown first in every per-target section (e.g. CD33,IL3RA); "
-    "repeat the option to add more.",
+    "repeat the option to add more."
 )
 def report_command(run_dir: Path, out: Path | None, highlight: tuple[str, ...]) -> None:
     """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,

@@ -204,7 +204,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
 
 
 #: Targets with per-context rows in ``risk.tsv`` written by ``antigenscout rank``/``demo``
-#: (mirrors ``antigenscout.cli.N_RISK_TARGETS``); :func:`from_anndata` uses the same number.
+#: (mirrors ``antigenscout.cli._rank.N_RISK_TARGETS``); :func:`from_anndata` uses the same number.
 N_RISK_TARGETS = 100
 TARGETS_KEY = "antigenscout_targets"
 GATES_KEY = "antigenscout_gates"

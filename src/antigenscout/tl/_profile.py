@@ -15,12 +15,13 @@ fraction is computed from them:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
+from .._types import DEFAULT_AGENT, DEFAULT_ROUTE, PROFILE_GATES, Modality, ProfileGate, Route
 from ._gates import Gate, parse_gate
 from ._risk import (
     APICAL_NOTE,
@@ -87,14 +88,14 @@ def gate_fraction(gate: Gate, fraction: np.ndarray) -> tuple[np.ndarray, np.ndar
 def profile_agent(  # noqa: PLR0913, PLR0915
     genes: list[str] | tuple[str, ...] | str,
     *,
-    gate: Literal["all", "any"] = "all",
-    agent: str = "agonist",
+    gate: ProfileGate = "all",
+    agent: Modality = DEFAULT_AGENT,
     reference: Reference | None = None,
     threshold: float | None = None,
     engaged_fraction: float = 0.5,
     kinds: tuple[str, ...] = ("cell_type",),
     pregnancy: bool = False,
-    route: str = "systemic",
+    route: Route = DEFAULT_ROUTE,
 ) -> pd.DataFrame:
     """Healthy contexts an agent engages through its receptor, as fractions of their cells.
 
@@ -156,7 +157,7 @@ def profile_agent(  # noqa: PLR0913, PLR0915
         if not genes:
             msg = "profile needs at least one receptor gene, e.g. `antigenscout profile CD19`"
             raise InputError(msg)
-        if gate not in ("all", "any"):
+        if gate not in PROFILE_GATES:
             msg = f"gate must be 'all' or 'any'; got {gate!r}"
             raise InputError(msg)
         expression = f" {'AND' if gate == 'all' else 'OR'} ".join(genes)

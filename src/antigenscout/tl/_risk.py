@@ -79,6 +79,7 @@ import pandas as pd
 from scipy import special
 
 from .._errors import InputError
+from .._types import ROUTES as _ROUTES
 from ._gamma import INTERVAL_SHAPES, MIN_READS_AT_THRESHOLD
 from ._targetability import MODALITY_PROFILES
 
@@ -841,7 +842,7 @@ def apply_apical(
 #: subcutaneous, the default), ``intrathecal`` (into the CSF: the blood–brain barrier no longer
 #: stands between a protein agent and the CNS) and ``intravesical`` (into the bladder: the
 #: urothelium is reached fully, the rest of the body only across it).
-ROUTES = ("systemic", "intrathecal", "intravesical")
+ROUTES = _ROUTES
 #: The ``tissue`` of the contexts an intravesical agent is instilled into.
 BLADDER_TISSUE = "urinary bladder"
 

@@ -8,7 +8,7 @@ from per-sample expression (bulk); healthy risk comes from the reference through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,16 @@ from anndata import AnnData
 
 from .._errors import InputError
 from .._types import (
+    DEFAULT_GRAPH_KEY,
+    DEFAULT_MODALITY,
+    DEFAULT_PATIENT_THRESHOLD,
+    DEFAULT_POSITIVITY,
+    DEFAULT_ROUTE,
+    KindOption,
+    Modality,
     Positivity,
     ProgressCallback,
+    Route,
     no_progress,
 )
 from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
@@ -103,20 +111,20 @@ def score_targets(  # noqa: PLR0913
     malignant_key: str | None,
     patient_key: str | None = None,
     compartment_key: str | None = None,
-    modality: str | None = "car-t",
+    modality: Modality | None = DEFAULT_MODALITY,
     reference: Reference | None = None,
-    positivity: Positivity = "knn",
+    positivity: Positivity = DEFAULT_POSITIVITY,
     threshold: float | None = None,
     layer: str | None = None,
-    kind: Literal["auto", "single_cell", "bulk"] = "auto",
-    patient_threshold: float = 0.8,
+    kind: KindOption = "auto",
+    patient_threshold: float = DEFAULT_PATIENT_THRESHOLD,
     n_neighbors: int | None = None,
-    graph_key: str | None = "connectivities",
+    graph_key: str | None = DEFAULT_GRAPH_KEY,
     min_reach: float = 0.0,
     cancer: str | None = None,
     ambient: bool = True,
     pregnancy: bool = False,
-    route: str = "systemic",
+    route: Route = DEFAULT_ROUTE,
     progress: ProgressCallback | None = None,
     rate_stats: dict[str, Any] | None = None,
     key_added: str = KEY_ADDED,

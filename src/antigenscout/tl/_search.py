@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,23 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._errors import AntigenscoutWarning, InputError, warn
-from .._types import Positivity, ProgressCallback, no_progress
+from .._types import (
+    DEFAULT_GRAPH_KEY,
+    DEFAULT_MAX_GENES,
+    DEFAULT_MAX_VITAL_RISK,
+    DEFAULT_MODALITY,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_PATIENT_THRESHOLD,
+    DEFAULT_POSITIVITY,
+    DEFAULT_TOP_K,
+    GATE_OPS,
+    GateOp,
+    Modality,
+    Objective,
+    Positivity,
+    ProgressCallback,
+    no_progress,
+)
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
@@ -63,7 +79,7 @@ if TYPE_CHECKING:
 __all__ = ["search_gates"]
 
 KEY_ADDED = "antigenscout_gates"
-_OPS = ("and", "or", "not")
+_OPS = GATE_OPS
 #: Gates the search examines per gate reported when arms are judged (``require_arms``).
 ARM_EXAMINE = 4
 
@@ -281,23 +297,23 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     malignant_key: str | None,
     patient_key: str | None = None,
     compartment_key: str | None = None,
-    modality: str | None = "car-t",
+    modality: Modality | None = DEFAULT_MODALITY,
     reference: Reference | None = None,
     healthy: AnnData | None = None,
     healthy_key: str | None = None,
     healthy_only: bool = False,
-    max_genes: int = 2,
-    ops: Sequence[str] = _OPS,
-    max_vital_risk: float = 0.5,
-    objective: Literal["coverage", "score"] = "coverage",
-    patient_threshold: float = 0.8,
+    max_genes: int = DEFAULT_MAX_GENES,
+    ops: Sequence[GateOp] = GATE_OPS,  # type: ignore[assignment]
+    max_vital_risk: float = DEFAULT_MAX_VITAL_RISK,
+    objective: Objective = DEFAULT_OBJECTIVE,
+    patient_threshold: float = DEFAULT_PATIENT_THRESHOLD,
     n_candidates: int | None = None,
-    top_k: int = 50,
+    top_k: int = DEFAULT_TOP_K,
     triple_budget: int | None = TRIPLE_BUDGET,
-    positivity: Positivity = "knn",
+    positivity: Positivity = DEFAULT_POSITIVITY,
     threshold: float | None = None,
     layer: str | None = None,
-    graph_key: str | None = "connectivities",
+    graph_key: str | None = DEFAULT_GRAPH_KEY,
     ambient: bool = True,
     designs: Sequence[str] = (),
     require_arms: bool = True,

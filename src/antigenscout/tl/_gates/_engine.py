@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from antigenscout._errors import InputError
+from antigenscout._types import GATE_OPS, OBJECTIVES, GateOp, Objective
 
 from .._kernels import (
     MODE_AND,
@@ -39,8 +40,6 @@ from ._gate import (
     _EPS,
     _OPS,
     Gate,
-    GateOp,
-    Objective,
     _negated,
 )
 from ._problem import (
@@ -693,7 +692,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     genes: Sequence[str],
     max_genes: int = 2,
     min_genes: int = 1,
-    ops: Sequence[GateOp] = ("and", "or", "not"),
+    ops: Sequence[GateOp] = GATE_OPS,  # type: ignore[assignment]
     max_vital_risk: float = 0.1,
     coverage_threshold: float = 0.8,
     top_k: int = 50,
@@ -807,7 +806,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     if not isinstance(top_k, int) or top_k < 1:
         msg = f"top_k must be a positive int; got {top_k!r}."
         raise InputError(msg)
-    if objective not in ("coverage", "score"):
+    if objective not in OBJECTIVES:
         msg = f"objective must be 'coverage' or 'score'; got {objective!r}."
         raise InputError(msg)
     if pair_method not in ("bits", "gram"):

@@ -12,14 +12,13 @@ from typing import Literal
 import numpy as np
 
 from antigenscout._errors import InputError
+from antigenscout._types import GATE_OPS
 
 from .._kernels import (
     PackedBits,
 )
 
-GateOp = Literal["and", "or", "not"]
-Objective = Literal["coverage", "score"]
-_OPS: tuple[str, ...] = ("and", "or", "not")
+_OPS: tuple[str, ...] = GATE_OPS
 _EPS = 1e-12
 
 
