@@ -13,9 +13,7 @@ import numpy as np
 
 from antigenscout._errors import InputError
 
-from .._kernels import (
-    PackedBits,
-)
+from .._kernels import PackedBits
 
 GateOp = Literal["and", "or", "not"]
 Objective = Literal["coverage", "score"]
