@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_info
 
 from antigenscout.tl._gates import HealthyCells, search_gates
 from antigenscout.tl._gates._problem import _Problem
-from antigenscout.tl._kernels import pair_layout, pair_stats_fused
+from antigenscout.tl._pair_kernels import pair_layout, pair_stats_fused
 
 
 def blas_report() -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 import antigenscout as asc
-from antigenscout.tl._risk import PROTEIN_SOURCE
+from antigenscout.tl._measured import PROTEIN_SOURCE
 
 #: (label, receptor expression, agent, published evidence): labels and evidence are written by
 #: hand; every number is computed.

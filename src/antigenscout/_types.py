@@ -40,7 +40,10 @@ KIND_OPTIONS: tuple[str, ...] = get_args(KindOption)
 Orientation = Literal["auto", "genes_by_samples", "samples_by_genes"]
 ORIENTATIONS: tuple[str, ...] = get_args(Orientation)
 
-#: Routes of administration (docs/engagement.md, "Exposure").
+#: Routes of administration (docs/engagement.md, "Exposure"): ``systemic`` (intravenous or
+#: subcutaneous, the default), ``intrathecal`` (into the CSF: the blood–brain barrier no longer
+#: stands between a protein agent and the CNS) and ``intravesical`` (into the bladder: the
+#: urothelium is reached fully, the rest of the body only across it).
 Route = Literal["systemic", "intrathecal", "intravesical"]
 ROUTES: tuple[str, ...] = get_args(Route)
 

@@ -74,3 +74,12 @@ def tumour() -> AnnData:
         index=[f"c{i}" for i in range(n)],
     )
     return AnnData(X=sparse.csr_matrix(X), obs=obs, var=pd.DataFrame(index=GENES))
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Cells × genes positivity and a group label per cell, for the kernel tests."""
+    rng = np.random.default_rng(0)
+    X = rng.random((333, 9)) < rng.uniform(0.05, 0.9, 9)
+    labels = rng.integers(0, 4, 333)  # groups of odd sizes: every group has padding
+    return X, labels

@@ -8,11 +8,7 @@ import pytest
 from scipy import special
 
 from antigenscout.reference import Reference
-from antigenscout.tl._risk import (
-    CP10K_TO_NTPM,
-    INTERVAL_SHAPES,
-    healthy_risk,
-)
+from antigenscout.tl._risk import CP10K_TO_NTPM, INTERVAL_SHAPES, healthy_risk
 
 
 def _with_measured(ref: Reference, f0: float, n: int) -> Reference:

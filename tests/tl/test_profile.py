@@ -59,28 +59,6 @@ def test_too_shallow_interval_reaches_what_the_mean_allows() -> None:
     assert len(prof) == 2
 
 
-def test_shallow_bound_from_the_mean_by_hand() -> None:
-    from scipy.stats import chi2
-
-    from antigenscout.tl._risk import shallow_upper
-
-    # 2 reads in 100 cells of 10,000 UMIs (2 CPM); level 20 CPM: 20 reads at it (deep enough)
-    b, r = shallow_upper(np.array([[2.0]]), np.array([[20.0]]), np.array([100.0]),
-                         np.array([10_000.0]))  # fmt: skip
-    assert r[0, 0] == pytest.approx(20.0)
-    assert np.isnan(b[0, 0])
-    # 10 cells: 2 reads at the level, 0.2 reads seen; f <= mean_hi / t
-    b, r = shallow_upper(np.array([[2.0]]), np.array([[20.0]]), np.array([10.0]),
-                         np.array([10_000.0]))  # fmt: skip
-    want = chi2.ppf(0.95, 2 * 0.2 + 2) / 2 / 2.0
-    assert r[0, 0] == pytest.approx(2.0)
-    assert b[0, 0] == pytest.approx(min(1.0, want))
-    # below the level the fraction was measured at, unknown depth: the mean itself bounds it
-    b, _ = shallow_upper(np.array([[2.0]]), np.array([[5.0]]), np.array([10.0]),
-                         np.array([np.nan]), measured_at_cpm=20.0)  # fmt: skip
-    assert b[0, 0] == pytest.approx(0.4)
-
-
 def test_cd19_in_marrow_pro_b_cells_is_shown_as_not_measurable() -> None:
     prof = profile_agent("CD19", agent="car-t").set_index("context")
     row = prof.loc["marrow:ProB"]
@@ -96,7 +74,7 @@ def test_profile_reports_the_levels_it_read_and_names_filled_rna() -> None:
 
     from antigenscout.reference import load_reference
     from antigenscout.tl import profile_agent
-    from antigenscout.tl._risk import MISSING_RNA_SOURCE, healthy_expression
+    from antigenscout.tl._healthy_expression import MISSING_RNA_SOURCE, healthy_expression
 
     ref = load_reference()
     levels, filled = healthy_expression(ref)
@@ -114,7 +92,7 @@ def test_a_gate_is_reached_once_behind_a_barrier() -> None:
     cell (which crosses) engages, times the exposure factor once; not the OR of two exposed
     genes (which would nearly double it)."""
     import antigenscout as asc
-    from antigenscout.tl._risk import BARRIER_EXPOSURE
+    from antigenscout.tl._exposure import BARRIER_EXPOSURE
 
     receptor = "GFAP OR AQP4"
     adc = asc.tl.profile_agent(receptor, agent="adc", threshold=1.0).set_index("context")

@@ -271,7 +271,7 @@ def test_pathology_coverage_counts_patients_by_hand() -> None:
 
 def test_confident_patient_coverage_by_hand(tumour: AnnData, mini_reference: Reference) -> None:
     """A patient counts as confidently covered when its Wilson 90% lower bound reaches it."""
-    from antigenscout.tl._risk import _wilson
+    from antigenscout.tl._measured import _wilson
 
     score_targets(
         tumour,

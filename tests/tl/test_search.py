@@ -176,7 +176,7 @@ def test_a_gate_behind_a_barrier_is_reached_once(tumour: AnnData, mini_reference
     min(1, e·a + e·b), which is larger wherever a + b > 1 (checked to occur)."""
     from dataclasses import replace
 
-    from antigenscout.tl._risk import BARRIER_EXPOSURE as e
+    from antigenscout.tl._exposure import BARRIER_EXPOSURE as e
 
     ctx = mini_reference.contexts.copy()
     ctx["barrier"] = "blood-brain"

@@ -38,15 +38,15 @@ def atlas_healthy_cells(
         threshold, so another threshold falls back to the pseudobulk (with a warning).
     modality, pregnancy
         What the agent reaches: each cell type's weight is multiplied by its context's
-        :func:`~antigenscout.tl._risk.exposure`, as the reference contexts' engagement is.
+        :func:`~antigenscout.tl._exposure.exposure`, as the reference contexts' engagement is.
 
     Returns
     -------
     ``(cells, params, context ids)`` or ``None`` when the atlas cannot be used exactly. A gene
     the atlas does not measure is negative in its cells (stated in ``params``).
     """  # noqa: D401
+    from ..tl._exposure import apical_genes, exposure  # noqa: PLC0415
     from ..tl._gates import HealthyCells  # noqa: PLC0415
-    from ..tl._risk import apical_genes, exposure  # noqa: PLC0415
 
     atlas = reference.atlas
     if not np.isclose(atlas.threshold_cp10k, threshold):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..tl._risk import organ_systems
+from ..tl._organs import organ_systems
 from ._metrics import paired_bootstrap
 
 __all__ = [

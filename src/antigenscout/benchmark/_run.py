@@ -571,7 +571,7 @@ def _gate_score(
     """
     from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
     from ..tl import healthy_risk  # noqa: PLC0415
-    from ..tl._risk import organ_system_risk  # noqa: PLC0415
+    from ..tl._organs import organ_system_risk  # noqa: PLC0415
 
     # each gene's healthy fractions at its own engagement threshold, as the engine judges
     # the single genes the gate is placed among
@@ -642,7 +642,7 @@ def _context_values(
     """  # noqa: D205
     from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
     from ..tl import healthy_risk  # noqa: PLC0415
-    from ..tl._risk import consequence, organ_reserve  # noqa: PLC0415
+    from ..tl._organs import consequence, organ_reserve  # noqa: PLC0415
     from ..tl._targetability import MODALITY_PROFILES  # noqa: PLC0415
 
     profile = MODALITY_PROFILES.get(modality or "")

@@ -11,7 +11,8 @@ from ._gates import (
 )
 from ._profile import profile_agent
 from ._rate import patient_rate_coverage
-from ._risk import HealthyRisk, healthy_risk, positive_fraction_from_mean
+from ._risk import healthy_risk, positive_fraction_from_mean
+from ._risk_table import HealthyRisk
 from ._score import (
     cptac_detection,
     pareto_rank,

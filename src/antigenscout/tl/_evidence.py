@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import special
 
 from .._errors import InputError
-from ._risk import IHC_RELIABILITY_WEIGHT, _wilson
+from ._measured import IHC_RELIABILITY_WEIGHT, _wilson
 
 if TYPE_CHECKING:
     from ..reference import Reference

@@ -22,19 +22,12 @@ import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
 from .._types import DEFAULT_AGENT, DEFAULT_ROUTE, PROFILE_GATES, Modality, ProfileGate, Route
+from ._exposure import APICAL_NOTE, check_route, exposure_summary
 from ._gates import Gate, parse_gate
-from ._risk import (
-    APICAL_NOTE,
-    ISOFORM_SOURCE,
-    MISSING_RNA_SOURCE,
-    PROTEIN_SOURCE,
-    check_route,
-    context_source,
-    exposure_summary,
-    healthy_expression,
-    healthy_risk,
-    measured_threshold,
-)
+from ._healthy_expression import MISSING_RNA_SOURCE, healthy_expression
+from ._isoforms import ISOFORM_SOURCE
+from ._measured import PROTEIN_SOURCE, context_source, measured_threshold
+from ._risk import healthy_risk
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -128,7 +121,7 @@ def profile_agent(  # noqa: PLR0913, PLR0915
     route
         How the agent is given: ``'systemic'``, ``'intrathecal'`` (the blood–brain barrier no
         longer limits a protein agent) or ``'intravesical'`` (the bladder reached fully, the
-        rest of the body across the urothelium); :func:`~antigenscout.tl._risk.exposure`.
+        rest of the body across the urothelium); :func:`~antigenscout.tl._exposure.exposure`.
 
     Returns
     -------

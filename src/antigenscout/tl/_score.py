@@ -40,18 +40,14 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
     pathology_coverage,
     protein_evidence_conflict,
 )
+from ._exposure import check_route, exposure_summary
 from ._groups import (  # the tumour's grouping, shared with the rate model
     TumourGroups,
 )
-from ._risk import (
-    CP10K_TO_NTPM,
-    DOSING_INTERVAL_DAYS,
-    HealthyRisk,
-    _wilson,
-    check_route,
-    exposure_summary,
-    healthy_risk,
-)
+from ._measured import _wilson
+from ._organs import DOSING_INTERVAL_DAYS
+from ._risk import CP10K_TO_NTPM, healthy_risk
+from ._risk_table import HealthyRisk
 from ._targetability import MODALITY_PROFILES, ModalityProfile, targetability
 from ._tumour import (
     TumourInput,
@@ -185,11 +181,11 @@ def score_targets(  # noqa: PLR0913
         its pooled counts exceed what the soup explains. ``False`` counts every read.
     pregnancy
         Keep the healthy contexts of pregnancy (placenta, trophoblasts), which are out of the
-        default adult body (:func:`antigenscout.tl._risk.exposure`).
+        default adult body (:func:`antigenscout.tl._exposure.exposure`).
     route
         How the agent is given: ``'systemic'`` (default), ``'intrathecal'`` (a protein agent
         reaches the CNS as it reaches blood) or ``'intravesical'`` (the bladder fully, the rest
-        of the body across the urothelium); :func:`antigenscout.tl._risk.exposure`.
+        of the body across the urothelium); :func:`antigenscout.tl._exposure.exposure`.
     progress
         Called as ``progress(step, done, total)`` as each step starts and while cells are
         streamed (:data:`antigenscout._types.ProgressCallback`): ``'ambient RNA'``,

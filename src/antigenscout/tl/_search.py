@@ -59,7 +59,8 @@ from ._gates._arms import (
 )
 from ._gates._evaluate import _pareto
 from ._groups import cell_type_labels, counts_matrix, tumour_groups
-from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean, shown_fraction
+from ._measured import shown_fraction
+from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean
 from ._score import _exposure_params
 from ._tumour import (
     _tumour_mean_cp10k,

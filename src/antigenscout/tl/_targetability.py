@@ -163,12 +163,12 @@ class ModalityProfile:
         The agent reaches cells behind the blood–brain, blood–retina and blood–testis
         barriers as it reaches blood (cell therapies and the T cells a vaccine raises do;
         CAR-T cells are found in the CSF). A protein agent does not: its engagement there is
-        multiplied by :data:`~antigenscout.tl._risk.BARRIER_EXPOSURE`.
+        multiplied by :data:`~antigenscout.tl._exposure.BARRIER_EXPOSURE`.
     persists
         A living drug that expands and persists for months (CAR-T and TCR-T cells, the memory
         T cells a vaccine leaves): it keeps killing wherever it finds the antigen and cannot
         be dosed down, so its harms in different organ systems add up (``vital_risk`` over
-        organ systems, :func:`~antigenscout.tl._risk.organ_system_risk`). A dosed agent
+        organ systems, :func:`~antigenscout.tl._organs.organ_system_risk`). A dosed agent
         (antibody, ADC, bispecific, radioligand, agonist; CAR-NK cells, which last weeks) is
         given at the dose its most sensitive organ tolerates, so its risk is its worst
         context's.

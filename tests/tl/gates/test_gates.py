@@ -24,9 +24,8 @@ from antigenscout.tl._gates._bounds import _pair_stats
 from antigenscout.tl._gates._engine import _KIND_CODE, _combine, _pair_gate, _Search
 from antigenscout.tl._gates._gate import _OPS
 from antigenscout.tl._gates._problem import _Problem
-from antigenscout.tl._kernels import (
-    MODE_AND,
-    MODE_ANDNOT,
+from antigenscout.tl._kernels import MODE_AND, MODE_ANDNOT
+from antigenscout.tl._triple_kernels import (
     _candidate_obj,
     child_risk_lower,
     or_child_bound_max,

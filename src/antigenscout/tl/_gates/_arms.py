@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._risk import _wilson
+from .._measured import _wilson
 from ._gate import Gate, parse_gate
 from ._problem import HealthyCells, HealthyPseudobulk
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .._kernels import (
-    as_csc_bool,
+from .._kernels import as_csc_bool
+from .._pair_kernels import (
     frechet_pair_risk,
     gram_counts,
     pair_layout,

@@ -15,17 +15,9 @@ import pandas as pd
 from antigenscout._errors import InputError
 from antigenscout._types import GATE_OPS, OBJECTIVES, GateOp, Objective
 
-from .._kernels import (
-    MODE_AND,
-    MODE_ANDNOT,
-    MODE_OR,
-    count_ext,
-    or_child_bound_max,
-    pair_group_counts,
-    pair_values_counted,
-    parent_type_terms,
-    triple_candidates,
-)
+from .._kernels import MODE_AND, MODE_ANDNOT, MODE_OR, count_ext, pair_group_counts
+from .._pair_kernels import pair_values_counted
+from .._triple_kernels import or_child_bound_max, parent_type_terms, triple_candidates
 from ._bounds import (
     _objective,
     _pair_stats,

@@ -14,9 +14,7 @@ import numpy as np
 from antigenscout._errors import InputError
 from antigenscout._types import GATE_OPS
 
-from .._kernels import (
-    PackedBits,
-)
+from .._kernels import PackedBits
 
 _OPS: tuple[str, ...] = GATE_OPS
 _EPS = 1e-12

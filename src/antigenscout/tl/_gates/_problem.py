@@ -13,13 +13,7 @@ import numpy as np
 
 from antigenscout._errors import InputError
 
-from .._kernels import (
-    PackedBits,
-    as_bool_sparse,
-    group_gene_popcount,
-    group_popcount,
-    pack_groups,
-)
+from .._kernels import PackedBits, as_bool_sparse, group_gene_popcount, group_popcount, pack_groups
 from ._gate import (
     Gate,
 )
