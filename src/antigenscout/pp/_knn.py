@@ -8,6 +8,7 @@ is derived in :mod:`antigenscout.pp._positivity`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -150,3 +151,50 @@ def _block_entries(
         return coo.row[keep], coo.col[keep], np.asarray(coo.data[keep], dtype=np.float64)
     rows, cols = np.nonzero(block)
     return rows, cols, np.asarray(block[rows, cols], dtype=np.float64)
+
+
+def _iter_knn_blocks(  # noqa: PLR0913, PLR0917
+    X: sp.csr_matrix | np.ndarray,
+    lib: np.ndarray,
+    method: str,
+    t: float,
+    G: sp.csr_matrix | None,
+    scale: np.ndarray | None,
+    cols: np.ndarray | None,
+    block_size: int,
+    return_probability: bool,
+    a0: float,
+    soup: Soup | None = None,
+) -> Iterator[tuple[slice, sp.csr_matrix]]:
+    """Yield the ``knn`` calls (or probabilities) block by block, pooled over ``G``.
+
+    The registry's function of the ``knn`` method (:class:`~antigenscout.pp.PositivityMethod`);
+    the arguments are those :func:`~antigenscout.pp.positive_blocks` has checked (``method``
+    is unused).
+    """
+    Xg = X if cols is None else X[:, cols]
+    if sp.issparse(Xg):
+        Xg = sp.csr_matrix(Xg)
+    n_cells, n_out = Xg.shape
+    lam0 = t / 1e4
+    dtype = np.float32 if return_probability else np.bool_
+    for start in range(0, n_cells, block_size):
+        rows = slice(start, min(start + block_size, n_cells))
+        nb = rows.stop - rows.start
+        lib_b = lib[rows]
+        Gb = G[rows]
+        pooled = Gb @ Xg
+        r, c, v = _block_entries(pooled)
+        sc = scale[rows]
+        y = v * sc[r]
+        s = (np.asarray(Gb @ lib, dtype=np.float64) * sc)[r]
+        if soup is None:
+            p = _tail_probability(y, s, lam0, a0)
+        else:
+            p = _soup_probability(y, s, np.asarray(soup.code)[rows][r], c, lam0, a0, soup)
+        ok = lib_b[r] > 0
+        if return_probability:
+            keep, val = ok & (p > 0), p
+        else:
+            keep, val = ok & (p >= 0.5), np.ones_like(p)  # noqa: PLR2004
+        yield rows, _csr_from_entries(nb, n_out, r[keep], c[keep], val[keep], dtype)

@@ -42,7 +42,7 @@ counted per group) in :mod:`antigenscout.pp._neighbours`, the streamed pass at s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +54,7 @@ from antigenscout._errors import InputError
 
 from ._ambient import Soup, estimate_ambient
 from ._checks import _as_counts, _check_counts, _check_genes, _check_library, _check_soup
-from ._knn import (
-    _block_entries,
-    _csr_from_entries,
-    _prepare_graph,
-    _soup_probability,
-    _tail_probability,
-)
+from ._knn import _iter_knn_blocks, _prepare_graph
 from ._thresholds import _iter_threshold_blocks
 
 if TYPE_CHECKING:
@@ -98,11 +92,17 @@ class PositivityMethod:
         One-line statement of the rule.
     reference
         Where the rule comes from.
+    blocks
+        The function that computes the method's calls block by block, from the arguments
+        :func:`positive_blocks` has checked (``X, lib, method, threshold, graph, scale,
+        genes, block_size, return_probability, prior_shape, soup``; each method uses those it
+        needs).
     """
 
     name: str
     description: str
     reference: str
+    blocks: Callable[..., Iterator[tuple[slice, sp.csr_matrix]]]
 
 
 _METHODS: dict[str, PositivityMethod] = {
@@ -112,11 +112,13 @@ _METHODS: dict[str, PositivityMethod] = {
             "detected",
             "positive if the raw count is > 0 (baseline; blind to library size and dropout)",
             "rule of the anchor tools; e.g. Perna et al. 2017 Cancer Cell 32:506",
+            _iter_threshold_blocks,
         ),
         PositivityMethod(
             "cp10k",
             "positive if count / library_size * 1e4 >= threshold (library-size aware)",
             "counts-per-10k normalisation as in scanpy.pp.normalize_total(target_sum=1e4)",
+            _iter_threshold_blocks,
         ),
         PositivityMethod(
             "knn",
@@ -124,6 +126,7 @@ _METHODS: dict[str, PositivityMethod] = {
             "expression rate; positive if P(rate >= threshold/1e4) >= 0.5 (dropout-aware)",
             "kNN smoothing: Wagner et al. 2018 bioRxiv 217737; Gamma-Poisson: "
             "Sarkar & Stephens 2021 Nat Genet 53:770; see docs/positivity.md",
+            _iter_knn_blocks,
         ),
     )
 }
@@ -258,51 +261,8 @@ def positive_blocks(  # noqa: PLR0913
         if soup is not None and np.asarray(soup.code).shape != (X.shape[0],):
             msg = f"soup.code must hold one sample per cell ({X.shape[0]})"
             raise InputError(msg)
-    return _iter_blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0, soup)
-
-
-def _iter_blocks(  # noqa: PLR0913, PLR0917
-    X: sp.csr_matrix | np.ndarray,
-    lib: np.ndarray,
-    method: str,
-    t: float,
-    G: sp.csr_matrix | None,
-    scale: np.ndarray | None,
-    cols: np.ndarray | None,
-    block_size: int,
-    return_probability: bool,
-    a0: float,
-    soup: Soup | None = None,
-) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    if method != "knn":
-        yield from _iter_threshold_blocks(X, lib, method, t, cols, block_size, return_probability)
-        return
-    Xg = X if cols is None else X[:, cols]
-    if sp.issparse(Xg):
-        Xg = sp.csr_matrix(Xg)
-    n_cells, n_out = Xg.shape
-    lam0 = t / 1e4
-    dtype = np.float32 if return_probability else np.bool_
-    for start in range(0, n_cells, block_size):
-        rows = slice(start, min(start + block_size, n_cells))
-        nb = rows.stop - rows.start
-        lib_b = lib[rows]
-        Gb = G[rows]
-        pooled = Gb @ Xg
-        r, c, v = _block_entries(pooled)
-        sc = scale[rows]
-        y = v * sc[r]
-        s = (np.asarray(Gb @ lib, dtype=np.float64) * sc)[r]
-        if soup is None:
-            p = _tail_probability(y, s, lam0, a0)
-        else:
-            p = _soup_probability(y, s, np.asarray(soup.code)[rows][r], c, lam0, a0, soup)
-        ok = lib_b[r] > 0
-        if return_probability:
-            keep, val = ok & (p > 0), p
-        else:
-            keep, val = ok & (p >= 0.5), np.ones_like(p)  # noqa: PLR2004
-        yield rows, _csr_from_entries(nb, n_out, r[keep], c[keep], val[keep], dtype)
+    blocks = _METHODS[method].blocks
+    return blocks(X, lib, method, t, G, scale, cols, block_size, return_probability, a0, soup)
 
 
 def cut_graph(graph: Any, batch: np.ndarray | None) -> Any:

@@ -7,11 +7,15 @@ Both are called straight from the CSR arrays by one numba kernel
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._checks import _colmap
+
+if TYPE_CHECKING:
+    from ._ambient import Soup
 
 
 def _iter_threshold_blocks(  # noqa: PLR0913, PLR0917
@@ -19,11 +23,20 @@ def _iter_threshold_blocks(  # noqa: PLR0913, PLR0917
     lib: np.ndarray,
     method: str,
     t: float,
+    G: sp.csr_matrix | None,
+    scale: np.ndarray | None,
     cols: np.ndarray | None,
     block_size: int,
     return_probability: bool,
+    a0: float,
+    soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies)."""  # noqa: D401
+    """``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies).
+
+    The registry's function of both methods (:class:`~antigenscout.pp.PositivityMethod`);
+    ``method`` picks the kernel's rule, and the knn method's arguments (``G``, ``scale``,
+    ``a0``, ``soup``) are unused.
+    """  # noqa: D401
     from ._kernels import CP10K, DETECTED, select_positive  # noqa: PLC0415
 
     code = DETECTED if method == "detected" else CP10K
