@@ -30,11 +30,11 @@ def main() -> None:
     """Print recall, call and coverage differences and time per tree count."""
     import antigenscout as asc  # noqa: PLC0415
     from antigenscout.pp import _graph as graph  # noqa: PLC0415
+    from antigenscout.pp._neighbours import knn_blocks_from_neighbours  # noqa: PLC0415
     from antigenscout.pp._positivity import (  # noqa: PLC0415
         DEFAULT_N_NEIGHBORS,
         DEFAULT_PRIOR_SHAPE,
         DEFAULT_THRESHOLD,
-        knn_blocks_from_neighbours,
     )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

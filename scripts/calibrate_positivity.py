@@ -52,17 +52,16 @@ sys.path.insert(0, str(REPO / "scripts"))
 from antigenscout.pp._ambient import (  # noqa: E402
     MAX_INTERVAL_RATIO,
     MIN_MARKERS,
+    Soup,
     estimate_ambient,
 )
 from antigenscout.pp._graph import neighbor_graph  # noqa: E402
+from antigenscout.pp._knn import _prepare_graph, _tail_probability  # noqa: E402
+from antigenscout.pp._neighbours import knn_blocks_from_neighbours  # noqa: E402
 from antigenscout.pp._positivity import (  # noqa: E402
     DEFAULT_N_NEIGHBORS,
     DEFAULT_PRIOR_SHAPE,
     DEFAULT_THRESHOLD,
-    Soup,
-    _prepare_graph,
-    _tail_probability,
-    knn_blocks_from_neighbours,
     positive_blocks,
     positivity,
 )

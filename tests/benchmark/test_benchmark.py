@@ -278,7 +278,7 @@ def test_cli_reports_missing_input(tmp_path: Path) -> None:
 
 
 def test_gate_combination_by_hand() -> None:
-    from antigenscout.benchmark._run import _combine
+    from antigenscout.benchmark._engine import _combine
 
     v = np.array([[0.5, 0.2, 1.0], [0.5, 0.0, 0.3]])
     np.testing.assert_allclose(_combine(v, "and"), [0.5, 0.0, 0.3])
@@ -291,7 +291,7 @@ def test_gate_of_one_gene_is_on_the_single_gene_scale(modality: str) -> None:
     """A one-gene gate placed among single genes gets exactly the gene's own risk and score: each
     gene's healthy fractions are judged at its engagement threshold, as the engine does."""
     import antigenscout as asc
-    from antigenscout.benchmark._run import _gate_score
+    from antigenscout.benchmark._engine import _gate_score
     from antigenscout.reference import load_reference
 
     ref = load_reference()
@@ -374,18 +374,20 @@ def test_packaged_tables_are_the_shared_ones_and_serve_without_a_shared_folder(
     in the package, byte-identical to shared/benchmark when that is at hand, and says so."""
     import hashlib
 
-    from antigenscout.benchmark import _run
+    from antigenscout.benchmark import _record, _run
 
-    prov = json.loads((_run.PACKAGED_TABLES / "PROVENANCE.json").read_text())
+    prov = json.loads((_record.PACKAGED_TABLES / "PROVENANCE.json").read_text())
     for name, meta in prov["files"].items():
-        data = (_run.PACKAGED_TABLES / name).read_bytes()
+        data = (_record.PACKAGED_TABLES / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == meta["sha256"]
-        shared = _run.default_shared()
+        shared = _record.default_shared()
         if shared is not None and (shared / "benchmark" / name).is_file():
             assert (shared / "benchmark" / name).read_bytes() == data
     monkeypatch.setattr(_run, "default_shared", lambda: None)
     res = run_benchmark(out_dir=None, n_boot=100)
     assert res.metrics["inputs"]["tables"].startswith("packaged copy")
-    assert res.metrics["inputs"]["targets"] == str(_run.PACKAGED_TABLES / "validated_targets.tsv")
+    assert res.metrics["inputs"]["targets"] == str(
+        _record.PACKAGED_TABLES / "validated_targets.tsv"
+    )
     reasons = res.targets_rows["reason"].astype(str)
     assert reasons.str.contains("tumour data unavailable").any()  # AML rows need --shared

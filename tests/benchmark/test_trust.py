@@ -23,8 +23,8 @@ from antigenscout.benchmark import (
 )
 from antigenscout.benchmark._extended import build_extended_targets, evaluation_key
 from antigenscout.benchmark._metrics import expected_top_hit, paired_bootstrap, percentile_parts
+from antigenscout.benchmark._record import default_shared
 from antigenscout.benchmark._rules import MODALITY_RULES
-from antigenscout.benchmark._run import default_shared
 from antigenscout.reference import Reference
 
 #: Genes of the fake reference (conftest.py).

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from antigenscout.pp._ambient import estimate_ambient
+from antigenscout.pp._ambient import Soup, estimate_ambient
 from antigenscout.pp._graph_kernels import soup_tail
-from antigenscout.pp._positivity import (
-    Soup,
-    knn_blocks_from_neighbours,
-    knn_counts_from_neighbours,
-    positive_blocks,
-)
+from antigenscout.pp._neighbours import knn_blocks_from_neighbours, knn_counts_from_neighbours
+from antigenscout.pp._positivity import positive_blocks
 from soup_sim import posterior_tail, simulate_soup
 
 RHO = (0.01, 0.05, 0.2)

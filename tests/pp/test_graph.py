@@ -13,7 +13,8 @@ import scipy.sparse as sp
 from antigenscout import datasets
 from antigenscout._errors import InputError
 from antigenscout.pp._graph import approx_knn, fit_embedding, neighbor_graph
-from antigenscout.pp._positivity import knn_blocks_streamed, positive_blocks
+from antigenscout.pp._positivity import positive_blocks
+from antigenscout.pp._streamed import knn_blocks_streamed
 
 
 @pytest.fixture(scope="module")

@@ -413,7 +413,7 @@ def _sample_calls(  # noqa: PLR0913, PLR0917
 
     from ..pp._ambient import Soup  # noqa: PLC0415
     from ..pp._graph import neighbor_graph  # noqa: PLC0415
-    from ..pp._positivity import knn_blocks_from_neighbours  # noqa: PLC0415
+    from ..pp._neighbours import knn_blocks_from_neighbours  # noqa: PLC0415
 
     rho, donor_genes = soup
     with np.errstate(divide="ignore", invalid="ignore"):

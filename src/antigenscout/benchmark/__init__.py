@@ -8,6 +8,7 @@ reported apart; ``antigenscout benchmark`` is its command-line form. See
 ``docs/clinical_benchmark.md``.
 """
 
+from ._baselines import METHODS
 from ._extended import ExtendedSet, build_extended_targets
 from ._metrics import (
     expected_top_hit,
@@ -16,6 +17,7 @@ from ._metrics import (
     summarise_percentiles,
     topk_hits,
 )
+from ._record import default_shared
 from ._rules import (
     attribution_class,
     load_indications,
@@ -23,7 +25,7 @@ from ._rules import (
     parse_genes,
     parse_modalities,
 )
-from ._run import METHODS, BenchmarkResult, default_shared, run_benchmark, score_toxicities
+from ._run import BenchmarkResult, run_benchmark, score_toxicities
 from ._vocabulary import TissueMapping, TissueVocabulary, normalise
 
 __all__ = [

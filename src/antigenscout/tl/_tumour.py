@@ -442,17 +442,17 @@ def _knn_blocks(  # noqa: PLR0913
     """Dropout-aware positivity blocks of the malignant cells (graph within each patient and
     compartment), discounting ``soup``.
     """  # noqa: D205
-    from ..pp import _positivity as pos  # noqa: PLC0415
+    from ..pp import _positivity, _streamed  # noqa: PLC0415
 
     graph = _given_graph(adata, groups, graph_key)
     if graph is not None:
         Xm, lib = _malignant_library(X, groups, lib_obs)
-        blocks = pos.positive_blocks(
+        blocks = _positivity.positive_blocks(
             Xm, lib, method="knn", threshold=threshold, graph=graph, genes=col_idx, soup=soup
         )
     else:  # streamed: one shared PCA, neighbours within each patient and compartment
         kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
-        blocks = pos.knn_blocks_streamed(
+        blocks = _streamed.knn_blocks_streamed(
             X,
             groups.rows,
             genes=col_idx,
@@ -485,12 +485,12 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
     """Dropout-aware positive malignant cells per (group, gene), float64, discounting
     ``soup``.
 
-    Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._positivity.
+    Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._streamed.
     knn_neighbours_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
     pooled calls counted by the kernel. With a graph from ``obsp`` its blocks are counted and
     ``column_sums``/``on_chunk`` are left unused.
     """  # noqa: D205
-    from ..pp import _positivity as pos  # noqa: PLC0415
+    from ..pp import _neighbours, _positivity, _streamed  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
         blocks, params = _knn_blocks(
@@ -504,13 +504,13 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
             graph_key=graph_key,
             soup=soup,
         )
-        counts = pos.count_blocks(
+        counts = _neighbours.count_blocks(
             blocks, codes, n_groups, len(col_idx), progress=counted(progress, "positivity calls")
         )
         return counts.astype(np.float64), params
     params = _knn_params(groups, threshold, n_neighbors, None)
     kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
-    Xg, lib, nbr = pos.knn_neighbours_streamed(
+    Xg, lib, nbr = _streamed.knn_neighbours_streamed(
         X,
         groups.rows,
         genes=col_idx,
@@ -519,14 +519,14 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
         progress=counted(progress, "neighbour graph"),
         **kw,
     )
-    counts = pos.knn_counts_from_neighbours(
+    counts = _neighbours.knn_counts_from_neighbours(
         Xg,
         lib,
         nbr,
         codes,
         n_groups,
         threshold=threshold,
-        prior_shape=pos.DEFAULT_PRIOR_SHAPE,
+        prior_shape=_positivity.DEFAULT_PRIOR_SHAPE,
         progress=counted(progress, "positivity calls"),
         soup=soup,
     )
@@ -629,9 +629,9 @@ def _count_streamed(  # noqa: PLR0913
     is called per chunk, in row order, for other sums of the same pass. Only the malignant
     rows are handed to the kernel, and the next chunk is read while this one is counted.
     """
+    from ..pp._checks import _check_counts, _colmap  # noqa: PLC0415
     from ..pp._graph import iter_row_chunks  # noqa: PLC0415
     from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums  # noqa: PLC0415
-    from ..pp._positivity import _check_counts, _colmap  # noqa: PLC0415
 
     code = DETECTED if method == "detected" else CP10K
     colmap = _colmap(np.asarray(genes), X.shape[1])
