@@ -28,7 +28,7 @@ from _machine import cpu_report
 from scipy import sparse
 
 from antigenscout.tl import _search
-from antigenscout.tl._gates import HealthyCells, HealthyMixed, HealthyPseudobulk, search_gates
+from antigenscout.tl._gates import HealthyCells, HealthyMixed, HealthyPseudobulk, search_gate_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
@@ -47,7 +47,7 @@ def warm_up() -> None:
     bulk = HealthyPseudobulk(rng.random((4, g)), np.full(4, 0.5))
     t0 = time.perf_counter()
     for mg in (2, 3):
-        search_gates(T, rng.integers(0, 3, 300), HealthyMixed(cells, bulk),
+        search_gate_matrix(T, rng.integers(0, 3, 300), HealthyMixed(cells, bulk),
                      genes=[f"g{i}" for i in range(g)], max_genes=mg, ops=("and", "not"),
                      max_vital_risk=0.5, top_k=5)  # fmt: skip
     print(f"warm-up (numba cache load or compile): {time.perf_counter() - t0:.1f} s")
@@ -70,7 +70,7 @@ def main() -> None:  # noqa: D103
     print(f"loaded {adata.n_obs:,} cells x {adata.n_vars:,} genes in {t_load:.0f} s")
 
     warm_up()
-    inner = _search._search_arrays
+    inner = _search.search_gate_matrix
     search_s: list[float] = []
 
     def timed(*args: object, **kwargs: object) -> object:
@@ -79,7 +79,7 @@ def main() -> None:  # noqa: D103
         search_s.append(time.perf_counter() - t)
         return out
 
-    _search._search_arrays = timed
+    _search.search_gate_matrix = timed
     ops = tuple(o for o in a.ops.split(",") if o)
     times: dict[tuple[int, bool], tuple[float, float]] = {}
     try:
@@ -105,7 +105,7 @@ def main() -> None:  # noqa: D103
                     f"risk={best['worst_healthy_risk']:.4f} optimal={bool(df['optimal'].all())}"
                 )
     finally:
-        _search._search_arrays = inner
+        _search.search_gate_matrix = inner
     for mg in (2, 3):
         if (mg, False) in times and (mg, True) in times:
             base, judged = times[mg, False][0], times[mg, True][0]

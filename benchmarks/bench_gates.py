@@ -16,7 +16,7 @@ Printed, from one run:
   every healthy type) in words AND-popcounted per second per core, and its ratio to the limit:
   on one thread by CPU time (the probes are timed by CPU time too, so the ratio holds on a
   shared machine), and by wall clock on 1 and all threads;
-* **pair search**: ``search_gates(max_genes=2)``, all four pair gates (AND, OR, A AND NOT B,
+* **pair search**: ``search_gate_matrix(max_genes=2)``, all four pair gates (AND, OR, A AND NOT B,
   B AND NOT A) of every pair, exact worst risk over the healthy types, top 50;
 * **baseline**: what an expert writes with BLAS: each cell group (the tumour, each healthy
   type) as a dense float32 0/1 matrix, one ``ssyrk`` Gram call per group (``Xᵀ X`` = pair
@@ -46,7 +46,7 @@ from scipy import sparse
 from scipy.linalg import blas
 from threadpoolctl import threadpool_info
 
-from antigenscout.tl._gates import HealthyCells, search_gates
+from antigenscout.tl._gates import HealthyCells, search_gate_matrix
 from antigenscout.tl._gates._problem import _Problem
 from antigenscout.tl._pair_kernels import pair_layout, pair_stats_fused
 
@@ -256,7 +256,7 @@ def main() -> None:  # noqa: D103, PLR0915
     )
     kw = {"genes": genes, "max_genes": 2, "min_genes": 2, "top_k": 50, "max_vital_risk": 0.05}
     # warm-up: numba's on-disk cache, thread pool
-    search_gates(T[:500], patients[:500], HealthyCells(H[:500], ct[:500], w), **kw)
+    search_gate_matrix(T[:500], patients[:500], HealthyCells(H[:500], ct[:500], w), **kw)
 
     # ---- kernel (one pass over tumour + every healthy type) and limit, interleaved ----
     prob = _Problem(T, patients, healthy, genes, None)
@@ -313,13 +313,13 @@ def main() -> None:  # noqa: D103, PLR0915
     out = {}
 
     def ours() -> None:
-        out["df"] = search_gates(T, patients, healthy, **kw)
+        out["df"] = search_gate_matrix(T, patients, healthy, **kw)
 
     t_ours = best_of(ours, a.repeat)
     c_ours = best_of(ours, 1, time.process_time)  # CPU seconds, all threads
     df = out["df"]
     print(
-        f"PAIR SEARCH search_gates(max_genes=2): {t_ours:.2f} s for {4 * g * (g - 1) // 2:,} "
+        f"PAIR SEARCH search_gate_matrix(max_genes=2): {t_ours:.2f} s for {4 * g * (g - 1) // 2:,} "
         f"pair gates; best {df['gate'].iloc[0]} coverage {df['tumor_coverage'].iloc[0]:.4f}"
     )
 
@@ -368,7 +368,7 @@ def main() -> None:  # noqa: D103, PLR0915
     if a.triples:
         gt = min(g, 1000)
         t0 = time.perf_counter()
-        df3 = search_gates(
+        df3 = search_gate_matrix(
             T[:, :gt],
             patients,
             HealthyCells(H[:, :gt], ct, w),
@@ -388,7 +388,7 @@ def main() -> None:  # noqa: D103, PLR0915
             f"coverage {df3['tumor_coverage'].iloc[0]:.4f}, 20th {df3['objective'].iloc[-1]:.4f}"
         )
         t0 = time.perf_counter()
-        df4 = search_gates(
+        df4 = search_gate_matrix(
             T,
             patients,
             healthy,

@@ -30,7 +30,7 @@ def main() -> None:
     """Print recall, call and coverage differences and time per tree count."""
     import antigenscout as asc  # noqa: PLC0415
     from antigenscout.pp import _graph as graph  # noqa: PLC0415
-    from antigenscout.pp._neighbours import knn_blocks_from_neighbours  # noqa: PLC0415
+    from antigenscout.pp._neighbors import knn_blocks_from_neighbors  # noqa: PLC0415
     from antigenscout.pp._positivity import (  # noqa: PLC0415
         DEFAULT_N_NEIGHBORS,
         DEFAULT_PRIOR_SHAPE,
@@ -57,7 +57,7 @@ def main() -> None:
     kth = np.sort(dist, axis=1)[:, k - 1]
 
     def calls(nbr: np.ndarray) -> sp.csr_matrix:
-        blocks = knn_blocks_from_neighbours(
+        blocks = knn_blocks_from_neighbors(
             X,
             lib,
             nbr,

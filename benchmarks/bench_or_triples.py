@@ -2,7 +2,7 @@
 
 The data are the first ``--genes`` genes of ``bench_gates.py``'s input (100,000 tumour cells of
 20 patients, 100,000 healthy cells of 10 types, lognormal per-gene frequencies), searched with
-``search_gates(max_genes=3, min_genes=3, top_k=20, max_vital_risk=0.05)`` and AND / OR / NOT,
+``search_gate_matrix(max_genes=3, min_genes=3, top_k=20, max_vital_risk=0.05)`` and AND / OR / NOT,
 once per ``--budgets`` entry (``none`` = exact) in one process, after a warm-up on tiny data.
 Each line prints the time, the OR work estimate, whether the beam ran, its stated bound on every
 unexamined triple, the best and 20th objective and how many rows are proven optimal.
@@ -20,7 +20,7 @@ import numpy as np
 from _machine import cpu_report
 from bench_gates import synthetic
 
-from antigenscout.tl._gates import HealthyCells, search_gates
+from antigenscout.tl._gates import HealthyCells, search_gate_matrix
 
 
 def main() -> None:  # noqa: D103
@@ -40,12 +40,12 @@ def main() -> None:  # noqa: D103
     w = rng.uniform(0.1, 1.0, 10)
     genes = [f"G{i}" for i in range(a.genes)]
     small = HealthyCells(H[:500], ct[:500], w)
-    search_gates(T[:500], patients[:500], small, genes=genes, max_genes=3, top_k=5)  # warm-up
+    search_gate_matrix(T[:500], patients[:500], small, genes=genes, max_genes=3, top_k=5)  # warm-up
     healthy = HealthyCells(H, ct, w)
     for b in budgets:
         t0 = time.perf_counter()
-        df = search_gates(T, patients, healthy, genes=genes, max_genes=3, min_genes=3, top_k=20,
-                          max_vital_risk=0.05, triple_budget=b)  # fmt: skip
+        df = search_gate_matrix(T, patients, healthy, genes=genes, max_genes=3, min_genes=3,
+                                top_k=20, max_vital_risk=0.05, triple_budget=b)  # fmt: skip
         at = df.attrs
         print(
             f"OR TRIPLES {a.genes} genes, triple_budget {'none (exact)' if b is None else f'{b:,}'}"

@@ -57,7 +57,7 @@ from antigenscout.pp._ambient import (  # noqa: E402
 )
 from antigenscout.pp._graph import neighbor_graph  # noqa: E402
 from antigenscout.pp._knn import _prepare_graph, _tail_probability  # noqa: E402
-from antigenscout.pp._neighbours import knn_blocks_from_neighbours  # noqa: E402
+from antigenscout.pp._neighbors import knn_blocks_from_neighbors  # noqa: E402
 from antigenscout.pp._positivity import (  # noqa: E402
     DEFAULT_N_NEIGHBORS,
     DEFAULT_PRIOR_SHAPE,
@@ -832,7 +832,7 @@ def depth_report() -> str:
             libs = np.full(n, float(lib))
             for blocks in (
                 positive_blocks(X, libs, threshold=DEFAULT_THRESHOLD, graph=graph, soup=soup),
-                knn_blocks_from_neighbours(
+                knn_blocks_from_neighbors(
                     sp.csr_matrix(X),
                     libs,
                     nbr,
@@ -871,7 +871,7 @@ def depth_report() -> str:
             "its own level (a = λ0), so the cell's mean count is the same and the rule "
             "discounts ρ · a · pooled library expected soup reads. Computed from the "
             "posterior written out in the script; the engine (`positive_blocks` and the "
-            f"numba kernel of `knn_blocks_from_neighbours`) gives the same call for each of "
+            f"numba kernel of `knn_blocks_from_neighbors`) gives the same call for each of "
             f"the {checked // 2} (library, ρ, y) cases checked.",
             "",
             md_table(pd.DataFrame(rows)),

@@ -30,3 +30,16 @@ def test_count_noqa_reads_comments_only() -> None:
         "    return 1  # noqa:E501  keep\n"
     )
     assert count_noqa(text) == {"PLR0913": 1, "PLR0917": 1, "E501": 1}
+
+
+#: The most lines a source file may hold (issue #26): a module over it is split by concern.
+MAX_LINES = 1200
+
+
+def test_no_source_file_is_over_the_line_limit() -> None:
+    sizes = {
+        str(p.relative_to(REPO)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in (REPO / "src").rglob("*.py")
+    }
+    assert len(sizes) > 50  # the package was found
+    assert {p: n for p, n in sizes.items() if n > MAX_LINES} == {}

@@ -69,7 +69,7 @@ DEFAULT_PATIENT_THRESHOLD = 0.8
 #: ``adata.obsp`` key of a precomputed neighbour graph used by the ``knn`` model.
 DEFAULT_GRAPH_KEY = "connectivities"
 #: ``tl.search_gates``' cap on a gate's worst vital-weighted healthy risk (the CLI's
-#: ``--max-vital-risk``). The matrix-level ``tl._gates.search_gates`` and ``evaluate_gates``
+#: ``--max-vital-risk``). The matrix-level ``tl._gates.search_gate_matrix`` and ``evaluate_gates``
 #: keep their own default of 0.1.
 DEFAULT_MAX_VITAL_RISK = 0.5
 #: Largest gate ``tl.search_gates`` builds by default.

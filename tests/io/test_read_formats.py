@@ -174,7 +174,7 @@ def test_backed_h5ad_streams_like_in_memory(tmp_path: Path) -> None:
 
 def test_backed_score_targets_matches_in_memory(tmp_path: Path) -> None:
     from antigenscout.tl._groups import counts_matrix
-    from antigenscout.tl._tumour import _chunks
+    from antigenscout.tl._tumor import _chunks
 
     counts = _counts(40)
     _adata(counts).write_h5ad(tmp_path / "a.h5ad")

@@ -11,7 +11,7 @@ from scipy import sparse
 
 from antigenscout.pp._ambient import Soup, estimate_ambient
 from antigenscout.pp._graph_kernels import soup_tail
-from antigenscout.pp._neighbours import knn_blocks_from_neighbours, knn_counts_from_neighbours
+from antigenscout.pp._neighbors import knn_blocks_from_neighbors, knn_counts_from_neighbors
 from antigenscout.pp._positivity import positive_blocks
 from soup_sim import posterior_tail, simulate_soup
 
@@ -111,7 +111,7 @@ def test_soup_paths_agree(droplets) -> None:
     nbr = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
     soup = Soup(amb.background(genes), codes, amb.contamination)
     kw = {"threshold": 0.5, "prior_shape": 0.5, "block_size": 257, "soup": soup}
-    listed = sparse.vstack([b for _, b in knn_blocks_from_neighbours(Xg, lib, nbr, **kw)])
+    listed = sparse.vstack([b for _, b in knn_blocks_from_neighbors(Xg, lib, nbr, **kw)])
     graph = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), nbr.ravel())), (n, n))
     general = sparse.vstack(
         [
@@ -122,11 +122,11 @@ def test_soup_paths_agree(droplets) -> None:
         ]
     )
     assert (listed != general).nnz == 0
-    counted = knn_counts_from_neighbours(Xg, lib, nbr, codes, 3, **kw)
+    counted = knn_counts_from_neighbors(Xg, lib, nbr, codes, 3, **kw)
     by_hand = np.vstack([np.asarray(listed[codes == c].sum(axis=0)).ravel() for c in range(3)])
     assert (counted == by_hand).all()
     plain = sparse.vstack(
-        [b for _, b in knn_blocks_from_neighbours(Xg, lib, nbr, **{**kw, "soup": None})]
+        [b for _, b in knn_blocks_from_neighbors(Xg, lib, nbr, **{**kw, "soup": None})]
     )
     # the soup removes calls (a few may be added: the native library is (1 - ρ) s)
     assert plain.nnz - listed.nnz > 0.02 * plain.nnz

@@ -117,7 +117,7 @@ def write_targets_run(  # noqa: PLR0913
         picks = rng.choice(ctx.index, size=rng.integers(0, 4), replace=False)
         profiles[g] = {c: float(np.round(rng.uniform(0.01, 0.6), 3)) for c in picks}
         coverage[g] = float(np.round(rng.uniform(0, 0.9), 3))
-    n_tumour = 5000
+    n_tumor = 5000
     rows, risk_rows = [], []
     for g, prof in profiles.items():
         risks = {c: f * ctx.loc[c, "vital_weight"] for c, f in prof.items()}
@@ -129,8 +129,8 @@ def write_targets_run(  # noqa: PLR0913
         row = {
             "target": g,
             "tumor_coverage": cov,
-            "n_tumor_cells": n_tumour,
-            "n_positive_cells": round(cov * n_tumour),
+            "n_tumor_cells": n_tumor,
+            "n_positive_cells": round(cov * n_tumor),
             "patient_coverage_median": float(np.median(pcov)),
             "patient_coverage_min": float(pcov.min()),
             "patients_covered_fraction": float((pcov >= 0.5).mean()),
@@ -200,7 +200,7 @@ def write_targets_run(  # noqa: PLR0913
                 "positivity": {"method": "cp10k", "threshold_cp10k": 1.0},
             },
             "denominators": {
-                "n_tumor_cells": n_tumour,
+                "n_tumor_cells": n_tumor,
                 "n_patients": len(PATIENTS),
                 "n_candidates": len(t),
                 "n_genes_input": 20000,

@@ -211,7 +211,7 @@ def test_explain_cards_equal_tsv(full_run: Path) -> None:
         ):
             assert col in fields, (row["target"], col)
             assert _close(fields[col], row[col]), (row["target"], col, fields[col], row[col])
-        # denominators: coverage = n_positive / n_tumour
+        # denominators: coverage = n_positive / n_tumor
         assert math.isclose(
             float(fields["n_positive_cells"]) / float(fields["n_tumor_cells"]),
             row["tumor_coverage"],

@@ -316,13 +316,13 @@ def test_score_targets_uses_the_fused_coverage(mini_reference: Reference) -> Non
 def test_cancer_is_checked_before_any_work(
     mini_reference: Reference, kw, match, monkeypatch
 ) -> None:
-    import antigenscout.tl._tumour as tumour_mod
+    import antigenscout.tl._tumor as tumour_mod
 
     def boom(*a, **k):
         msg = "work started before cancer= was checked"
         raise AssertionError(msg)
 
-    monkeypatch.setattr(tumour_mod, "tumour_groups", boom)
+    monkeypatch.setattr(tumour_mod, "tumor_groups", boom)
     with pytest.raises(InputError, match=match):
         score_targets(
             _bulk_samples(), malignant_key=None, reference=_reference(mini_reference), **kw

@@ -225,7 +225,7 @@ def test_backed_file_streams_to_the_same_result(
 ) -> None:
     import anndata as ad
 
-    import antigenscout.tl._tumour as tumour_mod
+    import antigenscout.tl._tumor as tumour_mod
 
     monkeypatch.setattr(tumour_mod, "STREAM_CHUNK", 37)  # many chunks, ragged last one
     path = tmp_path / "t.h5ad"
@@ -487,7 +487,7 @@ def test_candidates_are_nuclear_protein_coding_loci() -> None:
     modality, 'any' included; antigen-receptor constant segments are, and 'any' keeps
     features the reference does not know (an antibody-panel name); None filters nothing."""
     from antigenscout.reference import load_reference
-    from antigenscout.tl._tumour import candidate_genes
+    from antigenscout.tl._tumor import candidate_genes
 
     ref = load_reference()
     genes = pd.Index(["HLA-H", "MT-ND2", "MT-CYB", "OR1F2P", "CD19", "IGHM", "MS4A1"])

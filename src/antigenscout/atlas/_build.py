@@ -413,7 +413,7 @@ def _sample_calls(  # noqa: PLR0913, PLR0917
 
     from ..pp._ambient import Soup  # noqa: PLC0415
     from ..pp._graph import neighbor_graph  # noqa: PLC0415
-    from ..pp._neighbours import knn_blocks_from_neighbours  # noqa: PLC0415
+    from ..pp._neighbors import knn_blocks_from_neighbors  # noqa: PLC0415
 
     rho, donor_genes = soup
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -447,7 +447,7 @@ def _sample_calls(  # noqa: PLR0913, PLR0917
                 nbr[i, : nb.size] = nb
             code = np.where(known[donors[r]], donors[r], -1).astype(np.int64)
             cell_soup = Soup(background, code, np.nan_to_num(rho))
-            blocks = knn_blocks_from_neighbours(
+            blocks = knn_blocks_from_neighbors(
                 X,
                 lib,
                 nbr,

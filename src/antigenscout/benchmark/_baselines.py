@@ -16,7 +16,7 @@ from scipy import sparse
 
 if TYPE_CHECKING:
     from ..reference import Reference
-    from ._tumours import _Tumour
+    from ._tumors import _Tumor
 
 __all__ = ["METHODS"]
 
@@ -54,7 +54,7 @@ class _Healthy:
         return float(hit.sum() / n) if n else 0.0
 
 
-def _baseline_scores(tum: _Tumour, cands: pd.Index, healthy: _Healthy) -> dict[str, pd.Series]:
+def _baseline_scores(tum: _Tumor, cands: pd.Index, healthy: _Healthy) -> dict[str, pd.Series]:
     """Fold change and LogiCAR-style fitness of every single candidate."""
     t = tum.mean_ntpm.reindex(cands).fillna(0.0)
     n = healthy.mean.reindex(cands).fillna(0.0)
@@ -79,7 +79,7 @@ def _baseline_scores(tum: _Tumour, cands: pd.Index, healthy: _Healthy) -> dict[s
     return {"fold_change": fc, "sens_at_spec": fit}
 
 
-def _baseline_gate(tum: _Tumour, genes: list[str], op: str, healthy: _Healthy) -> dict[str, float]:
+def _baseline_gate(tum: _Tumor, genes: list[str], op: str, healthy: _Healthy) -> dict[str, float]:
     t = tum.mean_ntpm.reindex(genes).fillna(0.0).to_numpy()
     n = healthy.mean.reindex(genes).fillna(0.0).to_numpy()
     if op == "and":

@@ -15,10 +15,10 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ..reference import Reference
-    from ._tumours import _Tumour
+    from ._tumors import _Tumor
 
 
-def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataFrame:
+def _engine_table(tum: _Tumor, modality: str, reference: Reference) -> pd.DataFrame:
     key = modality
     if key not in tum.engine:
         from ..tl import score_targets  # noqa: PLC0415
@@ -40,7 +40,7 @@ def _engine_table(tum: _Tumour, modality: str, reference: Reference) -> pd.DataF
     return tum.engine[key]
 
 
-def _hpa_cancer(tum: _Tumour) -> str | None:
+def _hpa_cancer(tum: _Tumor) -> str | None:
     """The HPA pathology cancer type of a bulk TCGA tumour, when all its cohorts share one."""  # noqa: D401
     from ..datasets import TCGA_HPA_CANCER  # noqa: PLC0415
 

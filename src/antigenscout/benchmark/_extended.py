@@ -224,7 +224,7 @@ def _entries(folder: Path) -> list[dict[str, object]]:  # noqa: PLR0912, PLR0915
     for i, r in _read(f).iterrows():
         area = _cell(r["Disease_Area"])
         tumour = _split(r["Tumor_Target_Symbols"])
-        tumour_ids = _split(r["Tumor_Target_Ensembl_Gene_IDs"])
+        tumor_ids = _split(r["Tumor_Target_Ensembl_Gene_IDs"])
         arm = _split(r["Tcell_Target_Symols"])
         arm_ids = _split(r["Tcell_Target_Ensembl_Gene_IDs"])
         exclude = ""
@@ -234,7 +234,7 @@ def _entries(folder: Path) -> list[dict[str, object]]:  # noqa: PLR0912, PLR0915
             exclude = f"checkpoint bispecific ({' x '.join(tumour + arm)}): no tumour-cell antigen"
         if arm and not set(arm) & CD3_GENES and not set(arm) & CHECKPOINTS:
             # a second tumour arm listed in the T-cell column (amivantamab: EGFR x MET)
-            tumour, tumour_ids = tumour + arm, tumour_ids + arm_ids
+            tumour, tumor_ids = tumour + arm, tumor_ids + arm_ids
         fmt = _cell(r["Format"])
         if re.search(r"TCR|ImmTAC", fmt):
             modality = "bispecific (TCR-based)"
@@ -242,7 +242,7 @@ def _entries(folder: Path) -> list[dict[str, object]]:  # noqa: PLR0912, PLR0915
             modality = "bispecific (T-cell engager)"
         else:
             modality = "antibody (bispecific, no T-cell arm)"
-        add(f"{f.name}:{i + 2}", r["Drug_Name"], tumour_ids, tumour, _split(area), modality,
+        add(f"{f.name}:{i + 2}", r["Drug_Name"], tumor_ids, tumour, _split(area), modality,
             f"approved ({r['Approvals']})", exclude=exclude)  # fmt: skip
     f = folder / "multispecific-tcell-engager-trials.csv"
     for i, r in _read(f).iterrows():

@@ -3,7 +3,7 @@
 See ``docs/clinical_benchmark.md`` for the definitions. The entry points (:func:`run_benchmark`,
 :func:`score_toxicities`) assemble ``metrics.json`` and write the tables; the clinical record
 is read in :mod:`antigenscout.benchmark._record`, the tumours in
-:mod:`antigenscout.benchmark._tumours`, the engine's side in
+:mod:`antigenscout.benchmark._tumors`, the engine's side in
 :mod:`antigenscout.benchmark._engine`, the baselines in :mod:`antigenscout.benchmark._baselines`,
 the rows scored in :mod:`antigenscout.benchmark._targets` and
 :mod:`antigenscout.benchmark._toxicity` and summarised in
@@ -41,7 +41,7 @@ from ._summaries import (
 )
 from ._targets import _complete_targets, _indications_used, _score_target_row
 from ._toxicity import DIAGNOSTICS, VITAL_WEIGHT, _context_values, _score_toxicity_rows
-from ._tumours import _TumourStore
+from ._tumors import _TumorStore
 from ._vocabulary import TissueVocabulary
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def run_benchmark(  # noqa: PLR0913, PLR0915
     say("loading reference")
     reference = load_reference() if reference is None else reference
     rules = load_indications(indications)
-    store = _TumourStore(shared_dir, datasets, reference)
+    store = _TumorStore(shared_dir, datasets, reference)
     healthy = _Healthy.from_reference(reference)
 
     say("scoring validated targets")

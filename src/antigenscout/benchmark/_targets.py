@@ -25,7 +25,7 @@ from ._rules import (
     parse_genes,
     parse_modalities,
 )
-from ._tumours import _TumourStore
+from ._tumors import _TumorStore
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 def _score_target_row(  # noqa: PLR0911, PLR0912, PLR0915
     row: pd.Series,
     rules: list[IndicationRule],
-    store: _TumourStore,
+    store: _TumorStore,
     reference: Reference,
     healthy: _Healthy,
 ) -> dict[str, Any]:

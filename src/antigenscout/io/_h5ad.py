@@ -26,7 +26,7 @@ from ._validate import (
     normalisation_hint,
 )
 
-__all__ = ["from_anndata", "read_h5ad"]
+__all__ = ["read_h5ad", "validated_anndata"]
 
 #: Layer names searched, in order, when ``.X`` does not hold counts.
 COUNT_LAYERS: tuple[str, ...] = ("counts", "raw_counts", "count", "umi_counts", "umis", "UMI")
@@ -118,10 +118,12 @@ def read_h5ad(
             "check that it is a complete AnnData .h5ad file"
         )
         raise InputError(msg) from e
-    return from_anndata(adata, layer=layer, kind=kind, source=source)
+    return validated_anndata(adata, layer=layer, kind=kind, source=source)
 
 
-def from_anndata(adata: AnnData, *, layer: str | None, kind: str | None, source: str) -> AnnData:
+def validated_anndata(
+    adata: AnnData, *, layer: str | None, kind: str | None, source: str
+) -> AnnData:
     """Locate the raw counts of an in-memory AnnData and return it validated.
 
     The logic shared by :func:`read_h5ad`, :func:`~antigenscout.io.read_zarr` and

@@ -12,7 +12,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from ._guard import check_fits, probe_hdf5, reader_errors
-from ._h5ad import COUNT_LAYERS, from_anndata
+from ._h5ad import COUNT_LAYERS, validated_anndata
 from ._validate import check_dtype, check_file, check_kind
 
 __all__ = ["read_loom"]
@@ -105,7 +105,7 @@ def read_loom(
         var=var,
         layers=mats or None,
     )
-    return from_anndata(adata, layer=layer, kind=kind, source=source)
+    return validated_anndata(adata, layer=layer, kind=kind, source=source)
 
 
 def _read_dense_as_csr(ds: Any, shape: tuple[int, int], name: str, source: str) -> Any:

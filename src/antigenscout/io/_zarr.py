@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .._errors import InputError
 from ._guard import check_fits, reader_errors
-from ._h5ad import from_anndata
+from ._h5ad import validated_anndata
 from ._validate import check_kind
 
 __all__ = ["read_zarr"]
@@ -80,7 +80,7 @@ def read_zarr(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
         adata = anndata.read_zarr(d)
-    return from_anndata(adata, layer=layer, kind=kind, source=source)
+    return validated_anndata(adata, layer=layer, kind=kind, source=source)
 
 
 def _check_sparse_chunks(group: Any, members: list, source: str) -> None:

@@ -220,7 +220,7 @@ def knn_positive_block(  # noqa: PLR0913, PLR0917
     ``x = a0 + s' λ0`` (``s'`` the native library), i.e. when ``x ≤ median[y]`` with
     ``median[y]`` the median of Gamma(a0 + y, 1) (whole counts); with soup, see
     :func:`_call`. ``pool = (x, q0, t0, rr, soup, soup_code)`` per row / per sample (see
-    :func:`antigenscout.pp._neighbours._pool_terms`). Returns the CSR ``indptr`` and sorted
+    :func:`antigenscout.pp._neighbors._pool_terms`). Returns the CSR ``indptr`` and sorted
     column ``indices`` of the positive entries.
     """
     nb = stop - start

@@ -36,7 +36,7 @@ The registry, the checks of the method and threshold and the two entry points
 (:func:`positive_blocks`, :func:`positivity`) are here; the knn posterior on a graph is in
 :mod:`antigenscout.pp._knn`, the ``detected`` / ``cp10k`` rules in
 :mod:`antigenscout.pp._thresholds`, the knn calls on a neighbour list (numba kernels, listed or
-counted per group) in :mod:`antigenscout.pp._neighbours`, the streamed pass at scale in
+counted per group) in :mod:`antigenscout.pp._neighbors`, the streamed pass at scale in
 :mod:`antigenscout.pp._streamed` and the checks of the inputs in :mod:`antigenscout.pp._checks`.
 """  # noqa: D400
 

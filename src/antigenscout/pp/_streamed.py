@@ -1,8 +1,8 @@
 """Knn positivity at any scale: one streamed pass over a possibly backed matrix.
 
 The pass projects each chunk of cells on one shared PCA, keeps the called genes' columns
-and finds neighbours within each batch (:func:`knn_neighbours_streamed`); the calls are then
-made on the neighbour lists (:mod:`antigenscout.pp._neighbours`).
+and finds neighbours within each batch (:func:`knn_neighbors_streamed`); the calls are then
+made on the neighbour lists (:mod:`antigenscout.pp._neighbors`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._checks import _check_counts
-from ._neighbours import knn_blocks_from_neighbours
+from ._neighbors import knn_blocks_from_neighbors
 from ._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from ._ambient import Soup
 
-__all__ = ["knn_blocks_streamed", "knn_neighbours_streamed"]
+__all__ = ["knn_blocks_streamed", "knn_neighbors_streamed"]
 
 
 def knn_blocks_streamed(  # noqa: PLR0913
@@ -42,7 +42,7 @@ def knn_blocks_streamed(  # noqa: PLR0913
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
     """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale:
-    :func:`knn_neighbours_streamed`, then :func:`knn_blocks_from_neighbours`.
+    :func:`knn_neighbors_streamed`, then :func:`knn_blocks_from_neighbors`.
 
     Parameters are those of the two (``soup.code`` one sample per entry of ``rows``);
     ``column_sums``, ``on_chunk`` and ``progress`` are filled or called before the first
@@ -52,7 +52,7 @@ def knn_blocks_streamed(  # noqa: PLR0913
     ------
     ``(slice into rows, bool CSR block)`` in the order of ``rows``.
     """  # noqa: D205
-    Xg, lib, nbr = knn_neighbours_streamed(
+    Xg, lib, nbr = knn_neighbors_streamed(
         X,
         rows,
         batches,
@@ -65,7 +65,7 @@ def knn_blocks_streamed(  # noqa: PLR0913
         on_chunk=on_chunk,
         progress=progress,
     )
-    yield from knn_blocks_from_neighbours(
+    yield from knn_blocks_from_neighbors(
         Xg,
         lib,
         nbr,
@@ -76,7 +76,7 @@ def knn_blocks_streamed(  # noqa: PLR0913
     )
 
 
-def knn_neighbours_streamed(  # noqa: PLR0913, PLR0915
+def knn_neighbors_streamed(  # noqa: PLR0913, PLR0915
     X: Any,
     rows: np.ndarray,
     batches: np.ndarray,
@@ -98,8 +98,8 @@ def knn_neighbours_streamed(  # noqa: PLR0913, PLR0915
     10,000 cells) and only the ``genes`` columns are kept. Neighbours are found within each
     batch (patient) on the projections (exact up to 20,000 cells, partition trees above), in
     a helper thread as soon as a batch's last cell is projected. The pooled posterior is
-    evaluated on the result by :func:`knn_blocks_from_neighbours` (calls) or
-    :func:`knn_counts_from_neighbours` (positive cells per group). Memory: the ``genes``
+    evaluated on the result by :func:`knn_blocks_from_neighbors` (calls) or
+    :func:`knn_counts_from_neighbors` (positive cells per group). Memory: the ``genes``
     columns of the rows, ``n_pcs`` floats per cell and the graph — never the whole matrix.
 
     Parameters

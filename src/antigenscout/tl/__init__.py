@@ -22,7 +22,7 @@ from ._score import (
 )
 from ._search import search_gates
 from ._targetability import MODALITY_PROFILES, ModalityProfile, modalities, reachability
-from ._tumour import candidate_genes
+from ._tumor import candidate_genes
 
 __all__ = [
     "MODALITY_PROFILES",

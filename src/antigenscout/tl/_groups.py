@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class TumourGroups:
+class TumorGroups:
     """Malignant cells (or samples) and how they split into patients and compartments."""
 
     rows: np.ndarray  #: row indices of malignant cells in the AnnData
@@ -72,13 +72,13 @@ def cell_type_labels(labels: pd.Series, key: str, cells: str = "cells") -> pd.Ca
     return pd.Categorical(labels.astype(str))
 
 
-def tumour_groups(
+def tumor_groups(
     adata: AnnData,
     *,
     malignant_key: str | None,
     patient_key: str | None,
     compartment_key: str | None = None,
-) -> TumourGroups:
+) -> TumorGroups:
     """Select malignant cells and label them by patient and compartment.
 
     Parameters
@@ -135,10 +135,10 @@ def tumour_groups(
         values[missing] = UNASSIGNED
         compartment = pd.Categorical(values)
     params.update(patient_key=patient_key, compartment_key=compartment_key)
-    return TumourGroups(rows=rows, patient=patient, compartment=compartment, params=params)
+    return TumorGroups(rows=rows, patient=patient, compartment=compartment, params=params)
 
 
-def _group_codes(groups: TumourGroups) -> tuple[np.ndarray, list[str]]:
+def _group_codes(groups: TumorGroups) -> tuple[np.ndarray, list[str]]:
     """Integer code per malignant cell for (patient[, compartment]) and group names."""
     if groups.compartment is None:
         return groups.patient.codes.astype(np.int64), list(groups.patient.categories)

@@ -42,7 +42,7 @@ from scipy import sparse, special
 from scipy.stats import chi2 as stats_chi2
 
 from ._gamma import INTERVAL_SHAPES, MIN_READS_AT_THRESHOLD
-from ._groups import _group_codes, counts_matrix, tumour_groups
+from ._groups import _group_codes, counts_matrix, tumor_groups
 
 __all__ = [
     "K_MAX",
@@ -274,7 +274,7 @@ def patient_rate_coverage(  # noqa: PLR0913
     from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
 
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    groups = tumour_groups(
+    groups = tumor_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
     var = pd.Index(adata.var_names.astype(str))

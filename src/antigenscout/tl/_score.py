@@ -42,20 +42,20 @@ from ._evidence import (  # bulk protein evidence lives in _evidence; re-exporte
 )
 from ._exposure import check_route, exposure_summary
 from ._groups import (  # the tumour's grouping, shared with the rate model
-    TumourGroups,
+    TumorGroups,
 )
 from ._measured import _wilson
 from ._organs import DOSING_INTERVAL_DAYS
 from ._risk import CP10K_TO_NTPM, healthy_risk
 from ._risk_table import HealthyRisk
 from ._targetability import MODALITY_PROFILES, ModalityProfile, targetability
-from ._tumour import (
-    TumourInput,
+from ._tumor import (
+    TumorInput,
     _count_positive,
     _Counts,
-    _tumour_mean_cp10k,
+    _tumor_mean_cp10k,
     check_positivity_args,
-    prepare_tumour,
+    prepare_tumor,
 )
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ def score_targets(  # noqa: PLR0913
         raise InputError(msg)
     check_route(route)
     check_positivity_args(positivity, n_neighbors)
-    tumour = prepare_tumour(
+    tumour = prepare_tumor(
         adata,
         reference=reference,
         malignant_key=malignant_key,
@@ -286,7 +286,7 @@ def score_targets(  # noqa: PLR0913
 def _annotate(  # noqa: PLR0913, PLR0917
     table: pd.DataFrame,
     patient_cov: pd.DataFrame,
-    tumour: TumourInput,
+    tumour: TumorInput,
     counted_: _Counts,
     modality: str | None,
     cancer: str | None,
@@ -318,7 +318,7 @@ def _annotate(  # noqa: PLR0913, PLR0917
     if counted_.cp10k_sums is not None:
         mean = counted_.cp10k_sums / max(groups.n, 1)
     else:
-        mean = _tumour_mean_cp10k(
+        mean = _tumor_mean_cp10k(
             tumour.X, groups.rows, tumour.lib_obs, tumour.col_idx, kind=tumour.kind
         )
     table["tumor_mean_cp10k"] = np.round(mean, 4)
@@ -397,7 +397,7 @@ def _bulk_protein_coverage(  # noqa: PLR0913, PLR0917
     cancer: str,
     cands: pd.Index,
     X: Any,
-    groups: TumourGroups,
+    groups: TumorGroups,
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
 ) -> pd.DataFrame:
@@ -409,7 +409,7 @@ def _bulk_protein_coverage(  # noqa: PLR0913, PLR0917
     table = table.join(
         _cptac_evidence(reference, cancer, cands, path_cov, _ihc_coverage_genes(path_cov))
     )
-    level = _tumour_mean_cp10k(
+    level = _tumor_mean_cp10k(
         X, groups.rows, lib_obs, col_idx, kind="bulk", codes=groups.patient.codes
     )
     fused = fused_coverage(reference, cancer, cands, rna_level=level.T * CP10K_TO_NTPM)
@@ -445,7 +445,7 @@ def _fused_params() -> dict[str, Any]:
 def _coverage_table(  # noqa: PLR0913, PLR0917
     counts: np.ndarray,
     group_sizes: np.ndarray,
-    groups: TumourGroups,
+    groups: TumorGroups,
     genes: pd.Index,
     patient_threshold: float,
     covered_samples: np.ndarray | None = None,

@@ -1,7 +1,7 @@
 """Logic-gate search on AnnData: the scanpy-style front of :mod:`antigenscout.tl._gates`.
 
 Tumour positivity comes from the same model as single targets
-(:func:`antigenscout.tl._tumour.tumour_positivity`); healthy risk from the embedded pseudobulk
+(:func:`antigenscout.tl._tumor.tumor_positivity`); healthy risk from the embedded pseudobulk
 reference (per-type fractions only, so a gate's risk is a Fréchet upper bound,
 ``risk_is_bound=True``), from healthy single cells (exact co-positivity per cell type) with
 ``healthy_only=True``, or, by default when single cells are given, from both (exact in the
@@ -43,8 +43,8 @@ from ._gates import (
     HealthyMixed,
     HealthyPseudobulk,
     evaluate_gates,
+    search_gate_matrix,
 )
-from ._gates import search_gates as _search_arrays
 from ._gates._arms import (
     ARM_CONFIDENCE,
     BODY_WIDE_NTPM,
@@ -58,15 +58,15 @@ from ._gates._arms import (
     judge_arms,
 )
 from ._gates._evaluate import _pareto
-from ._groups import cell_type_labels, counts_matrix, tumour_groups
+from ._groups import cell_type_labels, counts_matrix, tumor_groups
 from ._measured import shown_fraction
 from ._risk import INTERVAL_SHAPES, healthy_risk, positive_fraction_from_mean
 from ._score import _exposure_params
-from ._tumour import (
-    _tumour_mean_cp10k,
+from ._tumor import (
+    _tumor_mean_cp10k,
     check_positivity_args,
-    prepare_tumour,
-    tumour_positivity,
+    prepare_tumor,
+    tumor_positivity,
 )
 
 #: Reachability every arm of a binder's gate needs: an inhibitory (NOT) arm must bind too,
@@ -129,7 +129,7 @@ def _type_means(
     """  # noqa: D205
     X, lib_obs = counts_matrix(healthy, layer)
     cols = pd.Index(healthy.var_names.astype(str)).get_indexer(genes)
-    means = _tumour_mean_cp10k(
+    means = _tumor_mean_cp10k(
         X, np.arange(healthy.n_obs), lib_obs, np.maximum(cols, 0), kind="single_cell",
         codes=np.asarray(cells.cell_types), n_groups=len(cells.weights),
     )  # fmt: skip
@@ -176,8 +176,8 @@ def _healthy_from_cells(  # noqa: PLR0913
             f"(e.g. {', '.join(missing[:5])}); harmonise both inputs to the same genes"
         )
         raise InputError(msg)
-    groups = tumour_groups(healthy, malignant_key=None, patient_key=None)
-    H, params = tumour_positivity(
+    groups = tumor_groups(healthy, malignant_key=None, patient_key=None)
+    H, params = tumor_positivity(
         healthy,
         groups,
         var.get_indexer(genes),
@@ -240,7 +240,7 @@ def not_shown_absent(  # noqa: PLR0913, PLR0917
     n_p = order.size
     calls = sparse.csr_matrix(T, dtype=np.float64)
     # mean CP10k over each patient's called-negative cells, one pass over the malignant rows
-    mean_neg = _tumour_mean_cp10k(
+    mean_neg = _tumor_mean_cp10k(
         X, groups.rows, lib_obs, col_idx, kind="single_cell", codes=code, n_groups=n_p,
         exclude=calls,
     )  # fmt: skip
@@ -371,7 +371,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
         Gates returned.
     triple_budget
         Work allowed for OR triples before they are searched by a beam with a stated gap (see
-        :func:`antigenscout.tl._gates.search_gates`); ``None`` keeps them exact however long
+        :func:`antigenscout.tl._gates.search_gate_matrix`); ``None`` keeps them exact however long
         it takes. Rows a skipped triple could beat get ``optimal=False``.
     positivity, threshold, layer
         Positivity model, its threshold (CP10k) and the counts layer.
@@ -430,7 +430,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
             raise InputError(msg)
     check_positivity_args(positivity)
-    tumour = prepare_tumour(
+    tumour = prepare_tumor(
         adata,
         reference=reference,
         malignant_key=malignant_key,
@@ -454,7 +454,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
         raise InputError(msg)
     # the designs' genes that are not candidates ride along for evaluation, outside the search
     extra = pd.Index([g for g in design_genes if g not in set(cands)])
-    T, pos_params = tumour_positivity(
+    T, pos_params = tumor_positivity(
         adata,
         groups,
         var.get_indexer(cands.append(extra)),
@@ -572,7 +572,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
         else None
     )
     say("gate search", 0, None)
-    table = _search_arrays(
+    table = search_gate_matrix(
         T,
         np.asarray(groups.patient),
         hdata,

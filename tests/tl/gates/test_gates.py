@@ -18,7 +18,7 @@ from antigenscout.tl._gates import (
     HealthyPseudobulk,
     evaluate_gates,
     parse_gate,
-    search_gates,
+    search_gate_matrix,
 )
 from antigenscout.tl._gates._bounds import _pair_stats
 from antigenscout.tl._gates._engine import _KIND_CODE, _combine, _pair_gate, _Search
@@ -323,7 +323,7 @@ def test_search_exact_up_to_three(ops, objective, pseudobulk):
         healthy = HealthyCells(sparse.csr_array(H), ct, w)
         expect = _brute_values(T, H, ct, w, 3, ops, cap, objective)
     k = 15
-    df = search_gates(
+    df = search_gate_matrix(
         sparse.csc_array(T),
         pat,
         healthy,
@@ -354,7 +354,7 @@ def test_min_genes(min_genes):
     T, H, ct, w, pat = _data(17, g=6)
     ops = ("and", "or", "not")
     expect = _brute_values(T, H, ct, w, 3, ops, 0.2, "coverage", min_genes=min_genes)
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         HealthyCells(H, ct, w),
@@ -372,8 +372,8 @@ def test_min_genes(min_genes):
 def test_pair_methods_agree():
     T, H, ct, w, pat = _data(11, g=6)
     kw = {"genes": GENES6, "max_genes": 2, "top_k": 40, "max_vital_risk": 0.3}
-    a = search_gates(T, pat, HealthyCells(H, ct, w), pair_method="bits", **kw)
-    b = search_gates(T, pat, HealthyCells(H, ct, w), pair_method="gram", **kw)
+    a = search_gate_matrix(T, pat, HealthyCells(H, ct, w), pair_method="bits", **kw)
+    b = search_gate_matrix(T, pat, HealthyCells(H, ct, w), pair_method="gram", **kw)
     assert a["gate"].tolist() == b["gate"].tolist()
 
 
@@ -403,9 +403,9 @@ def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind
           "not_missed": missed}  # fmt: skip
     for cap, min_genes in ((0.4, 1), (1.0, 2)):
         cands = genes[3:]  # a candidate subset, so genes outside it are skipped too
-        a = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+        a = search_gate_matrix(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
                          candidates=cands, **kw)  # fmt: skip
-        b = search_gates(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
+        b = search_gate_matrix(T, pat, healthy, max_vital_risk=cap, min_genes=min_genes,
                          candidates=cands, pair_method="gram", **kw)  # fmt: skip
         assert a["gate"].tolist() == b["gate"].tolist()
         np.testing.assert_array_equal(a["objective"].to_numpy(), b["objective"].to_numpy())
@@ -414,7 +414,7 @@ def test_two_gene_top_k_cut_skips_nothing_that_matters(monkeypatch, healthy_kind
 def test_beam_four_five_is_sound():
     T, H, ct, w, pat = _data(13, g=7, n_t=150)
     genes = [f"G{i}" for i in range(7)]
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         HealthyCells(H, ct, w),
@@ -429,7 +429,7 @@ def test_beam_four_five_is_sound():
     assert (df["optimality_gap"] >= 0).all()
     assert ((df["optimality_gap"] == 0) == df["optimal"]).all()
     # with a beam wide enough to hold everything nothing is skipped
-    full = search_gates(
+    full = search_gate_matrix(
         T,
         pat,
         HealthyCells(H, ct, w),
@@ -489,7 +489,7 @@ def test_wide_beam_is_exact_on_four_gene_chains():
     genes = [f"G{i}" for i in range(5)]
     cap = 0.2
     expect = _chain_gate_coverages(T, H, ct, w, n_genes=5, depth=4, cap=cap)
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         HealthyCells(H, ct, w),
@@ -537,8 +537,8 @@ def test_triple_budget_huge_is_the_exact_search(objective, healthy_kind):
         healthy = _mixed(H, ct, w, frac, w_pb)
         expect = _brute_values(T, H, ct, w, 3, _ALL_OPS, cap, objective, bulk=(frac, w_pb))
     kw = {"genes": genes, "max_genes": 3, "max_vital_risk": cap, "top_k": 20}
-    exact = search_gates(T, pat, healthy, objective=objective, triple_budget=None, **kw)
-    wide = search_gates(T, pat, healthy, objective=objective, triple_budget=10**12, **kw)
+    exact = search_gate_matrix(T, pat, healthy, objective=objective, triple_budget=None, **kw)
+    wide = search_gate_matrix(T, pat, healthy, objective=objective, triple_budget=10**12, **kw)
     assert wide.attrs["triple_or_work"] > 0
     assert not wide.attrs["triple_beam"]
     assert wide["gate"].tolist() == exact["gate"].tolist()
@@ -561,7 +561,7 @@ def test_triple_budget_small_states_a_sound_bound(budget, objective, seed):
     healthy = HealthyCells(H, ct, w)
     expect = _brute_values(T, H, ct, w, 3, _ALL_OPS, cap, objective)
     k = 20
-    df = search_gates(T, pat, healthy, genes=genes, max_genes=3, max_vital_risk=cap, top_k=k,
+    df = search_gate_matrix(T, pat, healthy, genes=genes, max_genes=3, max_vital_risk=cap, top_k=k,
                       objective=objective, triple_budget=budget)  # fmt: skip
     assert df.attrs["triple_beam"]
     assert df.attrs["triple_or_work"] > budget
@@ -588,7 +588,7 @@ def test_triple_budget_bound_carries_into_the_four_gene_beam():
     genes = [f"G{i}" for i in range(5)]
     cap = 0.2
     expect = _chain_gate_coverages(T, H, ct, w, n_genes=5, depth=4, cap=cap)
-    df = search_gates(T, pat, HealthyCells(H, ct, w), genes=genes, max_genes=4,
+    df = search_gate_matrix(T, pat, HealthyCells(H, ct, w), genes=genes, max_genes=4,
                       max_vital_risk=cap, top_k=12, beam_width=3, triple_budget=0)  # fmt: skip
     assert df.attrs["triple_beam"]
     n = len(df)
@@ -638,7 +638,9 @@ def test_or_child_bound_max_is_above_every_feasible_or_child(objective):
 def test_triple_budget_refused():
     T, H, ct, w, pat = _data(1)
     with pytest.raises(InputError, match="triple_budget"):
-        search_gates(T, pat, HealthyCells(H, ct, w), genes=GENES6, max_genes=3, triple_budget=-1)
+        search_gate_matrix(
+            T, pat, HealthyCells(H, ct, w), genes=GENES6, max_genes=3, triple_budget=-1
+        )
 
 
 @settings(max_examples=25, deadline=None)
@@ -652,7 +654,7 @@ def test_property_search_matches_brute_force(seed, cap, g):
     genes = [f"G{i}" for i in range(g)]
     ops = ("and", "or", "not")
     expect = _brute_values(T, H, ct, w, 3, ops, cap, "coverage")
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         HealthyCells(H, ct, w),
@@ -781,7 +783,7 @@ def test_search_exact_up_to_three_mixed(ops, objective):
     expect = _brute_values(T, H, ct, w, 3, ops, cap, objective, bulk=(frac, w_pb))
     healthy = _mixed(sparse.csr_array(H), ct, w, frac, w_pb)
     k = 15
-    df = search_gates(
+    df = search_gate_matrix(
         sparse.csc_array(T),
         pat,
         healthy,
@@ -819,7 +821,7 @@ def test_property_mixed_search_matches_brute_force(seed, cap, g, objective):
     genes = [f"G{i}" for i in range(g)]
     ops = ("and", "or", "not")
     expect = _brute_values(T, H, ct, w, 3, ops, cap, objective, bulk=(frac, w_pb))
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         _mixed(H, ct, w, frac, w_pb),
@@ -919,7 +921,7 @@ def test_triple_candidates_equal_full_enumeration(kind_of_healthy, objective, ca
     modes = np.array([0, 1, 2], dtype=np.int64)
     tv = search._parent_types(kind, pa, pb)
     args = (
-        kind, pa, pb, covp, riskp, np.arange(g), modes, st_.P, prob.s, float(prob.n_tumour),
+        kind, pa, pb, covp, riskp, np.arange(g), modes, st_.P, prob.s, float(prob.n_tumor),
         prob.r_single, st_.r_and, st_.r_or, st_.r_andnot, cap, tau, objective == "score",
     )  # fmt: skip
     par, gene, mode, ub = triple_candidates(*args, *tv, *search._type_orders())
@@ -957,7 +959,7 @@ def test_mixed_wide_beam_is_exact_on_four_gene_chains():
         if max(exact, bound) <= cap + 1e-12:
             vals.append(_np_eval(gt, T).mean())
     expect = np.sort(vals)[::-1]
-    df = search_gates(
+    df = search_gate_matrix(
         T,
         pat,
         _mixed(H, ct, w, frac, w_pb),
@@ -975,19 +977,19 @@ def test_mixed_input_forms_and_errors():
     T, H, ct, w, pat, frac, w_pb, _, _ = _mixed_data(3, g=6)
     mixed = _mixed(H, ct, w, frac, w_pb)
     kw = {"genes": GENES6, "max_genes": 2, "top_k": 30, "max_vital_risk": 0.4}
-    a = search_gates(T, pat, mixed, **kw)
-    b = search_gates(T, pat, [mixed.pseudobulk, mixed.cells], **kw)  # a pair, either order
-    c = search_gates(T, pat, mixed, pair_method="gram", **kw)
+    a = search_gate_matrix(T, pat, mixed, **kw)
+    b = search_gate_matrix(T, pat, [mixed.pseudobulk, mixed.cells], **kw)  # a pair, either order
+    c = search_gate_matrix(T, pat, mixed, pair_method="gram", **kw)
     assert a["gate"].tolist() == b["gate"].tolist() == c["gate"].tolist()
     np.testing.assert_array_equal(a["worst_healthy_risk"], c["worst_healthy_risk"])
     with pytest.raises(InputError, match="HealthyMixed"):
-        search_gates(T, pat, [mixed.cells, mixed.cells], **kw)
+        search_gate_matrix(T, pat, [mixed.cells, mixed.cells], **kw)
     with pytest.raises(InputError, match="HealthyMixed"):
-        search_gates(T, pat, (mixed.cells,), **kw)
+        search_gate_matrix(T, pat, (mixed.cells,), **kw)
     with pytest.raises(InputError, match=r"healthy\.pseudobulk\.fractions"):
-        search_gates(T, pat, _mixed(H, ct, w, frac[:, :5], w_pb), **kw)
+        search_gate_matrix(T, pat, _mixed(H, ct, w, frac[:, :5], w_pb), **kw)
     with pytest.raises(InputError, match=r"healthy\.cells\.weights"):
-        search_gates(T, pat, _mixed(H, ct, w * 2, frac, w_pb), **kw)
+        search_gate_matrix(T, pat, _mixed(H, ct, w * 2, frac, w_pb), **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1023,7 +1025,7 @@ def planted_pair(seed: int = 0):
 def test_planted_pair_is_top_and_gate():
     T, H, ct, pat = planted_pair()
     genes = [f"G{i}" for i in range(T.shape[1])]
-    df = search_gates(
+    df = search_gate_matrix(
         sparse.csr_array(T),
         pat,
         HealthyCells(sparse.csr_array(H), ct, np.ones(10)),
@@ -1048,17 +1050,17 @@ def test_input_errors():
     T, H, ct, w, pat = _data(2)
     hc = HealthyCells(H, ct, w)
     with pytest.raises(InputError, match="ops"):
-        search_gates(T, pat, hc, genes=GENES6, ops=("xor",))
+        search_gate_matrix(T, pat, hc, genes=GENES6, ops=("xor",))
     with pytest.raises(InputError, match="needs 'and'"):
-        search_gates(T, pat, hc, genes=GENES6, ops=("or", "not"))
+        search_gate_matrix(T, pat, hc, genes=GENES6, ops=("or", "not"))
     with pytest.raises(InputError, match="max_genes"):
-        search_gates(T, pat, hc, genes=GENES6, max_genes=6)
+        search_gate_matrix(T, pat, hc, genes=GENES6, max_genes=6)
     with pytest.raises(InputError, match="gene names"):
-        search_gates(T, pat, hc, genes=GENES6[:5])
+        search_gate_matrix(T, pat, hc, genes=GENES6[:5])
     with pytest.raises(InputError, match="0 and 1"):
-        search_gates(T * 2.5, pat, hc, genes=GENES6)
+        search_gate_matrix(T * 2.5, pat, hc, genes=GENES6)
     with pytest.raises(InputError, match="one label per tumour cell"):
-        search_gates(T, pat[:-1], hc, genes=GENES6)
+        search_gate_matrix(T, pat[:-1], hc, genes=GENES6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1124,7 +1126,7 @@ def test_not_arm_on_evidence_matches_brute_force(objective, seed, max_genes):
     T, pat, frac, shown, w, miss_pg = _veto_data(seed)
     cap = 0.6
     expect = _brute_veto(T, pat, frac, shown, w, miss_pg, cap, objective, max_genes=max_genes)
-    df = search_gates(
+    df = search_gate_matrix(
         sparse.csc_array(T),
         pat,
         HealthyPseudobulk(frac, w, shown=shown),
@@ -1160,7 +1162,7 @@ def test_not_arm_hidden_cells_stay_in_their_patient():
     row = evaluate_gates(["G0 AND NOT G1"], T, pat, healthy, genes=["G0", "G1"],
                          not_missed=miss).iloc[0]  # fmt: skip
     assert row["tumor_coverage"] == pytest.approx(0.5)
-    df = search_gates(T, pat, healthy, genes=["G0", "G1"], max_genes=2, min_genes=2,
+    df = search_gate_matrix(T, pat, healthy, genes=["G0", "G1"], max_genes=2, min_genes=2,
                       ops=("and", "not"), max_vital_risk=1.0, not_missed=miss)  # fmt: skip
     assert df.set_index("gate").loc["G0 AND NOT G1", "tumor_coverage"] == pytest.approx(0.5)
 

@@ -2,7 +2,7 @@
 
 A gate is a Boolean formula over 1–5 antigens built from AND, OR and NOT on single antigens
 (:class:`Gate`). This package evaluates gates exactly on tumour and healthy cells and searches the
-space of gates for the best coverage under a cap on vital healthy risk (:func:`search_gates`).
+space of gates for the best coverage under a cap on vital healthy risk (:func:`search_gate_matrix`).
 The bounds used for pruning are stated and proved in ``docs/gates.md``. Its rooms, each read
 alone:
 
@@ -11,7 +11,7 @@ alone:
   :class:`HealthyMixed`) packed once for exact counting (``_Problem``);
 * ``_evaluate``: given gates, one row each (:func:`evaluate_gates`);
 * ``_bounds``: pair statistics and the pair values the search ranks on;
-* ``_engine``: the search (:func:`search_gates`): pairs exhaustively, triples by branch and
+* ``_engine``: the search (:func:`search_gate_matrix`): pairs exhaustively, triples by branch and
   bound, larger gates by beam;
 * ``_arms``: does each arm of a reported gate earn its place against noise.
 
@@ -30,7 +30,7 @@ Definitions (all denominators explicit):
 * ``score`` = ``tumor_coverage * (1 - worst_healthy_risk)`` for feasible gates, 0 otherwise.
 """
 
-from ._engine import TRIPLE_BUDGET, search_gates
+from ._engine import TRIPLE_BUDGET, search_gate_matrix
 from ._evaluate import evaluate_gates
 from ._gate import Gate, parse_gate
 from ._problem import HealthyCells, HealthyMixed, HealthyPseudobulk
@@ -43,5 +43,5 @@ __all__ = [
     "HealthyPseudobulk",
     "evaluate_gates",
     "parse_gate",
-    "search_gates",
+    "search_gate_matrix",
 ]

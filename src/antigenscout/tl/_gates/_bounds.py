@@ -129,7 +129,7 @@ def _pair_stats_top(  # noqa: PLR0913, PLR0917
     absent. The matrices are over the candidates only, in that sorted order (``rows``). The
     result equals the full search's.
     """
-    N = prob.n_tumour
+    N = prob.n_tumor
     order = cand[np.argsort(-prob.s[cand], kind="stable")]
     kinds = (1 if "and" in ops else 0) | (2 if "or" in ops else 0) | (4 if "not" in ops else 0)
     cut = 0.0

@@ -1,5 +1,5 @@
 """The exact search: singles and pairs exhaustively, triples by branch and bound, larger
-gates by beam search (:func:`search_gates`).
+gates by beam search (:func:`search_gate_matrix`).
 """  # noqa: D205
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _tie_key(gate: Gate) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in repr(gate.sort_key()))
 
 
-#: Default OR-child work of an exact triple search (see ``search_gates(triple_budget=...)``):
+#: Default OR-child work of an exact triple search (see ``search_gate_matrix(triple_budget=...)``):
 #: 10^8 (e.g. 100,000 feasible parents × 1,000 feasible genes): 35–45 s on the 1,000-gene
 #: benchmark on the development machine (docs/benchmarks.md); docs/gates.md, "OR triples".
 TRIPLE_BUDGET = 100_000_000
@@ -105,7 +105,7 @@ class _Search:
         self.ops = ops
         self.cap = cap
         self.objective = objective
-        self.N = prob.n_tumour
+        self.N = prob.n_tumor
         self.s = prob.s
         self.n_evaluated = 0
         self.triple_work = 0  # OR-child work estimate of the last triple search
@@ -676,7 +676,7 @@ def _resolve_candidates(genes: np.ndarray, candidates: Sequence[str] | None) -> 
     return np.array(sorted({index[str(c)] for c in candidates}), dtype=np.int64)
 
 
-def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
+def search_gate_matrix(  # noqa: PLR0912, PLR0913, PLR0915
     T: object,
     patients: np.ndarray,
     healthy: HealthyInput,
@@ -783,7 +783,9 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
         ops = (ops,)
     bad = [o for o in ops if o not in _OPS]
     if bad:
-        msg = f"The 'ops' parameter of search_gates must be among {set(_OPS)}. Got {bad[0]!r}."
+        msg = (
+            f"The 'ops' parameter of search_gate_matrix must be among {set(_OPS)}. Got {bad[0]!r}."
+        )
         raise InputError(msg)
     opset = frozenset(ops)
     if "not" in opset and "and" not in opset:

@@ -35,7 +35,7 @@ def _row(
     # patient that may carry it undetected (``not_missed``) are taken off that patient's count
     miss_p = prob.miss_pg[:, neg].sum(1)
     kept = np.maximum(0.0, per_patient - miss_p)
-    cov = float(kept.sum()) / prob.n_tumour
+    cov = float(kept.sum()) / prob.n_tumor
     pcov = kept / prob.tumour.group_sizes
     lo, hi, est = prob.healthy_fraction(gate)
     risk_hi = prob.w * hi
@@ -62,7 +62,7 @@ def _row(
         "ops": ",".join(gate.ops),
         "tumor_coverage": cov,
         "tumor_n_positive": n_cells,
-        "tumor_coverage_cells": n_cells / prob.n_tumour,
+        "tumor_coverage_cells": n_cells / prob.n_tumor,
         "patients_covered_fraction": float(np.mean(pcov >= coverage_threshold - _EPS)),
         "patient_coverage_median": float(np.median(pcov)),
         "patient_coverage_min": float(pcov.min()),
@@ -128,7 +128,7 @@ def evaluate_gates(  # noqa: PLR0913
     Returns
     -------
     pandas.DataFrame
-        One row per gate with the columns described in :func:`search_gates` (no ``rank``).
+        One row per gate with the columns described in :func:`search_gate_matrix` (no ``rank``).
     """  # noqa: D205
     prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
     parsed = [g if isinstance(g, Gate) else parse_gate(str(g), prob.genes) for g in gates]

@@ -174,7 +174,7 @@ class _Problem:
             msg = f"patients must hold one label per tumour cell ({n_t}); got {patients.shape}."
             raise InputError(msg)
         self.tumour = pack_groups(self.T, patients, name="T")
-        self.n_tumour = n_t
+        self.n_tumor = n_t
         n_p = self.tumour.group_sizes.size
         if not_missed is None:
             self.miss_pg = np.zeros((n_p, g))

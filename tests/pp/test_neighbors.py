@@ -9,7 +9,7 @@ from positivity_data import N_CELLS, K, brute_knn, collect
 
 from antigenscout._errors import InputError
 from antigenscout.pp._kernels import count_rows_by_group
-from antigenscout.pp._neighbours import knn_blocks_from_neighbours, knn_counts_from_neighbours
+from antigenscout.pp._neighbors import knn_blocks_from_neighbors, knn_counts_from_neighbors
 from antigenscout.pp._positivity import DEFAULT_PRIOR_SHAPE
 
 
@@ -17,7 +17,7 @@ from antigenscout.pp._positivity import DEFAULT_PRIOR_SHAPE
 @pytest.mark.parametrize("threads", [1, 2])
 def test_knn_counts_equal_bruteforce_calls_per_group(data, whole, threads):
     """Counted calls per group == brute-force calls (numpy/scipy Gamma) summed per group,
-    and == the listed calls of knn_blocks_from_neighbours, on the kernel path (whole counts)
+    and == the listed calls of knn_blocks_from_neighbors, on the kernel path (whole counts)
     and the general path (fractional counts)."""
     X, lib, graph = data
     X = X if whole else X * 1.5  # not whole: the general path
@@ -33,10 +33,10 @@ def test_knn_counts_equal_bruteforce_calls_per_group(data, whole, threads):
     want = np.stack([want_calls[codes == g].sum(axis=0) for g in range(3)])
     kw = {"threshold": 5.0, "prior_shape": DEFAULT_PRIOR_SHAPE, "block_size": 10}
     Xs = sp.csr_matrix(X, dtype=np.float32)
-    got = knn_counts_from_neighbours(Xs, lib, nbr, codes, 3, threads=threads, **kw)
+    got = knn_counts_from_neighbors(Xs, lib, nbr, codes, 3, threads=threads, **kw)
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, want)
-    listed = collect(knn_blocks_from_neighbours(Xs, lib, nbr, threads=threads, **kw), N_CELLS)
+    listed = collect(knn_blocks_from_neighbors(Xs, lib, nbr, threads=threads, **kw), N_CELLS)
     np.testing.assert_array_equal(listed, want_calls)
     assert want.sum() > 0
 
@@ -49,7 +49,7 @@ def test_knn_counts_refuse_bad_codes(data):
     kw = {"threshold": 5.0, "prior_shape": DEFAULT_PRIOR_SHAPE}
     for codes in (np.full(N_CELLS, 2), np.full(N_CELLS, -1), np.zeros(N_CELLS - 1, dtype=int)):
         with pytest.raises(InputError, match="codes"):
-            knn_counts_from_neighbours(Xs, lib, nbr, codes, 2, **kw)
+            knn_counts_from_neighbors(Xs, lib, nbr, codes, 2, **kw)
 
 
 def test_count_rows_by_group_vs_numpy():

@@ -21,7 +21,7 @@ from ._checks import _check_codes, _check_library, _check_soup
 from ._knn import _native_terms
 from ._positivity import _check_threshold, positive_blocks
 
-__all__ = ["count_blocks", "knn_blocks_from_neighbours", "knn_counts_from_neighbours"]
+__all__ = ["count_blocks", "knn_blocks_from_neighbors", "knn_counts_from_neighbors"]
 
 
 def _pool_terms(
@@ -121,7 +121,7 @@ def _in_pairs(call: Callable[[int], Any], starts: list[int], threads: int) -> It
                 yield ahead.result()
 
 
-def knn_blocks_from_neighbours(  # noqa: PLR0913
+def knn_blocks_from_neighbors(  # noqa: PLR0913
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -207,7 +207,7 @@ def count_blocks(
     return counts
 
 
-def knn_counts_from_neighbours(  # noqa: PLR0913
+def knn_counts_from_neighbors(  # noqa: PLR0913
     Xg: sp.csr_matrix,
     lib: np.ndarray,
     nbr: np.ndarray,
@@ -221,13 +221,13 @@ def knn_counts_from_neighbours(  # noqa: PLR0913
     progress: Callable[[int, int], None] | None = None,
     soup: Soup | None = None,
 ) -> np.ndarray:
-    """Positive cells per group of :func:`knn_blocks_from_neighbours`'s calls, counted by the
+    """Positive cells per group of :func:`knn_blocks_from_neighbors`'s calls, counted by the
     kernel without listing them (what a ranking needs; 2.2x faster pooling).
 
     Parameters
     ----------
     Xg, lib, nbr, threshold, prior_shape, block_size, threads
-        As in :func:`knn_blocks_from_neighbours`.
+        As in :func:`knn_blocks_from_neighbors`.
     codes
         Group (0 .. ``n_groups`` - 1) of each cell.
     n_groups
@@ -235,12 +235,12 @@ def knn_counts_from_neighbours(  # noqa: PLR0913
     progress
         Optional ``f(cells done, cells)`` after each block.
     soup
-        As in :func:`knn_blocks_from_neighbours`.
+        As in :func:`knn_blocks_from_neighbors`.
 
     Returns
     -------
     ``(n_groups, genes)`` int64 counts, equal to summing the blocks of
-    :func:`knn_blocks_from_neighbours` per group (tested).
+    :func:`knn_blocks_from_neighbors` per group (tested).
     """  # noqa: D205
     from ._graph_kernels import knn_count_block  # noqa: PLC0415
 

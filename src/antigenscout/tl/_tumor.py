@@ -1,9 +1,9 @@
 """Read the tumour: its checked input, candidate genes and positivity counts.
 
 The first steps of both ranking tools (:func:`antigenscout.tl.score_targets` and
-:func:`antigenscout.tl.search_gates`): :func:`prepare_tumour` checks the input once and
+:func:`antigenscout.tl.search_gates`): :func:`prepare_tumor` checks the input once and
 gathers the counts, the malignant rows grouped by patient and compartment, and the modality's
-candidates (:func:`candidate_genes`); :func:`tumour_positivity` and ``_count_positive`` call
+candidates (:func:`candidate_genes`); :func:`tumor_positivity` and ``_count_positive`` call
 each malignant cell positive or not (the ``knn`` model with the soup discounted, or a per-cell
 threshold) in one streamed pass over the counts.
 """
@@ -31,11 +31,11 @@ from ..io._validate import check_counts
 from ._evidence import _cancer_key, _pathology, _values
 from ._groups import (
     UNASSIGNED,
-    TumourGroups,
+    TumorGroups,
     _group_codes,
     _labels,
     counts_matrix,
-    tumour_groups,
+    tumor_groups,
 )
 from ._rate import JACKKNIFE_BLOCKS, RateSums
 from ._risk import CP10K_TO_NTPM, positive_fraction_from_mean
@@ -48,10 +48,10 @@ if TYPE_CHECKING:
     from ..reference import Reference
 
 __all__ = [
-    "TumourInput",
+    "TumorInput",
     "candidate_genes",
-    "prepare_tumour",
-    "tumour_positivity",
+    "prepare_tumor",
+    "tumor_positivity",
 ]
 
 #: Rows read at a time when streaming per-cell positivity.
@@ -103,10 +103,10 @@ def candidate_genes(
 
 
 @dataclass(frozen=True)
-class TumourInput:
+class TumorInput:
     """The tumour as :func:`score_targets` and ``search_gates`` read it, checked once.
 
-    Built by :func:`prepare_tumour`: the counts (and any stored library sizes), the malignant
+    Built by :func:`prepare_tumor`: the counts (and any stored library sizes), the malignant
     rows grouped by patient and compartment, the modality's candidate genes and the
     positivity threshold.
     """
@@ -116,7 +116,7 @@ class TumourInput:
     X: Any  #: counts matrix (``X`` or the layer), CSR, dense or backed
     lib_obs: np.ndarray | None  #: library sizes stored in obs, else ``None``
     var: pd.Index  #: the input's gene names
-    groups: TumourGroups
+    groups: TumorGroups
     cands: pd.Index  #: candidate genes, in the input's order
     threshold: float  #: positivity threshold, CP10k
     kind: str  #: ``'single_cell'`` or ``'bulk'``
@@ -127,7 +127,7 @@ class TumourInput:
         return self.var.get_indexer(self.cands)
 
 
-def prepare_tumour(  # noqa: PLR0913
+def prepare_tumor(  # noqa: PLR0913
     adata: AnnData,
     *,
     reference: Reference | None,
@@ -141,7 +141,7 @@ def prepare_tumour(  # noqa: PLR0913
     min_reach: float = 0.0,
     gate_reach: float | None = None,
     cancer: str | None = None,
-) -> TumourInput:
+) -> TumorInput:
     """Check the tumour input and gather what both ranking tools read from it.
 
     Parameters
@@ -160,7 +160,7 @@ def prepare_tumour(  # noqa: PLR0913
 
     Returns
     -------
-    The checked :class:`TumourInput`.
+    The checked :class:`TumorInput`.
     """
     from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
     from ..reference import load_reference  # noqa: PLC0415
@@ -179,7 +179,7 @@ def prepare_tumour(  # noqa: PLR0913
         _cancer_key(cancer, _values(_pathology(reference)["cancer"]))
     X, lib_obs = counts_matrix(adata, layer)
     check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
-    groups = tumour_groups(
+    groups = tumor_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
     var = pd.Index(adata.var_names.astype(str))
@@ -194,7 +194,7 @@ def prepare_tumour(  # noqa: PLR0913
             "check that gene names are symbols or Ensembl ids (run harmonise_genes first)"
         )
         raise InputError(msg)
-    return TumourInput(adata, reference, X, lib_obs, var, groups, cands, threshold, str(kind))
+    return TumorInput(adata, reference, X, lib_obs, var, groups, cands, threshold, str(kind))
 
 
 @dataclass
@@ -211,7 +211,7 @@ class _Counts:
 
 
 def _count_positive(  # noqa: PLR0913
-    tumour: TumourInput,
+    tumour: TumorInput,
     *,
     positivity: str,
     n_neighbors: int | None,
@@ -252,7 +252,7 @@ def _count_positive(  # noqa: PLR0913
         soup = None
         if ambient:
             (progress or no_progress)("ambient RNA", 0, None)
-            soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx)
+            soup, amb = tumor_soup(adata, X, groups, lib_obs, col_idx)
         counts, params_pos = _knn_counts(
             adata,
             X,
@@ -308,7 +308,7 @@ def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> No
         raise InputError(msg)
 
 
-def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) -> Any:
+def _given_graph(adata: AnnData, groups: TumorGroups, graph_key: str | None) -> Any:
     """The malignant cells' block of ``adata.obsp[graph_key]`` with every edge across a
     patient or compartment removed, or ``None`` (build one).
     """  # noqa: D205, D401
@@ -320,7 +320,7 @@ def _given_graph(adata: AnnData, groups: TumourGroups, graph_key: str | None) ->
 
 
 def _knn_params(
-    groups: TumourGroups, threshold: float, n_neighbors: int | None, graph_key: str | None
+    groups: TumorGroups, threshold: float, n_neighbors: int | None, graph_key: str | None
 ) -> dict[str, Any]:
     from ..pp._positivity import DEFAULT_N_NEIGHBORS  # noqa: PLC0415
 
@@ -346,7 +346,7 @@ def _knn_params(
     }
 
 
-def _pool_batches(groups: TumourGroups) -> np.ndarray:
+def _pool_batches(groups: TumorGroups) -> np.ndarray:
     """Integer pooling batch of each malignant cell: its patient and, where compartments are
     labelled, its compartment (neighbours are never pooled across a label boundary).
     """  # noqa: D205
@@ -358,7 +358,7 @@ def _pool_batches(groups: TumourGroups) -> np.ndarray:
 
 
 def _streamed_kwargs(
-    groups: TumourGroups, lib_obs: np.ndarray | None, n_neighbors: int | None
+    groups: TumorGroups, lib_obs: np.ndarray | None, n_neighbors: int | None
 ) -> dict[str, Any]:
     """Arguments of the streamed pass: neighbours within each patient and compartment."""
     kw: dict[str, Any] = {
@@ -370,7 +370,7 @@ def _streamed_kwargs(
     return kw
 
 
-def cell_states(adata: AnnData, groups: TumourGroups) -> np.ndarray:
+def cell_states(adata: AnnData, groups: TumorGroups) -> np.ndarray:
     """Labelled state of every row, for the ambient model: the malignant column's value and,
     where a compartment key is given, the row's compartment (``'malignant:HSC-like'``).
     """  # noqa: D205
@@ -389,10 +389,10 @@ def cell_states(adata: AnnData, groups: TumourGroups) -> np.ndarray:
     return np.asarray(state, dtype=object)
 
 
-def tumour_soup(
+def tumor_soup(
     adata: AnnData,
     X: Any,
-    groups: TumourGroups,
+    groups: TumorGroups,
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
 ) -> tuple[Soup, Ambient]:
@@ -418,7 +418,7 @@ def tumour_soup(
 
 
 def _malignant_library(
-    X: Any, groups: TumourGroups, lib_obs: np.ndarray | None
+    X: Any, groups: TumorGroups, lib_obs: np.ndarray | None
 ) -> tuple[Any, np.ndarray]:
     """The malignant rows of ``X`` and their library sizes."""  # noqa: D401
     Xm = _take_rows(X, groups.rows)
@@ -429,7 +429,7 @@ def _malignant_library(
 def _knn_blocks(  # noqa: PLR0913
     adata: AnnData,
     X: Any,
-    groups: TumourGroups,
+    groups: TumorGroups,
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
     *,
@@ -468,7 +468,7 @@ def _knn_blocks(  # noqa: PLR0913
 def _knn_counts(  # noqa: PLR0913, PLR0917
     adata: AnnData,
     X: Any,
-    groups: TumourGroups,
+    groups: TumorGroups,
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
     codes: np.ndarray,
@@ -486,11 +486,11 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
     ``soup``.
 
     Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._streamed.
-    knn_neighbours_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
+    knn_neighbors_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
     pooled calls counted by the kernel. With a graph from ``obsp`` its blocks are counted and
     ``column_sums``/``on_chunk`` are left unused.
     """  # noqa: D205
-    from ..pp import _neighbours, _positivity, _streamed  # noqa: PLC0415
+    from ..pp import _neighbors, _positivity, _streamed  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
         blocks, params = _knn_blocks(
@@ -504,13 +504,13 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
             graph_key=graph_key,
             soup=soup,
         )
-        counts = _neighbours.count_blocks(
+        counts = _neighbors.count_blocks(
             blocks, codes, n_groups, len(col_idx), progress=counted(progress, "positivity calls")
         )
         return counts.astype(np.float64), params
     params = _knn_params(groups, threshold, n_neighbors, None)
     kw = _streamed_kwargs(groups, lib_obs, n_neighbors)
-    Xg, lib, nbr = _streamed.knn_neighbours_streamed(
+    Xg, lib, nbr = _streamed.knn_neighbors_streamed(
         X,
         groups.rows,
         genes=col_idx,
@@ -519,7 +519,7 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
         progress=counted(progress, "neighbour graph"),
         **kw,
     )
-    counts = _neighbours.knn_counts_from_neighbours(
+    counts = _neighbors.knn_counts_from_neighbors(
         Xg,
         lib,
         nbr,
@@ -533,9 +533,9 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
     return counts.astype(np.float64), params
 
 
-def tumour_positivity(  # noqa: PLR0913
+def tumor_positivity(  # noqa: PLR0913
     adata: AnnData,
-    groups: TumourGroups,
+    groups: TumorGroups,
     col_idx: np.ndarray,
     *,
     positivity: str,
@@ -547,7 +547,7 @@ def tumour_positivity(  # noqa: PLR0913
     progress: ProgressCallback | None = None,
 ) -> tuple[sparse.csr_matrix, dict[str, Any]]:
     """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params
-    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumour_soup`); ``progress``
+    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumor_soup`); ``progress``
     as in :func:`score_targets`.
     """  # noqa: D205
     from ..pp._positivity import positive_blocks  # noqa: PLC0415
@@ -558,7 +558,7 @@ def tumour_positivity(  # noqa: PLR0913
         soup, amb = None, None
         if ambient:
             say("ambient RNA", 0, None)
-            soup, amb = tumour_soup(adata, X, groups, lib_obs, col_idx)
+            soup, amb = tumor_soup(adata, X, groups, lib_obs, col_idx)
         blocks, params = _knn_blocks(
             adata,
             X,
@@ -667,7 +667,7 @@ def _count_streamed(  # noqa: PLR0913
     return counts, sums
 
 
-def _tumour_mean_cp10k(  # noqa: PLR0913
+def _tumor_mean_cp10k(  # noqa: PLR0913
     X: Any,
     rows: np.ndarray,
     lib_obs: np.ndarray | None,

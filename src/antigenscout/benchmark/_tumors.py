@@ -1,6 +1,6 @@
 """Tumour expression for the engine and the baselines, each dataset loaded once.
 
-An indication rule names a dataset and its samples; :class:`_TumourStore` loads the dataset
+An indication rule names a dataset and its samples; :class:`_TumorStore` loads the dataset
 on first use (bulk tables or van Galen 2019 single cells) and cuts it to the samples.
 """
 
@@ -28,7 +28,7 @@ VANGALEN_SUBDIR = Path("data") / "singlecell" / "vangalen2019_aml"
 
 
 @dataclass
-class _Tumour:
+class _Tumor:
     """Tumour expression prepared for the engine and the baselines."""
 
     name: str
@@ -41,7 +41,7 @@ class _Tumour:
     engine: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _bulk_tumour(name: str, adata: AnnData) -> _Tumour:
+def _bulk_tumor(name: str, adata: AnnData) -> _Tumor:
     X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X, dtype=np.float64)
     X = np.asarray(X, dtype=np.float64)
     var = pd.Index(adata.var_names.astype(str))
@@ -55,10 +55,10 @@ def _bulk_tumour(name: str, adata: AnnData) -> _Tumour:
         hit = cols.all(axis=1) if op == "and" else cols.any(axis=1)
         return float(hit.mean())
 
-    return _Tumour(name, adata, "bulk", None, None, mean, positive)
+    return _Tumor(name, adata, "bulk", None, None, mean, positive)
 
 
-def _single_cell_tumour(name: str, adata: AnnData) -> _Tumour:
+def _single_cell_tumor(name: str, adata: AnnData) -> _Tumor:
     mask = (adata.obs["malignant"].astype(str) == "malignant").to_numpy()
     if not mask.any():
         msg = f"{name}: no cells with obs['malignant'] == 'malignant'; cannot define the tumour"
@@ -77,10 +77,10 @@ def _single_cell_tumour(name: str, adata: AnnData) -> _Tumour:
         return float(hit.mean())
 
     patient = "patient" if "patient" in adata.obs else None
-    return _Tumour(name, adata, "single_cell", "malignant=malignant", patient, mean, positive)
+    return _Tumor(name, adata, "single_cell", "malignant=malignant", patient, mean, positive)
 
 
-class _TumourStore:
+class _TumorStore:
     """Loads each dataset once, on first use."""
 
     def __init__(
@@ -93,7 +93,7 @@ class _TumourStore:
         self.reference = reference
         self.override = dict(override or {})
         self._full: dict[str, AnnData] = {}
-        self._made: dict[tuple[str, tuple[str, ...]], _Tumour] = {}
+        self._made: dict[tuple[str, tuple[str, ...]], _Tumor] = {}
 
     def _load_full(self, dataset: str) -> AnnData:
         if dataset in self._full:
@@ -125,7 +125,7 @@ class _TumourStore:
         self._full[dataset] = adata
         return adata
 
-    def get(self, rule: IndicationRule) -> _Tumour:
+    def get(self, rule: IndicationRule) -> _Tumor:
         key = (rule.dataset, rule.samples)
         if key in self._made:
             return self._made[key]
@@ -135,7 +135,7 @@ class _TumourStore:
             rule.dataset == "vangalen2019"
             or full.uns.get("antigenscout", {}).get("kind") == "single_cell"
         ):
-            tum = _single_cell_tumour(name, full)
+            tum = _single_cell_tumor(name, full)
         else:
             missing = [s for s in rule.samples if s not in full.obs_names]
             if missing:
@@ -145,6 +145,6 @@ class _TumourStore:
                 )
                 raise InputError(msg)
             sub = full[list(rule.samples)].copy() if rule.samples else full
-            tum = _bulk_tumour(name, sub)
+            tum = _bulk_tumor(name, sub)
         self._made[key] = tum
         return tum
