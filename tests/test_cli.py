@@ -516,7 +516,7 @@ def test_bad_options_fail_before_work(
         (["--candidates", "0"], "out of range"),
         (["--top", "0"], "out of range"),
         (["--max-vital-risk", "nan"], "not a finite number"),
-        (["--ops", "and,xor"], "allowed operators"),
+        (["--ops", "and,xor"], "--ops must be a comma-separated subset"),
     ],
 )
 def test_bad_gate_options(extra: list[str], message: str, good_h5ad: Path, tmp_path: Path, capsys):

@@ -383,7 +383,7 @@ def test_soma_obs_filter(files: dict[str, str], healthy: ad.AnnData) -> None:
     assert (a.cell_types["n_donors"] == 1).all()
     with pytest.raises(InputError, match="SOMA inputs only"):
         build_atlas(files["h5ad"], cell_type_key="cell_type", obs_filter="x == 1")
-    with pytest.raises(InputError, match="--obs-filter"):
+    with pytest.raises(InputError, match="obs_filter"):
         build_atlas(files["soma"], cell_type_key="cell_type", obs_filter="nonsense ==")
 
 

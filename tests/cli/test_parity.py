@@ -134,7 +134,7 @@ ATLAS_OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cell_type_key": ("cell_type_key", _same),
     "donor_key": ("donor_key", _same),
     "name": ("name", _same),
-    "dask": ("dask_address", _same),
+    "dask": ("dask", _same),
     "threshold": ("threshold", _none_is(DEFAULT_THRESHOLD)),
     "chunk_cells": ("chunk_cells", _none_is(DEFAULT_CHUNK_CELLS)),
     "sample_cells": ("sample_cells", _none_is(DEFAULT_SAMPLE_CELLS)),

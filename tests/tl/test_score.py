@@ -513,7 +513,7 @@ def test_the_api_validates_as_the_cli_does(tumour: AnnData, mini_reference: Refe
         "reference": mini_reference,
         "modality": None,
     }
-    with pytest.raises(InputError, match="positivity='bogus' is not a model"):
+    with pytest.raises(InputError, match="positivity 'bogus' is not a model"):
         score_targets(tumour.copy(), positivity="bogus", **kw)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="n_neighbors must be an integer >= 1"):
         score_targets(tumour.copy(), n_neighbors=0, **kw)

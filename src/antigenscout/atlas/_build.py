@@ -496,8 +496,8 @@ def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
         except ValueError:
             n = 0
         if n < 1:
-            msg = f"--dask {text!r}: give local:N with N >= 1 worker processes"
-            raise InputError(msg)
+            msg = f"dask {text!r}: give local:N with N >= 1 worker processes"
+            raise InputError(msg, param="dask")
         import dask  # noqa: PLC0415
 
         # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's
@@ -517,13 +517,13 @@ def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
 
         return client, close
     if "://" not in text:
-        msg = f"--dask {text!r}: give local:N or a scheduler address such as tcp://host:8786"
-        raise InputError(msg)
+        msg = f"dask {text!r}: give local:N or a scheduler address such as tcp://host:8786"
+        raise InputError(msg, param="dask")
     try:
         client = Client(text, timeout=30)
     except OSError as e:
-        msg = f"--dask {text!r}: cannot reach the scheduler ({e})"
-        raise InputError(msg) from e
+        msg = f"dask {text!r}: cannot reach the scheduler ({e})"
+        raise InputError(msg, param="dask") from e
     return client, client.close
 
 

@@ -243,8 +243,8 @@ def _soma_source(
                 .to_pandas()
             )
         except Exception as e:
-            msg = f"--obs-filter {obs_filter!r} failed on {uri!r} ({type(e).__name__}: {e})"
-            raise InputError(msg) from e
+            msg = f"obs_filter {obs_filter!r} failed on {uri!r} ({type(e).__name__}: {e})"
+            raise InputError(msg, param="obs_filter") from e
         var = ms.var.read().concat().to_pandas()
     obs = obs.sort_values("soma_joinid", kind="stable").reset_index(drop=True)
     var = var.sort_values("soma_joinid", kind="stable").reset_index(drop=True)

@@ -171,8 +171,8 @@ def run_benchmark(  # noqa: PLR0913, PLR0915
     say = progress or (lambda _msg: None)
     shared_dir = Path(shared) if shared is not None else default_shared()
     if shared is not None and not Path(shared).is_dir():
-        msg = f"--shared {str(shared)!r} is not a folder; give the folder holding benchmark/"
-        raise InputError(msg)
+        msg = f"shared {str(shared)!r} is not a folder; give the folder holding benchmark/"
+        raise InputError(msg, param="shared")
     # without a shared folder, the copy of the clinical tables shipped in the package
     bench = PACKAGED_TABLES if shared_dir is None else shared_dir / "benchmark"
     tpath = Path(targets_path) if targets_path else bench / "validated_targets.tsv"

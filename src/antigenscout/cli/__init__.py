@@ -124,6 +124,37 @@ def _os_message(e: OSError) -> str:
     return f"{hint}{where}"
 
 
+def _flags() -> dict[str, str]:
+    """Map each option's parameter name to its first long flag, over every command."""
+    ctx = click.Context(cli)
+    flags: dict[str, str] = {}
+    todo: list[click.Command] = [cli]
+    while todo:
+        cmd = todo.pop()
+        if isinstance(cmd, click.Group):
+            todo += [c for n in cmd.list_commands(ctx) if (c := cmd.get_command(ctx, n))]
+            continue
+        for p in cmd.params:
+            longs = [o for o in p.opts if o.startswith("--")]
+            if isinstance(p, click.Option) and p.name and longs:
+                flags.setdefault(p.name, longs[0])
+    return flags
+
+
+def _as_flags(e: AntigenscoutError) -> str:
+    """Write an error about an API parameter with the command line's flag for it.
+
+    The engine names the parameter as the Python API spells it (``max_genes must be …``);
+    a person at the terminal typed ``--max-genes``.
+    """
+    message = str(e)
+    if e.param and message.startswith(e.param):
+        flag = _flags().get(e.param)
+        if flag is not None:
+            return flag + message[len(e.param) :]
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code.
 
@@ -146,7 +177,7 @@ def _main(argv: Sequence[str] | None) -> int:
             warnings.showwarning = _show_warning
             cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except AntigenscoutError as e:
-        err = f"error: {e}"
+        err = f"error: {_as_flags(e)}"
     except click.exceptions.Abort as e:
         if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort
             err = "error: unexpected end of input; check that the input file is complete"

@@ -34,7 +34,6 @@ def atlas() -> None:
 )
 @click.option(
     "--dask",
-    "dask_address",
     default=None,
     help="Run on dask.distributed: local:N (N worker processes here) or tcp://HOST:PORT "
     "(an existing scheduler). Default: in this process.",
@@ -81,7 +80,7 @@ def atlas_build(  # noqa: PLR0913, PLR0917
     input_path: Path,
     cell_type_key: str,
     donor_key: str | None,
-    dask_address: str | None,
+    dask: str | None,
     name: str | None,
     threshold: float | None,
     chunk_cells: int | None,
@@ -113,7 +112,7 @@ def atlas_build(  # noqa: PLR0913, PLR0917
             cell_type_key=cell_type_key,
             donor_key=donor_key,
             name=name,
-            dask=dask_address,
+            dask=dask,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             chunk_cells=DEFAULT_CHUNK_CELLS if chunk_cells is None else int(chunk_cells),
             sample_cells=DEFAULT_SAMPLE_CELLS if sample_cells is None else int(sample_cells),
@@ -134,7 +133,7 @@ def atlas_build(  # noqa: PLR0913, PLR0917
                     "input": str(input_path),
                     "cell_type_key": cell_type_key,
                     "donor_key": donor_key,
-                    "dask": dask_address,
+                    "dask": dask,
                     "obs_filter": obs_filter,
                 },
                 "build": built.metadata["build"],

@@ -119,7 +119,7 @@ __all__ = ["gates"]
 @opt.REPORT
 @opt.OBS
 @opt.ORIENTATION
-def gates(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
+def gates(  # noqa: PLR0913, PLR0915, PLR0917
     input_path: Path,
     malignant_key: str | None,
     patient_key: str | None,
@@ -156,19 +156,16 @@ def gates(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
     from ..io._write import staged_run, write_table
     from ..tl._gates import TRIPLE_BUDGET
     from ..tl._groups import _parse_key_value
+    from ..tl._search import check_ops
 
     if exact_triples and triple_budget is not None:
         msg = "--exact-triples and --triple-budget exclude each other; pass one"
         raise InputError(msg)
     budget = None if exact_triples else (TRIPLE_BUDGET if triple_budget is None else triple_budget)
 
+    op_list = check_ops([o.strip().lower() for o in ops.split(",") if o.strip()])
     t0 = time.perf_counter()
     reference = load_reference_with_atlas(None, atlas_path)
-    op_list = [o.strip().lower() for o in ops.split(",") if o.strip()]
-    bad = sorted(set(op_list) - set(GATE_OPS))
-    if bad or not op_list:
-        msg = f"--ops {ops!r}: allowed operators are {', '.join(GATE_OPS)} (comma-separated)"
-        raise InputError(msg)
     adata = _read_input(input_path, layer, kind, reference, backed, obs_path, orientation)
     healthy = None
     if healthy_value is not None:

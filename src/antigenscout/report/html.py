@@ -121,8 +121,8 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
         highlight = list(dict.fromkeys(symbol.get(h, h) for h in highlight))
     missing = [h for h in highlight if h not in present]
     if missing:
-        msg = f"--highlight target(s) not in targets.tsv: {', '.join(missing)}"
-        raise InputError(msg)
+        msg = f"highlight target(s) not in targets.tsv: {', '.join(missing)}"
+        raise InputError(msg, param="highlight")
     first = data.targets[names.isin(highlight)]
     first = first.set_index(first["target"].astype(str)).loc[list(highlight)].reset_index(drop=True)
     rest = data.targets[~names.isin(highlight)]

@@ -139,7 +139,7 @@ def check_route(route: str) -> str:
     """``route`` if it is one of :data:`ROUTES`, else an error naming them."""
     if route not in ROUTES:
         msg = f"route {route!r} is not one of {', '.join(ROUTES)} (docs/engagement.md, Exposure)"
-        raise InputError(msg)
+        raise InputError(msg, param="route")
     return route
 
 

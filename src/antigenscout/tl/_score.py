@@ -211,7 +211,7 @@ def score_targets(  # noqa: PLR0913
     adata = adata.copy() if copy else adata
     if not 0 < float(patient_threshold) <= 1:  # also refuses NaN
         msg = f"patient_threshold must be in (0, 1]; got {patient_threshold}"
-        raise InputError(msg)
+        raise InputError(msg, param="patient_threshold")
     check_route(route)
     check_positivity_args(positivity, n_neighbors)
     tumour = prepare_tumor(

@@ -269,6 +269,25 @@ def _design_note(gene: str, cut: set[str], extra: set[str], modality: str | None
     return ""
 
 
+def check_ops(ops: Sequence[str]) -> tuple[str, ...]:
+    """Check the gate operators asked for: a non-empty subset of ``and``, ``or``, ``not``.
+
+    Parameters
+    ----------
+    ops
+        Operator names, lower case.
+
+    Returns
+    -------
+    The operators, as a tuple.
+    """
+    bad = [o for o in ops if o not in _OPS]
+    if bad or not ops:
+        msg = f"ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
+        raise InputError(msg, param="ops")
+    return tuple(ops)
+
+
 def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
     """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""  # noqa: D401
     if isinstance(designs, str):
@@ -415,20 +434,17 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     ``design_note``).
     """
     adata = adata.copy() if copy else adata
-    bad = [o for o in ops if o not in _OPS]
-    if bad or not ops:
-        msg = f"--ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
-        raise InputError(msg)
+    check_ops(ops)
     if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:  # noqa: PLR2004
-        msg = f"--max-genes must be an integer from 1 to 5; got {max_genes!r}"
-        raise InputError(msg)
+        msg = f"max_genes must be an integer from 1 to 5; got {max_genes!r}"
+        raise InputError(msg, param="max_genes")
     if not 0 <= max_vital_risk <= 1:
-        msg = f"--max-vital-risk must lie in [0, 1]; got {max_vital_risk}"
-        raise InputError(msg)
+        msg = f"max_vital_risk must lie in [0, 1]; got {max_vital_risk}"
+        raise InputError(msg, param="max_vital_risk")
     for name, value in (("n_candidates", n_candidates), ("top_k", top_k)):
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
-            raise InputError(msg)
+            raise InputError(msg, param=name)
     check_positivity_args(positivity)
     tumour = prepare_tumor(
         adata,

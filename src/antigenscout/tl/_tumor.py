@@ -89,8 +89,8 @@ def candidate_genes(
         known = reference.genes.index
         return genes[genes.isin(coding) | ~genes.isin(known)]
     if modality not in MODALITIES:
-        msg = f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
-        raise InputError(msg)
+        msg = f"modality must be one of {', '.join(MODALITIES)}; got {modality!r}"
+        raise InputError(msg, param="modality")
     surface = reference.surface
     if "protein_coding" in surface.columns:
         surface = surface[surface["protein_coding"].fillna(False).to_numpy(dtype=bool)]
@@ -171,7 +171,7 @@ def prepare_tumor(  # noqa: PLR0913
     threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     if not (np.isfinite(threshold) and threshold > 0):
         msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
-        raise InputError(msg)
+        raise InputError(msg, param="threshold")
     if cancer is not None:  # checked before any work, as the CLI does
         if kind != "bulk":
             msg = "cancer= applies to bulk tumours only; single cells are measured directly"
@@ -297,15 +297,15 @@ def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> No
     API, as the CLI's choices do), instead of recording them as something else.
     """  # noqa: D205
     if positivity not in POSITIVITY_MODELS:
-        msg = f"positivity={positivity!r} is not a model; choose one of {POSITIVITY_MODELS}"
-        raise InputError(msg)
+        msg = f"positivity {positivity!r} is not a model; choose one of {POSITIVITY_MODELS}"
+        raise InputError(msg, param="positivity")
     if n_neighbors is not None and (
         isinstance(n_neighbors, bool)
         or not isinstance(n_neighbors, int | np.integer)
         or n_neighbors < 1
     ):
         msg = f"n_neighbors must be an integer >= 1 (or None for the default); got {n_neighbors!r}"
-        raise InputError(msg)
+        raise InputError(msg, param="n_neighbors")
 
 
 def _given_graph(adata: AnnData, groups: TumorGroups, graph_key: str | None) -> Any:
