@@ -76,6 +76,11 @@ DEFAULT_MAX_VITAL_RISK = 0.5
 DEFAULT_MAX_GENES = 2
 #: Gates ``tl.search_gates`` returns by default.
 DEFAULT_TOP_K = 50
+#: ``profile_agent``'s reading of a list of receptor genes: one receptor of them all.
+DEFAULT_PROFILE_GATE: ProfileGate = "all"
+#: Best-ranked targets with per-context rows in ``risk.tsv`` (``rank``, ``demo``) and in
+#: a report made from an AnnData.
+N_RISK_TARGETS = 100
 
 #: A progress callback of the multi-step tools (``score_targets``, ``search_gates``,
 #: ``build_atlas``), called as ``progress(step, done, total)``: the step now running (e.g.

@@ -13,10 +13,11 @@ import pytest
 import antigenscout as asc
 from antigenscout import get, tl
 from antigenscout._errors import InputError
+from antigenscout._types import N_RISK_TARGETS
 from antigenscout.io._write import write_json, write_table
 from antigenscout.reference import load_reference
 from antigenscout.report import load_run, render_html, write_html
-from antigenscout.report._run import N_RISK_TARGETS, as_run
+from antigenscout.report._run import as_run
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

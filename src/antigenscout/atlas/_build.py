@@ -40,6 +40,7 @@ from scipy import sparse
 
 from .._errors import InputError
 from .._types import ProgressCallback, counted, no_progress
+from ..io._validate import check_threshold
 from ..pp._ambient import contamination_from_states
 from ..pp._positivity import DEFAULT_N_NEIGHBORS, DEFAULT_PRIOR_SHAPE, DEFAULT_THRESHOLD
 from ..tl._groups import cell_type_labels
@@ -485,8 +486,8 @@ def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
     try:
         from dask.distributed import Client, LocalCluster  # noqa: PLC0415
     except ImportError:
-        msg = "--dask needs dask.distributed; install it with pip install 'antigenscout[dask]'"
-        raise InputError(msg) from None
+        msg = "dask needs dask.distributed; install it with pip install 'antigenscout[dask]'"
+        raise InputError(msg, param="dask") from None
     if isinstance(dask, Client):
         return dask, None
     text = str(dask)
@@ -615,9 +616,7 @@ def build_atlas(  # noqa: PLR0913, PLR0915
         if not (isinstance(v, int | np.integer) and v >= lo):
             msg = f"{label} must be an integer >= {lo}; got {v!r}"
             raise InputError(msg)
-    if not (np.isfinite(threshold) and threshold > 0):
-        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold!r}"
-        raise InputError(msg)
+    threshold = check_threshold(threshold, default=DEFAULT_THRESHOLD)
     t_start = time.perf_counter()
     say = progress or no_progress
     say("opening the atlas", 0, None)

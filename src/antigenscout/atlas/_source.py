@@ -146,8 +146,8 @@ def open_source(
         _is_soma(Path(os.fspath(path))) or str(path).startswith(("s3://", "tiledb://"))
     )
     if obs_filter and not soma:
-        msg = "--obs-filter applies to TileDB-SOMA inputs only; subset other inputs first"
-        raise InputError(msg)
+        msg = "obs_filter applies to TileDB-SOMA inputs only; subset other inputs first"
+        raise InputError(msg, param="obs_filter")
     if isinstance(path, AnnData):
         return _memory_source(path, columns, "AnnData")
     p = Path(os.fspath(path))
@@ -230,7 +230,7 @@ def _soma_source(
         _need(names, columns, uri)
         if measurement not in exp.ms:
             msg = f"measurement {measurement!r} is not in {uri!r} (has {sorted(exp.ms.keys())})"
-            raise InputError(msg)
+            raise InputError(msg, param="measurement")
         ms = exp.ms[measurement]
         if "X" not in ms or layer not in ms.X:
             have = sorted(ms.X.keys()) if "X" in ms else []

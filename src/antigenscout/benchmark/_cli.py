@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .. import _cli_options as opt
+from ._metrics import N_BOOT, SEED
 
 __all__ = ["benchmark_command"]
 
@@ -55,11 +56,11 @@ def _fmt(v: object) -> str:
     "--n-boot",
     "n_boot",
     type=click.IntRange(min=100),
-    default=2000,
+    default=N_BOOT,
     show_default=True,
     help="Bootstrap resamples for the 95% intervals and paired differences.",
 )
-@click.option("--seed", type=int, default=20240601, show_default=True, help="Bootstrap seed.")
+@click.option("--seed", type=int, default=SEED, show_default=True, help="Bootstrap seed.")
 def benchmark_command(  # noqa: PLR0913, PLR0917
     targets: Path | None,
     toxicities: Path | None,

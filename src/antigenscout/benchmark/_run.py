@@ -288,8 +288,11 @@ def run_benchmark(  # noqa: PLR0913, PLR0915
         if folder is None and shared_dir is not None:
             folder = shared_dir / LISTS_SUBDIR
         if folder is None:
-            msg = "--extended needs the agent lists: pass --shared DIR (with data/reference_lists)"
-            raise InputError(msg)
+            msg = (
+                "extended needs the agent lists in the shared folder (data/reference_lists); "
+                "give shared, the folder that holds them"
+            )
+            raise InputError(msg, param="extended")
         say("building the extended evaluation set from the agent lists")
         ext = build_extended_targets(folder, visible=targets, reference=reference, rules=rules)
         say(f"scoring {len(ext.rows)} extended rows")

@@ -124,34 +124,39 @@ def _os_message(e: OSError) -> str:
     return f"{hint}{where}"
 
 
-def _flags() -> dict[str, str]:
-    """Map each option's parameter name to its first long flag, over every command."""
+def _invoked(argv: Sequence[str]) -> click.Command | None:
+    """Return the command ``argv`` runs (``atlas build`` walks into the group), if any."""
     ctx = click.Context(cli)
-    flags: dict[str, str] = {}
-    todo: list[click.Command] = [cli]
-    while todo:
-        cmd = todo.pop()
-        if isinstance(cmd, click.Group):
-            todo += [c for n in cmd.list_commands(ctx) if (c := cmd.get_command(ctx, n))]
-            continue
-        for p in cmd.params:
-            longs = [o for o in p.opts if o.startswith("--")]
-            if isinstance(p, click.Option) and p.name and longs:
-                flags.setdefault(p.name, longs[0])
-    return flags
+    cmd: click.Command = cli
+    for word in argv:
+        if not isinstance(cmd, click.Group):
+            break
+        sub = cmd.get_command(ctx, word) if word in cmd.list_commands(ctx) else None
+        if sub is None:
+            return None
+        cmd = sub
+    return None if isinstance(cmd, click.Group) else cmd
 
 
-def _as_flags(e: AntigenscoutError) -> str:
-    """Write an error about an API parameter with the command line's flag for it.
+def _as_flags(e: AntigenscoutError, argv: Sequence[str]) -> str:
+    """Write an error about an API parameter with the running command's flag for it.
 
     The engine names the parameter as the Python API spells it (``max_genes must be …``);
-    a person at the terminal typed ``--max-genes``.
+    a person at the terminal typed ``--max-genes``. Only the command that ran is asked, as
+    two commands may spell one parameter differently; without such an option the message
+    stays as the engine wrote it.
     """
     message = str(e)
-    if e.param and message.startswith(e.param):
-        flag = _flags().get(e.param)
-        if flag is not None:
-            return flag + message[len(e.param) :]
+    if not (e.param and message.startswith(e.param)):
+        return message
+    try:
+        cmd = _invoked(argv)
+    except Exception:  # a command that fails to load: the engine's words still say it
+        return message
+    for p in [] if cmd is None else cmd.params:
+        longs = [o for o in p.opts if o.startswith("--")]
+        if isinstance(p, click.Option) and p.name == e.param and longs:
+            return longs[0] + message[len(e.param) :]
     return message
 
 
@@ -177,7 +182,7 @@ def _main(argv: Sequence[str] | None) -> int:
             warnings.showwarning = _show_warning
             cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except AntigenscoutError as e:
-        err = f"error: {_as_flags(e)}"
+        err = f"error: {_as_flags(e, sys.argv[1:] if argv is None else argv)}"
     except click.exceptions.Abort as e:
         if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort
             err = "error: unexpected end of input; check that the input file is complete"

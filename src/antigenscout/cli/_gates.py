@@ -154,16 +154,15 @@ def gates(  # noqa: PLR0913, PLR0915, PLR0917
     from .. import get, tl
     from .._load import load_reference_with_atlas
     from ..io._write import staged_run, write_table
-    from ..tl._gates import TRIPLE_BUDGET
+    from ..tl._gates import TRIPLE_BUDGET, check_gate_shape
     from ..tl._groups import _parse_key_value
-    from ..tl._search import check_ops
 
     if exact_triples and triple_budget is not None:
         msg = "--exact-triples and --triple-budget exclude each other; pass one"
         raise InputError(msg)
     budget = None if exact_triples else (TRIPLE_BUDGET if triple_budget is None else triple_budget)
 
-    op_list = check_ops([o.strip().lower() for o in ops.split(",") if o.strip()])
+    op_list = check_gate_shape([o.strip().lower() for o in ops.split(",") if o.strip()], max_genes)
     t0 = time.perf_counter()
     reference = load_reference_with_atlas(None, atlas_path)
     adata = _read_input(input_path, layer, kind, reference, backed, obs_path, orientation)

@@ -8,7 +8,7 @@ import click
 
 from .. import _cli_options as opt
 from .._console import err_console, out_console
-from .._types import DEFAULT_AGENT, MODALITIES, PROFILE_GATES
+from .._types import DEFAULT_AGENT, DEFAULT_PROFILE_GATE, MODALITIES, PROFILE_GATES
 from ._common import _print_exposure_params
 
 __all__ = ["profile"]
@@ -19,7 +19,7 @@ __all__ = ["profile"]
 @click.option(
     "--gate",
     type=click.Choice(PROFILE_GATES),
-    default="all",
+    default=DEFAULT_PROFILE_GATE,
     show_default=True,
     help="For a list of genes: all = one receptor made of every gene (a heterodimer); "
     "any = alternatives. An expression such as '(HLA-DRA AND HLA-DRB1) OR HLA-DPA1' "

@@ -10,6 +10,7 @@ import click
 
 from .. import _cli_options as opt
 from .._console import err_console, out_console, steps
+from .._types import DEFAULT_PATIENT_THRESHOLD, N_RISK_TARGETS
 from ._common import (
     _check_highlight_candidates,
     _graph_key_value,
@@ -27,10 +28,7 @@ if TYPE_CHECKING:
 
     from ..reference import Reference
 
-__all__ = ["N_RISK_TARGETS", "demo", "rank"]
-
-#: Targets written to risk.tsv (and modelled per patient) besides the highlighted ones.
-N_RISK_TARGETS = 100
+__all__ = ["demo", "rank"]
 
 
 def _run_rank(  # noqa: PLR0913
@@ -196,7 +194,7 @@ def demo(
 @click.option(
     "--patient-threshold",
     type=opt.Number(0, 1, lo_open=True),
-    default=0.8,
+    default=DEFAULT_PATIENT_THRESHOLD,
     show_default=True,
     help="Coverage at which a patient counts as covered (0 < x ≤ 1).",
 )

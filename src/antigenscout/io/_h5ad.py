@@ -187,7 +187,7 @@ def _pick_counts(  # noqa: PLR0912
                 f"layer {layer!r} is not in {source} (layers: {have or 'none'}); "
                 "pass one of those, 'X' or 'raw'"
             )
-            raise InputError(msg)
+            raise InputError(msg, param="layer")
         return adata.layers[layer], adata.var, f"layers[{layer!r}]"
 
     if adata.X is not None:

@@ -89,7 +89,7 @@ def read_loom(
                     f"layer {layer!r} is not in {source} (layers: {available or 'none'}); "
                     "pass one of those or 'X' for the main matrix"
                 )
-                raise InputError(msg)
+                raise InputError(msg, param="layer")
             wanted = [layer]
         else:
             wanted = ["", *(n for n in COUNT_LAYERS if n in available)]

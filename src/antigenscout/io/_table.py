@@ -84,7 +84,7 @@ def read_table(
     """
     if orientation not in ORIENTATIONS:
         msg = f"orientation must be one of {ORIENTATIONS}; got {orientation!r}"
-        raise InputError(msg)
+        raise InputError(msg, param="orientation")
     if kind is not None:
         check_kind(kind)
     p = check_file(path)

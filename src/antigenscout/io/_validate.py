@@ -54,11 +54,36 @@ def check_file(path: str | os.PathLike[str], *, what: str = "input file") -> Pat
     return p
 
 
+def check_threshold(threshold: float | None, *, default: float) -> float:
+    """Check a positivity or engagement threshold: a finite number above 0, in CP10k.
+
+    Parameters
+    ----------
+    threshold
+        The threshold given; ``None`` takes ``default``.
+    default
+        The caller's default (the positivity threshold, or an agent's engagement floor).
+
+    Returns
+    -------
+    The threshold, as a float.
+    """
+    value = default if threshold is None else threshold
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = float("nan")  # refused below, with the value as given
+    if not (np.isfinite(value) and value > 0):
+        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold!r}"
+        raise InputError(msg, param="threshold")
+    return value
+
+
 def check_kind(kind: str) -> None:
     """Validate the ``kind`` parameter."""
     if kind not in KINDS:
         msg = f"kind must be one of {KINDS}; got {kind!r}"
-        raise InputError(msg)
+        raise InputError(msg, param="kind")
 
 
 def _examples(names: pd.Index | list[str] | np.ndarray, n: int = 5) -> str:

@@ -493,14 +493,14 @@ def simulate(  # noqa: PLR0912, PLR0913, PLR0915
     seed = _check_int("seed", seed, 0)
     if not isinstance(days, int | float) or not math.isfinite(days) or days < 28:  # noqa: PLR2004
         msg = f"days must be a number >= 28 (the AUC window). Got {days!r}."
-        raise InputError(msg)
+        raise InputError(msg, param="days")
     days = float(days)
     if scenario is not None and not spec.takes_scenario:
         msg = (
             f"model {model!r} takes no scenario; use 'cart-leukaemia' or 'cart-cml' to "
             "simulate a target's coverage."
         )
-        raise InputError(msg)
+        raise InputError(msg, param="model")
     if scenario is None and spec.takes_scenario:
         if spec.default_scenario is None:
             msg = (
@@ -518,10 +518,10 @@ def simulate(  # noqa: PLR0912, PLR0913, PLR0915
         isinstance(inhibitor_stop_day, int | float) and 0 < inhibitor_stop_day <= days
     ):
         msg = f"inhibitor_stop_day must be in (0, days]. Got {inhibitor_stop_day!r}."
-        raise InputError(msg)
+        raise InputError(msg, param="inhibitor_stop_day")
     if not (0 < rtol < 1e-2):  # noqa: PLR2004
         msg = f"rtol must be in (0, 0.01). Got {rtol!r}."
-        raise InputError(msg)
+        raise InputError(msg, param="rtol")
     chunk_size = _check_int("chunk_size", chunk_size, 1)
     if product not in PRODUCTS:
         msg = f"unknown product {product!r}; choose one of {sorted(PRODUCTS)}."
@@ -531,7 +531,7 @@ def simulate(  # noqa: PLR0912, PLR0913, PLR0915
             f"product {product!r} applies to the cart-leukaemia and cart-cml models; "
             f"model {model!r} is a published autologous fit as is."
         )
-        raise InputError(msg)
+        raise InputError(msg, param="product")
     warnings: list[str] = []
     if scenario is not None:
         warnings.extend(scenario.warnings)

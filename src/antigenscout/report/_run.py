@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from .._types import N_RISK_TARGETS
 from ..io._write import read_output_table
 
 __all__ = [
@@ -203,9 +204,6 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     return data
 
 
-#: Targets with per-context rows in ``risk.tsv`` written by ``antigenscout rank``/``demo``
-#: (mirrors ``antigenscout.cli._rank.N_RISK_TARGETS``); :func:`from_anndata` uses the same number.
-N_RISK_TARGETS = 100
 TARGETS_KEY = "antigenscout_targets"
 GATES_KEY = "antigenscout_gates"
 

@@ -107,8 +107,8 @@ def _with_highlight(data: RunData, highlight: Sequence[str]) -> RunData:
     if not highlight:
         return data
     if data.targets is None:
-        msg = "--highlight needs a run with targets.tsv (rank or demo output)"
-        raise InputError(msg)
+        msg = "highlight needs a run with targets.tsv (rank or demo output)"
+        raise InputError(msg, param="highlight")
     names = data.targets["target"].astype(str)
     present = set(names)
     if any(h not in present for h in highlight):

@@ -123,14 +123,14 @@ def _cancer_key(cancer: str, known: set[str]) -> str:
     """``cancer`` as the tables spell it (lower case), or an error naming the choices."""
     if not isinstance(cancer, str):
         msg = f"cancer must be an HPA cancer type (a string); got {cancer!r}"
-        raise InputError(msg)
+        raise InputError(msg, param="cancer")
     key = cancer.strip().lower()
     if key not in known:
         msg = (
             f"cancer {cancer!r} is not an HPA cancer type; choose one of: "
             f"{', '.join(sorted(known))}"
         )
-        raise InputError(msg)
+        raise InputError(msg, param="cancer")
     return key
 
 

@@ -154,8 +154,8 @@ def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | 
     """The raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""  # noqa: D401
     X = adata.layers[layer] if layer is not None else adata.X
     if X is None:
-        msg = "the input has no expression matrix in X; pass --layer naming the counts layer"
-        raise InputError(msg)
+        msg = "layer must name the counts layer: the input has no expression matrix in X"
+        raise InputError(msg, param="layer")
     lib_obs = (
         adata.obs["total_counts"].to_numpy(dtype=np.float64)
         if "total_counts" in adata.obs

@@ -21,7 +21,16 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError, ReferenceLookupError
-from .._types import DEFAULT_AGENT, DEFAULT_ROUTE, PROFILE_GATES, Modality, ProfileGate, Route
+from .._types import (
+    DEFAULT_AGENT,
+    DEFAULT_PROFILE_GATE,
+    DEFAULT_ROUTE,
+    PROFILE_GATES,
+    Modality,
+    ProfileGate,
+    Route,
+)
+from ..io._validate import check_threshold
 from ._exposure import APICAL_NOTE, check_route, exposure_summary
 from ._gates import Gate, parse_gate
 from ._healthy_expression import MISSING_RNA_SOURCE, healthy_expression
@@ -81,7 +90,7 @@ def gate_fraction(gate: Gate, fraction: np.ndarray) -> tuple[np.ndarray, np.ndar
 def profile_agent(  # noqa: PLR0913, PLR0915
     genes: list[str] | tuple[str, ...] | str,
     *,
-    gate: ProfileGate = "all",
+    gate: ProfileGate = DEFAULT_PROFILE_GATE,
     agent: Modality = DEFAULT_AGENT,
     reference: Reference | None = None,
     threshold: float | None = None,
@@ -152,11 +161,11 @@ def profile_agent(  # noqa: PLR0913, PLR0915
             raise InputError(msg)
         if gate not in PROFILE_GATES:
             msg = f"gate must be 'all' or 'any'; got {gate!r}"
-            raise InputError(msg)
+            raise InputError(msg, param="gate")
         expression = f" {'AND' if gate == 'all' else 'OR'} ".join(genes)
     if agent not in MODALITY_PROFILES:
         msg = f"agent must be one of {', '.join(MODALITY_PROFILES)}; got {agent!r}"
-        raise InputError(msg)
+        raise InputError(msg, param="agent")
     check_route(route)
     reference = load_reference() if reference is None else reference
     words = [
@@ -183,10 +192,7 @@ def profile_agent(  # noqa: PLR0913, PLR0915
     text = " ".join(canon.get(t, t) for t in _tokens(expression))
     receptor = parse_gate(text, symbols)
 
-    floor = MODALITY_PROFILES[agent].engage_floor_cp10k if threshold is None else threshold
-    if not np.isfinite(floor) or floor <= 0:
-        msg = f"threshold must be a finite number > 0 (CP10k); got {floor}"
-        raise InputError(msg)
+    floor = check_threshold(threshold, default=MODALITY_PROFILES[agent].engage_floor_cp10k)
     # the base threshold is the one the measured single-cell fractions were called at, as in
     # scoring: at any other, measured contexts would silently fall back to the RNA model
     measured_at = measured_threshold(reference)

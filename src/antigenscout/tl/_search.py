@@ -37,11 +37,13 @@ from .._types import (
     ProgressCallback,
     no_progress,
 )
+from ..io._validate import check_threshold
 from ._gates import (
     TRIPLE_BUDGET,
     HealthyCells,
     HealthyMixed,
     HealthyPseudobulk,
+    check_gate_shape,
     evaluate_gates,
     search_gate_matrix,
 )
@@ -80,7 +82,6 @@ if TYPE_CHECKING:
 __all__ = ["search_gates"]
 
 KEY_ADDED = "antigenscout_gates"
-_OPS = GATE_OPS
 #: Gates the search examines per gate reported when arms are judged (``require_arms``).
 ARM_EXAMINE = 4
 
@@ -269,25 +270,6 @@ def _design_note(gene: str, cut: set[str], extra: set[str], modality: str | None
     return ""
 
 
-def check_ops(ops: Sequence[str]) -> tuple[str, ...]:
-    """Check the gate operators asked for: a non-empty subset of ``and``, ``or``, ``not``.
-
-    Parameters
-    ----------
-    ops
-        Operator names, lower case.
-
-    Returns
-    -------
-    The operators, as a tuple.
-    """
-    bad = [o for o in ops if o not in _OPS]
-    if bad or not ops:
-        msg = f"ops must be a comma-separated subset of {', '.join(_OPS)}; got {','.join(ops)!r}"
-        raise InputError(msg, param="ops")
-    return tuple(ops)
-
-
 def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
     """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""  # noqa: D401
     if isinstance(designs, str):
@@ -433,19 +415,29 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     ``designs``, ``'designs'`` (the same columns but ``rank``, plus ``design`` and
     ``design_note``).
     """
+    from ..pp._positivity import DEFAULT_THRESHOLD  # noqa: PLC0415
+    from ..reference import load_reference  # noqa: PLC0415
+
     adata = adata.copy() if copy else adata
-    check_ops(ops)
-    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:  # noqa: PLR2004
-        msg = f"max_genes must be an integer from 1 to 5; got {max_genes!r}"
-        raise InputError(msg, param="max_genes")
+    ops = check_gate_shape(ops, max_genes)
     if not 0 <= max_vital_risk <= 1:
         msg = f"max_vital_risk must lie in [0, 1]; got {max_vital_risk}"
         raise InputError(msg, param="max_vital_risk")
+    threshold = check_threshold(threshold, default=DEFAULT_THRESHOLD)
     for name, value in (("n_candidates", n_candidates), ("top_k", top_k)):
         if value is not None and (not isinstance(value, int | np.integer) or value < 1):
             msg = f"{name} must be an integer ≥ 1; got {value!r}"
             raise InputError(msg, param=name)
     check_positivity_args(positivity)
+    reference = load_reference() if reference is None else reference
+    design_genes = _design_genes(designs, pd.Index(adata.var_names.astype(str)))
+    unknown = [g for g in design_genes if g not in reference.expression.index]
+    if unknown:  # checked before any work
+        msg = (
+            f"designs name {', '.join(unknown)}, which the healthy reference has no data for: "
+            "their healthy risk cannot be judged (absent data must not look safe)"
+        )
+        raise InputError(msg, param="designs")
     tumour = prepare_tumor(
         adata,
         reference=reference,
@@ -458,16 +450,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
         kind="single_cell",
         gate_reach=GATE_MIN_REACH,
     )
-    reference, var, groups, cands = tumour.reference, tumour.var, tumour.groups, tumour.cands
-    threshold = tumour.threshold
-    design_genes = _design_genes(designs, var)  # checked before any work
-    unknown = [g for g in design_genes if g not in reference.expression.index]
-    if unknown:
-        msg = (
-            f"designs name {', '.join(unknown)}, which the healthy reference has no data for: "
-            "their healthy risk cannot be judged (absent data must not look safe)"
-        )
-        raise InputError(msg)
+    var, groups, cands = tumour.var, tumour.groups, tumour.cands
     # the designs' genes that are not candidates ride along for evaluation, outside the search
     extra = pd.Index([g for g in design_genes if g not in set(cands)])
     T, pos_params = tumor_positivity(
@@ -499,14 +482,14 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
 
     if healthy_only and healthy is None:
         msg = "healthy_only=True needs healthy single cells (pass healthy= and healthy_key=)"
-        raise InputError(msg)
+        raise InputError(msg, param="healthy_only")
     hdata: HealthyCells | HealthyPseudobulk | HealthyMixed
     hcells = None
     bulk = None
     if healthy is not None:
         if healthy_key is None:
-            msg = "healthy single cells need --healthy-key naming their cell-type column"
-            raise InputError(msg)
+            msg = "healthy_key must name the cell-type column of the healthy single cells"
+            raise InputError(msg, param="healthy_key")
         say("healthy cells", 0, None)
         hcells, healthy_params = _healthy_from_cells(
             healthy,

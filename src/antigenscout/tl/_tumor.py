@@ -27,7 +27,7 @@ from .._types import (
     counted,
     no_progress,
 )
-from ..io._validate import check_counts
+from ..io._validate import check_counts, check_threshold
 from ._evidence import _cancer_key, _pathology, _values
 from ._groups import (
     UNASSIGNED,
@@ -168,17 +168,12 @@ def prepare_tumor(  # noqa: PLR0913
     reference = load_reference() if reference is None else reference
     if kind == "auto":
         kind = adata.uns.get("antigenscout", {}).get("kind", "single_cell")
-    threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    if not (np.isfinite(threshold) and threshold > 0):
-        msg = f"threshold must be a finite number > 0 (CP10k); got {threshold}"
-        raise InputError(msg, param="threshold")
+    threshold = check_threshold(threshold, default=DEFAULT_THRESHOLD)
     if cancer is not None:  # checked before any work, as the CLI does
         if kind != "bulk":
-            msg = "cancer= applies to bulk tumours only; single cells are measured directly"
-            raise InputError(msg)
+            msg = "cancer applies to bulk tumours only; single cells are measured directly"
+            raise InputError(msg, param="cancer")
         _cancer_key(cancer, _values(_pathology(reference)["cancer"]))
-    X, lib_obs = counts_matrix(adata, layer)
-    check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
     groups = tumor_groups(
         adata, malignant_key=malignant_key, patient_key=patient_key, compartment_key=compartment_key
     )
@@ -194,6 +189,8 @@ def prepare_tumor(  # noqa: PLR0913
             "check that gene names are symbols or Ensembl ids (run harmonise_genes first)"
         )
         raise InputError(msg)
+    X, lib_obs = counts_matrix(adata, layer)
+    check_counts(X, "the AnnData", kind, where="X" if layer is None else f"layers[{layer!r}]")
     return TumorInput(adata, reference, X, lib_obs, var, groups, cands, threshold, str(kind))
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import sparse
 
 from antigenscout._errors import InputError
+from antigenscout._types import GATE_OPS
 from antigenscout.tl._gates import (
     Gate,
     HealthyCells,
@@ -22,7 +23,6 @@ from antigenscout.tl._gates import (
 )
 from antigenscout.tl._gates._bounds import _pair_stats
 from antigenscout.tl._gates._engine import _KIND_CODE, _combine, _pair_gate, _Search
-from antigenscout.tl._gates._gate import _OPS
 from antigenscout.tl._gates._problem import _Problem
 from antigenscout.tl._kernels import MODE_AND, MODE_ANDNOT
 from antigenscout.tl._triple_kernels import (
@@ -857,7 +857,9 @@ def test_child_risk_lower_bound_never_above_reported_risk(kind_of_healthy, seed)
         "mixed": _mixed(H, ct, w, frac, w_pb),
     }[kind_of_healthy]
     prob = _Problem(T, pat, healthy, genes, None)
-    search = _Search(prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(_OPS), 0.5, "score")
+    search = _Search(
+        prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(GATE_OPS), 0.5, "score"
+    )
     pairs = [
         (k, a, b) for k in ("and", "andnot", "or") for a in range(g) for b in range(g) if a != b
     ]
@@ -908,7 +910,9 @@ def test_triple_candidates_equal_full_enumeration(kind_of_healthy, objective, ca
         "mixed": _mixed(H, ct, w, frac, w_pb),
     }[kind_of_healthy]
     prob = _Problem(T, pat, healthy, [f"G{i}" for i in range(g)], None)
-    search = _Search(prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(_OPS), cap, objective)
+    search = _Search(
+        prob, _pair_stats(prob, "bits"), np.arange(g), frozenset(GATE_OPS), cap, objective
+    )
     st_ = search.st
     pairs = [(k, a, b) for k in (0, 1, 2) for a in range(g) for b in range(g) if a != b]
     kind = np.array([k for k, _, _ in pairs], dtype=np.int64)

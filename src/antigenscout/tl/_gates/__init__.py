@@ -30,7 +30,7 @@ Definitions (all denominators explicit):
 * ``score`` = ``tumor_coverage * (1 - worst_healthy_risk)`` for feasible gates, 0 otherwise.
 """
 
-from ._engine import TRIPLE_BUDGET, search_gate_matrix
+from ._engine import TRIPLE_BUDGET, check_gate_shape, search_gate_matrix
 from ._evaluate import evaluate_gates
 from ._gate import Gate, parse_gate
 from ._problem import HealthyCells, HealthyMixed, HealthyPseudobulk
@@ -41,6 +41,7 @@ __all__ = [
     "HealthyCells",
     "HealthyMixed",
     "HealthyPseudobulk",
+    "check_gate_shape",
     "evaluate_gates",
     "parse_gate",
     "search_gate_matrix",

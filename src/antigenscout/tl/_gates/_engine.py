@@ -30,7 +30,6 @@ from ._evaluate import (
 )
 from ._gate import (
     _EPS,
-    _OPS,
     Gate,
     _negated,
 )
@@ -676,6 +675,50 @@ def _resolve_candidates(genes: np.ndarray, candidates: Sequence[str] | None) -> 
     return np.array(sorted({index[str(c)] for c in candidates}), dtype=np.int64)
 
 
+#: Most genes a gate may combine.
+MAX_GATE_GENES = 5
+
+
+def check_gate_shape(
+    ops: Sequence[str] | str, max_genes: int, min_genes: int = 1
+) -> tuple[str, ...]:
+    """Check the operators and gene counts a gate search is asked for, before any work.
+
+    Parameters
+    ----------
+    ops
+        Operators, a non-empty subset of ``and``, ``or``, ``not``; ``not`` needs ``and``
+        (NOT is used as A AND NOT B), and gates of 2+ genes need ``and`` or ``or``.
+    max_genes, min_genes
+        Genes per gate, ``1 ≤ min_genes ≤ max_genes ≤ 5``.
+
+    Returns
+    -------
+    The operators, as a tuple.
+    """
+    if isinstance(max_genes, bool) or not isinstance(max_genes, int):
+        max_genes = -1  # refused below, with the value as given
+    if not 1 <= max_genes <= MAX_GATE_GENES:
+        msg = f"max_genes must be an integer from 1 to {MAX_GATE_GENES}; got {max_genes!r}"
+        raise InputError(msg, param="max_genes")
+    if not isinstance(min_genes, int) or not 1 <= min_genes <= max_genes:
+        msg = f"min_genes must be an integer from 1 to max_genes ({max_genes}); got {min_genes!r}"
+        raise InputError(msg, param="min_genes")
+    ops = (ops,) if isinstance(ops, str) else tuple(ops)
+    if not ops or any(o not in GATE_OPS for o in ops):
+        msg = (
+            f"ops must be a comma-separated subset of {', '.join(GATE_OPS)}; got {','.join(ops)!r}"
+        )
+        raise InputError(msg, param="ops")
+    if "not" in ops and "and" not in ops:
+        msg = "ops with 'not' also needs 'and' (NOT is used as A AND NOT B); add 'and'"
+        raise InputError(msg, param="ops")
+    if max_genes >= 2 and not set(ops) & {"and", "or"}:  # noqa: PLR2004
+        msg = "ops must include 'and' or 'or' to build gates of 2+ genes"
+        raise InputError(msg, param="ops")
+    return ops
+
+
 def search_gate_matrix(  # noqa: PLR0912, PLR0913, PLR0915
     T: object,
     patients: np.ndarray,
@@ -773,27 +816,7 @@ def search_gate_matrix(  # noqa: PLR0912, PLR0913, PLR0915
         ``healthy_mode``: ``"cells"``, ``"pseudobulk"`` or ``"mixed"``, and ``risk_is_bound``:
         whether any risk may be a bound) and ``n_evaluated`` (gates counted exactly beyond pairs).
     """
-    if not isinstance(max_genes, int) or not 1 <= max_genes <= 5:  # noqa: PLR2004
-        msg = f"max_genes must be an int in 1..5; got {max_genes!r}."
-        raise InputError(msg)
-    if not isinstance(min_genes, int) or not 1 <= min_genes <= max_genes:
-        msg = f"min_genes must be an int in 1..max_genes ({max_genes}); got {min_genes!r}."
-        raise InputError(msg)
-    if isinstance(ops, str):
-        ops = (ops,)
-    bad = [o for o in ops if o not in _OPS]
-    if bad:
-        msg = (
-            f"The 'ops' parameter of search_gate_matrix must be among {set(_OPS)}. Got {bad[0]!r}."
-        )
-        raise InputError(msg)
-    opset = frozenset(ops)
-    if "not" in opset and "and" not in opset:
-        msg = "ops with 'not' also needs 'and' (NOT is used as A AND NOT B); add 'and'."
-        raise InputError(msg)
-    if max_genes >= 2 and not opset & {"and", "or"}:  # noqa: PLR2004
-        msg = "ops must include 'and' or 'or' to build gates of 2+ genes."
-        raise InputError(msg)
+    opset = frozenset(check_gate_shape(ops, max_genes, min_genes))
     if not 0 <= max_vital_risk <= 1 or not 0 <= coverage_threshold <= 1:
         msg = "max_vital_risk and coverage_threshold must lie in [0, 1]."
         raise InputError(msg)

@@ -16,7 +16,6 @@ from antigenscout._types import GATE_OPS
 
 from .._kernels import PackedBits
 
-_OPS: tuple[str, ...] = GATE_OPS
 _EPS = 1e-12
 
 
@@ -132,7 +131,7 @@ class Gate:
             else:
                 used.add(x.op)
                 stack.extend(x.children)
-        return tuple(o for o in _OPS if o in used)
+        return tuple(o for o in GATE_OPS if o in used)
 
     def to_string(self, names: Sequence[str] | None = None) -> str:
         """Readable form, e.g. ``CD33 AND NOT CD34`` or ``(A OR B) AND NOT C``."""
