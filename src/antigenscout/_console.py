@@ -1,6 +1,8 @@
-"""The terminal of the command-line tools: consoles and the progress bar every long command
-shows (rich is imported on first use, so ``--help`` stays fast).
-"""  # noqa: D205
+"""The terminal of the command-line tools: consoles and the progress bar.
+
+Every long command shows the progress bar; rich is imported on first use, so ``--help`` stays
+fast.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ if TYPE_CHECKING:
 
 
 def err_console() -> Console:
-    """Standard error: progress, notes, warnings and errors."""  # noqa: D401
+    """Return the standard-error console: progress, notes, warnings and errors."""
     from rich.console import Console  # noqa: PLC0415
 
     return Console(stderr=True, highlight=False)
 
 
 def out_console() -> Console:
-    """Standard output: the results a command prints."""  # noqa: D401
+    """Return the standard-output console: the results a command prints."""
     from rich.console import Console  # noqa: PLC0415
 
     return Console(highlight=False)
@@ -30,12 +32,13 @@ def out_console() -> Console:
 
 @contextlib.contextmanager
 def steps(console: Console, unit: str = "cells") -> Iterator[ProgressCallback]:
-    """A transient bar naming the step now running, with ``done/total <unit>`` where the
-    step is counted and the step's elapsed time; silent in a pipe or a CI log.
+    """Show a transient bar naming the step now running; silent in a pipe or a CI log.
+
+    The bar shows ``done/total <unit>`` where the step is counted, and the step's elapsed time.
 
     Yields the :data:`~antigenscout._types.ProgressCallback` the tools call
     (``progress(step, done, total)``); a new step starts a new bar and clock.
-    """  # noqa: D205, D401
+    """
     from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 

@@ -21,16 +21,16 @@ __all__ = [
 
 
 class AntigenscoutError(Exception):
-    """Base class of errors caused by user input or configuration.
+    r"""Base class of errors caused by user input or configuration.
 
     The message is one line whatever it quotes (a parser's multi-line complaint, a file
     name with a newline): runs of white space become one space. An error about one parameter
     names it (``param=``) and starts its message with the parameter's name, as the Python
     API spells it; the command line writes the option's flag in its place.
 
-    >>> str(InputError("cannot read 'x' (Expected 2 fields\\nin line 3); fix it"))
+    >>> str(InputError("cannot read 'x' (Expected 2 fields\nin line 3); fix it"))
     "cannot read 'x' (Expected 2 fields in line 3); fix it"
-    """  # noqa: D301
+    """
 
     def __init__(self, *args: object, param: str | None = None) -> None:
         if len(args) == 1 and isinstance(args[0], str):

@@ -21,7 +21,7 @@ __all__ = ["load_reference_with_atlas"]
 
 
 def load_reference_with_atlas(reference_dir: Path | None, atlas_path: Path | None) -> Reference:
-    """The reference (embedded or ``--reference``), with ``--atlas`` merged in when given."""  # noqa: D401
+    """Return the reference (embedded or ``--reference``), with ``--atlas`` merged in when given."""
     reference = load_reference(reference_dir)
     if atlas_path is None:
         return reference

@@ -1,6 +1,7 @@
-"""What a run read and which choices it made without being told: for ``run.json`` and the
-terminal (docs/bad_input.md, "Choices said, inputs recorded, outputs spreadsheet-safe").
-"""  # noqa: D205
+"""What a run read and which choices it made without being told, for ``run.json`` and the terminal.
+
+See docs/bad_input.md, "Choices said, inputs recorded, outputs spreadsheet-safe".
+"""
 
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ COMMAND_LINE: list[str] | None = None
 
 
 def sha256_path(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, or of a folder (a zarr store, a 10x mtx folder) as the digest of
-    its files' relative paths and contents in sorted order.
+    """Return the SHA-256 of a file or of a folder.
+
+    A folder (a zarr store, a 10x mtx folder) is digested as its files' relative paths and
+    contents in sorted order.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "a.txt").write_text("x")
     1
     >>> sha256_path(d / "a.txt") == hashlib.sha256(b"x").hexdigest()
     True
-    """  # noqa: D205
+    """
     p = Path(path)
     h = hashlib.sha256()
     if p.is_dir():
@@ -41,7 +44,7 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
 
 
 def invocation() -> dict[str, Any]:
-    """The command line of this run and the package version, for every ``run.json``."""  # noqa: D401
+    """Return the command line of this run and the package version, for every ``run.json``."""
     from . import __version__  # noqa: PLC0415
 
     return {
@@ -51,10 +54,11 @@ def invocation() -> dict[str, Any]:
 
 
 def input_record(path: str | os.PathLike[str] | None, adata: Any) -> dict[str, Any]:
-    """``run.json["input"]``: the path (``None``: data embedded in the package), its
-    SHA-256, the format and matrix read, the kind, the shape; with the command line and the
-    package version.
-    """  # noqa: D205
+    """Return ``run.json["input"]``, the record of what a run read.
+
+    The path (``None``: data embedded in the package), its SHA-256, the format and matrix read,
+    the kind, the shape; with the command line and the package version.
+    """
     from ._errors import InputError  # noqa: PLC0415
     from .io._read import detect_format  # noqa: PLC0415
 
@@ -89,14 +93,15 @@ def _obs_record(joined: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def choices_made(params: dict[str, Any], adata: Any) -> list[str]:
-    """Sentences for each choice that changed the result and that the user did not make:
-    cells without a row of ``--obs``, the counts taken from another matrix than ``.X``,
-    every row taken as tumour, all rows one patient, a neighbour graph found in the input
-    used.
+    """Return a sentence for each choice that changed the result and that the user did not make.
+
+    Those choices are: cells without a row of ``--obs``, the counts taken from another matrix
+    than ``.X``, every row taken as tumour, all rows one patient, a neighbour graph found in the
+    input used.
 
     >>> choices_made({"malignant_key": None, "patient_key": "p", "kind": "single_cell"}, None)[0]
     'no --malignant-key: every cell is taken as a tumour cell (COLUMN=VALUE selects them)'
-    """  # noqa: D205
+    """
     notes: list[str] = []
     uns = getattr(adata, "uns", {}) or {}
     info = uns.get("antigenscout") or {}

@@ -103,4 +103,4 @@ def counted(progress: ProgressCallback | None, step: str) -> Callable[[int, int]
 
 
 def no_progress(step: str, done: int, total: int | None) -> None:
-    """The :data:`ProgressCallback` that reports nothing."""  # noqa: D401
+    """Ignore a progress report: the :data:`ProgressCallback` that reports nothing."""

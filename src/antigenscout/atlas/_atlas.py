@@ -27,13 +27,13 @@ UNMAPPED_VITAL_WEIGHT = 1.0
 
 @functools.lru_cache(maxsize=1)
 def cell_ontology_map() -> pd.DataFrame:
-    """The packaged Cell Ontology → reference context table (``cell_ontology.tsv``).
+    """Return the packaged Cell Ontology → reference context table (``cell_ontology.tsv``).
 
     Returns
     -------
     DataFrame with ``cl_name``, ``cl_id`` and ``context`` (an embedded context id whose
     system, tissue, vital weight and immune privilege the cell type inherits).
-    """  # noqa: D401
+    """
     res = resources.files("antigenscout.atlas").joinpath("cell_ontology.tsv")
     with res.open("r") as fh:
         return pd.read_csv(fh, sep="\t", comment="#", dtype=str)

@@ -133,9 +133,10 @@ _INT_CAP = np.iinfo(np.int64).max
 @njit(cache=True, nogil=True)
 def _type_sums(indptr, indices, data, code, x, x2, xl, det, lib, lib2, n):  # noqa: PLR0913, PLR0917
     """Add one canonical CSR chunk of counts to the per-type sums (row ``code[r]``).
-    Returns 0, or 1 for a value that is not a whole number, 2 for a
-    negative one, 3 where a sum would pass the int64 range (the caller refuses the input).
-    """  # noqa: D205
+
+    Returns 0, or 1 for a value that is not a whole number, 2 for a negative one, 3 where a sum
+    would pass the int64 range (the caller refuses the input).
+    """
     for r in range(indptr.size - 1):
         total = 0
         for j in range(indptr[r], indptr[r + 1]):
@@ -172,9 +173,10 @@ _REFUSED = {
 
 
 def _chunk_sums(source: CellSource, rows: np.ndarray, types: np.ndarray, donor: int) -> _Partial:
-    """The per-type sums of one chunk of one donor, and the ambient RNA its droplets carry
-    (one task; single-threaded, deterministic).
-    """  # noqa: D205, D401
+    """Return the per-type sums of one chunk of one donor, and the ambient RNA its droplets carry.
+
+    One task; single-threaded, deterministic.
+    """
     t0 = time.perf_counter()
     c0 = time.thread_time()
     X = source.read_rows(rows, stored=True)
@@ -224,9 +226,10 @@ _PER_TYPE = ("n", "library", "library2")
 
 
 class _Totals:
-    """The whole atlas's sums, added in place as chunks arrive (integers: any order), with
-    each donor's summed counts (its soup profile) and its chunks' contamination.
-    """  # noqa: D205
+    """The whole atlas's sums, added in place as chunks arrive (integers: any order).
+
+    They also hold each donor's summed counts (its soup profile) and its chunks' contamination.
+    """
 
     def __init__(self, n_types: int, n_genes: int, n_donors: int) -> None:
         self.by_type_gene = {k: np.zeros((n_types, n_genes), np.int64) for k in _PER_TYPE_GENE}
@@ -337,10 +340,12 @@ def _run_chunks(  # noqa: PLR0913, PLR0917
     dask: Any,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, float]:
-    """Add every chunk's sums to ``totals`` (the stored ones loaded, the others computed in
-    this process or as one Dask task each, saved as each ends); return the number of workers
-    and the seconds the workers took to start up (import and compile, before any task).
-    """  # noqa: D205
+    """Add every chunk's sums to ``totals``; return the workers and their start-up time.
+
+    The stored sums are loaded, the others computed in this process or as one Dask task each,
+    saved as each ends. Returns the number of workers and the seconds the workers took to start
+    up (import and compile, before any task).
+    """
     total_cells = int(sum(r.size for r in chunks))
     todo = [i for i in range(len(chunks)) if i not in store.resumed]
     n_done = 0
@@ -402,13 +407,14 @@ def _sample_calls(  # noqa: PLR0913, PLR0917
     prior_shape: float,
     batch_cells: int,
 ) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The sampled cells' ``knn`` calls: neighbours within type and donor (one PCA per
-    donor × type), each donor's soup (``soup``: per donor, its contamination and its summed
-    counts, from the chunks) discounted where its contamination was estimated; ``names``
+    """Return the sampled cells' ``knn`` calls (neighbours within type and donor).
+
+    One PCA per donor × type; each donor's soup (``soup``: per donor, its contamination and its
+    summed counts, from the chunks) discounted where its contamination was estimated; ``names``
     are the type and donor names of the codes. Batches hold whole cell types (at most
-    ``batch_cells`` cells where the types allow), so memory is one batch, and the calls do
-    not depend on how the cells are batched. Returns the rows in call order and the calls.
-    """  # noqa: D205, D401
+    ``batch_cells`` cells where the types allow), so memory is one batch, and the calls do not
+    depend on how the cells are batched. Returns the rows in call order and the calls.
+    """
     from anndata import AnnData  # noqa: PLC0415
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
@@ -480,9 +486,11 @@ def _contamination_summary(rho: np.ndarray) -> dict[str, Any]:
 
 
 def _client(dask: Any) -> tuple[Any, Callable[[], None] | None]:
-    """A ``dask.distributed`` client for ``'local:N'``, ``'tcp://HOST:PORT'`` or a Client,
-    and what closes what was opened here (``None`` for a Client the caller owns).
-    """  # noqa: D205, D401
+    """Return a ``dask.distributed`` client and what closes what was opened here.
+
+    The client for ``'local:N'``, ``'tcp://HOST:PORT'`` or a Client; the closer is ``None`` for
+    a Client the caller owns.
+    """
     try:
         from dask.distributed import Client, LocalCluster  # noqa: PLC0415
     except ImportError:
@@ -814,10 +822,11 @@ def build_atlas(  # noqa: PLR0913, PLR0915
 
 
 def _stat(source: Any) -> list[float] | None:
-    """Size and modification time of a file source, or for a folder (a TileDB-SOMA
-    experiment) the total size and newest modification time of its files (``None``: not a
-    path).
-    """  # noqa: D205
+    """Return the size and modification time of a source (``None``: not a path).
+
+    For a file, its own; for a folder (a TileDB-SOMA experiment), the total size and newest
+    modification time of its files.
+    """
     try:
         p = Path(os.fspath(source))
     except TypeError:
@@ -832,9 +841,10 @@ def _stat(source: Any) -> list[float] | None:
 
 
 def _memory_digest(src: CellSource) -> str | None:
-    """SHA-256 of an in-memory source's counts (what a resume must match); ``None`` for a
-    file or URI source, identified by its path and ``_stat``.
-    """  # noqa: D205
+    """Return the SHA-256 of an in-memory source's counts (what a resume must match).
+
+    ``None`` for a file or URI source, identified by its path and ``_stat``.
+    """
     if src.kind != "memory":
         return None
     X = sparse.csr_matrix(src.matrix)

@@ -1,6 +1,7 @@
-"""Load an atlas for use: a folder written by ``atlas build``, or an ``.h5ad`` built on the
-spot (the one module that sees both the atlas and its builder, so neither imports the other).
-"""  # noqa: D205
+"""Load an atlas for use: a folder written by ``atlas build``, or an ``.h5ad`` built on the spot.
+
+This is the one module that sees both the atlas and its builder, so neither imports the other.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def load_atlas(
     donor_key: str | None = None,
     dask: Any = None,
 ) -> Atlas:
-    """An atlas directory, or an ``.h5ad`` of healthy cells built on the fly.
+    """Load an atlas directory, or build one on the fly from an ``.h5ad`` of healthy cells.
 
     Parameters
     ----------
@@ -34,7 +35,7 @@ def load_atlas(
     Returns
     -------
     The :class:`Atlas`.
-    """  # noqa: D401
+    """
     p = Path(path)
     if p.is_file() and p.name.lower().endswith(".h5ad"):
         return build_atlas(p, cell_type_key=cell_type_key, donor_key=donor_key, dask=dask)

@@ -53,9 +53,11 @@ class CellSource:
     matrix: Any = field(default=None, repr=False)
 
     def read_rows(self, rows: np.ndarray, *, stored: bool = False) -> sparse.csr_matrix:
-        """Counts of ``rows`` (sorted row positions) as CSR, cells × all genes: float64, or
-        with ``stored`` the values as the source holds them (no converted copy).
-        """  # noqa: D205, D401
+        """Return the counts of ``rows`` (sorted row positions) as CSR, cells × all genes.
+
+        The values are float64, or with ``stored`` the values as the source holds them (no
+        converted copy).
+        """
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind == "memory":
             X = sparse.csr_matrix(self.matrix[rows])

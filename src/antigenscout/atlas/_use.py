@@ -25,7 +25,7 @@ def atlas_healthy_cells(
     *,
     pregnancy: bool = False,
 ) -> tuple[HealthyCells, dict[str, Any], list[str]] | None:
-    """The atlas's sampled cells as exact healthy cells for gate search.
+    """Return the atlas's sampled cells as exact healthy cells for gate search.
 
     Parameters
     ----------
@@ -44,7 +44,7 @@ def atlas_healthy_cells(
     -------
     ``(cells, params, context ids)`` or ``None`` when the atlas cannot be used exactly. A gene
     the atlas does not measure is negative in its cells (stated in ``params``).
-    """  # noqa: D401
+    """
     from ..tl._exposure import apical_genes, exposure  # noqa: PLC0415
     from ..tl._gates import HealthyCells  # noqa: PLC0415
 

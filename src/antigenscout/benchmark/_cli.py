@@ -70,12 +70,14 @@ def benchmark_command(  # noqa: PLR0913, PLR0917
     n_boot: int,
     seed: int,
 ) -> None:
-    """Rank each validated target among its modality's candidates for its indication, and
-    check whether observed toxicities are among the target's top healthy risks, for
-    antigenscout and two anchor baselines, with paired bootstrap 95% intervals. Writes
-    metrics.json, targets_rows.tsv and toxicity_rows.tsv to OUT (with --extended also
+    """Score the engine and the baselines against the clinical record.
+
+    Rank each validated target among its modality's candidates for its indication, and check
+    whether observed toxicities are among the target's top healthy risks, for antigenscout and
+    two anchor baselines, with paired bootstrap 95% intervals. Writes metrics.json,
+    targets_rows.tsv and toxicity_rows.tsv to OUT (with --extended also
     extended_targets_rows.tsv and extended_excluded.tsv).
-    """  # noqa: D205
+    """
     from rich.table import Table
 
     from .._console import err_console, out_console

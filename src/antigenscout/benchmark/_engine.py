@@ -41,7 +41,7 @@ def _engine_table(tum: _Tumor, modality: str, reference: Reference) -> pd.DataFr
 
 
 def _hpa_cancer(tum: _Tumor) -> str | None:
-    """The HPA pathology cancer type of a bulk TCGA tumour, when all its cohorts share one."""  # noqa: D401
+    """Return the HPA pathology cancer type of a bulk TCGA tumour if all its cohorts share one."""
     from ..datasets import TCGA_HPA_CANCER  # noqa: PLC0415
 
     if tum.kind != "bulk" or not tum.name.startswith("tcga"):
@@ -52,11 +52,12 @@ def _hpa_cancer(tum: _Tumor) -> str | None:
 
 
 def _combine(values: np.ndarray, op: str) -> np.ndarray:
-    """Gate a genes × k array of fractions with the estimate ``profile`` uses
-    (:func:`antigenscout.tl._profile.gate_fraction`): AND = min (the Fréchet upper bound:
-    the chains of a target are made by the same cells), OR = ``1 − Π(1 − v)`` for
+    """Gate a genes × k array of fractions with the estimate ``profile`` uses.
+
+    That estimate is :func:`antigenscout.tl._profile.gate_fraction`: AND = min (the Fréchet
+    upper bound: the chains of a target are made by the same cells), OR = ``1 − Π(1 − v)`` for
     independent antigens (issue #10 item 5: not pushed to 1 by the union bound).
-    """  # noqa: D205
+    """
     from ..tl._gates import Gate  # noqa: PLC0415
     from ..tl._profile import gate_fraction  # noqa: PLC0415
 

@@ -44,8 +44,10 @@ N_DECOYS = 100
 
 
 def decoys(table: pd.DataFrame, gene: str) -> pd.Index:
-    """The :data:`N_DECOYS` candidates (the modality's class: the table's rows) whose tumour
-    level is nearest the target's, on the log scale (``tumor_mean_cp10k``; ties by name).
+    """Return the :data:`N_DECOYS` candidates whose tumour level is nearest the target's.
+
+    The candidates are the modality's class (the table's rows); levels are compared on the log
+    scale (``tumor_mean_cp10k``; ties by name).
 
     Examples
     --------
@@ -55,7 +57,7 @@ def decoys(table: pd.DataFrame, gene: str) -> pd.Index:
     >>> t.loc["b", "tumor_mean_cp10k"] = float("nan")  # an unknown level is no decoy
     >>> list(decoys(t, "G"))
     ['a', 'c']
-    """  # noqa: D205, D401
+    """
     if "tumor_mean_cp10k" not in table:
         return pd.Index([])
     level = np.log1p(table["tumor_mean_cp10k"].astype(float).clip(lower=0.0))
@@ -75,10 +77,11 @@ _DECOY_STATS = {
 def decoy_block(
     scored: pd.DataFrame, methods: Sequence[str], *, n_boot: int, seed: int
 ) -> dict[str, Any] | None:
-    """Each known target's percentile among its decoys (``<method>_decoy_percentile`` of the
-    scored target rows), per method, with row intervals and paired differences by row and by
-    target; ``None`` without such rows.
-    """  # noqa: D205
+    """Return each known target's percentile among its decoys, per method.
+
+    That is ``<method>_decoy_percentile`` of the scored target rows, with row intervals and
+    paired differences by row and by target; ``None`` without such rows.
+    """
     cols = [f"{m}_decoy_percentile" for m in methods]
     if not len(scored) or not set(cols) <= set(scored.columns):
         return None
@@ -107,14 +110,15 @@ def decoy_block(
 
 
 def target_clusters(rows: pd.DataFrame) -> np.ndarray:
-    """One bootstrap cluster per target: the row's genes, sorted (``EGFR``, ``EGFR;MET``);
-    a row without genes is its own cluster.
+    """Return one bootstrap cluster per target: the row's genes, sorted (``EGFR``, ``EGFR;MET``).
+
+    A row without genes is its own cluster.
 
     Examples
     --------
     >>> target_clusters(pd.DataFrame({"genes": ["EGFR", "MET;EGFR", "EGFR", None]})).tolist()
     ['EGFR', 'EGFR;MET', 'EGFR', 'row3']
-    """  # noqa: D205
+    """
     if not len(rows) or "genes" not in rows:
         return np.arange(len(rows)).astype(str)
     genes = rows["genes"].astype(object).where(rows["genes"].notna(), None)

@@ -169,7 +169,7 @@ def _cell(v: object) -> str:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    """A list as strings; an absent list is empty (the builder uses the lists present)."""  # noqa: D401
+    """Read a list as strings; an absent list is empty (the builder uses the lists present)."""
     if not path.is_file():
         return pd.DataFrame()
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -288,7 +288,7 @@ def _entries(folder: Path) -> list[dict[str, object]]:  # noqa: PLR0912, PLR0915
 
 
 def _resolve(entry: dict[str, object], reference: Reference) -> tuple[list[str], str]:
-    """Reference symbols of an entry's targets (Ensembl ids first), or the failure."""  # noqa: D401
+    """Return the reference symbols of an entry's targets (Ensembl ids first), or the failure."""
     ids = [str(i) for i in entry["ids"]]  # type: ignore[union-attr]
     names = [str(n) for n in entry["names"]]  # type: ignore[union-attr]
     if entry.get("needs_id") and not ids:
@@ -312,10 +312,11 @@ def _resolve(entry: dict[str, object], reference: Reference) -> tuple[list[str],
 
 
 def evaluation_key(genes: Iterable[str], rule: IndicationRule | None, text: str) -> str:
-    """What a row evaluates, without the modality: sorted genes and tumour data (the rule's
-    dataset and samples; the rule's name for rules without data; the indication text when
-    no rule matches).
-    """  # noqa: D205, D401
+    """Return what a row evaluates, without the modality: sorted genes and tumour data.
+
+    The tumour data are the rule's dataset and samples; the rule's name for rules without data;
+    the indication text when no rule matches.
+    """
     g = ";".join(sorted(genes))
     if rule is None:
         where = "text:" + re.sub(r"\W+", " ", text.lower()).strip()
@@ -333,7 +334,7 @@ def build_extended_targets(
     reference: Reference,
     rules: list[IndicationRule],
 ) -> ExtendedSet:
-    """Evaluation rows from the agent lists, deduplicated against the visible rows.
+    """Build evaluation rows from the agent lists, deduplicated against the visible rows.
 
     Parameters
     ----------
@@ -350,7 +351,7 @@ def build_extended_targets(
     Returns
     -------
     :class:`ExtendedSet`.
-    """  # noqa: D401
+    """
     folder = Path(lists_dir)
     if not folder.is_dir():
         msg = (

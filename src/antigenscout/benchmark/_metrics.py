@@ -75,9 +75,10 @@ def percentile_of(value: np.ndarray | float, others: np.ndarray) -> float:
 
 
 def percentile_parts(value: np.ndarray | float, others: np.ndarray) -> tuple[int, int, int]:
-    """``(#others below, #others tied, n)`` of ``value`` among ``others`` (lexicographic
-    keys as in :func:`percentile_of`).
-    """  # noqa: D205
+    """Return ``(#others below, #others tied, n)`` of ``value`` among ``others``.
+
+    Keys compare lexicographically, as in :func:`percentile_of`.
+    """
     others = np.asarray(others, dtype=np.float64)
     v = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if others.ndim == 1:
@@ -115,12 +116,14 @@ def expected_top_hit(below: int, tied: int, n: int, q: float) -> float:
 def summarise_percentiles(
     p: pd.Series | np.ndarray, top_hits: Mapping[str, pd.Series | np.ndarray] | None = None
 ) -> dict[str, float | int | None]:
-    """``n_scored``, ``median_percentile``, ``mean_percentile`` and the top-q fractions
-    (:data:`TOP_QS`) of the non-missing percentiles.
+    """Summarise the non-missing percentiles: their number, median, mean and top-q fractions.
+
+    The keys are ``n_scored``, ``median_percentile``, ``mean_percentile`` and the top-q
+    fractions (:data:`TOP_QS`).
 
     ``top_hits`` maps a :data:`TOP_QS` key to per-row expected hits (aligned with ``p``);
     without it a row is a hit when its percentile is at least ``1 - q``.
-    """  # noqa: D205
+    """
     ser = pd.Series(p, dtype=float)
     keep = ser.notna().to_numpy()
     arr = np.asarray(ser[keep], dtype=np.float64)
@@ -309,7 +312,7 @@ def _expected_hit(v: pd.Series, named: np.ndarray, level: float | None, k: int) 
 
 
 def top_contexts(values: pd.Series, n: int = 3) -> list[str]:
-    """The ``n`` highest-valued contexts with value > 0 (stable order on ties)."""  # noqa: D401
+    """Return the ``n`` highest-valued contexts with value > 0 (stable order on ties)."""
     v = values.astype(float).fillna(0.0)
     v = v[v > 0].sort_values(ascending=False, kind="stable")
     return list(v.index[:n])

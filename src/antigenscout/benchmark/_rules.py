@@ -1,6 +1,7 @@
-"""Documented rules that read the clinical tables: modality, genes, gates, attribution,
-indication → tumour data.
-"""  # noqa: D205
+"""Documented rules that read the clinical tables.
+
+Rules for modality, genes, gates, attribution, and indication → tumour data.
+"""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def gate_op(*texts: str) -> str:
 
 
 def not_gene_product(*texts: str) -> str | None:
-    """The text explaining that the antigen is not a gene product, or ``None``."""  # noqa: D401
+    """Return the text explaining that the antigen is not a gene product, or ``None``."""
     for t in texts:
         if t and NON_GENE_PRODUCT.search(str(t)):
             return str(t).strip()
@@ -247,7 +248,7 @@ def load_indications(path: str | Path | None = None) -> list[IndicationRule]:
 
 
 def match_indication(text: str, rules: list[IndicationRule]) -> IndicationRule | None:
-    """The first rule whose pattern matches ``text`` (case-insensitive), or ``None``."""  # noqa: D401
+    """Return the first rule whose pattern matches ``text`` (case-insensitive), or ``None``."""
     for rule in rules:
         if re.search(rule.pattern, str(text), flags=re.IGNORECASE):
             return rule

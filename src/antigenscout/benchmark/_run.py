@@ -340,9 +340,10 @@ def run_benchmark(  # noqa: PLR0913, PLR0915
 def _score_toxicities(
     toxic: pd.DataFrame, reference: Reference, n_boot: int, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Rows and per-method metrics (with intervals and paired differences) of a toxicity
-    table.
-    """  # noqa: D205
+    """Return the rows and per-method metrics of a toxicity table.
+
+    The metrics come with intervals and paired differences.
+    """
     vocab = TissueVocabulary.from_reference(reference)
     xrows = [x for _, r in toxic.iterrows() for x in _score_toxicity_rows(r, reference, vocab)]
     xdf = pd.DataFrame(xrows)
@@ -373,8 +374,10 @@ def score_toxicities(
     n_boot: int = 2000,
     seed: int = 20240601,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score one toxicity record alone (a second record kept for reporting, such as
-    ``shared/benchmark/toxicities_more.tsv``), as :func:`run_benchmark` scores its own.
+    """Score one toxicity record alone, as :func:`run_benchmark` scores its own.
+
+    The record is a second one kept for reporting, such as
+    ``shared/benchmark/toxicities_more.tsv``.
 
     Returns
     -------
@@ -382,7 +385,7 @@ def score_toxicities(
     method (``antigenscout``, ``fold_change``, ``sens_at_spec``) the on-target recall and
     negative-control flag rates with 95% intervals, plus ``paired`` differences (by row and,
     ``paired_by_target``, by target) and ``within_tissue`` (:func:`._evaluations.within_tissue`).
-    """  # noqa: D205
+    """
     from ..reference import load_reference  # noqa: PLC0415
 
     reference = load_reference() if reference is None else reference

@@ -18,9 +18,12 @@ from ._targets import _top_col
 
 
 def _differences(tblocks: dict[str, Any], xblocks: dict[str, Any], key: str) -> dict[str, Any]:
-    """``{baseline: {'targets': ..., 'toxicity': {'on_target', 'negative_controls'}}}`` of the
-    paired differences stored under ``key`` (``paired`` or ``paired_by_target``).
-    """  # noqa: D205
+    """Return the paired differences stored under ``key``, per baseline.
+
+    The result is
+    ``{baseline: {'targets': ..., 'toxicity': {'on_target', 'negative_controls'}}}``; ``key`` is
+    ``paired`` or ``paired_by_target``.
+    """
     return {
         b: {
             "targets": tblocks[key][b],

@@ -37,9 +37,11 @@ VITAL_WEIGHT = 0.8
 
 
 def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
-    """``(part id, tissue text, attribution text)``; a row whose tissue and attribution
-    both list the same number (> 1) of ';'-separated parts is split pairwise.
-    """  # noqa: D205
+    """Return ``(part id, tissue text, attribution text)`` for each part of a toxicity row.
+
+    A row whose tissue and attribution both list the same number (> 1) of ';'-separated parts is
+    split pairwise.
+    """
     tissues = split_top_level(row["off_tumor_tissue_or_cell"])
     attrs = split_top_level(row["attribution"])
     if len(tissues) > 1 and len(tissues) == len(attrs):
@@ -55,8 +57,9 @@ def _toxicity_parts(row: pd.Series) -> list[tuple[str, str, str]]:
 def _context_values(
     genes: tuple[str, ...], op: str, modality: str | None, reference: Reference
 ) -> dict[str, pd.Series]:
-    """Per-context values each method ranks for a toxicity row (cached: the within-tissue
-    evaluation reads them again; callers must not modify them).
+    """Return the per-context values each method ranks for a toxicity row.
+
+    Cached: the within-tissue evaluation reads them again; callers must not modify them.
 
     antigenscout ranks every row by *localisation*, engagement alone (docs/engagement.md:
     "where will it bind"), one rule whatever the row's class, like the baselines. Engagement
@@ -65,7 +68,7 @@ def _context_values(
     (engagement × vital weight) is kept as the diagnostic ``antigenscout_severity``, and the
     lasting loss of function beyond the organ's reserve (``HealthyRisk.consequence``) as
     ``antigenscout_consequence``.
-    """  # noqa: D205
+    """
     from ..pp import DEFAULT_THRESHOLD  # noqa: PLC0415
     from ..tl import healthy_risk  # noqa: PLC0415
     from ..tl._organs import consequence, organ_reserve  # noqa: PLC0415

@@ -376,12 +376,12 @@ class TissueVocabulary:
         )
 
     def _bulk(self, cs: frozenset[str]) -> set[str]:
-        """The bulk tissue (non-cell-type) contexts among ``cs``."""  # noqa: D401
+        """Return the bulk tissue (non-cell-type) contexts among ``cs``."""
         return {c for c in cs if self._kinds.get(c) != "cell_type"}
 
 
 def load_synonyms() -> pd.DataFrame:
-    """The packaged anatomical synonym table (``term``, ``maps_to``, ``note``)."""  # noqa: D401
+    """Load the packaged anatomical synonym table (``term``, ``maps_to``, ``note``)."""
     res = resources.files("antigenscout.benchmark").joinpath("tissue_synonyms.tsv")
     with resources.as_file(res) as p:
         return pd.read_csv(p, sep="\t", comment="#", dtype=str, keep_default_na=False)

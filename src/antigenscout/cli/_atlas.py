@@ -91,9 +91,11 @@ def atlas_build(  # noqa: PLR0913, PLR0917
     healthy_primary: bool,
     out: Path,
 ) -> None:
-    """Measure every cell type of INPUT (.h5ad read backed, a TileDB-SOMA experiment such as a
-    CELLxGENE Census copy, or a 10x/.zarr/.loom input) and write an atlas folder.
-    """  # noqa: D205
+    """Measure every cell type of INPUT and write an atlas folder.
+
+    INPUT is an .h5ad (read backed), a TileDB-SOMA experiment such as a CELLxGENE Census copy,
+    or a 10x, .zarr or .loom input.
+    """
     from .._provenance import invocation
     from ..atlas import DEFAULT_CHUNK_CELLS, DEFAULT_SAMPLE_CELLS, build_atlas
     from ..io._write import OUTPUT_FILES, staged_run, write_json

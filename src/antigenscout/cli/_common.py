@@ -138,9 +138,11 @@ def _write_run_json(  # noqa: PLR0913, PLR0917
     reference: Reference,
     t0: float,
 ) -> list[str]:
-    """Write a rank or gates run's ``run.json`` (input, the choices made unasked, params,
-    denominators, reference, seconds); return those choices to print.
-    """  # noqa: D205
+    """Write a rank or gates run's ``run.json``; return the choices made unasked, to print.
+
+    The file records the input, the choices made unasked, params, denominators, reference and
+    seconds.
+    """
     from .._provenance import choices_made, input_record
     from ..io._write import write_json
 

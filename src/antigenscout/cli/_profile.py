@@ -52,10 +52,10 @@ def profile(  # noqa: PLR0913, PLR0917
     atlas_path: Path | None,
     out: Path,
 ) -> None:
-    """Which healthy cells, and what fraction of each, does an agent binding RECEPTOR engage?
+    """Show which healthy cells, and what fraction of each, an agent binding RECEPTOR engages.
 
     RECEPTOR is one or more genes (combined by --gate) or a logic expression in quotes.
-    """  # noqa: D400
+    """
     from rich.table import Table
 
     from .._load import load_reference_with_atlas

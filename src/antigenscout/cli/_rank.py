@@ -41,9 +41,11 @@ def _run_rank(  # noqa: PLR0913
     input_path: Path | None = None,
     **kw: Any,
 ) -> Path:
-    """Score and write ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv``,
-    ``patient_model.tsv`` (single cells) and ``run.json``.
-    """  # noqa: D205
+    """Score the input and write the ranking's tables and ``run.json``.
+
+    The tables are ``targets.tsv``, ``risk.tsv``, ``patient_coverage.tsv`` and
+    ``patient_model.tsv`` (single cells).
+    """
     from .. import get, tl
     from ..io._write import staged_run, write_table
 
@@ -248,9 +250,11 @@ def rank(  # noqa: PLR0913, PLR0917
     obs_path: Path | None,
     orientation: str,
 ) -> None:
-    """Rank single-antigen targets of INPUT (.h5ad, .zarr, .loom, 10x .h5 or mtx folder,
-    TSV/CSV table of single cells or bulk samples).
-    """  # noqa: D205
+    """Rank single-antigen targets of INPUT.
+
+    INPUT is an .h5ad, .zarr, .loom, 10x .h5 or mtx folder, or a TSV/CSV table of single cells
+    or bulk samples.
+    """
     from .._load import load_reference_with_atlas
 
     # validate early, before any work

@@ -1,6 +1,8 @@
-"""Loaders of real public datasets: van Galen 2019 AML marrow, Triana 2021 CITE-seq, and the
-packaged TCGA tumour medians and HPA cell-line tables.
-"""  # noqa: D205
+"""Loaders of real public datasets and of the packaged tumour and cell-line tables.
+
+The datasets: van Galen 2019 AML marrow, Triana 2021 CITE-seq, and the packaged TCGA tumour
+medians and HPA cell-line tables.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +41,10 @@ VANGALEN_STEM_PROGENITOR: tuple[str, ...] = ("HSC-like", "Prog-like")
 
 
 def add_vangalen_compartment(adata: AnnData, key: str = "compartment") -> None:
-    """Set ``obs[key]`` to ``'stem_progenitor'`` for HSC-like and Prog-like cells, else
-    ``'other'`` (van Galen 2019 ``cell_type`` labels).
-    """  # noqa: D205
+    """Set ``obs[key]`` to ``'stem_progenitor'`` for HSC-like and Prog-like cells, else ``'other'``.
+
+    HSC-like and Prog-like are van Galen 2019 ``cell_type`` labels.
+    """
     stem = adata.obs["cell_type"].astype(str).isin(VANGALEN_STEM_PROGENITOR)
     adata.obs[key] = np.where(stem, "stem_progenitor", "other")
 
@@ -53,7 +56,7 @@ _VG_FILE = re.compile(r"^(?P<gsm>GSM\d+)_(?P<sample>.+)\.(?P<what>dem|anno)\.txt
 
 
 def _data_path(name: str, *, rebuild: str) -> resources.abc.Traversable:
-    """A packaged data file; a clear error naming the rebuild script when it is missing."""  # noqa: D401
+    """Return a packaged data file, or raise an error naming the rebuild script if it is missing."""
     res = resources.files("antigenscout.datasets").joinpath("data", name)
     if not res.is_file():
         msg = (

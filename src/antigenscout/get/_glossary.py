@@ -1,6 +1,8 @@
-"""What each column of the tables the command-line tools write means (``targets.tsv``,
-``risk.tsv``, ``gates.tsv``, ...), from the packaged ``data/columns.tsv``.
-"""  # noqa: D205
+"""What each column of the tables the command-line tools write means.
+
+The tables are ``targets.tsv``, ``risk.tsv``, ``gates.tsv``, ...; the descriptions come from the
+packaged ``data/columns.tsv``.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ def _table() -> pd.DataFrame:
 
 
 def column_glossary(file: str | None = None) -> pd.DataFrame:
-    """The glossary of the written tables: one row per ``file`` and ``column``, with its
-    ``description`` (what it is, its unit or range, how it is computed, and the docs/ section
-    that explains it). A column written once per patient, compartment or receptor gene is
-    named with a placeholder (``coverage__<compartment>``, ``<patient>``, ``frac__<gene>``).
+    """Return the glossary of the written tables: one row per ``file`` and ``column``.
+
+    Each row has its ``description`` (what it is, its unit or range, how it is computed, and the
+    docs/ section that explains it). A column written once per patient, compartment or receptor
+    gene is named with a placeholder (``coverage__<compartment>``, ``<patient>``,
+    ``frac__<gene>``).
 
     Parameters
     ----------
@@ -41,7 +45,7 @@ def column_glossary(file: str | None = None) -> pd.DataFrame:
     >>> g = get.column_glossary("targets.tsv")
     >>> g.loc[g["column"] == "vital_risk", "description"].iloc[0][:28]
     'Risk the score uses (0–1): d'
-    """  # noqa: D205, D401
+    """
     table = _table()
     if file is None:
         return table.copy()
@@ -53,12 +57,14 @@ def column_glossary(file: str | None = None) -> pd.DataFrame:
 
 
 def describe_column(file: str, column: str) -> str | None:
-    """The description of ``column`` of ``file``, matching placeholders (a patient's column
-    of ``patient_coverage.tsv``, ``coverage__<compartment>``); ``None`` if undescribed.
+    """Return the description of ``column`` of ``file``; ``None`` if undescribed.
+
+    Placeholders are matched (a patient's column of ``patient_coverage.tsv``,
+    ``coverage__<compartment>``).
 
     >>> describe_column("targets.tsv", "coverage__stem_progenitor")[:14]
     'Only with --co'
-    """  # noqa: D205, D401
+    """
     rows = column_glossary(file)
     exact = rows[rows["column"] == column]
     if len(exact):

@@ -112,11 +112,13 @@ EXPANSION_FLOOR = 1 << 30
 
 
 def check_expansion(expanded: float, on_disk: int, *, what: str, source: str) -> None:
-    """Raise :class:`InputError` if ``expanded`` bytes from ``on_disk`` bytes exceed both
-    :data:`MAX_EXPANSION` × the size on disk and :data:`EXPANSION_FLOOR`.
+    """Raise :class:`InputError` if ``expanded`` bytes from ``on_disk`` bytes are too many.
+
+    Too many is more than both :data:`MAX_EXPANSION` × the size on disk and
+    :data:`EXPANSION_FLOOR`.
 
     >>> check_expansion(5e6, 1_000_000, what="text", source="'x.tsv.gz'")  # 5x: fine
-    """  # noqa: D205
+    """
     limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
     if expanded > limit:
         msg = (

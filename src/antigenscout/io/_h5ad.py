@@ -283,10 +283,12 @@ def _read_backed(
 
 
 def _check_backed_values(x: Any, *, kind: str, source: str) -> None:
-    """Every stored value of a backed ``.X``, read in chunks (bounded memory): finite,
-    non-negative and, for single cells, whole numbers. The first rows were checked with a
-    hint of how they look normalised; this pass finds a bad value anywhere after them.
-    """  # noqa: D205
+    """Check every stored value of a backed ``.X``, read in chunks (bounded memory).
+
+    Values must be finite, non-negative and, for single cells, whole numbers. The first rows
+    were checked with a hint of how they look normalised; this pass finds a bad value anywhere
+    after them.
+    """
     import h5py  # noqa: PLC0415
 
     data = x["data"] if isinstance(x, h5py.Group) else x
@@ -311,10 +313,12 @@ _INDEX_CHUNK = 1 << 23
 
 
 def _check_backed_indices(x: Any, *, n_obs: int, n_var: int, source: str) -> None:
-    """Every column index of a backed CSR ``.X`` within ``0..n_var-1`` and its row pointers
-    running from 0 up to the number of values, read in chunks: a corrupt index would make
-    the streamed reads go outside their arrays (a crash, or silently wrong counts).
-    """  # noqa: D205
+    """Check the column indices and row pointers of a backed CSR ``.X``, read in chunks.
+
+    Every column index must lie within ``0..n_var-1`` and the row pointers run from 0 up to the
+    number of values: a corrupt index would make the streamed reads go outside their arrays (a
+    crash, or silently wrong counts).
+    """
     ptr_ds, idx_ds = x["indptr"], x["indices"]
     nnz = len(idx_ds)
     last = 0

@@ -143,9 +143,11 @@ def _read_dense_as_csr(ds: Any, shape: tuple[int, int], name: str, source: str) 
 def slab_plan(
     shape: tuple[int, int], chunks: tuple[int, int] | None, itemsize: int
 ) -> tuple[int, int]:
-    """``(axis, step)``: read a genes × cells dataset in slabs of ``step`` cells (axis 1) or
-    genes (axis 0) that hold whole HDF5 chunks, so each compressed chunk is decompressed
-    once; slabs of at most :data:`SLAB_BYTES` (or one chunk) where possible.
+    """Return ``(axis, step)`` for reading a genes × cells dataset in slabs of whole chunks.
+
+    Slabs of ``step`` cells (axis 1) or genes (axis 0) hold whole HDF5 chunks, so each
+    compressed chunk is decompressed once; slabs of at most :data:`SLAB_BYTES` (or one chunk)
+    where possible.
 
     Slabs of cells where a chunk spans no more cells than such a slab, else slabs of genes: a
     chunk per gene over every cell would otherwise be decompressed again for every slab.
@@ -154,7 +156,7 @@ def slab_plan(
     (0, 671)
     >>> slab_plan((20000, 100000), (64, 64), 4)  # slabs of whole chunk columns
     (1, 3328)
-    """  # noqa: D205
+    """
     n_genes, n_cells = shape
     chunk_genes, chunk_cells = chunks or (1, 1)
     per_cells = max(1, min(BLOCK_CELLS, SLAB_BYTES // max(1, n_genes * itemsize)))

@@ -119,14 +119,16 @@ def read_table(
 
 
 def _check_gzip_expansion(p: Path, source: str) -> None:
-    """Decompress a .gz table in chunks, counting, and stop once it expands past what any
-    expression table does (:func:`~antigenscout.io._guard.check_expansion`).
+    """Decompress a .gz table in chunks, counting, and stop if it expands too far.
+
+    Too far is past what any expression table does
+    (:func:`~antigenscout.io._guard.check_expansion`).
 
     A pass of its own, before the parser's: counting inside the parser's stream instead
     (one decompression) let pandas hold what it had parsed: a 1.7 MB .tsv.gz of 120,000
     rows of 5,000 zeros was refused after 40 s at 5.3 GB, against 3.5 s and 360 MB this
     way.
-    """  # noqa: D205
+    """
     on_disk = p.stat().st_size
     limit = max(MAX_EXPANSION * on_disk, EXPANSION_FLOOR)
     total = 0

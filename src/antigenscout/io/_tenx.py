@@ -109,7 +109,7 @@ def _group(parent: Any, key: str, source: str) -> Any:
 
 
 def _dataset(parent: Any, key: str, source: str) -> Any:
-    """The 1-D dataset ``parent[key]``, or InputError naming it."""  # noqa: D401
+    """Return the 1-D dataset ``parent[key]``, or raise InputError naming it."""
     import h5py  # noqa: PLC0415
 
     where = f"{parent.name.rstrip('/')}/{key}"

@@ -1,10 +1,11 @@
-"""Checks every reader, the CLI and the API share, and :func:`finalise`, which wraps a
-validated matrix as AnnData.
+"""Checks shared by every reader, the CLI and the API, and :func:`finalise`.
+
+:func:`finalise` wraps a validated matrix as AnnData.
 
 A leaf module: it imports nothing else from :mod:`antigenscout.io`, so the readers, the
 dispatcher :func:`~antigenscout.io.read` and the tools (``tl``) all import their checks from
 here and the imports point one way.
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def _examples(names: pd.Index | list[str] | np.ndarray, n: int = 5) -> str:
 
 
 def _stored(X: Any) -> np.ndarray:
-    """The stored values of a dense or sparse matrix, as a NumPy array."""  # noqa: D401
+    """Return the stored values of a dense or sparse matrix, as a NumPy array."""
     return X.data if isinstance(X, sparse.spmatrix | sparse.sparray) else np.asarray(X)
 
 
@@ -142,9 +143,10 @@ def is_integer_valued(X: Any) -> bool:
 
 
 def check_sparse_structure(X: Any, source: str) -> None:
-    """Refuse a CSR/CSC matrix whose pointers or indices are corrupt (an index outside the
-    shape, pointers that decrease or disagree with the number of values): the compiled code
-    that reads it would read outside its arrays and crash the process.
+    """Refuse a CSR/CSC matrix whose pointers or indices are corrupt.
+
+    Corrupt: an index outside the shape, pointers that decrease or disagree with the number of
+    values. The compiled code that reads it would read outside its arrays and crash the process.
 
     >>> from scipy import sparse
     >>> bad = sparse.csr_matrix((np.ones(2), np.array([0, 7]), np.array([0, 1, 2])), shape=(2, 3))
@@ -152,7 +154,7 @@ def check_sparse_structure(X: Any, source: str) -> None:
     Traceback (most recent call last):
     ...
     antigenscout._errors.InputError: the sparse matrix in 'x' has column indices outside 0..2 ...
-    """  # noqa: D205
+    """
     if not sparse.issparse(X) or X.format not in ("csr", "csc"):
         return
     n_major, n_minor = X.shape if X.format == "csr" else X.shape[::-1]
@@ -180,9 +182,10 @@ def check_sparse_structure(X: Any, source: str) -> None:
 
 
 def check_values(X: Any, source: str, *, allow_nan: bool = False) -> None:
-    """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values
-    (``allow_nan``: NaN marks a gene not measured, as in bulk medians, and passes).
-    """  # noqa: D205
+    """Raise :class:`InputError` for a non-numeric dtype or NaN, infinite or negative values.
+
+    With ``allow_nan``, NaN marks a gene not measured, as in bulk medians, and passes.
+    """
     data = _stored(X)
     check_dtype(data.dtype, source)
     if np.issubdtype(data.dtype, np.floating):

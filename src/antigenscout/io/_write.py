@@ -1,6 +1,7 @@
-"""Atomic output writing: a reader never sees a half-written file, and a failed run
-never replaces a user's earlier result.
-"""  # noqa: D205
+"""Atomic output writing: a reader never sees a half-written file.
+
+A failed run never replaces a user's earlier result.
+"""
 
 from __future__ import annotations
 
@@ -175,14 +176,15 @@ def _map_text(df: pd.DataFrame, f: Any) -> pd.DataFrame:
 
 
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with every text cell (and index or column label) that a spreadsheet would read as a
-    formula prefixed with an apostrophe: ``=cmd|...``, ``+1+1``, ``@SUM(A1)``, ``-x``; a
-    number such as ``-0.5`` stays as it is; text that starts with an apostrophe gets one
-    more, so :func:`read_output_table`, which removes one, gives every value back.
+    """Return ``df`` with an apostrophe before every text a spreadsheet would read as a formula.
+
+    Text cells and index and column labels alike: ``=cmd|...``, ``+1+1``, ``@SUM(A1)``, ``-x``;
+    a number such as ``-0.5`` stays as it is; text that starts with an apostrophe gets one more,
+    so :func:`read_output_table`, which removes one, gives every value back.
 
     >>> spreadsheet_safe(pd.DataFrame({"label": ["=1+1", "CD19", "-0.5", "@x"]}))["label"].tolist()
     ["'=1+1", 'CD19', '-0.5', "'@x"]
-    """  # noqa: D205
+    """
     return _map_text(df, _escape)
 
 
@@ -351,10 +353,11 @@ def _alive(pid: int) -> bool:
 
 
 def _recover_abandoned(out: Path) -> None:
-    """Staging folders of ``out`` left by a run that was killed: give back the user's files
-    the swap had moved into them (where ``out`` lacks them) and delete the rest. A folder
-    whose run is still alive, or that names no owner, is left alone.
-    """  # noqa: D205
+    """Clear the staging folders of ``out`` left by a run that was killed.
+
+    Give back the user's files the swap had moved into them (where ``out`` lacks them) and
+    delete the rest. A folder whose run is still alive, or that names no owner, is left alone.
+    """
     parent = out.parent
     if not parent.is_dir():
         return

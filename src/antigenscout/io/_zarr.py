@@ -84,11 +84,11 @@ def read_zarr(
 
 
 def _check_sparse_chunks(group: Any, members: list, source: str) -> None:
-    """Refuse a store whose sparse matrices miss chunks of their values or indices: zarr
-    reads a missing chunk as its fill value, so counts would silently become zeros (an
-    interrupted copy). Dense arrays may legitimately skip all-zero chunks and are not
-    checked.
-    """  # noqa: D205
+    """Refuse a store whose sparse matrices miss chunks of their values or indices.
+
+    Zarr reads a missing chunk as its fill value, so counts would silently become zeros (an
+    interrupted copy). Dense arrays may legitimately skip all-zero chunks and are not checked.
+    """
     for name, obj in members:
         parts = str(name).split("/")
         if parts[-1] not in ("data", "indices") or not hasattr(obj, "nchunks"):

@@ -1,5 +1,6 @@
-"""Calibration of the clinical scenarios: the fits behind the ``[fitted]`` values of
-``_params.py``. Each fit uses one published source; the others are kept for checking.
+"""Calibration of the clinical scenarios: the fits behind ``[fitted]`` values of ``_params.py``.
+
+Each fit uses one published source; the others are kept for checking.
 
 Run: ``python -m antigenscout.kinetics._calibrate {ball,cml,escape}`` (prints the fitted
 values).
@@ -18,7 +19,7 @@ values).
   fitted by bisection on a fixed virtual cohort (common random numbers: a larger share keeps
   every earlier carrier) so that 41 % of remitters relapse within a year (ELIANA: 59 % of
   responders relapse-free at 12 months).
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 

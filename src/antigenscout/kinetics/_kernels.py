@@ -1,5 +1,6 @@
-"""Numba kernels: the mechanistic right-hand side and a per-patient adaptive Dormand–Prince
-5(4) integrator run over all patients in parallel.
+"""Numba kernels: the mechanistic right-hand side and a Dormand–Prince 5(4) integrator.
+
+The integrator is adaptive per patient and runs over all patients in parallel.
 
 State layout (one row per patient, :data:`N_STATES` columns)::
 
@@ -22,7 +23,7 @@ Why an explicit method: every rate in these models is at most a few per day (lar
 CAR-T growth ~1.7/d, Michor d3 = 1/d, killing gamma_B = 1.15/d), so an explicit method's
 stability limit (h of order 1 d) sits above the step that accuracy needs (0.1–0.5 d); the
 system is not stiff and an implicit solver would only add Jacobian work.
-"""  # noqa: D205
+"""
 
 from __future__ import annotations
 

@@ -208,12 +208,12 @@ _INDICATION_RE = re.compile(r"^(B-ALL|T-ALL|AML|CML|ALL|CLL|MM|DLBCL|LBCL|MDS)",
 
 
 def turnover_for(name: str, system: str | None = None) -> tuple[float, str] | None:
-    """Published turnover (1/day, source) of a healthy cell type, or ``None``.
+    """Return the published turnover (1/day, source) of a healthy cell type, or ``None``.
 
     Matched on a lower-case substring of the name (:data:`HEALTHY_TURNOVER`); when the
     ranking gives the context's ``system``, only haematopoietic / immune contexts match
     (an intestinal crypt stem cell is not a haematopoietic stem cell).
-    """  # noqa: D401
+    """
     if system is not None and isinstance(system, str) and not _HAEM_SYSTEM_RE.search(system):
         return None
     low = name.lower()
@@ -234,12 +234,12 @@ def same_indication(a: str, b: str) -> bool:
 
 
 def detect_indication(run_dir: str | os.PathLike[str]) -> tuple[str | None, str]:
-    """Indication of a ranking run and how it was found.
+    """Return the indication of a ranking run and how it was found.
 
     Order: an ``indication`` entry of ``run.json`` (top level or ``params``); the ``demo``
     command (the embedded van Galen 2019 AML subset); patient identifiers of
     ``patient_coverage.tsv`` that all start with the same disease abbreviation.
-    """  # noqa: D401
+    """
     run = Path(run_dir)
     meta, params = _run_meta(run)
     for where in (meta, params):
@@ -276,14 +276,14 @@ def _patient_coverage(run: Path, target: str) -> tuple[float, ...]:
 def _with_atlas_rows(
     rt: pd.DataFrame, run: Path, target: str, reference: Reference
 ) -> pd.DataFrame:
-    """The target's ``risk.tsv`` rows with the atlas's cell types judged by the atlas.
+    """Return the target's ``risk.tsv`` rows with the atlas's cell types judged by the atlas.
 
     Rows of embedded contexts that an atlas cell type replaces (and any atlas rows of the
     ranking) are dropped; every atlas cell type the target engages is added with its
     measured fraction, carried to the target's engagement threshold exactly as ``rank
     --atlas`` does (:func:`antigenscout.tl.healthy_risk` at the ranking's threshold and
     modality from ``run.json``).
-    """  # noqa: D401
+    """
     from ..tl._risk import healthy_risk  # noqa: PLC0415
 
     _, params = _run_meta(run)

@@ -166,7 +166,7 @@ def _at(t: np.ndarray, y: np.ndarray, day: float) -> np.ndarray:
 
 
 def _flag(value: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
-    """A yes/no endpoint, missing where ``known`` is false (cohort.tsv: True/False/empty)."""  # noqa: D401
+    """Return a yes/no endpoint, missing where ``known`` is false (cohort.tsv: True/False/empty)."""
     out = pd.array(np.asarray(value, dtype=bool), dtype="boolean")
     out[~np.asarray(known, dtype=bool)] = pd.NA
     return out
@@ -325,7 +325,7 @@ def _summarise(cohort: pd.DataFrame) -> dict[str, object]:
 
 
 def _units(spec: ModelSpec) -> dict[str, str]:
-    """Unit of every summary / curve quantity of a model ("-": dimensionless)."""  # noqa: D401
+    """Return the unit of every summary / curve quantity of a model ("-": dimensionless)."""
     car = "copies/ug" if spec.car_kinetics in (None, "stein") else "cells/uL"
     car_long = "transgene copies/ug genomic DNA" if car == "copies/ug" else "CAR-T cells/uL blood"
     u = {

@@ -57,9 +57,11 @@ def _cmap(kind: str) -> Colormap:
 def _frame(
     data: Any, name: str, what: str, *, include: Sequence[str] = ()
 ) -> tuple[pd.DataFrame | None, RunData | None]:
-    """``(table, run)`` from a run directory, an AnnData scored by ``antigenscout.tl``, a
-    RunData or the table itself (``include``: targets an AnnData's risk table must hold).
-    """  # noqa: D205
+    """Return ``(table, run)`` from a run directory, an AnnData, a RunData or the table itself.
+
+    The AnnData is one scored by ``antigenscout.tl``; ``include``: targets an AnnData's risk
+    table must hold.
+    """
     if isinstance(data, pd.DataFrame):
         return data, None
     if isinstance(data, RunData | str | os.PathLike) or is_anndata(data):
@@ -536,7 +538,7 @@ def kinetics_curves(  # noqa: PLR0913
     save: str | os.PathLike[str] | None = None,
     show: bool = False,
 ) -> Figure:
-    """Simulated curves: cohort median with a 5–95 % band (typical patient dashed).
+    """Plot simulated curves: cohort median with a 5–95 % band (typical patient dashed).
 
     Parameters
     ----------
@@ -563,7 +565,7 @@ def kinetics_curves(  # noqa: PLR0913
     Returns
     -------
     The figure.
-    """  # noqa: D401
+    """
     cv, run = _frame(data, "curves", "curves.tsv")
     assert cv is not None
     _require(cv, ("time_days", "quantity", "p50"), "curves")

@@ -105,9 +105,10 @@ def _add_group_sums(  # noqa: PLR0913, PLR0917
     library: np.ndarray,
     cells: np.ndarray,
 ) -> None:
-    """Add each CSR row's counts, library and 1 to its group (in place; rows with a
-    negative code are skipped).
-    """  # noqa: D205
+    """Add each CSR row's counts, library and 1 to its group (in place).
+
+    Rows with a negative code are skipped.
+    """
     for r in range(indptr.size - 1):
         c = codes[r]
         if c < 0:
@@ -145,9 +146,10 @@ class Soup:
 
 @dataclass
 class GroupSums:
-    """Per (sample, state) group: summed counts of every gene, summed library sizes and cell
-    numbers (what the contamination estimate needs).
-    """  # noqa: D205
+    """Summed counts, library sizes and cell numbers per (sample, state) group.
+
+    Counts are summed for every gene; the sums are what the contamination estimate needs.
+    """
 
     counts: np.ndarray  #: (groups, genes) float64 summed counts
     library: np.ndarray  #: (groups,) summed library sizes
@@ -163,9 +165,10 @@ class GroupSums:
         )
 
     def add(self, block: Any, codes: np.ndarray, library: np.ndarray) -> None:
-        """Add the rows of ``block`` (cells × all genes, CSR or dense) to their groups
-        (``codes``; -1 = not counted), with library sizes ``library``.
-        """  # noqa: D205
+        """Add the rows of ``block`` (cells × all genes, CSR or dense) to their groups.
+
+        The groups are ``codes`` (-1 = not counted), the library sizes ``library``.
+        """
         blk = sp.csr_matrix(block)
         _add_group_sums(
             blk.indptr,
@@ -204,18 +207,19 @@ class Ambient:
         return np.nan_to_num(self.table["contamination"].to_numpy(dtype=np.float64))
 
     def soup(self, genes: np.ndarray, codes: np.ndarray) -> Soup:
-        """What the knn call discounts for ``genes`` in cells of samples ``codes`` (rows of
-        :attr:`table`; -1 = none).
-        """  # noqa: D205, D401
+        """Return what the knn call discounts for ``genes`` in cells of samples ``codes``.
+
+        The codes are rows of :attr:`table`; -1 = none.
+        """
         return Soup(self.background(genes), np.asarray(codes, np.int64), self.contamination)
 
     def background(self, genes: np.ndarray) -> np.ndarray:
-        """``(samples, len(genes))`` soup reads per UMI of a droplet: ``ρ_s a_{s,g}``."""  # noqa: D401
+        """Return ``(samples, len(genes))`` soup reads per UMI of a droplet: ``ρ_s a_{s,g}``."""
         prof = self.profile[:, np.asarray(genes, dtype=np.int64)].astype(np.float64)
         return np.ascontiguousarray(self.contamination[:, None] * prof)
 
     def summary(self) -> dict[str, Any]:
-        """What run.json records: the model and each sample's contamination."""  # noqa: D401
+        """Return what run.json records: the model and each sample's contamination."""
         t = self.table
         return {
             "model": "soup = each sample's pooled expression; contamination = robust pooled "
@@ -306,14 +310,16 @@ def _fit_sample(
 def contamination_from_states(
     counts: np.ndarray, library: np.ndarray, cells: np.ndarray, random_state: int = 0
 ) -> float:
-    """One sample's contamination from its labelled states' sums (rows: states, in the order
-    the states first appear), as :func:`estimate_ambient` estimates it from labelled states;
-    NaN where the estimate is not usable; kept to :data:`RHO_DECIMALS` as the table keeps
-    it. For a caller that already holds the sums.
+    """Return one sample's contamination from its labelled states' sums.
+
+    Rows are states, in the order the states first appear. The estimate is the one
+    :func:`estimate_ambient` makes from labelled states; NaN where the estimate is not usable;
+    kept to :data:`RHO_DECIMALS` as the table keeps it. For a caller that already holds the
+    sums.
 
     >>> contamination_from_states(np.ones((2, 3)), np.full(2, 3.0), np.array([20, 20]))
     nan
-    """  # noqa: D205
+    """
     counts = np.asarray(counts, dtype=np.float64)
     library = np.asarray(library, dtype=np.float64)
     profile = counts.sum(axis=0) / max(float(library.sum()), 1e-300)
@@ -344,11 +350,12 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
 def _cluster_sums(
     X: Any, rows: np.ndarray, library: np.ndarray, random_state: int
 ) -> GroupSums | None:
-    """Sums per k-means cluster (k = clip(n/100, 2, 10)) of at most
-    :data:`CLUSTER_MAX_CELLS` of ``rows``, taken as 20 evenly spaced contiguous windows (a
-    backed file is read in 20 short pieces, once), on a PCA of those cells; ``None`` when
-    there are too few cells.
-    """  # noqa: D205, D401
+    """Return sums per k-means cluster (k = clip(n/100, 2, 10)) of a sample of ``rows``.
+
+    The sample is at most :data:`CLUSTER_MAX_CELLS` of ``rows``, taken as 20 evenly spaced
+    contiguous windows (a backed file is read in 20 short pieces, once), clustered on a PCA of
+    those cells; ``None`` when there are too few cells.
+    """
     from sklearn.cluster import KMeans  # noqa: PLC0415
 
     from ._graph import _read_rows, fit_embedding, spread_windows  # noqa: PLC0415

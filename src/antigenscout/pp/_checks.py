@@ -117,9 +117,11 @@ def _colmap(cols: np.ndarray | None, n_genes: int) -> np.ndarray:
 
 
 def _check_soup(soup: Soup | None, n_genes: int) -> None:
-    """Refuse a soup whose background does not cover the genes called, or whose sample codes
-    point past its rows (the kernels index with them unchecked).
-    """  # noqa: D205
+    """Refuse a soup that does not fit the genes called or the sample codes.
+
+    Its background must cover the genes called, and no sample code may point past its rows (the
+    kernels index with them unchecked).
+    """
     if soup is None:
         return
     bg, code = np.asarray(soup.background), np.asarray(soup.code)
@@ -138,9 +140,10 @@ def _check_soup(soup: Soup | None, n_genes: int) -> None:
 
 
 def _check_codes(codes: np.ndarray, n: int, n_groups: int) -> np.ndarray:
-    """``codes`` as int64, refused unless there is one per cell, each in ``0 .. n_groups - 1``
-    (the counting kernels index with them unchecked).
-    """  # noqa: D205
+    """Return ``codes`` as int64, refused unless there is one per cell, each in range.
+
+    Each code must lie in ``0 .. n_groups - 1``: the counting kernels index with them unchecked.
+    """
     codes = np.asarray(codes)
     if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
         msg = f"codes must hold one integer group per cell ({n}); got shape {codes.shape}"

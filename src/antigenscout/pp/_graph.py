@@ -105,9 +105,11 @@ def iter_row_chunks(
 
 
 class _Scratch(threading.local):
-    """Reusable buffers of the projection sweep, one set per thread (grown on demand, never
-    shrunk): a fresh allocation per chunk costs page faults of the order of the sweep.
-    """  # noqa: D205
+    """Reusable buffers of the projection sweep, one set per thread.
+
+    Grown on demand, never shrunk: a fresh allocation per chunk costs page faults of the order
+    of the sweep.
+    """
 
     def __init__(self) -> None:
         self.size = 0
@@ -228,14 +230,16 @@ class Embedding:
         column_sums: np.ndarray | None = None,
         copy: bool = True,
     ) -> tuple[np.ndarray, sp.csr_matrix, np.ndarray, int]:
-        """:meth:`transform_select`, also returning the library sizes (row sums when
-        ``library`` is ``None``) and the number of negative or non-finite counts.
+        """Run :meth:`transform_select` and also return library sizes and bad counts.
+
+        The library sizes are the row sums when ``library`` is ``None``; the bad counts are the
+        number of negative or non-finite counts.
 
         The selected columns come in input order within each row, not sorted (the pooling
         kernel does not need them sorted; sorting cost as much as the product with the
         axes). ``copy=False``: they are views of this thread's scratch buffers, valid until
         its next sweep.
-        """  # noqa: D205
+        """
         n_genes = counts.shape[1]
         gene_row = np.full(n_genes, -1, dtype=np.int64)
         gene_row[self.genes] = np.arange(self.genes.size)
@@ -251,9 +255,11 @@ class Embedding:
 
 
 def spread_windows(n: int, max_cells: int) -> np.ndarray:
-    """Positions of at most ``max_cells`` of ``n`` items: all of them, or 20 evenly spaced
-    contiguous windows (a backed file is then read in 20 short pieces).
-    """  # noqa: D205
+    """Return positions of at most ``max_cells`` of ``n`` items.
+
+    All of them, or 20 evenly spaced contiguous windows (a backed file is then read in 20 short
+    pieces).
+    """
     if n <= max_cells:
         return np.arange(n)
     w = max_cells // 20
@@ -408,9 +414,10 @@ def approx_knn(
 
 
 def _knn_indices(Y: np.ndarray, k: int, random_state: int) -> np.ndarray:
-    """``(n, k)`` neighbour indices of points ``Y`` (never the point itself; -1 = none):
-    exact up to 20,000 points, partition trees above.
-    """  # noqa: D205
+    """Return ``(n, k)`` neighbour indices of points ``Y`` (never the point itself; -1 = none).
+
+    Exact up to 20,000 points, partition trees above.
+    """
     n = Y.shape[0]
     out = np.full((n, k), -1, dtype=np.int64)
     kk = min(k, n - 1)

@@ -91,10 +91,12 @@ def _pool_row(  # noqa: PLR0913, PLR0917
     mark: np.ndarray,
     touched: np.ndarray,
 ) -> tuple[int, float]:
-    """Pool row ``r`` with its neighbours: ``acc[g]`` = summed count of each gene ``g`` met,
-    listed once in ``touched[:nt]`` (first-touch order; ``mark`` flags them). Returns ``nt``
-    and the pooled library. The caller reads and resets ``acc`` and ``mark``.
-    """  # noqa: D205
+    """Pool row ``r`` with its neighbours into ``acc``, listing the genes met in ``touched``.
+
+    ``acc[g]`` = summed count of each gene ``g`` met, listed once in ``touched[:nt]``
+    (first-touch order; ``mark`` flags them). Returns ``nt`` and the pooled library. The caller
+    reads and resets ``acc`` and ``mark``.
+    """
     nt = 0
     s = lib[r]
     for q in range(-1, nbr.shape[1]):
@@ -180,11 +182,13 @@ def _call(  # noqa: PLR0913, PLR0917
     pool: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     a0: float,
 ) -> bool:
-    """One pooled call: positive when ``x[r] <= median[y]`` (the posterior median of the
-    native rate reaches the threshold) and, where the pool carries soup, when
-    :func:`soup_tail` is at least 1/2 (never above the soup-free probability, so the first
-    test already rules out every call the soup could not make).
-    """  # noqa: D205
+    """Make one pooled call, discounting the pool's soup where it carries any.
+
+    The call is positive when ``x[r] <= median[y]`` (the posterior median of the native rate
+    reaches the threshold) and, where the pool carries soup, when :func:`soup_tail` is at least
+    1/2 (never above the soup-free probability, so the first test already rules out every call
+    the soup could not make).
+    """
     x, q0, t0, rr, soup, soup_code = pool
     yi = int(y)
     if x[r] > median[yi]:
@@ -274,12 +278,13 @@ def knn_count_block(  # noqa: PLR0913, PLR0917
     codes: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """:func:`knn_positive_block`'s calls of rows ``start:stop``, counted instead of listed:
+    """Count :func:`knn_positive_block`'s calls of rows ``start:stop`` instead of listing them.
+
     ``counts[codes[r], g]`` gains 1 for each positive (row ``r``, gene ``g``) (in place).
 
     No entry list is built, sorted or copied (2.2x faster than listing, measured on 100,000
     AML cells), for callers that need only the number of positive cells per group.
-    """  # noqa: D205
+    """
     n_genes = counts.shape[1]
     acc = np.zeros(n_genes)
     mark = np.zeros(n_genes, dtype=np.bool_)

@@ -25,7 +25,10 @@ CP10K = 1
 
 @njit(inline="always")
 def is_positive(x: float, lib: float, threshold: float, code: int) -> bool:
-    """``detected``: x > 0; ``cp10k``: x / lib * 1e4 >= threshold; never if lib == 0."""  # noqa: D401
+    """Return whether count ``x`` of library ``lib`` is positive under method ``code``.
+
+    ``detected``: x > 0; ``cp10k``: x / lib * 1e4 >= threshold; never if lib == 0.
+    """
     if lib <= 0.0 or x <= 0.0:
         return False
     if code == DETECTED:
@@ -131,9 +134,11 @@ def count_rows_by_group(
     codes: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """``counts[codes[r], c]`` gains 1 for each non-zero entry (row ``r``, column ``c``) of a
-    CSR matrix of calls (in place): positive cells per group, without a sparse product.
-    """  # noqa: D205
+    """Count positive cells per group from a CSR matrix of calls, without a sparse product.
+
+    ``counts[codes[r], c]`` gains 1 for each non-zero entry (row ``r``, column ``c``) (in
+    place).
+    """
     for r in range(indptr.size - 1):
         g = codes[r]
         for j in range(indptr[r], indptr[r + 1]):

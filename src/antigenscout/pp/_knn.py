@@ -95,9 +95,11 @@ def _soup_probability(  # noqa: PLR0913, PLR0917
     prior_shape: float,
     soup: Soup,
 ) -> np.ndarray:
-    """P(λ ≥ λ0) per entry with the pool's soup reads discounted (mixture posterior of
-    :func:`~antigenscout.pp._graph_kernels.soup_tail` on the rounded pooled count).
-    """  # noqa: D205
+    """Return P(λ ≥ λ0) per entry with the pool's soup reads discounted.
+
+    That is the mixture posterior of :func:`~antigenscout.pp._graph_kernels.soup_tail` on the
+    rounded pooled count.
+    """
     from ._graph_kernels import soup_tail_many  # noqa: PLC0415
 
     a0 = float(prior_shape)
@@ -113,10 +115,11 @@ def _soup_probability(  # noqa: PLR0913, PLR0917
 def _native_terms(
     pooled_library: np.ndarray, code: np.ndarray, soup: Soup, lam0: float, a0: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For pools of library ``s`` in samples ``code`` (-1: no soup): ``x = a0 + λ0 s'``,
-    ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and ``r = s' / (a0/λ0 + s')``, ``s' = (1 - ρ) s``
-    the pool's native library.
-    """  # noqa: D205
+    """Return the native-rate terms for pools of library ``s`` in samples ``code`` (-1: no soup).
+
+    The terms are ``x = a0 + λ0 s'``, ``Q(a0, x)``, ``x^a0 e^-x / Γ(a0 + 1)`` and
+    ``r = s' / (a0/λ0 + s')``, where ``s' = (1 - ρ) s`` is the pool's native library.
+    """
     from scipy.special import gammaln  # noqa: PLC0415
 
     rho = np.where(code >= 0, np.asarray(soup.contamination, np.float64)[np.maximum(code, 0)], 0.0)

@@ -31,9 +31,11 @@ def _pool_terms(
     prior_shape: float,
     soup: Soup | None,
 ) -> tuple[np.ndarray, ...]:
-    """Per-cell terms of the pooled call on a binary neighbour list (:func:`_native_terms` of
-    each cell's pooled library), then the soup background and each cell's sample.
-    """  # noqa: D205
+    """Return the per-cell terms of the pooled call on a binary neighbour list.
+
+    These are :func:`_native_terms` of each cell's pooled library, then the soup background and
+    each cell's sample.
+    """
     n = lib.size
     soup = Soup.none(n) if soup is None else soup
     code = np.asarray(soup.code, dtype=np.int64)
@@ -57,10 +59,11 @@ _MAX_TABLE = 5_000_000
 def _knn_table(
     Xg: sp.csr_matrix, nbr: np.ndarray, threshold: float, prior_shape: float
 ) -> np.ndarray | None:
-    """Median of Gamma(a0 + y, 1) for every pooled whole count ``y`` the kernels can meet, or
+    """Return the median of Gamma(a0 + y, 1) for every pooled whole count ``y`` the kernels meet.
+
     ``None`` when the counts are not whole or could pool beyond :data:`_MAX_TABLE` (then
     :func:`positive_blocks` evaluates the posterior itself).
-    """  # noqa: D205
+    """
     from scipy.special import gammainccinv  # noqa: PLC0415
 
     data = Xg.data
@@ -104,9 +107,11 @@ def _general_knn_blocks(  # noqa: PLR0913, PLR0917
 
 
 def _in_pairs(call: Callable[[int], Any], starts: list[int], threads: int) -> Iterator[Any]:
-    """``call(start)`` for each start, in order; with ``threads`` 2 a helper thread runs every
-    second one (the kernels release the GIL), at most two in flight.
-    """  # noqa: D205
+    """Run ``call(start)`` for each start, in order, on up to two threads.
+
+    With ``threads`` 2 a helper thread runs every second one (the kernels release the GIL), at
+    most two in flight.
+    """
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
     if threads < 2:  # noqa: PLR2004
@@ -132,8 +137,9 @@ def knn_blocks_from_neighbors(  # noqa: PLR0913
     threads: int = 2,
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """Knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1
-    weights): a numba kernel for whole counts, else :func:`positive_blocks` itself.
+    """Knn calls on a binary neighbour list (the graph of :func:`positive_blocks` with 0/1 weights).
+
+    A numba kernel makes them for whole counts, else :func:`positive_blocks` itself.
 
     Parameters
     ----------
@@ -155,7 +161,7 @@ def knn_blocks_from_neighbors(  # noqa: PLR0913
     ------
     ``(rows, bool CSR block)`` in row order, equal to :func:`positive_blocks` on the same
     graph (tested).
-    """  # noqa: D205
+    """
     from ._graph_kernels import knn_positive_block  # noqa: PLC0415
 
     n, m = Xg.shape
@@ -221,8 +227,9 @@ def knn_counts_from_neighbors(  # noqa: PLR0913
     progress: Callable[[int, int], None] | None = None,
     soup: Soup | None = None,
 ) -> np.ndarray:
-    """Positive cells per group of :func:`knn_blocks_from_neighbors`'s calls, counted by the
-    kernel without listing them (what a ranking needs; 2.2x faster pooling).
+    """Count positive cells per group of :func:`knn_blocks_from_neighbors`'s calls.
+
+    The kernel counts them without listing them (what a ranking needs; 2.2x faster pooling).
 
     Parameters
     ----------
@@ -241,7 +248,7 @@ def knn_counts_from_neighbors(  # noqa: PLR0913
     -------
     ``(n_groups, genes)`` int64 counts, equal to summing the blocks of
     :func:`knn_blocks_from_neighbors` per group (tested).
-    """  # noqa: D205
+    """
     from ._graph_kernels import knn_count_block  # noqa: PLC0415
 
     n, m = Xg.shape

@@ -1,4 +1,4 @@
-"""Per-cell antigen positivity: is this cell positive for this gene?
+"""Per-cell antigen positivity: whether each cell is positive for each gene.
 
 Three methods sit behind one streaming interface, :func:`positive_blocks`:
 
@@ -38,7 +38,7 @@ The registry, the checks of the method and threshold and the two entry points
 :mod:`antigenscout.pp._thresholds`, the knn calls on a neighbour list (numba kernels, listed or
 counted per group) in :mod:`antigenscout.pp._neighbors`, the streamed pass at scale in
 :mod:`antigenscout.pp._streamed` and the checks of the inputs in :mod:`antigenscout.pp._checks`.
-"""  # noqa: D400
+"""
 
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def positive_blocks(  # noqa: PLR0913
     >>> import numpy as np, scipy.sparse as sp
     >>> X = sp.csr_matrix(np.array([[0, 3], [1, 0], [0, 0]]))
     >>> lib = np.array([1000.0, 100.0, 50.0])
-    >>> [b.toarray().tolist() for _, b in positive_blocks(X, lib, method="cp10k", threshold=50)]
+    >>> [b.toarray().tolist() for _, b in positive_blocks(X, lib, method="cp10k", threshold=25)]
     [[[False, True], [True, False], [False, False]]]
     """
     method = _check_method(method)
@@ -266,9 +266,10 @@ def positive_blocks(  # noqa: PLR0913
 
 
 def cut_graph(graph: Any, batch: np.ndarray | None) -> Any:
-    """``graph`` without the edges that join cells of different pooling batches (``batch``:
-    one label or code per cell; ``None`` keeps every edge).
-    """  # noqa: D205
+    """Return ``graph`` without the edges that join cells of different pooling batches.
+
+    ``batch``: one label or code per cell; ``None`` keeps every edge.
+    """
     if batch is None:
         return graph
     codes = pd.factorize(np.asarray(batch))[0]

@@ -66,7 +66,7 @@ def _design(mean_cp10k: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- loading
 def load_calibration() -> pd.DataFrame:
-    """The packaged RNA→protein-positivity calibration.
+    """Load the packaged RNA→protein-positivity calibration.
 
     Returns
     -------
@@ -102,7 +102,7 @@ def load_calibration() -> pd.DataFrame:
     >>> cal = load_calibration()
     >>> "__global__" in cal.index and {"a", "b", "sigma_ctx"} <= set(cal.columns)
     True
-    """  # noqa: D401
+    """
     ref = resources.files("antigenscout.reference") / "data" / "protein_calibration.parquet"
     with resources.as_file(ref) as path:
         return pd.read_parquet(path)

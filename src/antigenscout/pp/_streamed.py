@@ -41,8 +41,9 @@ def knn_blocks_streamed(  # noqa: PLR0913
     progress: Callable[[int, int], None] | None = None,
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """Default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale:
-    :func:`knn_neighbors_streamed`, then :func:`knn_blocks_from_neighbors`.
+    """Compute default (``knn``) positivity of ``rows`` of a possibly backed matrix, at any scale.
+
+    It runs :func:`knn_neighbors_streamed`, then :func:`knn_blocks_from_neighbors`.
 
     Parameters are those of the two (``soup.code`` one sample per entry of ``rows``);
     ``column_sums``, ``on_chunk`` and ``progress`` are filled or called before the first
@@ -51,7 +52,7 @@ def knn_blocks_streamed(  # noqa: PLR0913
     Yields
     ------
     ``(slice into rows, bool CSR block)`` in the order of ``rows``.
-    """  # noqa: D205
+    """
     Xg, lib, nbr = knn_neighbors_streamed(
         X,
         rows,
@@ -90,8 +91,10 @@ def knn_neighbors_streamed(  # noqa: PLR0913, PLR0915
     on_chunk: Callable[..., None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """The one pass of the default (``knn``) positivity over ``rows`` of a possibly backed
-    matrix, at any scale: the ``genes`` columns, library sizes and neighbour lists.
+    """Run the one pass of ``knn`` positivity over ``rows`` of a possibly backed matrix.
+
+    ``knn`` is the default positivity; the pass works at any scale and gives the ``genes``
+    columns, library sizes and neighbour lists.
 
     One pass over the rows, chunk by chunk: each cell is projected on one shared PCA of
     informative genes (:func:`antigenscout.pp._graph.fit_embedding`, fitted first on at most
@@ -136,7 +139,7 @@ def knn_neighbors_streamed(  # noqa: PLR0913, PLR0915
     ``(Xg, lib, nbr)``: the ``genes`` columns of ``rows`` (raw counts, CSR, column order
     within a row as read), the library sizes and the ``(len(rows), n_neighbors)`` neighbour
     positions in ``rows`` (-1 where a batch has fewer cells).
-    """  # noqa: D205, D401
+    """
     from concurrent.futures import Future, ThreadPoolExecutor  # noqa: PLC0415
 
     from ._graph import _knn_indices, fit_embedding, iter_row_chunks  # noqa: PLC0415
@@ -165,9 +168,11 @@ def knn_neighbors_streamed(  # noqa: PLR0913, PLR0915
         return (sl, blk, *got, sums)
 
     def finish(res: tuple[Any, ...], Y: np.ndarray = Y) -> None:
-        """Store one swept chunk (in row order: sums added in a fixed order) and start the
-        neighbour search of every batch whose last cell it holds.
-        """  # noqa: D205
+        """Store one swept chunk and start the neighbour search of every batch it completes.
+
+        Chunks are stored in row order, so sums are added in a fixed order; a batch is complete
+        when the chunk holds its last cell.
+        """
         sl, blk, y, sel, lib_c, bad, sums = res
         if bad:  # negative or non-finite counts, counted by the sweep: say which
             _check_counts(blk, block_size)
@@ -207,10 +212,11 @@ def knn_neighbors_streamed(  # noqa: PLR0913, PLR0915
 
 
 class _RowStore:
-    """CSR rows appended in order into one growing pair of buffers: each part is copied once
-    (no list of parts stacked at the end), and the buffers grow to 1.1x the size projected
-    from the rows seen so far, so they are rarely reallocated.
-    """  # noqa: D205
+    """CSR rows appended in order into one growing pair of buffers.
+
+    Each part is copied once (no list of parts stacked at the end), and the buffers grow to 1.1x
+    the size projected from the rows seen so far, so they are rarely reallocated.
+    """
 
     def __init__(self, n_rows: int) -> None:
         self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
@@ -236,7 +242,7 @@ class _RowStore:
         self.rows += m
 
     def matrix(self, n_cols: int) -> sp.csr_matrix:
-        """The rows held, as one CSR matrix (views of the buffers)."""  # noqa: D401
+        """Return the rows held, as one CSR matrix (views of the buffers)."""
         nnz = int(self.indptr[self.rows])
         return sp.csr_matrix(
             (self.data[:nnz], self.indices[:nnz], self.indptr[: self.rows + 1]),

@@ -31,12 +31,12 @@ def _iter_threshold_blocks(  # noqa: PLR0913, PLR0917
     a0: float,
     soup: Soup | None = None,
 ) -> Iterator[tuple[slice, sp.csr_matrix]]:
-    """``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies).
+    """Yield ``detected`` / ``cp10k`` calls straight from CSR arrays (numba, no copies).
 
     The registry's function of both methods (:class:`~antigenscout.pp.PositivityMethod`);
     ``method`` picks the kernel's rule, and the knn method's arguments (``G``, ``scale``,
     ``a0``, ``soup``) are unused.
-    """  # noqa: D401
+    """
     from ._kernels import CP10K, DETECTED, select_positive  # noqa: PLC0415
 
     code = DETECTED if method == "detected" else CP10K

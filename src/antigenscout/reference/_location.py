@@ -177,13 +177,13 @@ def uniprot_compartments(locations: list[str]) -> frozenset[str]:
 
 
 def join_compartments(comps: frozenset[str]) -> str | None:
-    """``;``-joined compartments in :data:`COMPARTMENTS` order, ``None`` if there are none.
+    """Join compartments with ``;`` in :data:`COMPARTMENTS` order; ``None`` if there are none.
 
     Examples
     --------
     >>> join_compartments(frozenset({"golgi", "er"}))
     'er;golgi'
-    """  # noqa: D401
+    """
     ordered = [c for c in COMPARTMENTS if c in comps]
     return ";".join(ordered) or None
 

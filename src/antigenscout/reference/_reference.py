@@ -249,7 +249,7 @@ class Reference:
 
     # ------------------------------------------------------------------ atlas
     def with_atlas(self, atlas: Any) -> Reference:
-        """This reference with a healthy single-cell atlas's cell types as measured contexts.
+        """Return this reference with a healthy single-cell atlas's cell types as measured contexts.
 
         Each atlas cell type becomes a single-cell context ``atlas:<cell type>`` (kind
         ``cell_type``, ``source`` ``'atlas:<name>'``) with the atlas's pseudobulk CPM as
@@ -274,7 +274,7 @@ class Reference:
         InputError
             If the atlas was measured at another threshold than this reference's measured
             fractions.
-        """  # noqa: D401, D404
+        """
         meta_mf = dict(self.metadata.get("measured_fraction") or {})
         at = meta_mf.get("threshold_cp10k")
         if at is not None and not np.isclose(float(at), atlas.threshold_cp10k):
@@ -475,7 +475,7 @@ class Reference:
 
     # ------------------------------------------------------------------ isoforms
     def isoform_pairs(self, contexts: Sequence[str] | None = None) -> pd.DataFrame:
-        """The isoform table expanded to one row per (gene, matched context).
+        """Return the isoform table expanded to one row per (gene, matched context).
 
         Each ``;``-separated entry of a row's ``contexts`` is a regular expression matched in
         full against the context ids (``contexts``, default this reference's). A row with no
@@ -485,7 +485,7 @@ class Reference:
         -------
         DataFrame with ``gene``, ``context`` and the table's other columns; empty when the
         reference has no isoform table.
-        """  # noqa: D401
+        """
         table = self.isoforms
         cols = ["gene", "context", *ISOFORM_COLUMNS[1:]]
         if table is None or table.empty:
@@ -505,7 +505,10 @@ class Reference:
 
 
 def _isoform_entries(text: Any) -> list[str]:
-    """The context patterns of an isoform row (``;``-separated; empty for a gene-level note)."""  # noqa: D401
+    """Return the context patterns of an isoform row (``;``-separated).
+
+    Empty for a gene-level note.
+    """
     if not isinstance(text, str):
         return []
     return [e.strip() for e in text.split(";") if e.strip()]

@@ -43,9 +43,11 @@ def add_report(run_dir: str | os.PathLike[str]) -> Path:
     "repeat the option to add more."
 )
 def report_command(run_dir: Path, out: Path | None, highlight: tuple[str, ...]) -> None:
-    """Write a self-contained HTML report of RUN_DIR (an --out directory of rank, demo,
-    gates or simulate). The file opens offline in any browser.
-    """  # noqa: D205
+    """Write a self-contained HTML report of RUN_DIR.
+
+    RUN_DIR is an --out directory of rank, demo, gates or simulate. The file opens offline in
+    any browser.
+    """
     from .html import write_html
 
     names = tuple(h.strip() for part in highlight for h in part.split(",") if h.strip())

@@ -35,14 +35,15 @@ IHC_LEVELS = {0: "not detected", 1: "low", 2: "medium", 3: "high"}
 
 
 def _ihc_words(r: pd.Series) -> str:
-    """``ihc_max_level`` and ``ihc_tissues_detected`` as a phrase in the HPA's words, each
-    number kept in its ``data-field`` span.
+    """Write ``ihc_max_level`` and ``ihc_tissues_detected`` as a phrase in the HPA's words.
+
+    Each number is kept in its ``data-field`` span.
 
     >>> "high at most (HPA staining 3 of 3)" in _ihc_words(
     ...     pd.Series({"ihc_max_level": 3.0, "ihc_tissues_detected": 7})
     ... )
     True
-    """  # noqa: D205
+    """
     level, n = _num(r.get("ihc_max_level")), r.get("ihc_tissues_detected")
     if not math.isfinite(level):
         shown = "no HPA antibody staining on record"

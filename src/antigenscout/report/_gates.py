@@ -156,7 +156,7 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
 
 
 def _risk_cell(r: pd.Series) -> str:
-    """A gate's worst healthy risk as a bar, marked ``≤`` where it is an upper bound."""  # noqa: D401
+    """Render a gate's worst healthy risk as a bar, marked ``≤`` where it is an upper bound."""
     risk = _bar(r.get("worst_healthy_risk"), "risk")
     if _truthy(r.get("risk_is_bound")):
         risk = risk.replace(
@@ -169,7 +169,7 @@ def _risk_cell(r: pd.Series) -> str:
 
 
 def _designs(d: pd.DataFrame) -> str:
-    """The designs the user asked about (``--design``), scored as found gates are."""  # noqa: D401
+    """Render the designs the user asked about (``--design``), scored as found gates are."""
     rows = []
     for _, r in d.iterrows():
         verdict = "within the cap" if _truthy(r.get("feasible")) else "above the risk cap"
@@ -216,7 +216,7 @@ N_SET_ASIDE = 10
 
 
 def _set_aside(sa: pd.DataFrame) -> str:
-    """The gates examined but set aside, best first, each with its reason."""  # noqa: D401
+    """Render the gates examined but set aside, best first, each with its reason."""
     rows = "".join(
         "<tr>"
         f'<td data-gate="{escape(str(r["gate"]))}">{_gate_chips(r["gate"])}</td>'

@@ -122,7 +122,7 @@ _JSON_SCRIPT_ESCAPES = {
 
 
 def json_for_script(obj: Any) -> str:
-    """Serialise ``obj`` as JSON that is inert inside an HTML ``<script>`` element.
+    r"""Serialise ``obj`` as JSON that is inert inside an HTML ``<script>`` element.
 
     Parameters
     ----------
@@ -131,9 +131,9 @@ def json_for_script(obj: Any) -> str:
 
     Returns
     -------
-    JSON text in which ``<``, ``>``, ``&``, U+2028 and U+2029 appear only as ``\\u``
+    JSON text in which ``<``, ``>``, ``&``, U+2028 and U+2029 appear only as ``\u``
     escapes; ``json.loads`` of it gives back ``obj``.
-    """  # noqa: D301
+    """
     text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return text.translate(_JSON_SCRIPT_ESCAPES)
 

@@ -21,7 +21,7 @@ HPA_LICENCE = (
 
 
 def _fold(title: str, items: list[tuple[str, Any]]) -> str:
-    """A key–value table folded under its title (opened by a click, and for printing)."""  # noqa: D401
+    """Render a key–value table folded under its title (opened by a click, and for printing)."""
     return (
         f'<details class="fold"><summary>{escape(title)} ({len(items):,})</summary>'
         f"{_kv_table(items)}</details>"

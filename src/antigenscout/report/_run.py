@@ -209,9 +209,10 @@ GATES_KEY = "antigenscout_gates"
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Categorical / pandas-string / nullable columns as plain NumPy dtypes, as a TSV read
-    gives them (so an in-memory table renders exactly like its file).
-    """  # noqa: D205
+    """Convert categorical, pandas-string and nullable columns to plain NumPy dtypes.
+
+    These are the dtypes a TSV read gives, so an in-memory table renders exactly like its file.
+    """
     out = df.copy()
     for c in out.columns:
         dt = out[c].dtype
@@ -266,7 +267,7 @@ def from_anndata(  # noqa: PLR0913
     targets_key: str = TARGETS_KEY,
     gates_key: str = GATES_KEY,
 ) -> RunData:
-    """The :class:`RunData` of results stored in an AnnData by ``antigenscout.tl``.
+    """Return the :class:`RunData` of results stored in an AnnData by ``antigenscout.tl``.
 
     Reads what :func:`antigenscout.tl.score_targets` and :func:`antigenscout.tl.search_gates`
     wrote to ``adata.uns`` through the tidy tables of :mod:`antigenscout.get`, exactly as
@@ -295,7 +296,7 @@ def from_anndata(  # noqa: PLR0913
     ------
     InputError
         If ``adata.uns`` holds neither result, or ``include`` names an unranked target.
-    """  # noqa: D401
+    """
     from .. import get  # noqa: PLC0415
     from ..reference import load_reference  # noqa: PLC0415
 
@@ -377,7 +378,7 @@ def as_run(obj: Any, *, include: Sequence[str] = ()) -> RunData:
 
 
 def top_contexts(risk: pd.DataFrame, target: str, n: int = 5) -> pd.DataFrame:
-    """The ``n`` healthy contexts with the highest weighted risk for ``target``."""  # noqa: D401
+    """Return the ``n`` healthy contexts with the highest weighted risk for ``target``."""
     sub = risk[risk["target"] == target]
     return sub.sort_values(["risk", "positive_fraction"], ascending=False).head(n)
 
@@ -540,7 +541,7 @@ def _model_and_scenario(data: RunData) -> tuple[str | None, dict[str, Any]]:
 
 
 def _summary_units(data: RunData) -> dict[str, str]:
-    """The units ``summary.json`` states per quantity (empty for a run without them)."""  # noqa: D401
+    """Return the units ``summary.json`` states per quantity (empty for a run without them)."""
     units = (data.summary or {}).get("units")
     return {str(k): str(v) for k, v in units.items()} if isinstance(units, dict) else {}
 
@@ -583,7 +584,7 @@ def curve_label(data: RunData, quantity: str) -> CurveLabel:
 
 
 def metric_unit(data: RunData, metric: str) -> str:  # noqa: PLR0911
-    """Unit of a ``cohort.tsv`` column ("" when unknown or dimensionless).
+    """Return the unit of a ``cohort.tsv`` column ("" when unknown or dimensionless).
 
     Parameters
     ----------
@@ -596,7 +597,7 @@ def metric_unit(data: RunData, metric: str) -> str:  # noqa: PLR0911
     -------
     The unit ``summary.json`` states for it, else a built-in one, e.g. ``"days"``,
     ``"1/day"`` or the model's CAR-T unit.
-    """  # noqa: D401
+    """
     stated = _summary_units(data).get(metric)
     if stated is not None:
         return "" if stated == "-" else stated

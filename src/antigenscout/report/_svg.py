@@ -1,9 +1,9 @@
-"""Small inline-SVG chart builders (no plotting library, no network at view time).
+r"""Small inline-SVG chart builders (no plotting library, no network at view time).
 
-Every interactive mark carries either ``data-tip`` (tooltip text, lines joined by ``\\n``)
+Every interactive mark carries either ``data-tip`` (tooltip text, lines joined by ``\n``)
 or ``data-i`` (a row index into a JSON dataset named by the enclosing ``<svg data-set>``);
 the inlined ``report.js`` turns both into hover tooltips.
-"""  # noqa: D301
+"""
 
 from __future__ import annotations
 
@@ -213,11 +213,13 @@ def scatter_svg(  # noqa: PLR0913
     front: bool = True,
     title: str = "",
 ) -> str:
-    """Scatter of ``y`` against ``x`` (both in [0, 1]) with highlighted points joined by a
-    step line (the Pareto front: coverage up, risk down) and text labels for ``labels``.
+    """Draw a scatter of ``y`` against ``x`` (both in [0, 1]), its Pareto front and labels.
+
+    Highlighted points are joined by a step line (the Pareto front: coverage up, risk down);
+    text labels are drawn for ``labels``.
 
     Each point carries ``data-i`` (its row in the JSON dataset ``dataset``).
-    """  # noqa: D205
+    """
     left, top, right, bottom = 60, 14, 16, 48
     pw, ph = width - left - right, height - top - bottom
     ymax = float(np.nanmax(y)) if len(y) and np.isfinite(np.nanmax(y)) else 1.0

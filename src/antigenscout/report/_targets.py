@@ -154,9 +154,10 @@ def _findings(data: RunData) -> str:
 
 
 def _where(name: Any, system: Any) -> str:
-    """``"name (system)"`` escaped, without doubled parentheses for systems such as
-    ``immune (lymphoid)``.
-    """  # noqa: D205
+    """Return ``"name (system)"`` escaped, without doubled parentheses.
+
+    Parentheses are not doubled for systems such as ``immune (lymphoid)``.
+    """
     out = escape(_txt(name))
     if isinstance(system, str) and system:
         out += f" · {escape(system)}" if "(" in system else f" ({escape(system)})"
@@ -505,9 +506,10 @@ def _body_map(data: RunData) -> str:
 
 
 def _risk_unlisted(data: RunData) -> set[str]:
-    """Targets with a healthy risk above 0 in ``targets.tsv`` but no rows in ``risk.tsv``
-    (the ranking writes per-context rows only for its best-ranked and highlighted targets).
-    """  # noqa: D205
+    """Return targets with a healthy risk above 0 in ``targets.tsv`` but no rows in ``risk.tsv``.
+
+    The ranking writes per-context rows only for its best-ranked and highlighted targets.
+    """
     t = data.targets
     if t is None or data.risk is None:
         return set()
@@ -590,7 +592,8 @@ def _patients(data: RunData) -> str:
 
 
 def compartment_label(name: str) -> str:
-    """A compartment's label as read: underscores as spaces (``stem_progenitor`` →
-    ``stem progenitor``).
-    """  # noqa: D205, D401
+    """Return a compartment's label as read: underscores as spaces.
+
+    ``stem_progenitor`` → ``stem progenitor``.
+    """
     return str(name).replace("_", " ")

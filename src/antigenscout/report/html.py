@@ -46,7 +46,7 @@ def _asset(name: str) -> str:
 
 
 def _raw_text_asset(name: str, element: str) -> str:
-    """An inlined asset, checked not to close the ``<style>``/``<script>`` element it fills."""  # noqa: D401
+    """Return an inlined asset, checked not to close the ``<style>`` or ``<script>`` it fills."""
     text = _asset(name)
     if f"</{element}" in text.lower() or "<!--" in text:
         msg = f"template asset {name!r} contains '</{element}' or '<!--'"  # pragma: no cover

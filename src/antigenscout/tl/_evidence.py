@@ -277,7 +277,7 @@ def cptac_detection(reference: Reference, cancer: str, genes: pd.Index) -> pd.Da
 
 
 def _cptac_rows(reference: Reference, cancer: str) -> pd.DataFrame:
-    """The CPTAC rows of ``cancer`` with string symbol and cohort."""  # noqa: D401
+    """Return the CPTAC rows of ``cancer`` with string symbol and cohort."""
     table = reference.cptac
     if table is None:
         msg = "this reference has no CPTAC table; rebuild it with build_reference.py"
@@ -400,9 +400,10 @@ def _cptac_evidence(
 
 
 def _ihc_coverage_genes(path_cov: pd.DataFrame) -> pd.Index:
-    """Genes stained by a reliable antibody (Enhanced or Supported): the IHC side of the
-    conflict flag.
-    """  # noqa: D205
+    """Return the genes stained by a reliable antibody (Enhanced or Supported).
+
+    These are the IHC side of the conflict flag.
+    """
     reliable = path_cov["ihc_reliability"].isin(list(IHC_RELIABILITY_WEIGHT))
     return path_cov.index[(path_cov["n_patients_stained"] > 0) & reliable]
 
@@ -450,10 +451,12 @@ def _log_prior(model: dict) -> np.ndarray:
 def _ihc_terms(
     counts: np.ndarray, x: np.ndarray, log_prior: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Log x^(h+m+l) (1-x)^d per gene and grid point, and the probability of the same reading
-    from an antibody unrelated to the antigen: the reading of a gene drawn from the population
-    prior of x (its predictive), on the same scale.
-    """  # noqa: D205
+    """Return log x^(h+m+l) (1-x)^d per gene and grid point, and the unrelated-antibody term.
+
+    That term is the probability of the same reading from an antibody unrelated to the antigen:
+    the reading of a gene drawn from the population prior of x (its predictive), on the same
+    scale.
+    """
     a = counts[:, 0] + counts[:, 1] + counts[:, 2]
     log_v = a[:, None] * np.log(x)[None, :] + counts[:, 3][:, None] * np.log1p(-x)[None, :]
     return log_v, special.logsumexp(log_v + log_prior[None, :], axis=1)
@@ -600,7 +603,7 @@ def fuse_coverage(  # noqa: PLR0915
 
 
 def _quantile(cdf: np.ndarray, t: np.ndarray, level: float) -> np.ndarray:
-    """The ``level`` quantile of each row's CDF tabulated on ``t`` (linear between points)."""  # noqa: D401
+    """Return the ``level`` quantile of each row's CDF tabulated on ``t`` (linear in between)."""
     cdf = np.maximum.accumulate(cdf, axis=1)
     idx = np.argmax(cdf >= level, axis=1)  # first point at or above the level
     rows = np.arange(len(cdf))

@@ -56,9 +56,10 @@ APICAL_SIDES = frozenset({"apical"})
 
 
 def apical_genes(reference: Reference, genes: pd.Index) -> np.ndarray:
-    """``genes`` UniProt places on the apical side of an epithelium (or its tight junction)
-    and on no basolateral surface (``surface.parquet`` ``epithelial_side``).
-    """  # noqa: D205
+    """Return the ``genes`` UniProt places apically in an epithelium and on no basolateral surface.
+
+    Apical includes the tight junction (``surface.parquet`` ``epithelial_side``).
+    """
     side = reference.surface.get("epithelial_side")
     if side is None:  # a reference built before issue #21
         return np.zeros(len(genes), dtype=bool)
@@ -123,7 +124,7 @@ ROUTE_LUMENS: dict[str, tuple[str | None, str]] = {
 
 
 def _in_lumen(contexts: pd.DataFrame, route: str) -> np.ndarray:
-    """Per context: does an agent given by ``route`` sit in its lumen?"""  # noqa: D400
+    """Return whether an agent given by ``route`` sits in each context's lumen."""
     where = ROUTE_LUMENS.get(route)
     if where is None:
         return np.zeros(len(contexts), dtype=bool)
@@ -146,9 +147,10 @@ def check_route(route: str) -> str:
 def _exposure_table(
     contexts: pd.DataFrame, modality: str | None, pregnancy: bool, route: str
 ) -> pd.DataFrame:
-    """Per context: ``factor`` (the share of its engaged cells reached) and ``why`` (the
-    ``source`` note; empty where the factor is 1).
-    """  # noqa: D205
+    """Return per context ``factor`` (the share of its engaged cells reached) and ``why``.
+
+    ``why`` is the ``source`` note; empty where the factor is 1.
+    """
     check_route(route)
     n = len(contexts)
     factor = np.ones(n)
@@ -186,7 +188,7 @@ def exposure(
     pregnancy: bool = False,
     route: str = "systemic",
 ) -> pd.Series:
-    """The share of each context's engaged cells an agent reaches.
+    """Return the share of each context's engaged cells an agent reaches.
 
     0 for the contexts of pregnancy (``pregnancy`` column) unless ``pregnancy``;
     :data:`BARRIER_EXPOSURE` behind a barrier (``barrier`` column other than ``'none'``) for
@@ -211,18 +213,19 @@ def exposure(
     [1.0, 1.0, 0.0, 1.0]
     >>> exposure(ctx, "antibody", route="intravesical").round(4).tolist()
     [0.1293, 0.0167, 0.0, 1.0]
-    """  # noqa: D401
+    """
     return _exposure_table(contexts, modality, pregnancy, route)["factor"].rename("exposure")
 
 
 def exposure_summary(
     factor: pd.Series | None, pregnancy: bool, route: str = "systemic"
 ) -> dict[str, Any]:
-    """What an agent was taken to reach, for ``params``/``run.json``: the route, the contexts
-    left out, those reached in part (behind a barrier, or outside the bladder for an
-    intravesical agent) and their smallest factor (``factor``: :attr:`HealthyRisk.exposure`
-    over the contexts reported; ``None``: all reached).
-    """  # noqa: D205, D401
+    """Summarise what an agent was taken to reach, for ``params``/``run.json``.
+
+    The route, the contexts left out, those reached in part (behind a barrier, or outside the
+    bladder for an intravesical agent) and their smallest factor (``factor``:
+    :attr:`HealthyRisk.exposure` over the contexts reported; ``None``: all reached).
+    """
     f = np.array([]) if factor is None else factor.to_numpy(dtype=np.float64)
     behind = (f > 0) & (f < 1)
     return {
@@ -235,9 +238,10 @@ def exposure_summary(
 
 
 def _exposed(hr: HealthyRisk, table: pd.DataFrame) -> HealthyRisk:
-    """``hr`` with every engagement multiplied by the exposure factor of its context
-    (``table``: :func:`_exposure_table`), the reasons kept for ``source``.
-    """  # noqa: D205
+    """Return ``hr`` with every engagement multiplied by the exposure factor of its context.
+
+    ``table`` is :func:`_exposure_table`; the reasons are kept for ``source``.
+    """
     factor = table["factor"].reindex(hr.fraction.columns).fillna(1.0)
     if (factor == 1.0).all():
         return replace(hr, exposure=None, exposure_why=None)

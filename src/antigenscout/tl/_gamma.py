@@ -1,7 +1,8 @@
-"""Constants of the Gamma model of per-cell expression rates, shared by the engagement model
-(``_risk``) and the per-patient rate model (``_rate``), which import them and not each
-other.
-"""  # noqa: D205
+"""Constants of the Gamma model of per-cell expression rates.
+
+They are shared by the engagement model (``_risk``) and the per-patient rate model (``_rate``),
+which import them and not each other.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The tumour's cells as the ranking groups them: malignant rows, patients, compartments,
-and the counts matrix; shared by the scoring (``_score``) and the rate model (``_rate``),
-which import it and not each other.
-"""  # noqa: D205
+"""The tumour's cells as the ranking groups them.
+
+Malignant rows, patients, compartments, and the counts matrix; shared by the scoring
+(``_score``) and the rate model (``_rate``), which import it and not each other.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ UNASSIGNED = "unassigned"
 
 
 def _labels(column: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """String labels of ``rows`` and a mask of the missing ones (NA or blank)."""  # noqa: D401
+    """Return string labels of ``rows`` and a mask of the missing ones (NA or blank)."""
     sub = column.iloc[rows]
     missing = sub.isna().to_numpy()
     values = sub.astype(object).where(~missing, "").astype(str).str.strip().to_numpy(dtype=object)
@@ -151,7 +152,7 @@ def _group_codes(groups: TumorGroups) -> tuple[np.ndarray, list[str]]:
 
 
 def counts_matrix(adata: AnnData, layer: str | None) -> tuple[Any, np.ndarray | None]:
-    """The raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""  # noqa: D401
+    """Return the raw counts (``X`` or ``layer``) and ``obs['total_counts']`` if present."""
     X = adata.layers[layer] if layer is not None else adata.X
     if X is None:
         msg = "layer must name the counts layer: the input has no expression matrix in X"

@@ -175,7 +175,7 @@ MISSING_RNA_SOURCE = "RNA model, no RNA for the gene here: its median level else
 
 @lru_cache(maxsize=4)
 def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The RNA levels the risk model reads, and where they were filled in.
+    """Return the RNA levels the risk model reads, and where they were filled in.
 
     :func:`minus_infiltrate`, then every RNA-model context in which the reference has
     no RNA for a gene (an HPA table that lacks it: multi-copy families, ids of another
@@ -187,7 +187,7 @@ def healthy_expression(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame
     Returns
     -------
     ``(levels, filled)``: genes × contexts levels and the boolean mask of filled entries.
-    """  # noqa: D401
+    """
     expr = minus_infiltrate(reference)
     ctx = reference.contexts
     rna = ctx.index[ctx["n_cells"].isna().to_numpy()] if "n_cells" in ctx else ctx.index

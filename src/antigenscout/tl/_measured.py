@@ -151,9 +151,11 @@ def protein_fraction(reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 
 def context_source(contexts: pd.DataFrame) -> pd.Series:
-    """What judges each context's engagement: ``atlas:<name>`` for a user's atlas,
-    ``measured single cells`` for other single-cell contexts, else ``RNA model``.
-    """  # noqa: D205, D401
+    """Return what judges each context's engagement.
+
+    ``atlas:<name>`` for a user's atlas, ``measured single cells`` for other single-cell
+    contexts, else ``RNA model``.
+    """
     declared = contexts["source"].astype(str) if "source" in contexts else None
     measured = (
         contexts["n_cells"].notna().to_numpy()
@@ -197,13 +199,13 @@ def shown_fraction(risk: HealthyRisk, reference: Reference, genes: Sequence[str]
 
 
 def measured_threshold(reference: Reference) -> float | None:
-    """The threshold (CP10k) the reference's single-cell fractions were called at, if any."""  # noqa: D401
+    """Return the threshold (CP10k) the reference's single-cell fractions were called at, if any."""
     at = (reference.metadata or {}).get("measured_fraction", {}).get("threshold_cp10k")
     return None if at is None else float(at)
 
 
 def measured_fraction(reference: Reference, threshold_cp10k: float) -> pd.DataFrame | None:
-    """The reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""  # noqa: D401
+    """Return the reference's measured single-cell fractions, if taken at ``threshold_cp10k``."""
     measured = getattr(reference, "measured_fraction", None)
     if measured is None:
         return None

@@ -40,18 +40,18 @@ ORGAN_SYSTEMS: dict[str, str] = {
 
 
 def organ_systems(systems: Sequence[str]) -> np.ndarray:
-    """The organ system of each reference ``system`` (:data:`ORGAN_SYSTEMS`, else itself).
+    """Return the organ system of each reference ``system`` (:data:`ORGAN_SYSTEMS`, else itself).
 
     Examples
     --------
     >>> organ_systems(["haematopoietic", "skin"]).tolist()
     ['blood and immune', 'skin']
-    """  # noqa: D401
+    """
     return np.array([ORGAN_SYSTEMS.get(str(s), str(s)) for s in systems], dtype=object)
 
 
 def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
-    """The probability that at least one organ system is harmed.
+    """Return the probability that at least one organ system is harmed.
 
     Each organ system (the reference's ``system`` mapped through :data:`ORGAN_SYSTEMS`) is
     harmed with the probability of its worst context's vital-weighted risk, independently of
@@ -81,7 +81,7 @@ def organ_system_risk(risk: np.ndarray, systems: Sequence[str]) -> np.ndarray:
     ...     np.array([[0.5, 0, 0, 0], [0.25, 0.25, 0, 0], [0, 0, 0.25, 0.25]]), systems
     ... ).round(4)
     array([0.5   , 0.4375, 0.25  ])
-    """  # noqa: D401
+    """
     risk = np.asarray(risk, dtype=np.float64)
     codes, uniques = pd.factorize(organ_systems(systems))
     spared = np.ones(risk.shape[0])
@@ -159,7 +159,7 @@ def consequence(
     *,
     persists: bool,
 ) -> np.ndarray:
-    """The lasting loss of function an engagement causes, weighted by how vital it is.
+    """Return the lasting loss of function an engagement causes, weighted by how vital it is.
 
     A dosed agent kills the engaged share ``e`` of a context's cells, and the organ remakes
     them between doses: what is still missing when the next dose comes is
@@ -189,7 +189,7 @@ def consequence(
     array([[0.   , 0.007, 0.167]])
     >>> consequence(f, w, r, t, persists=True).round(3)
     array([[0.   , 0.5  , 0.167]])
-    """  # noqa: D401
+    """
     fraction = np.asarray(fraction, dtype=np.float64)
     reserve = np.asarray(reserve, dtype=np.float64)
     if persists:

@@ -261,9 +261,10 @@ def profile_agent(  # noqa: PLR0913, PLR0915
 def _sources(  # noqa: PLR0912
     hr: Any, symbols: list[str], ctx: pd.DataFrame, floor: float, measured_at: float
 ) -> np.ndarray:
-    """Per context: what judged it; measured protein named with the genes it covers; where a
-    measured context's interval reaches what its mean allows, and why.
-    """  # noqa: D205
+    """Return per context what judged it (measured protein named with the genes it covers).
+
+    Also where a measured context's interval reaches what its mean allows, and why.
+    """
     base = context_source(ctx).to_numpy().astype(object)
     out = base.copy()
     if hr.protein is not None:

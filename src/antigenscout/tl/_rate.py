@@ -99,10 +99,11 @@ def _rate_sums(  # noqa: PLR0913, PLR0917
     x2: np.ndarray,
     xs: np.ndarray,
 ) -> None:
-    """Add one CSR chunk's ``x``, ``x²`` and ``x·s`` to row ``key[r]`` of the sums, for the
-    columns ``colmap`` keeps (``-1``: not modelled); ``s`` = library / 10⁴. ``lib`` is filled
-    with the row sums over all columns unless ``lib_given``.
-    """  # noqa: D205
+    """Add one CSR chunk's ``x``, ``x²`` and ``x·s`` to row ``key[r]`` of the sums.
+
+    Only for the columns ``colmap`` keeps (``-1``: not modelled); ``s`` = library / 10⁴. ``lib``
+    is filled with the row sums over all columns unless ``lib_given``.
+    """
     for r in range(indptr.size - 1):
         if not lib_given:
             t = 0.0
@@ -167,11 +168,12 @@ class RateSums:
         *,
         duplicates: bool | None = None,
     ) -> None:
-        """Add the cells ``sl`` (positions in ``codes``) held by the rows of ``block``;
-        ``library`` their library sizes (default: the block's row sums). ``duplicates``:
-        whether a row may hold a column twice (``None``: checked here; x² needs them
-        merged first).
-        """  # noqa: D205
+        """Add the cells ``sl`` (positions in ``codes``) held by the rows of ``block``.
+
+        ``library`` is their library sizes (default: the block's row sums). ``duplicates``:
+        whether a row may hold a column twice (``None``: checked here; x² needs them merged
+        first).
+        """
         B = sparse.csr_matrix(block)
         if duplicates is None:
             duplicates = not B.has_canonical_format
@@ -310,9 +312,11 @@ def patient_rate_coverage(  # noqa: PLR0913
 
 
 def fit_rates(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, ...]:
-    """``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments, from the sums
-    ``x``, ``x2``, ``xs`` (groups × genes) and ``s``, ``s2`` (groups × 1) of one fit.
-    """  # noqa: D205
+    """Fit ``(μ̂, k̂, coverage)`` per (group, gene) by the method of moments.
+
+    The fit reads the sums ``x``, ``x2``, ``xs`` (groups × genes) and ``s``, ``s2`` (groups × 1)
+    of one fit.
+    """
     S, S2 = stats["s"], stats["s2"]
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.where(S > 0, stats["x"] / S, 0.0)
@@ -329,8 +333,9 @@ FALLBACK_SHAPE = 1.0
 
 
 def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """A population's positive fraction ``P(λ ≥ thr)`` per (group, gene), and where the
-    fitted shape was used (``False``: :data:`FALLBACK_SHAPE`).
+    """Return a population's positive fraction ``P(λ ≥ thr)`` per (group, gene).
+
+    Also where the fitted shape was used (``False``: :data:`FALLBACK_SHAPE`).
 
     The method-of-moments shape ``k̂`` (:func:`fit_rates`) where the group is callable (at
     least :data:`MIN_READS_AT_THRESHOLD` expected reads at ``thr`` over its cells) and ``k̂``
@@ -351,7 +356,7 @@ def rate_fraction(stats: dict[str, np.ndarray], thr: float) -> tuple[np.ndarray,
     >>> frac, _ = rate_fraction({**s, "soup": np.array([[1.6]])}, 0.2)  # 80 % of reads soup
     >>> round(float(frac[0, 0]), 3)  # mean 0.1, shape 1 x (0.1 / 0.5)**2 = 0.04
     0.079
-    """  # noqa: D205, D401
+    """
     mu, k, _ = fit_rates(stats, thr)
     callable_ = (thr * np.asarray(stats["s"], dtype=np.float64)) >= MIN_READS_AT_THRESHOLD
     inside = (k > K_MIN * (1 + 1e-9)) & (k < K_MAX * (1 - 1e-9))

@@ -78,12 +78,13 @@ class HealthyRisk:
         return self.exposure.reindex(cols).fillna(1.0).to_numpy(dtype=np.float64)
 
     def unexposed(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``df`` (genes × contexts, exposed like ``fraction``) before the per-context
-        exposure: what each context's cells carry, as far as each antigen is reached (an apical
-        antigen keeps its factor, which belongs to the gene: :func:`apply_apical`). Combine
-        genes on these (a gate: the agent reaches the context once, not once per gene), then
-        multiply by :meth:`reach`; 0 where nothing is reached.
-        """  # noqa: D205
+        """Return ``df`` (genes × contexts) before the per-context exposure.
+
+        ``df`` is exposed like ``fraction``: what each context's cells carry, as far as each
+        antigen is reached (an apical antigen keeps its factor, which belongs to the gene:
+        :func:`apply_apical`). Combine genes on these (a gate: the agent reaches the context
+        once, not once per gene), then multiply by :meth:`reach`; 0 where nothing is reached.
+        """
         r = self.reach(df.columns)
         return df * np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)[None, :]
 
@@ -104,9 +105,11 @@ class HealthyRisk:
         return organ_reserve(self.contexts)
 
     def consequence(self, genes: pd.Index | list[str]) -> np.ndarray:
-        """Genes × contexts: the lasting, vital-weighted loss of function (:func:`consequence`),
-        for a living drug (:attr:`over_organs`) or a dosed agent.
-        """  # noqa: D205
+        """Return the lasting, vital-weighted loss of function, genes × contexts.
+
+        As :func:`consequence` computes it, for a living drug (:attr:`over_organs`) or a dosed
+        agent.
+        """
         frac = np.nan_to_num(
             self.fraction.reindex(pd.Index(genes)).to_numpy(dtype=np.float64), nan=0.0
         )

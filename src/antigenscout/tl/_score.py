@@ -401,9 +401,11 @@ def _bulk_protein_coverage(  # noqa: PLR0913, PLR0917
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
 ) -> pd.DataFrame:
-    """Bulk with ``cancer=``: IHC and CPTAC columns, and coverage fused from IHC, CPTAC and
-    the input's RNA (one bulk level per patient; :func:`antigenscout.tl.fused_coverage`).
-    """  # noqa: D205
+    """Return IHC and CPTAC columns for bulk with ``cancer=``, and the fused coverage.
+
+    Coverage is fused from IHC, CPTAC and the input's RNA (one bulk level per patient;
+    :func:`antigenscout.tl.fused_coverage`).
+    """
     path_cov = pathology_coverage(reference, cancer, cands)
     table = table.join(path_cov)
     table = table.join(
@@ -424,7 +426,7 @@ def _bulk_protein_coverage(  # noqa: PLR0913, PLR0917
 
 
 def _fused_params() -> dict[str, Any]:
-    """The fused-coverage rule and the fitted reliabilities it used, for ``params``."""  # noqa: D401
+    """Return the fused-coverage rule and the fitted reliabilities it used, for ``params``."""
     m = EVIDENCE_MODEL
     return {
         "rule": "posterior mean of x*q: x = patients carrying the protein (population prior, "
@@ -485,9 +487,11 @@ def _coverage_table(  # noqa: PLR0913, PLR0917
 
 
 def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
-    """IHC summary per gene: the highest HPA staining level (0–3) over every tissue and
-    antibody, and the number of tissues where it is detected.
-    """  # noqa: D205
+    """Return the IHC summary per gene: the highest HPA staining level and its tissues.
+
+    The highest HPA staining level (0–3) over every tissue and antibody, and the number of
+    tissues where it is detected.
+    """
     ihc = reference.ihc
     ihc = ihc[ihc["symbol"].isin(genes)]
     out = pd.DataFrame(index=genes)
@@ -503,7 +507,7 @@ def _protein_evidence(reference: Reference, genes: pd.Index) -> pd.DataFrame:
 
 
 def _exposure_params(hr: HealthyRisk, pregnancy: bool, route: str = "systemic") -> dict[str, Any]:
-    """What the agent was taken to reach, for ``params`` (and ``run.json``)."""  # noqa: D401
+    """Return what the agent was taken to reach, for ``params`` (and ``run.json``)."""
     return {
         **exposure_summary(hr.exposure, pregnancy, route),
         "rule": "docs/engagement.md, Exposure",

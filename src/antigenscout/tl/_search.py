@@ -89,9 +89,11 @@ ARM_EXAMINE = 4
 def _apply_arms(
     table: pd.DataFrame, data: ArmData, top_k: int, require: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The gates whose every arm is shown (up to ``top_k``, re-ranked, Pareto flags
-    recomputed among them), the gates set aside, and what was done (``params['arms']``).
-    """  # noqa: D205, D401
+    """Return the gates whose every arm is shown, the gates set aside, and what was done.
+
+    The gates kept are at most ``top_k``, re-ranked, with Pareto flags recomputed among them;
+    what was done goes to ``params['arms']``.
+    """
     params: dict[str, Any] = {
         "required": bool(require),
         "confidence": ARM_CONFIDENCE,
@@ -125,9 +127,10 @@ def _apply_arms(
 def _type_means(
     healthy: AnnData, genes: pd.Index, cells: HealthyCells, layer: str | None
 ) -> np.ndarray:
-    """``(n_types, n_genes)`` mean CP10k of the healthy cells per type, types coded as
-    ``cells`` codes them (0 for a gene the healthy cells do not measure).
-    """  # noqa: D205
+    """Return ``(n_types, n_genes)`` mean CP10k of the healthy cells per type.
+
+    Types are coded as ``cells`` codes them; 0 for a gene the healthy cells do not measure.
+    """
     X, lib_obs = counts_matrix(healthy, layer)
     cols = pd.Index(healthy.var_names.astype(str)).get_indexer(genes)
     means = _tumor_mean_cp10k(
@@ -139,11 +142,11 @@ def _type_means(
 
 
 def matching_context(contexts: pd.DataFrame, cell_type: str) -> str | None:
-    """The reference context a healthy cell-type label stands for, or ``None``.
+    """Return the reference context a healthy cell-type label stands for, or ``None``.
 
     ``marrow:<label>`` first, then a context whose name is the label, ``<label> cells`` or
     ``<label>-cells`` (case-insensitive), e.g. ``HSC`` → ``marrow:HSC``, ``NK`` → NK cells.
-    """  # noqa: D401
+    """
     if f"marrow:{cell_type}" in contexts.index:
         return f"marrow:{cell_type}"
     names = contexts["name"].astype(str).str.lower()
@@ -271,7 +274,10 @@ def _design_note(gene: str, cut: set[str], extra: set[str], modality: str | None
 
 
 def _design_genes(designs: Sequence[str], var: pd.Index) -> pd.Index:
-    """The genes the ``designs`` name, in order; an error naming a gene the input lacks."""  # noqa: D401
+    """Return the genes the ``designs`` name, in order.
+
+    A gene the input lacks raises an error naming it.
+    """
     if isinstance(designs, str):
         msg = "designs must be a list of gate expressions, e.g. ['ADGRE2 AND CLEC12A']"
         raise InputError(msg)

@@ -281,14 +281,14 @@ MODALITY_PROFILES: dict[str, ModalityProfile] = {
 
 
 def modalities() -> pd.DataFrame:
-    """The modality profiles as a table, one row per ``--modality`` value.
+    """Return the modality profiles as a table, one row per ``--modality`` value.
 
     Examples
     --------
     >>> import antigenscout as asc
     >>> asc.tl.modalities().loc["car-t", "fratricide"]
     'T'
-    """  # noqa: D401
+    """
     rows = [vars(p) for p in MODALITY_PROFILES.values()]
     return pd.DataFrame(rows).set_index("name")
 
@@ -300,13 +300,14 @@ def _flag(surface: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _hpa_uncertain(surface: pd.DataFrame) -> pd.Series:
-    """True where HPA's location call (v21.1) has reliability ``Uncertain``: its staining
-    conflicts with other data. Of the 95 proteins in the shipped reference whose only strong
-    surface witness was such a call (no UniProt, SURFY or CSPA high-confidence flag), most are
-    cytoplasmic, nuclear, sarcomeric or secreted (myosins, cytochromes P450, AXIN2, OLIG2,
-    ITK, NCKAP1L); the few plasma-membrane proteins among them (RHD, RHCE, KCNN2, PIRT) keep
-    their other witnesses.
-    """  # noqa: D205, D401
+    """Return True where HPA's location call (v21.1) has reliability ``Uncertain``.
+
+    Such a call's staining conflicts with other data. Of the 95 proteins in the shipped
+    reference whose only strong surface witness was such a call (no UniProt, SURFY or CSPA
+    high-confidence flag), most are cytoplasmic, nuclear, sarcomeric or secreted (myosins,
+    cytochromes P450, AXIN2, OLIG2, ITK, NCKAP1L); the few plasma-membrane proteins among them
+    (RHD, RHCE, KCNN2, PIRT) keep their other witnesses.
+    """
     if "hpa_reliability" not in surface.columns:
         return pd.Series(False, index=surface.index)
     return surface["hpa_reliability"].astype(object).eq("Uncertain")
@@ -560,9 +561,11 @@ def _num(surface: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _reachability_from_flag(surface: pd.DataFrame) -> pd.DataFrame:
-    """A reference without per-source columns: its ``surface_evidence`` is the probability
-    and its ``is_surface`` flag stands for an anchored protein with an ectodomain.
-    """  # noqa: D205, D401
+    """Read reachability from a reference without per-source columns.
+
+    Its ``surface_evidence`` is the probability and its ``is_surface`` flag stands for an
+    anchored protein with an ectodomain.
+    """
     flag = _flag(surface, "is_surface").to_numpy()
     prob = _num(surface, "surface_evidence").fillna(0.0).clip(0.0, 1.0).to_numpy()
     prob = np.where(flag & (prob == 0), 1.0, prob)
@@ -600,7 +603,7 @@ def targetability(  # noqa: PLR0913, PLR0915
     tumor_mean_cp10k: np.ndarray,
     patient_coverage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """What ``modality`` makes of each candidate: factors, flags and their evidence.
+    """Return what ``modality`` makes of each candidate: factors, flags and their evidence.
 
     Parameters
     ----------
@@ -623,7 +626,7 @@ def targetability(  # noqa: PLR0913, PLR0915
     ``ectodomain_aa``, ``fratricide_fraction``, ``density_factor``, ``modality_factor``
     (the product the score uses), ``coverage_q25`` where relevant and
     ``targetability_flags`` (``;``-joined).
-    """  # noqa: D401
+    """
     profile = MODALITY_PROFILES[modality]
     genes = pd.Index(genes)
     n = len(genes)

@@ -406,11 +406,13 @@ def _parent_children(  # noqa: PLR0912, PLR0913, PLR0917
 def or_child_bound_max(  # noqa: PLR0913, PLR0917
     kind, pa, pb, covp, riskp, cand, P, s, n, r_single, r_and, r_or, r_an, cap, score
 ):  # pragma: no cover - numba
-    """Per parent, the largest objective bound of its OR children ``parent ∨ c`` over the
-    candidates (the bound :func:`triple_candidates` prunes with, docs/gates.md "Triple bounds"
-    cases 3–4); ``-1`` when no child can pass the cap. Nothing is counted: this states what a
-    beam that did not expand these children could have missed. Parents run in parallel.
-    """  # noqa: D205
+    """Return per parent the largest objective bound of its OR children ``parent ∨ c``.
+
+    The bound is the one :func:`triple_candidates` prunes with (docs/gates.md "Triple bounds"
+    cases 3–4), over the candidates; ``-1`` when no child can pass the cap. Nothing is counted:
+    this states what a beam that did not expand these children could have missed. Parents run in
+    parallel.
+    """
     n_par = kind.shape[0]
     out = np.full(n_par, -1.0)
     e_i = np.zeros((n_par, 0), dtype=np.int64)

@@ -290,9 +290,10 @@ def _count_positive(  # noqa: PLR0913
 
 
 def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> None:
-    """Refuse a positivity model that does not exist and a neighbour count below 1 (the
-    API, as the CLI's choices do), instead of recording them as something else.
-    """  # noqa: D205
+    """Refuse a positivity model that does not exist and a neighbour count below 1.
+
+    The API refuses them as the CLI's choices do, instead of recording them as something else.
+    """
     if positivity not in POSITIVITY_MODELS:
         msg = f"positivity {positivity!r} is not a model; choose one of {POSITIVITY_MODELS}"
         raise InputError(msg, param="positivity")
@@ -306,9 +307,10 @@ def check_positivity_args(positivity: str, n_neighbors: int | None = None) -> No
 
 
 def _given_graph(adata: AnnData, groups: TumorGroups, graph_key: str | None) -> Any:
-    """The malignant cells' block of ``adata.obsp[graph_key]`` with every edge across a
-    patient or compartment removed, or ``None`` (build one).
-    """  # noqa: D205, D401
+    """Return the malignant cells' block of ``adata.obsp[graph_key]``, or ``None`` (build one).
+
+    Every edge across a patient or compartment is removed.
+    """
     from ..pp._positivity import cut_graph  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
@@ -344,9 +346,11 @@ def _knn_params(
 
 
 def _pool_batches(groups: TumorGroups) -> np.ndarray:
-    """Integer pooling batch of each malignant cell: its patient and, where compartments are
-    labelled, its compartment (neighbours are never pooled across a label boundary).
-    """  # noqa: D205
+    """Return the integer pooling batch of each malignant cell.
+
+    The batch is its patient and, where compartments are labelled, its compartment (neighbours
+    are never pooled across a label boundary).
+    """
     by_patient = groups.params.get("patient_key") is not None
     code = groups.patient.codes.astype(np.int64) if by_patient else np.zeros(groups.n, np.int64)
     if groups.compartment is not None:
@@ -368,9 +372,11 @@ def _streamed_kwargs(
 
 
 def cell_states(adata: AnnData, groups: TumorGroups) -> np.ndarray:
-    """Labelled state of every row, for the ambient model: the malignant column's value and,
-    where a compartment key is given, the row's compartment (``'malignant:HSC-like'``).
-    """  # noqa: D205
+    """Return the labelled state of every row, for the ambient model.
+
+    The state is the malignant column's value and, where a compartment key is given, the row's
+    compartment (``'malignant:HSC-like'``).
+    """
     n = adata.n_obs
     col = groups.params.get("malignant_key")
     state = (
@@ -393,9 +399,11 @@ def tumor_soup(
     lib_obs: np.ndarray | None,
     col_idx: np.ndarray,
 ) -> tuple[Soup, Ambient]:
-    """The ambient model of every sample (patient) of ``adata``, from all its rows, and the
-    soup the malignant cells' calls discount for the ``col_idx`` genes.
-    """  # noqa: D205, D401
+    """Return the ambient model of every sample (patient) of ``adata``, and the soup to discount.
+
+    The model is fitted from all of a sample's rows; the soup is what the malignant cells' calls
+    discount for the ``col_idx`` genes.
+    """
     from ..pp._ambient import estimate_ambient  # noqa: PLC0415
 
     key = groups.params.get("patient_key")
@@ -417,7 +425,7 @@ def tumor_soup(
 def _malignant_library(
     X: Any, groups: TumorGroups, lib_obs: np.ndarray | None
 ) -> tuple[Any, np.ndarray]:
-    """The malignant rows of ``X`` and their library sizes."""  # noqa: D401
+    """Return the malignant rows of ``X`` and their library sizes."""
     Xm = _take_rows(X, groups.rows)
     lib = lib_obs[groups.rows] if lib_obs is not None else np.asarray(Xm.sum(axis=1)).ravel()
     return Xm, lib
@@ -436,9 +444,10 @@ def _knn_blocks(  # noqa: PLR0913
     soup: Soup | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Dropout-aware positivity blocks of the malignant cells (graph within each patient and
-    compartment), discounting ``soup``.
-    """  # noqa: D205
+    """Return dropout-aware positivity blocks of the malignant cells, discounting ``soup``.
+
+    The graph is built within each patient and compartment.
+    """
     from ..pp import _positivity, _streamed  # noqa: PLC0415
 
     graph = _given_graph(adata, groups, graph_key)
@@ -479,14 +488,15 @@ def _knn_counts(  # noqa: PLR0913, PLR0917
     progress: ProgressCallback | None = None,
     soup: Soup | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Dropout-aware positive malignant cells per (group, gene), float64, discounting
-    ``soup``.
+    """Count dropout-aware positive malignant cells per (group, gene), discounting ``soup``.
+
+    The counts are float64.
 
     Streamed (no graph in ``obsp``): one pass (:func:`~antigenscout.pp._streamed.
     knn_neighbors_streamed`, which fills ``column_sums`` and calls ``on_chunk``), then the
     pooled calls counted by the kernel. With a graph from ``obsp`` its blocks are counted and
     ``column_sums``/``on_chunk`` are left unused.
-    """  # noqa: D205
+    """
     from ..pp import _neighbors, _positivity, _streamed  # noqa: PLC0415
 
     if graph_key is not None and graph_key in adata.obsp:
@@ -543,10 +553,11 @@ def tumor_positivity(  # noqa: PLR0913
     ambient: bool = True,
     progress: ProgressCallback | None = None,
 ) -> tuple[sparse.csr_matrix, dict[str, Any]]:
-    """Boolean malignant cells × ``col_idx`` genes positivity matrix (CSR) and its params
-    (``knn``: with ``ambient``, soup reads discounted; see :func:`tumor_soup`); ``progress``
-    as in :func:`score_targets`.
-    """  # noqa: D205
+    """Return the Boolean positivity matrix (CSR) of malignant cells × ``col_idx`` genes.
+
+    Also returns its params. ``knn``: with ``ambient``, soup reads discounted (see
+    :func:`tumor_soup`); ``progress`` as in :func:`score_targets`.
+    """
     from ..pp._positivity import positive_blocks  # noqa: PLC0415
 
     X, lib_obs = counts_matrix(adata, layer)

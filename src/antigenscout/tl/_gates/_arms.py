@@ -125,15 +125,16 @@ BODY_WIDE_SOURCE = "HPA single cell type"
 
 
 def body_wide_share(reference: Any, genes: list[str]) -> np.ndarray | None:
-    """Per gene, the share of the reference's HPA single-cell types that carry it at
-    :data:`BODY_WIDE_NTPM` nTPM or more (0 for a gene the reference lacks); ``None`` when the
-    reference has no such profile (a custom reference).
+    """Return per gene the share of the reference's HPA single-cell types that carry it.
+
+    A type carries a gene at :data:`BODY_WIDE_NTPM` nTPM or more (0 for a gene the reference
+    lacks); ``None`` when the reference has no such profile (a custom reference).
 
     >>> from antigenscout.reference import load_reference
     >>> share = body_wide_share(load_reference(), ["HLA-C", "FLT3"])
     >>> bool(share[0] >= NEAR_UBIQUITOUS), bool(share[1] >= NEAR_UBIQUITOUS)
     (True, False)
-    """  # noqa: D205
+    """
     ctx = reference.contexts
     cols = ctx.index[ctx["source"].astype(str) == BODY_WIDE_SOURCE]
     cols = cols.intersection(reference.expression.columns)
@@ -148,7 +149,7 @@ def _dense(X: Any) -> np.ndarray:
 
 
 def _truth(gate: Gate, M: np.ndarray) -> np.ndarray:
-    """Per row of ``M`` (cells × genes, bool): does the gate hold?"""  # noqa: D400
+    """Return whether the gate holds in each row of ``M`` (cells × genes, bool)."""
     if gate.op == "lit":
         v = M[:, gate.gene]
         return ~v if gate.negated else v
@@ -208,7 +209,7 @@ def judge_arms(table: pd.DataFrame, data: ArmData, *, seed: int = 0) -> pd.DataF
 
 
 def _only(data: ArmData, used: list[int]) -> ArmData:
-    """``data`` over the genes the gates use (the matrices made dense are these columns)."""  # noqa: D401
+    """Return ``data`` over the genes the gates use (the matrices made dense are these columns)."""
     col = np.asarray(used, dtype=np.int64)
     cells = data.cells
     if cells is not None:
@@ -241,9 +242,10 @@ def _z(confidence: float) -> float:
 
 
 def _strata_resamples(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``(N_RESAMPLES, n)`` indices: each resample draws every stratum's rows with
-    replacement, as many as it has.
-    """  # noqa: D205
+    """Return ``(N_RESAMPLES, n)`` indices of stratified bootstrap resamples.
+
+    Each resample draws every stratum's rows with replacement, as many as it has.
+    """
     n = len(labels)
     out = np.empty((N_RESAMPLES, n), dtype=np.int32)
     codes, _ = pd.factorize(pd.Series(labels))
@@ -385,10 +387,12 @@ def _judge_one(  # noqa: PLR0912, PLR0913, PLR0915, PLR0917
 def _small_context_risk(
     gate: Gate, data: ArmData, cells: np.ndarray | None, z: float
 ) -> tuple[float, str, int]:
-    """The gate's largest weighted risk at the upper end of its Wilson interval over the exact
-    cell types of fewer than :data:`MIN_CONTEXT_CELLS` cells: ``(risk, type, cells)``; ``(nan,
-    '', 0)`` when there is none.
-    """  # noqa: D205, D401
+    """Return the gate's largest weighted risk (Wilson upper end) over small exact cell types.
+
+    The risk is taken at the upper end of its Wilson interval, over the exact cell types of
+    fewer than :data:`MIN_CONTEXT_CELLS` cells: ``(risk, type, cells)``; ``(nan, '', 0)`` when
+    there is none.
+    """
     if cells is None or data.cells is None:
         return float("nan"), "", 0
     types = np.asarray(data.cells.cell_types)
@@ -406,7 +410,7 @@ def _small_context_risk(
 
 
 def _protected(per_type: np.ndarray | None, bulk: np.ndarray | None) -> tuple[int, bool]:
-    """The sub-gate's worst context: ``(index, is an exact-cell type)``."""  # noqa: D401
+    """Return the sub-gate's worst context: ``(index, is an exact-cell type)``."""
     best_cells = -1.0 if per_type is None or not len(per_type) else float(per_type.max())
     best_bulk = -1.0 if bulk is None or not len(bulk) else float(bulk.max())
     if best_cells >= best_bulk:
@@ -422,7 +426,7 @@ def _veto_shown(  # noqa: PLR0913, PLR0917
     cells: np.ndarray | None,
     z: float,
 ) -> float:
-    """The share of the protected context's cells shown to carry the veto (a lower bound)."""  # noqa: D401
+    """Return the share of the protected context's cells shown to carry the veto (a lower bound)."""
     if exact and cells is not None and data.cells is not None:
         in_type = np.asarray(data.cells.cell_types) == where
         k = np.array([cells[in_type, gene].sum()], dtype=np.float64)

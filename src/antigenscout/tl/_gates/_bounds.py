@@ -1,6 +1,7 @@
-"""Pair statistics and the pair values the search ranks on (exact co-positive counts, or
-Fréchet bounds for pseudobulk contexts); docs/gates.md, "Bounds".
-"""  # noqa: D205
+"""Pair statistics and the pair values the search ranks on.
+
+Exact co-positive counts, or Fréchet bounds for pseudobulk contexts; docs/gates.md, "Bounds".
+"""
 
 from __future__ import annotations
 
@@ -84,11 +85,12 @@ def _pair_stats_rows(  # noqa: PLR0913, PLR0917
     cut: float = 0.0,
     kinds: int = 7,
 ) -> None:
-    """Fill ``P`` and fold the cell-type risks for the genes ``rows`` (in that order) in one
-    pass over the tumour and every healthy type (docs/gates.md, "Pair statistics"). With
-    ``cut > 0`` the rows must be sorted by decreasing tumour count; see
+    """Fill ``P`` and fold the cell-type risks for the genes ``rows`` (in that order) in one pass.
+
+    The pass goes over the tumour and every healthy type (docs/gates.md, "Pair statistics").
+    With ``cut > 0`` the rows must be sorted by decreasing tumour count; see
     :func:`pair_stats_fused` for the tiles it skips.
-    """  # noqa: D205
+    """
     g = rows.size
     segments = [prob.tumour.words[rows]]
     h_single = np.zeros((0, g), dtype=np.int64)

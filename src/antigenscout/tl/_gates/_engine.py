@@ -1,6 +1,8 @@
-"""The exact search: singles and pairs exhaustively, triples by branch and bound, larger
-gates by beam search (:func:`search_gate_matrix`).
-"""  # noqa: D205
+"""The exact gate search (:func:`search_gate_matrix`).
+
+Singles and pairs are searched exhaustively, triples by branch and bound, larger gates by beam
+search.
+"""
 
 from __future__ import annotations
 
@@ -132,9 +134,11 @@ class _Search:
         return np.maximum(0.0, counts - off).sum(1) / self.N
 
     def _risk_exact(self, base: Gate, genes: np.ndarray, mode: int) -> np.ndarray:
-        """Worst risk of ``base op gene``: exact over single-cell types, Fréchet upper bound
-        over pseudobulk types, the maximum of both for mixed input (0 without types).
-        """  # noqa: D205
+        """Return the worst risk of ``base op gene`` over the healthy types.
+
+        It is exact over single-cell types, a Fréchet upper bound over pseudobulk types, the
+        maximum of both for mixed input (0 without types).
+        """
         prob = self.prob
         risk = np.zeros(genes.size)
         if genes.size == 0:
@@ -226,10 +230,12 @@ class _Search:
                 top.push(float(vals[q]), _pair_gate("andnot", int(fa[q]), int(fb[q])))
 
     def _pairs_counted(self, top: _TopK) -> None:
-        """The top pair gates of a 2-gene search from its counted pairs (``st.rows``): one
-        compiled pass per kind instead of genes × genes numpy arrays; the values are the same
-        float operations as :func:`_objective`, so the table is the same.
-        """  # noqa: D205, D401
+        """Find the top pair gates of a 2-gene search from its counted pairs (``st.rows``).
+
+        They go into ``top``, by one compiled pass per kind instead of genes × genes numpy
+        arrays; the values are the same float operations as :func:`_objective`, so the table is
+        the same.
+        """
         st, rows = self.st, self.st.rows
         assert rows is not None
         s_rows = np.ascontiguousarray(self.s[rows])
@@ -377,10 +383,11 @@ class _Search:
         orders: tuple[np.ndarray, ...],
         seen: set[Gate],
     ) -> bool:
-        """Expand the parents ``idx`` (sorted by decreasing ``bound_all``) by the ``modes``
-        children, in batches; returns False once a parent's bound is ``≤ τ`` (the rest cannot
-        contribute), True when every parent was expanded.
-        """  # noqa: D205
+        """Expand the parents ``idx`` by the ``modes`` children, in batches.
+
+        The parents are sorted by decreasing ``bound_all``; returns False once a parent's bound
+        is ``≤ τ`` (the rest cannot contribute), True when every parent was expanded.
+        """
         batch = 2048
         N = self.N
         for p0 in range(0, idx.size, batch):
@@ -431,10 +438,12 @@ class _Search:
         return True
 
     def _type_orders(self) -> tuple[np.ndarray, ...]:
-        """Candidates sorted by their count in each single-cell type, their fraction in each
+        """Return the candidates' per-type orders and values for :func:`triple_candidates`.
+
+        Candidates sorted by their count in each single-cell type, their fraction in each
         pseudobulk type and (decreasing) tumour count, and every gene's per-type values:
-        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)`` for :func:`triple_candidates`.
-        """  # noqa: D205
+        ``(ord_c, val_c, ord_b, val_b, ord_s, type_val)``.
+        """
         prob, c = self.prob, self.cand
         if prob.healthy is not None and prob.w_cells.size:
             hc = prob.h_counts[:, c]

@@ -94,8 +94,9 @@ def evaluate_gates(  # noqa: PLR0913
     compartments: np.ndarray | None = None,
     not_missed: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Evaluate given gates exactly: tumour coverage (overall, per patient, per compartment) and
-    worst vital healthy risk.
+    """Evaluate given gates exactly: tumour coverage and worst vital healthy risk.
+
+    Coverage is given overall, per patient and per compartment.
 
     Parameters
     ----------
@@ -129,14 +130,14 @@ def evaluate_gates(  # noqa: PLR0913
     -------
     pandas.DataFrame
         One row per gate with the columns described in :func:`search_gate_matrix` (no ``rank``).
-    """  # noqa: D205
+    """
     prob = _Problem(T, patients, healthy, genes, compartments, not_missed)
     parsed = [g if isinstance(g, Gate) else parse_gate(str(g), prob.genes) for g in gates]
     return pd.DataFrame([_row(prob, g, coverage_threshold, max_vital_risk) for g in parsed])
 
 
 def _pareto(cov: np.ndarray, risk: np.ndarray) -> np.ndarray:
-    """True where no other row has coverage ≥ and risk ≤ with one strict."""  # noqa: D401
+    """Return True where no other row has coverage ≥ and risk ≤ with one strict."""
     n = cov.size
     out = np.ones(n, dtype=bool)
     for i in range(n):

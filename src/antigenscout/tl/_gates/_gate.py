@@ -1,6 +1,7 @@
-"""A gate: a Boolean formula over antigens (AND, OR, NOT), its text form and its exact
-and bounded fractions.
-"""  # noqa: D205
+"""A gate: a Boolean formula over antigens (AND, OR, NOT), its text form and its fractions.
+
+The fractions are exact or bounded.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Gate:
     # construction ---------------------------------------------------------------------------
     @staticmethod
     def lit(gene: int, negated: bool = False) -> Gate:
-        """A single gene (``negated=True`` for ``NOT gene``)."""  # noqa: D401
+        """Return the gate of a single gene (``negated=True`` for ``NOT gene``)."""
         return Gate("lit", int(gene), bool(negated))
 
     @staticmethod
@@ -191,10 +192,11 @@ class Gate:
         return lows.max(0), np.minimum(1.0, highs.sum(0))
 
     def independent(self, frac: np.ndarray, shown: np.ndarray | None = None) -> np.ndarray:
-        """Estimate of the positive fraction per row of ``frac`` if the antigens were
-        independent within a type: AND multiplies, OR is ``1 − Π(1 − x)``; a negated literal
+        """Estimate the positive fraction per row of ``frac`` as if the antigens were independent.
+
+        Independence is within a type: AND multiplies, OR is ``1 − Π(1 − x)``; a negated literal
         is ``1 − shown`` (a veto counts only where shown, as in :meth:`frechet`).
-        """  # noqa: D205
+        """
         if self.op == "lit":
             f = frac[:, self.gene].astype(np.float64)
             if not self.negated:

@@ -1,6 +1,7 @@
-"""The inputs of a gate search (healthy cells, pseudobulk contexts or both) packed once
-for exact counting: :class:`_Problem`.
-"""  # noqa: D205
+"""The inputs of a gate search packed once for exact counting: :class:`_Problem`.
+
+The healthy side may be cells, pseudobulk contexts or both.
+"""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ HealthyInput = (
 def _split_healthy(
     healthy: HealthyInput,
 ) -> tuple[HealthyCells | None, HealthyPseudobulk | None]:
-    """The single-cell and pseudobulk parts of any accepted healthy input."""  # noqa: D401
+    """Split any accepted healthy input into its single-cell and pseudobulk parts."""
     if isinstance(healthy, HealthyCells):
         return healthy, None
     if isinstance(healthy, HealthyPseudobulk):
