@@ -109,6 +109,17 @@ class Number(click.ParamType):
         return v
 
 
+MALIGNANT_KEY = click.option(
+    "--malignant-key",
+    default=None,
+    help="COLUMN=VALUE selecting malignant cells (omit: every cell or bulk sample is tumour).",
+)
+PATIENT_KEY = click.option(
+    "--patient-key", default=None, help="obs column naming each cell's patient."
+)
+COMPARTMENT_KEY = click.option(
+    "--compartment-key", default=None, help="obs column of compartments (e.g. stem-like)."
+)
 MODALITY = click.option(
     "--modality",
     type=click.Choice(MODALITIES),

@@ -66,6 +66,8 @@ LEADER = "#888"
 BACKGROUND = "#fff"
 #: Text of colour-scale legends.
 SCALE_TEXT = "#333"
+#: Rule the matplotlib heatmap draws between groups of rows (the SVG shades them instead).
+GROUP_RULE = "#333"
 #: Alternating shades behind the row groups (anatomical systems) of heatmaps.
 GROUP_SHADES = ("#eef2f7", "#f7f4ee")
 #: Dark and light ink for text written on a colour (see :func:`ink`).

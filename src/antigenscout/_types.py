@@ -76,6 +76,9 @@ DEFAULT_MAX_VITAL_RISK = 0.5
 DEFAULT_MAX_GENES = 2
 #: Gates ``tl.search_gates`` returns by default.
 DEFAULT_TOP_K = 50
+#: ``adata.uns`` keys ``tl.score_targets`` and ``tl.search_gates`` write their results to.
+TARGETS_KEY = "antigenscout_targets"
+GATES_KEY = "antigenscout_gates"
 #: ``profile_agent``'s reading of a list of receptor genes: one receptor of them all.
 DEFAULT_PROFILE_GATE: ProfileGate = "all"
 #: Best-ranked targets with per-context rows in ``risk.tsv`` (``rank``, ``demo``) and in

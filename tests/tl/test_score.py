@@ -253,7 +253,7 @@ def test_pathology_coverage_counts_patients_by_hand() -> None:
     import pandas as pd
 
     from antigenscout.reference import load_reference
-    from antigenscout.tl._score import pathology_coverage
+    from antigenscout.tl._evidence import pathology_coverage
 
     ref = load_reference()
     path = ref.pathology

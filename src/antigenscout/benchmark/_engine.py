@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._types import TARGETS_KEY
+
 if TYPE_CHECKING:
     from ..reference import Reference
     from ._tumors import _Tumor
@@ -35,8 +37,8 @@ def _engine_table(tum: _Tumor, modality: str, reference: Reference) -> pd.DataFr
                 kind="single_cell" if tum.kind == "single_cell" else "bulk",
                 cancer=_hpa_cancer(tum) if reference.pathology is not None else None,
             )
-        tum.engine[key] = adata.uns["antigenscout_targets"]["targets"].copy()
-        del adata.uns["antigenscout_targets"]
+        tum.engine[key] = adata.uns[TARGETS_KEY]["targets"].copy()
+        del adata.uns[TARGETS_KEY]
     return tum.engine[key]
 
 

@@ -17,6 +17,7 @@ from .._types import (
     DEFAULT_OBJECTIVE,
     DEFAULT_TOP_K,
     GATE_OPS,
+    GATES_KEY,
     OBJECTIVES,
 )
 from ._common import (
@@ -34,9 +35,9 @@ __all__ = ["gates"]
 
 @click.command()
 @opt.INPUT
-@click.option("--malignant-key", default=None, help="COLUMN=VALUE selecting malignant cells.")
-@click.option("--patient-key", default=None, help="obs column naming each cell's patient.")
-@click.option("--compartment-key", default=None, help="obs column of compartments.")
+@opt.MALIGNANT_KEY
+@opt.PATIENT_KEY
+@opt.COMPARTMENT_KEY
 @click.option(
     "--healthy-key",
     default=None,
@@ -203,7 +204,7 @@ def gates(  # noqa: PLR0913, PLR0915, PLR0917
                 designs=list(designs),
                 progress=progress,
             )
-        res = adata.uns["antigenscout_gates"]
+        res = adata.uns[GATES_KEY]
         table = get.gates_df(adata)
         if reference.atlas is not None:
             table["worst_healthy_source"] = _source_column(

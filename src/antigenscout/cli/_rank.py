@@ -10,7 +10,7 @@ import click
 
 from .. import _cli_options as opt
 from .._console import err_console, out_console, steps
-from .._types import DEFAULT_PATIENT_THRESHOLD, N_RISK_TARGETS
+from .._types import DEFAULT_PATIENT_THRESHOLD, N_RISK_TARGETS, TARGETS_KEY
 from ._common import (
     _check_highlight_candidates,
     _graph_key_value,
@@ -66,7 +66,7 @@ def _run_rank(  # noqa: PLR0913
         write_table(risk, stage / "risk.tsv")
         patient_cov = get.patient_coverage_df(adata)
         write_table(patient_cov, stage / "patient_coverage.tsv", index=True)
-        res = adata.uns["antigenscout_targets"]
+        res = adata.uns[TARGETS_KEY]
         params = res["params"]
         if params["kind"] != "bulk":
             # the per-patient rate model of the targets risk.tsv describes (docs/engagement.md)
@@ -178,15 +178,9 @@ def demo(
 
 @click.command()
 @opt.INPUT
-@click.option(
-    "--malignant-key",
-    default=None,
-    help="COLUMN=VALUE selecting malignant cells (omit for bulk tumours: all samples).",
-)
-@click.option("--patient-key", default=None, help="obs column naming each cell's patient.")
-@click.option(
-    "--compartment-key", default=None, help="obs column of compartments (e.g. stem-like)."
-)
+@opt.MALIGNANT_KEY
+@opt.PATIENT_KEY
+@opt.COMPARTMENT_KEY
 @opt.MODALITY
 @opt.POSITIVITY
 @opt.THRESHOLD

@@ -8,6 +8,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._errors import InputError
+from .._types import GATES_KEY, TARGETS_KEY
 
 if TYPE_CHECKING:
     from ..reference import Reference
@@ -22,12 +23,12 @@ def _result(adata: AnnData, key: str) -> dict:
     return adata.uns[key]
 
 
-def targets_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:
+def targets_df(adata: AnnData, *, key: str = TARGETS_KEY) -> pd.DataFrame:
     """Ranked targets, one row per candidate gene (column ``target`` first)."""
     return _result(adata, key)["targets"].reset_index()
 
 
-def gates_df(adata: AnnData, *, key: str = "antigenscout_gates") -> pd.DataFrame:
+def gates_df(adata: AnnData, *, key: str = GATES_KEY) -> pd.DataFrame:
     """Gates found by :func:`antigenscout.tl.search_gates`, best first."""
     if key not in adata.uns:
         msg = f"no results under adata.uns[{key!r}]; run antigenscout.tl.search_gates first"
@@ -35,7 +36,7 @@ def gates_df(adata: AnnData, *, key: str = "antigenscout_gates") -> pd.DataFrame
     return adata.uns[key]["gates"]
 
 
-def patient_coverage_df(adata: AnnData, *, key: str = "antigenscout_targets") -> pd.DataFrame:
+def patient_coverage_df(adata: AnnData, *, key: str = TARGETS_KEY) -> pd.DataFrame:
     """Coverage of each target (rows) in each patient (columns)."""
     return _result(adata, key)["patient_coverage"]
 
@@ -43,7 +44,7 @@ def patient_coverage_df(adata: AnnData, *, key: str = "antigenscout_targets") ->
 def risk_df(
     adata: AnnData,
     *,
-    key: str = "antigenscout_targets",
+    key: str = TARGETS_KEY,
     n_top: int = 50,
     include: tuple[str, ...] | list[str] = (),
     reference: Reference | None = None,

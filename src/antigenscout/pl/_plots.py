@@ -351,7 +351,7 @@ def risk_heatmap(  # noqa: PLR0913
         ends = [*starts[1:], n_r]
         for s, e in zip(starts, ends, strict=True):
             if s:
-                ax.axhline(s - 0.5, color="#333", lw=1.2)
+                ax.axhline(s - 0.5, color=_theme.GROUP_RULE, lw=1.2)
             ax.annotate(
                 g[s],
                 xy=(1, (s + e - 1) / 2),
@@ -520,7 +520,7 @@ def gate_scatter(  # noqa: PLR0913
     names = g["gate"].astype(str).to_numpy()
     for i in range(min(n_labels, len(g))):
         _point_label(ax, names[i], x[i], y[i])
-    ax.set_xlabel("tumour coverage")
+    ax.set_xlabel(_theme.COVERAGE_AXIS_LABEL)
     ax.set_title("logic gates (orange = Pareto front)")
     _risk_axes(ax, y, _theme.risk_axis_label("worst_healthy_risk"))
     ax.legend(loc="upper left", fontsize=8, frameon=False)

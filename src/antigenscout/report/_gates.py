@@ -78,7 +78,7 @@ def _gates(data: RunData) -> tuple[str, list[str]]:
                 highlight=front,
                 labels=labels,
                 dataset="gates",
-                xlabel="tumour coverage",
+                xlabel=_theme.COVERAGE_AXIS_LABEL,
                 ylabel=_theme.risk_axis_label("worst_healthy_risk"),
                 title="gates: coverage vs risk",
             )

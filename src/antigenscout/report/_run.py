@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from .._types import N_RISK_TARGETS
+from .._types import GATES_KEY, N_RISK_TARGETS, TARGETS_KEY
 from ..io._write import read_output_table
 
 __all__ = [
@@ -202,10 +202,6 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunData:
     if (p := path / "curves.tsv").is_file():
         data.curves = _read_tsv(p, _CURVES_REQUIRED)
     return data
-
-
-TARGETS_KEY = "antigenscout_targets"
-GATES_KEY = "antigenscout_gates"
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,11 @@
 """Tools: score single targets, search logic gates, profile agents, the healthy-risk model."""
 
-from ._evidence import fused_coverage
+from ._evidence import (
+    cptac_detection,
+    fused_coverage,
+    pathology_coverage,
+    protein_evidence_conflict,
+)
 from ._gates import (
     Gate,
     HealthyCells,
@@ -13,13 +18,7 @@ from ._profile import profile_agent
 from ._rate import patient_rate_coverage
 from ._risk import healthy_risk, positive_fraction_from_mean
 from ._risk_table import HealthyRisk
-from ._score import (
-    cptac_detection,
-    pareto_rank,
-    pathology_coverage,
-    protein_evidence_conflict,
-    score_targets,
-)
+from ._score import pareto_rank, score_targets
 from ._search import search_gates
 from ._targetability import MODALITY_PROFILES, ModalityProfile, modalities, reachability
 from ._tumor import candidate_genes

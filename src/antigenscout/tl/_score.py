@@ -21,6 +21,7 @@ from .._types import (
     DEFAULT_PATIENT_THRESHOLD,
     DEFAULT_POSITIVITY,
     DEFAULT_ROUTE,
+    TARGETS_KEY,
     KindOption,
     Modality,
     Positivity,
@@ -28,17 +29,15 @@ from .._types import (
     Route,
     no_progress,
 )
-from ._evidence import (  # bulk protein evidence lives in _evidence; re-exported here
+from ._evidence import (  # bulk tumours with cancer=: protein evidence
     CPTAC_EDGES,
     EVIDENCE_MODEL,
     IHC_CLASSES,
     RNA_EDGES,
     _cptac_evidence,
     _ihc_coverage_genes,
-    cptac_detection,
     fused_coverage,
     pathology_coverage,
-    protein_evidence_conflict,
 )
 from ._exposure import check_route, exposure_summary
 from ._groups import (  # the tumour's grouping, shared with the rate model
@@ -62,14 +61,10 @@ if TYPE_CHECKING:
     from ..reference import Reference
 
 __all__ = [
-    "cptac_detection",
     "pareto_rank",
-    "pathology_coverage",
-    "protein_evidence_conflict",
     "score_targets",
 ]
 
-KEY_ADDED = "antigenscout_targets"
 #: Malignant cells a patient needs for its coverage to be known to ±0.1 (Wilson 90%
 #: half-width at coverage 0.5: 1.645 × 0.5 / sqrt(n) ≤ 0.1 gives n ≥ 68).
 MIN_CELLS_PER_PATIENT = 68
@@ -123,7 +118,7 @@ def score_targets(  # noqa: PLR0913
     route: Route = DEFAULT_ROUTE,
     progress: ProgressCallback | None = None,
     rate_stats: dict[str, Any] | None = None,
-    key_added: str = KEY_ADDED,
+    key_added: str = TARGETS_KEY,
     copy: bool = False,
 ) -> AnnData | None:
     """Rank single antigens by tumour coverage against healthy risk.
@@ -164,17 +159,19 @@ def score_targets(  # noqa: PLR0913
         :func:`candidate_genes`).
     cancer
         Bulk tumours: the HPA cancer type (e.g. ``'breast cancer'``; see
-        :func:`pathology_coverage`). Coverage becomes the fraction of that cancer's patients
-        whose tumour carries the antigen at High/Medium level, fused from HPA tumour IHC,
-        CPTAC detection and the input's RNA (one bulk level per patient) by each source's
-        fitted reliability and sample size (:func:`antigenscout.tl.fused_coverage`): its
-        posterior mean (``tumor_coverage``, also ``patients_covered_fraction``, used by the
-        score for every modality), 90% interval (``coverage_low``, ``coverage_high``),
-        ``coverage_source``, ``protein_present_fraction`` and ``ihc_validity_prior`` /
+        :func:`antigenscout.tl.pathology_coverage`). Coverage becomes the fraction of that
+        cancer's patients whose tumour carries the antigen at High/Medium level, fused from
+        HPA tumour IHC, CPTAC detection and the input's RNA (one bulk level per patient) by
+        each source's fitted reliability and sample size
+        (:func:`antigenscout.tl.fused_coverage`): its posterior mean (``tumor_coverage``,
+        also ``patients_covered_fraction``, used by the score for every modality), 90%
+        interval (``coverage_low``, ``coverage_high``), ``coverage_source``,
+        ``protein_present_fraction`` and ``ihc_validity_prior`` /
         ``ihc_validity_posterior``; ``params['coverage']`` records the rule and the fitted
         reliabilities. The sources' own columns stay: ``stained_*`` (IHC High/Medium),
-        ``cptac_*`` (:func:`cptac_detection`) and ``protein_evidence_conflict`` /
-        ``protein_evidence_note`` (:func:`protein_evidence_conflict`).
+        ``cptac_*`` (:func:`antigenscout.tl.cptac_detection`) and
+        ``protein_evidence_conflict`` / ``protein_evidence_note``
+        (:func:`antigenscout.tl.protein_evidence_conflict`).
     ambient
         Single cells, ``knn``: estimate each patient's soup from all its rows (tumour and
         normal cells; :mod:`antigenscout.pp._ambient`) and call a cell positive only where

@@ -30,6 +30,7 @@ from .._types import (
     DEFAULT_POSITIVITY,
     DEFAULT_TOP_K,
     GATE_OPS,
+    GATES_KEY,
     GateOp,
     Modality,
     Objective,
@@ -81,7 +82,6 @@ if TYPE_CHECKING:
 
 __all__ = ["search_gates"]
 
-KEY_ADDED = "antigenscout_gates"
 #: Gates the search examines per gate reported when arms are judged (``require_arms``).
 ARM_EXAMINE = 4
 
@@ -325,7 +325,7 @@ def search_gates(  # noqa: PLR0912, PLR0913, PLR0915
     ambient: bool = True,
     designs: Sequence[str] = (),
     require_arms: bool = True,
-    key_added: str = KEY_ADDED,
+    key_added: str = GATES_KEY,
     copy: bool = False,
     progress: ProgressCallback | None = None,
 ) -> AnnData | None:
