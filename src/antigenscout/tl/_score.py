@@ -224,7 +224,7 @@ def score_targets(  # noqa: PLR0913
         min_reach=min_reach,
         cancer=cancer,
     )
-    counted_ = _count_positive(
+    measured = _count_positive(
         tumour,
         positivity=positivity,
         n_neighbors=n_neighbors,
@@ -234,33 +234,30 @@ def score_targets(  # noqa: PLR0913
         rate_stats=rate_stats,
     )
     table, patient_cov = _coverage_table(
-        counted_.counts,
-        np.bincount(counted_.codes, minlength=counted_.n_groups).astype(float),
+        measured.counts,
+        np.bincount(measured.codes, minlength=measured.n_groups).astype(float),
         tumour.groups,
         tumour.cands,
         patient_threshold,
-        covered_samples=counted_.covered,
+        covered_samples=measured.covered,
     )
     profile = MODALITY_PROFILES[modality or "any"]
     table, hr, fused = _annotate(
-        table, patient_cov, tumour, counted_, modality, cancer, pregnancy, route, progress
+        table, patient_cov, tumour, measured, modality, cancer, pregnancy, route, progress
     )
-    table = _rank(table, profile)
+    table, formula = _rank(table, profile)
     params = {
         **tumour.groups.params,
         "modality": modality,
         "kind": tumour.kind,
-        "positivity": counted_.params,
+        "positivity": measured.params,
         "patient_threshold": patient_threshold,
         "min_reach": min_reach,
         "cancer": cancer,
         "reference": tumour.reference.metadata.get("name", "embedded"),
         "exposure": _exposure_params(hr, pregnancy, route),
         "consequence": _consequence_params(hr),
-        "score": (
-            ("coverage_q25" if profile.patient_heterogeneity and not fused else "tumor_coverage")
-            + f" * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
-        ),
+        "score": formula,
     }
     if fused:
         params["coverage"] = _fused_params()
@@ -275,8 +272,8 @@ def score_targets(  # noqa: PLR0913
             "n_genes_input": len(tumour.var),
         },
     }
-    if counted_.ambient is not None:
-        adata.uns[key_added]["ambient"] = counted_.ambient.table
+    if measured.ambient is not None:
+        adata.uns[key_added]["ambient"] = measured.ambient.table
     return adata if copy else None
 
 
@@ -284,7 +281,7 @@ def _annotate(  # noqa: PLR0913, PLR0917
     table: pd.DataFrame,
     patient_cov: pd.DataFrame,
     tumour: TumorInput,
-    counted_: _Counts,
+    measured: _Counts,
     modality: str | None,
     cancer: str | None,
     pregnancy: bool,
@@ -312,8 +309,8 @@ def _annotate(  # noqa: PLR0913, PLR0917
                 tumour.lib_obs,
                 tumour.col_idx,
             )
-    if counted_.cp10k_sums is not None:
-        mean = counted_.cp10k_sums / max(groups.n, 1)
+    if measured.cp10k_sums is not None:
+        mean = measured.cp10k_sums / max(groups.n, 1)
     else:
         mean = _tumor_mean_cp10k(
             tumour.X, groups.rows, tumour.lib_obs, tumour.col_idx, kind=tumour.kind
@@ -353,23 +350,25 @@ def _annotate(  # noqa: PLR0913, PLR0917
     return table, hr, fused
 
 
-def _rank(table: pd.DataFrame, profile: ModalityProfile) -> pd.DataFrame:
+def _rank(table: pd.DataFrame, profile: ModalityProfile) -> tuple[pd.DataFrame, str]:
     """Score each candidate, sort best first and number the ranks.
 
     ``score = cover × (1 − harm_factor × vital_risk) × modality_factor``, with ``cover`` the
     patients' lower quartile where the modality asks for it (``coverage_q25``), else the
-    tumour coverage; ``pareto_rank`` orders coverage against vital risk.
+    tumour coverage; ``pareto_rank`` orders coverage against vital risk. Returns the table
+    and the formula as applied, for ``params['score']``.
     """
-    cover = table["coverage_q25"] if "coverage_q25" in table else table["tumor_coverage"]
+    cover = "coverage_q25" if "coverage_q25" in table else "tumor_coverage"
     harm = np.clip(table["vital_risk"] * profile.harm_factor, 0.0, 1.0)
-    table["score"] = cover * (1.0 - harm) * table["modality_factor"]
+    table["score"] = table[cover] * (1.0 - harm) * table["modality_factor"]
+    formula = f"{cover} * (1 - {profile.harm_factor:g} * vital_risk) * modality_factor"
     table["pareto_rank"] = pareto_rank(
         table["tumor_coverage"].to_numpy(), table["vital_risk"].to_numpy()
     )
     table = table.sort_values(["score", "tumor_coverage"], ascending=False, kind="stable")
     table["rank"] = np.arange(1, len(table) + 1)
     table.index.name = "target"
-    return table
+    return table, formula
 
 
 def _consequence_params(hr: HealthyRisk) -> dict[str, Any]:
