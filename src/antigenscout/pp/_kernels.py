@@ -13,6 +13,7 @@ from numba import njit, prange
 __all__ = [
     "CP10K",
     "DETECTED",
+    "RULE_CODES",
     "count_positive_by_group",
     "count_rows_by_group",
     "is_positive",
@@ -21,6 +22,8 @@ __all__ = [
 
 DETECTED = 0
 CP10K = 1
+#: The kernels' rule code of each threshold method.
+RULE_CODES = {"detected": DETECTED, "cp10k": CP10K}
 
 
 @njit(inline="always")

@@ -37,9 +37,9 @@ def _iter_threshold_blocks(  # noqa: PLR0913, PLR0917
     ``method`` picks the kernel's rule, and the knn method's arguments (``G``, ``scale``,
     ``a0``, ``soup``) are unused.
     """
-    from ._kernels import CP10K, DETECTED, select_positive  # noqa: PLC0415
+    from ._kernels import RULE_CODES, select_positive  # noqa: PLC0415
 
-    code = DETECTED if method == "detected" else CP10K
+    code = RULE_CODES[method]
     n_cells, n_genes = X.shape
     colmap = _colmap(cols, n_genes)
     n_out = n_genes if cols is None else len(cols)

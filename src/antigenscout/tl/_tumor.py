@@ -639,9 +639,9 @@ def _count_streamed(  # noqa: PLR0913
     """
     from ..pp._checks import _check_counts, _colmap  # noqa: PLC0415
     from ..pp._graph import iter_row_chunks  # noqa: PLC0415
-    from ..pp._kernels import CP10K, DETECTED, count_positive_by_group, row_sums  # noqa: PLC0415
+    from ..pp._kernels import RULE_CODES, count_positive_by_group, row_sums  # noqa: PLC0415
 
-    code = DETECTED if method == "detected" else CP10K
+    code = RULE_CODES[method]
     colmap = _colmap(np.asarray(genes), X.shape[1])
     counts = np.zeros((n_groups, len(genes)), dtype=np.int64)
     sums = np.zeros(len(genes), dtype=np.float64)
