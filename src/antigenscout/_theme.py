@@ -76,12 +76,11 @@ INK_LIGHT = "#fff"
 
 # ----------------------------------------------------------------------------- fonts
 
-#: Font families in order of preference; the last is the generic family matplotlib uses.
+#: Font families of the report, in order of preference (browser names; matplotlib keeps its
+#: default sans-serif family, the last of them).
 FONT_FAMILIES = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif")
 #: The same list as a CSS/SVG ``font-family`` value.
 FONT_CSS = ", ".join(f"'{f}'" if " " in f else f for f in FONT_FAMILIES)
-#: Generic family for matplotlib (the system fonts above are browser names).
-FONT_MPL = FONT_FAMILIES[-1]
 #: Font sizes in SVG pixels: tick labels, axis labels, chart titles, point labels,
 #: heatmap row and column labels, values written in heatmap cells.
 SIZE_TICK = 10

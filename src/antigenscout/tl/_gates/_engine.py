@@ -705,9 +705,8 @@ def check_gate_shape(
     -------
     The operators, as a tuple.
     """
-    if isinstance(max_genes, bool) or not isinstance(max_genes, int):
-        max_genes = -1  # refused below, with the value as given
-    if not 1 <= max_genes <= MAX_GATE_GENES:
+    whole = isinstance(max_genes, int) and not isinstance(max_genes, bool)
+    if not (whole and 1 <= max_genes <= MAX_GATE_GENES):
         msg = f"max_genes must be an integer from 1 to {MAX_GATE_GENES}; got {max_genes!r}"
         raise InputError(msg, param="max_genes")
     if not isinstance(min_genes, int) or not 1 <= min_genes <= max_genes:
